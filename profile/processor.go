@@ -1,0 +1,897 @@
+package profile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/identity"
+)
+
+// CheckpointName is the processor's position in the log.
+const CheckpointName = "profiles"
+
+// Processor applies the event log to profiles. It is the only writer of the
+// derived state; Run owns its goroutine.
+type Processor struct {
+	Store Store
+	Rules *identity.Rules
+	Now   portrait.Clock
+	Log   *slog.Logger
+	// BatchSize is how many events one transaction applies.
+	BatchSize int
+	// OnceTraits are traits whose first value wins ($set_once), by name.
+	OnceTraits map[string]bool
+	// SourcePriority ranks sources for traits set at the same instant.
+	SourcePriority func(source string) int
+	// Notify returns a channel closed when new events are appended.
+	Notify func() <-chan struct{}
+	// OnBatch, when set, is told after each committed batch.
+	OnBatch func(applied int, lastSeq int64, lastEventTime time.Time)
+	// MaxCached bounds the caches (profiles and identities).
+	MaxCached int
+
+	mu         sync.Mutex // serialises batches (Run and direct callers)
+	checkpoint atomic.Int64
+	ids        map[portrait.Identifier]string
+	profiles   map[string]*portrait.Profile
+	refused    map[portrait.Identifier]map[string]bool
+	loaded     bool
+}
+
+// NewProcessor returns a processor with defaults.
+func NewProcessor(store Store, rules *identity.Rules) *Processor {
+	return &Processor{
+		Store: store, Rules: rules, Now: time.Now, Log: slog.Default(),
+		BatchSize: 2000, OnceTraits: map[string]bool{}, MaxCached: 200_000,
+		SourcePriority: func(string) int { return 0 },
+	}
+}
+
+// Checkpoint is the sequence number of the last applied event.
+func (p *Processor) Checkpoint() int64 { return p.checkpoint.Load() }
+
+func (p *Processor) resetCaches() {
+	p.ids = make(map[portrait.Identifier]string)
+	p.profiles = make(map[string]*portrait.Profile)
+	p.loaded = false
+}
+
+func (p *Processor) load(ctx context.Context) error {
+	if p.loaded {
+		return nil
+	}
+	p.resetCaches()
+	cp, err := p.Store.Checkpoint(ctx, CheckpointName)
+	if err != nil {
+		return err
+	}
+	p.checkpoint.Store(cp)
+	refs, err := p.Store.LoadRefused(ctx)
+	if err != nil {
+		return err
+	}
+	p.refused = make(map[portrait.Identifier]map[string]bool)
+	for _, r := range refs {
+		p.addRefusedCache(r)
+	}
+	p.loaded = true
+	return nil
+}
+
+func (p *Processor) addRefusedCache(r Ref) {
+	m := p.refused[r.ID]
+	if m == nil {
+		m = map[string]bool{}
+		p.refused[r.ID] = m
+	}
+	m[r.ProfileID] = true
+}
+
+// Run applies the log until ctx ends, sleeping when caught up.
+func (p *Processor) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		var wake <-chan struct{}
+		if p.Notify != nil {
+			wake = p.Notify() // taken before reading, so no commit is missed
+		}
+		n, err := p.Step(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			p.Log.Error("profile processor failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if n > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Step applies the next batch of the log and returns how many events it
+// applied (0 when caught up).
+func (p *Processor) Step(ctx context.Context) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.load(ctx); err != nil {
+		return 0, err
+	}
+	events, err := p.Store.ReadLog(ctx, p.checkpoint.Load(), p.BatchSize)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	if err := p.apply(ctx, events); err != nil {
+		p.resetCaches() // the transaction rolled back; caches may be ahead of it
+		return 0, err
+	}
+	last := events[len(events)-1]
+	p.checkpoint.Store(last.Seq)
+	if p.OnBatch != nil {
+		p.OnBatch(len(events), last.Seq, last.Timestamp)
+	}
+	return len(events), nil
+}
+
+// CatchUp applies the log until the processor has reached seq.
+func (p *Processor) CatchUp(ctx context.Context, seq int64) error {
+	for p.Checkpoint() < seq {
+		n, err := p.Step(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := p.load(ctx); err != nil {
+				return err
+			}
+			if p.Checkpoint() < seq {
+				return portrait.Errorf(portrait.EINTERNAL, "log ends at %d, before %d", p.Checkpoint(), seq)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err error) {
+	tx, err := p.Store.BeginState(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
+	for _, e := range events {
+		if err := b.event(e); err != nil {
+			return fmt.Errorf("event %d (%s): %w", e.Seq, e.MessageID, err)
+		}
+	}
+	ids := make([]string, 0, len(b.dirty))
+	for id := range b.dirty {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		pr := b.dirty[id]
+		pr.UpdatedAt = b.now
+		if err := tx.PutProfile(pr); err != nil {
+			return err
+		}
+	}
+	if err := tx.SetCheckpoint(CheckpointName, events[len(events)-1].Seq); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if len(p.profiles) > p.MaxCached || len(p.ids) > p.MaxCached {
+		cp := p.checkpoint.Load()
+		refused := p.refused
+		p.resetCaches()
+		p.refused, p.loaded = refused, true
+		p.checkpoint.Store(cp)
+	}
+	return nil
+}
+
+// batch is the work of one transaction.
+type batch struct {
+	p     *Processor
+	ctx   context.Context
+	tx    StateTx
+	dirty map[string]*portrait.Profile
+	now   time.Time
+}
+
+func (b *batch) identity(id portrait.Identifier) (string, error) {
+	if pid, ok := b.p.ids[id]; ok {
+		return pid, nil
+	}
+	pid, err := b.tx.Identity(id)
+	if err != nil {
+		return "", err
+	}
+	b.p.ids[id] = pid
+	return pid, nil
+}
+
+func (b *batch) setIdentity(id portrait.Identifier, pid string) error {
+	b.p.ids[id] = pid
+	return b.tx.PutIdentity(id, pid)
+}
+
+func (b *batch) profile(id string) (*portrait.Profile, error) {
+	if pr, ok := b.p.profiles[id]; ok {
+		return pr, nil
+	}
+	pr, err := b.tx.Profile(id)
+	if err != nil {
+		return nil, err
+	}
+	if pr == nil {
+		return nil, portrait.Errorf(portrait.EINTERNAL, "identity graph points at missing profile %s", id)
+	}
+	b.p.profiles[id] = pr
+	return pr, nil
+}
+
+func (b *batch) touch(pr *portrait.Profile) {
+	b.p.profiles[pr.ID] = pr
+	b.dirty[pr.ID] = pr
+}
+
+func (b *batch) addRefused(id portrait.Identifier, pid string) error {
+	if b.p.refused[id][pid] {
+		return nil
+	}
+	b.p.addRefusedCache(Ref{ID: id, ProfileID: pid})
+	return b.tx.PutRefused(Ref{ID: id, ProfileID: pid})
+}
+
+func (b *batch) journal(m *portrait.MergeEntry) error {
+	m.At = b.now
+	return b.tx.AppendMerge(m)
+}
+
+// parsed is what the processor reads from an event's payload.
+type parsed struct {
+	traits map[string]any // identify traits and context.traits
+	once   map[string]any // traits.$set_once
+	extIDs []portrait.Identifier
+}
+
+func parse(e *portrait.Event) parsed {
+	var ps parsed
+	// Malformed payloads cannot reach the log (the ingest checks they are
+	// objects), but a store written by hand could hold one: ignore it
+	// rather than stop the processor.
+	if len(e.Context) > 0 {
+		var c struct {
+			Traits      map[string]any `json:"traits"`
+			ExternalIDs []struct {
+				ID   any    `json:"id"`
+				Type string `json:"type"`
+			} `json:"externalIds"`
+		}
+		if json.Unmarshal(e.Context, &c) == nil {
+			ps.traits = c.Traits
+			for _, x := range c.ExternalIDs {
+				if x.Type != "" && x.ID != nil {
+					ps.extIDs = append(ps.extIDs, portrait.Identifier{Type: x.Type, Value: fmt.Sprint(x.ID)})
+				}
+			}
+		}
+	}
+	// Group traits describe the account, not the person.
+	if len(e.Traits) > 0 && e.Type != portrait.EventGroup {
+		var t map[string]any
+		if json.Unmarshal(e.Traits, &t) == nil {
+			if ps.traits == nil {
+				ps.traits = t
+			} else {
+				for k, v := range t {
+					ps.traits[k] = v // the event's own traits win over context.traits
+				}
+			}
+		}
+	}
+	if so, ok := ps.traits["$set_once"].(map[string]any); ok {
+		ps.once = so
+		delete(ps.traits, "$set_once")
+	}
+	return ps
+}
+
+// allTraits returns the traits to look for identifiers in.
+func (ps parsed) allTraits() map[string]any {
+	if len(ps.once) == 0 {
+		return ps.traits
+	}
+	m := make(map[string]any, len(ps.traits)+len(ps.once))
+	for k, v := range ps.once {
+		m[k] = v
+	}
+	for k, v := range ps.traits {
+		m[k] = v
+	}
+	return m
+}
+
+// event applies one event from the log.
+func (b *batch) event(e *portrait.Event) error {
+	ps := parse(e)
+	ids, _ := b.p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
+	key := e.Key()
+
+	// Which existing profiles does this event touch?
+	involved := map[string]bool{}
+	owned := map[string]bool{}
+	allOwnedByOne := true
+	var only string
+	for _, id := range ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return err
+		}
+		if pid == "" {
+			allOwnedByOne = false
+		} else {
+			involved[pid], owned[pid] = true, true
+			if only != "" && only != pid {
+				allOwnedByOne = false
+			}
+			only = pid
+		}
+		for rp := range b.p.refused[id] {
+			involved[rp] = true
+			if rp != pid {
+				allOwnedByOne = false
+			}
+		}
+	}
+	inOrder := true
+	for pid := range involved {
+		pr, err := b.profile(pid)
+		if err != nil {
+			return err
+		}
+		if !pr.LastKey.Less(key) {
+			inOrder = false
+		}
+	}
+	if !inOrder {
+		// A late event. If all its ids sit on one profile whose identity
+		// was settled before the event's time, it changes no identity
+		// decision, and applying it now gives what applying it in order
+		// would: traits, counts and seen-times combine in any order.
+		simple := allOwnedByOne && len(owned) == 1 && len(involved) == 1
+		if simple {
+			pr, _ := b.profile(only)
+			simple = pr.IdentityKey.Less(key)
+		}
+		if !simple {
+			return b.rebuild(e, involved)
+		}
+	}
+	return b.inOrder(e, ps, ids)
+}
+
+// inOrder applies an event whose place in canonical order is after every
+// event of the profiles it touches.
+func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier) error {
+	rules := b.p.Rules
+	var target *portrait.Profile
+
+	// 1. Join the profiles that own the event's identifiers, strongest
+	// identifier first; a rule may refuse a join.
+	for _, id := range ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return err
+		}
+		if pid == "" || (target != nil && pid == target.ID) {
+			continue
+		}
+		q, err := b.profile(pid)
+		if err != nil {
+			return err
+		}
+		if target == nil {
+			target = q
+			continue
+		}
+		if reason := mergeRefusal(rules, target, q); reason != "" {
+			if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, From: q.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq, Reason: reason}); err != nil {
+				return err
+			}
+			continue
+		}
+		if target, err = b.merge(target, q, id, e); err != nil {
+			return err
+		}
+	}
+
+	// 2. Attach the identifiers nobody owns yet, within the limits.
+	var strays []portrait.Identifier // refused: would exceed a limit
+	if target == nil {
+		target = b.newProfile(e)
+	}
+	for _, id := range ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return err
+		}
+		if pid != "" {
+			continue
+		}
+		if n := countType(target, id.Type); rules.Limit(id.Type) > 0 && n >= rules.Limit(id.Type) {
+			strays = append(strays, id)
+			continue
+		}
+		if err := b.attach(target, id, e); err != nil {
+			return err
+		}
+	}
+
+	// 3. If the event's strongest identifier could not join (a second
+	// user_id on a shared device, say), the event is that other person's:
+	// it starts their profile and only points at the one it was refused.
+	if len(strays) > 0 && len(ids) > 0 && strays[0] == ids[0] {
+		refusedFrom := target
+		target = b.newProfile(e)
+		var rest []portrait.Identifier
+		for _, id := range strays {
+			if n := countType(target, id.Type); rules.Limit(id.Type) > 0 && n >= rules.Limit(id.Type) {
+				rest = append(rest, id)
+				continue
+			}
+			if err := b.attach(target, id, e); err != nil {
+				return err
+			}
+		}
+		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: refusedFrom.ID, From: target.ID, Identifier: ids[0], MessageID: e.MessageID, EventSeq: e.Seq,
+			Reason: fmt.Sprintf("profile already holds %d %s (limit %d); the event starts a profile of its own", countType(refusedFrom, ids[0].Type), ids[0].Type, rules.Limit(ids[0].Type))}); err != nil {
+			return err
+		}
+		strays = rest
+	}
+	for _, id := range strays {
+		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq,
+			Reason: fmt.Sprintf("profile already holds %d %s (limit %d)", countType(target, id.Type), id.Type, rules.Limit(id.Type))}); err != nil {
+			return err
+		}
+		if err := b.addRefused(id, target.ID); err != nil {
+			return err
+		}
+	}
+	// Identifiers this event carries that stay on another profile tie the
+	// two histories together for any later re-ordering.
+	for _, id := range ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return err
+		}
+		if pid != "" && pid != target.ID {
+			if err := b.addRefused(id, target.ID); err != nil {
+				return err
+			}
+		}
+	}
+
+	b.applyEvent(target, e, ps)
+	b.touch(target)
+	return b.tx.AddProfileEvent(target.ID, e)
+}
+
+// ProfileID derives a profile's id from the message id of its first event,
+// so that the same history always yields the same id.
+func ProfileID(messageID string) string {
+	h := sha256.Sum256([]byte(messageID))
+	return "p_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:10]))
+}
+
+func (b *batch) newProfile(e *portrait.Event) *portrait.Profile {
+	pr := &portrait.Profile{
+		ID: ProfileID(e.MessageID), Traits: map[string]portrait.Trait{},
+		EventCounts: map[string]int{}, FirstKey: e.Key(), LastKey: e.Key(), IdentityKey: e.Key(),
+		FirstSeen: e.Timestamp, LastSeen: e.Timestamp,
+	}
+	b.touch(pr)
+	return pr
+}
+
+func (b *batch) attach(pr *portrait.Profile, id portrait.Identifier, e *portrait.Event) error {
+	if k := e.Key(); pr.IdentityKey.Less(k) {
+		pr.IdentityKey = k
+	}
+	pr.Identifiers = append(pr.Identifiers, id)
+	sort.Slice(pr.Identifiers, func(i, j int) bool { return b.p.Rules.Less(pr.Identifiers[i], pr.Identifiers[j]) })
+	b.touch(pr)
+	return b.setIdentity(id, pr.ID)
+}
+
+func countType(pr *portrait.Profile, typ string) int {
+	n := 0
+	for _, id := range pr.Identifiers {
+		if id.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// mergeRefusal says why a and c may not become one profile ("" if they may).
+func mergeRefusal(rules *identity.Rules, a, c *portrait.Profile) string {
+	counts := map[string]int{}
+	for _, pr := range []*portrait.Profile{a, c} {
+		for _, id := range pr.Identifiers {
+			counts[id.Type]++
+		}
+	}
+	types := make([]string, 0, len(counts))
+	for t := range counts {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		if l := rules.Limit(t); l > 0 && counts[t] > l {
+			return fmt.Sprintf("merging would give one profile %d %s values (limit %d)", counts[t], t, l)
+		}
+	}
+	return ""
+}
+
+// merge joins two profiles; the one that began earlier survives, so ids are
+// stable whichever way round the merge happens.
+func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portrait.Event) (*portrait.Profile, error) {
+	keep, gone := a, c
+	if c.FirstKey.Less(a.FirstKey) {
+		keep, gone = c, a
+	}
+	for name, t := range gone.Traits {
+		if cur, ok := keep.Traits[name]; !ok || Wins(t, cur) {
+			keep.Traits[name] = t
+		}
+	}
+	keep.Identifiers = append(keep.Identifiers, gone.Identifiers...)
+	sort.Slice(keep.Identifiers, func(i, j int) bool { return b.p.Rules.Less(keep.Identifiers[i], keep.Identifiers[j]) })
+	keep.MergedFrom = append(append(keep.MergedFrom, gone.ID), gone.MergedFrom...)
+	sort.Strings(keep.MergedFrom)
+	keep.EventCount += gone.EventCount
+	for k, v := range gone.EventCounts {
+		keep.EventCounts[k] += v
+	}
+	for k, v := range gone.TrackCounts {
+		if keep.TrackCounts == nil {
+			keep.TrackCounts = map[string]int{}
+		}
+		keep.TrackCounts[k] += v
+	}
+	if gone.FirstSeen.Before(keep.FirstSeen) {
+		keep.FirstSeen = gone.FirstSeen
+	}
+	if gone.LastSeen.After(keep.LastSeen) {
+		keep.LastSeen = gone.LastSeen
+	}
+	if keep.LastKey.Less(gone.LastKey) {
+		keep.LastKey = gone.LastKey
+	}
+	if k := e.Key(); keep.IdentityKey.Less(k) {
+		keep.IdentityKey = k
+	}
+	for _, id := range gone.Identifiers {
+		if err := b.setIdentity(id, keep.ID); err != nil {
+			return nil, err
+		}
+	}
+	for id, m := range b.p.refused {
+		if m[gone.ID] {
+			delete(m, gone.ID)
+			if id2, ok := b.p.ids[id]; !ok || id2 != keep.ID {
+				m[keep.ID] = true
+			}
+		}
+	}
+	if err := b.tx.MoveRefused(gone.ID, keep.ID); err != nil {
+		return nil, err
+	}
+	if err := b.tx.MoveProfileEvents(gone.ID, keep.ID); err != nil {
+		return nil, err
+	}
+	if err := b.deleteProfile(gone.ID); err != nil {
+		return nil, err
+	}
+	if err := b.tx.PutAlias(gone.ID, keep.ID); err != nil {
+		return nil, err
+	}
+	b.touch(keep)
+	return keep, b.journal(&portrait.MergeEntry{Kind: portrait.MergeMerged, Into: keep.ID, From: gone.ID, Identifier: via, MessageID: e.MessageID, EventSeq: e.Seq})
+}
+
+func (b *batch) deleteProfile(id string) error {
+	delete(b.dirty, id)
+	delete(b.p.profiles, id)
+	return b.tx.DeleteProfile(id)
+}
+
+// Wins reports whether candidate c replaces the current value cur of a
+// trait. Ordinary values: the latest event wins (ties: higher source
+// priority, then greater messageId). "First value wins" values lose to any
+// ordinary value and otherwise the earliest wins. The rule is commutative,
+// which is what makes profiles independent of arrival order.
+func Wins(c, cur portrait.Trait) bool {
+	if c.Once != cur.Once {
+		return !c.Once
+	}
+	if !c.Time.Equal(cur.Time) {
+		if c.Once {
+			return c.Time.Before(cur.Time)
+		}
+		return c.Time.After(cur.Time)
+	}
+	if c.Priority != cur.Priority {
+		return c.Priority > cur.Priority
+	}
+	if c.Once {
+		return c.MessageID < cur.MessageID
+	}
+	return c.MessageID > cur.MessageID
+}
+
+func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
+	pr.EventCount++
+	if pr.EventCounts == nil {
+		pr.EventCounts = map[string]int{}
+	}
+	pr.EventCounts[e.Type]++
+	if e.Type == portrait.EventTrack {
+		if pr.TrackCounts == nil {
+			pr.TrackCounts = map[string]int{}
+		}
+		pr.TrackCounts[e.Name]++
+	}
+	if pr.FirstSeen.IsZero() || e.Timestamp.Before(pr.FirstSeen) {
+		pr.FirstSeen = e.Timestamp
+	}
+	if e.Timestamp.After(pr.LastSeen) {
+		pr.LastSeen = e.Timestamp
+	}
+	k := e.Key()
+	if k.Less(pr.FirstKey) {
+		pr.FirstKey = k
+	}
+	if pr.LastKey.Less(k) {
+		pr.LastKey = k
+	}
+	if pr.Traits == nil {
+		pr.Traits = map[string]portrait.Trait{}
+	}
+	prio := b.p.SourcePriority(e.Source)
+	set := func(name string, v any, once bool) {
+		if name == "" {
+			return
+		}
+		v = b.standardize(name, v)
+		c := portrait.Trait{Value: v, Source: e.Source, Time: e.Timestamp, MessageID: e.MessageID, Priority: prio, Once: once || b.p.OnceTraits[name]}
+		if cur, ok := pr.Traits[name]; !ok || Wins(c, cur) {
+			pr.Traits[name] = c
+		}
+	}
+	for name, v := range ps.once {
+		set(name, v, true)
+	}
+	for name, v := range ps.traits {
+		set(name, v, false)
+	}
+}
+
+// standardize stores identifier traits (email, phone, ...) in the same
+// standard form as the identity graph holds them.
+func (b *batch) standardize(name string, v any) any {
+	s, ok := v.(string)
+	if !ok {
+		return v
+	}
+	for _, t := range b.p.Rules.TraitIdentifiers {
+		if t == name {
+			var n string
+			var valid bool
+			if b.p.Rules.Normalize != nil {
+				n, valid = b.p.Rules.Normalize(name, s)
+			} else {
+				n, valid = identity.DefaultNormalize(name, s)
+			}
+			if valid {
+				return n
+			}
+			return s
+		}
+	}
+	return v
+}
+
+// rebuild replays, in canonical order, the histories of every profile the
+// late event e is tied to (through identifiers, transitively), with e in
+// its place.
+func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
+	// The closure: profiles whose events share identifiers with these.
+	queue := make([]string, 0, len(involved))
+	for pid := range involved {
+		queue = append(queue, pid)
+	}
+	sort.Strings(queue)
+	closure := map[string]*portrait.Profile{}
+	var seqs []int64
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if _, ok := closure[pid]; ok {
+			continue
+		}
+		pr, err := b.profile(pid)
+		if err != nil {
+			return err
+		}
+		closure[pid] = pr
+		s, err := b.tx.ProfileEventSeqs(pid)
+		if err != nil {
+			return err
+		}
+		evs, err := b.p.Store.EventsBySeq(b.ctx, s)
+		if err != nil {
+			return err
+		}
+		seqs = append(seqs, s...)
+		for _, ev := range evs {
+			ps := parse(ev)
+			ids, _ := b.p.Rules.Identifiers(ev, ps.allTraits(), ps.extIDs)
+			for _, id := range ids {
+				owner, err := b.identity(id)
+				if err != nil {
+					return err
+				}
+				if owner != "" {
+					if _, ok := closure[owner]; !ok {
+						queue = append(queue, owner)
+					}
+				}
+				for rp := range b.p.refused[id] {
+					if _, ok := closure[rp]; !ok {
+						queue = append(queue, rp)
+					}
+				}
+			}
+		}
+	}
+	events, err := b.p.Store.EventsBySeq(b.ctx, seqs)
+	if err != nil {
+		return err
+	}
+	events = append(events, e)
+	sort.Slice(events, func(i, j int) bool { return events[i].Key().Less(events[j].Key()) })
+
+	// Forget the closure's derived state...
+	firstMsg := map[string]string{}
+	for pid, pr := range closure {
+		firstMsg[pid] = pr.FirstKey.MessageID
+		for _, id := range pr.Identifiers {
+			b.p.ids[id] = ""
+			if err := b.tx.DeleteIdentity(id); err != nil {
+				return err
+			}
+		}
+		for id, m := range b.p.refused {
+			delete(m, pid)
+			if len(m) == 0 {
+				delete(b.p.refused, id)
+			}
+		}
+		if err := b.tx.DeleteRefused(pid); err != nil {
+			return err
+		}
+		if err := b.tx.DeleteProfileEvents(pid); err != nil {
+			return err
+		}
+		if err := b.deleteProfile(pid); err != nil {
+			return err
+		}
+	}
+	// ...and derive it again, in order.
+	landed := map[string]string{}
+	for _, ev := range events {
+		ps := parse(ev)
+		ids, _ := b.p.Rules.Identifiers(ev, ps.allTraits(), ps.extIDs)
+		if err := b.inOrder(ev, ps, ids); err != nil {
+			return err
+		}
+		pid, err := b.landing(ev, ids)
+		if err != nil {
+			return err
+		}
+		landed[ev.MessageID] = pid
+	}
+	// Old ids keep answering: each points at where its first event is now.
+	for old, msg := range firstMsg {
+		now, err := b.current(landed[msg])
+		if err != nil {
+			return err
+		}
+		if now != "" && now != old {
+			if err := b.tx.PutAlias(old, now); err != nil {
+				return err
+			}
+		}
+	}
+	into, err := b.current(landed[e.MessageID])
+	if err != nil {
+		return err
+	}
+	return b.journal(&portrait.MergeEntry{Kind: portrait.MergeRebuilt, Into: into, MessageID: e.MessageID, EventSeq: e.Seq,
+		Reason: fmt.Sprintf("late event from %s re-ordered the history of %d profile(s), %d events", e.Timestamp.Format(time.RFC3339), len(closure), len(events))})
+}
+
+// landing finds the profile an event was just applied to.
+func (b *batch) landing(e *portrait.Event, ids []portrait.Identifier) (string, error) {
+	pid := ProfileID(e.MessageID)
+	if _, ok := b.dirty[pid]; ok {
+		return pid, nil
+	}
+	for _, id := range ids {
+		owner, err := b.identity(id)
+		if err != nil || owner != "" {
+			return owner, err
+		}
+	}
+	return "", nil
+}
+
+// current follows the merges of this batch: a profile merged away since
+// maps to its survivor.
+func (b *batch) current(pid string) (string, error) {
+	for range 64 {
+		if pid == "" {
+			return "", nil
+		}
+		if _, ok := b.dirty[pid]; ok {
+			return pid, nil
+		}
+		found := ""
+		for id, pr := range b.dirty {
+			for _, m := range pr.MergedFrom {
+				if m == pid {
+					found = id
+				}
+			}
+		}
+		if found == "" {
+			return pid, nil
+		}
+		pid = found
+	}
+	return pid, nil
+}

@@ -1,0 +1,354 @@
+package profile_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type env struct {
+	db   *sqlite.DB
+	proc *profile.Processor
+}
+
+func open(t testing.TB, dir string) *env {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	rules := identity.DefaultRules()
+	rules.Limits["email"] = 2 // low, so that generated histories hit it
+	p := profile.NewProcessor(db, rules.Compile())
+	p.Now = func() time.Time { return t0 }
+	p.OnceTraits = map[string]bool{"signup_channel": true}
+	return &env{db: db, proc: p}
+}
+
+func (e *env) send(t testing.TB, evs ...*portrait.Event) {
+	t.Helper()
+	// The log hands out Seq; give each append its own copies.
+	cp := make([]*portrait.Event, len(evs))
+	for i, ev := range evs {
+		c := *ev
+		c.Seq = 0
+		cp[i] = &c
+	}
+	if _, err := e.db.Append(context.Background(), cp, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) catchUp(t testing.TB) {
+	t.Helper()
+	last, err := e.db.LastSeq(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proc.CatchUp(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot is every profile, as a client would see it, keyed by id.
+func (e *env) snapshot(t testing.TB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := e.db.AllProfiles(context.Background(), func(p *portrait.Profile) error {
+		p.UpdatedAt = time.Time{}
+		b, err := json.Marshal(p)
+		out[p.ID] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func ev(msg, typ, user, anon string, at time.Duration, traits string) *portrait.Event {
+	e := &portrait.Event{MessageID: msg, Type: typ, Source: "web", UserID: user, AnonymousID: anon, Timestamp: t0.Add(at), ReceivedAt: t0.Add(at)}
+	if traits != "" {
+		e.Traits = json.RawMessage(traits)
+	}
+	if typ == portrait.EventTrack {
+		e.Name = "Order Completed"
+	}
+	return e
+}
+
+func TestAnonymousThenIdentifyMerges(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t,
+		ev("m1", "page", "", "anon-1", 0, ""),
+		ev("m2", "track", "", "anon-1", time.Minute, ""),
+		ev("m3", "page", "", "anon-2", 2*time.Minute, ""), // another device
+		ev("m4", "identify", "u1", "anon-1", 3*time.Minute, `{"email":" Zhang.San@Example.COM ","name":"张三"}`),
+		ev("m5", "identify", "u1", "anon-2", 4*time.Minute, `{"name":"Zhang San"}`),
+	)
+	e.catchUp(t)
+	p, err := e.db.ProfileByIdentifier(context.Background(), portrait.Identifier{Type: "email", Value: "zhang.san@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.EventCount != 5 {
+		t.Errorf("event count %d, want 5", p.EventCount)
+	}
+	if got := p.Traits["name"].Value; got != "Zhang San" {
+		t.Errorf("name %v, want the latest, Zhang San", got)
+	}
+	if got := p.Traits["email"]; got.Value != "zhang.san@example.com" || got.MessageID != "m4" || got.Source != "web" {
+		t.Errorf("email trait %+v", got)
+	}
+	if p.ID != profile.ProfileID("m1") {
+		t.Errorf("profile id %s, want the id of its first event %s", p.ID, profile.ProfileID("m1"))
+	}
+	if !reflect.DeepEqual(p.MergedFrom, []string{profile.ProfileID("m3")}) {
+		t.Errorf("merged_from %v", p.MergedFrom)
+	}
+	// The merged-away id still answers.
+	q, err := e.db.Profile(context.Background(), profile.ProfileID("m3"))
+	if err != nil || q.ID != p.ID {
+		t.Fatalf("alias lookup: %v %v", q, err)
+	}
+	n, _ := e.db.CountProfiles(context.Background())
+	if n != 1 {
+		t.Errorf("%d profiles, want 1", n)
+	}
+	merges, err := e.db.ProfileMerges(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(merges) != 1 || merges[0].Kind != portrait.MergeMerged || merges[0].MessageID != "m5" || merges[0].Identifier.Value != "anon-2" {
+		t.Errorf("merges %+v", merges)
+	}
+}
+
+func TestLimitRefusesMergeAndEventLandsOnStrongest(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t,
+		ev("m1", "identify", "alice", "shared-tablet", 0, `{"name":"Alice"}`),
+		ev("m2", "identify", "bob", "shared-tablet", time.Minute, `{"name":"Bob"}`),
+	)
+	e.catchUp(t)
+	ctx := context.Background()
+	a, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ID == b.ID {
+		t.Fatal("alice and bob were merged through a shared anonymous id despite the user_id limit")
+	}
+	if a.Traits["name"].Value != "Alice" || b.Traits["name"].Value != "Bob" {
+		t.Errorf("names: %v / %v", a.Traits["name"].Value, b.Traits["name"].Value)
+	}
+	if b.EventCount != 1 {
+		t.Errorf("bob's event count %d", b.EventCount)
+	}
+	merges, _ := e.db.ProfileMerges(ctx, a.ID)
+	if len(merges) != 1 || merges[0].Kind != portrait.MergeRefused || merges[0].Reason == "" {
+		t.Errorf("want one recorded refusal, got %+v", merges)
+	}
+}
+
+func TestBlockedValuesNeverMerge(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t,
+		ev("m1", "identify", "u1", "", 0, `{"email":"test@test.com"}`),
+		ev("m2", "identify", "u2", "", time.Minute, `{"email":"TEST@test.com"}`),
+		ev("m3", "identify", "u3", "", 2*time.Minute, `{"phone":"null"}`),
+	)
+	e.catchUp(t)
+	if n, _ := e.db.CountProfiles(context.Background()); n != 3 {
+		t.Errorf("%d profiles, want 3: a blocked email merged people", n)
+	}
+}
+
+func TestBackfillDoesNotOverwriteNewer(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t, ev("new", "identify", "u1", "", time.Hour, `{"city":"上海","signup_channel":"app"}`))
+	e.catchUp(t)
+	e.send(t, ev("old", "identify", "u1", "", 0, `{"city":"北京","plan":"gold","signup_channel":"web"}`))
+	e.catchUp(t)
+	p, err := e.db.ProfileByIdentifier(context.Background(), portrait.Identifier{Type: "user_id", Value: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Traits["city"].Value != "上海" {
+		t.Errorf("city %v: an old backfill overwrote newer data", p.Traits["city"].Value)
+	}
+	if p.Traits["plan"].Value != "gold" {
+		t.Errorf("plan %v", p.Traits["plan"].Value)
+	}
+	if p.Traits["signup_channel"].Value != "web" {
+		t.Errorf("signup_channel %v: a first-value-wins trait must keep the earliest", p.Traits["signup_channel"].Value)
+	}
+	if p.ID != profile.ProfileID("old") {
+		t.Errorf("id %s: want the id of the earliest event after re-ordering", p.ID)
+	}
+	// The id handed out before the backfill still answers.
+	if q, err := e.db.Profile(context.Background(), profile.ProfileID("new")); err != nil || q.ID != p.ID {
+		t.Errorf("old id no longer answers: %v", err)
+	}
+}
+
+func TestSetOnce(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t,
+		ev("m1", "identify", "u1", "", 0, `{"$set_once":{"first_utm":"baidu"}}`),
+		ev("m2", "identify", "u1", "", time.Minute, `{"$set_once":{"first_utm":"wechat"}}`),
+	)
+	e.catchUp(t)
+	p, _ := e.db.ProfileByIdentifier(context.Background(), portrait.Identifier{Type: "user_id", Value: "u1"})
+	if p == nil || p.Traits["first_utm"].Value != "baidu" {
+		t.Fatalf("first_utm: %+v", p)
+	}
+}
+
+func TestRebuildFromLogIsIdentical(t *testing.T) {
+	dir := t.TempDir()
+	e := open(t, dir)
+	e.send(t, genEvents(rapidless(200))...)
+	e.catchUp(t)
+	want := e.snapshot(t)
+	if err := e.db.ResetState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e2 := open(t, dir)
+	e2.catchUp(t)
+	if got := e2.snapshot(t); !reflect.DeepEqual(got, want) {
+		t.Fatalf("rebuild differs: %d profiles vs %d", len(got), len(want))
+	}
+}
+
+// rapidless draws a fixed pseudo-random event set without rapid.
+func rapidless(n int) []evSpec {
+	out := make([]evSpec, n)
+	x := uint64(42)
+	next := func(m int) int {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return int(x % uint64(m))
+	}
+	for i := range out {
+		out[i] = evSpec{typ: next(4), user: next(6), anon: next(10), email: next(6), at: next(1000), name: next(5), once: next(3)}
+	}
+	return out
+}
+
+type evSpec struct{ typ, user, anon, email, at, name, once int }
+
+var types = []string{"identify", "track", "page", "alias"}
+
+func genEvents(specs []evSpec) []*portrait.Event {
+	var out []*portrait.Event
+	for i, s := range specs {
+		user, anon := "", fmt.Sprintf("a%d", s.anon)
+		if s.user > 0 {
+			user = fmt.Sprintf("u%d", s.user)
+		}
+		typ := types[s.typ]
+		e := ev(fmt.Sprintf("msg-%03d", i), typ, user, anon, time.Duration(s.at)*time.Second, "")
+		if typ == "alias" {
+			if user == "" {
+				e.UserID = "u1"
+			}
+			e.PreviousID = fmt.Sprintf("a%d", (s.anon+3)%10)
+		}
+		if typ == "identify" {
+			tr := map[string]any{"name": fmt.Sprintf("n%d", s.name)}
+			if s.email > 0 {
+				tr["email"] = fmt.Sprintf("e%d@example.com", s.email)
+			}
+			if s.once > 0 {
+				tr["$set_once"] = map[string]any{"first_seen_on": fmt.Sprintf("c%d", s.once)}
+			}
+			e.Traits, _ = json.Marshal(tr)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// The invariant the whole design rests on: any arrival order of the same
+// events, with retries, gives the same profiles as the canonical order.
+func TestArrivalOrderDoesNotMatter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("property test")
+	}
+	base := t.TempDir()
+	runs := 0
+	rapid.Check(t, func(rt *rapid.T) {
+		runs++
+		spec := rapid.Custom(func(t *rapid.T) evSpec {
+			return evSpec{
+				typ: rapid.IntRange(0, 3).Draw(t, "typ"), user: rapid.IntRange(0, 4).Draw(t, "user"),
+				anon: rapid.IntRange(0, 9).Draw(t, "anon"), email: rapid.IntRange(0, 4).Draw(t, "email"),
+				at: rapid.IntRange(0, 50).Draw(t, "at"), name: rapid.IntRange(0, 3).Draw(t, "name"), once: rapid.IntRange(0, 2).Draw(t, "once"),
+			}
+		})
+		events := genEvents(rapid.SliceOfN(spec, 1, 40).Draw(rt, "events"))
+
+		// Canonical order, one batch.
+		sorted := append([]*portrait.Event(nil), events...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key().Less(sorted[j].Key()) })
+		a := open(t, filepath.Join(base, fmt.Sprintf("a%d", runs)))
+		a.send(t, sorted...)
+		a.catchUp(t)
+		want := a.snapshot(t)
+
+		// Shuffled, with retries, in random chunks processed as they come.
+		perm := rapid.Permutation(events).Draw(rt, "order")
+		dups := rapid.SliceOfN(rapid.IntRange(0, len(events)-1), 0, 10).Draw(rt, "dups")
+		for _, d := range dups {
+			perm = append(perm, events[d])
+		}
+		b := open(t, filepath.Join(base, fmt.Sprintf("b%d", runs)))
+		b.proc.BatchSize = rapid.IntRange(1, 8).Draw(rt, "batch")
+		for len(perm) > 0 {
+			n := rapid.IntRange(1, len(perm)).Draw(rt, "chunk")
+			b.send(t, perm[:n]...)
+			b.catchUp(t)
+			perm = perm[n:]
+		}
+		got := b.snapshot(t)
+		if !reflect.DeepEqual(got, want) {
+			for id, w := range want {
+				if got[id] != w {
+					rt.Logf("profile %s\n want %s\n  got %s", id, w, got[id])
+				}
+			}
+			for id, g := range got {
+				if _, ok := want[id]; !ok {
+					rt.Logf("extra profile %s: %s", id, g)
+				}
+			}
+			rt.Fatalf("arrival order changed the profiles (%d vs %d profiles)", len(got), len(want))
+		}
+		a.db.Close()
+		b.db.Close()
+		os.RemoveAll(filepath.Join(base, fmt.Sprintf("a%d", runs)))
+		os.RemoveAll(filepath.Join(base, fmt.Sprintf("b%d", runs)))
+	})
+}

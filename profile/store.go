@@ -1,0 +1,56 @@
+// Package profile derives customer profiles from the event log: it resolves
+// each event's identifiers through the identity graph, merges profiles where
+// rules allow, and resolves traits by event time with provenance.
+//
+// The result is defined as applying the log's events in canonical order
+// (event time, then messageId). Events that arrive in that order are applied
+// incrementally; a late event that could change an identity decision makes
+// the processor replay the affected profiles' histories in canonical order,
+// so that any arrival order of the same events gives the same profiles.
+package profile
+
+import (
+	"context"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Store is what the processor needs from storage.
+type Store interface {
+	ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.Event, error)
+	EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event, error)
+	Checkpoint(ctx context.Context, name string) (int64, error)
+	LoadRefused(ctx context.Context) ([]Ref, error)
+	BeginState(ctx context.Context) (StateTx, error)
+}
+
+// Ref ties an identifier to a profile.
+type Ref struct {
+	ID        portrait.Identifier
+	ProfileID string
+}
+
+// StateTx is one transaction over the derived state. The processor is its
+// only writer, which is what lets it cache reads across transactions.
+type StateTx interface {
+	Identity(id portrait.Identifier) (profileID string, err error) // "" when unowned
+	Profile(id string) (*portrait.Profile, error)                  // nil when absent
+	ProfileEventSeqs(profileID string) ([]int64, error)
+
+	PutIdentity(id portrait.Identifier, profileID string) error
+	DeleteIdentity(id portrait.Identifier) error
+	PutRefused(r Ref) error
+	MoveRefused(from, to string) error
+	DeleteRefused(profileID string) error
+	PutProfile(p *portrait.Profile) error
+	DeleteProfile(id string) error
+	PutAlias(oldID, newID string) error
+	AddProfileEvent(profileID string, e *portrait.Event) error
+	MoveProfileEvents(from, to string) error
+	DeleteProfileEvents(profileID string) error
+	AppendMerge(m *portrait.MergeEntry) error
+	SetCheckpoint(name string, seq int64) error
+
+	Commit() error
+	Rollback() error
+}

@@ -1,0 +1,184 @@
+// Package sqlite is Portrait's embedded store: the event log and the derived
+// state in two SQLite files (pure Go, no cgo), so that appending events and
+// deriving profiles never wait for each other's write lock, and the derived
+// file can be thrown away and rebuilt from the log.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// DB is the embedded store.
+type DB struct {
+	Dir string
+	Now portrait.Clock
+
+	logW, logR     *sql.DB // event log, quarantine, keys
+	stateW, stateR *sql.DB // profiles and everything derived
+
+	committer *committer
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store under dir.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, portrait.Wrap(err, "cannot create the data directory")
+	}
+	db := &DB{Dir: dir, Now: time.Now}
+	var err error
+	// The log is what acknowledgements promise: synchronous=FULL, so that
+	// a commit is on disk before the client hears 200. Group commit keeps
+	// the fsyncs few.
+	if db.logW, db.logR, err = openPair(filepath.Join(dir, "events.db"), "FULL"); err != nil {
+		return nil, err
+	}
+	// Derived state can always be replayed from the log: NORMAL is enough.
+	if db.stateW, db.stateR, err = openPair(filepath.Join(dir, "state.db"), "NORMAL"); err != nil {
+		db.logW.Close()
+		db.logR.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, db.logW, "migrations/log"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, db.stateW, "migrations/state"); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.committer = newCommitter(db)
+	return db, nil
+}
+
+// Close stops the group committer (draining what is queued) and closes the files.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		if db.committer != nil {
+			db.committer.close()
+		}
+		for _, d := range []*sql.DB{db.logW, db.logR, db.stateW, db.stateR} {
+			if d == nil {
+				continue
+			}
+			if err := d.Close(); err != nil && db.closeErr == nil {
+				db.closeErr = err
+			}
+		}
+	})
+	return db.closeErr
+}
+
+func openPair(path, sync string) (w, r *sql.DB, err error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "foreign_keys(1)", "busy_timeout(10000)", "cache_size(-32000)", "temp_store(MEMORY)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	// One writer connection: SQLite has one write lock anyway, and a single
+	// connection avoids SQLITE_BUSY between our own writers.
+	if w, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+		return nil, nil, portrait.Wrap(err, "cannot open the store")
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err = w.Ping(); err != nil {
+		w.Close()
+		return nil, nil, portrait.Wrap(err, "cannot open the store "+path)
+	}
+	if r, err = sql.Open("sqlite", dsn+"&mode=ro"); err != nil {
+		w.Close()
+		return nil, nil, portrait.Wrap(err, "cannot open the store")
+	}
+	r.SetMaxOpenConns(4)
+	return w, r, nil
+}
+
+// migrate applies the embedded migrations of dir not yet applied, each in
+// its own transaction.
+func migrate(ctx context.Context, db *sql.DB, dir string) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return portrait.Wrap(err, "cannot prepare migrations")
+	}
+	names, err := fs.Glob(migrations, dir+"/*.sql")
+	if err != nil {
+		return portrait.Wrap(err, "cannot list migrations")
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := filepath.Base(name)
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&n); err != nil {
+			return portrait.Wrap(err, "cannot read migrations")
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return portrait.Wrap(err, "cannot read migration")
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return portrait.Wrap(err, "cannot begin migration")
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return portrait.Wrap(err, fmt.Sprintf("migration %s failed", base))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, time.Now().Unix()); err != nil {
+			tx.Rollback()
+			return portrait.Wrap(err, "cannot record migration")
+		}
+		if err := tx.Commit(); err != nil {
+			return portrait.Wrap(err, fmt.Sprintf("migration %s failed", base))
+		}
+	}
+	return nil
+}
+
+// ResetState deletes all derived state, for a rebuild from the log.
+func (db *DB) ResetState(ctx context.Context) error {
+	for _, t := range []string{"profiles", "identities", "refused", "profile_events", "aliases", "merges", "checkpoints"} {
+		if _, err := db.stateW.ExecContext(ctx, "DELETE FROM "+t); err != nil {
+			return portrait.Wrap(err, "cannot reset "+t)
+		}
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

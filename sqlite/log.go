@@ -1,0 +1,285 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+var (
+	_ portrait.EventLog        = (*DB)(nil)
+	_ portrait.QuarantineStore = (*DB)(nil)
+)
+
+// appendReq is one caller's share of a group commit.
+type appendReq struct {
+	events   []*portrait.Event
+	rejected []*portrait.Rejected
+	res      portrait.AppendResult
+	err      error
+	done     chan struct{}
+}
+
+// committer is the group commit: concurrent Appends queue here and one
+// goroutine writes whatever has gathered in a single transaction, so that
+// one fsync acknowledges many requests.
+type committer struct {
+	db    *DB
+	queue chan *appendReq
+	wg    sync.WaitGroup
+	// notify is closed-and-replaced after each commit, waking followers.
+	mu     sync.Mutex
+	notify chan struct{}
+}
+
+const (
+	maxGroupRequests = 256
+	maxGroupEvents   = 20000
+)
+
+func newCommitter(db *DB) *committer {
+	c := &committer{db: db, queue: make(chan *appendReq, 1024), notify: make(chan struct{})}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+func (c *committer) close() {
+	close(c.queue)
+	c.wg.Wait()
+}
+
+func (c *committer) run() {
+	defer c.wg.Done()
+	group := make([]*appendReq, 0, maxGroupRequests)
+	for first := range c.queue {
+		group = append(group[:0], first)
+		n := len(first.events) + len(first.rejected)
+	gather:
+		for len(group) < maxGroupRequests && n < maxGroupEvents {
+			select {
+			case r, ok := <-c.queue:
+				if !ok {
+					break gather
+				}
+				group = append(group, r)
+				n += len(r.events) + len(r.rejected)
+			default:
+				break gather
+			}
+		}
+		err := c.commit(group)
+		for _, r := range group {
+			if err != nil {
+				r.err = err
+			}
+			close(r.done)
+		}
+		if err == nil {
+			c.mu.Lock()
+			close(c.notify)
+			c.notify = make(chan struct{})
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *committer) commit(group []*appendReq) error {
+	ctx := context.Background()
+	tx, err := c.db.logW.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot begin append")
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (message_id, type, source, ts, received_at, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING RETURNING seq`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot prepare append")
+	}
+	defer ins.Close()
+	quar, err := tx.PrepareContext(ctx, `INSERT INTO quarantine (source, idx, reason, raw, received_at) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot prepare quarantine")
+	}
+	defer quar.Close()
+	for _, r := range group {
+		r.res = portrait.AppendResult{}
+		for _, e := range r.events {
+			body, err := json.Marshal(e)
+			if err != nil {
+				return portrait.Wrap(err, "cannot encode event")
+			}
+			var seq int64
+			err = ins.QueryRowContext(ctx, e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), body).Scan(&seq)
+			switch {
+			case err == sql.ErrNoRows:
+				r.res.Duplicates++
+			case err != nil:
+				return portrait.Wrap(err, "cannot append event")
+			default:
+				e.Seq = seq
+				r.res.Accepted++
+				r.res.LastSeq = seq
+			}
+		}
+		for _, q := range r.rejected {
+			res, err := quar.ExecContext(ctx, q.Source, q.Index, q.Reason, q.Raw, micros(q.ReceivedAt))
+			if err != nil {
+				return portrait.Wrap(err, "cannot quarantine event")
+			}
+			q.ID, _ = res.LastInsertId()
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot commit append")
+	}
+	return nil
+}
+
+// Append writes events (deduplicated by messageId) and quarantined records
+// durably, sharing the commit with concurrent callers.
+func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*portrait.Rejected) (res portrait.AppendResult, err error) {
+	if len(events) == 0 && len(rejected) == 0 {
+		return res, nil
+	}
+	r := &appendReq{events: events, rejected: rejected, done: make(chan struct{})}
+	defer func() {
+		// The queue is closed on shutdown; refuse rather than panic.
+		if recover() != nil {
+			err = portrait.Errorf(portrait.EUNAVAILABLE, "the store is shutting down")
+		}
+	}()
+	select {
+	case db.committer.queue <- r:
+	case <-ctx.Done():
+		return res, portrait.Errorf(portrait.EUNAVAILABLE, "request cancelled before it was written")
+	}
+	// Once queued, the outcome is waited for even if the client has gone:
+	// the events may be committed, and the caller must know.
+	<-r.done
+	return r.res, r.err
+}
+
+// Appended returns a channel closed after the next successful commit, so a
+// processor can sleep until there is something new.
+func (db *DB) Appended() <-chan struct{} {
+	c := db.committer
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.notify
+}
+
+// ReadLog returns up to limit events after seq, in log order.
+func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.Event, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read the event log")
+	}
+	defer rows.Close()
+	return scanEvents(rows, limit)
+}
+
+// EventsBySeq returns the events with the given sequence numbers, in the
+// order asked (missing ones are skipped).
+func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event, error) {
+	out := make([]*portrait.Event, 0, len(seqs))
+	bySeq := make(map[int64]*portrait.Event, len(seqs))
+	for start := 0; start < len(seqs); start += 500 {
+		end := min(start+500, len(seqs))
+		args := make([]any, end-start)
+		for i, s := range seqs[start:end] {
+			args[i] = s
+		}
+		rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq IN (`+placeholders(len(args))+`)`, args...)
+		if err != nil {
+			return nil, portrait.Wrap(err, "cannot read events")
+		}
+		evs, err := scanEvents(rows, len(args))
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			bySeq[e.Seq] = e
+		}
+	}
+	for _, s := range seqs {
+		if e, ok := bySeq[s]; ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
+	out := make([]*portrait.Event, 0, min(hint, 1024))
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			return nil, portrait.Wrap(err, "cannot read the event log")
+		}
+		e := new(portrait.Event)
+		if err := json.Unmarshal(body, e); err != nil {
+			return nil, portrait.Wrap(err, "corrupt event "+strconv.FormatInt(seq, 10))
+		}
+		e.Seq = seq
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read the event log")
+	}
+	return out, nil
+}
+
+// LastSeq is the sequence number of the newest event (0 when empty).
+func (db *DB) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	if err := db.logR.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&seq); err != nil {
+		return 0, portrait.Wrap(err, "cannot read the event log")
+	}
+	return seq.Int64, nil
+}
+
+// CountEvents counts the events in the log.
+func (db *DB) CountEvents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.logR.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+		return 0, portrait.Wrap(err, "cannot count events")
+	}
+	return n, nil
+}
+
+// ListQuarantine lists quarantined records, oldest first, after a cursor.
+func (db *DB) ListQuarantine(ctx context.Context, f portrait.QuarantineFilter) ([]*portrait.Rejected, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	q := `SELECT id, source, idx, reason, raw, received_at FROM quarantine WHERE id > ?`
+	args := []any{f.After}
+	if f.Source != "" {
+		q += ` AND source = ?`
+		args = append(args, f.Source)
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := db.logR.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot list the quarantine")
+	}
+	defer rows.Close()
+	var out []*portrait.Rejected
+	for rows.Next() {
+		r := new(portrait.Rejected)
+		var at int64
+		if err := rows.Scan(&r.ID, &r.Source, &r.Index, &r.Reason, &r.Raw, &at); err != nil {
+			return nil, portrait.Wrap(err, "cannot list the quarantine")
+		}
+		r.ReceivedAt = fromMicros(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

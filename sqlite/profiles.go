@@ -1,0 +1,209 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// resolve follows aliases from a merged-away or re-numbered id to the
+// profile that holds its history now.
+func (db *DB) resolve(ctx context.Context, id string) (string, error) {
+	for range 32 {
+		var next string
+		err := db.stateR.QueryRowContext(ctx, `SELECT new_id FROM aliases WHERE old_id = ?`, id).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) {
+			return id, nil
+		}
+		if err != nil {
+			return "", portrait.Wrap(err, "cannot read aliases")
+		}
+		id = next
+	}
+	return id, nil
+}
+
+// Profile returns a profile by id, following merges.
+func (db *DB) Profile(ctx context.Context, id string) (*portrait.Profile, error) {
+	rid, err := db.resolve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var doc []byte
+	err = db.stateR.QueryRowContext(ctx, `SELECT doc FROM profiles WHERE id = ?`, rid).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile %q", id)
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read profile")
+	}
+	p, err := decodeProfile(doc)
+	if err != nil {
+		return nil, portrait.Wrap(err, "corrupt profile")
+	}
+	return p, nil
+}
+
+// ProfileByIdentifier returns the profile that owns an identifier.
+func (db *DB) ProfileByIdentifier(ctx context.Context, id portrait.Identifier) (*portrait.Profile, error) {
+	var pid string
+	err := db.stateR.QueryRowContext(ctx, `SELECT profile_id FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value).Scan(&pid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has %s %q", id.Type, id.Value)
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read identity")
+	}
+	return db.Profile(ctx, pid)
+}
+
+// ProfileEvents pages a profile's events, newest first by event time.
+func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Page) ([]*portrait.Event, string, error) {
+	rid, err := db.resolve(ctx, profileID)
+	if err != nil {
+		return nil, "", err
+	}
+	var n int
+	if err := db.stateR.QueryRowContext(ctx, `SELECT count(*) FROM profiles WHERE id = ?`, rid).Scan(&n); err != nil {
+		return nil, "", portrait.Wrap(err, "cannot read profile")
+	}
+	if n == 0 {
+		return nil, "", portrait.Errorf(portrait.ENOTFOUND, "no profile %q", profileID)
+	}
+	limit := p.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	q := `SELECT ts, message_id, seq FROM profile_events WHERE profile_id = ?`
+	args := []any{rid}
+	if p.Cursor != "" {
+		ts, msg, err := decodeCursor(p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += ` AND (ts < ? OR (ts = ? AND message_id < ?))`
+		args = append(args, ts, ts, msg)
+	}
+	q += ` ORDER BY ts DESC, message_id DESC LIMIT ?`
+	args = append(args, limit+1)
+	rows, err := db.stateR.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", portrait.Wrap(err, "cannot read profile events")
+	}
+	type ref struct {
+		ts  int64
+		msg string
+		seq int64
+	}
+	var refs []ref
+	for rows.Next() {
+		var r ref
+		if err := rows.Scan(&r.ts, &r.msg, &r.seq); err != nil {
+			rows.Close()
+			return nil, "", portrait.Wrap(err, "cannot read profile events")
+		}
+		refs = append(refs, r)
+	}
+	rows.Close()
+	next := ""
+	if len(refs) > limit {
+		last := refs[limit-1]
+		next = encodeCursor(last.ts, last.msg)
+		refs = refs[:limit]
+	}
+	seqs := make([]int64, len(refs))
+	for i, r := range refs {
+		seqs[i] = r.seq
+	}
+	events, err := db.EventsBySeq(ctx, seqs)
+	return events, next, err
+}
+
+func encodeCursor(ts int64, msg string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + ":" + msg))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if ts, msg, ok := strings.Cut(string(b), ":"); ok {
+			if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
+				return n, msg, nil
+			}
+		}
+	}
+	return 0, "", portrait.Errorf(portrait.EINVALID, "invalid cursor %q", c)
+}
+
+// ProfileMerges returns the merge journal of a profile and of every profile
+// merged into it, oldest first.
+func (db *DB) ProfileMerges(ctx context.Context, profileID string) ([]*portrait.MergeEntry, error) {
+	p, err := db.Profile(ctx, profileID)
+	if err != nil {
+		return nil, err
+	}
+	ids := append([]string{p.ID}, p.MergedFrom...)
+	args := make([]any, 0, 2*len(ids))
+	for range 2 {
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	ph := placeholders(len(ids))
+	rows, err := db.stateR.QueryContext(ctx, fmt.Sprintf(`SELECT id, kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at FROM merges
+		WHERE into_id IN (%s) OR from_id IN (%s) ORDER BY id`, ph, ph), args...)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read merges")
+	}
+	defer rows.Close()
+	out := []*portrait.MergeEntry{}
+	for rows.Next() {
+		m := &portrait.MergeEntry{}
+		var at int64
+		if err := rows.Scan(&m.ID, &m.Kind, &m.Into, &m.From, &m.Identifier.Type, &m.Identifier.Value, &m.MessageID, &m.EventSeq, &m.Reason, &at); err != nil {
+			return nil, portrait.Wrap(err, "cannot read merges")
+		}
+		m.At = fromMicros(at)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// CountProfiles counts the profiles.
+func (db *DB) CountProfiles(ctx context.Context) (int, error) {
+	var n int
+	if err := db.stateR.QueryRowContext(ctx, `SELECT count(*) FROM profiles`).Scan(&n); err != nil {
+		return 0, portrait.Wrap(err, "cannot count profiles")
+	}
+	return n, nil
+}
+
+// AllProfiles calls fn for every profile in id order (for rebuild checks,
+// exports and analyses).
+func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error {
+	rows, err := db.stateR.QueryContext(ctx, `SELECT doc FROM profiles ORDER BY id`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot read profiles")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return portrait.Wrap(err, "cannot read profiles")
+		}
+		p, err := decodeProfile(doc)
+		if err != nil {
+			return portrait.Wrap(err, "corrupt profile")
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,255 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+var (
+	_ profile.Store          = (*DB)(nil)
+	_ profile.StateTx        = (*stateTx)(nil)
+	_ portrait.ProfileReader = (*DB)(nil)
+)
+
+// profileDoc is the stored form of a profile: the domain type plus the
+// canonical keys the processor orders by, which clients never see.
+type profileDoc struct {
+	*portrait.Profile
+	FirstTime time.Time `json:"_first_time"`
+	FirstMsg  string    `json:"_first_msg"`
+	LastTime  time.Time `json:"_last_time"`
+	LastMsg   string    `json:"_last_msg"`
+	IDTime    time.Time `json:"_id_time"`
+	IDMsg     string    `json:"_id_msg"`
+}
+
+func encodeProfile(p *portrait.Profile) ([]byte, error) {
+	return json.Marshal(profileDoc{Profile: p, FirstTime: p.FirstKey.Time, FirstMsg: p.FirstKey.MessageID, LastTime: p.LastKey.Time, LastMsg: p.LastKey.MessageID,
+		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID})
+}
+
+func decodeProfile(b []byte) (*portrait.Profile, error) {
+	d := profileDoc{Profile: new(portrait.Profile)}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, err
+	}
+	d.Profile.FirstKey = portrait.EventKey{Time: d.FirstTime, MessageID: d.FirstMsg}
+	d.Profile.LastKey = portrait.EventKey{Time: d.LastTime, MessageID: d.LastMsg}
+	d.Profile.IdentityKey = portrait.EventKey{Time: d.IDTime, MessageID: d.IDMsg}
+	if d.Profile.Traits == nil {
+		d.Profile.Traits = map[string]portrait.Trait{}
+	}
+	if d.Profile.EventCounts == nil {
+		d.Profile.EventCounts = map[string]int{}
+	}
+	return d.Profile, nil
+}
+
+// Checkpoint returns a processor's position in the log.
+func (db *DB) Checkpoint(ctx context.Context, name string) (int64, error) {
+	var seq int64
+	err := db.stateR.QueryRowContext(ctx, `SELECT seq FROM checkpoints WHERE name = ?`, name).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read checkpoint")
+	}
+	return seq, nil
+}
+
+// LoadRefused returns every refused-identifier reference.
+func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
+	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value, profile_id FROM refused`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read refused identifiers")
+	}
+	defer rows.Close()
+	var out []profile.Ref
+	for rows.Next() {
+		var r profile.Ref
+		if err := rows.Scan(&r.ID.Type, &r.ID.Value, &r.ProfileID); err != nil {
+			return nil, portrait.Wrap(err, "cannot read refused identifiers")
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+type stateTx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+// BeginState starts a transaction over the derived state.
+func (db *DB) BeginState(ctx context.Context) (profile.StateTx, error) {
+	tx, err := db.stateW.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot begin state transaction")
+	}
+	return &stateTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+func (t *stateTx) stmt(q string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := t.tx.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot prepare statement")
+	}
+	t.stmts[q] = s
+	return s, nil
+}
+
+func (t *stateTx) exec(q string, args ...any) error {
+	s, err := t.stmt(q)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ExecContext(t.ctx, args...); err != nil {
+		return portrait.Wrap(err, "cannot write derived state")
+	}
+	return nil
+}
+
+func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
+	s, err := t.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`)
+	if err != nil {
+		return "", err
+	}
+	var pid string
+	err = s.QueryRowContext(t.ctx, id.Type, id.Value).Scan(&pid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", portrait.Wrap(err, "cannot read identity")
+	}
+	return pid, nil
+}
+
+func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
+	s, err := t.stmt(`SELECT doc FROM profiles WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	var doc []byte
+	err = s.QueryRowContext(t.ctx, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read profile")
+	}
+	p, err := decodeProfile(doc)
+	if err != nil {
+		return nil, portrait.Wrap(err, "corrupt profile "+id)
+	}
+	return p, nil
+}
+
+func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ?`, profileID)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read profile events")
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			return nil, portrait.Wrap(err, "cannot read profile events")
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string) error {
+	return t.exec(`INSERT INTO identities (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, id.Type, id.Value, profileID)
+}
+
+func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
+	return t.exec(`DELETE FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value)
+}
+
+func (t *stateTx) PutRefused(r profile.Ref) error {
+	return t.exec(`INSERT INTO refused (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.ID.Type, r.ID.Value, r.ProfileID)
+}
+
+func (t *stateTx) MoveRefused(from, to string) error {
+	if err := t.exec(`INSERT INTO refused (type, value, profile_id) SELECT r.type, r.value, ? FROM refused r WHERE r.profile_id = ?
+		AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.type = r.type AND i.value = r.value AND i.profile_id = ?) ON CONFLICT DO NOTHING`, to, from, to); err != nil {
+		return err
+	}
+	return t.exec(`DELETE FROM refused WHERE profile_id = ?`, from)
+}
+
+func (t *stateTx) DeleteRefused(profileID string) error {
+	return t.exec(`DELETE FROM refused WHERE profile_id = ?`, profileID)
+}
+
+func (t *stateTx) PutProfile(p *portrait.Profile) error {
+	doc, err := encodeProfile(p)
+	if err != nil {
+		return portrait.Wrap(err, "cannot encode profile")
+	}
+	return t.exec(`INSERT INTO profiles (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, p.ID, doc, micros(p.UpdatedAt))
+}
+
+func (t *stateTx) DeleteProfile(id string) error {
+	return t.exec(`DELETE FROM profiles WHERE id = ?`, id)
+}
+
+func (t *stateTx) PutAlias(oldID, newID string) error {
+	if oldID == newID {
+		return t.exec(`DELETE FROM aliases WHERE old_id = ?`, oldID)
+	}
+	return t.exec(`INSERT INTO aliases (old_id, new_id) VALUES (?, ?) ON CONFLICT (old_id) DO UPDATE SET new_id = excluded.new_id`, oldID, newID)
+}
+
+func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
+	return t.exec(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, profileID, micros(e.Timestamp), e.MessageID, e.Seq)
+}
+
+func (t *stateTx) MoveProfileEvents(from, to string) error {
+	return t.exec(`UPDATE profile_events SET profile_id = ? WHERE profile_id = ?`, to, from)
+}
+
+func (t *stateTx) DeleteProfileEvents(profileID string) error {
+	return t.exec(`DELETE FROM profile_events WHERE profile_id = ?`, profileID)
+}
+
+func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
+	return t.exec(`INSERT INTO merges (kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Kind, m.Into, m.From, m.Identifier.Type, m.Identifier.Value, m.MessageID, m.EventSeq, m.Reason, micros(m.At))
+}
+
+func (t *stateTx) SetCheckpoint(name string, seq int64) error {
+	return t.exec(`INSERT INTO checkpoints (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, name, seq)
+}
+
+func (t *stateTx) Commit() error {
+	for _, s := range t.stmts {
+		s.Close()
+	}
+	if err := t.tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot commit derived state")
+	}
+	return nil
+}
+
+func (t *stateTx) Rollback() error {
+	for _, s := range t.stmts {
+		s.Close()
+	}
+	return t.tx.Rollback()
+}
