@@ -82,9 +82,15 @@ func editDistance(a, b []rune) int {
 	if len(b) == 0 {
 		return len(a)
 	}
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+	// Three rows of the DP table; on the stack for the short values this
+	// is used on (codes, dates, ids).
+	var buf [3 * 33]int
+	var prev2, prev, cur []int
+	if len(b) < 33 {
+		prev2, prev, cur = buf[0:len(b)+1], buf[33:33+len(b)+1], buf[66:66+len(b)+1]
+	} else {
+		prev2, prev, cur = make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)
+	}
 	for j := range prev {
 		prev[j] = j
 	}

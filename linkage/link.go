@@ -181,17 +181,24 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 		return Result{}, err
 	}
 
-	// Distinct patterns for EM.
-	idx := make(map[string]int)
+	// Distinct patterns for EM; patOf maps each pair to its pattern.
+	idx := make(map[string]int32)
 	var pats []pattern
+	patOf := make([]int32, len(keys))
+	buf := make([]byte, nf)
 	for k := range keys {
 		v := levels[k*nf : (k+1)*nf]
-		s := string(int8sToBytes(v))
-		if j, ok := idx[s]; ok {
+		for f, l := range v {
+			buf[f] = byte(l)
+		}
+		if j, ok := idx[string(buf)]; ok { // no allocation for the lookup
 			pats[j].count++
+			patOf[k] = j
 			continue
 		}
-		idx[s] = len(pats)
+		j := int32(len(pats))
+		idx[string(buf)] = j
+		patOf[k] = j
 		pats = append(pats, pattern{levels: slices.Clone(v), count: 1})
 	}
 	uInit := randomPairU(cmp, len(records), cfg.Seed)
@@ -206,8 +213,7 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 	}
 	uf := newUnionFind(len(records))
 	for k, key := range keys {
-		v := levels[k*nf : (k+1)*nf]
-		j := idx[string(int8sToBytes(v))]
+		j := patOf[k]
 		p := probs[j]
 		if p < cfg.ReviewThreshold {
 			continue
@@ -222,14 +228,6 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 	}
 	res.Entities = uf.groups()
 	return res, nil
-}
-
-func int8sToBytes(v []int8) []byte {
-	b := make([]byte, len(v))
-	for i, x := range v {
-		b[i] = byte(x)
-	}
-	return b
 }
 
 // inferFromRecords declares every key seen in the records, in sorted order
