@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/portrait-cdp/portrait"
@@ -228,6 +229,7 @@ type runner struct {
 	p       []float64 // centre movement per iteration
 	s       []float64 // half distance to the nearest other centre
 	dist    []float64 // k-means++ squared distances
+	ccRoot  []float64 // k×k distances between centres
 	part    []partial
 }
 
@@ -245,7 +247,8 @@ func newRunner(x []float64, n, d, k, workers int) *runner {
 	r := &runner{x: x, n: n, d: d, k: k, workers: max(1, min(workers, n)),
 		c: make([]float64, k*d), cNew: make([]float64, k*d), sums: make([]float64, k*d), counts: make([]int, k),
 		a: make([]int32, n), u: make([]float64, n), l: make([]float64, n),
-		p: make([]float64, k), s: make([]float64, k), dist: make([]float64, n)}
+		p: make([]float64, k), s: make([]float64, k), dist: make([]float64, n),
+		ccRoot: make([]float64, k*k)}
 	r.part = make([]partial, r.workers)
 	for w := range r.part {
 		r.part[w] = partial{sums: make([]float64, k*d), counts: make([]int, k), trial: make([]float64, 2+int(math.Log(float64(k))))}
@@ -275,12 +278,44 @@ func (r *runner) parallel(f func(w, lo, hi int)) {
 	wg.Wait()
 }
 
+// sqDist is the squared Euclidean distance. Four accumulators let the CPU
+// overlap the additions (Go does not vectorise this loop).
 func sqDist(a, b []float64) float64 {
 	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		d0, d1, d2, d3 := a[i]-b[i], a[i+1]-b[i+1], a[i+2]-b[i+2], a[i+3]-b[i+3]
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; i < len(a); i++ {
+		d := a[i] - b[i]
+		s0 += d * d
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sqDistBelow is sqDist that may stop early once the partial sum reaches
+// bound, returning a value ≥ bound: callers only want distances below a
+// bound (partial distance search), and most candidates are ruled out after
+// a few coordinates.
+func sqDistBelow(a, b []float64, bound float64) float64 {
+	b = b[:len(a)]
 	var s float64
-	for i, v := range a {
-		dv := v - b[i]
-		s += dv * dv
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		d0, d1, d2, d3 := a[i]-b[i], a[i+1]-b[i+1], a[i+2]-b[i+2], a[i+3]-b[i+3]
+		s += (d0*d0 + d1*d1) + (d2*d2 + d3*d3)
+		if s >= bound {
+			return s
+		}
+	}
+	for ; i < len(a); i++ {
+		d := a[i] - b[i]
+		s += d * d
 	}
 	return s
 }
@@ -293,31 +328,47 @@ func (r *runner) seed(rng *rand.Rand) error {
 	n, d, k := r.n, r.d, r.k
 	first := rng.IntN(n)
 	copy(r.c[:d], r.x[first*d:(first+1)*d])
-	var pot float64
-	for i := 0; i < n; i++ {
-		r.dist[i] = sqDist(r.x[i*d:(i+1)*d], r.c[:d])
-		pot += r.dist[i]
-	}
+	pot := r.updateDist(0, true)
 	trials := 2 + int(math.Log(float64(k)))
 	cand := make([]int, trials)
+	targets := make([]float64, trials)
 	candPot := make([]float64, trials)
+	// candCC[t*k+m] is the squared distance from candidate t to centre m.
+	candCC := make([]float64, trials*k)
 	for j := 1; j < k; j++ {
 		if !(pot > 0) {
 			return portrait.Errorf(portrait.EINVALID, "only %d distinct points, fewer than k = %d", j, k)
 		}
-		for t := range cand {
-			cand[t] = sample(r.dist, pot, rng)
+		for t := range targets {
+			targets[t] = rng.Float64() * pot
 		}
-		// Potential after adding each candidate; workers split the points.
+		sampleMany(r.dist, targets, cand)
+		for t, ci := range cand {
+			for m := 0; m < j; m++ {
+				candCC[t*k+m] = sqDist(r.x[ci*d:(ci+1)*d], r.c[m*d:(m+1)*d])
+			}
+		}
+		// Potential after adding each candidate. Points are the outer loop so
+		// each row is read once for all candidates; workers split the points.
+		// A candidate at least twice as far from a point's nearest centre as
+		// the point itself cannot be nearer to it (triangle inequality), which
+		// spares most distance computations once the clusters have centres.
 		r.parallel(func(w, lo, hi int) {
 			acc := r.part[w].trial
-			for t, ci := range cand {
-				c := r.x[ci*d : (ci+1)*d]
-				var s float64
-				for i := lo; i < hi; i++ {
-					s += math.Min(r.dist[i], sqDist(r.x[i*d:(i+1)*d], c))
+			for i := lo; i < hi; i++ {
+				x := r.x[i*d : (i+1)*d]
+				di, nm := r.dist[i], int(r.a[i])
+				for t, ci := range cand {
+					// Plain comparisons: math.Min's NaN and ±0 handling is an
+					// assembly call in this innermost loop.
+					if candCC[t*k+nm] >= 4*di {
+						acc[t] += di
+					} else if v := sqDistBelow(x, r.x[ci*d:(ci+1)*d], di); v < di {
+						acc[t] += v
+					} else {
+						acc[t] += di
+					}
 				}
-				acc[t] = s
 			}
 		})
 		bt := 0
@@ -334,29 +385,71 @@ func (r *runner) seed(rng *rand.Rand) error {
 			clear(r.part[w].trial)
 		}
 		ci := cand[bt]
-		c := r.c[j*d : (j+1)*d]
-		copy(c, r.x[ci*d:(ci+1)*d])
-		pot = 0
-		for i := 0; i < n; i++ {
-			r.dist[i] = math.Min(r.dist[i], sqDist(r.x[i*d:(i+1)*d], c))
-			pot += r.dist[i]
+		copy(r.c[j*d:(j+1)*d], r.x[ci*d:(ci+1)*d])
+		for m := 0; m < j; m++ {
+			r.ccRoot[m] = candCC[bt*k+m] // scratch: new centre to centre m
 		}
+		pot = r.updateDist(j, false)
 	}
 	return nil
 }
 
-// sample draws an index with probability proportional to w (total sum).
-func sample(w []float64, sum float64, rng *rand.Rand) int {
-	target := rng.Float64() * sum
-	last := 0
-	for i, v := range w {
-		if v > 0 {
-			last = i
-			if target < v {
-				return i
+// updateDist lowers each point's squared distance to its nearest chosen
+// centre by the new centre j (or sets it, when first) and returns the total.
+// r.a holds each point's nearest centre while seeding; r.ccRoot[m] the
+// squared distance from centre j to centre m.
+func (r *runner) updateDist(j int, first bool) float64 {
+	d := r.d
+	c := r.c[j*d : (j+1)*d]
+	r.parallel(func(w, lo, hi int) {
+		var pot float64
+		for i := lo; i < hi; i++ {
+			x := r.x[i*d : (i+1)*d]
+			if first {
+				r.dist[i], r.a[i] = sqDist(x, c), 0
+			} else if di := r.dist[i]; r.ccRoot[r.a[i]] < 4*di {
+				if v := sqDistBelow(x, c, di); v < di {
+					r.dist[i], r.a[i] = v, int32(j)
+				}
 			}
-			target -= v
+			pot += r.dist[i]
+		}
+		r.part[w].val = pot
+	})
+	var pot float64
+	for w := range r.part {
+		pot += r.part[w].val
+		r.part[w].val = 0
+	}
+	return pot
+}
+
+// sampleMany draws, for each target in [0, total), the index where the
+// running sum of w passes it: an index with probability proportional to its
+// weight. One pass serves all targets.
+func sampleMany(w, targets []float64, out []int) {
+	order := make([]int, len(targets))
+	for t := range order {
+		order[t] = t
+	}
+	sort.Slice(order, func(a, b int) bool { return targets[order[a]] < targets[order[b]] })
+	var cum float64
+	last, t := 0, 0
+	for i, v := range w {
+		if v <= 0 {
+			continue
+		}
+		last = i
+		cum += v
+		for t < len(order) && targets[order[t]] < cum {
+			out[order[t]] = i
+			t++
+		}
+		if t == len(order) {
+			return
 		}
 	}
-	return last // rounding left target ≥ 0 at the end
+	for ; t < len(order); t++ {
+		out[order[t]] = last // rounding left a target at the very end
+	}
 }

@@ -15,6 +15,7 @@ import "math"
 // clustered data most points are skipped after a few iterations. The result is
 // exactly Lloyd's.
 func (r *runner) lloyd(maxIter int, tol float64) int {
+	r.halfGaps()
 	r.assignAll()
 	k, d := r.k, r.d
 	iters := 0
@@ -61,27 +62,46 @@ func (r *runner) halfGaps() {
 	for j := 0; j < k; j++ {
 		cj := r.c[j*d : (j+1)*d]
 		for j2 := j + 1; j2 < k; j2++ {
-			h := 0.5 * math.Sqrt(sqDist(cj, r.c[j2*d:(j2+1)*d]))
+			cr := math.Sqrt(sqDist(cj, r.c[j2*d:(j2+1)*d]))
+			r.ccRoot[j*k+j2], r.ccRoot[j2*k+j] = cr, cr
+			h := 0.5 * cr
 			r.s[j] = math.Min(r.s[j], h)
 			r.s[j2] = math.Min(r.s[j2], h)
 		}
 	}
 }
 
-// nearest2 returns the nearest centre and the distances to it and to the
-// second nearest.
-func (r *runner) nearest2(x []float64) (int32, float64, float64) {
-	d := r.d
-	best, d1, d2 := int32(0), math.Inf(1), math.Inf(1)
-	for j := 0; j < r.k; j++ {
-		v := sqDist(x, r.c[j*d:(j+1)*d])
+// nearest2 returns the nearest centre to x and the distance to it, and a
+// lower bound on the distance to every other centre. The scan starts from a
+// guess g at exact distance dg (the current assignment). A centre j with
+// ‖c_j − c_best‖ ≥ 2‖x − c_best‖ cannot be nearer than the best so far
+// (Elkan 2003, lemma 1) and is skipped; the triangle inequality still gives
+// ‖c_j − c_best‖ − ‖x − c_best‖ as a lower bound for it.
+func (r *runner) nearest2(x []float64, g int32, dg float64) (int32, float64, float64) {
+	d, k := r.d, r.k
+	best, sd1 := g, dg
+	d1 := dg * dg
+	d2 := math.Inf(1) // squared, exact among the centres computed
+	lb := math.Inf(1) // bound from the skipped centres
+	for j := 0; j < k; j++ {
+		if int32(j) == g {
+			continue
+		}
+		if cr := r.ccRoot[int(best)*k+j]; cr >= 2*sd1 {
+			if v := cr - sd1; v < lb {
+				lb = v
+			}
+			continue
+		}
+		v := sqDistBelow(x, r.c[j*d:(j+1)*d], d2)
 		if v < d1 {
 			best, d1, d2 = int32(j), v, d1
+			sd1 = math.Sqrt(v)
 		} else if v < d2 {
 			d2 = v
 		}
 	}
-	return best, math.Sqrt(d1), math.Sqrt(d2)
+	return best, sd1, math.Min(math.Sqrt(d2), lb)
 }
 
 // assignAll assigns every point exactly and rebuilds sums and counts.
@@ -93,7 +113,7 @@ func (r *runner) assignAll() {
 		clear(pt.counts)
 		for i := lo; i < hi; i++ {
 			x := r.x[i*d : (i+1)*d]
-			a, d1, d2 := r.nearest2(x)
+			a, d1, d2 := r.nearest2(x, 0, math.Sqrt(sqDist(x, r.c[:d])))
 			r.a[i], r.u[i], r.l[i] = a, d1, d2
 			s := pt.sums[int(a)*d : (int(a)+1)*d]
 			for f, v := range x {
@@ -146,7 +166,10 @@ func (r *runner) assignBounded(p1, p2 float64, j1 int32) int {
 			} else {
 				r.l[i] -= p1
 			}
-			m := math.Max(r.s[a], r.l[i])
+			m := r.s[a]
+			if r.l[i] > m {
+				m = r.l[i]
+			}
 			if r.u[i] <= m {
 				continue
 			}
@@ -155,7 +178,7 @@ func (r *runner) assignBounded(p1, p2 float64, j1 int32) int {
 			if r.u[i] <= m {
 				continue
 			}
-			b, d1, d2 := r.nearest2(x)
+			b, d1, d2 := r.nearest2(x, a, r.u[i])
 			r.u[i], r.l[i] = d1, d2
 			if b == a {
 				continue

@@ -1,0 +1,39 @@
+package kmeans_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/portrait-cdp/portrait/analytics/kmeans"
+)
+
+// benchBlobs matches the harness data: 8 centres in [-1.5,1.5]^10, unit noise,
+// so Lloyd runs for tens of iterations.
+func benchBlobs() []float64 {
+	const n, d, k = 100000, 10, 8
+	rng := rand.New(rand.NewPCG(42, 7))
+	c := make([]float64, k*d)
+	for i := range c {
+		c[i] = (rng.Float64()*2 - 1) * 1.5
+	}
+	x := make([]float64, n*d)
+	for i := 0; i < n; i++ {
+		j := rng.IntN(k)
+		for f := 0; f < d; f++ {
+			x[i*d+f] = c[j*d+f] + rng.NormFloat64()
+		}
+	}
+	return x
+}
+
+func benchFit(b *testing.B, workers int) {
+	x := benchBlobs()
+	for b.Loop() {
+		if _, err := kmeans.Fit(x, 100000, 10, kmeans.Options{K: 8, Restarts: 1, Seed: 1, Workers: workers}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFit100kx10k8OneWorker(b *testing.B)  { benchFit(b, 1) }
+func BenchmarkFit100kx10k8TwoWorkers(b *testing.B) { benchFit(b, 2) }
