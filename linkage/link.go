@@ -224,7 +224,7 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 			d = Match
 			uf.union(a, b)
 		}
-		res.Pairs = append(res.Pairs, Pair{A: a, B: b, Weight: weights[j], Probability: p, Decision: d, Levels: pats[j].levels})
+		res.Pairs = append(res.Pairs, Pair{A: a, B: b, Weight: weights[j], Probability: p, Decision: d, Levels: slices.Clone(pats[j].levels)})
 	}
 	res.Entities = uf.groups()
 	return res, nil

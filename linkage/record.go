@@ -82,15 +82,16 @@ var nameRules = []struct {
 	kind  Kind
 }{
 	{[]string{"email", "e_mail", "mail", "邮箱"}, KindID},
-	{[]string{"phone", "mobile", "tel", "cell", "手机", "电话"}, KindID},
+	{[]string{"phone", "mobile", "telephone", "tel_", "_tel", "cell", "手机", "电话"}, KindID},
 	{[]string{"soc_sec", "ssn", "social", "id_card", "idcard", "id_number", "passport", "national_id", "license", "licence", "身份证", "证件", "uscc", "credit_code", "信用代码"}, KindID},
 	{[]string{"birth", "dob", "生日", "出生"}, KindDate},
 	{[]string{"postcode", "post_code", "postal", "zip", "邮编", "邮政"}, KindCode},
 	{[]string{"street_number", "street_no", "house_number", "house_no", "building_number", "门牌"}, KindCode},
+	{[]string{"company", "employer", "organisation", "organization", "公司", "企业", "单位"}, KindText},
 	{[]string{"given", "first_name", "firstname", "fname", "forename", "middle", "surname", "last_name", "lastname", "lname", "family", "full_name", "fullname", "姓", "名"}, KindName},
 	{[]string{"address", "addr", "street", "road", "地址", "街道"}, KindAddress},
 	{[]string{"state", "province", "gender", "sex", "region", "country", "省", "性别"}, KindCategory},
-	{[]string{"suburb", "city", "town", "locality", "district", "county", "company", "employer", "occupation", "市", "区", "县", "公司"}, KindText},
+	{[]string{"suburb", "city", "town", "locality", "district", "county", "occupation", "市", "区", "县"}, KindText},
 	{[]string{"date", "日期"}, KindDate},
 	{[]string{"name"}, KindName},
 }
@@ -101,6 +102,9 @@ var nameRules = []struct {
 func InferKind(column string) Kind {
 	c := strings.ToLower(strings.TrimSpace(column))
 	c = strings.NewReplacer(" ", "_", "-", "_", ".", "_").Replace(c)
+	if c == "tel" { // too short a fragment to search for inside other names (hotel)
+		return KindID
+	}
 	for _, r := range nameRules {
 		for _, f := range r.frags {
 			if strings.Contains(c, f) {
