@@ -403,18 +403,57 @@ func (b *batch) event(e *portrait.Event) error {
 
 // inOrder applies an event whose place in canonical order is after every
 // event of the profiles it touches.
+//
+// Identifiers are taken strongest first. The profiles owning them join one
+// by one unless a limit forbids it; identifiers nobody owns yet go with the
+// group, within the limits. A strong identifier nobody owns yet counts from
+// the start, so a second user_id on a shared device makes the device's
+// profile refuse to join rather than hijacking the event.
 func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier) error {
 	rules := b.p.Rules
 	var target *portrait.Profile
-
-	// 1. Join the profiles that own the event's identifiers, strongest
-	// identifier first; a rule may refuse a join.
+	var pending []portrait.Identifier // unowned ids stronger than any owned one so far
+	var strays []portrait.Identifier  // unowned ids a limit kept off
+	type refusal struct {
+		from   string
+		via    portrait.Identifier
+		reason string
+	}
+	var refusals []refusal
+	fits := func(pr *portrait.Profile, add []portrait.Identifier) string {
+		counts := map[string]int{}
+		if pr != nil {
+			for _, id := range pr.Identifiers {
+				counts[id.Type]++
+			}
+		}
+		for _, id := range add {
+			counts[id.Type]++
+			if l := rules.Limit(id.Type); l > 0 && counts[id.Type] > l {
+				return fmt.Sprintf("would give one profile %d %s values (limit %d)", counts[id.Type], id.Type, l)
+			}
+		}
+		return ""
+	}
 	for _, id := range ids {
 		pid, err := b.identity(id)
 		if err != nil {
 			return err
 		}
-		if pid == "" || (target != nil && pid == target.ID) {
+		if target != nil && pid == target.ID {
+			continue
+		}
+		if pid == "" {
+			switch {
+			case target == nil:
+				pending = append(pending, id)
+			case fits(target, []portrait.Identifier{id}) == "":
+				if err := b.attach(target, id, e); err != nil {
+					return err
+				}
+			default:
+				strays = append(strays, id)
+			}
 			continue
 		}
 		q, err := b.profile(pid)
@@ -422,81 +461,58 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 			return err
 		}
 		if target == nil {
+			if reason := fits(q, pending); reason != "" {
+				refusals = append(refusals, refusal{q.ID, id, "merging " + reason})
+				continue
+			}
 			target = q
+			for _, pd := range pending {
+				if err := b.attach(target, pd, e); err != nil {
+					return err
+				}
+			}
+			pending = nil
 			continue
 		}
 		if reason := mergeRefusal(rules, target, q); reason != "" {
-			if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, From: q.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq, Reason: reason}); err != nil {
-				return err
-			}
+			refusals = append(refusals, refusal{q.ID, id, reason})
 			continue
 		}
 		if target, err = b.merge(target, q, id, e); err != nil {
 			return err
 		}
 	}
-
-	// 2. Attach the identifiers nobody owns yet, within the limits.
-	var strays []portrait.Identifier // refused: would exceed a limit
 	if target == nil {
 		target = b.newProfile(e)
-	}
-	for _, id := range ids {
-		pid, err := b.identity(id)
-		if err != nil {
-			return err
-		}
-		if pid != "" {
-			continue
-		}
-		if n := countType(target, id.Type); rules.Limit(id.Type) > 0 && n >= rules.Limit(id.Type) {
-			strays = append(strays, id)
-			continue
-		}
-		if err := b.attach(target, id, e); err != nil {
-			return err
-		}
-	}
-
-	// 3. If the event's strongest identifier could not join (a second
-	// user_id on a shared device, say), the event is that other person's:
-	// it starts their profile and only points at the one it was refused.
-	if len(strays) > 0 && len(ids) > 0 && strays[0] == ids[0] {
-		refusedFrom := target
-		target = b.newProfile(e)
-		var rest []portrait.Identifier
-		for _, id := range strays {
-			if n := countType(target, id.Type); rules.Limit(id.Type) > 0 && n >= rules.Limit(id.Type) {
-				rest = append(rest, id)
+		for _, id := range pending {
+			if fits(target, []portrait.Identifier{id}) != "" {
+				strays = append(strays, id)
 				continue
 			}
 			if err := b.attach(target, id, e); err != nil {
 				return err
 			}
 		}
-		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: refusedFrom.ID, From: target.ID, Identifier: ids[0], MessageID: e.MessageID, EventSeq: e.Seq,
-			Reason: fmt.Sprintf("profile already holds %d %s (limit %d); the event starts a profile of its own", countType(refusedFrom, ids[0].Type), ids[0].Type, rules.Limit(ids[0].Type))}); err != nil {
+	}
+	for _, r := range refusals {
+		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, From: r.from, Identifier: r.via, MessageID: e.MessageID, EventSeq: e.Seq, Reason: r.reason}); err != nil {
 			return err
 		}
-		strays = rest
 	}
 	for _, id := range strays {
 		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq,
 			Reason: fmt.Sprintf("profile already holds %d %s (limit %d)", countType(target, id.Type), id.Type, rules.Limit(id.Type))}); err != nil {
 			return err
 		}
-		if err := b.addRefused(id, target.ID); err != nil {
-			return err
-		}
 	}
-	// Identifiers this event carries that stay on another profile tie the
-	// two histories together for any later re-ordering.
+	// Identifiers this event carries that stay elsewhere (or nowhere) tie
+	// this profile's history to them for any later re-ordering.
 	for _, id := range ids {
 		pid, err := b.identity(id)
 		if err != nil {
 			return err
 		}
-		if pid != "" && pid != target.ID {
+		if pid != target.ID {
 			if err := b.addRefused(id, target.ID); err != nil {
 				return err
 			}

@@ -171,6 +171,43 @@ func TestLimitRefusesMergeAndEventLandsOnStrongest(t *testing.T) {
 	}
 }
 
+// A strong identifier nobody holds yet belongs to the event from the start:
+// a shared email cannot pull a new customer's own device history onto the
+// customer who used the email first.
+func TestSharedEmailDoesNotStealHistory(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t,
+		ev("m1", "identify", "alice", "", 0, `{"email":"family@example.com"}`),
+		ev("m2", "page", "", "bobs-phone", time.Minute, ""),
+		ev("m3", "identify", "bob", "bobs-phone", 2*time.Minute, `{"email":"family@example.com"}`),
+	)
+	e.catchUp(t)
+	ctx := context.Background()
+	bob, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "anonymous_id", Value: "bobs-phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bob.ID != dev.ID || bob.EventCount != 2 {
+		t.Errorf("bob's device history is not on bob's profile: bob %s (%d events), device %s", bob.ID, bob.EventCount, dev.ID)
+	}
+	alice, _ := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "email", Value: "family@example.com"})
+	if alice == nil || alice.ID == bob.ID || alice.EventCount != 1 {
+		t.Errorf("alice's profile: %+v", alice)
+	}
+	merges, _ := e.db.ProfileMerges(ctx, bob.ID)
+	found := false
+	for _, m := range merges {
+		found = found || (m.Kind == portrait.MergeRefused && m.From == alice.ID && m.Identifier.Type == "email")
+	}
+	if !found {
+		t.Errorf("the refused merge through the shared email is not journalled: %+v", merges)
+	}
+}
+
 func TestBlockedValuesNeverMerge(t *testing.T) {
 	e := open(t, t.TempDir())
 	e.send(t,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -282,4 +283,17 @@ func (db *DB) ListQuarantine(ctx context.Context, f portrait.QuarantineFilter) (
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// ReceivedAt returns when the event at seq was received (zero if none).
+func (db *DB) ReceivedAt(ctx context.Context, seq int64) (time.Time, error) {
+	var at int64
+	err := db.logR.QueryRowContext(ctx, `SELECT received_at FROM events WHERE seq = ?`, seq).Scan(&at)
+	if err == sql.ErrNoRows {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, portrait.Wrap(err, "cannot read the event log")
+	}
+	return fromMicros(at), nil
 }

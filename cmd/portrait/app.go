@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/clean"
+	porthttp "github.com/portrait-cdp/portrait/http"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+// Config is what serve and demo share.
+type Config struct {
+	Addr      string
+	DataDir   string
+	Store     string
+	Bus       string
+	RulesFile string
+	LogLevel  string
+	JSON      bool
+}
+
+func (c *Config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.DataDir, "data", "./portrait-data", "data directory of the embedded store")
+	fs.StringVar(&c.Store, "store", "", "store URL (default: embedded SQLite under --data)")
+	fs.StringVar(&c.Bus, "bus", "", "event bus URL (default: in-process)")
+	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
+}
+
+// App is a running Portrait: store, processor and HTTP server, wired here
+// and nowhere else.
+type App struct {
+	Config Config
+	Log    *slog.Logger
+	DB     *sqlite.DB
+	Rules  *identity.Rules
+	Proc   *profile.Processor
+	HTTP   *porthttp.Server
+	lock   *os.File
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// lockDir takes the data directory for this process: two processes writing
+// the same derived state would each believe it is the only writer.
+func lockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, portrait.Wrap(err, "cannot create the data directory")
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot open the lock file")
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by another portrait process", dir)
+	}
+	return f, nil
+}
+
+func loadRules(path string) (*identity.Rules, error) {
+	r := identity.DefaultRules()
+	if path == "" {
+		return r, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, portrait.Errorf(portrait.EINVALID, "cannot read rules file: %v", err)
+	}
+	if err := yaml.Unmarshal(b, r); err != nil {
+		return nil, portrait.Errorf(portrait.EINVALID, "rules file %s: %v", path, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Compile(), nil
+}
+
+// standardizeID puts identifier values in the one form the identity graph
+// keys on, so "0086-138 0013 8000" and "+8613800138000" are one phone.
+func standardizeID(typ, v string) (string, bool) {
+	var out string
+	var err error
+	switch typ {
+	case portrait.IDEmail:
+		out, err = clean.Email(v)
+	case portrait.IDPhone:
+		out, err = clean.Phone(v, "CN")
+	case "id_card":
+		out, err = clean.IDCardNumber(v)
+	default:
+		return identity.DefaultNormalize(typ, v)
+	}
+	return out, err == nil
+}
+
+// OpenApp opens the store and wires the processor and the HTTP server; Start
+// runs them.
+func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
+	if cfg.Store != "" && !strings.HasPrefix(cfg.Store, "sqlite:") {
+		return nil, portrait.Errorf(portrait.EINVALID, "store %q is not supported by this build: only the embedded SQLite store is available so far (PostgreSQL comes with the scale-out work)", cfg.Store)
+	}
+	if cfg.Bus != "" && cfg.Bus != "inproc" {
+		return nil, portrait.Errorf(portrait.EINVALID, "bus %q is not supported by this build: only the in-process bus is available so far (NATS JetStream comes with the scale-out work)", cfg.Bus)
+	}
+	if cfg.Store != "" {
+		cfg.DataDir = strings.TrimPrefix(cfg.Store, "sqlite:")
+	}
+	a := &App{Config: cfg, Log: newLogger(cfg.LogLevel, logOut)}
+	rules, err := loadRules(cfg.RulesFile)
+	if err != nil {
+		return nil, err
+	}
+	rules.Normalize = standardizeID
+	a.Rules = rules
+	if a.lock, err = lockDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if a.DB, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
+		a.lock.Close()
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	processed := prometheus.NewCounter(prometheus.CounterOpts{Name: "portrait_events_processed_total", Help: "Events applied to profiles."})
+	reg.MustRegister(processed)
+
+	a.Proc = profile.NewProcessor(a.DB, rules)
+	a.Proc.Log = a.Log
+	a.Proc.Notify = a.DB.Appended
+	a.Proc.OnBatch = func(n int, _ int64, _ time.Time) { processed.Add(float64(n)) }
+
+	s := porthttp.NewServer()
+	s.Addr = cfg.Addr
+	s.Log = a.Log
+	s.Registry = reg
+	s.Events, s.Quarantine, s.Keys, s.Profiles = a.DB, a.DB, a.DB, a.DB
+	s.Parser.Blocked = rules.IsBlocked
+	s.NormalizeID = rules.Normalize
+	s.Ready = func(ctx context.Context) error {
+		_, err := a.DB.LastSeq(ctx)
+		return err
+	}
+	s.Lag = a.lag
+	a.HTTP = s
+	return a, nil
+}
+
+// lag is how far the processor is behind the log: in events, and in seconds
+// since the oldest unapplied event was received.
+func (a *App) lag() (int64, float64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	last, err := a.DB.LastSeq(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	cp := a.Proc.Checkpoint()
+	if last <= cp {
+		return 0, 0
+	}
+	at, err := a.DB.ReceivedAt(ctx, cp+1)
+	if err != nil || at.IsZero() {
+		return last - cp, 0
+	}
+	return last - cp, time.Since(at).Seconds()
+}
+
+// Bootstrap creates the credentials: from PORTRAIT_ADMIN_TOKEN and
+// PORTRAIT_WRITE_KEY when set, otherwise, on first start, generated and
+// printed once. It returns the secrets it knows (env or generated).
+func (a *App) Bootstrap(ctx context.Context, getenv func(string) string, out io.Writer) (admin, write string, err error) {
+	keys, err := a.DB.ListKeys(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	has := map[string]bool{}
+	for _, k := range keys {
+		has[k.Kind] = true
+	}
+	for _, c := range []struct {
+		kind, env, name, prefix string
+		secret                  *string
+	}{
+		{portrait.KeyAdmin, "PORTRAIT_ADMIN_TOKEN", "admin", "pat_", &admin},
+		{portrait.KeyWrite, "PORTRAIT_WRITE_KEY", "default", "pwk_", &write},
+	} {
+		if v := strings.TrimSpace(getenv(c.env)); v != "" {
+			if err := a.DB.CreateKey(ctx, &portrait.Key{Kind: c.kind, Name: c.name}, v); err != nil {
+				return "", "", fmt.Errorf("%s: %w", c.env, err)
+			}
+			*c.secret = v
+			continue
+		}
+		if has[c.kind] {
+			continue
+		}
+		v := newSecret(c.prefix)
+		if err := a.DB.CreateKey(ctx, &portrait.Key{Kind: c.kind, Name: c.name}, v); err != nil {
+			return "", "", err
+		}
+		*c.secret = v
+		fmt.Fprintf(out, "created %s key %q: %s\n  (shown once; set %s to choose your own)\n", c.kind, c.name, v, c.env)
+	}
+	return admin, write, nil
+}
+
+func newSecret(prefix string) string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// Start runs the processor and the HTTP server.
+func (a *App) Start(ctx context.Context) error {
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Proc.Run(ctx)
+	}()
+	return a.HTTP.Open()
+}
+
+// Close stops serving, lets the processor finish its batch, and closes the
+// store (which drains queued appends).
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if a.HTTP != nil {
+		a.HTTP.Close(ctx)
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	var err error
+	if a.DB != nil {
+		err = a.DB.Close()
+	}
+	if a.lock != nil {
+		a.lock.Close()
+	}
+	return err
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo bool) error {
+	name := "serve"
+	if demo {
+		name = "demo"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	cfg.flags(fs)
+	var d demoFlags
+	if demo {
+		d.flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	a, err := OpenApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	admin, write, err := a.Bootstrap(ctx, os.Getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	a.Log.Info("portrait serving", "url", a.HTTP.URL(), "data", cfg.DataDir, "version", portrait.Version)
+	if demo {
+		if write == "" {
+			// Keys exist from an earlier start and none is known here: the
+			// demo uses a key of its own.
+			write = newSecret("pwk_")
+			if err := a.DB.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyWrite, Name: "demo"}, write); err != nil {
+				return err
+			}
+		}
+		sum, err := d.run(ctx, a, write, stderr)
+		if err != nil {
+			return err
+		}
+		if cfg.JSON {
+			json.NewEncoder(stdout).Encode(sum)
+		} else {
+			fmt.Fprintf(stdout, "demo: %d customers, %d events sent (%d accepted, %d duplicates), %d profiles\n", sum.Customers, sum.Events, sum.Accepted, sum.Duplicates, sum.Profiles)
+			fmt.Fprintf(stdout, "console: %s/   try: curl -H 'Authorization: Bearer %s' '%s/v1/profiles/lookup?type=email&value=%s'\n",
+				a.HTTP.URL(), orHidden(admin), a.HTTP.URL(), sum.SampleEmail)
+		}
+	}
+	<-ctx.Done()
+	a.Log.Info("shutting down")
+	return nil
+}
+
+func orHidden(s string) string {
+	if s == "" {
+		return "$PORTRAIT_ADMIN_TOKEN"
+	}
+	return s
+}
+
+func runVersion(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	j := fs.Bool("json", false, "machine-readable output")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *j {
+		return json.NewEncoder(stdout).Encode(map[string]string{"version": portrait.Version})
+	}
+	fmt.Fprintln(stdout, "portrait", portrait.Version)
+	return nil
+}

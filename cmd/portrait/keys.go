@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+// runKeys: "portrait keys create --kind write|admin --name NAME" and "keys list".
+// Keys live in the event log's file, which the server only reads for them,
+// so this works while the server runs.
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
+		fmt.Fprintln(stderr, "usage: portrait keys create --kind write|admin --name NAME [--priority N] [--data DIR] [--json]\n       portrait keys list [--data DIR] [--json]")
+		return errUsage
+	}
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./portrait-data", "data directory")
+	kind := fs.String("kind", "", "write (a source sending events) or admin (the management API)")
+	name := fs.String("name", "", "name; for a write key, the source name recorded as provenance")
+	prio := fs.Int("priority", 0, "write keys: source priority when two sources set a trait at the same instant")
+	secret := fs.String("secret", "", "use this secret instead of generating one")
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	db, err := sqlite.Open(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if args[0] == "list" {
+		keys, err := db.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			if keys == nil {
+				keys = []*portrait.Key{}
+			}
+			return json.NewEncoder(stdout).Encode(map[string]any{"keys": keys})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tKIND\tNAME\tPRIORITY\tCREATED")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", k.ID, k.Kind, k.Name, k.Priority, k.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	if *kind != portrait.KeyWrite && *kind != portrait.KeyAdmin {
+		return portrait.Errorf(portrait.EINVALID, "--kind must be write or admin")
+	}
+	s := *secret
+	if s == "" {
+		prefix := "pwk_"
+		if *kind == portrait.KeyAdmin {
+			prefix = "pat_"
+		}
+		s = newSecret(prefix)
+	}
+	k := &portrait.Key{Kind: *kind, Name: *name, Priority: *prio}
+	if err := db.CreateKey(ctx, k, s); err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"id": k.ID, "kind": k.Kind, "name": k.Name, "priority": k.Priority, "secret": s})
+	}
+	fmt.Fprintf(stdout, "created %s key %q (id %d): %s\nThe secret is shown only now.\n", k.Kind, k.Name, k.ID, s)
+	return nil
+}

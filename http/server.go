@@ -1,0 +1,228 @@
+// Package http serves Portrait's HTTP API: the Segment-compatible tracking
+// endpoints, the query API, health, metrics and the OpenAPI document. It maps
+// the domain's errors to HTTP and never lets internal details reach a client.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/tracking"
+)
+
+// Server is the HTTP API. Fields are set before Open.
+type Server struct {
+	Addr string
+
+	Events     portrait.EventLog
+	Quarantine portrait.QuarantineStore
+	Keys       portrait.KeyStore
+	Profiles   portrait.ProfileReader
+	Parser     *tracking.Parser
+	Now        portrait.Clock
+	Log        *slog.Logger
+	// Ready reports whether the server can serve (store reachable).
+	Ready func(ctx context.Context) error
+	// Lag reports how far profile processing is behind the log.
+	Lag func() (events int64, seconds float64)
+	// NormalizeID standardises looked-up identifier values.
+	NormalizeID func(typ, value string) (string, bool)
+	// Extra lets other packages mount more routes (console, analytics...).
+	Extra func(mux *http.ServeMux, s *Server)
+
+	Registry *prometheus.Registry
+	metrics  *metrics
+
+	ln     net.Listener
+	server *http.Server
+	mux    *http.ServeMux
+
+	keyMu    sync.Mutex
+	keyCache map[string]cachedKey
+}
+
+type cachedKey struct {
+	key *portrait.Key
+	at  time.Time
+}
+
+// NewServer returns a server with defaults.
+func NewServer() *Server {
+	return &Server{Parser: tracking.New(), Now: time.Now, Log: slog.Default(), keyCache: map[string]cachedKey{}}
+}
+
+// Handler builds the routes; Open calls it, tests may use it directly.
+func (s *Server) Handler() http.Handler {
+	if s.mux != nil {
+		return s.recoverer(s.mux)
+	}
+	if s.Registry == nil {
+		s.Registry = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(s.Registry, s)
+	mux := http.NewServeMux()
+	for _, typ := range []string{portrait.EventIdentify, portrait.EventTrack, portrait.EventPage, portrait.EventScreen, portrait.EventGroup, portrait.EventAlias} {
+		mux.Handle("POST /v1/"+typ, s.instrument("/v1/"+typ, s.handleSingle(typ)))
+	}
+	mux.Handle("POST /v1/batch", s.instrument("/v1/batch", http.HandlerFunc(s.handleBatch)))
+	mux.Handle("POST /v1/import", s.instrument("/v1/import", http.HandlerFunc(s.handleBatch)))
+
+	mux.Handle("GET /v1/quarantine", s.instrument("/v1/quarantine", s.admin(s.handleQuarantine)))
+	mux.Handle("GET /v1/profiles/lookup", s.instrument("/v1/profiles/lookup", s.admin(s.handleLookup)))
+	mux.Handle("GET /v1/profiles/{id}", s.instrument("/v1/profiles/{id}", s.admin(s.handleProfile)))
+	mux.Handle("GET /v1/profiles/{id}/events", s.instrument("/v1/profiles/{id}/events", s.admin(s.handleProfileEvents)))
+	mux.Handle("GET /v1/profiles/{id}/merges", s.instrument("/v1/profiles/{id}/merges", s.admin(s.handleProfileMerges)))
+
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": portrait.Version})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
+	if s.Extra != nil {
+		s.Extra(mux, s)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	})
+	s.mux = mux
+	return s.recoverer(mux)
+}
+
+// Open starts listening and serving in the background.
+func (s *Server) Open() error {
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return portrait.Wrap(err, "cannot listen on "+s.Addr)
+	}
+	s.ln = ln
+	s.server = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	go func() {
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL is the base URL the server listens on.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Close stops accepting requests and waits for those in flight.
+func (s *Server) Close(ctx context.Context) error {
+	if s.server == nil {
+		return nil
+	}
+	return s.server.Shutdown(ctx)
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Log.Error("panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				Error(w, r, portrait.Errorf(portrait.EINTERNAL, "internal error"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": portrait.ErrorMessage(err)})
+			return
+		}
+	}
+	out := map[string]any{"status": "ready"}
+	if s.Lag != nil {
+		n, secs := s.Lag()
+		out["processing_lag_events"], out["processing_lag_seconds"] = n, secs
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// statusOf maps error codes to HTTP statuses.
+func statusOf(code string) int {
+	switch code {
+	case portrait.EINVALID:
+		return http.StatusBadRequest
+	case portrait.ENOTFOUND:
+		return http.StatusNotFound
+	case portrait.ECONFLICT:
+		return http.StatusConflict
+	case portrait.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case portrait.EFORBIDDEN:
+		return http.StatusForbidden
+	case portrait.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case portrait.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Error writes err as {"error": {"code", "message", "details"}}.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	code := portrait.ErrorCode(err)
+	body := map[string]any{"code": code, "message": portrait.ErrorMessage(err)}
+	var e *portrait.Error
+	if errors.As(err, &e) && len(e.Details) > 0 {
+		body["details"] = e.Details
+	}
+	if code == portrait.EINTERNAL {
+		slog.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == portrait.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Basic realm="portrait"`)
+	}
+	writeJSON(w, statusOf(code), map[string]any{"error": body})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func queryInt(r *http.Request, name string, def int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, portrait.Errorf(portrait.EINVALID, "%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
