@@ -63,7 +63,7 @@ var (
 	// Mobile prefixes in service in China (China Mobile, Unicom, Telecom).
 	mobilePrefixes = []string{"130", "131", "132", "133", "134", "135", "136", "137", "138", "139", "150", "151", "152", "153", "155", "156", "157", "158", "159",
 		"166", "176", "177", "178", "180", "181", "182", "183", "184", "185", "186", "187", "188", "189", "191", "198", "199"}
-	comments   = []string{"物流很快，包装很好", "客服响应慢", "价格有点贵", "质量超出预期", "Great service, will buy again", "Delivery was late", "App is easy to use", "退货流程太麻烦", ""}
+	comments = []string{"物流很快，包装很好", "客服响应慢", "价格有点贵", "质量超出预期", "Great service, will buy again", "Delivery was late", "App is easy to use", "退货流程太麻烦", ""}
 )
 
 // Generate builds the demo data set: n retail customers (and n/75 corporate
