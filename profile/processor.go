@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,8 +38,11 @@ type Processor struct {
 	Notify func() <-chan struct{}
 	// OnBatch, when set, is told after each committed batch.
 	OnBatch func(applied int, lastSeq int64, lastEventTime time.Time)
-	// MaxCached bounds the caches (profiles and identities).
-	MaxCached int
+	// MaxProfiles bounds the profile cache.
+	MaxProfiles int
+	// MaxIdentities bounds the identity cache. While the whole graph fits,
+	// it is held in memory and lookups never read storage.
+	MaxIdentities int
 
 	mu         sync.Mutex // serialises batches (Run and direct callers)
 	checkpoint atomic.Int64
@@ -46,13 +50,15 @@ type Processor struct {
 	profiles   map[string]*portrait.Profile
 	refused    map[portrait.Identifier]map[string]bool
 	loaded     bool
+	// idsComplete: p.ids holds every identifier, so a miss means unowned.
+	idsComplete bool
 }
 
 // NewProcessor returns a processor with defaults.
 func NewProcessor(store Store, rules *identity.Rules) *Processor {
 	return &Processor{
 		Store: store, Rules: rules, Now: time.Now, Log: slog.Default(),
-		BatchSize: 2000, OnceTraits: map[string]bool{}, MaxCached: 200_000,
+		BatchSize: 10000, OnceTraits: map[string]bool{}, MaxProfiles: 100_000, MaxIdentities: 2_000_000,
 		SourcePriority: func(string) int { return 0 },
 	}
 }
@@ -64,6 +70,7 @@ func (p *Processor) resetCaches() {
 	p.ids = make(map[portrait.Identifier]string)
 	p.profiles = make(map[string]*portrait.Profile)
 	p.loaded = false
+	p.idsComplete = false
 }
 
 func (p *Processor) load(ctx context.Context) error {
@@ -83,6 +90,13 @@ func (p *Processor) load(ctx context.Context) error {
 	p.refused = make(map[portrait.Identifier]map[string]bool)
 	for _, r := range refs {
 		p.addRefusedCache(r)
+	}
+	ids, complete, err := p.Store.LoadIdentities(ctx, p.MaxIdentities)
+	if err != nil {
+		return err
+	}
+	if complete {
+		p.ids, p.idsComplete = ids, true
 	}
 	p.loaded = true
 	return nil
@@ -186,22 +200,23 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 		}
 	}()
 	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
-	for _, e := range events {
-		if err := b.event(e); err != nil {
+	// Decoding payloads and extracting identifiers depend on nothing but
+	// the event: done on all cores before the sequential part.
+	pre := make([]prepared, len(events))
+	parallel(len(events), func(i int) { pre[i] = p.prepare(events[i]) })
+	for i, e := range events {
+		if err := b.event(e, pre[i]); err != nil {
 			return fmt.Errorf("event %d (%s): %w", e.Seq, e.MessageID, err)
 		}
 	}
-	ids := make([]string, 0, len(b.dirty))
-	for id := range b.dirty {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		pr := b.dirty[id]
+	dirty := make([]*portrait.Profile, 0, len(b.dirty))
+	for _, pr := range b.dirty {
 		pr.UpdatedAt = b.now
-		if err := tx.PutProfile(pr); err != nil {
-			return err
-		}
+		dirty = append(dirty, pr)
+	}
+	sort.Slice(dirty, func(i, j int) bool { return dirty[i].ID < dirty[j].ID })
+	if err := tx.PutProfiles(dirty); err != nil {
+		return err
 	}
 	if err := tx.SetCheckpoint(CheckpointName, events[len(events)-1].Seq); err != nil {
 		return err
@@ -209,12 +224,11 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	if len(p.profiles) > p.MaxCached || len(p.ids) > p.MaxCached {
-		cp := p.checkpoint.Load()
-		refused := p.refused
-		p.resetCaches()
-		p.refused, p.loaded = refused, true
-		p.checkpoint.Store(cp)
+	if len(p.profiles) > p.MaxProfiles {
+		p.profiles = make(map[string]*portrait.Profile)
+	}
+	if len(p.ids) > p.MaxIdentities {
+		p.ids, p.idsComplete = make(map[portrait.Identifier]string), false
 	}
 	return nil
 }
@@ -229,7 +243,7 @@ type batch struct {
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {
-	if pid, ok := b.p.ids[id]; ok {
+	if pid, ok := b.p.ids[id]; ok || b.p.idsComplete {
 		return pid, nil
 	}
 	pid, err := b.tx.Identity(id)
@@ -342,10 +356,44 @@ func (ps parsed) allTraits() map[string]any {
 	return m
 }
 
-// event applies one event from the log.
-func (b *batch) event(e *portrait.Event) error {
+// prepared is an event's payload, decoded, and its identifiers.
+type prepared struct {
+	ps  parsed
+	ids []portrait.Identifier
+}
+
+func (p *Processor) prepare(e *portrait.Event) prepared {
 	ps := parse(e)
-	ids, _ := b.p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
+	ids, _ := p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
+	return prepared{ps, ids}
+}
+
+// parallel runs fn(0..n-1) on all cores, in contiguous chunks.
+func parallel(n int, fn func(i int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 256 || workers < 2 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < n; w += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				fn(i)
+			}
+		}(w, min(w+chunk, n))
+	}
+	wg.Wait()
+}
+
+// event applies one event from the log.
+func (b *batch) event(e *portrait.Event, pre prepared) error {
+	ps, ids := pre.ps, pre.ids
 	key := e.Key()
 
 	// Which existing profiles does this event touch?

@@ -21,6 +21,9 @@ type Store interface {
 	EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event, error)
 	Checkpoint(ctx context.Context, name string) (int64, error)
 	LoadRefused(ctx context.Context) ([]Ref, error)
+	// LoadIdentities returns the whole identity graph when it has at most
+	// max identifiers (complete=true), so lookups need not touch storage.
+	LoadIdentities(ctx context.Context, max int) (ids map[portrait.Identifier]string, complete bool, err error)
 	BeginState(ctx context.Context) (StateTx, error)
 }
 
@@ -42,7 +45,8 @@ type StateTx interface {
 	PutRefused(r Ref) error
 	MoveRefused(from, to string) error
 	DeleteRefused(profileID string) error
-	PutProfile(p *portrait.Profile) error
+	// PutProfiles writes profiles (encoding them in parallel).
+	PutProfiles(ps []*portrait.Profile) error
 	DeleteProfile(id string) error
 	PutAlias(oldID, newID string) error
 	AddProfileEvent(profileID string, e *portrait.Event) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -216,24 +217,58 @@ func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event,
 }
 
 func scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
-	out := make([]*portrait.Event, 0, min(hint, 1024))
+	var seqs []int64
+	var bodies [][]byte
 	for rows.Next() {
 		var seq int64
 		var body []byte
 		if err := rows.Scan(&seq, &body); err != nil {
 			return nil, portrait.Wrap(err, "cannot read the event log")
 		}
-		e := new(portrait.Event)
-		if err := json.Unmarshal(body, e); err != nil {
-			return nil, portrait.Wrap(err, "corrupt event "+strconv.FormatInt(seq, 10))
-		}
-		e.Seq = seq
-		out = append(out, e)
+		seqs = append(seqs, seq)
+		bodies = append(bodies, body)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
+	// Decoding is the costly part and independent per event.
+	out := make([]*portrait.Event, len(seqs))
+	errs := make([]error, len(seqs))
+	parallel(len(seqs), func(i int) {
+		e := new(portrait.Event)
+		errs[i] = json.Unmarshal(bodies[i], e)
+		e.Seq = seqs[i]
+		out[i] = e
+	})
+	for i, err := range errs {
+		if err != nil {
+			return nil, portrait.Wrap(err, "corrupt event "+strconv.FormatInt(seqs[i], 10))
+		}
+	}
 	return out, nil
+}
+
+// parallel runs fn(0..n-1) on all cores, in contiguous chunks.
+func parallel(n int, fn func(i int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n < 256 || workers < 2 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < n; w += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				fn(i)
+			}
+		}(w, min(w+chunk, n))
+	}
+	wg.Wait()
 }
 
 // LastSeq is the sequence number of the newest event (0 when empty).

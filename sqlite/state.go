@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -64,6 +65,33 @@ func (db *DB) Checkpoint(ctx context.Context, name string) (int64, error) {
 	return seq, nil
 }
 
+// LoadIdentities returns the whole identity graph if it has at most max
+// identifiers.
+func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identifier]string, bool, error) {
+	var n int
+	if err := db.stateR.QueryRowContext(ctx, `SELECT count(*) FROM identities`).Scan(&n); err != nil {
+		return nil, false, portrait.Wrap(err, "cannot count identities")
+	}
+	if n > max {
+		return nil, false, nil
+	}
+	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value, profile_id FROM identities`)
+	if err != nil {
+		return nil, false, portrait.Wrap(err, "cannot read identities")
+	}
+	defer rows.Close()
+	out := make(map[portrait.Identifier]string, n)
+	for rows.Next() {
+		var id portrait.Identifier
+		var pid string
+		if err := rows.Scan(&id.Type, &id.Value, &pid); err != nil {
+			return nil, false, portrait.Wrap(err, "cannot read identities")
+		}
+		out[id] = pid
+	}
+	return out, true, rows.Err()
+}
+
 // LoadRefused returns every refused-identifier reference.
 func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value, profile_id FROM refused`)
@@ -86,6 +114,59 @@ type stateTx struct {
 	ctx   context.Context
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// Hot-path inserts are buffered and written as multi-row statements,
+	// which costs SQLite far less than a statement a row. Anything else
+	// flushes the buffers first, so the order of writes is kept.
+	pendIdent  []any // type, value, profile_id
+	pendEvents []any // profile_id, ts, message_id, seq
+}
+
+const flushRows = 256
+
+// multiInsert writes rows (flattened args, width columns each) with one
+// statement per chunk of flushRows rows.
+func (t *stateTx) multiInsert(head, tail string, width int, args []any) error {
+	row := "(" + placeholders(width) + ")"
+	for len(args) > 0 {
+		n := min(len(args)/width, flushRows)
+		q := head + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + tail
+		var st *sql.Stmt
+		var err error
+		if n == flushRows {
+			st, err = t.stmt(q) // the full-size statement is reused
+		} else {
+			st, err = t.tx.PrepareContext(t.ctx, q)
+			if err == nil {
+				defer st.Close()
+			}
+		}
+		if err != nil {
+			return portrait.Wrap(err, "cannot prepare statement")
+		}
+		if _, err := st.ExecContext(t.ctx, args[:n*width]...); err != nil {
+			return portrait.Wrap(err, "cannot write derived state")
+		}
+		args = args[n*width:]
+	}
+	return nil
+}
+
+func (t *stateTx) flush() error {
+	if len(t.pendIdent) > 0 {
+		args := t.pendIdent
+		t.pendIdent = nil
+		if err := t.multiInsert(`INSERT INTO identities (type, value, profile_id) VALUES `, ` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, 3, args); err != nil {
+			return err
+		}
+	}
+	if len(t.pendEvents) > 0 {
+		args := t.pendEvents
+		t.pendEvents = nil
+		if err := t.multiInsert(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 4, args); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // BeginState starts a transaction over the derived state.
@@ -110,6 +191,9 @@ func (t *stateTx) stmt(q string) (*sql.Stmt, error) {
 }
 
 func (t *stateTx) exec(q string, args ...any) error {
+	if err := t.flush(); err != nil {
+		return err
+	}
 	s, err := t.stmt(q)
 	if err != nil {
 		return err
@@ -121,6 +205,9 @@ func (t *stateTx) exec(q string, args ...any) error {
 }
 
 func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
+	if err := t.flush(); err != nil {
+		return "", err
+	}
 	s, err := t.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`)
 	if err != nil {
 		return "", err
@@ -137,6 +224,9 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 }
 
 func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(`SELECT doc FROM profiles WHERE id = ?`)
 	if err != nil {
 		return nil, err
@@ -157,6 +247,9 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 }
 
 func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ?`, profileID)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile events")
@@ -174,7 +267,11 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 }
 
 func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string) error {
-	return t.exec(`INSERT INTO identities (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, id.Type, id.Value, profileID)
+	t.pendIdent = append(t.pendIdent, id.Type, id.Value, profileID)
+	if len(t.pendIdent) >= 3*flushRows {
+		return t.flush()
+	}
+	return nil
 }
 
 func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
@@ -197,12 +294,21 @@ func (t *stateTx) DeleteRefused(profileID string) error {
 	return t.exec(`DELETE FROM refused WHERE profile_id = ?`, profileID)
 }
 
-func (t *stateTx) PutProfile(p *portrait.Profile) error {
-	doc, err := encodeProfile(p)
-	if err != nil {
-		return portrait.Wrap(err, "cannot encode profile")
+func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
+	docs := make([][]byte, len(ps))
+	errs := make([]error, len(ps))
+	parallel(len(ps), func(i int) { docs[i], errs[i] = encodeProfile(ps[i]) })
+	if err := t.flush(); err != nil {
+		return err
 	}
-	return t.exec(`INSERT INTO profiles (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, p.ID, doc, micros(p.UpdatedAt))
+	args := make([]any, 0, 3*len(ps))
+	for i, p := range ps {
+		if errs[i] != nil {
+			return portrait.Wrap(errs[i], "cannot encode profile")
+		}
+		args = append(args, p.ID, docs[i], micros(p.UpdatedAt))
+	}
+	return t.multiInsert(`INSERT INTO profiles (id, doc, updated_at) VALUES `, ` ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, 3, args)
 }
 
 func (t *stateTx) DeleteProfile(id string) error {
@@ -217,7 +323,11 @@ func (t *stateTx) PutAlias(oldID, newID string) error {
 }
 
 func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
-	return t.exec(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, profileID, micros(e.Timestamp), e.MessageID, e.Seq)
+	t.pendEvents = append(t.pendEvents, profileID, micros(e.Timestamp), e.MessageID, e.Seq)
+	if len(t.pendEvents) >= 4*flushRows {
+		return t.flush()
+	}
+	return nil
 }
 
 func (t *stateTx) MoveProfileEvents(from, to string) error {
@@ -238,6 +348,10 @@ func (t *stateTx) SetCheckpoint(name string, seq int64) error {
 }
 
 func (t *stateTx) Commit() error {
+	if err := t.flush(); err != nil {
+		t.Rollback()
+		return err
+	}
 	for _, s := range t.stmts {
 		s.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	users := fs.Int("users", 20_000, "distinct customers in the generated stream")
 	dir := fs.String("data", "", "data directory (default: a temporary one, removed after)")
 	asJSON := fs.Bool("json", false, "machine-readable output")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -157,11 +159,22 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	proc := profile.NewProcessor(a2.DB, a2.Rules)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return portrait.Wrap(err, "cannot create the profile file")
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
 	rs := time.Now()
 	if err := proc.CatchUp(ctx, last); err != nil {
 		return err
 	}
 	replayDur := time.Since(rs)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	res := ingestResult{
