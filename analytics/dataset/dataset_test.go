@@ -29,12 +29,12 @@ func TestCDNOWFormats(t *testing.T) {
 		t.Errorf("master parsed as %+v, %v", txs, err)
 	}
 	for name, in := range map[string]string{
-		"bad date":     "00001 1997-01-01 1 2\n",
-		"columns":      "00001 19970101 1\n",
-		"mixed":        "00001 19970101 1 2\n00001 0001 19970101 1 2\n",
-		"NaN":          "00001 19970101 1 NaN\n",
-		"empty":        "",
-		"header only":  "id date cds dollars\n",
+		"bad date":    "00001 1997-01-01 1 2\n",
+		"columns":     "00001 19970101 1\n",
+		"mixed":       "00001 19970101 1 2\n00001 0001 19970101 1 2\n",
+		"NaN":         "00001 19970101 1 NaN\n",
+		"empty":       "",
+		"header only": "id date cds dollars\n",
 	} {
 		if _, err := dataset.ReadCDNOW(strings.NewReader(in), dataset.CDNOWAuto); portrait.ErrorCode(err) != portrait.EINVALID {
 			t.Errorf("%s: got %v, want an invalid error", name, err)

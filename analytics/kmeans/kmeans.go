@@ -229,7 +229,7 @@ type runner struct {
 	p       []float64 // centre movement per iteration
 	s       []float64 // half distance to the nearest other centre
 	dist    []float64 // k-means++ squared distances
-	ccRoot  []float64 // k×k distances between centres
+	cdist   []float64 // k-means++ trial distances, trials × n
 	part    []partial
 }
 
@@ -241,17 +241,17 @@ type partial struct {
 	changed int
 	val     float64
 	trial   []float64 // k-means++ candidate potentials
+	dd      []float64 // distances from one point to every centre
 }
 
 func newRunner(x []float64, n, d, k, workers int) *runner {
 	r := &runner{x: x, n: n, d: d, k: k, workers: max(1, min(workers, n)),
 		c: make([]float64, k*d), cNew: make([]float64, k*d), sums: make([]float64, k*d), counts: make([]int, k),
 		a: make([]int32, n), u: make([]float64, n), l: make([]float64, n),
-		p: make([]float64, k), s: make([]float64, k), dist: make([]float64, n),
-		ccRoot: make([]float64, k*k)}
+		p: make([]float64, k), s: make([]float64, k), dist: make([]float64, n)}
 	r.part = make([]partial, r.workers)
 	for w := range r.part {
-		r.part[w] = partial{sums: make([]float64, k*d), counts: make([]int, k), trial: make([]float64, 2+int(math.Log(float64(k))))}
+		r.part[w] = partial{sums: make([]float64, k*d), counts: make([]int, k), trial: make([]float64, 2+int(math.Log(float64(k)))), dd: make([]float64, k)}
 	}
 	return r
 }
@@ -298,6 +298,23 @@ func sqDist(a, b []float64) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// dist4 returns the squared distances from x to four points at once: four
+// independent sums keep the floating-point units busy, which a loop over one
+// point at a time cannot.
+func dist4(x, a, b, c, e []float64) (float64, float64, float64, float64) {
+	n := len(x)
+	a, b, c, e = a[:n], b[:n], c[:n], e[:n]
+	var s0, s1, s2, s3 float64
+	for i, v := range x {
+		d0, d1, d2, d3 := v-a[i], v-b[i], v-c[i], v-e[i]
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	return s0, s1, s2, s3
+}
+
 // sqDistBelow is sqDist that may stop early once the partial sum reaches
 // bound, returning a value ≥ bound: callers only want distances below a
 // bound (partial distance search), and most candidates are ruled out after
@@ -328,13 +345,15 @@ func (r *runner) seed(rng *rand.Rand) error {
 	n, d, k := r.n, r.d, r.k
 	first := rng.IntN(n)
 	copy(r.c[:d], r.x[first*d:(first+1)*d])
-	pot := r.updateDist(0, true)
+	pot := r.firstDist()
 	trials := 2 + int(math.Log(float64(k)))
 	cand := make([]int, trials)
 	targets := make([]float64, trials)
 	candPot := make([]float64, trials)
-	// candCC[t*k+m] is the squared distance from candidate t to centre m.
-	candCC := make([]float64, trials*k)
+	cs := make([][]float64, trials)
+	if len(r.cdist) < trials*n {
+		r.cdist = make([]float64, trials*n)
+	}
 	for j := 1; j < k; j++ {
 		if !(pot > 0) {
 			return portrait.Errorf(portrait.EINVALID, "only %d distinct points, fewer than k = %d", j, k)
@@ -343,31 +362,40 @@ func (r *runner) seed(rng *rand.Rand) error {
 			targets[t] = rng.Float64() * pot
 		}
 		sampleMany(r.dist, targets, cand)
+		// Potential after adding each candidate. Points are the outer loop
+		// and candidates are measured four at a time, so each row is read once
+		// and the four sums proceed in parallel in the CPU; workers split the
+		// points. The would-be distances are kept so that adopting the winner
+		// needs no second pass.
 		for t, ci := range cand {
-			for m := 0; m < j; m++ {
-				candCC[t*k+m] = sqDist(r.x[ci*d:(ci+1)*d], r.c[m*d:(m+1)*d])
-			}
+			cs[t] = r.x[ci*d : (ci+1)*d]
 		}
-		// Potential after adding each candidate. Points are the outer loop so
-		// each row is read once for all candidates; workers split the points.
-		// A candidate at least twice as far from a point's nearest centre as
-		// the point itself cannot be nearer to it (triangle inequality), which
-		// spares most distance computations once the clusters have centres.
 		r.parallel(func(w, lo, hi int) {
 			acc := r.part[w].trial
 			for i := lo; i < hi; i++ {
 				x := r.x[i*d : (i+1)*d]
-				di, nm := r.dist[i], int(r.a[i])
-				for t, ci := range cand {
-					// Plain comparisons: math.Min's NaN and ±0 handling is an
-					// assembly call in this innermost loop.
-					if candCC[t*k+nm] >= 4*di {
-						acc[t] += di
-					} else if v := sqDistBelow(x, r.x[ci*d:(ci+1)*d], di); v < di {
-						acc[t] += v
-					} else {
-						acc[t] += di
+				di := r.dist[i]
+				t := 0
+				for ; t+4 <= len(cs); t += 4 {
+					var v [4]float64
+					v[0], v[1], v[2], v[3] = dist4(x, cs[t], cs[t+1], cs[t+2], cs[t+3])
+					for q, e := range v {
+						// Plain comparison: math.Min handles NaN and ±0
+						// with an assembly call in this innermost loop.
+						if e > di {
+							e = di
+						}
+						r.cdist[(t+q)*n+i] = e
+						acc[t+q] += e
 					}
+				}
+				for ; t < len(cs); t++ {
+					e := sqDist(x, cs[t])
+					if e > di {
+						e = di
+					}
+					r.cdist[t*n+i] = e
+					acc[t] += e
 				}
 			}
 		})
@@ -386,32 +414,27 @@ func (r *runner) seed(rng *rand.Rand) error {
 		}
 		ci := cand[bt]
 		copy(r.c[j*d:(j+1)*d], r.x[ci*d:(ci+1)*d])
-		for m := 0; m < j; m++ {
-			r.ccRoot[m] = candCC[bt*k+m] // scratch: new centre to centre m
-		}
-		pot = r.updateDist(j, false)
+		nd := r.cdist[bt*n : (bt+1)*n]
+		r.parallel(func(w, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				if nd[i] < r.dist[i] {
+					r.dist[i], r.a[i] = nd[i], int32(j)
+				}
+			}
+		})
+		pot = candPot[bt]
 	}
 	return nil
 }
 
-// updateDist lowers each point's squared distance to its nearest chosen
-// centre by the new centre j (or sets it, when first) and returns the total.
-// r.a holds each point's nearest centre while seeding; r.ccRoot[m] the
-// squared distance from centre j to centre m.
-func (r *runner) updateDist(j int, first bool) float64 {
+// firstDist sets each point's squared distance to the first centre.
+func (r *runner) firstDist() float64 {
 	d := r.d
-	c := r.c[j*d : (j+1)*d]
+	c := r.c[:d]
 	r.parallel(func(w, lo, hi int) {
 		var pot float64
 		for i := lo; i < hi; i++ {
-			x := r.x[i*d : (i+1)*d]
-			if first {
-				r.dist[i], r.a[i] = sqDist(x, c), 0
-			} else if di := r.dist[i]; r.ccRoot[r.a[i]] < 4*di {
-				if v := sqDistBelow(x, c, di); v < di {
-					r.dist[i], r.a[i] = v, int32(j)
-				}
-			}
+			r.dist[i], r.a[i] = sqDist(r.x[i*d:(i+1)*d], c), 0
 			pot += r.dist[i]
 		}
 		r.part[w].val = pot

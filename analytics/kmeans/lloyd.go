@@ -14,9 +14,12 @@ import "math"
 // cannot change cluster and is skipped without computing any distance. On
 // clustered data most points are skipped after a few iterations. The result is
 // exactly Lloyd's.
+//
+// It starts from the assignment seeding left in r.a and r.dist (each point's
+// nearest seed and squared distance), so the first pass costs nothing extra.
 func (r *runner) lloyd(maxIter int, tol float64) int {
 	r.halfGaps()
-	r.assignAll()
+	r.assignFromSeed()
 	k, d := r.k, r.d
 	iters := 0
 	for iters < maxIter {
@@ -62,46 +65,36 @@ func (r *runner) halfGaps() {
 	for j := 0; j < k; j++ {
 		cj := r.c[j*d : (j+1)*d]
 		for j2 := j + 1; j2 < k; j2++ {
-			cr := math.Sqrt(sqDist(cj, r.c[j2*d:(j2+1)*d]))
-			r.ccRoot[j*k+j2], r.ccRoot[j2*k+j] = cr, cr
-			h := 0.5 * cr
+			h := 0.5 * math.Sqrt(sqDist(cj, r.c[j2*d:(j2+1)*d]))
 			r.s[j] = math.Min(r.s[j], h)
 			r.s[j2] = math.Min(r.s[j2], h)
 		}
 	}
 }
 
-// nearest2 returns the nearest centre to x and the distance to it, and a
-// lower bound on the distance to every other centre. The scan starts from a
-// guess g at exact distance dg (the current assignment). A centre j with
-// ‖c_j − c_best‖ ≥ 2‖x − c_best‖ cannot be nearer than the best so far
-// (Elkan 2003, lemma 1) and is skipped; the triangle inequality still gives
-// ‖c_j − c_best‖ − ‖x − c_best‖ as a lower bound for it.
-func (r *runner) nearest2(x []float64, g int32, dg float64) (int32, float64, float64) {
+// nearest2 returns the nearest centre to x, the distance to it and the
+// distance to the second nearest. Distances are computed four centres at a
+// time into dd (k long): one pass of independent sums is cheaper than
+// pruning centre by centre, which branches at every step.
+func (r *runner) nearest2(x, dd []float64) (int32, float64, float64) {
 	d, k := r.d, r.k
-	best, sd1 := g, dg
-	d1 := dg * dg
-	d2 := math.Inf(1) // squared, exact among the centres computed
-	lb := math.Inf(1) // bound from the skipped centres
-	for j := 0; j < k; j++ {
-		if int32(j) == g {
-			continue
-		}
-		if cr := r.ccRoot[int(best)*k+j]; cr >= 2*sd1 {
-			if v := cr - sd1; v < lb {
-				lb = v
-			}
-			continue
-		}
-		v := sqDistBelow(x, r.c[j*d:(j+1)*d], d2)
+	c := r.c
+	j := 0
+	for ; j+4 <= k; j += 4 {
+		dd[j], dd[j+1], dd[j+2], dd[j+3] = dist4(x, c[j*d:(j+1)*d], c[(j+1)*d:(j+2)*d], c[(j+2)*d:(j+3)*d], c[(j+3)*d:(j+4)*d])
+	}
+	for ; j < k; j++ {
+		dd[j] = sqDist(x, c[j*d:(j+1)*d])
+	}
+	best, d1, d2 := int32(0), math.Inf(1), math.Inf(1)
+	for j, v := range dd[:k] {
 		if v < d1 {
 			best, d1, d2 = int32(j), v, d1
-			sd1 = math.Sqrt(v)
 		} else if v < d2 {
 			d2 = v
 		}
 	}
-	return best, sd1, math.Min(math.Sqrt(d2), lb)
+	return best, math.Sqrt(d1), math.Sqrt(d2)
 }
 
 // assignAll assigns every point exactly and rebuilds sums and counts.
@@ -113,10 +106,32 @@ func (r *runner) assignAll() {
 		clear(pt.counts)
 		for i := lo; i < hi; i++ {
 			x := r.x[i*d : (i+1)*d]
-			a, d1, d2 := r.nearest2(x, 0, math.Sqrt(sqDist(x, r.c[:d])))
+			a, d1, d2 := r.nearest2(x, pt.dd)
 			r.a[i], r.u[i], r.l[i] = a, d1, d2
 			s := pt.sums[int(a)*d : (int(a)+1)*d]
 			for f, v := range x {
+				s[f] += v
+			}
+			pt.counts[a]++
+		}
+	})
+	clear(r.sums)
+	clear(r.counts)
+	r.merge()
+}
+
+// assignFromSeed takes the nearest-seed assignment computed while seeding:
+// u is exact, and l = 0 is a valid (if useless) lower bound that makes the
+// first bounded pass check every point not protected by the half gap.
+func (r *runner) assignFromSeed() {
+	d := r.d
+	r.parallel(func(w, lo, hi int) {
+		pt := &r.part[w]
+		for i := lo; i < hi; i++ {
+			a := r.a[i]
+			r.u[i], r.l[i] = math.Sqrt(r.dist[i]), 0
+			s := pt.sums[int(a)*d : (int(a)+1)*d]
+			for f, v := range r.x[i*d : (i+1)*d] {
 				s[f] += v
 			}
 			pt.counts[a]++
@@ -178,7 +193,7 @@ func (r *runner) assignBounded(p1, p2 float64, j1 int32) int {
 			if r.u[i] <= m {
 				continue
 			}
-			b, d1, d2 := r.nearest2(x, a, r.u[i])
+			b, d1, d2 := r.nearest2(x, pt.dd)
 			r.u[i], r.l[i] = d1, d2
 			if b == a {
 				continue
