@@ -229,9 +229,11 @@ func minimise(f func(grad, x []float64) float64, start []float64) ([]float64, er
 		Grad: func(grad, x []float64) { f(grad, x) },
 	}
 	settings := &optimize.Settings{
-		GradientThreshold: 1e-9,
+		// The objective is a mean log-likelihood of order 1: a gradient of
+		// 1e-7 puts the parameters far inside the precision anyone reads.
+		GradientThreshold: 1e-7,
 		MajorIterations:   1000,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-14, Relative: 1e-14, Iterations: 20},
+		Converger:         &optimize.FunctionConverge{Absolute: 1e-12, Relative: 1e-12, Iterations: 5},
 	}
 	res, err := optimize.Minimize(p, start, settings, &optimize.BFGS{})
 	if res == nil {
