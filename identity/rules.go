@@ -92,12 +92,20 @@ func (r *Rules) Validate() error {
 // Rank of a type: lower is stronger.
 func (r *Rules) Rank(typ string) int {
 	if i, ok := r.rank[typ]; ok {
-		return i
+		return 2 * i
+	}
+	// A custom type is a deliberate identifier: stronger than a device's
+	// anonymous id, weaker than every type the operator ranked.
+	if i, ok := r.rank[portrait.IDAnonymousID]; ok {
+		if typ == portrait.IDAnonymousID {
+			return 2 * i
+		}
+		return 2*i - 1
 	}
 	if typ == portrait.IDAnonymousID {
-		return len(r.rank) + 1
+		return 2*len(r.rank) + 2
 	}
-	return len(r.rank)
+	return 2 * len(r.rank)
 }
 
 // Limit of a type (0: none).
