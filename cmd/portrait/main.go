@@ -26,6 +26,7 @@ commands:
   keys      create and list credentials (keys create --kind write|admin --name NAME)
   bench     benchmarks (bench ingest)
   linkage   record linkage (linkage eval)
+  analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
   version   print the version
 
 Run "portrait <command> -h" for a command's flags. Every command takes --json.
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, rest, stdout, stderr)
 	case "linkage":
 		return runLinkage(ctx, rest, stdout, stderr)
+	case "analyze":
+		return runAnalyze(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
