@@ -72,3 +72,32 @@ func plainLloyd(x []float64, n, d, k int, c []float64, iters int) ([]int, []floa
 	}
 	return labels, c
 }
+
+// A centre that attracts no point is given the point farthest from its
+// centre, and iteration continues to a valid clustering.
+func TestEmptyClusterRefilled(t *testing.T) {
+	x := []float64{0, 1, 2, 10, 11, 12, 30}
+	r := newRunner(x, len(x), 1, 3, 1)
+	copy(r.c, []float64{1, 11, 1000}) // the third centre is far from every point
+	for i := range x {
+		r.a[i], r.dist[i] = 0, math.Inf(1)
+		for j := 0; j < 3; j++ {
+			if v := sqDist(x[i:i+1], r.c[j:j+1]); v < r.dist[i] {
+				r.a[i], r.dist[i] = int32(j), v
+			}
+		}
+	}
+	r.lloyd(100, 0)
+	for j, c := range r.counts {
+		if c == 0 {
+			t.Fatalf("cluster %d empty after refilling; counts %v", j, r.counts)
+		}
+	}
+	// The isolated point 30 must end alone: {0,1,2}, {10,11,12}, {30}.
+	if r.a[6] == r.a[5] || r.a[0] != r.a[2] || r.a[3] != r.a[5] {
+		t.Errorf("labels %v, want {0,1,2} {10,11,12} {30}", r.a)
+	}
+	if w := r.inertia(); math.Abs(w-4) > 1e-12 {
+		t.Errorf("WCSS %v, want 4", w)
+	}
+}
