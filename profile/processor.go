@@ -58,7 +58,7 @@ type Processor struct {
 func NewProcessor(store Store, rules *identity.Rules) *Processor {
 	return &Processor{
 		Store: store, Rules: rules, Now: time.Now, Log: slog.Default(),
-		BatchSize: 10000, OnceTraits: map[string]bool{}, MaxProfiles: 100_000, MaxIdentities: 2_000_000,
+		BatchSize: 50000, OnceTraits: map[string]bool{}, MaxProfiles: 100_000, MaxIdentities: 2_000_000,
 		SourcePriority: func(string) int { return 0 },
 	}
 }
@@ -204,7 +204,16 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	// the event: done on all cores before the sequential part.
 	pre := make([]prepared, len(events))
 	parallel(len(events), func(i int) { pre[i] = p.prepare(events[i]) })
-	for i, e := range events {
+	// Profiles are defined by canonical order, so a batch may be applied in
+	// that order: concurrent requests commit out of time order, and sorting
+	// here saves most late events the replay of their profiles.
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, c int) bool { return events[order[a]].Key().Less(events[order[c]].Key()) })
+	for _, i := range order {
+		e := events[i]
 		if err := b.event(e, pre[i]); err != nil {
 			return fmt.Errorf("event %d (%s): %w", e.Seq, e.MessageID, err)
 		}

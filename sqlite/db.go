@@ -34,6 +34,7 @@ type DB struct {
 	stateW, stateR *sql.DB // profiles and everything derived
 
 	committer *committer
+	tail      tail
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -52,7 +53,9 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, err
 	}
 	// Derived state can always be replayed from the log: NORMAL is enough.
-	if db.stateW, db.stateR, err = openPair(filepath.Join(dir, "state.db"), "NORMAL"); err != nil {
+	// Checkpointing the WAL less often lets one checkpoint carry many
+	// processor batches that rewrite the same profile pages.
+	if db.stateW, db.stateR, err = openPair(filepath.Join(dir, "state.db"), "NORMAL", "wal_autocheckpoint(20000)"); err != nil {
 		db.logW.Close()
 		db.logR.Close()
 		return nil, err
@@ -65,6 +68,12 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	last, err := db.LastSeq(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.tail = tail{from: last, max: 200_000}
 	db.committer = newCommitter(db)
 	return db, nil
 }
@@ -87,9 +96,9 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-func openPair(path, sync string) (w, r *sql.DB, err error) {
+func openPair(path, sync string, extra ...string) (w, r *sql.DB, err error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "foreign_keys(1)", "busy_timeout(10000)", "cache_size(-32000)", "temp_store(MEMORY)"} {
+	for _, p := range append([]string{"journal_mode(WAL)", "synchronous(" + sync + ")", "foreign_keys(1)", "busy_timeout(10000)", "cache_size(-64000)", "temp_store(MEMORY)"}, extra...) {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()

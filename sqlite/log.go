@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +37,40 @@ type committer struct {
 	// notify is closed-and-replaced after each commit, waking followers.
 	mu     sync.Mutex
 	notify chan struct{}
+}
+
+// tail keeps the most recently committed events in memory: the
+// in-process queue between ingest and the processor. It holds every event
+// with seq > from, so a reader caught up with the log never reads storage or
+// decodes JSON again; one that fell behind reads the log.
+type tail struct {
+	mu     sync.Mutex
+	from   int64
+	events []*portrait.Event
+	max    int
+}
+
+func (t *tail) add(evs []*portrait.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events = append(t.events, evs...)
+	if over := len(t.events) - t.max; over > 0 {
+		t.from = t.events[over-1].Seq
+		t.events = append([]*portrait.Event(nil), t.events[over:]...)
+	}
+}
+
+// read returns up to limit events after seq, and whether the tail could
+// answer at all.
+func (t *tail) read(after int64, limit int) ([]*portrait.Event, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if after < t.from {
+		return nil, false
+	}
+	i := sort.Search(len(t.events), func(i int) bool { return t.events[i].Seq > after })
+	n := min(limit, len(t.events)-i)
+	return append([]*portrait.Event(nil), t.events[i:i+n]...), true
 }
 
 const (
@@ -75,6 +110,17 @@ func (c *committer) run() {
 			}
 		}
 		err := c.commit(group)
+		if err == nil {
+			var committed []*portrait.Event
+			for _, r := range group {
+				for _, e := range r.events {
+					if e.Seq > 0 {
+						committed = append(committed, e)
+					}
+				}
+			}
+			c.db.tail.add(committed)
+		}
 		for _, r := range group {
 			if err != nil {
 				r.err = err
@@ -118,6 +164,7 @@ func (c *committer) commit(group []*appendReq) error {
 			err = ins.QueryRowContext(ctx, e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), body).Scan(&seq)
 			switch {
 			case err == sql.ErrNoRows:
+				e.Seq = 0
 				r.res.Duplicates++
 			case err != nil:
 				return portrait.Wrap(err, "cannot append event")
@@ -176,6 +223,9 @@ func (db *DB) Appended() <-chan struct{} {
 
 // ReadLog returns up to limit events after seq, in log order.
 func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.Event, error) {
+	if evs, ok := db.tail.read(after, limit); ok {
+		return evs, nil
+	}
 	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")

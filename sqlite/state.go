@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"time"
 
@@ -118,7 +119,14 @@ type stateTx struct {
 	// which costs SQLite far less than a statement a row. Anything else
 	// flushes the buffers first, so the order of writes is kept.
 	pendIdent  []any // type, value, profile_id
-	pendEvents []any // profile_id, ts, message_id, seq
+	pendEvents []pendEvent
+}
+
+type pendEvent struct {
+	profileID string
+	ts        int64
+	msg       string
+	seq       int64
 }
 
 const flushRows = 256
@@ -160,8 +168,21 @@ func (t *stateTx) flush() error {
 		}
 	}
 	if len(t.pendEvents) > 0 {
-		args := t.pendEvents
+		pe := t.pendEvents
 		t.pendEvents = nil
+		sort.Slice(pe, func(i, j int) bool {
+			if pe[i].profileID != pe[j].profileID {
+				return pe[i].profileID < pe[j].profileID
+			}
+			if pe[i].ts != pe[j].ts {
+				return pe[i].ts < pe[j].ts
+			}
+			return pe[i].msg < pe[j].msg
+		})
+		args := make([]any, 0, 4*len(pe))
+		for _, r := range pe {
+			args = append(args, r.profileID, r.ts, r.msg, r.seq)
+		}
 		if err := t.multiInsert(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 4, args); err != nil {
 			return err
 		}
@@ -323,10 +344,9 @@ func (t *stateTx) PutAlias(oldID, newID string) error {
 }
 
 func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
-	t.pendEvents = append(t.pendEvents, profileID, micros(e.Timestamp), e.MessageID, e.Seq)
-	if len(t.pendEvents) >= 4*flushRows {
-		return t.flush()
-	}
+	// Kept until the next flush (at commit, mostly): written in key order,
+	// the rows of one profile land on the same B-tree pages.
+	t.pendEvents = append(t.pendEvents, pendEvent{profileID, micros(e.Timestamp), e.MessageID, e.Seq})
 	return nil
 }
 
