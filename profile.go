@@ -2,6 +2,7 @@ package portrait
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -47,6 +48,12 @@ type Profile struct {
 	EventCounts map[string]int   `json:"event_counts"` // by event type
 	// Events counts track events by name ("Order Completed": 12).
 	TrackCounts map[string]int `json:"track_counts,omitempty"`
+	// Tags the profile carries, each with the time it was gained.
+	Tags []ProfileTag `json:"tags"`
+	// State is the private, persisted state of enrichers (accumulators of
+	// computed traits), kept in the profile so that it merges and replays
+	// with it. Clients never see it.
+	State map[string]json.RawMessage `json:"-"`
 	// FirstKey is the canonical key of the profile's earliest event; the
 	// profile's id derives from it, so ids do not depend on arrival order.
 	FirstKey EventKey `json:"-"`
@@ -57,6 +64,12 @@ type Profile struct {
 	IdentityKey EventKey `json:"-"`
 	// UpdatedAt is when the processor last wrote the profile (wall clock).
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ProfileTag is a tag on a profile.
+type ProfileTag struct {
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"`
 }
 
 // MergeKinds recorded in the merge journal.

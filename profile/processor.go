@@ -38,6 +38,8 @@ type Processor struct {
 	Notify func() <-chan struct{}
 	// OnBatch, when set, is told after each committed batch.
 	OnBatch func(applied int, lastSeq int64, lastEventTime time.Time)
+	// Enrichers derive computed traits and tags; called in order.
+	Enrichers []Enricher
 	// MaxProfiles bounds the profile cache.
 	MaxProfiles int
 	// MaxIdentities bounds the identity cache. While the whole graph fits,
@@ -221,6 +223,9 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	dirty := make([]*portrait.Profile, 0, len(b.dirty))
 	for _, pr := range b.dirty {
 		pr.UpdatedAt = b.now
+		for _, en := range p.Enrichers {
+			en.Finish(pr, b.now)
+		}
 		dirty = append(dirty, pr)
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].ID < dirty[j].ID })
@@ -303,6 +308,7 @@ func (b *batch) journal(m *portrait.MergeEntry) error {
 
 // parsed is what the processor reads from an event's payload.
 type parsed struct {
+	props  map[string]any // decoded only when enrichers need them
 	traits map[string]any // identify traits and context.traits
 	once   map[string]any // traits.$set_once
 	extIDs []portrait.Identifier
@@ -373,6 +379,9 @@ type prepared struct {
 
 func (p *Processor) prepare(e *portrait.Event) prepared {
 	ps := parse(e)
+	if len(p.Enrichers) > 0 && len(e.Properties) > 0 {
+		json.Unmarshal(e.Properties, &ps.props)
+	}
 	ids, _ := p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
 	return prepared{ps, ids}
 }
@@ -577,6 +586,9 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	}
 
 	b.applyEvent(target, e, ps)
+	for _, en := range b.p.Enrichers {
+		en.Event(target, e, ps.props)
+	}
 	b.touch(target)
 	return b.tx.AddProfileEvent(target.ID, e)
 }
@@ -676,6 +688,9 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 	}
 	if k := e.Key(); keep.IdentityKey.Less(k) {
 		keep.IdentityKey = k
+	}
+	for _, en := range b.p.Enrichers {
+		en.Merge(keep, gone)
 	}
 	for _, id := range gone.Identifiers {
 		if err := b.setIdentity(id, keep.ID); err != nil {
@@ -897,12 +912,11 @@ func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
 	// ...and derive it again, in order.
 	landed := map[string]string{}
 	for _, ev := range events {
-		ps := parse(ev)
-		ids, _ := b.p.Rules.Identifiers(ev, ps.allTraits(), ps.extIDs)
-		if err := b.inOrder(ev, ps, ids); err != nil {
+		pre := b.p.prepare(ev)
+		if err := b.inOrder(ev, pre.ps, pre.ids); err != nil {
 			return err
 		}
-		pid, err := b.landing(ev, ids)
+		pid, err := b.landing(ev, pre.ids)
 		if err != nil {
 			return err
 		}
@@ -967,4 +981,71 @@ func (b *batch) current(pid string) (string, error) {
 		pid = found
 	}
 	return pid, nil
+}
+
+// Refresh re-evaluates every profile as of now (Enricher.Finish) and writes
+// those that changed: what depends on time alone — a sliding window that
+// expires, a customer who becomes "at risk" by not buying — changes without
+// any event. It runs between batches, never beside one.
+func (p *Processor) Refresh(ctx context.Context) (changed int, err error) {
+	if len(p.Enrichers) == 0 {
+		return 0, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.load(ctx); err != nil {
+		return 0, err
+	}
+	after := ""
+	for {
+		ids, err := p.Store.ProfileIDs(ctx, after, 2000)
+		if err != nil || len(ids) == 0 {
+			return changed, err
+		}
+		after = ids[len(ids)-1]
+		n, err := p.refresh(ctx, ids)
+		if err != nil {
+			p.resetCaches()
+			return changed, err
+		}
+		changed += n
+	}
+}
+
+func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
+	tx, err := p.Store.BeginState(ctx)
+	if err != nil {
+		return 0, err
+	}
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
+	var changed []*portrait.Profile
+	for _, id := range ids {
+		pr, err := b.profile(id)
+		if err != nil {
+			tx.Rollback()
+			return 0, err
+		}
+		before, _ := json.Marshal(struct {
+			T map[string]portrait.Trait
+			G []portrait.ProfileTag
+			S map[string]json.RawMessage
+		}{pr.Traits, pr.Tags, pr.State})
+		for _, en := range p.Enrichers {
+			en.Finish(pr, b.now)
+		}
+		after, _ := json.Marshal(struct {
+			T map[string]portrait.Trait
+			G []portrait.ProfileTag
+			S map[string]json.RawMessage
+		}{pr.Traits, pr.Tags, pr.State})
+		if string(before) != string(after) {
+			pr.UpdatedAt = b.now
+			changed = append(changed, pr)
+		}
+	}
+	if err := tx.PutProfiles(changed); err != nil {
+		tx.Rollback()
+		return 0, err
+	}
+	return len(changed), tx.Commit()
 }

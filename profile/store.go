@@ -11,6 +11,7 @@ package profile
 
 import (
 	"context"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -25,6 +26,8 @@ type Store interface {
 	// max identifiers (complete=true), so lookups need not touch storage.
 	LoadIdentities(ctx context.Context, max int) (ids map[portrait.Identifier]string, complete bool, err error)
 	BeginState(ctx context.Context) (StateTx, error)
+	// ProfileIDs pages through profile ids in order.
+	ProfileIDs(ctx context.Context, after string, limit int) ([]string, error)
 }
 
 // Ref ties an identifier to a profile.
@@ -57,4 +60,21 @@ type StateTx interface {
 
 	Commit() error
 	Rollback() error
+}
+
+// Enricher derives more than raw traits from the events a profile receives:
+// computed traits, built-in metrics, tags. What it derives must not depend on
+// the order events arrive in, as with traits: its per-profile state lives in
+// Profile.State and combines on merge, and a rebuild replays it.
+type Enricher interface {
+	// Event is called for each event applied to p, with the event's
+	// decoded properties (nil when it has none).
+	Event(p *portrait.Profile, e *portrait.Event, properties map[string]any)
+	// Merge folds gone's state into keep's; traits, identifiers and
+	// counts are already merged.
+	Merge(keep, gone *portrait.Profile)
+	// Finish is called once for each changed profile before it is
+	// written: the place to evaluate what depends on the whole profile
+	// (tags, scores) as of now.
+	Finish(p *portrait.Profile, now time.Time)
 }

@@ -207,3 +207,21 @@ func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error)
 	}
 	return rows.Err()
 }
+
+// ProfileIDs pages through profile ids in order.
+func (db *DB) ProfileIDs(ctx context.Context, after string, limit int) ([]string, error) {
+	rows, err := db.stateR.QueryContext(ctx, `SELECT id FROM profiles WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot list profiles")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, portrait.Wrap(err, "cannot list profiles")
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

@@ -27,13 +27,14 @@ type profileDoc struct {
 	FirstMsg  string    `json:"_first_msg"`
 	LastTime  time.Time `json:"_last_time"`
 	LastMsg   string    `json:"_last_msg"`
-	IDTime    time.Time `json:"_id_time"`
-	IDMsg     string    `json:"_id_msg"`
+	IDTime    time.Time                  `json:"_id_time"`
+	IDMsg     string                     `json:"_id_msg"`
+	State     map[string]json.RawMessage `json:"_state,omitempty"`
 }
 
 func encodeProfile(p *portrait.Profile) ([]byte, error) {
 	return json.Marshal(profileDoc{Profile: p, FirstTime: p.FirstKey.Time, FirstMsg: p.FirstKey.MessageID, LastTime: p.LastKey.Time, LastMsg: p.LastKey.MessageID,
-		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID})
+		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID, State: p.State})
 }
 
 func decodeProfile(b []byte) (*portrait.Profile, error) {
@@ -44,6 +45,7 @@ func decodeProfile(b []byte) (*portrait.Profile, error) {
 	d.Profile.FirstKey = portrait.EventKey{Time: d.FirstTime, MessageID: d.FirstMsg}
 	d.Profile.LastKey = portrait.EventKey{Time: d.LastTime, MessageID: d.LastMsg}
 	d.Profile.IdentityKey = portrait.EventKey{Time: d.IDTime, MessageID: d.IDMsg}
+	d.Profile.State = d.State
 	if d.Profile.Traits == nil {
 		d.Profile.Traits = map[string]portrait.Trait{}
 	}
