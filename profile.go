@@ -19,6 +19,21 @@ type Trait struct {
 	Priority int `json:"priority,omitempty"`
 	// Once marks a "first value wins" trait ($set_once semantics).
 	Once bool `json:"once,omitempty"`
+	// Imputed names the fill rule that produced a value nobody sent; any
+	// observed value replaces it.
+	Imputed string `json:"imputed,omitempty"`
+}
+
+// TraitIssue is a trait value a standardizer refused: the trait is left
+// unset and the problem kept for the data-quality report.
+type TraitIssue struct {
+	MessageID string    `json:"message_id"`
+	Trait     string    `json:"trait"`
+	Source    string    `json:"source"`
+	ProfileID string    `json:"profile_id"`
+	Value     string    `json:"value"`
+	Reason    string    `json:"reason"`
+	Time      time.Time `json:"time"`
 }
 
 // Identifier is a typed identity value: (email, zhang.san@example.com).

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/identity"
@@ -38,6 +39,10 @@ type Processor struct {
 	Notify func() <-chan struct{}
 	// OnBatch, when set, is told after each committed batch.
 	OnBatch func(applied int, lastSeq int64, lastEventTime time.Time)
+	// Standardize cleans a trait value before it is set (phones to E.164,
+	// names NFKC...); an error leaves the trait unset and is recorded as a
+	// trait issue. Nil: values are kept as sent.
+	Standardize func(name string, v any) (any, error)
 	// Enrichers derive computed traits and tags; called in order.
 	Enrichers []Enricher
 	// MaxProfiles bounds the profile cache.
@@ -232,6 +237,11 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	if err := tx.PutProfiles(dirty); err != nil {
 		return err
 	}
+	for _, is := range b.issues {
+		if err := tx.AddTraitIssue(is); err != nil {
+			return err
+		}
+	}
 	if err := tx.SetCheckpoint(CheckpointName, events[len(events)-1].Seq); err != nil {
 		return err
 	}
@@ -249,7 +259,8 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 
 // batch is the work of one transaction.
 type batch struct {
-	p     *Processor
+	issues []*portrait.TraitIssue
+	p      *Processor
 	ctx   context.Context
 	tx    StateTx
 	dirty map[string]*portrait.Profile
@@ -593,6 +604,16 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	return b.tx.AddProfileEvent(target.ID, e)
 }
 
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // ProfileID derives a profile's id from the message id of its first event,
 // so that the same history always yields the same id.
 func ProfileID(messageID string) string {
@@ -728,11 +749,14 @@ func (b *batch) deleteProfile(id string) error {
 }
 
 // Wins reports whether candidate c replaces the current value cur of a
-// trait. Ordinary values: the latest event wins (ties: higher source
+// trait. Observed values always beat imputed ones. Ordinary values: the latest event wins (ties: higher source
 // priority, then greater messageId). "First value wins" values lose to any
 // ordinary value and otherwise the earliest wins. The rule is commutative,
 // which is what makes profiles independent of arrival order.
 func Wins(c, cur portrait.Trait) bool {
+	if (c.Imputed == "") != (cur.Imputed == "") {
+		return c.Imputed == "" // what was observed beats what was assumed
+	}
 	if c.Once != cur.Once {
 		return !c.Once
 	}
@@ -784,7 +808,17 @@ func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
 		if name == "" {
 			return
 		}
-		v = b.standardize(name, v)
+		if b.p.Standardize != nil {
+			sv, err := b.p.Standardize(name, v)
+			if err != nil {
+				b.issues = append(b.issues, &portrait.TraitIssue{MessageID: e.MessageID, Trait: name, Source: e.Source, ProfileID: pr.ID,
+					Value: truncate(fmt.Sprint(v), 200), Reason: portrait.ErrorMessage(err), Time: e.Timestamp})
+				return
+			}
+			v = sv
+		} else {
+			v = b.standardize(name, v)
+		}
 		c := portrait.Trait{Value: v, Source: e.Source, Time: e.Timestamp, MessageID: e.MessageID, Priority: prio, Once: once || b.p.OnceTraits[name]}
 		if cur, ok := pr.Traits[name]; !ok || Wins(c, cur) {
 			pr.Traits[name] = c

@@ -56,6 +56,7 @@ type StateTx interface {
 	MoveProfileEvents(from, to string) error
 	DeleteProfileEvents(profileID string) error
 	AppendMerge(m *portrait.MergeEntry) error
+	AddTraitIssue(i *portrait.TraitIssue) error
 	SetCheckpoint(name string, seq int64) error
 
 	Commit() error

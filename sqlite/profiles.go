@@ -225,3 +225,34 @@ func (db *DB) ProfileIDs(ctx context.Context, after string, limit int) ([]string
 	}
 	return out, rows.Err()
 }
+
+// TraitIssues lists the trait values standardizers refused, newest first.
+func (db *DB) TraitIssues(ctx context.Context, source string, limit int) ([]*portrait.TraitIssue, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	q := `SELECT message_id, trait, source, profile_id, value, reason, at FROM trait_issues`
+	var args []any
+	if source != "" {
+		q += ` WHERE source = ?`
+		args = append(args, source)
+	}
+	q += ` ORDER BY at DESC, message_id LIMIT ?`
+	args = append(args, limit)
+	rows, err := db.stateR.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read trait issues")
+	}
+	defer rows.Close()
+	var out []*portrait.TraitIssue
+	for rows.Next() {
+		i := &portrait.TraitIssue{}
+		var at int64
+		if err := rows.Scan(&i.MessageID, &i.Trait, &i.Source, &i.ProfileID, &i.Value, &i.Reason, &at); err != nil {
+			return nil, portrait.Wrap(err, "cannot read trait issues")
+		}
+		i.Time = fromMicros(at)
+		out = append(out, i)
+	}
+	return out, rows.Err()
+}

@@ -365,6 +365,11 @@ func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
 		m.Kind, m.Into, m.From, m.Identifier.Type, m.Identifier.Value, m.MessageID, m.EventSeq, m.Reason, micros(m.At))
 }
 
+func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
+	return t.exec(`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
+}
+
 func (t *stateTx) SetCheckpoint(name string, seq int64) error {
 	return t.exec(`INSERT INTO checkpoints (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, name, seq)
 }

@@ -34,6 +34,7 @@ type Config struct {
 	Store     string
 	Bus       string
 	RulesFile string
+	CleanFile string
 	LogLevel  string
 	JSON      bool
 }
@@ -44,6 +45,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store URL (default: embedded SQLite under --data)")
 	fs.StringVar(&c.Bus, "bus", "", "event bus URL (default: in-process)")
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
+	fs.StringVar(&c.CleanFile, "clean", "", "cleaning YAML: region, kinds (trait → email|phone|name|...), fill rules")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
 }
@@ -124,6 +126,50 @@ func standardizeID(typ, v string) (string, bool) {
 	return out, err == nil
 }
 
+// cleaningConfig is the --clean file: how traits are standardized and which
+// missing values are filled.
+type cleaningConfig struct {
+	Region string            `yaml:"region"`
+	Kinds  map[string]string `yaml:"kinds"` // added to the defaults
+	Fill   []clean.FillRule  `yaml:"fill"`
+}
+
+// configureCleaning sets the processor's standardizer and enrichers: traits
+// are cleaned before they are set, Chinese names get their pinyin, and the
+// declared fill rules impute what is missing.
+func configureCleaning(p *profile.Processor, path string) error {
+	std := clean.DefaultTraitStandardizer()
+	var cc cleaningConfig
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return portrait.Errorf(portrait.EINVALID, "cannot read cleaning file: %v", err)
+		}
+		if err := yaml.Unmarshal(b, &cc); err != nil {
+			return portrait.Errorf(portrait.EINVALID, "cleaning file %s: %v", path, err)
+		}
+	}
+	if cc.Region != "" {
+		std.Region = cc.Region
+	}
+	for k, v := range cc.Kinds {
+		std.Kinds[k] = v
+	}
+	if err := std.Validate(); err != nil {
+		return err
+	}
+	p.Standardize = std.Standardize
+	p.Enrichers = append(p.Enrichers, clean.PinyinEnricher{})
+	if len(cc.Fill) > 0 {
+		f, err := clean.NewTraitFiller(cc.Fill)
+		if err != nil {
+			return err
+		}
+		p.Enrichers = append(p.Enrichers, f)
+	}
+	return nil
+}
+
 // OpenApp opens the store and wires the processor and the HTTP server; Start
 // runs them.
 func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
@@ -157,6 +203,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 
 	a.Proc = profile.NewProcessor(a.DB, rules)
 	a.Proc.Log = a.Log
+	if err := configureCleaning(a.Proc, cfg.CleanFile); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	a.Proc.Notify = a.DB.Appended
 	a.Proc.OnBatch = func(n int, _ int64, _ time.Time) { processed.Add(float64(n)) }
 
@@ -174,6 +225,15 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	s.Lag = a.lag
 	a.HTTP = s
 	return a, nil
+}
+
+// FreshProcessor returns a processor configured like the app's (rules,
+// cleaning, enrichers) with empty caches: for rebuilds and benchmarks.
+func (a *App) FreshProcessor() *profile.Processor {
+	p := profile.NewProcessor(a.DB, a.Rules)
+	p.Log = a.Log
+	p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority = a.Proc.Standardize, a.Proc.Enrichers, a.Proc.OnceTraits, a.Proc.SourcePriority
+	return p
 }
 
 // lag is how far the processor is behind the log: in events, and in seconds

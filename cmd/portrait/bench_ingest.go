@@ -25,7 +25,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/portrait-cdp/portrait"
-	"github.com/portrait-cdp/portrait/profile"
 )
 
 type ingestResult struct {
@@ -158,7 +157,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := a2.DB.ResetState(ctx); err != nil {
 		return err
 	}
-	proc := profile.NewProcessor(a2.DB, a2.Rules)
+	proc := a2.FreshProcessor()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

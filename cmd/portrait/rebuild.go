@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
-	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
@@ -74,8 +73,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := a.DB.ResetState(ctx); err != nil {
 		return err
 	}
-	proc := profile.NewProcessor(a.DB, a.Rules)
-	proc.Log = a.Log
+	proc := a.FreshProcessor()
 	start := time.Now()
 	tick := time.Now()
 	for proc.Checkpoint() < last {

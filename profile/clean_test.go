@@ -1,0 +1,63 @@
+package profile_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+// Traits are cleaned before they are set; a value that cannot be cleaned is
+// not set, and the problem is kept for the quality report.
+func TestTraitsStandardizedAndProblemsKept(t *testing.T) {
+	e := open(t, t.TempDir())
+	std := clean.DefaultTraitStandardizer()
+	e.proc.Standardize = std.Standardize
+	filler, err := clean.NewTraitFiller([]clean.FillRule{{Field: "gender", Kind: clean.FillDerive, From: "id_card", Derivation: clean.DeriveGenderFromID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.proc.Enrichers = []profile.Enricher{filler, clean.PinyinEnricher{}}
+	e.send(t,
+		ev("m1", "identify", "u1", "", 0, `{"phone":"１３８ ００１３ ８０００","email":" Zhang.San@Example.COM ","name":"张 三","id_card":"11010519491231002X"}`),
+		ev("m2", "identify", "u1", "", time.Minute, `{"email":"not-an-email","birthday":"31/02/1990"}`),
+	)
+	e.catchUp(t)
+	ctx := context.Background()
+	p, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Traits["phone"].Value != "+8613800138000" || p.Traits["email"].Value != "zhang.san@example.com" || p.Traits["name"].Value != "张三" {
+		t.Errorf("traits not standardized: %+v", p.Traits)
+	}
+	if p.Traits["email"].MessageID != "m1" {
+		t.Errorf("an invalid later email replaced a valid one: %+v", p.Traits["email"])
+	}
+	if _, ok := p.Traits["birthday"]; ok {
+		t.Errorf("an impossible date was set: %+v", p.Traits["birthday"])
+	}
+	if g := p.Traits["gender"]; g.Value != "female" || g.Imputed == "" {
+		t.Errorf("gender not imputed from the id card: %+v", g)
+	}
+	if p.Traits["name_pinyin"].Value == nil {
+		t.Error("no pinyin for a Chinese name")
+	}
+	issues, err := e.db.TraitIssues(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, i := range issues {
+		got[i.Trait] = i.Value
+		if i.Reason == "" || i.MessageID != "m2" || i.ProfileID != p.ID {
+			t.Errorf("issue %+v", i)
+		}
+	}
+	if got["email"] != "not-an-email" || got["birthday"] != "31/02/1990" || len(got) != 2 {
+		t.Errorf("issues %v", got)
+	}
+}
