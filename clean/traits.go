@@ -200,7 +200,7 @@ func (f *TraitFiller) Finish(p *portrait.Profile, now time.Time) {
 type PinyinEnricher struct{}
 
 func (PinyinEnricher) Event(*portrait.Profile, *portrait.Event, map[string]any) {}
-func (PinyinEnricher) Merge(keep, gone *portrait.Profile)                     {}
+func (PinyinEnricher) Merge(keep, gone *portrait.Profile)                       {}
 
 // Finish derives name_pinyin from name.
 func (PinyinEnricher) Finish(p *portrait.Profile, now time.Time) {

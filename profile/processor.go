@@ -261,10 +261,10 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 type batch struct {
 	issues []*portrait.TraitIssue
 	p      *Processor
-	ctx   context.Context
-	tx    StateTx
-	dirty map[string]*portrait.Profile
-	now   time.Time
+	ctx    context.Context
+	tx     StateTx
+	dirty  map[string]*portrait.Profile
+	now    time.Time
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {

@@ -23,10 +23,10 @@ var (
 // canonical keys the processor orders by, which clients never see.
 type profileDoc struct {
 	*portrait.Profile
-	FirstTime time.Time `json:"_first_time"`
-	FirstMsg  string    `json:"_first_msg"`
-	LastTime  time.Time `json:"_last_time"`
-	LastMsg   string    `json:"_last_msg"`
+	FirstTime time.Time                  `json:"_first_time"`
+	FirstMsg  string                     `json:"_first_msg"`
+	LastTime  time.Time                  `json:"_last_time"`
+	LastMsg   string                     `json:"_last_msg"`
 	IDTime    time.Time                  `json:"_id_time"`
 	IDMsg     string                     `json:"_id_msg"`
 	State     map[string]json.RawMessage `json:"_state,omitempty"`
