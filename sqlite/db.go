@@ -73,7 +73,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	db.tail = tail{from: last, max: 200_000}
+	db.tail = tail{from: last, max: 100_000}
 	db.committer = newCommitter(db)
 	return db, nil
 }

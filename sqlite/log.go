@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ var (
 // appendReq is one caller's share of a group commit.
 type appendReq struct {
 	events   []*portrait.Event
+	bodies   [][]byte // events encoded by the caller, off the committer's goroutine
 	rejected []*portrait.Rejected
 	res      portrait.AppendResult
 	err      error
@@ -143,37 +145,80 @@ func (c *committer) commit(group []*appendReq) error {
 		return portrait.Wrap(err, "cannot begin append")
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (message_id, type, source, ts, received_at, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING RETURNING seq`)
-	if err != nil {
-		return portrait.Wrap(err, "cannot prepare append")
+	type item struct {
+		r    *appendReq
+		e    *portrait.Event
+		body []byte
 	}
-	defer ins.Close()
+	var items []item
+	for _, r := range group {
+		r.res = portrait.AppendResult{}
+		for i, e := range r.events {
+			items = append(items, item{r, e, r.bodies[i]})
+		}
+	}
+	// Multi-row statements: a statement per row costs more than the row.
+	// RETURNING names what was inserted; a messageId already in the log
+	// (or twice in the group) is a duplicate.
+	const chunk = 128
+	var full *sql.Stmt
+	for len(items) > 0 {
+		n := min(chunk, len(items))
+		q := `INSERT INTO events (message_id, type, source, ts, received_at, body) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", n), ",") + ` ON CONFLICT (message_id) DO NOTHING RETURNING seq, message_id`
+		var st *sql.Stmt
+		if n == chunk && full != nil {
+			st = full
+		} else {
+			if st, err = tx.PrepareContext(ctx, q); err != nil {
+				return portrait.Wrap(err, "cannot prepare append")
+			}
+			defer st.Close()
+			if n == chunk {
+				full = st
+			}
+		}
+		args := make([]any, 0, 6*n)
+		for _, it := range items[:n] {
+			e := it.e
+			args = append(args, e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), it.body)
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return portrait.Wrap(err, "cannot append events")
+		}
+		seqs := make(map[string]int64, n)
+		for rows.Next() {
+			var seq int64
+			var msg string
+			if err := rows.Scan(&seq, &msg); err != nil {
+				rows.Close()
+				return portrait.Wrap(err, "cannot append events")
+			}
+			seqs[msg] = seq
+		}
+		if err := rows.Close(); err != nil {
+			return portrait.Wrap(err, "cannot append events")
+		}
+		for _, it := range items[:n] {
+			if seq, ok := seqs[it.e.MessageID]; ok {
+				delete(seqs, it.e.MessageID)
+				it.e.Seq = seq
+				it.r.res.Accepted++
+				it.r.res.LastSeq = max(it.r.res.LastSeq, seq)
+			} else {
+				it.e.Seq = 0
+				it.r.res.Duplicates++
+			}
+		}
+		items = items[n:]
+	}
 	quar, err := tx.PrepareContext(ctx, `INSERT INTO quarantine (source, idx, reason, raw, received_at) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
 		return portrait.Wrap(err, "cannot prepare quarantine")
 	}
 	defer quar.Close()
 	for _, r := range group {
-		r.res = portrait.AppendResult{}
-		for _, e := range r.events {
-			body, err := json.Marshal(e)
-			if err != nil {
-				return portrait.Wrap(err, "cannot encode event")
-			}
-			var seq int64
-			err = ins.QueryRowContext(ctx, e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), body).Scan(&seq)
-			switch {
-			case err == sql.ErrNoRows:
-				e.Seq = 0
-				r.res.Duplicates++
-			case err != nil:
-				return portrait.Wrap(err, "cannot append event")
-			default:
-				e.Seq = seq
-				r.res.Accepted++
-				r.res.LastSeq = seq
-			}
-		}
 		for _, q := range r.rejected {
 			res, err := quar.ExecContext(ctx, q.Source, q.Index, q.Reason, q.Raw, micros(q.ReceivedAt))
 			if err != nil {
@@ -194,7 +239,17 @@ func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*
 	if len(events) == 0 && len(rejected) == 0 {
 		return res, nil
 	}
-	r := &appendReq{events: events, rejected: rejected, done: make(chan struct{})}
+	// Encoding is the costly part of an append and needs no lock: done
+	// here, on the caller's goroutine, so the one committer only writes.
+	bodies := make([][]byte, len(events))
+	for i, e := range events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return res, portrait.Wrap(err, "cannot encode event")
+		}
+		bodies[i] = b
+	}
+	r := &appendReq{events: events, bodies: bodies, rejected: rejected, done: make(chan struct{})}
 	defer func() {
 		// The queue is closed on shutdown; refuse rather than panic.
 		if recover() != nil {
