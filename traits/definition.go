@@ -1,0 +1,170 @@
+package traits
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Aggregates a computed trait may use.
+const (
+	AggCount         = "count"
+	AggSum           = "sum"
+	AggAvg           = "avg"
+	AggMin           = "min"
+	AggMax           = "max"
+	AggFirst         = "first"
+	AggLast          = "last"
+	AggMostFrequent  = "most_frequent"
+	AggUnique        = "unique"
+	AggDistinctCount = "distinct_count"
+)
+
+var aggregates = []string{AggCount, AggSum, AggAvg, AggMin, AggMax, AggFirst, AggLast, AggMostFrequent, AggUnique, AggDistinctCount}
+
+// Definition declares a computed trait: an aggregate of an event property
+// over a profile's matching events, all time or in a sliding window.
+type Definition struct {
+	Name string `json:"name"`
+	// Aggregate is one of count, sum, avg, min, max, first, last,
+	// most_frequent, unique, distinct_count.
+	Aggregate string `json:"aggregate"`
+	// Event restricts to track events of this name; empty means any event.
+	Event string `json:"event,omitempty"`
+	// Type restricts to an event type (track, page, ...); empty means any.
+	Type string `json:"type,omitempty"`
+	// Property is the aggregated properties field (not needed for count).
+	Property string `json:"property,omitempty"`
+	// Filter is an expression over event, type, source and properties
+	// that an event must satisfy, e.g. `properties.revenue > 100`.
+	Filter string `json:"filter,omitempty"`
+	// Window is a sliding window such as "90d", "12h", "4w"; empty means
+	// all time.
+	Window         string    `json:"window,omitempty"`
+	Dimension      string    `json:"dimension,omitempty"`
+	Classification string    `json:"classification,omitempty"`
+	Description    string    `json:"description,omitempty"`
+	CreatedAt      time.Time `json:"created_at,omitzero"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// filterEnv is what a filter expression sees of an event.
+func filterEnv() map[string]any {
+	return map[string]any{"event": "", "type": "", "source": "", "properties": map[string]any{}}
+}
+
+// compiled is a validated definition ready for the hot path.
+type compiled struct {
+	Definition
+	window time.Duration
+	filter *vm.Program
+}
+
+// ParseWindow reads "90d", "4w", "12h" or any Go duration.
+func ParseWindow(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	if u, ok := unit[s[len(s)-1]]; ok {
+		n, err := strconv.ParseFloat(s[:len(s)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("window %q: want a number of days (90d), weeks (4w) or a duration (12h)", s)
+		}
+		return time.Duration(n * float64(u)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("window %q: want a number of days (90d), weeks (4w) or a duration (12h)", s)
+	}
+	return d, nil
+}
+
+// Compile validates d. Errors are EINVALID with a message fit for a client.
+func (d Definition) compile() (*compiled, error) {
+	bad := func(format string, a ...any) error {
+		return portrait.Errorf(portrait.EINVALID, "computed trait %q: %s", d.Name, fmt.Sprintf(format, a...))
+	}
+	if !nameRE.MatchString(d.Name) {
+		return nil, portrait.Errorf(portrait.EINVALID, "computed trait name %q: use lower case letters, digits and _, starting with a letter (at most 64)", d.Name)
+	}
+	if _, ok := builtinFields[d.Name]; ok {
+		return nil, bad("the name is taken by a built-in trait")
+	}
+	valid := false
+	for _, a := range aggregates {
+		valid = valid || a == d.Aggregate
+	}
+	if !valid {
+		return nil, bad("aggregate %q is not one of %s", d.Aggregate, strings.Join(aggregates, ", "))
+	}
+	if d.Aggregate != AggCount && strings.TrimSpace(d.Property) == "" {
+		return nil, bad("aggregate %s needs a property", d.Aggregate)
+	}
+	switch d.Type {
+	case "", portrait.EventIdentify, portrait.EventTrack, portrait.EventPage, portrait.EventScreen, portrait.EventGroup, portrait.EventAlias:
+	default:
+		return nil, bad("type %q is not an event type", d.Type)
+	}
+	if d.Event != "" && d.Type == "" {
+		d.Type = portrait.EventTrack
+	}
+	w, err := ParseWindow(d.Window)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	if d.Window != "" && w <= 0 {
+		return nil, bad("window %q must be positive; leave it out for all time", d.Window)
+	}
+	if d.Dimension == "" {
+		d.Dimension = DimBehaviour
+	}
+	if !validDimension(d.Dimension) {
+		return nil, bad("dimension %q is not one of %s", d.Dimension, strings.Join(Dimensions, ", "))
+	}
+	if d.Classification == "" {
+		d.Classification = ClassInternal
+	}
+	if !validClassification(d.Classification) {
+		return nil, bad("classification %q is not one of %s", d.Classification, strings.Join(Classifications, ", "))
+	}
+	c := &compiled{Definition: d, window: w}
+	if strings.TrimSpace(d.Filter) != "" {
+		c.filter, err = expr.Compile(d.Filter, expr.Env(filterEnv()), expr.AsBool())
+		if err != nil {
+			return nil, bad("filter: %v", err)
+		}
+	}
+	return c, nil
+}
+
+// Validate checks d and returns it with defaults filled in.
+func (d Definition) Validate() (Definition, error) {
+	c, err := d.compile()
+	if err != nil {
+		return d, err
+	}
+	return c.Definition, nil
+}
+
+// valueType is the schema type of the trait d produces.
+func (d Definition) valueType() string {
+	switch d.Aggregate {
+	case AggCount, AggSum, AggAvg, AggMin, AggMax, AggDistinctCount:
+		return TypeNumber
+	case AggUnique:
+		return TypeList
+	case AggMostFrequent:
+		return TypeString
+	}
+	return TypeAny
+}

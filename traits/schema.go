@@ -1,0 +1,361 @@
+package traits
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Trait value types.
+const (
+	TypeNumber  = "number"
+	TypeString  = "string"
+	TypeBoolean = "boolean"
+	TypeTime    = "time" // an RFC 3339 string
+	TypeList    = "list"
+	TypeObject  = "object"
+	TypeAny     = "any"
+)
+
+// Dimensions of a portrait (画像维度).
+const (
+	DimBasic     = "basic"     // 基本信息
+	DimBehaviour = "behaviour" // 行为
+	DimNeeds     = "needs"     // 需求偏好
+	DimFeedback  = "feedback"  // 反馈评价
+	DimValue     = "value"     // 价值
+	DimRisk      = "risk"      // 风险
+)
+
+// Dimensions lists the dimensions in display order.
+var Dimensions = []string{DimBasic, DimBehaviour, DimNeeds, DimFeedback, DimValue, DimRisk}
+
+// Classification levels (密级), lowest first.
+const (
+	ClassPublic       = "public"
+	ClassInternal     = "internal"
+	ClassConfidential = "confidential"
+	ClassSecret       = "secret"
+)
+
+// Classifications lists the levels, lowest first.
+var Classifications = []string{ClassPublic, ClassInternal, ClassConfidential, ClassSecret}
+
+func validDimension(d string) bool {
+	for _, x := range Dimensions {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+func validClassification(c string) bool {
+	for _, x := range Classifications {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Origins of a schema field.
+const (
+	OriginBuiltin  = "builtin"
+	OriginComputed = "computed"
+	OriginObserved = "observed" // typed on first sight in incoming data
+)
+
+// Field describes one trait.
+type Field struct {
+	Name           string    `json:"name"`
+	Type           string    `json:"type"`
+	Dimension      string    `json:"dimension"`
+	Classification string    `json:"classification"`
+	Description    string    `json:"description"`
+	Origin         string    `json:"origin"`
+	FirstSeen      time.Time `json:"first_seen,omitzero"`
+}
+
+// Conflict is an incoming value whose type differs from the trait's schema.
+// It is reported, and the value kept as sent; rules that compare the trait
+// treat such a value as unknown.
+type Conflict struct {
+	Name     string    `json:"name"`
+	Want     string    `json:"want"`
+	Got      string    `json:"got"`
+	Count    int64     `json:"count"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+func f(name, typ, dim, class, desc string) Field {
+	return Field{Name: name, Type: typ, Dimension: dim, Classification: class, Description: desc, Origin: OriginBuiltin}
+}
+
+// builtinFields are the traits every portrait has.
+var builtinFields = map[string]Field{}
+
+func init() {
+	for _, x := range []Field{
+		f("first_seen", TypeTime, DimBehaviour, ClassInternal, "time of the customer's first event"),
+		f("last_seen", TypeTime, DimBehaviour, ClassInternal, "time of the customer's latest event"),
+		f("days_since_last_seen", TypeNumber, DimBehaviour, ClassInternal, "whole days from the latest event to now"),
+		f("sessions", TypeNumber, DimBehaviour, ClassInternal, "visits: runs of events with less than 30 minutes between them"),
+		f("purchase_count", TypeNumber, DimValue, ClassInternal, "number of purchases (Order Completed by default)"),
+		f("revenue", TypeNumber, DimValue, ClassConfidential, "sum of purchase amounts"),
+		f("avg_order_value", TypeNumber, DimValue, ClassConfidential, "revenue / purchase_count"),
+		f("first_purchase_at", TypeTime, DimValue, ClassInternal, "time of the first purchase"),
+		f("last_purchase_at", TypeTime, DimValue, ClassInternal, "time of the latest purchase"),
+		f("days_since_last_purchase", TypeNumber, DimValue, ClassInternal, "whole days from the latest purchase to now"),
+		f("favourite_category", TypeString, DimNeeds, ClassInternal, "most frequent category among purchases"),
+		f("preferred_channel", TypeString, DimNeeds, ClassInternal, "most frequent channel (properties.channel, else the sending source)"),
+		f("rfm_r", TypeNumber, DimValue, ClassInternal, "recency quintile 1-5 (5 = most recent)"),
+		f("rfm_f", TypeNumber, DimValue, ClassInternal, "frequency quintile 1-5 (5 = most purchases)"),
+		f("rfm_m", TypeNumber, DimValue, ClassInternal, "monetary quintile 1-5 (5 = most revenue)"),
+		f("rfm_score", TypeString, DimValue, ClassInternal, "R, F and M scores as three digits"),
+		f("rfm_segment", TypeString, DimValue, ClassInternal, "RFM segment: champions, loyal, potential_loyalist, new_customer, promising, need_attention, about_to_sleep, cant_lose, at_risk, hibernating"),
+		f("lifecycle_stage", TypeString, DimValue, ClassInternal, "prospect, new, repeat, loyal, at_risk or churned"),
+		f("lifecycle_history", TypeList, DimValue, ClassInternal, "stage transitions: [{stage, at}]"),
+		f("nps_score", TypeNumber, DimFeedback, ClassInternal, "latest NPS answer 0-10"),
+		f("nps_category", TypeString, DimFeedback, ClassInternal, "promoter (9-10), passive (7-8) or detractor (0-6)"),
+		f("csat_score", TypeNumber, DimFeedback, ClassInternal, "latest CSAT answer 1-5"),
+		f("feedback_comment", TypeString, DimFeedback, ClassConfidential, "latest free-text survey comment"),
+	} {
+		builtinFields[x.Name] = x
+	}
+}
+
+// IsBuiltin reports whether name is a built-in trait.
+func IsBuiltin(name string) bool {
+	_, ok := builtinFields[name]
+	return ok
+}
+
+// TypeOf returns the schema type of a JSON-decoded value.
+func TypeOf(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case float64, float32, int, int64, int32, uint, uint64, uint32:
+		return TypeNumber
+	case bool:
+		return TypeBoolean
+	case string:
+		if len(x) >= 20 && len(x) <= 40 && x[4] == '-' && x[10] == 'T' {
+			if _, err := time.Parse(time.RFC3339Nano, x); err == nil {
+				return TypeTime
+			}
+		}
+		return TypeString
+	case []any:
+		return TypeList
+	case map[string]any:
+		return TypeObject
+	}
+	return TypeAny
+}
+
+// compatible: a time is also a string, and a declared "any" takes anything.
+func compatible(want, got string) bool {
+	return want == got || want == TypeAny || (want == TypeString && got == TypeTime)
+}
+
+// Schema is the registry of trait types: built-ins, computed definitions
+// and incoming traits typed on first sight. It is safe for concurrent use.
+type Schema struct {
+	mu        sync.RWMutex
+	computed  map[string]Field
+	observed  map[string]Field
+	conflicts map[string]*Conflict
+	unsaved   []Field
+}
+
+// NewSchema returns a schema holding the built-ins.
+func NewSchema() *Schema {
+	return &Schema{computed: map[string]Field{}, observed: map[string]Field{}, conflicts: map[string]*Conflict{}}
+}
+
+// Lookup returns the field for name.
+func (s *Schema) Lookup(name string) (Field, bool) {
+	if f, ok := builtinFields[name]; ok {
+		return f, true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if f, ok := s.computed[name]; ok {
+		return f, true
+	}
+	f, ok := s.observed[name]
+	return f, ok
+}
+
+// Types maps every known trait to its type, for type-checking rules.
+func (s *Schema) Types() map[string]string {
+	out := map[string]string{}
+	for _, fl := range s.Fields() {
+		out[fl.Name] = fl.Type
+	}
+	return out
+}
+
+// Fields lists every known trait by name.
+func (s *Schema) Fields() []Field {
+	s.mu.RLock()
+	out := make([]Field, 0, len(builtinFields)+len(s.computed)+len(s.observed))
+	for _, x := range builtinFields {
+		out = append(out, x)
+	}
+	for _, x := range s.computed {
+		out = append(out, x)
+	}
+	for n, x := range s.observed {
+		if _, ok := s.computed[n]; !ok {
+			out = append(out, x)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Conflicts lists the type conflicts seen, by trait name.
+func (s *Schema) Conflicts() []Conflict {
+	s.mu.RLock()
+	out := make([]Conflict, 0, len(s.conflicts))
+	for _, c := range s.conflicts {
+		out = append(out, *c)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *Schema) setComputed(defs []Definition) {
+	m := make(map[string]Field, len(defs))
+	for _, d := range defs {
+		desc := d.Description
+		if desc == "" {
+			desc = fmt.Sprintf("%s of %s", d.Aggregate, describeSource(d))
+		}
+		m[d.Name] = Field{Name: d.Name, Type: d.valueType(), Dimension: d.Dimension, Classification: d.Classification, Description: desc, Origin: OriginComputed}
+	}
+	s.mu.Lock()
+	s.computed = m
+	s.mu.Unlock()
+}
+
+func describeSource(d Definition) string {
+	what := "events"
+	if d.Event != "" {
+		what = fmt.Sprintf("%q events", d.Event)
+	} else if d.Type != "" {
+		what = d.Type + " events"
+	}
+	if d.Property != "" {
+		what = "properties." + d.Property + " of " + what
+	}
+	if d.Window != "" {
+		what += " in the last " + d.Window
+	}
+	return what
+}
+
+// Observe types an incoming trait on first sight and records a conflict
+// when a later value has another type. It never fails: data is accepted as
+// sent, and the conflict is reported.
+func (s *Schema) Observe(name string, v any, at time.Time) {
+	got := TypeOf(v)
+	if got == "" || name == "" {
+		return
+	}
+	if fl, ok := builtinFields[name]; ok {
+		if !compatible(fl.Type, got) {
+			s.conflict(name, fl.Type, got, at)
+		}
+		return
+	}
+	s.mu.RLock()
+	fl, ok := s.computed[name]
+	if !ok {
+		fl, ok = s.observed[name]
+	}
+	s.mu.RUnlock()
+	if ok {
+		if !compatible(fl.Type, got) {
+			s.conflict(name, fl.Type, got, at)
+		}
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.observed[name]; ok {
+		return
+	}
+	fl = Field{Name: name, Type: got, Dimension: DimBasic, Classification: ClassInternal, Origin: OriginObserved, FirstSeen: at,
+		Description: "typed on first sight"}
+	s.observed[name] = fl
+	s.unsaved = append(s.unsaved, fl)
+}
+
+func (s *Schema) conflict(name, want, got string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conflicts[name]
+	if c == nil || c.Got != got {
+		if c != nil {
+			got = c.Got + "," + got // keep every type seen
+		}
+		c = &Conflict{Name: name, Want: want, Got: got}
+		s.conflicts[name] = c
+	}
+	c.Count++
+	if at.After(c.LastSeen) {
+		c.LastSeen = at
+	}
+}
+
+// Load adds stored observed fields (at start).
+func (s *Schema) Load(fields []Field) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fl := range fields {
+		if _, ok := builtinFields[fl.Name]; !ok {
+			s.observed[fl.Name] = fl
+		}
+	}
+}
+
+// Annotate sets the dimension, classification and description of an
+// observed trait (an administrator describing incoming data).
+func (s *Schema) Annotate(fl Field) error {
+	if !validDimension(fl.Dimension) || !validClassification(fl.Classification) {
+		return fmt.Errorf("dimension must be one of %v and classification one of %v", Dimensions, Classifications)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.observed[fl.Name]
+	if !ok {
+		return fmt.Errorf("trait %q has not been seen", fl.Name)
+	}
+	cur.Dimension, cur.Classification, cur.Description = fl.Dimension, fl.Classification, fl.Description
+	s.observed[fl.Name] = cur
+	s.unsaved = append(s.unsaved, cur)
+	return nil
+}
+
+// Unsaved returns and forgets the observed fields not yet persisted.
+func (s *Schema) Unsaved() []Field {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.unsaved
+	s.unsaved = nil
+	return out
+}
+
+// Requeue puts fields back after a failed save.
+func (s *Schema) Requeue(fields []Field) {
+	s.mu.Lock()
+	s.unsaved = append(fields, s.unsaved...)
+	s.mu.Unlock()
+}
