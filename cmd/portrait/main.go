@@ -27,6 +27,7 @@ commands:
   bench     benchmarks (bench ingest)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
+  import    import a CSV, JSONL or XLSX file (import --source NAME --map mapping.yaml FILE)
   version   print the version
 
 Run "portrait <command> -h" for a command's flags. Every command takes --json.
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLinkage(ctx, rest, stdout, stderr)
 	case "analyze":
 		return runAnalyze(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
