@@ -1,0 +1,283 @@
+// Package tag keeps the tag taxonomy (dimension → category → tag, with
+// Chinese and English names) and evaluates rule tags: expressions over a
+// profile's traits (github.com/expr-lang/expr), type-checked against the
+// trait schema when they are defined, so that a typo is an error at
+// creation rather than a tag that silently never holds.
+//
+// The Enricher evaluates every tag in Finish, after the traits enricher,
+// from the profile's traits alone; the time a tag was gained is taken from
+// the provenance of the traits it reads, so that tags replay identically.
+package tag
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/traits"
+)
+
+// Definition is one version of a rule tag.
+type Definition struct {
+	Name        string `json:"name"`
+	Dimension   string `json:"dimension"`
+	Category    string `json:"category,omitempty"`
+	NameZh      string `json:"name_zh,omitempty"`
+	NameEn      string `json:"name_en,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Expression is a boolean rule over traits, e.g.
+	// `revenue > 1000 && days_since_last_purchase < 90`.
+	Expression string    `json:"expression"`
+	Version    int       `json:"version"`
+	Deleted    bool      `json:"deleted,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// Compiled is a checked definition ready to run.
+type Compiled struct {
+	Definition
+	program *vm.Program
+	refs    []string // traits the expression reads
+}
+
+// extra names every expression may use besides traits.
+var extra = map[string]any{"event_count": 0.0}
+
+func sample(typ string) any {
+	switch typ {
+	case traits.TypeNumber:
+		return 0.0
+	case traits.TypeString, traits.TypeTime:
+		return ""
+	case traits.TypeBoolean:
+		return false
+	case traits.TypeList:
+		return []any{}
+	case traits.TypeObject:
+		return map[string]any{}
+	}
+	return nil
+}
+
+// Normalize fills defaults and checks the fields other than the expression.
+func (d Definition) Normalize() (Definition, error) {
+	d.Name = strings.TrimSpace(d.Name)
+	if d.Name == "" || len([]rune(d.Name)) > 64 || strings.IndexFunc(d.Name, unicode.IsControl) >= 0 {
+		return d, portrait.Errorf(portrait.EINVALID, "tag name must be 1 to 64 characters without control characters")
+	}
+	if d.Dimension == "" {
+		return d, portrait.Errorf(portrait.EINVALID, "tag %q needs a dimension: one of %s", d.Name, strings.Join(traits.Dimensions, ", "))
+	}
+	ok := false
+	for _, x := range traits.Dimensions {
+		ok = ok || x == d.Dimension
+	}
+	if !ok {
+		return d, portrait.Errorf(portrait.EINVALID, "tag %q: dimension %q is not one of %s", d.Name, d.Dimension, strings.Join(traits.Dimensions, ", "))
+	}
+	d.Category = strings.TrimSpace(d.Category)
+	if d.Category == "" {
+		d.Category = "general"
+	}
+	if d.NameZh == "" {
+		d.NameZh = d.Name
+	}
+	if d.NameEn == "" {
+		d.NameEn = d.Name
+	}
+	if strings.TrimSpace(d.Expression) == "" {
+		return d, portrait.Errorf(portrait.EINVALID, "tag %q needs an expression", d.Name)
+	}
+	return d, nil
+}
+
+// Compile checks d against the trait types (name → schema type).
+func Compile(d Definition, types map[string]string) (*Compiled, error) {
+	d, err := d.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]any, len(types)+len(extra))
+	for name, typ := range types {
+		env[name] = sample(typ)
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	prog, err := expr.Compile(d.Expression, expr.Env(env), expr.AsBool())
+	if err != nil {
+		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: invalid expression: %s", d.Name, oneLine(err.Error()))
+	}
+	tree, err := parser.Parse(d.Expression)
+	if err != nil {
+		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: invalid expression: %s", d.Name, oneLine(err.Error()))
+	}
+	refs := &collector{env: env, seen: map[string]bool{}}
+	ast.Walk(&tree.Node, refs)
+	sort.Strings(refs.names)
+	return &Compiled{Definition: d, program: prog, refs: refs.names}, nil
+}
+
+// oneLine keeps expr's message and its pointer at the column, in one line.
+func oneLine(s string) string {
+	lines := strings.Split(s, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
+	}
+	return strings.Join(lines, " | ")
+}
+
+type collector struct {
+	env   map[string]any
+	seen  map[string]bool
+	names []string
+}
+
+func (c *collector) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		if _, known := c.env[id.Value]; known && !c.seen[id.Value] {
+			c.seen[id.Value] = true
+			c.names = append(c.names, id.Value)
+		}
+	}
+}
+
+// Enricher evaluates the tags; it implements profile.Enricher and must run
+// after the traits enricher.
+type Enricher struct {
+	tags atomic.Pointer[set]
+	// Finishes counts evaluations, for backfill progress.
+	Finishes atomic.Int64
+
+	mu      sync.Mutex
+	machine vm.VM
+}
+
+type set struct {
+	tags  []*Compiled
+	types map[string]string
+	refs  []string // union of the tags' references
+}
+
+var _ profile.Enricher = (*Enricher)(nil)
+
+// NewEnricher returns an enricher with no tags.
+func NewEnricher() *Enricher {
+	e := &Enricher{}
+	e.tags.Store(&set{})
+	return e
+}
+
+// SetTags replaces the active tags (compiled against types).
+func (e *Enricher) SetTags(tags []*Compiled, types map[string]string) {
+	s := &set{tags: append([]*Compiled(nil), tags...), types: types}
+	sort.Slice(s.tags, func(i, j int) bool { return s.tags[i].Name < s.tags[j].Name })
+	seen := map[string]bool{}
+	for _, t := range s.tags {
+		for _, r := range t.refs {
+			if !seen[r] {
+				seen[r] = true
+				s.refs = append(s.refs, r)
+			}
+		}
+	}
+	e.tags.Store(s)
+}
+
+// Tags returns the active tags.
+func (e *Enricher) Tags() []*Compiled { return e.tags.Load().tags }
+
+// Event does nothing: tags depend on traits only.
+func (e *Enricher) Event(*portrait.Profile, *portrait.Event, map[string]any) {}
+
+// Merge does nothing: Finish re-evaluates the merged profile.
+func (e *Enricher) Merge(keep, gone *portrait.Profile) {}
+
+// Finish sets p.Tags to the tags that hold as of now.
+func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
+	e.Finishes.Add(1)
+	s := e.tags.Load()
+	if len(s.tags) == 0 {
+		if len(p.Tags) > 0 {
+			p.Tags = nil
+		}
+		return
+	}
+	env := make(map[string]any, len(s.refs))
+	for _, name := range s.refs {
+		if name == "event_count" {
+			env[name] = float64(p.EventCount)
+			continue
+		}
+		tr, ok := p.Traits[name]
+		if !ok {
+			env[name] = nil // unknown: comparisons with it fail, the tag does not hold
+			continue
+		}
+		v := tr.Value
+		if typ := traits.TypeOf(v); v != nil && !fits(s.types[name], typ) {
+			v = nil // a type conflict is reported by the schema, not guessed at
+		}
+		env[name] = v
+	}
+	var out []portrait.ProfileTag
+	e.mu.Lock()
+	for _, t := range s.tags {
+		res, err := e.machine.Run(t.program, env)
+		if held, _ := res.(bool); err != nil || !held {
+			continue
+		}
+		out = append(out, portrait.ProfileTag{Name: t.Name, Since: since(t, p, now)})
+	}
+	e.mu.Unlock()
+	p.Tags = out
+}
+
+func fits(want, got string) bool {
+	return want == "" || want == got || want == traits.TypeAny || (want == traits.TypeString && got == traits.TypeTime) ||
+		(want == traits.TypeTime && got == traits.TypeString)
+}
+
+// since is the provenance time of the evidence: the latest event time among
+// the traits the rule reads. It is a function of the profile alone, so a
+// replay gives the same time as the live run did.
+func since(t *Compiled, p *portrait.Profile, now time.Time) time.Time {
+	var at time.Time
+	for _, r := range t.refs {
+		if r == "event_count" {
+			if p.LastSeen.After(at) {
+				at = p.LastSeen
+			}
+			continue
+		}
+		if tr, ok := p.Traits[r]; ok && tr.Time.After(at) {
+			at = tr.Time
+		}
+	}
+	if at.IsZero() {
+		at = p.FirstSeen
+	}
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	return at.UTC()
+}
+
+// String describes a compiled tag.
+func (c *Compiled) String() string {
+	return fmt.Sprintf("%s v%d (%s/%s): %s", c.Name, c.Version, c.Dimension, c.Category, c.Expression)
+}
+
+// References lists the traits the expression reads.
+func (c *Compiled) References() []string { return c.refs }

@@ -1,0 +1,201 @@
+package traits
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Store keeps definitions, the observed schema and RFM boundaries.
+type Store interface {
+	SaveTraitDefinition(ctx context.Context, d Definition) error
+	DeleteTraitDefinition(ctx context.Context, name string) error
+	TraitDefinitions(ctx context.Context) ([]Definition, error)
+	SaveSchemaFields(ctx context.Context, fields []Field) error
+	SchemaFields(ctx context.Context) ([]Field, error)
+	SaveBoundaries(ctx context.Context, b *Boundaries) error
+	LatestBoundaries(ctx context.Context) (*Boundaries, error)
+}
+
+// Service manages computed-trait definitions and runs the scheduled jobs:
+// RFM boundaries, the time-based refresh, saving the observed schema.
+type Service struct {
+	Store    Store
+	Enricher *Enricher
+	// Each reads every profile (sqlite.DB.AllProfiles).
+	Each func(ctx context.Context, fn func(*portrait.Profile) error) error
+	// Refresh re-evaluates every profile as of now (Processor.Refresh).
+	Refresh func(ctx context.Context) (int, error)
+	// Changed is told when definitions change (tags recompile).
+	Changed func()
+	Now     portrait.Clock
+	Log     *slog.Logger
+
+	mu sync.Mutex // serialises definition changes
+}
+
+// NewService returns a service.
+func NewService(store Store, en *Enricher) *Service {
+	return &Service{Store: store, Enricher: en, Now: time.Now, Log: slog.Default()}
+}
+
+// Load activates the stored definitions, schema and boundaries.
+func (s *Service) Load(ctx context.Context) error {
+	fields, err := s.Store.SchemaFields(ctx)
+	if err != nil {
+		return err
+	}
+	s.Enricher.Schema.Load(fields)
+	defs, err := s.Store.TraitDefinitions(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.Enricher.SetDefinitions(defs); err != nil {
+		return err
+	}
+	b, err := s.Store.LatestBoundaries(ctx)
+	if err != nil {
+		return err
+	}
+	s.Enricher.SetBoundaries(b)
+	return nil
+}
+
+// Define validates and stores a computed trait (replacing one of the same
+// name) and activates it. It accumulates from the events processed from
+// now on; `portrait rebuild` gives it the history before.
+func (s *Service) Define(ctx context.Context, d Definition) (Definition, error) {
+	d, err := d.Validate()
+	if err != nil {
+		return d, err
+	}
+	d.CreatedAt = s.Now().UTC()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defs := s.Enricher.Definitions()
+	replaced := false
+	for i := range defs {
+		if defs[i].Name == d.Name {
+			defs[i], replaced = d, true
+		}
+	}
+	if !replaced {
+		defs = append(defs, d)
+	}
+	// Activate first: SetDefinitions re-checks the whole set.
+	if err := s.Enricher.SetDefinitions(defs); err != nil {
+		return d, err
+	}
+	if err := s.Store.SaveTraitDefinition(ctx, d); err != nil {
+		return d, err
+	}
+	if s.Changed != nil {
+		s.Changed()
+	}
+	return d, nil
+}
+
+// Delete removes a computed trait; Finish drops it from profiles.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.Store.DeleteTraitDefinition(ctx, name); err != nil {
+		return err
+	}
+	var keep []Definition
+	for _, d := range s.Enricher.Definitions() {
+		if d.Name != name {
+			keep = append(keep, d)
+		}
+	}
+	if err := s.Enricher.SetDefinitions(keep); err != nil {
+		return err
+	}
+	if s.Changed != nil {
+		s.Changed()
+	}
+	return nil
+}
+
+// RecomputeRFM computes the population boundaries as of now, stores them,
+// and re-scores every profile.
+func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
+	now := s.Now()
+	b, err := ComputeBoundaries(ctx, s.Each, now)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, nil // nobody has bought yet
+	}
+	if err := s.Store.SaveBoundaries(ctx, b); err != nil {
+		return nil, err
+	}
+	s.Enricher.SetBoundaries(b)
+	if s.Refresh != nil {
+		if _, err := s.Refresh(ctx); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// FlushSchema saves the traits typed since the last flush.
+func (s *Service) FlushSchema(ctx context.Context) error {
+	fs := s.Enricher.Schema.Unsaved()
+	if len(fs) == 0 {
+		return nil
+	}
+	if err := s.Store.SaveSchemaFields(ctx, fs); err != nil {
+		s.Enricher.Schema.Requeue(fs)
+		return err
+	}
+	return nil
+}
+
+// NPS aggregates survey answers.
+func (s *Service) NPS(ctx context.Context, q NPSQuery) ([]NPSRow, error) {
+	return AggregateNPS(ctx, s.Each, q)
+}
+
+// Run schedules the jobs until ctx ends: the schema is saved every few
+// seconds, profiles are refreshed (windows expire, stages lapse) every
+// refreshEvery, and RFM boundaries recomputed every rfmEvery (and at
+// start when there are none).
+func (s *Service) Run(ctx context.Context, refreshEvery, rfmEvery time.Duration) {
+	flush := time.NewTicker(5 * time.Second)
+	refresh := time.NewTicker(refreshEvery)
+	rfm := time.NewTicker(rfmEvery)
+	defer flush.Stop()
+	defer refresh.Stop()
+	defer rfm.Stop()
+	if s.Enricher.Boundaries() == nil {
+		if _, err := s.RecomputeRFM(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Error("rfm boundaries", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			s.FlushSchema(context.WithoutCancel(ctx))
+			return
+		case <-flush.C:
+			if err := s.FlushSchema(ctx); err != nil {
+				s.Log.Error("saving the trait schema", "err", err)
+			}
+		case <-refresh.C:
+			if n, err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Error("refreshing profiles", "err", err)
+			} else if n > 0 {
+				s.Log.Info("refreshed profiles as of now", "changed", n)
+			}
+		case <-rfm.C:
+			if _, err := s.RecomputeRFM(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Error("rfm boundaries", "err", err)
+			}
+		}
+	}
+}
