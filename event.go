@@ -14,6 +14,10 @@ const (
 	EventScreen   = "screen"
 	EventGroup    = "group"
 	EventAlias    = "alias"
+	// EventRetract is internal, never accepted from clients: it undoes an
+	// earlier event (properties.message_id), such as a record-linkage
+	// merge, by replaying the affected profiles without it.
+	EventRetract = "retract"
 )
 
 // Event is one accepted tracking event, as kept in the event log. The log is

@@ -91,7 +91,8 @@ type ProfileTag struct {
 const (
 	MergeMerged  = "merged"  // two profiles became one
 	MergeRefused = "refused" // a rule stopped a merge or an identifier
-	MergeRebuilt = "rebuilt" // a late event re-ordered a profile's history
+	MergeRebuilt   = "rebuilt"   // a late event re-ordered a profile's history
+	MergeRetracted = "retracted" // an event was undone and the history replayed without it
 )
 
 // MergeEntry is one line of the merge journal: which profiles, which

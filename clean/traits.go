@@ -101,9 +101,17 @@ func (s *TraitStandardizer) Standardize(name string, v any) (any, error) {
 	case KindText:
 		return Text(str)
 	case KindProvince:
-		return Province(str)
+		// Outside the Chinese list (Bavaria, NSW) a name is still a name:
+		// kept as clean text rather than refused.
+		if v, err := Province(str); err == nil {
+			return v, nil
+		}
+		return Text(str)
 	case KindCity:
-		return CityName(str)
+		if v, err := CityName(str); err == nil {
+			return v, nil
+		}
+		return Text(str)
 	case KindDate:
 		return Date(str, s.Dates)
 	case KindIDCard:

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -37,6 +38,8 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Lag reports how far profile processing is behind the log.
 	Lag func() (events int64, seconds float64)
+	// Linkage links profiles that share no identifier (nil: not served).
+	Linkage *linkage.Service
 	// NormalizeID standardises looked-up identifier values.
 	NormalizeID func(typ, value string) (string, bool)
 	// Extra lets other packages mount more routes (console, analytics...).
@@ -91,6 +94,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
+	s.mountLinkage(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}

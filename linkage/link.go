@@ -35,6 +35,11 @@ type Config struct {
 	// Seed makes the random-pair sample behind the initial u-probabilities
 	// reproducible. Runs with the same input and seed give the same result.
 	Seed uint64
+	// Model, when set and fitted on the same fields, scores the pairs
+	// instead of a new EM fit. Linking again a population whose duplicates
+	// were already merged needs this: EM on data without duplicates fits a
+	// "match" class to whatever agrees most among distinct people.
+	Model *Model
 }
 
 func (c *Config) defaults() {
@@ -201,8 +206,13 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 		patOf[k] = j
 		pats = append(pats, pattern{levels: slices.Clone(v), count: 1})
 	}
-	uInit := randomPairU(cmp, len(records), cfg.Seed)
-	model := fitEM(used, cmp.nlevels, pats, uInit, cfg.MaxIterations, 1e-9)
+	var model *Model
+	if cfg.Model != nil && sameFields(cfg.Model, used, cmp.nlevels) {
+		model = cfg.Model
+	} else {
+		uInit := randomPairU(cmp, len(records), cfg.Seed)
+		model = fitEM(used, cmp.nlevels, pats, uInit, cfg.MaxIterations, 1e-9)
+	}
 
 	res := Result{Candidates: len(keys), Model: model}
 	probs := make([]float64, len(pats))
@@ -420,4 +430,17 @@ func (r *Result) String() string {
 		}
 	}
 	return fmt.Sprintf("%d candidates, %d matches, %d reviews, %d entities", r.Candidates, m, len(r.Pairs)-m, len(r.Entities))
+}
+
+// sameFields reports whether m was fitted on these fields and levels.
+func sameFields(m *Model, fields []Field, nlevels []int) bool {
+	if len(m.Fields) != len(fields) || len(m.M) != len(fields) || len(m.U) != len(fields) {
+		return false
+	}
+	for i, f := range fields {
+		if m.Fields[i] != f || i >= len(nlevels) || len(m.M[i]) != nlevels[i] || len(m.U[i]) != nlevels[i] {
+			return false
+		}
+	}
+	return m.Prior > 0 && m.Prior < 1
 }

@@ -56,6 +56,7 @@ type Processor struct {
 	ids        map[portrait.Identifier]string
 	profiles   map[string]*portrait.Profile
 	refused    map[portrait.Identifier]map[string]bool
+	retracted  map[string]bool
 	loaded     bool
 	// idsComplete: p.ids holds every identifier, so a miss means unowned.
 	idsComplete bool
@@ -97,6 +98,14 @@ func (p *Processor) load(ctx context.Context) error {
 	p.refused = make(map[portrait.Identifier]map[string]bool)
 	for _, r := range refs {
 		p.addRefusedCache(r)
+	}
+	rs, err := p.Store.LoadRetracted(ctx)
+	if err != nil {
+		return err
+	}
+	p.retracted = make(map[string]bool, len(rs))
+	for _, m := range rs {
+		p.retracted[m] = true
 	}
 	ids, complete, err := p.Store.LoadIdentities(ctx, p.MaxIdentities)
 	if err != nil {
@@ -422,6 +431,12 @@ func parallel(n int, fn func(i int)) {
 
 // event applies one event from the log.
 func (b *batch) event(e *portrait.Event, pre prepared) error {
+	if e.Type == portrait.EventRetract {
+		return b.retract(e)
+	}
+	if b.p.retracted[e.MessageID] {
+		return nil // undone before it arrived
+	}
 	ps, ids := pre.ps, pre.ids
 	key := e.Key()
 
@@ -628,6 +643,7 @@ func (b *batch) newProfile(e *portrait.Event) *portrait.Profile {
 		FirstSeen: e.Timestamp, LastSeen: e.Timestamp,
 	}
 	b.touch(pr)
+	b.tx.DropAlias(pr.ID) // buffered; an error surfaces at the next write
 	return pr
 }
 
@@ -914,7 +930,16 @@ func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	events = append(events, e)
+	if e != nil {
+		events = append(events, e)
+	}
+	kept := events[:0]
+	for _, ev := range events {
+		if !b.p.retracted[ev.MessageID] {
+			kept = append(kept, ev)
+		}
+	}
+	events = kept
 	sort.Slice(events, func(i, j int) bool { return events[i].Key().Less(events[j].Key()) })
 
 	// Forget the closure's derived state...
@@ -968,12 +993,65 @@ func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
 			}
 		}
 	}
+	if e == nil {
+		return nil
+	}
 	into, err := b.current(landed[e.MessageID])
 	if err != nil {
 		return err
 	}
 	return b.journal(&portrait.MergeEntry{Kind: portrait.MergeRebuilt, Into: into, MessageID: e.MessageID, EventSeq: e.Seq,
 		Reason: fmt.Sprintf("late event from %s re-ordered the history of %d profile(s), %d events", e.Timestamp.Format(time.RFC3339), len(closure), len(events))})
+}
+
+// retract undoes an earlier event: it is marked retracted (so it is skipped
+// wherever it turns up, even if it has not arrived yet), and the profiles its
+// identifiers touch are replayed without it.
+func (b *batch) retract(e *portrait.Event) error {
+	var props struct {
+		MessageID string `json:"message_id"`
+	}
+	json.Unmarshal(e.Properties, &props)
+	target := props.MessageID
+	if target == "" || b.p.retracted[target] {
+		return nil
+	}
+	b.p.retracted[target] = true
+	if err := b.tx.PutRetracted(target); err != nil {
+		return err
+	}
+	x, err := b.p.Store.EventByMessageID(b.ctx, target)
+	if err != nil || x == nil {
+		return err
+	}
+	pre := b.p.prepare(x)
+	involved := map[string]bool{}
+	for _, id := range pre.ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return err
+		}
+		if pid != "" {
+			involved[pid] = true
+		}
+		for rp := range b.p.refused[id] {
+			involved[rp] = true
+		}
+	}
+	if len(involved) == 0 {
+		return nil
+	}
+	if err := b.rebuild(nil, involved); err != nil {
+		return err
+	}
+	into := ""
+	for _, id := range pre.ids {
+		if into, err = b.identity(id); err != nil || into != "" {
+			break
+		}
+	}
+	return b.journal(&portrait.MergeEntry{Kind: portrait.MergeRetracted, Into: into, MessageID: target, EventSeq: x.Seq,
+		Reason: fmt.Sprintf("event %s undone by %s (%s); %d profile(s) replayed without it", target, e.MessageID, e.Source, len(involved))})
 }
 
 // landing finds the profile an event was just applied to.

@@ -26,6 +26,10 @@ type Store interface {
 	// max identifiers (complete=true), so lookups need not touch storage.
 	LoadIdentities(ctx context.Context, max int) (ids map[portrait.Identifier]string, complete bool, err error)
 	BeginState(ctx context.Context) (StateTx, error)
+	// EventByMessageID finds a logged event (nil when absent).
+	EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error)
+	// LoadRetracted returns the message ids of retracted events.
+	LoadRetracted(ctx context.Context) ([]string, error)
 	// ProfileIDs pages through profile ids in order.
 	ProfileIDs(ctx context.Context, after string, limit int) ([]string, error)
 }
@@ -52,11 +56,15 @@ type StateTx interface {
 	PutProfiles(ps []*portrait.Profile) error
 	DeleteProfile(id string) error
 	PutAlias(oldID, newID string) error
+	// DropAlias forgets where an id pointed: a profile of that id exists
+	// (again), as after an undone merge.
+	DropAlias(id string) error
 	AddProfileEvent(profileID string, e *portrait.Event) error
 	MoveProfileEvents(from, to string) error
 	DeleteProfileEvents(profileID string) error
 	AppendMerge(m *portrait.MergeEntry) error
 	AddTraitIssue(i *portrait.TraitIssue) error
+	PutRetracted(messageID string) error
 	SetCheckpoint(name string, seq int64) error
 
 	Commit() error

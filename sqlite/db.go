@@ -166,7 +166,7 @@ func migrate(ctx context.Context, db *sql.DB, dir string) error {
 
 // ResetState deletes all derived state, for a rebuild from the log.
 func (db *DB) ResetState(ctx context.Context) error {
-	for _, t := range []string{"profiles", "identities", "refused", "profile_events", "aliases", "merges", "checkpoints", "trait_issues"} {
+	for _, t := range []string{"profiles", "identities", "refused", "profile_events", "aliases", "merges", "checkpoints", "trait_issues", "retracted"} {
 		if _, err := db.stateW.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return portrait.Wrap(err, "cannot reset "+t)
 		}

@@ -437,3 +437,17 @@ func (db *DB) ReceivedAt(ctx context.Context, seq int64) (time.Time, error) {
 	}
 	return fromMicros(at), nil
 }
+
+// EventByMessageID finds a logged event (nil when absent).
+func (db *DB) EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE message_id = ?`, messageID)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read the event log")
+	}
+	defer rows.Close()
+	evs, err := scanEvents(rows, 1)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	return evs[0], nil
+}

@@ -95,6 +95,24 @@ func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identif
 	return out, true, rows.Err()
 }
 
+// LoadRetracted returns the message ids of retracted events.
+func (db *DB) LoadRetracted(ctx context.Context) ([]string, error) {
+	rows, err := db.stateR.QueryContext(ctx, `SELECT message_id FROM retracted`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retracted events")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var m string
+		if err := rows.Scan(&m); err != nil {
+			return nil, portrait.Wrap(err, "cannot read retracted events")
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // LoadRefused returns every refused-identifier reference.
 func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value, profile_id FROM refused`)
@@ -122,6 +140,7 @@ type stateTx struct {
 	// flushes the buffers first, so the order of writes is kept.
 	pendIdent  []any // type, value, profile_id
 	pendEvents []pendEvent
+	dropAlias  []any
 }
 
 type pendEvent struct {
@@ -161,7 +180,22 @@ func (t *stateTx) multiInsert(head, tail string, width int, args []any) error {
 	return nil
 }
 
+func (t *stateTx) DropAlias(id string) error {
+	t.dropAlias = append(t.dropAlias, id)
+	if len(t.dropAlias) >= flushRows {
+		return t.flush()
+	}
+	return nil
+}
+
 func (t *stateTx) flush() error {
+	if len(t.dropAlias) > 0 {
+		ids := t.dropAlias
+		t.dropAlias = nil
+		if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM aliases WHERE old_id IN (`+placeholders(len(ids))+`)`, ids...); err != nil {
+			return portrait.Wrap(err, "cannot write derived state")
+		}
+	}
 	if len(t.pendIdent) > 0 {
 		args := t.pendIdent
 		t.pendIdent = nil
@@ -368,6 +402,10 @@ func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
 func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
 	return t.exec(`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
+}
+
+func (t *stateTx) PutRetracted(messageID string) error {
+	return t.exec(`INSERT INTO retracted (message_id) VALUES (?) ON CONFLICT DO NOTHING`, messageID)
 }
 
 func (t *stateTx) SetCheckpoint(name string, seq int64) error {

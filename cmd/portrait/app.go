@@ -23,6 +23,7 @@ import (
 	"github.com/portrait-cdp/portrait/clean"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
@@ -223,6 +224,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return err
 	}
 	s.Lag = a.lag
+	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now}
 	a.HTTP = s
 	return a, nil
 }
