@@ -89,8 +89,8 @@ type ProfileTag struct {
 
 // MergeKinds recorded in the merge journal.
 const (
-	MergeMerged  = "merged"  // two profiles became one
-	MergeRefused = "refused" // a rule stopped a merge or an identifier
+	MergeMerged    = "merged"    // two profiles became one
+	MergeRefused   = "refused"   // a rule stopped a merge or an identifier
 	MergeRebuilt   = "rebuilt"   // a late event re-ordered a profile's history
 	MergeRetracted = "retracted" // an event was undone and the history replayed without it
 )

@@ -69,7 +69,7 @@ func TestLinkProfilesThroughTheIdentityGraph(t *testing.T) {
 	for i, r := range recs {
 		traits := map[string]string{"first_name": r["given_name"], "last_name": r["surname"],
 			"address": strings.TrimSpace(r["street_number"] + " " + r["address_1"] + " " + r["address_2"]),
-			"city": r["suburb"], "postcode": r["postcode"], "state": r["state"], "birth_date": r["date_of_birth"], "soc_sec_id": r["soc_sec_id"]}
+			"city":    r["suburb"], "postcode": r["postcode"], "state": r["state"], "birth_date": r["date_of_birth"], "soc_sec_id": r["soc_sec_id"]}
 		var parts []string
 		for k, v := range traits {
 			if v != "" {
