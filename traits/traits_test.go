@@ -19,6 +19,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
 
@@ -371,6 +372,7 @@ func TestArrivalOrderDoesNotMatter(t *testing.T) {
 		a := open(t, da, defs...)
 		a.now = t0.Add(45 * time.Second)
 		a.en.SetBoundaries(traits.NewBoundaries([]traits.RFMInput{{Days: 0, Count: 1, Revenue: 1}, {Days: 0, Count: 2, Revenue: 5}}, a.now))
+		withTags(t, a)
 		a.send(t, sorted...)
 		want := snapshot(t, a.db)
 
@@ -379,6 +381,7 @@ func TestArrivalOrderDoesNotMatter(t *testing.T) {
 		b.now = a.now
 		b.en.SetBoundaries(a.en.Boundaries())
 		b.proc.BatchSize = rapid.IntRange(1, 6).Draw(rt, "batch")
+		withTags(t, b)
 		for len(perm) > 0 {
 			k := rapid.IntRange(1, len(perm)).Draw(rt, "chunk")
 			b.send(t, perm[:k]...)
@@ -413,4 +416,21 @@ func snapshot(t testing.TB, db *sqlite.DB) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// withTags adds rule tags over computed traits after the traits enricher.
+func withTags(t testing.TB, e *env) {
+	t.Helper()
+	var cs []*tag.Compiled
+	for i, x := range []string{"n_orders >= 2", "spend > 5 && w_count > 0", `top == "c1"`, `nps_category == "promoter"`,
+		`lifecycle_stage in ["repeat", "loyal"]`, `rfm_segment == "champions" || sessions > 2`, "event_count > 3"} {
+		c, err := tag.Compile(tag.Definition{Name: fmt.Sprintf("t%d", i), Dimension: "value", Expression: x}, e.en.Schema.Types())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	te := tag.NewEnricher()
+	te.SetTags(cs, e.en.Schema.Types())
+	e.proc.Enrichers = append(e.proc.Enrichers, te)
 }
