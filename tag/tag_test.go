@@ -122,7 +122,7 @@ func TestTagsFollowTraitsAndBackfill(t *testing.T) {
 		t.Errorf("alice tags %v before reaching 100", got)
 	}
 	e.send(t, order("a2", "alice", 2*day, 50))
-	if got := tagsOf(t, e, "alice"); !got["高价值"].Equal(t0.Add(2*day)) {
+	if got := tagsOf(t, e, "alice"); !got["高价值"].Equal(t0.Add(2 * day)) {
 		t.Errorf("alice tags %v, want 高价值 since the order that crossed 100", got)
 	}
 	// Changing the rule is a new version, and existing profiles are
@@ -153,7 +153,7 @@ func TestTagsFollowTraitsAndBackfill(t *testing.T) {
 	if err := e.svc.BackfillNow(ctx, "clock"); err != nil {
 		t.Fatal(err)
 	}
-	if got := tagsOf(t, e, "alice"); !got["即将流失"].Equal(t0.Add(182*day)) {
+	if got := tagsOf(t, e, "alice"); !got["即将流失"].Equal(t0.Add(182 * day)) {
 		t.Errorf("alice tags %v, want 即将流失 since day 182 (180 days after her last order)", got)
 	}
 	if err := e.svc.Delete(ctx, "即将流失"); err != nil {
