@@ -57,7 +57,7 @@ func profileView(p *portrait.Profile) map[string]any {
 	return map[string]any{
 		"id": p.ID, "traits": p.Traits, "identifiers": ids, "merged_from": merged,
 		"first_seen": p.FirstSeen, "last_seen": p.LastSeen,
-		"event_count": p.EventCount, "event_counts": p.EventCounts, "track_counts": p.TrackCounts,
+		"event_count": p.EventCount, "event_counts": p.EventCounts, "track_counts": p.TrackCounts, "tags": tagsView(p),
 		"updated_at": p.UpdatedAt,
 	}
 }

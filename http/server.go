@@ -20,7 +20,9 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/linkage"
+	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/tracking"
+	"github.com/portrait-cdp/portrait/traits"
 )
 
 // Server is the HTTP API. Fields are set before Open.
@@ -42,6 +44,9 @@ type Server struct {
 	Linkage *linkage.Service
 	// NormalizeID standardises looked-up identifier values.
 	NormalizeID func(typ, value string) (string, bool)
+	// Tags and Traits serve tags, computed traits and satisfaction (optional).
+	Tags   *tag.Service
+	Traits *traits.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 
@@ -95,6 +100,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	s.mountLinkage(mux)
+	s.mountEnrichment(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}

@@ -1,0 +1,53 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/traits"
+)
+
+func (s *Server) handleTraitSchema(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	en := s.Traits.Enricher
+	defs := en.Definitions()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"traits": en.Schema.Fields(), "definitions": defs, "conflicts": en.Schema.Conflicts(),
+		"dimensions": traits.Dimensions, "classifications": traits.Classifications, "config": en.Config(),
+	})
+}
+
+func (s *Server) handleDefineTrait(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	var d traits.Definition
+	if err := decodeBody(r, &d); err != nil {
+		Error(w, r, err)
+		return
+	}
+	out, err := s.Traits.Define(r.Context(), d)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"trait": out,
+		"note": "the trait accumulates from events processed from now on; run `portrait rebuild` to compute it over the history"})
+}
+
+func (s *Server) handleDeleteTrait(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	if err := s.Traits.Delete(r.Context(), r.PathValue("name")); err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": r.PathValue("name")})
+}
+
+func (s *Server) handleRFMBoundaries(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	writeJSON(w, http.StatusOK, map[string]any{"boundaries": s.Traits.Enricher.Boundaries()})
+}
+
+func (s *Server) handleRecomputeRFM(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	b, err := s.Traits.RecomputeRFM(r.Context())
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"boundaries": b})
+}
