@@ -60,6 +60,7 @@ type App struct {
 	Rules  *identity.Rules
 	Proc   *profile.Processor
 	HTTP   *porthttp.Server
+	Enrich *Enrichment
 	lock   *os.File
 
 	cancel context.CancelFunc
@@ -226,6 +227,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	s.Lag = a.lag
 	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now}
 	a.HTTP = s
+	if err := a.wireEnrichment(ctx); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -311,6 +317,7 @@ func (a *App) Start(ctx context.Context) error {
 		defer a.wg.Done()
 		a.Proc.Run(ctx)
 	}()
+	a.startEnrichment(ctx)
 	return a.HTTP.Open()
 }
 

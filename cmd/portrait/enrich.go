@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/portrait-cdp/portrait/tag"
+	"github.com/portrait-cdp/portrait/traits"
+)
+
+// Enrichment is the computed-trait and tag machinery of an App.
+type Enrichment struct {
+	Traits *traits.Service
+	Tags   *tag.Service
+}
+
+// wireEnrichment builds the traits and tag enrichers, loads their stored
+// definitions and hands them to the processor (traits first: tags read
+// them) and to the HTTP server.
+func (a *App) wireEnrichment(ctx context.Context) error {
+	ten, err := traits.New(traits.DefaultConfig(), nil)
+	if err != nil {
+		return err
+	}
+	ts := traits.NewService(a.DB, ten)
+	ts.Each, ts.Refresh, ts.Log = a.DB.AllProfiles, a.Proc.Refresh, a.Log
+	if err := ts.Load(ctx); err != nil {
+		return err
+	}
+	gen := tag.NewEnricher()
+	gs := tag.NewService(a.DB, gen, ten.Schema)
+	gs.Refresh, gs.Count, gs.Log = a.Proc.Refresh, a.DB.CountProfiles, a.Log
+	if err := gs.Load(ctx); err != nil {
+		return err
+	}
+	ts.Changed = gs.Reactivate
+	a.Proc.Enrichers = append(a.Proc.Enrichers, ten, gen)
+	a.HTTP.Traits, a.HTTP.Tags = ts, gs
+	a.Enrich = &Enrichment{Traits: ts, Tags: gs}
+	return nil
+}
+
+// startEnrichment runs the tag backfills and the scheduled jobs: profiles
+// re-evaluated hourly (windows expire, stages lapse), RFM boundaries daily.
+func (a *App) startEnrichment(ctx context.Context) {
+	if a.Enrich == nil {
+		return
+	}
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		a.Enrich.Tags.Run(ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.Enrich.Traits.Run(ctx, time.Hour, 24*time.Hour)
+	}()
+}
