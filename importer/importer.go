@@ -507,7 +507,6 @@ func (im *Importer) convertRow(row *Row, m *Mapping, opt Options, chk *checked, 
 			continue
 		}
 		c.traits[imp.Field] = imp.Value
-		fieldStats(sum, "trait:"+imp.Field).Imputed++
 		imputed = append(imputed, map[string]string{"field": imp.Field, "rule": imp.Rule, "source": imp.Source})
 	}
 	meta := map[string]any{"source": opt.Source, "file": opt.fileLabel(sum), "row": row.Num}
@@ -526,6 +525,10 @@ func (im *Importer) convertRow(row *Row, m *Mapping, opt Options, chk *checked, 
 	res, _ := im.Parser.ParseSingle(body, c.typ, opt.Source, receivedAt)
 	if len(res.Rejected) > 0 {
 		return nil, im.quarantine(row, opt, sum.File, msgID, res.Rejected[0].Reason, body, receivedAt), nil
+	}
+	// Imputed values count only where they were stored.
+	for _, imp := range imputed {
+		fieldStats(sum, "trait:"+imp["field"]).Imputed++
 	}
 	return res.Events[0], nil, c.props
 }
