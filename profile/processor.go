@@ -37,6 +37,11 @@ type Processor struct {
 	SourcePriority func(source string) int
 	// Notify returns a channel closed when new events are appended.
 	Notify func() <-chan struct{}
+	// OnChange, when set, is told after each commit which profiles changed
+	// and which ids no longer exist (merged away), so indexes can follow.
+	// It runs on the processor's goroutine and must not keep or modify
+	// the profiles.
+	OnChange func(changed []*portrait.Profile, deleted []string)
 	// OnBatch, when set, is told after each committed batch.
 	OnBatch func(applied int, lastSeq int64, lastEventTime time.Time)
 	// Standardize cleans a trait value before it is set (phones to E.164,
@@ -257,6 +262,16 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	if p.OnChange != nil {
+		var gone []string
+		for id := range b.deleted {
+			if _, ok := b.dirty[id]; !ok {
+				gone = append(gone, id)
+			}
+		}
+		sort.Strings(gone)
+		p.OnChange(dirty, gone)
+	}
 	if len(p.profiles) > p.MaxProfiles {
 		p.profiles = make(map[string]*portrait.Profile)
 	}
@@ -268,7 +283,8 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 
 // batch is the work of one transaction.
 type batch struct {
-	issues []*portrait.TraitIssue
+	deleted map[string]bool
+	issues  []*portrait.TraitIssue
 	p      *Processor
 	ctx    context.Context
 	tx     StateTx
@@ -759,6 +775,10 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 }
 
 func (b *batch) deleteProfile(id string) error {
+	if b.deleted == nil {
+		b.deleted = map[string]bool{}
+	}
+	b.deleted[id] = true
 	delete(b.dirty, id)
 	delete(b.p.profiles, id)
 	return b.tx.DeleteProfile(id)
@@ -1159,5 +1179,11 @@ func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
 		tx.Rollback()
 		return 0, err
 	}
-	return len(changed), tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	if p.OnChange != nil && len(changed) > 0 {
+		p.OnChange(changed, nil)
+	}
+	return len(changed), nil
 }
