@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
+	"github.com/portrait-cdp/portrait/quality"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/tracking"
 	"github.com/portrait-cdp/portrait/traits"
@@ -49,6 +51,14 @@ type Server struct {
 	Traits *traits.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
+
+	// Bulk imports and the quality report (imports.go, quality.go).
+	Importer       *importer.Importer
+	ImportRuns     ImportLookup
+	QualityStore   quality.Store
+	ImportDir      string // temporary files of uploads ("" = the OS default)
+	MaxImportBytes int64
+	importJobs     imports
 
 	Registry *prometheus.Registry
 	metrics  *metrics
@@ -101,6 +111,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	s.mountLinkage(mux)
 	s.mountEnrichment(mux)
+	s.mountImports(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}

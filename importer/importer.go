@@ -67,6 +67,9 @@ type Progress struct {
 	TotalRows int64  // known after the checking pass
 	Bytes     int64  // bytes read of the file in this phase
 	TotalSize int64
+	// Outcome so far (importing phase).
+	Accepted, Duplicates, Quarantined int64
+	Reasons                           map[string]int64 // a copy
 }
 
 // Counts of what happened to a set of events.
@@ -323,7 +326,12 @@ func (im *Importer) run(ctx context.Context, in Input, opt Options, chk *checked
 				continue
 			}
 			if opt.Progress != nil {
-				opt.Progress(Progress{Phase: "importing", Rows: sum.Rows, TotalRows: chk.rows, Bytes: p.bytes, TotalSize: in.Size})
+				reasons := make(map[string]int64, len(sum.Reasons))
+				for k, v := range sum.Reasons {
+					reasons[k] = v
+				}
+				opt.Progress(Progress{Phase: "importing", Rows: sum.Rows, TotalRows: chk.rows, Bytes: p.bytes, TotalSize: in.Size,
+					Accepted: sum.Accepted, Duplicates: sum.Duplicates, Quarantined: sum.Quarantined, Reasons: reasons})
 			}
 		}
 		appendErr <- firstErr

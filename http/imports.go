@@ -1,0 +1,272 @@
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/importer"
+)
+
+// ImportLookup finds the summary of a finished import (JSON of
+// importer.Summary).
+type ImportLookup interface {
+	ImportSummary(ctx context.Context, id string) ([]byte, error)
+}
+
+// DefaultMaxImportBytes bounds an uploaded file.
+const DefaultMaxImportBytes = 1 << 30
+
+// imports holds the imports running in this process, for status polling.
+type imports struct {
+	mu   sync.Mutex
+	jobs map[string]*importJob
+}
+
+type importJob struct {
+	mu  sync.Mutex
+	doc map[string]any
+}
+
+func (j *importJob) set(doc map[string]any) {
+	j.mu.Lock()
+	j.doc = doc
+	j.mu.Unlock()
+}
+
+func (j *importJob) get() map[string]any {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.doc
+}
+
+// mountImports adds POST /v1/imports, GET /v1/imports/{id} and
+// GET /v1/quality.
+func (s *Server) mountImports(mux *http.ServeMux) {
+	s.importJobs.jobs = map[string]*importJob{}
+	mux.Handle("POST /v1/imports", s.instrument("/v1/imports", s.admin(s.handleImportUpload)))
+	mux.Handle("GET /v1/imports/{id}", s.instrument("/v1/imports/{id}", s.admin(s.handleImportStatus)))
+	mux.Handle("GET /v1/quality", s.instrument("/v1/quality", s.admin(s.handleQuality)))
+}
+
+// handleImportUpload takes a multipart upload (file, source, format,
+// optional mapping as a file or a text field), stores the file in a
+// temporary file and imports it in the background. The import id derives
+// from the source and the file's content, so uploading the same file again
+// answers with the same id (and imports nothing new).
+func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	if s.Importer == nil {
+		Error(w, r, portrait.Errorf(portrait.EUNAVAILABLE, "imports are not enabled on this server"))
+		return
+	}
+	max := s.MaxImportBytes
+	if max <= 0 {
+		max = DefaultMaxImportBytes
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "send multipart/form-data with fields file, source, format and optionally mapping"))
+		return
+	}
+	var source, format, fileName, tmp, hash string
+	var mapping []byte
+	defer func() {
+		if tmp != "" && hash == "" {
+			os.Remove(tmp) // the import did not start
+		}
+	}()
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			Error(w, r, uploadErr(err))
+			return
+		}
+		switch part.FormName() {
+		case "source":
+			source, err = smallField(part)
+		case "format":
+			format, err = smallField(part)
+		case "mapping":
+			var b []byte
+			b, err = io.ReadAll(io.LimitReader(part, 1<<20))
+			mapping = b
+		case "file":
+			fileName = filepath.Base(part.FileName())
+			tmp, err = s.saveUpload(part, max)
+		default:
+			err = portrait.Errorf(portrait.EINVALID, "unexpected form field %q (want file, source, format, mapping)", part.FormName())
+		}
+		part.Close()
+		if err != nil {
+			Error(w, r, uploadErr(err))
+			return
+		}
+	}
+	source = strings.TrimSpace(source)
+	if source == "" || tmp == "" {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "an import needs the fields source and file"))
+		return
+	}
+	if format == "" {
+		format = formatFromName(fileName)
+	}
+	in := importer.Input{Name: fileName, Open: func() (io.ReadCloser, error) { return os.Open(tmp) }}
+	var m *importer.Mapping
+	if len(mapping) > 0 {
+		m, err = importer.ParseMapping(mapping)
+	} else {
+		m, err = importer.InferMapping(in, format)
+	}
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if hash, err = fileHash(tmp); err != nil {
+		Error(w, r, portrait.Wrap(err, "cannot read the upload"))
+		return
+	}
+	id := importer.ImportID(source, hash)
+	s.importJobs.mu.Lock()
+	job, running := s.importJobs.jobs[id]
+	if !running {
+		job = &importJob{doc: map[string]any{"id": id, "source": source, "file": fileName, "state": "queued"}}
+		s.importJobs.jobs[id] = job
+	}
+	s.importJobs.mu.Unlock()
+	if running {
+		os.Remove(tmp)
+		writeJSON(w, http.StatusAccepted, job.get())
+		return
+	}
+	opt := importer.Options{ID: id, Source: source, Format: format, Mapping: m}
+	opt.Progress = func(p importer.Progress) {
+		job.set(map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateRunning, "phase": p.Phase,
+			"total_rows": p.TotalRows, "rows": p.Rows, "accepted": p.Accepted, "duplicates": p.Duplicates,
+			"quarantined": p.Quarantined, "reasons": p.Reasons})
+	}
+	// The import outlives the request; it is owned by the server and ends
+	// with the process. An interrupted import resumes when the same file
+	// is uploaded again: its rows keep their message ids.
+	go func() {
+		defer os.Remove(tmp)
+		sum, err := s.Importer.Import(context.Background(), in, opt)
+		doc := map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateFailed}
+		if sum != nil {
+			b, _ := json.Marshal(sum)
+			json.Unmarshal(b, &doc)
+		}
+		if err != nil {
+			doc["state"] = importer.StateFailed
+			doc["error"] = portrait.ErrorMessage(err)
+			s.Log.Warn("import failed", "id", id, "source", source, "err", err)
+		}
+		job.set(doc)
+		// Finished imports are answered from the store when it keeps them;
+		// failed ones that never started stay here to be read.
+		if sum != nil && s.ImportRuns != nil {
+			s.importJobs.mu.Lock()
+			delete(s.importJobs.jobs, id)
+			s.importJobs.mu.Unlock()
+		}
+	}()
+	w.Header().Set("Location", "/v1/imports/"+id)
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "state": "queued", "status_url": "/v1/imports/" + id})
+}
+
+func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	id := r.PathValue("id")
+	s.importJobs.mu.Lock()
+	job := s.importJobs.jobs[id]
+	s.importJobs.mu.Unlock()
+	if job != nil {
+		writeJSON(w, http.StatusOK, job.get())
+		return
+	}
+	if s.ImportRuns == nil {
+		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no import %q", id))
+		return
+	}
+	b, err := s.ImportRuns.ImportSummary(r.Context(), id)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+func (s *Server) saveUpload(part *multipart.Part, max int64) (string, error) {
+	f, err := os.CreateTemp(s.ImportDir, "portrait-import-*")
+	if err != nil {
+		return "", portrait.Wrap(err, "cannot store the upload")
+	}
+	n, err := io.Copy(f, io.LimitReader(part, max+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	if n > max {
+		os.Remove(f.Name())
+		return "", portrait.Errorf(portrait.ETOOLARGE, "the file is over the %d-byte upload limit; import it with portrait import on the server", max)
+	}
+	return f.Name(), nil
+}
+
+func uploadErr(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return portrait.Errorf(portrait.ETOOLARGE, "the upload is over the size limit")
+	}
+	var pe *portrait.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	return portrait.Errorf(portrait.EINVALID, "cannot read the upload: %v", err)
+}
+
+func smallField(p *multipart.Part) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(p, 4096))
+	return strings.TrimSpace(string(b)), err
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func formatFromName(name string) string {
+	n := strings.TrimSuffix(strings.ToLower(name), ".gz")
+	switch {
+	case strings.HasSuffix(n, ".xlsx"):
+		return importer.FormatXLSX
+	case strings.HasSuffix(n, ".jsonl"), strings.HasSuffix(n, ".ndjson"), strings.HasSuffix(n, ".json"):
+		return importer.FormatJSONL
+	}
+	return importer.FormatCSV
+}
