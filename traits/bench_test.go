@@ -1,0 +1,127 @@
+package traits_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/tag"
+	"github.com/portrait-cdp/portrait/traits"
+)
+
+func benchEvents(n int) []*portrait.Event {
+	cats := []string{"books", "music", "games", "food"}
+	evs := make([]*portrait.Event, n)
+	for i := range evs {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		e := &portrait.Event{MessageID: fmt.Sprintf("b%07d", i), Source: "web", UserID: fmt.Sprintf("u%d", i%2000), Timestamp: at, ReceivedAt: at}
+		switch i % 4 {
+		case 0:
+			e.Type, e.Name = portrait.EventPage, "Home"
+			e.Properties = []byte(`{"path":"/","channel":"web"}`)
+		case 1:
+			e.Type, e.Name = portrait.EventTrack, "Product Viewed"
+			e.Properties = []byte(fmt.Sprintf(`{"category":%q,"price":%d}`, cats[i%4], i%97))
+		default:
+			e.Type, e.Name = portrait.EventTrack, "Order Completed"
+			e.Properties = []byte(fmt.Sprintf(`{"revenue":%d.5,"category":%q}`, i%300, cats[(i/4)%4]))
+		}
+		evs[i] = e
+	}
+	return evs
+}
+
+// enrichers returns the traits enricher with 20 computed traits and the
+// tag enricher with 50 tags.
+func enrichers(tb testing.TB) []profile.Enricher {
+	en, err := traits.New(traits.DefaultConfig(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	aggs := []string{"count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "unique", "distinct_count"}
+	var defs []traits.Definition
+	for i := range 20 {
+		d := traits.Definition{Name: fmt.Sprintf("ct%02d", i), Aggregate: aggs[i%10], Event: "Order Completed", Property: "revenue"}
+		if d.Aggregate == "most_frequent" || d.Aggregate == "unique" || d.Aggregate == "distinct_count" || d.Aggregate == "first" || d.Aggregate == "last" {
+			d.Property = "category"
+		}
+		if i >= 10 {
+			d.Window = fmt.Sprintf("%dd", 7*(i-9))
+			d.Filter = fmt.Sprintf("properties.revenue > %d", i)
+		}
+		defs = append(defs, d)
+	}
+	if err := en.SetDefinitions(defs); err != nil {
+		tb.Fatal(err)
+	}
+	types := en.Schema.Types()
+	var tags []*tag.Compiled
+	for i := range 50 {
+		x := []string{"revenue > %d", "purchase_count >= %d", "ct00 > %d && sessions > 1", `favourite_category == "books" || ct11 > %d`, `lifecycle_stage == "loyal" && ct01 > %d`}[i%5]
+		c, err := tag.Compile(tag.Definition{Name: fmt.Sprintf("tag%02d", i), Dimension: "value", Expression: fmt.Sprintf(x, i)}, types)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tags = append(tags, c)
+	}
+	te := tag.NewEnricher()
+	te.SetTags(tags, types)
+	return []profile.Enricher{en, te}
+}
+
+func runProcessor(b *testing.B, evs []*portrait.Event, enriched bool) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		db, err := sqlite.Open(ctx, b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cp := make([]*portrait.Event, len(evs))
+		for i, e := range evs {
+			c := *e
+			cp[i] = &c
+		}
+		if _, err := db.Append(ctx, cp, nil); err != nil {
+			b.Fatal(err)
+		}
+		p := profile.NewProcessor(db, identity.DefaultRules().Compile())
+		p.Now = func() time.Time { return t0.Add(time.Duration(len(evs)) * time.Minute) }
+		if enriched {
+			p.Enrichers = enrichers(b)
+		}
+		last, _ := db.LastSeq(ctx)
+		b.StartTimer()
+		start := time.Now()
+		if err := p.CatchUp(ctx, last); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		db.Close()
+		b.StartTimer()
+	}
+	return total
+}
+
+// BenchmarkProcessorEnriched measures the processor with 20 computed traits
+// and 50 tags against the bare processor in the same run, and reports the
+// ratio of their rates (target: at least 0.5).
+func BenchmarkProcessorEnriched(b *testing.B) {
+	evs := benchEvents(40000)
+	bare := runProcessor(b, evs, false)
+	rich := runProcessor(b, evs, true)
+	n := float64(len(evs) * b.N)
+	bareRate, richRate := n/bare.Seconds(), n/rich.Seconds()
+	b.ReportMetric(bareRate, "bare-events/s")
+	b.ReportMetric(richRate, "enriched-events/s")
+	b.ReportMetric(richRate/bareRate, "ratio")
+	b.Logf("bare %.0f events/s, enriched %.0f events/s: ratio %.2f", bareRate, richRate, richRate/bareRate)
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package traits_test
+
+const raceEnabled = false
