@@ -23,6 +23,7 @@ import (
 	"github.com/portrait-cdp/portrait/clean"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
@@ -225,6 +226,10 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return err
 	}
 	s.Lag = a.lag
+	// Uploads share the tracking API's parser, so imports validate exactly
+	// as tracked events do.
+	s.Importer = &importer.Importer{Log: a.DB, Runs: a.DB, Parser: s.Parser}
+	s.ImportRuns, s.QualityStore = a.DB, a.DB
 	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now}
 	a.HTTP = s
 	if err := a.wireEnrichment(ctx); err != nil {

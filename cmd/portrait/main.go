@@ -27,6 +27,7 @@ commands:
   bench     benchmarks (bench ingest)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
+  quality   the data-quality report (per source and per trait)
   import    import a CSV, JSONL or XLSX file (import --source NAME --map mapping.yaml FILE)
   version   print the version
 
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAnalyze(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "quality":
+		return runQuality(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
