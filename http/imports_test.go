@@ -1,0 +1,160 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	porthttp "github.com/portrait-cdp/portrait/http"
+	"github.com/portrait-cdp/portrait/importer"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+func importServer(t *testing.T) (*httptest.Server, *sqlite.DB) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
+		t.Fatal(err)
+	}
+	s := porthttp.NewServer()
+	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
+	s.Importer = &importer.Importer{Log: db, Runs: db, Parser: s.Parser}
+	s.ImportRuns, s.QualityStore = db, db
+	s.ImportDir = t.TempDir()
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { ts.Close(); db.Close() })
+	return ts, db
+}
+
+func upload(t *testing.T, url string, fields map[string]string, file []byte) (*http.Response, map[string]any) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if file != nil {
+		fw, _ := mw.CreateFormFile("file", "people.csv")
+		fw.Write(file)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", url+"/v1/imports", &b)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+func getJSON(t *testing.T, url string) (int, map[string]any) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+const peopleCSV = "crm_id,email,phone\nc1, Zhang.San@Example.COM ,13800138000\nc2,broken,\n,nobody@example.com,\n"
+const peopleMap = "identity: {user_id: crm_id}\ncolumns:\n  - {column: email, trait: email, kind: email}\n  - {column: phone, trait: phone, kind: phone}\n"
+
+func TestImportUploadAndPoll(t *testing.T) {
+	ts, db := importServer(t)
+	resp, out := upload(t, ts.URL, map[string]string{"source": "crm", "format": "csv", "mapping": peopleMap}, []byte(peopleCSV))
+	if resp.StatusCode != http.StatusAccepted || out["id"] == "" {
+		t.Fatalf("upload: %d %v", resp.StatusCode, out)
+	}
+	id := out["id"].(string)
+	var st map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, s := getJSON(t, ts.URL+"/v1/imports/"+id)
+		if code != 200 {
+			t.Fatalf("status %d %v", code, s)
+		}
+		if s["state"] == importer.StateDone || s["state"] == importer.StateFailed {
+			st = s
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("import still %v", s["state"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st["state"] != "done" || st["rows"] != 3.0 || st["accepted"] != 2.0 || st["quarantined"] != 1.0 {
+		t.Fatalf("summary %v", st)
+	}
+	if r := st["reasons"].(map[string]any); r["event has neither userId nor anonymousId"] != 1.0 {
+		t.Errorf("reasons %v", r)
+	}
+	if n, _ := db.CountEvents(context.Background()); n != 2 {
+		t.Errorf("%d events logged", n)
+	}
+
+	// The quality report counts the import's fields and quarantine.
+	code, q := getJSON(t, ts.URL+"/v1/quality")
+	if code != 200 {
+		t.Fatalf("quality %d %v", code, q)
+	}
+	srcs := q["sources"].([]any)
+	if len(srcs) != 1 {
+		t.Fatalf("sources %v", srcs)
+	}
+	src := srcs[0].(map[string]any)
+	if src["source"] != "crm" || src["quarantined"] != 1.0 || src["events"] != 2.0 {
+		t.Errorf("source %v", src)
+	}
+	var email map[string]any
+	for _, f := range src["fields"].([]any) {
+		if f.(map[string]any)["field"] == "trait:email" {
+			email = f.(map[string]any)
+		}
+	}
+	if email == nil || email["present"] != 3.0 || email["invalid"] != 1.0 || email["validity"] != 2.0/3.0 {
+		t.Errorf("email quality %v", email)
+	}
+}
+
+func TestImportUploadErrors(t *testing.T) {
+	ts, _ := importServer(t)
+	for _, tc := range []struct {
+		fields map[string]string
+		file   []byte
+		want   int
+	}{
+		{map[string]string{"format": "csv"}, []byte(peopleCSV), 400},                                        // no source
+		{map[string]string{"source": "crm"}, nil, 400},                                                      // no file
+		{map[string]string{"source": "crm", "mapping": "mode: nonsense"}, []byte(peopleCSV), 400},           // bad mapping
+		{map[string]string{"source": "crm", "mapping": peopleMap, "colour": "red"}, []byte(peopleCSV), 400}, // unknown field
+	} {
+		resp, out := upload(t, ts.URL, tc.fields, tc.file)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%v: %d %v, want %d", tc.fields, resp.StatusCode, out, tc.want)
+		}
+	}
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/quality", nil)
+	resp, _ := http.DefaultClient.Do(req)
+	if resp.StatusCode != 401 {
+		t.Errorf("quality without a token: %d", resp.StatusCode)
+	}
+	if code, _ := getJSON(t, ts.URL+"/v1/imports/imp_nope"); code != 404 {
+		t.Errorf("unknown import: %d", code)
+	}
+}
