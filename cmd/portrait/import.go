@@ -200,11 +200,16 @@ type progressBar struct {
 	w     io.Writer
 	start time.Time
 	last  time.Time
+	phase string
 	drawn bool
 }
 
 func (b *progressBar) update(p importer.Progress) {
 	now := time.Now()
+	if p.Phase != b.phase {
+		// Each pass has its own rate.
+		b.phase, b.start = p.Phase, now
+	}
 	if now.Sub(b.last) < 100*time.Millisecond {
 		return
 	}
@@ -223,10 +228,6 @@ func (b *progressBar) update(p importer.Progress) {
 	rate := float64(p.Rows) / max(now.Sub(b.start).Seconds(), 1e-9)
 	fmt.Fprintf(b.w, "\r%-9s [%s] %3.0f%% %d rows  %.0f rows/s ", p.Phase, bar, frac*100, p.Rows, rate)
 	b.drawn = true
-	if p.Phase == "checking" {
-		// The checking pass is timed separately from the import.
-		b.start = now
-	}
 }
 
 func (b *progressBar) done() {
