@@ -33,7 +33,24 @@ func bytesInput(name string, b []byte) importer.Input {
 }
 
 func quarantineAll(source string) portrait.QuarantineFilter {
-	return portrait.QuarantineFilter{Source: source, Limit: 1 << 30}
+	return portrait.QuarantineFilter{Source: source, Limit: 1000}
+}
+
+// countQuarantine pages through the quarantine of a source.
+func countQuarantine(t testing.TB, db *sqlite.DB, source string) int64 {
+	var n int64
+	f := quarantineAll(source)
+	for {
+		q, err := db.ListQuarantine(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(q) == 0 {
+			return n
+		}
+		n += int64(len(q))
+		f.After = q[len(q)-1].ID
+	}
 }
 
 const crmMapping = `
