@@ -3,6 +3,7 @@ package portrait
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,22 @@ type Event struct {
 	SentAt            *time.Time `json:"sentAt,omitempty"`
 	ReceivedAt        time.Time  `json:"receivedAt"`
 }
+
+// System sources: events Portrait itself appends (analysis results written
+// back, record-linkage decisions). They set traits and join profiles, but
+// they are not the customer's activity: they count in no activity figure.
+const (
+	SourceAnalyticsPrefix = "analytics/"
+	SourceLinkage         = "linkage"
+)
+
+// IsSystemSource reports whether a source name is reserved for Portrait.
+func IsSystemSource(source string) bool {
+	return source == SourceLinkage || strings.HasPrefix(source, SourceAnalyticsPrefix)
+}
+
+// System reports whether e was appended by Portrait itself.
+func (e *Event) System() bool { return IsSystemSource(e.Source) }
 
 // EventKey orders events canonically: by event time, then message id. Derived
 // state is defined as the result of applying events in this order, which is

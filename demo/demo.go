@@ -66,6 +66,19 @@ var (
 	comments = []string{"物流很快，包装很好", "客服响应慢", "价格有点贵", "质量超出预期", "Great service, will buy again", "Delivery was late", "App is easy to use", "退货流程太麻烦", ""}
 )
 
+// companions: products often bought with another (index into products).
+var companions = map[string]struct {
+	idx int
+	p   float64
+}{
+	"SKU-1001": {1, 0.55},  // smartphone → earbuds
+	"SKU-1003": {1, 0.35},  // laptop → earbuds
+	"SKU-5002": {7, 0.65},  // coffee machine → coffee beans
+	"SKU-2001": {4, 0.30},  // running shoes → yoga mat
+	"SKU-3001": {6, 0.45},  // moisturiser → sunscreen
+	"SKU-4002": {11, 0.20}, // infant formula → a book
+}
+
 // Generate builds the demo data set: n retail customers (and n/75 corporate
 // accounts) with history up to asOf.
 func Generate(seed uint64, n int, asOf time.Time) *Dataset {
@@ -218,7 +231,14 @@ func (g *gen) history(c *customer, accounts int) {
 			qty := 1 + g.pick(2)
 			items := []map[string]any{{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price, "quantity": qty}}
 			total := pr.price * float64(qty)
-			if g.pick(3) == 0 {
+			// Real baskets have structure: some products are bought together
+			// (a phone with earbuds, a coffee machine with beans), which is
+			// what basket analysis finds.
+			if comp, ok := companions[pr.sku]; ok && g.rng.Float64() < comp.p {
+				cp := products[comp.idx]
+				items = append(items, map[string]any{"sku": cp.sku, "name": cp.name, "category": cp.category, "price": cp.price, "quantity": 1})
+				total += cp.price
+			} else if g.pick(4) == 0 {
 				extra := products[g.pick(len(products))]
 				items = append(items, map[string]any{"sku": extra.sku, "name": extra.name, "category": extra.category, "price": extra.price, "quantity": 1})
 				total += extra.price

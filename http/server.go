@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
@@ -42,6 +43,8 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Lag reports how far profile processing is behind the log.
 	Lag func() (events int64, seconds float64)
+	// Analytics runs analyses and writes them back (nil: not served).
+	Analytics *jobs.Runner
 	// Linkage links profiles that share no identifier (nil: not served).
 	Linkage *linkage.Service
 	// NormalizeID standardises looked-up identifier values.
@@ -110,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	s.mountLinkage(mux)
+	s.mountAnalytics(mux)
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
 	if s.Extra != nil {

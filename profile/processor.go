@@ -628,8 +628,10 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	}
 
 	b.applyEvent(target, e, ps)
-	for _, en := range b.p.Enrichers {
-		en.Event(target, e, ps.props)
+	if !e.System() {
+		for _, en := range b.p.Enrichers {
+			en.Event(target, e, ps.props)
+		}
 	}
 	b.touch(target)
 	return b.tx.AddProfileEvent(target.ID, e)
@@ -656,7 +658,6 @@ func (b *batch) newProfile(e *portrait.Event) *portrait.Profile {
 	pr := &portrait.Profile{
 		ID: ProfileID(e.MessageID), Traits: map[string]portrait.Trait{},
 		EventCounts: map[string]int{}, FirstKey: e.Key(), LastKey: e.Key(), IdentityKey: e.Key(),
-		FirstSeen: e.Timestamp, LastSeen: e.Timestamp,
 	}
 	b.touch(pr)
 	b.tx.DropAlias(pr.ID) // buffered; an error surfaces at the next write
@@ -730,7 +731,7 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 		}
 		keep.TrackCounts[k] += v
 	}
-	if gone.FirstSeen.Before(keep.FirstSeen) {
+	if !gone.FirstSeen.IsZero() && (keep.FirstSeen.IsZero() || gone.FirstSeen.Before(keep.FirstSeen)) {
 		keep.FirstSeen = gone.FirstSeen
 	}
 	if gone.LastSeen.After(keep.LastSeen) {
@@ -812,22 +813,25 @@ func Wins(c, cur portrait.Trait) bool {
 }
 
 func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
-	pr.EventCount++
 	if pr.EventCounts == nil {
 		pr.EventCounts = map[string]int{}
 	}
-	pr.EventCounts[e.Type]++
-	if e.Type == portrait.EventTrack {
-		if pr.TrackCounts == nil {
-			pr.TrackCounts = map[string]int{}
+	// What Portrait writes back itself is not the customer's activity.
+	if !e.System() {
+		pr.EventCount++
+		pr.EventCounts[e.Type]++
+		if e.Type == portrait.EventTrack {
+			if pr.TrackCounts == nil {
+				pr.TrackCounts = map[string]int{}
+			}
+			pr.TrackCounts[e.Name]++
 		}
-		pr.TrackCounts[e.Name]++
-	}
-	if pr.FirstSeen.IsZero() || e.Timestamp.Before(pr.FirstSeen) {
-		pr.FirstSeen = e.Timestamp
-	}
-	if e.Timestamp.After(pr.LastSeen) {
-		pr.LastSeen = e.Timestamp
+		if pr.FirstSeen.IsZero() || e.Timestamp.Before(pr.FirstSeen) {
+			pr.FirstSeen = e.Timestamp
+		}
+		if e.Timestamp.After(pr.LastSeen) {
+			pr.LastSeen = e.Timestamp
+		}
 	}
 	k := e.Key()
 	if k.Less(pr.FirstKey) {

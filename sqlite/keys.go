@@ -30,6 +30,9 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	if strings.TrimSpace(k.Name) == "" {
 		return portrait.Errorf(portrait.EINVALID, "a key needs a name")
 	}
+	if portrait.IsSystemSource(k.Name) {
+		return portrait.Errorf(portrait.EINVALID, "key name %q is reserved for Portrait's own sources", k.Name)
+	}
 	if len(secret) < 8 {
 		return portrait.Errorf(portrait.EINVALID, "a key secret must be at least 8 characters")
 	}

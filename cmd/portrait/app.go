@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/clean"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
@@ -37,6 +38,8 @@ type Config struct {
 	Bus       string
 	RulesFile string
 	CleanFile string
+	// AnalyticsEvery: how often each analysis reruns (0: never on its own).
+	AnalyticsEvery time.Duration
 	LogLevel  string
 	JSON      bool
 }
@@ -47,6 +50,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store URL (default: embedded SQLite under --data)")
 	fs.StringVar(&c.Bus, "bus", "", "event bus URL (default: in-process)")
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
+	fs.DurationVar(&c.AnalyticsEvery, "analytics-every", 24*time.Hour, "rerun every analysis (clv, fpgrowth, kmeans, churn) this often; 0 turns the schedule off")
 	fs.StringVar(&c.CleanFile, "clean", "", "cleaning YAML: region, kinds (trait → email|phone|name|...), fill rules")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
@@ -62,6 +66,7 @@ type App struct {
 	Proc   *profile.Processor
 	HTTP   *porthttp.Server
 	Enrich *Enrichment
+	Jobs   *jobs.Runner
 	lock   *os.File
 
 	cancel context.CancelFunc
@@ -231,6 +236,9 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	s.Importer = &importer.Importer{Log: a.DB, Runs: a.DB, Parser: s.Parser}
 	s.ImportRuns, s.QualityStore = a.DB, a.DB
 	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now}
+	a.Jobs = jobs.NewRunner(a.DB, a.DB, a.DB)
+	a.Jobs.Logf = a.Log
+	s.Analytics = a.Jobs
 	a.HTTP = s
 	if err := a.wireEnrichment(ctx); err != nil {
 		a.DB.Close()
@@ -323,6 +331,13 @@ func (a *App) Start(ctx context.Context) error {
 		a.Proc.Run(ctx)
 	}()
 	a.startEnrichment(ctx)
+	if a.Config.AnalyticsEvery > 0 {
+		every := map[string]time.Duration{}
+		for _, k := range jobs.Kinds {
+			every[k] = a.Config.AnalyticsEvery
+		}
+		a.Jobs.Schedule(ctx, every, time.Minute)
+	}
 	return a.HTTP.Open()
 }
 
@@ -338,6 +353,9 @@ func (a *App) Close() error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.Jobs != nil {
+		a.Jobs.Wait()
+	}
 	var err error
 	if a.DB != nil {
 		err = a.DB.Close()

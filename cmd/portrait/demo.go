@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/demo"
 )
 
@@ -27,16 +28,17 @@ func (d *demoFlags) flags(fs *flag.FlagSet) {
 }
 
 type demoSummary struct {
-	Customers   int    `json:"customers"`
-	Accounts    int    `json:"accounts"`
-	Duplicates  int    `json:"duplicates"`
-	Events      int    `json:"events"`
-	Accepted    int    `json:"accepted"`
-	Deduped     int    `json:"-"`
-	Duplicated  int    `json:"duplicates_sent"`
-	Profiles    int    `json:"profiles"`
-	SampleEmail string `json:"sample_email"`
-	URL         string `json:"url"`
+	Customers   int      `json:"customers"`
+	Accounts    int      `json:"accounts"`
+	Duplicates  int      `json:"duplicates"`
+	Events      int      `json:"events"`
+	Accepted    int      `json:"accepted"`
+	Deduped     int      `json:"-"`
+	Duplicated  int      `json:"duplicates_sent"`
+	Profiles    int      `json:"profiles"`
+	SampleEmail string   `json:"sample_email"`
+	URL         string   `json:"url"`
+	Analyses    []string `json:"analytics_runs"`
 }
 
 // run generates the demo and sends it through the tracking API, exactly as
@@ -95,6 +97,27 @@ func (d *demoFlags) run(ctx context.Context, a *App, writeKey string, progress i
 	}
 	last, err := a.DB.LastSeq(ctx)
 	if err != nil {
+		return nil, err
+	}
+	for a.Proc.Checkpoint() < last {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Run the analyses now rather than at the schedule, so the demo's
+	// profiles show lifetime value, next-best products, clusters and churn.
+	for _, kind := range jobs.Kinds {
+		run, err := a.Jobs.RunNow(ctx, kind, nil)
+		if err != nil {
+			fmt.Fprintf(progress, "demo: %s analysis did not run: %s\n", kind, portrait.ErrorMessage(err))
+			continue
+		}
+		fmt.Fprintf(progress, "demo: %s analysis wrote %d profiles in %d ms\n", kind, run.Profiles, run.DurationMS)
+		sum.Analyses = append(sum.Analyses, run.ID)
+	}
+	if last, err = a.DB.LastSeq(ctx); err != nil {
 		return nil, err
 	}
 	for a.Proc.Checkpoint() < last {

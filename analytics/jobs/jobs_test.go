@@ -1,0 +1,162 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
+	"github.com/portrait-cdp/portrait/demo"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/tracking"
+)
+
+var asOf = time.Date(2026, 6, 30, 23, 59, 59, 0, time.UTC)
+
+// setup loads the demo data set (customers, orders with products) through
+// the tracking parser into a store and derives the profiles.
+func setup(t *testing.T) (*sqlite.DB, *profile.Processor, *jobs.Runner) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ds := demo.Generate(7, 600, asOf)
+	p := tracking.New()
+	for i := 0; i < len(ds.Events); i += 500 {
+		body, _ := json.Marshal(map[string]any{"batch": ds.Events[i:min(i+500, len(ds.Events))]})
+		res, err := p.ParseBatch(body, "demo", asOf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Rejected) > 0 {
+			t.Fatalf("demo events rejected: %+v", res.Rejected[0])
+		}
+		if _, err := db.Append(ctx, res.Events, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc := profile.NewProcessor(db, identity.DefaultRules())
+	catchUp(t, db, proc)
+	r := jobs.NewRunner(db, db, db)
+	r.Now = func() time.Time { return asOf }
+	return db, proc, r
+}
+
+func catchUp(t *testing.T, db *sqlite.DB, proc *profile.Processor) {
+	t.Helper()
+	last, _ := db.LastSeq(context.Background())
+	if err := proc.CatchUp(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunsWriteBackOntoProfiles(t *testing.T) {
+	ctx := context.Background()
+	db, proc, r := setup(t)
+	want := map[string][]string{
+		jobs.CLV:      {"p_alive", "expected_purchases_90d", "clv_12m"},
+		jobs.FPGrowth: {"next_best_products"},
+		jobs.KMeans:   {"cluster", "cluster_description"},
+		jobs.Churn:    {"churn_probability", "purchase_probability_90d"},
+	}
+	type activity struct {
+		n    int
+		last time.Time
+	}
+	before := map[string]activity{}
+	db.AllProfiles(ctx, func(p *portrait.Profile) error {
+		before[p.ID] = activity{p.EventCount, p.LastSeen}
+		return nil
+	})
+	runs := map[string]*jobs.Run{}
+	for _, kind := range jobs.Kinds {
+		params := jobs.Params{}
+		if kind == jobs.FPGrowth {
+			params["min_support"] = 0.005
+		}
+		run, err := r.RunNow(ctx, kind, params)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if run.Status != jobs.Succeeded || run.Profiles == 0 || run.Metrics == nil || run.FinishedAt == nil {
+			t.Fatalf("%s run: %+v", kind, run)
+		}
+		runs[kind] = run
+	}
+	catchUp(t, db, proc)
+	var withCLV, withRecs int
+	err := db.AllProfiles(ctx, func(p *portrait.Profile) error {
+		if b := before[p.ID]; b.n != p.EventCount || !b.last.Equal(p.LastSeen) {
+			t.Errorf("profile %s: writing results back changed its activity (%d events, last seen %s → %d, %s)", p.ID, b.n, b.last, p.EventCount, p.LastSeen)
+		}
+		if p.TrackCounts["Order Completed"] == 0 {
+			return nil
+		}
+		for kind, names := range want {
+			for _, n := range names {
+				tr, ok := p.Traits[n]
+				if !ok {
+					if kind == jobs.Churn || kind == jobs.FPGrowth {
+						continue // scored only where the model applies
+					}
+					t.Errorf("profile %s lacks %s", p.ID, n)
+					continue
+				}
+				if tr.Source != "analytics/"+kind || !strings.Contains(tr.MessageID, runs[kind].ID) {
+					t.Errorf("%s provenance %+v does not name the model and run %s", n, tr, runs[kind].ID)
+				}
+			}
+		}
+		if pa, ok := p.Traits["p_alive"].Value.(float64); ok {
+			withCLV++
+			if pa < 0 || pa > 1 {
+				t.Errorf("p_alive %v", pa)
+			}
+		}
+		if recs, ok := p.Traits["next_best_products"].Value.([]any); ok && len(recs) > 0 {
+			withRecs++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withCLV == 0 || withRecs == 0 {
+		t.Errorf("%d profiles with CLV, %d with recommendations", withCLV, withRecs)
+	}
+	if auc, _ := runs[jobs.Churn].Metrics["auc"].(float64); auc <= 0.5 {
+		t.Errorf("churn model AUC %v: no better than chance on data with real churn", auc)
+	}
+	listed, err := db.Runs(ctx, "", 10)
+	if err != nil || len(listed) != 4 {
+		t.Errorf("runs listed: %d %v", len(listed), err)
+	}
+}
+
+func TestBadRunsAreRecordedAndRefused(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := jobs.NewRunner(db, db, db)
+	if _, err := r.RunNow(ctx, "astrology", nil); portrait.ErrorCode(err) != portrait.EINVALID {
+		t.Errorf("unknown kind: %v", err)
+	}
+	run, err := r.RunNow(ctx, jobs.CLV, nil)
+	if err == nil || run.Status != jobs.Failed || !strings.Contains(run.Error, "Order Completed") {
+		t.Errorf("a run over an empty store: %+v %v", run, err)
+	}
+	if _, err := r.RunNow(ctx, jobs.Churn, jobs.Params{"horizon_days": "soon"}); portrait.ErrorCode(err) != portrait.EINVALID {
+		t.Errorf("bad parameter: %v", err)
+	}
+}
