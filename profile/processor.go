@@ -285,11 +285,11 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 type batch struct {
 	deleted map[string]bool
 	issues  []*portrait.TraitIssue
-	p      *Processor
-	ctx    context.Context
-	tx     StateTx
-	dirty  map[string]*portrait.Profile
-	now    time.Time
+	p       *Processor
+	ctx     context.Context
+	tx      StateTx
+	dirty   map[string]*portrait.Profile
+	now     time.Time
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {

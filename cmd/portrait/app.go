@@ -40,8 +40,8 @@ type Config struct {
 	CleanFile string
 	// AnalyticsEvery: how often each analysis reruns (0: never on its own).
 	AnalyticsEvery time.Duration
-	LogLevel  string
-	JSON      bool
+	LogLevel       string
+	JSON           bool
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
