@@ -58,6 +58,15 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer a.Close()
+	// Some traits depend on the time they are evaluated at (days since the
+	// last purchase, a lifecycle stage reached by waiting). Both sides of
+	// the comparison are evaluated as of one instant: the current state is
+	// refreshed to it first, and the replay uses it too.
+	asOf := time.Now().UTC()
+	a.Proc.Now = func() time.Time { return asOf }
+	if _, err := a.Proc.Refresh(ctx); err != nil {
+		return err
+	}
 	before, _, err := profilesDigest(ctx, a.DB)
 	if err != nil {
 		return err
@@ -74,6 +83,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	proc := a.FreshProcessor()
+	proc.Now = a.Proc.Now
 	start := time.Now()
 	tick := time.Now()
 	for proc.Checkpoint() < last {
