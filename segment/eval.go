@@ -408,8 +408,8 @@ func (c *traitCol) numRange(p pred) *roaring.Bitmap {
 		parts = append(parts, c.buckets[i])
 	}
 	out := roaring.FastOr(parts...)
-	for _, b := range []int{bLo, bHi} {
-		if b < 0 || b >= len(c.buckets) || (b == bHi && bHi == bLo) {
+	for i, b := range []int{bLo, bHi} {
+		if b < 0 || b >= len(c.buckets) || (i == 1 && bHi == bLo) {
 			continue
 		}
 		c.buckets[b].Iterate(func(n uint32) bool {
