@@ -344,10 +344,11 @@ func (b *batch) journal(m *portrait.MergeEntry) error {
 
 // parsed is what the processor reads from an event's payload.
 type parsed struct {
-	props  map[string]any // decoded only when enrichers need them
-	traits map[string]any // identify traits and context.traits
-	once   map[string]any // traits.$set_once
-	extIDs []portrait.Identifier
+	props   map[string]any    // decoded only when enrichers need them
+	imputed map[string]string // trait → fill rule, for values an import imputed
+	traits  map[string]any    // identify traits and context.traits
+	once    map[string]any    // traits.$set_once
+	extIDs  []portrait.Identifier
 }
 
 func parse(e *portrait.Event) parsed {
@@ -362,9 +363,22 @@ func parse(e *portrait.Event) parsed {
 				ID   any    `json:"id"`
 				Type string `json:"type"`
 			} `json:"externalIds"`
+			// An import marks the values its fill rules supplied.
+			Import struct {
+				Imputed []struct {
+					Field string `json:"field"`
+					Rule  string `json:"rule"`
+				} `json:"imputed"`
+			} `json:"import"`
 		}
 		if json.Unmarshal(e.Context, &c) == nil {
 			ps.traits = c.Traits
+			for _, im := range c.Import.Imputed {
+				if ps.imputed == nil {
+					ps.imputed = map[string]string{}
+				}
+				ps.imputed[im.Field] = im.Rule
+			}
 			for _, x := range c.ExternalIDs {
 				if x.Type != "" && x.ID != nil {
 					ps.extIDs = append(ps.extIDs, portrait.Identifier{Type: x.Type, Value: fmt.Sprint(x.ID)})
@@ -859,7 +873,7 @@ func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
 		} else {
 			v = b.standardize(name, v)
 		}
-		c := portrait.Trait{Value: v, Source: e.Source, Time: e.Timestamp, MessageID: e.MessageID, Priority: prio, Once: once || b.p.OnceTraits[name]}
+		c := portrait.Trait{Value: v, Source: e.Source, Time: e.Timestamp, MessageID: e.MessageID, Priority: prio, Once: once || b.p.OnceTraits[name], Imputed: ps.imputed[name]}
 		if cur, ok := pr.Traits[name]; !ok || Wins(c, cur) {
 			pr.Traits[name] = c
 		}

@@ -23,6 +23,9 @@ type Store interface {
 	EachQuarantineReason(ctx context.Context, fn func(source, reason string, n int64) error) error
 	ImportSummaries(ctx context.Context) ([][]byte, error)
 	AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error
+	// EachTraitIssue reports the trait values the standardizers refused
+	// on the way into profiles, counted by source, trait and reason.
+	EachTraitIssue(ctx context.Context, fn func(source, trait, reason string, n int64) error) error
 }
 
 // Report is the data-quality report.
@@ -56,6 +59,10 @@ type Source struct {
 	Fields        []*FieldQuality        `json:"fields,omitempty"`
 	InvalidTop    []importer.ReasonCount `json:"top_invalid,omitempty"`
 	ProfileTraits int64                  `json:"profile_traits"` // trait values on profiles that came from this source
+	// TraitIssues counts values this source sent that could not be
+	// cleaned (left unset on the profile), with the top reasons.
+	TraitIssues    int64                  `json:"trait_issues"`
+	TraitIssuesTop []importer.ReasonCount `json:"top_trait_issues,omitempty"`
 }
 
 // FieldQuality is one mapped field over a source's imported rows.
@@ -78,6 +85,9 @@ type TraitStats struct {
 	Distinct     int64            `json:"distinct"`
 	DistinctCap  bool             `json:"distinct_capped,omitempty"`
 	Sources      map[string]int64 `json:"sources"` // where the values came from
+	Invalid      int64            `json:"invalid"` // values refused by the standardizers (left unset)
+	Imputed      int64            `json:"imputed"` // values filled by a rule, not observed
+	Validity     float64          `json:"validity"`
 }
 
 // distinctCap bounds the memory of counting distinct values of a trait;
@@ -200,6 +210,9 @@ func Build(ctx context.Context, st Store, now time.Time, topN int) (*Report, err
 			}
 			ts.Profiles++
 			ts.Sources[t.Source]++
+			if t.Imputed != "" {
+				ts.Imputed++
+			}
 			src(t.Source).ProfileTraits++
 			if d := distinct[name]; len(d) < distinctCap {
 				d[valueKey(t.Value)] = struct{}{}
@@ -212,9 +225,32 @@ func Build(ctx context.Context, st Store, now time.Time, topN int) (*Report, err
 	if err != nil {
 		return nil, err
 	}
+	issues := map[string]map[string]int64{}
+	err = st.EachTraitIssue(ctx, func(source, trait, reason string, n int64) error {
+		x := src(source)
+		x.TraitIssues += n
+		if issues[source] == nil {
+			issues[source] = map[string]int64{}
+		}
+		issues[source][trait+": "+reasonKey(reason)] += n
+		ts := traits[trait]
+		if ts == nil {
+			ts = &TraitStats{Trait: trait, Sources: map[string]int64{}}
+			traits[trait] = ts
+		}
+		ts.Invalid += n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for name, m := range issues {
+		src(name).TraitIssuesTop = top(m, topN)
+	}
 	for name, ts := range traits {
 		ts.Distinct = int64(len(distinct[name]))
 		ts.Completeness = ratio(ts.Profiles, r.Profiles)
+		ts.Validity = ratio(ts.Profiles, ts.Profiles+ts.Invalid)
 		r.Traits = append(r.Traits, ts)
 	}
 	sort.Slice(r.Traits, func(i, j int) bool { return r.Traits[i].Trait < r.Traits[j].Trait })

@@ -256,3 +256,23 @@ func (db *DB) TraitIssues(ctx context.Context, source string, limit int) ([]*por
 	}
 	return out, rows.Err()
 }
+
+// EachTraitIssue counts refused trait values by source, trait and reason.
+func (db *DB) EachTraitIssue(ctx context.Context, fn func(source, trait, reason string, n int64) error) error {
+	rows, err := db.stateR.QueryContext(ctx, `SELECT source, trait, reason, count(*) FROM trait_issues GROUP BY source, trait, reason`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot read trait issues")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var source, trait, reason string
+		var n int64
+		if err := rows.Scan(&source, &trait, &reason, &n); err != nil {
+			return portrait.Wrap(err, "cannot read trait issues")
+		}
+		if err := fn(source, trait, reason, n); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
