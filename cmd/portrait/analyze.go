@@ -32,8 +32,12 @@ methods:
   churn     L2 logistic regression on a labelled CSV (--target COLUMN --positive VALUE), stratified 80/20 split
   rfm       recency/frequency/monetary scores and segments over a date range
 
-Run "portrait analyze <method> -h" for its flags. Analyses over the live store
-run in the server (/v1/analytics); this command reads files.
+Without --input, kmeans, fpgrowth, clv and churn run over the store (--data
+DIR, --param name=value) and write their results back onto the profiles, as
+the server's schedule and POST /v1/analytics/runs do; RFM scores are kept on
+every profile already (rfm_r, rfm_f, rfm_m, rfm_segment).
+
+Run "portrait analyze <method> -h" for its flags.
 `
 
 // runAnalyze runs one analysis over a file and prints a table, or JSON with
@@ -45,6 +49,9 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return portrait.Errorf(portrait.EINVALID, "analyze: missing method (kmeans, fpgrowth, clv, churn or rfm)")
 		}
 		return nil
+	}
+	if !hasInput(args[1:]) && args[0] != "rfm" {
+		return analyzeStore(ctx, args[0], args[1:], stdout, stderr)
 	}
 	run := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"kmeans":   analyzeKMeans,
