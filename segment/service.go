@@ -1,0 +1,591 @@
+package segment
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/RoaringBitmap/roaring/v2"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Definition is a saved segment.
+type Definition struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Expression or Condition (one of them) defines membership.
+	Expression string     `json:"expression,omitempty"`
+	Condition  *Condition `json:"condition,omitempty"`
+	// Purpose, when set (e.g. "marketing"), excludes profiles that have not
+	// consented to it.
+	Purpose   string    `json:"purpose,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Compile checks a definition and returns its plan.
+func (d *Definition) Compile() (Node, error) {
+	d.Name = strings.TrimSpace(d.Name)
+	if d.Name == "" || len([]rune(d.Name)) > 128 || strings.IndexFunc(d.Name, unicode.IsControl) >= 0 {
+		return nil, invalid("a segment needs a name of 1 to 128 characters without control characters")
+	}
+	if len(d.Purpose) > 64 {
+		return nil, invalid("purpose is longer than 64 characters")
+	}
+	switch {
+	case d.Expression != "" && d.Condition != nil:
+		return nil, invalid("give either expression or condition, not both")
+	case d.Condition != nil:
+		return CompileCondition(d.Condition)
+	case d.Expression != "":
+		return CompileExpr(d.Expression)
+	}
+	return nil, invalid("a segment needs an expression (e.g. \"vip\" in tags && traits.age >= 30) or a condition tree")
+}
+
+// Event is one membership change.
+type Event struct {
+	ID      int64     `json:"id"`
+	Segment string    `json:"segment_id"`
+	Profile string    `json:"profile_id"`
+	Kind    string    `json:"kind"` // enter | exit
+	At      time.Time `json:"at"`
+}
+
+// Kinds of Event.
+const (
+	Enter = "enter"
+	Exit  = "exit"
+)
+
+// Store keeps definitions, history, webhooks and dead letters.
+type Store interface {
+	SaveSegment(ctx context.Context, d *Definition) error
+	DeleteSegment(ctx context.Context, id string) error
+	Segments(ctx context.Context) ([]*Definition, error)
+	// AppendSegmentEvents stores events and sets their ids.
+	AppendSegmentEvents(ctx context.Context, evs []*Event) error
+	SegmentEvents(ctx context.Context, segmentID string, after int64, limit int) ([]*Event, error)
+	WebhookStore
+}
+
+// Status is a segment with its freshness.
+type Status struct {
+	*Definition
+	Size        int       `json:"size"`
+	EvaluatedAt time.Time `json:"evaluated_at"`
+	// LagSeconds is how long ago membership was last brought up to date
+	// (0 right after a change or evaluation).
+	LagSeconds float64 `json:"lag_seconds"`
+	// EvalMillis is how long the last full evaluation took.
+	EvalMillis float64  `json:"eval_ms"`
+	TimeBased  bool     `json:"time_based"`
+	Plan       string   `json:"plan"`
+	Warnings   []string `json:"warnings,omitempty"`
+}
+
+type live struct {
+	def         *Definition
+	plan        Node
+	deps        map[string]bool
+	timed       bool
+	members     *roaring.Bitmap
+	evaluatedAt time.Time
+	evalDur     time.Duration
+}
+
+// Service keeps segment membership current and tells subscribers.
+type Service struct {
+	Index *Index
+	Store Store
+	Now   portrait.Clock
+	Log   *slog.Logger
+	// Behaviour loads a profile's behaviour summary from its events; it is
+	// called only when the profile's track counts changed.
+	Behaviour func(ctx context.Context, p *portrait.Profile) (Summary, error)
+	// Consent reports whether a profile consented to a purpose. Nil:
+	// everyone consents (until the privacy work provides consent).
+	Consent func(purpose, profileID string) bool
+	// Webhooks delivers events to subscribed URLs (nil: none).
+	Webhooks *Dispatcher
+
+	mu   sync.RWMutex // guards segs
+	segs map[string]*live
+
+	subMu sync.Mutex
+	subs  map[chan *Event]string // subscriber → segment filter ("" all)
+
+	queue chan batch
+}
+
+type batch struct {
+	changed []*portrait.Profile
+	deleted []string
+}
+
+// NewService returns a service over an index and a store.
+func NewService(ix *Index, store Store) *Service {
+	return &Service{Index: ix, Store: store, Now: time.Now, Log: slog.Default(), segs: map[string]*live{},
+		subs: map[chan *Event]string{}, queue: make(chan batch, 64)}
+}
+
+// Load reads the stored definitions and evaluates them (no events: this is
+// the baseline membership).
+func (s *Service) Load(ctx context.Context) error {
+	defs, err := s.Store.Segments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range defs {
+		plan, err := d.Compile()
+		if err != nil {
+			s.Log.Warn("stored segment no longer compiles; skipped", "segment", d.ID, "err", err)
+			continue
+		}
+		l := s.newLive(d, plan)
+		s.evaluate(l)
+		s.mu.Lock()
+		s.segs[d.ID] = l
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Service) newLive(d *Definition, plan Node) *live {
+	l := &live{def: d, plan: plan, deps: map[string]bool{}, timed: Timed(plan), members: roaring.New()}
+	for _, k := range Deps(plan) {
+		l.deps[k] = true
+	}
+	return l
+}
+
+// evaluate computes membership in full and returns the old members.
+func (s *Service) evaluate(l *live) *roaring.Bitmap {
+	start := time.Now()
+	now := s.Now()
+	m := s.Index.Evaluate(l.plan, now)
+	if l.def.Purpose != "" && s.Consent != nil {
+		for _, id := range s.Index.IDs(m, 0, int(m.GetCardinality())) {
+			if !s.Consent(l.def.Purpose, id) {
+				m.AndNot(s.Index.Numbers([]string{id}))
+			}
+		}
+	}
+	old := l.members
+	l.members, l.evaluatedAt, l.evalDur = m, now, time.Since(start)
+	return old
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "seg_" + hex.EncodeToString(b)
+}
+
+// Preview evaluates a definition that is not saved: count and a sample.
+func (s *Service) Preview(d *Definition, sample int) (count int, ids []string, warnings []string, err error) {
+	if d.Name == "" {
+		d.Name = "preview"
+	}
+	plan, err := d.Compile()
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	m := s.Index.Evaluate(plan, s.Now())
+	return int(m.GetCardinality()), s.Index.IDs(m, 0, sample), s.Index.Warnings(plan), nil
+}
+
+// Create saves and evaluates a new segment.
+func (s *Service) Create(ctx context.Context, d *Definition) (*Status, error) {
+	plan, err := d.Compile()
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	d.ID, d.CreatedAt, d.UpdatedAt = newID(), now, now
+	if err := s.Store.SaveSegment(ctx, d); err != nil {
+		return nil, err
+	}
+	l := s.newLive(d, plan)
+	s.mu.Lock()
+	s.segs[d.ID] = l
+	old := s.evaluate(l)
+	evs := diff(d.ID, old, l.members, s.Index, now)
+	s.mu.Unlock()
+	s.emit(ctx, evs)
+	return s.Get(d.ID)
+}
+
+// Update replaces a segment's definition and re-evaluates it; the members
+// that change enter or exit.
+func (s *Service) Update(ctx context.Context, id string, d *Definition) (*Status, error) {
+	plan, err := d.Compile()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	l, ok := s.segs[id]
+	if !ok {
+		s.mu.Unlock()
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	d.ID, d.CreatedAt, d.UpdatedAt = id, l.def.CreatedAt, s.Now().UTC()
+	if err := s.Store.SaveSegment(ctx, d); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	nl := s.newLive(d, plan)
+	nl.members = l.members
+	old := s.evaluate(nl)
+	s.segs[id] = nl
+	evs := diff(id, old, nl.members, s.Index, d.UpdatedAt)
+	s.mu.Unlock()
+	s.emit(ctx, evs)
+	return s.Get(id)
+}
+
+// Delete removes a segment (its history stays).
+func (s *Service) Delete(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.segs[id]; !ok {
+		return portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	if err := s.Store.DeleteSegment(ctx, id); err != nil {
+		return err
+	}
+	delete(s.segs, id)
+	return nil
+}
+
+// Get returns a segment's status.
+func (s *Service) Get(id string) (*Status, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	l, ok := s.segs[id]
+	if !ok {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	return s.status(l), nil
+}
+
+func (s *Service) status(l *live) *Status {
+	return &Status{Definition: l.def, Size: int(l.members.GetCardinality()), EvaluatedAt: l.evaluatedAt.UTC(),
+		LagSeconds: max(0, s.Now().Sub(l.evaluatedAt).Seconds()), EvalMillis: float64(l.evalDur.Microseconds()) / 1000,
+		TimeBased: l.timed, Plan: l.plan.String(), Warnings: s.Index.Warnings(l.plan)}
+}
+
+// List returns every segment, by name.
+func (s *Service) List() []*Status {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Status, 0, len(s.segs))
+	for _, l := range s.segs {
+		out = append(out, s.status(l))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].ID < out[j].ID })
+	return out
+}
+
+// Members pages a segment's member ids in index order; the cursor is the
+// offset of the next page.
+func (s *Service) Members(id string, offset, limit int) ([]string, int, error) {
+	s.mu.RLock()
+	l, ok := s.segs[id]
+	var m *roaring.Bitmap
+	if ok {
+		m = l.members.Clone()
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return nil, 0, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	return s.Index.IDs(m, offset, limit), int(m.GetCardinality()), nil
+}
+
+// Explain says why a profile is or is not in a segment.
+func (s *Service) Explain(id, profileID string) (*Explanation, bool, error) {
+	s.mu.RLock()
+	l, ok := s.segs[id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, false, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	ex, err := s.Index.Explain(l.plan, profileID, s.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	consented := l.def.Purpose == "" || s.Consent == nil || s.Consent(l.def.Purpose, profileID)
+	if ex.Matched && !consented {
+		ex = &Explanation{Clause: "consent to " + l.def.Purpose, Matched: false, Reason: "the profile matches but has not consented to " + l.def.Purpose, Children: []*Explanation{ex}}
+	}
+	return ex, ex.Matched, nil
+}
+
+// Overlap returns the pairwise intersection sizes of segments.
+func (s *Service) Overlap(ids []string) ([][]int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	bms := make([]*roaring.Bitmap, len(ids))
+	for i, id := range ids {
+		l, ok := s.segs[id]
+		if !ok {
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+		}
+		bms[i] = l.members
+	}
+	out := make([][]int, len(ids))
+	for i := range ids {
+		out[i] = make([]int, len(ids))
+		for j := range ids {
+			out[i][j] = int(roaring.And(bms[i], bms[j]).GetCardinality())
+		}
+	}
+	return out, nil
+}
+
+// History pages a segment's enter/exit events.
+func (s *Service) History(ctx context.Context, id string, after int64, limit int) ([]*Event, error) {
+	return s.Store.SegmentEvents(ctx, id, after, limit)
+}
+
+func diff(seg string, old, cur *roaring.Bitmap, ix *Index, at time.Time) []*Event {
+	var evs []*Event
+	add := func(bm *roaring.Bitmap, kind string) {
+		for _, id := range ix.IDs(bm, 0, int(bm.GetCardinality())) {
+			evs = append(evs, &Event{Segment: seg, Profile: id, Kind: kind, At: at.UTC()})
+		}
+	}
+	add(roaring.AndNot(cur, old), Enter)
+	add(roaring.AndNot(old, cur), Exit)
+	return evs
+}
+
+// OnChange is the processor hook: it copies what the index needs and
+// queues it for Run, so the processor never waits on segment work beyond a
+// bounded queue.
+func (s *Service) OnChange(changed []*portrait.Profile, deleted []string) {
+	b := batch{deleted: append([]string(nil), deleted...)}
+	for _, p := range changed {
+		b.changed = append(b.changed, snapshot(p))
+	}
+	s.queue <- b
+}
+
+// snapshot copies the parts of a profile segments read; the processor
+// reuses its profiles.
+func snapshot(p *portrait.Profile) *portrait.Profile {
+	c := &portrait.Profile{ID: p.ID, Traits: make(map[string]portrait.Trait, len(p.Traits)),
+		Identifiers: append([]portrait.Identifier(nil), p.Identifiers...), Tags: append([]portrait.ProfileTag(nil), p.Tags...),
+		TrackCounts: make(map[string]int, len(p.TrackCounts))}
+	for k, v := range p.Traits {
+		c.Traits[k] = portrait.Trait{Value: v.Value}
+	}
+	for k, v := range p.TrackCounts {
+		c.TrackCounts[k] = v
+	}
+	return c
+}
+
+// Run applies queued changes and re-evaluates time-based segments every
+// interval, until ctx ends.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-s.queue:
+			if err := s.Apply(ctx, b.changed, b.deleted); err != nil {
+				s.Log.Error("segment update failed", "err", err)
+			}
+		case <-t.C:
+			s.Tick(ctx)
+		}
+	}
+}
+
+// Apply brings the index and every affected segment up to date with
+// changed and deleted profiles, and emits the enter/exit events.
+func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, deleted []string) error {
+	now := s.Now()
+	type upd struct {
+		num  uint32
+		keys map[string]bool
+	}
+	var ups []upd
+	for _, p := range changed {
+		var sum Summary
+		if s.Behaviour != nil && s.behaviourChanged(p) {
+			var err error
+			if sum, err = s.Behaviour(ctx, p); err != nil {
+				return err
+			}
+		}
+		keys := s.Index.Upsert(p, sum)
+		if len(keys) == 0 {
+			continue
+		}
+		u := upd{keys: map[string]bool{}}
+		for _, k := range keys {
+			u.keys[k] = true
+		}
+		u.num = s.Index.Numbers([]string{p.ID}).Minimum()
+		ups = append(ups, u)
+	}
+	gone := s.Index.Numbers(deleted)
+	for _, id := range deleted {
+		s.Index.Remove(id)
+	}
+	var evs []*Event
+	s.mu.Lock()
+	for _, l := range s.segs {
+		for _, u := range ups {
+			if !u.keys["profile"] && !intersects(u.keys, l.deps) {
+				continue
+			}
+			in, _ := s.Index.MatchOne(l.plan, s.Index.ID(u.num), now)
+			if in && l.def.Purpose != "" && s.Consent != nil {
+				in = s.Consent(l.def.Purpose, s.Index.ID(u.num))
+			}
+			was := l.members.Contains(u.num)
+			switch {
+			case in && !was:
+				l.members.Add(u.num)
+				evs = append(evs, &Event{Segment: l.def.ID, Profile: s.Index.ID(u.num), Kind: Enter, At: now.UTC()})
+			case !in && was:
+				l.members.Remove(u.num)
+				evs = append(evs, &Event{Segment: l.def.ID, Profile: s.Index.ID(u.num), Kind: Exit, At: now.UTC()})
+			}
+		}
+		if !gone.IsEmpty() {
+			left := roaring.And(l.members, gone)
+			left.Iterate(func(n uint32) bool {
+				evs = append(evs, &Event{Segment: l.def.ID, Profile: s.Index.ID(n), Kind: Exit, At: now.UTC()})
+				return true
+			})
+			l.members.AndNot(gone)
+		}
+		if len(ups) > 0 || !gone.IsEmpty() {
+			l.evaluatedAt = now
+		}
+	}
+	s.mu.Unlock()
+	s.emit(ctx, evs)
+	return nil
+}
+
+func intersects(a, b map[string]bool) bool {
+	for k := range a {
+		if b[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// behaviourChanged: the profile's track counts differ from the totals the
+// index holds, so its events must be read again.
+func (s *Service) behaviourChanged(p *portrait.Profile) bool {
+	ix := s.Index
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n, ok := ix.nums[p.ID]
+	if !ok || !ix.live.Contains(n) {
+		return len(p.TrackCounts) > 0
+	}
+	held := 0
+	for name, ec := range ix.events {
+		if ec.did.Contains(n) {
+			held++
+			if int(ec.lists[n].Total) != p.TrackCounts[name] {
+				return true
+			}
+		}
+	}
+	return held != len(p.TrackCounts)
+}
+
+// Tick re-evaluates the segments whose conditions depend on time: a window
+// that passes makes profiles exit without any new event.
+func (s *Service) Tick(ctx context.Context) {
+	var evs []*Event
+	s.mu.Lock()
+	for _, l := range s.segs {
+		if !l.timed {
+			continue
+		}
+		old := s.evaluate(l)
+		evs = append(evs, diff(l.def.ID, old, l.members, s.Index, l.evaluatedAt)...)
+	}
+	s.mu.Unlock()
+	s.emit(ctx, evs)
+}
+
+// emit records events, then hands them to the stream and the webhooks.
+func (s *Service) emit(ctx context.Context, evs []*Event) {
+	if len(evs) == 0 {
+		return
+	}
+	if err := s.Store.AppendSegmentEvents(ctx, evs); err != nil {
+		s.Log.Error("cannot record segment events", "err", err, "events", len(evs))
+	}
+	s.subMu.Lock()
+subscribers:
+	for ch, filter := range s.subs {
+		for _, e := range evs {
+			if filter != "" && filter != e.Segment {
+				continue
+			}
+			select {
+			case ch <- e:
+			default:
+				// a subscriber that cannot keep up is cut off rather than
+				// allowed to hold back membership updates
+				delete(s.subs, ch)
+				close(ch)
+				continue subscribers
+			}
+		}
+	}
+	s.subMu.Unlock()
+	if s.Webhooks != nil {
+		s.Webhooks.Enqueue(evs)
+	}
+}
+
+// Subscribe returns a channel of events (of one segment, or all when
+// segment is ""), closed by Unsubscribe or when the subscriber falls behind.
+func (s *Service) Subscribe(segment string) chan *Event {
+	ch := make(chan *Event, 1024)
+	s.subMu.Lock()
+	s.subs[ch] = segment
+	s.subMu.Unlock()
+	return ch
+}
+
+// Unsubscribe ends a subscription.
+func (s *Service) Unsubscribe(ch chan *Event) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if _, ok := s.subs[ch]; ok {
+		delete(s.subs, ch)
+		close(ch)
+	}
+}
+
+// MarshalEvent renders an event for the stream and webhooks.
+func MarshalEvent(e *Event) []byte {
+	b, _ := json.Marshal(e)
+	return b
+}

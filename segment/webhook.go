@@ -1,0 +1,267 @@
+package segment
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Webhook is a subscriber URL for enter/exit events.
+type Webhook struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+	// Secret signs deliveries (HMAC-SHA256); shown once, at creation.
+	Secret string `json:"secret,omitempty"`
+	// Segments limits the events sent (empty: every segment).
+	Segments  []string  `json:"segments,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DeadLetter is a delivery that failed every attempt.
+type DeadLetter struct {
+	ID       int64           `json:"id"`
+	Webhook  string          `json:"webhook_id"`
+	Body     json.RawMessage `json:"body"`
+	Error    string          `json:"error"`
+	Attempts int             `json:"attempts"`
+	At       time.Time       `json:"at"`
+}
+
+// WebhookStore keeps webhooks and dead letters.
+type WebhookStore interface {
+	SaveWebhook(ctx context.Context, w *Webhook) error
+	DeleteWebhook(ctx context.Context, id string) error
+	Webhooks(ctx context.Context) ([]*Webhook, error)
+	SaveDeadLetter(ctx context.Context, d *DeadLetter) error
+	DeadLetters(ctx context.Context, webhookID string, limit int) ([]*DeadLetter, error)
+}
+
+// Signature is the value of the X-Portrait-Signature header: HMAC-SHA256 of
+// "<timestamp>.<body>" with the webhook's secret. The timestamp is signed
+// too, so a captured delivery cannot be replayed later as a fresh one.
+func Signature(secret, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Dispatcher delivers events to webhooks: one POST per webhook and batch,
+// retried with exponential backoff, dead-lettered after MaxAttempts.
+type Dispatcher struct {
+	Store       WebhookStore
+	Client      *http.Client
+	Now         portrait.Clock
+	Log         *slog.Logger
+	MaxAttempts int
+	// Backoff is the wait before attempt n+1 (n from 1).
+	Backoff func(attempt int) time.Duration
+
+	mu    sync.RWMutex
+	hooks []*Webhook
+	queue chan []*Event
+}
+
+// NewDispatcher returns a dispatcher with 5 attempts and backoff doubling
+// from one second.
+func NewDispatcher(store WebhookStore) *Dispatcher {
+	return &Dispatcher{Store: store, Client: &http.Client{Timeout: 10 * time.Second}, Now: time.Now, Log: slog.Default(),
+		MaxAttempts: 5, Backoff: func(n int) time.Duration { return time.Second << min(n-1, 8) }, queue: make(chan []*Event, 1024)}
+}
+
+// Load reads the stored webhooks.
+func (d *Dispatcher) Load(ctx context.Context) error {
+	hs, err := d.Store.Webhooks(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.hooks = hs
+	d.mu.Unlock()
+	return nil
+}
+
+// Create validates and saves a webhook; it returns it with its secret.
+func (d *Dispatcher) Create(ctx context.Context, w *Webhook) (*Webhook, error) {
+	u, err := url.Parse(w.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, portrait.Errorf(portrait.EINVALID, "webhook url must be an absolute http or https URL")
+	}
+	if w.Secret == "" {
+		b := make([]byte, 24)
+		rand.Read(b)
+		w.Secret = "whsec_" + hex.EncodeToString(b)
+	}
+	if len(w.Secret) < 16 {
+		return nil, portrait.Errorf(portrait.EINVALID, "webhook secret must have at least 16 characters")
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	w.ID, w.CreatedAt = "wh_"+hex.EncodeToString(b), d.Now().UTC()
+	if err := d.Store.SaveWebhook(ctx, w); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.hooks = append(d.hooks, w)
+	d.mu.Unlock()
+	return w, nil
+}
+
+// Delete removes a webhook.
+func (d *Dispatcher) Delete(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, h := range d.hooks {
+		if h.ID == id {
+			if err := d.Store.DeleteWebhook(ctx, id); err != nil {
+				return err
+			}
+			d.hooks = append(d.hooks[:i:i], d.hooks[i+1:]...)
+			return nil
+		}
+	}
+	return portrait.Errorf(portrait.ENOTFOUND, "no webhook %q", id)
+}
+
+// List returns the webhooks without their secrets.
+func (d *Dispatcher) List() []*Webhook {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]*Webhook, len(d.hooks))
+	for i, h := range d.hooks {
+		c := *h
+		c.Secret = ""
+		out[i] = &c
+	}
+	return out
+}
+
+// Enqueue hands events to Run; when the queue is full the batch is
+// delivered on the caller's goroutine rather than lost.
+func (d *Dispatcher) Enqueue(evs []*Event) {
+	select {
+	case d.queue <- evs:
+	default:
+		d.Deliver(context.Background(), evs)
+	}
+}
+
+// Run delivers queued events until ctx ends, then drains the queue.
+func (d *Dispatcher) Run(ctx context.Context) {
+	for {
+		select {
+		case evs := <-d.queue:
+			d.Deliver(ctx, evs)
+		case <-ctx.Done():
+			for {
+				select {
+				case evs := <-d.queue:
+					d.Deliver(context.Background(), evs)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Deliver sends events to every webhook that wants them.
+func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
+	d.mu.RLock()
+	hooks := append([]*Webhook(nil), d.hooks...)
+	d.mu.RUnlock()
+	var wg sync.WaitGroup
+	for _, h := range hooks {
+		var mine []*Event
+		for _, e := range evs {
+			if wants(h, e.Segment) {
+				mine = append(mine, e)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.deliver(ctx, h, mine)
+		}()
+	}
+	wg.Wait()
+}
+
+func wants(h *Webhook, seg string) bool {
+	if len(h.Segments) == 0 {
+		return true
+	}
+	for _, s := range h.Segments {
+		if s == seg {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Dispatcher) deliver(ctx context.Context, h *Webhook, evs []*Event) {
+	body, _ := json.Marshal(map[string]any{"webhook_id": h.ID, "events": evs})
+	var lastErr error
+	attempt := 1
+	for ; attempt <= d.MaxAttempts; attempt++ {
+		if lastErr = d.post(ctx, h, body); lastErr == nil {
+			return
+		}
+		if attempt == d.MaxAttempts {
+			break
+		}
+		select {
+		case <-time.After(d.Backoff(attempt)):
+		case <-ctx.Done():
+			lastErr = fmt.Errorf("%v (stopped retrying at shutdown)", lastErr)
+			attempt = min(attempt, d.MaxAttempts)
+			goto dead
+		}
+	}
+dead:
+	d.Log.Warn("webhook delivery dead-lettered", "webhook", h.ID, "events", len(evs), "err", lastErr)
+	dl := &DeadLetter{Webhook: h.ID, Body: body, Error: lastErr.Error(), Attempts: min(attempt, d.MaxAttempts), At: d.Now().UTC()}
+	if err := d.Store.SaveDeadLetter(context.Background(), dl); err != nil {
+		d.Log.Error("cannot save a dead letter", "webhook", h.ID, "err", err)
+	}
+}
+
+func (d *Dispatcher) post(ctx context.Context, h *Webhook, body []byte) error {
+	ts := strconv.FormatInt(d.Now().Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "portrait-webhooks/"+portrait.Version)
+	req.Header.Set("X-Portrait-Timestamp", ts)
+	req.Header.Set("X-Portrait-Signature", Signature(h.Secret, ts, body))
+	resp, err := d.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("the endpoint answered %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/segment"
+)
+
+var _ segment.Store = (*DB)(nil)
+
+// SaveSegment inserts or replaces a segment definition.
+func (db *DB) SaveSegment(ctx context.Context, d *segment.Definition) error {
+	body, err := json.Marshal(d)
+	if err != nil {
+		return portrait.Wrap(err, "cannot encode segment")
+	}
+	_, err = db.logW.ExecContext(ctx, `INSERT INTO segments (id, body, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at`, d.ID, body, micros(d.UpdatedAt))
+	if err != nil {
+		return portrait.Wrap(err, "cannot save segment")
+	}
+	return nil
+}
+
+// DeleteSegment removes a definition; its history stays.
+func (db *DB) DeleteSegment(ctx context.Context, id string) error {
+	if _, err := db.logW.ExecContext(ctx, `DELETE FROM segments WHERE id = ?`, id); err != nil {
+		return portrait.Wrap(err, "cannot delete segment")
+	}
+	return nil
+}
+
+// Segments returns every definition.
+func (db *DB) Segments(ctx context.Context) ([]*segment.Definition, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT body FROM segments ORDER BY id`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read segments")
+	}
+	defer rows.Close()
+	var out []*segment.Definition
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, portrait.Wrap(err, "cannot read segments")
+		}
+		var d segment.Definition
+		if err := json.Unmarshal(b, &d); err != nil {
+			return nil, portrait.Wrap(err, "corrupt segment")
+		}
+		out = append(out, &d)
+	}
+	return out, rows.Err()
+}
+
+// AppendSegmentEvents records enter/exit events in one transaction.
+func (db *DB) AppendSegmentEvents(ctx context.Context, evs []*segment.Event) error {
+	tx, err := db.logW.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot record segment events")
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO segment_events (segment_id, profile_id, kind, at) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot record segment events")
+	}
+	defer st.Close()
+	for _, e := range evs {
+		res, err := st.ExecContext(ctx, e.Segment, e.Profile, e.Kind, micros(e.At))
+		if err != nil {
+			return portrait.Wrap(err, "cannot record segment events")
+		}
+		e.ID, _ = res.LastInsertId()
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot record segment events")
+	}
+	return nil
+}
+
+// SegmentEvents pages a segment's history, oldest first, after an event id.
+func (db *DB) SegmentEvents(ctx context.Context, segmentID string, after int64, limit int) ([]*segment.Event, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 100
+	}
+	rows, err := db.logR.QueryContext(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
+		WHERE segment_id = ? AND id > ? ORDER BY id LIMIT ?`, segmentID, after, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read segment events")
+	}
+	defer rows.Close()
+	var out []*segment.Event
+	for rows.Next() {
+		var e segment.Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Segment, &e.Profile, &e.Kind, &at); err != nil {
+			return nil, portrait.Wrap(err, "cannot read segment events")
+		}
+		e.At = fromMicros(at)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+// SaveWebhook stores a webhook (with its secret: deliveries are signed
+// with it).
+func (db *DB) SaveWebhook(ctx context.Context, w *segment.Webhook) error {
+	body, err := json.Marshal(w)
+	if err != nil {
+		return portrait.Wrap(err, "cannot encode webhook")
+	}
+	if _, err := db.logW.ExecContext(ctx, `INSERT OR REPLACE INTO segment_webhooks (id, body) VALUES (?, ?)`, w.ID, body); err != nil {
+		return portrait.Wrap(err, "cannot save webhook")
+	}
+	return nil
+}
+
+// DeleteWebhook removes a webhook.
+func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
+	if _, err := db.logW.ExecContext(ctx, `DELETE FROM segment_webhooks WHERE id = ?`, id); err != nil {
+		return portrait.Wrap(err, "cannot delete webhook")
+	}
+	return nil
+}
+
+// Webhooks returns every webhook.
+func (db *DB) Webhooks(ctx context.Context) ([]*segment.Webhook, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT body FROM segment_webhooks ORDER BY id`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read webhooks")
+	}
+	defer rows.Close()
+	var out []*segment.Webhook
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, portrait.Wrap(err, "cannot read webhooks")
+		}
+		var w segment.Webhook
+		if err := json.Unmarshal(b, &w); err != nil {
+			return nil, portrait.Wrap(err, "corrupt webhook")
+		}
+		out = append(out, &w)
+	}
+	return out, rows.Err()
+}
+
+// SaveDeadLetter keeps a delivery that failed every attempt.
+func (db *DB) SaveDeadLetter(ctx context.Context, d *segment.DeadLetter) error {
+	res, err := db.logW.ExecContext(ctx, `INSERT INTO segment_dead_letters (webhook_id, body, error, attempts, at) VALUES (?, ?, ?, ?, ?)`,
+		d.Webhook, []byte(d.Body), d.Error, d.Attempts, micros(d.At))
+	if err != nil {
+		return portrait.Wrap(err, "cannot save dead letter")
+	}
+	d.ID, _ = res.LastInsertId()
+	return nil
+}
+
+// DeadLetters lists a webhook's dead letters, newest first.
+func (db *DB) DeadLetters(ctx context.Context, webhookID string, limit int) ([]*segment.DeadLetter, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := db.logR.QueryContext(ctx, `SELECT id, webhook_id, body, error, attempts, at FROM segment_dead_letters
+		WHERE webhook_id = ? ORDER BY id DESC LIMIT ?`, webhookID, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read dead letters")
+	}
+	defer rows.Close()
+	var out []*segment.DeadLetter
+	for rows.Next() {
+		var d segment.DeadLetter
+		var body []byte
+		var at int64
+		if err := rows.Scan(&d.ID, &d.Webhook, &body, &d.Error, &d.Attempts, &at); err != nil {
+			return nil, portrait.Wrap(err, "cannot read dead letters")
+		}
+		d.Body, d.At = body, fromMicros(at)
+		out = append(out, &d)
+	}
+	return out, rows.Err()
+}
+
+// SegmentBehaviour builds a profile's behaviour summary from its events,
+// newest first, stopping once every event name has its MaxRecent newest
+// events (the exact totals come from the profile's track counts).
+func (db *DB) SegmentBehaviour(ctx context.Context, p *portrait.Profile) (segment.Summary, error) {
+	s := segment.Summary{}
+	cursor := ""
+	for pages := 0; pages < 50; pages++ {
+		evs, next, err := db.ProfileEvents(ctx, p.ID, portrait.Page{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+				return s, nil
+			}
+			return nil, err
+		}
+		for _, e := range evs {
+			if h := s[e.Name]; e.Type == portrait.EventTrack && (h == nil || h.Len() < segment.MaxRecent) {
+				s.AddEvent(e)
+			}
+		}
+		full := true
+		for name := range p.TrackCounts {
+			if h := s[name]; h == nil || h.Len() < segment.MaxRecent {
+				full = false
+			}
+		}
+		if next == "" || full {
+			break
+		}
+		cursor = next
+	}
+	for name, n := range p.TrackCounts {
+		if h := s[name]; h != nil && int(h.Total) < n {
+			h.Total = uint32(n)
+		}
+	}
+	return s, nil
+}
