@@ -23,6 +23,7 @@ import (
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
+	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/tracking"
 	"github.com/portrait-cdp/portrait/traits"
@@ -52,6 +53,8 @@ type Server struct {
 	// Tags and Traits serve tags, computed traits and satisfaction (optional).
 	Tags   *tag.Service
 	Traits *traits.Service
+	// Segments serves /v1/segments (nil: not served).
+	Segments *segment.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 
@@ -116,6 +119,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountAnalytics(mux)
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
+	s.mountSegments(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}

@@ -1,0 +1,434 @@
+package http
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/segment"
+)
+
+// mountSegments serves segments: definitions, members, preview, overlap,
+// explanation, exports, enter/exit history and its stream, and webhooks.
+func (s *Server) mountSegments(mux *http.ServeMux) {
+	if s.Segments == nil {
+		return
+	}
+	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request, k *portrait.Key)) {
+		mux.Handle(pattern, s.instrument(pattern[strings.Index(pattern, " ")+1:], s.admin(fn)))
+	}
+	h("POST /v1/segments", s.createSegment)
+	h("GET /v1/segments", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		writeJSON(w, http.StatusOK, map[string]any{"segments": s.Segments.List()})
+	})
+	h("GET /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		st, err := s.Segments.Get(r.PathValue("id"))
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	h("PUT /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		d, err := readDefinition(r)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		st, err := s.Segments.Update(r.Context(), r.PathValue("id"), d)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	h("DELETE /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		if err := s.Segments.Delete(r.Context(), r.PathValue("id")); err != nil {
+			Error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	h("POST /v1/segments/preview", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		d, err := readDefinition(r)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		start := time.Now()
+		n, ids, warnings, err := s.Segments.Preview(d, 20)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		sample := make([]map[string]any, len(ids))
+		for i, id := range ids {
+			sample[i] = map[string]any{"id": id}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"size": n, "sample": sample, "warnings": warnings,
+			"took_ms": float64(time.Since(start).Microseconds()) / 1000})
+	})
+	h("GET /v1/segments/overlap", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		var ids []string
+		for _, id := range strings.Split(r.URL.Query().Get("ids"), ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) < 1 || len(ids) > 50 {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "ids must list 1 to 50 segment ids separated by commas"))
+			return
+		}
+		m, err := s.Segments.Overlap(ids)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ids": ids, "matrix": m})
+	})
+	h("GET /v1/segments/{id}/members", s.segmentMembers)
+	h("GET /v1/segments/{id}/export", s.exportSegment)
+	h("GET /v1/segments/{id}/explain/{profileId}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		ex, in, err := s.Segments.Explain(r.PathValue("id"), r.PathValue("profileId"))
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"segment_id": r.PathValue("id"), "profile_id": r.PathValue("profileId"), "member": in, "explanation": ex})
+	})
+	h("GET /v1/segments/{id}/events", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		if _, err := s.Segments.Get(r.PathValue("id")); err != nil {
+			Error(w, r, err)
+			return
+		}
+		after, err := queryInt(r, "after", 0)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		limit, err := queryInt(r, "limit", 100)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		evs, err := s.Segments.History(r.Context(), r.PathValue("id"), int64(after), limit)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		next := ""
+		if len(evs) > 0 && len(evs) == limit {
+			next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
+		}
+		if evs == nil {
+			evs = []*segment.Event{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next": next})
+	})
+	h("GET /v1/segments/stream", s.segmentStream)
+	if s.Segments.Webhooks != nil {
+		d := s.Segments.Webhooks
+		h("POST /v1/segment-webhooks", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+			var in segment.Webhook
+			if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&in); err != nil {
+				Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be a JSON webhook: {\"url\": ..., \"segments\": [...]}"))
+				return
+			}
+			for _, id := range in.Segments {
+				if _, err := s.Segments.Get(id); err != nil {
+					Error(w, r, err)
+					return
+				}
+			}
+			wh, err := d.Create(r.Context(), &in)
+			if err != nil {
+				Error(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusCreated, wh)
+		})
+		h("GET /v1/segment-webhooks", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+			writeJSON(w, http.StatusOK, map[string]any{"webhooks": d.List()})
+		})
+		h("DELETE /v1/segment-webhooks/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+			if err := d.Delete(r.Context(), r.PathValue("id")); err != nil {
+				Error(w, r, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		h("GET /v1/segment-webhooks/{id}/dead-letters", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+			dls, err := d.Store.DeadLetters(r.Context(), r.PathValue("id"), 100)
+			if err != nil {
+				Error(w, r, err)
+				return
+			}
+			if dls == nil {
+				dls = []*segment.DeadLetter{}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"dead_letters": dls})
+		})
+	}
+}
+
+func readDefinition(r *http.Request) (*segment.Definition, error) {
+	var d segment.Definition
+	dec := json.NewDecoder(io.LimitReader(r.Body, 256<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, portrait.Errorf(portrait.EINVALID, "body must be a JSON segment {\"name\", \"expression\" or \"condition\", \"purpose\"}: %v", err)
+	}
+	return &d, nil
+}
+
+func (s *Server) createSegment(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	d, err := readDefinition(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	st, err := s.Segments.Create(r.Context(), d)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, st)
+}
+
+// memberPage reads cursor/limit and the selected traits.
+func (s *Server) memberPage(r *http.Request, maxLimit int) (offset, limit int, traits []string, err error) {
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		if offset, err = strconv.Atoi(c); err != nil || offset < 0 {
+			return 0, 0, nil, portrait.Errorf(portrait.EINVALID, "cursor is not valid")
+		}
+	}
+	if limit, err = queryInt(r, "limit", 100); err != nil {
+		return 0, 0, nil, err
+	}
+	if limit == 0 || limit > maxLimit {
+		limit = min(max(limit, 100), maxLimit)
+	}
+	for _, t := range strings.Split(r.URL.Query().Get("traits"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			traits = append(traits, t)
+		}
+	}
+	if len(traits) > 100 {
+		return 0, 0, nil, portrait.Errorf(portrait.EINVALID, "at most 100 traits can be selected")
+	}
+	return offset, limit, traits, nil
+}
+
+func (s *Server) memberRows(r *http.Request, ids, traits []string) ([]map[string]any, error) {
+	rows := make([]map[string]any, len(ids))
+	for i, id := range ids {
+		row := map[string]any{"id": id}
+		if len(traits) > 0 && s.Profiles != nil {
+			p, err := s.Profiles.Profile(r.Context(), id)
+			if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+				return nil, err
+			}
+			vals := map[string]any{}
+			for _, t := range traits {
+				if p != nil {
+					if tr, ok := p.Traits[t]; ok {
+						vals[t] = tr.Value
+						continue
+					}
+				}
+				vals[t] = nil
+			}
+			row["traits"] = vals
+		}
+		rows[i] = row
+	}
+	return rows, nil
+}
+
+func (s *Server) segmentMembers(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	offset, limit, traits, err := s.memberPage(r, 1000)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	ids, total, err := s.Segments.Members(r.PathValue("id"), offset, limit)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	rows, err := s.memberRows(r, ids, traits)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	next := ""
+	if offset+len(ids) < total {
+		next = strconv.Itoa(offset + len(ids))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": rows, "next": next, "size": total})
+}
+
+// exportSegment writes every member with the selected traits as CSV or XLSX.
+func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "csv"
+	}
+	if format != "csv" && format != "xlsx" {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "format must be csv or xlsx"))
+		return
+	}
+	_, _, traits, err := s.memberPage(r, 1000)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := s.Segments.Get(id); err != nil {
+		Error(w, r, err)
+		return
+	}
+	header := append([]string{"id"}, traits...)
+	var all [][]string
+	for offset := 0; ; {
+		ids, _, err := s.Segments.Members(id, offset, 1000)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		rows, err := s.memberRows(r, ids, traits)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		for _, row := range rows {
+			rec := []string{row["id"].(string)}
+			vals, _ := row["traits"].(map[string]any)
+			for _, t := range traits {
+				rec = append(rec, cell(vals[t]))
+			}
+			all = append(all, rec)
+		}
+		if len(ids) < 1000 {
+			break
+		}
+		offset += len(ids)
+	}
+	name := "segment-" + id
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+		cw := csv.NewWriter(w)
+		cw.Write(header)
+		cw.WriteAll(all)
+		return
+	}
+	f := excelize.NewFile()
+	defer f.Close()
+	sw, err := f.NewStreamWriter("Sheet1")
+	if err != nil {
+		Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
+		return
+	}
+	write := func(i int, rec []string) error {
+		row := make([]any, len(rec))
+		for j, v := range rec {
+			row[j] = v
+		}
+		c, _ := excelize.CoordinatesToCellName(1, i+1)
+		return sw.SetRow(c, row)
+	}
+	if err := write(0, header); err != nil {
+		Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
+		return
+	}
+	for i, rec := range all {
+		if err := write(i+1, rec); err != nil {
+			Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
+			return
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.xlsx"`)
+	f.Write(w)
+}
+
+// cell renders a trait value for CSV/XLSX; a leading =, +, - or @ is
+// quoted so that a spreadsheet never runs a customer-supplied formula.
+func cell(v any) string {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		s = x
+	case float64:
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	default:
+		b, _ := json.Marshal(x)
+		s = string(b)
+	}
+	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
+		if _, err := strconv.ParseFloat(s, 64); err != nil {
+			s = "'" + s
+		}
+	}
+	return s
+}
+
+// segmentStream is a server-sent event stream of enter/exit events
+// (?segment=id to follow one segment).
+func (s *Server) segmentStream(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	seg := r.URL.Query().Get("segment")
+	if seg != "" {
+		if _, err := s.Segments.Get(seg); err != nil {
+			Error(w, r, err)
+			return
+		}
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		Error(w, r, portrait.Errorf(portrait.EINTERNAL, "streaming is not supported"))
+		return
+	}
+	ch := s.Segments.Subscribe(seg)
+	defer s.Segments.Unsubscribe(ch)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": portrait segment events\n\n")
+	fl.Flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keep.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			fl.Flush()
+		case e, ok := <-ch:
+			if !ok {
+				fmt.Fprint(w, "event: error\ndata: {\"error\":\"the stream fell behind; reconnect and read /v1/segments/{id}/events\"}\n\n")
+				fl.Flush()
+				return
+			}
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Kind, segment.MarshalEvent(e))
+			fl.Flush()
+		}
+	}
+}
