@@ -125,6 +125,10 @@ type Service struct {
 	subs  map[chan *Event]string // subscriber → segment filter ("" all)
 
 	queue chan batch
+	// stopped is closed when Run returns: the processor's hook then stops
+	// queueing instead of blocking shutdown.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 type batch struct {
@@ -135,7 +139,7 @@ type batch struct {
 // NewService returns a service over an index and a store.
 func NewService(ix *Index, store Store) *Service {
 	return &Service{Index: ix, Store: store, Now: time.Now, Log: slog.Default(), segs: map[string]*live{},
-		subs: map[chan *Event]string{}, queue: make(chan batch, 64)}
+		subs: map[chan *Event]string{}, queue: make(chan batch, 64), stopped: make(chan struct{})}
 }
 
 // Load reads the stored definitions and evaluates them (no events: this is
@@ -378,7 +382,10 @@ func (s *Service) OnChange(changed []*portrait.Profile, deleted []string) {
 	for _, p := range changed {
 		b.changed = append(b.changed, snapshot(p))
 	}
-	s.queue <- b
+	select {
+	case s.queue <- b:
+	case <-s.stopped:
+	}
 }
 
 // snapshot copies the parts of a profile segments read; the processor
@@ -401,6 +408,7 @@ func snapshot(p *portrait.Profile) *portrait.Profile {
 func (s *Service) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	defer s.stopOnce.Do(func() { close(s.stopped) })
 	for {
 		select {
 		case <-ctx.Done():

@@ -245,6 +245,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := a.wireSegments(ctx); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -331,6 +336,7 @@ func (a *App) Start(ctx context.Context) error {
 		a.Proc.Run(ctx)
 	}()
 	a.startEnrichment(ctx)
+	a.startSegments(ctx)
 	if a.Config.AnalyticsEvery > 0 {
 		every := map[string]time.Duration{}
 		for _, k := range jobs.Kinds {

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/segment"
+)
+
+// wireSegments builds the segment index from the stored profiles, loads the
+// definitions and webhooks, and follows the processor's changes (chained
+// after any hook already set).
+func (a *App) wireSegments(ctx context.Context) error {
+	ix := segment.NewIndex()
+	start := time.Now()
+	err := a.DB.AllProfiles(ctx, func(p *portrait.Profile) error {
+		var sum segment.Summary
+		if len(p.TrackCounts) > 0 {
+			var err error
+			if sum, err = a.DB.SegmentBehaviour(ctx, p); err != nil {
+				return err
+			}
+		}
+		ix.Upsert(p, sum)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.Log.Info("segment index built", "profiles", ix.Len(), "bytes", ix.Bytes(), "took", time.Since(start).Round(time.Millisecond))
+	svc := segment.NewService(ix, a.DB)
+	svc.Log, svc.Behaviour = a.Log, a.DB.SegmentBehaviour
+	svc.Webhooks = segment.NewDispatcher(a.DB)
+	svc.Webhooks.Log = a.Log
+	if err := svc.Webhooks.Load(ctx); err != nil {
+		return err
+	}
+	if err := svc.Load(ctx); err != nil {
+		return err
+	}
+	prev := a.Proc.OnChange
+	a.Proc.OnChange = func(changed []*portrait.Profile, deleted []string) {
+		if prev != nil {
+			prev(changed, deleted)
+		}
+		svc.OnChange(changed, deleted)
+	}
+	a.HTTP.Segments = svc
+	return nil
+}
+
+// startSegments applies profile changes to segments and re-evaluates the
+// time-based ones every minute, and delivers webhooks.
+func (a *App) startSegments(ctx context.Context) {
+	svc := a.HTTP.Segments
+	if svc == nil {
+		return
+	}
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		svc.Run(ctx, time.Minute)
+	}()
+	go func() {
+		defer a.wg.Done()
+		svc.Webhooks.Run(ctx)
+	}()
+}
