@@ -141,6 +141,7 @@ type stateTx struct {
 	pendIdent  []any // type, value, profile_id
 	pendEvents []pendEvent
 	dropAlias  []any
+	pendIssues []any // trait_issues rows, 7 columns
 }
 
 type pendEvent struct {
@@ -200,6 +201,13 @@ func (t *stateTx) flush() error {
 		args := t.pendIdent
 		t.pendIdent = nil
 		if err := t.multiInsert(`INSERT INTO identities (type, value, profile_id) VALUES `, ` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, 3, args); err != nil {
+			return err
+		}
+	}
+	if len(t.pendIssues) > 0 {
+		args := t.pendIssues
+		t.pendIssues = nil
+		if err := t.multiInsert(`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES `, ` ON CONFLICT DO NOTHING`, 7, args); err != nil {
 			return err
 		}
 	}
@@ -400,8 +408,11 @@ func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
 }
 
 func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
-	return t.exec(`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
+	t.pendIssues = append(t.pendIssues, i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
+	if len(t.pendIssues) >= 7*flushRows {
+		return t.flush()
+	}
+	return nil
 }
 
 func (t *stateTx) PutRetracted(messageID string) error {
