@@ -382,7 +382,13 @@ func (c *traitCol) remove(n uint32) {
 	if v, ok := c.other[n]; ok {
 		if list, ok := v.([]any); ok {
 			for _, e := range list {
-				if bm := c.elems[normalize(e)]; bm != nil {
+				e = normalize(e)
+				switch e.(type) {
+				case float64, string, bool: // what add indexed; objects are not hashable
+				default:
+					continue
+				}
+				if bm := c.elems[e]; bm != nil {
 					bm.Remove(n)
 				}
 			}
