@@ -15,6 +15,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch args[0] {
 	case "ingest":
 		return runBenchIngest(ctx, args[1:], stdout, stderr)
+	case "segments":
+		return runBenchSegments(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest)\n", args[0])
 	return errUsage
