@@ -1,0 +1,276 @@
+package segment_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/segment"
+)
+
+// memStore is an in-memory segment.Store.
+type memStore struct {
+	mu     sync.Mutex
+	defs   map[string]*segment.Definition
+	events []*segment.Event
+	hooks  map[string]*segment.Webhook
+	dead   []*segment.DeadLetter
+}
+
+func newMemStore() *memStore {
+	return &memStore{defs: map[string]*segment.Definition{}, hooks: map[string]*segment.Webhook{}}
+}
+func (m *memStore) SaveSegment(_ context.Context, d *segment.Definition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.defs[d.ID] = d
+	return nil
+}
+func (m *memStore) DeleteSegment(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.defs, id)
+	return nil
+}
+func (m *memStore) Segments(context.Context) ([]*segment.Definition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*segment.Definition
+	for _, d := range m.defs {
+		out = append(out, d)
+	}
+	return out, nil
+}
+func (m *memStore) AppendSegmentEvents(_ context.Context, evs []*segment.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range evs {
+		e.ID = int64(len(m.events) + 1)
+		m.events = append(m.events, e)
+	}
+	return nil
+}
+func (m *memStore) SegmentEvents(_ context.Context, id string, after int64, limit int) ([]*segment.Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*segment.Event
+	for _, e := range m.events {
+		if e.Segment == id && e.ID > after && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+func (m *memStore) SaveWebhook(_ context.Context, w *segment.Webhook) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hooks[w.ID] = w
+	return nil
+}
+func (m *memStore) DeleteWebhook(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.hooks, id)
+	return nil
+}
+func (m *memStore) Webhooks(context.Context) ([]*segment.Webhook, error) { return nil, nil }
+func (m *memStore) SaveDeadLetter(_ context.Context, d *segment.DeadLetter) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dead = append(m.dead, d)
+	return nil
+}
+func (m *memStore) DeadLetters(context.Context, string, int) ([]*segment.DeadLetter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*segment.DeadLetter(nil), m.dead...), nil
+}
+
+func prof(id string, age float64, tags ...string) *portrait.Profile {
+	p := &portrait.Profile{ID: id, Traits: map[string]portrait.Trait{"age": {Value: age}}}
+	for _, t := range tags {
+		p.Tags = append(p.Tags, portrait.ProfileTag{Name: t})
+	}
+	return p
+}
+
+func kinds(evs []*segment.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Profile+":"+e.Kind)
+	}
+	return out
+}
+
+func TestRealTimeEnterAndExit(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	ix := segment.NewIndex()
+	svc := segment.NewService(ix, store)
+	clock := now
+	svc.Now = func() time.Time { return clock }
+	if err := svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip"), prof("b", 20, "vip")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := svc.Create(ctx, &segment.Definition{Name: "vip 30+", Expression: `"vip" in tags && traits.age >= 30`})
+	if err != nil || st.Size != 1 || st.EvaluatedAt.IsZero() {
+		t.Fatalf("create: %+v %v", st, err)
+	}
+	sub := svc.Subscribe(st.ID)
+	defer svc.Unsubscribe(sub)
+	// b turns 30: enters; a loses the tag: exits; c (new, matching) enters
+	clock = clock.Add(time.Second)
+	svc.Apply(ctx, []*portrait.Profile{prof("b", 30, "vip"), prof("a", 35), prof("c", 50, "vip")}, nil)
+	evs, _ := store.SegmentEvents(ctx, st.ID, 0, 100)
+	got := map[string]bool{}
+	for _, k := range kinds(evs) {
+		got[k] = true
+	}
+	for _, want := range []string{"a:enter", "b:enter", "a:exit", "c:enter"} {
+		if !got[want] {
+			t.Errorf("missing %s in %v", want, kinds(evs))
+		}
+	}
+	// a change that touches nothing the segment reads emits nothing
+	n := len(store.events)
+	p := prof("b", 30, "vip")
+	p.Traits["city"] = portrait.Trait{Value: "深圳市"}
+	svc.Apply(ctx, []*portrait.Profile{p}, nil)
+	// a merged-away profile exits
+	svc.Apply(ctx, nil, []string{"c"})
+	if len(store.events) != n+1 || store.events[n].Profile != "c" || store.events[n].Kind != segment.Exit {
+		t.Fatalf("after merge: %v", kinds(store.events[n:]))
+	}
+	if st, _ := svc.Get(st.ID); st.Size != 1 {
+		t.Fatalf("size %d, want 1 (b)", st.Size)
+	}
+	// the stream saw the same changes, in order
+	var streamed []string
+	for len(sub) > 0 {
+		streamed = append(streamed, (<-sub).Profile)
+	}
+	if len(streamed) != 4 {
+		t.Fatalf("stream %v", streamed)
+	}
+}
+
+func TestScheduledExitWhenWindowPasses(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	svc := segment.NewService(segment.NewIndex(), store)
+	clock := now
+	svc.Now = func() time.Time { return clock }
+	sum := segment.Summary{}
+	sum.Add("Order Completed", now.Add(-20*24*time.Hour), 800)
+	sum.Add("Order Completed", now.Add(-10*24*time.Hour), 600)
+	p := prof("a", 40)
+	p.TrackCounts = map[string]int{"Order Completed": 2}
+	svc.Behaviour = func(context.Context, *portrait.Profile) (segment.Summary, error) { return sum, nil }
+	svc.Apply(ctx, []*portrait.Profile{p}, nil)
+	st, err := svc.Create(ctx, &segment.Definition{Name: "buyers", Expression: `event_count("Order Completed", "30d", amount > 500) >= 2`})
+	if err != nil || st.Size != 1 || !st.TimeBased {
+		t.Fatalf("%+v %v", st, err)
+	}
+	clock = now.Add(9 * 24 * time.Hour) // the older order is now 29 days old
+	svc.Tick(ctx)
+	if st, _ := svc.Get(st.ID); st.Size != 1 {
+		t.Fatal("exited too early")
+	}
+	clock = now.Add(11 * 24 * time.Hour) // 31 days: out of the window
+	svc.Tick(ctx)
+	st, _ = svc.Get(st.ID)
+	evs, _ := store.SegmentEvents(ctx, st.ID, 0, 10)
+	if st.Size != 0 || len(evs) != 2 || evs[1].Kind != segment.Exit || !evs[1].At.Equal(clock) {
+		t.Fatalf("size %d events %v", st.Size, kinds(evs))
+	}
+}
+
+func TestConsentHookExcludesProfiles(t *testing.T) {
+	ctx := context.Background()
+	svc := segment.NewService(segment.NewIndex(), newMemStore())
+	svc.Now = func() time.Time { return now }
+	svc.Consent = func(purpose, id string) bool { return !(purpose == "marketing" && id == "b") }
+	svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip"), prof("b", 36, "vip")}, nil)
+	mk, _ := svc.Create(ctx, &segment.Definition{Name: "m", Expression: `"vip" in tags`, Purpose: "marketing"})
+	any, _ := svc.Create(ctx, &segment.Definition{Name: "all", Expression: `"vip" in tags`})
+	if mk.Size != 1 || any.Size != 2 {
+		t.Fatalf("marketing %d, unrestricted %d", mk.Size, any.Size)
+	}
+	ex, in, err := svc.Explain(mk.ID, "b")
+	if err != nil || in || ex.Reason == "" {
+		t.Fatalf("%+v %v %v", ex, in, err)
+	}
+	// real time respects consent too
+	svc.Apply(ctx, []*portrait.Profile{prof("b", 37, "vip")}, nil)
+	if st, _ := svc.Get(mk.ID); st.Size != 1 {
+		t.Fatalf("size %d after change", st.Size)
+	}
+}
+
+func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var bodies [][]byte
+	failFirst := int32(2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		n := calls.Add(1)
+		if segment.Signature("s3cret-s3cret-s3cret", r.Header.Get("X-Portrait-Timestamp"), body) != r.Header.Get("X-Portrait-Signature") {
+			t.Errorf("bad signature")
+		}
+		if n <= atomic.LoadInt32(&failFirst) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		bodies = append(bodies, body)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	store := newMemStore()
+	d := segment.NewDispatcher(store)
+	var waits []time.Duration
+	d.Backoff = func(n int) time.Duration { waits = append(waits, time.Duration(n)*time.Millisecond); return time.Millisecond }
+	d.MaxAttempts = 4
+	ctx := context.Background()
+	if _, err := d.Create(ctx, &segment.Webhook{URL: "ftp://x"}); err == nil {
+		t.Fatal("a non-http URL was accepted")
+	}
+	wh, err := d.Create(ctx, &segment.Webhook{URL: srv.URL, Secret: "s3cret-s3cret-s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := []*segment.Event{{ID: 1, Segment: "s", Profile: "a", Kind: segment.Enter, At: now}}
+	d.Deliver(ctx, evs)
+	if calls.Load() != 3 || len(bodies) != 1 || len(waits) != 2 {
+		t.Fatalf("calls %d deliveries %d waits %v", calls.Load(), len(bodies), waits)
+	}
+	var got struct {
+		Events []segment.Event `json:"events"`
+	}
+	if err := json.Unmarshal(bodies[0], &got); err != nil || len(got.Events) != 1 || got.Events[0].Profile != "a" {
+		t.Fatalf("%s %v", bodies[0], err)
+	}
+	// an endpoint that never recovers: dead letter after MaxAttempts
+	calls.Store(0)
+	atomic.StoreInt32(&failFirst, 1000)
+	d.Deliver(ctx, evs)
+	if calls.Load() != 4 || len(store.dead) != 1 || store.dead[0].Attempts != 4 || store.dead[0].Webhook != wh.ID {
+		t.Fatalf("calls %d dead %+v", calls.Load(), store.dead)
+	}
+	// a webhook for another segment is not called
+	d.Delete(ctx, wh.ID)
+	d.Create(ctx, &segment.Webhook{URL: srv.URL, Secret: "s3cret-s3cret-s3cret", Segments: []string{"other"}})
+	calls.Store(0)
+	d.Deliver(ctx, evs)
+	if calls.Load() != 0 {
+		t.Fatalf("filtered webhook called %d times", calls.Load())
+	}
+}
