@@ -1,0 +1,147 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	porthttp "github.com/portrait-cdp/portrait/http"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/segment"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+func TestSegmentsOverHTTP(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	proc := profile.NewProcessor(db, identity.DefaultRules())
+	proc.Now = func() time.Time { return now }
+	svc := segment.NewService(segment.NewIndex(), db)
+	svc.Now, svc.Behaviour = proc.Now, db.SegmentBehaviour
+	svc.Webhooks = segment.NewDispatcher(db)
+	proc.OnChange = func(c []*portrait.Profile, d []string) {
+		if err := svc.Apply(ctx, c, d); err != nil {
+			t.Error(err)
+		}
+	}
+	s := porthttp.NewServer()
+	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
+	s.Segments = svc
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	seq := 0
+	send := func(evs ...*portrait.Event) {
+		t.Helper()
+		for _, e := range evs {
+			seq++
+			e.MessageID = fmt.Sprintf("m%d", seq)
+			e.ReceivedAt = e.Timestamp
+		}
+		if _, err := db.Append(ctx, evs, nil); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			n, err := proc.Step(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	identify := func(user string, traits string) *portrait.Event {
+		return &portrait.Event{Type: portrait.EventIdentify, UserID: user, Traits: json.RawMessage(traits), Timestamp: now.Add(-time.Hour)}
+	}
+	order := func(user string, amount int, ago time.Duration) *portrait.Event {
+		return &portrait.Event{Type: portrait.EventTrack, Name: "Order Completed", UserID: user, Properties: json.RawMessage(fmt.Sprintf(`{"amount": %d}`, amount)), Timestamp: now.Add(-ago)}
+	}
+	send(identify("u1", `{"age": 35, "province": "广东省", "name": "张三"}`), identify("u2", `{"age": 28, "province": "浙江省"}`),
+		order("u1", 800, 48*time.Hour), order("u1", 900, 24*time.Hour), order("u2", 100, time.Hour))
+
+	call := func(method, path, body string) (int, map[string]any, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, bytes.NewBufferString(body))
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		var out map[string]any
+		json.Unmarshal(raw, &out)
+		return res.StatusCode, out, raw
+	}
+	code, out, raw := call("POST", "/v1/segments", `{"name": "big buyers", "expression": "traits.age >= 30 && event_count(\"Order Completed\", \"30d\", amount > 500) >= 2"}`)
+	if code != 201 || out["size"] != 1.0 || out["id"] == "" {
+		t.Fatalf("create: %d %s", code, raw)
+	}
+	id := out["id"].(string)
+	code, out, raw = call("GET", "/v1/segments/"+id, "")
+	if code != 200 || out["size"] != 1.0 || out["evaluated_at"] == "" {
+		t.Fatalf("get: %d %s", code, raw)
+	}
+	code, out, raw = call("GET", "/v1/segments/"+id+"/members?traits=name,age", "")
+	members, _ := out["members"].([]any)
+	if code != 200 || len(members) != 1 || !strings.Contains(string(raw), "张三") {
+		t.Fatalf("members: %d %s", code, raw)
+	}
+	u1 := members[0].(map[string]any)["id"].(string)
+	// u2 buys big twice: enters in real time
+	send(order("u2", 600, 2*time.Hour), order("u2", 700, time.Hour), identify("u2", `{"age": 31}`))
+	code, out, raw = call("GET", "/v1/segments/"+id+"/events", "")
+	if evs, _ := out["events"].([]any); code != 200 || len(evs) != 2 {
+		t.Fatalf("events: %d %s", code, raw)
+	}
+	code, out, raw = call("GET", "/v1/segments/"+id+"/explain/"+u1, "")
+	if code != 200 || out["member"] != true || !strings.Contains(string(raw), `"value":35`) {
+		t.Fatalf("explain: %d %s", code, raw)
+	}
+	code, out, raw = call("POST", "/v1/segments/preview", `{"condition": {"region": {"province": "广东"}}}`)
+	if code != 200 || out["size"] != 1.0 {
+		t.Fatalf("preview: %d %s", code, raw)
+	}
+	code, out, raw = call("POST", "/v1/segments", `{"name": "bad", "expression": "traits.age >"}`)
+	if code != 400 || !strings.Contains(string(raw), "invalid expression") {
+		t.Fatalf("invalid: %d %s", code, raw)
+	}
+	_, out, _ = call("POST", "/v1/segments", `{"name": "all", "expression": "traits.age > 0"}`)
+	code, out, raw = call("GET", "/v1/segments/overlap?ids="+id+","+out["id"].(string), "")
+	if code != 200 || !strings.Contains(string(raw), `"matrix":[[2,2],[2,2]]`) {
+		t.Fatalf("overlap: %d %s", code, raw)
+	}
+	code, _, raw = call("GET", "/v1/segments/"+id+"/export?format=csv&traits=age", "")
+	if code != 200 || !strings.HasPrefix(string(raw), "id,age\n") || strings.Count(string(raw), "\n") != 3 {
+		t.Fatalf("csv: %d %s", code, raw)
+	}
+	code, _, raw = call("GET", "/v1/segments/"+id+"/export?format=xlsx", "")
+	if code != 200 || !bytes.HasPrefix(raw, []byte("PK")) {
+		t.Fatalf("xlsx: %d %.40q", code, raw)
+	}
+	if code, _, _ = call("GET", "/v1/segments/nope", ""); code != 404 {
+		t.Fatalf("unknown segment: %d", code)
+	}
+	code, _, _ = call("DELETE", "/v1/segments/"+id, "")
+	if code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+}
