@@ -237,7 +237,10 @@ func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
 	store := newMemStore()
 	d := segment.NewDispatcher(store)
 	var waits []time.Duration
-	d.Backoff = func(n int) time.Duration { waits = append(waits, time.Duration(n)*time.Millisecond); return time.Millisecond }
+	d.Backoff = func(n int) time.Duration {
+		waits = append(waits, time.Duration(n)*time.Millisecond)
+		return time.Millisecond
+	}
 	d.MaxAttempts = 4
 	ctx := context.Background()
 	if _, err := d.Create(ctx, &segment.Webhook{URL: "ftp://x"}); err == nil {
