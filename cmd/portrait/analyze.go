@@ -32,8 +32,8 @@ methods:
   churn     L2 logistic regression on a labelled CSV (--target COLUMN --positive VALUE), stratified 80/20 split
   rfm       recency/frequency/monetary scores and segments over a date range
 
-Without --input, kmeans, fpgrowth, clv and churn run over the store (--data
-DIR, --param name=value) and write their results back onto the profiles, as
+With --data DIR instead of --input, kmeans, fpgrowth, clv and churn run over
+the store (--param name=value) and write their results back onto the profiles, as
 the server's schedule and POST /v1/analytics/runs do; RFM scores are kept on
 every profile already (rfm_r, rfm_f, rfm_m, rfm_segment).
 
@@ -50,7 +50,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	if !hasInput(args[1:]) && args[0] != "rfm" {
+	if overStore(args[1:]) && args[0] != "rfm" {
 		return analyzeStore(ctx, args[0], args[1:], stdout, stderr)
 	}
 	run := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
@@ -97,7 +97,7 @@ func (a *analyzeFlags) parse(args []string) (help bool, err error) {
 		return false, portrait.Errorf(portrait.EINVALID, "%s: unexpected argument %q (flags go before files: use --input)", a.fs.Name(), a.fs.Arg(0))
 	}
 	if a.input == "" {
-		return false, portrait.Errorf(portrait.EINVALID, "%s: --input FILE is required", a.fs.Name())
+		return false, portrait.Errorf(portrait.EINVALID, "%s: --input FILE is required (or --data DIR to run over the store)", a.fs.Name())
 	}
 	return false, nil
 }

@@ -14,15 +14,18 @@ import (
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 )
 
-// hasInput reports whether analyze args name an input file; without one,
-// the analysis runs over the store.
-func hasInput(args []string) bool {
-	for _, a := range args {
-		if a == "--input" || a == "-input" || strings.HasPrefix(a, "--input=") || strings.HasPrefix(a, "-input=") {
-			return true
+// overStore reports whether analyze args ask for a run over the store: a
+// data directory named and no input file.
+func overStore(args []string) bool {
+	has := func(name string) bool {
+		for _, a := range args {
+			if a == "--"+name || a == "-"+name || strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"=") {
+				return true
+			}
 		}
+		return false
 	}
-	return false
+	return has("data") && !has("input")
 }
 
 // analyzeStore runs an analysis over the embedded store, as the server's
@@ -32,7 +35,7 @@ func hasInput(args []string) bool {
 func analyzeStore(ctx context.Context, kind string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("analyze "+kind, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "./portrait-data", "data directory of the store")
+	data := fs.String("data", "", "data directory of the store")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	var params []string
 	fs.Func("param", "analysis parameter name=value (repeatable), e.g. min_support=0.01, k=5, horizon_days=60", func(s string) error {
