@@ -36,8 +36,8 @@ func TestSegmentsOverHTTP(t *testing.T) {
 	svc := segment.NewService(segment.NewIndex(), db)
 	svc.Now, svc.Behaviour = proc.Now, db.SegmentBehaviour
 	svc.Webhooks = segment.NewDispatcher(db)
-	proc.OnChange = func(c []*portrait.Profile, d []string) {
-		if err := svc.Apply(ctx, c, d); err != nil {
+	proc.OnChange = func(c []*portrait.Profile, d []string, applied map[string][]*portrait.Event) {
+		if err := svc.Apply(ctx, c, d, applied); err != nil {
 			t.Error(err)
 		}
 	}

@@ -40,11 +40,13 @@ type Processor struct {
 	SourcePriority func(source string) int
 	// Notify returns a channel closed when new events are appended.
 	Notify func() <-chan struct{}
-	// OnChange, when set, is told after each commit which profiles changed
-	// and which ids no longer exist (merged away), so indexes can follow.
-	// It runs on the processor's goroutine and must not keep or modify
-	// the profiles.
-	OnChange func(changed []*portrait.Profile, deleted []string)
+	// OnChange, when set, is told after each commit which profiles changed,
+	// which ids no longer exist (merged away), and, for each changed
+	// profile whose new events are all known, the events applied to it in
+	// this batch in canonical order (a profile merged or re-ordered in the
+	// batch is absent: its history must be read again). It runs on the
+	// processor's goroutine and must not keep or modify the profiles.
+	OnChange func(changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event)
 	// OnBatch, when set, is told after each committed batch.
 	OnBatch func(applied int, lastSeq int64, lastEventTime time.Time)
 	// Standardize cleans a trait value before it is set (phones to E.164,
@@ -285,7 +287,13 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			}
 		}
 		sort.Strings(gone)
-		p.OnChange(dirty, gone)
+		applied := make(map[string][]*portrait.Event, len(b.applied))
+		for id, evs := range b.applied {
+			if _, ok := b.dirty[id]; ok && !b.stale[id] {
+				applied[id] = evs
+			}
+		}
+		p.OnChange(dirty, gone, applied)
 	}
 	if len(p.profiles) > p.MaxProfiles {
 		p.profiles = make(map[string]*portrait.Profile)
@@ -298,6 +306,8 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 
 // batch is the work of one transaction.
 type batch struct {
+	applied map[string][]*portrait.Event // per profile, in this batch
+	stale   map[string]bool              // merged or re-ordered in this batch
 	deleted map[string]bool
 	issues  []*portrait.TraitIssue
 	p       *Processor
@@ -663,7 +673,22 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 		}
 	}
 	b.touch(target)
+	if b.p.OnChange != nil {
+		if b.applied == nil {
+			b.applied = map[string][]*portrait.Event{}
+		}
+		b.applied[target.ID] = append(b.applied[target.ID], e)
+	}
 	return b.tx.AddProfileEvent(target.ID, e)
+}
+
+func (b *batch) markStale(ids ...string) {
+	if b.stale == nil {
+		b.stale = map[string]bool{}
+	}
+	for _, id := range ids {
+		b.stale[id] = true
+	}
 }
 
 func truncate(s string, n int) string {
@@ -775,6 +800,7 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 	for _, en := range b.p.Enrichers {
 		en.Merge(keep, gone)
 	}
+	b.markStale(keep.ID, gone.ID)
 	for _, id := range gone.Identifiers {
 		if err := b.setIdentity(id, keep.ID); err != nil {
 			return nil, err
@@ -1034,6 +1060,12 @@ func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
 		}
 		landed[ev.MessageID] = pid
 	}
+	for pid := range closure {
+		b.markStale(pid)
+	}
+	for _, pid := range landed {
+		b.markStale(pid)
+	}
 	// Old ids keep answering: each points at where its first event is now.
 	for old, msg := range firstMsg {
 		now, err := b.current(landed[msg])
@@ -1216,7 +1248,7 @@ func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
 		return 0, err
 	}
 	if p.OnChange != nil && len(changed) > 0 {
-		p.OnChange(changed, nil)
+		p.OnChange(changed, nil, nil)
 	}
 	return len(changed), nil
 }

@@ -154,3 +154,45 @@ func sequence(a, b *History, l *seqLeaf, now time.Time) bool {
 	tb, ok := b.last()
 	return !ok || tb < ta
 }
+
+// Summary returns a copy of the behaviour summary the index holds for a
+// profile (empty when it holds none).
+func (ix *Index) Summary(id string) Summary {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	s := Summary{}
+	n, ok := ix.nums[id]
+	if !ok || !ix.live.Contains(n) {
+		return s
+	}
+	for name, ec := range ix.events {
+		if ec.did.Contains(n) && int(n) < len(ec.lists) && ec.lists[n] != nil {
+			h := ec.lists[n]
+			s[name] = &History{Total: h.Total, recs: append([]rec(nil), h.recs...)}
+		}
+	}
+	return s
+}
+
+// extend adds a profile's newly applied events to the summary the index
+// holds for it, and reports whether the result accounts for every track
+// event the profile has (its totals equal the profile's track counts); if
+// not — a profile merged or re-ordered, or one the index never saw — the
+// history must be read again.
+func (ix *Index) extend(p *portrait.Profile, applied []*portrait.Event) (Summary, bool) {
+	s := ix.Summary(p.ID)
+	for _, e := range applied {
+		if !e.System() {
+			s.AddEvent(e)
+		}
+	}
+	if len(s) != len(p.TrackCounts) {
+		return nil, false
+	}
+	for name, n := range p.TrackCounts {
+		if h := s[name]; h == nil || int(h.Total) != n {
+			return nil, false
+		}
+	}
+	return s, true
+}

@@ -134,6 +134,7 @@ type Service struct {
 type batch struct {
 	changed []*portrait.Profile
 	deleted []string
+	applied map[string][]*portrait.Event
 }
 
 // NewService returns a service over an index and a store.
@@ -379,8 +380,11 @@ func diff(seg string, old, cur *roaring.Bitmap, ix *Index, at time.Time) []*Even
 // OnChange is the processor hook: it copies what the index needs and
 // queues it for Run, so the processor never waits on segment work beyond a
 // bounded queue.
-func (s *Service) OnChange(changed []*portrait.Profile, deleted []string) {
-	b := batch{deleted: append([]string(nil), deleted...)}
+func (s *Service) OnChange(changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event) {
+	b := batch{deleted: append([]string(nil), deleted...), applied: make(map[string][]*portrait.Event, len(applied))}
+	for id, evs := range applied {
+		b.applied[id] = append([]*portrait.Event(nil), evs...) // the log's events are never modified
+	}
 	for _, p := range changed {
 		b.changed = append(b.changed, snapshot(p))
 	}
@@ -416,7 +420,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case b := <-s.queue:
-			if err := s.Apply(ctx, b.changed, b.deleted); err != nil {
+			if err := s.Apply(ctx, b.changed, b.deleted, b.applied); err != nil {
 				s.Log.Error("segment update failed", "err", err)
 			}
 		case <-t.C:
@@ -427,7 +431,12 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 
 // Apply brings the index and every affected segment up to date with
 // changed and deleted profiles, and emits the enter/exit events.
-func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, deleted []string) error {
+//
+// applied holds, per profile, the events applied since the last change (as
+// the processor reports them): the behaviour summary is extended with them,
+// and read again from the store only when they do not account for the
+// profile's history (nil: always read again when behaviour changed).
+func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event) error {
 	now := s.Now()
 	type upd struct {
 		num  uint32
@@ -436,10 +445,16 @@ func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, delete
 	var ups []upd
 	for _, p := range changed {
 		var sum Summary
-		if s.Behaviour != nil && s.behaviourChanged(p) {
-			var err error
-			if sum, err = s.Behaviour(ctx, p); err != nil {
-				return err
+		if s.behaviourChanged(p) {
+			ok := false
+			if evs, known := applied[p.ID]; known {
+				sum, ok = s.Index.extend(p, evs)
+			}
+			if !ok && s.Behaviour != nil {
+				var err error
+				if sum, err = s.Behaviour(ctx, p); err != nil {
+					return err
+				}
 			}
 		}
 		keys := s.Index.Upsert(p, sum)

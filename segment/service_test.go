@@ -116,7 +116,7 @@ func TestRealTimeEnterAndExit(t *testing.T) {
 	svc := segment.NewService(ix, store)
 	clock := now
 	svc.Now = func() time.Time { return clock }
-	if err := svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip"), prof("b", 20, "vip")}, nil); err != nil {
+	if err := svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip"), prof("b", 20, "vip")}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	st, err := svc.Create(ctx, &segment.Definition{Name: "vip 30+", Expression: `"vip" in tags && traits.age >= 30`})
@@ -127,7 +127,7 @@ func TestRealTimeEnterAndExit(t *testing.T) {
 	defer svc.Unsubscribe(sub)
 	// b turns 30: enters; a loses the tag: exits; c (new, matching) enters
 	clock = clock.Add(time.Second)
-	svc.Apply(ctx, []*portrait.Profile{prof("b", 30, "vip"), prof("a", 35), prof("c", 50, "vip")}, nil)
+	svc.Apply(ctx, []*portrait.Profile{prof("b", 30, "vip"), prof("a", 35), prof("c", 50, "vip")}, nil, nil)
 	evs, _ := store.SegmentEvents(ctx, st.ID, 0, 100)
 	got := map[string]bool{}
 	for _, k := range kinds(evs) {
@@ -142,9 +142,9 @@ func TestRealTimeEnterAndExit(t *testing.T) {
 	n := len(store.events)
 	p := prof("b", 30, "vip")
 	p.Traits["city"] = portrait.Trait{Value: "深圳市"}
-	svc.Apply(ctx, []*portrait.Profile{p}, nil)
+	svc.Apply(ctx, []*portrait.Profile{p}, nil, nil)
 	// a merged-away profile exits
-	svc.Apply(ctx, nil, []string{"c"})
+	svc.Apply(ctx, nil, []string{"c"}, nil)
 	if len(store.events) != n+1 || store.events[n].Profile != "c" || store.events[n].Kind != segment.Exit {
 		t.Fatalf("after merge: %v", kinds(store.events[n:]))
 	}
@@ -173,7 +173,7 @@ func TestScheduledExitWhenWindowPasses(t *testing.T) {
 	p := prof("a", 40)
 	p.TrackCounts = map[string]int{"Order Completed": 2}
 	svc.Behaviour = func(context.Context, *portrait.Profile) (segment.Summary, error) { return sum, nil }
-	svc.Apply(ctx, []*portrait.Profile{p}, nil)
+	svc.Apply(ctx, []*portrait.Profile{p}, nil, nil)
 	st, err := svc.Create(ctx, &segment.Definition{Name: "buyers", Expression: `event_count("Order Completed", "30d", amount > 500) >= 2`})
 	if err != nil || st.Size != 1 || !st.TimeBased {
 		t.Fatalf("%+v %v", st, err)
@@ -197,7 +197,7 @@ func TestConsentHookExcludesProfiles(t *testing.T) {
 	svc := segment.NewService(segment.NewIndex(), newMemStore())
 	svc.Now = func() time.Time { return now }
 	svc.Consent = func(purpose, id string) bool { return !(purpose == "marketing" && id == "b") }
-	svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip"), prof("b", 36, "vip")}, nil)
+	svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip"), prof("b", 36, "vip")}, nil, nil)
 	mk, _ := svc.Create(ctx, &segment.Definition{Name: "m", Expression: `"vip" in tags`, Purpose: "marketing"})
 	any, _ := svc.Create(ctx, &segment.Definition{Name: "all", Expression: `"vip" in tags`})
 	if mk.Size != 1 || any.Size != 2 {
@@ -208,7 +208,7 @@ func TestConsentHookExcludesProfiles(t *testing.T) {
 		t.Fatalf("%+v %v %v", ex, in, err)
 	}
 	// real time respects consent too
-	svc.Apply(ctx, []*portrait.Profile{prof("b", 37, "vip")}, nil)
+	svc.Apply(ctx, []*portrait.Profile{prof("b", 37, "vip")}, nil, nil)
 	if st, _ := svc.Get(mk.ID); st.Size != 1 {
 		t.Fatalf("size %d after change", st.Size)
 	}

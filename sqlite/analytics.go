@@ -19,6 +19,14 @@ var (
 // it landed on, in log order. Events not applied to a profile yet (or
 // retracted) are skipped.
 func (db *DB) TrackEvents(ctx context.Context, name string, fn func(profileID string, e *portrait.Event) error) error {
+	if name == "" {
+		return portrait.Errorf(portrait.EINVALID, "an event name is required")
+	}
+	return db.trackEvents(ctx, name, fn)
+}
+
+// trackEvents is TrackEvents; an empty name means every track event.
+func (db *DB) trackEvents(ctx context.Context, name string, fn func(profileID string, e *portrait.Event) error) error {
 	owner := map[int64]string{}
 	rows, err := db.stateR.QueryContext(ctx, `SELECT seq, profile_id FROM profile_events`)
 	if err != nil {
@@ -37,7 +45,11 @@ func (db *DB) TrackEvents(ctx context.Context, name string, fn func(profileID st
 	if err := rows.Err(); err != nil {
 		return portrait.Wrap(err, "cannot read profile events")
 	}
-	rows, err = db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE type = 'track' AND json_extract(body, '$.event') = ? ORDER BY seq`, name)
+	q, args := `SELECT seq, body FROM events WHERE type = 'track' ORDER BY seq`, []any{}
+	if name != "" {
+		q, args = `SELECT seq, body FROM events WHERE type = 'track' AND json_extract(body, '$.event') = ? ORDER BY seq`, []any{name}
+	}
+	rows, err = db.logR.QueryContext(ctx, q, args...)
 	if err != nil {
 		return portrait.Wrap(err, "cannot read the event log")
 	}

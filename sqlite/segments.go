@@ -219,3 +219,20 @@ func (db *DB) SegmentBehaviour(ctx context.Context, p *portrait.Profile) (segmen
 	}
 	return s, nil
 }
+
+// AllSegmentBehaviour builds every profile's behaviour summary in one pass
+// over the track events, for building the segment index at start (reading
+// each profile's history with its own query takes minutes on a large store).
+func (db *DB) AllSegmentBehaviour(ctx context.Context) (map[string]segment.Summary, error) {
+	out := map[string]segment.Summary{}
+	err := db.trackEvents(ctx, "", func(pid string, e *portrait.Event) error {
+		s := out[pid]
+		if s == nil {
+			s = segment.Summary{}
+			out[pid] = s
+		}
+		s.AddEvent(e)
+		return nil
+	})
+	return out, err
+}

@@ -14,15 +14,13 @@ import (
 func (a *App) wireSegments(ctx context.Context) error {
 	ix := segment.NewIndex()
 	start := time.Now()
-	err := a.DB.AllProfiles(ctx, func(p *portrait.Profile) error {
-		var sum segment.Summary
-		if len(p.TrackCounts) > 0 {
-			var err error
-			if sum, err = a.DB.SegmentBehaviour(ctx, p); err != nil {
-				return err
-			}
-		}
-		ix.Upsert(p, sum)
+	sums, err := a.DB.AllSegmentBehaviour(ctx)
+	if err != nil {
+		return err
+	}
+	err = a.DB.AllProfiles(ctx, func(p *portrait.Profile) error {
+		ix.Upsert(p, sums[p.ID])
+		delete(sums, p.ID)
 		return nil
 	})
 	if err != nil {
@@ -40,11 +38,11 @@ func (a *App) wireSegments(ctx context.Context) error {
 		return err
 	}
 	prev := a.Proc.OnChange
-	a.Proc.OnChange = func(changed []*portrait.Profile, deleted []string) {
+	a.Proc.OnChange = func(changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event) {
 		if prev != nil {
-			prev(changed, deleted)
+			prev(changed, deleted, applied)
 		}
-		svc.OnChange(changed, deleted)
+		svc.OnChange(changed, deleted, applied)
 	}
 	a.HTTP.Segments = svc
 	return nil
