@@ -253,7 +253,7 @@ func (g *gen) history(c *customer, accounts int) {
 			if g.pick(100) < 20 {
 				score := min(10, max(0, int(math.Round(7+g.rng.NormFloat64()*2.2))))
 				g.emit(t.Add(120*time.Hour), map[string]any{"type": "track", "userId": c.userID, "event": "Survey Completed",
-					"properties": map[string]any{"survey": "nps", "score": score, "comment": comments[g.pick(len(comments))]}})
+					"properties": map[string]any{"survey": "nps", "nps": score, "csat": min(5, max(1, (score+2)/2)), "comment": comments[g.pick(len(comments))]}})
 			}
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/demo"
+	"github.com/portrait-cdp/portrait/segment"
+	"github.com/portrait-cdp/portrait/tag"
 )
 
 type demoFlags struct {
@@ -117,18 +119,83 @@ func (d *demoFlags) run(ctx context.Context, a *App, writeKey string, progress i
 		fmt.Fprintf(progress, "demo: %s analysis wrote %d profiles in %d ms\n", kind, run.Profiles, run.DurationMS)
 		sum.Analyses = append(sum.Analyses, run.ID)
 	}
-	if last, err = a.DB.LastSeq(ctx); err != nil {
+	// The analyses' results must be on the profiles (and their traits in
+	// the schema) before tags can name them.
+	if err := caughtUp(ctx, a); err != nil {
 		return nil, err
 	}
-	for a.Proc.Checkpoint() < last {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := demoPortraits(ctx, a, progress); err != nil {
+		return nil, err
+	}
+	if err := caughtUp(ctx, a); err != nil {
+		return nil, err
 	}
 	if sum.Profiles, err = a.DB.CountProfiles(ctx); err != nil {
 		return nil, err
 	}
 	return sum, nil
+}
+
+// demoPortraits defines the tags and segments a marketing team would start
+// with, so the demo's profiles read as portraits (高价值, 即将流失 ...) and
+// its segments have members. They go through the same services as the API.
+func demoPortraits(ctx context.Context, a *App, progress io.Writer) error {
+	if a.Enrich != nil && a.Enrich.Tags != nil {
+		for _, d := range []tag.Definition{
+			{Name: "high_value", NameZh: "高价值", NameEn: "High value", Dimension: "value", Category: "spend",
+				Expression: "revenue >= 10000 || clv_12m >= 5000", Description: "spent 10,000 or more, or expected to within a year"},
+			{Name: "churn_risk", NameZh: "即将流失", NameEn: "Churn risk", Dimension: "risk", Category: "retention",
+				Expression: "churn_probability >= 0.7 && purchase_count >= 1", Description: "a buyer unlikely to buy in the next 90 days"},
+			{Name: "loyal", NameZh: "忠诚客户", NameEn: "Loyal", Dimension: "behaviour", Category: "lifecycle",
+				Expression: `lifecycle_stage == "loyal"`},
+			{Name: "promoter", NameZh: "推荐者", NameEn: "Promoter", Dimension: "feedback", Category: "nps",
+				Expression: `nps_category == "promoter"`},
+			{Name: "detractor", NameZh: "贬损者", NameEn: "Detractor", Dimension: "feedback", Category: "nps",
+				Expression: `nps_category == "detractor"`},
+		} {
+			if _, err := a.Enrich.Tags.Define(ctx, d); err != nil {
+				fmt.Fprintf(progress, "demo: tag %s not defined: %s\n", d.Name, portrait.ErrorMessage(err))
+			}
+		}
+		if err := a.Enrich.Tags.BackfillNow(ctx, "demo"); err != nil {
+			fmt.Fprintf(progress, "demo: tag backfill: %s\n", portrait.ErrorMessage(err))
+		}
+	}
+	if a.HTTP.Segments != nil {
+		have := map[string]bool{} // a demo started again keeps its segments
+		for _, st := range a.HTTP.Segments.List() {
+			have[st.Name] = true
+		}
+		for _, d := range []segment.Definition{
+			{Name: "高价值活跃客户 High value, active", Expression: `"high_value" in tags && traits.days_since_last_purchase < 90`},
+			{Name: "即将流失的高价值客户 High value at risk", Expression: `"high_value" in tags && "churn_risk" in tags`},
+			{Name: "京沪钻石会员 Beijing/Shanghai diamond members", Expression: `traits.province in ["北京市", "上海市"] && traits.member_level == "钻石 Diamond"`},
+			{Name: "近30天下单2次以上 2+ orders in 30 days", Expression: `event_count("Order Completed", "30d") >= 2`},
+			{Name: "贬损者回访 Detractors to call back", Expression: `"detractor" in tags`, Purpose: "service"},
+		} {
+			if have[d.Name] {
+				continue
+			}
+			if _, err := a.HTTP.Segments.Create(ctx, &d); err != nil {
+				fmt.Fprintf(progress, "demo: segment %q not created: %s\n", d.Name, portrait.ErrorMessage(err))
+			}
+		}
+	}
+	return nil
+}
+
+// caughtUp waits until the processor has applied the whole log.
+func caughtUp(ctx context.Context, a *App) error {
+	last, err := a.DB.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	for a.Proc.Checkpoint() < last {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
 }
