@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/internal/parallel"
 )
 
 // CheckpointName is the processor's position in the log.
@@ -241,7 +241,7 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	// Decoding payloads and extracting identifiers depend on nothing but
 	// the event: done on all cores before the sequential part.
 	pre := make([]prepared, len(events))
-	parallel(len(events), func(i int) { pre[i] = p.prepare(events[i]) })
+	parallel.For(len(events), func(i int) { pre[i] = p.prepare(events[i]) })
 	// Profiles are defined by canonical order, so a batch may be applied in
 	// that order: concurrent requests commit out of time order, and sorting
 	// here saves most late events the replay of their profiles.
@@ -459,29 +459,6 @@ func (p *Processor) prepare(e *portrait.Event) prepared {
 	}
 	ids, _ := p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
 	return prepared{ps, ids}
-}
-
-// parallel runs fn(0..n-1) on all cores, in contiguous chunks.
-func parallel(n int, fn func(i int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if n < 256 || workers < 2 {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < n; w += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				fn(i)
-			}
-		}(w, min(w+chunk, n))
-	}
-	wg.Wait()
 }
 
 // event applies one event from the log.

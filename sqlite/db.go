@@ -108,7 +108,7 @@ func openPair(path, sync string, extra ...string) (w, r *sql.DB, err error) {
 			i--
 		}
 	}
-	for _, p := range append(append(first, "journal_mode(WAL)", "synchronous(" + sync + ")", "foreign_keys(1)", "busy_timeout(10000)", "cache_size(-64000)", "temp_store(MEMORY)"), extra...) {
+	for _, p := range append(append(first, "journal_mode(WAL)", "synchronous("+sync+")", "foreign_keys(1)", "busy_timeout(10000)", "cache_size(-64000)", "temp_store(MEMORY)"), extra...) {
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()

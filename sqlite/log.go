@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/parallel"
 )
 
 var (
@@ -339,7 +339,7 @@ func scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
 	// Decoding is the costly part and independent per event.
 	out := make([]*portrait.Event, len(seqs))
 	errs := make([]error, len(seqs))
-	parallel(len(seqs), func(i int) {
+	parallel.For(len(seqs), func(i int) {
 		e := new(portrait.Event)
 		errs[i] = json.Unmarshal(bodies[i], e)
 		e.Seq = seqs[i]
@@ -351,29 +351,6 @@ func scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
 		}
 	}
 	return out, nil
-}
-
-// parallel runs fn(0..n-1) on all cores, in contiguous chunks.
-func parallel(n int, fn func(i int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if n < 256 || workers < 2 {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := 0; w < n; w += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				fn(i)
-			}
-		}(w, min(w+chunk, n))
-	}
-	wg.Wait()
 }
 
 // LastSeq is the sequence number of the newest event (0 when empty).

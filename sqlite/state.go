@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/parallel"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -362,7 +363,7 @@ func (t *stateTx) DeleteRefused(profileID string) error {
 func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 	docs := make([][]byte, len(ps))
 	errs := make([]error, len(ps))
-	parallel(len(ps), func(i int) { docs[i], errs[i] = encodeProfile(ps[i]) })
+	parallel.For(len(ps), func(i int) { docs[i], errs[i] = encodeProfile(ps[i]) })
 	if err := t.flush(); err != nil {
 		return err
 	}

@@ -117,9 +117,9 @@ func newRunID(kind string, now time.Time) string {
 	return kind + "-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// Start begins a run in the background and returns it as recorded
-// (status running). Only one run of a kind runs at a time.
-func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, error) {
+// begin validates a run, claims its kind (one run of a kind at a time) and
+// records it as running.
+func (r *Runner) begin(ctx context.Context, kind string, params Params) (*Run, error) {
 	if !validKind(kind) {
 		return nil, portrait.Errorf(portrait.EINVALID, "unknown analysis %q (one of %s)", kind, strings.Join(Kinds, ", "))
 	}
@@ -135,6 +135,16 @@ func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, e
 		r.done(kind)
 		return nil, err
 	}
+	return run, nil
+}
+
+// Start begins a run in the background and returns it as recorded
+// (status running).
+func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, error) {
+	run, err := r.begin(ctx, kind, params)
+	if err != nil {
+		return nil, err
+	}
 	cp := *run
 	r.wg.Add(1)
 	go func() {
@@ -147,21 +157,11 @@ func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, e
 
 // RunNow runs an analysis and returns when it is done.
 func (r *Runner) RunNow(ctx context.Context, kind string, params Params) (*Run, error) {
-	if !validKind(kind) {
-		return nil, portrait.Errorf(portrait.EINVALID, "unknown analysis %q (one of %s)", kind, strings.Join(Kinds, ", "))
-	}
-	r.mu.Lock()
-	if r.on[kind] {
-		r.mu.Unlock()
-		return nil, portrait.Errorf(portrait.ECONFLICT, "a %s run is already running", kind)
-	}
-	r.on[kind] = true
-	r.mu.Unlock()
-	defer r.done(kind)
-	run := &Run{ID: newRunID(kind, r.Now()), Kind: kind, Status: Running, Params: params, StartedAt: r.Now().UTC()}
-	if err := r.Runs.SaveRun(ctx, run); err != nil {
+	run, err := r.begin(ctx, kind, params)
+	if err != nil {
 		return nil, err
 	}
+	defer r.done(kind)
 	r.execute(ctx, run)
 	if run.Status == Failed {
 		return run, portrait.Errorf(portrait.EINVALID, "%s", run.Error)
