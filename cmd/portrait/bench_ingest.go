@@ -60,7 +60,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	dir := fs.String("data", "", "data directory (default: a temporary one, removed after)")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase to this file")
-	phase := fs.String("profile-phase", "replay", "phase to profile: ingest (HTTP acks with live processing) or replay")
+	phase := fs.String("profile-phase", "replay", "phase to profile: ingest (HTTP acks with live processing), replay (as served) or bare (identity + traits)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -194,11 +194,22 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	bare := profile.NewProcessor(a2.DB, a2.Rules)
+	if *cpuProfile != "" && *phase == "bare" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return portrait.Wrap(err, "cannot create the profile file")
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
 	bs := time.Now()
 	if err := bare.CatchUp(ctx, last); err != nil {
 		return err
 	}
 	bareDur := time.Since(bs)
+	if *cpuProfile != "" && *phase == "bare" {
+		pprof.StopCPUProfile()
+	}
 	if *cpuProfile != "" && *phase == "replay" {
 		pprof.StopCPUProfile()
 	}
