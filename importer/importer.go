@@ -113,6 +113,9 @@ type Summary struct {
 	FinishedAt  *time.Time             `json:"finished_at,omitempty"`
 	Seconds     float64                `json:"seconds"`
 	RowsPerSec  float64                `json:"rows_per_second"`
+	// Profiles in the store once the import's events were applied (the
+	// command line fills it; the API answers before processing).
+	Profiles int `json:"profiles,omitempty"`
 }
 
 // States of an import.

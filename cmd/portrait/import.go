@@ -16,7 +16,6 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/importer"
-	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -85,7 +84,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	lock, err := lockDir(*dataDir)
+	// The whole app, not just the store: after the import the profiles are
+	// derived with the same configuration serve uses (cleaning, computed
+	// traits, tags), so that nothing derived differs from a server's.
+	a, err := OpenApp(ctx, Config{DataDir: *dataDir, RulesFile: *rulesFile, LogLevel: "error"}, stderr)
 	if err != nil {
 		if portrait.ErrorCode(err) == portrait.ECONFLICT {
 			return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server; stop it, or upload through its API: curl -H \"Authorization: Bearer $TOKEN\" -F source=%s -F format=%s -F file=@%s%s http://HOST/v1/imports",
@@ -93,12 +95,8 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return err
 	}
-	defer lock.Close()
-	db, err := sqlite.Open(ctx, *dataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer a.Close()
+	db := a.DB
 
 	parser := tracking.New()
 	parser.Blocked = rules.IsBlocked
@@ -112,6 +110,16 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sum, err := im.Import(ctx, in, opt)
 	if bar != nil {
 		bar.done()
+	}
+	if err == nil {
+		if last, lerr := db.LastSeq(ctx); lerr != nil {
+			err = lerr
+		} else if perr := a.Proc.CatchUp(ctx, last); perr != nil {
+			err = perr
+		} else if sum != nil {
+			n, _ := db.CountProfiles(ctx)
+			sum.Profiles = n
+		}
 	}
 	if sum != nil {
 		if *asJSON {
@@ -170,6 +178,9 @@ func printImportSummary(w io.Writer, s *importer.Summary) {
 	fmt.Fprintf(w, "import %s: %s (%s) into source %q: %s\n", s.ID, s.File, s.Format, s.Source, s.State)
 	fmt.Fprintf(w, "  rows %d = accepted %d + duplicates %d + quarantined %d   (%.1fs, %.0f rows/s)\n",
 		s.Rows, s.Accepted, s.Duplicates, s.Quarantined, s.Seconds, s.RowsPerSec)
+	if s.Profiles > 0 {
+		fmt.Fprintf(w, "  profiles in the store after applying it: %d\n", s.Profiles)
+	}
 	if d := s.Derived; d != nil {
 		fmt.Fprintf(w, "  aggregate events %d = accepted %d + duplicates %d + quarantined %d\n", d.Events, d.Accepted, d.Duplicates, d.Quarantined)
 	}
