@@ -96,6 +96,9 @@ type Rejected struct {
 	Reason     string    `json:"reason"`
 	Raw        []byte    `json:"-"`
 	ReceivedAt time.Time `json:"received_at"`
+	// Key, when set, makes quarantining idempotent: a record whose key is
+	// already quarantined is not kept twice (a re-imported file's bad rows).
+	Key string `json:"-"`
 }
 
 // AppendResult says what happened to each appended event, by input index.

@@ -94,6 +94,10 @@ func (s *Server) handleQuarantine(w http.ResponseWriter, r *http.Request, _ *por
 		Error(w, r, err)
 		return
 	}
+	if limit < 1 || limit > 1000 {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "limit must be 1..1000"))
+		return
+	}
 	after, err := queryInt(r, "after", 0)
 	if err != nil {
 		Error(w, r, err)

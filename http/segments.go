@@ -414,9 +414,12 @@ func (s *Server) segmentStream(w http.ResponseWriter, r *http.Request, _ *portra
 	fl.Flush()
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
+	closing := s.closing()
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-closing:
 			return
 		case <-keep.C:
 			fmt.Fprint(w, ": keep-alive\n\n")

@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -46,6 +47,23 @@ func TestSegmentsOverHTTP(t *testing.T) {
 	s.Segments = svc
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
+
+	// The event stream answers through the instrumentation wrapper.
+	func() {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/segments/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" || !strings.HasPrefix(line, ": portrait") {
+			t.Fatalf("stream: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), line)
+		}
+	}()
 
 	seq := 0
 	send := func(evs ...*portrait.Event) {

@@ -73,8 +73,9 @@ type Server struct {
 	server *http.Server
 	mux    *http.ServeMux
 
-	keyMu    sync.Mutex
-	keyCache map[string]cachedKey
+	keyMu     sync.Mutex
+	keyCache  map[string]cachedKey
+	closingCh chan struct{}
 }
 
 type cachedKey struct {
@@ -162,10 +163,33 @@ func (s *Server) URL() string {
 
 // Close stops accepting requests and waits for those in flight.
 func (s *Server) Close(ctx context.Context) error {
+	s.closeStreams()
 	if s.server == nil {
 		return nil
 	}
 	return s.server.Shutdown(ctx)
+}
+
+// closing is closed when the server shuts down: long-lived responses
+// (event streams) end, which Shutdown alone would wait for forever.
+func (s *Server) closing() <-chan struct{} {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.closingCh == nil {
+		s.closingCh = make(chan struct{})
+	}
+	return s.closingCh
+}
+
+func (s *Server) closeStreams() {
+	s.closing() // make sure the channel exists
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	select {
+	case <-s.closingCh:
+	default:
+		close(s.closingCh)
+	}
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {

@@ -283,6 +283,11 @@ func TestStatusCodes(t *testing.T) {
 		{"type contradicts endpoint", "/v1/track", `{"type":"identify","userId":"u"}`, 400, "invalid"},
 		{"invalid UTF-8", "/v1/track", "{\"userId\":\"u\",\"event\":\"\xff\xfe\"}", 400, "invalid"},
 		{"empty batch", "/v1/batch", `{"batch":[]}`, 200, ""},
+		{"empty body", "/v1/track", ``, 400, "invalid"},
+		{"empty batch body", "/v1/batch", ``, 400, "invalid"},
+		{"looks like an import record", "/v1/batch", `{"import_key":"abc`, 400, "invalid"},
+		{"import-like and valid JSON", "/v1/track", `{"import_key":"abc","userId":5.5}`, 400, "invalid"},
+		{"the same again is kept again", "/v1/track", `{"import_key":"abc","userId":5.5}`, 400, "invalid"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -300,7 +305,7 @@ func TestStatusCodes(t *testing.T) {
 	}
 	// Nothing sent was lost: every rejected request is in the quarantine.
 	q := s.get(t, "/v1/quarantine?limit=1000")
-	if n := len(q.body["items"].([]any)); n < 6 {
+	if n := len(q.body["items"].([]any)); n < 11 {
 		t.Errorf("quarantine holds %d records, want every rejected event or body", n)
 	}
 }

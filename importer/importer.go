@@ -576,7 +576,7 @@ type quarantineRecord struct {
 func (im *Importer) quarantine(row *Row, opt Options, file, key, reason string, event []byte, at time.Time) *portrait.Rejected {
 	rec := quarantineRecord{ImportKey: key, Source: opt.Source, File: file, Row: row.Num, Line: row.Line, Values: row.Map(), Event: event}
 	raw, _ := json.Marshal(rec)
-	return &portrait.Rejected{Source: opt.Source, Index: row.Num, Reason: fmt.Sprintf("row %d: %s", row.Num, reason), Raw: raw, ReceivedAt: at}
+	return &portrait.Rejected{Source: opt.Source, Index: row.Num, Reason: fmt.Sprintf("row %d: %s", row.Num, reason), Raw: raw, ReceivedAt: at, Key: key}
 }
 
 func groupKey(row *Row, cols []string) string {

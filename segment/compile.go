@@ -308,10 +308,10 @@ func (c *exprCompiler) call(x *ast.CallNode, alone bool) (Node, error) {
 		}
 		if len(x.Arguments) > 2 {
 			f, ok := x.Arguments[2].(*ast.BinaryNode)
-			var lit any
-			if ok {
-				lit, ok = constant(f.Right)
+			if !ok {
+				return nil, invalid("%s: the third argument must compare amount with a number, as in amount > 500", id.Value)
 			}
+			lit, ok := constant(f.Right)
 			amt, aok := f.Left.(*ast.IdentifierNode)
 			num, nok := lit.(float64)
 			if !ok || !aok || amt.Value != "amount" || !nok || flip[f.Operator] == "" {

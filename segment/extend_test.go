@@ -98,3 +98,12 @@ func TestIncrementalSummariesEqualReadingHistory(t *testing.T) {
 		return nil
 	})
 }
+
+// A third argument that is not a comparison is an error, not a crash.
+func TestEventFunctionArgumentsChecked(t *testing.T) {
+	for _, e := range []string{`event_count("E", "30d", 5) > 1`, `event_sum("E", "all", amount) > 1`, `days_since_event("E", "30d", "x") < 3`} {
+		if _, err := segment.CompileExpr(e); portrait.ErrorCode(err) != portrait.EINVALID {
+			t.Errorf("%s: %v, want an invalid error", e, err)
+		}
+	}
+}

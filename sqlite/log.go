@@ -218,13 +218,36 @@ func (c *committer) commit(group []*appendReq) error {
 		return portrait.Wrap(err, "cannot prepare quarantine")
 	}
 	defer quar.Close()
+	claim, err := tx.PrepareContext(ctx, `INSERT INTO quarantine_keys (key, quarantine_id) VALUES (?, 0) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot prepare quarantine")
+	}
+	defer claim.Close()
 	for _, r := range group {
 		for _, q := range r.rejected {
-			res, err := quar.ExecContext(ctx, q.Source, q.Index, q.Reason, q.Raw, micros(q.ReceivedAt))
+			if q.Key != "" {
+				res, err := claim.ExecContext(ctx, q.Key)
+				if err != nil {
+					return portrait.Wrap(err, "cannot quarantine event")
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					continue // already quarantined under this key
+				}
+			}
+			raw := q.Raw
+			if raw == nil {
+				raw = []byte{} // an empty body is still kept, as empty
+			}
+			res, err := quar.ExecContext(ctx, q.Source, q.Index, q.Reason, raw, micros(q.ReceivedAt))
 			if err != nil {
 				return portrait.Wrap(err, "cannot quarantine event")
 			}
 			q.ID, _ = res.LastInsertId()
+			if q.Key != "" {
+				if _, err := tx.ExecContext(ctx, `UPDATE quarantine_keys SET quarantine_id = ? WHERE key = ?`, q.ID, q.Key); err != nil {
+					return portrait.Wrap(err, "cannot quarantine event")
+				}
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {

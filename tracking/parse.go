@@ -118,6 +118,11 @@ func (p *Parser) ParseBatch(body []byte, source string, receivedAt time.Time) (*
 	if len(b.Context) > 0 && !isNull(b.Context) && !isObject(b.Context) {
 		return nil, portrait.Errorf(portrait.EINVALID, "batch context must be an object")
 	}
+	// The batch context is copied into every event: it counts against the
+	// per-event limit, or a small request could store a copy per event.
+	if len(b.Context) > MaxEventBytes/2 {
+		return nil, portrait.Errorf(portrait.ETOOLARGE, "batch context is %d bytes, over the %d-byte limit", len(b.Context), MaxEventBytes/2)
+	}
 	res := &Result{}
 	for i, raw := range b.Batch {
 		ev, err := p.parseOne(raw, "", source, receivedAt, batchSentAt, b.Context)
@@ -259,8 +264,12 @@ func (p *Parser) parseOne(raw []byte, typ, source string, receivedAt time.Time, 
 		return nil, err
 	}
 	if len(batchContext) > 0 && !isNull(batchContext) {
+		own := len(ev.Context)
 		if ev.Context, err = mergeContext(batchContext, ev.Context); err != nil {
 			return nil, err
+		}
+		if n := len(raw) - own + len(ev.Context); n > MaxEventBytes {
+			return nil, portrait.Errorf(portrait.ETOOLARGE, "event with the batch context is %d bytes, over the %d-byte limit per event", n, MaxEventBytes)
 		}
 	}
 

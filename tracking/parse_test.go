@@ -132,6 +132,29 @@ func TestBatchContextMerged(t *testing.T) {
 	}
 }
 
+// The batch context is copied into each event, so it counts against the
+// limits: a small request must not store a large copy per event.
+func TestBatchContextCountsAgainstLimits(t *testing.T) {
+	pad := strings.Repeat("x", 20<<10)
+	var evs []string
+	for range 100 {
+		evs = append(evs, `{"type":"page","anonymousId":"a"}`)
+	}
+	_, err := tracking.New().ParseBatch([]byte(`{"batch":[`+strings.Join(evs, ",")+`],"context":{"pad":"`+pad+`"}}`), "web", received)
+	if portrait.ErrorCode(err) != portrait.ETOOLARGE {
+		t.Fatalf("a 20 KB batch context: %v, want too_large", err)
+	}
+	small := strings.Repeat("y", 10<<10)
+	big := `{"type":"page","anonymousId":"a","properties":{"p":"` + strings.Repeat("z", 25<<10) + `"}}`
+	res, err := tracking.New().ParseBatch([]byte(`{"batch":[`+big+`,{"type":"page","anonymousId":"b"}],"context":{"pad":"`+small+`"}}`), "web", received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Events) != 1 || len(res.Rejected) != 1 || res.TooLarge != 1 {
+		t.Errorf("an event over the limit with the context: %d accepted, %+v", len(res.Events), res.Rejected)
+	}
+}
+
 func TestBatchErrors(t *testing.T) {
 	for _, body := range []string{`{"batch":`, `[]`, `{"batch":{}}`, `{"nobatch":[]}`, `{"batch":[],"sentAt":"soon"}`, "\xff"} {
 		if _, err := tracking.New().ParseBatch([]byte(body), "web", received); err == nil || portrait.ErrorCode(err) != portrait.EINVALID {
