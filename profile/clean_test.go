@@ -61,3 +61,26 @@ func TestTraitsStandardizedAndProblemsKept(t *testing.T) {
 		t.Errorf("issues %v", got)
 	}
 }
+
+// A value Go cannot represent (1e309 is well-formed JSON) costs only its
+// own trait, recorded as a problem; the event's other traits still apply.
+func TestUnreadableValueCostsOnlyItsTrait(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t, ev("m1", "identify", "big", "", 0, `{"email":"big@example.com","n":1e309,"plan":"gold"}`))
+	e.catchUp(t)
+	ctx := context.Background()
+	p, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "email", Value: "big@example.com"})
+	if err != nil {
+		t.Fatalf("the email identifier was lost with the bad number: %v", err)
+	}
+	if p.Traits["plan"].Value != "gold" {
+		t.Errorf("traits %+v", p.Traits)
+	}
+	if _, ok := p.Traits["n"]; ok {
+		t.Error("an unreadable value was set")
+	}
+	issues, _ := e.db.TraitIssues(ctx, "", 10)
+	if len(issues) != 1 || issues[0].Trait != "n" || issues[0].Value != "1e309" {
+		t.Errorf("issues %+v", issues)
+	}
+}

@@ -256,6 +256,9 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			return fmt.Errorf("event %d (%s): %w", e.Seq, e.MessageID, err)
 		}
 	}
+	if err := b.replayLate(); err != nil {
+		return err
+	}
 	dirty := make([]*portrait.Profile, 0, len(b.dirty))
 	for _, pr := range b.dirty {
 		pr.UpdatedAt = b.now
@@ -306,6 +309,7 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 
 // batch is the work of one transaction.
 type batch struct {
+	late    []*portrait.Event            // events whose place is inside a profile's history
 	applied map[string][]*portrait.Event // per profile, in this batch
 	stale   map[string]bool              // merged or re-ordered in this batch
 	deleted map[string]bool
@@ -369,6 +373,7 @@ func (b *batch) journal(m *portrait.MergeEntry) error {
 
 // parsed is what the processor reads from an event's payload.
 type parsed struct {
+	bad     map[string]string // traits whose values could not be read, raw
 	props   map[string]any    // decoded only when enrichers need them
 	imputed map[string]string // trait → fill rule, for values an import imputed
 	traits  map[string]any    // identify traits and context.traits
@@ -383,7 +388,7 @@ func parse(e *portrait.Event) parsed {
 	// rather than stop the processor.
 	if len(e.Context) > 0 {
 		var c struct {
-			Traits      map[string]any `json:"traits"`
+			Traits      json.RawMessage `json:"traits"`
 			ExternalIDs []struct {
 				ID   any    `json:"id"`
 				Type string `json:"type"`
@@ -397,7 +402,9 @@ func parse(e *portrait.Event) parsed {
 			} `json:"import"`
 		}
 		if json.Unmarshal(e.Context, &c) == nil {
-			ps.traits = c.Traits
+			if len(c.Traits) > 0 {
+				ps.traits = decodeObject(c.Traits, &ps.bad)
+			}
 			for _, im := range c.Import.Imputed {
 				if ps.imputed == nil {
 					ps.imputed = map[string]string{}
@@ -413,14 +420,11 @@ func parse(e *portrait.Event) parsed {
 	}
 	// Group traits describe the account, not the person.
 	if len(e.Traits) > 0 && e.Type != portrait.EventGroup {
-		var t map[string]any
-		if json.Unmarshal(e.Traits, &t) == nil {
-			if ps.traits == nil {
-				ps.traits = t
-			} else {
-				for k, v := range t {
-					ps.traits[k] = v // the event's own traits win over context.traits
-				}
+		if t := decodeObject(e.Traits, &ps.bad); ps.traits == nil {
+			ps.traits = t
+		} else {
+			for k, v := range t {
+				ps.traits[k] = v // the event's own traits win over context.traits
 			}
 		}
 	}
@@ -429,6 +433,35 @@ func parse(e *portrait.Event) parsed {
 		delete(ps.traits, "$set_once")
 	}
 	return ps
+}
+
+// decodeObject decodes a JSON object. JSON that is well formed can still
+// hold a value Go cannot represent (a number such as 1e309): then each key
+// is decoded on its own, so one bad value costs only that key, and the bad
+// ones are reported in *bad (name → the raw value) instead of silently
+// losing the whole object.
+func decodeObject(raw json.RawMessage, bad *map[string]string) map[string]any {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) == nil {
+		return m
+	}
+	var parts map[string]json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return nil
+	}
+	m = make(map[string]any, len(parts))
+	for k, v := range parts {
+		var x any
+		if json.Unmarshal(v, &x) != nil {
+			if *bad == nil {
+				*bad = map[string]string{}
+			}
+			(*bad)[k] = string(v)
+			continue
+		}
+		m[k] = x
+	}
+	return m
 }
 
 // allTraits returns the traits to look for identifiers in.
@@ -455,7 +488,8 @@ type prepared struct {
 func (p *Processor) prepare(e *portrait.Event) prepared {
 	ps := parse(e)
 	if len(p.Enrichers) > 0 && len(e.Properties) > 0 {
-		json.Unmarshal(e.Properties, &ps.props)
+		var bad map[string]string // a property that cannot be read is left out
+		ps.props = decodeObject(e.Properties, &bad)
 	}
 	ids, _ := p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
 	return prepared{ps, ids}
@@ -519,7 +553,12 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 			simple = pr.IdentityKey.Less(key)
 		}
 		if !simple {
-			return b.rebuild(e, involved)
+			// Re-ordering is deferred to the end of the batch, where all
+			// the batch's late events replay their profiles once: a
+			// backfill of N old events would otherwise replay the same
+			// history N times.
+			b.late = append(b.late, e)
+			return nil
 		}
 	}
 	return b.inOrder(e, ps, ids)
@@ -896,6 +935,10 @@ func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
 			pr.Traits[name] = c
 		}
 	}
+	for name, raw := range ps.bad {
+		b.issues = append(b.issues, &portrait.TraitIssue{MessageID: e.MessageID, Trait: name, Source: e.Source, ProfileID: pr.ID,
+			Value: truncate(raw, 200), Reason: "the value cannot be read (a number out of range?)", Time: e.Timestamp})
+	}
 	for name, v := range ps.once {
 		set(name, v, true)
 	}
@@ -932,7 +975,34 @@ func (b *batch) standardize(name string, v any) any {
 // rebuild replays, in canonical order, the histories of every profile the
 // late event e is tied to (through identifiers, transitively), with e in
 // its place.
-func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
+// replayLate puts the batch's late events in their places: the profiles
+// they touch (as the batch left them) are replayed once, with them.
+func (b *batch) replayLate() error {
+	if len(b.late) == 0 {
+		return nil
+	}
+	late := b.late
+	b.late = nil
+	involved := map[string]bool{}
+	for _, e := range late {
+		pre := b.p.prepare(e)
+		for _, id := range pre.ids {
+			pid, err := b.identity(id)
+			if err != nil {
+				return err
+			}
+			if pid != "" {
+				involved[pid] = true
+			}
+			for rp := range b.p.refused[id] {
+				involved[rp] = true
+			}
+		}
+	}
+	return b.rebuild(late, involved)
+}
+
+func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error {
 	// The closure: profiles whose events share identifiers with these.
 	queue := make([]string, 0, len(involved))
 	for pid := range involved {
@@ -986,9 +1056,7 @@ func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	if e != nil {
-		events = append(events, e)
-	}
+	events = append(events, extra...)
 	kept := events[:0]
 	for _, ev := range events {
 		if !b.p.retracted[ev.MessageID] {
@@ -1055,15 +1123,16 @@ func (b *batch) rebuild(e *portrait.Event, involved map[string]bool) error {
 			}
 		}
 	}
-	if e == nil {
+	if len(extra) == 0 {
 		return nil
 	}
+	e := extra[0]
 	into, err := b.current(landed[e.MessageID])
 	if err != nil {
 		return err
 	}
 	return b.journal(&portrait.MergeEntry{Kind: portrait.MergeRebuilt, Into: into, MessageID: e.MessageID, EventSeq: e.Seq,
-		Reason: fmt.Sprintf("late event from %s re-ordered the history of %d profile(s), %d events", e.Timestamp.Format(time.RFC3339), len(closure), len(events))})
+		Reason: fmt.Sprintf("%d late event(s) from %s on re-ordered the history of %d profile(s), %d events", len(extra), e.Timestamp.Format(time.RFC3339), len(closure), len(events))})
 }
 
 // retract undoes an earlier event: it is marked retracted (so it is skipped
