@@ -105,6 +105,10 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 			b, err = io.ReadAll(io.LimitReader(part, 1<<20))
 			mapping = b
 		case "file":
+			if tmp != "" {
+				err = portrait.Errorf(portrait.EINVALID, "one file per import")
+				break
+			}
 			fileName = filepath.Base(part.FileName())
 			tmp, err = s.saveUpload(part, max)
 		default:
@@ -119,6 +123,10 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 	source = strings.TrimSpace(source)
 	if source == "" || tmp == "" {
 		Error(w, r, portrait.Errorf(portrait.EINVALID, "an import needs the fields source and file"))
+		return
+	}
+	if portrait.IsSystemSource(source) {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "source %q is reserved for Portrait's own events", source))
 		return
 	}
 	if format == "" {
@@ -158,12 +166,14 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 			"total_rows": p.TotalRows, "rows": p.Rows, "accepted": p.Accepted, "duplicates": p.Duplicates,
 			"quarantined": p.Quarantined, "reasons": p.Reasons})
 	}
-	// The import outlives the request; it is owned by the server and ends
-	// with the process. An interrupted import resumes when the same file
-	// is uploaded again: its rows keep their message ids.
+	// The import outlives the request; it is owned by the server, which
+	// stops it and waits for it at Close. An interrupted import resumes when
+	// the same file is uploaded again: its rows keep their message ids.
+	s.importWG.Add(1)
 	go func() {
+		defer s.importWG.Done()
 		defer os.Remove(tmp)
-		sum, err := s.Importer.Import(context.Background(), in, opt)
+		sum, err := s.Importer.Import(s.importCtx(), in, opt)
 		doc := map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateFailed}
 		if sum != nil {
 			b, _ := json.Marshal(sum)

@@ -76,6 +76,12 @@ type Server struct {
 	keyMu     sync.Mutex
 	keyCache  map[string]cachedKey
 	closingCh chan struct{}
+
+	// background imports started by POST /v1/imports
+	importWG     sync.WaitGroup
+	importMu     sync.Mutex
+	importBase   context.Context
+	importCancel context.CancelFunc
 }
 
 type cachedKey struct {
@@ -164,10 +170,26 @@ func (s *Server) URL() string {
 // Close stops accepting requests and waits for those in flight.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeStreams()
-	if s.server == nil {
-		return nil
+	var err error
+	if s.server != nil {
+		err = s.server.Shutdown(ctx)
 	}
-	return s.server.Shutdown(ctx)
+	// Background imports stop (they resume on a new upload of the file)
+	// and are waited for, so nothing writes to a closing store.
+	s.importCtx()
+	s.importCancel()
+	s.importWG.Wait()
+	return err
+}
+
+// importCtx is the context background imports run under; Close cancels it.
+func (s *Server) importCtx() context.Context {
+	s.importMu.Lock()
+	defer s.importMu.Unlock()
+	if s.importBase == nil {
+		s.importBase, s.importCancel = context.WithCancel(context.Background())
+	}
+	return s.importBase
 }
 
 // closing is closed when the server shuts down: long-lived responses

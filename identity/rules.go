@@ -18,8 +18,12 @@ type Rules struct {
 	// all listed ones except anonymous_id.
 	Priority []string `json:"priority" yaml:"priority"`
 	// Limits caps how many distinct values of a type one profile may hold
-	// (0 or absent: no cap). A merge that would exceed a cap is refused.
-	Limits map[string]int `json:"limits" yaml:"limits"`
+	// (0: no cap). A merge that would exceed a cap is refused. Types not
+	// listed get DefaultLimit, so that an identifier type nobody declared
+	// (any client can send one in context.externalIds) cannot merge
+	// thousands of profiles through one shared value.
+	Limits       map[string]int `json:"limits" yaml:"limits"`
+	DefaultLimit int            `json:"default_limit" yaml:"default_limit"`
 	// Blocked values never identify anyone, whatever their type
 	// (compared case-insensitively after normalisation).
 	Blocked []string `json:"blocked" yaml:"blocked"`
@@ -41,7 +45,8 @@ type Rules struct {
 func DefaultRules() *Rules {
 	r := &Rules{
 		Priority: []string{portrait.IDUserID, "crm_id", "id_card", "wechat_unionid", portrait.IDEmail, portrait.IDPhone, "wechat_openid", portrait.IDAnonymousID},
-		Limits:   map[string]int{portrait.IDUserID: 1, "crm_id": 1, "id_card": 1, "wechat_unionid": 1, portrait.IDEmail: 5, portrait.IDPhone: 5},
+		Limits:       map[string]int{portrait.IDUserID: 1, "crm_id": 1, "id_card": 1, "wechat_unionid": 1, portrait.IDEmail: 5, portrait.IDPhone: 5, "wechat_openid": 10, portrait.IDAnonymousID: 500},
+		DefaultLimit: 10,
 		Blocked: []string{"", "null", "nil", "none", "undefined", "unknown", "n/a", "na", "0", "-1", "-", "anonymous", "guest",
 			"test", "test@test.com", "test@example.com", "noemail@noemail.com", "no@email.com", "user@example.com",
 			"00000000-0000-0000-0000-000000000000", "[object object]", "nan", "false", "true"},
@@ -109,7 +114,28 @@ func (r *Rules) Rank(typ string) int {
 }
 
 // Limit of a type (0: none).
-func (r *Rules) Limit(typ string) int { return r.Limits[typ] }
+func (r *Rules) Limit(typ string) int {
+	if n, ok := r.Limits[typ]; ok {
+		return n
+	}
+	return r.DefaultLimit
+}
+
+// validType: identifier types are short names, so that what a client sends
+// in context.externalIds cannot be arbitrary text.
+func validType(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for i, c := range t {
+		switch {
+		case c >= 'a' && c <= 'z', c == '_', i > 0 && c >= '0' && c <= '9':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // IsBlocked reports whether value never identifies anyone (any type).
 func (r *Rules) IsBlocked(value string) bool {
@@ -164,6 +190,10 @@ func (r *Rules) Identifiers(e *portrait.Event, traits map[string]any, externalID
 		typ = strings.ToLower(strings.TrimSpace(typ))
 		v = strings.TrimSpace(v)
 		if typ == "" || v == "" {
+			return
+		}
+		if !validType(typ) {
+			refused = append(refused, Refusal{portrait.Identifier{Type: typ, Value: v}, "not a valid identifier type (letters, digits and _)"})
 			return
 		}
 		nv, ok := r.normalize(typ, v)

@@ -12,7 +12,7 @@ func TestIdentifiers(t *testing.T) {
 	r := identity.DefaultRules()
 	e := &portrait.Event{Type: portrait.EventIdentify, UserID: "u1", AnonymousID: "a1"}
 	traits := map[string]any{"email": " Zhang.San@Example.COM ", "phone": "null", "wechat_openid": "oX1", "crm_id": 42.0, "name": "张三"}
-	ext := []portrait.Identifier{{Type: "Member_No", Value: "M-7"}, {Type: "email", Value: "test@test.com"}}
+	ext := []portrait.Identifier{{Type: "Member_No", Value: "M-7"}, {Type: "email", Value: "test@test.com"}, {Type: "../../x", Value: "1"}}
 	ids, refused := r.Identifiers(e, traits, ext)
 	want := []portrait.Identifier{
 		{Type: "user_id", Value: "u1"}, {Type: "crm_id", Value: "42"}, {Type: "email", Value: "zhang.san@example.com"},
@@ -21,8 +21,11 @@ func TestIdentifiers(t *testing.T) {
 	if !reflect.DeepEqual(ids, want) {
 		t.Errorf("ids\n got %v\nwant %v", ids, want)
 	}
-	if len(refused) != 2 {
-		t.Errorf("refused %v: want the blocked phone and the blocked test email", refused)
+	if len(refused) != 3 {
+		t.Errorf("refused %v: want the blocked phone, the blocked test email and the bad type", refused)
+	}
+	if r.Limit("member_no") != r.DefaultLimit || r.DefaultLimit == 0 {
+		t.Errorf("an undeclared type has limit %d", r.Limit("member_no"))
 	}
 }
 

@@ -418,6 +418,20 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
+			// Changes already handed over are applied (and their enter/exit
+			// events recorded) before stopping, within a few seconds.
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			for drain.Err() == nil {
+				select {
+				case b := <-s.queue:
+					if err := s.Apply(drain, b.changed, b.deleted, b.applied); err != nil {
+						s.Log.Error("segment update failed at shutdown", "err", err)
+					}
+				default:
+					return
+				}
+			}
 			return
 		case b := <-s.queue:
 			if err := s.Apply(ctx, b.changed, b.deleted, b.applied); err != nil {

@@ -277,3 +277,25 @@ func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
 		t.Fatalf("filtered webhook called %d times", calls.Load())
 	}
 }
+
+// A full delivery queue dead-letters instead of delivering on the caller's
+// goroutine: one slow endpoint must not stall segments and processing.
+func TestFullWebhookQueueDeadLettersWithoutBlocking(t *testing.T) {
+	store := newMemStore()
+	d := segment.NewDispatcher(store)
+	ctx := context.Background()
+	if _, err := d.Create(ctx, &segment.Webhook{URL: "http://127.0.0.1:1/never", Secret: "s3cret-s3cret-s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := []*segment.Event{{ID: 1, Segment: "s", Profile: "a", Kind: segment.Enter, At: now}}
+	start := time.Now()
+	for range 1100 { // more than the queue holds; Run is not running
+		d.Enqueue(evs)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("enqueueing took %s: deliveries ran on the caller", el)
+	}
+	if len(store.dead) != 1100-1024 {
+		t.Errorf("%d dead letters, want the %d that did not fit", len(store.dead), 1100-1024)
+	}
+}

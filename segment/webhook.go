@@ -151,31 +151,60 @@ func (d *Dispatcher) List() []*Webhook {
 	return out
 }
 
-// Enqueue hands events to Run; when the queue is full the batch is
-// delivered on the caller's goroutine rather than lost.
+// Enqueue hands events to Run. When the queue is full (an endpoint too slow
+// or down), the batch goes straight to the dead letters, where it can be
+// listed and replayed: delivering it here would stall segments, and with
+// them profile processing, behind one slow endpoint.
 func (d *Dispatcher) Enqueue(evs []*Event) {
 	select {
 	case d.queue <- evs:
 	default:
-		d.Deliver(context.Background(), evs)
+		d.deadAll(evs, "the delivery queue was full (the endpoint is too slow or down)", 0)
 	}
 }
 
-// Run delivers queued events until ctx ends, then drains the queue.
+// Run delivers queued events until ctx ends, then drains the queue for a
+// few seconds; what is left is dead-lettered, not lost.
 func (d *Dispatcher) Run(ctx context.Context) {
 	for {
 		select {
 		case evs := <-d.queue:
 			d.Deliver(ctx, evs)
 		case <-ctx.Done():
+			drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
 			for {
 				select {
 				case evs := <-d.queue:
-					d.Deliver(context.Background(), evs)
+					d.Deliver(drain, evs) // a cancelled delivery is dead-lettered
 				default:
 					return
 				}
 			}
+		}
+	}
+}
+
+// deadAll dead-letters events for every webhook that wants them.
+func (d *Dispatcher) deadAll(evs []*Event, reason string, attempts int) {
+	d.mu.RLock()
+	hooks := append([]*Webhook(nil), d.hooks...)
+	d.mu.RUnlock()
+	for _, h := range hooks {
+		var mine []*Event
+		for _, e := range evs {
+			if wants(h, e.Segment) {
+				mine = append(mine, e)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		body, _ := json.Marshal(map[string]any{"webhook_id": h.ID, "events": mine})
+		d.Log.Warn("webhook delivery dead-lettered", "webhook", h.ID, "events", len(mine), "err", reason)
+		dl := &DeadLetter{Webhook: h.ID, Body: body, Error: reason, Attempts: attempts, At: d.Now().UTC()}
+		if err := d.Store.SaveDeadLetter(context.Background(), dl); err != nil {
+			d.Log.Error("cannot save a dead letter", "webhook", h.ID, "err", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -149,30 +150,45 @@ func (db *DB) ProfileMerges(ctx context.Context, profileID string) ([]*portrait.
 		return nil, err
 	}
 	ids := append([]string{p.ID}, p.MergedFrom...)
-	args := make([]any, 0, 2*len(ids))
-	for range 2 {
-		for _, id := range ids {
-			args = append(args, id)
-		}
-	}
-	ph := placeholders(len(ids))
-	rows, err := db.stateR.QueryContext(ctx, fmt.Sprintf(`SELECT id, kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at FROM merges
-		WHERE into_id IN (%s) OR from_id IN (%s) ORDER BY id`, ph, ph), args...)
-	if err != nil {
-		return nil, portrait.Wrap(err, "cannot read merges")
-	}
-	defer rows.Close()
+	// In chunks: a profile that absorbed thousands of others would exceed
+	// SQLite's limit on bound variables in one IN list.
+	seen := map[int64]bool{}
 	out := []*portrait.MergeEntry{}
-	for rows.Next() {
-		m := &portrait.MergeEntry{}
-		var at int64
-		if err := rows.Scan(&m.ID, &m.Kind, &m.Into, &m.From, &m.Identifier.Type, &m.Identifier.Value, &m.MessageID, &m.EventSeq, &m.Reason, &at); err != nil {
+	for start := 0; start < len(ids); start += 400 {
+		chunk := ids[start:min(start+400, len(ids))]
+		args := make([]any, 0, 2*len(chunk))
+		for range 2 {
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+		}
+		ph := placeholders(len(chunk))
+		rows, err := db.stateR.QueryContext(ctx, fmt.Sprintf(`SELECT id, kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at FROM merges
+			WHERE into_id IN (%s) OR from_id IN (%s)`, ph, ph), args...)
+		if err != nil {
 			return nil, portrait.Wrap(err, "cannot read merges")
 		}
-		m.At = fromMicros(at)
-		out = append(out, m)
+		for rows.Next() {
+			m := &portrait.MergeEntry{}
+			var at int64
+			if err := rows.Scan(&m.ID, &m.Kind, &m.Into, &m.From, &m.Identifier.Type, &m.Identifier.Value, &m.MessageID, &m.EventSeq, &m.Reason, &at); err != nil {
+				rows.Close()
+				return nil, portrait.Wrap(err, "cannot read merges")
+			}
+			if seen[m.ID] {
+				continue
+			}
+			seen[m.ID] = true
+			m.At = fromMicros(at)
+			out = append(out, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, portrait.Wrap(err, "cannot read merges")
+		}
 	}
-	return out, rows.Err()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 // CountProfiles counts the profiles.

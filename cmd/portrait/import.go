@@ -79,6 +79,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if m, err = importer.InferMapping(in, *format); err != nil {
 		return err
 	}
+	if portrait.IsSystemSource(*source) {
+		return portrait.Errorf(portrait.EINVALID, "source %q is reserved for Portrait's own events", *source)
+	}
 	rules, err := loadRules(*rulesFile)
 	if err != nil {
 		return err
