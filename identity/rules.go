@@ -44,7 +44,7 @@ type Rules struct {
 // emails and phones, and the junk values SDKs and forms are known to send.
 func DefaultRules() *Rules {
 	r := &Rules{
-		Priority: []string{portrait.IDUserID, "crm_id", "id_card", "wechat_unionid", portrait.IDEmail, portrait.IDPhone, "wechat_openid", portrait.IDAnonymousID},
+		Priority:     []string{portrait.IDUserID, "crm_id", "id_card", "wechat_unionid", portrait.IDEmail, portrait.IDPhone, "wechat_openid", portrait.IDAnonymousID},
 		Limits:       map[string]int{portrait.IDUserID: 1, "crm_id": 1, "id_card": 1, "wechat_unionid": 1, portrait.IDEmail: 5, portrait.IDPhone: 5, "wechat_openid": 10, portrait.IDAnonymousID: 500},
 		DefaultLimit: 10,
 		Blocked: []string{"", "null", "nil", "none", "undefined", "unknown", "n/a", "na", "0", "-1", "-", "anonymous", "guest",
