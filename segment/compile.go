@@ -91,7 +91,22 @@ func (c *exprCompiler) cond(n ast.Node) (Node, error) {
 func (c *exprCompiler) binary(x *ast.BinaryNode) (Node, error) {
 	switch x.Operator {
 	case "&&", "and", "||", "or":
+		// expr parses a || b || c as ((a || b) || c): a chain of one
+		// operator is one level of the condition, however long it is.
+		and := x.Operator == "&&" || x.Operator == "and"
+		chained := false
+		if lb, ok := x.Left.(*ast.BinaryNode); ok {
+			lAnd := lb.Operator == "&&" || lb.Operator == "and"
+			lOr := lb.Operator == "||" || lb.Operator == "or"
+			chained = (and && lAnd) || (!and && lOr)
+		}
+		if chained {
+			c.depth--
+		}
 		l, err := c.cond(x.Left)
+		if chained {
+			c.depth++
+		}
 		if err != nil {
 			return nil, err
 		}

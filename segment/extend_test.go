@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +106,38 @@ func TestEventFunctionArgumentsChecked(t *testing.T) {
 		if _, err := segment.CompileExpr(e); portrait.ErrorCode(err) != portrait.EINVALID {
 			t.Errorf("%s: %v, want an invalid error", e, err)
 		}
+	}
+}
+
+// Trait and event names beyond MaxColumns are not indexed, so made-up names
+// cannot grow the index without bound.
+func TestColumnsAreBounded(t *testing.T) {
+	ix := segment.NewIndex()
+	p := &portrait.Profile{ID: "p1", Traits: map[string]portrait.Trait{}}
+	for i := range segment.MaxColumns + 10 {
+		p.Traits[fmt.Sprintf("t%05d", i)] = portrait.Trait{Value: float64(i)}
+	}
+	sum := segment.Summary{}
+	for i := range segment.MaxColumns + 5 {
+		sum.Add(fmt.Sprintf("Viewed product %d", i), time.Now(), 1)
+	}
+	ix.Upsert(p, sum)
+	if ix.Overflow != 15 {
+		t.Errorf("overflow %d, want 15", ix.Overflow)
+	}
+}
+
+// A long flat chain of one operator is not "nested too deeply".
+func TestLongFlatChainCompiles(t *testing.T) {
+	var terms []string
+	for i := range 300 {
+		terms = append(terms, fmt.Sprintf("traits.a == %d", i))
+	}
+	if _, err := segment.CompileExpr(strings.Join(terms, " || ")); err != nil {
+		t.Errorf("300 alternatives: %v", err)
+	}
+	deep := strings.Repeat("!(", 80) + "traits.a == 1" + strings.Repeat(")", 80)
+	if _, err := segment.CompileExpr(deep); portrait.ErrorCode(err) != portrait.EINVALID {
+		t.Errorf("80 nested negations: %v, want too deep", err)
 	}
 }

@@ -29,9 +29,18 @@ type Index struct {
 	tags   map[string]*roaring.Bitmap
 	idents map[string]*roaring.Bitmap
 	events map[string]*eventCol
+	// Overflow counts trait and event names left unindexed (MaxColumns).
+	Overflow int
 }
 
 // NewIndex returns an empty index.
+// MaxColumns bounds the distinct trait names, and the distinct event
+// names, the index keeps columns for. Each column is sized by the profile
+// numbers that use it, so names without bound (ids in event names, a client
+// sending thousands of made-up traits) would grow memory without bound. Names
+// past the bound are not indexed, and Overflow counts them.
+const MaxColumns = 2000
+
 func NewIndex() *Index {
 	return &Index{nums: map[string]uint32{}, live: roaring.New(), traits: map[string]*traitCol{},
 		tags: map[string]*roaring.Bitmap{}, idents: map[string]*roaring.Bitmap{}, events: map[string]*eventCol{}}
@@ -144,6 +153,10 @@ func (ix *Index) upsert(p *portrait.Profile, s Summary) []string {
 		}
 		col := ix.traits[name]
 		if col == nil {
+			if len(ix.traits) >= MaxColumns {
+				ix.Overflow++ // a trait name too many: not indexed, see MaxColumns
+				continue
+			}
 			col = newTraitCol()
 			ix.traits[name] = col
 		}
@@ -180,6 +193,10 @@ func (ix *Index) upsert(p *portrait.Profile, s Summary) []string {
 		for name, h := range s {
 			ec := ix.events[name]
 			if ec == nil {
+				if len(ix.events) >= MaxColumns {
+					ix.Overflow++
+					continue
+				}
 				ec = &eventCol{did: roaring.New()}
 				ix.events[name] = ec
 			}

@@ -264,6 +264,10 @@ func describeSource(d Definition) string {
 // Observe types an incoming trait on first sight and records a conflict
 // when a later value has another type. It never fails: data is accepted as
 // sent, and the conflict is reported.
+// maxObserved bounds the trait names typed on first sight: a client sending
+// thousands of made-up trait names must not grow the schema without bound.
+const maxObserved = 5000
+
 func (s *Schema) Observe(name string, v any, at time.Time) {
 	got := TypeOf(v)
 	if got == "" || name == "" {
@@ -291,6 +295,9 @@ func (s *Schema) Observe(name string, v any, at time.Time) {
 	defer s.mu.Unlock()
 	if _, ok := s.observed[name]; ok {
 		return
+	}
+	if len(s.observed) >= maxObserved {
+		return // beyond the bound, a name is not remembered (see maxObserved)
 	}
 	fl = Field{Name: name, Type: got, Dimension: DimBasic, Classification: ClassInternal, Origin: OriginObserved, FirstSeen: at,
 		Description: "typed on first sight"}
