@@ -60,15 +60,8 @@ type trackResponse struct {
 
 func (s *Server) handleSingle(typ string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := readBody(r)
-		if err != nil {
-			s.metrics.rejectedReq.Inc()
-			Error(w, r, err)
-			return
-		}
-		key, err := s.writeKey(r, func() string { return tracking.WriteKeyFromBody(body) })
-		if err != nil {
-			Error(w, r, err)
+		body, key, ok := s.trackingRequest(w, r)
+		if !ok {
 			return
 		}
 		if len(body) > tracking.MaxEventBytes {
@@ -85,16 +78,26 @@ func (s *Server) handleSingle(typ string) http.Handler {
 	})
 }
 
-func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+// trackingRequest reads a tracking request's body and authenticates its
+// write key; on failure it has answered already.
+func (s *Server) trackingRequest(w http.ResponseWriter, r *http.Request) ([]byte, *portrait.Key, bool) {
 	body, err := readBody(r)
 	if err != nil {
 		s.metrics.rejectedReq.Inc()
 		Error(w, r, err)
-		return
+		return nil, nil, false
 	}
 	key, err := s.writeKey(r, func() string { return tracking.WriteKeyFromBody(body) })
 	if err != nil {
 		Error(w, r, err)
+		return nil, nil, false
+	}
+	return body, key, true
+}
+
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	body, key, ok := s.trackingRequest(w, r)
+	if !ok {
 		return
 	}
 	res, err := s.Parser.ParseBatch(body, key.Name, s.Now().UTC())
