@@ -30,12 +30,41 @@ type profileDoc struct {
 	LastMsg   string                     `json:"_last_msg"`
 	IDTime    time.Time                  `json:"_id_time"`
 	IDMsg     string                     `json:"_id_msg"`
-	State     map[string]json.RawMessage `json:"_state,omitempty"`
+	State     map[string]json.RawMessage `json:"_state,omitempty"` // read only: encodeProfile appends it
 }
 
 func encodeProfile(p *portrait.Profile) ([]byte, error) {
-	return json.Marshal(profileDoc{Profile: p, FirstTime: p.FirstKey.Time, FirstMsg: p.FirstKey.MessageID, LastTime: p.LastKey.Time, LastMsg: p.LastKey.MessageID,
-		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID, State: p.State})
+	b, err := json.Marshal(profileDoc{Profile: p, FirstTime: p.FirstKey.Time, FirstMsg: p.FirstKey.MessageID, LastTime: p.LastKey.Time, LastMsg: p.LastKey.MessageID,
+		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID})
+	if err != nil || len(p.State) == 0 {
+		return b, err
+	}
+	// The enrichers' state is appended as it is: it is JSON they encoded
+	// themselves (or that was read back from here), and letting
+	// json.Marshal re-validate it would scan the largest part of the
+	// document once more on every write.
+	keys := make([]string, 0, len(p.State))
+	for k := range p.State {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]byte, 0, len(b)+64)
+	out = append(out, b[:len(b)-1]...) // without the closing brace
+	out = append(out, `,"_state":{`...)
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		kb, _ := json.Marshal(k)
+		out = append(out, kb...)
+		out = append(out, ':')
+		if v := p.State[k]; len(v) > 0 {
+			out = append(out, v...)
+		} else {
+			out = append(out, "null"...)
+		}
+	}
+	return append(out, '}', '}'), nil
 }
 
 func decodeProfile(b []byte) (*portrait.Profile, error) {
