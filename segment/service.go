@@ -75,6 +75,9 @@ type Store interface {
 	// AppendSegmentEvents stores events and sets their ids.
 	AppendSegmentEvents(ctx context.Context, evs []*Event) error
 	SegmentEvents(ctx context.Context, segmentID string, after int64, limit int) ([]*Event, error)
+	// RecordedMembers are the profiles whose last recorded event in the
+	// segment is an enter: its membership as the history knows it.
+	RecordedMembers(ctx context.Context, segmentID string) ([]string, error)
 	WebhookStore
 }
 
@@ -161,8 +164,43 @@ func (s *Service) Load(ctx context.Context) error {
 		s.mu.Lock()
 		s.segs[d.ID] = l
 		s.mu.Unlock()
+		// Membership changes while the server was stopped (a window
+		// passed, profiles processed at start) are enter/exit events too:
+		// what is evaluated now is compared with what the history recorded.
+		recorded, err := s.Store.RecordedMembers(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		s.emit(ctx, s.sinceRecorded(d.ID, recorded, l.members))
 	}
 	return nil
+}
+
+// sinceRecorded lists the enter/exit events that take a segment from its
+// recorded membership to the current one. A recorded member the index no
+// longer knows (merged away) exits.
+func (s *Service) sinceRecorded(seg string, recorded []string, cur *roaring.Bitmap) []*Event {
+	now := s.Now().UTC()
+	was := make(map[string]bool, len(recorded))
+	for _, id := range recorded {
+		was[id] = true
+	}
+	var evs []*Event
+	for _, id := range s.Index.IDs(cur, 0, int(cur.GetCardinality())) {
+		if !was[id] {
+			evs = append(evs, &Event{Segment: seg, Profile: id, Kind: Enter, At: now})
+		}
+		delete(was, id)
+	}
+	gone := make([]string, 0, len(was))
+	for id := range was {
+		gone = append(gone, id)
+	}
+	sort.Strings(gone)
+	for _, id := range gone {
+		evs = append(evs, &Event{Segment: seg, Profile: id, Kind: Exit, At: now})
+	}
+	return evs
 }
 
 func (s *Service) newLive(d *Definition, plan Node) *live {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,6 +65,23 @@ func (m *memStore) SegmentEvents(_ context.Context, id string, after int64, limi
 	for _, e := range m.events {
 		if e.Segment == id && e.ID > after && len(out) < limit {
 			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+func (m *memStore) RecordedMembers(_ context.Context, id string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last := map[string]string{}
+	for _, e := range m.events {
+		if e.Segment == id {
+			last[e.Profile] = e.Kind
+		}
+	}
+	var out []string
+	for p, k := range last {
+		if k == segment.Enter {
+			out = append(out, p)
 		}
 	}
 	return out, nil
@@ -297,5 +315,43 @@ func TestFullWebhookQueueDeadLettersWithoutBlocking(t *testing.T) {
 	}
 	if len(store.dead) != 1100-1024 {
 		t.Errorf("%d dead letters, want the %d that did not fit", len(store.dead), 1100-1024)
+	}
+}
+
+// What changed while the server was stopped is reported at start: the
+// evaluation is compared with the membership the history recorded.
+func TestChangesWhileStoppedAreReportedAtStart(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	ix := segment.NewIndex()
+	svc := segment.NewService(ix, store)
+	svc.Now = func() time.Time { return now }
+	ix.Upsert(prof("a", 35, "vip"), nil)
+	ix.Upsert(prof("b", 40, "vip"), nil)
+	st, err := svc.Create(ctx, &segment.Definition{Name: "vip", Expression: `"vip" in tags`})
+	if err != nil || st.Size != 2 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	// Restart: a lost the tag, c has it now (both while stopped).
+	ix2 := segment.NewIndex()
+	ix2.Upsert(prof("a", 35), nil)
+	ix2.Upsert(prof("b", 40, "vip"), nil)
+	ix2.Upsert(prof("c", 22, "vip"), nil)
+	svc2 := segment.NewService(ix2, store)
+	svc2.Now = func() time.Time { return now.Add(time.Hour) }
+	if err := svc2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := store.SegmentEvents(ctx, st.ID, 2, 100) // after the two enters at creation
+	if got := kinds(evs); !reflect.DeepEqual(got, []string{"c:enter", "a:exit"}) {
+		t.Errorf("events at start %v, want c:enter a:exit", got)
+	}
+	// A second start with nothing changed reports nothing.
+	svc3 := segment.NewService(ix2, store)
+	if err := svc3.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := store.SegmentEvents(ctx, st.ID, 4, 100); len(evs) != 0 {
+		t.Errorf("an unchanged restart reported %v", kinds(evs))
 	}
 }

@@ -236,3 +236,24 @@ func (db *DB) AllSegmentBehaviour(ctx context.Context) (map[string]segment.Summa
 	})
 	return out, err
 }
+
+// RecordedMembers are the profiles whose last recorded event in a segment is
+// an enter.
+func (db *DB) RecordedMembers(ctx context.Context, segmentID string) ([]string, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT profile_id FROM segment_events e
+		WHERE segment_id = ? AND kind = 'enter'
+		  AND id = (SELECT max(id) FROM segment_events x WHERE x.segment_id = e.segment_id AND x.profile_id = e.profile_id)`, segmentID)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read segment history")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, portrait.Wrap(err, "cannot read segment history")
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
