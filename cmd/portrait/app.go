@@ -417,7 +417,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		if cfg.JSON {
 			json.NewEncoder(stdout).Encode(sum)
 		} else {
-			fmt.Fprintf(stdout, "demo: %d customers, %d events sent (%d accepted, %d duplicates), %d profiles\n", sum.Customers, sum.Events, sum.Accepted, sum.Duplicates, sum.Profiles)
+			fmt.Fprintf(stdout, "demo: %d customers (%d also buying offline, to be merged by phone), %d events sent (%d accepted, %d already in the log), %d profiles\n",
+				sum.Customers, sum.Duplicates, sum.Events, sum.Accepted, sum.Duplicated, sum.Profiles)
 			fmt.Fprintf(stdout, "serving on %s; try:\n  curl -H 'Authorization: Bearer %s' '%s/v1/profiles/lookup?type=email&value=%s'\n",
 				a.HTTP.URL(), orHidden(admin), a.HTTP.URL(), sum.SampleEmail)
 		}
