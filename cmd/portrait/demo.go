@@ -32,11 +32,10 @@ func (d *demoFlags) flags(fs *flag.FlagSet) {
 type demoSummary struct {
 	Customers   int      `json:"customers"`
 	Accounts    int      `json:"accounts"`
-	Duplicates  int      `json:"duplicates"`
+	Duplicates  int      `json:"offline_duplicates"` // customers who also buy offline, merged by phone
 	Events      int      `json:"events"`
 	Accepted    int      `json:"accepted"`
-	Deduped     int      `json:"-"`
-	Duplicated  int      `json:"duplicates_sent"`
+	Duplicated  int      `json:"events_already_logged"`
 	Profiles    int      `json:"profiles"`
 	SampleEmail string   `json:"sample_email"`
 	URL         string   `json:"url"`
