@@ -201,6 +201,15 @@ func (e *Enricher) state(p *portrait.Profile) *entry {
 		if json.Unmarshal(raw, st) != nil {
 			st = &pstate{}
 		}
+		if len(st.Purchases) > 0 { // the first state format kept every purchase
+			if st.Buys == nil {
+				st.Buys = &purchases{}
+			}
+			for _, p := range st.Purchases {
+				st.Buys.add(p, e.cfg.Lifecycle)
+			}
+			st.Purchases = nil
+		}
 	}
 	if len(e.cache) >= maxCache {
 		for k, en := range e.cache {
@@ -309,11 +318,12 @@ func (e *Enricher) purchase(st *pstate, t int64, m string, props map[string]any)
 			break
 		}
 	}
-	n := len(st.Purchases)
-	st.Purchases = insertPurchase(st.Purchases, purchase{T: t, M: m, A: millionths(amount)})
-	if len(st.Purchases) == n {
-		return // seen already
+	if st.Buys == nil {
+		st.Buys = &purchases{}
 	}
+	// The processor applies each event to a profile once (a rebuild starts
+	// from an empty state), so the summary needs no record of what it saw.
+	st.Buys.add(purchase{T: t, M: m, A: millionths(amount)}, e.cfg.Lifecycle)
 	if c, ok := props[e.cfg.CategoryProperty].(string); ok && c != "" {
 		st.Cats = addFreq(st.Cats, c, 1, t, m)
 		return
@@ -382,7 +392,7 @@ func (e *Enricher) Merge(keep, gone *portrait.Profile) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	k, g := e.state(keep), e.state(gone)
-	k.st.merge(g.st)
+	k.st.merge(g.st, e.cfg.Lifecycle)
 	k.dirty = true
 	delete(e.cache, gone)
 }
@@ -454,15 +464,15 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 		w.putAt("sessions", float64(n), st.Sessions[n-1][1], "")
 	}
 	var sum int64
-	for _, x := range st.Purchases {
-		sum = satAdd(sum, x.A)
+	var n int
+	if b := st.Buys; b != nil {
+		sum, n = b.Sum, int(b.N)
 	}
-	n := len(st.Purchases)
 	if n == 0 {
 		w.put("purchase_count", 0.0, time.Time{}, "")
 		w.put("revenue", 0.0, time.Time{}, "")
 	} else {
-		first, last := st.Purchases[0], st.Purchases[n-1]
+		first, last := st.Buys.first(), *st.Buys.Last
 		w.putAt("purchase_count", float64(n), last.T, last.M)
 		w.putAt("revenue", float64(sum)/1e6, last.T, last.M)
 		w.putAt("avg_order_value", float64(sum)/1e6/float64(n), last.T, last.M)
@@ -477,7 +487,7 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 		w.putAt("preferred_channel", k, f.T, f.M)
 	}
 	if b := e.rfm.Load(); b != nil && n > 0 {
-		last := st.Purchases[n-1]
+		last := *st.Buys.Last
 		r, fq, m := b.Score(daysSince(now, last.T), float64(n), float64(sum)/1e6)
 		w.putAt("rfm_r", float64(r), last.T, last.M)
 		w.putAt("rfm_f", float64(fq), last.T, last.M)
@@ -485,7 +495,7 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 		w.putAt("rfm_score", strconv.Itoa(r*100+fq*10+m), last.T, last.M)
 		w.putAt("rfm_segment", SegmentName(r, fq), last.T, last.M)
 	}
-	hist := LifecycleHistory(e.cfg.Lifecycle, st.Purchases, p.FirstSeen, p.FirstKey.MessageID, now)
+	hist := LifecycleHistory(e.cfg.Lifecycle, st.Buys, p.FirstSeen, p.FirstKey.MessageID, now)
 	if len(hist) > 0 {
 		cur := hist[len(hist)-1]
 		w.put("lifecycle_stage", cur.Stage, cur.At, cur.MessageID)

@@ -1,6 +1,9 @@
 package traits
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // Transition is a change of lifecycle stage.
 type Transition struct {
@@ -10,56 +13,84 @@ type Transition struct {
 }
 
 // LifecycleHistory derives the stage transitions up to now from the
-// purchases alone (sorted by event key), so it is the same whenever and in
-// whatever order the events were processed. A prospect becomes new with the
-// first purchase, repeat with the second, loyal with LoyalPurchases; a
-// customer who stops buying is at risk after AtRisk and churned after
-// Churned, and a purchase brings them back.
-func LifecycleHistory(l Lifecycle, ps []purchase, firstSeen time.Time, firstMsg string, now time.Time) []Transition {
+// purchase summary alone, so it is the same whenever and in whatever order
+// the events were processed. A prospect becomes new with the first
+// purchase, repeat with the second, loyal with LoyalPurchases; a customer
+// who stops buying is at risk after AtRisk and churned after Churned, and a
+// purchase brings them back.
+func LifecycleHistory(l Lifecycle, ps *purchases, firstSeen time.Time, firstMsg string, now time.Time) []Transition {
+	type point struct {
+		at    int64
+		order int // lapses before the purchase at the same instant
+		stage string
+		msg   string
+	}
+	var pts []point
+	nowUS := micros(now)
+	k := max(l.LoyalPurchases, 2)
+	stageAt := func(n int) string {
+		switch {
+		case n >= k:
+			return StageLoyal
+		case n >= 2:
+			return StageRepeat
+		}
+		return StageNew
+	}
+	if ps != nil && ps.N > 0 {
+		for i, p := range ps.Early {
+			pts = append(pts, point{at: p.T, order: 1, stage: stageAt(i + 1), msg: p.M})
+		}
+		early := make(map[purchase]bool, len(ps.Early))
+		for _, p := range ps.Early {
+			early[purchase{T: p.T, M: p.M}] = true
+		}
+		atRisk, churned := int64(l.AtRisk/time.Microsecond), int64(l.Churned/time.Microsecond)
+		for _, g := range ps.Gaps {
+			pts = append(pts, point{at: g.A + atRisk, stage: StageAtRisk})
+			if g.B-g.A > churned {
+				pts = append(pts, point{at: g.A + churned, stage: StageChurned})
+			}
+			// The purchase that ends the gap brings the customer back: one
+			// of the K earliest has its point already; any later one is at
+			// least the (K+1)-th, so loyal.
+			if !early[purchase{T: g.B, M: g.M}] {
+				pts = append(pts, point{at: g.B, order: 1, stage: StageLoyal, msg: g.M})
+			}
+		}
+		// Since the last purchase, up to now (inclusive).
+		if last := ps.Last; last.T <= nowUS {
+			if nowUS-last.T >= atRisk {
+				pts = append(pts, point{at: last.T + atRisk, stage: StageAtRisk})
+			}
+			if nowUS-last.T >= churned {
+				pts = append(pts, point{at: last.T + churned, stage: StageChurned})
+			}
+		}
+	}
+	sort.SliceStable(pts, func(i, j int) bool {
+		if pts[i].at != pts[j].at {
+			return pts[i].at < pts[j].at
+		}
+		if pts[i].order != pts[j].order {
+			return pts[i].order < pts[j].order
+		}
+		return pts[i].msg < pts[j].msg // purchases at one instant, in canonical order
+	})
 	var out []Transition
 	add := func(stage string, at time.Time, msg string) {
 		if len(out) == 0 || out[len(out)-1].Stage != stage {
 			out = append(out, Transition{Stage: stage, At: at.UTC(), MessageID: msg})
 		}
 	}
-	if !firstSeen.IsZero() && (len(ps) == 0 || firstSeen.Before(fromMicros(ps[0].T))) {
+	if !firstSeen.IsZero() && (ps == nil || ps.N == 0 || micros(firstSeen) < ps.first().T) {
 		add(StageProspect, firstSeen, firstMsg)
 	}
-	lapse := func(last time.Time, until time.Time, inclusive bool) {
-		after := func(d time.Duration) bool {
-			gap := until.Sub(last)
-			return gap > d || (inclusive && gap == d)
-		}
-		if after(l.AtRisk) {
-			add(StageAtRisk, last.Add(l.AtRisk), "")
-		}
-		if after(l.Churned) {
-			add(StageChurned, last.Add(l.Churned), "")
-		}
-	}
-	for i, p := range ps {
-		at := fromMicros(p.T)
-		if at.After(now) {
+	for _, p := range pts {
+		if p.at > nowUS {
 			break // not yet, as of now
 		}
-		if i > 0 {
-			lapse(fromMicros(ps[i-1].T), at, false)
-		}
-		switch n := i + 1; {
-		case n >= l.LoyalPurchases:
-			add(StageLoyal, at, p.M)
-		case n >= 2:
-			add(StageRepeat, at, p.M)
-		default:
-			add(StageNew, at, p.M)
-		}
-	}
-	// The last purchase up to now.
-	for i := len(ps) - 1; i >= 0; i-- {
-		if at := fromMicros(ps[i].T); !at.After(now) {
-			lapse(at, now, true)
-			break
-		}
+		add(p.stage, fromMicros(p.at), p.msg)
 	}
 	return out
 }

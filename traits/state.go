@@ -15,7 +15,10 @@ import (
 // traits derived from it — does not depend on arrival order or on which way
 // round profiles merge.
 type pstate struct {
-	// Purchases, sorted by key; unique by message id.
+	// Purchases, summarised in bounded space (see purchases).
+	Buys *purchases `json:"b,omitempty"`
+	// Legacy: every purchase, as states were first written; read once and
+	// folded into Buys.
 	Purchases []purchase `json:"p,omitempty"`
 	// Sessions: disjoint [start, end] runs of events (unix µs), sorted.
 	Sessions [][2]int64 `json:"s,omitempty"`
@@ -310,9 +313,12 @@ func (a *agg) merge(o *agg) {
 }
 
 // merge folds o into s.
-func (s *pstate) merge(o *pstate) {
-	for _, p := range o.Purchases {
-		s.Purchases = insertPurchase(s.Purchases, p)
+func (s *pstate) merge(o *pstate, l Lifecycle) {
+	if o.Buys != nil {
+		if s.Buys == nil {
+			s.Buys = &purchases{}
+		}
+		s.Buys.merge(o.Buys, l)
 	}
 	for _, r := range o.Sessions {
 		s.Sessions = insertSession(s.Sessions, r[0], r[1])
