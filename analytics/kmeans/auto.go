@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/internal/colstat"
 )
 
 // AutoOptions choose k automatically.
@@ -221,7 +222,7 @@ func Describe(data []float64, n, d int, m *Model, names []string) ([]Description
 			names[f] = fmt.Sprintf("feature %d", f+1)
 		}
 	}
-	mean, sd := columnStats(data, n, d)
+	mean, sd := colstat.MeanSD(data, n, d)
 	cm := make([]float64, m.K*d)
 	for i, a := range m.Labels {
 		for f := 0; f < d; f++ {

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/internal/colstat"
 )
 
 // Options for Fit.
@@ -109,7 +110,7 @@ func checkData(data []float64, n, d int) error {
 // standardize returns z-scores, the means and the scales. A constant feature
 // gets scale 1, so it becomes all zeros and simply does not separate clusters.
 func standardize(data []float64, n, d int) (z, mean, scale []float64) {
-	mean, scale = columnStats(data, n, d)
+	mean, scale = colstat.MeanSD(data, n, d)
 	z = make([]float64, len(data))
 	for i := 0; i < n; i++ {
 		for f := 0; f < d; f++ {
@@ -117,34 +118,6 @@ func standardize(data []float64, n, d int) (z, mean, scale []float64) {
 		}
 	}
 	return z, mean, scale
-}
-
-// columnStats gives per-feature mean and population standard deviation (1 for
-// a constant feature).
-func columnStats(data []float64, n, d int) (mean, sd []float64) {
-	mean = make([]float64, d)
-	sd = make([]float64, d)
-	for i := 0; i < n; i++ {
-		for f := 0; f < d; f++ {
-			mean[f] += data[i*d+f]
-		}
-	}
-	for f := range mean {
-		mean[f] /= float64(n)
-	}
-	for i := 0; i < n; i++ {
-		for f := 0; f < d; f++ {
-			v := data[i*d+f] - mean[f]
-			sd[f] += v * v
-		}
-	}
-	for f := range sd {
-		sd[f] = math.Sqrt(sd[f] / float64(n))
-		if !(sd[f] > 1e-12*math.Max(1, math.Abs(mean[f]))) {
-			sd[f] = 1
-		}
-	}
-	return mean, sd
 }
 
 // Fit clusters n points of d features into opt.K clusters.
@@ -183,7 +156,7 @@ func Fit(data []float64, n, d int, opt Options) (*Model, error) {
 func fit(x []float64, n, d int, opt Options) (*Model, error) {
 	// The tolerance is relative to the data's spread, as in scikit-learn, so
 	// that it means the same whatever the units.
-	_, sd := columnStats(x, n, d)
+	_, sd := colstat.MeanSD(x, n, d)
 	var meanVar float64
 	for _, s := range sd {
 		meanVar += s * s

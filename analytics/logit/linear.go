@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/internal/colstat"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -31,7 +32,7 @@ func FitLinear(x []float64, n, d int, y []float64, lambda float64) (*Linear, err
 			return nil, portrait.Errorf(portrait.EINVALID, "target of row %d is %v", i+1, v)
 		}
 	}
-	mx, _ := colStats(x, n, d)
+	mx, _ := colstat.MeanSD(x, n, d)
 	var my float64
 	for _, v := range y {
 		my += v

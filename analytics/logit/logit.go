@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/internal/colstat"
 	"gonum.org/v1/gonum/optimize"
 )
 
@@ -77,7 +78,7 @@ func Fit(x []float64, n, d int, y []float64, opt Options) (*Model, error) {
 		scale[f] = 1
 	}
 	if opt.Standardize {
-		mean, scale = colStats(x, n, d)
+		mean, scale = colstat.MeanSD(x, n, d)
 	}
 	z := make([]float64, n*d)
 	for i := 0; i < n; i++ {
@@ -157,7 +158,7 @@ func Fit(x []float64, n, d int, y []float64, opt Options) (*Model, error) {
 		return nil, portrait.Errorf(portrait.EINVALID, "the classes are separable, so the unpenalised fit has no finite solution; use an L2 penalty")
 	}
 	m := &Model{Weights: make([]float64, d), StdWeights: make([]float64, d), Intercept: th[d], Iterations: res.Stats.MajorIterations}
-	_, sd := colStats(x, n, d)
+	_, sd := colstat.MeanSD(x, n, d)
 	for f := 0; f < d; f++ {
 		m.Weights[f] = th[f] / scale[f]
 		m.Intercept -= m.Weights[f] * mean[f]
@@ -204,30 +205,4 @@ func (m *Model) PredictRows(x []float64, rows []int) []float64 {
 		out[k] = m.Predict(x[i*d : (i+1)*d])
 	}
 	return out
-}
-
-// colStats returns per-column mean and population SD (1 for constants).
-func colStats(x []float64, n, d int) (mean, sd []float64) {
-	mean, sd = make([]float64, d), make([]float64, d)
-	for i := 0; i < n; i++ {
-		for f := 0; f < d; f++ {
-			mean[f] += x[i*d+f]
-		}
-	}
-	for f := range mean {
-		mean[f] /= float64(n)
-	}
-	for i := 0; i < n; i++ {
-		for f := 0; f < d; f++ {
-			v := x[i*d+f] - mean[f]
-			sd[f] += v * v
-		}
-	}
-	for f := range sd {
-		sd[f] = math.Sqrt(sd[f] / float64(n))
-		if !(sd[f] > 1e-12*math.Max(1, math.Abs(mean[f]))) {
-			sd[f] = 1
-		}
-	}
-	return mean, sd
 }
