@@ -13,6 +13,7 @@ func (s *Server) handleTraitSchema(w http.ResponseWriter, r *http.Request, _ *po
 	writeJSON(w, http.StatusOK, map[string]any{
 		"traits": en.Schema.Fields(), "definitions": defs, "conflicts": en.Schema.Conflicts(),
 		"dimensions": traits.Dimensions, "classifications": traits.Classifications, "config": en.Config(),
+		"backfill": s.Traits.Progress(),
 	})
 }
 

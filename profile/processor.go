@@ -1298,3 +1298,86 @@ func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
 	}
 	return len(changed), nil
 }
+
+// Reapply derives something new over the past: fn sees every profile with
+// its whole history (events in canonical order, retracted ones left out),
+// then the profile is finished by the enrichers and written. It works in
+// chunks between batches, so processing goes on meanwhile; progress, when
+// set, is told how many profiles are done.
+func (p *Processor) Reapply(ctx context.Context, fn func(pr *portrait.Profile, events []*portrait.Event), progress func(done int)) error {
+	after, done := "", 0
+	for {
+		ids, err := p.Store.ProfileIDs(ctx, after, 500)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		after = ids[len(ids)-1]
+		if err := p.reapply(ctx, ids, fn); err != nil {
+			return err
+		}
+		done += len(ids)
+		if progress != nil {
+			progress(done)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Processor) reapply(ctx context.Context, ids []string, fn func(*portrait.Profile, []*portrait.Event)) (err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.load(ctx); err != nil {
+		return err
+	}
+	tx, err := p.Store.BeginState(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			p.resetCaches()
+		}
+	}()
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
+	var changed []*portrait.Profile
+	for _, id := range ids {
+		pr, err := b.profile(id)
+		if err != nil {
+			return err
+		}
+		seqs, err := tx.ProfileEventSeqs(id)
+		if err != nil {
+			return err
+		}
+		evs, err := p.Store.EventsBySeq(ctx, seqs)
+		if err != nil {
+			return err
+		}
+		kept := evs[:0]
+		for _, e := range evs {
+			if !p.retracted[e.MessageID] {
+				kept = append(kept, e)
+			}
+		}
+		sort.Slice(kept, func(i, j int) bool { return kept[i].Key().Less(kept[j].Key()) })
+		fn(pr, kept)
+		for _, en := range p.Enrichers {
+			en.Finish(pr, b.now)
+		}
+		pr.UpdatedAt = b.now
+		changed = append(changed, pr)
+	}
+	if err := tx.PutProfiles(changed); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if p.OnChange != nil {
+		p.OnChange(changed, nil, nil)
+	}
+	return nil
+}

@@ -269,44 +269,86 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 	}
 	e.env = nil
 	for _, c := range defs {
-		if (c.Type != "" && ev.Type != c.Type) || (c.Event != "" && ev.Name != c.Event) {
+		e.accumulate(st, c, ev, props, t, m)
+	}
+}
+
+// accumulate adds one event to one computed trait's aggregate; e.mu is held
+// and e.env caches the filter environment of ev.
+func (e *Enricher) accumulate(st *pstate, c *compiled, ev *portrait.Event, props map[string]any, t int64, m string) {
+	if (c.Type != "" && ev.Type != c.Type) || (c.Event != "" && ev.Name != c.Event) {
+		return
+	}
+	if c.filter != nil {
+		if e.env == nil {
+			pr := props
+			if pr == nil {
+				pr = map[string]any{}
+			}
+			e.env = map[string]any{"event": ev.Name, "type": ev.Type, "source": ev.Source, "properties": pr}
+		}
+		// A filter that fails at run time (a property of another
+		// type than expected) does not match.
+		ok, err := e.machine.Run(c.filter, e.env)
+		if b, _ := ok.(bool); err != nil || !b {
+			return
+		}
+	}
+	var v any
+	if c.Property != "" {
+		v = props[c.Property]
+		if v == nil {
+			return
+		}
+	}
+	if st.Aggs == nil {
+		st.Aggs = map[string]*agg{}
+	}
+	g := st.Aggs[c.Name]
+	if g == nil {
+		g = &agg{}
+		st.Aggs[c.Name] = g
+	}
+	if c.window > 0 {
+		g.Win = insertVal(g.Win, val{V: normalize(v), T: t, M: m})
+		return
+	}
+	g.add(c.Aggregate, normalize(v), t, m)
+}
+
+// Backfill computes the named computed traits of p again from the profile's
+// whole history (events in canonical order), as if they had been defined
+// before any of it: a trait defined today covers the past. Aggregates do not
+// depend on order, so the result is what processing the history with the
+// definition in place would have given.
+func (e *Enricher) Backfill(p *portrait.Profile, events []*portrait.Event, names map[string]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.state(p)
+	en.dirty = true
+	st := en.st
+	var defs []*compiled
+	for _, c := range *e.defs.Load() {
+		if names[c.Name] {
+			defs = append(defs, c)
+			delete(st.Aggs, c.Name)
+		}
+	}
+	if len(defs) == 0 {
+		return
+	}
+	for _, ev := range events {
+		if ev.System() {
 			continue
 		}
-		if c.filter != nil {
-			if e.env == nil {
-				pr := props
-				if pr == nil {
-					pr = map[string]any{}
-				}
-				e.env = map[string]any{"event": ev.Name, "type": ev.Type, "source": ev.Source, "properties": pr}
-			}
-			// A filter that fails at run time (a property of another
-			// type than expected) does not match.
-			ok, err := e.machine.Run(c.filter, e.env)
-			if b, _ := ok.(bool); err != nil || !b {
-				continue
-			}
+		var props map[string]any
+		if len(ev.Properties) > 0 {
+			json.Unmarshal(ev.Properties, &props) // an unreadable payload counts as no properties
 		}
-		var v any
-		if c.Property != "" {
-			v = props[c.Property]
-			if v == nil {
-				continue
-			}
+		e.env = nil
+		for _, c := range defs {
+			e.accumulate(st, c, ev, props, micros(ev.Timestamp), ev.MessageID)
 		}
-		if st.Aggs == nil {
-			st.Aggs = map[string]*agg{}
-		}
-		g := st.Aggs[c.Name]
-		if g == nil {
-			g = &agg{}
-			st.Aggs[c.Name] = g
-		}
-		if c.window > 0 {
-			g.Win = insertVal(g.Win, val{V: normalize(v), T: t, M: m})
-			continue
-		}
-		g.add(c.Aggregate, normalize(v), t, m)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -31,15 +32,60 @@ type Service struct {
 	Refresh func(ctx context.Context) (int, error)
 	// Changed is told when definitions change (tags recompile).
 	Changed func()
+	// Reapply, when set, lets a newly defined trait cover the past: it runs
+	// a function over every profile with its whole history
+	// (Processor.Reapply). Without it a definition counts events from now.
+	Reapply func(ctx context.Context, fn func(*portrait.Profile, []*portrait.Event), progress func(done int)) error
 	Now     portrait.Clock
 	Log     *slog.Logger
 
-	mu sync.Mutex // serialises definition changes
+	mu       sync.Mutex // serialises definition changes
+	pending  chan string
+	progress atomic.Pointer[BackfillStatus]
+}
+
+// BackfillStatus is the progress of computing a new trait over history.
+type BackfillStatus struct {
+	Trait    string     `json:"trait"`
+	State    string     `json:"state"` // queued, running, done, failed
+	Profiles int        `json:"profiles"`
+	Error    string     `json:"error,omitempty"`
+	Started  time.Time  `json:"started_at"`
+	Finished *time.Time `json:"finished_at,omitempty"`
+}
+
+// Progress returns the latest backfill's progress (nil: none yet).
+func (s *Service) Progress() *BackfillStatus { return s.progress.Load() }
+
+// CoverHistory computes a computed trait over every profile's whole
+// history (Run does it for each new definition).
+func (s *Service) CoverHistory(ctx context.Context, name string) {
+	st := &BackfillStatus{Trait: name, State: "running", Started: s.Now().UTC()}
+	s.progress.Store(st)
+	names := map[string]bool{name: true}
+	err := s.Reapply(ctx, func(p *portrait.Profile, evs []*portrait.Event) {
+		s.Enricher.Backfill(p, evs, names)
+	}, func(done int) {
+		c := *st
+		c.Profiles = done
+		st = &c
+		s.progress.Store(st)
+	})
+	c := *st
+	fin := s.Now().UTC()
+	c.Finished, c.State = &fin, "done"
+	if err != nil {
+		c.State, c.Error = "failed", portrait.ErrorMessage(err)
+		if ctx.Err() == nil {
+			s.Log.Error("computing a trait over history", "trait", name, "err", err)
+		}
+	}
+	s.progress.Store(&c)
 }
 
 // NewService returns a service.
 func NewService(store Store, en *Enricher) *Service {
-	return &Service{Store: store, Enricher: en, Now: time.Now, Log: slog.Default()}
+	return &Service{Store: store, Enricher: en, Now: time.Now, Log: slog.Default(), pending: make(chan string, 64)}
 }
 
 // Load activates the stored definitions, schema and boundaries.
@@ -94,6 +140,14 @@ func (s *Service) Define(ctx context.Context, d Definition) (Definition, error) 
 	}
 	if s.Changed != nil {
 		s.Changed()
+	}
+	if s.Reapply != nil {
+		select {
+		case s.pending <- d.Name: // Run computes it over the past
+			s.progress.Store(&BackfillStatus{Trait: d.Name, State: "queued", Started: s.Now().UTC()})
+		default:
+			s.Log.Warn("too many trait backfills queued; this one counts from now", "trait", d.Name)
+		}
 	}
 	return d, nil
 }
@@ -196,6 +250,8 @@ func (s *Service) Run(ctx context.Context, refreshEvery, rfmEvery time.Duration)
 			if _, err := s.RecomputeRFM(ctx); err != nil && ctx.Err() == nil {
 				s.Log.Error("rfm boundaries", "err", err)
 			}
+		case name := <-s.pending:
+			s.CoverHistory(ctx, name)
 		}
 	}
 }

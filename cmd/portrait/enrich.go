@@ -24,6 +24,7 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	}
 	ts := traits.NewService(a.DB, ten)
 	ts.Each, ts.Refresh, ts.Log = a.DB.AllProfiles, a.Proc.Refresh, a.Log
+	ts.Reapply = a.Proc.Reapply // a trait defined today covers the past
 	if err := ts.Load(ctx); err != nil {
 		return err
 	}
