@@ -1,7 +1,7 @@
 package kmeans_test
 
 import (
-	"math/rand/v2"
+	blobgen "github.com/portrait-cdp/portrait/analytics/internal/blobs"
 	"testing"
 
 	"github.com/portrait-cdp/portrait/analytics/kmeans"
@@ -11,20 +11,7 @@ import (
 // unit noise; spread 3 converges in a few iterations, 1.5 overlaps heavily
 // and takes tens.
 func benchBlobs(spread float64) []float64 {
-	const n, d, k = 100000, 10, 8
-	rng := rand.New(rand.NewPCG(42, 7))
-	c := make([]float64, k*d)
-	for i := range c {
-		c[i] = (rng.Float64()*2 - 1) * spread
-	}
-	x := make([]float64, n*d)
-	for i := 0; i < n; i++ {
-		j := rng.IntN(k)
-		for f := 0; f < d; f++ {
-			x[i*d+f] = c[j*d+f] + rng.NormFloat64()
-		}
-	}
-	return x
+	return blobgen.Gaussian(100000, 10, 8, spread, 42)
 }
 
 func benchFit(b *testing.B, workers int, spread float64) {

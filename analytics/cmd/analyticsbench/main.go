@@ -18,8 +18,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	blobs_ "github.com/portrait-cdp/portrait/analytics/internal/blobs"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,20 +98,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 // enough that Lloyd needs tens of iterations: well-separated blobs converge
 // in one or two and would measure only the seeding.
 func blobs(n, d, k int, seed uint64) []float64 {
-	spread := blobSpread
-	rng := rand.New(rand.NewPCG(seed, 7))
-	c := make([]float64, k*d)
-	for i := range c {
-		c[i] = (rng.Float64()*2 - 1) * spread
-	}
-	x := make([]float64, n*d)
-	for i := 0; i < n; i++ {
-		j := rng.IntN(k)
-		for f := 0; f < d; f++ {
-			x[i*d+f] = c[j*d+f] + rng.NormFloat64()
-		}
-	}
-	return x
+	return blobs_.Gaussian(n, d, k, blobSpread, seed)
 }
 
 var blobSpread = 3.0
