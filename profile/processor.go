@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/identity"
@@ -96,6 +97,9 @@ func (p *Processor) load(ctx context.Context) error {
 		return nil
 	}
 	p.resetCaches()
+	// A commit still in the background would move the checkpoint after it
+	// was read. Its failure needs no report: everything is read again here.
+	p.Store.WaitState(ctx)
 	cp, err := p.Store.Checkpoint(ctx, CheckpointName)
 	if err != nil {
 		return err
@@ -145,7 +149,12 @@ func (p *Processor) Run(ctx context.Context) error {
 		if p.Notify != nil {
 			wake = p.Notify() // taken before reading, so no commit is missed
 		}
-		n, err := p.Step(ctx)
+		n, err := p.step(ctx)
+		if err == nil && n < p.BatchSize {
+			// Caught up (or nearly): what was applied becomes visible
+			// before the pause.
+			err = p.Sync(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -185,8 +194,29 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 // Step applies the next batch of the log and returns how many events it
-// applied (0 when caught up).
+// applied (0 when caught up). The batch is committed when it returns.
 func (p *Processor) Step(ctx context.Context) (int, error) {
+	n, err := p.step(ctx)
+	if err != nil {
+		return n, err
+	}
+	return n, p.Sync(ctx)
+}
+
+// Sync waits until everything applied so far is committed to storage.
+func (p *Processor) Sync(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.Store.WaitState(ctx); err != nil {
+		p.loaded = false // storage is behind what was applied: read it again
+		return err
+	}
+	return nil
+}
+
+// step applies the next batch; its commit may still be running when it
+// returns, while the next batch is computed.
+func (p *Processor) step(ctx context.Context) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.load(ctx); err != nil {
@@ -210,13 +240,24 @@ func (p *Processor) Step(ctx context.Context) (int, error) {
 
 // CatchUp applies the log until the processor has reached seq.
 func (p *Processor) CatchUp(ctx context.Context, seq int64) error {
-	for p.Checkpoint() < seq {
-		n, err := p.Step(ctx)
+	for {
+		// After a failed commit the position goes back to what storage
+		// holds: load reads it again.
+		p.mu.Lock()
+		err := p.load(ctx)
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if p.Checkpoint() >= seq {
+			return p.Sync(ctx)
+		}
+		n, err := p.step(ctx)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			if err := p.load(ctx); err != nil {
+			if err := p.Sync(ctx); err != nil {
 				return err
 			}
 			if p.Checkpoint() < seq {
@@ -224,7 +265,6 @@ func (p *Processor) CatchUp(ctx context.Context, seq int64) error {
 			}
 		}
 	}
-	return nil
 }
 
 func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err error) {
@@ -262,12 +302,10 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	dirty := make([]*portrait.Profile, 0, len(b.dirty))
 	for _, pr := range b.dirty {
 		pr.UpdatedAt = b.now
-		for _, en := range p.Enrichers {
-			en.Finish(pr, b.now)
-		}
 		dirty = append(dirty, pr)
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].ID < dirty[j].ID })
+	b.enrich(dirty)
 	if err := tx.PutProfiles(dirty); err != nil {
 		return err
 	}
@@ -307,9 +345,39 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	return nil
 }
 
+// enrichEvent is an event waiting for the enrichers.
+type enrichEvent struct {
+	e     *portrait.Event
+	props map[string]any
+}
+
+// enrich hands each changed profile's new events to the enrichers and
+// finishes it. Profiles are independent of one another here, so this runs
+// on all cores: it is most of what computed traits and tags cost.
+func (b *batch) enrich(dirty []*portrait.Profile) {
+	ens := b.p.Enrichers
+	if len(ens) == 0 {
+		return
+	}
+	parallel.For(len(dirty), func(i int) {
+		pr := dirty[i]
+		q := b.evq[pr.ID]
+		for _, en := range ens {
+			for _, x := range q {
+				en.Event(pr, x.e, x.props)
+			}
+		}
+		for _, en := range ens {
+			en.Finish(pr, b.now)
+		}
+	})
+	b.evq = nil
+}
+
 // batch is the work of one transaction.
 type batch struct {
 	late    []*portrait.Event            // events whose place is inside a profile's history
+	evq     map[string][]enrichEvent     // per profile: events the enrichers have yet to see
 	applied map[string][]*portrait.Event // per profile, in this batch
 	stale   map[string]bool              // merged or re-ordered in this batch
 	deleted map[string]bool
@@ -683,10 +751,13 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	}
 
 	b.applyEvent(target, e, ps)
-	if !e.System() {
-		for _, en := range b.p.Enrichers {
-			en.Event(target, e, ps.props)
+	if !e.System() && len(b.p.Enrichers) > 0 {
+		// The enrichers see the event at the end of the batch, where
+		// profiles are enriched in parallel (see enrich).
+		if b.evq == nil {
+			b.evq = map[string][]enrichEvent{}
 		}
+		b.evq[target.ID] = append(b.evq[target.ID], enrichEvent{e, ps.props})
 	}
 	b.touch(target)
 	if b.p.OnChange != nil {
@@ -816,6 +887,12 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 	for _, en := range b.p.Enrichers {
 		en.Merge(keep, gone)
 	}
+	// gone's events of this batch that the enrichers have not seen yet go
+	// with it: their accumulators combine in any order.
+	if q := b.evq[gone.ID]; len(q) > 0 {
+		b.evq[keep.ID] = append(b.evq[keep.ID], q...)
+		delete(b.evq, gone.ID)
+	}
 	b.markStale(keep.ID, gone.ID)
 	for _, id := range gone.Identifiers {
 		if err := b.setIdentity(id, keep.ID); err != nil {
@@ -851,6 +928,7 @@ func (b *batch) deleteProfile(id string) error {
 		b.deleted = map[string]bool{}
 	}
 	b.deleted[id] = true
+	delete(b.evq, id) // a replay that re-creates it applies its events again
 	delete(b.dirty, id)
 	delete(b.p.profiles, id)
 	return b.tx.DeleteProfile(id)
@@ -1242,8 +1320,15 @@ func (p *Processor) Refresh(ctx context.Context) (changed int, err error) {
 	after := ""
 	for {
 		ids, err := p.Store.ProfileIDs(ctx, after, 2000)
-		if err != nil || len(ids) == 0 {
+		if err != nil {
 			return changed, err
+		}
+		if len(ids) == 0 {
+			if err := p.Store.WaitState(ctx); err != nil {
+				p.resetCaches()
+				return changed, err
+			}
+			return changed, nil
 		}
 		after = ids[len(ids)-1]
 		n, err := p.refresh(ctx, ids)
@@ -1308,8 +1393,11 @@ func (p *Processor) Reapply(ctx context.Context, fn func(pr *portrait.Profile, e
 	after, done := "", 0
 	for {
 		ids, err := p.Store.ProfileIDs(ctx, after, 500)
-		if err != nil || len(ids) == 0 {
+		if err != nil {
 			return err
+		}
+		if len(ids) == 0 {
+			return p.Sync(ctx)
 		}
 		after = ids[len(ids)-1]
 		if err := p.reapply(ctx, ids, fn); err != nil {

@@ -25,7 +25,11 @@ type Store interface {
 	// LoadIdentities returns the whole identity graph when it has at most
 	// max identifiers (complete=true), so lookups need not touch storage.
 	LoadIdentities(ctx context.Context, max int) (ids map[portrait.Identifier]string, complete bool, err error)
+	// BeginState starts a transaction over the derived state. Its Commit
+	// may finish in the background; WaitState waits for every commit so
+	// far and reports one that failed (as does the next BeginState).
 	BeginState(ctx context.Context) (StateTx, error)
+	WaitState(ctx context.Context) error
 	// EventByMessageID finds a logged event (nil when absent).
 	EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error)
 	// LoadRetracted returns the message ids of retracted events.
@@ -75,9 +79,15 @@ type StateTx interface {
 // computed traits, built-in metrics, tags. What it derives must not depend on
 // the order events arrive in, as with traits: its per-profile state lives in
 // Profile.State and combines on merge, and a rebuild replays it.
+//
+// Event and Finish are called from several goroutines at once, for
+// different profiles (never two calls for one profile at a time): a batch
+// enriches its profiles on all cores. Merge is called alone.
 type Enricher interface {
 	// Event is called for each event applied to p, with the event's
-	// decoded properties (nil when it has none).
+	// decoded properties (nil when it has none). A profile's events of one
+	// batch are handed over together before Finish, not necessarily in
+	// canonical order: what Event accumulates must combine in any order.
 	Event(p *portrait.Profile, e *portrait.Event, properties map[string]any)
 	// Merge folds gone's state into keep's; traits, identifiers and
 	// counts are already merged.

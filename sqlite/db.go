@@ -34,6 +34,7 @@ type DB struct {
 	stateW, stateR *sql.DB // profiles and everything derived
 
 	committer *committer
+	writer    stateWriter
 	tail      tail
 	closeOnce sync.Once
 	closeErr  error
@@ -45,6 +46,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, portrait.Wrap(err, "cannot create the data directory")
 	}
 	db := &DB{Dir: dir, Now: time.Now}
+	db.writer.db = db
 	var err error
 	// The log is what acknowledgements promise: synchronous=FULL, so that
 	// a commit is on disk before the client hears 200. Group commit keeps
@@ -82,6 +84,10 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 // Close stops the group committer (draining what is queued) and closes the files.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		// A state transaction handed to the writer is finished first:
+		// what it writes is consistent, and losing it would only cost a
+		// replay at the next start.
+		db.writer.wait(context.Background())
 		if db.committer != nil {
 			db.committer.close()
 		}
@@ -176,6 +182,10 @@ func migrate(ctx context.Context, db *sql.DB, dir string) error {
 
 // ResetState deletes all derived state, for a rebuild from the log.
 func (db *DB) ResetState(ctx context.Context) error {
+	if err := db.writer.wait(ctx); err != nil {
+		return err
+	}
+	db.writer.err() // whatever failed is thrown away with the rest
 	for _, t := range []string{"profiles", "identities", "refused", "profile_events", "aliases", "merges", "checkpoints", "trait_issues", "retracted"} {
 		if _, err := db.stateW.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return portrait.Wrap(err, "cannot reset "+t)

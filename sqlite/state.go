@@ -3,11 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/parallel"
@@ -161,17 +163,39 @@ func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 	return out, rows.Err()
 }
 
+// stateTx is one transaction over the derived state.
+//
+// It starts buffered: writes are recorded, in order, and no SQLite
+// transaction is open. Committing a buffered transaction hands the recorded
+// writes to a background writer (see stateWriter) and returns at once, so
+// the processor computes its next batch while this one is written: on two
+// cores that overlap is most of the processor's headroom. A read that must
+// go to storage (a profile not in the processor's cache, a profile's event
+// list for a re-ordering) turns the transaction direct: it waits for the
+// writer, opens the SQLite transaction, replays what was recorded, and from
+// then on writes go straight through and Commit is synchronous.
 type stateTx struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-	// Hot-path inserts are buffered and written as multi-row statements,
-	// which costs SQLite far less than a statement a row. Anything else
-	// flushes the buffers first, so the order of writes is kept.
+	db  *DB
+	ctx context.Context
+	x   *stateExec // nil while buffered
+	ops []stateOp
+	// Hot-path inserts are gathered and written as multi-row statements,
+	// which costs SQLite far less than a statement a row. Any other write
+	// takes them first, so the order of writes is kept.
 	pendIdent  []any // type, value, profile_id
 	pendEvents []pendEvent
 	dropAlias  []any
 	pendIssues []any // trait_issues rows, 7 columns
+	done       bool
+}
+
+type stateOp func(x *stateExec) error
+
+// stateExec runs recorded writes on an open SQLite transaction.
+type stateExec struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
 }
 
 type pendEvent struct {
@@ -183,9 +207,32 @@ type pendEvent struct {
 
 const flushRows = 256
 
+func (x *stateExec) stmt(q string) (*sql.Stmt, error) {
+	if s, ok := x.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := x.tx.PrepareContext(x.ctx, q)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot prepare statement")
+	}
+	x.stmts[q] = s
+	return s, nil
+}
+
+func (x *stateExec) exec(q string, args ...any) error {
+	s, err := x.stmt(q)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ExecContext(x.ctx, args...); err != nil {
+		return portrait.Wrap(err, "cannot write derived state")
+	}
+	return nil
+}
+
 // multiInsert writes rows (flattened args, width columns each) with one
 // statement per chunk of flushRows rows.
-func (t *stateTx) multiInsert(head, tail string, width int, args []any) error {
+func (x *stateExec) multiInsert(head, tail string, width int, args []any) error {
 	row := "(" + placeholders(width) + ")"
 	for len(args) > 0 {
 		n := min(len(args)/width, flushRows)
@@ -193,9 +240,9 @@ func (t *stateTx) multiInsert(head, tail string, width int, args []any) error {
 		var st *sql.Stmt
 		var err error
 		if n == flushRows {
-			st, err = t.stmt(q) // the full-size statement is reused
+			st, err = x.stmt(q) // the full-size statement is reused
 		} else {
-			st, err = t.tx.PrepareContext(t.ctx, q)
+			st, err = x.tx.PrepareContext(x.ctx, q)
 			if err == nil {
 				defer st.Close()
 			}
@@ -203,7 +250,7 @@ func (t *stateTx) multiInsert(head, tail string, width int, args []any) error {
 		if err != nil {
 			return portrait.Wrap(err, "cannot prepare statement")
 		}
-		if _, err := st.ExecContext(t.ctx, args[:n*width]...); err != nil {
+		if _, err := st.ExecContext(x.ctx, args[:n*width]...); err != nil {
 			return portrait.Wrap(err, "cannot write derived state")
 		}
 		args = args[n*width:]
@@ -211,99 +258,140 @@ func (t *stateTx) multiInsert(head, tail string, width int, args []any) error {
 	return nil
 }
 
-func (t *stateTx) DropAlias(id string) error {
-	t.dropAlias = append(t.dropAlias, id)
-	if len(t.dropAlias) >= flushRows {
-		return t.flush()
+func (x *stateExec) close() {
+	for _, s := range x.stmts {
+		s.Close()
 	}
-	return nil
 }
 
-func (t *stateTx) flush() error {
-	if len(t.dropAlias) > 0 {
-		ids := t.dropAlias
-		t.dropAlias = nil
-		if _, err := t.tx.ExecContext(t.ctx, `DELETE FROM aliases WHERE old_id IN (`+placeholders(len(ids))+`)`, ids...); err != nil {
-			return portrait.Wrap(err, "cannot write derived state")
-		}
-	}
-	if len(t.pendIdent) > 0 {
-		args := t.pendIdent
-		t.pendIdent = nil
-		if err := t.multiInsert(`INSERT INTO identities (type, value, profile_id) VALUES `, ` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, 3, args); err != nil {
-			return err
-		}
-	}
-	if len(t.pendIssues) > 0 {
-		args := t.pendIssues
-		t.pendIssues = nil
-		if err := t.multiInsert(`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES `, ` ON CONFLICT DO NOTHING`, 7, args); err != nil {
-			return err
-		}
-	}
-	if len(t.pendEvents) > 0 {
-		pe := t.pendEvents
-		t.pendEvents = nil
-		sort.Slice(pe, func(i, j int) bool {
-			if pe[i].profileID != pe[j].profileID {
-				return pe[i].profileID < pe[j].profileID
-			}
-			if pe[i].ts != pe[j].ts {
-				return pe[i].ts < pe[j].ts
-			}
-			return pe[i].msg < pe[j].msg
-		})
-		args := make([]any, 0, 4*len(pe))
-		for _, r := range pe {
-			args = append(args, r.profileID, r.ts, r.msg, r.seq)
-		}
-		if err := t.multiInsert(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 4, args); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// BeginState starts a transaction over the derived state.
+// BeginState starts a transaction over the derived state. It reports a
+// failed background commit of an earlier transaction: the caller's view of
+// the state is then ahead of storage and must be read again.
 func (db *DB) BeginState(ctx context.Context) (profile.StateTx, error) {
-	tx, err := db.stateW.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, portrait.Wrap(err, "cannot begin state transaction")
+	if err := db.writer.err(); err != nil {
+		return nil, err
 	}
-	return &stateTx{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}}, nil
+	return &stateTx{db: db, ctx: ctx}, nil
 }
 
-func (t *stateTx) stmt(q string) (*sql.Stmt, error) {
-	if s, ok := t.stmts[q]; ok {
-		return s, nil
+// WaitState waits until every handed-over state transaction is committed,
+// and reports the first that failed.
+func (db *DB) WaitState(ctx context.Context) error {
+	if err := db.writer.wait(ctx); err != nil {
+		return err
 	}
-	s, err := t.tx.PrepareContext(t.ctx, q)
-	if err != nil {
-		return nil, portrait.Wrap(err, "cannot prepare statement")
-	}
-	t.stmts[q] = s
-	return s, nil
+	return db.writer.err()
 }
 
-func (t *stateTx) exec(q string, args ...any) error {
-	if err := t.flush(); err != nil {
-		return err
-	}
-	s, err := t.stmt(q)
-	if err != nil {
-		return err
-	}
-	if _, err := s.ExecContext(t.ctx, args...); err != nil {
-		return portrait.Wrap(err, "cannot write derived state")
+// record adds a write; in direct mode it runs at once.
+func (t *stateTx) record(op stateOp) error {
+	t.takeHot()
+	t.ops = append(t.ops, op)
+	if t.x != nil {
+		return t.run()
 	}
 	return nil
+}
+
+func (t *stateTx) run() error {
+	ops := t.ops
+	t.ops = nil
+	for _, op := range ops {
+		if err := op(t.x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeHot turns the gathered hot-path rows into recorded writes.
+func (t *stateTx) takeHot() {
+	if ids := t.dropAlias; len(ids) > 0 {
+		t.dropAlias = nil
+		t.ops = append(t.ops, func(x *stateExec) error {
+			for len(ids) > 0 {
+				n := min(len(ids), flushRows)
+				if _, err := x.tx.ExecContext(x.ctx, `DELETE FROM aliases WHERE old_id IN (`+placeholders(n)+`)`, ids[:n]...); err != nil {
+					return portrait.Wrap(err, "cannot write derived state")
+				}
+				ids = ids[n:]
+			}
+			return nil
+		})
+	}
+	if args := t.pendIdent; len(args) > 0 {
+		t.pendIdent = nil
+		t.ops = append(t.ops, func(x *stateExec) error {
+			return x.multiInsert(`INSERT INTO identities (type, value, profile_id) VALUES `, ` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, 3, args)
+		})
+	}
+	if args := t.pendIssues; len(args) > 0 {
+		t.pendIssues = nil
+		t.ops = append(t.ops, func(x *stateExec) error {
+			return x.multiInsert(`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES `, ` ON CONFLICT DO NOTHING`, 7, args)
+		})
+	}
+	if pe := t.pendEvents; len(pe) > 0 {
+		t.pendEvents = nil
+		t.ops = append(t.ops, func(x *stateExec) error {
+			// Written in key order, the rows of one profile land on the
+			// same B-tree pages.
+			sort.Slice(pe, func(i, j int) bool {
+				if pe[i].profileID != pe[j].profileID {
+					return pe[i].profileID < pe[j].profileID
+				}
+				if pe[i].ts != pe[j].ts {
+					return pe[i].ts < pe[j].ts
+				}
+				return pe[i].msg < pe[j].msg
+			})
+			args := make([]any, 0, 4*len(pe))
+			for _, r := range pe {
+				args = append(args, r.profileID, r.ts, r.msg, r.seq)
+			}
+			return x.multiInsert(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 4, args)
+		})
+	}
+}
+
+// hot is called after a hot-path row is gathered: in direct mode, full
+// buffers are written now.
+func (t *stateTx) hot(n, width int) error {
+	if t.x != nil && n >= width*flushRows {
+		t.takeHot()
+		return t.run()
+	}
+	return nil
+}
+
+// direct makes the transaction direct, for a read: what was recorded is
+// written first, so the read sees it.
+func (t *stateTx) direct() error {
+	if t.done {
+		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	}
+	if t.x == nil {
+		if err := t.db.writer.wait(t.ctx); err != nil {
+			return err
+		}
+		if err := t.db.writer.err(); err != nil {
+			return err
+		}
+		tx, err := t.db.stateW.BeginTx(t.ctx, nil)
+		if err != nil {
+			return portrait.Wrap(err, "cannot begin state transaction")
+		}
+		t.x = &stateExec{ctx: t.ctx, tx: tx, stmts: map[string]*sql.Stmt{}}
+	}
+	t.takeHot()
+	return t.run()
 }
 
 func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
-	if err := t.flush(); err != nil {
+	if err := t.direct(); err != nil {
 		return "", err
 	}
-	s, err := t.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`)
+	s, err := t.x.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`)
 	if err != nil {
 		return "", err
 	}
@@ -319,10 +407,10 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 }
 
 func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
-	if err := t.flush(); err != nil {
+	if err := t.direct(); err != nil {
 		return nil, err
 	}
-	s, err := t.stmt(`SELECT doc FROM profiles WHERE id = ?`)
+	s, err := t.x.stmt(`SELECT doc FROM profiles WHERE id = ?`)
 	if err != nil {
 		return nil, err
 	}
@@ -342,10 +430,10 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 }
 
 func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
-	if err := t.flush(); err != nil {
+	if err := t.direct(); err != nil {
 		return nil, err
 	}
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ?`, profileID)
+	rows, err := t.x.tx.QueryContext(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ?`, profileID)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile events")
 	}
@@ -363,39 +451,41 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 
 func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string) error {
 	t.pendIdent = append(t.pendIdent, id.Type, id.Value, profileID)
-	if len(t.pendIdent) >= 3*flushRows {
-		return t.flush()
-	}
-	return nil
+	return t.hot(len(t.pendIdent), 3)
 }
 
 func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
-	return t.exec(`DELETE FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value)
+	return t.record(func(x *stateExec) error {
+		return x.exec(`DELETE FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value)
+	})
 }
 
 func (t *stateTx) PutRefused(r profile.Ref) error {
-	return t.exec(`INSERT INTO refused (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.ID.Type, r.ID.Value, r.ProfileID)
+	return t.record(func(x *stateExec) error {
+		return x.exec(`INSERT INTO refused (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.ID.Type, r.ID.Value, r.ProfileID)
+	})
 }
 
 func (t *stateTx) MoveRefused(from, to string) error {
-	if err := t.exec(`INSERT INTO refused (type, value, profile_id) SELECT r.type, r.value, ? FROM refused r WHERE r.profile_id = ?
+	return t.record(func(x *stateExec) error {
+		if err := x.exec(`INSERT INTO refused (type, value, profile_id) SELECT r.type, r.value, ? FROM refused r WHERE r.profile_id = ?
 		AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.type = r.type AND i.value = r.value AND i.profile_id = ?) ON CONFLICT DO NOTHING`, to, from, to); err != nil {
-		return err
-	}
-	return t.exec(`DELETE FROM refused WHERE profile_id = ?`, from)
+			return err
+		}
+		return x.exec(`DELETE FROM refused WHERE profile_id = ?`, from)
+	})
 }
 
 func (t *stateTx) DeleteRefused(profileID string) error {
-	return t.exec(`DELETE FROM refused WHERE profile_id = ?`, profileID)
+	return t.record(func(x *stateExec) error { return x.exec(`DELETE FROM refused WHERE profile_id = ?`, profileID) })
 }
 
+// PutProfiles encodes the profiles now (they change as soon as the caller
+// goes on) and records their rows.
 func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 	docs := make([][]byte, len(ps))
 	errs := make([]error, len(ps))
 	parallel.For(len(ps), func(i int) { docs[i], errs[i] = encodeProfile(ps[i]) })
-	if err := t.flush(); err != nil {
-		return err
-	}
 	args := make([]any, 0, 3*len(ps))
 	for i, p := range ps {
 		if errs[i] != nil {
@@ -403,73 +493,183 @@ func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 		}
 		args = append(args, p.ID, docs[i], micros(p.UpdatedAt))
 	}
-	return t.multiInsert(`INSERT INTO profiles (id, doc, updated_at) VALUES `, ` ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, 3, args)
+	return t.record(func(x *stateExec) error {
+		return x.multiInsert(`INSERT INTO profiles (id, doc, updated_at) VALUES `, ` ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, 3, args)
+	})
 }
 
 func (t *stateTx) DeleteProfile(id string) error {
-	return t.exec(`DELETE FROM profiles WHERE id = ?`, id)
+	return t.record(func(x *stateExec) error { return x.exec(`DELETE FROM profiles WHERE id = ?`, id) })
 }
 
 func (t *stateTx) PutAlias(oldID, newID string) error {
-	if oldID == newID {
-		return t.exec(`DELETE FROM aliases WHERE old_id = ?`, oldID)
-	}
-	return t.exec(`INSERT INTO aliases (old_id, new_id) VALUES (?, ?) ON CONFLICT (old_id) DO UPDATE SET new_id = excluded.new_id`, oldID, newID)
+	return t.record(func(x *stateExec) error {
+		if oldID == newID {
+			return x.exec(`DELETE FROM aliases WHERE old_id = ?`, oldID)
+		}
+		return x.exec(`INSERT INTO aliases (old_id, new_id) VALUES (?, ?) ON CONFLICT (old_id) DO UPDATE SET new_id = excluded.new_id`, oldID, newID)
+	})
+}
+
+func (t *stateTx) DropAlias(id string) error {
+	t.dropAlias = append(t.dropAlias, id)
+	return t.hot(len(t.dropAlias), 1)
 }
 
 func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
-	// Kept until the next flush (at commit, mostly): written in key order,
-	// the rows of one profile land on the same B-tree pages.
+	// Gathered until the next recorded write (at commit, mostly).
 	t.pendEvents = append(t.pendEvents, pendEvent{profileID, micros(e.Timestamp), e.MessageID, e.Seq})
 	return nil
 }
 
 func (t *stateTx) MoveProfileEvents(from, to string) error {
-	return t.exec(`UPDATE profile_events SET profile_id = ? WHERE profile_id = ?`, to, from)
+	return t.record(func(x *stateExec) error {
+		return x.exec(`UPDATE profile_events SET profile_id = ? WHERE profile_id = ?`, to, from)
+	})
 }
 
 func (t *stateTx) DeleteProfileEvents(profileID string) error {
-	return t.exec(`DELETE FROM profile_events WHERE profile_id = ?`, profileID)
+	return t.record(func(x *stateExec) error { return x.exec(`DELETE FROM profile_events WHERE profile_id = ?`, profileID) })
 }
 
 func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
-	return t.exec(`INSERT INTO merges (kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.Kind, m.Into, m.From, m.Identifier.Type, m.Identifier.Value, m.MessageID, m.EventSeq, m.Reason, micros(m.At))
+	args := []any{m.Kind, m.Into, m.From, m.Identifier.Type, m.Identifier.Value, m.MessageID, m.EventSeq, m.Reason, micros(m.At)}
+	return t.record(func(x *stateExec) error {
+		return x.exec(`INSERT INTO merges (kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	})
 }
 
 func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
 	t.pendIssues = append(t.pendIssues, i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
-	if len(t.pendIssues) >= 7*flushRows {
-		return t.flush()
-	}
-	return nil
+	return t.hot(len(t.pendIssues), 7)
 }
 
 func (t *stateTx) PutRetracted(messageID string) error {
-	return t.exec(`INSERT INTO retracted (message_id) VALUES (?) ON CONFLICT DO NOTHING`, messageID)
+	return t.record(func(x *stateExec) error {
+		return x.exec(`INSERT INTO retracted (message_id) VALUES (?) ON CONFLICT DO NOTHING`, messageID)
+	})
 }
 
 func (t *stateTx) SetCheckpoint(name string, seq int64) error {
-	return t.exec(`INSERT INTO checkpoints (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, name, seq)
+	return t.record(func(x *stateExec) error {
+		return x.exec(`INSERT INTO checkpoints (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, name, seq)
+	})
 }
 
+// Commit writes a direct transaction now; a buffered one is handed to the
+// background writer (WaitState and the next BeginState report its fate).
 func (t *stateTx) Commit() error {
-	if err := t.flush(); err != nil {
-		t.Rollback()
+	if t.done {
+		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	}
+	t.done = true
+	t.takeHot()
+	if t.x == nil {
+		return t.db.writer.submit(t.ctx, t.ops)
+	}
+	defer t.x.close()
+	if err := t.run(); err != nil {
+		t.x.tx.Rollback()
 		return err
 	}
-	for _, s := range t.stmts {
-		s.Close()
-	}
-	if err := t.tx.Commit(); err != nil {
+	if err := t.x.tx.Commit(); err != nil {
 		return portrait.Wrap(err, "cannot commit derived state")
 	}
 	return nil
 }
 
 func (t *stateTx) Rollback() error {
-	for _, s := range t.stmts {
-		s.Close()
+	if t.done {
+		return nil
 	}
-	return t.tx.Rollback()
+	t.done = true
+	t.ops, t.pendIdent, t.pendEvents, t.dropAlias, t.pendIssues = nil, nil, nil, nil, nil
+	if t.x == nil {
+		return nil
+	}
+	t.x.close()
+	return t.x.tx.Rollback()
+}
+
+// stateWriter commits handed-over state transactions one at a time, in
+// order, on its own goroutine, at most one in flight: the next hand-over
+// waits for it. A failure is kept until reported, and every transaction
+// handed over after a failure is dropped, since it was computed on top of
+// the one that failed.
+type stateWriter struct {
+	db     *DB
+	mu     sync.Mutex
+	busy   chan struct{} // closed when the transaction in flight ends; nil when idle
+	failed error
+}
+
+func (w *stateWriter) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.failed
+	w.failed = nil
+	return err
+}
+
+// wait waits for the transaction in flight, if any.
+func (w *stateWriter) wait(ctx context.Context) error {
+	w.mu.Lock()
+	busy := w.busy
+	w.mu.Unlock()
+	if busy == nil {
+		return nil
+	}
+	select {
+	case <-busy:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *stateWriter) submit(ctx context.Context, ops []stateOp) error {
+	if err := w.wait(ctx); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.failed; err != nil {
+		w.failed = nil
+		return err
+	}
+	done := make(chan struct{})
+	w.busy = done
+	// The write must finish even when the caller's context ends (a
+	// shutdown): Close waits for it, and what it writes is consistent.
+	wctx := context.WithoutCancel(ctx)
+	go func() {
+		err := w.commit(wctx, ops)
+		w.mu.Lock()
+		if err != nil && w.failed == nil {
+			w.failed = err
+		}
+		w.busy = nil
+		w.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (w *stateWriter) commit(ctx context.Context, ops []stateOp) error {
+	tx, err := w.db.stateW.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot begin state transaction")
+	}
+	x := &stateExec{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}}
+	defer x.close()
+	for _, op := range ops {
+		if err := op(x); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot commit derived state")
+	}
+	return nil
 }

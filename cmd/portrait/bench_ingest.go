@@ -157,6 +157,9 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	for a.Proc.Checkpoint() < last {
 		time.Sleep(5 * time.Millisecond)
 	}
+	if err := a.Proc.Sync(ctx); err != nil { // the last commit may still be running
+		return err
+	}
 	liveDur := time.Since(start)
 	profiles, _ := a.DB.CountProfiles(ctx)
 
