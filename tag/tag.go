@@ -5,8 +5,9 @@
 // creation rather than a tag that silently never holds.
 //
 // The Enricher evaluates every tag in Finish, after the traits enricher,
-// from the profile's traits alone; the time a tag was gained is taken from
-// the provenance of the traits it reads, so that tags replay identically.
+// from the profile's traits alone. The time a tag was gained is taken from
+// the provenance of the traits it reads when it is gained, and kept for as
+// long as the tag holds.
 package tag
 
 import (
@@ -160,8 +161,10 @@ type Enricher struct {
 	// Finishes counts evaluations, for backfill progress.
 	Finishes atomic.Int64
 
-	mu      sync.Mutex
-	machine vm.VM
+	// vms holds *vm.VM: a VM is not safe for concurrent use, and Finish
+	// runs concurrently for different profiles. A pooled one keeps its
+	// stack between runs, which a fresh VM per call would allocate.
+	vms sync.Pool
 }
 
 type set struct {
@@ -231,17 +234,62 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		}
 		env[name] = v
 	}
+	m, _ := e.vms.Get().(*vm.VM)
+	if m == nil {
+		m = &vm.VM{}
+	}
+	prev := previous(p.Tags)
 	var out []portrait.ProfileTag
-	e.mu.Lock()
 	for _, t := range s.tags {
-		res, err := e.machine.Run(t.program, env)
+		res, err := m.Run(t.program, env)
 		if held, _ := res.(bool); err != nil || !held {
 			continue
 		}
-		out = append(out, portrait.ProfileTag{Name: t.Name, Since: since(t, p, now)})
+		// A tag held before keeps the time it was gained: newer evidence
+		// for a rule that keeps holding does not make the tag newer.
+		at, ok := prev.since(t.Name)
+		if !ok {
+			at = since(t, p, now)
+		}
+		out = append(out, portrait.ProfileTag{Name: t.Name, Since: at})
 	}
-	e.mu.Unlock()
+	e.vms.Put(m)
 	p.Tags = out
+}
+
+// held is the previous evaluation's tags, for looking up by name in the
+// order Finish evaluates them (by name).
+type held struct {
+	tags   []portrait.ProfileTag
+	j      int
+	byName map[string]time.Time // when tags is not sorted by name
+}
+
+func previous(tags []portrait.ProfileTag) held {
+	h := held{tags: tags}
+	if !sort.SliceIsSorted(tags, func(i, j int) bool { return tags[i].Name < tags[j].Name }) {
+		h.byName = make(map[string]time.Time, len(tags))
+		for _, g := range tags {
+			h.byName[g.Name] = g.Since
+		}
+	}
+	return h
+}
+
+// since returns the time name was gained, if it was held; names must be
+// asked for in increasing order.
+func (h *held) since(name string) (time.Time, bool) {
+	if h.byName != nil {
+		t, ok := h.byName[name]
+		return t, ok
+	}
+	for h.j < len(h.tags) && h.tags[h.j].Name < name {
+		h.j++
+	}
+	if h.j < len(h.tags) && h.tags[h.j].Name == name && !h.tags[h.j].Since.IsZero() {
+		return h.tags[h.j].Since, true
+	}
+	return time.Time{}, false
 }
 
 func fits(want, got string) bool {
@@ -249,9 +297,11 @@ func fits(want, got string) bool {
 		(want == traits.TypeTime && got == traits.TypeString)
 }
 
-// since is the provenance time of the evidence: the latest event time among
-// the traits the rule reads. It is a function of the profile alone, so a
-// replay gives the same time as the live run did.
+// since is the provenance time of the evidence for a tag newly gained: the
+// latest event time among the traits the rule reads. While the tag keeps
+// holding, Finish keeps that time. So the time depends on how events were
+// batched: a replay that applies in one batch what live processing applied
+// in several dates a tag by the evidence at the end of the batch.
 func since(t *Compiled, p *portrait.Profile, now time.Time) time.Time {
 	var at time.Time
 	for _, r := range t.refs {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/portrait-cdp/portrait"
@@ -46,7 +48,15 @@ type Definition struct {
 	// that an event must satisfy, e.g. `properties.revenue > 100`.
 	Filter string `json:"filter,omitempty"`
 	// Window is a sliding window such as "90d", "12h", "4w"; empty means
-	// all time.
+	// all time. It is kept in 64 time buckets of width w = window/64
+	// (rounded up to a microsecond, at least one second), aligned to
+	// multiples of w since the Unix epoch. As of a time now, the value
+	// covers the buckets that end after now − window: every event of the
+	// window, and those of the one bucket that straddles its start, so at
+	// most w more history. It is exact when now − window falls on a
+	// bucket edge. Events dated after the latest event by more than the
+	// window push older buckets out as they arrive, so a value evaluated
+	// at a time before a profile's latest event may miss older events.
 	Window         string    `json:"window,omitempty"`
 	Dimension      string    `json:"dimension,omitempty"`
 	Classification string    `json:"classification,omitempty"`
@@ -65,7 +75,11 @@ func filterEnv() map[string]any {
 type compiled struct {
 	Definition
 	window time.Duration
+	span   int64 // window in µs
+	width  int64 // of the window's buckets, µs; 0: all time
 	filter *vm.Program
+	// quick evaluates the filter without the VM when it can (see quick).
+	quick func(props map[string]any) (match, known bool)
 }
 
 // ParseWindow reads "90d", "4w", "12h" or any Go duration.
@@ -138,13 +152,103 @@ func (d Definition) compile() (*compiled, error) {
 		return nil, bad("classification %q is not one of %s", d.Classification, strings.Join(Classifications, ", "))
 	}
 	c := &compiled{Definition: d, window: w}
+	if w > 0 {
+		c.span, c.width = int64(w/time.Microsecond), bucketWidth(w)
+	}
 	if strings.TrimSpace(d.Filter) != "" {
 		c.filter, err = expr.Compile(d.Filter, expr.Env(filterEnv()), expr.AsBool())
 		if err != nil {
 			return nil, bad("filter: %v", err)
 		}
+		c.quick = quick(d.Filter)
 	}
 	return c, nil
+}
+
+// quick recognises the commonest filter, a property compared with a
+// literal (`properties.revenue > 100`, `properties.plan == "pro"`), and
+// returns a function that evaluates it without the VM for the values such
+// a filter is written for: a number against a number, a string against a
+// string. For any other value it answers known = false, and the VM, which
+// defines what a filter means, decides.
+func quick(src string) func(map[string]any) (bool, bool) {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil
+	}
+	b, ok := tree.Node.(*ast.BinaryNode)
+	if !ok {
+		return nil
+	}
+	m, ok := b.Left.(*ast.MemberNode)
+	if !ok || m.Optional || m.Method {
+		return nil
+	}
+	if id, ok := m.Node.(*ast.IdentifierNode); !ok || id.Value != "properties" {
+		return nil
+	}
+	key, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return nil
+	}
+	name, op := key.Value, b.Operator
+	cmp := func(c int) bool {
+		switch op {
+		case "==":
+			return c == 0
+		case "!=":
+			return c != 0
+		case "<":
+			return c < 0
+		case "<=":
+			return c <= 0
+		case ">":
+			return c > 0
+		}
+		return c >= 0 // ">=", the only other operator let through
+	}
+	switch op {
+	case "==", "!=", "<", "<=", ">", ">=":
+	default:
+		return nil
+	}
+	var n float64
+	switch r := b.Right.(type) {
+	case *ast.IntegerNode:
+		if r.Value > 1<<53 || r.Value < -1<<53 {
+			return nil // not exact as a float
+		}
+		n = float64(r.Value)
+	case *ast.FloatNode:
+		n = r.Value
+	case *ast.StringNode:
+		if op != "==" && op != "!=" {
+			return nil
+		}
+		s := r.Value
+		return func(props map[string]any) (bool, bool) {
+			v, ok := props[name].(string)
+			if !ok {
+				return false, false
+			}
+			return (v == s) == (op == "=="), true
+		}
+	default:
+		return nil
+	}
+	return func(props map[string]any) (bool, bool) {
+		v, ok := props[name].(float64)
+		if !ok || v != v {
+			return false, false
+		}
+		switch {
+		case v < n:
+			return cmp(-1), true
+		case v > n:
+			return cmp(1), true
+		}
+		return cmp(0), true
+	}
 }
 
 // Validate checks d and returns it with defaults filled in.

@@ -94,7 +94,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Enricher computes traits; it implements profile.Enricher.
+// Enricher computes traits; it implements profile.Enricher. Event and
+// Finish may run concurrently for different profiles (never for the same
+// one); Merge runs alone.
 type Enricher struct {
 	cfg    Config
 	Schema *Schema
@@ -104,20 +106,24 @@ type Enricher struct {
 	// Finishes counts Finish calls, for progress reports of backfills.
 	Finishes atomic.Int64
 
-	mu      sync.Mutex
-	machine vm.VM
+	// vms holds *vm.VM for filters: a VM is not safe for concurrent use,
+	// and a pooled one keeps its stack between runs.
+	vms sync.Pool
+
+	// mu guards cache and each entry's raw and dirty; an entry's st
+	// belongs to whoever is processing its profile.
+	mu sync.Mutex
 	// cache holds decoded state by profile object, so that a batch
 	// decodes each profile's state once and encodes it once (in Finish).
 	// Keyed by pointer: a profile re-read from storage, or re-created by
 	// a replay, is a new object and decodes afresh.
 	cache map[*portrait.Profile]*entry
-	env   map[string]any
 }
 
 type entry struct {
 	st    *pstate
 	raw   []byte // the encoding st was read from or written to
-	dirty bool
+	dirty bool   // st has changed since raw
 }
 
 var _ profile.Enricher = (*Enricher)(nil)
@@ -188,38 +194,28 @@ func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// state returns p's decoded state; e.mu is held.
-func (e *Enricher) state(p *portrait.Profile) *entry {
+// state returns p's decoded state, marked dirty when the caller is about
+// to change it. Decoding happens outside the lock: no one else touches p.
+func (e *Enricher) state(p *portrait.Profile, dirty bool) *entry {
 	raw := p.State[StateKey]
+	e.mu.Lock()
 	if en := e.cache[p]; en != nil && sameBytes(en.raw, raw) {
+		en.dirty = en.dirty || dirty
+		e.mu.Unlock()
 		return en
 	}
-	st := &pstate{}
-	if len(raw) > 0 {
-		// State is written only by Finish; an unreadable one (a store
-		// edited by hand) starts over rather than stopping the processor.
-		if json.Unmarshal(raw, st) != nil {
-			st = &pstate{}
-		}
-		if len(st.Purchases) > 0 { // the first state format kept every purchase
-			if st.Buys == nil {
-				st.Buys = &purchases{}
-			}
-			for _, p := range st.Purchases {
-				st.Buys.add(p, e.cfg.Lifecycle)
-			}
-			st.Purchases = nil
-		}
-	}
+	e.mu.Unlock()
+	en := &entry{st: decodeState(raw, e.cfg.Lifecycle), raw: raw, dirty: dirty}
+	e.mu.Lock()
 	if len(e.cache) >= maxCache {
-		for k, en := range e.cache {
-			if !en.dirty || len(e.cache) >= 2*maxCache {
+		for k, old := range e.cache {
+			if !old.dirty || len(e.cache) >= 2*maxCache {
 				delete(e.cache, k)
 			}
 		}
 	}
-	en := &entry{st: st, raw: raw}
 	e.cache[p] = en
+	e.mu.Unlock()
 	return en
 }
 
@@ -234,11 +230,7 @@ func fromMicros(us int64) time.Time {
 
 // Event accumulates e into p's state.
 func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[string]any) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	en := e.state(p)
-	en.dirty = true
-	st := en.st
+	st := e.state(p, true).st
 	t, m := micros(ev.Timestamp), ev.MessageID
 	visit := ev.Type == portrait.EventTrack || ev.Type == portrait.EventPage || ev.Type == portrait.EventScreen
 	if visit {
@@ -263,57 +255,88 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 			}
 		}
 	}
-	defs := *e.defs.Load()
-	if len(defs) == 0 {
+	defs := e.defs.Load()
+	if len(*defs) == 0 {
 		return
 	}
-	e.env = nil
-	for _, c := range defs {
-		e.accumulate(st, c, ev, props, t, m)
+	st.align(defs)
+	x := matcher{e: e, ev: ev, props: props}
+	for i, c := range *defs {
+		x.accumulate(st, i, c, t, m)
+	}
+	x.release()
+}
+
+// matcher runs the filters of one event: it builds the filter environment
+// once, and borrows a VM only if some filter needs one.
+type matcher struct {
+	e     *Enricher
+	ev    *portrait.Event
+	props map[string]any
+	env   map[string]any
+	vm    *vm.VM
+}
+
+func (x *matcher) match(c *compiled) bool {
+	if c.quick != nil {
+		if ok, known := c.quick(x.props); known {
+			return ok
+		}
+	}
+	if x.env == nil {
+		pr := x.props
+		if pr == nil {
+			pr = map[string]any{}
+		}
+		x.env = map[string]any{"event": x.ev.Name, "type": x.ev.Type, "source": x.ev.Source, "properties": pr}
+	}
+	if x.vm == nil {
+		x.vm, _ = x.e.vms.Get().(*vm.VM)
+		if x.vm == nil {
+			x.vm = &vm.VM{}
+		}
+	}
+	// A filter that fails at run time (a property of another type than
+	// expected) does not match.
+	ok, err := x.vm.Run(c.filter, x.env)
+	b, _ := ok.(bool)
+	return err == nil && b
+}
+
+func (x *matcher) release() {
+	if x.vm != nil {
+		x.e.vms.Put(x.vm)
+		x.vm = nil
 	}
 }
 
-// accumulate adds one event to one computed trait's aggregate; e.mu is held
-// and e.env caches the filter environment of ev.
-func (e *Enricher) accumulate(st *pstate, c *compiled, ev *portrait.Event, props map[string]any, t int64, m string) {
+// accumulate adds one event to the aggregate of definition i.
+func (x *matcher) accumulate(st *pstate, i int, c *compiled, t int64, m string) {
+	ev := x.ev
 	if (c.Type != "" && ev.Type != c.Type) || (c.Event != "" && ev.Name != c.Event) {
 		return
 	}
-	if c.filter != nil {
-		if e.env == nil {
-			pr := props
-			if pr == nil {
-				pr = map[string]any{}
-			}
-			e.env = map[string]any{"event": ev.Name, "type": ev.Type, "source": ev.Source, "properties": pr}
-		}
-		// A filter that fails at run time (a property of another
-		// type than expected) does not match.
-		ok, err := e.machine.Run(c.filter, e.env)
-		if b, _ := ok.(bool); err != nil || !b {
-			return
-		}
+	if c.filter != nil && !x.match(c) {
+		return
 	}
 	var v any
 	if c.Property != "" {
-		v = props[c.Property]
+		v = x.props[c.Property]
 		if v == nil {
 			return
 		}
+		v = normalize(v)
 	}
-	if st.Aggs == nil {
-		st.Aggs = map[string]*agg{}
-	}
-	g := st.Aggs[c.Name]
+	g := st.aggs[i]
 	if g == nil {
-		g = &agg{}
-		st.Aggs[c.Name] = g
+		g = &agg{W: c.width}
+		st.aggs[i] = g
 	}
-	if c.window > 0 {
-		g.Win = insertVal(g.Win, val{V: normalize(v), T: t, M: m})
+	if c.width > 0 {
+		g.addWindowed(c, v, t, m)
 		return
 	}
-	g.add(c.Aggregate, normalize(v), t, m)
+	g.add(c.Aggregate, v, t, m)
 }
 
 // Backfill computes the named computed traits of p again from the profile's
@@ -322,19 +345,17 @@ func (e *Enricher) accumulate(st *pstate, c *compiled, ev *portrait.Event, props
 // depend on order, so the result is what processing the history with the
 // definition in place would have given.
 func (e *Enricher) Backfill(p *portrait.Profile, events []*portrait.Event, names map[string]bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	en := e.state(p)
-	en.dirty = true
-	st := en.st
-	var defs []*compiled
-	for _, c := range *e.defs.Load() {
+	st := e.state(p, true).st
+	defs := e.defs.Load()
+	st.align(defs)
+	var idx []int
+	for i, c := range *defs {
 		if names[c.Name] {
-			defs = append(defs, c)
-			delete(st.Aggs, c.Name)
+			idx = append(idx, i)
+			st.aggs[i] = nil
 		}
 	}
-	if len(defs) == 0 {
+	if len(idx) == 0 {
 		return
 	}
 	for _, ev := range events {
@@ -345,10 +366,11 @@ func (e *Enricher) Backfill(p *portrait.Profile, events []*portrait.Event, names
 		if len(ev.Properties) > 0 {
 			json.Unmarshal(ev.Properties, &props) // an unreadable payload counts as no properties
 		}
-		e.env = nil
-		for _, c := range defs {
-			e.accumulate(st, c, ev, props, micros(ev.Timestamp), ev.MessageID)
+		x := matcher{e: e, ev: ev, props: props}
+		for _, i := range idx {
+			x.accumulate(st, i, (*defs)[i], micros(ev.Timestamp), ev.MessageID)
 		}
+		x.release()
 	}
 }
 
@@ -399,52 +421,22 @@ func survey(t int64, m string, props map[string]any) (Survey, bool) {
 	return sv, sv.NPS != nil || sv.CSAT != nil || sv.Comment != ""
 }
 
-// add accumulates one value into an all-time aggregate.
-func (g *agg) add(aggregate string, v any, t int64, m string) {
-	g.N++
-	if less(g.LT, g.LM, t, m) || g.LM == "" {
-		g.LT, g.LM = t, m
-	}
-	me := &val{V: v, T: t, M: m}
-	switch aggregate {
-	case AggSum, AggAvg:
-		if f, ok := toFloat(v); ok {
-			g.S = satAdd(g.S, millionths(f))
-			g.C++
-		}
-	case AggMin, AggMax:
-		if f, ok := toFloat(v); ok {
-			me.V = f
-			g.Lo = mergeVal(g.Lo, me, smaller)
-			g.Hi = mergeVal(g.Hi, me, larger)
-		}
-	case AggFirst, AggLast:
-		g.Fst = mergeVal(g.Fst, me, earlier)
-		g.Lst = mergeVal(g.Lst, me, later)
-	case AggMostFrequent:
-		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
-	case AggUnique, AggDistinctCount:
-		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
-		capSet(g.Freq, &g.Over)
-	}
-}
-
 // Merge folds gone's state into keep's.
 func (e *Enricher) Merge(keep, gone *portrait.Profile) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	k, g := e.state(keep), e.state(gone)
+	k, g := e.state(keep, true), e.state(gone, false)
+	defs := e.defs.Load()
+	k.st.align(defs)
+	g.st.align(defs)
 	k.st.merge(g.st, e.cfg.Lifecycle)
-	k.dirty = true
+	e.mu.Lock()
 	delete(e.cache, gone)
+	e.mu.Unlock()
 }
 
 // Finish writes the computed traits of p as of now and encodes its state.
 func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	e.Finishes.Add(1)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	en := e.state(p)
+	en := e.state(p, false)
 	st := en.st
 	if p.Traits == nil {
 		p.Traits = map[string]portrait.Trait{}
@@ -455,15 +447,39 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 			e.Schema.Observe(name, tr.Value, tr.Time)
 		}
 	}
-	w := writer{p: p, set: map[string]bool{}}
+	st.align(e.defs.Load())
+	w := writer{p: p}
 	e.builtins(&w, st, now)
 	e.computed(&w, st, now)
-	for name, tr := range p.Traits {
-		if tr.Source == SourceComputed && !w.set[name] {
-			delete(p.Traits, name)
+	// Every put names a different trait: when as many computed traits
+	// are present as were put, none is left over from before.
+	n := 0
+	for _, tr := range p.Traits {
+		if tr.Source == SourceComputed {
+			n++
 		}
 	}
-	raw, err := json.Marshal(st)
+	if n != w.n {
+		// Rare (a definition removed, a window emptied): write again
+		// into a scratch profile to learn which traits are current.
+		q := *p
+		q.Traits = make(map[string]portrait.Trait, w.n)
+		sw := writer{p: &q}
+		e.builtins(&sw, st, now)
+		e.computed(&sw, st, now)
+		for name, tr := range p.Traits {
+			if _, ok := q.Traits[name]; tr.Source == SourceComputed && !ok {
+				delete(p.Traits, name)
+			}
+		}
+	}
+	e.mu.Lock()
+	dirty := en.dirty
+	e.mu.Unlock()
+	if !dirty && !st.changed && len(p.State[StateKey]) > 0 {
+		return // as read: no need to encode it again
+	}
+	raw, err := st.encode()
 	if err != nil {
 		return // cannot happen for these types; keep the old state
 	}
@@ -471,21 +487,67 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		p.State = map[string]json.RawMessage{}
 	}
 	p.State[StateKey] = raw
-	en.raw, en.dirty = p.State[StateKey], false
+	st.changed = false
+	e.mu.Lock()
+	en.raw, en.dirty = raw, false
+	e.mu.Unlock()
 }
 
+// writer puts computed traits, leaving a trait that has not changed as it
+// is (no new boxed value, no new string).
 type writer struct {
-	p   *portrait.Profile
-	set map[string]bool
+	p *portrait.Profile
+	n int // traits put
+}
+
+func (w *writer) keep(name string, at time.Time, msg string) (portrait.Trait, bool) {
+	w.n++
+	old, ok := w.p.Traits[name]
+	return old, ok && old.Source == SourceComputed && old.MessageID == msg && old.Time.Equal(at) && old.Time.Location() == at.Location()
 }
 
 func (w *writer) put(name string, v any, at time.Time, msg string) {
-	w.set[name] = true
+	w.n++
 	w.p.Traits[name] = portrait.Trait{Value: v, Source: SourceComputed, Time: at, MessageID: msg}
 }
 
 func (w *writer) putAt(name string, v any, us int64, msg string) {
 	w.put(name, v, fromMicros(us), msg)
+}
+
+// num puts a number dated us.
+func (w *writer) num(name string, f float64, us int64, msg string) {
+	w.numAt(name, f, fromMicros(us), msg)
+}
+
+func (w *writer) numAt(name string, f float64, at time.Time, msg string) {
+	if old, same := w.keep(name, at, msg); same {
+		if g, ok := old.Value.(float64); ok && (g == f || (g != g && f != f)) {
+			return
+		}
+	}
+	w.p.Traits[name] = portrait.Trait{Value: f, Source: SourceComputed, Time: at, MessageID: msg}
+}
+
+// str puts a string.
+func (w *writer) str(name, s string, us int64, msg string) {
+	at := fromMicros(us)
+	if old, same := w.keep(name, at, msg); same {
+		if g, ok := old.Value.(string); ok && g == s {
+			return
+		}
+	}
+	w.p.Traits[name] = portrait.Trait{Value: s, Source: SourceComputed, Time: at, MessageID: msg}
+}
+
+// stampAt puts the time at as a string, dated at.
+func (w *writer) stampAt(name string, at time.Time, msg string) {
+	if old, same := w.keep(name, at, msg); same {
+		if _, ok := old.Value.(string); ok {
+			return // the value is a function of the time
+		}
+	}
+	w.p.Traits[name] = portrait.Trait{Value: stamp(at), Source: SourceComputed, Time: at, MessageID: msg}
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -498,12 +560,12 @@ func daysSince(now time.Time, us int64) float64 {
 func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	p := w.p
 	if !p.FirstSeen.IsZero() {
-		w.put("first_seen", stamp(p.FirstSeen), p.FirstSeen.UTC(), p.FirstKey.MessageID)
-		w.put("last_seen", stamp(p.LastSeen), p.LastSeen.UTC(), p.LastKey.MessageID)
-		w.put("days_since_last_seen", daysSince(now, micros(p.LastSeen)), p.LastSeen.UTC(), p.LastKey.MessageID)
+		w.stampAt("first_seen", p.FirstSeen.UTC(), p.FirstKey.MessageID)
+		w.stampAt("last_seen", p.LastSeen.UTC(), p.LastKey.MessageID)
+		w.numAt("days_since_last_seen", daysSince(now, micros(p.LastSeen)), p.LastSeen.UTC(), p.LastKey.MessageID)
 	}
 	if n := len(st.Sessions); n > 0 {
-		w.putAt("sessions", float64(n), st.Sessions[n-1][1], "")
+		w.num("sessions", float64(n), st.Sessions[n-1][1], "")
 	}
 	var sum int64
 	var n int
@@ -511,31 +573,31 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 		sum, n = b.Sum, int(b.N)
 	}
 	if n == 0 {
-		w.put("purchase_count", 0.0, time.Time{}, "")
-		w.put("revenue", 0.0, time.Time{}, "")
+		w.num("purchase_count", 0, 0, "")
+		w.num("revenue", 0, 0, "")
 	} else {
 		first, last := st.Buys.first(), *st.Buys.Last
-		w.putAt("purchase_count", float64(n), last.T, last.M)
-		w.putAt("revenue", float64(sum)/1e6, last.T, last.M)
-		w.putAt("avg_order_value", float64(sum)/1e6/float64(n), last.T, last.M)
-		w.putAt("first_purchase_at", stamp(fromMicros(first.T)), first.T, first.M)
-		w.putAt("last_purchase_at", stamp(fromMicros(last.T)), last.T, last.M)
-		w.putAt("days_since_last_purchase", daysSince(now, last.T), last.T, last.M)
+		w.num("purchase_count", float64(n), last.T, last.M)
+		w.num("revenue", float64(sum)/1e6, last.T, last.M)
+		w.num("avg_order_value", float64(sum)/1e6/float64(n), last.T, last.M)
+		w.stampAt("first_purchase_at", fromMicros(first.T), first.M)
+		w.stampAt("last_purchase_at", fromMicros(last.T), last.M)
+		w.num("days_since_last_purchase", daysSince(now, last.T), last.T, last.M)
 	}
 	if k, f := topFreq(st.Cats); f != nil {
-		w.putAt("favourite_category", k, f.T, f.M)
+		w.str("favourite_category", k, f.T, f.M)
 	}
 	if k, f := topFreq(st.Chans); f != nil {
-		w.putAt("preferred_channel", k, f.T, f.M)
+		w.str("preferred_channel", k, f.T, f.M)
 	}
 	if b := e.rfm.Load(); b != nil && n > 0 {
 		last := *st.Buys.Last
 		r, fq, m := b.Score(daysSince(now, last.T), float64(n), float64(sum)/1e6)
-		w.putAt("rfm_r", float64(r), last.T, last.M)
-		w.putAt("rfm_f", float64(fq), last.T, last.M)
-		w.putAt("rfm_m", float64(m), last.T, last.M)
-		w.putAt("rfm_score", strconv.Itoa(r*100+fq*10+m), last.T, last.M)
-		w.putAt("rfm_segment", SegmentName(r, fq), last.T, last.M)
+		w.num("rfm_r", float64(r), last.T, last.M)
+		w.num("rfm_f", float64(fq), last.T, last.M)
+		w.num("rfm_m", float64(m), last.T, last.M)
+		w.str("rfm_score", strconv.Itoa(r*100+fq*10+m), last.T, last.M)
+		w.str("rfm_segment", SegmentName(r, fq), last.T, last.M)
 	}
 	hist := LifecycleHistory(e.cfg.Lifecycle, st.Buys, p.FirstSeen, p.FirstKey.MessageID, now)
 	if len(hist) > 0 {
@@ -564,14 +626,14 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 		}
 	}
 	if nps != nil {
-		w.putAt("nps_score", float64(*nps.NPS), nps.T, nps.M)
-		w.putAt("nps_category", NPSCategory(*nps.NPS), nps.T, nps.M)
+		w.num("nps_score", float64(*nps.NPS), nps.T, nps.M)
+		w.str("nps_category", NPSCategory(*nps.NPS), nps.T, nps.M)
 	}
 	if csat != nil {
-		w.putAt("csat_score", float64(*csat.CSAT), csat.T, csat.M)
+		w.num("csat_score", float64(*csat.CSAT), csat.T, csat.M)
 	}
 	if comment != nil {
-		w.putAt("feedback_comment", comment.Comment, comment.T, comment.M)
+		w.str("feedback_comment", comment.Comment, comment.T, comment.M)
 	}
 }
 
@@ -579,31 +641,29 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 const maxHistory = 50
 
 func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
-	for _, c := range *e.defs.Load() {
-		g := st.Aggs[c.Name]
-		if c.window > 0 && g != nil {
-			// The window is relative to now: drop what fell out of
-			// it, and aggregate what is left in canonical order.
-			cut := micros(now.Add(-c.window))
-			i := sort.Search(len(g.Win), func(i int) bool { return g.Win[i].T >= cut })
-			g.Win = append(g.Win[:0], g.Win[i:]...)
-			tmp := &agg{}
-			for _, v := range g.Win {
-				tmp.add(c.Aggregate, v.V, v.T, v.M)
+	us := micros(now)
+	for i, c := range *st.defs {
+		g := st.aggs[i]
+		if c.width > 0 && g != nil {
+			// The window is relative to now: drop the buckets that
+			// fell out of it, and aggregate the rest.
+			if g.expire(c.width, us-c.span) {
+				st.changed = true
 			}
-			g = tmp
+			tmp := g.fold(c.Aggregate)
+			g = &tmp
 		}
 		if g == nil {
 			g = &agg{}
 		}
 		switch c.Aggregate {
 		case AggCount:
-			w.putAt(c.Name, float64(g.N), g.LT, g.LM)
+			w.num(c.Name, float64(g.N), g.LT, g.LM)
 		case AggSum:
-			w.putAt(c.Name, float64(g.S)/1e6, g.LT, g.LM)
+			w.num(c.Name, float64(g.S)/1e6, g.LT, g.LM)
 		case AggAvg:
 			if g.C > 0 {
-				w.putAt(c.Name, float64(g.S)/1e6/float64(g.C), g.LT, g.LM)
+				w.num(c.Name, float64(g.S)/1e6/float64(g.C), g.LT, g.LM)
 			}
 		case AggMin, AggMax:
 			v := g.Lo
@@ -611,7 +671,11 @@ func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 				v = g.Hi
 			}
 			if v != nil {
-				w.putAt(c.Name, v.V, v.T, v.M)
+				if f, ok := v.V.(float64); ok {
+					w.num(c.Name, f, v.T, v.M)
+				} else {
+					w.putAt(c.Name, v.V, v.T, v.M)
+				}
 			}
 		case AggFirst, AggLast:
 			v := g.Fst
@@ -623,7 +687,7 @@ func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 			}
 		case AggMostFrequent:
 			if k, f := topFreq(g.Freq); f != nil {
-				w.putAt(c.Name, k, f.T, f.M)
+				w.str(c.Name, k, f.T, f.M)
 			}
 		case AggUnique:
 			keys := make([]string, 0, len(g.Freq))
@@ -637,17 +701,7 @@ func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 			}
 			w.putAt(c.Name, list, g.LT, g.LM)
 		case AggDistinctCount:
-			w.putAt(c.Name, float64(len(g.Freq)), g.LT, g.LM)
-		}
-	}
-	// Accumulators of definitions that were removed go with them.
-	for name := range st.Aggs {
-		found := false
-		for _, c := range *e.defs.Load() {
-			found = found || c.Name == name
-		}
-		if !found {
-			delete(st.Aggs, name)
+			w.num(c.Name, float64(len(g.Freq)), g.LT, g.LM)
 		}
 	}
 }

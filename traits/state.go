@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // The per-profile state of the enricher, kept in Profile.State. Every part
@@ -27,8 +29,90 @@ type pstate struct {
 	Chans map[string]*freq `json:"ch,omitempty"`
 	// Surveys answered, sorted by key.
 	Surveys []Survey `json:"sv,omitempty"`
-	// Aggs of the computed traits, by definition name.
+	// Aggs of the computed traits, by definition name: the encoded form.
+	// Decoded, they are in aggs instead, by position in defs, which
+	// spares the hot path looking names up.
 	Aggs map[string]*agg `json:"a,omitempty"`
+	aggs []*agg
+	defs *[]*compiled
+	// changed: Finish changed the state (a window moved, a definition
+	// went), so it must be encoded again.
+	changed bool
+}
+
+// decodeState reads a state as Finish wrote it, in any of its formats.
+func decodeState(raw []byte, l Lifecycle) *pstate {
+	st := &pstate{}
+	if len(raw) == 0 {
+		return st
+	}
+	// State is written only by Finish; an unreadable one (a store edited
+	// by hand) starts over rather than stopping the processor.
+	if gojson.Unmarshal(raw, st) != nil {
+		return &pstate{}
+	}
+	if len(st.Purchases) > 0 { // the first state format kept every purchase
+		if st.Buys == nil {
+			st.Buys = &purchases{}
+		}
+		for _, p := range st.Purchases {
+			st.Buys.add(p, l)
+		}
+		st.Purchases = nil
+		st.changed = true
+	}
+	return st
+}
+
+// encode writes the state; the aggregates go by name.
+func (s *pstate) encode() ([]byte, error) {
+	if s.defs != nil {
+		s.Aggs = nil
+		for i, g := range s.aggs {
+			if g != nil {
+				if s.Aggs == nil {
+					s.Aggs = make(map[string]*agg, len(s.aggs))
+				}
+				s.Aggs[(*s.defs)[i].Name] = g
+			}
+		}
+		defer func() { s.Aggs = nil }()
+	}
+	return gojson.Marshal(s)
+}
+
+// align puts the aggregates in the order of defs. Aggregates of names no
+// longer defined go; those kept are fitted to a changed window.
+func (s *pstate) align(defs *[]*compiled) {
+	if s.defs == defs {
+		return
+	}
+	byName := s.Aggs
+	if s.defs != nil {
+		byName = make(map[string]*agg, len(s.aggs))
+		for i, g := range s.aggs {
+			if g != nil {
+				byName[(*s.defs)[i].Name] = g
+			}
+		}
+	}
+	s.aggs = make([]*agg, len(*defs))
+	for i, c := range *defs {
+		if g := byName[c.Name]; g != nil {
+			if s.defs == nil {
+				g.restore() // decoded
+			}
+			if g.fit(c) {
+				s.changed = true
+			}
+			s.aggs[i] = g
+			delete(byName, c.Name)
+		}
+	}
+	if len(byName) > 0 {
+		s.changed = true
+	}
+	s.defs, s.Aggs = defs, nil
 }
 
 type purchase struct {
@@ -64,7 +148,8 @@ type val struct {
 }
 
 // agg accumulates one computed trait. All-time aggregates keep only what
-// they need; windowed ones keep the events inside the window.
+// they need; windowed ones keep an all-time-style agg per time bucket (see
+// bucketWidth).
 type agg struct {
 	N    int64            `json:"n,omitempty"`  // matching events
 	S    int64            `json:"s,omitempty"`  // sum of numeric values, millionths
@@ -77,7 +162,345 @@ type agg struct {
 	Over bool             `json:"o,omitempty"` // the value set hit its cap
 	LT   int64            `json:"lt,omitempty"`
 	LM   string           `json:"lm,omitempty"`
-	Win  []val            `json:"w,omitempty"` // windowed: events in the window, sorted
+	// Windowed: the width of the buckets (µs), and the buckets, sorted.
+	W int64    `json:"bw,omitempty"`
+	B []bucket `json:"k,omitempty"`
+	// Legacy: windowed aggregates kept every event in the window; read,
+	// and folded into buckets.
+	Win []val `json:"w,omitempty"`
+}
+
+// bucket aggregates the events of [At, At+W) (unix µs), keeping only what
+// its definition's aggregate needs: many profiles have one event a bucket,
+// and then a bucket should cost little more than the event would.
+type bucket struct {
+	// At is not stored: it is where key falls (see restore).
+	At   int64            `json:"-"`
+	N    int64            `json:"n,omitempty"` // count
+	S    int64            `json:"s,omitempty"` // sum, avg: millionths
+	C    int64            `json:"c,omitempty"` // avg: numeric values
+	X    val              `json:"x,omitzero"`  // min, max, first, last
+	Freq map[string]*freq `json:"q,omitempty"` // most_frequent, unique, distinct_count
+	Over bool             `json:"o,omitempty"`
+	// The latest event, for count, sum, avg, unique, distinct_count.
+	LT int64  `json:"lt,omitempty"`
+	LM string `json:"lm,omitempty"`
+}
+
+// key is the time of one of the bucket's events, chosen the same way
+// however the bucket was filled, which places the bucket.
+func (b *bucket) key() int64 {
+	if b.LM != "" {
+		return b.LT
+	}
+	if b.X.M != "" {
+		return b.X.T
+	}
+	t := int64(math.MinInt64)
+	for _, f := range b.Freq {
+		t = max(t, f.T)
+	}
+	return t
+}
+
+func (b *bucket) latest(t int64, m string) {
+	if b.LM == "" || less(b.LT, b.LM, t, m) {
+		b.LT, b.LM = t, m
+	}
+}
+
+// better reports whether x should replace y as the value of aggregate.
+func better(aggregate string, x, y *val) bool {
+	switch aggregate {
+	case AggMin:
+		return smaller(x, y)
+	case AggMax:
+		return larger(x, y)
+	case AggFirst:
+		return earlier(x, y)
+	}
+	return later(x, y)
+}
+
+func (b *bucket) add(aggregate string, v any, t int64, m string) {
+	switch aggregate {
+	case AggCount:
+		b.N++
+		b.latest(t, m)
+	case AggSum, AggAvg:
+		if f, ok := toFloat(v); ok {
+			b.S = satAdd(b.S, millionths(f))
+			if aggregate == AggAvg {
+				b.C++
+			}
+		}
+		b.latest(t, m)
+	case AggMin, AggMax, AggFirst, AggLast:
+		x := val{V: v, T: t, M: m}
+		if aggregate == AggMin || aggregate == AggMax {
+			f, _ := toFloat(v) // numeric: see addWindowed
+			if _, isFloat := v.(float64); !isFloat {
+				x.V = f
+			}
+		}
+		if b.X.M == "" || better(aggregate, &x, &b.X) {
+			b.X = x
+		}
+	case AggMostFrequent:
+		b.Freq = addFreq(b.Freq, valueKey(v), 1, t, m)
+	case AggUnique, AggDistinctCount:
+		b.Freq = addFreq(b.Freq, valueKey(v), 1, t, m)
+		capSet(b.Freq, &b.Over)
+		b.latest(t, m)
+	}
+}
+
+func (b *bucket) merge(o *bucket, aggregate string) {
+	b.N += o.N
+	b.S = satAdd(b.S, o.S)
+	b.C += o.C
+	if o.X.M != "" && (b.X.M == "" || better(aggregate, &o.X, &b.X)) {
+		b.X = o.X
+	}
+	for k, f := range o.Freq {
+		b.Freq = addFreq(b.Freq, k, f.N, f.T, f.M)
+	}
+	b.Over = b.Over || o.Over
+	if aggregate == AggUnique || aggregate == AggDistinctCount {
+		capSet(b.Freq, &b.Over)
+	}
+	if o.LM != "" {
+		b.latest(o.LT, o.LM)
+	}
+}
+
+// windowBuckets is how many buckets a window spans.
+const windowBuckets = 64
+
+// bucketWidth is the width (µs) of a window's buckets: window/64, rounded
+// up and at least a second, so that the buckets meeting any stretch as
+// long as the window number at most 65. Buckets are aligned to multiples
+// of the width since the Unix epoch, so every profile and every replay
+// cuts time the same way.
+func bucketWidth(window time.Duration) int64 {
+	us := int64(window / time.Microsecond)
+	return max((us+windowBuckets-1)/windowBuckets, int64(time.Second/time.Microsecond))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// addWindowed adds a value to its bucket. Buckets that end at or before
+// the window's start as of the latest bucket's start go: they cannot count
+// at any time after the latest event, and state stays bounded (at most 65
+// buckets). Since the latest bucket only moves forward, what goes does not
+// depend on the order events arrive in.
+func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
+	if c.Aggregate == AggMin || c.Aggregate == AggMax {
+		if _, ok := toFloat(v); !ok {
+			return // counts for nothing, and an empty bucket has no place
+		}
+	}
+	at := floorDiv(t, c.width) * c.width
+	n := len(g.B)
+	if n > 0 && at+c.width <= max(g.B[n-1].At, at)-c.span {
+		return
+	}
+	i := g.slot(at)
+	g.B[i].add(c.Aggregate, v, t, m)
+	if i == len(g.B)-1 {
+		g.expire(c.width, at-c.span)
+	}
+}
+
+// slot returns the index of the bucket starting at at, made if need be.
+func (g *agg) slot(at int64) int {
+	n := len(g.B)
+	switch {
+	case n == 0:
+		g.B = make([]bucket, 1, 8)
+		g.B[0].At = at
+		return 0
+	case g.B[n-1].At < at: // events mostly come in time order
+		g.B = append(g.B, bucket{At: at})
+		return n
+	case g.B[n-1].At == at:
+		return n - 1
+	}
+	i := sort.Search(n, func(i int) bool { return g.B[i].At >= at })
+	if g.B[i].At != at {
+		g.B = append(g.B, bucket{})
+		copy(g.B[i+1:], g.B[i:])
+		g.B[i] = bucket{At: at}
+	}
+	return i
+}
+
+// mergeBuckets folds the buckets of o into g's (both fitted to c).
+func (g *agg) mergeBuckets(o *agg, c *compiled) {
+	for i := range o.B {
+		b := &o.B[i]
+		g.B[g.slot(b.At)].merge(b, c.Aggregate)
+	}
+	if n := len(g.B); n > 0 {
+		g.expire(c.width, g.B[n-1].At-c.span)
+	}
+}
+
+// expire drops the buckets that end at or before cut.
+func (g *agg) expire(width, cut int64) bool {
+	i := 0
+	for i < len(g.B) && g.B[i].At+width <= cut {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	n := copy(g.B, g.B[i:])
+	clear(g.B[n:])
+	g.B = g.B[:n]
+	return true
+}
+
+// restore sets the buckets' starts after decoding.
+func (g *agg) restore() {
+	for i := range g.B {
+		if g.W > 0 {
+			g.B[i].At = floorDiv(g.B[i].key(), g.W) * g.W
+		}
+	}
+}
+
+// fit makes a stored aggregate follow definition c: the all-time fields
+// of a windowed one, and the buckets of an all-time one, are left alone
+// (a changed definition is backfilled), but buckets of another width, and
+// the windows of the legacy format, are bucketed again, each old bucket
+// whole into the bucket of its key.
+func (g *agg) fit(c *compiled) bool {
+	if c.width == 0 || (g.W == c.width && g.Win == nil) {
+		return false
+	}
+	old, win := g.B, g.Win
+	g.W, g.B, g.Win = c.width, nil, nil
+	for i := range old {
+		b := &old[i]
+		g.B[g.slot(floorDiv(b.key(), c.width)*c.width)].merge(b, c.Aggregate)
+	}
+	if n := len(g.B); n > 0 {
+		g.expire(c.width, g.B[n-1].At-c.span)
+	}
+	for _, v := range win {
+		g.addWindowed(c, v.V, v.T, v.M)
+	}
+	return true
+}
+
+// fold merges the buckets into one aggregate to read a value from. It
+// shares what it can with the buckets, so it is for reading only.
+func (g *agg) fold(aggregate string) agg {
+	var out agg
+	var x *val
+	freqs := 0
+	for i := range g.B {
+		b := &g.B[i]
+		out.N += b.N
+		out.S = satAdd(out.S, b.S)
+		out.C += b.C
+		if b.X.M != "" && (x == nil || better(aggregate, &b.X, x)) {
+			x = &b.X
+		}
+		out.Over = out.Over || b.Over
+		if b.LM != "" && (out.LM == "" || less(out.LT, out.LM, b.LT, b.LM)) {
+			out.LT, out.LM = b.LT, b.LM
+		}
+		if len(b.Freq) > 0 {
+			freqs++
+			out.Freq = b.Freq
+		}
+	}
+	switch aggregate {
+	case AggMin:
+		out.Lo = x
+	case AggMax:
+		out.Hi = x
+	case AggFirst:
+		out.Fst = x
+	case AggLast:
+		out.Lst = x
+	}
+	if freqs > 1 {
+		out.Freq = nil
+		for i := range g.B {
+			for k, f := range g.B[i].Freq {
+				out.Freq = addFreq(out.Freq, k, f.N, f.T, f.M)
+			}
+		}
+		if aggregate == AggUnique || aggregate == AggDistinctCount {
+			capSet(out.Freq, &out.Over)
+		}
+	}
+	return out
+}
+
+// add accumulates one value into an all-time aggregate. It changes the
+// values g points to in place: an agg owns them (merge copies).
+func (g *agg) add(aggregate string, v any, t int64, m string) {
+	g.N++
+	if less(g.LT, g.LM, t, m) || g.LM == "" {
+		g.LT, g.LM = t, m
+	}
+	switch aggregate {
+	case AggSum, AggAvg:
+		if f, ok := toFloat(v); ok {
+			g.S = satAdd(g.S, millionths(f))
+			g.C++
+		}
+	case AggMin, AggMax:
+		f, ok := toFloat(v)
+		if !ok {
+			return
+		}
+		if _, isFloat := v.(float64); !isFloat {
+			v = f
+		}
+		if aggregate == AggMin {
+			if g.Lo == nil || f < num(g.Lo) || (f == num(g.Lo) && less(t, m, g.Lo.T, g.Lo.M)) {
+				setVal(&g.Lo, v, t, m)
+			}
+		} else if g.Hi == nil || f > num(g.Hi) || (f == num(g.Hi) && less(t, m, g.Hi.T, g.Hi.M)) {
+			setVal(&g.Hi, v, t, m)
+		}
+	case AggFirst:
+		if g.Fst == nil || less(t, m, g.Fst.T, g.Fst.M) {
+			setVal(&g.Fst, v, t, m)
+		}
+	case AggLast:
+		if g.Lst == nil || less(g.Lst.T, g.Lst.M, t, m) {
+			setVal(&g.Lst, v, t, m)
+		}
+	case AggMostFrequent:
+		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
+	case AggUnique, AggDistinctCount:
+		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
+		capSet(g.Freq, &g.Over)
+	}
+}
+
+func num(x *val) float64 {
+	f, _ := toFloat(x.V)
+	return f
+}
+
+func setVal(dst **val, v any, t int64, m string) {
+	if *dst == nil {
+		*dst = &val{}
+	}
+	**dst = val{V: v, T: t, M: m}
 }
 
 // maxValues caps the value sets of unique and distinct_count per profile.
@@ -290,15 +713,16 @@ func capSet(m map[string]*freq, over *bool) {
 	*over = true
 }
 
-// merge folds o into a (both describe the same definition).
+// merge folds o into a (both describe the same definition). It copies
+// o's values: add changes a's in place.
 func (a *agg) merge(o *agg) {
 	a.N += o.N
 	a.S = satAdd(a.S, o.S)
 	a.C += o.C
-	a.Lo = mergeVal(a.Lo, o.Lo, smaller)
-	a.Hi = mergeVal(a.Hi, o.Hi, larger)
-	a.Fst = mergeVal(a.Fst, o.Fst, earlier)
-	a.Lst = mergeVal(a.Lst, o.Lst, later)
+	a.Lo = copyVal(a.Lo, o.Lo, smaller)
+	a.Hi = copyVal(a.Hi, o.Hi, larger)
+	a.Fst = copyVal(a.Fst, o.Fst, earlier)
+	a.Lst = copyVal(a.Lst, o.Lst, later)
 	for k, f := range o.Freq {
 		a.Freq = addFreq(a.Freq, k, f.N, f.T, f.M)
 	}
@@ -307,9 +731,14 @@ func (a *agg) merge(o *agg) {
 	if less(a.LT, a.LM, o.LT, o.LM) {
 		a.LT, a.LM = o.LT, o.LM
 	}
-	for _, v := range o.Win {
-		a.Win = insertVal(a.Win, v)
+}
+
+func copyVal(a, o *val, better func(x, y *val) bool) *val {
+	if o == nil || (a != nil && !better(o, a)) {
+		return a
 	}
+	c := *o
+	return &c
 }
 
 // merge folds o into s.
@@ -332,14 +761,17 @@ func (s *pstate) merge(o *pstate, l Lifecycle) {
 	for _, v := range o.Surveys {
 		s.Surveys = insertSurvey(s.Surveys, v)
 	}
-	for name, g := range o.Aggs {
-		if s.Aggs == nil {
-			s.Aggs = map[string]*agg{}
-		}
-		if cur := s.Aggs[name]; cur != nil {
+	// Both are aligned to the same definitions.
+	for i, g := range o.aggs {
+		c := (*s.defs)[i]
+		switch cur := s.aggs[i]; {
+		case g == nil:
+		case cur == nil:
+			s.aggs[i] = g
+		case c.width > 0:
+			cur.mergeBuckets(g, c)
+		default:
 			cur.merge(g)
-		} else {
-			s.Aggs[name] = g
 		}
 	}
 }

@@ -337,6 +337,15 @@ func TestArrivalOrderDoesNotMatter(t *testing.T) {
 		{Name: "dc", Aggregate: "distinct_count", Property: "category"},
 		{Name: "w_count", Aggregate: "count", Window: "20s"},
 		{Name: "w_sum", Aggregate: "sum", Property: "revenue", Window: "30s", Filter: `properties.category != "c0"`},
+		// Buckets of 1.5625s: the cut falls inside one.
+		{Name: "w_hi", Aggregate: "max", Property: "revenue", Window: "100s"},
+		{Name: "w_lo", Aggregate: "min", Property: "revenue", Window: "100s", Filter: `properties.revenue >= 1`},
+		{Name: "w_avg", Aggregate: "avg", Property: "revenue", Window: "25s"},
+		{Name: "w_fst", Aggregate: "first", Property: "category", Window: "35s"},
+		{Name: "w_lst", Aggregate: "last", Property: "category", Window: "35s"},
+		{Name: "w_top", Aggregate: "most_frequent", Property: "category", Window: "40s"},
+		{Name: "w_set", Aggregate: "unique", Property: "category", Window: "50s"},
+		{Name: "w_dc", Aggregate: "distinct_count", Property: "category", Window: "10s"},
 	}
 	base := t.TempDir()
 	runs := 0
@@ -403,11 +412,17 @@ func TestArrivalOrderDoesNotMatter(t *testing.T) {
 	})
 }
 
+// snapshot encodes every profile, except when tags were gained: a tag keeps
+// the time it was first gained, and that depends on how the events were
+// batched (see tag.Enricher.Finish).
 func snapshot(t testing.TB, db *sqlite.DB) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := db.AllProfiles(context.Background(), func(p *portrait.Profile) error {
 		p.UpdatedAt = time.Time{}
+		for i := range p.Tags {
+			p.Tags[i].Since = time.Time{}
+		}
 		b, err := json.Marshal(p)
 		out[p.ID] = string(b)
 		return err
