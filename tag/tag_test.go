@@ -188,3 +188,29 @@ func TestMissingAndConflictingTraitsDoNotHold(t *testing.T) {
 		t.Errorf("tags %v: a string age must not satisfy age >= 18", got)
 	}
 }
+
+// A tag that keeps holding keeps the time it was gained, however much new
+// evidence arrives; lost and gained again, it takes the new evidence's time.
+func TestSinceStaysWhileTheTagHolds(t *testing.T) {
+	e := open(t)
+	ctx := context.Background()
+	if _, err := e.svc.Define(ctx, tag.Definition{Name: "big", Dimension: "value", Expression: "revenue >= 100"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Define(ctx, tag.Definition{Name: "few", Dimension: "value", Expression: "purchase_count < 3"}); err != nil {
+		t.Fatal(err)
+	}
+	e.now = t0.Add(10 * day)
+	e.send(t, order("o1", "u", day, 150))
+	if got := tagsOf(t, e, "u"); !got["big"].Equal(t0.Add(day)) || !got["few"].Equal(t0.Add(day)) {
+		t.Fatalf("tags %v, want big and few since day 1", got)
+	}
+	e.send(t, order("o2", "u", 2*day, 10))
+	if got := tagsOf(t, e, "u"); !got["big"].Equal(t0.Add(day)) || !got["few"].Equal(t0.Add(day)) {
+		t.Errorf("tags %v after more evidence, want both still since day 1", got)
+	}
+	e.send(t, order("o3", "u", 3*day, 10))
+	if got := tagsOf(t, e, "u"); len(got) != 1 || !got["big"].Equal(t0.Add(day)) {
+		t.Errorf("tags %v, want big since day 1 only", got)
+	}
+}

@@ -449,3 +449,43 @@ func withTags(t testing.TB, e *env) {
 	te.SetTags(cs, e.en.Schema.Types())
 	e.proc.Enrichers = append(e.proc.Enrichers, te)
 }
+
+// A window is kept in 64 buckets aligned to the epoch: exact when its start
+// falls on a bucket edge, and otherwise counting the whole bucket that
+// straddles the start.
+func TestWindowBuckets(t *testing.T) {
+	// 640s: buckets of 10s; t0 is a multiple of 10s since the epoch.
+	e := open(t, t.TempDir(), traits.Definition{Name: "w", Aggregate: "count", Window: "640s"},
+		traits.Definition{Name: "w_sum", Aggregate: "sum", Property: "revenue", Window: "640s"})
+	at := func(s int) time.Duration { return time.Duration(s) * time.Second }
+	e.now = t0.Add(at(640))
+	e.send(t,
+		track("a", "u1", "Order Completed", at(0), `{"revenue":1}`),
+		track("b", "u1", "Order Completed", at(5), `{"revenue":2}`),
+		track("c", "u1", "Order Completed", at(12), `{"revenue":4}`),
+		track("d", "u1", "Order Completed", at(25), `{"revenue":8}`))
+	for _, c := range []struct {
+		now        int // seconds after t0; the window starts 640s earlier
+		count, sum float64
+	}{
+		{640, 4, 15}, // starts at 0, an edge: exact
+		{647, 4, 15}, // starts at 7, inside [0, 10): a and b still count
+		{650, 2, 12}, // starts at 10, an edge: exact
+		{655, 2, 12}, // starts at 15, inside [10, 20): c still counts
+		{660, 1, 8},  // starts at 20, an edge: exact
+		{670, 0, 0},  // starts at 30: nothing
+	} {
+		e.refresh(t, t0.Add(at(c.now)))
+		p := e.user(t, "u1")
+		if got, gs := num(t, p, "w"), num(t, p, "w_sum"); got != c.count || gs != c.sum {
+			t.Errorf("as of %ds: count %v sum %v, want %v %v", c.now, got, gs, c.count, c.sum)
+		}
+	}
+	// An event long after the others pushes their buckets out as it
+	// arrives: state stays bounded without waiting for the clock.
+	e.now = t0.Add(at(2000))
+	e.send(t, track("z", "u1", "Order Completed", at(1990), `{"revenue":16}`))
+	if got := num(t, e.user(t, "u1"), "w_sum"); got != 16 {
+		t.Errorf("w_sum = %v, want 16", got)
+	}
+}
