@@ -54,9 +54,9 @@ type Definition struct {
 	// covers the buckets that end after now − window: every event of the
 	// window, and those of the one bucket that straddles its start, so at
 	// most w more history. It is exact when now − window falls on a
-	// bucket edge. Events dated after the latest event by more than the
-	// window push older buckets out as they arrive, so a value evaluated
-	// at a time before a profile's latest event may miss older events.
+	// bucket edge. Buckets are also dropped as newer events arrive,
+	// relative to the latest one, so a value evaluated at a time before a
+	// profile's latest event (dated in the future) may miss older events.
 	Window         string    `json:"window,omitempty"`
 	Dimension      string    `json:"dimension,omitempty"`
 	Classification string    `json:"classification,omitempty"`
