@@ -574,9 +574,20 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 	ps, ids := pre.ps, pre.ids
 	key := e.Key()
 
-	// Which existing profiles does this event touch?
-	involved := map[string]bool{}
-	owned := map[string]bool{}
+	// Which existing profiles does this event touch? (An event carries a
+	// handful of identifiers: a small list beats maps here, on the path
+	// every event takes.)
+	var buf [4]string
+	involved := buf[:0]
+	addInvolved := func(pid string) {
+		for _, x := range involved {
+			if x == pid {
+				return
+			}
+		}
+		involved = append(involved, pid)
+	}
+	owners := 0
 	allOwnedByOne := true
 	var only string
 	for _, id := range ids {
@@ -587,21 +598,25 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 		if pid == "" {
 			allOwnedByOne = false
 		} else {
-			involved[pid], owned[pid] = true, true
+			addInvolved(pid)
 			if only != "" && only != pid {
 				allOwnedByOne = false
+				owners++
+			}
+			if only == "" {
+				owners = 1
 			}
 			only = pid
 		}
 		for rp := range b.p.refused[id] {
-			involved[rp] = true
+			addInvolved(rp)
 			if rp != pid {
 				allOwnedByOne = false
 			}
 		}
 	}
 	inOrder := true
-	for pid := range involved {
+	for _, pid := range involved {
 		pr, err := b.profile(pid)
 		if err != nil {
 			return err
@@ -615,7 +630,7 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 		// was settled before the event's time, it changes no identity
 		// decision, and applying it now gives what applying it in order
 		// would: traits, counts and seen-times combine in any order.
-		simple := allOwnedByOne && len(owned) == 1 && len(involved) == 1
+		simple := allOwnedByOne && owners == 1 && len(involved) == 1
 		if simple {
 			pr, _ := b.profile(only)
 			simple = pr.IdentityKey.Less(key)
@@ -652,16 +667,22 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	}
 	var refusals []refusal
 	fits := func(pr *portrait.Profile, add []portrait.Identifier) string {
-		counts := map[string]int{}
-		if pr != nil {
-			for _, id := range pr.Identifiers {
-				counts[id.Type]++
+		for i, id := range add {
+			l := rules.Limit(id.Type)
+			if l <= 0 {
+				continue
 			}
-		}
-		for _, id := range add {
-			counts[id.Type]++
-			if l := rules.Limit(id.Type); l > 0 && counts[id.Type] > l {
-				return fmt.Sprintf("would give one profile %d %s values (limit %d)", counts[id.Type], id.Type, l)
+			n := 0
+			if pr != nil {
+				n = countType(pr, id.Type)
+			}
+			for _, a := range add[:i+1] {
+				if a.Type == id.Type {
+					n++
+				}
+			}
+			if n > l {
+				return fmt.Sprintf("would give one profile %d %s values (limit %d)", n, id.Type, l)
 			}
 		}
 		return ""

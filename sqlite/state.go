@@ -187,6 +187,64 @@ type stateTx struct {
 	dropAlias  []any
 	pendIssues []any // trait_issues rows, 7 columns
 	done       bool
+	// pe models what this transaction does to profile_events, so that a
+	// buffered transaction answers ProfileEventSeqs without writing
+	// anything: the rows of the profiles named in stored (as committed
+	// before it began) plus the seqs added since. A profile absent from pe
+	// holds its own stored rows.
+	// It is built at the first such read (most transactions never read):
+	// until then the changes are only listed, in order.
+	pe     map[string]*peNode
+	peLog  []peChange
+	peUsed bool
+}
+
+// peChange is an add (seq > 0), a move (to != "") or a delete.
+type peChange struct {
+	pid, to string
+	seq     int64
+}
+
+func (t *stateTx) peChange(c peChange) {
+	if !t.peUsed {
+		t.peLog = append(t.peLog, c)
+		return
+	}
+	t.applyPE(c)
+}
+
+func (t *stateTx) applyPE(c peChange) {
+	n := t.peNode(c.pid)
+	switch {
+	case c.seq > 0:
+		n.added = append(n.added, c.seq)
+	case c.to != "":
+		if c.pid != c.to {
+			m := t.peNode(c.to)
+			m.stored = append(m.stored, n.stored...)
+			m.added = append(m.added, n.added...)
+			n.stored, n.added = nil, nil
+		}
+	default:
+		n.stored, n.added = nil, nil
+	}
+}
+
+type peNode struct {
+	stored []string
+	added  []int64
+}
+
+func (t *stateTx) peNode(pid string) *peNode {
+	if t.pe == nil {
+		t.pe = map[string]*peNode{}
+	}
+	n := t.pe[pid]
+	if n == nil {
+		n = &peNode{stored: []string{pid}}
+		t.pe[pid] = n
+	}
+	return n
 }
 
 type stateOp func(x *stateExec) error
@@ -430,10 +488,60 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 }
 
 func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
+	if t.done {
+		return nil, portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	}
+	if t.x == nil {
+		// Buffered: what is committed, read beside the writer once it is
+		// done, and what this transaction did since.
+		if err := t.db.writer.wait(t.ctx); err != nil {
+			return nil, err
+		}
+		if !t.peUsed {
+			t.peUsed = true
+			for _, c := range t.peLog {
+				t.applyPE(c)
+			}
+			t.peLog = nil
+		}
+		n := t.pe[profileID]
+		if n == nil {
+			n = &peNode{stored: []string{profileID}}
+		}
+		seen := map[int64]bool{}
+		var out []int64
+		for _, pid := range n.stored {
+			s, err := querySeqs(t.ctx, t.db.stateR, pid)
+			if err != nil {
+				return nil, err
+			}
+			for _, q := range s {
+				if !seen[q] {
+					seen[q] = true
+					out = append(out, q)
+				}
+			}
+		}
+		for _, q := range n.added {
+			if !seen[q] {
+				seen[q] = true
+				out = append(out, q)
+			}
+		}
+		return out, nil
+	}
 	if err := t.direct(); err != nil {
 		return nil, err
 	}
-	rows, err := t.x.tx.QueryContext(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ?`, profileID)
+	return querySeqs(t.ctx, t.x.tx, profileID)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func querySeqs(ctx context.Context, db querier, profileID string) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, `SELECT seq FROM profile_events WHERE profile_id = ?`, profileID)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile events")
 	}
@@ -519,16 +627,19 @@ func (t *stateTx) DropAlias(id string) error {
 func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
 	// Gathered until the next recorded write (at commit, mostly).
 	t.pendEvents = append(t.pendEvents, pendEvent{profileID, micros(e.Timestamp), e.MessageID, e.Seq})
+	t.peChange(peChange{pid: profileID, seq: e.Seq})
 	return nil
 }
 
 func (t *stateTx) MoveProfileEvents(from, to string) error {
+	t.peChange(peChange{pid: from, to: to})
 	return t.record(func(x *stateExec) error {
 		return x.exec(`UPDATE profile_events SET profile_id = ? WHERE profile_id = ?`, to, from)
 	})
 }
 
 func (t *stateTx) DeleteProfileEvents(profileID string) error {
+	t.peChange(peChange{pid: profileID})
 	return t.record(func(x *stateExec) error { return x.exec(`DELETE FROM profile_events WHERE profile_id = ?`, profileID) })
 }
 
