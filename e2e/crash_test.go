@@ -248,7 +248,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	if err := state.QueryRow(`SELECT coalesce(sum(json_extract(doc, '$.event_count')), 0), count(*) FROM profiles`).Scan(&stateSum, &stateProfiles); err != nil {
 		t.Fatal(err)
 	}
-	if err := state.QueryRow(`SELECT count(*), count(DISTINCT message_id) FROM profile_events`).Scan(&rows, &distinct); err != nil {
+	if err := state.QueryRow(`SELECT count(*), count(DISTINCT seq) FROM profile_events`).Scan(&rows, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if stateSum != total || rows != total || distinct != total || stateProfiles != len(profiles) {

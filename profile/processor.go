@@ -62,13 +62,16 @@ type Processor struct {
 	// it is held in memory and lookups never read storage.
 	MaxIdentities int
 
-	mu         sync.Mutex // serialises batches (Run and direct callers)
-	checkpoint atomic.Int64
-	ids        map[portrait.Identifier]string
-	profiles   map[string]*portrait.Profile
-	refused    map[portrait.Identifier]map[string]bool
-	retracted  map[string]bool
-	loaded     bool
+	mu sync.Mutex // serialises batches (Run and direct callers)
+	// applied is the last event applied; committed the last one whose
+	// state is known to be in storage (commits finish in the background).
+	applied   atomic.Int64
+	committed atomic.Int64
+	ids       map[portrait.Identifier]string
+	profiles  map[string]*portrait.Profile
+	refused   map[portrait.Identifier]map[string]bool
+	retracted map[string]bool
+	loaded    bool
 	// idsComplete: p.ids holds every identifier, so a miss means unowned.
 	idsComplete bool
 }
@@ -83,7 +86,9 @@ func NewProcessor(store Store, rules *identity.Rules) *Processor {
 }
 
 // Checkpoint is the sequence number of the last applied event.
-func (p *Processor) Checkpoint() int64 { return p.checkpoint.Load() }
+// Checkpoint is the sequence number of the last event whose effects are
+// committed: what readers of the store see.
+func (p *Processor) Checkpoint() int64 { return p.committed.Load() }
 
 func (p *Processor) resetCaches() {
 	p.ids = make(map[portrait.Identifier]string)
@@ -104,7 +109,8 @@ func (p *Processor) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.checkpoint.Store(cp)
+	p.applied.Store(cp)
+	p.committed.Store(cp)
 	refs, err := p.Store.LoadRefused(ctx)
 	if err != nil {
 		return err
@@ -211,6 +217,7 @@ func (p *Processor) Sync(ctx context.Context) error {
 		p.loaded = false // storage is behind what was applied: read it again
 		return err
 	}
+	p.committed.Store(p.applied.Load())
 	return nil
 }
 
@@ -222,7 +229,7 @@ func (p *Processor) step(ctx context.Context) (int, error) {
 	if err := p.load(ctx); err != nil {
 		return 0, err
 	}
-	events, err := p.Store.ReadLog(ctx, p.checkpoint.Load(), p.BatchSize)
+	events, err := p.Store.ReadLog(ctx, p.applied.Load(), p.BatchSize)
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
@@ -231,7 +238,7 @@ func (p *Processor) step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	last := events[len(events)-1]
-	p.checkpoint.Store(last.Seq)
+	p.applied.Store(last.Seq)
 	if p.OnBatch != nil {
 		p.OnBatch(len(events), last.Seq, last.Timestamp)
 	}
@@ -249,7 +256,7 @@ func (p *Processor) CatchUp(ctx context.Context, seq int64) error {
 		if err != nil {
 			return err
 		}
-		if p.Checkpoint() >= seq {
+		if p.applied.Load() >= seq {
 			return p.Sync(ctx)
 		}
 		n, err := p.step(ctx)
@@ -260,8 +267,8 @@ func (p *Processor) CatchUp(ctx context.Context, seq int64) error {
 			if err := p.Sync(ctx); err != nil {
 				return err
 			}
-			if p.Checkpoint() < seq {
-				return portrait.Errorf(portrait.EINTERNAL, "log ends at %d, before %d", p.Checkpoint(), seq)
+			if p.applied.Load() < seq {
+				return portrait.Errorf(portrait.EINTERNAL, "log ends at %d, before %d", p.applied.Load(), seq)
 			}
 		}
 	}

@@ -81,31 +81,27 @@ func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Pa
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
-	q := `SELECT ts, message_id, seq FROM profile_events WHERE profile_id = ?`
+	q := `SELECT ts, seq FROM profile_events WHERE profile_id = ?`
 	args := []any{rid}
 	if p.Cursor != "" {
-		ts, msg, err := decodeCursor(p.Cursor)
+		ts, seq, err := decodeCursor(p.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		q += ` AND (ts < ? OR (ts = ? AND message_id < ?))`
-		args = append(args, ts, ts, msg)
+		q += ` AND (ts < ? OR (ts = ? AND seq < ?))`
+		args = append(args, ts, ts, seq)
 	}
-	q += ` ORDER BY ts DESC, message_id DESC LIMIT ?`
+	q += ` ORDER BY ts DESC, seq DESC LIMIT ?`
 	args = append(args, limit+1)
 	rows, err := db.stateR.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, "", portrait.Wrap(err, "cannot read profile events")
 	}
-	type ref struct {
-		ts  int64
-		msg string
-		seq int64
-	}
+	type ref struct{ ts, seq int64 }
 	var refs []ref
 	for rows.Next() {
 		var r ref
-		if err := rows.Scan(&r.ts, &r.msg, &r.seq); err != nil {
+		if err := rows.Scan(&r.ts, &r.seq); err != nil {
 			rows.Close()
 			return nil, "", portrait.Wrap(err, "cannot read profile events")
 		}
@@ -115,7 +111,7 @@ func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Pa
 	next := ""
 	if len(refs) > limit {
 		last := refs[limit-1]
-		next = encodeCursor(last.ts, last.msg)
+		next = encodeCursor(last.ts, last.seq)
 		refs = refs[:limit]
 	}
 	seqs := make([]int64, len(refs))
@@ -126,20 +122,23 @@ func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Pa
 	return events, next, err
 }
 
-func encodeCursor(ts int64, msg string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + ":" + msg))
+// The cursor is the (event time, log position) of the last event listed.
+func encodeCursor(ts, seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + ":" + strconv.FormatInt(seq, 10)))
 }
 
-func decodeCursor(c string) (int64, string, error) {
+func decodeCursor(c string) (int64, int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err == nil {
-		if ts, msg, ok := strings.Cut(string(b), ":"); ok {
-			if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
-				return n, msg, nil
+		if ts, seq, ok := strings.Cut(string(b), ":"); ok {
+			n, err1 := strconv.ParseInt(ts, 10, 64)
+			s, err2 := strconv.ParseInt(seq, 10, 64)
+			if err1 == nil && err2 == nil {
+				return n, s, nil
 			}
 		}
 	}
-	return 0, "", portrait.Errorf(portrait.EINVALID, "invalid cursor %q", c)
+	return 0, 0, portrait.Errorf(portrait.EINVALID, "invalid cursor %q", c)
 }
 
 // ProfileMerges returns the merge journal of a profile and of every profile

@@ -186,6 +186,11 @@ func (db *DB) DeadLetters(ctx context.Context, webhookID string, limit int) ([]*
 // newest first, stopping once every event name has its MaxRecent newest
 // events (the exact totals come from the profile's track counts).
 func (db *DB) SegmentBehaviour(ctx context.Context, p *portrait.Profile) (segment.Summary, error) {
+	// Asked about a profile the processor has just changed, whose commit
+	// may still be running: the summary must include what it adds.
+	if err := db.writer.wait(ctx); err != nil {
+		return nil, err
+	}
 	s := segment.Summary{}
 	cursor := ""
 	for pages := 0; pages < 50; pages++ {

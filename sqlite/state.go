@@ -259,7 +259,6 @@ type stateExec struct {
 type pendEvent struct {
 	profileID string
 	ts        int64
-	msg       string
 	seq       int64
 }
 
@@ -401,13 +400,13 @@ func (t *stateTx) takeHot() {
 				if pe[i].ts != pe[j].ts {
 					return pe[i].ts < pe[j].ts
 				}
-				return pe[i].msg < pe[j].msg
+				return pe[i].seq < pe[j].seq
 			})
-			args := make([]any, 0, 4*len(pe))
+			args := make([]any, 0, 3*len(pe))
 			for _, r := range pe {
-				args = append(args, r.profileID, r.ts, r.msg, r.seq)
+				args = append(args, r.profileID, r.ts, r.seq)
 			}
-			return x.multiInsert(`INSERT INTO profile_events (profile_id, ts, message_id, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 4, args)
+			return x.multiInsert(`INSERT INTO profile_events (profile_id, ts, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 3, args)
 		})
 	}
 }
@@ -626,7 +625,7 @@ func (t *stateTx) DropAlias(id string) error {
 
 func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
 	// Gathered until the next recorded write (at commit, mostly).
-	t.pendEvents = append(t.pendEvents, pendEvent{profileID, micros(e.Timestamp), e.MessageID, e.Seq})
+	t.pendEvents = append(t.pendEvents, pendEvent{profileID, micros(e.Timestamp), e.Seq})
 	t.peChange(peChange{pid: profileID, seq: e.Seq})
 	return nil
 }
