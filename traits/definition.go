@@ -77,6 +77,9 @@ type compiled struct {
 	window time.Duration
 	span   int64 // window in µs
 	width  int64 // of the window's buckets, µs; 0: all time
+	// latest: the aggregate's provenance is its latest event (count,
+	// sum, avg, unique, distinct_count), which a window keeps.
+	latest bool
 	filter *vm.Program
 	// quick evaluates the filter without the VM when it can (see quick).
 	quick func(props map[string]any) (match, known bool)
@@ -152,6 +155,10 @@ func (d Definition) compile() (*compiled, error) {
 		return nil, bad("classification %q is not one of %s", d.Classification, strings.Join(Classifications, ", "))
 	}
 	c := &compiled{Definition: d, window: w}
+	switch d.Aggregate {
+	case AggCount, AggSum, AggAvg, AggUnique, AggDistinctCount:
+		c.latest = true
+	}
 	if w > 0 {
 		c.span, c.width = int64(w/time.Microsecond), bucketWidth(w)
 	}

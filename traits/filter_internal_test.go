@@ -102,3 +102,57 @@ func TestWindowStateIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// States written with buckets that each kept their latest event (lt, lm)
+// are read, and written again in the compact format, which reads back
+// the same.
+func TestLegacyBucketState(t *testing.T) {
+	e, err := New(DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetDefinitions([]Definition{{Name: "w", Aggregate: "sum", Property: "revenue", Window: "640s"},
+		{Name: "n", Aggregate: "count", Window: "640s"}, {Name: "hi", Aggregate: "max", Property: "revenue", Window: "640s"},
+		{Name: "set", Aggregate: "unique", Property: "category", Window: "640s"}, {Name: "all", Aggregate: "count"}}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	us := func(s int) int64 { return t0.Add(time.Duration(s) * time.Second).UnixMicro() }
+	raw := fmt.Sprintf(`{"s":[[%d,%d]],"a":{"w":{"bw":10000000,"k":[{"s":3000000,"lt":%d,"lm":"b"},{"s":4000000,"lt":%d,"lm":"c"}]},`+
+		`"n":{"bw":10000000,"k":[{"n":2,"lt":%d,"lm":"b"},{"n":1,"lt":%d,"lm":"c"}]},`+
+		`"hi":{"bw":10000000,"k":[{"x":{"v":2,"t":%d,"m":"b"}},{"x":{"v":4,"t":%d,"m":"c"}}]},`+
+		`"set":{"bw":10000000,"k":[{"q":{"x":{"n":1,"t":%d,"m":"a"},"y":{"n":1,"t":%d,"m":"b"}},"lt":%d,"lm":"b"},{"q":{"x":{"n":1,"t":%d,"m":"c"}},"lt":%d,"lm":"c"}]},`+
+		`"all":{"n":3,"lt":%d,"lm":"c"}}}`,
+		us(0), us(15), us(5), us(15), us(5), us(15), us(5), us(15), us(0), us(5), us(5), us(15), us(15), us(15))
+	p := &portrait.Profile{State: map[string]json.RawMessage{StateKey: json.RawMessage(raw)}}
+	p.State[StateKey] = json.RawMessage(raw)
+	e.state(p, true) // as if an event came: the state is written again
+	e.Finish(p, t0.Add(645*time.Second))
+	check := func(p *portrait.Profile) {
+		t.Helper()
+		for name, want := range map[string]any{"w": 7.0, "n": 3.0, "hi": 4.0, "set": []any{"x", "y"}, "all": 3.0, "sessions": 1.0} {
+			if got := p.Traits[name].Value; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s = %v, want %v", name, got, want)
+			}
+		}
+		if got := p.Traits["w"]; got.MessageID != "c" || !got.Time.Equal(t0.Add(15*time.Second)) {
+			t.Errorf("w from %s at %v, want c at 15s", got.MessageID, got.Time)
+		}
+	}
+	check(p)
+	if !isV2(p.State[StateKey]) {
+		t.Fatalf("written as %s", p.State[StateKey])
+	}
+	q := &portrait.Profile{State: map[string]json.RawMessage{StateKey: append([]byte(nil), p.State[StateKey]...)}}
+	e.state(q, true)
+	e.Finish(q, t0.Add(645*time.Second))
+	check(q)
+	if string(q.State[StateKey]) != string(p.State[StateKey]) {
+		t.Errorf("re-read state %s, want %s", q.State[StateKey], p.State[StateKey])
+	}
+	// As of 655s the bucket [0, 10) has gone.
+	e.Finish(q, t0.Add(655*time.Second))
+	if got := q.Traits["w"].Value; got != 4.0 {
+		t.Errorf("w as of 655s = %v, want 4", got)
+	}
+}

@@ -48,8 +48,18 @@ func decodeState(raw []byte, l Lifecycle) *pstate {
 	}
 	// State is written only by Finish; an unreadable one (a store edited
 	// by hand) starts over rather than stopping the processor.
+	if isV2(raw) {
+		v2, err := decodeV2(raw)
+		if err != nil {
+			return &pstate{}
+		}
+		return v2
+	}
 	if gojson.Unmarshal(raw, st) != nil {
 		return &pstate{}
+	}
+	for _, g := range st.Aggs {
+		g.restore()
 	}
 	if len(st.Purchases) > 0 { // the first state format kept every purchase
 		if st.Buys == nil {
@@ -64,22 +74,8 @@ func decodeState(raw []byte, l Lifecycle) *pstate {
 	return st
 }
 
-// encode writes the state; the aggregates go by name.
-func (s *pstate) encode() ([]byte, error) {
-	if s.defs != nil {
-		s.Aggs = nil
-		for i, g := range s.aggs {
-			if g != nil {
-				if s.Aggs == nil {
-					s.Aggs = make(map[string]*agg, len(s.aggs))
-				}
-				s.Aggs[(*s.defs)[i].Name] = g
-			}
-		}
-		defer func() { s.Aggs = nil }()
-	}
-	return gojson.Marshal(s)
-}
+// encode writes the state in the compact format (see encodeV2).
+func (s *pstate) encode() ([]byte, error) { return s.encodeV2() }
 
 // align puts the aggregates in the order of defs. Aggregates of names no
 // longer defined go; those kept are fitted to a changed window.
@@ -99,9 +95,6 @@ func (s *pstate) align(defs *[]*compiled) {
 	s.aggs = make([]*agg, len(*defs))
 	for i, c := range *defs {
 		if g := byName[c.Name]; g != nil {
-			if s.defs == nil {
-				g.restore() // decoded
-			}
 			if g.fit(c) {
 				s.changed = true
 			}
@@ -174,7 +167,8 @@ type agg struct {
 // its definition's aggregate needs: many profiles have one event a bucket,
 // and then a bucket should cost little more than the event would.
 type bucket struct {
-	// At is not stored: it is where key falls (see restore).
+	// At is not stored: the compact format stores bucket numbers, the
+	// legacy one is placed by key (see restore).
 	At   int64            `json:"-"`
 	N    int64            `json:"n,omitempty"` // count
 	S    int64            `json:"s,omitempty"` // sum, avg: millionths
@@ -182,13 +176,15 @@ type bucket struct {
 	X    val              `json:"x,omitzero"`  // min, max, first, last
 	Freq map[string]*freq `json:"q,omitempty"` // most_frequent, unique, distinct_count
 	Over bool             `json:"o,omitempty"`
-	// The latest event, for count, sum, avg, unique, distinct_count.
+	// Legacy: each bucket's latest event. The latest event of a window is
+	// in its newest bucket, which is the last to expire, so the agg keeps
+	// one (LT, LM) instead; decodeState moves these there.
 	LT int64  `json:"lt,omitempty"`
 	LM string `json:"lm,omitempty"`
 }
 
 // key is the time of one of the bucket's events, chosen the same way
-// however the bucket was filled, which places the bucket.
+// however the bucket was filled, which placed a legacy bucket.
 func (b *bucket) key() int64 {
 	if b.LM != "" {
 		return b.LT
@@ -201,12 +197,6 @@ func (b *bucket) key() int64 {
 		t = max(t, f.T)
 	}
 	return t
-}
-
-func (b *bucket) latest(t int64, m string) {
-	if b.LM == "" || less(b.LT, b.LM, t, m) {
-		b.LT, b.LM = t, m
-	}
 }
 
 // better reports whether x should replace y as the value of aggregate.
@@ -226,7 +216,6 @@ func (b *bucket) add(aggregate string, v any, t int64, m string) {
 	switch aggregate {
 	case AggCount:
 		b.N++
-		b.latest(t, m)
 	case AggSum, AggAvg:
 		if f, ok := toFloat(v); ok {
 			b.S = satAdd(b.S, millionths(f))
@@ -234,25 +223,39 @@ func (b *bucket) add(aggregate string, v any, t int64, m string) {
 				b.C++
 			}
 		}
-		b.latest(t, m)
 	case AggMin, AggMax, AggFirst, AggLast:
-		x := val{V: v, T: t, M: m}
+		if b.X.M != "" && !betterThan(aggregate, v, t, m, &b.X) {
+			return
+		}
 		if aggregate == AggMin || aggregate == AggMax {
-			f, _ := toFloat(v) // numeric: see addWindowed
 			if _, isFloat := v.(float64); !isFloat {
-				x.V = f
+				f, _ := toFloat(v) // numeric: see addWindowed
+				v = f
 			}
 		}
-		if b.X.M == "" || better(aggregate, &x, &b.X) {
-			b.X = x
-		}
+		b.X = val{V: v, T: t, M: m}
 	case AggMostFrequent:
 		b.Freq = addFreq(b.Freq, valueKey(v), 1, t, m)
 	case AggUnique, AggDistinctCount:
 		b.Freq = addFreq(b.Freq, valueKey(v), 1, t, m)
 		capSet(b.Freq, &b.Over)
-		b.latest(t, m)
 	}
+}
+
+// betterThan is better for a value not yet made a val (no allocation).
+func betterThan(aggregate string, v any, t int64, m string, y *val) bool {
+	switch aggregate {
+	case AggMin, AggMax:
+		fx, _ := toFloat(v)
+		fy, _ := toFloat(y.V)
+		if aggregate == AggMin {
+			return fx < fy || (fx == fy && less(t, m, y.T, y.M))
+		}
+		return fx > fy || (fx == fy && less(t, m, y.T, y.M))
+	case AggFirst:
+		return less(t, m, y.T, y.M)
+	}
+	return less(y.T, y.M, t, m)
 }
 
 func (b *bucket) merge(o *bucket, aggregate string) {
@@ -269,8 +272,9 @@ func (b *bucket) merge(o *bucket, aggregate string) {
 	if aggregate == AggUnique || aggregate == AggDistinctCount {
 		capSet(b.Freq, &b.Over)
 	}
-	if o.LM != "" {
-		b.latest(o.LT, o.LM)
+	// Legacy buckets being re-bucketed (fit) still carry their latest.
+	if o.LM != "" && (b.LM == "" || less(b.LT, b.LM, o.LT, o.LM)) {
+		b.LT, b.LM = o.LT, o.LM
 	}
 }
 
@@ -313,6 +317,9 @@ func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
 	}
 	i := g.slot(at)
 	g.B[i].add(c.Aggregate, v, t, m)
+	if c.latest && (g.LM == "" || less(g.LT, g.LM, t, m)) {
+		g.LT, g.LM = t, m
+	}
 	if i == len(g.B)-1 {
 		g.expire(c.width, at-c.span)
 	}
@@ -347,6 +354,9 @@ func (g *agg) mergeBuckets(o *agg, c *compiled) {
 		b := &o.B[i]
 		g.B[g.slot(b.At)].merge(b, c.Aggregate)
 	}
+	if o.LM != "" && (g.LM == "" || less(g.LT, g.LM, o.LT, o.LM)) {
+		g.LT, g.LM = o.LT, o.LM
+	}
 	if n := len(g.B); n > 0 {
 		g.expire(c.width, g.B[n-1].At-c.span)
 	}
@@ -364,15 +374,26 @@ func (g *agg) expire(width, cut int64) bool {
 	n := copy(g.B, g.B[i:])
 	clear(g.B[n:])
 	g.B = g.B[:n]
+	if n == 0 {
+		// The latest event was in the newest bucket, gone too.
+		g.LT, g.LM = 0, ""
+	}
 	return true
 }
 
-// restore sets the buckets' starts after decoding.
+// restore sets the starts of legacy buckets after decoding, and moves
+// their latest events to the aggregate.
 func (g *agg) restore() {
+	if g.W <= 0 {
+		return
+	}
 	for i := range g.B {
-		if g.W > 0 {
-			g.B[i].At = floorDiv(g.B[i].key(), g.W) * g.W
+		b := &g.B[i]
+		b.At = floorDiv(b.key(), g.W) * g.W
+		if b.LM != "" && (g.LM == "" || less(g.LT, g.LM, b.LT, b.LM)) {
+			g.LT, g.LM = b.LT, b.LM
 		}
+		b.LT, b.LM = 0, ""
 	}
 }
 
@@ -380,16 +401,19 @@ func (g *agg) restore() {
 // of a windowed one, and the buckets of an all-time one, are left alone
 // (a changed definition is backfilled), but buckets of another width, and
 // the windows of the legacy format, are bucketed again, each old bucket
-// whole into the bucket of its key.
+// whole into the new bucket that holds its start.
 func (g *agg) fit(c *compiled) bool {
 	if c.width == 0 || (g.W == c.width && g.Win == nil) {
 		return false
+	}
+	if g.W == 0 {
+		g.LT, g.LM = 0, "" // an all-time latest is not the window's
 	}
 	old, win := g.B, g.Win
 	g.W, g.B, g.Win = c.width, nil, nil
 	for i := range old {
 		b := &old[i]
-		g.B[g.slot(floorDiv(b.key(), c.width)*c.width)].merge(b, c.Aggregate)
+		g.B[g.slot(floorDiv(b.At, c.width)*c.width)].merge(b, c.Aggregate)
 	}
 	if n := len(g.B); n > 0 {
 		g.expire(c.width, g.B[n-1].At-c.span)
@@ -404,6 +428,9 @@ func (g *agg) fit(c *compiled) bool {
 // shares what it can with the buckets, so it is for reading only.
 func (g *agg) fold(aggregate string) agg {
 	var out agg
+	if len(g.B) > 0 {
+		out.LT, out.LM = g.LT, g.LM
+	}
 	var x *val
 	freqs := 0
 	for i := range g.B {
@@ -415,9 +442,6 @@ func (g *agg) fold(aggregate string) agg {
 			x = &b.X
 		}
 		out.Over = out.Over || b.Over
-		if b.LM != "" && (out.LM == "" || less(out.LT, out.LM, b.LT, b.LM)) {
-			out.LT, out.LM = b.LT, b.LM
-		}
 		if len(b.Freq) > 0 {
 			freqs++
 			out.Freq = b.Freq

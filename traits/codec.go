@@ -1,0 +1,632 @@
+package traits
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+
+	gojson "github.com/goccy/go-json"
+)
+
+// The compact state format (version 2). The state is encoded and written
+// on every batch, so its size is much of the cost of a write. Three things
+// make it small:
+//
+//   - the events the state refers to (an aggregate's latest event, the
+//     event that gave a minimum, a purchase...) are listed once, as a
+//     column of times, each relative to the one before, and a column of
+//     message ids; everything else refers to them by position. The same
+//     order feeds every definition, so a reference is a small number
+//     instead of a time and a message id each time;
+//   - structures are columns of numbers (arrays) rather than objects with
+//     repeated keys, and times are relative to the previous one;
+//   - buckets keep only what their aggregate needs, and the sets of
+//     unique and distinct_count keep values without counts or events
+//     (their provenance is the aggregate's latest event).
+//
+// It is written by hand (strconv appends) because it is written far more
+// often than it is read; it is read with goccy/go-json into the column
+// structs below. Every older format is still read (see decodeState).
+const stateVersion = 2
+
+var v2Prefix = []byte(`{"v":2,`)
+
+type stateV2 struct {
+	V  int               `json:"v"`
+	ET []int64           `json:"e"`  // event times, each relative to the previous
+	EM []string          `json:"m"`  // event message ids
+	B  *buysV2           `json:"b"`  // purchases
+	S  []int64           `json:"s"`  // sessions: start, end, start, end..., each relative to the previous
+	C  *freqsV2          `json:"c"`  // categories
+	CH *freqsV2          `json:"ch"` // channels
+	SV []Survey          `json:"sv"`
+	A  map[string]*aggV2 `json:"a"`
+}
+
+type buysV2 struct {
+	N  int64   `json:"n"`
+	S  int64   `json:"s"`
+	E  []int   `json:"e"`  // the earliest purchases (events)
+	EA []int64 `json:"ea"` // and their amounts
+	L  int     `json:"l"`  // the last purchase (event)
+	LA int64   `json:"la"` // and its amount
+	GA []int64 `json:"ga"` // long gaps: starts, each relative to the previous
+	GB []int   `json:"gb"` // and the purchase (event) that ends each
+}
+
+type freqsV2 struct {
+	K []string `json:"k"` // values, sorted
+	N []int64  `json:"n"` // their counts (absent for sets)
+	E []int    `json:"e"` // their latest events (absent for sets)
+}
+
+type valV2 struct {
+	V any `json:"v"`
+	E int `json:"e"`
+}
+
+type aggV2 struct {
+	N  int64    `json:"n"`
+	S  int64    `json:"s"`
+	C  int64    `json:"c"`
+	O  bool     `json:"o"`
+	L  int      `json:"l"` // the latest event + 1; 0: none
+	Lo *valV2   `json:"lo"`
+	Hi *valV2   `json:"hi"`
+	F  *valV2   `json:"f"`
+	La *valV2   `json:"la"`
+	Q  *freqsV2 `json:"q"`
+	// Windowed: bucket width (µs), bucket numbers (start/width, each
+	// relative to the previous), and the columns the aggregate needs.
+	W  int64     `json:"w"`
+	K  []int64   `json:"k"`
+	BN []int64   `json:"bn"`
+	BS []int64   `json:"bs"`
+	BC []int64   `json:"bc"`
+	BV []any     `json:"bv"`
+	BE []int     `json:"be"` // event of each bucket's value + 1; 0: none
+	BQ []freqsV2 `json:"bq"`
+	BO []int     `json:"bo"` // buckets whose value set hit its cap
+}
+
+type evKey struct {
+	t int64
+	m string
+}
+
+// encoder appends the compact format to buf.
+type encoder struct {
+	buf  []byte
+	refs map[evKey]int
+	ts   []int64
+	ms   []string
+	err  error
+	keys []string // scratch for sorting map keys
+}
+
+func (e *encoder) ref(t int64, m string) int {
+	k := evKey{t, m}
+	if i, ok := e.refs[k]; ok {
+		return i
+	}
+	i := len(e.ts)
+	e.refs[k] = i
+	e.ts = append(e.ts, t)
+	e.ms = append(e.ms, m)
+	return i
+}
+
+func (e *encoder) key(k string) {
+	e.buf = append(e.buf, '"')
+	e.buf = append(e.buf, k...)
+	e.buf = append(e.buf, '"', ':')
+}
+
+func (e *encoder) int(k string, n int64) {
+	e.key(k)
+	e.buf = strconv.AppendInt(e.buf, n, 10)
+	e.buf = append(e.buf, ',')
+}
+
+func (e *encoder) str(s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b, err := gojson.Marshal(s)
+			if err != nil {
+				e.err = err
+			}
+			e.buf = append(e.buf, b...)
+			return
+		}
+	}
+	e.buf = append(e.buf, '"')
+	e.buf = append(e.buf, s...)
+	e.buf = append(e.buf, '"')
+}
+
+func (e *encoder) value(v any) {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			e.err = errors.New("traits: a value is not a finite number")
+			e.buf = append(e.buf, '0')
+			return
+		}
+		e.buf = strconv.AppendFloat(e.buf, x, 'g', -1, 64)
+	case string:
+		e.str(x)
+	case bool:
+		e.buf = strconv.AppendBool(e.buf, x)
+	case nil:
+		e.buf = append(e.buf, "null"...)
+	default:
+		b, err := gojson.Marshal(v)
+		if err != nil {
+			e.err = err
+			b = []byte("null")
+		}
+		e.buf = append(e.buf, b...)
+	}
+}
+
+// ints appends k:[...] with each number relative to the previous when delta.
+func (e *encoder) ints(k string, ns []int64, delta bool) {
+	e.key(k)
+	e.buf = append(e.buf, '[')
+	prev := int64(0)
+	for i, n := range ns {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		if delta {
+			n, prev = n-prev, n
+		}
+		e.buf = strconv.AppendInt(e.buf, n, 10)
+	}
+	e.buf = append(e.buf, ']', ',')
+}
+
+func (e *encoder) open(k string, c byte) {
+	e.key(k)
+	e.buf = append(e.buf, c)
+}
+
+// close ends an object or array opened with open, dropping a trailing comma.
+func (e *encoder) close(c byte) {
+	if n := len(e.buf); e.buf[n-1] == ',' {
+		e.buf = e.buf[:n-1]
+	}
+	e.buf = append(e.buf, c, ',')
+}
+
+func (e *encoder) sortedKeys(m map[string]*freq) []string {
+	e.keys = e.keys[:0]
+	for k := range m {
+		e.keys = append(e.keys, k)
+	}
+	slices.Sort(e.keys)
+	return e.keys
+}
+
+// freqs writes a value table; a set (counts false) keeps the values only.
+func (e *encoder) freqs(m map[string]*freq, counts bool) {
+	keys := e.sortedKeys(m)
+	e.buf = append(e.buf, `{"k":[`...)
+	for i, k := range keys {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.str(k)
+	}
+	e.buf = append(e.buf, ']')
+	if counts {
+		e.buf = append(e.buf, `,"n":[`...)
+		for i, k := range keys {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.buf = strconv.AppendInt(e.buf, m[k].N, 10)
+		}
+		e.buf = append(e.buf, `],"e":[`...)
+		for i, k := range keys {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			f := m[k]
+			e.buf = strconv.AppendInt(e.buf, int64(e.ref(f.T, f.M)), 10)
+		}
+		e.buf = append(e.buf, ']')
+	}
+	e.buf = append(e.buf, '}')
+}
+
+func (e *encoder) val(k string, v *val) {
+	if v == nil {
+		return
+	}
+	e.open(k, '{')
+	e.buf = append(e.buf, `"v":`...)
+	e.value(v.V)
+	e.buf = append(e.buf, `,"e":`...)
+	e.buf = strconv.AppendInt(e.buf, int64(e.ref(v.T, v.M)), 10)
+	e.buf = append(e.buf, '}', ',')
+}
+
+func (e *encoder) latest(t int64, m string) int64 {
+	if m == "" && t == 0 {
+		return 0
+	}
+	return int64(e.ref(t, m)) + 1
+}
+
+// agg writes g; sets (unique, distinct_count) keep their values only.
+func (e *encoder) agg(g *agg, set bool) {
+	e.buf = append(e.buf, '{')
+	if g.N != 0 {
+		e.int("n", g.N)
+	}
+	if g.S != 0 {
+		e.int("s", g.S)
+	}
+	if g.C != 0 {
+		e.int("c", g.C)
+	}
+	if g.Over {
+		e.buf = append(e.buf, `"o":true,`...)
+	}
+	if l := e.latest(g.LT, g.LM); l != 0 {
+		e.int("l", l)
+	}
+	e.val("lo", g.Lo)
+	e.val("hi", g.Hi)
+	e.val("f", g.Fst)
+	e.val("la", g.Lst)
+	if len(g.Freq) > 0 {
+		e.key("q")
+		e.freqs(g.Freq, !set)
+		e.buf = append(e.buf, ',')
+	}
+	if g.W > 0 {
+		e.int("w", g.W)
+		if len(g.B) > 0 {
+			e.bucketColumns(g, set)
+		}
+	}
+	e.close('}')
+}
+
+func (e *encoder) bucketColumns(g *agg, set bool) {
+	var hasN, hasS, hasC, hasX, hasQ, hasO bool
+	for i := range g.B {
+		b := &g.B[i]
+		hasN = hasN || b.N != 0
+		hasS = hasS || b.S != 0
+		hasC = hasC || b.C != 0
+		hasX = hasX || b.X.M != ""
+		hasQ = hasQ || len(b.Freq) > 0
+		hasO = hasO || b.Over
+	}
+	e.open("k", '[')
+	prev := int64(0)
+	for i := range g.B {
+		n := floorDiv(g.B[i].At, g.W)
+		e.buf = strconv.AppendInt(e.buf, n-prev, 10)
+		e.buf = append(e.buf, ',')
+		prev = n
+	}
+	e.close(']')
+	column := func(k string, f func(b *bucket) int64) {
+		e.open(k, '[')
+		for i := range g.B {
+			e.buf = strconv.AppendInt(e.buf, f(&g.B[i]), 10)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+	}
+	if hasN {
+		column("bn", func(b *bucket) int64 { return b.N })
+	}
+	if hasS {
+		column("bs", func(b *bucket) int64 { return b.S })
+	}
+	if hasC {
+		column("bc", func(b *bucket) int64 { return b.C })
+	}
+	if hasX {
+		e.open("bv", '[')
+		for i := range g.B {
+			e.value(g.B[i].X.V)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+		column("be", func(b *bucket) int64 {
+			if b.X.M == "" {
+				return 0
+			}
+			return int64(e.ref(b.X.T, b.X.M)) + 1
+		})
+	}
+	if hasQ {
+		e.open("bq", '[')
+		for i := range g.B {
+			e.freqs(g.B[i].Freq, !set)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+	}
+	if hasO {
+		e.open("bo", '[')
+		for i := range g.B {
+			if g.B[i].Over {
+				e.buf = strconv.AppendInt(e.buf, int64(i), 10)
+				e.buf = append(e.buf, ',')
+			}
+		}
+		e.close(']')
+	}
+}
+
+// encodeV2 writes s in the compact format. The aggregates go by name; s
+// must be aligned to its definitions.
+func (s *pstate) encodeV2() ([]byte, error) {
+	// The event table goes first but is known last: the body is written
+	// to one buffer and the table to another, then joined.
+	e := &encoder{buf: make([]byte, 0, 2048), refs: make(map[evKey]int, 32)}
+	if b := s.Buys; b != nil && b.N > 0 {
+		e.open("b", '{')
+		e.int("n", b.N)
+		if b.Sum != 0 {
+			e.int("s", b.Sum)
+		}
+		early := make([]int64, len(b.Early))
+		amounts := make([]int64, len(b.Early))
+		for i, p := range b.Early {
+			early[i], amounts[i] = int64(e.ref(p.T, p.M)), p.A
+		}
+		e.ints("e", early, false)
+		e.ints("ea", amounts, false)
+		if b.Last != nil {
+			e.int("l", int64(e.ref(b.Last.T, b.Last.M)))
+			e.int("la", b.Last.A)
+		}
+		if len(b.Gaps) > 0 {
+			ga := make([]int64, len(b.Gaps))
+			gb := make([]int64, len(b.Gaps))
+			for i, g := range b.Gaps {
+				ga[i], gb[i] = g.A, int64(e.ref(g.B, g.M))
+			}
+			e.ints("ga", ga, true)
+			e.ints("gb", gb, false)
+		}
+		e.close('}')
+	}
+	if len(s.Sessions) > 0 {
+		e.open("s", '[')
+		prev := int64(0)
+		for _, r := range s.Sessions {
+			e.buf = strconv.AppendInt(e.buf, r[0]-prev, 10)
+			e.buf = append(e.buf, ',')
+			e.buf = strconv.AppendInt(e.buf, r[1]-r[0], 10)
+			e.buf = append(e.buf, ',')
+			prev = r[1]
+		}
+		e.close(']')
+	}
+	if len(s.Cats) > 0 {
+		e.key("c")
+		e.freqs(s.Cats, true)
+		e.buf = append(e.buf, ',')
+	}
+	if len(s.Chans) > 0 {
+		e.key("ch")
+		e.freqs(s.Chans, true)
+		e.buf = append(e.buf, ',')
+	}
+	if len(s.Surveys) > 0 {
+		b, err := gojson.Marshal(s.Surveys)
+		if err != nil {
+			return nil, err
+		}
+		e.key("sv")
+		e.buf = append(e.buf, b...)
+		e.buf = append(e.buf, ',')
+	}
+	if s.defs != nil {
+		opened := false
+		for i, c := range *s.defs {
+			g := s.aggs[i]
+			if g == nil {
+				continue
+			}
+			if !opened {
+				e.open("a", '{')
+				opened = true
+			}
+			e.key(c.Name)
+			e.agg(g, c.Aggregate == AggUnique || c.Aggregate == AggDistinctCount)
+		}
+		if opened {
+			e.close('}')
+		}
+	} else if len(s.Aggs) > 0 {
+		return nil, errors.New("traits: state not aligned to definitions")
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	body := e.buf
+	out := make([]byte, 0, len(body)+len(v2Prefix)+16*len(e.ts)+8)
+	out = append(out, v2Prefix...)
+	e.buf = out
+	if len(e.ts) > 0 {
+		e.ints("e", e.ts, true)
+		e.open("m", '[')
+		for _, m := range e.ms {
+			e.str(m)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+	}
+	out = append(e.buf, body...)
+	if e.err != nil {
+		return nil, e.err
+	}
+	// Drop the trailing comma and close the object.
+	if out[len(out)-1] == ',' {
+		out = out[:len(out)-1]
+	}
+	return append(out, '}'), nil
+}
+
+// decodeV2 reads the compact format.
+func decodeV2(raw []byte) (*pstate, error) {
+	var d stateV2
+	if err := gojson.Unmarshal(raw, &d); err != nil {
+		return nil, err
+	}
+	if d.V != stateVersion || len(d.ET) != len(d.EM) {
+		return nil, errors.New("traits: not a version 2 state")
+	}
+	ts := d.ET
+	for i := 1; i < len(ts); i++ {
+		ts[i] += ts[i-1]
+	}
+	bad := false
+	ev := func(i int) (int64, string) {
+		if i < 0 || i >= len(ts) {
+			bad = true
+			return 0, ""
+		}
+		return ts[i], d.EM[i]
+	}
+	st := &pstate{Surveys: d.SV}
+	if b := d.B; b != nil {
+		p := &purchases{N: b.N, Sum: b.S}
+		if len(b.EA) != len(b.E) || len(b.GA) != len(b.GB) {
+			bad = true
+		}
+		for i := range min(len(b.E), len(b.EA)) {
+			t, m := ev(b.E[i])
+			p.Early = append(p.Early, purchase{T: t, M: m, A: b.EA[i]})
+		}
+		if b.N > 0 {
+			t, m := ev(b.L)
+			p.Last = &purchase{T: t, M: m, A: b.LA}
+		}
+		prev := int64(0)
+		for i := range min(len(b.GA), len(b.GB)) {
+			a := prev + b.GA[i]
+			prev = a
+			t, m := ev(b.GB[i])
+			p.Gaps = append(p.Gaps, gap{A: a, B: t, M: m})
+		}
+		if p.N > 0 && len(p.Early) == 0 {
+			bad = true
+		}
+		st.Buys = p
+	}
+	if len(d.S)%2 != 0 {
+		bad = true
+	}
+	prev := int64(0)
+	for i := 0; i+1 < len(d.S); i += 2 {
+		a := prev + d.S[i]
+		b := a + d.S[i+1]
+		st.Sessions = append(st.Sessions, [2]int64{a, b})
+		prev = b
+	}
+	freqs := func(q *freqsV2) map[string]*freq {
+		if q == nil || len(q.K) == 0 {
+			return nil
+		}
+		m := make(map[string]*freq, len(q.K))
+		counts := len(q.N) == len(q.K) && len(q.E) == len(q.K)
+		if !counts && (len(q.N) > 0 || len(q.E) > 0) {
+			bad = true
+		}
+		for i, k := range q.K {
+			f := &freq{N: 1}
+			if counts {
+				f.N = q.N[i]
+				f.T, f.M = ev(q.E[i])
+			}
+			m[k] = f
+		}
+		return m
+	}
+	st.Cats, st.Chans = freqs(d.C), freqs(d.CH)
+	value := func(v *valV2) *val {
+		if v == nil {
+			return nil
+		}
+		t, m := ev(v.E)
+		return &val{V: v.V, T: t, M: m}
+	}
+	if len(d.A) > 0 {
+		st.Aggs = make(map[string]*agg, len(d.A))
+	}
+	for name, a := range d.A {
+		if a == nil {
+			continue
+		}
+		g := &agg{N: a.N, S: a.S, C: a.C, Over: a.O, Lo: value(a.Lo), Hi: value(a.Hi), Fst: value(a.F), Lst: value(a.La), Freq: freqs(a.Q), W: a.W}
+		if a.L > 0 {
+			g.LT, g.LM = ev(a.L - 1)
+		}
+		if n := len(a.K); n > 0 {
+			if a.W <= 0 {
+				bad = true
+				continue
+			}
+			column := func(c []int64) []int64 {
+				if c != nil && len(c) != n {
+					bad = true
+					return nil
+				}
+				return c
+			}
+			bn, bs, bc := column(a.BN), column(a.BS), column(a.BC)
+			if (a.BV != nil && len(a.BV) != n) || (a.BE != nil && len(a.BE) != n) || (a.BQ != nil && len(a.BQ) != n) {
+				bad = true
+				continue
+			}
+			g.B = make([]bucket, n)
+			k := int64(0)
+			for i := range g.B {
+				b := &g.B[i]
+				k += a.K[i]
+				b.At = k * a.W
+				if bn != nil {
+					b.N = bn[i]
+				}
+				if bs != nil {
+					b.S = bs[i]
+				}
+				if bc != nil {
+					b.C = bc[i]
+				}
+				if a.BE != nil && a.BE[i] > 0 {
+					b.X.T, b.X.M = ev(a.BE[i] - 1)
+					b.X.V = a.BV[i]
+				}
+				if a.BQ != nil {
+					b.Freq = freqs(&a.BQ[i])
+				}
+			}
+			for _, i := range a.BO {
+				if i >= 0 && i < n {
+					g.B[i].Over = true
+				}
+			}
+		}
+		st.Aggs[name] = g
+	}
+	if bad {
+		return nil, errors.New("traits: inconsistent version 2 state")
+	}
+	return st, nil
+}
+
+func isV2(raw []byte) bool { return bytes.HasPrefix(raw, v2Prefix) }
