@@ -171,6 +171,7 @@ type set struct {
 	tags  []*Compiled
 	types map[string]string
 	refs  []string // union of the tags' references
+	fast  []fast   // by tag; nil where a tag needs the VM
 }
 
 var _ profile.Enricher = (*Enricher)(nil)
@@ -186,14 +187,22 @@ func NewEnricher() *Enricher {
 func (e *Enricher) SetTags(tags []*Compiled, types map[string]string) {
 	s := &set{tags: append([]*Compiled(nil), tags...), types: types}
 	sort.Slice(s.tags, func(i, j int) bool { return s.tags[i].Name < s.tags[j].Name })
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for _, t := range s.tags {
 		for _, r := range t.refs {
-			if !seen[r] {
-				seen[r] = true
+			if _, ok := seen[r]; !ok {
+				seen[r] = len(s.refs)
 				s.refs = append(s.refs, r)
 			}
 		}
+	}
+	index := func(name string) (int, bool) {
+		i, ok := seen[name]
+		return i, ok
+	}
+	s.fast = make([]fast, len(s.tags))
+	for i, t := range s.tags {
+		s.fast[i] = compileFast(t.Expression, index)
 	}
 	e.tags.Store(s)
 }
@@ -217,32 +226,48 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		}
 		return
 	}
-	env := make(map[string]any, len(s.refs))
-	for _, name := range s.refs {
+	vals := make([]any, len(s.refs))
+	for i, name := range s.refs {
 		if name == "event_count" {
-			env[name] = float64(p.EventCount)
+			vals[i] = float64(p.EventCount)
 			continue
 		}
 		tr, ok := p.Traits[name]
 		if !ok {
-			env[name] = nil // unknown: comparisons with it fail, the tag does not hold
-			continue
+			continue // unknown (nil): comparisons with it fail, the tag does not hold
 		}
 		v := tr.Value
 		if typ := traits.TypeOf(v); v != nil && !fits(s.types[name], typ) {
 			v = nil // a type conflict is reported by the schema, not guessed at
 		}
-		env[name] = v
+		vals[i] = v
 	}
-	m, _ := e.vms.Get().(*vm.VM)
-	if m == nil {
-		m = &vm.VM{}
-	}
+	// The VM and its environment only if some tag needs them.
+	var m *vm.VM
+	var env map[string]any
 	prev := previous(p.Tags)
 	var out []portrait.ProfileTag
-	for _, t := range s.tags {
-		res, err := m.Run(t.program, env)
-		if held, _ := res.(bool); err != nil || !held {
+	for i, t := range s.tags {
+		held, known := false, false
+		if f := s.fast[i]; f != nil {
+			held, known = f(vals)
+		}
+		if !known {
+			if m == nil {
+				m, _ = e.vms.Get().(*vm.VM)
+				if m == nil {
+					m = &vm.VM{}
+				}
+				env = make(map[string]any, len(s.refs))
+				for i, name := range s.refs {
+					env[name] = vals[i]
+				}
+			}
+			res, err := m.Run(t.program, env)
+			b, _ := res.(bool)
+			held = err == nil && b
+		}
+		if !held {
 			continue
 		}
 		// A tag held before keeps the time it was gained: newer evidence
@@ -253,7 +278,9 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		}
 		out = append(out, portrait.ProfileTag{Name: t.Name, Since: at})
 	}
-	e.vms.Put(m)
+	if m != nil {
+		e.vms.Put(m)
+	}
 	p.Tags = out
 }
 
