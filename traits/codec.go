@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -372,8 +373,12 @@ func (e *encoder) bucketColumns(g *agg, set bool) {
 // must be aligned to its definitions.
 func (s *pstate) encodeV2() ([]byte, error) {
 	// The event table goes first but is known last: the body is written
-	// to one buffer and the table to another, then joined.
-	e := &encoder{buf: make([]byte, 0, 2048), refs: make(map[evKey]int, 32)}
+	// to a pooled buffer, then copied after the table into the result.
+	e, _ := encoders.Get().(*encoder)
+	if e == nil {
+		e = &encoder{buf: make([]byte, 0, 4096), refs: make(map[evKey]int, 64)}
+	}
+	defer e.release()
 	if b := s.Buys; b != nil && b.N > 0 {
 		e.open("b", '{')
 		e.int("n", b.N)
@@ -457,9 +462,10 @@ func (s *pstate) encodeV2() ([]byte, error) {
 		return nil, e.err
 	}
 	body := e.buf
-	out := make([]byte, 0, len(body)+len(v2Prefix)+16*len(e.ts)+8)
+	out := make([]byte, 0, len(body)+len(v2Prefix)+24*len(e.ts)+8)
 	out = append(out, v2Prefix...)
 	e.buf = out
+	defer func() { e.buf = body }() // the pooled buffer goes back
 	if len(e.ts) > 0 {
 		e.ints("e", e.ts, true)
 		e.open("m", '[')
@@ -627,6 +633,18 @@ func decodeV2(raw []byte) (*pstate, error) {
 		return nil, errors.New("traits: inconsistent version 2 state")
 	}
 	return st, nil
+}
+
+var encoders sync.Pool
+
+func (e *encoder) release() {
+	if cap(e.buf) > 1<<16 {
+		return // an outsized state: let the pool keep small buffers
+	}
+	clear(e.refs)
+	clear(e.ms)
+	e.buf, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil
+	encoders.Put(e)
 }
 
 func isV2(raw []byte) bool { return bytes.HasPrefix(raw, v2Prefix) }

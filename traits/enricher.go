@@ -526,7 +526,23 @@ func (w *writer) numAt(name string, f float64, at time.Time, msg string) {
 			return
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: f, Source: SourceComputed, Time: at, MessageID: msg}
+	w.p.Traits[name] = portrait.Trait{Value: boxed(f), Source: SourceComputed, Time: at, MessageID: msg}
+}
+
+// smallNumbers are boxed once: counts, scores and days are mostly small
+// integers, and boxing a float64 allocates.
+var smallNumbers = func() (b [256]any) {
+	for i := range b {
+		b[i] = float64(i)
+	}
+	return
+}()
+
+func boxed(f float64) any {
+	if f >= 0 && f < float64(len(smallNumbers)) && f == math.Trunc(f) && !math.Signbit(f) {
+		return smallNumbers[int(f)]
+	}
+	return f
 }
 
 // str puts a string.
