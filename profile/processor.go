@@ -80,7 +80,7 @@ type Processor struct {
 func NewProcessor(store Store, rules *identity.Rules) *Processor {
 	return &Processor{
 		Store: store, Rules: rules, Now: time.Now, Log: slog.Default(),
-		BatchSize: 50000, Linger: 100 * time.Millisecond, OnceTraits: map[string]bool{}, MaxProfiles: 100_000, MaxIdentities: 2_000_000,
+		BatchSize: 50000, Linger: 100 * time.Millisecond, OnceTraits: map[string]bool{}, MaxProfiles: 250_000, MaxIdentities: 2_000_000,
 		SourcePriority: func(string) int { return 0 },
 	}
 }
@@ -344,7 +344,18 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 		p.OnChange(dirty, gone, applied)
 	}
 	if len(p.profiles) > p.MaxProfiles {
-		p.profiles = make(map[string]*portrait.Profile)
+		// Evict a quarter, at random (map order), keeping this batch's
+		// profiles: dropping the whole cache would make the next batch
+		// read back every profile it touches, the costliest way to go
+		// when the active customers outnumber the cache.
+		for id := range p.profiles {
+			if len(p.profiles) <= p.MaxProfiles*3/4 {
+				break
+			}
+			if _, ok := b.dirty[id]; !ok {
+				delete(p.profiles, id)
+			}
+		}
 	}
 	if len(p.ids) > p.MaxIdentities {
 		p.ids, p.idsComplete = make(map[portrait.Identifier]string), false

@@ -194,9 +194,10 @@ type stateTx struct {
 	// holds its own stored rows.
 	// It is built at the first such read (most transactions never read):
 	// until then the changes are only listed, in order.
-	pe     map[string]*peNode
-	peLog  []peChange
-	peUsed bool
+	deleted map[string]bool // profiles this transaction deleted
+	pe      map[string]*peNode
+	peLog   []peChange
+	peUsed  bool
 }
 
 // peChange is an add (seq > 0), a move (to != "") or a delete.
@@ -444,16 +445,39 @@ func (t *stateTx) direct() error {
 	return t.run()
 }
 
-func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
-	if err := t.direct(); err != nil {
-		return "", err
+// readCommitted reports whether a read may go to what is committed instead
+// of making the transaction direct: while buffered it may, once the commit
+// in flight (the previous batch) is done. The processor caches every
+// identity and profile it writes, so it asks only for ones this
+// transaction has not written (a deleted profile excepted, see Profile).
+func (t *stateTx) readCommitted() (bool, error) {
+	if t.done {
+		return false, portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
-	s, err := t.x.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`)
+	if t.x != nil {
+		return false, nil
+	}
+	return true, t.db.writer.wait(t.ctx)
+}
+
+func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
+	committed, err := t.readCommitted()
 	if err != nil {
 		return "", err
 	}
 	var pid string
-	err = s.QueryRowContext(t.ctx, id.Type, id.Value).Scan(&pid)
+	if committed {
+		err = t.db.stateR.QueryRowContext(t.ctx, `SELECT profile_id FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value).Scan(&pid)
+	} else {
+		if err := t.direct(); err != nil {
+			return "", err
+		}
+		var s *sql.Stmt
+		if s, err = t.x.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`); err != nil {
+			return "", err
+		}
+		err = s.QueryRowContext(t.ctx, id.Type, id.Value).Scan(&pid)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -464,15 +488,26 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 }
 
 func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
-	if err := t.direct(); err != nil {
-		return nil, err
-	}
-	s, err := t.x.stmt(`SELECT doc FROM profiles WHERE id = ?`)
+	committed, err := t.readCommitted()
 	if err != nil {
 		return nil, err
 	}
 	var doc []byte
-	err = s.QueryRowContext(t.ctx, id).Scan(&doc)
+	if committed {
+		if t.deleted[id] {
+			return nil, nil
+		}
+		err = t.db.stateR.QueryRowContext(t.ctx, `SELECT doc FROM profiles WHERE id = ?`, id).Scan(&doc)
+	} else {
+		if err := t.direct(); err != nil {
+			return nil, err
+		}
+		var s *sql.Stmt
+		if s, err = t.x.stmt(`SELECT doc FROM profiles WHERE id = ?`); err != nil {
+			return nil, err
+		}
+		err = s.QueryRowContext(t.ctx, id).Scan(&doc)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -594,6 +629,9 @@ func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 	errs := make([]error, len(ps))
 	parallel.For(len(ps), func(i int) { docs[i], errs[i] = encodeProfile(ps[i]) })
 	args := make([]any, 0, 3*len(ps))
+	for _, p := range ps {
+		delete(t.deleted, p.ID)
+	}
 	for i, p := range ps {
 		if errs[i] != nil {
 			return portrait.Wrap(errs[i], "cannot encode profile")
@@ -606,6 +644,10 @@ func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 }
 
 func (t *stateTx) DeleteProfile(id string) error {
+	if t.deleted == nil {
+		t.deleted = map[string]bool{}
+	}
+	t.deleted[id] = true
 	return t.record(func(x *stateExec) error { return x.exec(`DELETE FROM profiles WHERE id = ?`, id) })
 }
 
