@@ -291,82 +291,126 @@ func (e *encoder) agg(g *agg, set bool) {
 	}
 	if g.W > 0 {
 		e.int("w", g.W)
-		if len(g.B) > 0 {
+		if len(g.B.At) > 0 {
 			e.bucketColumns(g, set)
 		}
 	}
 	e.close('}')
 }
 
+func anyNonZero[T comparable](c []T) bool {
+	var zero T
+	for _, x := range c {
+		if x != zero {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *encoder) column(k string, c []int64) {
+	e.open(k, '[')
+	for i := range c {
+		e.buf = strconv.AppendInt(e.buf, c[i], 10)
+		e.buf = append(e.buf, ',')
+	}
+	e.close(']')
+}
+
 func (e *encoder) bucketColumns(g *agg, set bool) {
-	var hasN, hasS, hasC, hasX, hasQ, hasO bool
-	for i := range g.B {
-		b := &g.B[i]
-		hasN = hasN || b.N != 0
-		hasS = hasS || b.S != 0
-		hasC = hasC || b.C != 0
-		hasX = hasX || b.X.M != ""
-		hasQ = hasQ || len(b.Freq) > 0
-		hasO = hasO || b.Over
+	b := &g.B
+	hasX := false
+	for i := range b.X {
+		hasX = hasX || b.X[i].M != ""
+	}
+	hasQ := false
+	for _, q := range b.Q {
+		hasQ = hasQ || len(q) > 0
 	}
 	e.open("k", '[')
 	prev := int64(0)
-	for i := range g.B {
-		n := floorDiv(g.B[i].At, g.W)
+	for _, at := range b.At {
+		n := floorDiv(at, g.W)
 		e.buf = strconv.AppendInt(e.buf, n-prev, 10)
 		e.buf = append(e.buf, ',')
 		prev = n
 	}
 	e.close(']')
-	column := func(k string, f func(b *bucket) int64) {
-		e.open(k, '[')
-		for i := range g.B {
-			e.buf = strconv.AppendInt(e.buf, f(&g.B[i]), 10)
-			e.buf = append(e.buf, ',')
-		}
-		e.close(']')
+	if anyNonZero(b.N) {
+		e.column("bn", b.N)
 	}
-	if hasN {
-		column("bn", func(b *bucket) int64 { return b.N })
+	if anyNonZero(b.S) {
+		e.column("bs", b.S)
 	}
-	if hasS {
-		column("bs", func(b *bucket) int64 { return b.S })
-	}
-	if hasC {
-		column("bc", func(b *bucket) int64 { return b.C })
+	if anyNonZero(b.C) {
+		e.column("bc", b.C)
 	}
 	if hasX {
 		e.open("bv", '[')
-		for i := range g.B {
-			e.value(g.B[i].X.V)
+		for i := range b.X {
+			e.value(b.X[i].V)
 			e.buf = append(e.buf, ',')
 		}
 		e.close(']')
-		column("be", func(b *bucket) int64 {
-			if b.X.M == "" {
-				return 0
+		e.open("be", '[')
+		for i := range b.X {
+			r := int64(0)
+			if x := &b.X[i]; x.M != "" {
+				r = int64(e.ref(x.T, x.M)) + 1
 			}
-			return int64(e.ref(b.X.T, b.X.M)) + 1
-		})
+			e.buf = strconv.AppendInt(e.buf, r, 10)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
 	}
 	if hasQ {
 		e.open("bq", '[')
-		for i := range g.B {
-			e.freqs(g.B[i].Freq, !set)
+		for _, q := range b.Q {
+			e.set(q, !set)
 			e.buf = append(e.buf, ',')
 		}
 		e.close(']')
 	}
-	if hasO {
+	if anyNonZero(b.O) {
 		e.open("bo", '[')
-		for i := range g.B {
-			if g.B[i].Over {
+		for i, o := range b.O {
+			if o {
 				e.buf = strconv.AppendInt(e.buf, int64(i), 10)
 				e.buf = append(e.buf, ',')
 			}
 		}
 		e.close(']')
 	}
+}
+
+// set writes a bucket's values as freqs writes a table.
+func (e *encoder) set(q []fv, counts bool) {
+	e.buf = append(e.buf, `{"k":[`...)
+	for i := range q {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.str(q[i].K)
+	}
+	e.buf = append(e.buf, ']')
+	if counts {
+		e.buf = append(e.buf, `,"n":[`...)
+		for i := range q {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.buf = strconv.AppendInt(e.buf, q[i].N, 10)
+		}
+		e.buf = append(e.buf, `],"e":[`...)
+		for i := range q {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.buf = strconv.AppendInt(e.buf, int64(e.ref(q[i].T, q[i].M)), 10)
+		}
+		e.buf = append(e.buf, ']')
+	}
+	e.buf = append(e.buf, '}')
 }
 
 // encodeV2 writes s in the compact format. The aggregates go by name; s
@@ -563,6 +607,29 @@ func decodeV2(raw []byte) (*pstate, error) {
 		return m
 	}
 	st.Cats, st.Chans = freqs(d.C), freqs(d.CH)
+	set := func(q *freqsV2) []fv {
+		if q == nil || len(q.K) == 0 {
+			return nil
+		}
+		counts := len(q.N) == len(q.K) && len(q.E) == len(q.K)
+		if !counts && (len(q.N) > 0 || len(q.E) > 0) {
+			bad = true
+		}
+		out := make([]fv, 0, len(q.K))
+		for i, k := range q.K {
+			f := fv{K: k, N: 1}
+			if counts {
+				f.N = q.N[i]
+				f.T, f.M = ev(q.E[i])
+			}
+			if n := len(out); n > 0 && out[n-1].K >= k {
+				out = addFV(out, f.K, f.N, f.T, f.M) // not as written: keep it a sorted set
+				continue
+			}
+			out = append(out, f)
+		}
+		return out
+	}
 	value := func(v *valV2) *val {
 		if v == nil {
 			return nil
@@ -598,32 +665,36 @@ func decodeV2(raw []byte) (*pstate, error) {
 				bad = true
 				continue
 			}
-			g.B = make([]bucket, n)
+			g.B.At = make([]int64, n)
 			k := int64(0)
-			for i := range g.B {
-				b := &g.B[i]
+			for i := range n {
 				k += a.K[i]
-				b.At = k * a.W
-				if bn != nil {
-					b.N = bn[i]
+				g.B.At[i] = k * a.W
+			}
+			// The columns are fresh from the decoder: the buckets own them.
+			g.B.N, g.B.S, g.B.C = bn, bs, bc
+			if a.BE != nil {
+				g.B.X = make([]val, n)
+				for i, r := range a.BE {
+					if r > 0 {
+						x := &g.B.X[i]
+						x.T, x.M = ev(r - 1)
+						x.V = a.BV[i]
+					}
 				}
-				if bs != nil {
-					b.S = bs[i]
-				}
-				if bc != nil {
-					b.C = bc[i]
-				}
-				if a.BE != nil && a.BE[i] > 0 {
-					b.X.T, b.X.M = ev(a.BE[i] - 1)
-					b.X.V = a.BV[i]
-				}
-				if a.BQ != nil {
-					b.Freq = freqs(&a.BQ[i])
+			}
+			if a.BQ != nil {
+				g.B.Q = make([][]fv, n)
+				for i := range a.BQ {
+					g.B.Q[i] = set(&a.BQ[i])
 				}
 			}
 			for _, i := range a.BO {
 				if i >= 0 && i < n {
-					g.B[i].Over = true
+					if g.B.O == nil {
+						g.B.O = make([]bool, n)
+					}
+					g.B.O[i] = true
 				}
 			}
 		}

@@ -15,8 +15,10 @@ package traits
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -658,16 +660,22 @@ const maxHistory = 50
 
 func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 	us := micros(now)
+	var scratch []fv
 	for i, c := range *st.defs {
 		g := st.aggs[i]
+		var q []fv // a window's value set, folded
 		if c.width > 0 && g != nil {
 			// The window is relative to now: drop the buckets that
 			// fell out of it, and aggregate the rest.
 			if g.expire(c.width, us-c.span) {
 				st.changed = true
 			}
-			tmp := g.fold(c.Aggregate)
+			var tmp agg
+			tmp, q = g.fold(c.Aggregate, &scratch)
 			g = &tmp
+		} else if g != nil {
+			q = sortedFreqs(g.Freq, c.Aggregate, scratch)
+			scratch = q[:0]
 		}
 		if g == nil {
 			g = &agg{}
@@ -702,22 +710,58 @@ func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 				w.putAt(c.Name, v.V, v.T, v.M)
 			}
 		case AggMostFrequent:
-			if k, f := topFreq(g.Freq); f != nil {
-				w.str(c.Name, k, f.T, f.M)
+			if f := topFV(q); f != nil {
+				w.str(c.Name, f.K, f.T, f.M)
 			}
 		case AggUnique:
-			keys := make([]string, 0, len(g.Freq))
-			for k := range g.Freq {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			list := make([]any, len(keys))
-			for i, k := range keys {
-				list[i] = k
-			}
-			w.putAt(c.Name, list, g.LT, g.LM)
+			w.list(c.Name, q, g.LT, g.LM)
 		case AggDistinctCount:
-			w.num(c.Name, float64(len(g.Freq)), g.LT, g.LM)
+			w.num(c.Name, float64(len(q)), g.LT, g.LM)
 		}
 	}
+}
+
+// sortedFreqs lists an all-time aggregate's values in order (in scratch),
+// with counts when the aggregate needs them.
+func sortedFreqs(m map[string]*freq, aggregate string, scratch []fv) []fv {
+	q := scratch[:0]
+	switch aggregate {
+	case AggUnique:
+		for k := range m {
+			q = append(q, fv{K: k})
+		}
+		slices.SortFunc(q, func(a, b fv) int { return strings.Compare(a.K, b.K) })
+	case AggMostFrequent:
+		for k, f := range m {
+			q = append(q, fv{K: k, N: f.N, T: f.T, M: f.M})
+		}
+		slices.SortFunc(q, func(a, b fv) int { return strings.Compare(a.K, b.K) })
+	case AggDistinctCount:
+		q = slices.Grow(q, len(m))[:len(m)] // only the number matters
+	}
+	return q
+}
+
+// list puts the sorted values q as a list, leaving an equal one alone.
+func (w *writer) list(name string, q []fv, us int64, msg string) {
+	at := fromMicros(us)
+	if old, same := w.keep(name, at, msg); same {
+		if l, ok := old.Value.([]any); ok && len(l) == len(q) {
+			equal := true
+			for i, x := range l {
+				if s, ok := x.(string); !ok || s != q[i].K {
+					equal = false
+					break
+				}
+			}
+			if equal {
+				return
+			}
+		}
+	}
+	list := make([]any, len(q))
+	for i := range q {
+		list[i] = q[i].K
+	}
+	w.p.Traits[name] = portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg}
 }

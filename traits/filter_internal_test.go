@@ -97,8 +97,8 @@ func TestWindowStateIsBounded(t *testing.T) {
 			at -= 86400e6
 		}
 		g.addWindowed(c, fmt.Sprint(i%3), at, fmt.Sprint(i))
-		if len(g.B) > 65 {
-			t.Fatalf("%d buckets after %d events", len(g.B), i+1)
+		if len(g.B.At) > 65 {
+			t.Fatalf("%d buckets after %d events", len(g.B.At), i+1)
 		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -141,8 +143,8 @@ type val struct {
 }
 
 // agg accumulates one computed trait. All-time aggregates keep only what
-// they need; windowed ones keep an all-time-style agg per time bucket (see
-// bucketWidth).
+// they need; windowed ones keep what an all-time agg would, per time
+// bucket (see bucketWidth), in columns.
 type agg struct {
 	N    int64            `json:"n,omitempty"`  // matching events
 	S    int64            `json:"s,omitempty"`  // sum of numeric values, millionths
@@ -155,37 +157,55 @@ type agg struct {
 	Over bool             `json:"o,omitempty"` // the value set hit its cap
 	LT   int64            `json:"lt,omitempty"`
 	LM   string           `json:"lm,omitempty"`
-	// Windowed: the width of the buckets (µs), and the buckets, sorted.
-	W int64    `json:"bw,omitempty"`
-	B []bucket `json:"k,omitempty"`
-	// Legacy: windowed aggregates kept every event in the window; read,
-	// and folded into buckets.
-	Win []val `json:"w,omitempty"`
+	// Windowed: the width of the buckets (µs), and the buckets.
+	W int64   `json:"bw,omitempty"`
+	B buckets `json:"-"`
+	// Legacy: buckets as objects (read, then moved to B by restore), and
+	// windows that kept every event (folded into buckets by fit).
+	LB  []legacyBucket `json:"k,omitempty"`
+	Win []val          `json:"w,omitempty"`
 }
 
-// bucket aggregates the events of [At, At+W) (unix µs), keeping only what
-// its definition's aggregate needs: many profiles have one event a bucket,
-// and then a bucket should cost little more than the event would.
-type bucket struct {
-	// At is not stored: the compact format stores bucket numbers, the
-	// legacy one is placed by key (see restore).
-	At   int64            `json:"-"`
-	N    int64            `json:"n,omitempty"` // count
-	S    int64            `json:"s,omitempty"` // sum, avg: millionths
-	C    int64            `json:"c,omitempty"` // avg: numeric values
-	X    val              `json:"x,omitzero"`  // min, max, first, last
-	Freq map[string]*freq `json:"q,omitempty"` // most_frequent, unique, distinct_count
+// buckets aggregate the events of [At, At+W) (unix µs), sorted by At, as
+// columns: a window grows by one bucket per event for most profiles, and
+// a bucket should then cost little more than the event's number would.
+// A column is empty until an aggregate needs it, then as long as At.
+type buckets struct {
+	At []int64
+	N  []int64 // count
+	S  []int64 // sum, avg: millionths
+	C  []int64 // avg: numeric values
+	X  []val   // min, max, first, last
+	Q  [][]fv  // most_frequent, unique, distinct_count: sorted by value
+	O  []bool  // unique, distinct_count: the set hit its cap
+}
+
+// fv is a value of a bucket's set: its count and latest event.
+type fv struct {
+	K string
+	N int64
+	T int64
+	M string
+}
+
+// legacyBucket is a bucket as the first bucketed states wrote it.
+type legacyBucket struct {
+	N    int64            `json:"n,omitempty"`
+	S    int64            `json:"s,omitempty"`
+	C    int64            `json:"c,omitempty"`
+	X    val              `json:"x,omitzero"`
+	Freq map[string]*freq `json:"q,omitempty"`
 	Over bool             `json:"o,omitempty"`
-	// Legacy: each bucket's latest event. The latest event of a window is
-	// in its newest bucket, which is the last to expire, so the agg keeps
-	// one (LT, LM) instead; decodeState moves these there.
+	// Each bucket's latest event. The latest event of a window is in its
+	// newest bucket, which is the last to expire, so the agg keeps one
+	// (LT, LM) instead; restore moves these there.
 	LT int64  `json:"lt,omitempty"`
 	LM string `json:"lm,omitempty"`
 }
 
 // key is the time of one of the bucket's events, chosen the same way
-// however the bucket was filled, which placed a legacy bucket.
-func (b *bucket) key() int64 {
+// however the bucket was filled, which places a legacy bucket.
+func (b *legacyBucket) key() int64 {
 	if b.LM != "" {
 		return b.LT
 	}
@@ -212,19 +232,92 @@ func better(aggregate string, x, y *val) bool {
 	return later(x, y)
 }
 
-func (b *bucket) add(aggregate string, v any, t int64, m string) {
+// column makes c as long as the buckets, with room for as many as the
+// starts have (most windows grow by one bucket an event).
+func column[T any](c []T, n, room int) []T {
+	if len(c) == n {
+		return c
+	}
+	if cap(c) >= n {
+		return c[:n]
+	}
+	out := make([]T, n, max(room, n))
+	copy(out, c)
+	return out
+}
+
+// insertAt puts a zero at i in a column in use, growing it by doubling
+// from 8 rather than append's one at a time for small slices.
+func insertAt[T any](c []T, i, n int) []T {
+	if len(c) != n || n == 0 {
+		return c
+	}
+	if len(c) == cap(c) {
+		c = slices.Grow(c, max(8, n))
+	}
+	var zero T
+	return slices.Insert(c, i, zero)
+}
+
+// dropFirst removes the first k entries of a column in use.
+func dropFirst[T any](c []T, k int) []T {
+	if len(c) == 0 {
+		return c
+	}
+	n := copy(c, c[k:])
+	clear(c[n:])
+	return c[:n]
+}
+
+func (b *buckets) len() int { return len(b.At) }
+
+// insert makes an empty bucket at position i.
+func (b *buckets) insert(i int, at int64) {
+	n := len(b.At)
+	if len(b.At) == cap(b.At) {
+		b.At = slices.Grow(b.At, max(8, n))
+	}
+	b.At = slices.Insert(b.At, i, at)
+	b.N = insertAt(b.N, i, n)
+	b.S = insertAt(b.S, i, n)
+	b.C = insertAt(b.C, i, n)
+	b.X = insertAt(b.X, i, n)
+	b.Q = insertAt(b.Q, i, n)
+	b.O = insertAt(b.O, i, n)
+}
+
+// drop removes the first k buckets.
+func (b *buckets) drop(k int) {
+	b.At = dropFirst(b.At, k)
+	b.N = dropFirst(b.N, k)
+	b.S = dropFirst(b.S, k)
+	b.C = dropFirst(b.C, k)
+	b.X = dropFirst(b.X, k)
+	b.Q = dropFirst(b.Q, k)
+	b.O = dropFirst(b.O, k)
+}
+
+// add accumulates one value into bucket i, keeping only what aggregate
+// needs.
+func (b *buckets) add(i int, aggregate string, v any, t int64, m string) {
+	n := len(b.At)
 	switch aggregate {
 	case AggCount:
-		b.N++
+		b.N = column(b.N, n, cap(b.At))
+		b.N[i]++
 	case AggSum, AggAvg:
 		if f, ok := toFloat(v); ok {
-			b.S = satAdd(b.S, millionths(f))
+			b.S = column(b.S, n, cap(b.At))
+			b.S[i] = satAdd(b.S[i], millionths(f))
 			if aggregate == AggAvg {
-				b.C++
+				b.C = column(b.C, n, cap(b.At))
+				b.C[i]++
 			}
 		}
 	case AggMin, AggMax, AggFirst, AggLast:
-		if b.X.M != "" && !betterThan(aggregate, v, t, m, &b.X) {
+		b.X = column(b.X, n, cap(b.At))
+		x := &b.X[i]
+		if x.M != "" && !betterThan(aggregate, v, t, m, x) {
 			return
 		}
 		if aggregate == AggMin || aggregate == AggMax {
@@ -233,13 +326,38 @@ func (b *bucket) add(aggregate string, v any, t int64, m string) {
 				v = f
 			}
 		}
-		b.X = val{V: v, T: t, M: m}
-	case AggMostFrequent:
-		b.Freq = addFreq(b.Freq, valueKey(v), 1, t, m)
-	case AggUnique, AggDistinctCount:
-		b.Freq = addFreq(b.Freq, valueKey(v), 1, t, m)
-		capSet(b.Freq, &b.Over)
+		*x = val{V: v, T: t, M: m}
+	case AggMostFrequent, AggUnique, AggDistinctCount:
+		b.Q = column(b.Q, n, cap(b.At))
+		b.Q[i] = addFV(b.Q[i], valueKey(v), 1, t, m)
+		if aggregate != AggMostFrequent && len(b.Q[i]) > maxValues {
+			b.O = column(b.O, n, cap(b.At))
+			b.Q[i], b.O[i] = capFV(b.Q[i]), true
+		}
 	}
+}
+
+// addFV adds n of the value k, latest at (t, msg), to the sorted set q.
+func addFV(q []fv, k string, n, t int64, msg string) []fv {
+	i, found := slices.BinarySearchFunc(q, k, func(f fv, k string) int { return strings.Compare(f.K, k) })
+	if !found {
+		return slices.Insert(q, i, fv{K: k, N: n, T: t, M: msg})
+	}
+	f := &q[i]
+	f.N += n
+	if less(f.T, f.M, t, msg) {
+		f.T, f.M = t, msg
+	}
+	return q
+}
+
+// capFV keeps the maxValues smallest values, as capSet does.
+func capFV(q []fv) []fv {
+	if len(q) <= maxValues {
+		return q
+	}
+	clear(q[maxValues:])
+	return q[:maxValues]
 }
 
 // betterThan is better for a value not yet made a val (no allocation).
@@ -258,23 +376,42 @@ func betterThan(aggregate string, v any, t int64, m string, y *val) bool {
 	return less(y.T, y.M, t, m)
 }
 
-func (b *bucket) merge(o *bucket, aggregate string) {
-	b.N += o.N
-	b.S = satAdd(b.S, o.S)
-	b.C += o.C
-	if o.X.M != "" && (b.X.M == "" || better(aggregate, &o.X, &b.X)) {
-		b.X = o.X
+// mergeFrom folds bucket i of o into bucket j.
+func (b *buckets) mergeFrom(j int, o *buckets, i int, aggregate string) {
+	n := len(b.At)
+	if i < len(o.N) && o.N[i] != 0 {
+		b.N = column(b.N, n, cap(b.At))
+		b.N[j] += o.N[i]
 	}
-	for k, f := range o.Freq {
-		b.Freq = addFreq(b.Freq, k, f.N, f.T, f.M)
+	if i < len(o.S) && o.S[i] != 0 {
+		b.S = column(b.S, n, cap(b.At))
+		b.S[j] = satAdd(b.S[j], o.S[i])
 	}
-	b.Over = b.Over || o.Over
-	if aggregate == AggUnique || aggregate == AggDistinctCount {
-		capSet(b.Freq, &b.Over)
+	if i < len(o.C) && o.C[i] != 0 {
+		b.C = column(b.C, n, cap(b.At))
+		b.C[j] += o.C[i]
 	}
-	// Legacy buckets being re-bucketed (fit) still carry their latest.
-	if o.LM != "" && (b.LM == "" || less(b.LT, b.LM, o.LT, o.LM)) {
-		b.LT, b.LM = o.LT, o.LM
+	if i < len(o.X) && o.X[i].M != "" {
+		b.X = column(b.X, n, cap(b.At))
+		if b.X[j].M == "" || better(aggregate, &o.X[i], &b.X[j]) {
+			b.X[j] = o.X[i]
+		}
+	}
+	if i < len(o.Q) && len(o.Q[i]) > 0 {
+		b.Q = column(b.Q, n, cap(b.At))
+		for _, f := range o.Q[i] {
+			b.Q[j] = addFV(b.Q[j], f.K, f.N, f.T, f.M)
+		}
+		if aggregate == AggUnique || aggregate == AggDistinctCount {
+			if len(b.Q[j]) > maxValues {
+				b.O = column(b.O, n, cap(b.At))
+				b.Q[j], b.O[j] = capFV(b.Q[j]), true
+			}
+		}
+	}
+	if i < len(o.O) && o.O[i] {
+		b.O = column(b.O, n, cap(b.At))
+		b.O[j] = true
 	}
 }
 
@@ -311,89 +448,88 @@ func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
 		}
 	}
 	at := floorDiv(t, c.width) * c.width
-	n := len(g.B)
-	if n > 0 && at+c.width <= max(g.B[n-1].At, at)-c.span {
+	n := len(g.B.At)
+	if n > 0 && at+c.width <= max(g.B.At[n-1], at)-c.span {
 		return
 	}
 	i := g.slot(at)
-	g.B[i].add(c.Aggregate, v, t, m)
+	g.B.add(i, c.Aggregate, v, t, m)
 	if c.latest && (g.LM == "" || less(g.LT, g.LM, t, m)) {
 		g.LT, g.LM = t, m
 	}
-	if i == len(g.B)-1 {
+	if i == len(g.B.At)-1 {
 		g.expire(c.width, at-c.span)
 	}
 }
 
 // slot returns the index of the bucket starting at at, made if need be.
 func (g *agg) slot(at int64) int {
-	n := len(g.B)
+	n := len(g.B.At)
 	switch {
-	case n == 0:
-		g.B = make([]bucket, 1, 8)
-		g.B[0].At = at
-		return 0
-	case g.B[n-1].At < at: // events mostly come in time order
-		g.B = append(g.B, bucket{At: at})
+	case n == 0 || g.B.At[n-1] < at: // events mostly come in time order
+		g.B.insert(n, at)
 		return n
-	case g.B[n-1].At == at:
+	case g.B.At[n-1] == at:
 		return n - 1
 	}
-	i := sort.Search(n, func(i int) bool { return g.B[i].At >= at })
-	if g.B[i].At != at {
-		g.B = append(g.B, bucket{})
-		copy(g.B[i+1:], g.B[i:])
-		g.B[i] = bucket{At: at}
+	i, found := slices.BinarySearch(g.B.At, at)
+	if !found {
+		g.B.insert(i, at)
 	}
 	return i
 }
 
 // mergeBuckets folds the buckets of o into g's (both fitted to c).
 func (g *agg) mergeBuckets(o *agg, c *compiled) {
-	for i := range o.B {
-		b := &o.B[i]
-		g.B[g.slot(b.At)].merge(b, c.Aggregate)
+	for i, at := range o.B.At {
+		g.B.mergeFrom(g.slot(at), &o.B, i, c.Aggregate)
 	}
 	if o.LM != "" && (g.LM == "" || less(g.LT, g.LM, o.LT, o.LM)) {
 		g.LT, g.LM = o.LT, o.LM
 	}
-	if n := len(g.B); n > 0 {
-		g.expire(c.width, g.B[n-1].At-c.span)
+	if n := len(g.B.At); n > 0 {
+		g.expire(c.width, g.B.At[n-1]-c.span)
 	}
 }
 
 // expire drops the buckets that end at or before cut.
 func (g *agg) expire(width, cut int64) bool {
 	i := 0
-	for i < len(g.B) && g.B[i].At+width <= cut {
+	for i < len(g.B.At) && g.B.At[i]+width <= cut {
 		i++
 	}
 	if i == 0 {
 		return false
 	}
-	n := copy(g.B, g.B[i:])
-	clear(g.B[n:])
-	g.B = g.B[:n]
-	if n == 0 {
+	g.B.drop(i)
+	if len(g.B.At) == 0 {
 		// The latest event was in the newest bucket, gone too.
 		g.LT, g.LM = 0, ""
 	}
 	return true
 }
 
-// restore sets the starts of legacy buckets after decoding, and moves
-// their latest events to the aggregate.
+// restore moves legacy buckets, placed by key, into the columns, and their
+// latest events to the aggregate.
 func (g *agg) restore() {
+	lb := g.LB
+	g.LB = nil
 	if g.W <= 0 {
 		return
 	}
-	for i := range g.B {
-		b := &g.B[i]
-		b.At = floorDiv(b.key(), g.W) * g.W
+	for i := range lb {
+		b := &lb[i]
+		var q []fv
+		for k, f := range b.Freq {
+			q = addFV(q, k, f.N, f.T, f.M)
+		}
+		o := buckets{At: []int64{0}, N: []int64{b.N}, S: []int64{b.S}, C: []int64{b.C}, X: []val{b.X}, Q: [][]fv{q}, O: []bool{b.Over}}
+		// Legacy buckets are distinct, so each fills an empty one and
+		// the aggregate's rule for choosing between values is not needed.
+		g.B.mergeFrom(g.slot(floorDiv(b.key(), g.W)*g.W), &o, 0, "")
 		if b.LM != "" && (g.LM == "" || less(g.LT, g.LM, b.LT, b.LM)) {
 			g.LT, g.LM = b.LT, b.LM
 		}
-		b.LT, b.LM = 0, ""
 	}
 }
 
@@ -410,13 +546,12 @@ func (g *agg) fit(c *compiled) bool {
 		g.LT, g.LM = 0, "" // an all-time latest is not the window's
 	}
 	old, win := g.B, g.Win
-	g.W, g.B, g.Win = c.width, nil, nil
-	for i := range old {
-		b := &old[i]
-		g.B[g.slot(floorDiv(b.At, c.width)*c.width)].merge(b, c.Aggregate)
+	g.W, g.B, g.Win = c.width, buckets{}, nil
+	for i, at := range old.At {
+		g.B.mergeFrom(g.slot(floorDiv(at, c.width)*c.width), &old, i, c.Aggregate)
 	}
-	if n := len(g.B); n > 0 {
-		g.expire(c.width, g.B[n-1].At-c.span)
+	if n := len(g.B.At); n > 0 {
+		g.expire(c.width, g.B.At[n-1]-c.span)
 	}
 	for _, v := range win {
 		g.addWindowed(c, v.V, v.T, v.M)
@@ -424,28 +559,31 @@ func (g *agg) fit(c *compiled) bool {
 	return true
 }
 
-// fold merges the buckets into one aggregate to read a value from. It
-// shares what it can with the buckets, so it is for reading only.
-func (g *agg) fold(aggregate string) agg {
-	var out agg
-	if len(g.B) > 0 {
+// fold merges the buckets into one aggregate to read a value from, and
+// their value sets into q (sorted by value; built in *scratch when there
+// is more than one). It shares what it can with the buckets, so it is for
+// reading only.
+func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
+	if len(g.B.At) > 0 {
 		out.LT, out.LM = g.LT, g.LM
 	}
+	for _, n := range g.B.N {
+		out.N += n
+	}
+	for _, s := range g.B.S {
+		out.S = satAdd(out.S, s)
+	}
+	for _, c := range g.B.C {
+		out.C += c
+	}
 	var x *val
-	freqs := 0
-	for i := range g.B {
-		b := &g.B[i]
-		out.N += b.N
-		out.S = satAdd(out.S, b.S)
-		out.C += b.C
-		if b.X.M != "" && (x == nil || better(aggregate, &b.X, x)) {
-			x = &b.X
+	for i := range g.B.X {
+		if b := &g.B.X[i]; b.M != "" && (x == nil || better(aggregate, b, x)) {
+			x = b
 		}
-		out.Over = out.Over || b.Over
-		if len(b.Freq) > 0 {
-			freqs++
-			out.Freq = b.Freq
-		}
+	}
+	for _, o := range g.B.O {
+		out.Over = out.Over || o
 	}
 	switch aggregate {
 	case AggMin:
@@ -457,18 +595,50 @@ func (g *agg) fold(aggregate string) agg {
 	case AggLast:
 		out.Lst = x
 	}
-	if freqs > 1 {
-		out.Freq = nil
-		for i := range g.B {
-			for k, f := range g.B[i].Freq {
-				out.Freq = addFreq(out.Freq, k, f.N, f.T, f.M)
-			}
-		}
-		if aggregate == AggUnique || aggregate == AggDistinctCount {
-			capSet(out.Freq, &out.Over)
+	sets := 0
+	for _, s := range g.B.Q {
+		if len(s) > 0 {
+			sets++
+			q = s
 		}
 	}
-	return out
+	if sets > 1 {
+		q = (*scratch)[:0]
+		for _, s := range g.B.Q {
+			q = append(q, s...)
+		}
+		slices.SortFunc(q, func(a, b fv) int { return strings.Compare(a.K, b.K) })
+		k := 0
+		for i := range q {
+			if k > 0 && q[k-1].K == q[i].K {
+				f := &q[k-1]
+				f.N += q[i].N
+				if less(f.T, f.M, q[i].T, q[i].M) {
+					f.T, f.M = q[i].T, q[i].M
+				}
+				continue
+			}
+			q[k] = q[i]
+			k++
+		}
+		q = q[:k]
+		*scratch = q[:0]
+		if (aggregate == AggUnique || aggregate == AggDistinctCount) && len(q) > maxValues {
+			q, out.Over = q[:maxValues], true
+		}
+	}
+	return out, q
+}
+
+// topFV is the most frequent value; ties go to the smaller value.
+func topFV(q []fv) *fv {
+	var best *fv
+	for i := range q {
+		if best == nil || q[i].N > best.N {
+			best = &q[i] // sorted: an equal count later is a larger value
+		}
+	}
+	return best
 }
 
 // add accumulates one value into an all-time aggregate. It changes the
