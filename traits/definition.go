@@ -83,6 +83,13 @@ type compiled struct {
 	filter *vm.Program
 	// quick evaluates the filter without the VM when it can (see quick).
 	quick func(props map[string]any) (match, known bool)
+	// quickProp and quickValue are quick as a test of the one property
+	// it reads, which an event then looks up once for every definition.
+	quickProp  string
+	quickValue func(v any) (match, known bool)
+	// prop and qprop number Property and quickProp among the properties
+	// the definitions read (see index); -1: none.
+	prop, qprop int
 }
 
 // ParseWindow reads "90d", "4w", "12h" or any Go duration.
@@ -154,7 +161,7 @@ func (d Definition) compile() (*compiled, error) {
 	if !validClassification(d.Classification) {
 		return nil, bad("classification %q is not one of %s", d.Classification, strings.Join(Classifications, ", "))
 	}
-	c := &compiled{Definition: d, window: w}
+	c := &compiled{Definition: d, window: w, prop: -1, qprop: -1}
 	switch d.Aggregate {
 	case AggCount, AggSum, AggAvg, AggUnique, AggDistinctCount:
 		c.latest = true
@@ -167,36 +174,40 @@ func (d Definition) compile() (*compiled, error) {
 		if err != nil {
 			return nil, bad("filter: %v", err)
 		}
-		c.quick = quick(d.Filter)
+		if name, f := quick(d.Filter); f != nil {
+			c.quickProp, c.quickValue = name, f
+			c.quick = func(props map[string]any) (bool, bool) { return f(props[name]) }
+		}
 	}
 	return c, nil
 }
 
 // quick recognises the commonest filter, a property compared with a
 // literal (`properties.revenue > 100`, `properties.plan == "pro"`), and
-// returns a function that evaluates it without the VM for the values such
-// a filter is written for: a number against a number, a string against a
-// string. For any other value it answers known = false, and the VM, which
-// defines what a filter means, decides.
-func quick(src string) func(map[string]any) (bool, bool) {
+// returns the property and a function that evaluates the filter on its
+// value without the VM for the values such a filter is written for: a
+// number against a number, a string against a string. For any other value
+// it answers known = false, and the VM, which defines what a filter means,
+// decides.
+func quick(src string) (string, func(v any) (bool, bool)) {
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return nil
+		return "", nil
 	}
 	b, ok := tree.Node.(*ast.BinaryNode)
 	if !ok {
-		return nil
+		return "", nil
 	}
 	m, ok := b.Left.(*ast.MemberNode)
 	if !ok || m.Optional || m.Method {
-		return nil
+		return "", nil
 	}
 	if id, ok := m.Node.(*ast.IdentifierNode); !ok || id.Value != "properties" {
-		return nil
+		return "", nil
 	}
 	key, ok := m.Property.(*ast.StringNode)
 	if !ok {
-		return nil
+		return "", nil
 	}
 	name, op := key.Value, b.Operator
 	cmp := func(c int) bool {
@@ -217,34 +228,34 @@ func quick(src string) func(map[string]any) (bool, bool) {
 	switch op {
 	case "==", "!=", "<", "<=", ">", ">=":
 	default:
-		return nil
+		return "", nil
 	}
 	var n float64
 	switch r := b.Right.(type) {
 	case *ast.IntegerNode:
 		if r.Value > 1<<53 || r.Value < -1<<53 {
-			return nil // not exact as a float
+			return "", nil // not exact as a float
 		}
 		n = float64(r.Value)
 	case *ast.FloatNode:
 		n = r.Value
 	case *ast.StringNode:
 		if op != "==" && op != "!=" {
-			return nil
+			return "", nil
 		}
 		s := r.Value
-		return func(props map[string]any) (bool, bool) {
-			v, ok := props[name].(string)
+		return name, func(x any) (bool, bool) {
+			v, ok := x.(string)
 			if !ok {
 				return false, false
 			}
 			return (v == s) == (op == "=="), true
 		}
 	default:
-		return nil
+		return "", nil
 	}
-	return func(props map[string]any) (bool, bool) {
-		v, ok := props[name].(float64)
+	return name, func(x any) (bool, bool) {
+		v, ok := x.(float64)
 		if !ok || v != v {
 			return false, false
 		}

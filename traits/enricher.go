@@ -104,6 +104,8 @@ type Enricher struct {
 	Schema *Schema
 
 	defs atomic.Pointer[[]*compiled]
+	// index finds the definitions an event may feed (see defIndex).
+	index atomic.Pointer[defIndex]
 	rfm  atomic.Pointer[Boundaries]
 	// Finishes counts Finish calls, for progress reports of backfills.
 	Finishes atomic.Int64
@@ -143,6 +145,7 @@ func New(cfg Config, schema *Schema) (*Enricher, error) {
 	}
 	e := &Enricher{cfg: cfg, Schema: schema, cache: map[*portrait.Profile]*entry{}}
 	e.defs.Store(&[]*compiled{})
+	e.index.Store(newIndex(e.defs.Load()))
 	return e, nil
 }
 
@@ -172,8 +175,47 @@ func (e *Enricher) SetDefinitions(defs []Definition) error {
 		out[i] = c.Definition
 	}
 	e.Schema.setComputed(out)
+	ix := newIndex(&cs)
 	e.defs.Store(&cs)
+	e.index.Store(ix)
 	return nil
+}
+
+// defIndex lists, by event name, the definitions an event of that name
+// may feed, so that an event skips the others without looking at them,
+// and numbers the properties the definitions read, so that an event looks
+// each up once.
+type defIndex struct {
+	defs     *[]*compiled
+	byEvent  map[string][]int // definitions restricted to an event name
+	anyEvent []int            // and those that are not
+	props    int              // properties read
+}
+
+func newIndex(defs *[]*compiled) *defIndex {
+	ix := &defIndex{defs: defs, byEvent: map[string][]int{}}
+	props := map[string]int{}
+	number := func(name string) int {
+		if name == "" {
+			return -1
+		}
+		i, ok := props[name]
+		if !ok {
+			i = len(props)
+			props[name] = i
+		}
+		return i
+	}
+	for i, c := range *defs {
+		c.prop, c.qprop = number(c.Property), number(c.quickProp)
+		if c.Event == "" {
+			ix.anyEvent = append(ix.anyEvent, i)
+		} else {
+			ix.byEvent[c.Event] = append(ix.byEvent[c.Event], i)
+		}
+	}
+	ix.props = len(props)
+	return ix
 }
 
 // Definitions returns the active definitions.
@@ -257,16 +299,27 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 			}
 		}
 	}
-	defs := e.defs.Load()
-	if len(*defs) == 0 {
+	ix := e.index.Load()
+	defs := *ix.defs
+	named := ix.byEvent[ev.Name]
+	if len(named) == 0 && len(ix.anyEvent) == 0 {
 		return
 	}
-	st.align(defs)
-	x := matcher{e: e, ev: ev, props: props}
-	for i, c := range *defs {
-		x.accumulate(st, i, c, t, m)
+	st.align(ix.defs)
+	x := matcher{e: e, ev: ev, props: props, cache: true}
+	for _, i := range named {
+		x.accumulate(st, i, defs[i], t, m)
+	}
+	for _, i := range ix.anyEvent {
+		x.accumulate(st, i, defs[i], t, m)
 	}
 	x.release()
+}
+
+// propValue is a property of the event, looked up once.
+type propValue struct {
+	v      any
+	looked bool
 }
 
 // matcher runs the filters of one event: it builds the filter environment
@@ -277,11 +330,27 @@ type matcher struct {
 	props map[string]any
 	env   map[string]any
 	vm    *vm.VM
+	// vals caches the first properties numbered by the index, when
+	// cache is set (the definitions come from the index).
+	vals  [8]propValue
+	cache bool
+}
+
+// prop returns the property name, numbered i (see defIndex).
+func (x *matcher) prop(i int, name string) any {
+	if !x.cache || i < 0 || i >= len(x.vals) {
+		return x.props[name]
+	}
+	p := &x.vals[i]
+	if !p.looked {
+		p.v, p.looked = x.props[name], true
+	}
+	return p.v
 }
 
 func (x *matcher) match(c *compiled) bool {
-	if c.quick != nil {
-		if ok, known := c.quick(x.props); known {
+	if c.quickValue != nil {
+		if ok, known := c.quickValue(x.prop(c.qprop, c.quickProp)); known {
 			return ok
 		}
 	}
@@ -323,7 +392,7 @@ func (x *matcher) accumulate(st *pstate, i int, c *compiled, t int64, m string) 
 	}
 	var v any
 	if c.Property != "" {
-		v = x.props[c.Property]
+		v = x.prop(c.prop, c.Property)
 		if v == nil {
 			return
 		}
