@@ -106,7 +106,7 @@ type Enricher struct {
 	defs atomic.Pointer[[]*compiled]
 	// index finds the definitions an event may feed (see defIndex).
 	index atomic.Pointer[defIndex]
-	rfm  atomic.Pointer[Boundaries]
+	rfm   atomic.Pointer[Boundaries]
 	// Finishes counts Finish calls, for progress reports of backfills.
 	Finishes atomic.Int64
 
@@ -279,11 +279,7 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 	visit := ev.Type == portrait.EventTrack || ev.Type == portrait.EventPage || ev.Type == portrait.EventScreen
 	if visit {
 		st.Sessions = insertSession(st.Sessions, t, t)
-		ch, _ := props["channel"].(string)
-		if ch == "" {
-			ch = ev.Source
-		}
-		if ch != "" {
+		if ch := channel(ev, props); ch != "" {
 			st.Chans = addFreq(st.Chans, ch, 1, t, m)
 		}
 	}

@@ -109,7 +109,7 @@ func init() {
 		f("last_purchase_at", TypeTime, DimValue, ClassInternal, "time of the latest purchase"),
 		f("days_since_last_purchase", TypeNumber, DimValue, ClassInternal, "whole days from the latest purchase to now"),
 		f("favourite_category", TypeString, DimNeeds, ClassInternal, "most frequent category among purchases"),
-		f("preferred_channel", TypeString, DimNeeds, ClassInternal, "most frequent channel (properties.channel, else the sending source)"),
+		f("preferred_channel", TypeString, DimNeeds, ClassInternal, "most frequent channel: properties.channel, else the one the SDK implies (context.library.name: web, app or server), else context.channel, else the sending source"),
 		f("rfm_r", TypeNumber, DimValue, ClassInternal, "recency quintile 1-5 (5 = most recent)"),
 		f("rfm_f", TypeNumber, DimValue, ClassInternal, "frequency quintile 1-5 (5 = most purchases)"),
 		f("rfm_m", TypeNumber, DimValue, ClassInternal, "monetary quintile 1-5 (5 = most revenue)"),

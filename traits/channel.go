@@ -1,0 +1,91 @@
+package traits
+
+import (
+	"bytes"
+	"strings"
+
+	gojson "github.com/goccy/go-json"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// sdkChannels maps the library names SDKs put in context.library.name
+// (lower case) to the channel they imply.
+var sdkChannels = map[string]string{
+	"analytics.js":              "web",
+	"analytics-next":            "web",
+	"@segment/analytics-next":   "web",
+	"rudderlabs javascript sdk": "web",
+
+	"analytics-ios":                        "app",
+	"analytics-android":                    "app",
+	"analytics-react-native":               "app",
+	"@segment/analytics-react-native":      "app",
+	"analytics-kotlin":                     "app",
+	"analytics-swift":                      "app",
+	"analytics-flutter":                    "app",
+	"rudder-ios-library":                   "app",
+	"com.rudderstack.android.sdk.core":     "app",
+	"com.rudderstack.android.sdk":          "app",
+	"@rudderstack/rudder-sdk-react-native": "app",
+	"rudder-sdk-flutter":                   "app",
+	"rudderstack ios sdk":                  "app",
+	"rudderstack android sdk":              "app",
+	"@segment/analytics-node":              "server",
+	"analytics-node":                       "server",
+	"analytics-python":                     "server",
+	"analytics-go":                         "server",
+	"analytics-ruby":                       "server",
+	"analytics-java":                       "server",
+	"analytics-php":                        "server",
+	"analytics-dotnet":                     "server",
+	"analytics.net":                        "server",
+	"@rudderstack/rudder-sdk-node":         "server",
+	"rudder-sdk-node":                      "server",
+	"rudder-analytics-python":              "server",
+	"rudderstack python sdk":               "server",
+	"rudderstack go sdk":                   "server",
+	"rudderstack ruby sdk":                 "server",
+	"rudderstack java sdk":                 "server",
+	"rudderstack php sdk":                  "server",
+	"rudderstack .net sdk":                 "server",
+	"rudderstack node sdk":                 "server",
+	"com.rudderstack.sdk.java.analytics":   "server",
+	"rudder-sdk-ruby":                      "server",
+	"rudder-php-sdk":                       "server",
+	"rudderanalytics":                      "server",
+}
+
+// sdkContext is what channel reads of an event's context.
+type sdkContext struct {
+	Library struct {
+		Name any `json:"name"`
+	} `json:"library"`
+	Channel any `json:"channel"`
+}
+
+// channel is the channel an event came through: properties.channel when
+// set; else the channel its SDK implies (context.library.name); else
+// context.channel; else the write key's name, which names a source rather
+// than a channel and so comes last.
+func channel(ev *portrait.Event, props map[string]any) string {
+	if ch, _ := props["channel"].(string); ch != "" {
+		return ch
+	}
+	// Decode the context only if it may say something: most events of a
+	// source carry the same small context, but decoding it is the cost.
+	if c := ev.Context; bytes.Contains(c, []byte(`"library"`)) || bytes.Contains(c, []byte(`"channel"`)) {
+		var x sdkContext
+		if gojson.Unmarshal(c, &x) == nil {
+			if name, _ := x.Library.Name.(string); name != "" {
+				if ch := sdkChannels[strings.ToLower(strings.TrimSpace(name))]; ch != "" {
+					return ch
+				}
+			}
+			if ch, _ := x.Channel.(string); ch != "" {
+				return ch
+			}
+		}
+	}
+	return ev.Source
+}
