@@ -30,8 +30,14 @@ type Processor struct {
 	Rules *identity.Rules
 	Now   portrait.Clock
 	Log   *slog.Logger
-	// BatchSize is how many events one transaction applies.
-	BatchSize int
+	// BatchSize is how many events one transaction applies. While the
+	// processor is behind (a batch came back full), each next batch is
+	// twice as large, up to MaxBatchSize: catching up, fewer and larger
+	// transactions rewrite each active profile fewer times; live, batches
+	// stay small and fresh. MaxBatchSize 0 means BatchSize.
+	BatchSize    int
+	MaxBatchSize int
+	batch        int // the size of the next batch
 	// Linger is how long Run lets new events gather before applying a
 	// batch that would not be full.
 	Linger time.Duration
@@ -80,7 +86,7 @@ type Processor struct {
 func NewProcessor(store Store, rules *identity.Rules) *Processor {
 	return &Processor{
 		Store: store, Rules: rules, Now: time.Now, Log: slog.Default(),
-		BatchSize: 50000, Linger: 100 * time.Millisecond, OnceTraits: map[string]bool{}, MaxProfiles: 250_000, MaxIdentities: 2_000_000,
+		BatchSize: 50_000, MaxBatchSize: 200_000, Linger: 100 * time.Millisecond, OnceTraits: map[string]bool{}, MaxProfiles: 250_000, MaxIdentities: 2_000_000,
 		SourcePriority: func(string) int { return 0 },
 	}
 }
@@ -229,7 +235,13 @@ func (p *Processor) step(ctx context.Context) (int, error) {
 	if err := p.load(ctx); err != nil {
 		return 0, err
 	}
-	events, err := p.Store.ReadLog(ctx, p.applied.Load(), p.BatchSize)
+	size := max(p.batch, p.BatchSize)
+	events, err := p.Store.ReadLog(ctx, p.applied.Load(), size)
+	if len(events) == size {
+		p.batch = min(2*size, max(p.MaxBatchSize, p.BatchSize))
+	} else {
+		p.batch = p.BatchSize
+	}
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
