@@ -57,9 +57,12 @@ func (t *tail) add(evs []*portrait.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.events = append(t.events, evs...)
-	if over := len(t.events) - t.max; over > 0 {
+	// Trimmed to max once it holds half as many again: trimming at every
+	// commit group copied max pointers each time, which at a steady
+	// stream cost the ack path more than writing the events did.
+	if over := len(t.events) - t.max; over > t.max/2 {
 		t.from = t.events[over-1].Seq
-		t.events = append([]*portrait.Event(nil), t.events[over:]...)
+		t.events = append(make([]*portrait.Event, 0, t.max+t.max/2+len(evs)), t.events[over:]...)
 	}
 }
 
