@@ -3,6 +3,7 @@ package traits_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -30,6 +31,44 @@ func benchEvents(n int) []*portrait.Event {
 		default:
 			e.Type, e.Name = portrait.EventTrack, "Order Completed"
 			e.Properties = []byte(fmt.Sprintf(`{"revenue":%d.5,"category":%q}`, i%300, cats[(i/4)%4]))
+		}
+		evs[i] = e
+	}
+	return evs
+}
+
+// mixedEvents is a storefront's stream: every customer browses, some add to
+// cart, fewer buy (one event in ten is an order), some identify — the mix
+// the ingest benchmark sends. benchEvents is the stress case beside it:
+// half its customers do nothing but buy, and every order feeds all 20
+// computed traits.
+func mixedEvents(n, users int) []*portrait.Event {
+	rng := rand.New(rand.NewPCG(5, 8))
+	cats := []string{"books", "music", "games", "food"}
+	evs := make([]*portrait.Event, n)
+	for i := range evs {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		u := rng.IntN(users)
+		e := &portrait.Event{MessageID: fmt.Sprintf("x%07d", i), Source: "web", UserID: fmt.Sprintf("u%d", u), Timestamp: at, ReceivedAt: at}
+		switch r := rng.IntN(20); {
+		case r < 6:
+			e.Type, e.Name = portrait.EventPage, "Home"
+			e.Properties = []byte(`{"path":"/","channel":"web"}`)
+		case r < 11:
+			e.Type, e.Name = portrait.EventTrack, "Product Viewed"
+			e.Properties = []byte(fmt.Sprintf(`{"category":%q,"price":%d}`, cats[rng.IntN(4)], rng.IntN(97)))
+		case r < 14:
+			e.Type, e.Name = portrait.EventTrack, "Product Added"
+			e.Properties = []byte(fmt.Sprintf(`{"category":%q,"price":%d}`, cats[rng.IntN(4)], rng.IntN(97)))
+		case r < 16:
+			e.Type, e.Name = portrait.EventTrack, "Order Completed"
+			e.Properties = []byte(fmt.Sprintf(`{"revenue":%d.5,"category":%q}`, rng.IntN(300), cats[rng.IntN(4)]))
+		case r < 18:
+			e.Type, e.Name = portrait.EventTrack, "Checkout Started"
+			e.Properties = []byte(`{"step":1}`)
+		default:
+			e.Type = portrait.EventIdentify
+			e.Traits = []byte(fmt.Sprintf(`{"email":"u%d@example.com","plan":%q}`, u, []string{"free", "pro"}[u%2]))
 		}
 		evs[i] = e
 	}
@@ -124,4 +163,18 @@ func BenchmarkProcessorEnriched(b *testing.B) {
 	b.ReportMetric(richRate, "enriched-events/s")
 	b.ReportMetric(richRate/bareRate, "ratio")
 	b.Logf("bare %.0f events/s, enriched %.0f events/s: ratio %.2f", bareRate, richRate, richRate/bareRate)
+}
+
+// BenchmarkProcessorEnrichedMixed is BenchmarkProcessorEnriched on a
+// storefront's mix of events (mixedEvents), 4,000 customers.
+func BenchmarkProcessorEnrichedMixed(b *testing.B) {
+	evs := mixedEvents(40000, 4000)
+	bare := runProcessor(b, evs, false)
+	rich := runProcessor(b, evs, true)
+	n := float64(len(evs) * b.N)
+	bareRate, richRate := n/bare.Seconds(), n/rich.Seconds()
+	b.ReportMetric(bareRate, "bare-events/s")
+	b.ReportMetric(richRate, "enriched-events/s")
+	b.ReportMetric(richRate/bareRate, "ratio")
+	b.Logf("mixed: bare %.0f events/s, enriched %.0f events/s: ratio %.2f", bareRate, richRate, richRate/bareRate)
 }
