@@ -379,7 +379,15 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 		}
 	}
 	if len(p.ids) > p.MaxIdentities {
-		p.ids, p.idsComplete = make(map[portrait.Identifier]string), false
+		// The graph no longer fits: a quarter goes, at random, and a miss
+		// now means "ask storage" (which waits for the commit in flight).
+		p.idsComplete = false
+		for id := range p.ids {
+			if len(p.ids) <= p.MaxIdentities*3/4 {
+				break
+			}
+			delete(p.ids, id)
+		}
 	}
 	return nil
 }
