@@ -7,43 +7,64 @@ import (
 
 // fast evaluates the commonest rules without the VM: comparisons of a
 // trait with a literal (`revenue > 100`, `favourite_category == "books"`)
-// joined by && and ||. It answers only for the values such a rule is
-// written for, a number against a number and a string against a string;
-// for anything else (a missing trait, another type) it answers known =
-// false, and the VM, which defines what a rule means, decides. Evaluation
-// short-circuits as the VM's does, so a leaf that would fail in the VM is
-// never reached where the VM would not reach it either.
-type fast func(vals []any) (held, known bool)
+// joined by && and ||. It answers for the values such a rule is written
+// for, a number against a number and a string against a string, and for a
+// missing trait (nil), whose outcome in each comparison is what the VM
+// gave for it when the tags were set (probe); for anything else (another
+// type) it answers unknown, and the VM, which defines what a rule means,
+// decides. Evaluation short-circuits as the VM's does, and a comparison
+// that fails in the VM (an error, which makes the whole rule not hold)
+// fails the whole rule here too.
+type fast func(vals []any) outcome
+
+type outcome uint8
+
+const (
+	unknown outcome = iota
+	isFalse
+	isTrue
+	fails // the VM stops with an error: the rule does not hold
+)
+
+func of(b bool) outcome {
+	if b {
+		return isTrue
+	}
+	return isFalse
+}
+
+// probe runs one comparison in the VM with its trait missing.
+type probe func(leaf, name string) outcome
 
 // compileFast returns the fast evaluator of src, or nil. index gives a
 // trait's position in vals.
-func compileFast(src string, index func(string) (int, bool)) fast {
+func compileFast(src string, index func(string) (int, bool), nilOutcome probe) fast {
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return nil
 	}
-	return fastNode(tree.Node, index)
+	return fastNode(tree.Node, index, nilOutcome)
 }
 
-func fastNode(n ast.Node, index func(string) (int, bool)) fast {
+func fastNode(n ast.Node, index func(string) (int, bool), nilOutcome probe) fast {
 	b, ok := n.(*ast.BinaryNode)
 	if !ok {
 		return nil
 	}
 	switch b.Operator {
 	case "&&", "and", "||", "or":
-		l, r := fastNode(b.Left, index), fastNode(b.Right, index)
+		l, r := fastNode(b.Left, index, nilOutcome), fastNode(b.Right, index, nilOutcome)
 		if l == nil || r == nil {
 			return nil
 		}
-		and := b.Operator == "&&" || b.Operator == "and"
-		return func(vals []any) (bool, bool) {
-			x, ok := l(vals)
-			if !ok {
-				return false, false
-			}
-			if x != and { // false && ..., true || ...
-				return x, true
+		stop := isFalse // false && ...
+		if b.Operator == "||" || b.Operator == "or" {
+			stop = isTrue // true || ...
+		}
+		return func(vals []any) outcome {
+			x := l(vals)
+			if x == unknown || x == fails || x == stop {
+				return x
 			}
 			return r(vals)
 		}
@@ -60,6 +81,11 @@ func fastNode(n ast.Node, index func(string) (int, bool)) fast {
 		return nil
 	}
 	op := b.Operator
+	// What the VM does with this comparison when the trait is missing.
+	onNil := unknown
+	if nilOutcome != nil {
+		onNil = nilOutcome(b.String(), id.Value)
+	}
 	cmp := func(c int) bool {
 		switch op {
 		case "==":
@@ -89,27 +115,33 @@ func fastNode(n ast.Node, index func(string) (int, bool)) fast {
 			return nil
 		}
 		s := r.Value
-		return func(vals []any) (bool, bool) {
+		return func(vals []any) outcome {
+			if vals[i] == nil {
+				return onNil
+			}
 			v, ok := vals[i].(string)
 			if !ok {
-				return false, false
+				return unknown
 			}
-			return (v == s) == (op == "=="), true
+			return of((v == s) == (op == "=="))
 		}
 	default:
 		return nil
 	}
-	return func(vals []any) (bool, bool) {
+	return func(vals []any) outcome {
+		if vals[i] == nil {
+			return onNil
+		}
 		v, ok := vals[i].(float64)
 		if !ok || v != v {
-			return false, false
+			return unknown
 		}
 		switch {
 		case v < lit:
-			return cmp(-1), true
+			return of(cmp(-1))
 		case v > lit:
-			return cmp(1), true
+			return of(cmp(1))
 		}
-		return cmp(0), true
+		return of(cmp(0))
 	}
 }

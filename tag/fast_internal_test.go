@@ -39,7 +39,7 @@ func TestFastAgreesWithVM(t *testing.T) {
 		return x
 	}
 	var m vm.VM
-	fastOnes, answered := 0, 0
+	fastOnes, answered, answeredMissing := 0, 0, 0
 	for i := range 20000 {
 		src := rule(3)
 		c, err := Compile(Definition{Name: fmt.Sprint("t", i), Dimension: "value", Expression: src}, types)
@@ -57,24 +57,33 @@ func TestFastAgreesWithVM(t *testing.T) {
 		for range 30 {
 			vals := make([]any, len(s.refs))
 			env := map[string]any{}
+			missing := false
 			for j, name := range s.refs {
 				if r.IntN(5) > 0 {
 					vals[j] = values[r.IntN(len(values))]
 				}
 				env[name] = vals[j]
+				missing = missing || vals[j] == nil
 			}
 			res, err := m.Run(c.program, env)
 			want, _ := res.(bool)
 			want = want && err == nil
-			if got, known := f(vals); known {
+			if o := f(vals); o != unknown {
+				got := o == isTrue
 				answered++
+				if missing {
+					answeredMissing++
+				}
+				if o == fails && err == nil {
+					t.Fatalf("%s with %v: fast says the VM fails, the VM gave %v", src, env, res)
+				}
 				if got != want {
 					t.Fatalf("%s with %v: fast %v, VM %v (%v)", src, env, got, want, err)
 				}
 			}
 		}
 	}
-	if fastOnes < 1000 || answered < 10000 {
-		t.Errorf("fast path taken for %d rules, answered %d times", fastOnes, answered)
+	if fastOnes < 1000 || answered < 10000 || answeredMissing < 2000 {
+		t.Errorf("fast path taken for %d rules, answered %d times (%d with a trait missing)", fastOnes, answered, answeredMissing)
 	}
 }

@@ -200,9 +200,35 @@ func (e *Enricher) SetTags(tags []*Compiled, types map[string]string) {
 		i, ok := seen[name]
 		return i, ok
 	}
+	// A comparison with a missing trait is run once in the VM, compiled
+	// as Compile compiles the whole rule (the same types give the same
+	// instructions), and its outcome stands for every profile.
+	env := make(map[string]any, len(types)+len(extra))
+	for name, typ := range types {
+		env[name] = sample(typ)
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	var m vm.VM
+	nilOutcome := func(leaf, name string) outcome {
+		prog, err := expr.Compile(leaf, expr.Env(env), expr.AsBool())
+		if err != nil {
+			return unknown
+		}
+		res, err := m.Run(prog, map[string]any{name: nil})
+		if err != nil {
+			return fails
+		}
+		b, ok := res.(bool)
+		if !ok {
+			return unknown
+		}
+		return of(b)
+	}
 	s.fast = make([]fast, len(s.tags))
 	for i, t := range s.tags {
-		s.fast[i] = compileFast(t.Expression, index)
+		s.fast[i] = compileFast(t.Expression, index, nilOutcome)
 	}
 	e.tags.Store(s)
 }
@@ -248,11 +274,12 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	prev := previous(p.Tags)
 	var out []portrait.ProfileTag
 	for i, t := range s.tags {
-		held, known := false, false
+		o := unknown
 		if f := s.fast[i]; f != nil {
-			held, known = f(vals)
+			o = f(vals)
 		}
-		if !known {
+		held := o == isTrue
+		if o == unknown {
 			if m == nil {
 				m, _ = e.vms.Get().(*vm.VM)
 				if m == nil {
