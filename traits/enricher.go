@@ -505,8 +505,15 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	e.Finishes.Add(1)
 	en := e.state(p, false)
 	st := en.st
-	if p.Traits == nil {
-		p.Traits = map[string]portrait.Trait{}
+	// A profile's first Finish (purchase_count is always written) adds
+	// some 25 built-ins and every computed trait: made room for at once,
+	// the map does not grow (and rehash) several times on the way.
+	if _, done := p.Traits["purchase_count"]; !done {
+		m := make(map[string]portrait.Trait, len(p.Traits)+32+len(*e.defs.Load()))
+		for k, v := range p.Traits {
+			m[k] = v
+		}
+		p.Traits = m
 	}
 	// Incoming traits are typed on first sight; computed ones are known.
 	for name, tr := range p.Traits {
