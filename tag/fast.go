@@ -3,6 +3,8 @@ package tag
 import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
+
+	"github.com/portrait-cdp/portrait/internal/exprcmp"
 )
 
 // fast evaluates the commonest rules without the VM: comparisons of a
@@ -86,21 +88,7 @@ func fastNode(n ast.Node, index func(string) (int, bool), nilOutcome probe) fast
 	if nilOutcome != nil {
 		onNil = nilOutcome(b.String(), id.Value)
 	}
-	cmp := func(c int) bool {
-		switch op {
-		case "==":
-			return c == 0
-		case "!=":
-			return c != 0
-		case "<":
-			return c < 0
-		case "<=":
-			return c <= 0
-		case ">":
-			return c > 0
-		}
-		return c >= 0
-	}
+	cmp := func(c int) bool { return exprcmp.Holds(op, c) }
 	var lit float64
 	switch r := b.Right.(type) {
 	case *ast.IntegerNode:

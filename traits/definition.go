@@ -13,6 +13,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/exprcmp"
 )
 
 // Aggregates a computed trait may use.
@@ -210,21 +211,7 @@ func quick(src string) (string, func(v any) (bool, bool)) {
 		return "", nil
 	}
 	name, op := key.Value, b.Operator
-	cmp := func(c int) bool {
-		switch op {
-		case "==":
-			return c == 0
-		case "!=":
-			return c != 0
-		case "<":
-			return c < 0
-		case "<=":
-			return c <= 0
-		case ">":
-			return c > 0
-		}
-		return c >= 0 // ">=", the only other operator let through
-	}
+	cmp := func(c int) bool { return exprcmp.Holds(op, c) }
 	switch op {
 	case "==", "!=", "<", "<=", ">", ">=":
 	default:
