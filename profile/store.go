@@ -46,6 +46,13 @@ type Ref struct {
 
 // StateTx is one transaction over the derived state. The processor is its
 // only writer, which is what lets it cache reads across transactions.
+//
+// Writes may be recorded and applied only at Commit, which may itself
+// finish in the background (see Store.BeginState). Identity and Profile
+// may therefore answer from what is committed without this transaction's
+// own writes: the processor caches every identity and profile it writes
+// and asks only for others. ProfileEventSeqs does include this
+// transaction's own changes.
 type StateTx interface {
 	Identity(id portrait.Identifier) (profileID string, err error) // "" when unowned
 	Profile(id string) (*portrait.Profile, error)                  // nil when absent
