@@ -23,8 +23,9 @@ type Store interface {
 	Checkpoint(ctx context.Context, name string) (int64, error)
 	LoadRefused(ctx context.Context) ([]Ref, error)
 	// LoadIdentities returns the whole identity graph when it has at most
-	// max identifiers (complete=true), so lookups need not touch storage.
-	LoadIdentities(ctx context.Context, max int) (ids map[portrait.Identifier]string, complete bool, err error)
+	// max identifiers (complete=true), so lookups need not touch storage,
+	// with the key of the event that attached each identifier where known.
+	LoadIdentities(ctx context.Context, max int) (ids map[portrait.Identifier]string, attached map[portrait.Identifier]portrait.EventKey, complete bool, err error)
 	// BeginState starts a transaction over the derived state. Its Commit
 	// may finish in the background; WaitState waits for every commit so
 	// far and reports one that failed (as does the next BeginState).
@@ -58,7 +59,9 @@ type StateTx interface {
 	Profile(id string) (*portrait.Profile, error)                  // nil when absent
 	ProfileEventSeqs(profileID string) ([]int64, error)
 
-	PutIdentity(id portrait.Identifier, profileID string) error
+	// PutIdentity gives id to a profile; attached is the key of the event
+	// that attached it in canonical order (zero: unknown).
+	PutIdentity(id portrait.Identifier, profileID string, attached portrait.EventKey) error
 	DeleteIdentity(id portrait.Identifier) error
 	PutRefused(r Ref) error
 	MoveRefused(from, to string) error

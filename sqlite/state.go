@@ -101,30 +101,35 @@ func (db *DB) Checkpoint(ctx context.Context, name string) (int64, error) {
 }
 
 // LoadIdentities returns the whole identity graph if it has at most max
-// identifiers.
-func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identifier]string, bool, error) {
+// identifiers, with when each was attached (where known).
+func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identifier]string, map[portrait.Identifier]portrait.EventKey, bool, error) {
 	var n int
 	if err := db.stateR.QueryRowContext(ctx, `SELECT count(*) FROM identities`).Scan(&n); err != nil {
-		return nil, false, portrait.Wrap(err, "cannot count identities")
+		return nil, nil, false, portrait.Wrap(err, "cannot count identities")
 	}
 	if n > max {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
-	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value, profile_id FROM identities`)
+	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value, profile_id, at_us, at_msg FROM identities`)
 	if err != nil {
-		return nil, false, portrait.Wrap(err, "cannot read identities")
+		return nil, nil, false, portrait.Wrap(err, "cannot read identities")
 	}
 	defer rows.Close()
 	out := make(map[portrait.Identifier]string, n)
+	at := make(map[portrait.Identifier]portrait.EventKey, n)
 	for rows.Next() {
 		var id portrait.Identifier
-		var pid string
-		if err := rows.Scan(&id.Type, &id.Value, &pid); err != nil {
-			return nil, false, portrait.Wrap(err, "cannot read identities")
+		var pid, msg string
+		var us int64
+		if err := rows.Scan(&id.Type, &id.Value, &pid, &us, &msg); err != nil {
+			return nil, nil, false, portrait.Wrap(err, "cannot read identities")
 		}
 		out[id] = pid
+		if us != 0 || msg != "" {
+			at[id] = portrait.EventKey{Time: time.UnixMicro(us).UTC(), MessageID: msg}
+		}
 	}
-	return out, true, rows.Err()
+	return out, at, true, rows.Err()
 }
 
 // LoadRetracted returns the message ids of retracted events.
@@ -182,7 +187,7 @@ type stateTx struct {
 	// Hot-path inserts are gathered and written as multi-row statements,
 	// which costs SQLite far less than a statement a row. Any other write
 	// takes them first, so the order of writes is kept.
-	pendIdent  []any // type, value, profile_id
+	pendIdent  []any // type, value, profile_id, at_us, at_msg
 	pendEvents []pendEvent
 	dropAlias  []any
 	pendIssues []any // trait_issues rows, 7 columns
@@ -380,7 +385,8 @@ func (t *stateTx) takeHot() {
 	if args := t.pendIdent; len(args) > 0 {
 		t.pendIdent = nil
 		t.ops = append(t.ops, func(x *stateExec) error {
-			return x.multiInsert(`INSERT INTO identities (type, value, profile_id) VALUES `, ` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id`, 3, args)
+			return x.multiInsert(`INSERT INTO identities (type, value, profile_id, at_us, at_msg) VALUES `,
+				` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id, at_us = excluded.at_us, at_msg = excluded.at_msg`, 5, args)
 		})
 	}
 	if args := t.pendIssues; len(args) > 0 {
@@ -591,9 +597,13 @@ func querySeqs(ctx context.Context, db querier, profileID string) ([]int64, erro
 	return out, rows.Err()
 }
 
-func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string) error {
-	t.pendIdent = append(t.pendIdent, id.Type, id.Value, profileID)
-	return t.hot(len(t.pendIdent), 3)
+func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string, attached portrait.EventKey) error {
+	var us int64
+	if !attached.Time.IsZero() || attached.MessageID != "" {
+		us = attached.Time.UnixMicro()
+	}
+	t.pendIdent = append(t.pendIdent, id.Type, id.Value, profileID, us, attached.MessageID)
+	return t.hot(len(t.pendIdent), 5)
 }
 
 func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
