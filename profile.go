@@ -77,6 +77,10 @@ type Profile struct {
 	// identity (attached an identifier or merged): a late event after it
 	// that brings no new identifier cannot change any identity decision.
 	IdentityKey EventKey `json:"-"`
+	// MergeKey is the key of the latest merge that made the profile (zero
+	// when it never merged, or when written before merges were keyed: see
+	// MergedFrom).
+	MergeKey EventKey `json:"-"`
 	// UpdatedAt is when the processor last wrote the profile (wall clock).
 	UpdatedAt time.Time `json:"updated_at"`
 }

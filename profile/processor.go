@@ -691,18 +691,24 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 		if simple {
 			pr, _ := b.profile(only)
 			simple = pr.IdentityKey.Less(key)
-			if !simple && len(ids) == 1 {
-				// One identifier, attached before this event: in
-				// canonical order the event lands on its owner of the
-				// time, which is part of pr now, and an event with one
-				// owned identifier changes no identity decision (nor
-				// first keys: the owner began before the attaching
-				// event). Most late events are of this kind — a page
-				// view or a purchase sent by a client that buffered it —
-				// and replaying a long history for each would be the
-				// slow way to the same profile.
-				at, ok := b.p.attached[ids[0]]
-				simple = ok && at.Less(key)
+			if !simple {
+				// Every identifier attached before this event: in
+				// canonical order the event lands on their owner of the
+				// time, which is part of pr now — the one owner, when
+				// there is one identifier or no merge made pr after the
+				// event — and an event that brings no new identifier and
+				// joins nothing changes no identity decision (nor first
+				// keys: the owner began before the attaching events).
+				// Most late events are of this kind — page views,
+				// purchases, identifies sent by a client that buffered
+				// them — and replaying a long history for each would be
+				// the slow way to the same profile.
+				simple = len(ids) == 1 || (len(pr.MergedFrom) == 0 && pr.MergeKey == portrait.EventKey{}) ||
+					(pr.MergeKey != portrait.EventKey{} && pr.MergeKey.Less(key))
+				for _, id := range ids {
+					at, ok := b.p.attached[id]
+					simple = simple && ok && at.Less(key)
+				}
 			}
 		}
 		if !simple {
@@ -974,6 +980,12 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 	}
 	if k := e.Key(); keep.IdentityKey.Less(k) {
 		keep.IdentityKey = k
+	}
+	if keep.MergeKey.Less(gone.MergeKey) {
+		keep.MergeKey = gone.MergeKey
+	}
+	if k := e.Key(); keep.MergeKey.Less(k) {
+		keep.MergeKey = k
 	}
 	for _, en := range b.p.Enrichers {
 		en.Merge(keep, gone)

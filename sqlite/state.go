@@ -32,12 +32,18 @@ type profileDoc struct {
 	LastMsg   string                     `json:"_last_msg"`
 	IDTime    time.Time                  `json:"_id_time"`
 	IDMsg     string                     `json:"_id_msg"`
+	MergeTime *time.Time                 `json:"_merge_time,omitempty"`
+	MergeMsg  string                     `json:"_merge_msg,omitempty"`
 	State     map[string]json.RawMessage `json:"_state,omitempty"` // read only: encodeProfile appends it
 }
 
 func encodeProfile(p *portrait.Profile) ([]byte, error) {
-	b, err := json.Marshal(profileDoc{Profile: p, FirstTime: p.FirstKey.Time, FirstMsg: p.FirstKey.MessageID, LastTime: p.LastKey.Time, LastMsg: p.LastKey.MessageID,
-		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID})
+	d := profileDoc{Profile: p, FirstTime: p.FirstKey.Time, FirstMsg: p.FirstKey.MessageID, LastTime: p.LastKey.Time, LastMsg: p.LastKey.MessageID,
+		IDTime: p.IdentityKey.Time, IDMsg: p.IdentityKey.MessageID}
+	if m := p.MergeKey; !m.Time.IsZero() || m.MessageID != "" {
+		d.MergeTime, d.MergeMsg = &m.Time, m.MessageID
+	}
+	b, err := json.Marshal(d)
 	if err != nil || len(p.State) == 0 {
 		return b, err
 	}
@@ -77,6 +83,9 @@ func decodeProfile(b []byte) (*portrait.Profile, error) {
 	d.Profile.FirstKey = portrait.EventKey{Time: d.FirstTime, MessageID: d.FirstMsg}
 	d.Profile.LastKey = portrait.EventKey{Time: d.LastTime, MessageID: d.LastMsg}
 	d.Profile.IdentityKey = portrait.EventKey{Time: d.IDTime, MessageID: d.IDMsg}
+	if d.MergeTime != nil {
+		d.Profile.MergeKey = portrait.EventKey{Time: *d.MergeTime, MessageID: d.MergeMsg}
+	}
 	d.Profile.State = d.State
 	if d.Profile.Traits == nil {
 		d.Profile.Traits = map[string]portrait.Trait{}
