@@ -1191,7 +1191,10 @@ func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error
 	}
 	sort.Strings(queue)
 	closure := map[string]*portrait.Profile{}
-	var seqs []int64
+	// The closure's events are read and decoded once: the same decoding
+	// finds the identifiers that extend the closure and then replays.
+	var events []*portrait.Event
+	pres := map[*portrait.Event]prepared{}
 	for len(queue) > 0 {
 		pid := queue[0]
 		queue = queue[1:]
@@ -1211,11 +1214,12 @@ func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error
 		if err != nil {
 			return err
 		}
-		seqs = append(seqs, s...)
-		for _, ev := range evs {
-			ps := parse(ev)
-			ids, _ := b.p.Rules.Identifiers(ev, ps.allTraits(), ps.extIDs)
-			for _, id := range ids {
+		pre := make([]prepared, len(evs))
+		parallel.For(len(evs), func(i int) { pre[i] = b.p.prepare(evs[i]) })
+		events = append(events, evs...)
+		for i, ev := range evs {
+			pres[ev] = pre[i]
+			for _, id := range pre[i].ids {
 				owner, err := b.identity(id)
 				if err != nil {
 					return err
@@ -1232,10 +1236,6 @@ func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error
 				}
 			}
 		}
-	}
-	events, err := b.p.Store.EventsBySeq(b.ctx, seqs)
-	if err != nil {
-		return err
 	}
 	events = append(events, extra...)
 	kept := events[:0]
@@ -1277,7 +1277,10 @@ func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error
 	// ...and derive it again, in order.
 	landed := map[string]string{}
 	for _, ev := range events {
-		pre := b.p.prepare(ev)
+		pre, ok := pres[ev]
+		if !ok {
+			pre = b.p.prepare(ev)
+		}
 		if err := b.inOrder(ev, pre.ps, pre.ids); err != nil {
 			return err
 		}
