@@ -1165,25 +1165,18 @@ func (b *batch) replayLate() error {
 	late := b.late
 	b.late = nil
 	involved := map[string]bool{}
+	pres := make(map[*portrait.Event]prepared, len(late))
 	for _, e := range late {
 		pre := b.p.prepare(e)
-		for _, id := range pre.ids {
-			pid, err := b.identity(id)
-			if err != nil {
-				return err
-			}
-			if pid != "" {
-				involved[pid] = true
-			}
-			for rp := range b.p.refused[id] {
-				involved[rp] = true
-			}
+		pres[e] = pre
+		if err := b.involve(pre.ids, involved); err != nil {
+			return err
 		}
 	}
-	return b.rebuild(late, involved)
+	return b.rebuild(late, pres, involved)
 }
 
-func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error {
+func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]prepared, involved map[string]bool) error {
 	// The closure: profiles whose events share identifiers with these.
 	queue := make([]string, 0, len(involved))
 	for pid := range involved {
@@ -1194,7 +1187,10 @@ func (b *batch) rebuild(extra []*portrait.Event, involved map[string]bool) error
 	// The closure's events are read and decoded once: the same decoding
 	// finds the identifiers that extend the closure and then replays.
 	var events []*portrait.Event
-	pres := map[*portrait.Event]prepared{}
+	pres := make(map[*portrait.Event]prepared, len(extraPre))
+	for e, pre := range extraPre {
+		pres[e] = pre
+	}
 	for len(queue) > 0 {
 		pid := queue[0]
 		queue = queue[1:]
@@ -1342,22 +1338,13 @@ func (b *batch) retract(e *portrait.Event) error {
 	}
 	pre := b.p.prepare(x)
 	involved := map[string]bool{}
-	for _, id := range pre.ids {
-		pid, err := b.identity(id)
-		if err != nil {
-			return err
-		}
-		if pid != "" {
-			involved[pid] = true
-		}
-		for rp := range b.p.refused[id] {
-			involved[rp] = true
-		}
+	if err := b.involve(pre.ids, involved); err != nil {
+		return err
 	}
 	if len(involved) == 0 {
 		return nil
 	}
-	if err := b.rebuild(nil, involved); err != nil {
+	if err := b.rebuild(nil, nil, involved); err != nil {
 		return err
 	}
 	into := ""
@@ -1368,6 +1355,24 @@ func (b *batch) retract(e *portrait.Event) error {
 	}
 	return b.journal(&portrait.MergeEntry{Kind: portrait.MergeRetracted, Into: into, MessageID: target, EventSeq: x.Seq,
 		Reason: fmt.Sprintf("event %s undone by %s (%s); %d profile(s) replayed without it", target, e.MessageID, e.Source, len(involved))})
+}
+
+// involve adds to into the profiles that own ids or are tied to them
+// (refused), the ones whose histories an event with ids belongs to.
+func (b *batch) involve(ids []portrait.Identifier, into map[string]bool) error {
+	for _, id := range ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return err
+		}
+		if pid != "" {
+			into[pid] = true
+		}
+		for rp := range b.p.refused[id] {
+			into[rp] = true
+		}
+	}
+	return nil
 }
 
 // landing finds the profile an event was just applied to.
