@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -173,6 +174,13 @@ func TestIdentifyThenLookup(t *testing.T) {
 	evs2 := ev2.body["events"].([]any)
 	if len(evs2) != 1 || evs2[0].(map[string]any)["messageId"] != "m-1" || ev2.body["next"] != "" {
 		t.Fatalf("events page 2: %s", ev2.raw)
+	}
+	// A cursor of the old (time:message id) form, or none at all, is a
+	// clear 400, not an empty page.
+	for _, c := range []string{"bm90LWEtY3Vyc29y", base64.RawURLEncoding.EncodeToString([]byte("1767225600000000:m-2"))} {
+		if r := s.get(t, "/v1/profiles/"+id+"/events?cursor="+c); r.status != 400 || !strings.Contains(r.raw, "invalid cursor") {
+			t.Errorf("bad cursor %q: %d %s", c, r.status, r.raw)
+		}
 	}
 	if m := s.get(t, "/v1/profiles/"+id+"/merges"); m.status != 200 {
 		t.Errorf("merges: %d %s", m.status, m.raw)
