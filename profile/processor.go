@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -337,8 +338,13 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 		dirty = append(dirty, pr)
 	}
 	sort.Slice(dirty, func(i, j int) bool { return dirty[i].ID < dirty[j].ID })
-	b.enrich(dirty)
-	if err := tx.PutProfiles(dirty); err != nil {
+	// Nothing below reads: storage starts on the batch's identities and
+	// event lists now, and on its profiles as they are finished, while
+	// the enrichers work on the rest.
+	if err := tx.Flush(); err != nil {
+		return err
+	}
+	if err := b.finish(dirty); err != nil {
 		return err
 	}
 	for _, is := range b.issues {
@@ -403,27 +409,31 @@ type enrichEvent struct {
 	props map[string]any
 }
 
-// enrich hands each changed profile's new events to the enrichers and
-// finishes it. Profiles are independent of one another here, so this runs
-// on all cores: it is most of what computed traits and tags cost.
-func (b *batch) enrich(dirty []*portrait.Profile) {
+// finish hands each changed profile's new events to the enrichers,
+// finishes it and writes it. Profiles are independent of one another
+// here, so this runs on all cores: it is most of what computed traits and
+// tags cost. Each profile is encoded right after its enrichers are done
+// with it, while it is still in the core's cache.
+func (b *batch) finish(dirty []*portrait.Profile) error {
 	ens := b.p.Enrichers
-	if len(ens) == 0 {
-		return
-	}
+	errs := make([]error, len(dirty))
 	parallel.For(len(dirty), func(i int) {
 		pr := dirty[i]
-		q := b.evq[pr.ID]
-		for _, en := range ens {
-			for _, x := range q {
-				en.Event(pr, x.e, x.props)
+		if len(ens) > 0 {
+			q := b.evq[pr.ID]
+			for _, en := range ens {
+				for _, x := range q {
+					en.Event(pr, x.e, x.props)
+				}
+			}
+			for _, en := range ens {
+				en.Finish(pr, b.now)
 			}
 		}
-		for _, en := range ens {
-			en.Finish(pr, b.now)
-		}
+		errs[i] = b.tx.PutProfile(pr)
 	})
 	b.evq = nil
+	return errors.Join(errs...)
 }
 
 // batch is the work of one transaction.

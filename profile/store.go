@@ -68,6 +68,9 @@ type StateTx interface {
 	DeleteRefused(profileID string) error
 	// PutProfiles writes profiles (encoding them in parallel).
 	PutProfiles(ps []*portrait.Profile) error
+	// PutProfile writes one profile. Unlike the other methods it may be
+	// called from several goroutines at once (with no other call between).
+	PutProfile(p *portrait.Profile) error
 	DeleteProfile(id string) error
 	PutAlias(oldID, newID string) error
 	// DropAlias forgets where an id pointed: a profile of that id exists
@@ -80,6 +83,11 @@ type StateTx interface {
 	AddTraitIssue(i *portrait.TraitIssue) error
 	PutRetracted(messageID string) error
 	SetCheckpoint(name string, seq int64) error
+
+	// Flush hands the writes so far to storage, which may start writing
+	// them in the background while the caller goes on; later writes
+	// follow them. After a Flush the transaction must not read.
+	Flush() error
 
 	Commit() error
 	Rollback() error

@@ -188,10 +188,20 @@ func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 // list for a re-ordering) turns the transaction direct: it waits for the
 // writer, opens the SQLite transaction, replays what was recorded, and from
 // then on writes go straight through and Commit is synchronous.
+//
+// Flush hands what a buffered transaction recorded so far to the writer,
+// which starts writing it while the caller goes on (the processor flushes
+// before enriching, then streams profiles as they are finished). After a
+// flush the transaction can no longer read: its writes are in a SQLite
+// transaction of the writer's.
 type stateTx struct {
 	db  *DB
 	ctx context.Context
 	x   *stateExec // nil while buffered
+	job *writeJob  // the writer's transaction, once flushed
+	// mu guards ops and the gathered rows: PutProfile is called from
+	// several goroutines at once.
+	mu  sync.Mutex
 	ops []stateOp
 	// Hot-path inserts are gathered and written as multi-row statements,
 	// which costs SQLite far less than a statement a row. Any other write
@@ -200,6 +210,7 @@ type stateTx struct {
 	pendEvents []pendEvent
 	dropAlias  []any
 	pendIssues []any // trait_issues rows, 7 columns
+	pendProfs  []any // profiles rows, 3 columns
 	done       bool
 	// pe models what this transaction does to profile_events, so that a
 	// buffered transaction answers ProfileEventSeqs without writing
@@ -425,6 +436,12 @@ func (t *stateTx) takeHot() {
 			return x.multiInsert(`INSERT INTO profile_events (profile_id, ts, seq) VALUES `, ` ON CONFLICT DO NOTHING`, 3, args)
 		})
 	}
+	if args := t.pendProfs; len(args) > 0 {
+		t.pendProfs = nil
+		t.ops = append(t.ops, func(x *stateExec) error {
+			return x.multiInsert(`INSERT INTO profiles (id, doc, updated_at) VALUES `, ` ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, 3, args)
+		})
+	}
 }
 
 // hot is called after a hot-path row is gathered: in direct mode, full
@@ -440,8 +457,8 @@ func (t *stateTx) hot(n, width int) error {
 // direct makes the transaction direct, for a read: what was recorded is
 // written first, so the read sees it.
 func (t *stateTx) direct() error {
-	if t.done {
-		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	if err := t.readable(); err != nil {
+		return err
 	}
 	if t.x == nil {
 		if err := t.db.writer.wait(t.ctx); err != nil {
@@ -460,14 +477,25 @@ func (t *stateTx) direct() error {
 	return t.run()
 }
 
+// readable refuses a read once the transaction ended or was flushed.
+func (t *stateTx) readable() error {
+	if t.done {
+		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	}
+	if t.job != nil {
+		return portrait.Errorf(portrait.EINTERNAL, "state transaction read after its writes were flushed")
+	}
+	return nil
+}
+
 // readCommitted reports whether a read may go to what is committed instead
 // of making the transaction direct: while buffered it may, once the commit
 // in flight (the previous batch) is done. The processor caches every
 // identity and profile it writes, so it asks only for ones this
 // transaction has not written (a deleted profile excepted, see Profile).
 func (t *stateTx) readCommitted() (bool, error) {
-	if t.done {
-		return false, portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	if err := t.readable(); err != nil {
+		return false, err
 	}
 	if t.x != nil {
 		return false, nil
@@ -537,8 +565,8 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 }
 
 func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
-	if t.done {
-		return nil, portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	if err := t.readable(); err != nil {
+		return nil, err
 	}
 	if t.x == nil {
 		// Buffered: what is committed, read beside the writer once it is
@@ -641,25 +669,63 @@ func (t *stateTx) DeleteRefused(profileID string) error {
 	return t.record(func(x *stateExec) error { return x.exec(`DELETE FROM refused WHERE profile_id = ?`, profileID) })
 }
 
-// PutProfiles encodes the profiles now (they change as soon as the caller
-// goes on) and records their rows.
+// PutProfiles encodes the profiles now, in parallel (they change as soon
+// as the caller goes on), and records their rows.
 func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
-	docs := make([][]byte, len(ps))
 	errs := make([]error, len(ps))
-	parallel.For(len(ps), func(i int) { docs[i], errs[i] = encodeProfile(ps[i]) })
-	args := make([]any, 0, 3*len(ps))
-	for _, p := range ps {
-		delete(t.deleted, p.ID)
+	parallel.For(len(ps), func(i int) { errs[i] = t.PutProfile(ps[i]) })
+	return errors.Join(errs...)
+}
+
+// PutProfile encodes p now and records its row. It may run on several
+// goroutines at once. Once the transaction was flushed, every flushRows
+// profiles go to the writer as they come, so that SQLite writes them
+// while the caller finishes the next ones.
+func (t *stateTx) PutProfile(p *portrait.Profile) error {
+	doc, err := encodeProfile(p)
+	if err != nil {
+		return portrait.Wrap(err, "cannot encode profile "+p.ID)
 	}
-	for i, p := range ps {
-		if errs[i] != nil {
-			return portrait.Wrap(errs[i], "cannot encode profile")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	}
+	delete(t.deleted, p.ID)
+	t.pendProfs = append(t.pendProfs, p.ID, doc, micros(p.UpdatedAt))
+	if t.job != nil && len(t.pendProfs) >= 3*flushRows {
+		return t.flushLocked()
+	}
+	return t.hot(len(t.pendProfs), 3)
+}
+
+// Flush hands what was recorded to the writer now (see stateTx); in
+// direct mode it writes it.
+func (t *stateTx) Flush() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
+	}
+	if t.x != nil {
+		t.takeHot()
+		return t.run()
+	}
+	return t.flushLocked()
+}
+
+func (t *stateTx) flushLocked() error {
+	t.takeHot()
+	if t.job == nil {
+		job, err := t.db.writer.start(t.ctx)
+		if err != nil {
+			return err
 		}
-		args = append(args, p.ID, docs[i], micros(p.UpdatedAt))
+		t.job = job
 	}
-	return t.record(func(x *stateExec) error {
-		return x.multiInsert(`INSERT INTO profiles (id, doc, updated_at) VALUES `, ` ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`, 3, args)
-	})
+	ops := t.ops
+	t.ops = nil
+	return t.job.send(t.ctx, ops, 0)
 }
 
 func (t *stateTx) DeleteProfile(id string) error {
@@ -736,7 +802,16 @@ func (t *stateTx) Commit() error {
 	t.done = true
 	t.takeHot()
 	if t.x == nil {
-		return t.db.writer.submit(t.ctx, t.ops)
+		if t.job == nil {
+			job, err := t.db.writer.start(t.ctx)
+			if err != nil {
+				return err
+			}
+			t.job = job
+		}
+		ops := t.ops
+		t.ops = nil
+		return t.job.send(t.ctx, ops, endCommit)
 	}
 	defer t.x.close()
 	if err := t.run(); err != nil {
@@ -754,7 +829,10 @@ func (t *stateTx) Rollback() error {
 		return nil
 	}
 	t.done = true
-	t.ops, t.pendIdent, t.pendEvents, t.dropAlias, t.pendIssues = nil, nil, nil, nil, nil
+	t.ops, t.pendIdent, t.pendEvents, t.dropAlias, t.pendIssues, t.pendProfs = nil, nil, nil, nil, nil, nil
+	if t.job != nil {
+		return t.job.send(t.ctx, nil, endRollback)
+	}
 	if t.x == nil {
 		return nil
 	}
@@ -762,16 +840,53 @@ func (t *stateTx) Rollback() error {
 	return t.x.tx.Rollback()
 }
 
-// stateWriter commits handed-over state transactions one at a time, in
-// order, on its own goroutine, at most one in flight: the next hand-over
-// waits for it. A failure is kept until reported, and every transaction
-// handed over after a failure is dropped, since it was computed on top of
-// the one that failed.
+// stateWriter writes handed-over state transactions one at a time, in
+// order, on its own goroutine, at most one in flight: the next one starts
+// when it is done. A transaction arrives in parts (see stateTx.Flush) and
+// ends with a commit or a rollback. A failure is kept until reported, and
+// every transaction handed over after a failure is dropped, since it was
+// computed on top of the one that failed.
 type stateWriter struct {
 	db     *DB
 	mu     sync.Mutex
 	busy   chan struct{} // closed when the transaction in flight ends; nil when idle
 	failed error
+}
+
+// writeJob is the transaction in flight: its parts, in order.
+type writeJob struct {
+	parts chan writePart
+}
+
+// How a part ends the transaction.
+const (
+	endNone = iota
+	endCommit
+	endRollback
+)
+
+type writePart struct {
+	ops []stateOp
+	end int
+}
+
+// send hands the writer a part. The writer always drains its parts, so
+// this waits only while it is behind by a few; the wait ends with ctx
+// only if the caller gives up (the writer then still gets the end the
+// caller's Rollback sends).
+func (j *writeJob) send(ctx context.Context, ops []stateOp, end int) error {
+	if len(ops) == 0 && end == endNone {
+		return nil
+	}
+	select {
+	case j.parts <- writePart{ops, end}:
+		return nil
+	case <-ctx.Done():
+		if end != endNone {
+			j.parts <- writePart{ops, end} // the end must arrive
+		}
+		return ctx.Err()
+	}
 }
 
 func (w *stateWriter) err() error {
@@ -798,23 +913,26 @@ func (w *stateWriter) wait(ctx context.Context) error {
 	}
 }
 
-func (w *stateWriter) submit(ctx context.Context, ops []stateOp) error {
+// start waits for the transaction in flight and begins the next, which
+// the writer writes as its parts arrive.
+func (w *stateWriter) start(ctx context.Context) (*writeJob, error) {
 	if err := w.wait(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.failed; err != nil {
 		w.failed = nil
-		return err
+		return nil, err
 	}
 	done := make(chan struct{})
 	w.busy = done
+	job := &writeJob{parts: make(chan writePart, 16)}
 	// The write must finish even when the caller's context ends (a
 	// shutdown): Close waits for it, and what it writes is consistent.
 	wctx := context.WithoutCancel(ctx)
 	go func() {
-		err := w.commit(wctx, ops)
+		err := w.write(wctx, job)
 		w.mu.Lock()
 		if err != nil && w.failed == nil {
 			w.failed = err
@@ -823,24 +941,55 @@ func (w *stateWriter) submit(ctx context.Context, ops []stateOp) error {
 		w.mu.Unlock()
 		close(done)
 	}()
-	return nil
+	return job, nil
 }
 
-func (w *stateWriter) commit(ctx context.Context, ops []stateOp) error {
-	tx, err := w.db.stateW.BeginTx(ctx, nil)
-	if err != nil {
-		return portrait.Wrap(err, "cannot begin state transaction")
-	}
-	x := &stateExec{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}}
-	defer x.close()
-	for _, op := range ops {
-		if err := op(x); err != nil {
-			tx.Rollback()
-			return err
+// write runs a job's parts as they arrive, on one SQLite transaction
+// opened with the first write. After a failed write it only drains the
+// parts until the end, and reports the failure unless the job rolls back
+// (the caller then knows its transaction did not happen).
+func (w *stateWriter) write(ctx context.Context, job *writeJob) error {
+	var x *stateExec
+	var failed error
+	defer func() {
+		if x != nil {
+			x.close()
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return portrait.Wrap(err, "cannot commit derived state")
+	}()
+	for part := range job.parts {
+		if failed == nil && part.end != endRollback {
+			for _, op := range part.ops {
+				if x == nil {
+					tx, err := w.db.stateW.BeginTx(ctx, nil)
+					if err != nil {
+						failed = portrait.Wrap(err, "cannot begin state transaction")
+						break
+					}
+					x = &stateExec{ctx: ctx, tx: tx, stmts: map[string]*sql.Stmt{}}
+				}
+				if failed = op(x); failed != nil {
+					break
+				}
+			}
+		}
+		switch part.end {
+		case endNone:
+			continue
+		case endCommit:
+			if failed == nil && x != nil {
+				if err := x.tx.Commit(); err != nil {
+					return portrait.Wrap(err, "cannot commit derived state")
+				}
+				return nil
+			}
+		}
+		if x != nil {
+			x.tx.Rollback()
+		}
+		if part.end == endRollback {
+			return nil
+		}
+		return failed
 	}
 	return nil
 }
