@@ -314,7 +314,24 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	// Decoding payloads and extracting identifiers depend on nothing but
 	// the event: done on all cores before the sequential part.
 	pre := make([]prepared, len(events))
-	parallel.For(len(events), func(i int) { pre[i] = p.prepare(events[i]) })
+	parallel.For(len(events), func(i int) { pre[i] = p.prepareIDs(events[i]) })
+	// The enrichers' decoded properties are needed only at the end of the
+	// batch: they are decoded on the side while the sequential part below
+	// leaves a core idle.
+	if len(p.Enrichers) > 0 {
+		props := make([]map[string]any, len(events))
+		for i := range pre {
+			pre[i].ps.propsAt = &props[i]
+		}
+		b.propsDone = make(chan struct{})
+		go func() {
+			defer close(b.propsDone)
+			for i, e := range events {
+				props[i] = decodeProps(e)
+			}
+		}()
+		defer func() { <-b.propsDone }() // an early return waits for it too
+	}
 	// Profiles are defined by canonical order, so a batch may be applied in
 	// that order: concurrent requests commit out of time order, and sorting
 	// here saves most late events the replay of their profiles.
@@ -407,6 +424,7 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 type enrichEvent struct {
 	e     *portrait.Event
 	props map[string]any
+	at    *map[string]any // where the properties are decoded instead, when set
 }
 
 // finish hands each changed profile's new events to the enrichers,
@@ -416,6 +434,9 @@ type enrichEvent struct {
 // with it, while it is still in the core's cache.
 func (b *batch) finish(dirty []*portrait.Profile) error {
 	ens := b.p.Enrichers
+	if b.propsDone != nil {
+		<-b.propsDone
+	}
 	errs := make([]error, len(dirty))
 	parallel.For(len(dirty), func(i int) {
 		pr := dirty[i]
@@ -423,7 +444,11 @@ func (b *batch) finish(dirty []*portrait.Profile) error {
 			q := b.evq[pr.ID]
 			for _, en := range ens {
 				for _, x := range q {
-					en.Event(pr, x.e, x.props)
+					props := x.props
+					if x.at != nil {
+						props = *x.at
+					}
+					en.Event(pr, x.e, props)
 				}
 			}
 			for _, en := range ens {
@@ -438,17 +463,19 @@ func (b *batch) finish(dirty []*portrait.Profile) error {
 
 // batch is the work of one transaction.
 type batch struct {
-	late    []*portrait.Event            // events whose place is inside a profile's history
-	evq     map[string][]enrichEvent     // per profile: events the enrichers have yet to see
-	applied map[string][]*portrait.Event // per profile, in this batch
-	stale   map[string]bool              // merged or re-ordered in this batch
-	deleted map[string]bool
-	issues  []*portrait.TraitIssue
-	p       *Processor
-	ctx     context.Context
-	tx      StateTx
-	dirty   map[string]*portrait.Profile
-	now     time.Time
+	late []*portrait.Event        // events whose place is inside a profile's history
+	evq  map[string][]enrichEvent // per profile: events the enrichers have yet to see
+	// propsDone is closed when the batch's properties are decoded.
+	propsDone chan struct{}
+	applied   map[string][]*portrait.Event // per profile, in this batch
+	stale     map[string]bool              // merged or re-ordered in this batch
+	deleted   map[string]bool
+	issues    []*portrait.TraitIssue
+	p         *Processor
+	ctx       context.Context
+	tx        StateTx
+	dirty     map[string]*portrait.Profile
+	now       time.Time
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {
@@ -510,6 +537,7 @@ func (b *batch) journal(m *portrait.MergeEntry) error {
 type parsed struct {
 	bad     map[string]string // traits whose values could not be read, raw
 	props   map[string]any    // decoded only when enrichers need them
+	propsAt *map[string]any   // or decoded there, later (see apply)
 	imputed map[string]string // trait → fill rule, for values an import imputed
 	traits  map[string]any    // identify traits and context.traits
 	once    map[string]any    // traits.$set_once
@@ -621,13 +649,28 @@ type prepared struct {
 }
 
 func (p *Processor) prepare(e *portrait.Event) prepared {
-	ps := parse(e)
-	if len(p.Enrichers) > 0 && len(e.Properties) > 0 {
-		var bad map[string]string // a property that cannot be read is left out
-		ps.props = decodeObject(e.Properties, &bad)
+	pre := p.prepareIDs(e)
+	if len(p.Enrichers) > 0 {
+		pre.ps.props = decodeProps(e)
 	}
+	return pre
+}
+
+// prepareIDs is prepare without the properties.
+func (p *Processor) prepareIDs(e *portrait.Event) prepared {
+	ps := parse(e)
 	ids, _ := p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
 	return prepared{ps, ids}
+}
+
+// decodeProps decodes the properties the enrichers see; one that cannot
+// be read is left out.
+func decodeProps(e *portrait.Event) map[string]any {
+	if len(e.Properties) == 0 || e.System() {
+		return nil
+	}
+	var bad map[string]string
+	return decodeObject(e.Properties, &bad)
 }
 
 // event applies one event from the log.
@@ -864,7 +907,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 		if b.evq == nil {
 			b.evq = map[string][]enrichEvent{}
 		}
-		b.evq[target.ID] = append(b.evq[target.ID], enrichEvent{e, ps.props})
+		b.evq[target.ID] = append(b.evq[target.ID], enrichEvent{e, ps.props, ps.propsAt})
 	}
 	b.touch(target)
 	if b.p.OnChange != nil {
