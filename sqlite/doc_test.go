@@ -304,8 +304,14 @@ func TestProfileDocVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 28, 15, 2, 0, 0, time.UTC)
+	// +08:00 reads back as a fixed zone, or as time.Local where that is
+	// its offset then: as time.Parse reads it.
+	nAt, _ := time.Parse(time.RFC3339, "2026-01-28T23:02:00.5+08:00")
+	if _, off := nAt.Zone(); off != 8*3600 || !nAt.Equal(at.Add(5e8)) {
+		t.Fatalf("time.Parse gave %v", nAt)
+	}
 	want := &portrait.Profile{ID: "p_1",
-		Traits: map[string]portrait.Trait{"n": {Value: 3.0, Source: "web", Time: time.Date(2026, 1, 28, 23, 2, 0, 5e8, shanghai), MessageID: "m1", Priority: 2, Once: true},
+		Traits: map[string]portrait.Trait{"n": {Value: 3.0, Source: "web", Time: nAt, MessageID: "m1", Priority: 2, Once: true},
 			"x": {Value: []any{map[string]any{"a": "b"}}}},
 		Identifiers: []portrait.Identifier{}, FirstSeen: at.Add(1), EventCount: 2, EventCounts: map[string]int{},
 		Tags: []portrait.ProfileTag{{Name: "vip", Since: at}}, UpdatedAt: at,
