@@ -100,6 +100,7 @@ type evKey struct {
 // encoder appends the compact format to buf.
 type encoder struct {
 	buf  []byte
+	tab  []byte // the event table, written last (see encodeV2)
 	refs map[evKey]int
 	ts   []int64
 	ms   []string
@@ -429,13 +430,18 @@ func (s *pstate) encodeV2() ([]byte, error) {
 		if b.Sum != 0 {
 			e.int("s", b.Sum)
 		}
-		early := make([]int64, len(b.Early))
-		amounts := make([]int64, len(b.Early))
-		for i, p := range b.Early {
-			early[i], amounts[i] = int64(e.ref(p.T, p.M)), p.A
+		e.open("e", '[')
+		for _, p := range b.Early {
+			e.buf = strconv.AppendInt(e.buf, int64(e.ref(p.T, p.M)), 10)
+			e.buf = append(e.buf, ',')
 		}
-		e.ints("e", early, false)
-		e.ints("ea", amounts, false)
+		e.close(']')
+		e.open("ea", '[')
+		for _, p := range b.Early {
+			e.buf = strconv.AppendInt(e.buf, p.A, 10)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
 		if b.Last != nil {
 			e.int("l", int64(e.ref(b.Last.T, b.Last.M)))
 			e.int("la", b.Last.A)
@@ -505,11 +511,12 @@ func (s *pstate) encodeV2() ([]byte, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
+	// The table goes to a second pooled buffer, so that the result is
+	// allocated once, at its size (refs come in no time order, so the
+	// table's length is hard to guess).
 	body := e.buf
-	out := make([]byte, 0, len(body)+len(v2Prefix)+24*len(e.ts)+8)
-	out = append(out, v2Prefix...)
-	e.buf = out
-	defer func() { e.buf = body }() // the pooled buffer goes back
+	e.buf = e.tab[:0]
+	defer func() { e.buf, e.tab = body, e.buf }() // the pooled buffers go back
 	if len(e.ts) > 0 {
 		e.ints("e", e.ts, true)
 		e.open("m", '[')
@@ -519,10 +526,13 @@ func (s *pstate) encodeV2() ([]byte, error) {
 		}
 		e.close(']')
 	}
-	out = append(e.buf, body...)
 	if e.err != nil {
 		return nil, e.err
 	}
+	out := make([]byte, 0, len(v2Prefix)+len(e.buf)+len(body)+1)
+	out = append(out, v2Prefix...)
+	out = append(out, e.buf...)
+	out = append(out, body...)
 	// Drop the trailing comma and close the object.
 	if out[len(out)-1] == ',' {
 		out = out[:len(out)-1]
@@ -709,12 +719,12 @@ func decodeV2(raw []byte) (*pstate, error) {
 var encoders sync.Pool
 
 func (e *encoder) release() {
-	if cap(e.buf) > 1<<16 {
+	if cap(e.buf) > 1<<16 || cap(e.tab) > 1<<16 {
 		return // an outsized state: let the pool keep small buffers
 	}
 	clear(e.refs)
 	clear(e.ms)
-	e.buf, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil
+	e.buf, e.tab, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.tab[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil
 	encoders.Put(e)
 }
 

@@ -730,9 +730,22 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 // maxHistory bounds the lifecycle history shown on a profile.
 const maxHistory = 50
 
+// scratchFVs holds the buffers computed folds value sets in: a fold of
+// several buckets' sets would otherwise allocate on every Finish.
+var scratchFVs = sync.Pool{New: func() any { return new([]fv) }}
+
 func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 	us := micros(now)
-	var scratch []fv
+	sp := scratchFVs.Get().(*[]fv)
+	scratch := *sp
+	defer func() {
+		// The traits written hold strings, not the buffer: it is free.
+		if cap(scratch) <= 4*maxValues {
+			clear(scratch[:cap(scratch)])
+			*sp = scratch[:0]
+			scratchFVs.Put(sp)
+		}
+	}()
 	for i, c := range *st.defs {
 		g := st.aggs[i]
 		var q []fv // a window's value set, folded

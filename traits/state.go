@@ -849,6 +849,24 @@ const sessionGap = int64(30 * time.Minute / time.Microsecond)
 // every run within sessionGap of it. Runs are the connected components of
 // the event times, which do not depend on insertion order.
 func insertSession(ss [][2]int64, a, b int64) [][2]int64 {
+	// Events mostly come in time order: a run after the last one, or
+	// one that the last run holds or extends (runs are more than
+	// sessionGap apart, so no earlier run can be joined).
+	if n := len(ss); n > 0 && a >= ss[n-1][0] {
+		if last := &ss[n-1]; a <= last[1]+sessionGap {
+			last[1] = max(last[1], b)
+			return ss
+		}
+		if len(ss) == cap(ss) {
+			ss = slices.Grow(ss, max(4, n)) // a visitor's sessions: not one at a time
+		}
+		return append(ss, [2]int64{a, b})
+	}
+	return joinSession(ss, a, b)
+}
+
+// joinSession is insertSession for a run anywhere.
+func joinSession(ss [][2]int64, a, b int64) [][2]int64 {
 	i := sort.Search(len(ss), func(i int) bool { return ss[i][1]+sessionGap >= a })
 	j := i
 	for j < len(ss) && ss[j][0]-sessionGap <= b {
