@@ -302,7 +302,7 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 		return
 	}
 	st.align(ix.defs)
-	x := matcher{e: e, ev: ev, props: props, cache: true}
+	x := matcher{e: e, ev: ev, props: props, cache: true, room: len(named) + len(ix.anyEvent)}
 	for _, i := range named {
 		x.accumulate(st, i, defs[i], t, m)
 	}
@@ -330,6 +330,8 @@ type matcher struct {
 	// cache is set (the definitions come from the index).
 	vals  [8]propValue
 	cache bool
+	// room: how many aggregates this event may feed (see newAgg).
+	room int
 }
 
 // prop returns the property name, numbered i (see defIndex).
@@ -396,7 +398,8 @@ func (x *matcher) accumulate(st *pstate, i int, c *compiled, t int64, m string) 
 	}
 	g := st.aggs[i]
 	if g == nil {
-		g = &agg{W: c.width}
+		g = st.newAgg(x.room)
+		g.W = c.width
 		st.aggs[i] = g
 	}
 	if c.width > 0 {

@@ -37,6 +37,8 @@ type pstate struct {
 	Aggs map[string]*agg `json:"a,omitempty"`
 	aggs []*agg
 	defs *[]*compiled
+	// spare is room for new aggs (see newAgg).
+	spare []agg
 	// changed: Finish changed the state (a window moved, a definition
 	// went), so it must be encoded again.
 	changed bool
@@ -78,6 +80,18 @@ func decodeState(raw []byte, l Lifecycle) *pstate {
 
 // encode writes the state in the compact format (see encodeV2).
 func (s *pstate) encode() ([]byte, error) { return s.encodeV2() }
+
+// newAgg returns an empty agg. The definitions an event feeds mostly
+// start together (a customer's first order feeds all of them), so room
+// is made for room of them at once rather than one allocation each.
+func (s *pstate) newAgg(room int) *agg {
+	if len(s.spare) == 0 {
+		s.spare = make([]agg, max(room, 1))
+	}
+	g := &s.spare[0]
+	s.spare = s.spare[1:]
+	return g
+}
 
 // align puts the aggregates in the order of defs. Aggregates of names no
 // longer defined go; those kept are fitted to a changed window.
@@ -178,6 +192,22 @@ type buckets struct {
 	X  []val   // min, max, first, last
 	Q  [][]fv  // most_frequent, unique, distinct_count: sorted by value
 	O  []bool  // unique, distinct_count: the set hit its cap
+	// spare is room for new sets, cut off one value at a time: most
+	// buckets hold one event, and a set each would be an allocation
+	// each. A set cut off has capacity 1, so that one that grows moves
+	// out rather than over its neighbour.
+	spare []fv
+}
+
+// oneFV returns the set {f}.
+func (b *buckets) oneFV(f fv) []fv {
+	if len(b.spare) == 0 {
+		b.spare = make([]fv, max(8, len(b.At)))
+	}
+	s := b.spare[:1:1]
+	s[0] = f
+	b.spare = b.spare[1:]
+	return s
 }
 
 // fv is a value of a bucket's set: its count and latest event.
@@ -329,6 +359,10 @@ func (b *buckets) add(i int, aggregate string, v any, t int64, m string) {
 		*x = val{V: v, T: t, M: m}
 	case AggMostFrequent, AggUnique, AggDistinctCount:
 		b.Q = column(b.Q, n, cap(b.At))
+		if len(b.Q[i]) == 0 {
+			b.Q[i] = b.oneFV(fv{K: valueKey(v), N: 1, T: t, M: m})
+			break
+		}
 		b.Q[i] = addFV(b.Q[i], valueKey(v), 1, t, m)
 		if aggregate != AggMostFrequent && len(b.Q[i]) > maxValues {
 			b.O = column(b.O, n, cap(b.At))

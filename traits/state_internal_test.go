@@ -27,3 +27,28 @@ func TestInsertSessionFastPathMatchesJoin(t *testing.T) {
 		}
 	})
 }
+
+// Sets cut from a bucket's spare room grow without writing over their
+// neighbours: each bucket's set is what adding its values to a set of its
+// own gives.
+func TestBucketSetsCutFromSpareStayApart(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		var b buckets
+		want := map[int64][]fv{}
+		for range rapid.IntRange(1, 80).Draw(rt, "n") {
+			at := rapid.Int64Range(0, 20).Draw(rt, "bucket")
+			k := rapid.SampledFrom([]string{"a", "b", "c", "d"}).Draw(rt, "value")
+			tm := rapid.Int64Range(0, 100).Draw(rt, "t")
+			g := agg{B: b}
+			i := g.slot(at)
+			g.B.add(i, AggMostFrequent, k, tm, "m")
+			b = g.B
+			want[at] = addFV(want[at], k, 1, tm, "m")
+		}
+		for i, at := range b.At {
+			if !reflect.DeepEqual(b.Q[i], want[at]) {
+				rt.Fatalf("bucket %d: %v, want %v", at, b.Q[i], want[at])
+			}
+		}
+	})
+}
