@@ -99,22 +99,35 @@ type evKey struct {
 
 // encoder appends the compact format to buf.
 type encoder struct {
-	buf  []byte
-	tab  []byte // the event table, written last (see encodeV2)
-	refs map[evKey]int
-	ts   []int64
-	ms   []string
-	err  error
-	keys []string // scratch for sorting map keys
+	buf    []byte
+	tab    []byte // the event table, written last (see encodeV2)
+	byTime map[int64]int
+	refs   map[evKey]int // events at an instant byTime has for another
+	ts     []int64
+	ms     []string
+	err    error
+	keys   []string // scratch for sorting map keys
 }
 
+// ref numbers the event (t, m) in order of first reference. Hashing a
+// time is much cheaper than hashing a time and a string, and events at
+// one instant are rare: the first event of each time is found by its time
+// alone (byTime), any other at that instant by its whole key (refs).
 func (e *encoder) ref(t int64, m string) int {
-	k := evKey{t, m}
-	if i, ok := e.refs[k]; ok {
+	i, ok := e.byTime[t]
+	if ok && e.ms[i] == m {
 		return i
 	}
-	i := len(e.ts)
-	e.refs[k] = i
+	if ok {
+		k := evKey{t, m}
+		if j, ok := e.refs[k]; ok {
+			return j
+		}
+		e.refs[k] = len(e.ts)
+	} else {
+		e.byTime[t] = len(e.ts)
+	}
+	i = len(e.ts)
 	e.ts = append(e.ts, t)
 	e.ms = append(e.ms, m)
 	return i
@@ -421,7 +434,7 @@ func (s *pstate) encodeV2() ([]byte, error) {
 	// to a pooled buffer, then copied after the table into the result.
 	e, _ := encoders.Get().(*encoder)
 	if e == nil {
-		e = &encoder{buf: make([]byte, 0, 4096), refs: make(map[evKey]int, 64)}
+		e = &encoder{buf: make([]byte, 0, 4096), byTime: make(map[int64]int, 64), refs: map[evKey]int{}}
 	}
 	defer e.release()
 	if b := s.Buys; b != nil && b.N > 0 {
@@ -722,6 +735,7 @@ func (e *encoder) release() {
 	if cap(e.buf) > 1<<16 || cap(e.tab) > 1<<16 {
 		return // an outsized state: let the pool keep small buffers
 	}
+	clear(e.byTime)
 	clear(e.refs)
 	clear(e.ms)
 	e.buf, e.tab, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.tab[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil

@@ -695,15 +695,11 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	hist := LifecycleHistory(e.cfg.Lifecycle, st.Buys, p.FirstSeen, p.FirstKey.MessageID, now)
 	if len(hist) > 0 {
 		cur := hist[len(hist)-1]
-		w.put("lifecycle_stage", cur.Stage, cur.At, cur.MessageID)
+		w.put("lifecycle_stage", stageValue(cur.Stage), cur.At, cur.MessageID)
 		if len(hist) > maxHistory {
 			hist = hist[len(hist)-maxHistory:]
 		}
-		list := make([]any, len(hist))
-		for i, h := range hist {
-			list[i] = map[string]any{"stage": h.Stage, "at": stamp(h.At)}
-		}
-		w.put("lifecycle_history", list, cur.At, cur.MessageID)
+		w.history("lifecycle_history", hist, cur.At, cur.MessageID)
 	}
 	var nps, csat, comment *Survey
 	for i := len(st.Surveys) - 1; i >= 0 && (nps == nil || csat == nil || comment == nil); i-- {
@@ -728,6 +724,62 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	if comment != nil {
 		w.str("feedback_comment", comment.Comment, comment.T, comment.M)
 	}
+}
+
+// stageValue boxes a stage without allocating: a constant's interface
+// value is static.
+func stageValue(s string) any {
+	switch s {
+	case StageProspect:
+		return StageProspect
+	case StageNew:
+		return StageNew
+	case StageRepeat:
+		return StageRepeat
+	case StageLoyal:
+		return StageLoyal
+	case StageAtRisk:
+		return StageAtRisk
+	case StageChurned:
+		return StageChurned
+	}
+	return s
+}
+
+// history puts the lifecycle history as a list of {stage, at}, leaving
+// an equal one alone: it changes with a stage, not with every batch, and
+// each entry costs a map and a string.
+func (w *writer) history(name string, hist []Transition, at time.Time, msg string) {
+	if old, same := w.keep(name, at, msg); same && sameHistory(old.Value, hist) {
+		return
+	}
+	list := make([]any, len(hist))
+	for i, h := range hist {
+		list[i] = map[string]any{"stage": stageValue(h.Stage), "at": stamp(h.At)}
+	}
+	w.p.Traits[name] = portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg}
+}
+
+// sameHistory reports whether v is the list history would put for hist.
+func sameHistory(v any, hist []Transition) bool {
+	l, ok := v.([]any)
+	if !ok || len(l) != len(hist) {
+		return false
+	}
+	var buf [64]byte
+	for i, h := range hist {
+		m, ok := l[i].(map[string]any)
+		if !ok || len(m) != 2 {
+			return false
+		}
+		if s, ok := m["stage"].(string); !ok || s != h.Stage {
+			return false
+		}
+		if s, ok := m["at"].(string); !ok || s != string(h.At.UTC().AppendFormat(buf[:0], time.RFC3339Nano)) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxHistory bounds the lifecycle history shown on a profile.

@@ -3,8 +3,11 @@ package traits
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/portrait-cdp/portrait"
 )
 
 // insertSession's fast paths for runs at or after the last one give what
@@ -49,6 +52,61 @@ func TestBucketSetsCutFromSpareStayApart(t *testing.T) {
 			if !reflect.DeepEqual(b.Q[i], want[at]) {
 				rt.Fatalf("bucket %d: %v, want %v", at, b.Q[i], want[at])
 			}
+		}
+	})
+}
+
+// The encoder numbers events in order of first reference, events at one
+// instant included (ref finds most by their time alone).
+func TestEncoderRefNumbersByFirstReference(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		e := &encoder{byTime: map[int64]int{}, refs: map[evKey]int{}}
+		want := map[evKey]int{}
+		for range rapid.IntRange(1, 50).Draw(rt, "n") {
+			k := evKey{rapid.Int64Range(0, 5).Draw(rt, "t"), rapid.SampledFrom([]string{"", "a", "b", "c"}).Draw(rt, "m")}
+			w, ok := want[k]
+			if !ok {
+				w = len(want)
+				want[k] = w
+			}
+			if got := e.ref(k.t, k.m); got != w {
+				rt.Fatalf("ref(%d, %q) = %d, want %d", k.t, k.m, got, w)
+			}
+		}
+	})
+}
+
+// A lifecycle history is left as it is only when it would be written the
+// same.
+func TestSameHistory(t *testing.T) {
+	stages := []string{StageProspect, StageNew, StageRepeat, StageLoyal, StageAtRisk, StageChurned}
+	rapid.Check(t, func(rt *rapid.T) {
+		gen := func(label string) []Transition {
+			var h []Transition
+			for range rapid.IntRange(0, 4).Draw(rt, label+"n") {
+				h = append(h, Transition{
+					Stage: rapid.SampledFrom(stages).Draw(rt, label+"stage"),
+					At:    time.UnixMicro(rapid.Int64Range(0, 3).Draw(rt, label+"at") * 500_000).In(time.FixedZone("x", 3600)),
+				})
+			}
+			return h
+		}
+		a, b := gen("a"), gen("b")
+		p := &portrait.Profile{Traits: map[string]portrait.Trait{}}
+		w := writer{p: p}
+		w.history("h", a, time.Time{}, "")
+		rendered := func(h []Transition) []any {
+			l := make([]any, len(h))
+			for i, x := range h {
+				l[i] = map[string]any{"stage": x.Stage, "at": stamp(x.At)}
+			}
+			return l
+		}
+		if !reflect.DeepEqual(p.Traits["h"].Value, rendered(a)) {
+			rt.Fatalf("history put %v, want %v", p.Traits["h"].Value, rendered(a))
+		}
+		if got, want := sameHistory(p.Traits["h"].Value, b), reflect.DeepEqual(rendered(a), rendered(b)); got != want {
+			rt.Fatalf("sameHistory(%v, %v) = %v, want %v", a, b, got, want)
 		}
 	})
 }
