@@ -276,17 +276,76 @@ func column[T any](c []T, n, room int) []T {
 	return out
 }
 
-// insertAt puts a zero at i in a column in use, growing it by doubling
-// from 8 rather than append's one at a time for small slices.
-func insertAt[T any](c []T, i, n int) []T {
+// shiftIn puts a zero at i in a column in use (as long as the n buckets
+// there were), which grow has made room in.
+func shiftIn[T any](c []T, i, n int) []T {
 	if len(c) != n || n == 0 {
 		return c
 	}
 	if len(c) == cap(c) {
-		c = slices.Grow(c, max(8, n))
+		c = slices.Grow(c, max(8, n)) // not grown with the others; cannot happen
 	}
+	c = c[:n+1]
+	copy(c[i+1:], c[i:n])
 	var zero T
-	return slices.Insert(c, i, zero)
+	c[i] = zero
+	return c
+}
+
+// grownTo copies the first n entries of c (zeros if c has fewer) to a
+// new column with room for more.
+func grownTo[T any](c []T, n, room int) []T {
+	out := make([]T, n, room)
+	copy(out, c)
+	return out
+}
+
+// grow makes room for more buckets in every column in use and in those
+// aggregate needs, at once: the int64 columns in a single allocation,
+// carved with capped capacity so that none grows over the next. Columns
+// grow 8, 16, 32, then to the most buckets a window keeps.
+func (b *buckets) grow(aggregate string) {
+	n := len(b.At)
+	room := max(8, 2*n)
+	if n <= windowBuckets && room > windowBuckets {
+		room = windowBuckets + 1
+	}
+	inUse := func(l int, needed bool) bool { return (n > 0 && l == n) || needed }
+	useN := inUse(len(b.N), aggregate == AggCount)
+	useS := inUse(len(b.S), aggregate == AggSum || aggregate == AggAvg)
+	useC := inUse(len(b.C), aggregate == AggAvg)
+	k := 1
+	for _, u := range []bool{useN, useS, useC} {
+		if u {
+			k++
+		}
+	}
+	ints := make([]int64, k*room)
+	carve := func(c []int64) []int64 {
+		d := ints[:n:room]
+		copy(d, c)
+		ints = ints[room:]
+		return d
+	}
+	b.At = carve(b.At)
+	if useN {
+		b.N = carve(b.N)
+	}
+	if useS {
+		b.S = carve(b.S)
+	}
+	if useC {
+		b.C = carve(b.C)
+	}
+	if inUse(len(b.X), aggregate == AggMin || aggregate == AggMax || aggregate == AggFirst || aggregate == AggLast) {
+		b.X = grownTo(b.X, n, room)
+	}
+	if inUse(len(b.Q), aggregate == AggMostFrequent || aggregate == AggUnique || aggregate == AggDistinctCount) {
+		b.Q = grownTo(b.Q, n, room)
+	}
+	if inUse(len(b.O), false) {
+		b.O = grownTo(b.O, n, room)
+	}
 }
 
 // dropFirst removes the first k entries of a column in use.
@@ -301,19 +360,22 @@ func dropFirst[T any](c []T, k int) []T {
 
 func (b *buckets) len() int { return len(b.At) }
 
-// insert makes an empty bucket at position i.
-func (b *buckets) insert(i int, at int64) {
+// insert makes an empty bucket at position i, growing the columns for
+// aggregate when they are full.
+func (b *buckets) insert(i int, at int64, aggregate string) {
 	n := len(b.At)
-	if len(b.At) == cap(b.At) {
-		b.At = slices.Grow(b.At, max(8, n))
+	if n == cap(b.At) {
+		b.grow(aggregate)
 	}
-	b.At = slices.Insert(b.At, i, at)
-	b.N = insertAt(b.N, i, n)
-	b.S = insertAt(b.S, i, n)
-	b.C = insertAt(b.C, i, n)
-	b.X = insertAt(b.X, i, n)
-	b.Q = insertAt(b.Q, i, n)
-	b.O = insertAt(b.O, i, n)
+	b.At = b.At[:n+1]
+	copy(b.At[i+1:], b.At[i:n])
+	b.At[i] = at
+	b.N = shiftIn(b.N, i, n)
+	b.S = shiftIn(b.S, i, n)
+	b.C = shiftIn(b.C, i, n)
+	b.X = shiftIn(b.X, i, n)
+	b.Q = shiftIn(b.Q, i, n)
+	b.O = shiftIn(b.O, i, n)
 }
 
 // drop removes the first k buckets.
@@ -486,7 +548,7 @@ func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
 	if n > 0 && at+c.width <= max(g.B.At[n-1], at)-c.span {
 		return
 	}
-	i := g.slot(at)
+	i := g.slotFor(at, c.Aggregate)
 	g.B.add(i, c.Aggregate, v, t, m)
 	if c.latest && (g.LM == "" || less(g.LT, g.LM, t, m)) {
 		g.LT, g.LM = t, m
@@ -497,18 +559,22 @@ func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
 }
 
 // slot returns the index of the bucket starting at at, made if need be.
-func (g *agg) slot(at int64) int {
+func (g *agg) slot(at int64) int { return g.slotFor(at, "") }
+
+// slotFor is slot for a value of aggregate, for which a new bucket makes
+// room in the columns the aggregate needs.
+func (g *agg) slotFor(at int64, aggregate string) int {
 	n := len(g.B.At)
 	switch {
 	case n == 0 || g.B.At[n-1] < at: // events mostly come in time order
-		g.B.insert(n, at)
+		g.B.insert(n, at, aggregate)
 		return n
 	case g.B.At[n-1] == at:
 		return n - 1
 	}
 	i, found := slices.BinarySearch(g.B.At, at)
 	if !found {
-		g.B.insert(i, at)
+		g.B.insert(i, at, aggregate)
 	}
 	return i
 }

@@ -110,3 +110,52 @@ func TestSameHistory(t *testing.T) {
 		}
 	})
 }
+
+// Columns grown together (the int64 ones carved from one allocation) keep
+// each bucket's own numbers, whatever order buckets are made in.
+func TestBucketColumnsGrowApart(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		aggregate := rapid.SampledFrom([]string{AggCount, AggSum, AggAvg, AggMin, AggMostFrequent}).Draw(rt, "aggregate")
+		var g agg
+		type model struct{ n, s, c int64 }
+		want := map[int64]*model{}
+		for range rapid.IntRange(1, 150).Draw(rt, "n") {
+			at := rapid.Int64Range(0, 100).Draw(rt, "bucket")
+			v := float64(rapid.IntRange(1, 9).Draw(rt, "v"))
+			g.B.add(g.slotFor(at, aggregate), aggregate, v, at, "m")
+			if want[at] == nil {
+				want[at] = &model{}
+			}
+			w := want[at]
+			w.n, w.s, w.c = w.n+1, w.s+millionths(v), w.c+1
+		}
+		if len(g.B.At) != len(want) {
+			rt.Fatalf("%d buckets, want %d", len(g.B.At), len(want))
+		}
+		for i, at := range g.B.At {
+			w := want[at]
+			switch aggregate {
+			case AggCount:
+				if g.B.N[i] != w.n {
+					rt.Fatalf("bucket %d: count %d, want %d", at, g.B.N[i], w.n)
+				}
+			case AggSum, AggAvg:
+				if g.B.S[i] != w.s || (aggregate == AggAvg && g.B.C[i] != w.c) {
+					rt.Fatalf("bucket %d: sum %d/%d, want %d/%d", at, g.B.S[i], g.B.C[i], w.s, w.c)
+				}
+			case AggMin:
+				if g.B.X[i].M == "" {
+					rt.Fatalf("bucket %d: no value", at)
+				}
+			case AggMostFrequent:
+				n := int64(0)
+				for _, f := range g.B.Q[i] {
+					n += f.N
+				}
+				if n != w.n {
+					rt.Fatalf("bucket %d: %d values, want %d", at, n, w.n)
+				}
+			}
+		}
+	})
+}
