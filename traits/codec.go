@@ -603,6 +603,9 @@ func decodeV2(raw []byte) (*pstate, error) {
 	if len(d.S)%2 != 0 {
 		bad = true
 	}
+	if len(d.S) >= 2 {
+		st.Sessions = make([][2]int64, 0, len(d.S)/2)
+	}
 	prev := int64(0)
 	for i := 0; i+1 < len(d.S); i += 2 {
 		a := prev + d.S[i]
@@ -619,8 +622,10 @@ func decodeV2(raw []byte) (*pstate, error) {
 		if !counts && (len(q.N) > 0 || len(q.E) > 0) {
 			bad = true
 		}
+		fs := make([]freq, len(q.K)) // one allocation for the table
 		for i, k := range q.K {
-			f := &freq{N: 1}
+			f := &fs[i]
+			f.N = 1
 			if counts {
 				f.N = q.N[i]
 				f.T, f.M = ev(q.E[i])

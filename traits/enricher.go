@@ -280,7 +280,7 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 	if visit {
 		st.Sessions = insertSession(st.Sessions, t, t)
 		if ch := channel(ev, props); ch != "" {
-			st.Chans = addFreq(st.Chans, ch, 1, t, m)
+			st.Chans = addFreqIn(&st.room, st.Chans, ch, 1, t, m)
 		}
 	}
 	if ev.Type == portrait.EventTrack {
@@ -302,7 +302,7 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 		return
 	}
 	st.align(ix.defs)
-	x := matcher{e: e, ev: ev, props: props, cache: true, room: len(named) + len(ix.anyEvent)}
+	x := matcher{e: e, ev: ev, props: props, cache: true, feeds: len(named) + len(ix.anyEvent)}
 	for _, i := range named {
 		x.accumulate(st, i, defs[i], t, m)
 	}
@@ -330,8 +330,8 @@ type matcher struct {
 	// cache is set (the definitions come from the index).
 	vals  [8]propValue
 	cache bool
-	// room: how many aggregates this event may feed (see newAgg).
-	room int
+	// feeds: how many aggregates this event may feed (see newAgg).
+	feeds int
 }
 
 // prop returns the property name, numbered i (see defIndex).
@@ -398,7 +398,7 @@ func (x *matcher) accumulate(st *pstate, i int, c *compiled, t int64, m string) 
 	}
 	g := st.aggs[i]
 	if g == nil {
-		g = st.newAgg(x.room)
+		g = st.room.newAgg(x.feeds)
 		g.W = c.width
 		st.aggs[i] = g
 	}
@@ -406,7 +406,7 @@ func (x *matcher) accumulate(st *pstate, i int, c *compiled, t int64, m string) 
 		g.addWindowed(c, v, t, m)
 		return
 	}
-	g.add(c.Aggregate, v, t, m)
+	g.add(c.Aggregate, v, t, m, &st.room)
 }
 
 // Backfill computes the named computed traits of p again from the profile's
@@ -459,14 +459,14 @@ func (e *Enricher) purchase(st *pstate, t int64, m string, props map[string]any)
 	// from an empty state), so the summary needs no record of what it saw.
 	st.Buys.add(purchase{T: t, M: m, A: millionths(amount)}, e.cfg.Lifecycle)
 	if c, ok := props[e.cfg.CategoryProperty].(string); ok && c != "" {
-		st.Cats = addFreq(st.Cats, c, 1, t, m)
+		st.Cats = addFreqIn(&st.room, st.Cats, c, 1, t, m)
 		return
 	}
 	if items, ok := props["products"].([]any); ok {
 		for _, it := range items {
 			if im, ok := it.(map[string]any); ok {
 				if c, ok := im[e.cfg.CategoryProperty].(string); ok && c != "" {
-					st.Cats = addFreq(st.Cats, c, 1, t, m)
+					st.Cats = addFreqIn(&st.room, st.Cats, c, 1, t, m)
 				}
 			}
 		}

@@ -37,8 +37,8 @@ type pstate struct {
 	Aggs map[string]*agg `json:"a,omitempty"`
 	aggs []*agg
 	defs *[]*compiled
-	// spare is room for new aggs (see newAgg).
-	spare []agg
+	// room for new aggs, counts and values (see room).
+	room room
 	// changed: Finish changed the state (a window moved, a definition
 	// went), so it must be encoded again.
 	changed bool
@@ -81,16 +81,54 @@ func decodeState(raw []byte, l Lifecycle) *pstate {
 // encode writes the state in the compact format (see encodeV2).
 func (s *pstate) encode() ([]byte, error) { return s.encodeV2() }
 
+// room hands out a state's small parts from spare room made for several
+// at once: a customer's first order makes an aggregate for each
+// definition it feeds, a count for each value and a value for each
+// extreme, an allocation each otherwise. A state's parts live as long as
+// it does, so sharing allocations keeps nothing alive for longer.
+type room struct {
+	aggs  []agg
+	freqs []freq
+	vals  []val
+}
+
 // newAgg returns an empty agg. The definitions an event feeds mostly
-// start together (a customer's first order feeds all of them), so room
-// is made for room of them at once rather than one allocation each.
-func (s *pstate) newAgg(room int) *agg {
-	if len(s.spare) == 0 {
-		s.spare = make([]agg, max(room, 1))
+// start together, so room is made for n of them at once.
+func (r *room) newAgg(n int) *agg {
+	if len(r.aggs) == 0 {
+		r.aggs = make([]agg, max(n, 1))
 	}
-	g := &s.spare[0]
-	s.spare = s.spare[1:]
+	g := &r.aggs[0]
+	r.aggs = r.aggs[1:]
 	return g
+}
+
+func (r *room) newFreq() *freq {
+	if r == nil {
+		return new(freq)
+	}
+	if len(r.freqs) == 0 {
+		n := 8
+		if r.freqs == nil {
+			n = 2 // the first: most visitors come through one channel
+		}
+		r.freqs = make([]freq, n)
+	}
+	f := &r.freqs[0]
+	r.freqs = r.freqs[1:]
+	return f
+}
+
+func (r *room) newVal() *val {
+	if r == nil {
+		return new(val)
+	}
+	if len(r.vals) == 0 {
+		r.vals = make([]val, 4)
+	}
+	v := &r.vals[0]
+	r.vals = r.vals[1:]
+	return v
 }
 
 // align puts the aggregates in the order of defs. Aggregates of names no
@@ -743,7 +781,7 @@ func topFV(q []fv) *fv {
 
 // add accumulates one value into an all-time aggregate. It changes the
 // values g points to in place: an agg owns them (merge copies).
-func (g *agg) add(aggregate string, v any, t int64, m string) {
+func (g *agg) add(aggregate string, v any, t int64, m string, r *room) {
 	g.N++
 	if less(g.LT, g.LM, t, m) || g.LM == "" {
 		g.LT, g.LM = t, m
@@ -764,23 +802,23 @@ func (g *agg) add(aggregate string, v any, t int64, m string) {
 		}
 		if aggregate == AggMin {
 			if g.Lo == nil || f < num(g.Lo) || (f == num(g.Lo) && less(t, m, g.Lo.T, g.Lo.M)) {
-				setVal(&g.Lo, v, t, m)
+				setVal(&g.Lo, v, t, m, r)
 			}
 		} else if g.Hi == nil || f > num(g.Hi) || (f == num(g.Hi) && less(t, m, g.Hi.T, g.Hi.M)) {
-			setVal(&g.Hi, v, t, m)
+			setVal(&g.Hi, v, t, m, r)
 		}
 	case AggFirst:
 		if g.Fst == nil || less(t, m, g.Fst.T, g.Fst.M) {
-			setVal(&g.Fst, v, t, m)
+			setVal(&g.Fst, v, t, m, r)
 		}
 	case AggLast:
 		if g.Lst == nil || less(g.Lst.T, g.Lst.M, t, m) {
-			setVal(&g.Lst, v, t, m)
+			setVal(&g.Lst, v, t, m, r)
 		}
 	case AggMostFrequent:
-		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
+		g.Freq = addFreqIn(r, g.Freq, valueKey(v), 1, t, m)
 	case AggUnique, AggDistinctCount:
-		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
+		g.Freq = addFreqIn(r, g.Freq, valueKey(v), 1, t, m)
 		capSet(g.Freq, &g.Over)
 	}
 }
@@ -790,9 +828,9 @@ func num(x *val) float64 {
 	return f
 }
 
-func setVal(dst **val, v any, t int64, m string) {
+func setVal(dst **val, v any, t int64, m string, r *room) {
 	if *dst == nil {
-		*dst = &val{}
+		*dst = r.newVal()
 	}
 	**dst = val{V: v, T: t, M: m}
 }
@@ -882,12 +920,19 @@ func valueKey(v any) string {
 }
 
 func addFreq(m map[string]*freq, k string, n, t int64, msg string) map[string]*freq {
+	return addFreqIn(nil, m, k, n, t, msg)
+}
+
+// addFreqIn is addFreq making new counts in r (nil: on their own).
+func addFreqIn(r *room, m map[string]*freq, k string, n, t int64, msg string) map[string]*freq {
 	if m == nil {
 		m = map[string]*freq{}
 	}
 	f := m[k]
 	if f == nil {
-		m[k] = &freq{N: n, T: t, M: msg}
+		f = r.newFreq()
+		*f = freq{N: n, T: t, M: msg}
+		m[k] = f
 		return m
 	}
 	f.N += n
