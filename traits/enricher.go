@@ -508,16 +508,6 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	e.Finishes.Add(1)
 	en := e.state(p, false)
 	st := en.st
-	// A profile's first Finish (purchase_count is always written) adds
-	// some 25 built-ins and every computed trait: made room for at once,
-	// the map does not grow (and rehash) several times on the way.
-	if _, done := p.Traits["purchase_count"]; !done {
-		m := make(map[string]portrait.Trait, len(p.Traits)+32+len(*e.defs.Load()))
-		for k, v := range p.Traits {
-			m[k] = v
-		}
-		p.Traits = m
-	}
 	// Incoming traits are typed on first sight; computed ones are known.
 	for name, tr := range p.Traits {
 		if tr.Source != SourceComputed {
@@ -526,8 +516,31 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	}
 	st.align(e.defs.Load())
 	w := writer{p: p}
+	// A profile's first Finish (purchase_count is always written) adds
+	// some 15 to 40 traits: they are collected first and the map is
+	// made once at its size, so that it neither grows (and rehashes) on
+	// the way nor is made for the most a profile could have.
+	_, done := p.Traits["purchase_count"]
+	if !done {
+		w.fresh = freshTraits.Get().(*[]namedTrait)
+	}
 	e.builtins(&w, st, now)
 	e.computed(&w, st, now)
+	if !done {
+		fresh := *w.fresh
+		m := make(map[string]portrait.Trait, len(p.Traits)+len(fresh))
+		for k, v := range p.Traits {
+			m[k] = v
+		}
+		for _, x := range fresh {
+			m[x.name] = x.tr
+		}
+		p.Traits = m
+		clear(fresh)
+		*w.fresh = fresh[:0]
+		freshTraits.Put(w.fresh)
+		w.fresh = nil
+	}
 	// Every put names a different trait: when as many computed traits
 	// are present as were put, none is left over from before.
 	n := 0
@@ -575,6 +588,25 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 type writer struct {
 	p *portrait.Profile
 	n int // traits put
+	// fresh, when set, collects the traits instead of p.Traits (see
+	// Finish).
+	fresh *[]namedTrait
+}
+
+type namedTrait struct {
+	name string
+	tr   portrait.Trait
+}
+
+var freshTraits = sync.Pool{New: func() any { return new([]namedTrait) }}
+
+// set writes a trait.
+func (w *writer) set(name string, tr portrait.Trait) {
+	if w.fresh != nil {
+		*w.fresh = append(*w.fresh, namedTrait{name, tr})
+		return
+	}
+	w.p.Traits[name] = tr
 }
 
 func (w *writer) keep(name string, at time.Time, msg string) (portrait.Trait, bool) {
@@ -585,7 +617,7 @@ func (w *writer) keep(name string, at time.Time, msg string) (portrait.Trait, bo
 
 func (w *writer) put(name string, v any, at time.Time, msg string) {
 	w.n++
-	w.p.Traits[name] = portrait.Trait{Value: v, Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: v, Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 func (w *writer) putAt(name string, v any, us int64, msg string) {
@@ -603,7 +635,7 @@ func (w *writer) numAt(name string, f float64, at time.Time, msg string) {
 			return
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: boxed(f), Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: boxed(f), Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 // smallNumbers are boxed once: counts, scores and days are mostly small
@@ -630,7 +662,7 @@ func (w *writer) str(name, s string, us int64, msg string) {
 			return
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: s, Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: s, Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 // stampAt puts the time at as a string, dated at.
@@ -640,7 +672,7 @@ func (w *writer) stampAt(name string, at time.Time, msg string) {
 			return // the value is a function of the time
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: stamp(at), Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: stamp(at), Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -757,7 +789,7 @@ func (w *writer) history(name string, hist []Transition, at time.Time, msg strin
 	for i, h := range hist {
 		list[i] = map[string]any{"stage": stageValue(h.Stage), "at": stamp(h.At)}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 // sameHistory reports whether v is the list history would put for hist.
@@ -903,5 +935,5 @@ func (w *writer) list(name string, q []fv, us int64, msg string) {
 	for i := range q {
 		list[i] = q[i].K
 	}
-	w.p.Traits[name] = portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg})
 }
