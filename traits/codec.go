@@ -169,7 +169,7 @@ func (e *encoder) value(v any) {
 			e.buf = append(e.buf, '0')
 			return
 		}
-		e.buf = strconv.AppendFloat(e.buf, x, 'g', -1, 64)
+		e.buf = appendFloat(e.buf, x)
 	case string:
 		e.str(x)
 	case bool:
@@ -184,6 +184,34 @@ func (e *encoder) value(v any) {
 		}
 		e.buf = append(e.buf, b...)
 	}
+}
+
+// appendFloat is strconv.AppendFloat(b, x, 'g', -1, 64), faster for what
+// most values are, amounts and counts: an integer, or a number of cents,
+// below a million. Such a number's shortest form is its decimal digits
+// (any other decimal as short is at least a cent away, far more than
+// the spacing of floats there), and 'g' prints it without an exponent.
+func appendFloat(b []byte, x float64) []byte {
+	if ax := math.Abs(x); (ax >= 0.01 && ax < 1e6) || (x == 0 && !math.Signbit(x)) {
+		if x == math.Trunc(x) {
+			return strconv.AppendInt(b, int64(x), 10)
+		}
+		// x is the float nearest k/100 for an integer k.
+		if k := x * 100; k == math.Trunc(k) && k/100 == x {
+			c := int64(k)
+			if c < 0 {
+				b = append(b, '-')
+				c = -c
+			}
+			b = strconv.AppendInt(b, c/100, 10)
+			b = append(b, '.', byte('0'+c%100/10))
+			if c%10 != 0 {
+				b = append(b, byte('0'+c%10))
+			}
+			return b
+		}
+	}
+	return strconv.AppendFloat(b, x, 'g', -1, 64)
 }
 
 // ints appends k:[...] with each number relative to the previous when delta.

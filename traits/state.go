@@ -733,14 +733,25 @@ func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
 	case AggLast:
 		out.Lst = x
 	}
-	sets := 0
+	sets, values := 0, 0
 	for _, s := range g.B.Q {
 		if len(s) > 0 {
 			sets++
+			values += len(s)
 			q = s
 		}
 	}
-	if sets > 1 {
+	if sets > 1 && values <= 64 {
+		// Few values (mostly one a bucket, some repeated): adding them
+		// to a sorted set copies only the distinct ones.
+		q = (*scratch)[:0]
+		for _, s := range g.B.Q {
+			for i := range s {
+				q = addFV(q, s[i].K, s[i].N, s[i].T, s[i].M)
+			}
+		}
+		*scratch = q[:0] // fewer than maxValues: no cap to apply
+	} else if sets > 1 {
 		q = (*scratch)[:0]
 		for _, s := range g.B.Q {
 			q = append(q, s...)

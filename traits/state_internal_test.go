@@ -1,7 +1,10 @@
 package traits
 
 import (
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -158,4 +161,30 @@ func TestBucketColumnsGrowApart(t *testing.T) {
 			}
 		}
 	})
+}
+
+// appendFloat writes what strconv does, for every number of cents up to
+// ±2,000 and around a million, and for random and awkward floats.
+func TestAppendFloatMatchesStrconv(t *testing.T) {
+	check := func(x float64) {
+		t.Helper()
+		if got, want := string(appendFloat(nil, x)), strconv.FormatFloat(x, 'g', -1, 64); got != want {
+			t.Fatalf("appendFloat(%v) = %s, want %s", x, got, want)
+		}
+	}
+	for k := -200_000; k <= 200_000; k++ {
+		check(float64(k) / 100)
+		check(float64(k)/100 + 999_000)
+	}
+	for _, x := range []float64{0, math.Copysign(0, -1), 0.01, 0.009, 0.1 + 0.2, 999_999.99, 999_999.995, 1e6, -1e6, 1e6 - 0.01,
+		math.Nextafter(0.29, 1), math.Nextafter(0.29, 0), 1e-7, 123456789, 0.5, -0.05, 1.005, 4.35, 1e21, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		check(x)
+		check(-x)
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 200_000 {
+		check(math.Float64frombits(r.Uint64()))
+		check((r.Float64() - 0.5) * 2e6)
+		check(float64(r.IntN(2_000_000_000)-1_000_000_000) / 1000)
+	}
 }
