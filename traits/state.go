@@ -714,12 +714,7 @@ func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
 	for _, c := range g.B.C {
 		out.C += c
 	}
-	var x *val
-	for i := range g.B.X {
-		if b := &g.B.X[i]; b.M != "" && (x == nil || better(aggregate, b, x)) {
-			x = b
-		}
-	}
+	x := bestX(g.B.X, aggregate)
 	for _, o := range g.B.O {
 		out.Over = out.Over || o
 	}
@@ -777,6 +772,40 @@ func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
 		}
 	}
 	return out, q
+}
+
+// bestX is the buckets' value that better prefers, each bucket's number
+// read once (better reads both sides' on every comparison).
+func bestX(xs []val, aggregate string) *val {
+	var x *val
+	switch aggregate {
+	case AggMin, AggMax:
+		lower := aggregate == AggMin
+		var fx float64
+		for i := range xs {
+			b := &xs[i]
+			if b.M == "" {
+				continue
+			}
+			f, _ := toFloat(b.V) // as smaller and larger compare
+			if x == nil || (lower && f < fx) || (!lower && f > fx) || (f == fx && earlier(b, x)) {
+				x, fx = b, f
+			}
+		}
+	case AggFirst:
+		for i := range xs {
+			if b := &xs[i]; b.M != "" && (x == nil || earlier(b, x)) {
+				x = b
+			}
+		}
+	default:
+		for i := range xs {
+			if b := &xs[i]; b.M != "" && (x == nil || better(aggregate, b, x)) {
+				x = b
+			}
+		}
+	}
+	return x
 }
 
 // topFV is the most frequent value; ties go to the smaller value.

@@ -188,3 +188,27 @@ func TestAppendFloatMatchesStrconv(t *testing.T) {
 		check(float64(r.IntN(2_000_000_000)-1_000_000_000) / 1000)
 	}
 }
+
+// bestX picks the value that comparing with better, bucket by bucket,
+// picks: numbers equal or not, NaN, numeric strings, empty buckets.
+func TestBestXMatchesBetter(t *testing.T) {
+	values := []any{1.0, 2.0, 2.0, -1.0, math.NaN(), "3", "x", 0.0, math.Copysign(0, -1)}
+	rapid.Check(t, func(rt *rapid.T) {
+		aggregate := rapid.SampledFrom([]string{AggMin, AggMax, AggFirst, AggLast}).Draw(rt, "aggregate")
+		xs := make([]val, rapid.IntRange(0, 12).Draw(rt, "n"))
+		for i := range xs {
+			if rapid.Bool().Draw(rt, "set") {
+				xs[i] = val{V: rapid.SampledFrom(values).Draw(rt, "v"), T: rapid.Int64Range(0, 3).Draw(rt, "t"), M: rapid.SampledFrom([]string{"a", "b"}).Draw(rt, "m")}
+			}
+		}
+		var want *val
+		for i := range xs {
+			if b := &xs[i]; b.M != "" && (want == nil || better(aggregate, b, want)) {
+				want = b
+			}
+		}
+		if got := bestX(xs, aggregate); got != want {
+			rt.Fatalf("%s of %v: %v, want %v", aggregate, xs, got, want)
+		}
+	})
+}
