@@ -508,10 +508,14 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	e.Finishes.Add(1)
 	en := e.state(p, false)
 	st := en.st
-	// Incoming traits are typed on first sight; computed ones are known.
+	// Incoming traits are typed on first sight; computed ones are known,
+	// and counted (see below).
+	computedBefore := 0
 	for name, tr := range p.Traits {
 		if tr.Source != SourceComputed {
 			e.Schema.Observe(name, tr.Value, tr.Time)
+		} else {
+			computedBefore++
 		}
 	}
 	st.align(e.defs.Load())
@@ -541,15 +545,11 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		freshTraits.Put(w.fresh)
 		w.fresh = nil
 	}
-	// Every put names a different trait: when as many computed traits
-	// are present as were put, none is left over from before.
-	n := 0
-	for _, tr := range p.Traits {
-		if tr.Source == SourceComputed {
-			n++
-		}
-	}
-	if n != w.n {
+	// Every put names a different trait (definitions are unique and
+	// cannot take a built-in's name): when as many computed traits are
+	// present as were put, none is left over from before. Those present
+	// are those before and those the puts added.
+	if computedBefore+w.added != w.n {
 		// Rare (a definition removed, a window emptied): write again
 		// into a scratch profile to learn which traits are current.
 		q := *p
@@ -588,6 +588,8 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 type writer struct {
 	p *portrait.Profile
 	n int // traits put
+	// added: puts of a name that was not a computed trait
+	added int
 	// fresh, when set, collects the traits instead of p.Traits (see
 	// Finish).
 	fresh *[]namedTrait
@@ -612,11 +614,17 @@ func (w *writer) set(name string, tr portrait.Trait) {
 func (w *writer) keep(name string, at time.Time, msg string) (portrait.Trait, bool) {
 	w.n++
 	old, ok := w.p.Traits[name]
+	if !ok || old.Source != SourceComputed {
+		w.added++
+	}
 	return old, ok && old.Source == SourceComputed && old.MessageID == msg && old.Time.Equal(at) && old.Time.Location() == at.Location()
 }
 
 func (w *writer) put(name string, v any, at time.Time, msg string) {
 	w.n++
+	if old, ok := w.p.Traits[name]; !ok || old.Source != SourceComputed {
+		w.added++
+	}
 	w.set(name, portrait.Trait{Value: v, Source: SourceComputed, Time: at, MessageID: msg})
 }
 

@@ -67,3 +67,37 @@ func BenchmarkEnricherCost(b *testing.B) {
 	b.ReportMetric(float64(evAllocs)/float64(b.N*len(evs)), "allocs/event")
 	b.ReportMetric(float64(finAllocs)/float64(b.N*2000), "allocs/finish")
 }
+
+// BenchmarkEnricherRefinish times Finish on profiles already finished, as
+// a tag backfill (Refresh) or a batch that brings no new events for the
+// traits does: half a day later each time, so windows move now and then.
+func BenchmarkEnricherRefinish(b *testing.B) {
+	evs := benchEvents(40000)
+	now := t0.Add(time.Duration(len(evs)) * time.Minute)
+	en := enrichers(b)[0].(*traits.Enricher)
+	profiles := map[string]*portrait.Profile{}
+	for _, e := range evs {
+		p := profiles[e.UserID]
+		if p == nil {
+			p = &portrait.Profile{ID: e.UserID, FirstSeen: e.Timestamp, FirstKey: e.Key()}
+			profiles[e.UserID] = p
+		}
+		p.LastSeen, p.LastKey = e.Timestamp, e.Key()
+		p.EventCount++
+		var props map[string]any
+		json.Unmarshal(e.Properties, &props)
+		en.Event(p, e, props)
+	}
+	for _, p := range profiles {
+		en.Finish(p, now)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		at := now.Add(time.Duration(i) * 12 * time.Hour)
+		for _, p := range profiles {
+			en.Finish(p, at)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(profiles)), "ns/finish")
+}
