@@ -252,7 +252,9 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		}
 		return
 	}
-	vals := make([]any, len(s.refs))
+	sc := scratches.Get().(*scratch)
+	defer sc.release()
+	vals := sc.values(len(s.refs))
 	for i, name := range s.refs {
 		if name == "event_count" {
 			vals[i] = float64(p.EventCount)
@@ -272,7 +274,6 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	var m *vm.VM
 	var env map[string]any
 	prev := previous(p.Tags)
-	var out []portrait.ProfileTag
 	for i, t := range s.tags {
 		o := unknown
 		if f := s.fast[i]; f != nil {
@@ -303,12 +304,69 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		if !ok {
 			at = since(t, p, now)
 		}
-		out = append(out, portrait.ProfileTag{Name: t.Name, Since: at})
+		sc.held = append(sc.held, heldTag{i, at})
 	}
 	if m != nil {
 		e.vms.Put(m)
 	}
+	if len(sc.held) == 0 {
+		p.Tags = nil
+		return
+	}
+	// Tags mostly stay as they were from one batch to the next: then the
+	// profile keeps its list, and a changed one is allocated at its size.
+	if same(p.Tags, s.tags, sc.held) {
+		return
+	}
+	out := make([]portrait.ProfileTag, len(sc.held))
+	for j, h := range sc.held {
+		out[j] = portrait.ProfileTag{Name: s.tags[h.i].Name, Since: h.at}
+	}
 	p.Tags = out
+}
+
+// heldTag is a tag that holds (by position) and its time.
+type heldTag struct {
+	i  int
+	at time.Time
+}
+
+// same reports whether tags lists exactly the tags held. Times compare
+// as values (==, not Equal): a tag kept holding has the very time the
+// list has, and anything else writes a new list, as before.
+func same(tags []portrait.ProfileTag, all []*Compiled, held []heldTag) bool {
+	if len(tags) != len(held) {
+		return false
+	}
+	for j, h := range held {
+		if tags[j].Name != all[h.i].Name || tags[j].Since != h.at {
+			return false
+		}
+	}
+	return true
+}
+
+// scratch is Finish's working space, pooled: a Finish per profile per
+// batch should not allocate it each time.
+type scratch struct {
+	vals []any
+	held []heldTag
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// values returns n nil values.
+func (sc *scratch) values(n int) []any {
+	if cap(sc.vals) < n {
+		sc.vals = make([]any, n)
+	}
+	return sc.vals[:n]
+}
+
+func (sc *scratch) release() {
+	clear(sc.vals[:cap(sc.vals)]) // trait values belong to the profile: do not keep them
+	sc.vals, sc.held = sc.vals[:0], sc.held[:0]
+	scratches.Put(sc)
 }
 
 // held is the previous evaluation's tags, for looking up by name in the

@@ -99,21 +99,35 @@ type evKey struct {
 
 // encoder appends the compact format to buf.
 type encoder struct {
-	buf  []byte
-	refs map[evKey]int
-	ts   []int64
-	ms   []string
-	err  error
-	keys []string // scratch for sorting map keys
+	buf    []byte
+	tab    []byte // the event table, written last (see encodeV2)
+	byTime map[int64]int
+	refs   map[evKey]int // events at an instant byTime has for another
+	ts     []int64
+	ms     []string
+	err    error
+	keys   []string // scratch for sorting map keys
 }
 
+// ref numbers the event (t, m) in order of first reference. Hashing a
+// time is much cheaper than hashing a time and a string, and events at
+// one instant are rare: the first event of each time is found by its time
+// alone (byTime), any other at that instant by its whole key (refs).
 func (e *encoder) ref(t int64, m string) int {
-	k := evKey{t, m}
-	if i, ok := e.refs[k]; ok {
+	i, ok := e.byTime[t]
+	if ok && e.ms[i] == m {
 		return i
 	}
-	i := len(e.ts)
-	e.refs[k] = i
+	if ok {
+		k := evKey{t, m}
+		if j, ok := e.refs[k]; ok {
+			return j
+		}
+		e.refs[k] = len(e.ts)
+	} else {
+		e.byTime[t] = len(e.ts)
+	}
+	i = len(e.ts)
 	e.ts = append(e.ts, t)
 	e.ms = append(e.ms, m)
 	return i
@@ -155,7 +169,7 @@ func (e *encoder) value(v any) {
 			e.buf = append(e.buf, '0')
 			return
 		}
-		e.buf = strconv.AppendFloat(e.buf, x, 'g', -1, 64)
+		e.buf = appendFloat(e.buf, x)
 	case string:
 		e.str(x)
 	case bool:
@@ -170,6 +184,34 @@ func (e *encoder) value(v any) {
 		}
 		e.buf = append(e.buf, b...)
 	}
+}
+
+// appendFloat is strconv.AppendFloat(b, x, 'g', -1, 64), faster for what
+// most values are, amounts and counts: an integer, or a number of cents,
+// below a million. Such a number's shortest form is its decimal digits
+// (any other decimal as short is at least a cent away, far more than
+// the spacing of floats there), and 'g' prints it without an exponent.
+func appendFloat(b []byte, x float64) []byte {
+	if ax := math.Abs(x); (ax >= 0.01 && ax < 1e6) || (x == 0 && !math.Signbit(x)) {
+		if x == math.Trunc(x) {
+			return strconv.AppendInt(b, int64(x), 10)
+		}
+		// x is the float nearest k/100 for an integer k.
+		if k := x * 100; k == math.Trunc(k) && k/100 == x {
+			c := int64(k)
+			if c < 0 {
+				b = append(b, '-')
+				c = -c
+			}
+			b = strconv.AppendInt(b, c/100, 10)
+			b = append(b, '.', byte('0'+c%100/10))
+			if c%10 != 0 {
+				b = append(b, byte('0'+c%10))
+			}
+			return b
+		}
+	}
+	return strconv.AppendFloat(b, x, 'g', -1, 64)
 }
 
 // ints appends k:[...] with each number relative to the previous when delta.
@@ -420,7 +462,7 @@ func (s *pstate) encodeV2() ([]byte, error) {
 	// to a pooled buffer, then copied after the table into the result.
 	e, _ := encoders.Get().(*encoder)
 	if e == nil {
-		e = &encoder{buf: make([]byte, 0, 4096), refs: make(map[evKey]int, 64)}
+		e = &encoder{buf: make([]byte, 0, 4096), byTime: make(map[int64]int, 64), refs: map[evKey]int{}}
 	}
 	defer e.release()
 	if b := s.Buys; b != nil && b.N > 0 {
@@ -429,13 +471,18 @@ func (s *pstate) encodeV2() ([]byte, error) {
 		if b.Sum != 0 {
 			e.int("s", b.Sum)
 		}
-		early := make([]int64, len(b.Early))
-		amounts := make([]int64, len(b.Early))
-		for i, p := range b.Early {
-			early[i], amounts[i] = int64(e.ref(p.T, p.M)), p.A
+		e.open("e", '[')
+		for _, p := range b.Early {
+			e.buf = strconv.AppendInt(e.buf, int64(e.ref(p.T, p.M)), 10)
+			e.buf = append(e.buf, ',')
 		}
-		e.ints("e", early, false)
-		e.ints("ea", amounts, false)
+		e.close(']')
+		e.open("ea", '[')
+		for _, p := range b.Early {
+			e.buf = strconv.AppendInt(e.buf, p.A, 10)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
 		if b.Last != nil {
 			e.int("l", int64(e.ref(b.Last.T, b.Last.M)))
 			e.int("la", b.Last.A)
@@ -505,11 +552,12 @@ func (s *pstate) encodeV2() ([]byte, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
+	// The table goes to a second pooled buffer, so that the result is
+	// allocated once, at its size (refs come in no time order, so the
+	// table's length is hard to guess).
 	body := e.buf
-	out := make([]byte, 0, len(body)+len(v2Prefix)+24*len(e.ts)+8)
-	out = append(out, v2Prefix...)
-	e.buf = out
-	defer func() { e.buf = body }() // the pooled buffer goes back
+	e.buf = e.tab[:0]
+	defer func() { e.buf, e.tab = body, e.buf }() // the pooled buffers go back
 	if len(e.ts) > 0 {
 		e.ints("e", e.ts, true)
 		e.open("m", '[')
@@ -519,10 +567,13 @@ func (s *pstate) encodeV2() ([]byte, error) {
 		}
 		e.close(']')
 	}
-	out = append(e.buf, body...)
 	if e.err != nil {
 		return nil, e.err
 	}
+	out := make([]byte, 0, len(v2Prefix)+len(e.buf)+len(body)+1)
+	out = append(out, v2Prefix...)
+	out = append(out, e.buf...)
+	out = append(out, body...)
 	// Drop the trailing comma and close the object.
 	if out[len(out)-1] == ',' {
 		out = out[:len(out)-1]
@@ -580,6 +631,9 @@ func decodeV2(raw []byte) (*pstate, error) {
 	if len(d.S)%2 != 0 {
 		bad = true
 	}
+	if len(d.S) >= 2 {
+		st.Sessions = make([][2]int64, 0, len(d.S)/2)
+	}
 	prev := int64(0)
 	for i := 0; i+1 < len(d.S); i += 2 {
 		a := prev + d.S[i]
@@ -596,8 +650,10 @@ func decodeV2(raw []byte) (*pstate, error) {
 		if !counts && (len(q.N) > 0 || len(q.E) > 0) {
 			bad = true
 		}
+		fs := make([]freq, len(q.K)) // one allocation for the table
 		for i, k := range q.K {
-			f := &freq{N: 1}
+			f := &fs[i]
+			f.N = 1
 			if counts {
 				f.N = q.N[i]
 				f.T, f.M = ev(q.E[i])
@@ -709,12 +765,13 @@ func decodeV2(raw []byte) (*pstate, error) {
 var encoders sync.Pool
 
 func (e *encoder) release() {
-	if cap(e.buf) > 1<<16 {
+	if cap(e.buf) > 1<<16 || cap(e.tab) > 1<<16 {
 		return // an outsized state: let the pool keep small buffers
 	}
+	clear(e.byTime)
 	clear(e.refs)
 	clear(e.ms)
-	e.buf, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil
+	e.buf, e.tab, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.tab[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil
 	encoders.Put(e)
 }
 

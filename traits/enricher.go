@@ -280,7 +280,7 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 	if visit {
 		st.Sessions = insertSession(st.Sessions, t, t)
 		if ch := channel(ev, props); ch != "" {
-			st.Chans = addFreq(st.Chans, ch, 1, t, m)
+			st.Chans = addFreqIn(&st.room, st.Chans, ch, 1, t, m)
 		}
 	}
 	if ev.Type == portrait.EventTrack {
@@ -302,7 +302,7 @@ func (e *Enricher) Event(p *portrait.Profile, ev *portrait.Event, props map[stri
 		return
 	}
 	st.align(ix.defs)
-	x := matcher{e: e, ev: ev, props: props, cache: true}
+	x := matcher{e: e, ev: ev, props: props, cache: true, feeds: len(named) + len(ix.anyEvent)}
 	for _, i := range named {
 		x.accumulate(st, i, defs[i], t, m)
 	}
@@ -330,6 +330,8 @@ type matcher struct {
 	// cache is set (the definitions come from the index).
 	vals  [8]propValue
 	cache bool
+	// feeds: how many aggregates this event may feed (see newAgg).
+	feeds int
 }
 
 // prop returns the property name, numbered i (see defIndex).
@@ -396,14 +398,15 @@ func (x *matcher) accumulate(st *pstate, i int, c *compiled, t int64, m string) 
 	}
 	g := st.aggs[i]
 	if g == nil {
-		g = &agg{W: c.width}
+		g = st.room.newAgg(x.feeds)
+		g.W = c.width
 		st.aggs[i] = g
 	}
 	if c.width > 0 {
 		g.addWindowed(c, v, t, m)
 		return
 	}
-	g.add(c.Aggregate, v, t, m)
+	g.add(c.Aggregate, v, t, m, &st.room)
 }
 
 // Backfill computes the named computed traits of p again from the profile's
@@ -456,14 +459,14 @@ func (e *Enricher) purchase(st *pstate, t int64, m string, props map[string]any)
 	// from an empty state), so the summary needs no record of what it saw.
 	st.Buys.add(purchase{T: t, M: m, A: millionths(amount)}, e.cfg.Lifecycle)
 	if c, ok := props[e.cfg.CategoryProperty].(string); ok && c != "" {
-		st.Cats = addFreq(st.Cats, c, 1, t, m)
+		st.Cats = addFreqIn(&st.room, st.Cats, c, 1, t, m)
 		return
 	}
 	if items, ok := props["products"].([]any); ok {
 		for _, it := range items {
 			if im, ok := it.(map[string]any); ok {
 				if c, ok := im[e.cfg.CategoryProperty].(string); ok && c != "" {
-					st.Cats = addFreq(st.Cats, c, 1, t, m)
+					st.Cats = addFreqIn(&st.room, st.Cats, c, 1, t, m)
 				}
 			}
 		}
@@ -505,35 +508,48 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	e.Finishes.Add(1)
 	en := e.state(p, false)
 	st := en.st
-	// A profile's first Finish (purchase_count is always written) adds
-	// some 25 built-ins and every computed trait: made room for at once,
-	// the map does not grow (and rehash) several times on the way.
-	if _, done := p.Traits["purchase_count"]; !done {
-		m := make(map[string]portrait.Trait, len(p.Traits)+32+len(*e.defs.Load()))
-		for k, v := range p.Traits {
-			m[k] = v
-		}
-		p.Traits = m
-	}
-	// Incoming traits are typed on first sight; computed ones are known.
+	// Incoming traits are typed on first sight; computed ones are known,
+	// and counted (see below).
+	computedBefore := 0
 	for name, tr := range p.Traits {
 		if tr.Source != SourceComputed {
 			e.Schema.Observe(name, tr.Value, tr.Time)
+		} else {
+			computedBefore++
 		}
 	}
 	st.align(e.defs.Load())
 	w := writer{p: p}
+	// A profile's first Finish (purchase_count is always written) adds
+	// some 15 to 40 traits: they are collected first and the map is
+	// made once at its size, so that it neither grows (and rehashes) on
+	// the way nor is made for the most a profile could have.
+	_, done := p.Traits["purchase_count"]
+	if !done {
+		w.fresh = freshTraits.Get().(*[]namedTrait)
+	}
 	e.builtins(&w, st, now)
 	e.computed(&w, st, now)
-	// Every put names a different trait: when as many computed traits
-	// are present as were put, none is left over from before.
-	n := 0
-	for _, tr := range p.Traits {
-		if tr.Source == SourceComputed {
-			n++
+	if !done {
+		fresh := *w.fresh
+		m := make(map[string]portrait.Trait, len(p.Traits)+len(fresh))
+		for k, v := range p.Traits {
+			m[k] = v
 		}
+		for _, x := range fresh {
+			m[x.name] = x.tr
+		}
+		p.Traits = m
+		clear(fresh)
+		*w.fresh = fresh[:0]
+		freshTraits.Put(w.fresh)
+		w.fresh = nil
 	}
-	if n != w.n {
+	// Every put names a different trait (definitions are unique and
+	// cannot take a built-in's name): when as many computed traits are
+	// present as were put, none is left over from before. Those present
+	// are those before and those the puts added.
+	if computedBefore+w.added != w.n {
 		// Rare (a definition removed, a window emptied): write again
 		// into a scratch profile to learn which traits are current.
 		q := *p
@@ -572,17 +588,44 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 type writer struct {
 	p *portrait.Profile
 	n int // traits put
+	// added: puts of a name that was not a computed trait
+	added int
+	// fresh, when set, collects the traits instead of p.Traits (see
+	// Finish).
+	fresh *[]namedTrait
+}
+
+type namedTrait struct {
+	name string
+	tr   portrait.Trait
+}
+
+var freshTraits = sync.Pool{New: func() any { return new([]namedTrait) }}
+
+// set writes a trait.
+func (w *writer) set(name string, tr portrait.Trait) {
+	if w.fresh != nil {
+		*w.fresh = append(*w.fresh, namedTrait{name, tr})
+		return
+	}
+	w.p.Traits[name] = tr
 }
 
 func (w *writer) keep(name string, at time.Time, msg string) (portrait.Trait, bool) {
 	w.n++
 	old, ok := w.p.Traits[name]
+	if !ok || old.Source != SourceComputed {
+		w.added++
+	}
 	return old, ok && old.Source == SourceComputed && old.MessageID == msg && old.Time.Equal(at) && old.Time.Location() == at.Location()
 }
 
 func (w *writer) put(name string, v any, at time.Time, msg string) {
 	w.n++
-	w.p.Traits[name] = portrait.Trait{Value: v, Source: SourceComputed, Time: at, MessageID: msg}
+	if old, ok := w.p.Traits[name]; !ok || old.Source != SourceComputed {
+		w.added++
+	}
+	w.set(name, portrait.Trait{Value: v, Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 func (w *writer) putAt(name string, v any, us int64, msg string) {
@@ -600,7 +643,7 @@ func (w *writer) numAt(name string, f float64, at time.Time, msg string) {
 			return
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: boxed(f), Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: boxed(f), Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 // smallNumbers are boxed once: counts, scores and days are mostly small
@@ -627,7 +670,7 @@ func (w *writer) str(name, s string, us int64, msg string) {
 			return
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: s, Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: s, Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 // stampAt puts the time at as a string, dated at.
@@ -637,7 +680,7 @@ func (w *writer) stampAt(name string, at time.Time, msg string) {
 			return // the value is a function of the time
 		}
 	}
-	w.p.Traits[name] = portrait.Trait{Value: stamp(at), Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: stamp(at), Source: SourceComputed, Time: at, MessageID: msg})
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -692,15 +735,11 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	hist := LifecycleHistory(e.cfg.Lifecycle, st.Buys, p.FirstSeen, p.FirstKey.MessageID, now)
 	if len(hist) > 0 {
 		cur := hist[len(hist)-1]
-		w.put("lifecycle_stage", cur.Stage, cur.At, cur.MessageID)
+		w.put("lifecycle_stage", stageValue(cur.Stage), cur.At, cur.MessageID)
 		if len(hist) > maxHistory {
 			hist = hist[len(hist)-maxHistory:]
 		}
-		list := make([]any, len(hist))
-		for i, h := range hist {
-			list[i] = map[string]any{"stage": h.Stage, "at": stamp(h.At)}
-		}
-		w.put("lifecycle_history", list, cur.At, cur.MessageID)
+		w.history("lifecycle_history", hist, cur.At, cur.MessageID)
 	}
 	var nps, csat, comment *Survey
 	for i := len(st.Surveys) - 1; i >= 0 && (nps == nil || csat == nil || comment == nil); i-- {
@@ -727,12 +766,81 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	}
 }
 
+// stageValue boxes a stage without allocating: a constant's interface
+// value is static.
+func stageValue(s string) any {
+	switch s {
+	case StageProspect:
+		return StageProspect
+	case StageNew:
+		return StageNew
+	case StageRepeat:
+		return StageRepeat
+	case StageLoyal:
+		return StageLoyal
+	case StageAtRisk:
+		return StageAtRisk
+	case StageChurned:
+		return StageChurned
+	}
+	return s
+}
+
+// history puts the lifecycle history as a list of {stage, at}, leaving
+// an equal one alone: it changes with a stage, not with every batch, and
+// each entry costs a map and a string.
+func (w *writer) history(name string, hist []Transition, at time.Time, msg string) {
+	if old, same := w.keep(name, at, msg); same && sameHistory(old.Value, hist) {
+		return
+	}
+	list := make([]any, len(hist))
+	for i, h := range hist {
+		list[i] = map[string]any{"stage": stageValue(h.Stage), "at": stamp(h.At)}
+	}
+	w.set(name, portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg})
+}
+
+// sameHistory reports whether v is the list history would put for hist.
+func sameHistory(v any, hist []Transition) bool {
+	l, ok := v.([]any)
+	if !ok || len(l) != len(hist) {
+		return false
+	}
+	var buf [64]byte
+	for i, h := range hist {
+		m, ok := l[i].(map[string]any)
+		if !ok || len(m) != 2 {
+			return false
+		}
+		if s, ok := m["stage"].(string); !ok || s != h.Stage {
+			return false
+		}
+		if s, ok := m["at"].(string); !ok || s != string(h.At.UTC().AppendFormat(buf[:0], time.RFC3339Nano)) {
+			return false
+		}
+	}
+	return true
+}
+
 // maxHistory bounds the lifecycle history shown on a profile.
 const maxHistory = 50
 
+// scratchFVs holds the buffers computed folds value sets in: a fold of
+// several buckets' sets would otherwise allocate on every Finish.
+var scratchFVs = sync.Pool{New: func() any { return new([]fv) }}
+
 func (e *Enricher) computed(w *writer, st *pstate, now time.Time) {
 	us := micros(now)
-	var scratch []fv
+	sp := scratchFVs.Get().(*[]fv)
+	scratch := *sp
+	defer func() {
+		// The traits written hold strings, not the buffer: it is free.
+		if cap(scratch) <= 4*maxValues {
+			clear(scratch[:cap(scratch)])
+			*sp = scratch[:0]
+			scratchFVs.Put(sp)
+		}
+	}()
 	for i, c := range *st.defs {
 		g := st.aggs[i]
 		var q []fv // a window's value set, folded
@@ -835,5 +943,5 @@ func (w *writer) list(name string, q []fv, us int64, msg string) {
 	for i := range q {
 		list[i] = q[i].K
 	}
-	w.p.Traits[name] = portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg}
+	w.set(name, portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg})
 }

@@ -16,9 +16,14 @@ func TestFoldedSetsMatchMapMerge(t *testing.T) {
 		aggregate := []string{AggMostFrequent, AggUnique, AggDistinctCount}[round%3]
 		g := &agg{W: 10}
 		want := map[string]*freq{}
-		for range 1 + r.Intn(40) {
+		// Few values, and (every other round) more than fold adds one by one.
+		n, keys := 40, 6
+		if round%2 == 1 {
+			n, keys = 400, 60
+		}
+		for range 1 + r.Intn(n) {
 			at := int64(r.Intn(8)) * 10
-			k := fmt.Sprint("v", r.Intn(6))
+			k := fmt.Sprint("v", r.Intn(keys))
 			tm, m := at+int64(r.Intn(10)), fmt.Sprint("m", r.Intn(50))
 			g.B.add(g.slot(at), aggregate, k, tm, m)
 			want = addFreq(want, k, 1, tm, m)

@@ -1,7 +1,9 @@
 package traits
 
 import (
-	"sort"
+	"cmp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -26,6 +28,9 @@ func LifecycleHistory(l Lifecycle, ps *purchases, firstSeen time.Time, firstMsg 
 		msg   string
 	}
 	var pts []point
+	if ps != nil && ps.N > 0 {
+		pts = make([]point, 0, len(ps.Early)+2*len(ps.Gaps)+2)
+	}
 	nowUS := micros(now)
 	k := max(l.LoyalPurchases, 2)
 	stageAt := func(n int) string {
@@ -41,9 +46,25 @@ func LifecycleHistory(l Lifecycle, ps *purchases, firstSeen time.Time, firstMsg 
 		for i, p := range ps.Early {
 			pts = append(pts, point{at: p.T, order: 1, stage: stageAt(i + 1), msg: p.M})
 		}
-		early := make(map[purchase]bool, len(ps.Early))
-		for _, p := range ps.Early {
-			early[purchase{T: p.T, M: p.M}] = true
+		// Whether a purchase is among the K earliest: K is small, so a
+		// scan is cheaper than a set, unless someone configured a large K.
+		var early map[purchase]bool
+		if len(ps.Early) > 32 {
+			early = make(map[purchase]bool, len(ps.Early))
+			for _, p := range ps.Early {
+				early[purchase{T: p.T, M: p.M}] = true
+			}
+		}
+		isEarly := func(t int64, m string) bool {
+			if early != nil {
+				return early[purchase{T: t, M: m}]
+			}
+			for _, p := range ps.Early {
+				if p.T == t && p.M == m {
+					return true
+				}
+			}
+			return false
 		}
 		atRisk, churned := int64(l.AtRisk/time.Microsecond), int64(l.Churned/time.Microsecond)
 		for _, g := range ps.Gaps {
@@ -54,7 +75,7 @@ func LifecycleHistory(l Lifecycle, ps *purchases, firstSeen time.Time, firstMsg 
 			// The purchase that ends the gap brings the customer back: one
 			// of the K earliest has its point already; any later one is at
 			// least the (K+1)-th, so loyal.
-			if !early[purchase{T: g.B, M: g.M}] {
+			if !isEarly(g.B, g.M) {
 				pts = append(pts, point{at: g.B, order: 1, stage: StageLoyal, msg: g.M})
 			}
 		}
@@ -68,17 +89,20 @@ func LifecycleHistory(l Lifecycle, ps *purchases, firstSeen time.Time, firstMsg 
 			}
 		}
 	}
-	sort.SliceStable(pts, func(i, j int) bool {
-		if pts[i].at != pts[j].at {
-			return pts[i].at < pts[j].at
+	slices.SortStableFunc(pts, func(a, b point) int {
+		if a.at != b.at {
+			return cmp.Compare(a.at, b.at)
 		}
-		if pts[i].order != pts[j].order {
-			return pts[i].order < pts[j].order
+		if a.order != b.order {
+			return cmp.Compare(a.order, b.order)
 		}
-		return pts[i].msg < pts[j].msg // purchases at one instant, in canonical order
+		return strings.Compare(a.msg, b.msg) // purchases at one instant, in canonical order
 	})
 	var out []Transition
 	add := func(stage string, at time.Time, msg string) {
+		if out == nil {
+			out = make([]Transition, 0, len(pts)+1)
+		}
 		if len(out) == 0 || out[len(out)-1].Stage != stage {
 			out = append(out, Transition{Stage: stage, At: at.UTC(), MessageID: msg})
 		}

@@ -83,12 +83,23 @@ func (s *purchases) add(p purchase, l Lifecycle) {
 	}
 	s.N++
 	s.Sum = satAdd(s.Sum, p.A)
-	if s.Last == nil || less(s.Last.T, s.Last.M, p.T, p.M) {
+	switch {
+	case s.Last == nil:
 		cp := p
 		s.Last = &cp
+	case less(s.Last.T, s.Last.M, p.T, p.M):
+		// In place: a summary owns its Last (clone and merge copy it),
+		// and most purchases are a customer's latest.
+		*s.Last = p
+	}
+	k := max(l.LoyalPurchases, 2)
+	if s.Early == nil {
+		// Room for the K earliest and the one insertPurchase adds before
+		// the cut, when K is a handful as usual.
+		s.Early = make([]purchase, 0, min(k, 7)+1)
 	}
 	s.Early = insertPurchase(s.Early, p)
-	if k := max(l.LoyalPurchases, 2); len(s.Early) > k {
+	if len(s.Early) > k {
 		s.Early = s.Early[:k]
 	}
 }

@@ -37,6 +37,8 @@ type pstate struct {
 	Aggs map[string]*agg `json:"a,omitempty"`
 	aggs []*agg
 	defs *[]*compiled
+	// room for new aggs, counts and values (see room).
+	room room
 	// changed: Finish changed the state (a window moved, a definition
 	// went), so it must be encoded again.
 	changed bool
@@ -78,6 +80,56 @@ func decodeState(raw []byte, l Lifecycle) *pstate {
 
 // encode writes the state in the compact format (see encodeV2).
 func (s *pstate) encode() ([]byte, error) { return s.encodeV2() }
+
+// room hands out a state's small parts from spare room made for several
+// at once: a customer's first order makes an aggregate for each
+// definition it feeds, a count for each value and a value for each
+// extreme, an allocation each otherwise. A state's parts live as long as
+// it does, so sharing allocations keeps nothing alive for longer.
+type room struct {
+	aggs  []agg
+	freqs []freq
+	vals  []val
+}
+
+// newAgg returns an empty agg. The definitions an event feeds mostly
+// start together, so room is made for n of them at once.
+func (r *room) newAgg(n int) *agg {
+	if len(r.aggs) == 0 {
+		r.aggs = make([]agg, max(n, 1))
+	}
+	g := &r.aggs[0]
+	r.aggs = r.aggs[1:]
+	return g
+}
+
+func (r *room) newFreq() *freq {
+	if r == nil {
+		return new(freq)
+	}
+	if len(r.freqs) == 0 {
+		n := 8
+		if r.freqs == nil {
+			n = 2 // the first: most visitors come through one channel
+		}
+		r.freqs = make([]freq, n)
+	}
+	f := &r.freqs[0]
+	r.freqs = r.freqs[1:]
+	return f
+}
+
+func (r *room) newVal() *val {
+	if r == nil {
+		return new(val)
+	}
+	if len(r.vals) == 0 {
+		r.vals = make([]val, 4)
+	}
+	v := &r.vals[0]
+	r.vals = r.vals[1:]
+	return v
+}
 
 // align puts the aggregates in the order of defs. Aggregates of names no
 // longer defined go; those kept are fitted to a changed window.
@@ -178,6 +230,22 @@ type buckets struct {
 	X  []val   // min, max, first, last
 	Q  [][]fv  // most_frequent, unique, distinct_count: sorted by value
 	O  []bool  // unique, distinct_count: the set hit its cap
+	// spare is room for new sets, cut off one value at a time: most
+	// buckets hold one event, and a set each would be an allocation
+	// each. A set cut off has capacity 1, so that one that grows moves
+	// out rather than over its neighbour.
+	spare []fv
+}
+
+// oneFV returns the set {f}.
+func (b *buckets) oneFV(f fv) []fv {
+	if len(b.spare) == 0 {
+		b.spare = make([]fv, max(8, len(b.At)))
+	}
+	s := b.spare[:1:1]
+	s[0] = f
+	b.spare = b.spare[1:]
+	return s
 }
 
 // fv is a value of a bucket's set: its count and latest event.
@@ -246,17 +314,76 @@ func column[T any](c []T, n, room int) []T {
 	return out
 }
 
-// insertAt puts a zero at i in a column in use, growing it by doubling
-// from 8 rather than append's one at a time for small slices.
-func insertAt[T any](c []T, i, n int) []T {
+// shiftIn puts a zero at i in a column in use (as long as the n buckets
+// there were), which grow has made room in.
+func shiftIn[T any](c []T, i, n int) []T {
 	if len(c) != n || n == 0 {
 		return c
 	}
 	if len(c) == cap(c) {
-		c = slices.Grow(c, max(8, n))
+		c = slices.Grow(c, max(8, n)) // not grown with the others; cannot happen
 	}
+	c = c[:n+1]
+	copy(c[i+1:], c[i:n])
 	var zero T
-	return slices.Insert(c, i, zero)
+	c[i] = zero
+	return c
+}
+
+// grownTo copies the first n entries of c (zeros if c has fewer) to a
+// new column with room for more.
+func grownTo[T any](c []T, n, room int) []T {
+	out := make([]T, n, room)
+	copy(out, c)
+	return out
+}
+
+// grow makes room for more buckets in every column in use and in those
+// aggregate needs, at once: the int64 columns in a single allocation,
+// carved with capped capacity so that none grows over the next. Columns
+// grow 8, 16, 32, then to the most buckets a window keeps.
+func (b *buckets) grow(aggregate string) {
+	n := len(b.At)
+	room := max(8, 2*n)
+	if n <= windowBuckets && room > windowBuckets {
+		room = windowBuckets + 1
+	}
+	inUse := func(l int, needed bool) bool { return (n > 0 && l == n) || needed }
+	useN := inUse(len(b.N), aggregate == AggCount)
+	useS := inUse(len(b.S), aggregate == AggSum || aggregate == AggAvg)
+	useC := inUse(len(b.C), aggregate == AggAvg)
+	k := 1
+	for _, u := range []bool{useN, useS, useC} {
+		if u {
+			k++
+		}
+	}
+	ints := make([]int64, k*room)
+	carve := func(c []int64) []int64 {
+		d := ints[:n:room]
+		copy(d, c)
+		ints = ints[room:]
+		return d
+	}
+	b.At = carve(b.At)
+	if useN {
+		b.N = carve(b.N)
+	}
+	if useS {
+		b.S = carve(b.S)
+	}
+	if useC {
+		b.C = carve(b.C)
+	}
+	if inUse(len(b.X), aggregate == AggMin || aggregate == AggMax || aggregate == AggFirst || aggregate == AggLast) {
+		b.X = grownTo(b.X, n, room)
+	}
+	if inUse(len(b.Q), aggregate == AggMostFrequent || aggregate == AggUnique || aggregate == AggDistinctCount) {
+		b.Q = grownTo(b.Q, n, room)
+	}
+	if inUse(len(b.O), false) {
+		b.O = grownTo(b.O, n, room)
+	}
 }
 
 // dropFirst removes the first k entries of a column in use.
@@ -271,19 +398,22 @@ func dropFirst[T any](c []T, k int) []T {
 
 func (b *buckets) len() int { return len(b.At) }
 
-// insert makes an empty bucket at position i.
-func (b *buckets) insert(i int, at int64) {
+// insert makes an empty bucket at position i, growing the columns for
+// aggregate when they are full.
+func (b *buckets) insert(i int, at int64, aggregate string) {
 	n := len(b.At)
-	if len(b.At) == cap(b.At) {
-		b.At = slices.Grow(b.At, max(8, n))
+	if n == cap(b.At) {
+		b.grow(aggregate)
 	}
-	b.At = slices.Insert(b.At, i, at)
-	b.N = insertAt(b.N, i, n)
-	b.S = insertAt(b.S, i, n)
-	b.C = insertAt(b.C, i, n)
-	b.X = insertAt(b.X, i, n)
-	b.Q = insertAt(b.Q, i, n)
-	b.O = insertAt(b.O, i, n)
+	b.At = b.At[:n+1]
+	copy(b.At[i+1:], b.At[i:n])
+	b.At[i] = at
+	b.N = shiftIn(b.N, i, n)
+	b.S = shiftIn(b.S, i, n)
+	b.C = shiftIn(b.C, i, n)
+	b.X = shiftIn(b.X, i, n)
+	b.Q = shiftIn(b.Q, i, n)
+	b.O = shiftIn(b.O, i, n)
 }
 
 // drop removes the first k buckets.
@@ -329,6 +459,10 @@ func (b *buckets) add(i int, aggregate string, v any, t int64, m string) {
 		*x = val{V: v, T: t, M: m}
 	case AggMostFrequent, AggUnique, AggDistinctCount:
 		b.Q = column(b.Q, n, cap(b.At))
+		if len(b.Q[i]) == 0 {
+			b.Q[i] = b.oneFV(fv{K: valueKey(v), N: 1, T: t, M: m})
+			break
+		}
 		b.Q[i] = addFV(b.Q[i], valueKey(v), 1, t, m)
 		if aggregate != AggMostFrequent && len(b.Q[i]) > maxValues {
 			b.O = column(b.O, n, cap(b.At))
@@ -452,7 +586,7 @@ func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
 	if n > 0 && at+c.width <= max(g.B.At[n-1], at)-c.span {
 		return
 	}
-	i := g.slot(at)
+	i := g.slotFor(at, c.Aggregate)
 	g.B.add(i, c.Aggregate, v, t, m)
 	if c.latest && (g.LM == "" || less(g.LT, g.LM, t, m)) {
 		g.LT, g.LM = t, m
@@ -463,18 +597,22 @@ func (g *agg) addWindowed(c *compiled, v any, t int64, m string) {
 }
 
 // slot returns the index of the bucket starting at at, made if need be.
-func (g *agg) slot(at int64) int {
+func (g *agg) slot(at int64) int { return g.slotFor(at, "") }
+
+// slotFor is slot for a value of aggregate, for which a new bucket makes
+// room in the columns the aggregate needs.
+func (g *agg) slotFor(at int64, aggregate string) int {
 	n := len(g.B.At)
 	switch {
 	case n == 0 || g.B.At[n-1] < at: // events mostly come in time order
-		g.B.insert(n, at)
+		g.B.insert(n, at, aggregate)
 		return n
 	case g.B.At[n-1] == at:
 		return n - 1
 	}
 	i, found := slices.BinarySearch(g.B.At, at)
 	if !found {
-		g.B.insert(i, at)
+		g.B.insert(i, at, aggregate)
 	}
 	return i
 }
@@ -576,12 +714,7 @@ func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
 	for _, c := range g.B.C {
 		out.C += c
 	}
-	var x *val
-	for i := range g.B.X {
-		if b := &g.B.X[i]; b.M != "" && (x == nil || better(aggregate, b, x)) {
-			x = b
-		}
-	}
+	x := bestX(g.B.X, aggregate)
 	for _, o := range g.B.O {
 		out.Over = out.Over || o
 	}
@@ -595,14 +728,25 @@ func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
 	case AggLast:
 		out.Lst = x
 	}
-	sets := 0
+	sets, values := 0, 0
 	for _, s := range g.B.Q {
 		if len(s) > 0 {
 			sets++
+			values += len(s)
 			q = s
 		}
 	}
-	if sets > 1 {
+	if sets > 1 && values <= 64 {
+		// Few values (mostly one a bucket, some repeated): adding them
+		// to a sorted set copies only the distinct ones.
+		q = (*scratch)[:0]
+		for _, s := range g.B.Q {
+			for i := range s {
+				q = addFV(q, s[i].K, s[i].N, s[i].T, s[i].M)
+			}
+		}
+		*scratch = q[:0] // fewer than maxValues: no cap to apply
+	} else if sets > 1 {
 		q = (*scratch)[:0]
 		for _, s := range g.B.Q {
 			q = append(q, s...)
@@ -630,6 +774,40 @@ func (g *agg) fold(aggregate string, scratch *[]fv) (out agg, q []fv) {
 	return out, q
 }
 
+// bestX is the buckets' value that better prefers, each bucket's number
+// read once (better reads both sides' on every comparison).
+func bestX(xs []val, aggregate string) *val {
+	var x *val
+	switch aggregate {
+	case AggMin, AggMax:
+		lower := aggregate == AggMin
+		var fx float64
+		for i := range xs {
+			b := &xs[i]
+			if b.M == "" {
+				continue
+			}
+			f, _ := toFloat(b.V) // as smaller and larger compare
+			if x == nil || (lower && f < fx) || (!lower && f > fx) || (f == fx && earlier(b, x)) {
+				x, fx = b, f
+			}
+		}
+	case AggFirst:
+		for i := range xs {
+			if b := &xs[i]; b.M != "" && (x == nil || earlier(b, x)) {
+				x = b
+			}
+		}
+	default:
+		for i := range xs {
+			if b := &xs[i]; b.M != "" && (x == nil || better(aggregate, b, x)) {
+				x = b
+			}
+		}
+	}
+	return x
+}
+
 // topFV is the most frequent value; ties go to the smaller value.
 func topFV(q []fv) *fv {
 	var best *fv
@@ -643,7 +821,7 @@ func topFV(q []fv) *fv {
 
 // add accumulates one value into an all-time aggregate. It changes the
 // values g points to in place: an agg owns them (merge copies).
-func (g *agg) add(aggregate string, v any, t int64, m string) {
+func (g *agg) add(aggregate string, v any, t int64, m string, r *room) {
 	g.N++
 	if less(g.LT, g.LM, t, m) || g.LM == "" {
 		g.LT, g.LM = t, m
@@ -664,23 +842,23 @@ func (g *agg) add(aggregate string, v any, t int64, m string) {
 		}
 		if aggregate == AggMin {
 			if g.Lo == nil || f < num(g.Lo) || (f == num(g.Lo) && less(t, m, g.Lo.T, g.Lo.M)) {
-				setVal(&g.Lo, v, t, m)
+				setVal(&g.Lo, v, t, m, r)
 			}
 		} else if g.Hi == nil || f > num(g.Hi) || (f == num(g.Hi) && less(t, m, g.Hi.T, g.Hi.M)) {
-			setVal(&g.Hi, v, t, m)
+			setVal(&g.Hi, v, t, m, r)
 		}
 	case AggFirst:
 		if g.Fst == nil || less(t, m, g.Fst.T, g.Fst.M) {
-			setVal(&g.Fst, v, t, m)
+			setVal(&g.Fst, v, t, m, r)
 		}
 	case AggLast:
 		if g.Lst == nil || less(g.Lst.T, g.Lst.M, t, m) {
-			setVal(&g.Lst, v, t, m)
+			setVal(&g.Lst, v, t, m, r)
 		}
 	case AggMostFrequent:
-		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
+		g.Freq = addFreqIn(r, g.Freq, valueKey(v), 1, t, m)
 	case AggUnique, AggDistinctCount:
-		g.Freq = addFreq(g.Freq, valueKey(v), 1, t, m)
+		g.Freq = addFreqIn(r, g.Freq, valueKey(v), 1, t, m)
 		capSet(g.Freq, &g.Over)
 	}
 }
@@ -690,9 +868,9 @@ func num(x *val) float64 {
 	return f
 }
 
-func setVal(dst **val, v any, t int64, m string) {
+func setVal(dst **val, v any, t int64, m string, r *room) {
 	if *dst == nil {
-		*dst = &val{}
+		*dst = r.newVal()
 	}
 	**dst = val{V: v, T: t, M: m}
 }
@@ -782,12 +960,19 @@ func valueKey(v any) string {
 }
 
 func addFreq(m map[string]*freq, k string, n, t int64, msg string) map[string]*freq {
+	return addFreqIn(nil, m, k, n, t, msg)
+}
+
+// addFreqIn is addFreq making new counts in r (nil: on their own).
+func addFreqIn(r *room, m map[string]*freq, k string, n, t int64, msg string) map[string]*freq {
 	if m == nil {
 		m = map[string]*freq{}
 	}
 	f := m[k]
 	if f == nil {
-		m[k] = &freq{N: n, T: t, M: msg}
+		f = r.newFreq()
+		*f = freq{N: n, T: t, M: msg}
+		m[k] = f
 		return m
 	}
 	f.N += n
@@ -849,6 +1034,24 @@ const sessionGap = int64(30 * time.Minute / time.Microsecond)
 // every run within sessionGap of it. Runs are the connected components of
 // the event times, which do not depend on insertion order.
 func insertSession(ss [][2]int64, a, b int64) [][2]int64 {
+	// Events mostly come in time order: a run after the last one, or
+	// one that the last run holds or extends (runs are more than
+	// sessionGap apart, so no earlier run can be joined).
+	if n := len(ss); n > 0 && a >= ss[n-1][0] {
+		if last := &ss[n-1]; a <= last[1]+sessionGap {
+			last[1] = max(last[1], b)
+			return ss
+		}
+		if len(ss) == cap(ss) {
+			ss = slices.Grow(ss, max(4, n)) // a visitor's sessions: not one at a time
+		}
+		return append(ss, [2]int64{a, b})
+	}
+	return joinSession(ss, a, b)
+}
+
+// joinSession is insertSession for a run anywhere.
+func joinSession(ss [][2]int64, a, b int64) [][2]int64 {
 	i := sort.Search(len(ss), func(i int) bool { return ss[i][1]+sessionGap >= a })
 	j := i
 	for j < len(ss) && ss[j][0]-sessionGap <= b {
