@@ -55,7 +55,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	// Its WAL is checkpointed by the committing connection (SQLite's
 	// automatic checkpoint): a checkpointer beside it costs the group
 	// commit more in competing fsyncs than it saves.
-	if db.logW, db.logR, db.logCP, err = openPair(filepath.Join(dir, "events.db"), "FULL", 0); err != nil {
+	if db.logW, db.logR, db.logCP, err = openPair(filepath.Join(dir, "events.db"), "FULL", 0, 64000); err != nil {
 		return nil, err
 	}
 	// Derived state can always be replayed from the log: NORMAL is enough.
@@ -63,7 +63,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	// overflow chains. Checkpointing the WAL every few seconds lets one
 	// checkpoint carry several processor batches that rewrite the same
 	// pages.
-	if db.stateW, db.stateR, db.stateCP, err = openPair(filepath.Join(dir, "state.db"), "NORMAL", 2*time.Second, "page_size(16384)"); err != nil {
+	if db.stateW, db.stateR, db.stateCP, err = openPair(filepath.Join(dir, "state.db"), "NORMAL", 2*time.Second, stateWriterCache, "page_size(16384)"); err != nil {
 		db.logW.Close()
 		db.logR.Close()
 		return nil, err
@@ -113,7 +113,19 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-func openPair(path, sync string, checkpointEvery time.Duration, extra ...string) (w, r *sql.DB, cp *checkpointer, err error) {
+// stateWriterCache is the page cache (KiB) of the state's writer. A batch
+// writes tens of megabytes of profile documents in one transaction; SQLite
+// keeps dirty pages in the cache until it is full, so with a large cache
+// they would all go to the WAL at commit, after the batch's last profile,
+// with nothing left to overlap. A smaller cache spills them to the WAL as
+// the transaction goes, while the processor is still enriching (a 40,000-
+// event batch of enriched profiles: commit 22 ms → 9 ms). Readers keep the
+// large cache.
+const stateWriterCache = 8000
+
+// openPair opens a store's writer and readers; writerCache is the writer's
+// page cache in KiB (the readers have 64 MB each).
+func openPair(path, sync string, checkpointEvery time.Duration, writerCache int, extra ...string) (w, r *sql.DB, cp *checkpointer, err error) {
 	q := url.Values{}
 	// page_size first: it only takes effect before the file is created.
 	var first []string
@@ -124,7 +136,7 @@ func openPair(path, sync string, checkpointEvery time.Duration, extra ...string)
 			i--
 		}
 	}
-	pragmas := append(first, "journal_mode(WAL)", "synchronous("+sync+")", "foreign_keys(1)", "busy_timeout(10000)", "cache_size(-64000)", "temp_store(MEMORY)")
+	pragmas := append(first, "journal_mode(WAL)", "synchronous("+sync+")", "foreign_keys(1)", "busy_timeout(10000)", "temp_store(MEMORY)")
 	if checkpointEvery > 0 {
 		// No automatic checkpoints: a checkpointer does them beside the
 		// writer (see checkpointer); the WAL file is cut back to 64 MB.
@@ -134,9 +146,10 @@ func openPair(path, sync string, checkpointEvery time.Duration, extra ...string)
 		q.Add("_pragma", p)
 	}
 	dsn := "file:" + path + "?" + q.Encode()
+	cache := func(kib int) string { return "&_pragma=" + url.QueryEscape(fmt.Sprintf("cache_size(-%d)", kib)) }
 	// One writer connection: SQLite has one write lock anyway, and a single
 	// connection avoids SQLITE_BUSY between our own writers.
-	if w, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+	if w, err = sql.Open("sqlite", dsn+cache(writerCache)+"&_txlock=immediate"); err != nil {
 		return nil, nil, nil, portrait.Wrap(err, "cannot open the store")
 	}
 	w.SetMaxOpenConns(1)
@@ -145,7 +158,7 @@ func openPair(path, sync string, checkpointEvery time.Duration, extra ...string)
 		w.Close()
 		return nil, nil, nil, portrait.Wrap(err, "cannot open the store "+path)
 	}
-	if r, err = sql.Open("sqlite", dsn+"&mode=ro"); err != nil {
+	if r, err = sql.Open("sqlite", dsn+cache(64000)+"&mode=ro"); err != nil {
 		w.Close()
 		return nil, nil, nil, portrait.Wrap(err, "cannot open the store")
 	}
