@@ -126,6 +126,33 @@ func (d *docDecoder) profile() *portrait.Profile {
 				d.tags = append(d.tags, t)
 			}
 			p.Tags = append(make([]portrait.ProfileTag, 0, len(d.tags)), d.tags...) // [] is not nil
+		case "tg": // runs of tags with one since
+			d.tags = d.tags[:0]
+			d.want('[')
+			for first := true; d.more(&first, ']'); {
+				var since time.Time
+				start := len(d.tags)
+				d.want('{')
+				for first := true; d.more(&first, '}'); {
+					switch key := d.key(); string(key) {
+					case "n":
+						d.want('[')
+						for first := true; d.more(&first, ']'); {
+							d.tags = append(d.tags, portrait.ProfileTag{Name: d.str()})
+						}
+					case "t":
+						d.nanos(&since)
+					case "t_s":
+						d.text(&since)
+					default:
+						d.skip()
+					}
+				}
+				for i := start; i < len(d.tags); i++ {
+					d.tags[i].Since = since
+				}
+			}
+			p.Tags = append(make([]portrait.ProfileTag, 0, len(d.tags)), d.tags...) // [] is not nil
 		case "_first_t":
 			d.nanos(&p.FirstKey.Time)
 		case "_first_t_s":

@@ -264,7 +264,8 @@ func TestProfileDocFormat(t *testing.T) {
 			"gender":  {Value: "female", Source: "imputed", Imputed: "mode", Priority: 2, Once: true},
 			"name":    {Value: "X", Time: docAt.In(shanghai)},
 		},
-		Tags:     []portrait.ProfileTag{{Name: "vip", Since: docAt}},
+		Tags: []portrait.ProfileTag{{Name: "vip", Since: docAt}, {Name: "active", Since: docAt}, {Name: "new", Since: docAt.Add(time.Second)},
+			{Name: "web", Since: docAt}, {Name: "old"}},
 		FirstKey: portrait.EventKey{Time: docAt, MessageID: "b1"}, State: map[string]stdjson.RawMessage{"traits": stdjson.RawMessage(`{"v":2}`)}}
 	doc, err := encodeProfile(p)
 	if err != nil {
@@ -274,11 +275,22 @@ func TestProfileDocFormat(t *testing.T) {
 		`"traits":{"gender":{"v":"female","s":"imputed","p":2,"o":true,"i":"mode"},` +
 		`"name":{"v":"X","t_s":"2026-01-28T23:02:00.123456789+08:00"},` +
 		`"revenue":{"v":3750,"s":"computed","t":1769612520123456789,"m":"b0039782"}},` +
-		`"tags":[{"n":"vip","t":1769612520123456789}],"_first_t":1769612520123456789,"_first_m":"b1","_state":{"traits":{"v":2}}}`
+		`"tg":[{"t":1769612520123456789,"n":["vip","active"]},{"t":1769612521123456789,"n":["new"]},{"t":1769612520123456789,"n":["web"]},{"n":["old"]}],` +
+		`"_first_t":1769612520123456789,"_first_m":"b1","_state":{"traits":{"v":2}}}`
 	if string(doc) != want {
 		t.Errorf("document\n got %s\nwant %s", doc, want)
 	}
 	checkDoc(t, p)
+	// Documents written before tags went in runs (one object a tag) read too.
+	old := `{"_v":2,"id":"p_1","tags":[{"n":"vip","t":1769612520123456789},{"n":"new","t_s":"2026-01-28T23:02:00.123456789+08:00"},{"n":"old"}]}`
+	q, err := decodeProfile([]byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTags := []portrait.ProfileTag{{Name: "vip", Since: docAt}, {Name: "new", Since: docAt.In(shanghai)}, {Name: "old"}}
+	if len(q.Tags) != 3 || q.Tags[0] != wantTags[0] || q.Tags[2] != wantTags[2] || !q.Tags[1].Since.Equal(wantTags[1].Since) || q.Tags[1].Name != "new" {
+		t.Errorf("tags of an earlier document: %+v, want %+v", q.Tags, wantTags)
+	}
 }
 
 // An empty list reads back as an empty list, not nil, whatever a pooled
