@@ -10,7 +10,12 @@ import (
 )
 
 // sdkChannels maps the library names SDKs put in context.library.name
-// (lower case) to the channel they imply.
+// (lower case) to the channel they imply. Checked against the SDKs' sources
+// (2026-11): RudderStack's JavaScript SDK sends "RudderLabs JavaScript
+// SDK", its iOS SDK "rudder-ios-library", its Android SDK its package name
+// "com.rudderstack.android.sdk.core", its Node SDK "analytics-node" (it
+// descends from Segment's), its .NET SDK "RudderAnalytics.NET". The other
+// names are kept for SDK versions that send them.
 var sdkChannels = map[string]string{
 	"analytics.js":              "web",
 	"analytics-next":            "web",
@@ -49,6 +54,7 @@ var sdkChannels = map[string]string{
 	"rudderstack java sdk":                 "server",
 	"rudderstack php sdk":                  "server",
 	"rudderstack .net sdk":                 "server",
+	"rudderanalytics.net":                  "server", // RudderStack's .NET SDK
 	"rudderstack node sdk":                 "server",
 	"com.rudderstack.sdk.java.analytics":   "server",
 	"rudder-sdk-ruby":                      "server",
