@@ -30,9 +30,30 @@ import (
 // It is written by hand (strconv appends) because it is written far more
 // often than it is read; it is read with goccy/go-json into the column
 // structs below. Every older format is still read (see decodeState).
-const stateVersion = 2
+//
+// Version 3 is version 2 with the strings that repeat written once. A
+// windowed aggregate keeps a value per bucket, and a customer's buckets
+// mostly hold the same few values ("music" in every bucket), so:
+//
+//   - the values of sets (keys of "q", "c", "ch" and bucket sets) and the
+//     string values of buckets are listed once, in a string table "t" in
+//     order of first reference, and referred to by position: sets write
+//     "x":[positions] where version 2 wrote "k":[strings], and buckets
+//     whose values are all strings write "bt":[positions] (-1: none)
+//     instead of "bv";
+//   - the bucket sets of an aggregate in which no bucket holds more than
+//     one value (most buckets hold one event) are columns rather than an
+//     object per bucket: "qk" the value's position (-1: an empty set),
+//     and for most_frequent "qe" its event and "qn" its count (absent
+//     when every count is 1).
+//
+// Version 2 is still read exactly as before: stores hold it.
+const stateVersion = 3
 
-var v2Prefix = []byte(`{"v":2,`)
+var (
+	v2Prefix = []byte(`{"v":2,`)
+	v3Prefix = []byte(`{"v":3,`)
+)
 
 type stateV2 struct {
 	V  int               `json:"v"`
@@ -44,6 +65,7 @@ type stateV2 struct {
 	CH *freqsV2          `json:"ch"` // channels
 	SV []Survey          `json:"sv"`
 	A  map[string]*aggV2 `json:"a"`
+	T  []string          `json:"t"` // version 3: the string table
 }
 
 type buysV2 struct {
@@ -61,6 +83,7 @@ type freqsV2 struct {
 	K []string `json:"k"` // values, sorted
 	N []int64  `json:"n"` // their counts (absent for sets)
 	E []int    `json:"e"` // their latest events (absent for sets)
+	X []int    `json:"x"` // version 3: the values, as positions in the string table
 }
 
 type valV2 struct {
@@ -90,6 +113,13 @@ type aggV2 struct {
 	BE []int     `json:"be"` // event of each bucket's value + 1; 0: none
 	BQ []freqsV2 `json:"bq"`
 	BO []int     `json:"bo"` // buckets whose value set hit its cap
+	// Version 3: bucket values that are all strings, as positions in
+	// the string table (-1: none), in place of BV; and bucket sets of at
+	// most one value as columns, in place of BQ (see stateVersion).
+	BT []int   `json:"bt"`
+	QK []int   `json:"qk"`
+	QN []int64 `json:"qn"`
+	QE []int   `json:"qe"`
 }
 
 type evKey struct {
@@ -107,6 +137,59 @@ type encoder struct {
 	ms     []string
 	err    error
 	keys   []string // scratch for sorting map keys
+	v2     bool     // write version 2 (tests: stores still hold it)
+	strs   []string // the string table, in order of first reference
+	byStr  map[string]int
+}
+
+// linearStrs is how long the string table is searched element by element
+// before it is indexed by byStr: most states have a handful of strings,
+// and comparing a few short strings is cheaper than hashing one.
+const linearStrs = 16
+
+// sref numbers the string s in order of first reference.
+func (e *encoder) sref(s string) int {
+	if len(e.strs) <= linearStrs {
+		for i, t := range e.strs {
+			if t == s {
+				return i
+			}
+		}
+		if len(e.strs) == linearStrs { // the table outgrows the search
+			if e.byStr == nil {
+				e.byStr = make(map[string]int, 4*linearStrs)
+			}
+			for i, t := range e.strs {
+				e.byStr[t] = i
+			}
+		}
+	} else if i, ok := e.byStr[s]; ok {
+		return i
+	}
+	if len(e.strs) >= linearStrs {
+		e.byStr[s] = len(e.strs)
+	}
+	e.strs = append(e.strs, s)
+	return len(e.strs) - 1
+}
+
+// skey writes a set's value: itself in version 2, its position in the
+// string table in version 3.
+func (e *encoder) skey(s string) {
+	if e.v2 {
+		e.str(s)
+		return
+	}
+	e.buf = strconv.AppendInt(e.buf, int64(e.sref(s)), 10)
+}
+
+// openSet starts a set's value column: "k" in version 2, "x" in 3.
+func (e *encoder) openSet() {
+	if e.v2 {
+		e.buf = append(e.buf, `{"k":[`...)
+	} else {
+		e.buf = append(e.buf, `{"x":[`...)
+	}
 }
 
 // ref numbers the event (t, m) in order of first reference. Hashing a
@@ -256,12 +339,12 @@ func (e *encoder) sortedKeys(m map[string]*freq) []string {
 // freqs writes a value table; a set (counts false) keeps the values only.
 func (e *encoder) freqs(m map[string]*freq, counts bool) {
 	keys := e.sortedKeys(m)
-	e.buf = append(e.buf, `{"k":[`...)
+	e.openSet()
 	for i, k := range keys {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.str(k)
+		e.skey(k)
 	}
 	e.buf = append(e.buf, ']')
 	if counts {
@@ -361,13 +444,21 @@ func (e *encoder) column(k string, c []int64) {
 
 func (e *encoder) bucketColumns(g *agg, set bool) {
 	b := &g.B
-	hasX := false
+	// strs: every bucket value (of the buckets that have one) is a
+	// string; small: no bucket set holds more than one value.
+	hasX, strs := false, !e.v2
 	for i := range b.X {
-		hasX = hasX || b.X[i].M != ""
+		if b.X[i].M != "" {
+			hasX = true
+			if _, ok := b.X[i].V.(string); !ok {
+				strs = false
+			}
+		}
 	}
-	hasQ := false
+	hasQ, small := false, !e.v2
 	for _, q := range b.Q {
 		hasQ = hasQ || len(q) > 0
+		small = small && len(q) <= 1
 	}
 	e.open("k", '[')
 	prev := int64(0)
@@ -387,13 +478,26 @@ func (e *encoder) bucketColumns(g *agg, set bool) {
 	if anyNonZero(b.C) {
 		e.column("bc", b.C)
 	}
-	if hasX {
+	if hasX && strs {
+		e.open("bt", '[')
+		for i := range b.X {
+			r := int64(-1)
+			if x := &b.X[i]; x.M != "" {
+				r = int64(e.sref(x.V.(string)))
+			}
+			e.buf = strconv.AppendInt(e.buf, r, 10)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+	} else if hasX {
 		e.open("bv", '[')
 		for i := range b.X {
 			e.value(b.X[i].V)
 			e.buf = append(e.buf, ',')
 		}
 		e.close(']')
+	}
+	if hasX {
 		e.open("be", '[')
 		for i := range b.X {
 			r := int64(0)
@@ -405,7 +509,9 @@ func (e *encoder) bucketColumns(g *agg, set bool) {
 		}
 		e.close(']')
 	}
-	if hasQ {
+	if hasQ && small {
+		e.smallSets(b.Q, !set)
+	} else if hasQ {
 		e.open("bq", '[')
 		for _, q := range b.Q {
 			e.set(q, !set)
@@ -425,14 +531,57 @@ func (e *encoder) bucketColumns(g *agg, set bool) {
 	}
 }
 
+// smallSets writes bucket sets of at most one value each as columns:
+// "qk" the value (-1: none); with counts, "qe" its event and "qn" its
+// count, the latter only if some count is not 1.
+func (e *encoder) smallSets(qs [][]fv, counts bool) {
+	e.open("qk", '[')
+	ones := true
+	for _, q := range qs {
+		r := int64(-1)
+		if len(q) == 1 {
+			r = int64(e.sref(q[0].K))
+			ones = ones && q[0].N == 1
+		}
+		e.buf = strconv.AppendInt(e.buf, r, 10)
+		e.buf = append(e.buf, ',')
+	}
+	e.close(']')
+	if !counts {
+		return
+	}
+	if !ones {
+		e.open("qn", '[')
+		for _, q := range qs {
+			n := int64(0)
+			if len(q) == 1 {
+				n = q[0].N
+			}
+			e.buf = strconv.AppendInt(e.buf, n, 10)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+	}
+	e.open("qe", '[')
+	for _, q := range qs {
+		r := int64(0)
+		if len(q) == 1 {
+			r = int64(e.ref(q[0].T, q[0].M))
+		}
+		e.buf = strconv.AppendInt(e.buf, r, 10)
+		e.buf = append(e.buf, ',')
+	}
+	e.close(']')
+}
+
 // set writes a bucket's values as freqs writes a table.
 func (e *encoder) set(q []fv, counts bool) {
-	e.buf = append(e.buf, `{"k":[`...)
+	e.openSet()
 	for i := range q {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.str(q[i].K)
+		e.skey(q[i].K)
 	}
 	e.buf = append(e.buf, ']')
 	if counts {
@@ -455,16 +604,23 @@ func (e *encoder) set(q []fv, counts bool) {
 	e.buf = append(e.buf, '}')
 }
 
-// encodeV2 writes s in the compact format. The aggregates go by name; s
-// must be aligned to its definitions.
-func (s *pstate) encodeV2() ([]byte, error) {
-	// The event table goes first but is known last: the body is written
-	// to a pooled buffer, then copied after the table into the result.
+// encodeV2 writes s in the current compact format, version 3 (the name is
+// the one encode has always called). The aggregates go by name; s must be
+// aligned to its definitions.
+func (s *pstate) encodeV2() ([]byte, error) { return s.encodeCompact(stateVersion) }
+
+// encodeCompact writes s in compact format version v, 2 or 3. Only tests
+// write version 2, to check that what stores hold still reads the same.
+func (s *pstate) encodeCompact(v int) ([]byte, error) {
+	// The event and string tables go first but are known last: the body
+	// is written to a pooled buffer, then copied after the tables into
+	// the result.
 	e, _ := encoders.Get().(*encoder)
 	if e == nil {
 		e = &encoder{buf: make([]byte, 0, 4096), byTime: make(map[int64]int, 64), refs: map[evKey]int{}}
 	}
 	defer e.release()
+	e.v2 = v == 2
 	if b := s.Buys; b != nil && b.N > 0 {
 		e.open("b", '{')
 		e.int("n", b.N)
@@ -567,11 +723,23 @@ func (s *pstate) encodeV2() ([]byte, error) {
 		}
 		e.close(']')
 	}
+	if len(e.strs) > 0 {
+		e.open("t", '[')
+		for _, s := range e.strs {
+			e.str(s)
+			e.buf = append(e.buf, ',')
+		}
+		e.close(']')
+	}
 	if e.err != nil {
 		return nil, e.err
 	}
-	out := make([]byte, 0, len(v2Prefix)+len(e.buf)+len(body)+1)
-	out = append(out, v2Prefix...)
+	prefix := v3Prefix
+	if e.v2 {
+		prefix = v2Prefix
+	}
+	out := make([]byte, 0, len(prefix)+len(e.buf)+len(body)+1)
+	out = append(out, prefix...)
 	out = append(out, e.buf...)
 	out = append(out, body...)
 	// Drop the trailing comma and close the object.
@@ -581,14 +749,20 @@ func (s *pstate) encodeV2() ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// decodeV2 reads the compact format.
+// decodeV2 reads the compact format, version 2 or 3. Version 3 is turned
+// into version 2's columns (strings for positions, a set per bucket) and
+// read on as version 2 is; its fields are ignored in version 2, as they
+// always were.
 func decodeV2(raw []byte) (*pstate, error) {
 	var d stateV2
 	if err := gojson.Unmarshal(raw, &d); err != nil {
 		return nil, err
 	}
-	if d.V != stateVersion || len(d.ET) != len(d.EM) {
-		return nil, errors.New("traits: not a version 2 state")
+	if (d.V != 2 && d.V != 3) || len(d.ET) != len(d.EM) {
+		return nil, errors.New("traits: not a version 2 or 3 state")
+	}
+	if d.V == 3 && !d.resolve() {
+		return nil, errors.New("traits: inconsistent version 3 state")
 	}
 	ts := d.ET
 	for i := 1; i < len(ts); i++ {
@@ -717,7 +891,10 @@ func decodeV2(raw []byte) (*pstate, error) {
 				return c
 			}
 			bn, bs, bc := column(a.BN), column(a.BS), column(a.BC)
-			if (a.BV != nil && len(a.BV) != n) || (a.BE != nil && len(a.BE) != n) || (a.BQ != nil && len(a.BQ) != n) {
+			// Events without values (a state edited by hand: the
+			// encoder writes both or neither) are refused rather than
+			// read past the values' end.
+			if (a.BV != nil && len(a.BV) != n) || (a.BE != nil && len(a.BE) != n) || (a.BE != nil && a.BV == nil) || (a.BQ != nil && len(a.BQ) != n) {
 				bad = true
 				continue
 			}
@@ -762,6 +939,93 @@ func decodeV2(raw []byte) (*pstate, error) {
 	return st, nil
 }
 
+// resolve turns a version 3 state into version 2's columns: strings in
+// place of positions in the string table, and a set per bucket in place
+// of the columns of small sets. It reports whether the state is
+// consistent; what version 2 checks is left to decodeV2.
+func (d *stateV2) resolve() bool {
+	ok := true
+	str := func(i int) string {
+		if i < 0 || i >= len(d.T) {
+			ok = false
+			return ""
+		}
+		return d.T[i]
+	}
+	keys := func(q *freqsV2) {
+		if q == nil {
+			return
+		}
+		if q.K != nil {
+			ok = false // version 3 sets are written by position only
+		}
+		q.K = nil
+		if len(q.X) > 0 {
+			q.K = make([]string, len(q.X))
+			for i, x := range q.X {
+				q.K[i] = str(x)
+			}
+		}
+	}
+	keys(d.C)
+	keys(d.CH)
+	for _, a := range d.A {
+		if a == nil {
+			continue
+		}
+		keys(a.Q)
+		for i := range a.BQ {
+			keys(&a.BQ[i])
+		}
+		if a.BT != nil {
+			if a.BV != nil {
+				ok = false
+			}
+			a.BV = make([]any, len(a.BT))
+			for i, x := range a.BT {
+				if x != -1 {
+					a.BV[i] = str(x)
+				}
+			}
+		}
+		if a.QK == nil {
+			if a.QN != nil || a.QE != nil {
+				ok = false
+			}
+			continue
+		}
+		n := len(a.QK)
+		if a.BQ != nil || (a.QN != nil && (len(a.QN) != n || a.QE == nil)) || (a.QE != nil && len(a.QE) != n) {
+			ok = false
+			continue
+		}
+		// One allocation for each column of the sets.
+		a.BQ = make([]freqsV2, n)
+		ks := make([]string, n)
+		var ns []int64
+		var es []int
+		if a.QE != nil {
+			ns, es = make([]int64, n), make([]int, n)
+		}
+		for i, x := range a.QK {
+			if x == -1 {
+				continue
+			}
+			q := &a.BQ[i]
+			ks[i] = str(x)
+			q.K = ks[i : i+1 : i+1]
+			if es != nil {
+				ns[i], es[i] = 1, a.QE[i]
+				if a.QN != nil {
+					ns[i] = a.QN[i]
+				}
+				q.N, q.E = ns[i:i+1:i+1], es[i:i+1:i+1]
+			}
+		}
+	}
+	return ok
+}
+
 var encoders sync.Pool
 
 func (e *encoder) release() {
@@ -771,8 +1035,15 @@ func (e *encoder) release() {
 	clear(e.byTime)
 	clear(e.refs)
 	clear(e.ms)
+	clear(e.byStr)
+	clear(e.strs)
 	e.buf, e.tab, e.ts, e.ms, e.keys, e.err = e.buf[:0], e.tab[:0], e.ts[:0], e.ms[:0], e.keys[:0], nil
+	e.strs, e.v2 = e.strs[:0], false
 	encoders.Put(e)
 }
 
-func isV2(raw []byte) bool { return bytes.HasPrefix(raw, v2Prefix) }
+// isV2 tells whether raw is in a compact format, version 2 or 3 (decodeV2
+// reads both).
+func isV2(raw []byte) bool {
+	return bytes.HasPrefix(raw, v2Prefix) || bytes.HasPrefix(raw, v3Prefix)
+}
