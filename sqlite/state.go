@@ -618,7 +618,7 @@ func (t *stateTx) PutProfile(p *portrait.Profile) error {
 	delete(t.deleted, p.ID)
 	t.pendProfs = append(t.pendProfs, p.ID, doc, micros(p.UpdatedAt))
 	if t.job != nil && len(t.pendProfs) >= 3*flushRows {
-		return t.flushLocked()
+		return t.handOver(endNone)
 	}
 	return t.hot(len(t.pendProfs), 3)
 }
@@ -635,10 +635,14 @@ func (t *stateTx) Flush() error {
 		t.takeHot()
 		return t.run()
 	}
-	return t.flushLocked()
+	return t.handOver(endNone)
 }
 
-func (t *stateTx) flushLocked() error {
+
+// handOver sends what was recorded to the writer, starting the writer's
+// transaction first if this is the first part; end says whether the
+// transaction ends with it.
+func (t *stateTx) handOver(end int) error {
 	t.takeHot()
 	if t.job == nil {
 		job, err := t.db.writer.start(t.ctx)
@@ -649,7 +653,7 @@ func (t *stateTx) flushLocked() error {
 	}
 	ops := t.ops
 	t.ops = nil
-	return t.job.send(t.ctx, ops, 0)
+	return t.job.send(t.ctx, ops, end)
 }
 
 func (t *stateTx) DeleteProfile(id string) error {
@@ -724,19 +728,10 @@ func (t *stateTx) Commit() error {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
 	t.done = true
-	t.takeHot()
 	if t.x == nil {
-		if t.job == nil {
-			job, err := t.db.writer.start(t.ctx)
-			if err != nil {
-				return err
-			}
-			t.job = job
-		}
-		ops := t.ops
-		t.ops = nil
-		return t.job.send(t.ctx, ops, endCommit)
+		return t.handOver(endCommit)
 	}
+	t.takeHot()
 	defer t.x.close()
 	if err := t.run(); err != nil {
 		t.x.tx.Rollback()
