@@ -119,6 +119,7 @@ type docEncoder struct {
 	// keys is where map keys are sorted (as go-json sorts them, so that a
 	// profile has one stored form).
 	keys []string
+	s    *docScratch
 	err  error
 	// The digits of the last time written, for most of a profile's traits
 	// and tags have the time of one event.
@@ -132,13 +133,25 @@ type docEncoder struct {
 type docScratch struct {
 	b    []byte
 	keys []string
+	// shapes are sorted sets of trait names seen before (see traits).
+	shapes    [][]string
+	nextShape int
 }
+
+// A profile's trait names are mostly one of a few sets (a visitor's, a
+// buyer's, with or without survey answers): sorted once, a set is kept, a
+// few per encoder, for profiles that have exactly those names. Only names
+// are kept, and a set of more than maxShapeNames is not.
+const (
+	maxShapes     = 4
+	maxShapeNames = 128
+)
 
 var docScratches = sync.Pool{New: func() any { return &docScratch{b: make([]byte, 0, 16<<10)} }}
 
 func encodeProfile(p *portrait.Profile) ([]byte, error) {
 	s := docScratches.Get().(*docScratch)
-	e := docEncoder{keys: s.keys[:0]}
+	e := docEncoder{keys: s.keys[:0], s: s}
 	b := e.profile(s.b[:0], p)
 	var out []byte
 	if e.err == nil {
@@ -189,16 +202,7 @@ func (e *docEncoder) profile(b []byte, p *portrait.Profile) []byte {
 	b = e.counts(b, `,"track_counts":`, p.TrackCounts)
 	if len(p.Traits) > 0 {
 		b = append(b, `,"traits":{`...)
-		start := sortedKeys(e, p.Traits)
-		for i := start; i < start+len(p.Traits); i++ {
-			if i > start {
-				b = append(b, ',')
-			}
-			k := e.keys[i]
-			b = appendString(b, k)
-			b = e.trait(b, k, p.Traits[k])
-		}
-		e.keys = e.keys[:start]
+		b = e.traits(b, p.Traits)
 		b = append(b, '}')
 	}
 	if p.Tags != nil {
@@ -256,6 +260,54 @@ func (e *docEncoder) profile(b []byte, p *portrait.Profile) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// traits writes the traits in name order. A kept set of names (see
+// docScratch) that m has all of, and no more, is that order: the writing
+// goes along it and starts over sorted at the first name m lacks.
+func (e *docEncoder) traits(b []byte, m map[string]portrait.Trait) []byte {
+	start := len(b)
+	for _, names := range e.s.shapes {
+		if len(names) != len(m) {
+			continue
+		}
+		b = b[:start]
+		for i, k := range names {
+			t, ok := m[k]
+			if !ok {
+				break
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = e.trait(b, k, t)
+			if i == len(names)-1 {
+				return b
+			}
+		}
+	}
+	b = b[:start]
+	first := sortedKeys(e, m)
+	names := e.keys[first : first+len(m)]
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = e.trait(b, k, m[k])
+	}
+	if len(names) <= maxShapeNames {
+		kept := slices.Clone(names)
+		if len(e.s.shapes) < maxShapes {
+			e.s.shapes = append(e.s.shapes, kept)
+		} else {
+			e.s.shapes[e.s.nextShape] = kept
+			e.s.nextShape = (e.s.nextShape + 1) % maxShapes
+		}
+	}
+	e.keys = e.keys[:first]
+	return b
 }
 
 // sortedKeys appends m's keys to e.keys, sorted, and returns where they

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	stdjson "encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -541,5 +542,32 @@ func checkDecoder(t *testing.T, in []byte, n int64) {
 				t.Fatalf("read the truncated %q", enc[:k])
 			}
 		}
+	}
+}
+
+// Kept sets of trait names (docScratch.shapes) give the same document as
+// sorting afresh, whichever sets were kept before: sets of one size that
+// differ in a name, more sets than are kept, and a set that is a kept
+// one's subset.
+func TestProfileDocTraitNameSets(t *testing.T) {
+	sets := [][]string{{"a", "b", "c"}, {"a", "b", "d"}, {"b", "c", "d"}, {"x"}, {"a", "b"}, {"c", "d", "e", "f"}, {"a", "c", "d"}}
+	fresh := func(p *portrait.Profile) []byte {
+		e := docEncoder{s: &docScratch{}}
+		return bytes.Clone(e.profile(nil, p))
+	}
+	for round := range 50 {
+		names := sets[(round*5)%len(sets)]
+		p := &portrait.Profile{ID: fmt.Sprint("p", round), Traits: map[string]portrait.Trait{}}
+		for i, n := range names {
+			p.Traits[n] = portrait.Trait{Value: float64(round + i), Source: "web", Time: docAt, MessageID: n}
+		}
+		got, err := encodeProfile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fresh(p); !bytes.Equal(got, want) {
+			t.Fatalf("round %d, names %v:\n got %s\nwant %s", round, names, got, want)
+		}
+		checkDoc(t, p)
 	}
 }

@@ -638,7 +638,6 @@ func (t *stateTx) Flush() error {
 	return t.handOver(endNone)
 }
 
-
 // handOver sends what was recorded to the writer, starting the writer's
 // transaction first if this is the first part; end says whether the
 // transaction ends with it.
