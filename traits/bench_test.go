@@ -178,3 +178,18 @@ func BenchmarkProcessorEnrichedMixed(b *testing.B) {
 	b.ReportMetric(richRate/bareRate, "ratio")
 	b.Logf("mixed: bare %.0f events/s, enriched %.0f events/s: ratio %.2f", bareRate, richRate, richRate/bareRate)
 }
+
+// BenchmarkProcessorEnrichedStream is the storefront mix at the scale of
+// several batches (200,000 events, 20,000 customers): a batch's state is
+// then written while the next is computed, as in a running server.
+func BenchmarkProcessorEnrichedStream(b *testing.B) {
+	evs := mixedEvents(200000, 20000)
+	bare := runProcessor(b, evs, false)
+	rich := runProcessor(b, evs, true)
+	n := float64(len(evs) * b.N)
+	bareRate, richRate := n/bare.Seconds(), n/rich.Seconds()
+	b.ReportMetric(bareRate, "bare-events/s")
+	b.ReportMetric(richRate, "enriched-events/s")
+	b.ReportMetric(richRate/bareRate, "ratio")
+	b.Logf("stream: bare %.0f events/s, enriched %.0f events/s: ratio %.2f", bareRate, richRate, richRate/bareRate)
+}
