@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -16,10 +14,7 @@ import (
 // own cost and the size of the state they leave.
 func BenchmarkEnricherAlone(b *testing.B) {
 	evs := benchEvents(40000)
-	props := make([]map[string]any, len(evs))
-	for i, e := range evs {
-		json.Unmarshal(e.Properties, &props[i])
-	}
+	props := decodedProps(evs)
 	now := t0.Add(time.Duration(len(evs)) * time.Minute)
 	var event, finish time.Duration
 	var size int

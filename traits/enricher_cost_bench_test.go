@@ -17,10 +17,7 @@ import (
 // reports the allocations of Event and of Finish apart.
 func BenchmarkEnricherCost(b *testing.B) {
 	evs := benchEvents(40000)
-	props := make([]map[string]any, len(evs))
-	for i, e := range evs {
-		json.Unmarshal(e.Properties, &props[i])
-	}
+	props := decodedProps(evs)
 	now := t0.Add(time.Duration(len(evs)) * time.Minute)
 	var event, finish time.Duration
 	var evAllocs, finAllocs uint64
