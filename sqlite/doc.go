@@ -15,7 +15,8 @@ import (
 )
 
 // A profile's stored form (the doc column of profiles) is JSON in one of
-// two versions; decodeProfile reads both and encodeProfile writes version 2.
+// three versions; decodeProfile reads them all and encodeProfile writes
+// version 3.
 //
 // Version 1 is the domain type as go-json marshals it, plus the canonical
 // keys (profileDoc): every trait and tag carries its field names in full and
@@ -46,11 +47,21 @@ import (
 // kept apart from a nil one (version 1 gives [] and nil). event_count keeps
 // its name for SQL (json_extract).
 //
-// Both versions read back as equal profiles (reflect.DeepEqual, time
+// Version 3 ({"_v":3) is version 2 with lineage references: a trait's
+// source, time and message id, when they are those of a trait before it,
+// are written "r":n instead, n numbering the traits written without one,
+// from 0, in the order written. A profile's computed traits mostly come from
+// its last event or two, so most are "r":0 or so; the stream benchmark's
+// documents went from 3.5 to 2.6 KB on average:
+//
+//	"traits":{"revenue":{"v":3750,"s":"computed","t":1769612520000000000,"m":"b0039782"},
+//	          "revenue_90d":{"v":1200,"r":0}}
+//
+// Every version reads back as equal profiles (reflect.DeepEqual, time
 // locations included): doc_test.go checks it against the version 1 code.
 
-// docVersion opens every version 2 document.
-const docVersion = `{"_v":2`
+// docVersion opens every document written now.
+const docVersion = `{"_v":3`
 
 // profileDoc is the stored form of a profile in version 1: the domain type
 // plus the canonical keys the processor orders by, which clients never see.
@@ -79,8 +90,9 @@ func decodeProfile(b []byte) (*portrait.Profile, error) {
 	clear(d.traits[:cap(d.traits)]) // the pool must not keep profiles' strings alive
 	clear(d.tags[:cap(d.tags)])
 	clear(d.recent[:])
-	d.traits, d.tags = d.traits[:0], d.tags[:0]
-	if cap(d.traits) <= 1<<12 && cap(d.tags) <= 1<<12 {
+	clear(d.lin[:cap(d.lin)])
+	d.traits, d.tags, d.lin = d.traits[:0], d.tags[:0], d.lin[:0]
+	if cap(d.traits) <= 1<<12 && cap(d.tags) <= 1<<12 && cap(d.lin) <= 1<<12 {
 		docDecoders.Put(d)
 	}
 	if err != nil {
@@ -110,7 +122,7 @@ func decodeProfileV1(b []byte) (*portrait.Profile, error) {
 	return d.Profile, nil
 }
 
-// docEncoder appends a version 2 document to a buffer its methods take and
+// docEncoder appends a version 3 document to a buffer its methods take and
 // return. It lives on encodeProfile's stack, and so does the buffer's slice
 // header: they are written hundreds of times a document, and while the
 // collector marks, every pointer written to the heap costs a write barrier
@@ -126,7 +138,19 @@ type docEncoder struct {
 	lastNS     int64
 	lastDigits [20]byte
 	lastLen    int
+	// The traits' lineages written so far, for references: where their
+	// bytes are in the scratch and their number. written counts the traits
+	// written without a reference (the decoder numbers them alike).
+	lin     [16]span
+	nlin    int
+	written int
 }
+
+type span struct{ start, end, n int }
+
+// startTraits forgets the lineages written: the traits are written
+// (again) from here.
+func (e *docEncoder) startTraits() { e.nlin, e.written, e.s.lin = 0, 0, e.s.lin[:0] }
 
 // docScratch is what encoding a document needs beyond the stack: the buffer,
 // which grows to the size of a large profile once, and the keys.
@@ -136,6 +160,7 @@ type docScratch struct {
 	// shapes are sorted sets of trait names seen before (see traits).
 	shapes    [][]string
 	nextShape int
+	lin       []byte // the lineages referred to (see docEncoder)
 }
 
 // A profile's trait names are mostly one of a few sets (a visitor's, a
@@ -272,6 +297,7 @@ func (e *docEncoder) traits(b []byte, m map[string]portrait.Trait) []byte {
 			continue
 		}
 		b = b[:start]
+		e.startTraits()
 		for i, k := range names {
 			t, ok := m[k]
 			if !ok {
@@ -288,6 +314,7 @@ func (e *docEncoder) traits(b []byte, m map[string]portrait.Trait) []byte {
 		}
 	}
 	b = b[:start]
+	e.startTraits()
 	first := sortedKeys(e, m)
 	names := e.keys[first : first+len(m)]
 	for i, k := range names {
@@ -358,15 +385,7 @@ func (e *docEncoder) trait(b []byte, name string, t portrait.Trait) []byte {
 		b = append(b, `,"v":`...)
 		b = e.value(b, name, t.Value, 0)
 	}
-	if t.Source != "" {
-		b = append(b, `,"s":`...)
-		b = appendString(b, t.Source)
-	}
-	b = e.time(b, `,"t":`, `,"t_s":`, t.Time)
-	if t.MessageID != "" {
-		b = append(b, `,"m":`...)
-		b = appendString(b, t.MessageID)
-	}
+	b = e.lineage(b, t)
 	if t.Priority != 0 {
 		b = append(b, `,"p":`...)
 		b = strconv.AppendInt(b, int64(t.Priority), 10)
@@ -383,6 +402,41 @@ func (e *docEncoder) trait(b []byte, name string, t portrait.Trait) []byte {
 		b = append(b[:n], b[n+1:]...)
 	}
 	return append(b, '}')
+}
+
+// lineage appends a trait's source, time and message id, or a reference
+// to the same three written before (see the format above).
+func (e *docEncoder) lineage(b []byte, t portrait.Trait) []byte {
+	start := len(b)
+	if t.Source != "" {
+		b = append(b, `,"s":`...)
+		b = appendString(b, t.Source)
+	}
+	b = e.time(b, `,"t":`, `,"t_s":`, t.Time)
+	if t.MessageID != "" {
+		b = append(b, `,"m":`...)
+		b = appendString(b, t.MessageID)
+	}
+	seg := b[start:]
+	if len(seg) > len(`,"r":99`) {
+		// The latest first: a profile's traits are mostly of its last
+		// event or two.
+		for i := e.nlin - 1; i >= 0; i-- {
+			if l := e.lin[i]; bytes.Equal(e.s.lin[l.start:l.end], seg) {
+				b = append(b[:start], `,"r":`...)
+				return strconv.AppendInt(b, int64(l.n), 10)
+			}
+		}
+		if e.nlin < len(e.lin) {
+			// A copy: the buffer moves under the trait's first comma.
+			at := len(e.s.lin)
+			e.s.lin = append(e.s.lin, seg...)
+			e.lin[e.nlin] = span{at, len(e.s.lin), e.written}
+			e.nlin++
+		}
+	}
+	e.written++
+	return b
 }
 
 // value appends a trait's value. The kinds traits hold are written here;

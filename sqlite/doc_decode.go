@@ -14,7 +14,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 )
 
-// docDecoder reads a version 2 document (see doc.go). It is written by hand,
+// docDecoder reads a version 2 or 3 document (see doc.go). It is written by hand,
 // as the encoder is: go-json read traits and tags into structs of the
 // document's shape, to be copied into the domain's, and took longer to grow
 // those than it takes to read version 1. A method that fails sets err and
@@ -32,6 +32,15 @@ type docDecoder struct {
 	// string serves them all.
 	recent [4]string
 	next   int
+	// lin: the lineage of each trait read without a reference, in order
+	// (see the format in doc.go).
+	lin []lineage
+}
+
+type lineage struct {
+	Source    string
+	Time      time.Time
+	MessageID string
 }
 
 type namedTrait struct {
@@ -47,7 +56,7 @@ func (d *docDecoder) profile() *portrait.Profile {
 	for first := true; d.more(&first, '}'); {
 		switch key := d.key(); string(key) {
 		case "_v":
-			if v := d.int(); v != 2 && d.err == nil {
+			if v := d.int(); v != 2 && v != 3 && d.err == nil {
 				d.fail("unknown version %d", v)
 			}
 		case "id":
@@ -95,7 +104,7 @@ func (d *docDecoder) profile() *portrait.Profile {
 		case "track_counts":
 			p.TrackCounts = d.counts()
 		case "traits":
-			d.traits = d.traits[:0]
+			d.traits, d.lin = d.traits[:0], d.lin[:0]
 			d.want('{')
 			for first := true; d.more(&first, '}'); {
 				name := string(d.key())
@@ -205,9 +214,21 @@ func (d *docDecoder) profile() *portrait.Profile {
 
 func (d *docDecoder) trait() portrait.Trait {
 	var t portrait.Trait
+	ref := false
 	d.want('{')
 	for first := true; d.more(&first, '}'); {
 		switch key := d.key(); string(key) {
+		case "r":
+			n := d.int()
+			if n < 0 || n >= int64(len(d.lin)) {
+				if d.err == nil {
+					d.fail("lineage %d of %d", n, len(d.lin))
+				}
+				continue
+			}
+			l := d.lin[n]
+			t.Source, t.Time, t.MessageID = l.Source, l.Time, l.MessageID
+			ref = true
 		case "v":
 			t.Value = d.value(0)
 		case "s":
@@ -227,6 +248,9 @@ func (d *docDecoder) trait() portrait.Trait {
 		default:
 			d.skip()
 		}
+	}
+	if !ref {
+		d.lin = append(d.lin, lineage{t.Source, t.Time, t.MessageID})
 	}
 	return t
 }

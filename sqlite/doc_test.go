@@ -264,6 +264,10 @@ func TestProfileDocFormat(t *testing.T) {
 			"revenue": {Value: 3750.0, Source: "computed", Time: docAt, MessageID: "b0039782"},
 			"gender":  {Value: "female", Source: "imputed", Imputed: "mode", Priority: 2, Once: true},
 			"name":    {Value: "X", Time: docAt.In(shanghai)},
+			// The same source, time and message id as revenue, and as
+			// gender: references to them.
+			"revenue_90d": {Value: 1200.0, Source: "computed", Time: docAt, MessageID: "b0039782"},
+			"tier":        {Value: "gold", Source: "imputed"},
 		},
 		Tags: []portrait.ProfileTag{{Name: "vip", Since: docAt}, {Name: "active", Since: docAt}, {Name: "new", Since: docAt.Add(time.Second)},
 			{Name: "web", Since: docAt}, {Name: "old"}},
@@ -272,10 +276,10 @@ func TestProfileDocFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"_v":2,"id":"p_1","event_count":20,"first_seen":1769612520123456789,"identifiers":[{"type":"user_id","value":"u1"}],` +
+	want := `{"_v":3,"id":"p_1","event_count":20,"first_seen":1769612520123456789,"identifiers":[{"type":"user_id","value":"u1"}],` +
 		`"traits":{"gender":{"v":"female","s":"imputed","p":2,"o":true,"i":"mode"},` +
 		`"name":{"v":"X","t_s":"2026-01-28T23:02:00.123456789+08:00"},` +
-		`"revenue":{"v":3750,"s":"computed","t":1769612520123456789,"m":"b0039782"}},` +
+		`"revenue":{"v":3750,"s":"computed","t":1769612520123456789,"m":"b0039782"},"revenue_90d":{"v":1200,"r":2},"tier":{"v":"gold","r":0}},` +
 		`"tg":[{"t":1769612520123456789,"n":["vip","active"]},{"t":1769612521123456789,"n":["new"]},{"t":1769612520123456789,"n":["web"]},{"n":["old"]}],` +
 		`"_first_t":1769612520123456789,"_first_m":"b1","_state":{"traits":{"v":2}}}`
 	if string(doc) != want {
@@ -354,8 +358,13 @@ func TestProfileDocVersion1(t *testing.T) {
 	}
 	checkDoc(t, p)
 
-	if _, err := decodeProfile([]byte(`{"_v":3,"id":"p"}`)); err == nil {
+	if _, err := decodeProfile([]byte(`{"_v":4,"id":"p"}`)); err == nil {
 		t.Error("a document of an unknown version was read")
+	}
+	for _, doc := range []string{`{"_v":3,"traits":{"a":{"r":0}}}`, `{"_v":3,"traits":{"a":{"s":"x"},"b":{"r":1}}}`, `{"_v":3,"traits":{"a":{"s":"x"},"b":{"r":-1}}}`} {
+		if _, err := decodeProfile([]byte(doc)); err == nil {
+			t.Errorf("%s: a reference to no trait's lineage was read", doc)
+		}
 	}
 }
 
@@ -435,7 +444,7 @@ func checkString(t *testing.T, s string) {
 
 // Generated profiles read back from version 2 as from version 1.
 func FuzzProfileDoc(f *testing.F) {
-	f.Add("p_1", "name", "王芳", "web", 187.5, int64(20), int64(1769612520), int64(123456789), int32(0), uint16(0), []byte(`{"v":2,"e":[1]}`))
+	f.Add("p_1", "name", "王芳", "web", 187.5, int64(20), int64(1769612520), int64(123456789), int32(0), uint16(0x4000), []byte(`{"v":2,"e":[1]}`))
 	f.Add("p\xff", "a\xc3(", "\x00\"\\", "", math.Copysign(0, -1), int64(-1)<<60, int64(0), int64(0), int32(8*3600), uint16(0xffff), []byte(`null`))
 	f.Add("", "", "", "", 1e-7, int64(0), int64(-62135596800), int64(0), int32(-30), uint16(0x5555), []byte(`x`))
 	for _, s := range jsonSnippets {
@@ -469,6 +478,12 @@ func FuzzProfileDoc(f *testing.F) {
 			IdentityKey: portrait.EventKey{Time: at.Add(-time.Duration(nsec))},
 		}
 		p.Traits[s] = portrait.Trait{Value: map[string]any{name: []any{n}}}
+		if bit(14) {
+			// Lineages that repeat go as references.
+			p.Traits["same"] = portrait.Trait{Value: fl, Source: source, Time: at, MessageID: s}
+			p.Traits["same_nil"] = portrait.Trait{Source: source, Time: at, MessageID: s, Priority: 1}
+			p.Traits["same_utc"] = portrait.Trait{Value: n, Time: at.UTC()}
+		}
 		if bit(6) {
 			p.Identifiers = []portrait.Identifier{{Type: name, Value: s}}
 		} else if bit(7) {
