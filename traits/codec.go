@@ -689,7 +689,7 @@ func (s *pstate) encodeCompact(v int) ([]byte, error) {
 		opened := false
 		for i, c := range *s.defs {
 			g := s.aggs[i]
-			if g == nil {
+			if g == nil || g.bare(c) {
 				continue
 			}
 			if !opened {

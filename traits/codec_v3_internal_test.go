@@ -2,6 +2,7 @@ package traits
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -320,4 +321,35 @@ func FuzzStateCompact(f *testing.F) {
 			t.Fatalf("decodeState and decodeV2 disagree on %s", raw)
 		}
 	})
+}
+
+// A window that has emptied is not written: it reads back as no aggregate,
+// and the profile's computed traits come out the same.
+func TestStateEmptyWindowsLeftOut(t *testing.T) {
+	en := codecDefs(t)
+	profiles := map[string]*portrait.Profile{}
+	feed(en, profiles, []codecEvent{{user: "u", at: 0, msg: "m1", v: "a", rev: 5}, {user: "u", at: 60, msg: "m2", v: 2.0, rev: 7}})
+	p := profiles["u"]
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	en.Finish(p, now.Add(time.Hour))
+	if !bytes.Contains(p.State[StateKey], []byte(`"count_revenue_7d":`)) {
+		t.Fatalf("a window with events not written: %s", p.State[StateKey])
+	}
+	// Thirty days on, both windows are empty; the all-time traits stay.
+	later := now.Add(30 * 24 * time.Hour)
+	en.Finish(p, later)
+	raw := p.State[StateKey]
+	if bytes.Contains(raw, []byte(`_1d"`)) || bytes.Contains(raw, []byte(`_7d"`)) || !bytes.Contains(raw, []byte(`"count_revenue_":`)) {
+		t.Fatalf("empty windows written, or all-time ones left out: %s", raw)
+	}
+	// Another enricher reads the state afresh: the same traits.
+	fresh := codecDefs(t)
+	q := &portrait.Profile{ID: p.ID, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen, Traits: map[string]portrait.Trait{}, State: map[string]json.RawMessage{StateKey: raw}}
+	fresh.Finish(q, later)
+	if !reflect.DeepEqual(q.Traits, p.Traits) {
+		t.Fatalf("traits from the state read back differ\n got %v\nwant %v", q.Traits, p.Traits)
+	}
+	if !bytes.Equal(q.State[StateKey], raw) {
+		t.Fatalf("state written differently after reading\n got %s\nwant %s", q.State[StateKey], raw)
+	}
 }

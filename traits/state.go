@@ -671,6 +671,15 @@ func (g *agg) restore() {
 	}
 }
 
+// bare is whether g holds nothing but what definition c gives it (an
+// empty window of c's width): it reads back as no aggregate, which is the
+// same, and most profiles have an empty window or two.
+func (g *agg) bare(c *compiled) bool {
+	return g.N == 0 && g.S == 0 && g.C == 0 && g.Lo == nil && g.Hi == nil && g.Fst == nil && g.Lst == nil &&
+		len(g.Freq) == 0 && !g.Over && g.LT == 0 && g.LM == "" && g.W == c.width && len(g.B.At) == 0 &&
+		len(g.LB) == 0 && len(g.Win) == 0
+}
+
 // fit makes a stored aggregate follow definition c: the all-time fields
 // of a windowed one, and the buckets of an all-time one, are left alone
 // (a changed definition is backfilled), but buckets of another width, and
