@@ -845,7 +845,12 @@ func (w *stateWriter) start(ctx context.Context) (*writeJob, error) {
 	}
 	done := make(chan struct{})
 	w.busy = done
-	job := &writeJob{parts: make(chan writePart, 16)}
+	// Room for 64 parts (16,384 profiles, some 40 MB of documents):
+	// with less, the enrichers waited on the writer at the end of a large
+	// batch, while at the start of the next one a core is idle (the
+	// sequential part); room lets the writer's work move there. 16 parts
+	// measured 5 % slower, bare and enriched alike.
+	job := &writeJob{parts: make(chan writePart, 64)}
 	// The write must finish even when the caller's context ends (a
 	// shutdown): Close waits for it, and what it writes is consistent.
 	wctx := context.WithoutCancel(ctx)
