@@ -146,7 +146,11 @@ type docEncoder struct {
 	written int
 }
 
-type span struct{ start, end, n int }
+type span struct {
+	start, end, n int
+	src, msg      string
+	at            time.Time
+}
 
 // startTraits forgets the lineages written: the traits are written
 // (again) from here.
@@ -407,6 +411,14 @@ func (e *docEncoder) trait(b []byte, name string, t portrait.Trait) []byte {
 // lineage appends a trait's source, time and message id, or a reference
 // to the same three written before (see the format above).
 func (e *docEncoder) lineage(b []byte, t portrait.Trait) []byte {
+	// The same three values write the same bytes: found so, they are not
+	// written to be compared.
+	for i := e.nlin - 1; i >= 0; i-- {
+		if l := &e.lin[i]; l.msg == t.MessageID && l.at == t.Time && l.src == t.Source {
+			b = append(b, `,"r":`...)
+			return strconv.AppendInt(b, int64(l.n), 10)
+		}
+	}
 	start := len(b)
 	if t.Source != "" {
 		b = append(b, `,"s":`...)
@@ -431,7 +443,7 @@ func (e *docEncoder) lineage(b []byte, t portrait.Trait) []byte {
 			// A copy: the buffer moves under the trait's first comma.
 			at := len(e.s.lin)
 			e.s.lin = append(e.s.lin, seg...)
-			e.lin[e.nlin] = span{at, len(e.s.lin), e.written}
+			e.lin[e.nlin] = span{at, len(e.s.lin), e.written, t.Source, t.MessageID, t.Time}
 			e.nlin++
 		}
 	}
