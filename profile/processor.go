@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -310,7 +311,7 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			tx.Rollback()
 		}
 	}()
-	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
 	// Decoding payloads and extracting identifiers depend on nothing but
 	// the event: done on all cores before the sequential part.
 	pre := make([]prepared, len(events))
@@ -349,12 +350,12 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	if err := b.replayLate(); err != nil {
 		return err
 	}
-	dirty := make([]*portrait.Profile, 0, len(b.dirty))
-	for _, pr := range b.dirty {
-		pr.UpdatedAt = b.now
-		dirty = append(dirty, pr)
+	dirty := make([]*touched, 0, len(b.dirty))
+	for _, c := range b.dirty {
+		c.pr.UpdatedAt = b.now
+		dirty = append(dirty, c)
 	}
-	sort.Slice(dirty, func(i, j int) bool { return dirty[i].ID < dirty[j].ID })
+	slices.SortFunc(dirty, func(x, y *touched) int { return strings.Compare(x.pr.ID, y.pr.ID) })
 	// Nothing below reads: storage starts on the batch's identities and
 	// event lists now, and on its profiles as they are finished, while
 	// the enrichers work on the rest.
@@ -389,7 +390,11 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 				applied[id] = evs
 			}
 		}
-		p.OnChange(dirty, gone, applied)
+		prs := make([]*portrait.Profile, len(dirty))
+		for i, c := range dirty {
+			prs[i] = c.pr
+		}
+		p.OnChange(prs, gone, applied)
 	}
 	if len(p.profiles) > p.MaxProfiles {
 		// Evict a quarter, at random (map order), keeping this batch's
@@ -420,6 +425,13 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	return nil
 }
 
+// touched is a profile the batch changed, with its events the enrichers
+// have yet to see: one map entry for both, as each event touches both.
+type touched struct {
+	pr *portrait.Profile
+	q  []enrichEvent
+}
+
 // enrichEvent is an event waiting for the enrichers.
 type enrichEvent struct {
 	e     *portrait.Event
@@ -432,16 +444,15 @@ type enrichEvent struct {
 // here, so this runs on all cores: it is most of what computed traits and
 // tags cost. Each profile is encoded right after its enrichers are done
 // with it, while it is still in the core's cache.
-func (b *batch) finish(dirty []*portrait.Profile) error {
+func (b *batch) finish(dirty []*touched) error {
 	ens := b.p.Enrichers
 	if b.propsDone != nil {
 		<-b.propsDone
 	}
 	errs := make([]error, len(dirty))
 	parallel.For(len(dirty), func(i int) {
-		pr := dirty[i]
+		pr, q := dirty[i].pr, dirty[i].q
 		if len(ens) > 0 {
-			q := b.evq[pr.ID]
 			for _, en := range ens {
 				for _, x := range q {
 					props := x.props
@@ -457,14 +468,12 @@ func (b *batch) finish(dirty []*portrait.Profile) error {
 		}
 		errs[i] = b.tx.PutProfile(pr)
 	})
-	b.evq = nil
 	return errors.Join(errs...)
 }
 
 // batch is the work of one transaction.
 type batch struct {
-	late []*portrait.Event        // events whose place is inside a profile's history
-	evq  map[string][]enrichEvent // per profile: events the enrichers have yet to see
+	late []*portrait.Event // events whose place is inside a profile's history
 	// propsDone is closed when the batch's properties are decoded.
 	propsDone chan struct{}
 	applied   map[string][]*portrait.Event // per profile, in this batch
@@ -474,7 +483,7 @@ type batch struct {
 	p         *Processor
 	ctx       context.Context
 	tx        StateTx
-	dirty     map[string]*portrait.Profile
+	dirty     map[string]*touched // by id
 	now       time.Time
 }
 
@@ -515,9 +524,15 @@ func (b *batch) profile(id string) (*portrait.Profile, error) {
 	return pr, nil
 }
 
-func (b *batch) touch(pr *portrait.Profile) {
+// touch marks pr changed and returns its entry.
+func (b *batch) touch(pr *portrait.Profile) *touched {
 	b.p.profiles[pr.ID] = pr
-	b.dirty[pr.ID] = pr
+	c := b.dirty[pr.ID]
+	if c == nil || c.pr != pr {
+		c = &touched{pr: pr}
+		b.dirty[pr.ID] = c
+	}
+	return c
 }
 
 func (b *batch) addRefused(id portrait.Identifier, pid string) error {
@@ -901,15 +916,12 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	}
 
 	b.applyEvent(target, e, ps)
+	c := b.touch(target)
 	if !e.System() && len(b.p.Enrichers) > 0 {
 		// The enrichers see the event at the end of the batch, where
-		// profiles are enriched in parallel (see enrich).
-		if b.evq == nil {
-			b.evq = map[string][]enrichEvent{}
-		}
-		b.evq[target.ID] = append(b.evq[target.ID], enrichEvent{e, ps.props, ps.propsAt})
+		// profiles are enriched in parallel (see finish).
+		c.q = append(c.q, enrichEvent{e, ps.props, ps.propsAt})
 	}
-	b.touch(target)
 	if b.p.OnChange != nil {
 		if b.applied == nil {
 			b.applied = map[string][]*portrait.Event{}
@@ -1045,9 +1057,10 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 	}
 	// gone's events of this batch that the enrichers have not seen yet go
 	// with it: their accumulators combine in any order.
-	if q := b.evq[gone.ID]; len(q) > 0 {
-		b.evq[keep.ID] = append(b.evq[keep.ID], q...)
-		delete(b.evq, gone.ID)
+	if g := b.dirty[gone.ID]; g != nil && len(g.q) > 0 {
+		k := b.touch(keep)
+		k.q = append(k.q, g.q...)
+		g.q = nil
 	}
 	b.markStale(keep.ID, gone.ID)
 	for _, id := range gone.Identifiers {
@@ -1084,8 +1097,7 @@ func (b *batch) deleteProfile(id string) error {
 		b.deleted = map[string]bool{}
 	}
 	b.deleted[id] = true
-	delete(b.evq, id) // a replay that re-creates it applies its events again
-	delete(b.dirty, id)
+	delete(b.dirty, id) // and its queue: a replay that re-creates it applies its events again
 	delete(b.p.profiles, id)
 	return b.tx.DeleteProfile(id)
 }
@@ -1454,8 +1466,8 @@ func (b *batch) current(pid string) (string, error) {
 			return pid, nil
 		}
 		found := ""
-		for id, pr := range b.dirty {
-			for _, m := range pr.MergedFrom {
+		for id, c := range b.dirty {
+			for _, m := range c.pr.MergedFrom {
 				if m == pid {
 					found = id
 				}
@@ -1510,7 +1522,7 @@ func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
 	var changed []*portrait.Profile
 	for _, id := range ids {
 		pr, err := b.profile(id)
@@ -1594,7 +1606,7 @@ func (p *Processor) reapply(ctx context.Context, ids []string, fn func(*portrait
 			p.resetCaches()
 		}
 	}()
-	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*portrait.Profile{}, now: p.Now()}
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
 	var changed []*portrait.Profile
 	for _, id := range ids {
 		pr, err := b.profile(id)

@@ -114,8 +114,9 @@ type Enricher struct {
 	// and a pooled one keeps its stack between runs.
 	vms sync.Pool
 
-	// mu guards cache and each entry's raw and dirty; an entry's st
-	// belongs to whoever is processing its profile.
+	// mu guards cache; an entry's st and raw belong to whoever is
+	// processing its profile, and its dirty is atomic (the eviction reads
+	// every entry's).
 	mu sync.Mutex
 	// cache holds decoded state by profile object, so that a batch
 	// decodes each profile's state once and encodes it once (in Finish).
@@ -126,8 +127,8 @@ type Enricher struct {
 
 type entry struct {
 	st    *pstate
-	raw   []byte // the encoding st was read from or written to
-	dirty bool   // st has changed since raw
+	raw   []byte      // the encoding st was read from or written to
+	dirty atomic.Bool // st has changed since raw
 }
 
 var _ profile.Enricher = (*Enricher)(nil)
@@ -244,16 +245,19 @@ func (e *Enricher) state(p *portrait.Profile, dirty bool) *entry {
 	raw := p.State[StateKey]
 	e.mu.Lock()
 	if en := e.cache[p]; en != nil && sameBytes(en.raw, raw) {
-		en.dirty = en.dirty || dirty
 		e.mu.Unlock()
+		if dirty {
+			en.dirty.Store(true)
+		}
 		return en
 	}
 	e.mu.Unlock()
-	en := &entry{st: decodeState(raw, e.cfg.Lifecycle), raw: raw, dirty: dirty}
+	en := &entry{st: decodeState(raw, e.cfg.Lifecycle), raw: raw}
+	en.dirty.Store(dirty)
 	e.mu.Lock()
 	if len(e.cache) >= maxCache {
 		for k, old := range e.cache {
-			if !old.dirty || len(e.cache) >= 2*maxCache {
+			if !old.dirty.Load() || len(e.cache) >= 2*maxCache {
 				delete(e.cache, k)
 			}
 		}
@@ -563,10 +567,7 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 			}
 		}
 	}
-	e.mu.Lock()
-	dirty := en.dirty
-	e.mu.Unlock()
-	if !dirty && !st.changed && len(p.State[StateKey]) > 0 {
+	if !en.dirty.Load() && !st.changed && len(p.State[StateKey]) > 0 {
 		return // as read: no need to encode it again
 	}
 	raw, err := st.encode()
@@ -578,9 +579,8 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	}
 	p.State[StateKey] = raw
 	st.changed = false
-	e.mu.Lock()
-	en.raw, en.dirty = raw, false
-	e.mu.Unlock()
+	en.raw = raw
+	en.dirty.Store(false)
 }
 
 // writer puts computed traits, leaving a trait that has not changed as it
