@@ -41,6 +41,10 @@ type Event struct {
 	Traits      json.RawMessage `json:"traits,omitempty"`
 	Properties  json.RawMessage `json:"properties,omitempty"`
 	Context     json.RawMessage `json:"context,omitempty"`
+	// Channel is the channel the sending SDK declares at the top level of
+	// the event: RudderStack's web, mobile, server or sources. Segment's
+	// libraries do not send it.
+	Channel string `json:"channel,omitempty"`
 	// Timestamp is the event time used everywhere: the client's time,
 	// corrected for client clock skew (see tracking.Parse).
 	Timestamp         time.Time  `json:"timestamp"`

@@ -70,6 +70,7 @@ type wire struct {
 	Traits            json.RawMessage `json:"traits"`
 	Properties        json.RawMessage `json:"properties"`
 	Context           json.RawMessage `json:"context"`
+	Channel           json.RawMessage `json:"channel"`
 	Timestamp         json.RawMessage `json:"timestamp"`
 	OriginalTimestamp json.RawMessage `json:"originalTimestamp"`
 	SentAt            json.RawMessage `json:"sentAt"`
@@ -254,6 +255,12 @@ func (p *Parser) parseOne(raw []byte, typ, source string, receivedAt time.Time, 
 	}
 	if len(ev.Name) > 512 {
 		return nil, invalid("event name is longer than 512 bytes")
+	}
+	if ev.Channel, err = str(w.Channel, "channel"); err != nil {
+		return nil, err
+	}
+	if len(ev.Channel) > 512 {
+		return nil, invalid("channel is longer than 512 bytes")
 	}
 	if ev.Traits, err = object(w.Traits, "traits"); err != nil {
 		return nil, err

@@ -58,6 +58,13 @@ func TestParseSingle(t *testing.T) {
 					t.Errorf("generated ids %q vs %q", e.MessageID, res.Events[0].MessageID)
 				}
 			}},
+		{name: "rudderstack channel", typ: "track", body: `{"userId":"u","event":"x","channel":"mobile","context":{"library":{"name":"some-sdk"}}}`,
+			check: func(t *testing.T, e *portrait.Event) {
+				if e.Channel != "mobile" {
+					t.Errorf("channel %q", e.Channel)
+				}
+			}},
+		{name: "channel not a string", typ: "track", body: `{"userId":"u","event":"x","channel":1}`, reason: "channel must be a string"},
 		{name: "blocked user id with an anonymous id", typ: "track", body: `{"userId":"undefined","anonymousId":"a1","event":"x"}`},
 		{name: "no ids", typ: "track", body: `{"event":"x"}`, reason: "neither userId nor anonymousId"},
 		{name: "blocked ids only", typ: "identify", body: `{"userId":"null"}`, reason: "blocked value"},

@@ -71,9 +71,11 @@ type sdkContext struct {
 }
 
 // channel is the channel an event came through: properties.channel when
-// set; else the channel its SDK implies (context.library.name); else
-// context.channel; else the write key's name, which names a source rather
-// than a channel and so comes last.
+// set; else the channel its SDK implies (context.library.name); else the
+// channel the SDK declares beside the event (RudderStack's, with mobile
+// called app as the library names call it); else context.channel; else the
+// write key's name, which names a source rather than a channel and so
+// comes last.
 func channel(ev *portrait.Event, props map[string]any) string {
 	if ch, _ := props["channel"].(string); ch != "" {
 		return ch
@@ -88,10 +90,24 @@ func channel(ev *portrait.Event, props map[string]any) string {
 					return ch
 				}
 			}
+			if ch := declared(ev.Channel); ch != "" {
+				return ch
+			}
 			if ch, _ := x.Channel.(string); ch != "" {
 				return ch
 			}
 		}
 	}
+	if ch := declared(ev.Channel); ch != "" {
+		return ch
+	}
 	return ev.Source
+}
+
+// declared is the channel an SDK declares at the top level of an event.
+func declared(ch string) string {
+	if strings.EqualFold(strings.TrimSpace(ch), "mobile") {
+		return "app"
+	}
+	return ch
 }
