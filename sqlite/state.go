@@ -103,26 +103,24 @@ func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 
 // stateTx is one transaction over the derived state.
 //
-// It starts buffered: writes are recorded, in order, and no SQLite
-// transaction is open. Committing a buffered transaction hands the recorded
-// writes to a background writer (see stateWriter) and returns at once, so
-// the processor computes its next batch while this one is written: on two
-// cores that overlap is most of the processor's headroom. A read that must
-// go to storage (a profile not in the processor's cache, a profile's event
-// list for a re-ordering) turns the transaction direct: it waits for the
-// writer, opens the SQLite transaction, replays what was recorded, and from
-// then on writes go straight through and Commit is synchronous.
+// Writes are recorded, in order, and no SQLite transaction is open until
+// the writes are handed to a background writer (see stateWriter): Commit
+// hands them over and returns at once, so the processor computes its next
+// batch while this one is written; on two cores that overlap is most of the
+// processor's headroom. A read that must go to storage (a profile not in
+// the processor's cache, a profile's event list for a re-ordering) waits
+// for the transaction in flight, reads what is committed, and adds what
+// this transaction recorded (the processor caches every identity and
+// profile it writes; profile_events is modelled, see pe).
 //
-// Flush hands what a buffered transaction recorded so far to the writer,
-// which starts writing it while the caller goes on (the processor flushes
-// before enriching, then streams profiles as they are finished). After a
-// flush the transaction can no longer read: its writes are in a SQLite
-// transaction of the writer's.
+// Flush hands what was recorded so far to the writer, which starts writing
+// it while the caller goes on (the processor flushes before enriching, then
+// streams profiles as they are finished). After a flush the transaction can
+// no longer read: its writes are in a SQLite transaction of the writer's.
 type stateTx struct {
 	db  *DB
 	ctx context.Context
-	x   *stateExec // nil while buffered
-	job *writeJob  // the writer's transaction, once flushed
+	job *writeJob // the writer's transaction, once flushed
 	// mu guards ops and the gathered rows: PutProfile is called from
 	// several goroutines at once.
 	mu  sync.Mutex
@@ -137,7 +135,7 @@ type stateTx struct {
 	pendProfs  []any // profiles rows, 3 columns
 	done       bool
 	// pe models what this transaction does to profile_events, so that a
-	// buffered transaction answers ProfileEventSeqs without writing
+	// transaction answers ProfileEventSeqs without writing
 	// anything: the rows of the profiles named in stored (as committed
 	// before it began) plus the seqs added since. A profile absent from pe
 	// holds its own stored rows.
@@ -290,24 +288,10 @@ func (db *DB) WaitState(ctx context.Context) error {
 	return db.writer.err()
 }
 
-// record adds a write; in direct mode it runs at once.
+// record adds a write, after the gathered rows before it.
 func (t *stateTx) record(op stateOp) error {
 	t.takeHot()
 	t.ops = append(t.ops, op)
-	if t.x != nil {
-		return t.run()
-	}
-	return nil
-}
-
-func (t *stateTx) run() error {
-	ops := t.ops
-	t.ops = nil
-	for _, op := range ops {
-		if err := op(t.x); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -368,39 +352,6 @@ func (t *stateTx) takeHot() {
 	}
 }
 
-// hot is called after a hot-path row is gathered: in direct mode, full
-// buffers are written now.
-func (t *stateTx) hot(n, width int) error {
-	if t.x != nil && n >= width*flushRows {
-		t.takeHot()
-		return t.run()
-	}
-	return nil
-}
-
-// direct makes the transaction direct, for a read: what was recorded is
-// written first, so the read sees it.
-func (t *stateTx) direct() error {
-	if err := t.readable(); err != nil {
-		return err
-	}
-	if t.x == nil {
-		if err := t.db.writer.wait(t.ctx); err != nil {
-			return err
-		}
-		if err := t.db.writer.err(); err != nil {
-			return err
-		}
-		tx, err := t.db.stateW.BeginTx(t.ctx, nil)
-		if err != nil {
-			return portrait.Wrap(err, "cannot begin state transaction")
-		}
-		t.x = &stateExec{ctx: t.ctx, tx: tx, stmts: map[string]*sql.Stmt{}}
-	}
-	t.takeHot()
-	return t.run()
-}
-
 // readable refuses a read once the transaction ended or was flushed.
 func (t *stateTx) readable() error {
 	if t.done {
@@ -412,39 +363,23 @@ func (t *stateTx) readable() error {
 	return nil
 }
 
-// readCommitted reports whether a read may go to what is committed instead
-// of making the transaction direct: while buffered it may, once the commit
-// in flight (the previous batch) is done. The processor caches every
+// readCommitted readies a read of what is committed: it waits for the
+// commit in flight (the previous batch). The processor caches every
 // identity and profile it writes, so it asks only for ones this
 // transaction has not written (a deleted profile excepted, see Profile).
-func (t *stateTx) readCommitted() (bool, error) {
+func (t *stateTx) readCommitted() error {
 	if err := t.readable(); err != nil {
-		return false, err
+		return err
 	}
-	if t.x != nil {
-		return false, nil
-	}
-	return true, t.db.writer.wait(t.ctx)
+	return t.db.writer.wait(t.ctx)
 }
 
 func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
-	committed, err := t.readCommitted()
-	if err != nil {
+	if err := t.readCommitted(); err != nil {
 		return "", err
 	}
 	var pid string
-	if committed {
-		err = t.db.stateR.QueryRowContext(t.ctx, `SELECT profile_id FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value).Scan(&pid)
-	} else {
-		if err := t.direct(); err != nil {
-			return "", err
-		}
-		var s *sql.Stmt
-		if s, err = t.x.stmt(`SELECT profile_id FROM identities WHERE type = ? AND value = ?`); err != nil {
-			return "", err
-		}
-		err = s.QueryRowContext(t.ctx, id.Type, id.Value).Scan(&pid)
-	}
+	err := t.db.stateR.QueryRowContext(t.ctx, `SELECT profile_id FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value).Scan(&pid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -455,26 +390,14 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 }
 
 func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
-	committed, err := t.readCommitted()
-	if err != nil {
+	if err := t.readCommitted(); err != nil {
 		return nil, err
 	}
-	var doc []byte
-	if committed {
-		if t.deleted[id] {
-			return nil, nil
-		}
-		err = t.db.stateR.QueryRowContext(t.ctx, `SELECT doc FROM profiles WHERE id = ?`, id).Scan(&doc)
-	} else {
-		if err := t.direct(); err != nil {
-			return nil, err
-		}
-		var s *sql.Stmt
-		if s, err = t.x.stmt(`SELECT doc FROM profiles WHERE id = ?`); err != nil {
-			return nil, err
-		}
-		err = s.QueryRowContext(t.ctx, id).Scan(&doc)
+	if t.deleted[id] {
+		return nil, nil
 	}
+	var doc []byte
+	err := t.db.stateR.QueryRowContext(t.ctx, `SELECT doc FROM profiles WHERE id = ?`, id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -489,52 +412,43 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 }
 
 func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
-	if err := t.readable(); err != nil {
+	// What is committed, read beside the writer once it is done, and what
+	// this transaction did since.
+	if err := t.readCommitted(); err != nil {
 		return nil, err
 	}
-	if t.x == nil {
-		// Buffered: what is committed, read beside the writer once it is
-		// done, and what this transaction did since.
-		if err := t.db.writer.wait(t.ctx); err != nil {
+	if !t.peUsed {
+		t.peUsed = true
+		for _, c := range t.peLog {
+			t.applyPE(c)
+		}
+		t.peLog = nil
+	}
+	n := t.pe[profileID]
+	if n == nil {
+		n = &peNode{stored: []string{profileID}}
+	}
+	seen := map[int64]bool{}
+	var out []int64
+	for _, pid := range n.stored {
+		s, err := querySeqs(t.ctx, t.db.stateR, pid)
+		if err != nil {
 			return nil, err
 		}
-		if !t.peUsed {
-			t.peUsed = true
-			for _, c := range t.peLog {
-				t.applyPE(c)
-			}
-			t.peLog = nil
-		}
-		n := t.pe[profileID]
-		if n == nil {
-			n = &peNode{stored: []string{profileID}}
-		}
-		seen := map[int64]bool{}
-		var out []int64
-		for _, pid := range n.stored {
-			s, err := querySeqs(t.ctx, t.db.stateR, pid)
-			if err != nil {
-				return nil, err
-			}
-			for _, q := range s {
-				if !seen[q] {
-					seen[q] = true
-					out = append(out, q)
-				}
-			}
-		}
-		for _, q := range n.added {
+		for _, q := range s {
 			if !seen[q] {
 				seen[q] = true
 				out = append(out, q)
 			}
 		}
-		return out, nil
 	}
-	if err := t.direct(); err != nil {
-		return nil, err
+	for _, q := range n.added {
+		if !seen[q] {
+			seen[q] = true
+			out = append(out, q)
+		}
 	}
-	return querySeqs(t.ctx, t.x.tx, profileID)
+	return out, nil
 }
 
 type querier interface {
@@ -564,7 +478,7 @@ func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string, attached
 		us = attached.Time.UnixMicro()
 	}
 	t.pendIdent = append(t.pendIdent, id.Type, id.Value, profileID, us, attached.MessageID)
-	return t.hot(len(t.pendIdent), 5)
+	return nil
 }
 
 func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
@@ -620,20 +534,15 @@ func (t *stateTx) PutProfile(p *portrait.Profile) error {
 	if t.job != nil && len(t.pendProfs) >= 3*flushRows {
 		return t.handOver(endNone)
 	}
-	return t.hot(len(t.pendProfs), 3)
+	return nil
 }
 
-// Flush hands what was recorded to the writer now (see stateTx); in
-// direct mode it writes it.
+// Flush hands what was recorded to the writer now (see stateTx).
 func (t *stateTx) Flush() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
-	}
-	if t.x != nil {
-		t.takeHot()
-		return t.run()
 	}
 	return t.handOver(endNone)
 }
@@ -674,7 +583,7 @@ func (t *stateTx) PutAlias(oldID, newID string) error {
 
 func (t *stateTx) DropAlias(id string) error {
 	t.dropAlias = append(t.dropAlias, id)
-	return t.hot(len(t.dropAlias), 1)
+	return nil
 }
 
 func (t *stateTx) AddProfileEvent(profileID string, e *portrait.Event) error {
@@ -705,7 +614,7 @@ func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
 
 func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
 	t.pendIssues = append(t.pendIssues, i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
-	return t.hot(len(t.pendIssues), 7)
+	return nil
 }
 
 func (t *stateTx) PutRetracted(messageID string) error {
@@ -720,26 +629,14 @@ func (t *stateTx) SetCheckpoint(name string, seq int64) error {
 	})
 }
 
-// Commit writes a direct transaction now; a buffered one is handed to the
-// background writer (WaitState and the next BeginState report its fate).
+// Commit hands the transaction to the background writer (WaitState and
+// the next BeginState report its fate).
 func (t *stateTx) Commit() error {
 	if t.done {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
 	t.done = true
-	if t.x == nil {
-		return t.handOver(endCommit)
-	}
-	t.takeHot()
-	defer t.x.close()
-	if err := t.run(); err != nil {
-		t.x.tx.Rollback()
-		return err
-	}
-	if err := t.x.tx.Commit(); err != nil {
-		return portrait.Wrap(err, "cannot commit derived state")
-	}
-	return nil
+	return t.handOver(endCommit)
 }
 
 func (t *stateTx) Rollback() error {
@@ -751,11 +648,7 @@ func (t *stateTx) Rollback() error {
 	if t.job != nil {
 		return t.job.send(t.ctx, nil, endRollback)
 	}
-	if t.x == nil {
-		return nil
-	}
-	t.x.close()
-	return t.x.tx.Rollback()
+	return nil
 }
 
 // stateWriter writes handed-over state transactions one at a time, in
