@@ -179,6 +179,20 @@ func (g *gen) emit(t time.Time, e map[string]any) {
 	g.events = append(g.events, e)
 }
 
+// sdkContext is the context the SDK on a customer's device d sends: the
+// first device is a browser (analytics.js), the others phones (Segment's
+// iOS library, RudderStack's Android SDK), so that preferred_channel reads
+// web or app as it would with real SDKs.
+func sdkContext(d int) map[string]any {
+	switch d {
+	case 0:
+		return map[string]any{"library": map[string]any{"name": "analytics.js", "version": "2.11.1"}, "locale": "zh-CN"}
+	case 1:
+		return map[string]any{"library": map[string]any{"name": "analytics-ios", "version": "4.1.8"}, "locale": "zh-CN", "os": map[string]any{"name": "iOS"}}
+	}
+	return map[string]any{"library": map[string]any{"name": "com.rudderstack.android.sdk.core", "version": "1.25.1"}, "locale": "zh-CN", "os": map[string]any{"name": "Android"}}
+}
+
 func (g *gen) history(c *customer, accounts int) {
 	t := c.firstSeen
 	anon := fmt.Sprintf("anon-%05d-%d", c.i, 0)
@@ -186,9 +200,9 @@ func (g *gen) history(c *customer, accounts int) {
 	for range 1 + g.pick(4) {
 		t = t.Add(time.Duration(5+g.pick(120)) * time.Minute)
 		pr := products[(c.favCategory+g.pick(3))%len(products)]
-		g.emit(t, map[string]any{"type": "page", "anonymousId": anon, "name": pr.name, "properties": map[string]any{"path": "/p/" + pr.sku, "title": pr.name + " " + pr.nameEn}})
+		g.emit(t, map[string]any{"type": "page", "anonymousId": anon, "name": pr.name, "properties": map[string]any{"path": "/p/" + pr.sku, "title": pr.name + " " + pr.nameEn}, "context": sdkContext(0)})
 		if g.pick(2) == 0 {
-			g.emit(t.Add(30*time.Second), map[string]any{"type": "track", "anonymousId": anon, "event": "Product Viewed", "properties": map[string]any{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price}})
+			g.emit(t.Add(30*time.Second), map[string]any{"type": "track", "anonymousId": anon, "event": "Product Viewed", "properties": map[string]any{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price}, "context": sdkContext(0)})
 		}
 	}
 	t = t.Add(time.Duration(1+g.pick(60)) * time.Minute)
@@ -221,12 +235,13 @@ func (g *gen) history(c *customer, accounts int) {
 		if t.After(lifeEnd) {
 			break
 		}
-		dev := anon
+		dev, d := anon, 0
 		if g.pick(3) == 0 {
-			dev = fmt.Sprintf("anon-%05d-%d", c.i, 1+g.pick(2)) // a second device, identified by the user id
+			d = 1 + g.pick(2)
+			dev = fmt.Sprintf("anon-%05d-%d", c.i, d) // a second device, identified by the user id
 		}
 		pr := products[(c.favCategory+g.pick(2)*g.pick(len(products)))%len(products)]
-		g.emit(t, map[string]any{"type": "track", "userId": c.userID, "anonymousId": dev, "event": "Product Viewed", "properties": map[string]any{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price}})
+		g.emit(t, map[string]any{"type": "track", "userId": c.userID, "anonymousId": dev, "event": "Product Viewed", "properties": map[string]any{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price}, "context": sdkContext(d)})
 		if g.pick(100) < 55 {
 			qty := 1 + g.pick(2)
 			items := []map[string]any{{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price, "quantity": qty}}

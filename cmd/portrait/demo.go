@@ -107,6 +107,18 @@ func (d *demoFlags) run(ctx context.Context, a *App, writeKey string, progress i
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// RFM quintiles need the whole population: computed at start only when
+	// someone had bought, and then daily, the demo's profiles would have no
+	// RFM scores until tomorrow.
+	if a.Enrich != nil && a.Enrich.Traits != nil {
+		b, err := a.Enrich.Traits.RecomputeRFM(ctx)
+		switch {
+		case err != nil:
+			fmt.Fprintf(progress, "demo: RFM boundaries not computed: %s\n", portrait.ErrorMessage(err))
+		case b != nil:
+			fmt.Fprintf(progress, "demo: RFM boundaries computed, profiles re-scored\n")
+		}
+	}
 	// Run the analyses now rather than at the schedule, so the demo's
 	// profiles show lifetime value, next-best products, clusters and churn.
 	for _, kind := range jobs.Kinds {
