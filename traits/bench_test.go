@@ -84,19 +84,7 @@ func enrichers(tb testing.TB) []profile.Enricher {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	aggs := []string{"count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "unique", "distinct_count"}
-	var defs []traits.Definition
-	for i := range 20 {
-		d := traits.Definition{Name: fmt.Sprintf("ct%02d", i), Aggregate: aggs[i%10], Event: "Order Completed", Property: "revenue"}
-		if d.Aggregate == "most_frequent" || d.Aggregate == "unique" || d.Aggregate == "distinct_count" || d.Aggregate == "first" || d.Aggregate == "last" {
-			d.Property = "category"
-		}
-		if i >= 10 {
-			d.Window = fmt.Sprintf("%dd", 7*(i-9))
-			d.Filter = fmt.Sprintf("properties.revenue > %d", i)
-		}
-		defs = append(defs, d)
-	}
+	defs := traits.BenchDefinitions()
 	if err := en.SetDefinitions(defs); err != nil {
 		tb.Fatal(err)
 	}
@@ -185,6 +173,18 @@ func BenchmarkProcessorEnrichedMixed(b *testing.B) {
 // profile gets about three events a batch, so per-profile costs weigh more.
 func BenchmarkProcessorEnrichedStream(b *testing.B) {
 	compareProcessors(b, "stream", mixedEvents(200000, 20000))
+}
+
+// profileOf returns the profile of e's user in profiles, made at its first
+// event, with e as its latest.
+func profileOf(profiles map[string]*portrait.Profile, e *portrait.Event) *portrait.Profile {
+	p := profiles[e.UserID]
+	if p == nil {
+		p = &portrait.Profile{ID: e.UserID, FirstSeen: e.Timestamp, FirstKey: e.Key()}
+		profiles[e.UserID] = p
+	}
+	p.LastSeen, p.LastKey = e.Timestamp, e.Key()
+	return p
 }
 
 // decodedProps decodes each event's properties, as the processor hands

@@ -17,12 +17,7 @@ func TestStateRoundTrip(t *testing.T) {
 	en := ens[0].(*traits.Enricher)
 	profiles := map[string]*portrait.Profile{}
 	for i, e := range evs {
-		p := profiles[e.UserID]
-		if p == nil {
-			p = &portrait.Profile{ID: e.UserID, FirstSeen: e.Timestamp, FirstKey: e.Key()}
-			profiles[e.UserID] = p
-		}
-		p.LastSeen, p.LastKey = e.Timestamp, e.Key()
+		p := profileOf(profiles, e)
 		var props map[string]any
 		json.Unmarshal(e.Properties, &props)
 		if i%3 == 0 { // some surveys, with text that needs escaping

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -244,19 +243,7 @@ func TestStateV2StillRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aggs := []string{"count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "unique", "distinct_count"}
-	var defs []Definition
-	for i := range 20 {
-		d := Definition{Name: fmt.Sprintf("ct%02d", i), Aggregate: aggs[i%10], Event: "Order Completed", Property: "revenue"}
-		if strings.Contains("most_frequent unique distinct_count first last", d.Aggregate) {
-			d.Property = "category"
-		}
-		if i >= 10 {
-			d.Window = fmt.Sprintf("%dd", 7*(i-9))
-			d.Filter = fmt.Sprintf("properties.revenue > %d", i)
-		}
-		defs = append(defs, d)
-	}
+	defs := BenchDefinitions()
 	if err := en.SetDefinitions(defs); err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,7 @@ func BenchmarkEnricherAlone(b *testing.B) {
 		profiles := map[string]*portrait.Profile{}
 		start := time.Now()
 		for i, e := range evs {
-			p := profiles[e.UserID]
-			if p == nil {
-				p = &portrait.Profile{ID: e.UserID, FirstSeen: e.Timestamp, FirstKey: e.Key()}
-				profiles[e.UserID] = p
-			}
-			p.LastSeen, p.LastKey = e.Timestamp, e.Key()
+			p := profileOf(profiles, e)
 			p.EventCount++
 			for _, en := range ens {
 				en.Event(p, e, props[i])

@@ -33,12 +33,7 @@ func BenchmarkEnricherCost(b *testing.B) {
 		b.StartTimer()
 		start := time.Now()
 		for i, e := range evs {
-			p := profiles[e.UserID]
-			if p == nil {
-				p = &portrait.Profile{ID: e.UserID, FirstSeen: e.Timestamp, FirstKey: e.Key()}
-				profiles[e.UserID] = p
-			}
-			p.LastSeen, p.LastKey = e.Timestamp, e.Key()
+			p := profileOf(profiles, e)
 			p.EventCount++
 			en.Event(p, e, props[i])
 		}
@@ -74,12 +69,7 @@ func BenchmarkEnricherRefinish(b *testing.B) {
 	en := enrichers(b)[0].(*traits.Enricher)
 	profiles := map[string]*portrait.Profile{}
 	for _, e := range evs {
-		p := profiles[e.UserID]
-		if p == nil {
-			p = &portrait.Profile{ID: e.UserID, FirstSeen: e.Timestamp, FirstKey: e.Key()}
-			profiles[e.UserID] = p
-		}
-		p.LastSeen, p.LastKey = e.Timestamp, e.Key()
+		p := profileOf(profiles, e)
 		p.EventCount++
 		var props map[string]any
 		json.Unmarshal(e.Properties, &props)
