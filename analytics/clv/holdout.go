@@ -26,6 +26,9 @@ type HoldoutOptions struct {
 	// when zero); the step is a whole number of periods.
 	CurvePoints int
 	Fit         FitOptions
+	// SpendAllOrders fits the spend model on every purchase (AllOrders)
+	// rather than on repeat purchases only, as the published convention does.
+	SpendAllOrders bool
 }
 
 // Holdout compares what a model fitted on the calibration period predicts
@@ -51,6 +54,22 @@ type Holdout struct {
 	NaiveMAE    float64      `json:"naive_mae"`
 	ByFrequency []FreqBin    `json:"by_frequency"`
 	Cumulative  []CurvePoint `json:"cumulative"`
+	// Spend compares holdout revenue with expected purchases × expected
+	// spend (Gamma-Gamma fitted on the calibration period), the two halves
+	// of lifetime value; nil when no spend model could be fitted, and
+	// SpendSkipped says why.
+	Spend        *SpendCheck `json:"spend,omitempty"`
+	SpendSkipped string      `json:"spend_skipped,omitempty"`
+}
+
+// SpendCheck is the revenue side of a holdout check.
+type SpendCheck struct {
+	Inputs    string      `json:"inputs"` // "all orders" or "repeat orders"
+	Model     *GammaGamma `json:"calibration_model"`
+	Actual    float64     `json:"actual_revenue"`
+	Predicted float64     `json:"predicted_revenue"`
+	ErrPct    float64     `json:"error_pct"`
+	MAE       float64     `json:"mae"` // per customer, in currency
 }
 
 // FreqBin is the mean holdout repeat purchases of the customers with X
@@ -115,6 +134,16 @@ func CheckHoldout(ps []Purchase, opt HoldoutOptions) (*Holdout, error) {
 	if err != nil {
 		return nil, err
 	}
+	spendIn, inputs := cal, "repeat orders"
+	if opt.SpendAllOrders {
+		spendIn, inputs = AllOrders(cal), "all orders"
+	}
+	var spend *SpendCheck
+	gg, ggErr := FitGammaGamma(spendIn, opt.Fit)
+	if ggErr == nil && gg.Q > 1 {
+		spend = &SpendCheck{Inputs: inputs, Model: gg}
+	}
+	revenue := map[string]float64{} // holdout revenue per customer
 
 	// Purchase days per customer, over both periods.
 	days := map[string]map[int64]bool{}
@@ -122,6 +151,9 @@ func CheckHoldout(ps []Purchase, opt HoldoutOptions) (*Holdout, error) {
 		d := dayOf(p.Time)
 		if d > hoEnd {
 			continue
+		}
+		if d > calEnd {
+			revenue[p.Customer] += p.Amount
 		}
 		m := days[p.Customer]
 		if m == nil {
@@ -142,7 +174,7 @@ func CheckHoldout(ps []Purchase, opt HoldoutOptions) (*Holdout, error) {
 	births := map[int64]float64{} // customers per birth day, for the curve
 	var repeatDays []int64
 	origin := int64(math.MaxInt64)
-	for _, c := range cal {
+	for i, c := range cal {
 		var actual float64
 		first := int64(math.MaxInt64)
 		for d := range days[c.ID] {
@@ -171,6 +203,12 @@ func CheckHoldout(ps []Purchase, opt HoldoutOptions) (*Holdout, error) {
 		} else {
 			naive += actual
 		}
+		if spend != nil {
+			pr := pred * spend.Model.ExpectedSpend(spendIn[i].X, spendIn[i].Monetary)
+			spend.Actual += revenue[c.ID]
+			spend.Predicted += pr
+			spend.MAE += math.Abs(pr - revenue[c.ID])
+		}
 		b := &bins[min(int(c.X), censor)]
 		b.Customers++
 		b.Actual += actual
@@ -182,6 +220,18 @@ func CheckHoldout(ps []Purchase, opt HoldoutOptions) (*Holdout, error) {
 		h.AggregateErrPct = (sp - sa) / sa * 100
 	}
 	h.MAE /= n
+	switch {
+	case spend != nil:
+		spend.MAE /= n
+		if spend.Actual > 0 {
+			spend.ErrPct = (spend.Predicted - spend.Actual) / spend.Actual * 100
+		}
+		h.Spend = spend
+	case ggErr != nil:
+		h.SpendSkipped = portrait.ErrorMessage(ggErr)
+	default:
+		h.SpendSkipped = "the spend model has no finite mean (q ≤ 1)"
+	}
 	h.RMSE = math.Sqrt(h.RMSE / n)
 	h.NaiveMAE = naive / n
 	if va, vp := saa-sa*sa/n, spp-sp*sp/n; va > 0 && vp > 0 {

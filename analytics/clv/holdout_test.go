@@ -20,6 +20,10 @@ func TestHoldoutCDNOW(t *testing.T) {
 	}
 	t.Logf("customers %d, holdout %.2f weeks: actual %.0f, predicted %.1f (%+.1f%%); MAE %.3f (naive %.3f), RMSE %.3f, r %.3f",
 		h.Customers, h.HoldoutPeriods, h.Actual, h.Predicted, h.AggregateErrPct, h.MAE, h.NaiveMAE, h.RMSE, h.Correlation)
+	if h.Spend == nil {
+		t.Fatalf("no spend check: %s", h.SpendSkipped)
+	}
+	t.Logf("revenue (%s): actual %.2f, predicted %.2f (%+.1f%%), MAE %.2f", h.Spend.Inputs, h.Spend.Actual, h.Spend.Predicted, h.Spend.ErrPct, h.Spend.MAE)
 	for _, b := range h.ByFrequency {
 		t.Logf("x=%-3s n=%4d actual %.3f predicted %.3f", b.X, b.Customers, b.Actual, b.Predicted)
 	}
@@ -108,5 +112,30 @@ func TestHoldoutRejectsBadInput(t *testing.T) {
 		if _, err := clv.CheckHoldout(ps, opt); portrait.ErrorCode(err) != portrait.EINVALID {
 			t.Errorf("%s: err %v, want invalid", name, err)
 		}
+	}
+}
+
+// The spend model's inputs are a choice: the published convention (repeat
+// orders only) against every order. Both are checked on CDNOW's holdout.
+func TestHoldoutSpendInputsCDNOW(t *testing.T) {
+	ps := readCDNOW(t, "CDNOW_sample.txt")
+	var mae [2]float64
+	for i, all := range []bool{false, true} {
+		h, err := clv.CheckHoldout(ps, clv.HoldoutOptions{CalibrationEnd: calEnd, HoldoutEnd: time.Date(1998, 6, 30, 0, 0, 0, 0, time.UTC), SpendAllOrders: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Spend == nil {
+			t.Fatalf("no spend check: %s", h.SpendSkipped)
+		}
+		t.Logf("%s: p %.3f q %.3f γ %.2f; revenue actual %.0f predicted %.0f (%+.1f%%), MAE %.2f", h.Spend.Inputs,
+			h.Spend.Model.P, h.Spend.Model.Q, h.Spend.Model.Gamma, h.Spend.Actual, h.Spend.Predicted, h.Spend.ErrPct, h.Spend.MAE)
+		mae[i] = h.Spend.MAE
+	}
+	// Counting the first order (what the runs over the store do, so that a
+	// one-order customer's spend is not the population mean) must forecast
+	// holdout revenue per customer at least as well as the convention.
+	if mae[1] > mae[0]*1.01 {
+		t.Errorf("revenue MAE with all orders %.2f, repeat orders only %.2f", mae[1], mae[0])
 	}
 }

@@ -26,13 +26,31 @@ type Purchase struct {
 // Customer is the sufficient statistic of a customer's purchase history for
 // BG/NBD and Gamma-Gamma: X repeat purchases, the last at Tx periods after the
 // first, observed for T periods since the first; Monetary is the mean value
-// of the repeat purchases (0 without any).
+// of the repeat purchases (0 without any) and First the spend of the first
+// purchase day.
 type Customer struct {
 	ID       string  `json:"id"`
 	X        float64 `json:"frequency"`
 	Tx       float64 `json:"recency"`
 	T        float64 `json:"T"`
 	Monetary float64 `json:"monetary_value"`
+	First    float64 `json:"first_spend"`
+}
+
+// AllOrders returns the spend inputs that count the first purchase too: X+1
+// purchase days whose mean is the mean over all of them. The published
+// convention (FHL; lifetimes) leaves the first purchase out of the spend
+// model, which gives every one-order customer the population mean whatever
+// they spent; fitted on all orders, Gamma-Gamma shrinks a single order
+// towards the mean instead. Recency and T are kept.
+func AllOrders(cs []Customer) []Customer {
+	out := make([]Customer, len(cs))
+	for i, c := range cs {
+		c.Monetary = (c.First + c.X*c.Monetary) / (c.X + 1)
+		c.X++
+		out[i] = c
+	}
+	return out
 }
 
 // SummaryOptions set the calibration window and time unit of a summary.
@@ -91,7 +109,7 @@ func Summarize(ps []Purchase, opt SummaryOptions) ([]Customer, error) {
 		sort.Slice(ds, func(i, j int) bool { return ds[i].d < ds[j].d })
 		first := ds[0].d
 		var x int
-		var repeat float64
+		var repeat, firstAmt float64
 		last := first
 		for i := 0; i < len(ds); {
 			j, sum := i, 0.0
@@ -102,10 +120,12 @@ func Summarize(ps []Purchase, opt SummaryOptions) ([]Customer, error) {
 				x++
 				repeat += sum
 				last = ds[i].d
+			} else {
+				firstAmt = sum
 			}
 			i = j
 		}
-		c := Customer{ID: id, X: float64(x), Tx: float64(last-first) / period, T: float64(end-first) / period}
+		c := Customer{ID: id, X: float64(x), Tx: float64(last-first) / period, T: float64(end-first) / period, First: firstAmt}
 		if x > 0 {
 			c.Monetary = repeat / float64(x)
 		}

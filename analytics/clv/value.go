@@ -24,6 +24,12 @@ const daysPerMonth = 365.25 / 12
 // of the conditional expectation) times the expected spend, discounted to
 // today. This is lifetimes' customer_lifetime_value with a monthly grid.
 func Value(bg *BGNBD, gg *GammaGamma, c Customer, opt ValueOptions) (float64, error) {
+	return ValueAt(bg, gg.ExpectedSpend(c.X, c.Monetary), c, opt)
+}
+
+// ValueAt is Value with the expected spend per purchase given, for a spend
+// model fitted on other inputs (AllOrders).
+func ValueAt(bg *BGNBD, spend float64, c Customer, opt ValueOptions) (float64, error) {
 	months := opt.Months
 	if months == 0 {
 		months = 12
@@ -35,7 +41,6 @@ func Value(bg *BGNBD, gg *GammaGamma, c Customer, opt ValueOptions) (float64, er
 	if months < 0 || months > 1200 || !(period > 0) || !(opt.AnnualDiscount > -1) || !finite(opt.AnnualDiscount) {
 		return 0, portrait.Errorf(portrait.EINVALID, "horizon must be 1..1200 months, period positive and discount above -100%%")
 	}
-	spend := gg.ExpectedSpend(c.X, c.Monetary)
 	monthly := math.Pow(1+opt.AnnualDiscount, 1.0/12) - 1
 	var v, prev float64
 	for i := 1; i <= months; i++ {
