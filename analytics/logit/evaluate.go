@@ -30,8 +30,12 @@ type FeatureWeight struct {
 type Report struct {
 	AUC         float64         `json:"auc"`
 	Accuracy    float64         `json:"accuracy"`
+	AUCLow      float64         `json:"auc_low"`  // 95% interval (Hanley & McNeil)
+	AUCHigh     float64         `json:"auc_high"` //
 	LogLoss     float64         `json:"log_loss"`
-	BaseRate    float64         `json:"base_rate"` // positive share in the test set
+	Brier       float64         `json:"brier"`
+	CalError    float64         `json:"calibration_error"` // expected calibration error of the table
+	BaseRate    float64         `json:"base_rate"`         // positive share in the test set
 	NTrain      int             `json:"n_train"`
 	NTest       int             `json:"n_test"`
 	Calibration []Bin           `json:"calibration"`
@@ -68,11 +72,14 @@ func TrainEvaluate(x []float64, n, d int, y []float64, names []string, opt EvalO
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{AUC: auc, Accuracy: Accuracy(p, yv, 0.5), LogLoss: LogLoss(p, yv), NTrain: len(train), NTest: len(test),
+	r := &Report{AUC: auc, Accuracy: Accuracy(p, yv, 0.5), LogLoss: LogLoss(p, yv), Brier: Brier(p, yv), NTrain: len(train), NTest: len(test),
 		Calibration: Calibration(p, yv, opt.Bins), Model: m}
+	r.CalError = CalibrationError(r.Calibration)
 	for _, v := range yv {
 		r.BaseRate += v
 	}
+	pos := int(r.BaseRate)
+	r.AUCLow, r.AUCHigh = AUCInterval(auc, pos, len(yv)-pos)
 	r.BaseRate /= float64(len(yv))
 	for f := 0; f < d; f++ {
 		r.Weights = append(r.Weights, FeatureWeight{Feature: names[f], Weight: m.Weights[f], StdWeight: m.StdWeights[f]})

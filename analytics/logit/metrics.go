@@ -72,6 +72,45 @@ func LogLoss(p, y []float64) float64 {
 	return s / float64(len(p))
 }
 
+// Brier is the mean squared difference between predicted probability and
+// outcome (0 is perfect; predicting the base rate b for everyone scores
+// b(1−b)).
+func Brier(p, y []float64) float64 {
+	var s float64
+	for i := range p {
+		s += (p[i] - y[i]) * (p[i] - y[i])
+	}
+	return s / float64(len(p))
+}
+
+// AUCInterval is an approximate 95% confidence interval of an AUC measured
+// on pos positives and neg negatives, from Hanley & McNeil's (1982) standard
+// error. An interval that contains 0.5 means the ranking may be chance.
+func AUCInterval(auc float64, pos, neg int) (lo, hi float64) {
+	if pos == 0 || neg == 0 {
+		return 0, 1
+	}
+	q1, q2 := auc/(2-auc), 2*auc*auc/(1+auc)
+	v := (auc*(1-auc) + float64(pos-1)*(q1-auc*auc) + float64(neg-1)*(q2-auc*auc)) / (float64(pos) * float64(neg))
+	se := math.Sqrt(max(v, 0))
+	return max(0, auc-1.96*se), min(1, auc+1.96*se)
+}
+
+// CalibrationError is the expected calibration error of a table: the
+// count-weighted mean gap between mean prediction and observed rate.
+func CalibrationError(bins []Bin) float64 {
+	var s float64
+	var n int
+	for _, b := range bins {
+		s += float64(b.Count) * math.Abs(b.MeanPredicted-b.ObservedRate)
+		n += b.Count
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
+}
+
 // Bin is one row of a calibration table.
 type Bin struct {
 	Lo            float64 `json:"lo"`
