@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/portrait-cdp/portrait"
@@ -241,5 +242,33 @@ func TestDegenerate(t *testing.T) {
 	res, err := fpgrowth.Mine([][]string{{}, {}, nil}, fpgrowth.Options{MinSupport: 0.5})
 	if err != nil || res.Transactions != 3 || len(res.Itemsets) != 0 || len(res.Rules) != 0 {
 		t.Errorf("empty baskets: %+v, %v", res, err)
+	}
+}
+
+// A customer without recommendations is told why, and each reason comes
+// from the case it names.
+func TestRecommendWhy(t *testing.T) {
+	rules := []fpgrowth.Rule{
+		{Antecedent: []string{"phone"}, Consequent: []string{"earbuds"}, Support: 0.1, Confidence: 0.5, Lift: 2},
+		{Antecedent: []string{"book"}, Consequent: []string{"coffee"}, Support: 0.05, Confidence: 0.2, Lift: 0.9},
+	}
+	for _, c := range []struct {
+		history []string
+		item    string
+		reason  string
+	}{
+		{[]string{"phone"}, "earbuds", ""},
+		{nil, "", "no purchased products"},
+		{[]string{"phone", "earbuds"}, "", "already bought every product that the 1 matching rules suggest"},
+		{[]string{"book"}, "", "no better than chance"},
+		{[]string{"yoga mat"}, "", "no rule starts from what was bought (yoga mat)"},
+	} {
+		recs, why := fpgrowth.RecommendWhy(rules, c.history, 3)
+		switch {
+		case c.item != "" && (len(recs) != 1 || recs[0].Item != c.item || recs[0].Because.Support != 0.1 || why != ""):
+			t.Errorf("%v: %+v %q", c.history, recs, why)
+		case c.item == "" && (len(recs) != 0 || !strings.Contains(why, c.reason)):
+			t.Errorf("%v: %+v, reason %q, want %q", c.history, recs, why, c.reason)
+		}
 	}
 }

@@ -1,6 +1,10 @@
 package fpgrowth
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // Recommendation is a product suggested by the rules a history triggers.
 type Recommendation struct {
@@ -16,13 +20,25 @@ type Recommendation struct {
 // rule (confidence, then lift). Rules with lift ≤ 1 are ignored: they predict
 // the item no better than its base rate, which makes them poor suggestions.
 func Recommend(rules []Rule, history []string, k int) []Recommendation {
+	recs, _ := RecommendWhy(rules, history, k)
+	return recs
+}
+
+// RecommendWhy is Recommend that also says, when it recommends nothing, why:
+// no history, no rule whose antecedent the history holds, only rules no
+// better than chance, or every suggested item already owned.
+func RecommendWhy(rules []Rule, history []string, k int) ([]Recommendation, string) {
+	if len(history) == 0 {
+		return nil, "no purchased products to start from"
+	}
+	var fired, weak, owned int
 	have := make(map[string]bool, len(history))
 	for _, h := range history {
 		have[h] = true
 	}
 	best := map[string]Recommendation{}
 	for _, r := range rules {
-		if r.Lift <= 1 || len(r.Antecedent) == 0 {
+		if len(r.Antecedent) == 0 {
 			continue
 		}
 		fires := true
@@ -35,8 +51,14 @@ func Recommend(rules []Rule, history []string, k int) []Recommendation {
 		if !fires {
 			continue
 		}
+		if r.Lift <= 1 {
+			weak++
+			continue
+		}
+		fired++
 		for _, c := range r.Consequent {
 			if have[c] {
+				owned++
 				continue
 			}
 			cur, ok := best[c]
@@ -62,5 +84,25 @@ func Recommend(rules []Rule, history []string, k int) []Recommendation {
 	if k > 0 && len(out) > k {
 		out = out[:k]
 	}
-	return out
+	switch {
+	case len(out) > 0:
+		return out, ""
+	case fired > 0:
+		return nil, fmt.Sprintf("already bought every product that the %d matching rules suggest", fired)
+	case weak > 0:
+		return nil, fmt.Sprintf("the %d rules matching the purchases predict no better than chance (lift ≤ 1)", weak)
+	}
+	return nil, "no rule starts from what was bought (" + summarise(have) + ")"
+}
+
+func summarise(have map[string]bool) string {
+	items := make([]string, 0, len(have))
+	for it := range have {
+		items = append(items, it)
+	}
+	sort.Strings(items)
+	if len(items) > 5 {
+		items = append(items[:5], fmt.Sprintf("and %d more", len(items)-5))
+	}
+	return strings.Join(items, ", ")
 }

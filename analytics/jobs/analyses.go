@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
 	"time"
@@ -13,26 +14,40 @@ import (
 	"github.com/portrait-cdp/portrait/analytics/logit"
 )
 
-// clv fits BG/NBD (and Gamma-Gamma when there are repeat buyers) on every
-// customer's purchases up to now and writes p_alive, expected purchases in
-// the next 90 days, expected spend and the discounted 12-month value.
+// clv fits BG/NBD and Gamma-Gamma on every customer's purchases up to now
+// and writes p_alive, expected purchases in the next 90 days, expected spend
+// and the discounted 12-month value. Each run also checks itself: the same
+// models fitted on the history up to a cut-off predict the period after it,
+// and the run record keeps the comparison with what happened (holdout).
 func (r *Runner) clv(ctx context.Context, run *Run) error {
-	months, err := Params(run.Params).float("months", 12)
+	p := Params(run.Params)
+	months, err := p.float("months", 12)
 	if err != nil {
 		return err
 	}
-	discount, err := Params(run.Params).float("annual_discount", 0.1)
+	discount, err := p.float("annual_discount", 0.1)
 	if err != nil {
 		return err
+	}
+	holdoutDays, err := p.float("holdout_days", 0)
+	if err != nil {
+		return err
+	}
+	if holdoutDays < 0 || months < 1 || months > 1200 {
+		return portrait.Errorf(portrait.EINVALID, "holdout_days must be positive (0: the last third of the history) and months 1..1200")
 	}
 	c, err := r.load(ctx)
 	if err != nil {
 		return err
 	}
 	var ps []clv.Purchase
+	first := time.Time{}
 	for _, pid := range c.ids {
 		for _, p := range c.purchases[pid] {
 			ps = append(ps, clv.Purchase{Customer: pid, Time: p.at, Amount: p.amount})
+			if first.IsZero() || p.at.Before(first) {
+				first = p.at
+			}
 		}
 	}
 	now := r.Now().UTC()
@@ -44,28 +59,37 @@ func (r *Runner) clv(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	run.Metrics = map[string]any{"customers": len(cs), "r": bg.R, "alpha": bg.Alpha, "a": bg.A, "b": bg.B, "loglik": bg.LogLik, "period_days": 7}
-	gg, ggErr := clv.FitGammaGamma(cs, clv.FitOptions{})
+	run.Metrics = map[string]any{"customers": len(cs), "r": bg.R, "alpha": bg.Alpha, "a": bg.A, "b": bg.B, "loglik": bg.LogLik, "period_days": 7,
+		"spend_inputs": "all orders"}
+	run.Holdout = holdoutCheck(ps, first, now, holdoutDays)
+	// The first order is spend evidence too: without it a one-order
+	// customer would get the population's mean spend whatever they paid.
+	spendIn := clv.AllOrders(cs)
+	gg, ggErr := clv.FitGammaGamma(spendIn, clv.FitOptions{})
+	if ggErr == nil && gg.Q <= 1 {
+		ggErr = portrait.Errorf(portrait.EINVALID, "the spend model has no finite mean (q = %.3f ≤ 1)", gg.Q)
+	}
 	if ggErr == nil {
 		run.Metrics["p"], run.Metrics["q"], run.Metrics["gamma"] = gg.P, gg.Q, gg.Gamma
 	} else {
-		// Without enough repeat spend there is no spend model: purchases
-		// and P(alive) are still worth writing.
+		// Without a spend model, purchases and P(alive) are still worth
+		// writing.
 		run.Metrics["gamma_gamma"] = portrait.ErrorMessage(ggErr)
 	}
 	traits := map[string]map[string]any{}
 	total := 0.0
-	for _, cu := range cs {
+	for i, cu := range cs {
 		t := map[string]any{
 			"p_alive":                round(bg.PAlive(cu.X, cu.Tx, cu.T), 4),
 			"expected_purchases_90d": round(bg.ConditionalExpected(90.0/7, cu.X, cu.Tx, cu.T), 4),
 		}
 		if ggErr == nil {
-			v, err := clv.Value(bg, gg, cu, clv.ValueOptions{Months: int(months), PeriodDays: 7, AnnualDiscount: discount})
+			spend := gg.ExpectedSpend(spendIn[i].X, spendIn[i].Monetary)
+			v, err := clv.ValueAt(bg, spend, cu, clv.ValueOptions{Months: int(months), PeriodDays: 7, AnnualDiscount: discount})
 			if err != nil {
 				return err
 			}
-			t["expected_spend"] = round(gg.ExpectedSpend(cu.X, cu.Monetary), 2)
+			t["expected_spend"] = round(spend, 2)
 			t["clv_12m"] = round(v, 2)
 			total += v
 		}
@@ -73,6 +97,40 @@ func (r *Runner) clv(ctx context.Context, run *Run) error {
 	}
 	run.Metrics["total_clv"] = round(total, 2)
 	return r.writeBack(ctx, run, c, traits)
+}
+
+// HoldoutCheck is a CLV run's test of its own method: calibrated on the
+// history up to a cut-off, the models predict the period after it, and the
+// prediction is compared with what happened. Skipped says why there is no
+// check (too little history, no repeat purchase before the cut-off).
+type HoldoutCheck struct {
+	Rule    string `json:"cutoff_rule"`
+	Skipped string `json:"skipped,omitempty"`
+	*clv.Holdout
+}
+
+// holdoutCheck runs the check with the cut-off holdoutDays before now, or
+// when zero at two thirds of the span from the first purchase to now.
+func holdoutCheck(ps []clv.Purchase, first, now time.Time, holdoutDays float64) *HoldoutCheck {
+	span := now.Sub(first).Hours() / 24
+	h := &HoldoutCheck{Rule: "the last third of the purchase history"}
+	if holdoutDays > 0 {
+		h.Rule = fmt.Sprintf("the last %g days", holdoutDays)
+	} else {
+		holdoutDays = math.Floor(span / 3)
+	}
+	if holdoutDays < 28 || span-holdoutDays < 28 {
+		h.Skipped = fmt.Sprintf("%.0f days of purchase history: a holdout check needs at least 28 days on each side of the cut-off", span)
+		return h
+	}
+	cut := now.Add(-time.Duration(holdoutDays*24) * time.Hour)
+	res, err := clv.CheckHoldout(ps, clv.HoldoutOptions{CalibrationEnd: cut, HoldoutEnd: now, PeriodDays: 7, SpendAllOrders: true})
+	if err != nil {
+		h.Skipped = portrait.ErrorMessage(err)
+		return h
+	}
+	h.Holdout = res
+	return h
 }
 
 // fpgrowth mines the order baskets and writes each customer's next-best
@@ -118,19 +176,37 @@ func (r *Runner) fpgrowth(ctx context.Context, run *Run) error {
 	}
 	run.Metrics["top_rules"] = top
 	traits := map[string]map[string]any{}
+	bought := map[string]bool{}
 	for _, pid := range c.ids {
+		bought[pid] = true
 		var hist []string
 		for _, pu := range c.purchases[pid] {
 			hist = append(hist, pu.items...)
 		}
-		recs := fpgrowth.Recommend(res.Rules, hist, int(k))
-		items := make([]string, len(recs))
-		for i, rc := range recs {
-			items[i] = rc.Item
+		recs, why := fpgrowth.RecommendWhy(res.Rules, hist, int(k))
+		traits[pid] = recommendations(recs, why)
+	}
+	// Customers who have not bought yet are told so rather than left blank.
+	for pid := range c.anchor {
+		if !bought[pid] {
+			traits[pid] = recommendations(nil, "no purchases yet")
 		}
-		traits[pid] = map[string]any{"next_best_products": items}
 	}
 	return r.writeBack(ctx, run, c, traits)
+}
+
+// recommendations is the next_best_products trait: each product with the
+// rule behind it, or an empty list and the reason there is none.
+func recommendations(recs []fpgrowth.Recommendation, why string) map[string]any {
+	items := make([]map[string]any, len(recs))
+	for i, rc := range recs {
+		items[i] = map[string]any{"product": rc.Item, "antecedent": rc.Because.Antecedent,
+			"confidence": round(rc.Confidence, 4), "lift": round(rc.Lift, 4), "support": round(rc.Because.Support, 4)}
+	}
+	t := map[string]any{"next_best_products": items}
+	// An empty reason clears an older run's: the trait is set either way.
+	t["next_best_products_reason"] = why
+	return t
 }
 
 // features are per-customer behaviour numbers as of a date.
@@ -258,6 +334,12 @@ func (r *Runner) churn(ctx context.Context, run *Run) error {
 	}
 	run.Metrics = map[string]any{"customers": n, "cutoff": cut.Format(time.DateOnly), "auc": rep.AUC, "accuracy": rep.Accuracy,
 		"log_loss": rep.LogLoss, "base_rate": rep.BaseRate, "n_train": rep.NTrain, "n_test": rep.NTest, "weights": rep.Weights, "calibration": rep.Calibration}
+	run.Evaluation = evaluation(rep, horizon)
+	if !run.Evaluation.Informative {
+		// Scores no better than chance would only mislead the tags and
+		// segments built on them: the run reports, and writes nothing.
+		return nil
+	}
 	traits := map[string]map[string]any{}
 	for _, pid := range c.ids {
 		f, ok := features(c.purchases[pid], now)
@@ -271,4 +353,44 @@ func (r *Runner) churn(ctx context.Context, run *Run) error {
 		traits[pid] = map[string]any{"purchase_probability_90d": round(pBuy, 4), "churn_probability": round(1-pBuy, 4)}
 	}
 	return r.writeBack(ctx, run, c, traits)
+}
+
+// Evaluation is a churn run's check on customers held out of training (a
+// stratified fifth): how well the model ranks them (AUC with its 95%
+// interval) and whether its probabilities mean what they say (reliability
+// bins, Brier score against predicting the base rate for everyone).
+type Evaluation struct {
+	Predicts         string      `json:"predicts"`
+	HeldOut          int         `json:"held_out_customers"`
+	Trained          int         `json:"training_customers"`
+	BaseRate         float64     `json:"base_rate"`
+	AUC              float64     `json:"auc"`
+	AUCInterval      [2]float64  `json:"auc_ci95"`
+	Accuracy         float64     `json:"accuracy"`
+	LogLoss          float64     `json:"log_loss"`
+	Brier            float64     `json:"brier"`
+	BrierBaseRate    float64     `json:"brier_base_rate"`
+	CalibrationError float64     `json:"calibration_error"`
+	Calibration      []logit.Bin `json:"calibration"`
+	Informative      bool        `json:"informative"`
+	Verdict          string      `json:"verdict"`
+}
+
+func evaluation(rep *logit.Report, horizon float64) *Evaluation {
+	e := &Evaluation{Predicts: fmt.Sprintf("a purchase within %g days of the cut-off (churn = none)", horizon),
+		HeldOut: rep.NTest, Trained: rep.NTrain, BaseRate: rep.BaseRate, AUC: rep.AUC, AUCInterval: [2]float64{rep.AUCLow, rep.AUCHigh},
+		Accuracy: rep.Accuracy, LogLoss: rep.LogLoss, Brier: rep.Brier, BrierBaseRate: rep.BaseRate * (1 - rep.BaseRate),
+		CalibrationError: rep.CalError, Calibration: rep.Calibration}
+	// Informative means the ranking beats chance with 95% confidence and the
+	// probabilities beat the base rate; either alone can flatter a model.
+	e.Informative = rep.AUCLow > 0.5 && rep.Brier < e.BrierBaseRate
+	switch {
+	case e.Informative:
+		e.Verdict = fmt.Sprintf("informative: held-out AUC %.3f (95%% interval %.3f–%.3f), Brier %.4f against %.4f for the base rate", rep.AUC, rep.AUCLow, rep.AUCHigh, rep.Brier, e.BrierBaseRate)
+	case rep.AUCLow <= 0.5:
+		e.Verdict = fmt.Sprintf("not informative: held-out AUC %.3f, whose 95%% interval %.3f–%.3f includes chance (0.5); its scores should not be acted on", rep.AUC, rep.AUCLow, rep.AUCHigh)
+	default:
+		e.Verdict = fmt.Sprintf("not informative: it ranks customers (AUC %.3f) but its probabilities (Brier %.4f) are no better than the base rate (%.4f)", rep.AUC, rep.Brier, e.BrierBaseRate)
+	}
+	return e
 }

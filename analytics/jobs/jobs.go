@@ -43,16 +43,20 @@ const (
 
 // Run is one execution of an analysis.
 type Run struct {
-	ID         string         `json:"id"`
-	Kind       string         `json:"kind"`
-	Status     string         `json:"status"`
-	Params     map[string]any `json:"params"`
-	Metrics    map[string]any `json:"metrics,omitempty"`
-	Error      string         `json:"error,omitempty"`
-	Profiles   int            `json:"profiles_written"`
-	StartedAt  time.Time      `json:"started_at"`
-	FinishedAt *time.Time     `json:"finished_at,omitempty"`
-	DurationMS int64          `json:"duration_ms"`
+	ID      string         `json:"id"`
+	Kind    string         `json:"kind"`
+	Status  string         `json:"status"`
+	Params  map[string]any `json:"params"`
+	Metrics map[string]any `json:"metrics,omitempty"`
+	// Holdout is a CLV run's check of its forecast against what happened
+	// after a cut-off; Evaluation a churn run's on held-out customers.
+	Holdout    *HoldoutCheck `json:"holdout,omitempty"`
+	Evaluation *Evaluation   `json:"evaluation,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Profiles   int           `json:"profiles_written"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt *time.Time    `json:"finished_at,omitempty"`
+	DurationMS int64         `json:"duration_ms"`
 }
 
 // Store is what the analyses read.

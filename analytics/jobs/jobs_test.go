@@ -121,7 +121,22 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 				t.Errorf("p_alive %v", pa)
 			}
 		}
-		if recs, ok := p.Traits["next_best_products"].Value.([]any); ok && len(recs) > 0 {
+		recs, ok := p.Traits["next_best_products"].Value.([]any)
+		if !ok {
+			t.Errorf("profile %s: next_best_products %#v", p.ID, p.Traits["next_best_products"].Value)
+		}
+		why, _ := p.Traits["next_best_products_reason"].Value.(string)
+		if len(recs) == 0 && why == "" {
+			t.Errorf("profile %s has no recommendation and no reason", p.ID)
+		}
+		for _, rc := range recs {
+			m, _ := rc.(map[string]any)
+			ante, _ := m["antecedent"].([]any)
+			if m["product"] == "" || len(ante) == 0 || m["confidence"] == nil || m["lift"].(float64) <= 1 || m["support"] == nil {
+				t.Errorf("profile %s: recommendation %#v lacks its rule", p.ID, rc)
+			}
+		}
+		if len(recs) > 0 {
 			withRecs++
 		}
 		return nil
@@ -132,8 +147,27 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 	if withCLV == 0 || withRecs == 0 {
 		t.Errorf("%d profiles with CLV, %d with recommendations", withCLV, withRecs)
 	}
-	if auc, _ := runs[jobs.Churn].Metrics["auc"].(float64); auc <= 0.5 {
-		t.Errorf("churn model AUC %v: no better than chance on data with real churn", auc)
+	ev := runs[jobs.Churn].Evaluation
+	if ev == nil || !ev.Informative || ev.AUC <= 0.5 || ev.HeldOut == 0 || len(ev.Calibration) == 0 || ev.Brier >= ev.BrierBaseRate {
+		t.Errorf("churn evaluation on data with real churn: %+v", ev)
+	} else {
+		t.Logf("churn: %s", ev.Verdict)
+	}
+	h := runs[jobs.CLV].Holdout
+	if h == nil || h.Holdout == nil {
+		t.Fatalf("CLV run without a holdout check: %+v", h)
+	}
+	t.Logf("CLV holdout (%s, %s → %s): actual %.0f, predicted %.1f (%+.1f%%), MAE %.3f (naive %.3f), r %.3f",
+		h.Rule, h.CalibrationEnd, h.HoldoutEnd, h.Actual, h.Predicted, h.AggregateErrPct, h.MAE, h.NaiveMAE, h.Correlation)
+	if h.Spend != nil {
+		t.Logf("CLV holdout revenue: actual %.0f, predicted %.0f (%+.1f%%)", h.Spend.Actual, h.Spend.Predicted, h.Spend.ErrPct)
+	}
+	if h.Customers == 0 || h.Actual == 0 || len(h.ByFrequency) != 8 || len(h.Cumulative) == 0 || h.MAE >= h.NaiveMAE {
+		t.Errorf("CLV holdout on the demo: %+v", h.Holdout)
+	}
+	stored, err := db.Run(ctx, runs[jobs.CLV].ID)
+	if err != nil || stored.Holdout == nil || stored.Holdout.Holdout == nil || stored.Holdout.Predicted != h.Predicted {
+		t.Errorf("the stored run lost its holdout check: %+v %v", stored, err)
 	}
 	listed, err := db.Runs(ctx, "", 10)
 	if err != nil || len(listed) != 4 {
