@@ -387,6 +387,8 @@ func evaluation(rep *logit.Report, horizon float64) *Evaluation {
 	switch {
 	case e.Informative:
 		e.Verdict = fmt.Sprintf("informative: held-out AUC %.3f (95%% interval %.3f–%.3f), Brier %.4f against %.4f for the base rate", rep.AUC, rep.AUCLow, rep.AUCHigh, rep.Brier, e.BrierBaseRate)
+	case rep.AUCHigh < 0.5:
+		e.Verdict = fmt.Sprintf("not informative: held-out AUC %.3f (95%% interval %.3f–%.3f) is below chance: what it learned does not carry over to new customers; its scores should not be acted on", rep.AUC, rep.AUCLow, rep.AUCHigh)
 	case rep.AUCLow <= 0.5:
 		e.Verdict = fmt.Sprintf("not informative: held-out AUC %.3f, whose 95%% interval %.3f–%.3f includes chance (0.5); its scores should not be acted on", rep.AUC, rep.AUCLow, rep.AUCHigh)
 	default:

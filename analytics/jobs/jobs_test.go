@@ -3,6 +3,9 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -22,16 +25,22 @@ var asOf = time.Date(2026, 6, 30, 23, 59, 59, 0, time.UTC)
 // the tracking parser into a store and derives the profiles.
 func setup(t *testing.T) (*sqlite.DB, *profile.Processor, *jobs.Runner) {
 	t.Helper()
+	return load(t, demo.Generate(7, 600, asOf).Events)
+}
+
+// load sends events through the tracking parser into a new store and
+// derives the profiles.
+func load(t *testing.T, events []map[string]any) (*sqlite.DB, *profile.Processor, *jobs.Runner) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ds := demo.Generate(7, 600, asOf)
 	p := tracking.New()
-	for i := 0; i < len(ds.Events); i += 500 {
-		body, _ := json.Marshal(map[string]any{"batch": ds.Events[i:min(i+500, len(ds.Events))]})
+	for i := 0; i < len(events); i += 500 {
+		body, _ := json.Marshal(map[string]any{"batch": events[i:min(i+500, len(events))]})
 		res, err := p.ParseBatch(body, "demo", asOf)
 		if err != nil {
 			t.Fatal(err)
@@ -193,4 +202,51 @@ func TestBadRunsAreRecordedAndRefused(t *testing.T) {
 	if _, err := r.RunNow(ctx, jobs.Churn, jobs.Params{"horizon_days": "soon"}); portrait.ErrorCode(err) != portrait.EINVALID {
 		t.Errorf("bad parameter: %v", err)
 	}
+}
+
+// The null case: whether a customer buys after the cut-off is drawn
+// independently of everything before it. The churn run must find AUC ≈ 0.5,
+// say the model is not informative, and write no scores.
+func TestChurnOnNoiseIsNotInformative(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	cut := asOf.AddDate(0, 0, -90)
+	var events []map[string]any
+	order := func(u string, at time.Time, n int) {
+		events = append(events, map[string]any{"type": "track", "userId": u, "event": "Order Completed", "messageId": fmt.Sprintf("%s-%d", u, n),
+			"timestamp": at.Format(time.RFC3339), "properties": map[string]any{"revenue": float64(50 + rng.IntN(500))}})
+	}
+	for i := range 1500 {
+		u := fmt.Sprintf("u%04d", i)
+		n := 1 + rng.IntN(6)
+		for k := range n {
+			order(u, cut.Add(-time.Duration(rng.IntN(400*24))*time.Hour), k)
+		}
+		if rng.Float64() < 0.4 {
+			order(u, cut.Add(time.Duration(1+rng.IntN(89*24))*time.Hour), n)
+		}
+	}
+	db, proc, r := load(t, events)
+	run, err := r.RunNow(ctx, jobs.Churn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := run.Evaluation
+	if ev == nil {
+		t.Fatalf("no evaluation: %+v", run)
+	}
+	t.Logf("%s", ev.Verdict)
+	if ev.Informative || ev.AUCInterval[0] > 0.5 || math.Abs(ev.AUC-0.5) > 0.08 || !strings.Contains(ev.Verdict, "not informative") {
+		t.Errorf("noise judged informative: %+v", ev)
+	}
+	catchUp(t, db, proc)
+	if run.Profiles != 0 {
+		t.Errorf("an uninformative model wrote %d profiles", run.Profiles)
+	}
+	db.AllProfiles(ctx, func(p *portrait.Profile) error {
+		if _, ok := p.Traits["churn_probability"]; ok {
+			t.Errorf("profile %s got a churn score from a model no better than chance", p.ID)
+		}
+		return nil
+	})
 }
