@@ -66,6 +66,14 @@ var (
 	comments = []string{"物流很快，包装很好", "客服响应慢", "价格有点贵", "质量超出预期", "Great service, will buy again", "Delivery was late", "App is easy to use", "退货流程太麻烦", ""}
 )
 
+// popularity weights products (same order as products): everyday items
+// sell far more often than laptops, which is what keeps order values and
+// repeat buying believable.
+var popularity = []float64{4, 8, 2, 8, 8, 10, 10, 14, 8, 3, 3, 12}
+
+// durable products are bought once; later orders go to other products.
+var durable = map[string]bool{"SKU-1001": true, "SKU-1003": true, "SKU-5001": true, "SKU-5002": true}
+
 // companions: products often bought with another (index into products).
 var companions = map[string]struct {
 	idx int
@@ -119,13 +127,69 @@ type customer struct {
 	birthYear                int
 	chinese, duplicate       bool
 	b2bAccount               int // -1 when a retail customer only
-	activity                 float64
+	activity                 float64 // shopping visits per 30 days
+	dropout                  float64 // chance of going quiet after each order
 	firstSeen                time.Time
 	favCategory              int
 	channel, memberLevel, en string
 }
 
 func (g *gen) pick(n int) int { return g.rng.IntN(n) }
+
+// weighted draws an index with probability proportional to its weight.
+func (g *gen) weighted(w []float64) int {
+	var sum float64
+	for _, x := range w {
+		sum += x
+	}
+	u := g.rng.Float64() * sum
+	for i, x := range w {
+		if u -= x; u < 0 {
+			return i
+		}
+	}
+	return len(w) - 1
+}
+
+// gamma draws Gamma(k, 1) for k ≤ 1 (Ahrens–Dieter GS), which is all the
+// demo needs; math/rand has no gamma.
+func (g *gen) gamma(k float64) float64 {
+	if k >= 1 { // Marsaglia–Tsang for completeness
+		d := k - 1.0/3
+		c := 1 / math.Sqrt(9*d)
+		for {
+			x := g.rng.NormFloat64()
+			v := 1 + c*x
+			if v <= 0 {
+				continue
+			}
+			v = v * v * v
+			if u := g.rng.Float64(); math.Log(u) < 0.5*x*x+d-d*v+d*math.Log(v) {
+				return d * v
+			}
+		}
+	}
+	b := (math.E + k) / math.E
+	for {
+		p := b * g.rng.Float64()
+		if p <= 1 {
+			x := math.Pow(p, 1/k)
+			if g.rng.Float64() <= math.Exp(-x) {
+				return x
+			}
+			continue
+		}
+		x := -math.Log((b - p) / k)
+		if g.rng.Float64() <= math.Pow(x, k-1) {
+			return x
+		}
+	}
+}
+
+func (g *gen) beta(a, b float64) float64 {
+	x, y := g.gamma(a), g.gamma(b)
+	return x / (x + y)
+}
 
 func (g *gen) customer(i int) *customer {
 	c := &customer{i: i, userID: fmt.Sprintf("cust-%05d", i), b2bAccount: -1}
@@ -155,9 +219,15 @@ func (g *gen) customer(i int) *customer {
 	}
 	c.gender = []string{"female", "male"}[g.pick(2)]
 	c.birthYear = 1955 + g.pick(50)
-	c.activity = math.Exp(g.rng.NormFloat64()*0.9) * 1.5 // heavy-tailed: a few very active customers
+	// Buying as repeat-buying studies find it (Ehrenberg; Fader, Hardie &
+	// Lee): visit rates are Gamma-distributed across customers, most rarely
+	// shopping and a few often, and after each order a customer may go
+	// quiet for good, with a chance that also varies (Beta) — so many buy
+	// once, a few become regulars.
+	c.activity = g.gamma(0.8) * 1.0
+	c.dropout = g.beta(1.3, 2.6)
 	c.firstSeen = g.asOf.Add(-time.Duration(g.rng.Float64()*540*24) * time.Hour)
-	c.favCategory = g.pick(len(products))
+	c.favCategory = g.weighted(popularity)
 	c.channel = []string{"online", "app", "store"}[g.pick(3)]
 	c.memberLevel = []string{"普通 Regular", "银卡 Silver", "金卡 Gold", "钻石 Diamond"}[min(g.pick(10)/3, 3)]
 	c.duplicate = g.pick(100) < 4
@@ -222,17 +292,14 @@ func (g *gen) history(c *customer, accounts int) {
 		g.emit(t.Add(time.Second), map[string]any{"type": "group", "userId": c.userID, "groupId": fmt.Sprintf("acct-%03d", c.b2bAccount)})
 	}
 
-	// Orders, views, tickets and surveys across the customer's life; some
-	// customers go quiet (churn) part-way.
-	lifeEnd := g.asOf
-	if g.pick(100) < 25 {
-		lifeEnd = t.Add(time.Duration(g.rng.Float64()*float64(g.asOf.Sub(t))) * 1)
-	}
+	// Orders, views, tickets and surveys across the customer's life; after
+	// each order the customer may go quiet for good (churn).
 	orders := 0
-	for {
-		gap := time.Duration(g.rng.ExpFloat64()*45/c.activity*24) * time.Hour
+	quiet := false
+	for !quiet {
+		gap := time.Duration(g.rng.ExpFloat64()*30/c.activity*24) * time.Hour
 		t = t.Add(gap + time.Hour)
-		if t.After(lifeEnd) {
+		if t.After(g.asOf) {
 			break
 		}
 		dev, d := anon, 0
@@ -240,10 +307,18 @@ func (g *gen) history(c *customer, accounts int) {
 			d = 1 + g.pick(2)
 			dev = fmt.Sprintf("anon-%05d-%d", c.i, d) // a second device, identified by the user id
 		}
-		pr := products[(c.favCategory+g.pick(2)*g.pick(len(products)))%len(products)]
+		// Half the visits are to the favourite product, the rest follow
+		// popularity; a durable one already bought is not bought again.
+		pr := products[c.favCategory]
+		if g.pick(2) == 0 || (orders > 0 && durable[pr.sku]) {
+			pr = products[g.weighted(popularity)]
+		}
 		g.emit(t, map[string]any{"type": "track", "userId": c.userID, "anonymousId": dev, "event": "Product Viewed", "properties": map[string]any{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price}, "context": sdkContext(d)})
-		if g.pick(100) < 55 {
-			qty := 1 + g.pick(2)
+		if g.pick(100) < 45 && !(orders > 0 && durable[pr.sku] && g.pick(4) > 0) {
+			qty := 1
+			if !durable[pr.sku] && g.pick(3) == 0 {
+				qty = 2
+			}
 			items := []map[string]any{{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price, "quantity": qty}}
 			total := pr.price * float64(qty)
 			// Real baskets have structure: some products are bought together
@@ -254,7 +329,7 @@ func (g *gen) history(c *customer, accounts int) {
 				items = append(items, map[string]any{"sku": cp.sku, "name": cp.name, "category": cp.category, "price": cp.price, "quantity": 1})
 				total += cp.price
 			} else if g.pick(4) == 0 {
-				extra := products[g.pick(len(products))]
+				extra := products[g.weighted(popularity)]
 				items = append(items, map[string]any{"sku": extra.sku, "name": extra.name, "category": extra.category, "price": extra.price, "quantity": 1})
 				total += extra.price
 			}
@@ -270,6 +345,7 @@ func (g *gen) history(c *customer, accounts int) {
 				g.emit(t.Add(120*time.Hour), map[string]any{"type": "track", "userId": c.userID, "event": "Survey Completed",
 					"properties": map[string]any{"survey": "nps", "nps": score, "csat": min(5, max(1, (score+2)/2)), "comment": comments[g.pick(len(comments))]}})
 			}
+			quiet = g.rng.Float64() < c.dropout
 		}
 	}
 	// A deliberate duplicate: the same person buys in a store, known there
@@ -279,7 +355,7 @@ func (g *gen) history(c *customer, accounts int) {
 		tt := c.firstSeen.Add(time.Duration(g.pick(24*200)) * time.Hour)
 		g.emit(tt, map[string]any{"type": "identify", "anonymousId": pos, "traits": map[string]any{"phone": c.phone, "name": c.name, "store": c.city + "旗舰店"},
 			"context": map[string]any{"library": map[string]any{"name": "pos-export", "version": "3"}}})
-		pr := products[g.pick(len(products))]
+		pr := products[g.weighted(popularity)]
 		g.emit(tt.Add(10*time.Minute), map[string]any{"type": "track", "anonymousId": pos, "event": "Order Completed",
 			"properties": map[string]any{"order_id": fmt.Sprintf("pos-%05d-1", c.i), "revenue": pr.price, "currency": "CNY", "channel": "store", "products": []map[string]any{{"sku": pr.sku, "name": pr.name, "category": pr.category, "price": pr.price, "quantity": 1}}}})
 	}

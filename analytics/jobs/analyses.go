@@ -59,12 +59,15 @@ func (r *Runner) clv(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	run.Metrics = map[string]any{"customers": len(cs), "r": bg.R, "alpha": bg.Alpha, "a": bg.A, "b": bg.B, "loglik": bg.LogLik, "period_days": 7,
-		"spend_inputs": "all orders"}
-	run.Holdout = holdoutCheck(ps, first, now, holdoutDays)
-	// The first order is spend evidence too: without it a one-order
-	// customer would get the population's mean spend whatever they paid.
-	spendIn := clv.AllOrders(cs)
+	run.Metrics = map[string]any{"customers": len(cs), "r": bg.R, "alpha": bg.Alpha, "a": bg.A, "b": bg.B, "loglik": bg.LogLik, "period_days": 7}
+	var allOrders bool
+	run.Holdout, allOrders = holdoutCheck(ps, first, now, holdoutDays)
+	spendIn := cs
+	run.Metrics["spend_inputs"] = "repeat orders"
+	if allOrders {
+		spendIn = clv.AllOrders(cs)
+		run.Metrics["spend_inputs"] = "all orders"
+	}
 	gg, ggErr := clv.FitGammaGamma(spendIn, clv.FitOptions{})
 	if ggErr == nil && gg.Q <= 1 {
 		ggErr = portrait.Errorf(portrait.EINVALID, "the spend model has no finite mean (q = %.3f ≤ 1)", gg.Q)
@@ -96,7 +99,41 @@ func (r *Runner) clv(ctx context.Context, run *Run) error {
 		traits[cu.ID] = t
 	}
 	run.Metrics["total_clv"] = round(total, 2)
+	if ggErr == nil {
+		run.Metrics["clv_quantiles"] = clvPercentiles(traits)
+	}
 	return r.writeBack(ctx, run, c, traits)
+}
+
+// clvPercentiles writes each buyer's clv_percentile — the share of buyers
+// with a lower clv_12m, 0..100 — so that tags such as high_value can name a
+// top share of the population rather than an amount that depends on the
+// currency and the catalogue. It returns the quartiles and the 90th and
+// 99th percentiles of the values for the run record.
+func clvPercentiles(traits map[string]map[string]any) map[string]float64 {
+	type kv struct {
+		id string
+		v  float64
+	}
+	var all []kv
+	for id, t := range traits {
+		if v, ok := t["clv_12m"].(float64); ok {
+			all = append(all, kv{id, v})
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v < all[j].v || (all[i].v == all[j].v && all[i].id < all[j].id) })
+	below := 0 // customers with a strictly lower value
+	for i := range all {
+		if i > 0 && all[i].v > all[i-1].v {
+			below = i
+		}
+		traits[all[i].id]["clv_percentile"] = math.Floor(100 * float64(below) / float64(len(all)))
+	}
+	q := func(f float64) float64 { return all[min(int(f*float64(len(all))), len(all)-1)].v }
+	return map[string]float64{"p25": q(0.25), "p50": q(0.5), "p75": q(0.75), "p90": q(0.9), "p99": q(0.99), "max": all[len(all)-1].v}
 }
 
 // HoldoutCheck is a CLV run's test of its own method: calibrated on the
@@ -110,8 +147,12 @@ type HoldoutCheck struct {
 }
 
 // holdoutCheck runs the check with the cut-off holdoutDays before now, or
-// when zero at two thirds of the span from the first purchase to now.
-func holdoutCheck(ps []clv.Purchase, first, now time.Time, holdoutDays float64) *HoldoutCheck {
+// when zero at two thirds of the span from the first purchase to now. It
+// also decides what the spend model learns from: repeat orders only (the
+// published convention, right when first orders differ from later ones)
+// or every order (which lets a one-order customer's spend count); the
+// inputs that forecast holdout revenue per customer better win.
+func holdoutCheck(ps []clv.Purchase, first, now time.Time, holdoutDays float64) (*HoldoutCheck, bool) {
 	span := now.Sub(first).Hours() / 24
 	h := &HoldoutCheck{Rule: "the last third of the purchase history"}
 	if holdoutDays > 0 {
@@ -121,16 +162,22 @@ func holdoutCheck(ps []clv.Purchase, first, now time.Time, holdoutDays float64) 
 	}
 	if holdoutDays < 28 || span-holdoutDays < 28 {
 		h.Skipped = fmt.Sprintf("%.0f days of purchase history: a holdout check needs at least 28 days on each side of the cut-off", span)
-		return h
+		return h, false
 	}
 	cut := now.Add(-time.Duration(holdoutDays*24) * time.Hour)
-	res, err := clv.CheckHoldout(ps, clv.HoldoutOptions{CalibrationEnd: cut, HoldoutEnd: now, PeriodDays: 7, SpendAllOrders: true})
+	opt := clv.HoldoutOptions{CalibrationEnd: cut, HoldoutEnd: now, PeriodDays: 7}
+	res, err := clv.CheckHoldout(ps, opt)
 	if err != nil {
 		h.Skipped = portrait.ErrorMessage(err)
-		return h
+		return h, false
 	}
 	h.Holdout = res
-	return h
+	opt.SpendAllOrders = true
+	if all, err := clv.CheckHoldout(ps, opt); err == nil && all.Spend != nil && (res.Spend == nil || all.Spend.MAE < res.Spend.MAE) {
+		h.Holdout = all
+		return h, true
+	}
+	return h, false
 }
 
 // fpgrowth mines the order baskets and writes each customer's next-best

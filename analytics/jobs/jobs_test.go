@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,58 @@ func TestChurnOnNoiseIsNotInformative(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The demo must read as a shop: most buyers order once or twice, nobody with
+// one order is predicted a year's value of thousands, and a value tag on
+// clv_percentile covers a top share of buyers, not nearly all of them.
+func TestDemoPredictionsAreBelievable(t *testing.T) {
+	ctx := context.Background()
+	db, proc, r := setup(t)
+	run, err := r.RunNow(ctx, jobs.CLV, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, db, proc)
+	var buyers, once, top int
+	var onceCLV, revenue []float64
+	spent := map[string]float64{}
+	db.TrackEvents(ctx, "Order Completed", func(pid string, e *portrait.Event) error {
+		var props struct{ Revenue float64 }
+		json.Unmarshal(e.Properties, &props)
+		spent[pid] += props.Revenue
+		return nil
+	})
+	db.AllProfiles(ctx, func(p *portrait.Profile) error {
+		n := p.TrackCounts["Order Completed"]
+		v, ok := p.Traits["clv_12m"].Value.(float64)
+		if n == 0 || !ok {
+			return nil
+		}
+		buyers++
+		if pct, _ := p.Traits["clv_percentile"].Value.(float64); pct >= 80 {
+			top++
+		}
+		revenue = append(revenue, spent[p.ID])
+		if n == 1 {
+			once++
+			onceCLV = append(onceCLV, v)
+		}
+		return nil
+	})
+	median := func(xs []float64) float64 {
+		sort.Float64s(xs)
+		return xs[len(xs)/2]
+	}
+	t.Logf("%d buyers, %d with one order (median clv_12m %.0f, max %.0f); median revenue %.0f; clv quantiles %v; top fifth %d",
+		buyers, once, median(onceCLV), onceCLV[len(onceCLV)-1], median(revenue), run.Metrics["clv_quantiles"], top)
+	if share := float64(once) / float64(buyers); share < 0.3 || share > 0.7 {
+		t.Errorf("%.0f%% of buyers ordered once: want a believable 30–70%%", share*100)
+	}
+	if median(onceCLV) >= median(revenue) || onceCLV[len(onceCLV)-1] > 10000 {
+		t.Errorf("one-order customers: median clv_12m %.0f against median revenue %.0f, max %.0f", median(onceCLV), median(revenue), onceCLV[len(onceCLV)-1])
+	}
+	if share := float64(top) / float64(buyers); share < 0.18 || share > 0.22 {
+		t.Errorf("clv_percentile >= 80 covers %.1f%% of buyers, want about a fifth", share*100)
+	}
 }

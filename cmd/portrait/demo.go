@@ -154,7 +154,7 @@ func demoPortraits(ctx context.Context, a *App, progress io.Writer) error {
 	if a.Enrich != nil && a.Enrich.Tags != nil {
 		for _, d := range []tag.Definition{
 			{Name: "high_value", NameZh: "高价值", NameEn: "High value", Dimension: "value", Category: "spend",
-				Expression: "revenue >= 10000 || clv_12m >= 5000", Description: "spent 10,000 or more, or expected to within a year"},
+				Expression: "clv_percentile >= 80", Description: "top fifth of buyers by predicted 12-month value (clv_12m)"},
 			{Name: "churn_risk", NameZh: "即将流失", NameEn: "Churn risk", Dimension: "risk", Category: "retention",
 				Expression: "churn_probability >= 0.7 && purchase_count >= 1", Description: "a buyer unlikely to buy in the next 90 days"},
 			{Name: "loyal", NameZh: "忠诚客户", NameEn: "Loyal", Dimension: "behaviour", Category: "lifecycle",
