@@ -126,7 +126,7 @@ type customer struct {
 	gender, province, city   string
 	birthYear                int
 	chinese, duplicate       bool
-	b2bAccount               int // -1 when a retail customer only
+	b2bAccount               int     // -1 when a retail customer only
 	activity                 float64 // shopping visits per 30 days
 	dropout                  float64 // chance of going quiet after each order
 	firstSeen                time.Time
