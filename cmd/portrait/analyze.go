@@ -367,10 +367,15 @@ func analyzeCLV(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	discount := a.fs.Float64("discount", 0.1, "annual discount rate for CLV")
 	penalizer := a.fs.Float64("penalizer", 0, "L2 penalty on the parameters (lifetimes' penalizer_coef)")
 	top := a.fs.Int("top", 10, "customers to list, by CLV")
+	hoFlag := a.fs.String("holdout-end", "", "last day of the holdout period checked against the forecast (default: the last purchase, when it falls after the calibration end)")
 	if help, err := a.parse(args); help || err != nil {
 		return err
 	}
 	end, err := parseDay("calibration-end", *endFlag)
+	if err != nil {
+		return err
+	}
+	hoEnd, err := parseDay("holdout-end", *hoFlag)
 	if err != nil {
 		return err
 	}
@@ -422,6 +427,26 @@ func analyzeCLV(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
+	// The holdout check: whatever the file holds after the calibration end
+	// is what the forecast is compared with.
+	var ho *clv.Holdout
+	if !end.IsZero() {
+		last := hoEnd
+		if last.IsZero() {
+			for _, t := range ps {
+				if t.Time.After(last) {
+					last = t.Time
+				}
+			}
+		}
+		if last.After(end.Add(24 * time.Hour)) {
+			if ho, err = clv.CheckHoldout(ps, clv.HoldoutOptions{CalibrationEnd: end, HoldoutEnd: last, PeriodDays: *period, Fit: clv.FitOptions{Penalizer: *penalizer}}); err != nil {
+				return err
+			}
+		} else if !hoEnd.IsZero() {
+			return portrait.Errorf(portrait.EINVALID, "--holdout-end %s must fall after the calibration end %s", hoEnd.Format(time.DateOnly), end.Format(time.DateOnly))
+		}
+	}
 	topScores := scores[:min(max(*top, 0), len(scores))]
 	if a.json {
 		return printJSON(stdout, map[string]any{
@@ -429,7 +454,7 @@ func analyzeCLV(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			"p": gg.P, "q": gg.Q, "gamma": gg.Gamma, "gg_loglik": gg.LogLik,
 			"customers": len(cs), "repeat_buyers": gg.N, "calibration_end": end.Format(time.DateOnly),
 			"period_days": *period, "months": *months, "annual_discount": *discount,
-			"total_clv": total, "top": topScores,
+			"total_clv": total, "top": topScores, "holdout": ho,
 		})
 	}
 	fmt.Fprintf(stdout, "BG/NBD on %d customers (calibration to %s, time unit %g days)\n", len(cs), end.Format(time.DateOnly), *period)
@@ -442,7 +467,27 @@ func analyzeCLV(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, s := range topScores {
 		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.2f\t%.2f\n", s.ID, s.PAlive, s.ExpectedPurchases, s.ExpectedSpend, s.CLV)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || ho == nil {
+		return err
+	}
+	printHoldout(stdout, ho)
+	return nil
+}
+
+func printHoldout(w io.Writer, h *clv.Holdout) {
+	fmt.Fprintf(w, "\nHoldout check: fitted to %s, forecast %.2f periods to %s, for the %d customers of the calibration period\n",
+		h.CalibrationEnd, h.HoldoutPeriods, h.HoldoutEnd, h.Customers)
+	fmt.Fprintf(w, "  repeat purchases: actual %.0f, predicted %.1f (%+.1f%%); per customer MAE %.3f (carrying the calibration rate forward: %.3f), RMSE %.3f, correlation %.3f\n",
+		h.Actual, h.Predicted, h.AggregateErrPct, h.MAE, h.NaiveMAE, h.RMSE, h.Correlation)
+	if h.Spend != nil {
+		fmt.Fprintf(w, "  revenue (%s): actual %.2f, predicted %.2f (%+.1f%%)\n", h.Spend.Inputs, h.Spend.Actual, h.Spend.Predicted, h.Spend.ErrPct)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "calibration repeat purchases\tcustomers\tholdout actual (mean)\tholdout predicted (mean)")
+	for _, b := range h.ByFrequency {
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\n", b.X, b.Customers, b.Actual, b.Predicted)
+	}
+	tw.Flush()
 }
 
 // --- churn ---

@@ -85,6 +85,29 @@ func TestAnalyzeCLVContract(t *testing.T) {
 	}
 }
 
+// FHL's holdout: calibrated on weeks 1–39, the forecast of weeks 40–78 is
+// compared with what the 2,357 customers did.
+func TestAnalyzeCLVHoldout(t *testing.T) {
+	m := analyzeJSON(t, "clv", "--input", analyzeData(t, "cdnow/CDNOW_sample.txt"), "--format", "cdnow", "--holdout-end", "1998-06-30")
+	h, ok := m["holdout"].(map[string]any)
+	if !ok {
+		t.Fatalf("no holdout object in %v", m)
+	}
+	if num(t, h, "holdout_periods") != 39 || num(t, h, "actual_repeat_purchases") != 1882 || math.Abs(num(t, h, "predicted_repeat_purchases")-1653.4) > 1 {
+		t.Errorf("holdout %v", h)
+	}
+	bins, _ := h["by_frequency"].([]any)
+	curve, _ := h["cumulative"].([]any)
+	if len(bins) != 8 || len(curve) != 78 {
+		t.Errorf("%d frequency bins and %d curve points, want 8 (0..7+) and 78 weeks", len(bins), len(curve))
+	}
+	// Without data after the calibration end there is nothing to check.
+	m = analyzeJSON(t, "clv", "--input", analyzeData(t, "cdnow/CDNOW_sample.txt"), "--format", "cdnow", "--calibration-end", "1998-06-30")
+	if m["holdout"] != nil {
+		t.Errorf("a holdout check with no holdout data: %v", m["holdout"])
+	}
+}
+
 func TestAnalyzeFPGrowthContract(t *testing.T) {
 	m := analyzeJSON(t, "fpgrowth", "--input", analyzeData(t, "groceries/groceries.csv"), "--format", "baskets",
 		"--min-support", "0.006", "--min-confidence", "0.25", "--min-len", "2")
@@ -247,6 +270,7 @@ func TestAnalyzeErrors(t *testing.T) {
 		{"churn", "--input", mall},
 		{"churn", "--input", mall, "--target", "Gender"},
 		{"rfm", "--input", mall, "--format", "nope"},
+		{"clv", "--input", analyzeData(t, "cdnow/CDNOW_sample.txt"), "--format", "cdnow", "--holdout-end", "1997-06-30"},
 	} {
 		var out, errb bytes.Buffer
 		err := runAnalyze(context.Background(), args, &out, &errb)
