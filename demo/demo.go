@@ -297,8 +297,13 @@ func (g *gen) history(c *customer, accounts int) {
 	orders := 0
 	quiet := false
 	for !quiet {
-		gap := time.Duration(g.rng.ExpFloat64()*30/c.activity*24) * time.Hour
-		t = t.Add(gap + time.Hour)
+		// Compared in days first: a rarely-shopping customer's gap can
+		// exceed what a time.Duration holds.
+		days := g.rng.ExpFloat64() * 30 / c.activity
+		if days >= g.asOf.Sub(t).Hours()/24 {
+			break
+		}
+		t = t.Add(time.Duration(days*24)*time.Hour + time.Hour)
 		if t.After(g.asOf) {
 			break
 		}
