@@ -156,7 +156,7 @@ func demoPortraits(ctx context.Context, a *App, progress io.Writer) error {
 			{Name: "high_value", NameZh: "高价值", NameEn: "High value", Dimension: "value", Category: "spend",
 				Expression: "clv_percentile >= 80", Description: "top fifth of buyers by predicted 12-month value (clv_12m)"},
 			{Name: "churn_risk", NameZh: "即将流失", NameEn: "Churn risk", Dimension: "risk", Category: "retention",
-				Expression: "churn_probability >= 0.7 && purchase_count >= 1", Description: "a buyer unlikely to buy in the next 90 days"},
+				Expression: "churn_probability >= 0.7 && purchase_count >= 2", Description: "a repeat buyer unlikely to buy in the next 90 days"},
 			{Name: "loyal", NameZh: "忠诚客户", NameEn: "Loyal", Dimension: "behaviour", Category: "lifecycle",
 				Expression: `lifecycle_stage == "loyal"`},
 			{Name: "promoter", NameZh: "推荐者", NameEn: "Promoter", Dimension: "feedback", Category: "nps",
