@@ -428,18 +428,6 @@ func evaluation(rep *logit.Report, horizon float64) *Evaluation {
 		HeldOut: rep.NTest, Trained: rep.NTrain, BaseRate: rep.BaseRate, AUC: rep.AUC, AUCInterval: [2]float64{rep.AUCLow, rep.AUCHigh},
 		Accuracy: rep.Accuracy, LogLoss: rep.LogLoss, Brier: rep.Brier, BrierBaseRate: rep.BaseRate * (1 - rep.BaseRate),
 		CalibrationError: rep.CalError, Calibration: rep.Calibration}
-	// Informative means the ranking beats chance with 95% confidence and the
-	// probabilities beat the base rate; either alone can flatter a model.
-	e.Informative = rep.AUCLow > 0.5 && rep.Brier < e.BrierBaseRate
-	switch {
-	case e.Informative:
-		e.Verdict = fmt.Sprintf("informative: held-out AUC %.3f (95%% interval %.3f–%.3f), Brier %.4f against %.4f for the base rate", rep.AUC, rep.AUCLow, rep.AUCHigh, rep.Brier, e.BrierBaseRate)
-	case rep.AUCHigh < 0.5:
-		e.Verdict = fmt.Sprintf("not informative: held-out AUC %.3f (95%% interval %.3f–%.3f) is below chance: what it learned does not carry over to new customers; its scores should not be acted on", rep.AUC, rep.AUCLow, rep.AUCHigh)
-	case rep.AUCLow <= 0.5:
-		e.Verdict = fmt.Sprintf("not informative: held-out AUC %.3f, whose 95%% interval %.3f–%.3f includes chance (0.5); its scores should not be acted on", rep.AUC, rep.AUCLow, rep.AUCHigh)
-	default:
-		e.Verdict = fmt.Sprintf("not informative: it ranks customers (AUC %.3f) but its probabilities (Brier %.4f) are no better than the base rate (%.4f)", rep.AUC, rep.Brier, e.BrierBaseRate)
-	}
+	e.Informative, e.Verdict = rep.Informative, rep.Verdict
 	return e
 }

@@ -3,6 +3,7 @@ package logit_test
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/portrait-cdp/portrait/analytics/logit"
@@ -62,8 +63,8 @@ func TestEvaluateNullAndSignal(t *testing.T) {
 		}
 		t.Logf("%s: AUC %.3f [%.3f, %.3f], Brier %.4f (base rate %.3f → %.4f), calibration error %.3f",
 			tc.name, rep.AUC, rep.AUCLow, rep.AUCHigh, rep.Brier, rep.BaseRate, rep.BaseRate*(1-rep.BaseRate), rep.CalError)
-		if got := rep.AUCLow > 0.5; got != tc.informative {
-			t.Errorf("%s: AUC %.3f [%.3f, %.3f]: informative %v, want %v", tc.name, rep.AUC, rep.AUCLow, rep.AUCHigh, got, tc.informative)
+		if rep.Informative != tc.informative || (rep.AUCLow > 0.5) != tc.informative || !strings.HasPrefix(rep.Verdict, map[bool]string{true: "informative", false: "not informative"}[tc.informative]) {
+			t.Errorf("%s: AUC %.3f [%.3f, %.3f]: %s; want informative %v", tc.name, rep.AUC, rep.AUCLow, rep.AUCHigh, rep.Verdict, tc.informative)
 		}
 		if tc.name == "null" && math.Abs(rep.AUC-0.5) > 0.06 {
 			t.Errorf("null AUC %.3f, want ≈ 0.5", rep.AUC)

@@ -1,6 +1,7 @@
 package logit
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
@@ -40,7 +41,12 @@ type Report struct {
 	NTest       int             `json:"n_test"`
 	Calibration []Bin           `json:"calibration"`
 	Weights     []FeatureWeight `json:"weights"` // by |std weight|, largest first
-	Model       *Model          `json:"-"`
+	// Informative is true when the held-out AUC's 95% interval lies above
+	// 0.5 and the Brier score beats predicting the base rate for everyone:
+	// either alone can flatter a model. Verdict says it in words.
+	Informative bool   `json:"informative"`
+	Verdict     string `json:"verdict"`
+	Model       *Model `json:"-"`
 }
 
 // TrainEvaluate imputes missing cells, splits the rows 80/20 (stratified,
@@ -81,6 +87,7 @@ func TrainEvaluate(x []float64, n, d int, y []float64, names []string, opt EvalO
 	pos := int(r.BaseRate)
 	r.AUCLow, r.AUCHigh = AUCInterval(auc, pos, len(yv)-pos)
 	r.BaseRate /= float64(len(yv))
+	r.Informative, r.Verdict = verdict(r)
 	for f := 0; f < d; f++ {
 		r.Weights = append(r.Weights, FeatureWeight{Feature: names[f], Weight: m.Weights[f], StdWeight: m.StdWeights[f]})
 	}
@@ -131,4 +138,17 @@ func ImputeMeans(x []float64, n, d int, rows []int, cols []bool) []float64 {
 		}
 	}
 	return mean
+}
+
+func verdict(r *Report) (bool, string) {
+	base := r.BaseRate * (1 - r.BaseRate)
+	switch {
+	case r.AUCHigh < 0.5:
+		return false, fmt.Sprintf("not informative: held-out AUC %.3f (95%% interval %.3f–%.3f) is below chance: what it learned does not carry over to new rows; its scores should not be acted on", r.AUC, r.AUCLow, r.AUCHigh)
+	case r.AUCLow <= 0.5:
+		return false, fmt.Sprintf("not informative: held-out AUC %.3f, whose 95%% interval %.3f–%.3f includes chance (0.5); its scores should not be acted on", r.AUC, r.AUCLow, r.AUCHigh)
+	case r.Brier >= base:
+		return false, fmt.Sprintf("not informative: it ranks rows (AUC %.3f) but its probabilities (Brier %.4f) are no better than the base rate (%.4f)", r.AUC, r.Brier, base)
+	}
+	return true, fmt.Sprintf("informative: held-out AUC %.3f (95%% interval %.3f–%.3f), Brier %.4f against %.4f for the base rate", r.AUC, r.AUCLow, r.AUCHigh, r.Brier, base)
 }

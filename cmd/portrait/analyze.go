@@ -530,12 +530,15 @@ func analyzeChurn(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return printJSON(stdout, map[string]any{
 			"auc": rep.AUC, "accuracy": rep.Accuracy, "n_train": rep.NTrain, "n_test": rep.NTest,
 			"log_loss": rep.LogLoss, "base_rate": rep.BaseRate, "features": d, "dropped_columns": ds.Dropped,
+			"auc_ci95": []float64{rep.AUCLow, rep.AUCHigh}, "brier": rep.Brier, "calibration_error": rep.CalError,
+			"informative": rep.Informative, "verdict": rep.Verdict,
 			"unlabelled_rows": ds.Unlabelled, "calibration": rep.Calibration, "weights": weights,
 			"intercept": rep.Model.Intercept, "test_fraction": *testFrac, "seed": *seed,
 		})
 	}
 	fmt.Fprintf(stdout, "churn model: %d rows (%d train, %d test), %d features\n", rep.NTrain+rep.NTest, rep.NTrain, rep.NTest, d)
 	fmt.Fprintf(stdout, "held-out AUC %.4f, accuracy %.4f (base rate %.4f), log loss %.4f\n", rep.AUC, rep.Accuracy, rep.BaseRate, rep.LogLoss)
+	fmt.Fprintf(stdout, "%s\n", rep.Verdict)
 	for _, c := range ds.Dropped {
 		fmt.Fprintf(stdout, "  left out %s\n", c)
 	}

@@ -208,6 +208,12 @@ func TestAnalyzeChurnContract(t *testing.T) {
 	if auc < 0.7 || auc > 0.95 {
 		t.Errorf("held-out AUC %v; recency and frequency predict CDNOW churn with AUC around 0.8", auc)
 	}
+	if m["informative"] != true || num(t, m, "brier") >= num(t, m, "base_rate")*(1-num(t, m, "base_rate")) {
+		t.Errorf("CDNOW churn judged %v: %v (Brier %v)", m["informative"], m["verdict"], m["brier"])
+	}
+	if ci, _ := m["auc_ci95"].([]any); len(ci) != 2 || ci[0].(float64) >= auc || ci[1].(float64) <= auc {
+		t.Errorf("AUC interval %v around %v", m["auc_ci95"], auc)
+	}
 	if acc := num(t, m, "accuracy"); acc < num(t, m, "base_rate") {
 		t.Errorf("accuracy %v below the majority-class rate %v", acc, num(t, m, "base_rate"))
 	}
