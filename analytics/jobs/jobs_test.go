@@ -305,3 +305,32 @@ func TestDemoPredictionsAreBelievable(t *testing.T) {
 		t.Errorf("clv_percentile >= 80 covers %.1f%% of buyers, want about a fifth", share*100)
 	}
 }
+
+// A shop with a few weeks of history cannot check a forecast yet: the run
+// still scores, and its record says why there is no holdout check.
+func TestCLVHoldoutSkippedOnShortHistory(t *testing.T) {
+	ctx := context.Background()
+	var events []map[string]any
+	for i := range 60 {
+		for k := range 1 + i%3 {
+			events = append(events, map[string]any{"type": "track", "userId": fmt.Sprintf("u%02d", i), "event": "Order Completed",
+				"messageId": fmt.Sprintf("o%02d-%d", i, k), "timestamp": asOf.AddDate(0, 0, -40+i%20+k*7).Format(time.RFC3339),
+				"properties": map[string]any{"revenue": float64(80 + 10*k)}})
+		}
+	}
+	_, _, r := load(t, events)
+	run, err := r.RunNow(ctx, jobs.CLV, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Holdout == nil || run.Holdout.Holdout != nil || !strings.Contains(run.Holdout.Skipped, "28 days") || run.Profiles == 0 {
+		t.Errorf("run on 40 days of history: holdout %+v, %d profiles", run.Holdout, run.Profiles)
+	}
+	b, _ := json.Marshal(run)
+	if !strings.Contains(string(b), `"holdout":{"cutoff_rule":"the last third of the purchase history","skipped":`) {
+		t.Errorf("run record %s", b)
+	}
+	if _, err := r.RunNow(ctx, jobs.CLV, jobs.Params{"holdout_days": -3}); portrait.ErrorCode(err) != portrait.EINVALID {
+		t.Errorf("negative holdout_days: %v", err)
+	}
+}
