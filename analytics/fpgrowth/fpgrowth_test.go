@@ -259,7 +259,7 @@ func TestRecommendWhy(t *testing.T) {
 	}{
 		{[]string{"phone"}, "earbuds", ""},
 		{nil, "", "no purchased products"},
-		{[]string{"phone", "earbuds"}, "", "already bought every product that the 1 matching rules suggest"},
+		{[]string{"phone", "earbuds"}, "", "already bought what the one matching rule suggests"},
 		{[]string{"book"}, "", "no better than chance"},
 		{[]string{"yoga mat"}, "", "no rule starts from what was bought (yoga mat)"},
 	} {

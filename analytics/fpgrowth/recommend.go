@@ -88,9 +88,14 @@ func RecommendWhy(rules []Rule, history []string, k int) ([]Recommendation, stri
 	case len(out) > 0:
 		return out, ""
 	case fired > 0:
-		return nil, fmt.Sprintf("already bought every product that the %d matching rules suggest", fired)
-	case weak > 0:
-		return nil, fmt.Sprintf("the %d rules matching the purchases predict no better than chance (lift ≤ 1)", weak)
+		if fired == 1 {
+			return nil, "already bought what the one matching rule suggests"
+		}
+		return nil, fmt.Sprintf("already bought every product the %d matching rules suggest", fired)
+	case weak == 1:
+		return nil, "the one matching rule predicts no better than chance (lift ≤ 1)"
+	case weak > 1:
+		return nil, fmt.Sprintf("the %d matching rules predict no better than chance (lift ≤ 1)", weak)
 	}
 	return nil, "no rule starts from what was bought (" + summarise(have) + ")"
 }
