@@ -33,8 +33,11 @@ func (r *Runner) clv(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	if holdoutDays < 0 || months < 1 || months > 1200 {
-		return portrait.Errorf(portrait.EINVALID, "holdout_days must be positive (0: the last third of the history) and months 1..1200")
+	if holdoutDays < 0 {
+		return portrait.Errorf(portrait.EINVALID, "holdout_days must be positive (0 or absent: the last third of the purchase history)")
+	}
+	if months < 1 || months > 1200 {
+		return portrait.Errorf(portrait.EINVALID, "months must be 1..1200")
 	}
 	c, err := r.load(ctx)
 	if err != nil {
