@@ -32,8 +32,9 @@ type server struct {
 }
 
 // start runs the real server on a free loopback port, with the embedded
-// store and the processor running behind it, as serve wires them.
-func start(t *testing.T) *server {
+// store and the processor running behind it, as serve wires them; wire
+// adds optional parts (analytics, ...) before the server opens.
+func start(t *testing.T, wire ...func(*porthttp.Server, *sqlite.DB)) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := sqlite.Open(ctx, t.TempDir())
@@ -56,6 +57,9 @@ func start(t *testing.T) *server {
 	s.Parser.Blocked = rules.IsBlocked
 	s.NormalizeID = identity.DefaultNormalize
 	s.Lag = func() (int64, float64) { return 0, 0 }
+	for _, w := range wire {
+		w(s, db)
+	}
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
