@@ -86,8 +86,10 @@ type Status struct {
 	*Definition
 	Size        int       `json:"size"`
 	EvaluatedAt time.Time `json:"evaluated_at"`
-	// LagSeconds is how long ago membership was last brought up to date
-	// (0 right after a change or evaluation).
+	// LagSeconds is how far membership may be behind the clock: for a
+	// time-based segment, the time since its last full evaluation (a window
+	// may have passed since); a segment without time conditions is kept
+	// current with every profile change and has no lag (always 0).
 	LagSeconds float64 `json:"lag_seconds"`
 	// EvalMillis is how long the last full evaluation took.
 	EvalMillis float64  `json:"eval_ms"`
@@ -322,8 +324,12 @@ func (s *Service) Get(id string) (*Status, error) {
 }
 
 func (s *Service) status(l *live) *Status {
+	lag := 0.0
+	if l.timed {
+		lag = max(0, s.Now().Sub(l.evaluatedAt).Seconds())
+	}
 	return &Status{Definition: l.def, Size: int(l.members.GetCardinality()), EvaluatedAt: l.evaluatedAt.UTC(),
-		LagSeconds: max(0, s.Now().Sub(l.evaluatedAt).Seconds()), EvalMillis: float64(l.evalDur.Microseconds()) / 1000,
+		LagSeconds: lag, EvalMillis: float64(l.evalDur.Microseconds()) / 1000,
 		TimeBased: l.timed, Plan: l.plan.String(), Warnings: s.Index.Warnings(l.plan)}
 }
 

@@ -355,3 +355,33 @@ func TestChangesWhileStoppedAreReportedAtStart(t *testing.T) {
 		t.Errorf("an unchanged restart reported %v", kinds(evs))
 	}
 }
+
+// A segment without time conditions is current with every change: its lag
+// stays 0 however long ago it was evaluated. A time-based one lags by the
+// time since its last evaluation, until the next tick.
+func TestLagOnlyForTimeBasedSegments(t *testing.T) {
+	ctx := context.Background()
+	svc := segment.NewService(segment.NewIndex(), newMemStore())
+	clock := now
+	svc.Now = func() time.Time { return clock }
+	svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip")}, nil, nil)
+	static, err := svc.Create(ctx, &segment.Definition{Name: "vip", Expression: `"vip" in tags`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed, err := svc.Create(ctx, &segment.Definition{Name: "recent", Expression: `days_since_event("Order Completed") < 30`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = now.Add(3 * time.Hour)
+	if st, _ := svc.Get(static.ID); st.LagSeconds != 0 {
+		t.Errorf("static segment lag %v after 3h without changes, want 0", st.LagSeconds)
+	}
+	if st, _ := svc.Get(timed.ID); st.LagSeconds != 3*3600 {
+		t.Errorf("time-based segment lag %v, want %v", st.LagSeconds, 3*3600)
+	}
+	svc.Tick(ctx)
+	if st, _ := svc.Get(timed.ID); st.LagSeconds != 0 {
+		t.Errorf("time-based segment lag %v right after a tick, want 0", st.LagSeconds)
+	}
+}
