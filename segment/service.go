@@ -122,6 +122,12 @@ type Service struct {
 	Consent func(purpose, profileID string) bool
 	// Webhooks delivers events to subscribed URLs (nil: none).
 	Webhooks *Dispatcher
+	// KnownTraits and KnownTags list the names the schema and the tag
+	// taxonomy define, beyond those the index has seen on profiles: a
+	// definition naming neither, but close to one, is refused with "did
+	// you mean" (optional).
+	KnownTraits func() []string
+	KnownTags   func() []string
 
 	mu   sync.RWMutex // guards segs
 	segs map[string]*live
@@ -241,7 +247,7 @@ func (s *Service) Preview(d *Definition, sample int) (count int, ids []string, w
 	if d.Name == "" {
 		d.Name = "preview"
 	}
-	plan, err := d.Compile()
+	plan, err := s.compile(d)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -251,7 +257,7 @@ func (s *Service) Preview(d *Definition, sample int) (count int, ids []string, w
 
 // Create saves and evaluates a new segment.
 func (s *Service) Create(ctx context.Context, d *Definition) (*Status, error) {
-	plan, err := d.Compile()
+	plan, err := s.compile(d)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +279,7 @@ func (s *Service) Create(ctx context.Context, d *Definition) (*Status, error) {
 // Update replaces a segment's definition and re-evaluates it; the members
 // that change enter or exit.
 func (s *Service) Update(ctx context.Context, id string, d *Definition) (*Status, error) {
-	plan, err := d.Compile()
+	plan, err := s.compile(d)
 	if err != nil {
 		return nil, err
 	}
