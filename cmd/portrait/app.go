@@ -402,7 +402,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 	}
 	a.Log.Info("portrait serving", "url", a.HTTP.URL(), "data", cfg.DataDir, "version", portrait.Version)
 	if demo {
-		keys, err := ensureDemoKeys(ctx, a, admin)
+		keys, err := ensureDemoKeys(ctx, a, admin, strings.TrimSpace(os.Getenv("PORTRAIT_ADMIN_TOKEN")) != "")
 		if err != nil {
 			return err
 		}

@@ -32,8 +32,9 @@ type demoKeys struct {
 // ensureDemoKeys returns the demo's keys, creating each source's write key
 // once: later starts read them back and create nothing (creating a key
 // with a known secret is a no-op). admin is the token this start knows
-// (from the environment or just created), "" if none.
-func ensureDemoKeys(ctx context.Context, a *App, admin string) (*demoKeys, error) {
+// (from the environment or just created), "" if none; one from the
+// environment is not written to the file (it is known at every start).
+func ensureDemoKeys(ctx context.Context, a *App, admin string, adminFromEnv bool) (*demoKeys, error) {
 	path := filepath.Join(a.Config.DataDir, demoKeysFile)
 	k := &demoKeys{}
 	b, err := os.ReadFile(path)
@@ -48,9 +49,10 @@ func ensureDemoKeys(ctx context.Context, a *App, admin string) (*demoKeys, error
 	if k.Sources == nil {
 		k.Sources = map[string]string{}
 	}
-	if admin != "" {
+	switch {
+	case admin != "":
 		k.Admin = admin
-	} else if k.Admin != "" {
+	case k.Admin != "":
 		if _, err := a.DB.Authenticate(ctx, portrait.KeyAdmin, k.Admin); err != nil {
 			k.Admin = "" // revoked or replaced since
 		}
@@ -63,7 +65,11 @@ func ensureDemoKeys(ctx context.Context, a *App, admin string) (*demoKeys, error
 			return nil, err
 		}
 	}
-	out, _ := json.MarshalIndent(k, "", "  ")
+	stored := *k
+	if adminFromEnv {
+		stored.Admin = ""
+	}
+	out, _ := json.MarshalIndent(stored, "", "  ")
 	if err := os.WriteFile(path, append(out, '\n'), 0o600); err != nil {
 		return nil, portrait.Wrap(err, "cannot keep the demo keys")
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,7 +31,7 @@ func TestDemoKeysOncePerSource(t *testing.T) {
 	if err != nil || admin == "" {
 		t.Fatalf("bootstrap: %q %v", admin, err)
 	}
-	first, err := ensureDemoKeys(ctx, a, admin)
+	first, err := ensureDemoKeys(ctx, a, admin, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestDemoKeysOncePerSource(t *testing.T) {
 	if err != nil || admin2 != "" {
 		t.Fatalf("second bootstrap: %q %v (the admin token is shown once)", admin2, err)
 	}
-	again, err := ensureDemoKeys(ctx, a, admin2)
+	again, err := ensureDemoKeys(ctx, a, admin2, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,5 +93,23 @@ func TestDemoProgressInALog(t *testing.T) {
 	p.update("demo: sent 20000/20000 events in 3s", true)
 	if strings.Contains(b.String(), "\r") || strings.Count(b.String(), "\n") != 3 {
 		t.Errorf("%q", b.String())
+	}
+}
+
+// An admin token from the environment is used but not written to the file.
+func TestDemoKeysDoNotStoreTheEnvironmentsToken(t *testing.T) {
+	ctx := context.Background()
+	a, err := OpenApp(ctx, Config{DataDir: t.TempDir(), LogLevel: "error"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	k, err := ensureDemoKeys(ctx, a, "pat_from_env_123", true)
+	if err != nil || k.Admin != "pat_from_env_123" {
+		t.Fatalf("%+v %v", k, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(a.Config.DataDir, demoKeysFile))
+	if strings.Contains(string(b), "pat_from_env_123") || !strings.Contains(string(b), `"web"`) {
+		t.Errorf("demo keys file: %s", b)
 	}
 }
