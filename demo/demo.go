@@ -367,7 +367,7 @@ func (g *gen) history(c *customer, accounts int) {
 }
 
 func (g *gen) account(k int) {
-	name := companySyl[k%len(companySyl)] + companySyl[(k/len(companySyl)+k*7)%len(companySyl)] + companyEnd[k%len(companyEnd)]
+	name := companyName(k)
 	ind := industries[k%len(industries)]
 	p := places[k%len(places)]
 	t := g.asOf.Add(-time.Duration(400+g.pick(100)) * 24 * time.Hour)
@@ -376,6 +376,15 @@ func (g *gen) account(k int) {
 		"annual_revenue_cny": []int{8_000_000, 50_000_000, 300_000_000, 2_000_000_000}[g.pick(4)], "province": p.province, "city": p.city,
 		"ownership": []string{"民营 Private", "国有 State-owned", "外资 Foreign", "合资 Joint venture"}[g.pick(4)],
 	}})
+}
+
+// companyName is the k-th account's name: two different syllables (never
+// 华信华信) and an ending; the first 12×11 names are all different.
+func companyName(k int) string {
+	n := len(companySyl)
+	a := k % n
+	b := (a + 1 + (k/n)%(n-1)) % n // an offset of 1..n-1: never a itself
+	return companySyl[a] + companySyl[b] + companyEnd[(k+k/n)%len(companyEnd)]
 }
 
 func toFullWidth(s string) string {

@@ -22,6 +22,9 @@ import (
 // importer.Summary).
 type ImportLookup interface {
 	ImportSummary(ctx context.Context, id string) ([]byte, error)
+	// ImportPage lists summaries, most recently updated first, from an
+	// opaque cursor ("" first); next is "" on the last page.
+	ImportPage(ctx context.Context, cursor string, limit int) (page [][]byte, next string, err error)
 }
 
 // DefaultMaxImportBytes bounds an uploaded file.
@@ -56,6 +59,7 @@ func (s *Server) mountImports(mux *http.ServeMux) {
 	s.importJobs.jobs = map[string]*importJob{}
 	mux.Handle("POST /v1/imports", s.instrument("/v1/imports", s.admin(s.handleImportUpload)))
 	mux.Handle("GET /v1/imports/{id}", s.instrument("/v1/imports/{id}", s.admin(s.handleImportStatus)))
+	mux.Handle("GET /v1/imports", s.instrument("/v1/imports", s.admin(s.handleImportList)))
 	mux.Handle("GET /v1/quality", s.instrument("/v1/quality", s.admin(s.handleQuality)))
 }
 
@@ -138,6 +142,9 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 		m, err = importer.ParseMapping(mapping)
 	} else {
 		m, err = importer.InferMapping(in, format)
+		if errors.Is(err, importer.ErrNoIdentity) {
+			err = portrait.Errorf(portrait.EINVALID, "%s: send it as the form field \"mapping\" (a file or text)", portrait.ErrorMessage(err))
+		}
 	}
 	if err != nil {
 		Error(w, r, err)
@@ -218,6 +225,46 @@ func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *p
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
+}
+
+// handleImportList pages the recorded imports, most recently updated first;
+// an import running in this process shows its live progress.
+func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	limit, err := queryInt(r, "limit", 50)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	limit = min(max(limit, 1), 500)
+	if s.ImportRuns == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"imports": []any{}})
+		return
+	}
+	page, next, err := s.ImportRuns.ImportPage(r.Context(), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	out := make([]any, 0, len(page))
+	for _, b := range page {
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			continue
+		}
+		id, _ := doc["id"].(string)
+		s.importJobs.mu.Lock()
+		job := s.importJobs.jobs[id]
+		s.importJobs.mu.Unlock()
+		if job != nil {
+			doc = job.get()
+		}
+		out = append(out, doc)
+	}
+	body := map[string]any{"imports": out}
+	if next != "" {
+		body["next"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) saveUpload(part *multipart.Part, max int64) (string, error) {

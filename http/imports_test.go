@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,7 +73,9 @@ func getJSON(t *testing.T, url string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-const peopleCSV = "crm_id,email,phone\nc1, Zhang.San@Example.COM ,13800138000\nc2,broken,\n,nobody@example.com,\n"
+// The third row has only an email, which identifies it; the fourth has no
+// crm_id and no valid identifier.
+const peopleCSV = "crm_id,email,phone\nc1, Zhang.San@Example.COM ,13800138000\nc2,broken,\n,nobody@example.com,\n,broken-too,\n"
 const peopleMap = "identity: {user_id: crm_id}\ncolumns:\n  - {column: email, trait: email, kind: email}\n  - {column: phone, trait: phone, kind: phone}\n"
 
 func TestImportUploadAndPoll(t *testing.T) {
@@ -98,13 +101,13 @@ func TestImportUploadAndPoll(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st["state"] != "done" || st["rows"] != 3.0 || st["accepted"] != 2.0 || st["quarantined"] != 1.0 {
+	if st["state"] != "done" || st["rows"] != 4.0 || st["accepted"] != 3.0 || st["quarantined"] != 1.0 {
 		t.Fatalf("summary %v", st)
 	}
 	if r := st["reasons"].(map[string]any); r["event has neither userId nor anonymousId"] != 1.0 {
 		t.Errorf("reasons %v", r)
 	}
-	if n, _ := db.CountEvents(context.Background()); n != 2 {
+	if n, _ := db.CountEvents(context.Background()); n != 3 {
 		t.Errorf("%d events logged", n)
 	}
 
@@ -118,7 +121,7 @@ func TestImportUploadAndPoll(t *testing.T) {
 		t.Fatalf("sources %v", srcs)
 	}
 	src := srcs[0].(map[string]any)
-	if src["source"] != "crm" || src["quarantined"] != 1.0 || src["events"] != 2.0 {
+	if src["source"] != "crm" || src["quarantined"] != 1.0 || src["events"] != 3.0 {
 		t.Errorf("source %v", src)
 	}
 	var email map[string]any
@@ -127,7 +130,7 @@ func TestImportUploadAndPoll(t *testing.T) {
 			email = f.(map[string]any)
 		}
 	}
-	if email == nil || email["present"] != 3.0 || email["invalid"] != 1.0 || email["validity"] != 2.0/3.0 {
+	if email == nil || email["present"] != 4.0 || email["invalid"] != 2.0 || email["validity"] != 2.0/4.0 {
 		t.Errorf("email quality %v", email)
 	}
 }
@@ -156,5 +159,76 @@ func TestImportUploadErrors(t *testing.T) {
 	}
 	if code, _ := getJSON(t, ts.URL+"/v1/imports/imp_nope"); code != 404 {
 		t.Errorf("unknown import: %d", code)
+	}
+}
+
+// GET /v1/imports lists the imports, most recent first, a page at a time.
+func TestImportList(t *testing.T) {
+	ts, _ := importServer(t)
+	var ids []string
+	for i, src := range []string{"crm", "pos", "survey"} {
+		resp, out := upload(t, ts.URL, map[string]string{"source": src, "format": "csv", "mapping": peopleMap}, []byte(peopleCSV))
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %v", i, resp.StatusCode, out)
+		}
+		id := out["id"].(string)
+		ids = append(ids, id)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, st := getJSON(t, ts.URL+"/v1/imports/"+id)
+			if st["state"] == importer.StateDone {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("import %s: %v", id, st)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Millisecond) // distinct update times
+	}
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 3 {
+			t.Fatal("paging does not end")
+		}
+		url := ts.URL + "/v1/imports?limit=2"
+		if cursor != "" {
+			url += "&cursor=" + cursor
+		}
+		code, out := getJSON(t, url)
+		if code != 200 {
+			t.Fatalf("list: %d %v", code, out)
+		}
+		for _, x := range out["imports"].([]any) {
+			doc := x.(map[string]any)
+			if doc["state"] != "done" || doc["rows"] != 4.0 {
+				t.Errorf("listed import %v", doc)
+			}
+			got = append(got, doc["id"].(string))
+		}
+		next, _ := out["next"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(got) != 3 || got[0] != ids[2] || got[1] != ids[1] || got[2] != ids[0] {
+		t.Errorf("listed %v, want newest first %v", got, []string{ids[2], ids[1], ids[0]})
+	}
+	if code, _ := getJSON(t, ts.URL+"/v1/imports?cursor=garbage"); code != 400 {
+		t.Errorf("a bad cursor: %d", code)
+	}
+}
+
+// Without a mapping and without an identifying column, the API's error
+// tells how to send a mapping through the API, not the command line's flag.
+func TestImportErrorNamesTheAPIField(t *testing.T) {
+	ts, _ := importServer(t)
+	resp, out := upload(t, ts.URL, map[string]string{"source": "crm", "format": "csv"}, []byte("name,city\n王芳,北京\n"))
+	e, _ := out["error"].(map[string]any)
+	msg, _ := e["message"].(string)
+	if resp.StatusCode != 400 || strings.Contains(msg, "--map") || !strings.Contains(msg, `form field "mapping"`) {
+		t.Errorf("%d %q", resp.StatusCode, msg)
 	}
 }

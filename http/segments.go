@@ -63,15 +63,22 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
+		_, _, traits, err := s.memberPage(r, 1000)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
 		start := time.Now()
 		n, ids, warnings, err := s.Segments.Preview(d, 20)
 		if err != nil {
 			Error(w, r, err)
 			return
 		}
-		sample := make([]map[string]any, len(ids))
-		for i, id := range ids {
-			sample[i] = map[string]any{"id": id}
+		// The same rows as the members of a saved segment.
+		sample, err := s.memberRows(r, ids, traits)
+		if err != nil {
+			Error(w, r, err)
+			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"size": n, "sample": sample, "warnings": warnings,
 			"took_ms": float64(time.Since(start).Microseconds()) / 1000})
@@ -203,7 +210,15 @@ func (s *Server) createSegment(w http.ResponseWriter, r *http.Request, _ *portra
 	writeJSON(w, http.StatusCreated, st)
 }
 
-// memberPage reads cursor/limit and the selected traits.
+// DefaultMemberTraits are the columns of member lists, previews and exports
+// when none are chosen: who the customer is and the traits a marketer
+// reads first. Phone and email are shown as the profile holds them.
+var DefaultMemberTraits = []string{"name", "phone", "email", "gender", "province", "city", "purchase_count", "revenue",
+	"last_purchase_at", "rfm_segment", "lifecycle_stage"}
+
+// memberPage reads cursor/limit and the selected traits: columns=a,b (or
+// the older traits=a,b); the profile id is always the first column, and
+// columns=id gives ids only; nothing chosen gives DefaultMemberTraits.
 func (s *Server) memberPage(r *http.Request, maxLimit int) (offset, limit int, traits []string, err error) {
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		if offset, err = strconv.Atoi(c); err != nil || offset < 0 {
@@ -216,8 +231,18 @@ func (s *Server) memberPage(r *http.Request, maxLimit int) (offset, limit int, t
 	if limit == 0 || limit > maxLimit {
 		limit = min(max(limit, 100), maxLimit)
 	}
-	for _, t := range strings.Split(r.URL.Query().Get("traits"), ",") {
-		if t = strings.TrimSpace(t); t != "" {
+	q := r.URL.Query()
+	sel, chosen := q.Get("columns"), q.Has("columns")
+	if !chosen {
+		sel, chosen = q.Get("traits"), q.Has("traits")
+	}
+	if !chosen || strings.TrimSpace(sel) == "" {
+		return offset, limit, DefaultMemberTraits, nil
+	}
+	seen := map[string]bool{}
+	for _, t := range strings.Split(sel, ",") {
+		if t = strings.TrimSpace(t); t != "" && t != "id" && !seen[t] {
+			seen[t] = true
 			traits = append(traits, t)
 		}
 	}
@@ -326,6 +351,9 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+		// The byte order mark makes Excel read the file as UTF-8; without
+		// it, Excel in a Chinese locale reads GBK and garbles every name.
+		io.WriteString(w, "\ufeff")
 		cw := csv.NewWriter(w)
 		cw.Write(header)
 		cw.WriteAll(all)

@@ -148,9 +148,10 @@ func TestSegmentsOverHTTP(t *testing.T) {
 		t.Fatalf("overlap: %d %s", code, raw)
 	}
 	code, _, raw = call("GET", "/v1/segments/"+id+"/export?format=csv&traits=age", "")
-	if code != 200 || !strings.HasPrefix(string(raw), "id,age\n") || strings.Count(string(raw), "\n") != 3 {
+	if code != 200 || !strings.HasPrefix(string(raw), "\ufeffid,age\n") || strings.Count(string(raw), "\n") != 3 {
 		t.Fatalf("csv: %d %s", code, raw)
 	}
+	exportsAndPreviews(t, call, id)
 	code, _, raw = call("GET", "/v1/segments/"+id+"/export?format=xlsx", "")
 	if code != 200 || !bytes.HasPrefix(raw, []byte("PK")) {
 		t.Fatalf("xlsx: %d %.40q", code, raw)
@@ -163,3 +164,48 @@ func TestSegmentsOverHTTP(t *testing.T) {
 		t.Fatalf("delete: %d", code)
 	}
 }
+
+// exportsAndPreviews: CSV exports open in Excel (a UTF-8 byte order mark),
+// and exports, member lists and previews give names and key traits unless
+// columns are chosen; columns=id still gives ids only. The segment has u1
+// (张三, 广东省) and u2.
+func exportsAndPreviews(t *testing.T, call func(method, path, body string) (int, map[string]any, []byte), id string) {
+	t.Helper()
+	code, _, raw := call("GET", "/v1/segments/"+id+"/export", "")
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if code != 200 || !strings.HasPrefix(lines[0], "\ufeffid,name,phone,email,") || len(lines) != 3 || !strings.Contains(string(raw), "张三") {
+		t.Fatalf("default export: %d %q", code, raw)
+	}
+	code, _, raw = call("GET", "/v1/segments/"+id+"/export?columns=id", "")
+	if lines := strings.Split(strings.TrimSpace(string(raw)), "\n"); code != 200 || lines[0] != "\ufeffid" || len(lines) != 3 || strings.Contains(lines[1], ",") {
+		t.Fatalf("ids-only export: %d %q", code, raw)
+	}
+	code, _, raw = call("GET", "/v1/segments/"+id+"/export?columns=name,province", "")
+	if code != 200 || !strings.HasPrefix(string(raw), "\ufeffid,name,province\n") || !strings.Contains(string(raw), ",张三,广东省") {
+		t.Fatalf("chosen columns: %d %q", code, raw)
+	}
+	code, out, raw := call("GET", "/v1/segments/"+id+"/members", "")
+	members, _ := out["members"].([]any)
+	if code != 200 || len(members) != 2 || !strings.Contains(string(raw), `"name":"张三"`) {
+		t.Fatalf("default members: %d %s", code, raw)
+	}
+	// A preview of the same definition gives the same rows.
+	code, prev, raw := call("POST", "/v1/segments/preview", `{"expression": "traits.age > 0"}`)
+	sample, _ := prev["sample"].([]any)
+	if code != 200 || len(sample) != 2 {
+		t.Fatalf("preview: %d %s", code, raw)
+	}
+	byID := map[string]any{}
+	for _, m := range members {
+		byID[m.(map[string]any)["id"].(string)] = m
+	}
+	for _, s := range sample {
+		row := s.(map[string]any)
+		want, ok := byID[row["id"].(string)]
+		if a, _ := json.Marshal(row); !ok || string(a) != string(must(json.Marshal(want))) {
+			t.Errorf("preview row %v, member row %v", row, want)
+		}
+	}
+}
+
+func must(b []byte, _ error) []byte { return b }

@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,10 +133,44 @@ func (s *Server) Handler() http.Handler {
 		s.Extra(mux, s)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowed(mux, r); len(allow) > 0 {
+			methodNotAllowed(w, r, allow)
+			return
+		}
 		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
 	s.mux = mux
 	return s.recoverer(mux)
+}
+
+// allowed lists the methods that have a route for r's path. The catch-all
+// "/" route answers every method, so ServeMux's own 405 never happens: the
+// mux is asked, method by method, which pattern would serve the path, and a
+// catch-all pattern (path "/") does not count.
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		_, pattern := mux.Handler(probe)
+		if pattern == "" || pattern == "/" || strings.HasSuffix(pattern, " /") {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// methodNotAllowed answers 405 with the Allow header and the JSON error body.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow []string) {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": map[string]any{
+		"code":    "method_not_allowed",
+		"message": fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
+	}})
 }
 
 // Open starts listening and serving in the background.

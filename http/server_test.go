@@ -386,3 +386,33 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Errorf("openapi document: %v", err)
 	}
 }
+
+// A known path with another method is 405 with Allow and the JSON error,
+// not the catch-all's 404; an unknown path stays 404.
+func TestWrongMethodIs405(t *testing.T) {
+	s := start(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{http.MethodDelete, "/v1/identify", "POST"},
+		{http.MethodGet, "/v1/batch", "POST"},
+		{http.MethodPost, "/healthz", "GET, HEAD"},
+		{http.MethodPut, "/v1/profiles/p_x/events", "GET, HEAD"},
+	} {
+		req, _ := http.NewRequest(c.method, s.url+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != c.allow || body.Error.Code != "method_not_allowed" || body.Error.Message == "" {
+			t.Errorf("%s %s: %d Allow=%q %+v, want 405 Allow=%q", c.method, c.path, r.StatusCode, r.Header.Get("Allow"), body, c.allow)
+		}
+	}
+	if r := s.do(t, http.MethodPost, "/v1/no-such-route", nil, nil); r.status != 404 {
+		t.Errorf("unknown path: %d %s", r.status, r.raw)
+	}
+}

@@ -116,6 +116,41 @@ type Summary struct {
 	// Profiles in the store once the import's events were applied (the
 	// command line fills it; the API answers before processing).
 	Profiles int `json:"profiles,omitempty"`
+	// Examples shows, for each reason counted in Reasons and Invalid, the
+	// first rows it happened on with the value at fault.
+	Examples []Example      `json:"examples,omitempty"`
+	examples map[string]int // examples kept per reason key
+}
+
+// Example is one bad value or quarantined row, for the summary.
+type Example struct {
+	Row         int    `json:"row"`
+	Quarantined bool   `json:"quarantined,omitempty"` // the row is in the quarantine; otherwise the value was left unset
+	Field       string `json:"field,omitempty"`
+	Column      string `json:"column,omitempty"`
+	Value       string `json:"value,omitempty"`
+	Reason      string `json:"reason"`
+	// Key is the reason as counted in Reasons or Invalid.
+	Key string `json:"key"`
+}
+
+// Bounds of Summary.Examples: a file of a million bad rows gives a summary
+// of a few hundred lines, not a million.
+const (
+	examplesPerReason = 5
+	maxExamples       = 200
+)
+
+// example keeps e when its reason has fewer than examplesPerReason.
+func (s *Summary) example(e Example) {
+	if len(s.Examples) >= maxExamples || s.examples[e.Key] >= examplesPerReason {
+		return
+	}
+	if s.examples == nil {
+		s.examples = map[string]int{}
+	}
+	s.examples[e.Key]++
+	s.Examples = append(s.Examples, e)
 }
 
 // States of an import.
@@ -463,6 +498,7 @@ func (im *Importer) appendBatch(ctx context.Context, p *pending, sum *Summary) e
 		}
 		sum.Quarantined++
 		sum.Reasons[key]++
+		sum.example(Example{Row: r.Index, Quarantined: true, Reason: rowPrefix.ReplaceAllString(r.Reason, ""), Key: key})
 	}
 	sum.Rows += p.rows
 	return nil
@@ -507,7 +543,9 @@ func (im *Importer) convertRow(row *Row, m *Mapping, opt Options, chk *checked, 
 	}
 	for _, p := range c.problems {
 		fieldStats(sum, p.Field).Invalid++
-		sum.Invalid[p.Field+": "+reasonKey(p.Reason)]++
+		key := p.Field + ": " + reasonKey(p.Reason)
+		sum.Invalid[key]++
+		sum.example(Example{Row: row.Num, Field: p.Field, Column: p.Column, Value: p.Value, Reason: p.Reason, Key: key})
 	}
 	if c.reject != "" {
 		return nil, im.quarantine(row, opt, sum.File, msgID, c.reject, nil, receivedAt), nil

@@ -1,6 +1,8 @@
 package importer
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
@@ -10,6 +12,11 @@ import (
 // imports without a mapping file: every column becomes a trait of the same
 // name, cleaned by what its name says it holds, and the person is
 // identified by the first column named like a customer id.
+// ErrNoIdentity is the cause of InferMapping's error for a file without an
+// identifying column: the command line and the API each say how to give a
+// mapping in their own terms.
+var ErrNoIdentity = errors.New("no identifying column")
+
 func InferMapping(in Input, format string) (*Mapping, error) {
 	f, err := in.Open()
 	if err != nil {
@@ -37,15 +44,38 @@ func InferMapping(in Input, format string) (*Mapping, error) {
 				continue
 			}
 		}
-		m.Columns = append(m.Columns, Column{Column: c, Trait: key, Kind: kindFor(key)})
+		trait := key
+		if alias, ok := traitAliases[key]; ok && !m.hasTrait(alias) {
+			trait = alias // the identity graph knows phone, not 手机
+		}
+		m.Columns = append(m.Columns, Column{Column: c, Trait: trait, Kind: kindFor(trait)})
 	}
-	if m.Identity.UserID == "" {
-		return nil, portrait.Errorf(portrait.EINVALID, "%s has no user_id, customer_id or id column to identify people by; write a mapping (--map, see docs/import.md)", in.Name)
+	if m.Identity.UserID == "" && !m.hasIdentifierColumn() {
+		return nil, &portrait.Error{Code: portrait.EINVALID, Err: ErrNoIdentity,
+			Message: fmt.Sprintf("%s has no column to identify people by (user_id, customer_id, id, or an identifier such as %s); give a mapping (docs/import.md)", in.Name, strings.Join(IdentifierTraits, ", "))}
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// traitAliases are the usual other names of the identifier traits (and
+// of gender), so that a file without a mapping is identified by them.
+var traitAliases = map[string]string{
+	"mobile": "phone", "mobile_phone": "phone", "cellphone": "phone", "telephone": "phone", "tel": "phone",
+	"手机": "phone", "手机号": "phone", "手机号码": "phone", "电话": "phone", "联系电话": "phone",
+	"e_mail": "email", "mail": "email", "邮箱": "email", "电子邮箱": "email", "电子邮件": "email",
+	"性别": "gender", "sex": "gender",
+}
+
+func (m *Mapping) hasTrait(name string) bool {
+	for _, c := range m.Columns {
+		if c.Trait == name {
+			return true
+		}
+	}
+	return false
 }
 
 func kindFor(name string) string {
@@ -62,6 +92,8 @@ func kindFor(name string) string {
 		return KindName
 	case name == "birthday" || name == "birth_date" || strings.HasSuffix(name, "_date"):
 		return KindDate
+	case name == "gender" || name == "sex":
+		return KindGender
 	case name == "province":
 		return KindProvince
 	case name == "city":

@@ -45,7 +45,22 @@ const (
 	KindNumber   = "number"
 	KindInteger  = "integer"
 	KindBoolean  = "boolean"
+	KindGender   = "gender" // male / female from 男/女, M/F, 先生/女士...
 )
+
+// IdentifierTraits are the trait names whose values identify a person in
+// the identity graph (the default rules' trait_identifiers), strongest
+// first: a row with one of them needs no user id.
+var IdentifierTraits = []string{"crm_id", "id_card", "wechat_unionid", "email", "phone", "wechat_openid"}
+
+func isIdentifierTrait(name string) bool {
+	for _, t := range IdentifierTraits {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
 
 // Mapping is the YAML file that tells the importer what the columns mean.
 // docs/import.md describes every field with examples.
@@ -211,8 +226,8 @@ func (m *Mapping) Validate() error {
 	if m.Region == "" {
 		m.Region = clean.DefaultRegion
 	}
-	if m.Identity.UserID == "" && m.Identity.AnonymousID == "" {
-		return mappingErr("identity needs user_id or anonymous_id (a column name or a template like \"crm-{id}\")")
+	if m.Identity.UserID == "" && m.Identity.AnonymousID == "" && len(m.Identity.Identifiers) == 0 && !m.hasIdentifierColumn() {
+		return mappingErr("identity needs user_id or anonymous_id (a column name or a template like \"crm-{id}\"), identity.identifiers, or a column mapped to an identifier trait (%s)", strings.Join(IdentifierTraits, ", "))
 	}
 	for i, id := range m.Identity.Identifiers {
 		if id.Type == "" || id.Column == "" {
@@ -316,10 +331,20 @@ func (m *Mapping) Validate() error {
 
 func checkKind(k string) error {
 	switch k {
-	case "", KindString, KindText, KindName, KindEmail, KindPhone, KindIDCard, KindUSCC, KindDate, KindProvince, KindCity, KindNumber, KindInteger, KindBoolean:
+	case "", KindString, KindText, KindName, KindEmail, KindPhone, KindIDCard, KindUSCC, KindDate, KindProvince, KindCity, KindNumber, KindInteger, KindBoolean, KindGender:
 		return nil
 	}
-	return fmt.Errorf("unknown kind %q", k)
+	return fmt.Errorf("unknown kind %q (one of string, text, name, email, phone, id_card, uscc, date, province, city, number, integer, boolean, gender)", k)
+}
+
+// hasIdentifierColumn: some column sets an identifier trait.
+func (m *Mapping) hasIdentifierColumn() bool {
+	for _, c := range m.Columns {
+		if isIdentifierTrait(c.Trait) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkConds(cs []Cond) error {

@@ -19,6 +19,7 @@ type problem struct {
 	Field  string `json:"field"`
 	Column string `json:"column"`
 	Reason string `json:"reason"`
+	Value  string `json:"-"` // the raw value, for the summary's examples only
 }
 
 // converted is what a row becomes before the tracking parser sees it.
@@ -35,6 +36,9 @@ type converted struct {
 	// present lists the fields that had a value in the row (valid or not).
 	present []string
 	reject  string // non-empty: quarantine the row with this reason
+	// byIdentifier: no user or anonymous id, but an identifier (phone,
+	// email...): the row's message id stands in as its anonymous id.
+	byIdentifier bool
 }
 
 // cleanValue standardizes a raw cell by kind and types it for JSON.
@@ -60,6 +64,8 @@ func (m *Mapping) cleanValue(kind, raw string) (any, error) {
 		return clean.Province(raw)
 	case KindCity:
 		return clean.CityName(raw)
+	case KindGender:
+		return clean.Gender(raw)
 	case KindNumber:
 		f, err := parseNumber(raw)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
@@ -185,7 +191,7 @@ func (m *Mapping) convert(row *Row) *converted {
 		c.present = append(c.present, "identifier:"+id.Type)
 		v, err := m.cleanValue(id.Kind, raw)
 		if err != nil {
-			c.problems = append(c.problems, problem{Field: "identifier:" + id.Type, Column: id.Column, Reason: portrait.ErrorMessage(err)})
+			c.problems = append(c.problems, problem{Field: "identifier:" + id.Type, Column: id.Column, Reason: portrait.ErrorMessage(err), Value: truncate(raw, 64)})
 			continue
 		}
 		c.externalID = append(c.externalID, map[string]string{"type": id.Type, "id": fmt.Sprint(v), "collection": "users"})
@@ -216,7 +222,7 @@ func (m *Mapping) convert(row *Row) *converted {
 				c.reject = fmt.Sprintf("column %s (%s) is required: %s", col.Column, field, reason)
 				return c
 			}
-			c.problems = append(c.problems, problem{Field: field, Column: col.Column, Reason: reason})
+			c.problems = append(c.problems, problem{Field: field, Column: col.Column, Reason: reason, Value: truncate(raw, 64)})
 			continue
 		}
 		if col.Property != "" {
@@ -232,7 +238,7 @@ func (m *Mapping) convert(row *Row) *converted {
 			f, err := parseNumber(row.Get(x))
 			if err != nil {
 				ok = false
-				c.problems = append(c.problems, problem{Field: "property:" + cp.Property, Column: x, Reason: fmt.Sprintf("%q is not a number", truncate(row.Get(x), 64))})
+				c.problems = append(c.problems, problem{Field: "property:" + cp.Property, Column: x, Reason: fmt.Sprintf("%q is not a number", truncate(row.Get(x), 64)), Value: truncate(row.Get(x), 64)})
 				break
 			}
 			prod *= f
@@ -268,10 +274,26 @@ func (m *Mapping) convert(row *Row) *converted {
 			c.reject = fmt.Sprintf("timestamp column %s: %v", m.Timestamp.Column, err)
 			return c
 		case raw != "":
-			c.problems = append(c.problems, problem{Field: "timestamp", Column: m.Timestamp.Column, Reason: err.Error()})
+			c.problems = append(c.problems, problem{Field: "timestamp", Column: m.Timestamp.Column, Reason: err.Error(), Value: truncate(raw, 64)})
 		}
 	}
+	c.byIdentifier = c.userID == "" && c.anonID == "" && c.hasIdentifier()
 	return c
+}
+
+// hasIdentifier: the row has a valid identifier (an identity.identifiers
+// column or an identifier trait such as phone or email), which is enough
+// to know who it is about.
+func (c *converted) hasIdentifier() bool {
+	if len(c.externalID) > 0 {
+		return true
+	}
+	for _, name := range IdentifierTraits {
+		if v, ok := c.traits[name]; ok && strings.TrimSpace(fmt.Sprint(v)) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func errReason(err error) string {
@@ -350,6 +372,12 @@ func (c *converted) body(messageID string, imp map[string]any) ([]byte, error) {
 	}
 	if c.anonID != "" {
 		ev["anonymousId"] = c.anonID
+	}
+	if c.byIdentifier {
+		// Unique to the row, so the anonymous id joins nothing: the row's
+		// phone or email does, in the identity graph, under its rules
+		// (limits, blocked values such as 13800000000).
+		ev["anonymousId"] = messageID
 	}
 	if c.ts != nil {
 		ev["timestamp"] = c.ts.Format(time.RFC3339Nano)

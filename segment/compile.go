@@ -80,7 +80,7 @@ func (c *exprCompiler) cond(n ast.Node) (Node, error) {
 		return c.call(x, true)
 	case *ast.BinaryNode:
 		return c.binary(x)
-	case *ast.MemberNode:
+	case *ast.MemberNode, *ast.IdentifierNode:
 		if name, ok := traitName(x); ok {
 			return nil, invalid("%s is a value, not a condition: compare it (e.g. %s == true)", traitRef(name), traitRef(name))
 		}
@@ -188,11 +188,11 @@ func (c *exprCompiler) compare(x *ast.BinaryNode) (Node, error) {
 	if _, isBuiltin := left.(*ast.BuiltinNode); isBuiltin {
 		return nil, invalid("%q: built-in function %s is not available in segments; event functions are event_count, event_sum, days_since_event, did_but_not", x.String(), left.String())
 	}
-	return nil, invalid("%q: the left side must be a trait (traits.name) or an event function", x.String())
+	return nil, invalid("%q: the left side must be a trait (revenue or traits.revenue) or an event function", x.String())
 }
 
 func (c *exprCompiler) in(x *ast.BinaryNode) (Node, error) {
-	if id, ok := x.Right.(*ast.IdentifierNode); ok {
+	if id, ok := x.Right.(*ast.IdentifierNode); ok && reserved[id.Value] {
 		s, sok := x.Left.(*ast.StringNode)
 		switch id.Value {
 		case "tags":
@@ -206,7 +206,7 @@ func (c *exprCompiler) in(x *ast.BinaryNode) (Node, error) {
 			}
 			return &idLeaf{typ: s.Value}, nil
 		}
-		return nil, invalid("unknown name %q: use traits.<name>, tags, identifiers or an event function", id.Value)
+		return nil, invalid("%q: in %s needs a list trait, tags or identifiers on the right", x.String(), id.Value)
 	}
 	if name, ok := traitName(x.Right); ok { // "x" in traits.interests
 		lit, ok := constant(x.Left)
@@ -356,8 +356,15 @@ func (c *exprCompiler) call(x *ast.CallNode, alone bool) (Node, error) {
 	return nil, invalid("unknown function %s: use event_count, event_sum, days_since_event, did_but_not or in_region", id.Value)
 }
 
-// traitName recognises traits.x and traits["x y"].
+// reserved are the names that are not traits: a bare name is a trait, as
+// in tag rules (revenue and traits.revenue are the same trait).
+var reserved = map[string]bool{"tags": true, "identifiers": true, "traits": true}
+
+// traitName recognises traits.x, traits["x y"] and a bare x.
 func traitName(n ast.Node) (string, bool) {
+	if id, ok := n.(*ast.IdentifierNode); ok && !reserved[id.Value] && id.Value != "" {
+		return id.Value, true
+	}
 	m, ok := n.(*ast.MemberNode)
 	if !ok {
 		return "", false

@@ -215,7 +215,7 @@ func TestInvalidDefinitionsSayWhy(t *testing.T) {
 		``:                               "empty",
 		`traits.age >`:                   "invalid expression",
 		`traits.age`:                     "is a value, not a condition",
-		`age > 3`:                        "left side must be a trait",
+		`traits.age + 1 > 3`:             "left side must be a trait", // a bare age is the trait (TestBareNamesAndDidYouMean)
 		`traits.age > traits.height`:     "constant",
 		`traits.vip > true`:              "boolean",
 		`event_count("Order Completed")`: "returns a number",

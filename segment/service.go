@@ -86,8 +86,10 @@ type Status struct {
 	*Definition
 	Size        int       `json:"size"`
 	EvaluatedAt time.Time `json:"evaluated_at"`
-	// LagSeconds is how long ago membership was last brought up to date
-	// (0 right after a change or evaluation).
+	// LagSeconds is how far membership may be behind the clock: for a
+	// time-based segment, the time since its last full evaluation (a window
+	// may have passed since); a segment without time conditions is kept
+	// current with every profile change and has no lag (always 0).
 	LagSeconds float64 `json:"lag_seconds"`
 	// EvalMillis is how long the last full evaluation took.
 	EvalMillis float64  `json:"eval_ms"`
@@ -120,6 +122,12 @@ type Service struct {
 	Consent func(purpose, profileID string) bool
 	// Webhooks delivers events to subscribed URLs (nil: none).
 	Webhooks *Dispatcher
+	// KnownTraits and KnownTags list the names the schema and the tag
+	// taxonomy define, beyond those the index has seen on profiles: a
+	// definition naming neither, but close to one, is refused with "did
+	// you mean" (optional).
+	KnownTraits func() []string
+	KnownTags   func() []string
 
 	mu   sync.RWMutex // guards segs
 	segs map[string]*live
@@ -239,7 +247,7 @@ func (s *Service) Preview(d *Definition, sample int) (count int, ids []string, w
 	if d.Name == "" {
 		d.Name = "preview"
 	}
-	plan, err := d.Compile()
+	plan, err := s.compile(d)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -249,7 +257,7 @@ func (s *Service) Preview(d *Definition, sample int) (count int, ids []string, w
 
 // Create saves and evaluates a new segment.
 func (s *Service) Create(ctx context.Context, d *Definition) (*Status, error) {
-	plan, err := d.Compile()
+	plan, err := s.compile(d)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +279,7 @@ func (s *Service) Create(ctx context.Context, d *Definition) (*Status, error) {
 // Update replaces a segment's definition and re-evaluates it; the members
 // that change enter or exit.
 func (s *Service) Update(ctx context.Context, id string, d *Definition) (*Status, error) {
-	plan, err := d.Compile()
+	plan, err := s.compile(d)
 	if err != nil {
 		return nil, err
 	}
@@ -322,8 +330,12 @@ func (s *Service) Get(id string) (*Status, error) {
 }
 
 func (s *Service) status(l *live) *Status {
+	lag := 0.0
+	if l.timed {
+		lag = max(0, s.Now().Sub(l.evaluatedAt).Seconds())
+	}
 	return &Status{Definition: l.def, Size: int(l.members.GetCardinality()), EvaluatedAt: l.evaluatedAt.UTC(),
-		LagSeconds: max(0, s.Now().Sub(l.evaluatedAt).Seconds()), EvalMillis: float64(l.evalDur.Microseconds()) / 1000,
+		LagSeconds: lag, EvalMillis: float64(l.evalDur.Microseconds()) / 1000,
 		TimeBased: l.timed, Plan: l.plan.String(), Warnings: s.Index.Warnings(l.plan)}
 }
 

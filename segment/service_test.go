@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -353,5 +354,91 @@ func TestChangesWhileStoppedAreReportedAtStart(t *testing.T) {
 	}
 	if evs, _ := store.SegmentEvents(ctx, st.ID, 4, 100); len(evs) != 0 {
 		t.Errorf("an unchanged restart reported %v", kinds(evs))
+	}
+}
+
+// A segment without time conditions is current with every change: its lag
+// stays 0 however long ago it was evaluated. A time-based one lags by the
+// time since its last evaluation, until the next tick.
+func TestLagOnlyForTimeBasedSegments(t *testing.T) {
+	ctx := context.Background()
+	svc := segment.NewService(segment.NewIndex(), newMemStore())
+	clock := now
+	svc.Now = func() time.Time { return clock }
+	svc.Apply(ctx, []*portrait.Profile{prof("a", 35, "vip")}, nil, nil)
+	static, err := svc.Create(ctx, &segment.Definition{Name: "vip", Expression: `"vip" in tags`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed, err := svc.Create(ctx, &segment.Definition{Name: "recent", Expression: `days_since_event("Order Completed") < 30`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = now.Add(3 * time.Hour)
+	if st, _ := svc.Get(static.ID); st.LagSeconds != 0 {
+		t.Errorf("static segment lag %v after 3h without changes, want 0", st.LagSeconds)
+	}
+	if st, _ := svc.Get(timed.ID); st.LagSeconds != 3*3600 {
+		t.Errorf("time-based segment lag %v, want %v", st.LagSeconds, 3*3600)
+	}
+	svc.Tick(ctx)
+	if st, _ := svc.Get(timed.ID); st.LagSeconds != 0 {
+		t.Errorf("time-based segment lag %v right after a tick, want 0", st.LagSeconds)
+	}
+}
+
+// Segments read traits by bare name as tag rules do (revenue is
+// traits.revenue), and a misspelt trait or tag is refused with the name it
+// was probably meant to be; a name unlike any known one is accepted (data
+// may bring it later) with a warning.
+func TestBareNamesAndDidYouMean(t *testing.T) {
+	ctx := context.Background()
+	svc := segment.NewService(segment.NewIndex(), newMemStore())
+	svc.Now = func() time.Time { return now }
+	a := prof("a", 35, "高价值")
+	a.Traits["revenue"] = portrait.Trait{Value: 12000.0}
+	a.Traits["interests"] = portrait.Trait{Value: []any{"tea", "books"}}
+	b := prof("b", 22)
+	b.Traits["revenue"] = portrait.Trait{Value: 300.0}
+	svc.Apply(ctx, []*portrait.Profile{a, b}, nil, nil)
+	svc.KnownTraits = func() []string { return []string{"days_since_last_purchase"} }
+	for _, c := range []struct {
+		bare, dotted string
+		size         int
+	}{
+		{`revenue >= 1000 && age in 30..40`, `traits.revenue >= 1000 && traits.age in 30..40`, 1},
+		{`"tea" in interests`, `"tea" in traits.interests`, 1},
+		{`revenue != nil`, `traits.revenue != nil`, 2},
+	} {
+		x, err := svc.Create(ctx, &segment.Definition{Name: "bare", Expression: c.bare})
+		if err != nil {
+			t.Fatalf("%s: %v", c.bare, err)
+		}
+		y, err := svc.Create(ctx, &segment.Definition{Name: "dotted", Expression: c.dotted})
+		if err != nil {
+			t.Fatalf("%s: %v", c.dotted, err)
+		}
+		if x.Size != c.size || y.Size != c.size || x.Plan != y.Plan {
+			t.Errorf("%s: size %d plan %s; %s: size %d plan %s; want size %d", c.bare, x.Size, x.Plan, c.dotted, y.Size, y.Plan, c.size)
+		}
+	}
+	for expr, want := range map[string]string{
+		`traits.revenu > 100`:          "did you mean revenue?",
+		`revnue > 100`:                 "did you mean revenue?",
+		`days_since_last_purchse < 30`: "did you mean days_since_last_purchase?", // known to the schema only
+		`"高价直" in tags && revenue > 0`: `did you mean "高价值"?`,
+	} {
+		_, err := svc.Create(ctx, &segment.Definition{Name: "typo", Expression: expr})
+		if portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(portrait.ErrorMessage(err), want) {
+			t.Errorf("%s: %v, want %q", expr, err, want)
+		}
+		if _, _, _, err := svc.Preview(&segment.Definition{Expression: expr}, 5); !strings.Contains(portrait.ErrorMessage(err), want) {
+			t.Errorf("preview %s: %v", expr, err)
+		}
+	}
+	// The null case: nothing like it is known; accepted, with a warning.
+	st, err := svc.Create(ctx, &segment.Definition{Name: "future", Expression: `loyalty_points > 100`})
+	if err != nil || st.Size != 0 || len(st.Warnings) == 0 {
+		t.Errorf("a trait nothing knows yet: %+v %v", st, err)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -51,4 +54,44 @@ func (db *DB) ImportSummaries(ctx context.Context) ([][]byte, error) {
 		return nil, portrait.Wrap(err, "cannot list imports")
 	}
 	return out, nil
+}
+
+// ImportPage returns the summary JSON of up to limit imports, most recently
+// updated first, after the cursor a previous page returned ("" for the
+// first page); next is "" on the last page.
+func (db *DB) ImportPage(ctx context.Context, cursor string, limit int) (page [][]byte, next string, err error) {
+	at, id := int64(math.MaxInt64), ""
+	if cursor != "" {
+		a, i, ok := strings.Cut(cursor, ":")
+		n, perr := strconv.ParseInt(a, 10, 64)
+		if !ok || perr != nil || i == "" {
+			return nil, "", portrait.Errorf(portrait.EINVALID, "cursor %q is not one this API returned", cursor)
+		}
+		at, id = n, i
+	}
+	rows, err := db.logR.QueryContext(ctx, `SELECT summary, updated_at, id FROM imports
+		WHERE updated_at < ? OR (updated_at = ? AND id < ?) ORDER BY updated_at DESC, id DESC LIMIT ?`, at, at, id, limit+1)
+	if err != nil {
+		return nil, "", portrait.Wrap(err, "cannot list imports")
+	}
+	defer rows.Close()
+	var last string
+	for rows.Next() {
+		var b []byte
+		var u int64
+		var i string
+		if err := rows.Scan(&b, &u, &i); err != nil {
+			return nil, "", portrait.Wrap(err, "cannot list imports")
+		}
+		if len(page) == limit {
+			next = last
+			break
+		}
+		page = append(page, b)
+		last = strconv.FormatInt(u, 10) + ":" + i
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", portrait.Wrap(err, "cannot list imports")
+	}
+	return page, next, nil
 }

@@ -2,7 +2,6 @@ package tag
 
 import (
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/parser"
 
 	"github.com/portrait-cdp/portrait/internal/exprcmp"
 )
@@ -41,7 +40,7 @@ type probe func(leaf, name string) outcome
 // compileFast returns the fast evaluator of src, or nil. index gives a
 // trait's position in vals.
 func compileFast(src string, index func(string) (int, bool), nilOutcome probe) fast {
-	tree, err := parser.Parse(src)
+	tree, err := parseRule(src)
 	if err != nil {
 		return nil
 	}

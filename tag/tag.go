@@ -21,7 +21,6 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/portrait-cdp/portrait"
@@ -116,13 +115,13 @@ func Compile(d Definition, types map[string]string) (*Compiled, error) {
 	for k, v := range extra {
 		env[k] = v
 	}
-	prog, err := expr.Compile(d.Expression, expr.Env(env), expr.AsBool())
+	tree, err := parseRule(d.Expression)
 	if err != nil {
 		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: invalid expression: %s", d.Name, oneLine(err.Error()))
 	}
-	tree, err := parser.Parse(d.Expression)
+	prog, err := expr.Compile(d.Expression, expr.Env(env), expr.AsBool(), expr.Patch(traitsPatcher{}))
 	if err != nil {
-		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: invalid expression: %s", d.Name, oneLine(err.Error()))
+		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: invalid expression: %s%s", d.Name, oneLine(err.Error()), suggestion(tree, env))
 	}
 	refs := &collector{env: env, seen: map[string]bool{}}
 	ast.Walk(&tree.Node, refs)

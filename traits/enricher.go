@@ -109,6 +109,10 @@ type Enricher struct {
 	rfm   atomic.Pointer[Boundaries]
 	// Finishes counts Finish calls, for progress reports of backfills.
 	Finishes atomic.Int64
+	// buyers counts profiles seen making their first purchase: a cheap
+	// signal (once per new buyer, not per event) that the population the
+	// RFM boundaries were computed over has grown.
+	buyers atomic.Int64
 
 	// vms holds *vm.VM for filters: a VM is not safe for concurrent use,
 	// and a pooled one keeps its stack between runs.
@@ -234,6 +238,10 @@ func (e *Enricher) SetBoundaries(b *Boundaries) { e.rfm.Store(b) }
 
 // Boundaries returns the RFM boundaries in use.
 func (e *Enricher) Boundaries() *Boundaries { return e.rfm.Load() }
+
+// NewBuyers counts the profiles Finish has seen become buyers (a profile
+// replayed or rebuilt counts again): it only says when to recompute.
+func (e *Enricher) NewBuyers() int64 { return e.buyers.Load() }
 
 func sameBytes(a, b []byte) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
@@ -704,6 +712,9 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	var n int
 	if b := st.Buys; b != nil {
 		sum, n = b.Sum, int(b.N)
+	}
+	if prev, _ := toFloat(p.Traits["purchase_count"].Value); prev <= 0 && n > 0 {
+		e.buyers.Add(1)
 	}
 	if n == 0 {
 		w.num("purchase_count", 0, 0, "")

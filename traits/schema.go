@@ -3,6 +3,7 @@ package traits
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -299,10 +300,39 @@ func (s *Schema) Observe(name string, v any, at time.Time) {
 	if len(s.observed) >= maxObserved {
 		return // beyond the bound, a name is not remembered (see maxObserved)
 	}
-	fl = Field{Name: name, Type: got, Dimension: DimBasic, Classification: ClassInternal, Origin: OriginObserved, FirstSeen: at,
+	dim, class := defaultAnnotation(name)
+	fl = Field{Name: name, Type: got, Dimension: dim, Classification: class, Origin: OriginObserved, FirstSeen: at,
 		Description: "typed on first sight"}
 	s.observed[name] = fl
 	s.unsaved = append(s.unsaved, fl)
+}
+
+// defaultAnnotation is the dimension and classification a trait gets on
+// first sight. The analyses write their outputs as ordinary traits: value
+// predictions belong to value and churn to risk, not to basic information.
+// Personal identifiers (phone, email, id numbers, addresses) are secret by
+// default, above revenue (confidential): leaking them identifies a person.
+func defaultAnnotation(name string) (dim, class string) {
+	n := strings.ToLower(name)
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("churn", "churn_probability", "risk", "risk_score"):
+		return DimRisk, ClassConfidential
+	case has("clv", "p_alive", "expected_purchases", "expected_spend", "purchase_probability", "ltv"):
+		return DimValue, ClassConfidential
+	case has("next_best_products"):
+		return DimNeeds, ClassInternal
+	case has("phone", "mobile", "email", "id_card", "idcard", "id_number", "passport", "address", "street"):
+		return DimBasic, ClassSecret
+	}
+	return DimBasic, ClassInternal
 }
 
 func (s *Schema) conflict(name, want, got string, at time.Time) {

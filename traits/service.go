@@ -42,7 +42,15 @@ type Service struct {
 	mu       sync.Mutex // serialises definition changes
 	pending  chan string
 	progress atomic.Pointer[BackfillStatus]
+	// buyersAt is Enricher.NewBuyers when the boundaries were last computed.
+	buyersAt atomic.Int64
 }
+
+// rfmGrowth: the boundaries are recomputed when the buyers have grown by
+// this factor since they were computed, so that a young population is not
+// scored against the quintiles of its first few customers for a day, while
+// the whole-population pass stays amortised (a doubling costs one pass).
+const rfmGrowth = 2
 
 // BackfillStatus is the progress of computing a new trait over history.
 type BackfillStatus struct {
@@ -177,6 +185,7 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 // RecomputeRFM computes the population boundaries as of now, stores them,
 // and re-scores every profile.
 func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
+	s.buyersAt.Store(s.Enricher.NewBuyers()) // buyers arriving from here on count towards the next growth
 	now := s.Now()
 	b, err := ComputeBoundaries(ctx, s.Each, now)
 	if err != nil {
@@ -195,6 +204,28 @@ func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 		}
 	}
 	return b, nil
+}
+
+// RFMStale reports whether the boundaries should be recomputed now: there
+// are buyers and no boundaries, or the buyers have grown by rfmGrowth since
+// the boundaries were computed. It reads two counters.
+func (s *Service) RFMStale() bool {
+	grown := s.Enricher.NewBuyers() - s.buyersAt.Load()
+	b := s.Enricher.Boundaries()
+	if b == nil {
+		return grown > 0
+	}
+	return grown > 0 && grown >= int64((rfmGrowth-1)*max(b.Customers, 1))
+}
+
+// RefreshRFM recomputes the boundaries when RFMStale says so; it reports
+// whether it did.
+func (s *Service) RefreshRFM(ctx context.Context) (bool, error) {
+	if !s.RFMStale() {
+		return false, nil
+	}
+	b, err := s.RecomputeRFM(ctx)
+	return b != nil, err
 }
 
 // FlushSchema saves the traits typed since the last flush.
@@ -217,8 +248,9 @@ func (s *Service) NPS(ctx context.Context, q NPSQuery) ([]NPSRow, error) {
 
 // Run schedules the jobs until ctx ends: the schema is saved every few
 // seconds, profiles are refreshed (windows expire, stages lapse) every
-// refreshEvery, and RFM boundaries recomputed every rfmEvery (and at
-// start when there are none).
+// refreshEvery, and RFM boundaries recomputed every rfmEvery, at start
+// when there are none, and within seconds of the first buyers or of the
+// buyers doubling (RefreshRFM).
 func (s *Service) Run(ctx context.Context, refreshEvery, rfmEvery time.Duration) {
 	flush := time.NewTicker(5 * time.Second)
 	refresh := time.NewTicker(refreshEvery)
@@ -239,6 +271,11 @@ func (s *Service) Run(ctx context.Context, refreshEvery, rfmEvery time.Duration)
 		case <-flush.C:
 			if err := s.FlushSchema(ctx); err != nil {
 				s.Log.Error("saving the trait schema", "err", err)
+			}
+			if ok, err := s.RefreshRFM(ctx); err != nil && ctx.Err() == nil {
+				s.Log.Error("rfm boundaries", "err", err)
+			} else if ok {
+				s.Log.Info("rfm boundaries recomputed: the buyers have grown", "customers", s.Enricher.Boundaries().Customers)
 			}
 		case <-refresh.C:
 			if n, err := s.Refresh(ctx); err != nil && ctx.Err() == nil {

@@ -90,12 +90,15 @@ type Runner struct {
 	wg sync.WaitGroup
 	mu sync.Mutex
 	on map[string]bool // kinds running now
+	// skipped: when a scheduled run of a kind last found too little data
+	// (nothing was recorded, so the run list cannot say).
+	skipped map[string]time.Time
 }
 
 // NewRunner returns a runner with the defaults of the tracking plan.
 func NewRunner(store Store, runs RunStore, log portrait.EventLog) *Runner {
 	return &Runner{Store: store, Runs: runs, Log: log, Now: time.Now, Logf: slog.Default(),
-		Purchase: "Order Completed", AmountProps: []string{"revenue", "total", "amount"}, on: map[string]bool{}}
+		Purchase: "Order Completed", AmountProps: []string{"revenue", "total", "amount"}, on: map[string]bool{}, skipped: map[string]time.Time{}}
 }
 
 // Params of a run: numbers and strings by name, each kind reading its own.
@@ -121,9 +124,9 @@ func newRunID(kind string, now time.Time) string {
 	return kind + "-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
-// begin validates a run, claims its kind (one run of a kind at a time) and
-// records it as running.
-func (r *Runner) begin(ctx context.Context, kind string, params Params) (*Run, error) {
+// begin validates a run, claims its kind (one run of a kind at a time) and,
+// when record is set, records it as running.
+func (r *Runner) begin(ctx context.Context, kind string, params Params, record bool) (*Run, error) {
 	if !validKind(kind) {
 		return nil, portrait.Errorf(portrait.EINVALID, "unknown analysis %q (one of %s)", kind, strings.Join(Kinds, ", "))
 	}
@@ -135,6 +138,9 @@ func (r *Runner) begin(ctx context.Context, kind string, params Params) (*Run, e
 	r.on[kind] = true
 	r.mu.Unlock()
 	run := &Run{ID: newRunID(kind, r.Now()), Kind: kind, Status: Running, Params: params, StartedAt: r.Now().UTC()}
+	if !record {
+		return run, nil
+	}
 	if err := r.Runs.SaveRun(ctx, run); err != nil {
 		r.done(kind)
 		return nil, err
@@ -145,7 +151,7 @@ func (r *Runner) begin(ctx context.Context, kind string, params Params) (*Run, e
 // Start begins a run in the background and returns it as recorded
 // (status running).
 func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, error) {
-	run, err := r.begin(ctx, kind, params)
+	run, err := r.begin(ctx, kind, params, true)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +167,7 @@ func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, e
 
 // RunNow runs an analysis and returns when it is done.
 func (r *Runner) RunNow(ctx context.Context, kind string, params Params) (*Run, error) {
-	run, err := r.begin(ctx, kind, params)
+	run, err := r.begin(ctx, kind, params, true)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +198,14 @@ func validKind(k string) bool {
 }
 
 func (r *Runner) execute(ctx context.Context, run *Run) {
+	r.analyse(ctx, run)
+	if err := r.Runs.SaveRun(ctx, run); err != nil {
+		r.Logf.Error("cannot record analytics run", "run", run.ID, "err", err)
+	}
+}
+
+// analyse runs the analysis and sets the run's outcome.
+func (r *Runner) analyse(ctx context.Context, run *Run) error {
 	start := time.Now()
 	if run.Params == nil {
 		run.Params = Params{}
@@ -216,6 +230,29 @@ func (r *Runner) execute(ctx context.Context, run *Run) {
 		if portrait.ErrorCode(err) == portrait.EINTERNAL {
 			r.Logf.Error("analytics run failed", "run", run.ID, "err", err)
 		}
+	}
+	return err
+}
+
+// scheduled runs an analysis for the schedule. Its parameters are the
+// defaults, so an invalid outcome means the data does not support the
+// analysis yet (no buyers, no repeat purchase, too few customers): that is
+// the normal state of a new server, so nothing is recorded and nothing is
+// logged above debug; the schedule tries again later. Other failures are
+// recorded as failed runs. The run is recorded once it is done, not while
+// it runs (a run with too little data must leave nothing behind).
+func (r *Runner) scheduled(ctx context.Context, kind string) {
+	run, err := r.begin(ctx, kind, nil, false)
+	if err != nil {
+		return // a run of this kind is under way
+	}
+	defer r.done(kind)
+	if err := r.analyse(ctx, run); portrait.ErrorCode(err) == portrait.EINVALID {
+		r.mu.Lock()
+		r.skipped[kind] = r.Now()
+		r.mu.Unlock()
+		r.Logf.Debug("scheduled analysis skipped: not enough data yet", "kind", kind, "reason", run.Error)
+		return
 	}
 	if err := r.Runs.SaveRun(ctx, run); err != nil {
 		r.Logf.Error("cannot record analytics run", "run", run.ID, "err", err)
@@ -243,15 +280,19 @@ func (r *Runner) Schedule(ctx context.Context, every map[string]time.Duration, t
 				if len(last) > 0 {
 					wait := iv
 					if last[0].Status == Failed {
-						wait = min(iv, time.Hour) // no data yet, say: try again soon
+						wait = min(iv, time.Hour) // try again soon
 					}
 					if r.Now().Sub(last[0].StartedAt) < wait {
 						continue
 					}
 				}
-				if _, err := r.RunNow(ctx, kind, nil); err != nil && portrait.ErrorCode(err) != portrait.ECONFLICT {
-					r.Logf.Info("scheduled analytics run did not succeed", "kind", kind, "reason", portrait.ErrorMessage(err))
+				r.mu.Lock()
+				skippedAt, wasSkipped := r.skipped[kind]
+				r.mu.Unlock()
+				if wasSkipped && r.Now().Sub(skippedAt) < min(iv, time.Hour) {
+					continue // too little data an hour ago: data arrives, look again later
 				}
+				r.scheduled(ctx, kind)
 				if ctx.Err() != nil {
 					return
 				}

@@ -3,11 +3,13 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,5 +334,82 @@ func TestCLVHoldoutSkippedOnShortHistory(t *testing.T) {
 	}
 	if _, err := r.RunNow(ctx, jobs.CLV, jobs.Params{"holdout_days": -3}); portrait.ErrorCode(err) != portrait.EINVALID {
 		t.Errorf("negative holdout_days: %v", err)
+	}
+}
+
+// logRecords keeps every log record, for checking what a run logged.
+type logRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecords) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r)
+	return nil
+}
+func (l *logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecords) WithGroup(string) slog.Handler      { return l }
+
+// On a new server the schedule finds nothing to analyse: every kind is
+// tried, skipped quietly (a debug line), and no failed run is left behind;
+// a run asked for explicitly still says why it cannot run.
+func TestScheduleSkipsQuietlyWithoutData(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r := jobs.NewRunner(db, db, db)
+	logs := &logRecords{}
+	r.Logf = slog.New(logs)
+	every := map[string]time.Duration{}
+	for _, k := range jobs.Kinds {
+		every[k] = time.Hour
+	}
+	r.Schedule(ctx, every, 10*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		logs.mu.Lock()
+		skips := 0
+		for _, rec := range logs.recs {
+			if strings.Contains(rec.Message, "skipped") {
+				skips++
+			}
+		}
+		logs.mu.Unlock()
+		if skips >= len(jobs.Kinds) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the schedule skipped %d of %d kinds", skips, len(jobs.Kinds))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // more ticks: a skip is not retried at once
+	cancel()
+	r.Wait()
+	for _, k := range jobs.Kinds {
+		runs, err := db.Runs(context.Background(), k, 10)
+		if err != nil || len(runs) != 0 {
+			t.Errorf("%s: %d runs recorded (%v), want none", k, len(runs), err)
+		}
+	}
+	skips := 0
+	for _, rec := range logs.recs {
+		if rec.Level > slog.LevelDebug {
+			t.Errorf("logged at %s: %s", rec.Level, rec.Message)
+		}
+		skips++
+	}
+	if skips != len(jobs.Kinds) {
+		t.Errorf("%d skip lines, want one per kind (%d): a skipped kind waits before trying again", skips, len(jobs.Kinds))
+	}
+	run, err := r.RunNow(context.Background(), jobs.KMeans, nil)
+	if portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(portrait.ErrorMessage(err), "Order Completed") || run.Status != jobs.Failed {
+		t.Errorf("an explicit run over no data: %+v %v", run, err)
 	}
 }

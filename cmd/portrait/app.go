@@ -393,7 +393,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		return err
 	}
 	defer a.Close()
-	admin, write, err := a.Bootstrap(ctx, os.Getenv, stdout)
+	admin, _, err := a.Bootstrap(ctx, os.Getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -402,15 +402,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 	}
 	a.Log.Info("portrait serving", "url", a.HTTP.URL(), "data", cfg.DataDir, "version", portrait.Version)
 	if demo {
-		if write == "" {
-			// Keys exist from an earlier start and none is known here: the
-			// demo uses a key of its own.
-			write = newSecret("pwk_")
-			if err := a.DB.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyWrite, Name: "demo"}, write); err != nil {
-				return err
-			}
+		keys, err := ensureDemoKeys(ctx, a, admin, strings.TrimSpace(os.Getenv("PORTRAIT_ADMIN_TOKEN")) != "")
+		if err != nil {
+			return err
 		}
-		sum, err := d.run(ctx, a, write, stderr)
+		sum, err := d.run(ctx, a, keys, stderr)
 		if err != nil {
 			return err
 		}
@@ -419,20 +415,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		} else {
 			fmt.Fprintf(stdout, "demo: %d customers (%d also buying offline, to be merged by phone), %d events sent (%d accepted, %d already in the log), %d profiles\n",
 				sum.Customers, sum.Duplicates, sum.Events, sum.Accepted, sum.Duplicated, sum.Profiles)
-			fmt.Fprintf(stdout, "serving on %s; try:\n  curl -H 'Authorization: Bearer %s' '%s/v1/profiles/lookup?type=email&value=%s'\n",
-				a.HTTP.URL(), orHidden(admin), a.HTTP.URL(), sum.SampleEmail)
+			printDemoReady(stdout, a.HTTP.URL(), keys.Admin, sum.SampleEmail, filepath.Join(cfg.DataDir, demoKeysFile))
 		}
 	}
 	<-ctx.Done()
 	a.Log.Info("shutting down")
 	return nil
-}
-
-func orHidden(s string) string {
-	if s == "" {
-		return "$PORTRAIT_ADMIN_TOKEN"
-	}
-	return s
 }
 
 func runVersion(args []string, stdout io.Writer) error {

@@ -43,8 +43,9 @@ type demoSummary struct {
 }
 
 // run generates the demo and sends it through the tracking API, exactly as
-// an SDK would, then waits until profiles have caught up.
-func (d *demoFlags) run(ctx context.Context, a *App, writeKey string, progress io.Writer) (*demoSummary, error) {
+// the SDKs and exports would, each source with its own write key, then
+// waits until profiles have caught up.
+func (d *demoFlags) run(ctx context.Context, a *App, keys *demoKeys, progress io.Writer) (*demoSummary, error) {
 	asOf := time.Now().UTC().Truncate(24 * time.Hour)
 	if d.asOf != "" {
 		t, err := time.Parse("2006-01-02", d.asOf)
@@ -61,18 +62,26 @@ func (d *demoFlags) run(ctx context.Context, a *App, writeKey string, progress i
 	client := &http.Client{Timeout: 30 * time.Second}
 	const batch = 100
 	start := time.Now()
-	for i := 0; i < len(ds.Events); i += batch {
-		end := min(i+batch, len(ds.Events))
-		body, err := json.Marshal(map[string]any{"batch": ds.Events[i:end], "sentAt": time.Now().UTC().Format(time.RFC3339Nano)})
+	// Events go out in time order, each source batching its own.
+	pending := map[string][]map[string]any{}
+	sent, batches := 0, 0
+	lines := newLineProgress(progress)
+	send := func(src string) error {
+		evs := pending[src]
+		if len(evs) == 0 {
+			return nil
+		}
+		pending[src] = nil
+		body, err := json.Marshal(map[string]any{"batch": evs, "sentAt": time.Now().UTC().Format(time.RFC3339Nano)})
 		if err != nil {
-			return nil, portrait.Wrap(err, "cannot encode demo batch")
+			return portrait.Wrap(err, "cannot encode demo batch")
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.HTTP.URL()+"/v1/batch", bytes.NewReader(body))
-		req.SetBasicAuth(writeKey, "")
+		req.SetBasicAuth(keys.Sources[src], "")
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return nil, portrait.Wrap(err, "cannot send demo events")
+			return portrait.Wrap(err, "cannot send demo events")
 		}
 		var r struct {
 			Accepted   int `json:"accepted"`
@@ -85,16 +94,32 @@ func (d *demoFlags) run(ctx context.Context, a *App, writeKey string, progress i
 		json.NewDecoder(resp.Body).Decode(&r)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil, portrait.Errorf(portrait.EINTERNAL, "demo batch answered %d: %+v", resp.StatusCode, r.Rejected)
+			return portrait.Errorf(portrait.EINTERNAL, "demo batch from %s answered %d: %+v", src, resp.StatusCode, r.Rejected)
 		}
 		sum.Accepted += r.Accepted
 		sum.Duplicated += r.Duplicates
-		if progress != nil && (end == len(ds.Events) || (i/batch)%50 == 0) {
-			fmt.Fprintf(progress, "\rdemo: sent %d/%d events", end, len(ds.Events))
+		sent += len(evs)
+		batches++
+		if final := sent == len(ds.Events); final {
+			lines.update(fmt.Sprintf("demo: sent %d/%d events in %s", sent, len(ds.Events), time.Since(start).Round(time.Millisecond)), true)
+		} else if batches%50 == 0 {
+			lines.update(fmt.Sprintf("demo: sent %d/%d events", sent, len(ds.Events)), false)
+		}
+		return nil
+	}
+	for _, e := range ds.Events {
+		src := demo.SourceOf(e)
+		pending[src] = append(pending[src], e)
+		if len(pending[src]) == batch {
+			if err := send(src); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if progress != nil {
-		fmt.Fprintf(progress, " in %s\n", time.Since(start).Round(time.Millisecond))
+	for _, src := range demo.Sources {
+		if err := send(src); err != nil {
+			return nil, err
+		}
 	}
 	last, err := a.DB.LastSeq(ctx)
 	if err != nil {

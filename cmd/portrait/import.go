@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -77,6 +78,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	} else if m, err = importer.InferMapping(in, *format); err != nil {
+		if errors.Is(err, importer.ErrNoIdentity) {
+			return portrait.Errorf(portrait.EINVALID, "%s: pass it with --map FILE", portrait.ErrorMessage(err))
+		}
 		return err
 	}
 	if portrait.IsSystemSource(*source) {
@@ -193,6 +197,19 @@ func printImportSummary(w io.Writer, s *importer.Summary) {
 	for _, r := range importer.SortedReasons(s.Invalid) {
 		fmt.Fprintf(w, "  left unset  %7d  %s\n", r.Count, r.Reason)
 	}
+	if len(s.Examples) > 0 {
+		fmt.Fprintf(w, "  examples (at most a few per reason):\n")
+		for _, e := range s.Examples {
+			where := fmt.Sprintf("row %d", e.Row)
+			if e.Column != "" {
+				where += ", column " + e.Column
+			}
+			if e.Value != "" {
+				where += fmt.Sprintf(", value %q", e.Value)
+			}
+			fmt.Fprintf(w, "    %s: %s\n", where, e.Reason)
+		}
+	}
 	var imputed []string
 	for f, st := range s.Fields {
 		if st.Imputed > 0 {
@@ -215,14 +232,23 @@ type progressBar struct {
 	start time.Time
 	last  time.Time
 	phase string
+	base  int64 // rows already counted when the phase started
 	drawn bool
+	now   func() time.Time // time.Now unless a test sets it
 }
+
+// minRateWindow: a rate over less time than this is noise (8 rows in a
+// microsecond are not 8,000,000,000 rows/s), so none is shown yet.
+const minRateWindow = 500 * time.Millisecond
 
 func (b *progressBar) update(p importer.Progress) {
 	now := time.Now()
+	if b.now != nil {
+		now = b.now()
+	}
 	if p.Phase != b.phase {
-		// Each pass has its own rate.
-		b.phase, b.start = p.Phase, now
+		// Each pass has its own rate, over the rows of that pass.
+		b.phase, b.start, b.base = p.Phase, now, p.Rows
 	}
 	if now.Sub(b.last) < 100*time.Millisecond {
 		return
@@ -239,8 +265,11 @@ func (b *progressBar) update(p importer.Progress) {
 	const width = 30
 	n := int(frac * width)
 	bar := strings.Repeat("=", n) + strings.Repeat(" ", width-n)
-	rate := float64(p.Rows) / max(now.Sub(b.start).Seconds(), 1e-9)
-	fmt.Fprintf(b.w, "\r%-9s [%s] %3.0f%% %d rows  %.0f rows/s ", p.Phase, bar, frac*100, p.Rows, rate)
+	rate := "   … rows/s"
+	if el := now.Sub(b.start); el >= minRateWindow {
+		rate = fmt.Sprintf("%.0f rows/s", float64(p.Rows-b.base)/el.Seconds())
+	}
+	fmt.Fprintf(b.w, "\r%-9s [%s] %3.0f%% %d rows  %s ", p.Phase, bar, frac*100, p.Rows, rate)
 	b.drawn = true
 }
 

@@ -31,6 +31,24 @@ func (a *App) wireSegments(ctx context.Context) error {
 	svc.Log, svc.Behaviour = a.Log, a.DB.SegmentBehaviour
 	svc.Webhooks = segment.NewDispatcher(a.DB)
 	svc.Webhooks.Log = a.Log
+	if e := a.Enrich; e != nil && e.Traits != nil && e.Tags != nil {
+		// "did you mean" knows the schema's traits and the defined tags,
+		// not only those profiles already hold.
+		svc.KnownTraits = func() []string {
+			var out []string
+			for _, f := range e.Traits.Enricher.Schema.Fields() {
+				out = append(out, f.Name)
+			}
+			return out
+		}
+		svc.KnownTags = func() []string {
+			var out []string
+			for _, d := range e.Tags.List() {
+				out = append(out, d.Name)
+			}
+			return out
+		}
+	}
 	if err := svc.Webhooks.Load(ctx); err != nil {
 		return err
 	}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/demo"
+)
+
+// The demo's sources each get a write key named after them, created at the
+// first start and reused afterwards: a restart adds no key and still knows
+// the admin token.
+func TestDemoKeysOncePerSource(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *App {
+		a, err := OpenApp(ctx, Config{DataDir: dir, LogLevel: "error"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := open()
+	admin, _, err := a.Bootstrap(ctx, func(string) string { return "" }, io.Discard)
+	if err != nil || admin == "" {
+		t.Fatalf("bootstrap: %q %v", admin, err)
+	}
+	first, err := ensureDemoKeys(ctx, a, admin, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := a.DB.ListKeys(ctx)
+	for _, src := range demo.Sources {
+		k, err := a.DB.Authenticate(ctx, portrait.KeyWrite, first.Sources[src])
+		if err != nil || k.Name != src {
+			t.Errorf("%s's key authenticates as %+v %v", src, k, err)
+		}
+	}
+	a.Close()
+
+	a = open()
+	defer a.Close()
+	admin2, _, err := a.Bootstrap(ctx, func(string) string { return "" }, io.Discard)
+	if err != nil || admin2 != "" {
+		t.Fatalf("second bootstrap: %q %v (the admin token is shown once)", admin2, err)
+	}
+	again, err := ensureDemoKeys(ctx, a, admin2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := a.DB.ListKeys(ctx)
+	if len(after) != len(before) {
+		t.Errorf("%d keys after a restart, %d before", len(after), len(before))
+	}
+	if again.Admin != admin {
+		t.Errorf("admin token after a restart %q, want the first start's", again.Admin)
+	}
+	for _, src := range demo.Sources {
+		if again.Sources[src] != first.Sources[src] {
+			t.Errorf("%s's key changed on restart", src)
+		}
+	}
+}
+
+// The command printed after a restart works when pasted: the token itself,
+// or the variable in double quotes (which the shell expands), never in
+// single quotes.
+func TestDemoReadyCommand(t *testing.T) {
+	var b bytes.Buffer
+	printDemoReady(&b, "http://127.0.0.1:8080", "pat_secret", "li.na1@163.com", "/data/demo-keys.json")
+	if !strings.Contains(b.String(), `curl -H "Authorization: Bearer pat_secret" "http://127.0.0.1:8080/v1/profiles/lookup?type=email&value=li.na1@163.com"`) {
+		t.Errorf("with the token known:\n%s", b.String())
+	}
+	b.Reset()
+	printDemoReady(&b, "http://127.0.0.1:8080", "", "li.na1@163.com", "/data/demo-keys.json")
+	if strings.Contains(b.String(), "'") || !strings.Contains(b.String(), `"Authorization: Bearer $PORTRAIT_ADMIN_TOKEN"`) {
+		t.Errorf("with the token unknown:\n%s", b.String())
+	}
+}
+
+// Progress written to a log is whole lines, without carriage returns.
+func TestDemoProgressInALog(t *testing.T) {
+	var b bytes.Buffer
+	p := newLineProgress(&b)
+	p.update("demo: sent 5000/20000 events", false)
+	p.update("demo: sent 10000/20000 events", false)
+	p.update("demo: sent 20000/20000 events in 3s", true)
+	if strings.Contains(b.String(), "\r") || strings.Count(b.String(), "\n") != 3 {
+		t.Errorf("%q", b.String())
+	}
+}
+
+// An admin token from the environment is used but not written to the file.
+func TestDemoKeysDoNotStoreTheEnvironmentsToken(t *testing.T) {
+	ctx := context.Background()
+	a, err := OpenApp(ctx, Config{DataDir: t.TempDir(), LogLevel: "error"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	k, err := ensureDemoKeys(ctx, a, "pat_from_env_123", true)
+	if err != nil || k.Admin != "pat_from_env_123" {
+		t.Fatalf("%+v %v", k, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(a.Config.DataDir, demoKeysFile))
+	if strings.Contains(string(b), "pat_from_env_123") || !strings.Contains(string(b), `"web"`) {
+		t.Errorf("demo keys file: %s", b)
+	}
+}

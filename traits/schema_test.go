@@ -1,0 +1,42 @@
+package traits_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait/traits"
+)
+
+// Traits seen for the first time get the dimension and classification they
+// belong to: the analyses' outputs sit in value and risk, and personal
+// identifiers are classified above revenue.
+func TestObservedTraitsDefaultAnnotation(t *testing.T) {
+	s := traits.NewSchema()
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, name := range []string{"clv_12m", "p_alive", "expected_purchases_90d", "expected_spend", "purchase_probability_90d",
+		"churn_probability", "phone", "email", "id_card", "address", "work_email", "shoe_size"} {
+		s.Observe(name, "x", at)
+	}
+	level := func(name string) int {
+		f, ok := s.Lookup(name)
+		if !ok {
+			t.Fatalf("%s unknown", name)
+		}
+		return slices.Index(traits.Classifications, f.Classification)
+	}
+	for name, dim := range map[string]string{"clv_12m": traits.DimValue, "p_alive": traits.DimValue, "expected_purchases_90d": traits.DimValue,
+		"expected_spend": traits.DimValue, "purchase_probability_90d": traits.DimValue, "churn_probability": traits.DimRisk, "shoe_size": traits.DimBasic} {
+		if f, _ := s.Lookup(name); f.Dimension != dim {
+			t.Errorf("%s: dimension %q, want %q", name, f.Dimension, dim)
+		}
+	}
+	for _, name := range []string{"phone", "email", "id_card", "address", "work_email"} {
+		if level(name) <= level("revenue") {
+			t.Errorf("%s is classified %s, not above revenue (%s)", name, traits.Classifications[level(name)], traits.Classifications[level("revenue")])
+		}
+	}
+	if f, _ := s.Lookup("shoe_size"); f.Classification != traits.ClassInternal {
+		t.Errorf("an ordinary trait is %s, want internal", f.Classification)
+	}
+}
