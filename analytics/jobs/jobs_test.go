@@ -3,8 +3,8 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sort"
