@@ -1,6 +1,7 @@
 package linkage
 
 import (
+	"fmt"
 	"math"
 )
 
@@ -58,18 +59,7 @@ func fitEM(fields []Field, nlevels []int, pats []pattern, uInit [][]float64, max
 		L := nlevels[f]
 		m.M[f] = make([]float64, L)
 		m.U[f] = make([]float64, L)
-		// Matches mostly agree: most mass on level 0, decreasing geometrically
-		// towards disagreement.
-		rest := 0.1
-		m.M[f][0] = 0.9
-		for l := 1; l < L; l++ {
-			share := rest / 2
-			if l == L-1 {
-				share = rest
-			}
-			m.M[f][l] = share
-			rest -= share
-		}
+		copy(m.M[f], initialM(L))
 		copy(m.U[f], uInit[f])
 	}
 
@@ -149,4 +139,77 @@ func normalizeInto(dst, num []float64) {
 	for l := range dst {
 		dst[l] /= t
 	}
+}
+
+// credible checks that a fitted model describes duplicates, not look-alikes.
+// EM always finds two classes; on a population with few or no duplicates
+// the "match" class it finds is whatever agrees most among distinct people
+// (same common name, same city, same gender), and every such pair would be
+// merged. Two symptoms give that away:
+//   - the fitted share of matches implies more matched pairs than records:
+//     every customer would exist many times over;
+//   - the pairs called matches mostly disagree on an identifying field (an
+//     id, phone, email, or a date such as the birth date) that is filled in
+//     for a good share of the candidate pairs: duplicates of one person keep
+//     their identifiers far more often than not.
+//
+// It returns "" when the model is credible, or the reason it is not.
+func (m *Model) credible(pats []pattern, records int) string {
+	total := 0.0
+	for _, p := range pats {
+		total += p.count
+	}
+	if total == 0 {
+		return ""
+	}
+	if implied := m.Prior * total; implied > float64(records) {
+		return fmt.Sprintf("the fitted match share (%.3g of %.0f candidate pairs, %.0f pairs) implies more duplicate pairs than records (%d): the model learned look-alikes, not duplicates", m.Prior, total, implied, records)
+	}
+	for f, fd := range m.Fields {
+		if fd.Kind != KindID && fd.Kind != KindDate {
+			continue
+		}
+		seen := 0.0
+		for _, p := range pats {
+			if p.levels[f] >= 0 {
+				seen += p.count
+			}
+		}
+		last := len(m.M[f]) - 1
+		if seen >= 0.1*total && m.M[f][last] >= 0.5 {
+			return fmt.Sprintf("pairs the model calls matches disagree on %s %.0f%% of the time: the model learned look-alikes, not duplicates", fd.Name, 100*m.M[f][last])
+		}
+	}
+	return ""
+}
+
+// fallbackModel is the conservative model used when the fitted one is not
+// credible: agreement mostly at level 0 for matches, u measured on random
+// record pairs, and a prior of one duplicate per hundred records over all
+// pairs. Its scores only rank pairs for review; nothing is merged on them.
+func fallbackModel(fields []Field, nlevels []int, uRandom [][]float64, records int) *Model {
+	m := &Model{Fields: fields, M: make([][]float64, len(fields)), U: make([][]float64, len(fields))}
+	for f := range fields {
+		m.M[f] = initialM(nlevels[f])
+		m.U[f] = append([]float64(nil), uRandom[f]...)
+	}
+	m.Prior = 0.02 / float64(max(records-1, 1))
+	return m
+}
+
+// initialM puts most of a match's mass on agreement, decreasing
+// geometrically towards disagreement.
+func initialM(levels int) []float64 {
+	out := make([]float64, levels)
+	rest := 0.1
+	out[0] = 0.9
+	for l := 1; l < levels; l++ {
+		share := rest / 2
+		if l == levels-1 {
+			share = rest
+		}
+		out[l] = share
+		rest -= share
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package linkage
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -93,6 +94,12 @@ type Result struct {
 	// Candidates is the number of pairs blocking produced and compared.
 	Candidates int
 	Model      *Model
+	// Credible is false when the fitted model described look-alikes rather
+	// than duplicates (see Model.credible); Warning then says why. Such a
+	// run scores pairs with a conservative fallback model and decides none
+	// as a match: every pair above the review threshold goes to review.
+	Credible bool
+	Warning  string
 }
 
 // Matches returns the pairs decided as matches.
@@ -206,35 +213,41 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 		patOf[k] = j
 		pats = append(pats, pattern{levels: slices.Clone(v), count: 1})
 	}
+	res := Result{Candidates: len(keys), Credible: true}
 	var model *Model
 	if cfg.Model != nil && sameFields(cfg.Model, used, cmp.nlevels) {
 		model = cfg.Model
 	} else {
 		uInit := randomPairU(cmp, len(records), cfg.Seed)
 		model = fitEM(used, cmp.nlevels, pats, uInit, cfg.MaxIterations, 1e-9)
+		if why := model.credible(pats, len(records)); why != "" {
+			res.Credible, res.Warning = false, why+"; pairs are ranked by a conservative model and sent to review, none is merged automatically"
+			model = fallbackModel(used, cmp.nlevels, uInit, len(records))
+		}
 	}
+	res.Model = model
 
-	res := Result{Candidates: len(keys), Model: model}
-	probs := make([]float64, len(pats))
 	weights := make([]float64, len(pats))
 	for j, p := range pats {
-		probs[j] = model.Probability(p.levels)
 		weights[j] = model.Weight(p.levels)
 	}
+	logPrior := math.Log(model.Prior / (1 - model.Prior))
+	tf := newTFAdjuster(used, vals)
 	uf := newUnionFind(len(records))
 	for k, key := range keys {
 		j := patOf[k]
-		p := probs[j]
+		a, b := int(key>>32), int(key&0xffffffff)
+		w := weights[j] + tf.adjust(used, vals, a, b, pats[j].levels)
+		p := 1 / (1 + math.Exp(-(w*math.Ln2 + logPrior)))
 		if p < cfg.ReviewThreshold {
 			continue
 		}
-		a, b := int(key>>32), int(key&0xffffffff)
 		d := Review
-		if p >= cfg.MatchThreshold {
+		if p >= cfg.MatchThreshold && res.Credible {
 			d = Match
 			uf.union(a, b)
 		}
-		res.Pairs = append(res.Pairs, Pair{A: a, B: b, Weight: weights[j], Probability: p, Decision: d, Levels: slices.Clone(pats[j].levels)})
+		res.Pairs = append(res.Pairs, Pair{A: a, B: b, Weight: w, Probability: p, Decision: d, Levels: slices.Clone(pats[j].levels)})
 	}
 	res.Entities = uf.groups()
 	return res, nil
