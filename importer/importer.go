@@ -116,6 +116,11 @@ type Summary struct {
 	// Profiles in the store once the import's events were applied (the
 	// command line fills it; the API answers before processing).
 	Profiles int `json:"profiles,omitempty"`
+	// ProbableDuplicates are profiles of this import that an identity
+	// limit kept apart from others although they share a person's
+	// identifiers (filled once the events are applied, by whoever shows
+	// the summary; see linkage.ProbableDuplicates).
+	ProbableDuplicates *portrait.DuplicateReport `json:"probable_duplicates,omitempty"`
 }
 
 // States of an import.
