@@ -3,6 +3,9 @@ package linkage
 import (
 	"strings"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/width"
 )
 
 // jaroWinkler returns the Jaro-Winkler similarity of a and b in [0, 1] with
@@ -180,7 +183,11 @@ func prepare(kind Kind, raw string) value {
 	case KindCode:
 		s = strings.ToLower(alnumOnly(normalize(raw)))
 	case KindID:
-		s = canonicalMobile(strings.ToLower(alnumOnly(normalize(raw))))
+		if f := strings.ToLower(width.Fold.String(norm.NFKC.String(raw))); strings.Contains(f, "@") {
+			s = strings.Join(strings.Fields(f), "") // an e-mail keeps its @ and dots
+		} else {
+			s = canonicalMobile(strings.ToLower(alnumOnly(normalize(raw))))
+		}
 	default:
 		s = normalize(raw)
 	}
@@ -365,10 +372,27 @@ func (codeComparator) compare(a, b *value) int {
 	if d := len(a.r) - len(b.r); d > 1 || d < -1 {
 		return 2
 	}
-	if editDistance(a.r, b.r) <= 1 {
+	if editDistance(a.r, b.r) <= 1 && !numberedMailboxes(a, b) {
 		return 1
 	}
 	return 2
+}
+
+// numberedMailboxes reports two e-mail addresses (kept with their "@" by
+// prepare) that differ where one holds a digit: wang.fang12@ and
+// wang.fang21@, or two QQ numbers, are different mailboxes, not a typo.
+func numberedMailboxes(a, b *value) bool {
+	if !strings.Contains(a.s, "@") || !strings.Contains(b.s, "@") {
+		return false
+	}
+	x, y := a.s, b.s
+	for len(x) > 0 && len(y) > 0 && x[0] == y[0] {
+		x, y = x[1:], y[1:]
+	}
+	for len(x) > 0 && len(y) > 0 && x[len(x)-1] == y[len(y)-1] {
+		x, y = x[:len(x)-1], y[:len(y)-1]
+	}
+	return strings.ContainsAny(x+y, "0123456789")
 }
 
 // dateComparator: exact; one digit off or day and month swapped; same year

@@ -193,3 +193,22 @@ func TestTermFrequencyAdjustment(t *testing.T) {
 		t.Errorf("values held once cannot agree, got %v", a)
 	}
 }
+
+func TestNumberedMailboxesDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"Wang.Fang@QQ.com", " wang.fang@qq.com ", 0},
+		{"ｗａｎｇ．ｆａｎｇ＠ｑｑ．ｃｏｍ", "wang.fang@qq.com", 0},
+		{"mary.martin91@gmail.com", "mary.martin21@gmail.com", 2}, // two accounts
+		{"123456789@qq.com", "123456788@qq.com", 2},
+		{"wang.fang@gmial.com", "wang.fang@gmail.com", 1}, // a typo
+		{"13812345678", "13812345679", 1},                 // a phone keeps its one-digit typo level
+	} {
+		a, b := prepare(KindID, tc.a), prepare(KindID, tc.b)
+		if got := (codeComparator{}).compare(&a, &b); got != tc.want {
+			t.Errorf("%q vs %q: level %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
