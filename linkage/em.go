@@ -14,9 +14,18 @@ type Model struct {
 	Fields     []Field     `json:"fields"`
 	M          [][]float64 `json:"m"`
 	U          [][]float64 `json:"u"`
-	Prior      float64     `json:"prior"`
-	Iterations int         `json:"iterations"`
+	// Prior is the probability that two records drawn at random are the
+	// same entity (over all record pairs, not only the candidates).
+	Prior      float64 `json:"prior"`
+	Iterations int     `json:"iterations,omitempty"`
+	// Version of the model's meaning; a saved model of another version is
+	// not reused.
+	Version int `json:"version"`
 }
+
+// modelVersion 2: u from random pairs, m from training sessions, prior over
+// all record pairs.
+const modelVersion = 2
 
 // Weight returns the match weight of one comparison vector: the sum over
 // non-missing fields of log2(m/u). Missing fields (level < 0) are neutral.
@@ -51,73 +60,6 @@ type pattern struct {
 // seen among the matches in this sample is unlikely, not impossible, and a
 // zero would make a single field veto a pair.
 const minProb = 1e-4
-
-func fitEM(fields []Field, nlevels []int, pats []pattern, uInit [][]float64, maxIter int, tol float64) *Model {
-	nf := len(fields)
-	m := &Model{Fields: fields, M: make([][]float64, nf), U: make([][]float64, nf), Prior: 0.1}
-	for f := range nf {
-		L := nlevels[f]
-		m.M[f] = make([]float64, L)
-		m.U[f] = make([]float64, L)
-		copy(m.M[f], initialM(L))
-		copy(m.U[f], uInit[f])
-	}
-
-	total := 0.0
-	for _, p := range pats {
-		total += p.count
-	}
-	if total == 0 {
-		return m
-	}
-	mNum := make([][]float64, nf)
-	uNum := make([][]float64, nf)
-	for f := range nf {
-		mNum[f] = make([]float64, nlevels[f])
-		uNum[f] = make([]float64, nlevels[f])
-	}
-	prevLL := math.Inf(-1)
-	for it := 1; it <= maxIter; it++ {
-		m.Iterations = it
-		for f := range nf {
-			clear(mNum[f])
-			clear(uNum[f])
-		}
-		gSum, ll := 0.0, 0.0
-		for _, p := range pats {
-			lm, lu := math.Log(m.Prior), math.Log(1-m.Prior)
-			for f, l := range p.levels {
-				if l < 0 {
-					continue
-				}
-				lm += math.Log(m.M[f][l])
-				lu += math.Log(m.U[f][l])
-			}
-			mx := math.Max(lm, lu)
-			den := mx + math.Log(math.Exp(lm-mx)+math.Exp(lu-mx))
-			g := math.Exp(lm - den)
-			ll += p.count * den
-			gSum += p.count * g
-			for f, l := range p.levels {
-				if l < 0 {
-					continue
-				}
-				mNum[f][l] += p.count * g
-				uNum[f][l] += p.count * (1 - g)
-			}
-		}
-		m.Prior = clamp(gSum / total)
-		for f := range nf {
-			normalizeInto(m.M[f], mNum[f])
-			normalizeInto(m.U[f], uNum[f])
-		}
-		if math.Abs(ll-prevLL) < tol*math.Abs(ll) {
-			break
-		}
-		prevLL = ll
-	}
-	return m
-}
 
 func clamp(p float64) float64 {
 	return math.Min(math.Max(p, minProb), 1-minProb)
@@ -162,8 +104,8 @@ func (m *Model) credible(pats []pattern, records int) string {
 	if total == 0 {
 		return ""
 	}
-	if implied := m.Prior * total; implied > float64(records) {
-		return fmt.Sprintf("the fitted match share (%.3g of %.0f candidate pairs, %.0f pairs) implies more duplicate pairs than records (%d): the model learned look-alikes, not duplicates", m.Prior, total, implied, records)
+	if implied := m.Prior * float64(records) * float64(records-1) / 2; implied > float64(records) {
+		return fmt.Sprintf("the fitted match share implies %.0f duplicate pairs, more than records (%d): the model learned look-alikes, not duplicates", implied, records)
 	}
 	for f, fd := range m.Fields {
 		if fd.Kind != KindID && fd.Kind != KindDate {
@@ -188,7 +130,7 @@ func (m *Model) credible(pats []pattern, records int) string {
 // record pairs, and a prior of one duplicate per hundred records over all
 // pairs. Its scores only rank pairs for review; nothing is merged on them.
 func fallbackModel(fields []Field, nlevels []int, uRandom [][]float64, records int) *Model {
-	m := &Model{Fields: fields, M: make([][]float64, len(fields)), U: make([][]float64, len(fields))}
+	m := &Model{Fields: fields, M: make([][]float64, len(fields)), U: make([][]float64, len(fields)), Version: modelVersion}
 	for f := range fields {
 		m.M[f] = initialM(nlevels[f])
 		m.U[f] = append([]float64(nil), uRandom[f]...)

@@ -218,8 +218,8 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 	if cfg.Model != nil && sameFields(cfg.Model, used, cmp.nlevels) {
 		model = cfg.Model
 	} else {
-		uInit := randomPairU(cmp, len(records), cfg.Seed)
-		model = fitEM(used, cmp.nlevels, pats, uInit, cfg.MaxIterations, 1e-9)
+		uInit, obs := randomPairU(cmp, len(records), cfg.Seed)
+		model = trainModel(cmp, len(records), uInit, obs, cfg.MaxIterations)
 		if why := model.credible(pats, len(records)); why != "" {
 			res.Credible, res.Warning = false, why+"; pairs are ranked by a conservative model and sent to review, none is merged automatically"
 			model = fallbackModel(used, cmp.nlevels, uInit, len(records))
@@ -322,10 +322,9 @@ func (c *comparer) compare(a, b int, out []int8) {
 }
 
 // randomPairU estimates the u-probabilities from random record pairs, nearly
-// all of which are non-matches. It is only EM's starting point: EM then
-// refits u on the candidate pairs, whose non-matches agree more often because
-// blocking brought them together.
-func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
+// all of which are non-matches, and the share of pairs in which each field
+// is filled on both sides.
+func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64) {
 	nf := len(c.fields)
 	counts := make([][]float64, nf)
 	for f := range nf {
@@ -334,9 +333,11 @@ func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
 			counts[f][l] = 1 // Laplace smoothing
 		}
 	}
+	obs := make([]float64, nf)
+	samples := 0
 	if n >= 2 {
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
-		samples := min(20000, n*(n-1)/2)
+		samples = min(200000, n*(n-1)/2)
 		buf := make([]int8, nf)
 		for range samples {
 			a := rng.IntN(n)
@@ -348,6 +349,7 @@ func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
 			for f, l := range buf {
 				if l >= 0 {
 					counts[f][l]++
+					obs[f]++
 				}
 			}
 		}
@@ -356,8 +358,11 @@ func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
 	for f := range nf {
 		u[f] = make([]float64, c.nlevels[f])
 		normalizeInto(u[f], counts[f])
+		if samples > 0 {
+			obs[f] /= float64(samples)
+		}
 	}
-	return u
+	return u, obs
 }
 
 // parallel runs fn over [0, n) in chunks on all CPUs and stops early when ctx
@@ -455,5 +460,5 @@ func sameFields(m *Model, fields []Field, nlevels []int) bool {
 			return false
 		}
 	}
-	return m.Prior > 0 && m.Prior < 1
+	return m.Version == modelVersion && m.Prior > 0 && m.Prior < 1
 }
