@@ -11,9 +11,9 @@ import (
 // candidate pairs. They are estimated with EM from the comparison patterns of
 // the candidate pairs alone, so no labelled pairs are needed.
 type Model struct {
-	Fields     []Field     `json:"fields"`
-	M          [][]float64 `json:"m"`
-	U          [][]float64 `json:"u"`
+	Fields []Field     `json:"fields"`
+	M      [][]float64 `json:"m"`
+	U      [][]float64 `json:"u"`
 	// Prior is the probability that two records drawn at random are the
 	// same entity (over all record pairs, not only the candidates).
 	Prior      float64 `json:"prior"`
