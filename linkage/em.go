@@ -18,6 +18,11 @@ type Model struct {
 	// same entity (over all record pairs, not only the candidates).
 	Prior      float64 `json:"prior"`
 	Iterations int     `json:"iterations,omitempty"`
+	// Dependence[f][g] > 0: exact agreement on f and g goes together among
+	// different people (a city and its province); when both agree, the
+	// later field's evidence is reduced by its strongest such dependence
+	// on an earlier agreeing field, in bits.
+	Dependence [][]float64 `json:"dependence,omitempty"`
 	// Version of the model's meaning; a saved model of another version is
 	// not reused.
 	Version int `json:"version"`
@@ -36,6 +41,15 @@ func (m *Model) Weight(levels []int8) float64 {
 			continue
 		}
 		w += math.Log2(m.M[f][l] / m.U[f][l])
+		if l == 0 && f < len(m.Dependence) {
+			d := 0.0
+			for g := 0; g < f; g++ {
+				if levels[g] == 0 && g < len(m.Dependence[f]) {
+					d = math.Max(d, m.Dependence[f][g])
+				}
+			}
+			w -= d
+		}
 	}
 	return w
 }

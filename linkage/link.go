@@ -218,11 +218,13 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 	if cfg.Model != nil && sameFields(cfg.Model, used, cmp.nlevels) {
 		model = cfg.Model
 	} else {
-		uInit, obs := randomPairU(cmp, len(records), cfg.Seed)
+		uInit, obs, dep := randomPairU(cmp, len(records), cfg.Seed)
 		model = trainModel(cmp, len(records), uInit, obs, cfg.MaxIterations)
+		model.Dependence = dep
 		if why := model.credible(pats, len(records)); why != "" {
 			res.Credible, res.Warning = false, why+"; pairs are ranked by a conservative model and sent to review, none is merged automatically"
 			model = fallbackModel(used, cmp.nlevels, uInit, len(records))
+			model.Dependence = dep
 		}
 	}
 	res.Model = model
@@ -324,7 +326,13 @@ func (c *comparer) compare(a, b int, out []int8) {
 // randomPairU estimates the u-probabilities from random record pairs, nearly
 // all of which are non-matches, and the share of pairs in which each field
 // is filled on both sides.
-func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64) {
+//
+// The same sample measures how much exact agreements on two fields go
+// together among different people (a city and its province, a postcode and
+// its suburb): dep[f][g], in bits, is log2 of the lift of their joint
+// agreement, kept when it is large and well measured. The model's
+// independence assumption would count such evidence twice.
+func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64, [][]float64) {
 	nf := len(c.fields)
 	counts := make([][]float64, nf)
 	for f := range nf {
@@ -335,6 +343,9 @@ func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64) {
 	}
 	obs := make([]float64, nf)
 	samples := 0
+	// both[f][g]: pairs with f and g observed; agree[f][g]: with f at level
+	// 0 among those; joint[f][g]: with both at level 0.
+	both, agree, joint := square(nf), square(nf), square(nf)
 	if n >= 2 {
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
 		samples = min(200000, n*(n-1)/2)
@@ -347,10 +358,43 @@ func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64) {
 			}
 			c.compare(a, b, buf)
 			for f, l := range buf {
-				if l >= 0 {
-					counts[f][l]++
-					obs[f]++
+				if l < 0 {
+					continue
 				}
+				counts[f][l]++
+				obs[f]++
+				for g, k := range buf {
+					if g == f || k < 0 {
+						continue
+					}
+					both[f][g]++
+					if l == 0 {
+						agree[f][g]++
+						if k == 0 {
+							joint[f][g]++
+						}
+					}
+				}
+			}
+		}
+	}
+	// A joint agreement must be common among different people to be
+	// measured: the sample also holds true duplicates (about one pair per
+	// record over n²/2 pairs), which agree on everything and would make
+	// any two identifying fields look dependent.
+	minJoint := 20.0
+	if n > 1 {
+		minJoint = math.Max(minJoint, 10*float64(samples)*2/float64(n-1))
+	}
+	dep := square(nf)
+	for f := range nf {
+		for g := range nf {
+			if f == g || joint[f][g] < minJoint || both[f][g] == 0 {
+				continue
+			}
+			pf, pg := agree[f][g]/both[f][g], agree[g][f]/both[f][g]
+			if lift := (joint[f][g] / both[f][g]) / (pf * pg); lift > 2 {
+				dep[f][g] = math.Log2(lift)
 			}
 		}
 	}
@@ -362,7 +406,15 @@ func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64) {
 			obs[f] /= float64(samples)
 		}
 	}
-	return u, obs
+	return u, obs, dep
+}
+
+func square(n int) [][]float64 {
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = make([]float64, n)
+	}
+	return out
 }
 
 // parallel runs fn over [0, n) in chunks on all CPUs and stops early when ctx
