@@ -347,36 +347,62 @@ func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64, [][]f
 	// 0 among those; joint[f][g]: with both at level 0.
 	both, agree, joint := square(nf), square(nf), square(nf)
 	if n >= 2 {
+		// Draw the pairs in order (reproducible), compare them in parallel:
+		// this sample costs as much as comparing the candidates.
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
-		samples = min(200000, n*(n-1)/2)
-		buf := make([]int8, nf)
-		for range samples {
+		samples = min(randomPairs, n*(n-1)/2)
+		drawn := make([][2]int32, samples)
+		for i := range drawn {
 			a := rng.IntN(n)
 			b := rng.IntN(n - 1)
 			if b >= a {
 				b++
 			}
-			c.compare(a, b, buf)
-			for f, l := range buf {
-				if l < 0 {
-					continue
-				}
-				counts[f][l]++
-				obs[f]++
-				for g, k := range buf {
-					if g == f || k < 0 {
+			drawn[i] = [2]int32{int32(a), int32(b)}
+		}
+		var mu sync.Mutex
+		parallel(context.Background(), samples, func(lo, hi int) {
+			lc, lo2, lb, la, lj := square(nf), make([]float64, nf), square(nf), square(nf), square(nf)
+			for f := range nf {
+				lc[f] = make([]float64, c.nlevels[f])
+			}
+			buf := make([]int8, nf)
+			for _, pr := range drawn[lo:hi] {
+				c.compare(int(pr[0]), int(pr[1]), buf)
+				for f, l := range buf {
+					if l < 0 {
 						continue
 					}
-					both[f][g]++
-					if l == 0 {
-						agree[f][g]++
-						if k == 0 {
-							joint[f][g]++
+					lc[f][l]++
+					lo2[f]++
+					for g, k := range buf {
+						if g == f || k < 0 {
+							continue
+						}
+						lb[f][g]++
+						if l == 0 {
+							la[f][g]++
+							if k == 0 {
+								lj[f][g]++
+							}
 						}
 					}
 				}
 			}
-		}
+			mu.Lock()
+			defer mu.Unlock()
+			for f := range nf {
+				obs[f] += lo2[f]
+				for l, v := range lc[f] {
+					counts[f][l] += v
+				}
+				for g := range nf {
+					both[f][g] += lb[f][g]
+					agree[f][g] += la[f][g]
+					joint[f][g] += lj[f][g]
+				}
+			}
+		})
 	}
 	// A joint agreement must be common among different people to be
 	// measured: the sample also holds true duplicates (about one pair per
@@ -408,6 +434,9 @@ func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64, [][]f
 	}
 	return u, obs, dep
 }
+
+// randomPairs is the size of the random-pair sample behind u.
+const randomPairs = 100_000
 
 func square(n int) [][]float64 {
 	out := make([][]float64, n)
