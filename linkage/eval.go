@@ -42,17 +42,24 @@ func Evaluate(predicted [][2]int, label []string) Scores {
 			s.CorrectPairs++
 		}
 	}
-	s.Precision, s.Recall = 1, 1
-	if s.PredictedPairs > 0 {
-		s.Precision = float64(s.CorrectPairs) / float64(s.PredictedPairs)
-	}
-	if s.TruePairs > 0 {
-		s.Recall = float64(s.CorrectPairs) / float64(s.TruePairs)
-	}
-	if s.Precision+s.Recall > 0 {
-		s.F1 = 2 * s.Precision * s.Recall / (s.Precision + s.Recall)
-	}
+	s.Precision, s.Recall, s.F1 = prf(s.CorrectPairs, s.PredictedPairs, s.TruePairs)
 	return s
+}
+
+// prf: precision and recall are 1 when their denominators are zero, so that
+// an empty problem is not reported as a failure.
+func prf(correct, predicted, truth int) (p, r, f1 float64) {
+	p, r = 1, 1
+	if predicted > 0 {
+		p = float64(correct) / float64(predicted)
+	}
+	if truth > 0 {
+		r = float64(correct) / float64(truth)
+	}
+	if p+r > 0 {
+		f1 = 2 * p * r / (p + r)
+	}
+	return p, r, f1
 }
 
 // ClusterScores judge the merged profiles rather than the pairs: a merged
@@ -104,15 +111,6 @@ func EvaluateClusters(entities [][]int, label []string) ClusterScores {
 			s.ExactClusters++
 		}
 	}
-	s.Precision, s.Recall = 1, 1
-	if s.PredictedClusters > 0 {
-		s.Precision = float64(s.ExactClusters) / float64(s.PredictedClusters)
-	}
-	if s.TrueClusters > 0 {
-		s.Recall = float64(s.ExactClusters) / float64(s.TrueClusters)
-	}
-	if s.Precision+s.Recall > 0 {
-		s.F1 = 2 * s.Precision * s.Recall / (s.Precision + s.Recall)
-	}
+	s.Precision, s.Recall, s.F1 = prf(s.ExactClusters, s.PredictedClusters, s.TrueClusters)
 	return s
 }
