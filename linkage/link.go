@@ -31,9 +31,9 @@ type Config struct {
 	MaxBlockSize int
 	// Window is the sorted-neighbourhood window. Default 4.
 	Window int
-	// MaxIterations bounds EM. Default 200.
+	// MaxIterations bounds EM in each training session. Default 200.
 	MaxIterations int
-	// Seed makes the random-pair sample behind the initial u-probabilities
+	// Seed makes the random-pair sample behind the u-probabilities
 	// reproducible. Runs with the same input and seed give the same result.
 	Seed uint64
 	// Model, when set and fitted on the same fields, scores the pairs
