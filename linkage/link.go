@@ -528,7 +528,11 @@ func (r *Result) String() string {
 			m++
 		}
 	}
-	return fmt.Sprintf("%d candidates, %d matches, %d reviews, %d entities", r.Candidates, m, len(r.Pairs)-m, len(r.Entities))
+	s := fmt.Sprintf("%d candidates, %d matches, %d reviews, %d entities", r.Candidates, m, len(r.Pairs)-m, len(r.Entities))
+	if !r.Credible && r.Model != nil {
+		s += ", model not credible"
+	}
+	return s
 }
 
 // sameFields reports whether m was fitted on these fields and levels.
