@@ -100,8 +100,10 @@ func trainModel(c *comparer, n int, uRand [][]float64, obsRand []float64, maxIte
 		}
 		totals = append(totals, s.prior*s.pairs/agree)
 	}
-	all := float64(n) * float64(n-1) / 2
-	m.Prior = 1 / all // one duplicate pair when nothing else is known
+	all := math.Max(float64(n)*float64(n-1)/2, 1)
+	// One duplicate pair when nothing else is known, but never even odds:
+	// with two records that would make any candidate a match.
+	m.Prior = math.Min(1/all, 0.01)
 	if len(totals) > 0 {
 		sort.Float64s(totals)
 		m.Prior = math.Min(math.Max(totals[len(totals)/2]/all, 1e-12), 0.5)
