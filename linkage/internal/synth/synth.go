@@ -36,10 +36,17 @@ type Options struct {
 // census shares, given names by how often they appear among registered
 // names). The heavy head is the point: 王芳 and 张伟 are each thousands of
 // different people.
-var surnames = []struct {
+type weighted struct {
 	han string
 	w   int
-}{
+}
+
+type place struct {
+	province, city string
+	w              int
+}
+
+var surnames = []weighted{
 	{"王", 71}, {"李", 70}, {"张", 67}, {"刘", 54}, {"陈", 45}, {"杨", 31}, {"黄", 22}, {"赵", 21}, {"吴", 20}, {"周", 19},
 	{"徐", 15}, {"孙", 15}, {"马", 14}, {"朱", 13}, {"胡", 13}, {"郭", 12}, {"何", 12}, {"高", 11}, {"林", 11}, {"罗", 10},
 	{"郑", 10}, {"梁", 9}, {"谢", 8}, {"宋", 7}, {"唐", 7}, {"许", 6}, {"韩", 6}, {"冯", 6}, {"邓", 6}, {"曹", 5},
@@ -48,10 +55,7 @@ var surnames = []struct {
 	{"欧阳", 1}, {"司马", 1}, {"诸葛", 1},
 }
 
-var givens = []struct {
-	han string
-	w   int
-}{
+var givens = []weighted{
 	{"伟", 40}, {"芳", 38}, {"娜", 35}, {"秀英", 33}, {"敏", 32}, {"静", 31}, {"丽", 29}, {"强", 28}, {"磊", 27}, {"军", 26},
 	{"洋", 25}, {"勇", 24}, {"艳", 23}, {"杰", 22}, {"娟", 21}, {"涛", 20}, {"明", 19}, {"超", 18}, {"秀兰", 17}, {"霞", 16},
 	{"平", 15}, {"刚", 14}, {"桂英", 13}, {"建华", 12}, {"文", 11}, {"华", 11}, {"红", 10}, {"玉兰", 9}, {"建国", 8}, {"婷", 8},
@@ -68,10 +72,7 @@ var homophones = map[rune][]rune{
 	'华': {'骅'}, '红': {'虹', '宏'}, '兰': {'岚'}, '婷': {'亭'}, '雪': {'薛'}, '鹏': {'朋'}, '文': {'雯', '闻'}, '国': {'果'},
 }
 
-var places = []struct {
-	province, city string
-	w              int
-}{
+var places = []place{
 	{"广东省", "广州市", 9}, {"广东省", "深圳市", 9}, {"北京市", "北京市", 10}, {"上海市", "上海市", 10}, {"四川省", "成都市", 7},
 	{"浙江省", "杭州市", 6}, {"湖北省", "武汉市", 6}, {"江苏省", "南京市", 5}, {"江苏省", "苏州市", 5}, {"陕西省", "西安市", 5},
 	{"重庆市", "重庆市", 7}, {"天津市", "天津市", 5}, {"湖南省", "长沙市", 4}, {"河南省", "郑州市", 4}, {"山东省", "青岛市", 4},
@@ -83,13 +84,12 @@ var mobilePrefixes = []string{"130", "131", "132", "133", "135", "136", "137", "
 var domains = []string{"qq.com", "163.com", "126.com", "sina.com", "gmail.com", "outlook.com", "foxmail.com"}
 
 type person struct {
-	sur, given       string
-	gender           string
-	y, m, d          int
-	province, city   string
-	mobile, email    string
-	surPy, givenPy   string
-	placeW, surnameW int
+	sur, given     string
+	gender         string
+	y, m, d        int
+	province, city string
+	mobile, email  string
+	surPy, givenPy string
 }
 
 type gen struct {
@@ -100,7 +100,7 @@ type gen struct {
 	placeTotal     int
 }
 
-func pickW[T any](g *gen, xs []T, w func(T) int, total int) T {
+func pick[T any](g *gen, xs []T, w func(T) int, total int) T {
 	n := g.rng.IntN(total)
 	for _, x := range xs {
 		n -= w(x)
@@ -111,25 +111,12 @@ func pickW[T any](g *gen, xs []T, w func(T) int, total int) T {
 	return xs[len(xs)-1]
 }
 
+func weightOf(x weighted) int { return x.w }
+
 func (g *gen) person() person {
-	s := pickW(g, surnames, func(x struct {
-		han string
-		w   int
-	}) int {
-		return x.w
-	}, g.surTotal)
-	gv := pickW(g, givens, func(x struct {
-		han string
-		w   int
-	}) int {
-		return x.w
-	}, g.givTotal)
-	pl := pickW(g, places, func(x struct {
-		province, city string
-		w              int
-	}) int {
-		return x.w
-	}, g.placeTotal)
+	s := pick(g, surnames, weightOf, g.surTotal)
+	gv := pick(g, givens, weightOf, g.givTotal)
+	pl := pick(g, places, func(p place) int { return p.w }, g.placeTotal)
 	p := person{sur: s.han, given: gv.han, province: pl.province, city: pl.city,
 		gender: []string{"female", "male"}[g.rng.IntN(2)],
 		y:      1950 + g.rng.IntN(55), m: 1 + g.rng.IntN(12), d: 1 + g.rng.IntN(28)}
