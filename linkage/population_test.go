@@ -2,6 +2,7 @@ package linkage_test
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"testing"
@@ -123,5 +124,39 @@ func TestChinesePopulationWithFewDuplicates(t *testing.T) {
 	}
 	if ps.Precision < 0.95 || ps.Recall < 0.9 || cs.Precision < 0.9 || cs.Recall < 0.85 {
 		t.Errorf("pairs P %.4f R %.4f (want ≥ 0.95, 0.9); merged profiles P %.4f R %.4f (want ≥ 0.9, 0.85)", ps.Precision, ps.Recall, cs.Precision, cs.Recall)
+	}
+}
+
+// Disagreeing on a phone or an e-mail is strong evidence against a match,
+// both in a model learned from duplicates and in the conservative model of
+// a population that has none.
+func TestIdentifierDisagreementCountsAgainst(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		dupShare float64
+		maxBits  float64
+	}{
+		{"learned", 0.2, -2.5},
+		{"fallback", 0, -4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, _ := synthRecords(synth.Population(synth.Options{People: 1500, DupShare: tc.dupShare, Seed: 5}))
+			res, err := linkage.Link(recs, linkage.Config{Seed: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := res.Model
+			for f, fd := range m.Fields {
+				if fd.Name != "phone" && fd.Name != "email" {
+					continue
+				}
+				last := len(m.M[f]) - 1
+				bits := math.Log2(m.M[f][last] / m.U[f][last])
+				t.Logf("%s (credible %v): disagreement %.2f bits, exact agreement %+.2f bits", fd.Name, res.Credible, bits, math.Log2(m.M[f][0]/m.U[f][0]))
+				if bits > tc.maxBits {
+					t.Errorf("%s disagreement weighs %.2f bits, want ≤ %.1f", fd.Name, bits, tc.maxBits)
+				}
+			}
+		})
 	}
 }
