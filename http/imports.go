@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -210,7 +211,12 @@ func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *p
 	job := s.importJobs.jobs[id]
 	s.importJobs.mu.Unlock()
 	if job != nil {
-		writeJSON(w, http.StatusOK, job.get())
+		doc := maps.Clone(job.get()) // the job's map is shared with its goroutine
+		if err := s.importDuplicates(r.Context(), doc); err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, doc)
 		return
 	}
 	if s.ImportRuns == nil {
@@ -222,9 +228,16 @@ func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *p
 		Error(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		Error(w, r, portrait.Wrap(err, "cannot decode the import summary"))
+		return
+	}
+	if err := s.importDuplicates(r.Context(), doc); err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 // handleImportList pages the recorded imports, most recently updated first;

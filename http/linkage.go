@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/portrait-cdp/portrait"
@@ -46,6 +47,19 @@ func (s *Server) mountLinkage(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"candidates": cs})
 	})))
+	mux.Handle("GET /v1/linkage/duplicates", s.instrument("/v1/linkage/duplicates", s.admin(func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		limit, err := queryInt(r, "limit", 100)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		ds, err := s.Linkage.Duplicates(r.Context())
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, linkage.Report(ds, limit))
+	})))
 	decide := func(accept bool) http.Handler {
 		return s.admin(func(w http.ResponseWriter, r *http.Request, k *portrait.Key) {
 			var c *linkage.Candidate
@@ -64,4 +78,26 @@ func (s *Server) mountLinkage(mux *http.ServeMux) {
 	}
 	mux.Handle("POST /v1/linkage/candidates/{id}/accept", s.instrument("/v1/linkage/candidates/{id}/accept", decide(true)))
 	mux.Handle("POST /v1/linkage/candidates/{id}/reject", s.instrument("/v1/linkage/candidates/{id}/reject", decide(false)))
+}
+
+// importDuplicates adds to an import's summary document the probable
+// duplicates its rows produced (profiles an identity limit keeps apart
+// although they share a person's identifiers). They are read from the
+// merge journal when the summary is asked for, since the import answers
+// before its events are applied.
+func (s *Server) importDuplicates(ctx context.Context, doc map[string]any) error {
+	if s.Linkage == nil || s.Linkage.Journal == nil || doc["state"] != "done" {
+		return nil
+	}
+	source, _ := doc["source"].(string)
+	file, _ := doc["file"].(string)
+	if file == "" {
+		file, _ = doc["file_sha256"].(string)
+	}
+	ds, err := linkage.ProbableDuplicates(ctx, s.Linkage.Journal, linkage.FromImport(source, file))
+	if err != nil {
+		return err
+	}
+	doc["probable_duplicates"] = linkage.Report(ds, 100)
+	return nil
 }

@@ -120,6 +120,11 @@ type Summary struct {
 	// first rows it happened on with the value at fault.
 	Examples []Example      `json:"examples,omitempty"`
 	examples map[string]int // examples kept per reason key
+	// ProbableDuplicates are profiles of this import that an identity
+	// limit kept apart from others although they share a person's
+	// identifiers (filled once the events are applied, by whoever shows
+	// the summary; see linkage.ProbableDuplicates).
+	ProbableDuplicates *portrait.DuplicateReport `json:"probable_duplicates,omitempty"`
 }
 
 // Example is one bad value or quarantined row, for the summary.

@@ -38,6 +38,9 @@ func signature(k Kind, v *value) string {
 	}
 	switch k {
 	case KindName, KindText, KindAddress:
+		if k == KindName && v.han {
+			return v.pykey // Soundex cannot encode Chinese; pinyin can
+		}
 		if len(v.tokens) == 0 {
 			return ""
 		}
@@ -90,6 +93,29 @@ func (b *blocker) candidates() map[uint64]struct{} {
 	if len(nameFields) > 1 {
 		nsig++
 	}
+	// With Chinese names present, one more signature: the sorted pinyin
+	// words of all name fields, which 朱秀英, Zhu Xiuying and Xiuying Zhu
+	// share.
+	pinyinSig := -1
+	for i := 0; i < n && pinyinSig < 0; i++ {
+		for _, f := range nameFields {
+			if b.vals[i][f].han {
+				pinyinSig = nsig
+				nsig++
+				break
+			}
+		}
+	}
+	nameKey := func(i int) string {
+		var words []string
+		for _, f := range nameFields {
+			if k := b.vals[i][f].pykey; k != "" {
+				words = append(words, strings.Fields(k)...)
+			}
+		}
+		sort.Strings(words)
+		return strings.Join(words, " ")
+	}
 	sigs := make([][]string, n)
 	for i := range n {
 		s := make([]string, nsig)
@@ -105,8 +131,11 @@ func (b *blocker) candidates() map[uint64]struct{} {
 			}
 			if len(parts) == len(nameFields) {
 				sort.Strings(parts)
-				s[nsig-1] = strings.Join(parts, "|")
+				s[len(sigFields)] = strings.Join(parts, "|")
 			}
+		}
+		if pinyinSig >= 0 {
+			s[pinyinSig] = nameKey(i)
 		}
 		sigs[i] = s
 	}
@@ -162,6 +191,9 @@ func (b *blocker) candidates() map[uint64]struct{} {
 			}
 		}
 		b.sortedNeighbourhood(full(nameFields), add)
+		if pinyinSig >= 0 {
+			b.sortedNeighbourhood(nameKey, add)
+		}
 		rev := slices.Clone(nameFields)
 		slices.Reverse(rev)
 		if len(rev) > 1 {

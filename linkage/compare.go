@@ -3,6 +3,9 @@ package linkage
 import (
 	"strings"
 	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/width"
 )
 
 // jaroWinkler returns the Jaro-Winkler similarity of a and b in [0, 1] with
@@ -165,6 +168,11 @@ type value struct {
 	s      string   // normalised text
 	r      []rune   // normalised runes
 	tokens [][]rune // words, for token-set comparison
+	// Names only: the pinyin form in order and the order-free pinyin key
+	// (see chinese.go); equal to the text itself for one Latin word.
+	pykey string
+	words [][]rune // pinyin words in order
+	han   bool
 }
 
 func prepare(kind Kind, raw string) value {
@@ -172,8 +180,14 @@ func prepare(kind Kind, raw string) value {
 	switch kind {
 	case KindDate:
 		s = normalizeDate(raw)
-	case KindCode, KindID:
+	case KindCode:
 		s = strings.ToLower(alnumOnly(normalize(raw)))
+	case KindID:
+		if f := strings.ToLower(width.Fold.String(norm.NFKC.String(raw))); strings.Contains(f, "@") {
+			s = strings.Join(strings.Fields(f), "") // an e-mail keeps its @ and dots
+		} else {
+			s = canonicalMobile(strings.ToLower(alnumOnly(normalize(raw))))
+		}
 	default:
 		s = normalize(raw)
 	}
@@ -183,7 +197,36 @@ func prepare(kind Kind, raw string) value {
 			v.tokens = append(v.tokens, []rune(t))
 		}
 	}
+	if kind == KindName && s != "" {
+		words, key := pinyinWords(s)
+		v.pykey, v.han = key, hasHan(s)
+		for _, w := range words {
+			v.words = append(v.words, []rune(w))
+		}
+	}
 	return v
+}
+
+// canonicalMobile drops the country code of a Chinese mobile number
+// (+86 138…, 0086-138…, 86138…), so that one number typed three ways is one
+// identifier. Other values pass unchanged.
+func canonicalMobile(s string) string {
+	switch {
+	case len(s) == 13 && strings.HasPrefix(s, "861") && allDigits(s):
+		return s[2:]
+	case len(s) == 15 && strings.HasPrefix(s, "00861") && allDigits(s):
+		return s[4:]
+	}
+	return s
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeDate brings a date to YYYYMMDD when its shape is recognisable
@@ -251,6 +294,53 @@ func (textComparator) compare(a, b *value) int {
 	return jwLevel(s)
 }
 
+// nameComparator is textComparator made aware of Chinese names: two
+// spellings with the same pinyin key (朱秀英 / Zhu Xiuying / Xiuying Zhu, or
+// the homophone 张伟 / 张玮) agree at the "near" level. Similarity on the
+// whole pinyin string is not used for Chinese names: 张伟 and 张文 are
+// zhangwei and zhangwen, nearly equal strings of different people. Only a
+// typo inside a pinyin word (Zhu Xiuyin for 朱秀英) counts as similar.
+type nameComparator struct{}
+
+func (nameComparator) levels() int { return len(textLevels) + 1 }
+func (nameComparator) compare(a, b *value) int {
+	if a.s == b.s {
+		return 0
+	}
+	if a.pykey != "" && a.pykey == b.pykey {
+		return 1
+	}
+	if !a.han && !b.han {
+		return textComparator{}.compare(a, b)
+	}
+	l := len(textLevels)
+	if a.han && b.han {
+		l = jwLevel(min(jaroWinkler(a.r, b.r), 0.999))
+	}
+	if wordsSimilar(a.words, b.words) {
+		l = min(l, 2)
+	}
+	return l
+}
+
+// wordsSimilar: the same number of pinyin words, each pair (in order or
+// reversed) within one typo's similarity.
+func wordsSimilar(a, b [][]rune) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	fwd, rev := true, true
+	for i := range a {
+		if jaroWinkler(a[i], b[i]) < 0.9 {
+			fwd = false
+		}
+		if jaroWinkler(a[i], b[len(b)-1-i]) < 0.9 {
+			rev = false
+		}
+	}
+	return fwd || rev
+}
+
 type addressComparator struct{}
 
 func (addressComparator) levels() int { return 4 }
@@ -282,10 +372,27 @@ func (codeComparator) compare(a, b *value) int {
 	if d := len(a.r) - len(b.r); d > 1 || d < -1 {
 		return 2
 	}
-	if editDistance(a.r, b.r) <= 1 {
+	if editDistance(a.r, b.r) <= 1 && !numberedMailboxes(a, b) {
 		return 1
 	}
 	return 2
+}
+
+// numberedMailboxes reports two e-mail addresses (kept with their "@" by
+// prepare) that differ where one holds a digit: wang.fang12@ and
+// wang.fang21@, or two QQ numbers, are different mailboxes, not a typo.
+func numberedMailboxes(a, b *value) bool {
+	if !strings.Contains(a.s, "@") || !strings.Contains(b.s, "@") {
+		return false
+	}
+	x, y := a.s, b.s
+	for len(x) > 0 && len(y) > 0 && x[0] == y[0] {
+		x, y = x[1:], y[1:]
+	}
+	for len(x) > 0 && len(y) > 0 && x[len(x)-1] == y[len(y)-1] {
+		x, y = x[:len(x)-1], y[:len(y)-1]
+	}
+	return strings.ContainsAny(x+y, "0123456789")
 }
 
 // dateComparator: exact; one digit off or day and month swapped; same year
@@ -323,7 +430,9 @@ func (categoryComparator) compare(a, b *value) int {
 
 func comparatorFor(k Kind) comparator {
 	switch k {
-	case KindName, KindText:
+	case KindName:
+		return nameComparator{}
+	case KindText:
 		return textComparator{}
 	case KindAddress:
 		return addressComparator{}

@@ -137,3 +137,78 @@ func TestSwappedNamesAgree(t *testing.T) {
 		t.Errorf("compare(1,0) = %v, compare(0,1) = %v", back, out)
 	}
 }
+
+func TestChineseNameLevels(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"朱秀英", "朱秀英", 0},
+		{"朱秀英", "Zhu Xiuying", 1}, // pinyin
+		{"朱秀英", "Xiuying Zhu", 1}, // Western order
+		{"朱秀英", "ＺＨＵ　Ｘｉｕｙｉｎｇ", 1}, // full width
+		{"张伟", "张玮", 1},           // homophone from the input method
+		{"张伟", "张 伟", 1},          // a typed space
+		{"朱秀英", "Zhu Xiuyin", 2},  // a typo in the pinyin
+		{"张伟", "张文", 3},           // zhangwei / zhangwen: another person
+		{"张伟", "王伟", 3},
+		{"朱秀英", "朱涛", 3},
+		{"欧阳娜娜", "Ouyang Nana", 1}, // compound surname
+		{"martha", "marhta", 1},    // Latin names keep Jaro-Winkler
+	} {
+		a, b := prepare(KindName, tc.a), prepare(KindName, tc.b)
+		if got := (nameComparator{}).compare(&a, &b); got != tc.want {
+			t.Errorf("%q vs %q: level %d, want %d (keys %q %q)", tc.a, tc.b, got, tc.want, a.pykey, b.pykey)
+		}
+	}
+}
+
+func TestMobileCountryCodeDropped(t *testing.T) {
+	want := prepare(KindID, "13812345678").s
+	for _, raw := range []string{"+86 138 1234 5678", "0086-138-1234-5678", "８６１３８１２３４５６７８", "(+86) 138.1234.5678"} {
+		if got := prepare(KindID, raw).s; got != want {
+			t.Errorf("%q → %q, want %q", raw, got, want)
+		}
+	}
+	if got := prepare(KindID, "1234567").s; got != "1234567" {
+		t.Errorf("a short id changed: %q", got)
+	}
+}
+
+func TestTermFrequencyAdjustment(t *testing.T) {
+	var vals []string
+	for range 50 {
+		vals = append(vals, "王芳")
+	}
+	vals = append(vals, "欧阳若曦", "欧阳若曦", "李娜", "李娜", "李娜", "")
+	tt := newTFTable(vals)
+	common, rare := tt.adj["王芳"], tt.adj["欧阳若曦"]
+	if !(common < 0.5 && rare > 3) {
+		t.Errorf("adjustments: common name %.2f bits, rare name %.2f bits; want common ≈ 0 or below, rare strongly positive", common, rare)
+	}
+	if _, ok := tt.adj["李"]; ok {
+		t.Error("a value never seen has an adjustment")
+	}
+	if a := newTFTable([]string{"a", "b", "c"}).adj; len(a) != 0 {
+		t.Errorf("values held once cannot agree, got %v", a)
+	}
+}
+
+func TestNumberedMailboxesDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"Wang.Fang@QQ.com", " wang.fang@qq.com ", 0},
+		{"ｗａｎｇ．ｆａｎｇ＠ｑｑ．ｃｏｍ", "wang.fang@qq.com", 0},
+		{"mary.martin91@gmail.com", "mary.martin21@gmail.com", 2}, // two accounts
+		{"123456789@qq.com", "123456788@qq.com", 2},
+		{"wang.fang@gmial.com", "wang.fang@gmail.com", 1}, // a typo
+		{"13812345678", "13812345679", 1},                 // a phone keeps its one-digit typo level
+	} {
+		a, b := prepare(KindID, tc.a), prepare(KindID, tc.b)
+		if got := (codeComparator{}).compare(&a, &b); got != tc.want {
+			t.Errorf("%q vs %q: level %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package linkage
 
 import (
+	"fmt"
 	"math"
 )
 
@@ -10,12 +11,26 @@ import (
 // candidate pairs. They are estimated with EM from the comparison patterns of
 // the candidate pairs alone, so no labelled pairs are needed.
 type Model struct {
-	Fields     []Field     `json:"fields"`
-	M          [][]float64 `json:"m"`
-	U          [][]float64 `json:"u"`
-	Prior      float64     `json:"prior"`
-	Iterations int         `json:"iterations"`
+	Fields []Field     `json:"fields"`
+	M      [][]float64 `json:"m"`
+	U      [][]float64 `json:"u"`
+	// Prior is the probability that two records drawn at random are the
+	// same entity (over all record pairs, not only the candidates).
+	Prior      float64 `json:"prior"`
+	Iterations int     `json:"iterations,omitempty"`
+	// Dependence[f][g] > 0: exact agreement on f and g goes together among
+	// different people (a city and its province); when both agree, the
+	// later field's evidence is reduced by its strongest such dependence
+	// on an earlier agreeing field, in bits.
+	Dependence [][]float64 `json:"dependence,omitempty"`
+	// Version of the model's meaning; a saved model of another version is
+	// not reused.
+	Version int `json:"version"`
 }
+
+// modelVersion 2: u from random pairs, m from training sessions, prior over
+// all record pairs.
+const modelVersion = 2
 
 // Weight returns the match weight of one comparison vector: the sum over
 // non-missing fields of log2(m/u). Missing fields (level < 0) are neutral.
@@ -26,6 +41,15 @@ func (m *Model) Weight(levels []int8) float64 {
 			continue
 		}
 		w += math.Log2(m.M[f][l] / m.U[f][l])
+		if l == 0 && f < len(m.Dependence) {
+			d := 0.0
+			for g := 0; g < f; g++ {
+				if levels[g] == 0 && g < len(m.Dependence[f]) {
+					d = math.Max(d, m.Dependence[f][g])
+				}
+			}
+			w -= d
+		}
 	}
 	return w
 }
@@ -51,84 +75,6 @@ type pattern struct {
 // zero would make a single field veto a pair.
 const minProb = 1e-4
 
-func fitEM(fields []Field, nlevels []int, pats []pattern, uInit [][]float64, maxIter int, tol float64) *Model {
-	nf := len(fields)
-	m := &Model{Fields: fields, M: make([][]float64, nf), U: make([][]float64, nf), Prior: 0.1}
-	for f := range nf {
-		L := nlevels[f]
-		m.M[f] = make([]float64, L)
-		m.U[f] = make([]float64, L)
-		// Matches mostly agree: most mass on level 0, decreasing geometrically
-		// towards disagreement.
-		rest := 0.1
-		m.M[f][0] = 0.9
-		for l := 1; l < L; l++ {
-			share := rest / 2
-			if l == L-1 {
-				share = rest
-			}
-			m.M[f][l] = share
-			rest -= share
-		}
-		copy(m.U[f], uInit[f])
-	}
-
-	total := 0.0
-	for _, p := range pats {
-		total += p.count
-	}
-	if total == 0 {
-		return m
-	}
-	mNum := make([][]float64, nf)
-	uNum := make([][]float64, nf)
-	for f := range nf {
-		mNum[f] = make([]float64, nlevels[f])
-		uNum[f] = make([]float64, nlevels[f])
-	}
-	prevLL := math.Inf(-1)
-	for it := 1; it <= maxIter; it++ {
-		m.Iterations = it
-		for f := range nf {
-			clear(mNum[f])
-			clear(uNum[f])
-		}
-		gSum, ll := 0.0, 0.0
-		for _, p := range pats {
-			lm, lu := math.Log(m.Prior), math.Log(1-m.Prior)
-			for f, l := range p.levels {
-				if l < 0 {
-					continue
-				}
-				lm += math.Log(m.M[f][l])
-				lu += math.Log(m.U[f][l])
-			}
-			mx := math.Max(lm, lu)
-			den := mx + math.Log(math.Exp(lm-mx)+math.Exp(lu-mx))
-			g := math.Exp(lm - den)
-			ll += p.count * den
-			gSum += p.count * g
-			for f, l := range p.levels {
-				if l < 0 {
-					continue
-				}
-				mNum[f][l] += p.count * g
-				uNum[f][l] += p.count * (1 - g)
-			}
-		}
-		m.Prior = clamp(gSum / total)
-		for f := range nf {
-			normalizeInto(m.M[f], mNum[f])
-			normalizeInto(m.U[f], uNum[f])
-		}
-		if math.Abs(ll-prevLL) < tol*math.Abs(ll) {
-			break
-		}
-		prevLL = ll
-	}
-	return m
-}
-
 func clamp(p float64) float64 {
 	return math.Min(math.Max(p, minProb), 1-minProb)
 }
@@ -149,4 +95,77 @@ func normalizeInto(dst, num []float64) {
 	for l := range dst {
 		dst[l] /= t
 	}
+}
+
+// credible checks that a fitted model describes duplicates, not look-alikes.
+// EM always finds two classes; on a population with few or no duplicates
+// the "match" class it finds is whatever agrees most among distinct people
+// (same common name, same city, same gender), and every such pair would be
+// merged. Two symptoms give that away:
+//   - the fitted share of matches implies more matched pairs than records:
+//     every customer would exist many times over;
+//   - the pairs called matches mostly disagree on an identifying field (an
+//     id, phone, email, or a date such as the birth date) that is filled in
+//     for a good share of the candidate pairs: duplicates of one person keep
+//     their identifiers far more often than not.
+//
+// It returns "" when the model is credible, or the reason it is not.
+func (m *Model) credible(pats []pattern, records int) string {
+	total := 0.0
+	for _, p := range pats {
+		total += p.count
+	}
+	if total == 0 {
+		return ""
+	}
+	if implied := m.Prior * float64(records) * float64(records-1) / 2; implied > float64(records) {
+		return fmt.Sprintf("the fitted match share implies %.0f duplicate pairs, more than records (%d): the model learned look-alikes, not duplicates", implied, records)
+	}
+	for f, fd := range m.Fields {
+		if fd.Kind != KindID && fd.Kind != KindDate {
+			continue
+		}
+		seen := 0.0
+		for _, p := range pats {
+			if p.levels[f] >= 0 {
+				seen += p.count
+			}
+		}
+		last := len(m.M[f]) - 1
+		if seen >= 0.1*total && m.M[f][last] >= 0.5 {
+			return fmt.Sprintf("pairs the model calls matches disagree on %s %.0f%% of the time: the model learned look-alikes, not duplicates", fd.Name, 100*m.M[f][last])
+		}
+	}
+	return ""
+}
+
+// fallbackModel is the conservative model used when the fitted one is not
+// credible: agreement mostly at level 0 for matches, u measured on random
+// record pairs, and a prior of one duplicate per hundred records over all
+// pairs. Its scores only rank pairs for review; nothing is merged on them.
+func fallbackModel(fields []Field, nlevels []int, uRandom [][]float64, records int) *Model {
+	m := &Model{Fields: fields, M: make([][]float64, len(fields)), U: make([][]float64, len(fields)), Version: modelVersion}
+	for f := range fields {
+		m.M[f] = initialM(nlevels[f])
+		m.U[f] = append([]float64(nil), uRandom[f]...)
+	}
+	m.Prior = 0.02 / float64(max(records-1, 1))
+	return m
+}
+
+// initialM puts most of a match's mass on agreement, decreasing
+// geometrically towards disagreement.
+func initialM(levels int) []float64 {
+	out := make([]float64, levels)
+	rest := 0.1
+	out[0] = 0.9
+	for l := 1; l < levels; l++ {
+		share := rest / 2
+		if l == levels-1 {
+			share = rest
+		}
+		out[l] = share
+		rest -= share
+	}
+	return out
 }

@@ -83,8 +83,13 @@ func TestFEBRL(t *testing.T) {
 			}
 			s := linkage.Evaluate(res.EntityPairs(), labels)
 			direct := linkage.Evaluate(pairsOf(res.Matches()), labels)
-			t.Logf("%s: %v; closure P=%.4f R=%.4f F1=%.4f (predicted %d); direct P=%.4f R=%.4f F1=%.4f",
-				tc.file, res.String(), s.Precision, s.Recall, s.F1, s.PredictedPairs, direct.Precision, direct.Recall, direct.F1)
+			cs := linkage.EvaluateClusters(res.Entities, labels)
+			t.Logf("%s: %v; closure P=%.4f R=%.4f F1=%.4f (predicted %d); direct P=%.4f R=%.4f F1=%.4f; merged profiles P=%.4f R=%.4f F1=%.4f (%d true, %d predicted)",
+				tc.file, res.String(), s.Precision, s.Recall, s.F1, s.PredictedPairs, direct.Precision, direct.Recall, direct.F1,
+				cs.Precision, cs.Recall, cs.F1, cs.TrueClusters, cs.PredictedClusters)
+			if !res.Credible {
+				t.Errorf("model judged not credible on FEBRL: %s", res.Warning)
+			}
 			if s.Records != tc.records || s.TruePairs != tc.truePairs {
 				t.Fatalf("got %d records and %d true pairs, want %d and %d", s.Records, s.TruePairs, tc.records, tc.truePairs)
 			}

@@ -3,6 +3,7 @@ package linkage
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -30,9 +31,9 @@ type Config struct {
 	MaxBlockSize int
 	// Window is the sorted-neighbourhood window. Default 4.
 	Window int
-	// MaxIterations bounds EM. Default 200.
+	// MaxIterations bounds EM in each training session. Default 200.
 	MaxIterations int
-	// Seed makes the random-pair sample behind the initial u-probabilities
+	// Seed makes the random-pair sample behind the u-probabilities
 	// reproducible. Runs with the same input and seed give the same result.
 	Seed uint64
 	// Model, when set and fitted on the same fields, scores the pairs
@@ -93,6 +94,12 @@ type Result struct {
 	// Candidates is the number of pairs blocking produced and compared.
 	Candidates int
 	Model      *Model
+	// Credible is false when the fitted model described look-alikes rather
+	// than duplicates (see Model.credible); Warning then says why. Such a
+	// run scores pairs with a conservative fallback model and decides none
+	// as a match: every pair above the review threshold goes to review.
+	Credible bool
+	Warning  string
 }
 
 // Matches returns the pairs decided as matches.
@@ -206,35 +213,43 @@ func LinkContext(ctx context.Context, records []Record, cfg Config) (Result, err
 		patOf[k] = j
 		pats = append(pats, pattern{levels: slices.Clone(v), count: 1})
 	}
+	res := Result{Candidates: len(keys), Credible: true}
 	var model *Model
 	if cfg.Model != nil && sameFields(cfg.Model, used, cmp.nlevels) {
 		model = cfg.Model
 	} else {
-		uInit := randomPairU(cmp, len(records), cfg.Seed)
-		model = fitEM(used, cmp.nlevels, pats, uInit, cfg.MaxIterations, 1e-9)
+		uInit, obs, dep := randomPairU(cmp, len(records), cfg.Seed)
+		model = trainModel(cmp, len(records), uInit, obs, cfg.MaxIterations)
+		model.Dependence = dep
+		if why := model.credible(pats, len(records)); why != "" {
+			res.Credible, res.Warning = false, why+"; pairs are ranked by a conservative model and sent to review, none is merged automatically"
+			model = fallbackModel(used, cmp.nlevels, uInit, len(records))
+			model.Dependence = dep
+		}
 	}
+	res.Model = model
 
-	res := Result{Candidates: len(keys), Model: model}
-	probs := make([]float64, len(pats))
 	weights := make([]float64, len(pats))
 	for j, p := range pats {
-		probs[j] = model.Probability(p.levels)
 		weights[j] = model.Weight(p.levels)
 	}
+	logPrior := math.Log(model.Prior / (1 - model.Prior))
+	tf := newTFAdjuster(used, vals)
 	uf := newUnionFind(len(records))
 	for k, key := range keys {
 		j := patOf[k]
-		p := probs[j]
+		a, b := int(key>>32), int(key&0xffffffff)
+		w := weights[j] + tf.adjust(used, vals, a, b, pats[j].levels)
+		p := 1 / (1 + math.Exp(-(w*math.Ln2 + logPrior)))
 		if p < cfg.ReviewThreshold {
 			continue
 		}
-		a, b := int(key>>32), int(key&0xffffffff)
 		d := Review
-		if p >= cfg.MatchThreshold {
+		if p >= cfg.MatchThreshold && res.Credible {
 			d = Match
 			uf.union(a, b)
 		}
-		res.Pairs = append(res.Pairs, Pair{A: a, B: b, Weight: weights[j], Probability: p, Decision: d, Levels: slices.Clone(pats[j].levels)})
+		res.Pairs = append(res.Pairs, Pair{A: a, B: b, Weight: w, Probability: p, Decision: d, Levels: slices.Clone(pats[j].levels)})
 	}
 	res.Entities = uf.groups()
 	return res, nil
@@ -309,10 +324,15 @@ func (c *comparer) compare(a, b int, out []int8) {
 }
 
 // randomPairU estimates the u-probabilities from random record pairs, nearly
-// all of which are non-matches. It is only EM's starting point: EM then
-// refits u on the candidate pairs, whose non-matches agree more often because
-// blocking brought them together.
-func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
+// all of which are non-matches, and the share of pairs in which each field
+// is filled on both sides.
+//
+// The same sample measures how much exact agreements on two fields go
+// together among different people (a city and its province, a postcode and
+// its suburb): dep[f][g], in bits, is log2 of the lift of their joint
+// agreement, kept when it is large and well measured. The model's
+// independence assumption would count such evidence twice.
+func randomPairU(c *comparer, n int, seed uint64) ([][]float64, []float64, [][]float64) {
 	nf := len(c.fields)
 	counts := make([][]float64, nf)
 	for f := range nf {
@@ -321,21 +341,86 @@ func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
 			counts[f][l] = 1 // Laplace smoothing
 		}
 	}
+	obs := make([]float64, nf)
+	samples := 0
+	// both[f][g]: pairs with f and g observed; agree[f][g]: with f at level
+	// 0 among those; joint[f][g]: with both at level 0.
+	both, agree, joint := square(nf), square(nf), square(nf)
 	if n >= 2 {
+		// Draw the pairs in order (reproducible), compare them in parallel:
+		// this sample costs as much as comparing the candidates.
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
-		samples := min(20000, n*(n-1)/2)
-		buf := make([]int8, nf)
-		for range samples {
+		samples = min(randomPairs, n*(n-1)/2)
+		drawn := make([][2]int32, samples)
+		for i := range drawn {
 			a := rng.IntN(n)
 			b := rng.IntN(n - 1)
 			if b >= a {
 				b++
 			}
-			c.compare(a, b, buf)
-			for f, l := range buf {
-				if l >= 0 {
-					counts[f][l]++
+			drawn[i] = [2]int32{int32(a), int32(b)}
+		}
+		var mu sync.Mutex
+		parallel(context.Background(), samples, func(lo, hi int) {
+			lc, lo2, lb, la, lj := square(nf), make([]float64, nf), square(nf), square(nf), square(nf)
+			for f := range nf {
+				lc[f] = make([]float64, c.nlevels[f])
+			}
+			buf := make([]int8, nf)
+			for _, pr := range drawn[lo:hi] {
+				c.compare(int(pr[0]), int(pr[1]), buf)
+				for f, l := range buf {
+					if l < 0 {
+						continue
+					}
+					lc[f][l]++
+					lo2[f]++
+					for g, k := range buf {
+						if g == f || k < 0 {
+							continue
+						}
+						lb[f][g]++
+						if l == 0 {
+							la[f][g]++
+							if k == 0 {
+								lj[f][g]++
+							}
+						}
+					}
 				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for f := range nf {
+				obs[f] += lo2[f]
+				for l, v := range lc[f] {
+					counts[f][l] += v
+				}
+				for g := range nf {
+					both[f][g] += lb[f][g]
+					agree[f][g] += la[f][g]
+					joint[f][g] += lj[f][g]
+				}
+			}
+		})
+	}
+	// A joint agreement must be common among different people to be
+	// measured: the sample also holds true duplicates (about one pair per
+	// record over n²/2 pairs), which agree on everything and would make
+	// any two identifying fields look dependent.
+	minJoint := 20.0
+	if n > 1 {
+		minJoint = math.Max(minJoint, 10*float64(samples)*2/float64(n-1))
+	}
+	dep := square(nf)
+	for f := range nf {
+		for g := range nf {
+			if f == g || joint[f][g] < minJoint || both[f][g] == 0 {
+				continue
+			}
+			pf, pg := agree[f][g]/both[f][g], agree[g][f]/both[f][g]
+			if lift := (joint[f][g] / both[f][g]) / (pf * pg); lift > 2 {
+				dep[f][g] = math.Log2(lift)
 			}
 		}
 	}
@@ -343,8 +428,22 @@ func randomPairU(c *comparer, n int, seed uint64) [][]float64 {
 	for f := range nf {
 		u[f] = make([]float64, c.nlevels[f])
 		normalizeInto(u[f], counts[f])
+		if samples > 0 {
+			obs[f] /= float64(samples)
+		}
 	}
-	return u
+	return u, obs, dep
+}
+
+// randomPairs is the size of the random-pair sample behind u.
+const randomPairs = 100_000
+
+func square(n int) [][]float64 {
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = make([]float64, n)
+	}
+	return out
 }
 
 // parallel runs fn over [0, n) in chunks on all CPUs and stops early when ctx
@@ -429,7 +528,11 @@ func (r *Result) String() string {
 			m++
 		}
 	}
-	return fmt.Sprintf("%d candidates, %d matches, %d reviews, %d entities", r.Candidates, m, len(r.Pairs)-m, len(r.Entities))
+	s := fmt.Sprintf("%d candidates, %d matches, %d reviews, %d entities", r.Candidates, m, len(r.Pairs)-m, len(r.Entities))
+	if !r.Credible && r.Model != nil {
+		s += ", model not credible"
+	}
+	return s
 }
 
 // sameFields reports whether m was fitted on these fields and levels.
@@ -442,5 +545,5 @@ func sameFields(m *Model, fields []Field, nlevels []int) bool {
 			return false
 		}
 	}
-	return m.Prior > 0 && m.Prior < 1
+	return m.Version == modelVersion && m.Prior > 0 && m.Prior < 1
 }

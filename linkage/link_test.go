@@ -221,3 +221,25 @@ func FuzzLink(f *testing.F) {
 		}
 	})
 }
+
+func TestEvaluateClusters(t *testing.T) {
+	labels := []string{"a", "a", "a", "b", "b", "c", "d", ""}
+	for _, tc := range []struct {
+		name     string
+		entities [][]int
+		exact    int
+		p, r     float64
+	}{
+		{"all right", [][]int{{0, 1, 2}, {3, 4}}, 2, 1, 1},
+		{"one record missing", [][]int{{0, 1}, {3, 4}}, 1, 0.5, 0.5},
+		{"a stranger swallowed", [][]int{{0, 1, 2, 5}, {3, 4}}, 1, 0.5, 0.5},
+		{"two people fused", [][]int{{0, 1, 2, 3, 4}}, 0, 0, 0},
+		{"unlabelled records match nothing", [][]int{{6, 7}}, 0, 0, 0},
+		{"nothing predicted", nil, 0, 1, 0},
+	} {
+		cs := linkage.EvaluateClusters(tc.entities, labels)
+		if cs.TrueClusters != 2 || cs.ExactClusters != tc.exact || cs.Precision != tc.p || cs.Recall != tc.r {
+			t.Errorf("%s: %+v, want %d exact, P %.2f R %.2f", tc.name, cs, tc.exact, tc.p, tc.r)
+		}
+	}
+}

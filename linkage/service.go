@@ -92,21 +92,37 @@ type Service struct {
 	MinFields int
 	// Relearn fits a new model even when one was saved by an earlier run.
 	Relearn bool
+	// Journal finds probable duplicates that an identity rule keeps apart
+	// (nil: not listed).
+	Journal JournalReader
+}
+
+// Duplicates lists the probable duplicates among the current profiles.
+func (s *Service) Duplicates(ctx context.Context) ([]*portrait.ProbableDuplicate, error) {
+	if s.Journal == nil {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "probable duplicates are not available")
+	}
+	return ProbableDuplicates(ctx, s.Journal, nil)
 }
 
 // DefaultTraits are the person traits worth comparing.
-var DefaultTraits = []string{"name", "first_name", "last_name", "birth_date", "birthday", "gender", "address", "street", "city", "province", "postcode", "zip", "phone", "email", "id_card"}
+var DefaultTraits = []string{"name", "first_name", "last_name", "birth_date", "birthday", "birth_year", "gender", "address", "street", "city", "province", "postcode", "zip", "phone", "email", "id_card"}
 
 // RunResult summarises a run.
 type RunResult struct {
-	Profiles   int           `json:"profiles"`
-	Compared   int           `json:"compared_pairs"`
-	Matches    int           `json:"matches"`
-	Linked     int           `json:"linked"` // link events appended
-	Review     int           `json:"review"`
-	Skipped    int           `json:"skipped_rejected"`
-	Duration   time.Duration `json:"-"`
-	DurationMS int64         `json:"duration_ms"`
+	Profiles int `json:"profiles"`
+	Compared int `json:"compared_pairs"`
+	Matches  int `json:"matches"`
+	Linked   int `json:"linked"` // link events appended
+	Review   int `json:"review"`
+	Skipped  int `json:"skipped_rejected"`
+	// ModelCredible is false when the model fitted on this run described
+	// look-alikes rather than duplicates; ModelWarning says why, and the
+	// run then merged nothing and sent its best pairs to review.
+	ModelCredible bool          `json:"model_credible"`
+	ModelWarning  string        `json:"model_warning,omitempty"`
+	Duration      time.Duration `json:"-"`
+	DurationMS    int64         `json:"duration_ms"`
 }
 
 // PairID is the stable id of a pair of identifiers, whichever way round.
@@ -151,7 +167,7 @@ func (s *Service) Run(ctx context.Context) (*RunResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &RunResult{Profiles: len(recs)}
+	res := &RunResult{Profiles: len(recs), ModelCredible: true}
 	if len(recs) < 2 {
 		res.Duration = time.Since(start)
 		return res, s.Store.SaveCandidates(ctx, nil)
@@ -173,7 +189,10 @@ func (s *Service) Run(ctx context.Context) (*RunResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lr.Model != cfg.Model {
+	res.ModelCredible, res.ModelWarning = lr.Credible, lr.Warning
+	// Only a credible fit teaches later runs; the fallback model is
+	// rebuilt each time from the data at hand.
+	if lr.Model != cfg.Model && lr.Credible {
 		if err := s.Store.SaveModel(ctx, lr.Model); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package linkage_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/portrait-cdp/portrait/clean"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/linkage"
+	"github.com/portrait-cdp/portrait/linkage/internal/synth"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
@@ -160,5 +162,44 @@ func TestLinkProfilesThroughTheIdentityGraph(t *testing.T) {
 	}
 	if _, err := e.svc.Accept(ctx, "no-such-pair", "reviewer"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		t.Errorf("unknown candidate: %v", err)
+	}
+}
+
+// Distinct customers with common Chinese names arrive as identify calls;
+// a linkage run over their profiles must link nobody, say that its model
+// was not credible, and keep no model for later runs.
+func TestServiceOnNullPopulationLinksNobody(t *testing.T) {
+	e := newLinkEnv(t)
+	e.svc.Traits = nil // the defaults: name, phone, email, city, ...
+	pop := synth.Population(synth.Options{People: 1500, Seed: 7})
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []*portrait.Event
+	for i, r := range pop {
+		traits, _ := json.Marshal(r.Fields)
+		at := t0.Add(time.Duration(i) * time.Second)
+		evs = append(evs, &portrait.Event{MessageID: fmt.Sprintf("m-%d", i), Type: "identify", Source: "crm",
+			UserID: fmt.Sprintf("cust-%05d", i), Traits: traits, Timestamp: at, ReceivedAt: at})
+	}
+	ctx := context.Background()
+	if _, err := e.db.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(t)
+	res, err := e.svc.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Profiles != len(pop) || res.Linked != 0 || res.Matches != 0 {
+		t.Errorf("run over %d distinct customers: %+v", len(pop), res)
+	}
+	if res.ModelCredible || res.ModelWarning == "" {
+		t.Errorf("the run did not say its model was not credible: %+v", res)
+	}
+	if m, err := e.db.LoadModel(ctx); err != nil || m != nil {
+		t.Errorf("a model that is not credible was saved: %v %v", m, err)
+	}
+	if ds, err := e.svc.Duplicates(ctx); err == nil || len(ds) != 0 {
+		t.Errorf("duplicates without a journal: %v %v", ds, err)
 	}
 }

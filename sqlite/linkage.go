@@ -169,3 +169,30 @@ func (db *DB) LoadModel(ctx context.Context) (*linkage.Model, error) {
 	}
 	return m, nil
 }
+
+var _ linkage.JournalReader = (*DB)(nil)
+
+// RefusedMerges lists the journal's refusals between two profiles, oldest
+// first.
+func (db *DB) RefusedMerges(ctx context.Context) ([]*portrait.MergeEntry, error) {
+	rows, err := db.stateR.QueryContext(ctx, `SELECT id, kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at FROM merges
+		WHERE kind = ? AND from_id != '' ORDER BY id`, portrait.MergeRefused)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read refused merges")
+	}
+	defer rows.Close()
+	var out []*portrait.MergeEntry
+	for rows.Next() {
+		m := &portrait.MergeEntry{}
+		var at int64
+		if err := rows.Scan(&m.ID, &m.Kind, &m.Into, &m.From, &m.Identifier.Type, &m.Identifier.Value, &m.MessageID, &m.EventSeq, &m.Reason, &at); err != nil {
+			return nil, portrait.Wrap(err, "cannot read refused merges")
+		}
+		m.At = fromMicros(at)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read refused merges")
+	}
+	return out, nil
+}

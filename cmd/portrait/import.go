@@ -17,6 +17,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/importer"
+	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -126,6 +127,16 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		} else if sum != nil {
 			n, _ := db.CountProfiles(ctx)
 			sum.Profiles = n
+			file := sum.File
+			if file == "" {
+				file = sum.FileSHA256
+			}
+			ds, derr := linkage.ProbableDuplicates(ctx, db, linkage.FromImport(sum.Source, file))
+			if derr != nil {
+				err = derr
+			} else {
+				sum.ProbableDuplicates = linkage.Report(ds, 100)
+			}
 		}
 	}
 	if sum != nil {
@@ -187,6 +198,19 @@ func printImportSummary(w io.Writer, s *importer.Summary) {
 		s.Rows, s.Accepted, s.Duplicates, s.Quarantined, s.Seconds, s.RowsPerSec)
 	if s.Profiles > 0 {
 		fmt.Fprintf(w, "  profiles in the store after applying it: %d\n", s.Profiles)
+	}
+	if d := s.ProbableDuplicates; d != nil && d.Count > 0 {
+		fmt.Fprintf(w, "  probable duplicates %d: profiles an identity limit keeps apart although they share a person's identifiers (review: GET /v1/linkage/duplicates)\n", d.Count)
+		for _, p := range d.Pairs {
+			var shared []string
+			for _, id := range p.Shared {
+				shared = append(shared, id.Type+" "+id.Value)
+			}
+			fmt.Fprintf(w, "    %s and %s share %s\n", p.AProfile, p.BProfile, strings.Join(shared, ", "))
+		}
+		if d.Count > len(d.Pairs) {
+			fmt.Fprintf(w, "    … and %d more\n", d.Count-len(d.Pairs))
+		}
 	}
 	if d := s.Derived; d != nil {
 		fmt.Fprintf(w, "  aggregate events %d = accepted %d + duplicates %d + quarantined %d\n", d.Events, d.Accepted, d.Duplicates, d.Quarantined)

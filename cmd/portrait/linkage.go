@@ -84,6 +84,10 @@ type evalOutput struct {
 	Precision      float64 `json:"precision"`
 	Recall         float64 `json:"recall"`
 	F1             float64 `json:"f1"`
+	// Merged profiles: entities holding exactly one true entity's records.
+	Clusters      linkage.ClusterScores `json:"merged_profiles"`
+	ModelCredible bool                  `json:"model_credible"`
+	ModelWarning  string                `json:"model_warning,omitempty"`
 }
 
 func runLinkageEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -187,12 +191,15 @@ func runLinkageEval(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	elapsed := time.Since(start)
 	s := linkage.Evaluate(res.EntityPairs(), labels)
+	cs := linkage.EvaluateClusters(res.Entities, labels)
 
 	if *f.json {
 		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
 		return enc.Encode(evalOutput{
 			Records: s.Records, TruePairs: s.TruePairs, PredictedPairs: s.PredictedPairs,
 			Precision: s.Precision, Recall: s.Recall, F1: s.F1,
+			Clusters: cs, ModelCredible: res.Credible, ModelWarning: res.Warning,
 		})
 	}
 	reviews := len(res.Pairs) - len(res.Matches())
@@ -205,6 +212,11 @@ func runLinkageEval(ctx context.Context, args []string, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "precision        %.4f\n", s.Precision)
 	fmt.Fprintf(stdout, "recall           %.4f\n", s.Recall)
 	fmt.Fprintf(stdout, "f1               %.4f\n", s.F1)
+	fmt.Fprintf(stdout, "merged profiles  %d true, %d predicted, %d exact: precision %.4f recall %.4f f1 %.4f\n",
+		cs.TrueClusters, cs.PredictedClusters, cs.ExactClusters, cs.Precision, cs.Recall, cs.F1)
+	if !res.Credible {
+		fmt.Fprintf(stdout, "model            not credible: %s\n", res.Warning)
+	}
 	fmt.Fprintf(stdout, "time             %s\n", elapsed.Round(time.Millisecond))
 	return nil
 }
