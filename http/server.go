@@ -23,6 +23,7 @@ import (
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
+	"github.com/portrait-cdp/portrait/search"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/tracking"
@@ -55,6 +56,8 @@ type Server struct {
 	Traits *traits.Service
 	// Segments serves /v1/segments (nil: not served).
 	Segments *segment.Service
+	// Search finds profiles by name, pinyin, phone, email, identifier.
+	Search *search.Index
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 
@@ -127,6 +130,9 @@ func (s *Server) Handler() http.Handler {
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
 	s.mountSegments(mux)
+	s.mountBreakdown(mux)
+	s.mountLifecycle(mux)
+	s.mountSearch(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}

@@ -250,6 +250,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := a.wireSearch(ctx); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
