@@ -119,7 +119,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.NormalizeID = standardizeID
 	s.Traits, s.Tags, s.Segments, s.Search = ts, gs, segs, finder
-	s.QualityStore = db
+	s.QualityStore, s.Overview = db, db
 	e.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(e.srv.Close)
 
@@ -582,5 +582,112 @@ func TestSearchOverHTTP(t *testing.T) {
 		if code, out := e.get(t, "/v1/search?"+q); code != 400 || errMessage(out) == "" {
 			t.Errorf("%s: %d %v", q, code, out)
 		}
+	}
+}
+
+func TestOverviewOverHTTP(t *testing.T) {
+	e := newConsoleEnv(t)
+	ctx := context.Background()
+	for _, name := range []string{"web", "crm"} {
+		if err := e.db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyWrite, Name: name}, "wk-"+name+"-secret"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// now: four events two minutes ago, one of them tying visitor anon-5 to
+	// customer u01 (a merge), and a rejected record
+	recent := e.now.Add(-2 * time.Minute)
+	var evs []*portrait.Event
+	for i := 0; i < 4; i++ {
+		ev := &portrait.Event{MessageID: fmt.Sprintf("r%d", i), Type: portrait.EventTrack, Name: "Product Viewed", Source: "web",
+			UserID: "u01", Timestamp: recent, ReceivedAt: recent}
+		if i == 0 {
+			ev.AnonymousID = "anon-5"
+		}
+		evs = append(evs, ev)
+	}
+	rej := []*portrait.Rejected{{Source: "web", Index: 0, Reason: "userId or anonymousId is required", Raw: []byte(`{}`), ReceivedAt: recent}}
+	if _, err := e.db.Append(ctx, evs, rej); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := e.db.LastSeq(ctx)
+	if err := e.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	e.createSegment(t, "guangdong", `traits.province == "广东省"`)
+
+	code, out := e.get(t, "/v1/overview")
+	if code != 200 {
+		t.Fatalf("overview: %d %v", code, out)
+	}
+	profiles := float64(len(e.customers) + e.anonymous - 1) // anon-5 merged into u01
+	if out["profiles"] != profiles || out["identified"] != float64(len(e.customers)) || out["identified_share"] != float64(len(e.customers))/profiles {
+		t.Errorf("profiles %v identified %v share %v", out["profiles"], out["identified"], out["identified_share"])
+	}
+	events, _ := e.db.CountEvents(ctx)
+	if out["events_total"] != float64(events) || out["segments"] != 1.0 {
+		t.Errorf("events_total %v (want %d), segments %v", out["events_total"], events, out["segments"])
+	}
+	epm := out["events_per_minute"].([]any)
+	if len(epm) != 60 {
+		t.Fatalf("%d minutes", len(epm))
+	}
+	lastMin := epm[59].(map[string]any)
+	if lastMin["minute"] != e.now.Truncate(time.Minute).Format(time.RFC3339) {
+		t.Errorf("the last minute is %v", lastMin["minute"])
+	}
+	if m := epm[57].(map[string]any); m["count"] != 4.0 || m["minute"] != recent.Truncate(time.Minute).Format(time.RFC3339) {
+		t.Errorf("two minutes ago: %v", m)
+	}
+	srcs := map[string]map[string]any{}
+	for _, x := range out["sources"].([]any) {
+		srcs[x.(map[string]any)["source"].(string)] = x.(map[string]any)
+	}
+	if c := srcs["crm"]; c == nil || c["events"] != 0.0 || c["last_event_at"] != nil || c["rejection_rate"] != 0.0 {
+		t.Errorf("a write key that sent nothing: %v", c)
+	}
+	web := srcs["web"]
+	if web == nil || web["rejected"] != 1.0 || web["last_event_at"] == nil || web["rejection_rate"] != 1/(web["events"].(float64)+1) {
+		t.Errorf("web: %v", web)
+	}
+	if q, ok := out["quality_score"].(float64); !ok || q <= 0 || q >= 1 {
+		t.Errorf("quality score %v: one rejection in %v records", out["quality_score"], events+1)
+	}
+	merges := out["recent_merges"].([]any)
+	if len(merges) != 1 || merges[0].(map[string]any)["profile_id"] == "" || merges[0].(map[string]any)["at"] == nil {
+		t.Errorf("merges %v", merges)
+	}
+	var stages float64
+	for i, st := range out["lifecycle"].([]any) {
+		st := st.(map[string]any)
+		if i < len(traits.Stages) && st["stage"] != traits.Stages[i] {
+			t.Errorf("stage %d is %v", i, st["stage"])
+		}
+		stages += st["count"].(float64)
+	}
+	if stages != profiles {
+		t.Errorf("lifecycle counts %v profiles, want %v", stages, profiles)
+	}
+}
+
+// The null case: an empty store answers zeros and no score, not errors.
+func TestOverviewOfNothing(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
+		t.Fatal(err)
+	}
+	s := porthttp.NewServer()
+	s.Events, s.Quarantine, s.Keys, s.Profiles, s.Overview = db, db, db, db, db
+	s.Segments = segment.NewService(segment.NewIndex(), db)
+	e := &consoleEnv{srv: httptest.NewServer(s.Handler())}
+	defer e.srv.Close()
+	code, out := e.get(t, "/v1/overview")
+	if code != 200 || out["profiles"] != 0.0 || out["identified_share"] != 0.0 || out["quality_score"] != nil || len(out["events_per_minute"].([]any)) != 60 ||
+		len(out["sources"].([]any)) != 0 || len(out["recent_merges"].([]any)) != 0 {
+		t.Errorf("empty: %d %v", code, out)
 	}
 }

@@ -58,6 +58,8 @@ type Server struct {
 	Segments *segment.Service
 	// Search finds profiles by name, pinyin, phone, email, identifier.
 	Search *search.Index
+	// Overview feeds GET /v1/overview (nil: not served).
+	Overview OverviewStore
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 
@@ -133,6 +135,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountBreakdown(mux)
 	s.mountLifecycle(mux)
 	s.mountSearch(mux)
+	s.mountOverview(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}
