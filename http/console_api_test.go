@@ -81,6 +81,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		t.Fatal(err)
 	}
 	e := &consoleEnv{db: db, now: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	db.Now = func() time.Time { return e.now }
 	rules := identity.DefaultRules()
 	rules.Normalize = standardizeID
 	proc := profile.NewProcessor(db, rules)

@@ -1,9 +1,12 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/traits"
@@ -41,6 +44,7 @@ func (s *Server) handleNPS(w http.ResponseWriter, r *http.Request, _ *portrait.K
 	if segs != nil {
 		names := make([]map[string]any, 0, len(segs))
 		members := map[string][]string{} // profile → segments
+		all := roaring.New()
 		for _, id := range segs {
 			st, err := s.Segments.Get(id)
 			if err != nil {
@@ -56,12 +60,38 @@ func (s *Server) handleNPS(w http.ResponseWriter, r *http.Request, _ *portrait.K
 			for _, pid := range s.Segments.Index.IDs(bm, 0, int(bm.GetCardinality())) {
 				members[pid] = append(members[pid], id)
 			}
+			all.Or(bm)
 		}
 		nq.By = "segment"
 		nq.Groups = func(p *portrait.Profile) []string { return members[p.ID] }
 		out["by"], out["segments"] = "segment", names
+		// Only members who answered a survey (they hold nps_score or
+		// csat_score) can count: read those, not every profile.
+		all.And(s.Segments.Index.Holding("nps_score", "csat_score"))
+		ids := s.Segments.Index.IDs(all, 0, int(all.GetCardinality()))
+		rows, err := traits.AggregateNPS(r.Context(), func(ctx context.Context, fn func(*portrait.Profile) error) error {
+			for _, id := range ids {
+				p, err := s.Profiles.Profile(ctx, id)
+				if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+					continue // merged or erased since the index saw it
+				}
+				if err != nil {
+					return err
+				}
+				if err := fn(p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nq)
+		s.writeNPS(w, r, out, nq, rows, err)
+		return
 	}
 	rows, err := s.Traits.NPS(r.Context(), nq)
+	s.writeNPS(w, r, out, nq, rows, err)
+}
+
+func (s *Server) writeNPS(w http.ResponseWriter, r *http.Request, out map[string]any, nq traits.NPSQuery, rows []traits.NPSRow, err error) {
 	if err != nil {
 		Error(w, r, err)
 		return

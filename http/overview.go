@@ -15,7 +15,6 @@ import (
 // OverviewStore is what the overview reads beyond the segment index: event
 // and quarantine counts, the latest merges, refused trait values.
 type OverviewStore interface {
-	CountEvents(ctx context.Context) (int64, error)
 	SourceActivity(ctx context.Context) ([]portrait.SourceActivity, error)
 	EventsPerMinute(ctx context.Context, since time.Time) (map[time.Time]int64, error)
 	RecentMerges(ctx context.Context, limit int) ([]*portrait.MergeEntry, error)
@@ -58,13 +57,6 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, _ *portr
 		}
 	}
 	out["profiles"], out["identified"], out["identified_share"] = bd.Total, identified, share(int64(identified), int64(bd.Total))
-
-	total, err := s.Overview.CountEvents(ctx)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	out["events_total"] = total
 
 	// the last 60 whole minutes and the current one, oldest first, zeros kept
 	// so the chart's axis is continuous
@@ -126,6 +118,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, _ *portr
 		return cmp.Or(cmp.Compare(b.Events, a.Events), cmp.Compare(a.Source, b.Source))
 	})
 	out["sources"] = rows
+	out["events_total"] = events
 
 	// Quality score: the share of records that arrived clean, neither
 	// quarantined nor carrying a trait value the cleaners refused. It is

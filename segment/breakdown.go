@@ -383,11 +383,19 @@ func (c *traitCol) bucketGroups(nums *roaring.Bitmap, width float64, target int,
 		lo, hi = min(lo, c.nums[n]), max(hi, c.nums[n])
 		return true
 	})
-	if width == 0 {
+	auto := width == 0
+	if auto {
 		width = niceWidth((hi - lo) / float64(target))
 	}
 	first := math.Floor(lo / width)
 	count := int(math.Floor(hi/width)-first) + 1
+	for auto && count > min(target+1, maxBuckets) {
+		// the edges fell badly (10..11 by 0.001 is 1,001 buckets): the
+		// next nice width up
+		width = niceWidth(width * (1 + 1e-9))
+		first = math.Floor(lo / width)
+		count = int(math.Floor(hi/width)-first) + 1
+	}
 	if count > maxBuckets || count < 1 {
 		return nil, portrait.Errorf(portrait.EINVALID, "a bucket width of %s gives %d buckets over %s..%s; at most %d", fmtNum(width), count, fmtNum(lo), fmtNum(hi), maxBuckets)
 	}

@@ -135,3 +135,17 @@ func (ix *Index) List(scope *roaring.Bitmap, sort string, desc bool, after *List
 	}
 	return out
 }
+
+// Holding is the live profiles holding a value for any of the traits.
+func (ix *Index) Holding(traits ...string) *roaring.Bitmap {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := roaring.New()
+	for _, name := range traits {
+		if c := ix.traits[name]; c != nil {
+			out.Or(c.exists)
+		}
+	}
+	out.And(ix.live)
+	return out
+}

@@ -13,6 +13,7 @@ func TestEventsPerMinuteAndSourceActivity(t *testing.T) {
 	ctx := context.Background()
 	db := open(t, t.TempDir())
 	now := time.Date(2026, 12, 5, 10, 30, 20, 0, time.UTC)
+	db.Now = func() time.Time { return now }
 	var evs []*portrait.Event
 	at := func(i int, src string, received time.Time) {
 		e := event(fmt.Sprintf("m%04d", i))
@@ -75,6 +76,30 @@ func TestEventsPerMinuteAndSourceActivity(t *testing.T) {
 		if a.Events != w.Events || a.Rejected != w.Rejected || !a.LastEvent.Equal(w.LastEvent) {
 			t.Errorf("%s: %+v, want %+v", a.Source, a, w)
 		}
+	}
+	// later appends add to the totals read before
+	more := event("later-1")
+	more.Source, more.ReceivedAt = "web", now.Add(time.Minute)
+	if _, err := db.Append(ctx, []*portrait.Event{more}, []*portrait.Rejected{{Source: "web", Reason: "bad", Raw: []byte("{}"), ReceivedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	acts, err = db.SourceActivity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acts {
+		if a.Source == "web" && (a.Events != 72 || a.Rejected != 1 || !a.LastEvent.Equal(now.Add(time.Minute))) {
+			t.Errorf("web after more: %+v", a)
+		}
+		if a.Source == "app" && (a.Events != 15 || a.Rejected != 1) {
+			t.Errorf("app after more: %+v", a)
+		}
+	}
+	// per-minute counts kept across refreshes: the later event is counted
+	// once more in its minute, the earlier ones stay
+	got, err = db.EventsPerMinute(ctx, now.Add(-60*time.Minute))
+	if err != nil || len(got) != 6 || got[now.Add(time.Minute).Truncate(time.Minute)] != 1 || got[now.Truncate(time.Minute).Add(-5*time.Minute)] != 5 {
+		t.Errorf("after more: %v %v", got, err)
 	}
 	// an empty log
 	db2 := open(t, t.TempDir())

@@ -235,7 +235,6 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	// as tracked events do.
 	s.Importer = &importer.Importer{Log: a.DB, Runs: a.DB, Parser: s.Parser}
 	s.ImportRuns, s.QualityStore = a.DB, a.DB
-	s.Overview = a.DB
 	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now}
 	a.Jobs = jobs.NewRunner(a.DB, a.DB, a.DB)
 	a.Jobs.Logf = a.Log
@@ -246,12 +245,12 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
-	if err := a.wireSegments(ctx); err != nil {
+	if err := a.wireConsoleAPI(ctx); err != nil {
 		a.DB.Close()
 		a.lock.Close()
 		return nil, err
 	}
-	if err := a.wireSearch(ctx); err != nil {
+	if err := a.wireSegments(ctx); err != nil {
 		a.DB.Close()
 		a.lock.Close()
 		return nil, err
