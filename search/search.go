@@ -66,9 +66,11 @@ type posting struct {
 const maxCandidates = 5000
 
 // Index maps search keys (lower-cased, spaces removed) to the profiles
-// holding them. Keys are kept sorted in a base slice for prefix ranges;
-// keys new since the last compaction wait in a small set scanned on every
-// query, and are merged in when that set grows.
+// holding them. Keys are kept sorted for prefix ranges in two slices: a
+// large base, and the keys new since the last compaction, small enough to
+// insert into in place; past freshMax they are merged into the base in one
+// linear pass. A key no profile holds any more stays in the slices until
+// then, and queries skip it.
 type Index struct {
 	// Normalize standardises an identifier value (phones to E.164): the
 	// same function the identity graph keys on, so any format finds it.
@@ -77,7 +79,7 @@ type Index struct {
 	mu    sync.RWMutex
 	post  map[string]map[string]posting // key → profile → what it is
 	base  []string                      // sorted keys (some may have no postings left)
-	fresh map[string]bool               // keys not in base yet
+	fresh []string                      // sorted keys not in base yet
 	byID  map[string]profileKeys        // what each profile put in
 }
 
@@ -88,7 +90,7 @@ type profileKeys struct {
 
 // NewIndex returns an empty index.
 func NewIndex(normalize func(typ, value string) (string, bool)) *Index {
-	return &Index{Normalize: normalize, post: map[string]map[string]posting{}, fresh: map[string]bool{}, byID: map[string]profileKeys{}}
+	return &Index{Normalize: normalize, post: map[string]map[string]posting{}, byID: map[string]profileKeys{}}
 }
 
 // Len is the number of profiles indexed.
@@ -194,7 +196,7 @@ func (ix *Index) Upsert(p *portrait.Profile) {
 		if m == nil {
 			m = map[string]posting{}
 			ix.post[k.key] = m
-			ix.fresh[k.key] = true
+			ix.addFresh(k.key)
 		}
 		if prev, ok := m[p.ID]; ok && rank(prev.field) <= rank(k.p.field) {
 			continue // one key, two fields (a name that is also an id): keep the better
@@ -205,7 +207,7 @@ func (ix *Index) Upsert(p *portrait.Profile) {
 		m[p.ID] = k.p
 	}
 	ix.byID[p.ID] = profileKeys{sig: sig, keys: keys}
-	if len(ix.fresh) > 1024 && len(ix.fresh) > len(ix.base)/16 {
+	if len(ix.fresh) > freshMax {
 		ix.compact()
 	}
 }
@@ -225,27 +227,45 @@ func (ix *Index) drop(id string, keys []string) {
 		if m := ix.post[k]; m != nil {
 			delete(m, id)
 			if len(m) == 0 {
-				delete(ix.post, k) // base keeps it until compaction; queries skip it
-				delete(ix.fresh, k)
+				delete(ix.post, k) // the slices keep it until compaction; queries skip it
 			}
 		}
 	}
 }
 
-// compact merges the fresh keys into the sorted base and forgets keys no
-// profile holds any more.
+// freshMax bounds the keys inserted in place: inserting moves up to this
+// many strings, and each compaction costs one pass over the base.
+const freshMax = 8192
+
+// addFresh inserts a key in the sorted fresh slice (unless a slice holds
+// it already: a key dropped and added again).
+func (ix *Index) addFresh(k string) {
+	if i, ok := slices.BinarySearch(ix.base, k); ok && i < len(ix.base) {
+		return
+	}
+	i, ok := slices.BinarySearch(ix.fresh, k)
+	if !ok {
+		ix.fresh = slices.Insert(ix.fresh, i, k)
+	}
+}
+
+// compact merges the fresh keys into the base, both sorted, in one pass,
+// and forgets keys no profile holds any more.
 func (ix *Index) compact() {
 	merged := make([]string, 0, len(ix.base)+len(ix.fresh))
-	for _, k := range ix.base {
-		if ix.post[k] != nil && !ix.fresh[k] {
+	i, j := 0, 0
+	for i < len(ix.base) || j < len(ix.fresh) {
+		var k string
+		if j >= len(ix.fresh) || (i < len(ix.base) && ix.base[i] < ix.fresh[j]) {
+			k, i = ix.base[i], i+1
+		} else {
+			k, j = ix.fresh[j], j+1
+		}
+		if ix.post[k] != nil && (len(merged) == 0 || merged[len(merged)-1] != k) {
 			merged = append(merged, k)
 		}
 	}
-	for k := range ix.fresh {
-		merged = append(merged, k)
-	}
-	slices.Sort(merged)
-	ix.base, ix.fresh = slices.Compact(merged), map[string]bool{}
+	ix.base, ix.fresh = merged, nil
 }
 
 // Search returns up to limit profiles matching q: exact matches before
@@ -290,15 +310,12 @@ func (ix *Index) Search(q string, limit int) []Hit {
 			continue
 		}
 		consider(pre, true)
-		i := sort.SearchStrings(ix.base, pre)
-		for ; i < len(ix.base) && strings.HasPrefix(ix.base[i], pre) && seen < maxCandidates; i++ {
-			if ix.base[i] != pre {
-				consider(ix.base[i], false)
-			}
-		}
-		for k := range ix.fresh {
-			if k != pre && strings.HasPrefix(k, pre) && seen < maxCandidates {
-				consider(k, false)
+		for _, keys := range [][]string{ix.base, ix.fresh} {
+			i := sort.SearchStrings(keys, pre)
+			for ; i < len(keys) && strings.HasPrefix(keys[i], pre) && seen < maxCandidates; i++ {
+				if keys[i] != pre {
+					consider(keys[i], false)
+				}
 			}
 		}
 	}
