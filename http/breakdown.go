@@ -92,7 +92,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // listTraits are the traits a profile list shows beside the name: where the
 // customer is, what they are worth, where they stand.
 var listTraits = []string{"email", "phone", "city", "province", "gender", "member_level", "lifecycle_stage", "rfm_segment",
-	"order_count", "total_spend", "revenue", "clv", "p_alive", "churn_probability"}
+	"purchase_count", "revenue", "clv_12m", "p_alive", "churn_probability"}
 
 // listCursor is the opaque cursor of a profile list: the last key of the
 // page and the order it belongs to.

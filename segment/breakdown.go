@@ -218,11 +218,7 @@ func (ix *Index) Breakdown(dim Dim, within *roaring.Bitmap, metric string, top i
 		if g.bm != nil { // tag and identified groups
 			g.count = int(g.bm.GetCardinality())
 			if mcol != nil {
-				roaring.And(g.bm, mcol.isNum).Iterate(func(n uint32) bool {
-					g.sum += mcol.nums[n]
-					g.nsum++
-					return true
-				})
+				eachBatch(roaring.And(g.bm, mcol.isNum), func(ns []uint32) { g.addMetric(ns, mcol) })
 			}
 		}
 	}
@@ -309,9 +305,9 @@ func (c *traitCol) groups(scope *roaring.Bitmap, mcol *traitCol) []*acc {
 			return
 		}
 		g := get(k)
-		roaring.And(bm, scope).Iterate(func(n uint32) bool {
-			metric(g, n)
-			return true
+		eachBatch(roaring.And(bm, scope), func(ns []uint32) {
+			g.count += len(ns)
+			g.addMetric(ns, mcol)
 		})
 	}
 	if !c.highCard {
@@ -379,9 +375,11 @@ func (c *traitCol) bucketGroups(nums *roaring.Bitmap, width float64, target int,
 		return nil, nil
 	}
 	lo, hi := math.Inf(1), math.Inf(-1)
-	nums.Iterate(func(n uint32) bool {
-		lo, hi = min(lo, c.nums[n]), max(hi, c.nums[n])
-		return true
+	vals := c.nums
+	eachBatch(nums, func(ns []uint32) {
+		for _, n := range ns {
+			lo, hi = min(lo, vals[n]), max(hi, vals[n])
+		}
 	})
 	auto := width == 0
 	if auto {
@@ -400,14 +398,19 @@ func (c *traitCol) bucketGroups(nums *roaring.Bitmap, width float64, target int,
 		return nil, portrait.Errorf(portrait.EINVALID, "a bucket width of %s gives %d buckets over %s..%s; at most %d", fmtNum(width), count, fmtNum(lo), fmtNum(hi), maxBuckets)
 	}
 	accs := make([]acc, count)
-	nums.Iterate(func(n uint32) bool {
-		a := &accs[min(max(int(math.Floor(c.nums[n]/width)-first), 0), count-1)]
-		a.count++
-		if mcol != nil && int(n) < len(mcol.nums) && !math.IsNaN(mcol.nums[n]) {
-			a.sum += mcol.nums[n]
-			a.nsum++
+	var mnums []float64
+	if mcol != nil {
+		mnums = mcol.nums
+	}
+	eachBatch(nums, func(ns []uint32) {
+		for _, n := range ns {
+			a := &accs[min(max(int(math.Floor(vals[n]/width)-first), 0), count-1)]
+			a.count++
+			if int(n) < len(mnums) && !math.IsNaN(mnums[n]) {
+				a.sum += mnums[n]
+				a.nsum++
+			}
 		}
-		return true
 	})
 	out := make([]*acc, 0, count)
 	for i := range accs {
@@ -421,6 +424,37 @@ func (c *traitCol) bucketGroups(nums *roaring.Bitmap, width float64, target int,
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// eachBatch calls fn with the numbers of bm a few thousand at a time: one
+// call per batch rather than per profile, which over a million profiles is
+// most of the cost of a pass.
+func eachBatch(bm *roaring.Bitmap, fn func(ns []uint32)) {
+	it := bm.ManyIterator()
+	buf := make([]uint32, 4096)
+	for {
+		k := it.NextMany(buf)
+		if k == 0 {
+			return
+		}
+		fn(buf[:k])
+	}
+}
+
+// addMetric adds the metric's numbers of ns (those that hold one) to g.
+func (g *acc) addMetric(ns []uint32, mcol *traitCol) {
+	if mcol == nil {
+		return
+	}
+	vals := mcol.nums
+	sum, k := g.sum, g.nsum
+	for _, n := range ns {
+		if int(n) < len(vals) && !math.IsNaN(vals[n]) {
+			sum += vals[n]
+			k++
+		}
+	}
+	g.sum, g.nsum = sum, k
 }
 
 // niceWidth rounds w up to 1, 2 or 5 times a power of ten.
