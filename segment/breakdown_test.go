@@ -27,25 +27,7 @@ func TestBreakdownAgreesWithBruteForce(t *testing.T) {
 	defer segment.SetThresholds(16, 24)()
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(0, 120).Draw(t, "profiles")
-		ix := segment.NewIndex()
-		profs := map[string]gprof{}
-		for i := 0; i < n; i++ {
-			id := fmt.Sprintf("p%03d", i)
-			g := genProfile(t, id)
-			profs[id] = g
-			ix.Upsert(g.p, g.s)
-		}
-		for i := 0; i < n/4; i++ {
-			id := fmt.Sprintf("p%03d", rapid.IntRange(0, n-1).Draw(t, "upd"))
-			if rapid.IntRange(0, 4).Draw(t, "del") == 0 {
-				ix.Remove(id)
-				delete(profs, id)
-				continue
-			}
-			g := genProfile(t, id)
-			profs[id] = g
-			ix.Upsert(g.p, g.s)
-		}
+		ix, profs := genIndex(t, n)
 		by := rapid.SampledFrom([]string{"trait:province", "trait:name", "trait:interests", "trait:age", "trait:vip", "tag", "identified", "bucket:age", "bucket:age:7.5", "region:city", "trait:nobody"}).Draw(t, "by")
 		dim, err := segment.ParseDim(by)
 		if err != nil {
