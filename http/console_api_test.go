@@ -514,7 +514,7 @@ func TestNPSBySegmentOverHTTP(t *testing.T) {
 	for _, c := range []struct {
 		q    string
 		code int
-	}{{"by=segment:", 400}, {"by=segment:seg_nope", 404}, {"by=segment:" + gd + "&by=tag", 400}} {
+	}{{"by=segment:", 400}, {"by=segment:seg_nope", 404}, {"by=segment:" + gd + "&by=tag", 400}, {"by=tag&segments=" + gd, 400}, {"segments=,", 400}} {
 		if code, out := e.get(t, "/v1/analytics/nps?"+c.q); code != c.code {
 			t.Errorf("%s: %d %v, want %d", c.q, code, out, c.code)
 		}

@@ -120,6 +120,11 @@ func (s *Server) npsSegments(r *http.Request) ([]string, error) {
 		}
 	}
 	if v := q.Get("segments"); v != "" {
+		for _, by := range q["by"] {
+			if by != "" && !strings.HasPrefix(by, "segment:") {
+				return nil, portrait.Errorf(portrait.EINVALID, "segments=… groups by segment; it cannot be combined with by=%s", by)
+			}
+		}
 		bySegment = true
 		for _, id := range strings.Split(v, ",") {
 			if id = strings.TrimSpace(id); id != "" {
