@@ -172,8 +172,8 @@ func runBenchSegments(ctx context.Context, args []string, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "%-22s %12s %14s\n", "engine", "ms", "index speedup")
 	fmt.Fprintf(stdout, "%-22s %12.3f %14s\n", "bitmap index count", countMs, "1.0x")
 	fmt.Fprintf(stdout, "%-22s %12.3f %14s\n", "bitmap index preview", previewMs, "")
-	fmt.Fprintf(stdout, "%-22s %12.3f %8.1fx count\n", "breakdown all×revenue", breakdownMs, breakdownMs/countMs)
-	fmt.Fprintf(stdout, "%-22s %12.3f %8.1fx count\n", "breakdown in segment", breakdownSegMs, breakdownSegMs/countMs)
+	fmt.Fprintf(stdout, "%-22s %12.3f %8.2fx count\n", "breakdown all×revenue", breakdownMs, breakdownMs/countMs)
+	fmt.Fprintf(stdout, "%-22s %12.3f %8.2fx count\n", "breakdown in segment", breakdownSegMs, breakdownSegMs/countMs)
 	fmt.Fprintf(stdout, "%-22s %12.3f %13.1fx\n", "SQLite", sqliteMs, sqliteMs/countMs)
 	if pgMs != nil {
 		fmt.Fprintf(stdout, "%-22s %12.3f %13.1fx\n", "PostgreSQL", *pgMs, *pgMs/countMs)
