@@ -154,3 +154,36 @@ func TestSearchAcrossCompaction(t *testing.T) {
 		t.Errorf("ouyang: %d, want 2000", got)
 	}
 }
+
+// Queries run while the processor's hook updates and removes profiles
+// (run with -race): every answer is one a consistent index could give.
+func TestSearchWhileUpdating(t *testing.T) {
+	ix := search.NewIndex(normalize)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 5000; i++ {
+			id := fmt.Sprintf("p%05d", i%1000)
+			if i%7 == 0 {
+				ix.OnChange(nil, []string{id}, nil)
+				continue
+			}
+			ix.OnChange([]*portrait.Profile{person(id, []string{"王芳", "李娜", "张伟"}[i%3], fmt.Sprintf("+86139%08d", i%1000), "")}, nil, nil)
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			if n := len(ix.Search("王芳", 5000)) + len(ix.Search("李娜", 5000)) + len(ix.Search("张伟", 5000)); n != ix.Len() {
+				t.Errorf("the three names find %d profiles, %d indexed", n, ix.Len())
+			}
+			return
+		default:
+			for _, h := range ix.Search("wangfang", 50) {
+				if h.Field != search.FieldPinyin || h.Value != "wang fang" {
+					t.Fatalf("wangfang found %+v", h)
+				}
+			}
+		}
+	}
+}
