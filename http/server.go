@@ -25,6 +25,7 @@ import (
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
+	"github.com/portrait-cdp/portrait/search"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/tracking"
@@ -57,6 +58,10 @@ type Server struct {
 	Traits *traits.Service
 	// Segments serves /v1/segments (nil: not served).
 	Segments *segment.Service
+	// Search finds profiles by name, pinyin, phone, email, identifier.
+	Search *search.Index
+	// Overview feeds GET /v1/overview (nil: not served).
+	Overview OverviewStore
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 
@@ -129,6 +134,10 @@ func (s *Server) Handler() http.Handler {
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
 	s.mountSegments(mux)
+	s.mountBreakdown(mux)
+	s.mountLifecycle(mux)
+	s.mountSearch(mux)
+	s.mountOverview(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}

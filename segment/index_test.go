@@ -73,6 +73,32 @@ func genProfile(t *rapid.T, id string) gprof {
 	return gprof{p: p, s: s}
 }
 
+// genIndex indexes n random profiles, then changes a quarter of them (new
+// values, removals); it returns the index and the profiles as they stand.
+func genIndex(t *rapid.T, n int) (*segment.Index, map[string]gprof) {
+	ix := segment.NewIndex()
+	profs := map[string]gprof{}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("p%03d", i)
+		g := genProfile(t, id)
+		profs[id] = g
+		ix.Upsert(g.p, g.s)
+	}
+	// changes after indexing: new values, removals
+	for i := 0; i < n/4; i++ {
+		id := fmt.Sprintf("p%03d", rapid.IntRange(0, n-1).Draw(t, "upd"))
+		if rapid.IntRange(0, 4).Draw(t, "del") == 0 {
+			ix.Remove(id)
+			delete(profs, id)
+			continue
+		}
+		g := genProfile(t, id)
+		profs[id] = g
+		ix.Upsert(g.p, g.s)
+	}
+	return ix, profs
+}
+
 func genLeaf(t *rapid.T) string {
 	num := func() int { return rapid.IntRange(0, 90).Draw(t, "num") }
 	op := func() string { return rapid.SampledFrom([]string{"==", "!=", "<", "<=", ">", ">="}).Draw(t, "op") }
@@ -137,26 +163,7 @@ func TestBitmapsAgreeWithBruteForce(t *testing.T) {
 	defer segment.SetThresholds(16, 24)()
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(0, 150).Draw(t, "profiles")
-		ix := segment.NewIndex()
-		profs := map[string]gprof{}
-		for i := 0; i < n; i++ {
-			id := fmt.Sprintf("p%03d", i)
-			g := genProfile(t, id)
-			profs[id] = g
-			ix.Upsert(g.p, g.s)
-		}
-		// changes after indexing: new values, removals
-		for i := 0; i < n/4; i++ {
-			id := fmt.Sprintf("p%03d", rapid.IntRange(0, n-1).Draw(t, "upd"))
-			if rapid.IntRange(0, 4).Draw(t, "del") == 0 {
-				ix.Remove(id)
-				delete(profs, id)
-				continue
-			}
-			g := genProfile(t, id)
-			profs[id] = g
-			ix.Upsert(g.p, g.s)
-		}
+		ix, profs := genIndex(t, n)
 		src := genExpr(t, 3)
 		plan, err := segment.CompileExpr(src)
 		if err != nil {

@@ -37,6 +37,7 @@ type DB struct {
 	committer *committer
 	writer    stateWriter
 	tail      tail
+	activity  activityCache // SourceActivity's running totals (overview.go)
 	closeOnce sync.Once
 	closeErr  error
 }

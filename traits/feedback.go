@@ -36,6 +36,9 @@ type NPSQuery struct {
 	// carries), or "trait:<name>" (the value of a trait, e.g.
 	// trait:rfm_segment).
 	By string
+	// Groups, when set, gives the groups a customer counts in instead of By
+	// (segments: the caller knows their members, this package does not).
+	Groups func(p *portrait.Profile) []string
 	// Interval buckets answers by time: all, day, week, month, quarter.
 	Interval string
 	From, To time.Time // answers in [From, To); zero means open
@@ -66,7 +69,7 @@ func (q *NPSQuery) Validate() error {
 	default:
 		return portrait.Errorf(portrait.EINVALID, "interval must be all, day, week, month or quarter, not %q", q.Interval)
 	}
-	if q.By != "" && q.By != "tag" && !(strings.HasPrefix(q.By, "trait:") && len(q.By) > len("trait:")) {
+	if q.Groups == nil && q.By != "" && q.By != "tag" && !(strings.HasPrefix(q.By, "trait:") && len(q.By) > len("trait:")) {
 		return portrait.Errorf(portrait.EINVALID, "by must be empty, tag or trait:<name>, not %q", q.By)
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
@@ -120,6 +123,8 @@ func AggregateNPS(ctx context.Context, each func(ctx context.Context, fn func(*p
 		}
 		groups := []string{"all"}
 		switch {
+		case q.Groups != nil:
+			groups = q.Groups(p)
 		case q.By == "tag":
 			groups = groups[:0]
 			for _, t := range p.Tags {

@@ -245,6 +245,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := a.wireConsoleAPI(ctx); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	if err := a.wireSegments(ctx); err != nil {
 		a.DB.Close()
 		a.lock.Close()

@@ -123,6 +123,21 @@ func runBenchSegments(ctx context.Context, args []string, stdout, stderr io.Writ
 			panic(err)
 		}
 	})
+	// the console's group-by: every profile by province with revenue sums,
+	// and the segment's members by city
+	byProv, _ := segment.ParseDim("region")
+	byCity, _ := segment.ParseDim("region:city")
+	members := ix.Evaluate(plan, now)
+	breakdownMs := median(7, func() {
+		if _, err := ix.Breakdown(byProv, nil, "revenue", 10); err != nil {
+			panic(err)
+		}
+	})
+	breakdownSegMs := median(7, func() {
+		if _, err := ix.Breakdown(byCity, members, "", 10); err != nil {
+			panic(err)
+		}
+	})
 
 	fmt.Fprintf(stderr, "index: %d profiles in %.0f ms, %d matching; loading SQLite...\n", *n, buildMs, count)
 	sqliteMs, sqliteCount, err := benchSQLite(ctx, *n, now)
@@ -143,7 +158,7 @@ func runBenchSegments(ctx context.Context, args []string, stdout, stderr io.Writ
 	if sqliteCount != count || (pgCount >= 0 && pgCount != count) {
 		return fmt.Errorf("the engines disagree: index %d, sqlite %d, postgres %d", count, sqliteCount, pgCount)
 	}
-	out := map[string]any{"profiles": *n, "count_ms": round3(countMs), "preview_ms": round3(previewMs), "sqlite_ms": round3(sqliteMs),
+	out := map[string]any{"profiles": *n, "count_ms": round3(countMs), "preview_ms": round3(previewMs), "breakdown_ms": round3(breakdownMs), "breakdown_segment_ms": round3(breakdownSegMs), "sqlite_ms": round3(sqliteMs),
 		"postgres_ms": nil, "index_bytes": indexBytes, "index_bytes_estimate": ix.Bytes(), "build_ms": round3(buildMs), "matching": count,
 		"segment": benchSegmentExpr}
 	if pgMs != nil {
@@ -157,6 +172,8 @@ func runBenchSegments(ctx context.Context, args []string, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "%-22s %12s %14s\n", "engine", "ms", "index speedup")
 	fmt.Fprintf(stdout, "%-22s %12.3f %14s\n", "bitmap index count", countMs, "1.0x")
 	fmt.Fprintf(stdout, "%-22s %12.3f %14s\n", "bitmap index preview", previewMs, "")
+	fmt.Fprintf(stdout, "%-22s %12.3f %8.2fx count\n", "breakdown all×revenue", breakdownMs, breakdownMs/countMs)
+	fmt.Fprintf(stdout, "%-22s %12.3f %8.2fx count\n", "breakdown in segment", breakdownSegMs, breakdownSegMs/countMs)
 	fmt.Fprintf(stdout, "%-22s %12.3f %13.1fx\n", "SQLite", sqliteMs, sqliteMs/countMs)
 	if pgMs != nil {
 		fmt.Fprintf(stdout, "%-22s %12.3f %13.1fx\n", "PostgreSQL", *pgMs, *pgMs/countMs)

@@ -20,6 +20,9 @@ func (a *App) wireSegments(ctx context.Context) error {
 	}
 	err = a.DB.AllProfiles(ctx, func(p *portrait.Profile) error {
 		ix.Upsert(p, sums[p.ID])
+		if a.HTTP.Search != nil {
+			a.HTTP.Search.Upsert(p) // wireSearch: same pass, one read of each document
+		}
 		delete(sums, p.ID)
 		return nil
 	})

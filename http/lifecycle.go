@@ -1,0 +1,140 @@
+package http
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/traits"
+)
+
+// mountLifecycle serves the lifecycle distribution over time and the flows
+// between stages, read from the stage histories the segment index holds.
+func (s *Server) mountLifecycle(mux *http.ServeMux) {
+	if s.Segments == nil {
+		return
+	}
+	mux.Handle("GET /v1/lifecycle/distribution", s.instrument("/v1/lifecycle/distribution", s.admin(s.handleLifecycleDistribution)))
+	mux.Handle("GET /v1/lifecycle/flows", s.instrument("/v1/lifecycle/flows", s.admin(s.handleLifecycleFlows)))
+}
+
+// dateRange reads from and to (dates or RFC 3339 times); an absent to is
+// today, an absent from is back bySteps intervals from to.
+func (s *Server) dateRange(r *http.Request, back func(time.Time) time.Time) (from, to time.Time, err error) {
+	q := r.URL.Query()
+	parse := func(name string) (time.Time, error) {
+		v := q.Get(name)
+		if v == "" {
+			return time.Time{}, nil
+		}
+		if t, err := time.Parse(time.DateOnly, v); err == nil {
+			return t, nil
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return time.Time{}, portrait.Errorf(portrait.EINVALID, "%s must be a date (2026-01-31) or an RFC 3339 time, not %q", name, v)
+		}
+		return t.UTC(), nil
+	}
+	if from, err = parse("from"); err != nil {
+		return
+	}
+	if to, err = parse("to"); err != nil {
+		return
+	}
+	if to.IsZero() {
+		to = s.Now().UTC()
+	}
+	if from.IsZero() {
+		from = back(to)
+	}
+	if to.Before(from) {
+		err = portrait.Errorf(portrait.EINVALID, "from must not be after to")
+	}
+	return
+}
+
+func (s *Server) handleLifecycleDistribution(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	interval := r.URL.Query().Get("interval")
+	back := map[string]func(time.Time) time.Time{
+		"":      func(t time.Time) time.Time { return t.AddDate(0, 0, -7*11) },
+		"week":  func(t time.Time) time.Time { return t.AddDate(0, 0, -7*11) },
+		"day":   func(t time.Time) time.Time { return t.AddDate(0, 0, -29) },
+		"month": func(t time.Time) time.Time { return t.AddDate(0, -11, 0) },
+	}[interval]
+	if back == nil {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "interval must be day, week or month, not %q", interval))
+		return
+	}
+	if interval == "" {
+		interval = "week"
+	}
+	from, to, err := s.dateRange(r, back)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	periods, err := traits.Periods(interval, from, to)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	within, segID, err := s.segmentScope(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	s.Segments.Index.EachValue("lifecycle_history", within, func(_ string, v any) {
+		traits.CountStages(periods, traits.ParseHistory(v))
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"interval": interval, "from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly),
+		"segment": segID, "stages": traits.Stages, "series": periods})
+}
+
+func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	from, to, err := s.dateRange(r, func(t time.Time) time.Time { return t.AddDate(0, 0, -30) })
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	within, segID, err := s.segmentScope(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	// A date as to means the whole day.
+	end := to
+	if v := r.URL.Query().Get("to"); v == "" || len(v) == len(time.DateOnly) {
+		end = time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	}
+	counts := map[traits.FlowKey]int{}
+	s.Segments.Index.EachValue("lifecycle_history", within, func(_ string, v any) {
+		traits.CountFlows(counts, traits.ParseHistory(v), from, end)
+	})
+	flows := make([]traits.Flow, 0, len(counts))
+	for k, n := range counts {
+		f := traits.Flow{To: k.To, Count: n}
+		if k.From != "" {
+			from := k.From
+			f.From = &from
+		}
+		flows = append(flows, f)
+	}
+	slices.SortFunc(flows, func(a, b traits.Flow) int {
+		if a.Count != b.Count {
+			return cmp.Compare(b.Count, a.Count)
+		}
+		af, bf := "", ""
+		if a.From != nil {
+			af = *a.From
+		}
+		if b.From != nil {
+			bf = *b.From
+		}
+		return cmp.Or(cmp.Compare(af, bf), cmp.Compare(a.To, b.To))
+	})
+	writeJSON(w, http.StatusOK, map[string]any{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "segment": segID,
+		"stages": traits.Stages, "flows": flows})
+}
