@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,6 +58,10 @@ type Server struct {
 	Segments *segment.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
+	// Console is the web console's built assets (nil: the ones embedded in
+	// the binary); sessions are its sign-ins (console.go, session.go).
+	Console  fs.FS
+	sessions sessions
 
 	// Bulk imports and the quality report (imports.go, quality.go).
 	Importer       *importer.Importer
@@ -127,12 +132,11 @@ func (s *Server) Handler() http.Handler {
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
 	s.mountSegments(mux)
+	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("/", s.notFound(console))
 	s.mux = mux
 	return s.recoverer(mux)
 }
@@ -276,7 +280,9 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if code == portrait.EINTERNAL {
 		slog.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if code == portrait.EUNAUTHORIZED {
+	if code == portrait.EUNAUTHORIZED && r.Header.Get("X-Requested-With") == "" {
+		// Not for the console's own requests: a browser would open its
+		// Basic sign-in dialog over the console.
 		w.Header().Set("WWW-Authenticate", `Basic realm="portrait"`)
 	}
 	writeJSON(w, statusOf(code), map[string]any{"error": body})
