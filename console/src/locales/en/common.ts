@@ -31,4 +31,21 @@ export default {
   no: 'No',
   count: 'Count',
   share: 'Share',
+  stage: {
+    prospect: 'Prospect',
+    new: 'New',
+    repeat: 'Repeat',
+    loyal: 'Loyal',
+    at_risk: 'At risk',
+    churned: 'Churned',
+  },
+  dim: {
+    basic: 'Demographics',
+    behaviour: 'Behaviour',
+    needs: 'Needs & preferences',
+    feedback: 'Feedback',
+    value: 'Value',
+    risk: 'Risk',
+    other: 'Other',
+  },
 }

@@ -31,4 +31,21 @@ export default {
   no: '否',
   count: '数量',
   share: '占比',
+  stage: {
+    prospect: '潜在客户',
+    new: '新客户',
+    repeat: '复购客户',
+    loyal: '忠诚客户',
+    at_risk: '流失风险',
+    churned: '已流失',
+  },
+  dim: {
+    basic: '人口统计',
+    behaviour: '消费习惯',
+    needs: '需求偏好',
+    feedback: '反馈评价',
+    value: '客户价值',
+    risk: '风险',
+    other: '其他',
+  },
 }
