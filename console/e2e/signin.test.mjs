@@ -29,7 +29,7 @@ test('sign-in page: a wrong token shows the API message in place, a right one si
   try {
     await page.goto(base + '/profiles')
     // Not signed in: sign-in, remembering the page asked for.
-    await page.waitForURL(/\/signin\?next=%2Fprofiles/)
+    await page.waitForURL((u) => u.pathname === '/signin' && u.searchParams.get('next') === '/profiles')
     await checkA11y(page, 'sign-in')
     await checkKeyboard(page, 'sign-in')
     await shot(page, 'signin')
@@ -50,10 +50,11 @@ test('an expired session returns to sign-in and back to the same page', async ()
   try {
     await signIn(page, '/data')
     await page.waitForURL(base + '/data')
+    await page.locator('[data-test=quality] .pt-stat').first().waitFor()
     // The session ends (as after a server restart or 8 idle hours).
     await context.clearCookies()
     await page.locator('[data-menu=overview]').click()
-    await page.waitForURL(/\/signin\?next=%2F.*reason=expired/)
+    await page.waitForURL((u) => u.pathname === '/signin' && u.searchParams.get('reason') === 'expired' && u.searchParams.get('next') === '/')
     await page.locator('[data-test=expired]').waitFor()
     const next = new URL(page.url()).searchParams.get('next')
     await page.locator('#token').fill(token)
