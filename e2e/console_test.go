@@ -130,7 +130,7 @@ func TestConsole(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	args := []string{"--test", "--test-concurrency=1", "--test-reporter=spec"}
+	args := []string{"--test", "--test-concurrency=1", "--test-timeout=180000", "--test-reporter=spec"}
 	if only := os.Getenv("PORTRAIT_CONSOLE_TESTS"); only != "" {
 		for _, f := range strings.Fields(only) {
 			args = append(args, filepath.Join("e2e", f))

@@ -66,13 +66,19 @@ test('an expired session returns to sign-in and back to the same page', async ()
 })
 
 test('sign-out ends the session', async () => {
-  const { browser, page } = await launch()
+  const { browser, context, page } = await launch()
   try {
     await signIn(page)
+    await page.locator('[data-menu=overview]').waitFor()
+    const before = (await context.cookies()).find((c) => c.name === 'portrait_session')
+    assert.ok(before && before.httpOnly && before.sameSite === 'Strict', 'session cookie flags')
     await page.locator('[data-test=signout]').click()
-    await page.waitForURL(/\/signin/)
-    const r = await page.evaluate(async () => (await fetch('/v1/session')).status)
-    assert.equal(r, 401)
+    await page.locator('#token').waitFor()
+    const after = (await context.cookies()).find((c) => c.name === 'portrait_session')
+    assert.equal(after, undefined, 'the cookie is cleared')
+    // The old cookie is dead on the server too.
+    const r = await fetch(base + '/v1/session', { headers: { Cookie: 'portrait_session=' + before.value } })
+    assert.equal(r.status, 401)
   } finally {
     await browser.close()
   }

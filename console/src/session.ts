@@ -37,8 +37,15 @@ export function forget() {
   setCsrfToken('')
 }
 
-// restore asks the server whether the browser's cookie is a live session.
-export async function restore(): Promise<boolean> {
+// restore asks the server whether the browser's cookie is a live session;
+// concurrent callers share one request (main.ts starts it at once, the
+// router's guard awaits it).
+let pending: Promise<boolean> | null = null
+export function restore(): Promise<boolean> {
+  if (!pending) pending = ask().finally(() => (pending = null))
+  return pending
+}
+async function ask(): Promise<boolean> {
   try {
     accept(await request<SessionAnswer>('GET', '/v1/session', { quiet401: true }))
     return true

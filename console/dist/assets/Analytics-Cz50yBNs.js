@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-BfJMwcTY.js";import{d as e,L as r,C as t}from"./vue-CcB3mcu-.js";import"./index-BN8vqBuY.js";const m=e({__name:"Analytics",setup(o){return(n,s)=>(t(),r(a,{page:"analytics"}))}});export{m as default};
