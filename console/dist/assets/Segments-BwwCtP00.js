@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-BENUQXOL.js";import{d as r,L as t,C as o}from"./vue-CcB3mcu-.js";import"./index-CX1mCECY.js";const _=r({__name:"Segments",setup(n){return(s,a)=>(o(),t(e,{page:"segments"}))}});export{_ as default};

@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-BENUQXOL.js";import{d as r,L as a,C as o}from"./vue-CcB3mcu-.js";import"./index-CX1mCECY.js";const _=r({__name:"Tags",setup(t){return(s,n)=>(o(),a(e,{page:"tags"}))}});export{_ as default};
