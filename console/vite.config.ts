@@ -35,6 +35,9 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
     sourcemap: false,
+    // One stylesheet (about 30 KB gzipped): a page then waits for one CSS
+    // request instead of one per Element Plus component.
+    cssCodeSplit: false,
     target: 'es2022',
     chunkSizeWarningLimit: 900,
     rollupOptions: {
