@@ -55,10 +55,25 @@ func (s *Server) writeKey(r *http.Request, bodyKey func() string) (*portrait.Key
 	return s.authenticate(r, portrait.KeyWrite, secret)
 }
 
-// admin wraps a management handler: it needs a Bearer admin token.
+// admin wraps a management handler: it needs a Bearer admin token, or the
+// console's session cookie (with its CSRF token on writes).
 func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrait.Key)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := r.Header.Get("Authorization")
+		if a == "" {
+			if _, err := r.Cookie(sessionCookie); err == nil {
+				_, se, err := s.sessionOf(r)
+				if err == nil {
+					err = checkCSRF(r, se)
+				}
+				if err != nil {
+					Error(w, r, err)
+					return
+				}
+				h(w, r, se.key)
+				return
+			}
+		}
 		secret, ok := strings.CutPrefix(a, "Bearer ")
 		if !ok {
 			if _, p, basic := r.BasicAuth(); basic {

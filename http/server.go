@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,6 +65,10 @@ type Server struct {
 	Overview OverviewStore
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
+	// Console is the web console's built assets (nil: the ones embedded in
+	// the binary); sessions are its sign-ins (console.go, session.go).
+	Console  fs.FS
+	sessions sessions
 
 	// Bulk imports and the quality report (imports.go, quality.go).
 	Importer       *importer.Importer
@@ -138,15 +143,17 @@ func (s *Server) Handler() http.Handler {
 	s.mountLifecycle(mux)
 	s.mountSearch(mux)
 	s.mountOverview(mux)
+	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
 	}
+	notFound := s.notFound(console)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowed(mux, r); len(allow) > 0 {
 			methodNotAllowed(w, r, allow)
 			return
 		}
-		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+		notFound(w, r)
 	})
 	s.mux = mux
 	return s.recoverer(mux)
@@ -321,7 +328,9 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if code == portrait.EINTERNAL {
 		slog.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	if code == portrait.EUNAUTHORIZED {
+	if code == portrait.EUNAUTHORIZED && r.Header.Get("X-Requested-With") == "" {
+		// Not for the console's own requests: a browser would open its
+		// Basic sign-in dialog over the console.
 		w.Header().Set("WWW-Authenticate", `Basic realm="portrait"`)
 	}
 	writeJSON(w, statusOf(code), map[string]any{"error": body})

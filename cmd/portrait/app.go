@@ -415,6 +415,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		if err != nil {
 			return err
 		}
+		consoleLink(ctx, a, admin, sum, stdout, !cfg.JSON)
 		if cfg.JSON {
 			json.NewEncoder(stdout).Encode(sum)
 		} else {

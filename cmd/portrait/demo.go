@@ -39,6 +39,8 @@ type demoSummary struct {
 	Profiles    int      `json:"profiles"`
 	SampleEmail string   `json:"sample_email"`
 	URL         string   `json:"url"`
+	Console     string   `json:"console_url"`
+	SignInLink  string   `json:"signin_link,omitempty"` // one-time, valid minutes
 	Analyses    []string `json:"analytics_runs"`
 }
 
@@ -234,4 +236,19 @@ func caughtUp(ctx context.Context, a *App) error {
 		}
 	}
 	return nil
+}
+
+// consoleLink adds the console's address and a one-time sign-in link to the
+// summary, so that a newcomer lands on a signed-in console in one click.
+func consoleLink(ctx context.Context, a *App, admin string, sum *demoSummary, stdout io.Writer, text bool) {
+	sum.Console = a.HTTP.URL() + "/"
+	link, err := a.HTTP.SignInLink(ctx, admin)
+	if err != nil {
+		fmt.Fprintf(stdout, "console: %s (no sign-in link: %s)\n", sum.Console, portrait.ErrorMessage(err))
+		return
+	}
+	sum.SignInLink = link
+	if text {
+		fmt.Fprintf(stdout, "console: %s\n  sign in with this one-time link (valid 10 minutes): %s\n", sum.Console, link)
+	}
 }

@@ -1,0 +1,47 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { session, restore } from './session'
+
+// One lazy route per page: each page is its own chunk, loaded on first
+// visit. Pages 4–6 (segments, tags, analytics) keep their routes here and
+// replace only their page files.
+const routes: RouteRecordRaw[] = [
+  { path: '/signin', name: 'signin', component: () => import('./pages/SignIn.vue'), meta: { public: true, bare: true } },
+  { path: '/', name: 'overview', component: () => import('./pages/Overview.vue'), meta: { menu: 'overview' } },
+  { path: '/search', name: 'search', component: () => import('./pages/Search.vue'), meta: { menu: 'search' } },
+  { path: '/profiles', name: 'profiles', component: () => import('./pages/Search.vue'), meta: { menu: 'search', list: true } },
+  { path: '/profiles/:id', name: 'profile', component: () => import('./pages/Profile.vue'), meta: { menu: 'search' } },
+  { path: '/segments/:id?', name: 'segments', component: () => import('./pages/Segments.vue'), meta: { menu: 'segments' } },
+  { path: '/tags', name: 'tags', component: () => import('./pages/Tags.vue'), meta: { menu: 'tags' } },
+  { path: '/analytics', name: 'analytics', component: () => import('./pages/Analytics.vue'), meta: { menu: 'analytics' } },
+  { path: '/data', name: 'data', component: () => import('./pages/Data.vue'), meta: { menu: 'data' } },
+  { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
+]
+
+export const router = createRouter({
+  history: createWebHistory(),
+  routes,
+  scrollBehavior: () => ({ top: 0 }),
+})
+
+// Every page but sign-in needs a session; the page asked for is kept in
+// ?next= and opened after sign-in.
+router.beforeEach(async (to) => {
+  if (to.meta.public) return true
+  if (!session.principal) {
+    let ok = false
+    try {
+      ok = await restore()
+    } catch {
+      ok = false
+    }
+    if (!ok) return { name: 'signin', query: { next: to.fullPath } }
+  }
+  return true
+})
+
+// toSignIn is called on a 401 from any request: the session has ended.
+export function toSignIn(reason: string) {
+  const cur = router.currentRoute.value
+  if (cur.name === 'signin') return
+  router.replace({ name: 'signin', query: { next: cur.fullPath, reason } })
+}

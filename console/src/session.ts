@@ -1,0 +1,80 @@
+import { reactive } from 'vue'
+import { request, setCsrfToken, setUnauthorizedHandler, ApiError } from './api'
+
+// The principal the server says this session acts for. Pages read role and
+// clearance from here (a later privacy issue fills them per key); they never
+// decide access themselves: the API does.
+export interface Principal {
+  name: string
+  kind: string
+  role: string
+  clearance: string
+}
+
+interface SessionAnswer {
+  principal: Principal
+  csrf_token: string
+  expires_at: string
+}
+
+export const session = reactive({
+  principal: null as Principal | null,
+  expiresAt: '',
+  checked: false,
+})
+
+function accept(s: SessionAnswer) {
+  session.principal = s.principal
+  session.expiresAt = s.expires_at
+  session.checked = true
+  setCsrfToken(s.csrf_token)
+}
+
+export function forget() {
+  session.principal = null
+  session.expiresAt = ''
+  session.checked = true
+  setCsrfToken('')
+}
+
+// restore asks the server whether the browser's cookie is a live session;
+// concurrent callers share one request (main.ts starts it at once, the
+// router's guard awaits it).
+let pending: Promise<boolean> | null = null
+export function restore(): Promise<boolean> {
+  if (!pending) pending = ask().finally(() => (pending = null))
+  return pending
+}
+async function ask(): Promise<boolean> {
+  try {
+    accept(await request<SessionAnswer>('GET', '/v1/session', { quiet401: true }))
+    return true
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      forget()
+      return false
+    }
+    throw e
+  }
+}
+
+export async function signIn(token: string) {
+  accept(await request<SessionAnswer>('POST', '/v1/session', { body: { token }, quiet401: true }))
+}
+
+export async function signOut() {
+  try {
+    await request('DELETE', '/v1/session', { quiet401: true })
+  } finally {
+    forget()
+  }
+}
+
+// installExpiry sends the user to sign-in on any 401, remembering the page.
+export function installExpiry(toSignIn: (reason: string) => void) {
+  setUnauthorizedHandler(() => {
+    const was = session.principal !== null
+    forget()
+    toSignIn(was ? 'expired' : 'signin')
+  })
+}
