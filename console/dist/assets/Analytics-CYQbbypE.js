@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-BGCBvfvY.js";import{n as e,B as o,o as r}from"./vue-CoTdAlM6.js";import"./index-C357kIZm.js";const m=e({__name:"Analytics",setup(t){return(n,s)=>(r(),o(a,{page:"analytics"}))}});export{m as default};

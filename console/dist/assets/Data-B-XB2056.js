@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-BGCBvfvY.js";import{n as e,B as o,o as r}from"./vue-CoTdAlM6.js";import"./index-C357kIZm.js";const _=e({__name:"Data",setup(t){return(n,p)=>(r(),o(a,{page:"data"}))}});export{_ as default};

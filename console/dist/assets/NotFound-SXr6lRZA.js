@@ -1,1 +1,0 @@
-import{n as a,U as s,p as c,q as r,M as o,u as t,Y as _,C as m,X as p,o as u,L as l}from"./vue-CoTdAlM6.js";const d={class:"pt-page"},x=a({__name:"NotFound",setup(i){const{t:e}=s();return(f,k)=>{const n=p("router-link");return u(),c("div",d,[r("h1",null,o(t(e)("common.notFound")),1),_(n,{to:"/"},{default:m(()=>[l(o(t(e)("common.backHome")),1)]),_:1})])}}});export{x as default};

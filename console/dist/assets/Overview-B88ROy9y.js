@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-BGCBvfvY.js";import{n as r,B as o,o as t}from"./vue-CoTdAlM6.js";import"./index-C357kIZm.js";const m=r({__name:"Overview",setup(a){return(n,p)=>(t(),o(e,{page:"overview"}))}});export{m as default};

@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-BGCBvfvY.js";import{n as r,B as o,o as a}from"./vue-CoTdAlM6.js";import"./index-C357kIZm.js";const _=r({__name:"Search",setup(t){return(n,c)=>(a(),o(e,{page:"search"}))}});export{_ as default};

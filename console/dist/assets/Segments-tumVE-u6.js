@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-BGCBvfvY.js";import{n as o,B as r,o as t}from"./vue-CoTdAlM6.js";import"./index-C357kIZm.js";const _=o({__name:"Segments",setup(n){return(s,a)=>(t(),r(e,{page:"segments"}))}});export{_ as default};

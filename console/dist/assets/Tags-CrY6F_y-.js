@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-BGCBvfvY.js";import{n as o,B as r,o as a}from"./vue-CoTdAlM6.js";import"./index-C357kIZm.js";const _=o({__name:"Tags",setup(t){return(n,s)=>(a(),r(e,{page:"tags"}))}});export{_ as default};
