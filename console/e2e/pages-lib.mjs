@@ -114,3 +114,26 @@ export async function screenshot(page, name) {
   if (!shots) return
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true })
 }
+
+// transferred loads path in a fresh page of the context (nothing cached)
+// and sums the bytes that came over the wire (encoded bodies plus headers)
+// until ready (a selector) is shown and the network is idle.
+export async function transferred(context, path, ready) {
+  const page = await context.newPage()
+  const cdp = await context.newCDPSession(page)
+  await cdp.send('Network.enable')
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true })
+  let bytes = 0
+  let requests = 0
+  cdp.on('Network.loadingFinished', (e) => {
+    bytes += e.encodedDataLength
+    requests++
+  })
+  await page.goto(path, { waitUntil: 'networkidle' })
+  if (ready) {
+    await page.locator(ready).first().waitFor({ timeout: 30000 })
+    await page.waitForLoadState('networkidle')
+  }
+  await page.close()
+  return { bytes, requests }
+}
