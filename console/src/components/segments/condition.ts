@@ -185,7 +185,8 @@ export function toExpression(r: Rule, types: Record<string, TraitType>, top = tr
     case 'group': {
       const kids = (r.children || []).filter((k) => !isBlank(k)).map((k) => toExpression(k, types, false))
       s = kids.join(r.mode === 'any' ? ' || ' : ' && ')
-      if (kids.length > 1 && (!top || r.negate)) s = `(${s})`
+      // A negated group gets its parentheses from the negation below.
+      if (kids.length > 1 && !top && !r.negate) s = `(${s})`
       break
     }
     case 'trait': {
