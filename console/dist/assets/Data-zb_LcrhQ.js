@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-D3dnKTil.js";import{d as r,L as t,C as e}from"./vue-DcmOONee.js";import"./el-empty-CCl6mn_3.js";import"./index-CQUGR7_c.js";const _=r({__name:"Data",setup(o){return(p,n)=>(e(),t(a,{page:"data"}))}});export{_ as default};

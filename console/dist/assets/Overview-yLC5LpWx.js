@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-D3dnKTil.js";import{d as r,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-CCl6mn_3.js";import"./index-CQUGR7_c.js";const _=r({__name:"Overview",setup(a){return(p,i)=>(t(),o(e,{page:"overview"}))}});export{_ as default};

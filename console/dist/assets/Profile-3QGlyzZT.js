@@ -1,1 +1,0 @@
-import{A as r}from"./Arriving-D3dnKTil.js";import{d as e,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-CCl6mn_3.js";import"./index-CQUGR7_c.js";const _=e({__name:"Profile",setup(a){return(p,n)=>(t(),o(r,{page:"search"}))}});export{_ as default};
