@@ -117,7 +117,8 @@ export async function screenshot(page, name) {
 
 // transferred loads path in a fresh page of the context (nothing cached)
 // and sums the bytes that came over the wire (encoded bodies plus headers)
-// until ready (a selector) is shown and the network is idle.
+// until ready (a selector) is shown and the network is idle, and how long
+// each API call behind the page took (request sent to body received).
 export async function transferred(context, path, ready) {
   const page = await context.newPage()
   const cdp = await context.newCDPSession(page)
@@ -125,9 +126,16 @@ export async function transferred(context, path, ready) {
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true })
   let bytes = 0
   let requests = 0
+  const api = []
+  const started = new Map()
+  cdp.on('Network.requestWillBeSent', (e) => {
+    if (new URL(e.request.url).pathname.startsWith('/v1/')) started.set(e.requestId, { url: e.request.url, t: e.timestamp })
+  })
   cdp.on('Network.loadingFinished', (e) => {
     bytes += e.encodedDataLength
     requests++
+    const st = started.get(e.requestId)
+    if (st) api.push({ path: new URL(st.url).pathname + new URL(st.url).search, ms: (e.timestamp - st.t) * 1000 })
   })
   await page.goto(path, { waitUntil: 'networkidle' })
   if (ready) {
@@ -135,5 +143,5 @@ export async function transferred(context, path, ready) {
     await page.waitForLoadState('networkidle')
   }
   await page.close()
-  return { bytes, requests }
+  return { bytes, requests, api }
 }

@@ -184,3 +184,13 @@ test('every kind of control: the expression view and the JSON tree select the sa
   assert.ok(a > 0, 'the demo has such customers')
   await page.waitForFunction((n) => document.querySelector('[data-test=live-count-value]')?.textContent?.replace(/,/g, '') === String(n), a, { timeout: 15000 })
 })
+
+test('a segment that does not exist: the API\'s message in place', { skip }, async () => {
+  const { page } = s
+  const r = await api('GET', '/v1/segments/seg_does_not_exist')
+  assert.equal(r.status, 404)
+  await page.goto('/segments/seg_does_not_exist')
+  await page.locator('.api-error', { hasText: r.body.error.message }).waitFor()
+  // The builder is still there to start a new one.
+  await page.locator('[data-add=trait]').first().waitFor()
+})
