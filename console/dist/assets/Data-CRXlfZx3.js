@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-DWU1mww7.js";import{d as r,L as t,C as e}from"./vue-DcmOONee.js";import"./el-empty-D9KHBIz0.js";import"./index-CItWq-5_.js";const _=r({__name:"Data",setup(o){return(p,n)=>(e(),t(a,{page:"data"}))}});export{_ as default};

@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-DWU1mww7.js";import{d as r,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-D9KHBIz0.js";import"./index-CItWq-5_.js";const _=r({__name:"Overview",setup(a){return(p,i)=>(t(),o(e,{page:"overview"}))}});export{_ as default};

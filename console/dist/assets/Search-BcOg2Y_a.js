@@ -1,1 +1,0 @@
-import{A as r}from"./Arriving-DWU1mww7.js";import{d as e,L as o,C as a}from"./vue-DcmOONee.js";import"./el-empty-D9KHBIz0.js";import"./index-CItWq-5_.js";const _=e({__name:"Search",setup(t){return(p,c)=>(a(),o(r,{page:"search"}))}});export{_ as default};
