@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-Bvga1x-8.js";import{d as r,L as t,C as e}from"./vue-DcmOONee.js";import"./el-empty-Cf_RPKpo.js";import"./index-BCNdBceN.js";const _=r({__name:"Data",setup(o){return(p,n)=>(e(),t(a,{page:"data"}))}});export{_ as default};

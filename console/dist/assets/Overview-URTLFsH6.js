@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-Bvga1x-8.js";import{d as r,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-Cf_RPKpo.js";import"./index-BCNdBceN.js";const _=r({__name:"Overview",setup(a){return(p,i)=>(t(),o(e,{page:"overview"}))}});export{_ as default};

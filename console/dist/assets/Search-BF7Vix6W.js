@@ -1,1 +1,0 @@
-import{A as r}from"./Arriving-Bvga1x-8.js";import{d as e,L as o,C as a}from"./vue-DcmOONee.js";import"./el-empty-Cf_RPKpo.js";import"./index-BCNdBceN.js";const _=e({__name:"Search",setup(t){return(p,c)=>(a(),o(r,{page:"search"}))}});export{_ as default};
