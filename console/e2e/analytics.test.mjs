@@ -91,3 +91,31 @@ test('analytics: English labels after switching language', { skip }, async () =>
   await page.getByText('中文', { exact: true }).first().click()
   await page.getByRole('heading', { name: '分析', level: 1 }).waitFor()
 })
+
+test('analytics: within a segment, the charts count its members only', { skip }, async () => {
+  const { page } = s
+  const seg = await api('POST', '/v1/segments', { name: `e2e 广东 ${Date.now()}`, condition: { region: { province: '广东' } } })
+  assert.equal(seg.status, 201, JSON.stringify(seg.body))
+  try {
+    await page.goto('/analytics')
+    await page.locator('[data-test=analysis-funnel] .el-table__row').first().waitFor({ timeout: 20000 })
+    await page.locator('[data-test=scope]').locator('xpath=ancestor-or-self::*[contains(@class,"el-select")][1]').click()
+    await page.locator('.el-select-dropdown:visible .el-select-dropdown__item', { hasText: seg.body.name }).click()
+    const bd = await api('GET', `/v1/breakdown?by=lifecycle&top=20&segment=${seg.body.id}`)
+    assert.equal(bd.status, 200)
+    const want = bd.body.groups.reduce((a, g) => a + g.count, 0)
+    assert.equal(want + (bd.body.missing?.count || 0), seg.body.size, 'the breakdown covers the segment')
+    // The funnel table's counts now add up to the segment's.
+    await page.waitForFunction(
+      (n) => {
+        const rows = [...document.querySelectorAll('[data-test=analysis-funnel] .el-table__body tr.el-table__row')]
+        const sum = rows.reduce((a, r) => a + Number(r.children[1].textContent.replace(/,/g, '')), 0)
+        return rows.length > 0 && sum === n
+      },
+      want,
+      { timeout: 20000 },
+    )
+  } finally {
+    await api('DELETE', `/v1/segments/${seg.body.id}`)
+  }
+})

@@ -1,5 +1,8 @@
 export default {
   title: 'Analytics',
+  scope: 'Scope',
+  everyone: 'All customers',
+  scopeHint: 'RFM, lifecycle, CLV and churn charts are computed within the chosen segment; clusters and rules are models of all customers',
   sections: 'Analyses',
   toc: { rfm: 'RFM grid', funnel: 'Lifecycle funnel', lifecycle: 'Lifecycle trend', flows: 'Stage flows', clusters: 'Clusters', rules: 'Association rules', clv: 'CLV', churn: 'Churn risk', nps: 'NPS & CSAT' },
   customers: 'Customers',

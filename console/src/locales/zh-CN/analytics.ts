@@ -1,5 +1,8 @@
 export default {
   title: '分析',
+  scope: '分析范围',
+  everyone: '全部客户',
+  scopeHint: 'RFM、生命周期、CLV 与流失风险图表在所选细分内统计；聚类与关联规则为全体客户的模型结果',
   sections: '分析目录',
   toc: { rfm: 'RFM 矩阵', funnel: '生命周期漏斗', lifecycle: '生命周期趋势', flows: '阶段流转', clusters: '客户聚类', rules: '关联规则', clv: '客户终身价值', churn: '流失风险', nps: 'NPS 与满意度' },
   customers: '客户数',
