@@ -1,1 +1,0 @@
-import{A as a}from"./Arriving-Dh9cuvPt.js";import{d as r,L as t,C as e}from"./vue-DcmOONee.js";import"./el-empty-DQd1Nz5U.js";import"./index-CSKEP-mc.js";const _=r({__name:"Data",setup(o){return(p,n)=>(e(),t(a,{page:"data"}))}});export{_ as default};

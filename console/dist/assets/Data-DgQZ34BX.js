@@ -1,0 +1,1 @@
+import{A as a}from"./Arriving-DrRvw3Z7.js";import{d as r,L as t,C as e}from"./vue-DcmOONee.js";import"./el-empty-BoFoMFVc.js";import"./index-hfF1eV5j.js";const _=r({__name:"Data",setup(o){return(p,n)=>(e(),t(a,{page:"data"}))}});export{_ as default};

@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-Dh9cuvPt.js";import{d as r,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-DQd1Nz5U.js";import"./index-CSKEP-mc.js";const _=r({__name:"Overview",setup(a){return(p,i)=>(t(),o(e,{page:"overview"}))}});export{_ as default};

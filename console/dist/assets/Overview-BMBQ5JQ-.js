@@ -1,0 +1,1 @@
+import{A as e}from"./Arriving-DrRvw3Z7.js";import{d as r,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-BoFoMFVc.js";import"./index-hfF1eV5j.js";const _=r({__name:"Overview",setup(a){return(p,i)=>(t(),o(e,{page:"overview"}))}});export{_ as default};

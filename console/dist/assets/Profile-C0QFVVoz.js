@@ -1,0 +1,1 @@
+import{A as r}from"./Arriving-DrRvw3Z7.js";import{d as e,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-BoFoMFVc.js";import"./index-hfF1eV5j.js";const _=e({__name:"Profile",setup(a){return(p,n)=>(t(),o(r,{page:"search"}))}});export{_ as default};

@@ -1,1 +1,0 @@
-import{A as r}from"./Arriving-Dh9cuvPt.js";import{d as e,L as o,C as t}from"./vue-DcmOONee.js";import"./el-empty-DQd1Nz5U.js";import"./index-CSKEP-mc.js";const _=e({__name:"Profile",setup(a){return(p,n)=>(t(),o(r,{page:"search"}))}});export{_ as default};

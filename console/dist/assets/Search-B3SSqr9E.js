@@ -1,1 +1,0 @@
-import{A as r}from"./Arriving-Dh9cuvPt.js";import{d as e,L as o,C as a}from"./vue-DcmOONee.js";import"./el-empty-DQd1Nz5U.js";import"./index-CSKEP-mc.js";const _=e({__name:"Search",setup(t){return(p,c)=>(a(),o(r,{page:"search"}))}});export{_ as default};
