@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-D6Sr7p1S.js";import{d as r,L as t,C as o}from"./vue-CcB3mcu-.js";import"./index-CrMzmonH.js";const _=r({__name:"Segments",setup(n){return(s,a)=>(o(),t(e,{page:"segments"}))}});export{_ as default};

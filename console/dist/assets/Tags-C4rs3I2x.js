@@ -1,1 +1,0 @@
-import{A as e}from"./Arriving-D6Sr7p1S.js";import{d as r,L as a,C as o}from"./vue-CcB3mcu-.js";import"./index-CrMzmonH.js";const _=r({__name:"Tags",setup(t){return(s,n)=>(o(),a(e,{page:"tags"}))}});export{_ as default};
