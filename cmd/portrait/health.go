@@ -21,8 +21,11 @@ func (a *App) reportRecoveries() {
 // new events unapplied while reporting no lag).
 func (a *App) incapable(ctx context.Context) []portrait.Incapacity {
 	out := a.DB.Incapacities()
+	// The checkpoint first: read after the log's end, it could count
+	// events appended and applied in between.
+	cp := a.Proc.Checkpoint()
 	if last, err := a.DB.LastSeq(ctx); err == nil {
-		if cp := a.Proc.Checkpoint(); cp > last {
+		if cp > last {
 			out = append(out, portrait.Incapacity{Cannot: "update profiles",
 				Reason: fmt.Sprintf("the profiles were built from events up to %d, but the log ends at %d: restart to rebuild them from the log", cp, last)})
 		}
