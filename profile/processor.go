@@ -177,13 +177,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		n, err := p.step(ctx)
 		if wake != nil {
-			// Appended to while the batch ran: the next batch yields,
-			// unless the processor is so far behind that it takes the
-			// largest batches, where a lag that only grows while the
-			// stream lasts would cost more than slower acks.
 			select {
 			case <-wake:
-				p.yield.Store(n < max(p.MaxBatchSize, p.BatchSize))
+				p.yield.Store(true) // appended to while the batch ran
 			default:
 				p.yield.Store(false)
 			}
