@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -72,11 +71,6 @@ type Processor struct {
 	// MaxIdentities bounds the identity cache. While the whole graph fits,
 	// it is held in memory and lookups never read storage.
 	MaxIdentities int
-
-	// yield: events were being acknowledged while the last batch ran (Run
-	// sets it), so the next batch leaves a core to the ack path (see
-	// apply). Catch-ups and replays never yield.
-	yield atomic.Bool
 
 	mu sync.Mutex // serialises batches (Run and direct callers)
 	// applied is the last event applied; committed the last one whose
@@ -176,14 +170,6 @@ func (p *Processor) Run(ctx context.Context) error {
 			wake = p.Notify() // taken before reading, so no commit is missed
 		}
 		n, err := p.step(ctx)
-		if wake != nil {
-			select {
-			case <-wake:
-				p.yield.Store(true) // appended to while the batch ran
-			default:
-				p.yield.Store(false)
-			}
-		}
 		if err == nil && n < p.BatchSize {
 			// Caught up (or nearly): what was applied becomes visible
 			// before the pause.
@@ -325,32 +311,15 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			tx.Rollback()
 		}
 	}()
-	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now(), workers: runtime.GOMAXPROCS(0)}
-	// While events are being acknowledged, the batch leaves a core to
-	// them: the ack path (HTTP handlers, the one group committer) needs
-	// about one, and since batches fill every core (properties decoded
-	// beside the sequential part, state written beside the enrichers)
-	// bench ingest acknowledged a fifth fewer events/s on two cores
-	// (issue 12). Its state is then
-	// written after the enrichers, in the background, as before those
-	// changes; the backlog that builds up is applied on every core once
-	// the stream pauses, and replays always use every core.
-	yield := p.yield.Load()
-	if yield {
-		b.workers = max(1, b.workers-1)
-	}
+	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
 	// Decoding payloads and extracting identifiers depend on nothing but
 	// the event: done on all cores before the sequential part.
 	pre := make([]prepared, len(events))
-	if yield {
-		parallel.ForWorkers(b.workers, len(events), func(i int) { pre[i] = p.prepare(events[i]) })
-	} else {
-		parallel.For(len(events), func(i int) { pre[i] = p.prepareIDs(events[i]) })
-	}
+	parallel.For(len(events), func(i int) { pre[i] = p.prepareIDs(events[i]) })
 	// The enrichers' decoded properties are needed only at the end of the
 	// batch: they are decoded on the side while the sequential part below
 	// leaves a core idle.
-	if len(p.Enrichers) > 0 && !yield {
+	if len(p.Enrichers) > 0 {
 		props := make([]map[string]any, len(events))
 		for i := range pre {
 			pre[i].ps.propsAt = &props[i]
@@ -390,10 +359,8 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	// Nothing below reads: storage starts on the batch's identities and
 	// event lists now, and on its profiles as they are finished, while
 	// the enrichers work on the rest.
-	if !yield {
-		if err := tx.Flush(); err != nil {
-			return err
-		}
+	if err := tx.Flush(); err != nil {
+		return err
 	}
 	if err := b.finish(dirty); err != nil {
 		return err
@@ -483,7 +450,7 @@ func (b *batch) finish(dirty []*touched) error {
 		<-b.propsDone
 	}
 	errs := make([]error, len(dirty))
-	parallel.ForWorkers(b.workers, len(dirty), func(i int) {
+	parallel.For(len(dirty), func(i int) {
 		pr, q := dirty[i].pr, dirty[i].q
 		if len(ens) > 0 {
 			for _, en := range ens {
@@ -518,8 +485,6 @@ type batch struct {
 	tx        StateTx
 	dirty     map[string]*touched // by id
 	now       time.Time
-
-	workers int // the cores the batch's parallel parts use
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {

@@ -14,12 +14,7 @@ import (
 // goroutines (the state writer) take a core now and then, so fixed shares
 // leave a core idle at the end while the other finishes its share.
 func For(n int, fn func(i int)) {
-	ForWorkers(runtime.GOMAXPROCS(0), n, fn)
-}
-
-// ForWorkers is For on at most workers cores, leaving the others to
-// work that must not wait (acknowledging events).
-func ForWorkers(workers, n int, fn func(i int)) {
+	workers := runtime.GOMAXPROCS(0)
 	if n < 256 || workers < 2 {
 		for i := range n {
 			fn(i)

@@ -18,16 +18,3 @@ func TestForVisitsEachIndexOnce(t *testing.T) {
 		}
 	}
 }
-
-func TestForWorkersVisitsEachIndexOnce(t *testing.T) {
-	for _, w := range []int{0, 1, 3} {
-		n := 1001
-		seen := make([]atomic.Int32, n)
-		parallel.ForWorkers(w, n, func(i int) { seen[i].Add(1) })
-		for i := range seen {
-			if seen[i].Load() != 1 {
-				t.Fatalf("workers=%d: index %d visited %d times", w, i, seen[i].Load())
-			}
-		}
-	}
-}
