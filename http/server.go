@@ -48,6 +48,12 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Lag reports how far profile processing is behind the log.
 	Lag func() (events int64, seconds float64)
+	// Incapable lists what the server cannot do now (a full disk, failing
+	// writes): /readyz then answers 503 and says what and why.
+	Incapable func(ctx context.Context) []portrait.Incapacity
+	// Recoveries lists what was repaired at start (a damaged state moved
+	// aside and rebuilt from the log), shown by /readyz.
+	Recoveries func() []portrait.Recovery
 	// Analytics runs analyses and writes them back (nil: not served).
 	Analytics *jobs.Runner
 	// Linkage links profiles that share no identifier (nil: not served).
@@ -281,6 +287,9 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// handleReady answers whether the server can do its work: 200 "ready", or
+// 503 "unavailable" (the store cannot be read) or "degraded" with what it
+// cannot do ("cannot"); repairs made at start are listed ("recoveries").
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.Ready != nil {
 		if err := s.Ready(r.Context()); err != nil {
@@ -293,7 +302,21 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		n, secs := s.Lag()
 		out["processing_lag_events"], out["processing_lag_seconds"] = n, secs
 	}
-	writeJSON(w, http.StatusOK, out)
+	if s.Recoveries != nil {
+		if rs := s.Recoveries(); len(rs) > 0 {
+			out["recoveries"] = rs
+		}
+	}
+	status := http.StatusOK
+	if s.Incapable != nil {
+		if in := s.Incapable(r.Context()); len(in) > 0 {
+			// Reads may still work, but a server that cannot take events
+			// must not be sent them.
+			out["status"], out["cannot"] = "degraded", in
+			status = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, status, out)
 }
 
 // statusOf maps error codes to HTTP statuses.

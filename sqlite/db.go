@@ -40,6 +40,9 @@ type DB struct {
 	activity  activityCache // SourceActivity's running totals (overview.go)
 	closeOnce sync.Once
 	closeErr  error
+
+	recoveries []portrait.Recovery // what Open repaired
+	health     health
 }
 
 // Open opens (creating if needed) the store under dir.
@@ -59,21 +62,16 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	if db.logW, db.logR, db.logCP, err = openPair(filepath.Join(dir, "events.db"), "FULL", 0, 64000); err != nil {
 		return nil, err
 	}
-	// Derived state can always be replayed from the log: NORMAL is enough.
-	// Profile documents are a few KB: 16 KB pages keep most of them off
-	// overflow chains. Checkpointing the WAL every few seconds lets one
-	// checkpoint carry several processor batches that rewrite the same
-	// pages.
-	if db.stateW, db.stateR, db.stateCP, err = openPair(filepath.Join(dir, "state.db"), "NORMAL", 2*time.Second, stateWriterCache, "page_size(16384)"); err != nil {
-		db.logW.Close()
-		db.logR.Close()
-		return nil, err
-	}
 	if err := migrate(ctx, db.logW, "migrations/log"); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if err := migrate(ctx, db.stateW, "migrations/state"); err != nil {
+	// Derived state can always be replayed from the log: NORMAL is enough.
+	// Profile documents are a few KB: 16 KB pages keep most of them off
+	// overflow chains. Checkpointing the WAL every few seconds lets one
+	// checkpoint carry several processor batches that rewrite the same
+	// pages. A state that cannot be trusted is set aside (see openState).
+	if err := db.openState(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}

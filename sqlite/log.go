@@ -116,6 +116,7 @@ func (c *committer) run() {
 			}
 		}
 		err := c.commit(group)
+		c.db.health.note(&c.db.health.append, err)
 		if err == nil {
 			var committed []*portrait.Event
 			for _, r := range group {

@@ -623,9 +623,16 @@ func (t *stateTx) PutRetracted(messageID string) error {
 	})
 }
 
+// SetCheckpoint records the position with the messageId of the event at
+// it, so that Open can tell a log that lost its tail and reused the
+// numbers from the log the state was built from.
 func (t *stateTx) SetCheckpoint(name string, seq int64) error {
+	msg, err := t.db.messageIDAt(t.ctx, seq)
+	if err != nil {
+		return err
+	}
 	return t.record(func(x *stateExec) error {
-		return x.exec(`INSERT INTO checkpoints (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq`, name, seq)
+		return x.exec(`INSERT INTO checkpoints (name, seq, message_id) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, message_id = excluded.message_id`, name, seq, msg)
 	})
 }
 
@@ -749,6 +756,7 @@ func (w *stateWriter) start(ctx context.Context) (*writeJob, error) {
 	wctx := context.WithoutCancel(ctx)
 	go func() {
 		err := w.write(wctx, job)
+		w.db.health.note(&w.db.health.state, err)
 		w.mu.Lock()
 		if err != nil && w.failed == nil {
 			w.failed = err

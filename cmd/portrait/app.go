@@ -204,6 +204,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	a.reportRecoveries()
 
 	reg := prometheus.NewRegistry()
 	processed := prometheus.NewCounter(prometheus.CounterOpts{Name: "portrait_events_processed_total", Help: "Events applied to profiles."})
@@ -231,6 +232,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return err
 	}
 	s.Lag = a.lag
+	s.Incapable, s.Recoveries = a.incapable, a.DB.Recoveries
 	// Uploads share the tracking API's parser, so imports validate exactly
 	// as tracked events do.
 	s.Importer = &importer.Importer{Log: a.DB, Runs: a.DB, Parser: s.Parser}

@@ -28,6 +28,9 @@ type rebuildResult struct {
 	// so it may first see a tag hold at another point. The digests leave
 	// since out.
 	TagSinceChanged int `json:"tag_since_changed"`
+	// Recoveries: the state could not be trusted and was moved aside when
+	// the store opened, so there was no earlier state to compare with.
+	Recoveries []portrait.Recovery `json:"recoveries,omitempty"`
 }
 
 // profilesDigest hashes every profile as clients see it, so two states can
@@ -69,6 +72,12 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer a.Close()
+	recovered := a.DB.Recoveries()
+	if !cfg.JSON {
+		for _, r := range recovered {
+			fmt.Fprintf(stdout, "%s\n  %s: %s\n", r.Problem, r.Action, r.MovedTo)
+		}
+	}
 	// Some traits depend on the time they are evaluated at (days since the
 	// last purchase, a lifecycle stage reached by waiting). Both sides of
 	// the comparison are evaluated as of one instant: the current state is
@@ -121,7 +130,7 @@ wait:
 	if err != nil {
 		return err
 	}
-	res := rebuildResult{Events: total, Profiles: n, Seconds: secs, Before: before, After: after, Identical: before == after}
+	res := rebuildResult{Events: total, Profiles: n, Seconds: secs, Before: before, After: after, Identical: before == after && len(recovered) == 0, Recoveries: recovered}
 	for k, t := range sinceAfter {
 		if b, ok := sinceBefore[k]; ok && !b.Equal(t) {
 			res.TagSinceChanged++
@@ -133,7 +142,11 @@ wait:
 	if cfg.JSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "\rrebuilt %d profiles from %d events in %.2fs (%.0f events/s); identical to before: %v", n, total, secs, res.EventsPerS, res.Identical)
+	if len(recovered) > 0 {
+		fmt.Fprintf(stdout, "\rrebuilt %d profiles from %d events in %.2fs (%.0f events/s); no earlier state to compare with: it was moved aside", n, total, secs, res.EventsPerS)
+	} else {
+		fmt.Fprintf(stdout, "\rrebuilt %d profiles from %d events in %.2fs (%.0f events/s); identical to before: %v", n, total, secs, res.EventsPerS, res.Identical)
+	}
 	if res.TagSinceChanged > 0 {
 		fmt.Fprintf(stdout, " (%d tags have another since: a tag keeps the time it was first seen to hold, and the replay saw the history in other batches)", res.TagSinceChanged)
 	}
