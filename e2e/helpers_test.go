@@ -27,6 +27,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // read-only checks of the store's files
+
+	"github.com/portrait-cdp/portrait"
 )
 
 const (
@@ -407,11 +409,14 @@ func openReadOnly(t testing.TB, path string) *sql.DB {
 }
 
 // logCounts reads every message id in the event log with how many times it
-// is there.
+// is there, leaving out the events Portrait appends itself (analysis
+// results written back, linkage decisions): a scheduled analysis may run
+// while a test sends, and those are not the client's events.
 func logCounts(t testing.TB, dataDir string) map[string]int {
 	t.Helper()
 	db := openReadOnly(t, filepath.Join(dataDir, "events.db"))
-	rows, err := db.Query(`SELECT message_id, count(*) FROM events GROUP BY message_id`)
+	rows, err := db.Query(`SELECT message_id, count(*) FROM events WHERE source <> ? AND source NOT LIKE ? GROUP BY message_id`,
+		portrait.SourceLinkage, portrait.SourceAnalyticsPrefix+"%")
 	if err != nil {
 		t.Fatalf("read the event log: %v", err)
 	}
@@ -443,4 +448,28 @@ func runPortrait(t testing.TB, timeout time.Duration, args ...string) []byte {
 		t.Fatalf("portrait %s: %v\nstderr: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.Bytes()
+}
+
+// systemSeqs reads the sequence numbers of the events Portrait appended to
+// the log itself (portrait.IsSystemSource).
+func systemSeqs(t testing.TB, dataDir string) map[int64]bool {
+	t.Helper()
+	db := openReadOnly(t, filepath.Join(dataDir, "events.db"))
+	rows, err := db.Query(`SELECT seq FROM events WHERE source = ? OR source LIKE ?`, portrait.SourceLinkage, portrait.SourceAnalyticsPrefix+"%")
+	if err != nil {
+		t.Fatalf("read the event log: %v", err)
+	}
+	defer rows.Close()
+	out := map[int64]bool{}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		out[seq] = true
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
