@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -181,5 +182,46 @@ func TestSessionExpiredRowsPurged(t *testing.T) {
 	ss.cs.signIn(t)
 	if _, err := ss.db.Session(ctx, idHash(old), signedInAt); portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		t.Errorf("expired session row still stored after a sign-in: %v", err)
+	}
+}
+
+// BenchmarkSessionLookup: a request authenticated by the stored session
+// (one indexed read joined with keys) against GET /healthz in the same run.
+func BenchmarkSessionLookup(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "ops"}, adminKey); err != nil {
+		b.Fatal(err)
+	}
+	s := porthttp.NewServer()
+	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
+	h := s.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/session", strings.NewReader(`{"token":"`+adminKey+`"}`)))
+	var cookie string
+	for _, c := range rec.Result().Cookies() {
+		cookie = c.Value
+	}
+	if rec.Code != 200 || cookie == "" {
+		b.Fatalf("sign-in: %d %s", rec.Code, rec.Body)
+	}
+	for _, bc := range []struct{ name, path, cookie string }{{"healthz", "/healthz", ""}, {"session", "/v1/session", cookie}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				req := httptest.NewRequest("GET", bc.path, nil)
+				if bc.cookie != "" {
+					req.AddCookie(&http.Cookie{Name: "portrait_session", Value: bc.cookie})
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("%s: %d %s", bc.path, w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
