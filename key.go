@@ -27,4 +27,7 @@ type KeyStore interface {
 	// Authenticate returns the key whose secret is given, of the given kind.
 	Authenticate(ctx context.Context, kind, secret string) (*Key, error)
 	ListKeys(ctx context.Context) ([]*Key, error)
+	// RevokeKey deletes the key with this id and ends its console sessions
+	// in the same transaction; ENOTFOUND if there is no such key.
+	RevokeKey(ctx context.Context, id int64) error
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,6 +109,8 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
+var skippedRe = regexp.MustCompile(`(?m)^ℹ skipped (\d+)$`)
+
 // TestConsole runs the console's browser tests (console/e2e/*.test.mjs,
 // node --test, playwright-core driving headless chromium, axe-core) against
 // a real `portrait demo`. Screenshots go to a temporary directory, or to
@@ -157,6 +160,11 @@ func TestConsole(t *testing.T) {
 	t.Logf("node --test console/e2e:\n%s", res.String())
 	if err != nil {
 		t.Fatalf("browser tests failed: %v", err)
+	}
+	// A skipped browser test hides a missing feature or a broken setup:
+	// every test must run here.
+	if m := skippedRe.FindStringSubmatch(res.String()); m == nil || m[1] != "0" {
+		t.Fatalf("browser tests skipped (node --test summary %q): every test must run", m)
 	}
 	t.Logf("screenshots in %s", shots)
 }

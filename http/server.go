@@ -75,6 +75,8 @@ type Server struct {
 	// the binary); sessions are its sign-ins (console.go, session.go).
 	Console  fs.FS
 	sessions sessions
+	// Sessions keeps console sessions (nil: Keys, if it keeps them too).
+	Sessions portrait.SessionStore
 
 	// Bulk imports and the quality report (imports.go, quality.go).
 	Importer       *importer.Importer

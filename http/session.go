@@ -2,10 +2,12 @@ package http
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -20,7 +22,8 @@ import (
 
 // The console signs in with an API token once and then holds a session
 // cookie: the token never sits in the browser's storage, where any script
-// could read it. Sessions live in memory, so a restart signs everyone out.
+// could read it. Sessions live in the key store, so they survive a restart
+// and end with their key.
 const (
 	sessionCookie = "portrait_session"
 	// sessionIdle is renewed by every request (sliding); sessionMax bounds
@@ -33,7 +36,8 @@ const (
 	// further attempts are refused until the window has passed.
 	signInMaxFails = 10
 	signInWindow   = 5 * time.Minute
-	// Caps keep a flood of sign-ins from growing memory without bound.
+	// Caps keep a flood of sign-ins from growing the store or memory
+	// without bound.
 	maxSessions    = 10000
 	maxSignInCodes = 1000
 	maxFailClients = 10000
@@ -58,15 +62,21 @@ type session struct {
 	csrf    string
 	created time.Time
 	seen    time.Time
+	expires time.Time
 }
 
-func (se *session) expires() time.Time {
-	idle, abs := se.seen.Add(sessionIdle), se.created.Add(sessionMax)
+// sessionExpiry: the idle window slides with use, the absolute one does not.
+func sessionExpiry(created, seen time.Time) time.Time {
+	idle, abs := seen.Add(sessionIdle), created.Add(sessionMax)
 	if idle.Before(abs) {
 		return idle
 	}
 	return abs
 }
+
+// sessionTouchEvery spares the store a write per request: last-seen moves
+// at most this often, so the idle window is sessionIdle minus at most this.
+const sessionTouchEvery = time.Minute
 
 type signInCode struct {
 	key     *portrait.Key
@@ -78,16 +88,31 @@ type failures struct {
 	first time.Time
 }
 
-// sessions is the server's sign-in state. Secrets are kept only as their
+// sessions is the server's in-memory sign-in state: one-time codes and
+// failure counts, which may be lost on a restart. Sessions themselves are
+// in the store (portrait.SessionStore). Secrets are kept only as their
 // SHA-256, so the maps' keys say nothing usable.
 type sessions struct {
 	mu    sync.Mutex
-	byID  map[[32]byte]*session
 	codes map[[32]byte]*signInCode
 	fails map[string]*failures
 }
 
 func hashSecret(v string) [32]byte { return sha256.Sum256([]byte(v)) }
+
+func sessionIDHash(id string) string {
+	h := hashSecret(id)
+	return hex.EncodeToString(h[:])
+}
+
+// csrfOf derives a session's CSRF token from its cookie value, so the store
+// keeps nothing for it and a copy of the store (which holds only hashes of
+// the ids) yields no token either.
+func csrfOf(id string) string {
+	m := hmac.New(sha256.New, []byte(id))
+	m.Write([]byte("portrait csrf"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -95,59 +120,73 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// newSession stores a session for k and returns its cookie value.
-func (ss *sessions) newSession(k *portrait.Key, now time.Time) (string, *session) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.byID == nil {
-		ss.byID = map[[32]byte]*session{}
+// sessionStore is where sessions live: the server's Sessions, or the key
+// store when it keeps them too (sqlite does), since sessions must die with
+// their keys.
+func (s *Server) sessionStore() (portrait.SessionStore, error) {
+	if s.Sessions != nil {
+		return s.Sessions, nil
 	}
-	if len(ss.byID) >= maxSessions {
-		for id, se := range ss.byID {
-			if !now.Before(se.expires()) {
-				delete(ss.byID, id)
-			}
-		}
-		// Still full of live sessions: the oldest goes.
-		if len(ss.byID) >= maxSessions {
-			var oldest [32]byte
-			var at time.Time
-			for id, se := range ss.byID {
-				if at.IsZero() || se.seen.Before(at) {
-					oldest, at = id, se.seen
-				}
-			}
-			delete(ss.byID, oldest)
-		}
+	if st, ok := s.Keys.(portrait.SessionStore); ok {
+		return st, nil
+	}
+	return nil, portrait.Errorf(portrait.EINTERNAL, "console sessions need a session store")
+}
+
+// newSession stores a session for k and returns its cookie value. Expired
+// sessions are purged here, and the least recently seen ones go when there
+// are too many.
+func (s *Server) newSession(ctx context.Context, k *portrait.Key) (string, *session, error) {
+	st, err := s.sessionStore()
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.Now()
+	if _, err := st.PurgeSessions(ctx, now); err != nil {
+		return "", nil, err
+	}
+	if err := st.TrimSessions(ctx, maxSessions-1); err != nil {
+		return "", nil, err
 	}
 	id := randomToken()
-	se := &session{key: k, csrf: randomToken(), created: now, seen: now}
-	ss.byID[hashSecret(id)] = se
-	return id, se
+	se := &session{key: k, csrf: csrfOf(id), created: now, seen: now, expires: sessionExpiry(now, now)}
+	err = st.CreateSession(ctx, &portrait.Session{IDHash: sessionIDHash(id), Key: k, Created: now, LastSeen: now, Expires: se.expires})
+	if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+		// The key was revoked since it was checked (the key cache, or a
+		// one-time link printed before the revocation).
+		return "", nil, portrait.Errorf(portrait.EUNAUTHORIZED, "this key has been revoked")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return id, se, nil
 }
 
-// lookup returns the live session with cookie value id, renewing it.
-func (ss *sessions) lookup(id string, now time.Time) (*session, bool) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	h := hashSecret(id)
-	se, ok := ss.byID[h]
-	if !ok {
-		return nil, false
+// lookup returns the live session with cookie value id, renewing it. The
+// store is read on every request, joined with the keys, so a revoked key's
+// sessions end at the next request: the key cache is not consulted.
+func (s *Server) lookupSession(ctx context.Context, id string) (*session, error) {
+	st, err := s.sessionStore()
+	if err != nil {
+		return nil, err
 	}
-	if !now.Before(se.expires()) {
-		delete(ss.byID, h)
-		return nil, false
+	now := s.Now()
+	h := sessionIDHash(id)
+	rec, err := st.Session(ctx, h, now)
+	if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "the session has expired or was ended; sign in again")
 	}
-	se.seen = now
-	cp := *se
-	return &cp, true
-}
-
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.byID, hashSecret(id))
+	if err != nil {
+		return nil, err
+	}
+	se := &session{key: rec.Key, csrf: csrfOf(id), created: rec.Created, seen: rec.LastSeen, expires: rec.Expires}
+	if now.Sub(se.seen) >= sessionTouchEvery {
+		se.seen, se.expires = now, sessionExpiry(se.created, now)
+		if err := st.TouchSession(ctx, h, se.seen, se.expires); err != nil {
+			return nil, err
+		}
+	}
+	return se, nil
 }
 
 func (ss *sessions) newCode(k *portrait.Key, now time.Time) string {
@@ -262,7 +301,7 @@ func (s *Server) writeSession(w http.ResponseWriter, status int, se *session) {
 	writeJSON(w, status, map[string]any{
 		"principal":  principalOf(se.key),
 		"csrf_token": se.csrf,
-		"expires_at": se.expires().UTC().Format(time.RFC3339),
+		"expires_at": se.expires.UTC().Format(time.RFC3339),
 	})
 }
 
@@ -304,7 +343,11 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	id, se := s.sessions.newSession(k, s.Now())
+	id, se, err := s.newSession(r.Context(), k)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
 	s.setSessionCookie(w, r, id, int(sessionMax.Seconds()))
 	s.writeSession(w, http.StatusOK, se)
 }
@@ -315,9 +358,9 @@ func (s *Server) sessionOf(r *http.Request) (string, *session, error) {
 	if err != nil || c.Value == "" {
 		return "", nil, portrait.Errorf(portrait.EUNAUTHORIZED, "not signed in")
 	}
-	se, ok := s.sessions.lookup(c.Value, s.Now())
-	if !ok {
-		return "", nil, portrait.Errorf(portrait.EUNAUTHORIZED, "the session has expired; sign in again")
+	se, err := s.lookupSession(r.Context(), c.Value)
+	if err != nil {
+		return "", nil, err
 	}
 	return c.Value, se, nil
 }
@@ -343,7 +386,14 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, err)
 		return
 	}
-	s.sessions.end(id)
+	st, err := s.sessionStore()
+	if err == nil {
+		err = st.DeleteSession(r.Context(), sessionIDHash(id))
+	}
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
 	s.setSessionCookie(w, r, "", -1)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -363,7 +413,15 @@ func (s *Server) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/signin?reason=link", http.StatusSeeOther)
 		return
 	}
-	id, _ := s.sessions.newSession(k, s.Now())
+	id, _, err := s.newSession(r.Context(), k)
+	if portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
+		http.Redirect(w, r, "/signin?reason=link", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
 	s.setSessionCookie(w, r, id, int(sessionMax.Seconds()))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

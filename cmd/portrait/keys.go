@@ -13,12 +13,14 @@ import (
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
-// runKeys: "portrait keys create --kind write|admin --name NAME" and "keys list".
-// Keys live in the event log's file, which the server only reads for them,
-// so this works while the server runs.
+// runKeys: "portrait keys create --kind write|admin --name NAME", "keys list"
+// and "keys revoke --id N". Keys live in the event log's file, which a
+// running server shares (SQLite WAL), so this works while the server runs.
+// A revoked key's console sessions end at their next request; its token, as
+// a Bearer or write key, works for at most the server's key cache TTL (30s).
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
-		fmt.Fprintln(stderr, "usage: portrait keys create --kind write|admin --name NAME [--priority N] [--data DIR] [--json]\n       portrait keys list [--data DIR] [--json]")
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "revoke") {
+		fmt.Fprintln(stderr, "usage: portrait keys create --kind write|admin --name NAME [--priority N] [--data DIR] [--json]\n       portrait keys list [--data DIR] [--json]\n       portrait keys revoke --id N [--data DIR]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
@@ -29,14 +31,25 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	prio := fs.Int("priority", 0, "write keys: source priority when two sources set a trait at the same instant")
 	secret := fs.String("secret", "", "use this secret instead of generating one")
 	asJSON := fs.Bool("json", false, "machine-readable output")
+	id := fs.Int64("id", 0, "revoke: the key's id (portrait keys list)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
+	}
+	if args[0] == "revoke" && *id <= 0 {
+		return portrait.Errorf(portrait.EINVALID, "--id must name the key to revoke (see portrait keys list)")
 	}
 	db, err := sqlite.Open(ctx, *data)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if args[0] == "revoke" {
+		if err := db.RevokeKey(ctx, *id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked key %d and ended its console sessions\n", *id)
+		return nil
+	}
 	if args[0] == "list" {
 		keys, err := db.ListKeys(ctx)
 		if err != nil {

@@ -23,7 +23,7 @@ commands:
   serve     run the server (embedded SQLite store under --data)
   demo      generate a realistic bilingual demo data set and serve it
   rebuild   rebuild all profiles by replaying the event log, and verify them
-  keys      create and list credentials (keys create --kind write|admin --name NAME)
+  keys      create, list and revoke credentials (keys create --kind write|admin --name NAME)
   bench     benchmarks (bench ingest)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm

@@ -4,7 +4,7 @@
 // labels are Chinese (and English after switching).
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, api, axe, keyboard, screenshot, skip } from './pages-lib.mjs'
+import { open, api, axe, keyboard, shot, skip } from './lib.mjs'
 
 let s
 before(async () => {
@@ -57,7 +57,7 @@ test('analytics: each chart has its canvas and a non-empty table of figures', { 
   assert.equal(clusterRows, km.metrics.clusters.length)
   assert.match(await page.locator('[data-test=analysis-clusters] .el-table__body').textContent(), /(很高|偏高|偏低|很低)/)
 
-  await screenshot(page, 'analytics')
+  await shot(page, 'analytics', { fullPage: true })
   await axe(page, 'analytics')
   await keyboard(page, 'analytics')
   assert.deepEqual(errors, [])

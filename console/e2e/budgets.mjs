@@ -5,19 +5,13 @@
 //   the 360 page rendered ≤ 1 s after navigation.
 // Baselines from the same run: GET /healthz for API time, the sign-in
 // page for render time. It exits 1 when a budget is exceeded.
-import { launch, base, token, api } from './lib.mjs'
-
-async function sessionCookie() {
-  const r = await fetch(base + '/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }) })
-  const c = r.headers.get('set-cookie') || ''
-  return c.split(';')[0].split('=').slice(1).join('=')
-}
+import { open, base, api } from './lib.mjs'
 
 async function measure(path, ready) {
-  const { browser, context, page } = await launch()
+  // Signed in as the console does it (POST /v1/session); null: the
+  // console's own default language.
+  const { browser, page } = await open(null)
   try {
-    const u = new URL(base)
-    await context.addCookies([{ name: 'portrait_session', value: await sessionCookie(), domain: u.hostname, path: '/', httpOnly: true, sameSite: 'Strict' }])
     const reqs = []
     page.on('requestfinished', (req) => reqs.push(req))
     const t0 = Date.now()
@@ -53,7 +47,7 @@ async function measure(path, ready) {
 }
 
 const sample = process.env.PORTRAIT_SAMPLE_EMAIL
-const prof = (await api('/v1/profiles/lookup?type=email&value=' + encodeURIComponent(sample))).body
+const prof = (await api('GET', '/v1/profiles/lookup?type=email&value=' + encodeURIComponent(sample))).body
 const pages = [
   ['/signin', '#token'],
   ['/', 'h1'],

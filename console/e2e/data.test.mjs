@@ -3,9 +3,9 @@ import assert from 'node:assert/strict'
 import { writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { launch, signIn, shot, checkA11y, checkKeyboard, noBlank, api } from './lib.mjs'
+import { launch, signIn, shot, axe, keyboard, noBlank, api, skip } from './lib.mjs'
 
-test('data: a small CSV uploaded through the page, with its summary', async () => {
+test('data: a small CSV uploaded through the page, with its summary', { skip }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'portrait-csv-'))
   const file = path.join(dir, 'crm-e2e.csv')
   // Three customers (Chinese names, mobile numbers in several formats) and
@@ -36,11 +36,11 @@ test('data: a small CSV uploaded through the page, with its summary', async () =
     await page.locator('[data-test=reasons]').waitFor()
     await page.locator('[data-sum=profiles]').waitFor()
     // The imported customer is there, through the API.
-    const p = await api(`/v1/profiles/lookup?type=user_id&value=e2e-${stamp}-1`)
+    const p = await api('GET', `/v1/profiles/lookup?type=user_id&value=e2e-${stamp}-1`)
     assert.equal(p.status, 200)
     await noBlank(page, errors, 'data')
-    await checkA11y(page, 'data')
-    await checkKeyboard(page, 'data')
+    await axe(page, 'data')
+    await keyboard(page, 'data')
     await shot(page, 'data')
   } finally {
     await browser.close()

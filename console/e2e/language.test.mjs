@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { launch, signIn, setLang, shot, checkA11y } from './lib.mjs'
+import { launch, signIn, setLang, shot, axe, skip } from './lib.mjs'
 
-test('language: switching to Chinese shows Chinese labels, and it is remembered', async () => {
+test('language: switching to Chinese shows Chinese labels, and it is remembered', { skip }, async () => {
   const { browser, page } = await launch()
   try {
     await signIn(page, '/')
@@ -17,14 +17,14 @@ test('language: switching to Chinese shows Chinese labels, and it is remembered'
     await page.getByRole('heading', { name: '数据质量报告' }).waitFor()
     await page.reload()
     await page.getByRole('heading', { name: '导入文件' }).waitFor()
-    await checkA11y(page, 'data (zh-CN)')
+    await axe(page, 'data (zh-CN)')
     await page.locator('[data-menu=overview]').click()
     await page.getByRole('heading', { name: '概览' }).waitFor()
     await shot(page, 'overview-zh')
-    // Pages still being built say so, in Chinese.
+    // Every page follows the switch, not only the shell.
     await page.locator('[data-menu=segments]').click()
-    await page.getByText('正在开发中').waitFor()
-    await checkA11y(page, 'segments placeholder (zh-CN)')
+    await page.getByRole('heading', { name: '客户细分', level: 1 }).waitFor()
+    await axe(page, 'segments (zh-CN)')
     await setLang(page, 'en')
     await page.getByText('Sign out', { exact: true }).waitFor()
   } finally {

@@ -2,7 +2,7 @@
 // answers included, charts loaded in their own chunk. Prints the table.
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, transferred, skip } from './pages-lib.mjs'
+import { open, transferred, skip } from './lib.mjs'
 
 let s
 before(async () => {

@@ -1,13 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { launch, signIn, shot, checkA11y, checkKeyboard, noBlank, api, base } from './lib.mjs'
+import { launch, signIn, shot, axe, keyboard, noBlank, api, base, skip } from './lib.mjs'
 
 const money = (v) => '¥' + Number(v).toLocaleString('en-US', { maximumFractionDigits: 2 })
 const pct = (v) => (Number(v) * 100).toLocaleString('en-US', { maximumFractionDigits: 1 }) + '%'
 
-test('profile 360: values on the page equal the API', async () => {
+test('profile 360: values on the page equal the API', { skip }, async () => {
   const email = process.env.PORTRAIT_SAMPLE_EMAIL
-  const p = (await api('/v1/profiles/lookup?type=email&value=' + encodeURIComponent(email))).body
+  const p = (await api('GET', '/v1/profiles/lookup?type=email&value=' + encodeURIComponent(email))).body
   assert.ok(p?.id, 'sample profile not found')
   const { browser, page, errors } = await launch()
   try {
@@ -29,13 +29,13 @@ test('profile 360: values on the page equal the API', async () => {
     await row.hover()
     await page.getByText(new RegExp('Source: ' + p.traits.name.source + ' .*message: ' + p.traits.name.message_id)).waitFor()
     // The event timeline shows events from /v1/profiles/{id}/events.
-    const ev = await api('/v1/profiles/' + p.id + '/events?limit=50')
+    const ev = await api('GET', '/v1/profiles/' + p.id + '/events?limit=50')
     await page.locator('[data-test=events] .el-table__row').first().waitFor()
     assert.equal(await page.locator('[data-test=events] .el-table__row').count(), ev.body.events.length)
     // Explain-why for a segment the customer is in.
-    const segs = (await api('/v1/segments')).body.segments
+    const segs = (await api('GET', '/v1/segments')).body.segments
     for (const s of segs) {
-      const ex = await api(`/v1/segments/${s.id}/explain/${p.id}`)
+      const ex = await api('GET', `/v1/segments/${s.id}/explain/${p.id}`)
       if (ex.body.member) {
         await page.locator('[data-test=segments]').getByText(s.name).click()
         await page.locator('[data-test=segments] code', { hasText: ex.body.explanation.clause }).first().waitFor()
@@ -43,15 +43,15 @@ test('profile 360: values on the page equal the API', async () => {
       }
     }
     await noBlank(page, errors, 'profile')
-    await checkA11y(page, 'profile')
-    await checkKeyboard(page, 'profile')
+    await axe(page, 'profile')
+    await keyboard(page, 'profile')
     await shot(page, 'profile')
   } finally {
     await browser.close()
   }
 })
 
-test('profile 360: an unknown id shows the API message, not a blank page', async () => {
+test('profile 360: an unknown id shows the API message, not a blank page', { skip }, async () => {
   const { browser, page } = await launch()
   try {
     await signIn(page, '/profiles/p_doesnotexist')

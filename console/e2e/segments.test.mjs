@@ -4,7 +4,7 @@
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { open, api, axe, keyboard, screenshot, skip } from './pages-lib.mjs'
+import { open, api, axe, keyboard, shot, skip } from './lib.mjs'
 
 let s
 const created = [] // segments a test saved, deleted whatever the outcome
@@ -109,7 +109,7 @@ test('segment builder: live count equals the API, save, export, explain', { skip
   // History: the saved segment's enters are charted with their table.
   await page.locator('[data-test=segment-detail] .chart canvas').first().waitFor({ timeout: 15000 })
 
-  await screenshot(page, 'segments')
+  await shot(page, 'segments', { fullPage: true })
   await axe(page, 'segments')
   await keyboard(page, 'segments')
   assert.deepEqual(errors, [])

@@ -4,7 +4,7 @@
 // the trait schema with fill rates.
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
-import { open, api, axe, keyboard, screenshot, skip } from './pages-lib.mjs'
+import { open, api, axe, keyboard, shot, skip } from './lib.mjs'
 
 let s
 before(async () => {
@@ -81,7 +81,7 @@ test('tags: taxonomy with counts, definitions, inline errors, schema', { skip },
   assert.match(await cityRow.first().textContent(), new RegExp(`${Math.round(city.completeness * 1000) / 10}%`))
   assert.ok(schema.body.traits.length > 10)
 
-  await screenshot(page, 'tags')
+  await shot(page, 'tags', { fullPage: true })
   await axe(page, 'tags')
   await keyboard(page, 'tags')
   assert.deepEqual(errors, [])

@@ -19,8 +19,6 @@ export default {
   total: '{n} in all',
   missingEndpoint: 'This server does not offer {path} yet, so this part is unavailable.',
   errorTitle: 'The request failed',
-  arriving: 'This page is on its way',
-  arrivingText: '“{page}” is being built and arrives in a coming version.',
   notFound: 'No such page',
   backHome: 'Back to the overview',
   skipToContent: 'Skip to main content',

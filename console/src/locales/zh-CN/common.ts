@@ -19,8 +19,6 @@ export default {
   total: '共 {n} 条',
   missingEndpoint: '此服务器尚未提供 {path} 接口，该模块暂不可用。',
   errorTitle: '请求失败',
-  arriving: '该页面即将上线',
-  arrivingText: '「{page}」正在开发中，将在后续版本中提供。',
   notFound: '页面不存在',
   backHome: '返回概览',
   skipToContent: '跳到主要内容',
