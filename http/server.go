@@ -74,6 +74,7 @@ type Server struct {
 	Importer       *importer.Importer
 	ImportRuns     ImportLookup
 	QualityStore   quality.Store
+	qualityCache   qualityCache
 	ImportDir      string // temporary files of uploads ("" = the OS default)
 	MaxImportBytes int64
 	importJobs     imports
