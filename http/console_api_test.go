@@ -108,7 +108,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	e.proc, e.segs = proc, segs
 	for _, d := range []tag.Definition{
 		{Name: "big_spender", Dimension: traits.DimValue, Expression: "revenue >= 1000"},
-		{Name: "promoter", Dimension: traits.DimFeedback, Expression: `nps_category == "promoter"`},
+		{Name: "promoter", NameZh: "推荐者", NameEn: "Promoter", Dimension: traits.DimFeedback, Expression: `nps_category == "promoter"`},
 	} {
 		if _, err := gs.Define(ctx, d); err != nil {
 			t.Fatal(err)
