@@ -141,6 +141,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountImports(mux)
 	s.mountSegments(mux)
 	s.mountBreakdown(mux)
+	s.mountProfileSegments(mux)
 	s.mountLifecycle(mux)
 	s.mountSearch(mux)
 	s.mountOverview(mux)
