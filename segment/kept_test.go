@@ -1,8 +1,11 @@
 package segment_test
 
 import (
+	"context"
+	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
@@ -57,5 +60,43 @@ func TestIndexKeepsAValuePerProfile(t *testing.T) {
 	}
 	if got := each(ix.Numbers([]string{"李四"})); len(got) != 0 {
 		t.Fatalf("within a scope without answers: %v", got)
+	}
+}
+
+// Through the processor hook (OnChange, queued for Run) the kept value is
+// read from the profile's state as it was at the change, though segments
+// otherwise snapshot only traits, tags and identifiers.
+func TestKeptValueSurvivesTheChangeQueue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ix := segment.NewIndex()
+	ix.SetKeep(func(p *portrait.Profile) any {
+		if raw := p.State["survey"]; len(raw) > 0 {
+			return string(raw)
+		}
+		return nil
+	})
+	svc := segment.NewService(ix, newMemStore())
+	go svc.Run(ctx, time.Hour)
+	p := &portrait.Profile{ID: "张三", Traits: map[string]portrait.Trait{}, State: map[string]json.RawMessage{"survey": []byte(`{"nps":9}`)}}
+	svc.OnChange([]*portrait.Profile{p}, nil, nil)
+	copy(p.State["survey"], `{"nps":0}`) // the processor reuses its profiles
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []any
+		ix.EachKept(nil, false, func(id string, v any, _ []string) error {
+			got = append(got, id, v)
+			return nil
+		})
+		if len(got) > 0 {
+			if !reflect.DeepEqual(got, []any{"张三", `{"nps":9}`}) {
+				t.Fatalf("kept %v", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing kept after the change was applied")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
