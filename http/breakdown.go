@@ -82,9 +82,30 @@ func (s *Server) handleBreakdown(w http.ResponseWriter, r *http.Request, _ *port
 		Error(w, r, err)
 		return
 	}
+	if dim.Kind == segment.DimTag && s.Tags != nil {
+		s.labelTags(bd.Groups, requestLang(r))
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"by": by, "segment": segID, "metric": metric, "total": bd.Total,
 		"groups": bd.Groups, "other": bd.Other, "missing": map[string]any{"count": bd.Missing.Count, "share": bd.Missing.Share},
 		"took_ms": ms(time.Since(start))})
+}
+
+// labelTags gives tag groups their definition's name in lang (name_zh or
+// name_en); a tag without a definition keeps its name.
+func (s *Server) labelTags(groups []segment.Group, lang string) {
+	names := map[string]string{}
+	for _, d := range s.Tags.List() {
+		if lang == "zh" {
+			names[d.Name] = d.NameZh
+		} else {
+			names[d.Name] = d.NameEn
+		}
+	}
+	for i := range groups {
+		if l := names[groups[i].Key]; l != "" {
+			groups[i].Label = l
+		}
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

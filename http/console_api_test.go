@@ -96,7 +96,9 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	gs.Refresh, gs.Count, gs.Now = proc.Refresh, db.CountProfiles, proc.Now
 	ts.Changed = gs.Reactivate
 	proc.Enrichers = []profile.Enricher{clean.PinyinEnricher{}, ten, gen}
-	segs := segment.NewService(segment.NewIndex(), db)
+	ix := segment.NewIndex()
+	ix.SetKeep(traits.KeepSurveys) // as the app does: NPS from the index
+	segs := segment.NewService(ix, db)
 	segs.Now, segs.Behaviour = proc.Now, db.SegmentBehaviour
 	finder := search.NewIndex(standardizeID)
 	proc.OnChange = func(c []*portrait.Profile, d []string, applied map[string][]*portrait.Event) {
@@ -108,7 +110,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	e.proc, e.segs = proc, segs
 	for _, d := range []tag.Definition{
 		{Name: "big_spender", Dimension: traits.DimValue, Expression: "revenue >= 1000"},
-		{Name: "promoter", Dimension: traits.DimFeedback, Expression: `nps_category == "promoter"`},
+		{Name: "promoter", NameZh: "推荐者", NameEn: "Promoter", Dimension: traits.DimFeedback, Expression: `nps_category == "promoter"`},
 	} {
 		if _, err := gs.Define(ctx, d); err != nil {
 			t.Fatal(err)

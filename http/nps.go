@@ -43,8 +43,7 @@ func (s *Server) handleNPS(w http.ResponseWriter, r *http.Request, _ *portrait.K
 	out := map[string]any{"by": nq.By, "interval": nq.Interval}
 	if segs != nil {
 		names := make([]map[string]any, 0, len(segs))
-		members := map[string][]string{} // profile → segments
-		all := roaring.New()
+		sets := make([]*roaring.Bitmap, 0, len(segs))
 		for _, id := range segs {
 			st, err := s.Segments.Get(id)
 			if err != nil {
@@ -57,14 +56,42 @@ func (s *Server) handleNPS(w http.ResponseWriter, r *http.Request, _ *portrait.K
 				Error(w, r, err)
 				return
 			}
+			sets = append(sets, bm)
+		}
+		out["by"], out["segments"] = "segment", names
+		if s.Segments.Index.Keeps() {
+			// The index keeps every customer's answers: each segment's
+			// answers are its members' among them, no document read.
+			nq.By = "" // grouped here, by segment: only the period and range to check
+			if err := nq.Validate(); err != nil {
+				Error(w, r, err)
+				return
+			}
+			rows, err := traits.AggregateSurveys(func(fn func([]traits.Survey, []string) error) error {
+				for i, bm := range sets {
+					group := []string{segs[i]}
+					err := s.Segments.Index.EachKept(bm, false, func(_ string, v any, _ []string) error {
+						return fn(v.([]traits.Survey), group)
+					})
+					if err != nil {
+						return err
+					}
+				}
+				return r.Context().Err()
+			}, nq)
+			s.writeNPS(w, r, out, nq, rows, err)
+			return
+		}
+		members := map[string][]string{} // profile → segments
+		all := roaring.New()
+		for i, bm := range sets {
 			for _, pid := range s.Segments.Index.IDs(bm, 0, int(bm.GetCardinality())) {
-				members[pid] = append(members[pid], id)
+				members[pid] = append(members[pid], segs[i])
 			}
 			all.Or(bm)
 		}
 		nq.By = "segment"
 		nq.Groups = func(p *portrait.Profile) []string { return members[p.ID] }
-		out["by"], out["segments"] = "segment", names
 		// Only members who answered a survey (they hold nps_score or
 		// csat_score) can count: read those, not every profile.
 		all.And(s.Segments.Index.Holding("nps_score", "csat_score"))
@@ -83,6 +110,29 @@ func (s *Server) handleNPS(w http.ResponseWriter, r *http.Request, _ *portrait.K
 				}
 			}
 			return nil
+		}, nq)
+		s.writeNPS(w, r, out, nq, rows, err)
+		return
+	}
+	if s.Segments != nil && s.Segments.Index.Keeps() && (nq.By == "" || nq.By == "tag") {
+		// Overall and by tag: the kept answers and the tag bitmaps.
+		if err := nq.Validate(); err != nil {
+			Error(w, r, err)
+			return
+		}
+		byTag := nq.By == "tag"
+		rows, err := traits.AggregateSurveys(func(fn func([]traits.Survey, []string) error) error {
+			all := []string{"all"}
+			err := s.Segments.Index.EachKept(nil, byTag, func(_ string, v any, tags []string) error {
+				if byTag {
+					return fn(v.([]traits.Survey), traits.TagGroups(tags))
+				}
+				return fn(v.([]traits.Survey), all)
+			})
+			if err != nil {
+				return err
+			}
+			return r.Context().Err()
 		}, nq)
 		s.writeNPS(w, r, out, nq, rows, err)
 		return

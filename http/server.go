@@ -82,6 +82,7 @@ type Server struct {
 	Importer       *importer.Importer
 	ImportRuns     ImportLookup
 	QualityStore   quality.Store
+	qualityCache   qualityCache
 	ImportDir      string // temporary files of uploads ("" = the OS default)
 	MaxImportBytes int64
 	importJobs     imports
@@ -148,6 +149,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountImports(mux)
 	s.mountSegments(mux)
 	s.mountBreakdown(mux)
+	s.mountProfileSegments(mux)
 	s.mountLifecycle(mux)
 	s.mountSearch(mux)
 	s.mountOverview(mux)

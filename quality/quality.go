@@ -37,6 +37,8 @@ type Report struct {
 	Duplicates  Duplicates    `json:"duplicates"`
 	Sources     []*Source     `json:"sources"`
 	Traits      []*TraitStats `json:"traits"`
+	// Freshness is set when the report is served from a Cache.
+	Freshness *Freshness `json:"freshness,omitempty"`
 }
 
 // Duplicates found and merged, from the merge journal.

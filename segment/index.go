@@ -29,6 +29,7 @@ type Index struct {
 	tags   map[string]*roaring.Bitmap
 	idents map[string]*roaring.Bitmap
 	events map[string]*eventCol
+	kept   *kept // SetKeep's values (kept.go); nil: none
 	// Overflow counts trait and event names left unindexed (MaxColumns).
 	Overflow int
 }
@@ -129,6 +130,9 @@ func (ix *Index) upsert(p *portrait.Profile, s Summary) []string {
 	n := ix.number(p.ID)
 	fresh := !ix.live.Contains(n)
 	ix.live.Add(n)
+	if ix.kept != nil {
+		ix.kept.upsert(n, p)
+	}
 	var changed []string
 	if fresh {
 		changed = append(changed, "profile")
@@ -263,6 +267,9 @@ func (ix *Index) Remove(id string) bool {
 		return false
 	}
 	ix.live.Remove(n)
+	if ix.kept != nil {
+		ix.kept.remove(n)
+	}
 	for _, col := range ix.traits {
 		if col.exists.Contains(n) {
 			col.remove(n)

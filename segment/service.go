@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -435,8 +436,18 @@ func (s *Service) OnChange(changed []*portrait.Profile, deleted []string, applie
 	for id, evs := range applied {
 		b.applied[id] = append([]*portrait.Event(nil), evs...) // the log's events are never modified
 	}
+	keeps := s.Index.Keeps()
 	for _, p := range changed {
-		b.changed = append(b.changed, snapshot(p))
+		c := snapshot(p)
+		if keeps {
+			// What the index keeps (SetKeep) is read from the state, in
+			// Run: copy the state, the processor reuses its profiles.
+			c.State = make(map[string]json.RawMessage, len(p.State))
+			for k, v := range p.State {
+				c.State[k] = bytes.Clone(v)
+			}
+		}
+		b.changed = append(b.changed, c)
 	}
 	select {
 	case s.queue <- b:

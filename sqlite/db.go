@@ -38,6 +38,7 @@ type DB struct {
 	writer    stateWriter
 	tail      tail
 	activity  activityCache // SourceActivity's running totals (overview.go)
+	version   dataVersion   // DataVersion's watching connections (version.go)
 	closeOnce sync.Once
 	closeErr  error
 
@@ -95,6 +96,7 @@ func (db *DB) Close() error {
 		if db.committer != nil {
 			db.committer.close()
 		}
+		db.version.close()
 		for _, c := range []*checkpointer{db.logCP, db.stateCP} {
 			if c != nil {
 				c.close() // what it cannot copy now is copied at the next start

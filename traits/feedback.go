@@ -115,32 +115,66 @@ func AggregateNPS(ctx context.Context, each func(ctx context.Context, fn func(*p
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	rows := map[[2]string]*NPSRow{}
-	err := each(ctx, func(p *portrait.Profile) error {
-		ss := Surveys(p)
-		if len(ss) == 0 {
+	return AggregateSurveys(func(fn func(ss []Survey, groups []string) error) error {
+		return each(ctx, func(p *portrait.Profile) error {
+			ss := Surveys(p)
+			if len(ss) == 0 {
+				return ctx.Err()
+			}
+			groups := []string{"all"}
+			switch {
+			case q.Groups != nil:
+				groups = q.Groups(p)
+			case q.By == "tag":
+				groups = groups[:0]
+				for _, t := range p.Tags {
+					groups = append(groups, t.Name)
+				}
+				groups = TagGroups(groups)
+			case strings.HasPrefix(q.By, "trait:"):
+				v := p.Traits[strings.TrimPrefix(q.By, "trait:")].Value
+				if v == nil {
+					groups = []string{"(unknown)"}
+				} else {
+					groups = []string{valueKey(v)}
+				}
+			}
+			if err := fn(ss, groups); err != nil {
+				return err
+			}
 			return ctx.Err()
-		}
-		groups := []string{"all"}
-		switch {
-		case q.Groups != nil:
-			groups = q.Groups(p)
-		case q.By == "tag":
-			groups = groups[:0]
-			for _, t := range p.Tags {
-				groups = append(groups, t.Name)
-			}
-			if len(groups) == 0 {
-				groups = append(groups, "(untagged)")
-			}
-		case strings.HasPrefix(q.By, "trait:"):
-			v := p.Traits[strings.TrimPrefix(q.By, "trait:")].Value
-			if v == nil {
-				groups = []string{"(unknown)"}
-			} else {
-				groups = []string{valueKey(v)}
-			}
-		}
+		})
+	}, q)
+}
+
+// TagGroups is the NPS groups of a customer with these tags: the tags, or
+// "(untagged)".
+func TagGroups(tags []string) []string {
+	if len(tags) == 0 {
+		return []string{"(untagged)"}
+	}
+	return tags
+}
+
+// KeepSurveys is what a profile index keeps for NPS without reading
+// documents (segment.Index.SetKeep): the profile's survey answers, nil
+// when it has none.
+func KeepSurveys(p *portrait.Profile) any {
+	if ss := Surveys(p); len(ss) > 0 {
+		return ss
+	}
+	return nil
+}
+
+// AggregateSurveys computes NPS and CSAT per group and period from the
+// answers each calls fn with, each customer's answers with the groups
+// they count in. q.By and q.Groups are the caller's business here.
+func AggregateSurveys(each func(fn func(ss []Survey, groups []string) error) error, q NPSQuery) ([]NPSRow, error) {
+	if q.Interval == "" {
+		q.Interval = "month"
+	}
+	rows := map[[2]string]*NPSRow{}
+	err := each(func(ss []Survey, groups []string) error {
 		for _, s := range ss {
 			at := s.Time()
 			if (!q.From.IsZero() && at.Before(q.From)) || (!q.To.IsZero() && !at.Before(q.To)) {
@@ -173,7 +207,7 @@ func AggregateNPS(ctx context.Context, each func(ctx context.Context, fn func(*p
 				}
 			}
 		}
-		return ctx.Err()
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/segment"
+	"github.com/portrait-cdp/portrait/traits"
 )
 
 // wireSegments builds the segment index from the stored profiles, loads the
@@ -13,6 +14,9 @@ import (
 // after any hook already set).
 func (a *App) wireSegments(ctx context.Context) error {
 	ix := segment.NewIndex()
+	// NPS overall, by tag and by segment reads the answers kept here
+	// rather than every profile document (http/nps.go).
+	ix.SetKeep(traits.KeepSurveys)
 	start := time.Now()
 	sums, err := a.DB.AllSegmentBehaviour(ctx)
 	if err != nil {

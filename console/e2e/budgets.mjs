@@ -96,5 +96,32 @@ for (const r of rows) {
       '  ' + r.apiSlowest,
   )
 }
+// The calls the pages make that were slow, each timed on its own: the first
+// call (cold: caches empty) and the median of five more.
+const segList = ((await api('/v1/segments')).body?.segments || []).slice(0, 2).map((x) => x.id)
+const calls = [
+  '/v1/quality',
+  '/v1/analytics/nps?segments=' + segList.join(',') + '&interval=month',
+  '/v1/analytics/nps?by=tag&interval=month',
+  '/v1/profiles/' + prof.id + '/events?limit=50',
+  '/v1/profiles/' + prof.id,
+  '/v1/breakdown?by=tag&top=1000',
+]
+async function timed(p) {
+  const t = performance.now()
+  const r = await fetch(base + p, { headers: { Authorization: 'Bearer ' + token } })
+  await r.arrayBuffer()
+  return { ms: performance.now() - t, status: r.status }
+}
+console.log('\n' + pad('API call', 60) + lpad('status', 7) + lpad('first ms', 10) + lpad('median ms', 11))
+for (const c of calls) {
+  const first = await timed(c)
+  const more = []
+  for (let i = 0; i < 5; i++) more.push((await timed(c)).ms)
+  more.sort((a, b) => a - b)
+  const ok = first.status === 200 && more[2] <= 300
+  if (!ok) failed = true
+  console.log(pad(c.length > 59 ? c.slice(0, 56) + '…' : c, 60) + lpad(first.status, 7) + lpad(first.ms.toFixed(1), 10) + lpad(more[2].toFixed(1) + (ok ? '' : '!'), 11))
+}
 console.log(failed ? '\nBUDGET EXCEEDED' : '\nall budgets met')
 process.exit(failed ? 1 : 0)

@@ -91,6 +91,9 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
     // open the browser's own sign-in dialog.
     'X-Requested-With': 'portrait-console',
   }
+  // Labels the server localises (tag names in breakdowns) follow the
+  // console's language, which may differ from the browser's.
+  if (document.documentElement.lang) headers['Accept-Language'] = document.documentElement.lang
   let body: BodyInit | undefined
   if (opts.body !== undefined) {
     if (opts.body instanceof FormData || opts.body instanceof Blob) {
