@@ -63,3 +63,59 @@ test('profile 360: an unknown id shows the API message, not a blank page', async
     await browser.close()
   }
 })
+
+// A customer imported with a mobile number one digit short: the number is
+// refused, and the refusal is listed on the customer's page with the raw
+// value and the message it came in.
+test('profile 360: a cleaning issue and the server-side event filter', async () => {
+  const stamp = Date.now()
+  const uid = `e2e-issue-${stamp}`
+  const form = new FormData()
+  form.append('source', 'crm_issue')
+  form.append('file', new Blob([`user_id,name,phone\n${uid},赵敏,1380013800\n`], { type: 'text/csv' }), 'issue.csv')
+  const up = await fetch(base + '/v1/imports', { method: 'POST', body: form, headers: { Authorization: 'Bearer ' + process.env.PORTRAIT_ADMIN_TOKEN } })
+  assert.equal(up.status, 202, await up.text())
+  let p
+  for (let i = 0; i < 300 && !p; i++) {
+    const r = await api('/v1/profiles/lookup?type=user_id&value=' + uid)
+    if (r.status === 200) p = r.body
+    else await new Promise((res) => setTimeout(res, 100))
+  }
+  assert.ok(p, 'imported customer not found')
+  assert.equal(p.traits.phone, undefined, 'the short number must not be set')
+  const issues = (await api(`/v1/profiles/${p.id}/issues`)).body.issues
+  assert.equal(issues.length, 1)
+  const { browser, page, errors } = await launch()
+  try {
+    await signIn(page, '/profiles/' + p.id)
+    const row = page.locator('[data-test=issues] .el-table__row', { hasText: '1380013800' })
+    await row.waitFor()
+    const text = await row.innerText()
+    assert.ok(text.includes('phone') && text.includes('crm_issue') && text.includes(issues[0].message_id), text)
+    await noBlank(page, errors, 'profile-issue')
+  } finally {
+    await browser.close()
+  }
+
+  // The sample customer's timeline, filtered to track events by the server.
+  const email = process.env.PORTRAIT_SAMPLE_EMAIL
+  const s = (await api('/v1/profiles/lookup?type=email&value=' + encodeURIComponent(email))).body
+  const tracks = (await api(`/v1/profiles/${s.id}/events?limit=50&type=track`)).body.events
+  const b2 = await launch()
+  try {
+    await signIn(b2.page, '/profiles/' + s.id)
+    await b2.page.locator('[data-test=events] .el-table__row').first().waitFor()
+    await b2.page.locator('[data-test=type-filter]').click()
+    await b2.page.locator('.el-select-dropdown__item:visible', { hasText: /^track$/ }).click()
+    await b2.page.waitForFunction(
+      (n) => {
+        const rows = [...document.querySelectorAll('[data-test=events] .el-table__body-wrapper .el-table__row')]
+        return rows.length === n && rows.every((r) => r.children[1].textContent.trim() === 'track')
+      },
+      tracks.length,
+      { timeout: 10000 },
+    )
+  } finally {
+    await b2.browser.close()
+  }
+})

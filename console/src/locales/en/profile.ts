@@ -56,4 +56,9 @@ export default {
   at: 'At',
   noMerges: 'No merges',
   undoHint: 'Undoing a merge needs an undo endpoint the server does not offer yet.',
+  issues: 'Cleaning issues',
+  noIssues: 'No value of this customer was refused',
+  rawValue: 'Raw value',
+  reason: 'Reason',
+  eventNameFilter: 'Event name',
 }

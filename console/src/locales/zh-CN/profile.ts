@@ -56,4 +56,9 @@ export default {
   at: '时间',
   noMerges: '没有合并记录',
   undoHint: '撤销合并需要服务器提供撤销接口，当前版本尚未提供。',
+  issues: '清洗问题',
+  noIssues: '该客户没有被拒绝的数据',
+  rawValue: '原始值',
+  reason: '原因',
+  eventNameFilter: '事件名称',
 }
