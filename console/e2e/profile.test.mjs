@@ -120,3 +120,55 @@ test('profile 360: a cleaning issue and the server-side event filter', async () 
     await b2.browser.close()
   }
 })
+
+// Record linkage links one of the demo's deliberate duplicates (the same
+// person known online and in a store); the merge is undone from the
+// profile's journal and the two profiles are apart again.
+test('profile 360: undo a linkage merge and see the profile split', async (t) => {
+  const auth = { Authorization: 'Bearer ' + process.env.PORTRAIT_ADMIN_TOKEN, 'Content-Type': 'application/json' }
+  const run = await fetch(base + '/v1/linkage/runs', { method: 'POST', headers: auth, body: '{}' })
+  assert.equal(run.status, 200, await run.clone().text())
+  const cs = (await api('/v1/linkage/candidates?status=all&limit=100')).body.candidates || []
+  let c = cs.find((x) => x.status === 'linked') || cs.find((x) => x.status === 'pending')
+  if (!c) {
+    // The demo's 300 customers give linkage no pair today (see the report
+    // of branch console-360); the undo itself is tested in
+    // http/profile360_test.go (TestUndoLinkageMerge).
+    t.skip('linkage found no pair among the demo customers: ' + JSON.stringify(await run.clone().json().catch(() => ({}))))
+    return
+  }
+  if (c.status === 'pending') {
+    const r = await fetch(base + `/v1/linkage/candidates/${c.id}/accept`, { method: 'POST', headers: auth })
+    assert.equal(r.status, 200, await r.text())
+    c = await r.json()
+  }
+  const idOf = async (i) => {
+    const r = await api(`/v1/profiles/lookup?type=${i.type}&value=${encodeURIComponent(i.value)}`)
+    return r.body?.id
+  }
+  let merged
+  for (let i = 0; i < 100 && !merged; i++) {
+    const [a, b] = [await idOf(c.a), await idOf(c.b)]
+    if (a && a === b) merged = a
+    else await new Promise((res) => setTimeout(res, 100))
+  }
+  assert.ok(merged, 'the linked pair was not merged')
+  const { browser, page, errors } = await launch()
+  try {
+    await signIn(page, '/profiles/' + merged)
+    await page.locator('[data-test=undo-merge]').first().click()
+    await page.locator('.el-popconfirm .el-button--primary:visible').click()
+    let a, b
+    for (let i = 0; i < 100; i++) {
+      ;[a, b] = [await idOf(c.a), await idOf(c.b)]
+      if (a && b && a !== b) break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    assert.notEqual(a, b, 'the profiles are still merged after the undo')
+    // The page reloaded its journal: the undo is there.
+    await page.locator('[data-test=merges] .el-table__row', { hasText: 'retracted' }).first().waitFor()
+    await noBlank(page, errors, 'profile-undo')
+  } finally {
+    await browser.close()
+  }
+})
