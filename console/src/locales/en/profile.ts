@@ -55,7 +55,6 @@ export default {
   by: 'By identifier',
   at: 'At',
   noMerges: 'No merges',
-  undoHint: 'Undoing a merge needs an undo endpoint the server does not offer yet.',
   undo: 'Undo',
   undoConfirm: 'Split these profiles again? The pair is marked as not the same person.',
   undoByIdentifier: 'Merged by a shared identifier: cannot be undone yet',
