@@ -117,6 +117,23 @@ type MergeEntry struct {
 type Page struct {
 	Cursor string
 	Limit  int
+	// Filter narrows a profile's event timeline (zero: every event).
+	Filter EventFilter
+}
+
+// EventFilter keeps the events whose non-empty fields all match exactly.
+type EventFilter struct {
+	Type   string // identify, track, page...
+	Event  string // the track event name (or page/screen name)
+	Source string // the write key's source name
+}
+
+// Empty reports whether the filter keeps every event.
+func (f EventFilter) Empty() bool { return f == EventFilter{} }
+
+// Match reports whether e passes the filter.
+func (f EventFilter) Match(e *Event) bool {
+	return (f.Type == "" || e.Type == f.Type) && (f.Event == "" || e.Name == f.Event) && (f.Source == "" || e.Source == f.Source)
 }
 
 // ProfileReader answers the query API. Implementations follow redirects: a

@@ -152,6 +152,7 @@ func TestConsole(t *testing.T) {
 		"PORTRAIT_SIGNIN_LINK="+demo.SignInLink,
 		"PORTRAIT_SAMPLE_EMAIL="+demo.Email,
 		"PORTRAIT_SCREENSHOTS="+shots,
+		"PORTRAIT_WRITE_KEY="+writeKey,
 		"CHROMIUM="+chromium,
 	)
 	var res bytes.Buffer

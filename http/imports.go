@@ -156,10 +156,11 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 		return
 	}
 	id := importer.ImportID(source, hash)
+	view := m.View()
 	s.importJobs.mu.Lock()
 	job, running := s.importJobs.jobs[id]
 	if !running {
-		job = &importJob{doc: map[string]any{"id": id, "source": source, "file": fileName, "state": "queued"}}
+		job = &importJob{doc: map[string]any{"id": id, "source": source, "file": fileName, "state": "queued", "mapping": view}}
 		s.importJobs.jobs[id] = job
 	}
 	s.importJobs.mu.Unlock()
@@ -172,7 +173,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 	opt.Progress = func(p importer.Progress) {
 		job.set(map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateRunning, "phase": p.Phase,
 			"total_rows": p.TotalRows, "rows": p.Rows, "accepted": p.Accepted, "duplicates": p.Duplicates,
-			"quarantined": p.Quarantined, "reasons": p.Reasons})
+			"quarantined": p.Quarantined, "reasons": p.Reasons, "mapping": view})
 	}
 	// The import outlives the request; it is owned by the server, which
 	// stops it and waits for it at Close. An interrupted import resumes when
@@ -182,7 +183,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 		defer s.importWG.Done()
 		defer os.Remove(tmp)
 		sum, err := s.Importer.Import(s.importCtx(), in, opt)
-		doc := map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateFailed}
+		doc := map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateFailed, "mapping": view}
 		if sum != nil {
 			b, _ := json.Marshal(sum)
 			json.Unmarshal(b, &doc)
@@ -202,7 +203,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 		}
 	}()
 	w.Header().Set("Location", "/v1/imports/"+id)
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "state": "queued", "status_url": "/v1/imports/" + id})
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": id, "state": "queued", "status_url": "/v1/imports/" + id, "mapping": view})
 }
 
 func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {

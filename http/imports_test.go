@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -230,5 +231,59 @@ func TestImportErrorNamesTheAPIField(t *testing.T) {
 	msg, _ := e["message"].(string)
 	if resp.StatusCode != 400 || strings.Contains(msg, "--map") || !strings.Contains(msg, `form field "mapping"`) {
 		t.Errorf("%d %q", resp.StatusCode, msg)
+	}
+}
+
+// The upload answer and the status show the mapping used: the one given,
+// or the one inferred from the header, column by column.
+func TestImportShowsMapping(t *testing.T) {
+	ts, _ := importServer(t)
+	columns := func(m any) map[string]string {
+		t.Helper()
+		mm, ok := m.(map[string]any)
+		if !ok {
+			t.Fatalf("no mapping: %v", m)
+		}
+		out := map[string]string{}
+		for _, c := range mm["columns"].([]any) {
+			c := c.(map[string]any)
+			kind, _ := c["kind"].(string)
+			out[c["column"].(string)] = c["field"].(string) + "/" + kind
+		}
+		return out
+	}
+	resp, out := upload(t, ts.URL, map[string]string{"source": "crm", "format": "csv", "mapping": peopleMap}, []byte(peopleCSV))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload: %d %v", resp.StatusCode, out)
+	}
+	want := map[string]string{"crm_id": "userId/", "email": "traits.email/email", "phone": "traits.phone/phone"}
+	if got := columns(out["mapping"]); !maps.Equal(got, want) || out["mapping"].(map[string]any)["inferred"] != false {
+		t.Errorf("given mapping: %v", out["mapping"])
+	}
+	// Once done, the stored summary keeps it.
+	id := out["id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, st := getJSON(t, ts.URL+"/v1/imports/"+id)
+		if st["state"] == importer.StateDone {
+			if got := columns(st["mapping"]); !maps.Equal(got, want) {
+				t.Errorf("mapping of the finished import: %v", st["mapping"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("import still %v", st["state"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Without a mapping: 手机 is read as the phone, customer_id as the user.
+	resp, out = upload(t, ts.URL, map[string]string{"source": "shop"}, []byte("customer_id,姓名,手机\n7,王芳,13912345678\n"))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload: %d %v", resp.StatusCode, out)
+	}
+	got := columns(out["mapping"])
+	if got["customer_id"] != "userId/" || got["手机"] != "traits.phone/phone" || out["mapping"].(map[string]any)["inferred"] != true {
+		t.Errorf("inferred mapping: %v", out["mapping"])
 	}
 }

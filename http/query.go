@@ -68,7 +68,15 @@ func (s *Server) handleProfileEvents(w http.ResponseWriter, r *http.Request, _ *
 		Error(w, r, err)
 		return
 	}
-	events, next, err := s.Profiles.ProfileEvents(r.Context(), r.PathValue("id"), portrait.Page{Cursor: r.URL.Query().Get("cursor"), Limit: limit})
+	q := r.URL.Query()
+	f := portrait.EventFilter{Type: q.Get("type"), Event: q.Get("event"), Source: q.Get("source")}
+	switch f.Type {
+	case "", portrait.EventIdentify, portrait.EventTrack, portrait.EventPage, portrait.EventScreen, portrait.EventGroup, portrait.EventAlias:
+	default:
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "type must be one of identify, track, page, screen, group, alias"))
+		return
+	}
+	events, next, err := s.Profiles.ProfileEvents(r.Context(), r.PathValue("id"), portrait.Page{Cursor: q.Get("cursor"), Limit: limit, Filter: f})
 	if err != nil {
 		Error(w, r, err)
 		return

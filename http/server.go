@@ -153,6 +153,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountLifecycle(mux)
 	s.mountSearch(mux)
 	s.mountOverview(mux)
+	s.mountProfile360(mux)
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)

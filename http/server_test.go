@@ -36,6 +36,13 @@ type server struct {
 // adds optional parts (analytics, ...) before the server opens.
 func start(t *testing.T, wire ...func(*porthttp.Server, *sqlite.DB)) *server {
 	t.Helper()
+	return startProc(t, nil, wire...)
+}
+
+// startProc is start with the processor configured (standardizers...)
+// before it runs.
+func startProc(t *testing.T, cfg func(*profile.Processor), wire ...func(*porthttp.Server, *sqlite.DB)) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	db, err := sqlite.Open(ctx, t.TempDir())
 	if err != nil {
@@ -49,6 +56,9 @@ func start(t *testing.T, wire ...func(*porthttp.Server, *sqlite.DB)) *server {
 	rules := identity.DefaultRules()
 	proc := profile.NewProcessor(db, rules)
 	proc.Notify = db.Appended
+	if cfg != nil {
+		cfg(proc)
+	}
 	done := make(chan struct{})
 	go func() { proc.Run(ctx); close(done) }()
 	s := porthttp.NewServer()

@@ -125,6 +125,9 @@ type Summary struct {
 	// identifiers (filled once the events are applied, by whoever shows
 	// the summary; see linkage.ProbableDuplicates).
 	ProbableDuplicates *portrait.DuplicateReport `json:"probable_duplicates,omitempty"`
+	// Mapping is the mapping used, as column → field, for people to check
+	// what their columns were read as.
+	Mapping *MappingView `json:"mapping,omitempty"`
 }
 
 // Example is one bad value or quarantined row, for the summary.
@@ -182,7 +185,7 @@ func (im *Importer) Import(ctx context.Context, in Input, opt Options) (*Summary
 	}
 	start := now()
 	sum := &Summary{ID: opt.ID, Source: opt.Source, Format: opt.Format, Mode: m.Mode, File: in.Name, State: StateRunning,
-		Reasons: map[string]int64{}, Invalid: map[string]int64{}, Fields: map[string]*FieldStats{}, StartedAt: start.UTC()}
+		Reasons: map[string]int64{}, Invalid: map[string]int64{}, Fields: map[string]*FieldStats{}, StartedAt: start.UTC(), Mapping: m.View()}
 	chk, err := im.check(ctx, in, opt)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func InferMapping(in Input, format string) (*Mapping, error) {
 			return nil, portrait.Errorf(portrait.EINVALID, "%s: a JSONL import without a mapping needs a first row to read the field names from", in.Name)
 		}
 	}
-	m := &Mapping{Mode: ModeProfiles}
+	m := &Mapping{Mode: ModeProfiles, inferred: true}
 	for _, c := range rd.Header().Names() {
 		key := strings.ToLower(strings.NewReplacer(" ", "_", "-", "_").Replace(c))
 		switch key {

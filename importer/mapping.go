@@ -86,6 +86,8 @@ type Mapping struct {
 
 	// compiled
 	loc *time.Location
+	// inferred: built by InferMapping from the header, not given.
+	inferred bool
 }
 
 // Identity says which columns identify the person a row is about.

@@ -301,6 +301,27 @@ func (s *Service) Reject(ctx context.Context, id, by string) (*Candidate, error)
 	return s.Store.Candidate(ctx, id)
 }
 
+// UndoLink undoes the merge made by the link event linkMessage (as named
+// in the merge journal): its pair is rejected, so later runs do not link it
+// again, and the link is retracted through the log, so a rebuild replays
+// the profiles apart. A link already undone, or replaced by a later
+// acceptance, is a conflict.
+func (s *Service) UndoLink(ctx context.Context, linkMessage, by string) (*Candidate, error) {
+	rest, ok := strings.CutPrefix(linkMessage, "link-")
+	if !ok {
+		return nil, portrait.Errorf(portrait.EINVALID, "%q is not a link made by record linkage", linkMessage)
+	}
+	id, _, _ := strings.Cut(rest, "-") // accepted links carry a time suffix
+	c, err := s.Store.Candidate(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == Rejected || c.LinkMessage != linkMessage {
+		return nil, portrait.Errorf(portrait.ECONFLICT, "this merge was already undone (pair %s is %s)", c.ID, c.Status)
+	}
+	return s.Reject(ctx, id, by)
+}
+
 func (s *Service) undo(ctx context.Context, linkMessage, by string) error {
 	if linkMessage == "" {
 		return nil

@@ -1387,6 +1387,7 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 func (b *batch) retract(e *portrait.Event) error {
 	var props struct {
 		MessageID string `json:"message_id"`
+		By        string `json:"by"` // who decided the undo, when a person did
 	}
 	json.Unmarshal(e.Properties, &props)
 	target := props.MessageID
@@ -1419,7 +1420,14 @@ func (b *batch) retract(e *portrait.Event) error {
 		}
 	}
 	return b.journal(&portrait.MergeEntry{Kind: portrait.MergeRetracted, Into: into, MessageID: target, EventSeq: x.Seq,
-		Reason: fmt.Sprintf("event %s undone by %s (%s); %d profile(s) replayed without it", target, e.MessageID, e.Source, len(involved))})
+		Reason: fmt.Sprintf("event %s undone by %s (%s%s); %d profile(s) replayed without it", target, e.MessageID, e.Source, decidedBy(props.By), len(involved))})
+}
+
+func decidedBy(by string) string {
+	if by == "" {
+		return ""
+	}
+	return ", decided by " + by
 }
 
 // involve adds to into the profiles that own ids or are tied to them

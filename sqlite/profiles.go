@@ -81,45 +81,87 @@ func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Pa
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
-	q := `SELECT ts, seq FROM profile_events WHERE profile_id = ?`
-	args := []any{rid}
-	if p.Cursor != "" {
-		ts, seq, err := decodeCursor(p.Cursor)
+	var ts, seq int64
+	after := p.Cursor != ""
+	if after {
+		if ts, seq, err = decodeCursor(p.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	// The event body lives in the log database, so a filter is applied to
+	// the events read in batches of the profile's index, newest first, until
+	// the page is full or the profile's history ends.
+	batch := limit + 1
+	if !p.Filter.Empty() {
+		batch = max(batch, 500)
+	}
+	var out []*portrait.Event
+	var outRefs []eventRef
+	for {
+		refs, err := db.profileEventRefs(ctx, rid, after, ts, seq, batch)
 		if err != nil {
 			return nil, "", err
 		}
+		seqs := make([]int64, len(refs))
+		for i, r := range refs {
+			seqs[i] = r.seq
+		}
+		events, err := db.EventsBySeq(ctx, seqs)
+		if err != nil {
+			return nil, "", err
+		}
+		bySeq := make(map[int64]*portrait.Event, len(events))
+		for _, e := range events {
+			bySeq[e.Seq] = e
+		}
+		for _, r := range refs {
+			if e, ok := bySeq[r.seq]; ok && p.Filter.Match(e) {
+				out = append(out, e)
+				outRefs = append(outRefs, r)
+			}
+		}
+		if len(out) > limit || len(refs) < batch {
+			break
+		}
+		last := refs[len(refs)-1]
+		after, ts, seq = true, last.ts, last.seq
+	}
+	next := ""
+	if len(out) > limit {
+		last := outRefs[limit-1]
+		next = encodeCursor(last.ts, last.seq)
+		out = out[:limit]
+	}
+	return out, next, nil
+}
+
+type eventRef struct{ ts, seq int64 }
+
+// profileEventRefs reads a profile's event index newest first, from after
+// the (ts, seq) position when after is set.
+func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, seq int64, limit int) ([]eventRef, error) {
+	q := `SELECT ts, seq FROM profile_events WHERE profile_id = ?`
+	args := []any{rid}
+	if after {
 		q += ` AND (ts < ? OR (ts = ? AND seq < ?))`
 		args = append(args, ts, ts, seq)
 	}
 	q += ` ORDER BY ts DESC, seq DESC LIMIT ?`
-	args = append(args, limit+1)
+	args = append(args, limit)
 	rows, err := db.stateR.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, "", portrait.Wrap(err, "cannot read profile events")
+		return nil, portrait.Wrap(err, "cannot read profile events")
 	}
-	type ref struct{ ts, seq int64 }
-	var refs []ref
+	defer rows.Close()
+	var refs []eventRef
 	for rows.Next() {
-		var r ref
+		var r eventRef
 		if err := rows.Scan(&r.ts, &r.seq); err != nil {
-			rows.Close()
-			return nil, "", portrait.Wrap(err, "cannot read profile events")
+			return nil, portrait.Wrap(err, "cannot read profile events")
 		}
 		refs = append(refs, r)
 	}
-	rows.Close()
-	next := ""
-	if len(refs) > limit {
-		last := refs[limit-1]
-		next = encodeCursor(last.ts, last.seq)
-		refs = refs[:limit]
-	}
-	seqs := make([]int64, len(refs))
-	for i, r := range refs {
-		seqs[i] = r.seq
-	}
-	events, err := db.EventsBySeq(ctx, seqs)
-	return events, next, err
+	return refs, rows.Err()
 }
 
 // The cursor is the (event time, log position) of the last event listed.
@@ -290,4 +332,56 @@ func (db *DB) EachTraitIssue(ctx context.Context, fn func(source, trait, reason 
 		}
 	}
 	return rows.Err()
+}
+
+// ProfileTraitIssues lists the trait values the standardizers refused on
+// one profile's events, newest first. Issues keep the profile id they were
+// recorded under, so those of the profiles merged into it count as well.
+func (db *DB) ProfileTraitIssues(ctx context.Context, profileID string, limit int) ([]*portrait.TraitIssue, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	p, err := db.Profile(ctx, profileID)
+	if err != nil {
+		return nil, err
+	}
+	ids := append([]string{p.ID}, p.MergedFrom...)
+	out := []*portrait.TraitIssue{}
+	// Chunked to stay under SQLite's bound-variable limit on much-merged profiles.
+	for start := 0; start < len(ids); start += 500 {
+		var args []any
+		for _, id := range ids[start:min(start+500, len(ids))] {
+			args = append(args, id)
+		}
+		rows, err := db.stateR.QueryContext(ctx, `SELECT message_id, trait, source, value, reason, at FROM trait_issues
+			WHERE profile_id IN (`+placeholders(len(args))+`) ORDER BY at DESC, message_id LIMIT ?`, append(args, limit)...)
+		if err != nil {
+			return nil, portrait.Wrap(err, "cannot read trait issues")
+		}
+		for rows.Next() {
+			i := &portrait.TraitIssue{ProfileID: p.ID}
+			var at int64
+			if err := rows.Scan(&i.MessageID, &i.Trait, &i.Source, &i.Value, &i.Reason, &at); err != nil {
+				rows.Close()
+				return nil, portrait.Wrap(err, "cannot read trait issues")
+			}
+			i.Time = fromMicros(at)
+			out = append(out, i)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, portrait.Wrap(err, "cannot read trait issues")
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].Time.Equal(out[b].Time) {
+			return out[a].Time.After(out[b].Time)
+		}
+		return out[a].MessageID < out[b].MessageID
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }

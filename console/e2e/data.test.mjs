@@ -35,6 +35,14 @@ test('data: a small CSV uploaded through the page, with its summary', { skip }, 
     assert.equal(quarantined, 1)
     await page.locator('[data-test=reasons]').waitFor()
     await page.locator('[data-sum=profiles]').waitFor()
+    // The mapping used is shown next to the summary: inferred here, phone
+    // read as a phone.
+    const mapping = page.locator('[data-test=import-mapping]')
+    await mapping.waitFor()
+    await mapping.getByText(/Inferred from the header|根据表头自动推断/).waitFor()
+    const row = mapping.locator('.el-table__row', { hasText: 'traits.phone' })
+    assert.equal(await row.count(), 1, 'the phone column is in the mapping')
+    assert.match(await row.innerText(), /phone\s+traits\.phone\s+phone/)
     // The imported customer is there, through the API.
     const p = await api('GET', `/v1/profiles/lookup?type=user_id&value=e2e-${stamp}-1`)
     assert.equal(p.status, 200)

@@ -55,5 +55,12 @@ export default {
   by: 'By identifier',
   at: 'At',
   noMerges: 'No merges',
-  undoHint: 'Undoing a merge needs an undo endpoint the server does not offer yet.',
+  undo: 'Undo',
+  undoConfirm: 'Split these profiles again? The pair is marked as not the same person.',
+  undoByIdentifier: 'Merged by a shared identifier: cannot be undone yet',
+  issues: 'Cleaning issues',
+  noIssues: 'No value of this customer was refused',
+  rawValue: 'Raw value',
+  reason: 'Reason',
+  eventNameFilter: 'Event name',
 }

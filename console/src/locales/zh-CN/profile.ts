@@ -55,5 +55,12 @@ export default {
   by: '依据标识',
   at: '时间',
   noMerges: '没有合并记录',
-  undoHint: '撤销合并需要服务器提供撤销接口，当前版本尚未提供。',
+  undo: '撤销',
+  undoConfirm: '确定拆分这两个档案吗？该配对将标记为非同一人。',
+  undoByIdentifier: '因共享标识合并，暂不支持撤销',
+  issues: '清洗问题',
+  noIssues: '该客户没有被拒绝的数据',
+  rawValue: '原始值',
+  reason: '原因',
+  eventNameFilter: '事件名称',
 }
