@@ -47,21 +47,6 @@ type consoleEnv struct {
 	anonymous int
 }
 
-// standardizeID mirrors the app's identifier standardiser (cmd/portrait).
-func standardizeID(typ, v string) (string, bool) {
-	var out string
-	var err error
-	switch typ {
-	case portrait.IDEmail:
-		out, err = clean.Email(v)
-	case portrait.IDPhone:
-		out, err = clean.Phone(v, "CN")
-	default:
-		return identity.DefaultNormalize(typ, v)
-	}
-	return out, err == nil
-}
-
 var (
 	consoleNames = []string{"张三", "李四", "王芳", "王芳", "王芳", "王伟", "刘洋", "陈静", "张伟", "Anna Smith", "赵敏", "周杰", "吴磊", "郑爽", "孙丽"}
 	consoleProvs = map[string][]string{"广东省": {"深圳市", "广州市"}, "浙江省": {"杭州市"}, "上海市": {"上海市"}, "四川省": {"成都市"}}
@@ -83,7 +68,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	e := &consoleEnv{db: db, now: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
 	db.Now = func() time.Time { return e.now }
 	rules := identity.DefaultRules()
-	rules.Normalize = standardizeID
+	rules.Normalize = clean.Identifier
 	proc := profile.NewProcessor(db, rules)
 	proc.Now = func() time.Time { return e.now }
 	std := clean.DefaultTraitStandardizer()
@@ -100,7 +85,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	ix.SetKeep(traits.KeepSurveys) // as the app does: NPS from the index
 	segs := segment.NewService(ix, db)
 	segs.Now, segs.Behaviour = proc.Now, db.SegmentBehaviour
-	finder := search.NewIndex(standardizeID)
+	finder := search.NewIndex(clean.Identifier)
 	proc.OnChange = func(c []*portrait.Profile, d []string, applied map[string][]*portrait.Event) {
 		finder.OnChange(c, d, applied)
 		if err := segs.Apply(ctx, c, d, applied); err != nil {
@@ -120,7 +105,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	s := porthttp.NewServer()
 	s.Now = proc.Now
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
-	s.NormalizeID = standardizeID
+	s.NormalizeID = clean.Identifier
 	s.Traits, s.Tags, s.Segments, s.Search = ts, gs, segs, finder
 	s.QualityStore, s.Overview = db, db
 	e.srv = httptest.NewServer(s.Handler())

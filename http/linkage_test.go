@@ -39,7 +39,7 @@ func linkServer(t *testing.T, traits []string) *server {
 		}
 	}
 	rules := identity.DefaultRules()
-	rules.Normalize = cleanID
+	rules.Normalize = clean.Identifier
 	proc := profile.NewProcessor(db, rules)
 	proc.Standardize = clean.DefaultTraitStandardizer().Standardize
 	proc.Notify = db.Appended
@@ -65,22 +65,6 @@ func linkServer(t *testing.T, traits []string) *server {
 		db.Close()
 	})
 	return &server{url: s.URL(), db: db, proc: proc}
-}
-
-// cleanID keys identifiers on their cleaned form, as serve does, so that
-// "138 1234 5678" and "+86 138-1234-5678" are one phone.
-func cleanID(typ, v string) (string, bool) {
-	var out string
-	var err error
-	switch typ {
-	case portrait.IDEmail:
-		out, err = clean.Email(v)
-	case portrait.IDPhone:
-		out, err = clean.Phone(v, "CN")
-	default:
-		return identity.DefaultNormalize(typ, v)
-	}
-	return out, err == nil
 }
 
 func (s *server) admin(t *testing.T, method, path string) resp {

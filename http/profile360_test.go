@@ -299,7 +299,7 @@ func TestUndoLinkageMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := identity.DefaultRules()
-	rules.Normalize = cleanID
+	rules.Normalize = clean.Identifier
 	proc := profile.NewProcessor(db2, rules)
 	proc.Standardize = clean.DefaultTraitStandardizer().Standardize
 	rctx, cancel := context.WithCancel(ctx)

@@ -116,24 +116,6 @@ func loadRules(path string) (*identity.Rules, error) {
 	return r.Compile(), nil
 }
 
-// standardizeID puts identifier values in the one form the identity graph
-// keys on, so "0086-138 0013 8000" and "+8613800138000" are one phone.
-func standardizeID(typ, v string) (string, bool) {
-	var out string
-	var err error
-	switch typ {
-	case portrait.IDEmail:
-		out, err = clean.Email(v)
-	case portrait.IDPhone:
-		out, err = clean.Phone(v, "CN")
-	case "id_card":
-		out, err = clean.IDCardNumber(v)
-	default:
-		return identity.DefaultNormalize(typ, v)
-	}
-	return out, err == nil
-}
-
 // cleaningConfig is the --clean file: how traits are standardized and which
 // missing values are filled.
 type cleaningConfig struct {
@@ -195,7 +177,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules.Normalize = standardizeID
+	rules.Normalize = clean.Identifier
 	a.Rules = rules
 	if a.lock, err = lockDir(cfg.DataDir); err != nil {
 		return nil, err
