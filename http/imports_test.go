@@ -33,7 +33,9 @@ func importServer(t *testing.T) (*httptest.Server, *sqlite.DB) {
 	s.ImportRuns, s.QualityStore = db, db
 	s.ImportDir = t.TempDir()
 	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() { ts.Close(); db.Close() })
+	// The server owns background imports: Close stops and waits for them,
+	// so none writes to the store after it is closed.
+	t.Cleanup(func() { ts.Close(); s.Close(ctx); db.Close() })
 	return ts, db
 }
 
