@@ -29,6 +29,8 @@ commands:
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
   quality   the data-quality report (per source and per trait)
   import    import a CSV, JSONL or XLSX file (import --source NAME --map mapping.yaml FILE)
+  backup    back up the embedded store, also while it serves (backup --data DIR --to FILE)
+  restore   restore a backup into a new data directory (restore --from FILE --data DIR)
   version   print the version
 
 Run "portrait <command> -h" for a command's flags. Every command takes --json.
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runImport(ctx, rest, stdout, stderr)
 	case "quality":
 		return runQuality(ctx, rest, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
