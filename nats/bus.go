@@ -1,0 +1,287 @@
+// Package nats is Portrait's event bus on NATS JetStream (portrait.Bus): the
+// stream ingest nodes append to and processor nodes consume, partitioned by
+// identifier, with durable consumers and partition leases so that each
+// partition is applied in order by one node at a time (docs/scaling.md).
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Config says which stream to use and how.
+type Config struct {
+	URL    string // nats://host:port
+	Stream string // stream name; its subjects are <Stream>.p.<partition>
+	// Partitions splits the stream; fixed when the stream is created (a
+	// different number for an existing stream is an error).
+	Partitions int
+	Replicas   int // JetStream replicas of the stream (1 on one server)
+	// DuplicateWindow is how long a message id is remembered: a publish
+	// of the same event within it stores nothing (a client's retry).
+	DuplicateWindow time.Duration
+	// Batch is the most events a consumer takes at once, and the most it
+	// has unacknowledged (which is what keeps a partition in order).
+	Batch int
+	// AckWait is how long a delivered batch may stay unacknowledged before
+	// JetStream delivers it again (its consumer died).
+	AckWait time.Duration
+	Log     *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Stream == "" || strings.ContainsAny(c.Stream, ". *>") {
+		return portrait.Errorf(portrait.EINVALID, "bus stream name %q: letters, digits, - and _ only", c.Stream)
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 16
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Bus is a portrait.Bus on JetStream.
+type Bus struct {
+	cfg    Config
+	nc     *natsgo.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+var _ portrait.Bus = (*Bus)(nil)
+
+// Open connects and creates the stream if it does not exist. The stream
+// keeps events until every partition's consumer has acknowledged them
+// (work-queue retention: the store, not the bus, is the history).
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	nc, err := natsgo.Connect(cfg.URL, natsgo.Name("portrait"), natsgo.MaxReconnects(-1), natsgo.RetryOnFailedConnect(false))
+	if err != nil {
+		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "cannot reach NATS at %s: %v", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, portrait.Wrap(err, "cannot use JetStream")
+	}
+	b := &Bus{cfg: cfg, nc: nc, js: js}
+	// The stream lists one subject per partition, so its configuration
+	// says how many partitions it has (stream metadata needs NATS 2.10).
+	subjects := make([]string, cfg.Partitions)
+	for p := range subjects {
+		subjects[p] = b.subject(p)
+	}
+	st, err := js.Stream(ctx, cfg.Stream)
+	switch {
+	case err == nil:
+		if got := st.CachedInfo().Config.Subjects; !slices.Equal(got, subjects) {
+			nc.Close()
+			return nil, portrait.Errorf(portrait.ECONFLICT, "stream %s has %d partitions, not %d: the partition count is fixed when a stream is created", cfg.Stream, len(got), cfg.Partitions)
+		}
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        cfg.Stream,
+			Description: "Portrait events, partitioned by identifier",
+			Subjects:    subjects,
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.DuplicateWindow,
+		})
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			nc.Close()
+			return nil, portrait.Wrap(err, "cannot create stream "+cfg.Stream)
+		}
+		if err != nil { // another node created it meanwhile
+			if st, err = js.Stream(ctx, cfg.Stream); err != nil {
+				nc.Close()
+				return nil, portrait.Wrap(err, "cannot open stream "+cfg.Stream)
+			}
+		}
+	default:
+		nc.Close()
+		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "cannot open stream %s: %v", cfg.Stream, err)
+	}
+	b.stream = st
+	return b, nil
+}
+
+// Close drains the connection: what was published is flushed.
+func (b *Bus) Close() error {
+	if err := b.nc.Drain(); err != nil && !errors.Is(err, natsgo.ErrConnectionClosed) {
+		return err
+	}
+	return nil
+}
+
+// Partitions implements portrait.Bus.
+func (b *Bus) Partitions() int { return b.cfg.Partitions }
+
+func (b *Bus) subject(p int) string { return b.cfg.Stream + ".p." + strconv.Itoa(p) }
+
+// Publish implements portrait.Bus: the events go out asynchronously, then
+// every acknowledgement is awaited, so a batch costs one round trip, not
+// one per event.
+func (b *Bus) Publish(ctx context.Context, events []*portrait.Event) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(events))
+	for _, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return portrait.Wrap(err, "cannot encode event "+e.MessageID)
+		}
+		m := natsgo.NewMsg(b.subject(portrait.Partition(e, b.cfg.Partitions)))
+		m.Data = data
+		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(e.MessageID))
+		if err != nil {
+			return portrait.Errorf(portrait.EUNAVAILABLE, "cannot publish to the bus: %v", err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return portrait.Errorf(portrait.EUNAVAILABLE, "the bus did not store an event: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Consume implements portrait.Bus with the partition's durable pull
+// consumer. It never has more than one batch unacknowledged, so a batch
+// delivered again (its handler failed, or the consumer died) comes before
+// anything published after it: the partition stays in order.
+func (b *Bus) Consume(ctx context.Context, p int, handle func(context.Context, []*portrait.Event) error) error {
+	if p < 0 || p >= b.cfg.Partitions {
+		return portrait.Errorf(portrait.EINVALID, "partition %d: the stream has %d", p, b.cfg.Partitions)
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       fmt.Sprintf("%s-p%d", b.cfg.Stream, p),
+		FilterSubject: b.subject(p),
+		AckPolicy:     jetstream.AckExplicitPolicy, // work-queue streams require it
+		AckWait:       b.cfg.AckWait,
+		MaxAckPending: b.cfg.Batch,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot create the consumer of partition %d: %v", p, err)
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(b.cfg.Batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			b.cfg.Log.Warn("bus fetch failed", "partition", p, "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		var msgs []jetstream.Msg
+		var events []*portrait.Event
+		for m := range batch.Messages() {
+			e := new(portrait.Event)
+			if err := json.Unmarshal(m.Data(), e); err != nil {
+				// Only Portrait publishes here; a message that is not an
+				// event cannot become one by being delivered again.
+				b.cfg.Log.Error("bus message is not an event: terminated", "partition", p, "subject", m.Subject(), "err", err)
+				m.Term()
+				continue
+			}
+			msgs = append(msgs, m)
+			events = append(events, e)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			b.cfg.Log.Warn("bus fetch ended early", "partition", p, "err", err)
+		}
+		if len(events) == 0 {
+			continue
+		}
+		if err := handle(ctx, events); err != nil {
+			// Delivered again, from the first: nothing of the batch is
+			// acknowledged.
+			for _, m := range msgs {
+				m.Nak()
+			}
+			if portrait.ErrorCode(err) == portrait.EINVALID {
+				return err
+			}
+			b.cfg.Log.Warn("bus batch failed: delivered again", "partition", p, "events", len(events), "err", err)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		// Each message is acknowledged; the last one with DoubleAck, which
+		// waits for the server to have it (acknowledgements are handled in
+		// order), so the batch is not delivered again once the next is taken.
+		for _, m := range msgs[:len(msgs)-1] {
+			m.Ack()
+		}
+		if err := msgs[len(msgs)-1].DoubleAck(ctx); err != nil && ctx.Err() == nil {
+			b.cfg.Log.Warn("bus acknowledgement not confirmed: the batch may be delivered again", "partition", p, "err", err)
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Pending reports how many events wait in the stream (published, not yet
+// acknowledged by their partition's consumer).
+func (b *Bus) Pending(ctx context.Context) (uint64, error) {
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return 0, portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the stream: %v", err)
+	}
+	return info.State.Msgs, nil
+}
+
+// Delete removes the stream and its leases (tests, and decommissioning).
+func (b *Bus) Delete(ctx context.Context) error {
+	if err := b.js.DeleteStream(ctx, b.cfg.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	if err := b.js.DeleteKeyValue(ctx, leaseBucket(b.cfg.Stream)); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Partitions are shared out among processor nodes with leases in a
+// JetStream key-value bucket: a node holds partition p while the key
+// "p.<p>" names it. Keys expire with the bucket's TTL unless renewed, so a
+// node that dies (kill -9) loses its partitions within one TTL and the
+// others take them; compare-and-set on the key's revision makes sure two
+// nodes never both believe they hold one. Each live node also keeps a
+// "node.<name>" key, so that nodes can count each other and each takes
+// its share (a node holding more than its share gives the extra back).
+
+func leaseBucket(stream string) string { return stream + "_leases" }
+
+func partitionKey(p int) string { return "p." + strconv.Itoa(p) }
+
+// Serve consumes the partitions this node holds, taking its share of them
+// and renewing its leases every ttl/3, until ctx ends; then it stops its
+// consumers and gives its leases back. node names this process uniquely
+// among the stream's processors.
+func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle func(ctx context.Context, p int, events []*portrait.Event) error) error {
+	if node == "" || strings.ContainsAny(node, ". *>") {
+		return portrait.Errorf(portrait.EINVALID, "node name %q: letters, digits, - and _ only", node)
+	}
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      leaseBucket(b.cfg.Stream),
+		Description: "Portrait partition leases",
+		TTL:         ttl,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+	})
+	if err != nil {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot open the lease bucket: %v", err)
+	}
+	s := &server{b: b, kv: kv, node: node, handle: handle, held: map[int]*held{}}
+	defer s.stopAll()
+	tick := time.NewTicker(ttl / 3)
+	defer tick.Stop()
+	for {
+		s.round(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+type held struct {
+	rev    uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type server struct {
+	b      *Bus
+	kv     jetstream.KeyValue
+	node   string
+	handle func(ctx context.Context, p int, events []*portrait.Event) error
+
+	mu   sync.Mutex
+	held map[int]*held
+}
+
+// heldPartitions lists the partitions this node holds now (for metrics and tests).
+func (s *server) heldPartitions() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ps []int
+	for p := range s.held {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// round renews what is held, gives back what is beyond this node's share
+// and takes free partitions up to it.
+func (s *server) round(ctx context.Context) {
+	log := s.b.cfg.Log
+	if _, err := s.kv.Put(ctx, "node."+s.node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		log.Warn("bus lease heartbeat failed", "node", s.node, "err", err)
+	}
+	for p, h := range s.snapshot() {
+		rev, err := s.kv.Update(ctx, partitionKey(p), []byte(s.node), h.rev)
+		if err != nil {
+			// Lost (expired and taken, or unreachable long enough): stop
+			// consuming it at once; another node may hold it now.
+			log.Warn("bus partition lease lost", "node", s.node, "partition", p, "err", err)
+			s.stop(p)
+			continue
+		}
+		s.mu.Lock()
+		h.rev = rev
+		s.mu.Unlock()
+	}
+	nodes := 1
+	if keys, err := s.kv.Keys(ctx); err == nil {
+		n := 0
+		for _, k := range keys {
+			if strings.HasPrefix(k, "node.") {
+				n++
+			}
+		}
+		nodes = max(n, 1)
+	}
+	parts := s.b.cfg.Partitions
+	share := (parts + nodes - 1) / nodes
+	for _, p := range s.heldPartitions() {
+		if len(s.heldPartitions()) <= share {
+			break
+		}
+		s.release(ctx, p)
+	}
+	for p := 0; p < parts && len(s.heldPartitions()) < share; p++ {
+		if s.holds(p) {
+			continue
+		}
+		rev, err := s.kv.Create(ctx, partitionKey(p), []byte(s.node))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				log.Warn("bus lease not taken", "node", s.node, "partition", p, "err", err)
+			}
+			continue
+		}
+		s.start(ctx, p, rev)
+	}
+}
+
+func (s *server) snapshot() map[int]*held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[int]*held, len(s.held))
+	for p, h := range s.held {
+		m[p] = h
+	}
+	return m
+}
+
+func (s *server) holds(p int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[p] != nil
+}
+
+func (s *server) start(ctx context.Context, p int, rev uint64) {
+	cctx, cancel := context.WithCancel(ctx)
+	h := &held{rev: rev, cancel: cancel, done: make(chan struct{})}
+	s.mu.Lock()
+	s.held[p] = h
+	s.mu.Unlock()
+	s.b.cfg.Log.Info("bus partition taken", "node", s.node, "partition", p)
+	go func() {
+		defer close(h.done)
+		err := s.b.Consume(cctx, p, func(ctx context.Context, events []*portrait.Event) error {
+			return s.handle(ctx, p, events)
+		})
+		if err != nil {
+			s.b.cfg.Log.Error("bus consumer stopped", "node", s.node, "partition", p, "err", err)
+		}
+	}()
+}
+
+// stop ends partition p's consumer and waits for it.
+func (s *server) stop(p int) *held {
+	s.mu.Lock()
+	h := s.held[p]
+	delete(s.held, p)
+	s.mu.Unlock()
+	if h != nil {
+		h.cancel()
+		<-h.done
+	}
+	return h
+}
+
+// release stops p and deletes its lease, if it is still this node's.
+func (s *server) release(ctx context.Context, p int) {
+	if h := s.stop(p); h != nil {
+		if err := s.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(h.rev)); err != nil {
+			s.b.cfg.Log.Warn("bus lease not given back: it expires", "node", s.node, "partition", p, "err", err)
+		}
+	}
+}
+
+func (s *server) stopAll() {
+	// The caller's context is over; giving the leases back still needs one.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, p := range s.heldPartitions() {
+		s.release(ctx, p)
+	}
+	if err := s.kv.Delete(ctx, "node."+s.node); err != nil {
+		s.b.cfg.Log.Warn("bus node key not removed: it expires", "node", s.node, "err", err)
+	}
+}
+
+// Owners reads which node holds each partition now (for operators and
+// tests); a partition missing from the map is free.
+func (b *Bus) Owners(ctx context.Context) (map[int]string, error) {
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return map[int]string{}, nil
+	}
+	if err != nil {
+		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the leases: %v", err)
+	}
+	out := map[int]string{}
+	for p := 0; p < b.cfg.Partitions; p++ {
+		e, err := kv.Get(ctx, partitionKey(p))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the leases: %v", err)
+		}
+		out[p] = string(e.Value())
+	}
+	return out, nil
+}
