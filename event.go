@@ -19,6 +19,10 @@ const (
 	// earlier event (properties.message_id), such as a record-linkage
 	// merge, by replaying the affected profiles without it.
 	EventRetract = "retract"
+	// EventSplit is internal too: a person's decision that an identity
+	// merge was wrong (properties: the merge's event and identifier). The
+	// two sides are kept apart from then on, through every replay.
+	EventSplit = "split"
 )
 
 // Event is one accepted tracking event, as kept in the event log. The log is

@@ -97,7 +97,13 @@ const (
 	MergeRefused   = "refused"   // a rule stopped a merge or an identifier
 	MergeRebuilt   = "rebuilt"   // a late event re-ordered a profile's history
 	MergeRetracted = "retracted" // an event was undone and the history replayed without it
+	MergeSplit     = "split"     // a person undid an identity merge: the two sides stay apart
 )
+
+// KeptApartReason begins the reason of a refusal made because a person
+// undid an earlier merge of the two sides: such a pair was decided, it is
+// no probable duplicate.
+const KeptApartReason = "kept apart by split "
 
 // MergeEntry is one line of the merge journal: which profiles, which
 // identifier, which event, when, and, for a refusal, why.

@@ -117,6 +117,26 @@ type gen struct {
 	asOf   time.Time
 	events []map[string]any
 	seq    int
+	// taken: e-mails and phones already given to a customer. Customers
+	// share none: the only duplicates the demo means are the store buyers
+	// (customer.duplicate), joined by phone; an accidental shared e-mail
+	// would merge two people, or pose as a duplicate to linkage.
+	taken map[string]bool
+}
+
+// unique returns the first of make(0), make(1), ... not given to another
+// customer, and takes it. Collisions bump a number instead of drawing
+// again, so the rest of the data set stays what the seed made it.
+func (g *gen) unique(make func(bump int) string) string {
+	if g.taken == nil {
+		g.taken = map[string]bool{}
+	}
+	for bump := 0; ; bump++ {
+		if v := make(bump); !g.taken[v] {
+			g.taken[v] = true
+			return v
+		}
+	}
 }
 
 type customer struct {
@@ -195,7 +215,8 @@ func (g *gen) customer(i int) *customer {
 	c := &customer{i: i, userID: fmt.Sprintf("cust-%05d", i), b2bAccount: -1}
 	p := places[g.pick(len(places))]
 	c.province, c.city, c.en = p.province, p.city, p.en
-	digits := fmt.Sprintf("%s%08d", mobilePrefixes[g.pick(len(mobilePrefixes))], g.rng.IntN(100000000))
+	prefix, number := mobilePrefixes[g.pick(len(mobilePrefixes))], g.rng.IntN(100000000)
+	digits := g.unique(func(bump int) string { return fmt.Sprintf("%s%08d", prefix, (number+bump)%100000000) })
 	c.phone = "+86" + digits
 	switch g.pick(4) { // the same number, typed as people type it
 	case 0:
@@ -211,11 +232,15 @@ func (g *gen) customer(i int) *customer {
 		c.chinese = true
 		s, gv := surnames[g.pick(len(surnames))], givens[g.pick(len(givens))]
 		c.name = s.han + gv.han
-		c.email = fmt.Sprintf("%s.%s%d@%s", gv.pinyin, s.pinyin, g.pick(1000), domains[g.pick(len(domains))])
+		n, domain := g.pick(1000), domains[g.pick(len(domains))]
+		c.email = g.unique(func(bump int) string { return fmt.Sprintf("%s.%s%d@%s", gv.pinyin, s.pinyin, n+1000*bump, domain) })
 	} else {
 		f, l := latinFirst[g.pick(len(latinFirst))], latinLast[g.pick(len(latinLast))]
 		c.name = f + " " + l
-		c.email = fmt.Sprintf("%s.%s%d@%s", strings.ToLower(f), asciiFold(strings.ToLower(l)), g.pick(100), domains[3+g.pick(2)])
+		n, domain := g.pick(100), domains[3+g.pick(2)]
+		c.email = g.unique(func(bump int) string {
+			return fmt.Sprintf("%s.%s%d@%s", strings.ToLower(f), asciiFold(strings.ToLower(l)), n+100*bump, domain)
+		})
 	}
 	c.gender = []string{"female", "male"}[g.pick(2)]
 	c.birthYear = 1955 + g.pick(50)

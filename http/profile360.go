@@ -2,11 +2,14 @@ package http
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
 )
 
 // profileIssueReader lists the values the cleaners refused on one profile.
@@ -17,7 +20,7 @@ type profileIssueReader interface {
 // mountProfile360 adds the parts of the profile page beyond the profile
 // itself; served when the profile store can answer them.
 func (s *Server) mountProfile360(mux *http.ServeMux) {
-	if s.Linkage != nil {
+	if s.Events != nil {
 		mux.Handle("POST /v1/profiles/{id}/merges/{merge}/undo", s.instrument("/v1/profiles/{id}/merges/{merge}/undo", s.admin(s.handleUndoMerge)))
 	}
 	issues, ok := s.Profiles.(profileIssueReader)
@@ -43,11 +46,17 @@ func (s *Server) mountProfile360(mux *http.ServeMux) {
 	})))
 }
 
-// handleUndoMerge undoes one merge of a profile's journal, named by its
-// entry id. Only merges made by record linkage can be undone: their undo is
-// the pair's rejection, a retract event through the log. A merge made by a
-// shared identifier would need the identity graph to remember a split;
-// that is refused with a clear message rather than half done.
+// handleUndoMerge undoes one entry of a profile's merge journal, named by
+// its id. Every undo is a decision appended to the event log, so a replay
+// or rebuild reaches it again:
+//   - a merge made by record linkage (message link-…): the pair is
+//     rejected and the link retracted;
+//   - a merge made by a shared identifier: a split event keeps the two
+//     sides apart from then on (see profile/split.go);
+//   - a split: retracted, the two sides merge again where their events say.
+//
+// The processor applies it asynchronously, like any event: the response
+// says what was decided, the journal shows when it took effect.
 func (s *Server) handleUndoMerge(w http.ResponseWriter, r *http.Request, k *portrait.Key) {
 	id := r.PathValue("id")
 	mid, err := strconv.ParseInt(r.PathValue("merge"), 10, 64)
@@ -69,18 +78,73 @@ func (s *Server) handleUndoMerge(w http.ResponseWriter, r *http.Request, k *port
 	switch {
 	case m == nil:
 		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no merge %d in the journal of profile %s", mid, id))
-		return
+	case m.Kind == portrait.MergeSplit:
+		s.mergeAgain(w, r, k, m, journal)
 	case m.Kind != portrait.MergeMerged:
 		Error(w, r, portrait.Errorf(portrait.EINVALID, "journal entry %d is a %s entry, not a merge", mid, m.Kind))
-		return
-	case !strings.HasPrefix(m.MessageID, "link-"):
-		Error(w, r, portrait.Errorf(portrait.EINVALID, "merge %d was made by the shared identifier %s %q; only merges made by record linkage can be undone", mid, m.Identifier.Type, m.Identifier.Value))
+	case strings.HasPrefix(m.MessageID, "link-"):
+		if s.Linkage == nil {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "merge %d was made by record linkage, which this server does not run", mid))
+			return
+		}
+		c, err := s.Linkage.UndoLink(r.Context(), m.MessageID, k.Name)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"merge": m, "candidate": c, "by": k.Name, "at": s.Now().UTC()})
+	default:
+		s.splitMerge(w, r, k, m)
+	}
+}
+
+// splitMerge undoes an identity merge by appending a split event.
+func (s *Server) splitMerge(w http.ResponseWriter, r *http.Request, k *portrait.Key, m *portrait.MergeEntry) {
+	if m.From == "" || m.Identifier.Type == "" {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "merge %d names no second profile or identifier; it cannot be undone", m.ID))
 		return
 	}
-	c, err := s.Linkage.UndoLink(r.Context(), m.MessageID, k.Name)
+	into, err := s.Profiles.Profile(r.Context(), m.Into)
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"merge": m, "candidate": c, "by": k.Name, "at": s.Now().UTC()})
+	from, err := s.Profiles.Profile(r.Context(), m.From)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if into.ID != from.ID {
+		Error(w, r, portrait.Errorf(portrait.ECONFLICT, "merge %d is not in effect: %s and %s are apart (already undone?)", m.ID, into.ID, from.ID))
+		return
+	}
+	now := s.Now().UTC()
+	ev := profile.SplitEvent(fmt.Sprintf("split-%d-%d", m.ID, now.UnixNano()), m, k.Name, portrait.EventKey{Time: now})
+	if _, err := s.Events.Append(r.Context(), []*portrait.Event{ev}, nil); err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"merge": m, "split": ev.MessageID, "by": k.Name, "at": now})
+}
+
+// mergeAgain undoes a split: its event is retracted.
+func (s *Server) mergeAgain(w http.ResponseWriter, r *http.Request, k *portrait.Key, m *portrait.MergeEntry, journal []*portrait.MergeEntry) {
+	for _, e := range journal {
+		if e.Kind == portrait.MergeRetracted && e.MessageID == m.MessageID {
+			Error(w, r, portrait.Errorf(portrait.ECONFLICT, "split %d was already undone (entry %d)", m.ID, e.ID))
+			return
+		}
+	}
+	if m.From == "" {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "split %d kept nothing apart; there is nothing to merge again", m.ID))
+		return
+	}
+	now := s.Now().UTC()
+	props, _ := json.Marshal(map[string]string{"message_id": m.MessageID, "by": k.Name})
+	ev := &portrait.Event{MessageID: "retract-" + m.MessageID, Type: portrait.EventRetract, Source: portrait.SourceLinkage, Properties: props, Timestamp: now, ReceivedAt: now}
+	if _, err := s.Events.Append(r.Context(), []*portrait.Event{ev}, nil); err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"merge": m, "retract": ev.MessageID, "by": k.Name, "at": now})
 }

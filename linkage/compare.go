@@ -3,6 +3,7 @@ package linkage
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 	"golang.org/x/text/width"
@@ -191,7 +192,15 @@ func prepare(kind Kind, raw string) value {
 	default:
 		s = normalize(raw)
 	}
+	if kind == KindAddress && hasHan(s) {
+		// A Chinese address is written without spaces; a space typed in
+		// one (西湖区 文三路 188号) is noise, not a word boundary.
+		s = strings.Join(strings.Fields(s), "")
+	}
 	v := value{s: s, r: []rune(s)}
+	if kind == KindAddress {
+		v.han = hasHan(s)
+	}
 	if kind == KindAddress || kind == KindText || kind == KindName {
 		for _, t := range strings.Fields(s) {
 			v.tokens = append(v.tokens, []rune(t))
@@ -348,6 +357,9 @@ func (addressComparator) compare(a, b *value) int {
 	if a.s == b.s {
 		return 0
 	}
+	if a.han && b.han && sameChineseAddress(a.s, b.s) {
+		return 1
+	}
 	ts := tokenSimilarity(a.tokens, b.tokens)
 	jw := jaroWinkler(a.r, b.r)
 	switch {
@@ -357,6 +369,26 @@ func (addressComparator) compare(a, b *value) int {
 		return 2
 	}
 	return 3
+}
+
+// sameChineseAddress reports one Chinese address written with and without
+// its leading regions (杭州市西湖区文三路188号 / 西湖区文三路188号, 浙江省杭州市…):
+// the shorter is the end of the longer, what is cut off ends in a region
+// (省, 市, 区, 县), and what is left names a place below the city (six
+// characters or more), not a bare house number.
+func sameChineseAddress(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if utf8.RuneCountInString(a) < 6 || !strings.HasSuffix(b, a) {
+		return false
+	}
+	prefix := []rune(strings.TrimSuffix(b, a))
+	switch prefix[len(prefix)-1] {
+	case '省', '市', '区', '县':
+		return true
+	}
+	return false
 }
 
 // codeComparator: exact, one edit (typo, transposition, dropped digit), or

@@ -212,3 +212,22 @@ func TestNumberedMailboxesDiffer(t *testing.T) {
 		}
 	}
 }
+
+func TestChineseAddressLevels(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"杭州市西湖区文三路188号", "杭州市 西湖区 文三路 188号", 0}, // typed spaces
+		{"杭州市西湖区文三路188号", "西湖区 文三路 188号", 1},     // without the city
+		{"浙江省杭州市西湖区文三路188号", "西湖区文三路188号", 1},    // without province and city
+		{"杭州市西湖区文三路188号", "杭州市西湖区文三路189号", 1},    // one character apart (a typo?): Jaro-Winkler, as for any text
+		{"杭州市西湖区文三路188号", "188号", 3},             // a bare house number says nothing
+		{"杭州市西湖区文三路188号", "上城区解放路88号", 3},
+	} {
+		a, b := prepare(KindAddress, tc.a), prepare(KindAddress, tc.b)
+		if got := (addressComparator{}).compare(&a, &b); got != tc.want {
+			t.Errorf("%q vs %q: level %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

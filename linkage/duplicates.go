@@ -60,6 +60,7 @@ func ProbableDuplicates(ctx context.Context, j JournalReader, keep func(*portrai
 	type pairKey [2]string
 	byPair := map[pairKey]*portrait.ProbableDuplicate{}
 	current := map[string]string{} // journalled id → surviving profile id, "" if gone
+	decided := map[pairKey]bool{}
 	resolve := func(id string) (string, error) {
 		if c, ok := current[id]; ok {
 			return c, nil
@@ -93,6 +94,10 @@ func ProbableDuplicates(ctx context.Context, j JournalReader, keep func(*portrai
 		if b < a {
 			a, b = b, a
 		}
+		if strings.HasPrefix(r.Reason, portrait.KeptApartReason) {
+			decided[pairKey{a, b}] = true // a person split them
+			continue
+		}
 		d := byPair[pairKey{a, b}]
 		if d == nil {
 			d = &portrait.ProbableDuplicate{AProfile: a, BProfile: b, Reason: r.Reason, MessageID: r.MessageID, EventSeq: r.EventSeq, At: r.At}
@@ -103,8 +108,8 @@ func ProbableDuplicates(ctx context.Context, j JournalReader, keep func(*portrai
 		}
 	}
 	var out []*portrait.ProbableDuplicate
-	for _, d := range byPair {
-		if !probable(d.Shared) {
+	for k, d := range byPair {
+		if decided[k] || !probable(d.Shared) {
 			continue
 		}
 		if keep != nil {

@@ -84,7 +84,11 @@ type Processor struct {
 	profiles  map[string]*portrait.Profile
 	refused   map[portrait.Identifier]map[string]bool
 	retracted map[string]bool
-	loaded    bool
+	// splits are the identity merges people undid (see split.go), by the
+	// split event's message id, and indexed by the identifiers they name.
+	splits   map[string]*Split
+	splitIdx map[portrait.Identifier][]*Split
+	loaded   bool
 	// idsComplete: p.ids holds every identifier, so a miss means unowned.
 	idsComplete bool
 }
@@ -140,6 +144,9 @@ func (p *Processor) load(ctx context.Context) error {
 	p.retracted = make(map[string]bool, len(rs))
 	for _, m := range rs {
 		p.retracted[m] = true
+	}
+	if err := p.loadSplits(ctx); err != nil {
+		return err
 	}
 	ids, attached, complete, err := p.Store.LoadIdentities(ctx, p.MaxIdentities)
 	if err != nil {
@@ -485,6 +492,8 @@ type batch struct {
 	tx        StateTx
 	dirty     map[string]*touched // by id
 	now       time.Time
+	// replay, while a replay runs, says why (for the merges it journals).
+	replay string
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {
@@ -696,6 +705,9 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 	if b.p.retracted[e.MessageID] {
 		return nil // undone before it arrived
 	}
+	if e.Type == portrait.EventSplit {
+		return b.split(e)
+	}
 	ps, ids := pre.ps, pre.ids
 	key := e.Key()
 
@@ -829,7 +841,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 				return fmt.Sprintf("would give one profile %d %s values (limit %d)", n, id.Type, l)
 			}
 		}
-		return ""
+		return b.splitConflict(pr, add)
 	}
 	for _, id := range ids {
 		pid, err := b.identity(id)
@@ -874,6 +886,13 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 			refusals = append(refusals, refusal{q.ID, id, reason})
 			continue
 		}
+		if reason, err := b.keptApart(e, id, target, q); err != nil || reason != "" {
+			if err != nil {
+				return err
+			}
+			refusals = append(refusals, refusal{q.ID, id, reason})
+			continue
+		}
 		if target, err = b.merge(target, q, id, e); err != nil {
 			return err
 		}
@@ -896,8 +915,11 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 		}
 	}
 	for _, id := range strays {
-		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq,
-			Reason: fmt.Sprintf("profile already holds %d %s (limit %d)", countType(target, id.Type), id.Type, rules.Limit(id.Type))}); err != nil {
+		reason := b.splitConflict(target, []portrait.Identifier{id})
+		if reason == "" {
+			reason = fmt.Sprintf("profile already holds %d %s (limit %d)", countType(target, id.Type), id.Type, rules.Limit(id.Type))
+		}
+		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq, Reason: reason}); err != nil {
 			return err
 		}
 	}
@@ -1089,7 +1111,11 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 		return nil, err
 	}
 	b.touch(keep)
-	return keep, b.journal(&portrait.MergeEntry{Kind: portrait.MergeMerged, Into: keep.ID, From: gone.ID, Identifier: via, MessageID: e.MessageID, EventSeq: e.Seq})
+	m := &portrait.MergeEntry{Kind: portrait.MergeMerged, Into: keep.ID, From: gone.ID, Identifier: via, MessageID: e.MessageID, EventSeq: e.Seq}
+	if b.replay != "" {
+		m.Reason = "made in the " + b.replay
+	}
+	return keep, b.journal(m)
 }
 
 func (b *batch) deleteProfile(id string) error {
@@ -1238,6 +1264,7 @@ func (b *batch) replayLate() error {
 			return err
 		}
 	}
+	b.replay = fmt.Sprintf("replay for %d late event(s) from %s on", len(late), late[0].Timestamp.UTC().Format(time.RFC3339))
 	return b.rebuild(late, pres, involved)
 }
 
@@ -1336,6 +1363,10 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 		}
 	}
 	// ...and derive it again, in order.
+	if b.replay == "" {
+		b.replay = fmt.Sprintf("replay of %d profile(s)", len(closure))
+	}
+	defer func() { b.replay = "" }()
 	landed := map[string]string{}
 	for _, ev := range events {
 		pre, ok := pres[ev]
@@ -1402,6 +1433,9 @@ func (b *batch) retract(e *portrait.Event) error {
 	if err != nil || x == nil {
 		return err
 	}
+	if x.Type == portrait.EventSplit {
+		return b.unsplit(e, x, props.By)
+	}
 	pre := b.p.prepare(x)
 	involved := map[string]bool{}
 	if err := b.involve(pre.ids, involved); err != nil {
@@ -1410,6 +1444,7 @@ func (b *batch) retract(e *portrait.Event) error {
 	if len(involved) == 0 {
 		return nil
 	}
+	b.replay = "replay without event " + target
 	if err := b.rebuild(nil, nil, involved); err != nil {
 		return err
 	}

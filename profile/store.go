@@ -35,6 +35,8 @@ type Store interface {
 	EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error)
 	// LoadRetracted returns the message ids of retracted events.
 	LoadRetracted(ctx context.Context) ([]string, error)
+	// LoadSplits returns the identity merges people undid (see Split).
+	LoadSplits(ctx context.Context) ([]*Split, error)
 	// ProfileIDs pages through profile ids in order.
 	ProfileIDs(ctx context.Context, after string, limit int) ([]string, error)
 }
@@ -82,6 +84,10 @@ type StateTx interface {
 	AppendMerge(m *portrait.MergeEntry) error
 	AddTraitIssue(i *portrait.TraitIssue) error
 	PutRetracted(messageID string) error
+	// PutSplit records (or updates) a kept-apart decision; DeleteSplit
+	// forgets one, named by its split event.
+	PutSplit(s *Split) error
+	DeleteSplit(messageID string) error
 	SetCheckpoint(name string, seq int64) error
 
 	// Flush hands the writes so far to storage, which may start writing

@@ -20,6 +20,9 @@ import (
 type Record struct {
 	Person int
 	Fields map[string]string
+	// Romanised: one of a person's two records of which one is romanised
+	// (Options.Romanised).
+	Romanised bool
 }
 
 // Options of a population.
@@ -30,6 +33,14 @@ type Options struct {
 	// different person, and phones and e-mail addresses are unique.
 	DupShare float64
 	Seed     uint64
+	// Romanised makes half the duplicates the romanised record of another
+	// system (a booking site, an overseas shop): the name in pinyin, in
+	// either order, sometimes full-width, with the phone only, where the
+	// first record has the e-mail only, so the two share no identifier.
+	// The other half are duplicated as without it.
+	// Compound surnames (欧阳, 司马, 诸葛, 上官, 东方, 皇甫) are ten times as
+	// frequent as in the census, so that enough of them are measured.
+	Romanised bool
 }
 
 // Weighted lists, roughly by frequency in China (surnames per the 2020
@@ -54,6 +65,9 @@ var surnames = []weighted{
 	{"余", 4}, {"杜", 4}, {"叶", 4}, {"程", 3}, {"苏", 3}, {"魏", 3}, {"吕", 3}, {"丁", 3}, {"任", 3}, {"沈", 3},
 	{"欧阳", 1}, {"司马", 1}, {"诸葛", 1},
 }
+
+// compound surnames, weighted up for Options.Romanised.
+var compound = []weighted{{"欧阳", 10}, {"司马", 10}, {"诸葛", 10}, {"上官", 10}, {"东方", 10}, {"皇甫", 10}}
 
 var givens = []weighted{
 	{"伟", 40}, {"芳", 38}, {"娜", 35}, {"秀英", 33}, {"敏", 32}, {"静", 31}, {"丽", 29}, {"强", 28}, {"磊", 27}, {"军", 26},
@@ -94,6 +108,7 @@ type person struct {
 
 type gen struct {
 	rng            *rand.Rand
+	surnames       []weighted
 	phones, emails map[string]bool
 	surTotal       int
 	givTotal       int
@@ -114,7 +129,7 @@ func pick[T any](g *gen, xs []T, w func(T) int, total int) T {
 func weightOf(x weighted) int { return x.w }
 
 func (g *gen) person() person {
-	s := pick(g, surnames, weightOf, g.surTotal)
+	s := pick(g, g.surnames, weightOf, g.surTotal)
 	gv := pick(g, givens, weightOf, g.givTotal)
 	pl := pick(g, places, func(p place) int { return p.w }, g.placeTotal)
 	p := person{sur: s.han, given: gv.han, province: pl.province, city: pl.city,
@@ -228,6 +243,42 @@ func (g *gen) variant(p person) map[string]string {
 	return r
 }
 
+// romanised is the person as a system that takes Latin letters holds
+// them: the name in pinyin (surname first or last, sometimes full-width or
+// in capitals), the phone (reformatted) but no e-mail, the birth date in
+// another format or missing, the city sometimes without 市.
+func (g *gen) romanised(p person) map[string]string {
+	r := p.record()
+	sur, given := title(p.surPy), title(p.givenPy)
+	switch k := g.rng.IntN(100); {
+	case k < 45:
+		r["name"] = sur + " " + given
+	case k < 85: // Western order
+		r["name"] = given + " " + sur
+	case k < 93:
+		r["name"] = strings.ToUpper(p.surPy) + " " + given // passport style
+	default:
+		r["name"] = fullWidth(sur + " " + given)
+	}
+	r["email"] = ""
+	if g.rng.IntN(2) == 0 {
+		r["phone"] = "+86 " + p.mobile[:3] + " " + p.mobile[3:7] + " " + p.mobile[7:]
+	}
+	switch k := g.rng.IntN(100); {
+	case k < 40:
+		r["birth_date"] = fmt.Sprintf("%02d/%02d/%d", p.d, p.m, p.y) // day first
+	case k < 55:
+		r["birth_date"] = ""
+	}
+	if g.rng.IntN(100) < 30 {
+		r["city"] = strings.TrimSuffix(r["city"], "市")
+	}
+	if g.rng.IntN(100) < 20 {
+		r["gender"] = ""
+	}
+	return r
+}
+
 func title(s string) string {
 	if s == "" {
 		return s
@@ -255,7 +306,12 @@ func fullWidth(s string) string {
 // variants. Records of one person are not adjacent.
 func Population(o Options) []Record {
 	g := &gen{rng: rand.New(rand.NewPCG(o.Seed, 0x11e7a6e)), phones: map[string]bool{}, emails: map[string]bool{}}
-	for _, s := range surnames {
+	if o.Romanised {
+		g.surnames = append(append([]weighted{}, surnames[:len(surnames)-3]...), compound...)
+	} else {
+		g.surnames = surnames
+	}
+	for _, s := range g.surnames {
 		g.surTotal += s.w
 	}
 	for _, s := range givens {
@@ -267,6 +323,12 @@ func Population(o Options) []Record {
 	var out []Record
 	for i := range o.People {
 		p := g.person()
+		if o.Romanised && o.DupShare > 0 && g.rng.Float64() < o.DupShare/2 {
+			first := p.record()
+			first["phone"] = ""
+			out = append(out, Record{Person: i, Fields: first, Romanised: true}, Record{Person: i, Fields: g.romanised(p), Romanised: true})
+			continue
+		}
 		out = append(out, Record{Person: i, Fields: p.record()})
 		if o.DupShare > 0 && g.rng.Float64() < o.DupShare {
 			for range 1 + g.rng.IntN(2) {
