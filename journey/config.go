@@ -79,7 +79,7 @@ func DefaultConfig() Config {
 				{Event: "Order Completed"}, {Event: "Policy Purchased"},
 			}},
 			{Name: AfterSales, LabelZh: "售后", LabelEn: "After-sales", Patterns: []Pattern{
-				{Event: "Ticket Created"}, {Event: "Support Ticket Opened"}, {Event: "Complaint Submitted"},
+				{Event: "Ticket Created"}, {Event: "Ticket Opened"}, {Event: "Support Ticket Opened"}, {Event: "Complaint Submitted"},
 				{Event: "Return Requested"}, {Event: "Order Refunded"}, {Event: "Claim Filed"},
 			}},
 		},
