@@ -291,21 +291,35 @@ func (s *Service) cell(r rowScope, stage string, reached, current map[string]*ro
 	}
 	c.Current = int(r.members.AndCardinality(current[stage]))
 	c.SegmentExpression = cellExpression(r, stage)
-	mean := func(trait string, digits int) *float64 {
-		sum, k, _ := ix.NumericStats(trait, members, false)
-		if k == 0 {
+	// every numeric figure of the cell in one pass over its members
+	next := ""
+	if i := s.Journey.Index(stage); i+1 < len(s.Journey.Stages) {
+		next = s.Journey.Stages[i+1].Name
+	}
+	names := []string{TraitRevenue, TraitCLV, TraitChurn, TraitExpected, journey.NPSAt(stage), journey.CSATAt(stage)}
+	want := []bool{false, false, false, false, true, false}
+	if next != "" {
+		names, want = append(names, journey.DaysTo(stage, next)), append(want, true)
+	}
+	var st []segment.NumericStat
+	if n > 0 {
+		st = ix.NumericStats(names, members, want)
+	} else {
+		st = make([]segment.NumericStat, len(names))
+	}
+	mean := func(k, digits int) *float64 {
+		if st[k].N == 0 {
 			return nil
 		}
-		return ptr(round(sum/float64(k), digits))
+		return ptr(round(st[k].Sum/float64(st[k].N), digits))
 	}
-	sum, _, _ := ix.NumericStats(TraitRevenue, members, false)
-	c.Revenue = round(sum, 2)
-	c.CLV = mean(TraitCLV, 2)
-	c.ChurnProbability = mean(TraitChurn, 4)
-	c.ExpectedPurchases90d = mean(TraitExpected, 4)
-	if _, k, vals := ix.NumericStats(journey.NPSAt(stage), members, true); k > 0 {
+	c.Revenue = round(st[0].Sum, 2)
+	c.CLV = mean(1, 2)
+	c.ChurnProbability = mean(2, 4)
+	c.ExpectedPurchases90d = mean(3, 4)
+	if k := st[4].N; k > 0 {
 		var pro, det int
-		for _, v := range vals {
+		for _, v := range st[4].Values {
 			switch {
 			case v >= 9:
 				pro++
@@ -315,20 +329,16 @@ func (s *Service) cell(r rowScope, stage string, reached, current map[string]*ro
 		}
 		c.NPS, c.NPSResponses = ptr(round(100*float64(pro-det)/float64(k), 1)), k
 	}
-	if sum, k, _ := ix.NumericStats(journey.CSATAt(stage), members, false); k > 0 {
-		c.CSAT, c.CSATResponses = ptr(round(sum/float64(k), 2)), k
-	}
-	next := ""
-	if i := s.Journey.Index(stage); i+1 < len(s.Journey.Stages) {
-		next = s.Journey.Stages[i+1].Name
+	if k := st[5].N; k > 0 {
+		c.CSAT, c.CSATResponses = ptr(round(st[5].Sum/float64(k), 2)), k
 	}
 	var converted *roaring.Bitmap
 	if next != "" && n > 0 {
 		converted = roaring.And(members, reached[next])
 		conv := round(float64(converted.GetCardinality())/float64(n), 4)
 		c.Conversion, c.DropOff = ptr(conv), ptr(round(1-conv, 4))
-		if _, k, vals := ix.NumericStats(journey.DaysTo(stage, next), members, true); k > 0 {
-			c.MedianDaysToNext = ptr(round(median(vals), 2))
+		if st[6].N > 0 {
+			c.MedianDaysToNext = ptr(round(median(st[6].Values), 2))
 		}
 	}
 	counts := func(trait string, within *roaring.Bitmap, label func(string) string) []Count {

@@ -286,7 +286,7 @@ func plainCell(t *testing.T, members []*portrait.Profile, stage, next string, go
 }
 
 func TestCellsMatchPlainComputation(t *testing.T) {
-	w := build(t, 4000, true, nil)
+	w := build(t, 2000, true, nil)
 	sh := w.segment(t, &segment.Definition{Name: "上海", Expression: `traits.city == "上海市"`})
 	rich := w.segment(t, &segment.Definition{Name: "rich", Condition: &segment.Condition{Trait: "revenue", Op: ">=", Value: []byte("1000")}})
 	m, err := w.m.Build(bizmap.Query{Segments: []string{sh, rich, bizmap.AllSegment}, Lang: "en"})
@@ -380,17 +380,17 @@ func TestNoAfterSalesNoPainPoints(t *testing.T) {
 // A rule fires where its figures say so, and names them.
 func TestRulesNameTheirFigures(t *testing.T) {
 	rules := []bizmap.Rule{
-		{Name: "big", When: "customers >= 1000 && conversion != nil && conversion < 0.7", Action: "look", LabelEn: "Look at {need}", LabelZh: "看看{need}"},
+		{Name: "big", When: "customers >= 500 && conversion != nil && conversion < 0.7", Action: "look", LabelEn: "Look at {need}", LabelZh: "看看{need}"},
 		{Name: "never", When: "customers < 0", Action: "x"},
 	}
-	w := build(t, 3000, true, rules)
+	w := build(t, 1500, true, rules)
 	m, err := w.m.Build(bizmap.Query{Segments: []string{bizmap.AllSegment}, Lang: "zh"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range m.Rows[0].Cells {
 		fired := len(c.Actions) == 1
-		want := c.Customers >= 1000 && c.Conversion != nil && *c.Conversion < 0.7
+		want := c.Customers >= 500 && c.Conversion != nil && *c.Conversion < 0.7
 		if fired != want {
 			t.Fatalf("%s: fired %v, want %v (customers %d, conversion %v)", c.Stage, fired, want, c.Customers, c.Conversion)
 		}
