@@ -100,6 +100,7 @@ func Generate(seed uint64, n int, asOf time.Time) *Dataset {
 			d.SampleEmail = c.email
 		}
 		g.history(c, accounts)
+		g.journeys(c) // the service path the business map draws (journeys.go)
 		if c.duplicate {
 			d.Duplicates++
 		}

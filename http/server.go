@@ -23,6 +23,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
+	"github.com/portrait-cdp/portrait/bizmap"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
@@ -67,6 +68,8 @@ type Server struct {
 	Segments *segment.Service
 	// Search finds profiles by name, pinyin, phone, email, identifier.
 	Search *search.Index
+	// Map serves the customer business map, /v1/map (nil: not served).
+	Map *bizmap.Service
 	// Overview feeds GET /v1/overview (nil: not served).
 	Overview OverviewStore
 	// Extra lets other packages mount more routes (console, analytics...).
@@ -154,6 +157,8 @@ func (s *Server) Handler() http.Handler {
 	s.mountSearch(mux)
 	s.mountOverview(mux)
 	s.mountProfile360(mux)
+	// customer business map (issue 14)
+	s.mountMap(mux)
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)

@@ -104,6 +104,10 @@ func channel(ev *portrait.Event, props map[string]any) string {
 	return ev.Source
 }
 
+// Channel is channel for other enrichers (the service path, needs), so that
+// a touchpoint is named the same way everywhere.
+func Channel(ev *portrait.Event, props map[string]any) string { return channel(ev, props) }
+
 // declared is the channel an SDK declares at the top level of an event.
 func declared(ch string) string {
 	if strings.EqualFold(strings.TrimSpace(ch), "mobile") {

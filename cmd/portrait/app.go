@@ -38,6 +38,7 @@ type Config struct {
 	Bus       string
 	RulesFile string
 	CleanFile string
+	MapFile   string // customer business map: service path, needs, rules
 	// AnalyticsEvery: how often each analysis reruns (0: never on its own).
 	AnalyticsEvery time.Duration
 	LogLevel       string
@@ -52,6 +53,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
 	fs.DurationVar(&c.AnalyticsEvery, "analytics-every", 24*time.Hour, "rerun every analysis (clv, fpgrowth, kmeans, churn) this often; 0 turns the schedule off")
 	fs.StringVar(&c.CleanFile, "clean", "", "cleaning YAML: region, kinds (trait → email|phone|name|...), fill rules")
+	fs.StringVar(&c.MapFile, "map", "", "customer business map YAML: journey (stages), needs (taxonomy, topics), rules")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
 }
@@ -235,6 +237,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	if err := a.wireSegments(ctx); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
+	if err := a.wireMap(); err != nil { // customer business map (issue 14)
 		a.DB.Close()
 		a.lock.Close()
 		return nil, err

@@ -35,7 +35,11 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 		return err
 	}
 	ts.Changed = gs.Reactivate
-	a.Proc.Enrichers = append(a.Proc.Enrichers, ten, gen)
+	mapEns, err := a.mapEnrichers() // service path and needs (issue 14)
+	if err != nil {
+		return err
+	}
+	a.Proc.Enrichers = append(append(append(a.Proc.Enrichers, ten), mapEns...), gen)
 	a.HTTP.Traits, a.HTTP.Tags = ts, gs
 	a.Enrich = &Enrichment{Traits: ts, Tags: gs}
 	return nil

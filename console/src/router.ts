@@ -14,6 +14,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/tags', name: 'tags', component: () => import('./pages/Tags.vue'), meta: { menu: 'tags' } },
   { path: '/analytics', name: 'analytics', component: () => import('./pages/Analytics.vue'), meta: { menu: 'analytics' } },
   { path: '/data', name: 'data', component: () => import('./pages/Data.vue'), meta: { menu: 'data' } },
+  // customer business map (issue 14)
+  { path: '/map', name: 'map', component: () => import('./pages/Map.vue'), meta: { menu: 'map' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 

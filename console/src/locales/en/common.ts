@@ -8,6 +8,7 @@ export default {
     tags: 'Tags & traits',
     analytics: 'Analytics',
     data: 'Data',
+    map: 'Business map', // customer business map (issue 14)
   },
   language: 'Language',
   signOut: 'Sign out',

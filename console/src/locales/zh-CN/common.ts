@@ -8,6 +8,7 @@ export default {
     tags: '标签与特征',
     analytics: '分析',
     data: '数据',
+    map: '经营地图', // customer business map (issue 14)
   },
   language: '语言',
   signOut: '退出登录',
