@@ -219,78 +219,155 @@ func twoProportionZ(x1, n1, x2, n2 int, minExp float64) (float64, bool) {
 	return (float64(x1)/float64(n1) - float64(x2)/float64(n2)) / se, true
 }
 
-// numericInsight gathers the trait's numbers in target, base and rest in
-// one pass each, then tests target against rest.
+// numericInsight tests target against rest. Means and variances take one
+// pass over the base and one over the target (the rest is their
+// difference when the target is inside the base); medians and the counts
+// above the pooled median read the trait's quantile buckets, so a
+// selection runs over one bucket's values rather than all of them.
 func (c *traitCol) numericInsight(attr string, tg, bs, rest *roaring.Bitmap, minGroup int) NumericInsight {
-	gather := func(scope *roaring.Bitmap) []float64 {
-		vals := make([]float64, 0, c.isNum.AndCardinality(scope))
+	tg, bs, rest = roaring.And(c.isNum, tg), roaring.And(c.isNum, bs), roaring.And(c.isNum, rest)
+	inside := tg.AndCardinality(bs) == tg.GetCardinality()
+	shift := 0.0 // moments about a typical value keep the sums of squares accurate
+	if c.edges != nil {
+		shift = c.edges[len(c.edges)/2]
+	} else if !bs.IsEmpty() {
+		shift = c.nums[bs.Minimum()]
+	}
+	mt, mb := c.moments(tg, shift), c.moments(bs, shift)
+	var mr moments
+	if inside {
+		mr = moments{n: mb.n - mt.n, s: mb.s - mt.s, ss: mb.ss - mt.ss, shift: shift}
+	} else {
+		mr = c.moments(rest, shift)
+	}
+	r := NumericInsight{Attribute: attr, CountTarget: mt.n, CountBase: mb.n}
+	if mt.n > 0 {
+		m, med := mt.mean(), c.median(tg)
+		r.MeanTarget, r.MedianTarget = &m, &med
+	}
+	if mb.n > 0 {
+		m, med := mb.mean(), c.median(bs)
+		r.MeanBase, r.MedianBase = &m, &med
+		if m != 0 && mt.n > 0 {
+			ratio := mt.mean() / m * 100
+			r.Ratio = &ratio
+		}
+	}
+	if mt.n < minGroup || mr.n < minGroup {
+		return r
+	}
+	if t, df, ok := welch(mt.mean(), mt.variance(), mt.n, mr.mean(), mr.variance(), mr.n); ok {
+		p := 2 * distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(math.Abs(t))
+		r.T, r.PValueMean, r.Tested = &t, &p, true
+	}
+	m := *r.MedianBase // the pooled median when the target is inside the base
+	if !inside {
+		m = c.median(roaring.Or(tg, rest))
+	}
+	if p, ok := moodMedian(c.countAbove(tg, m), mt.n, c.countAbove(rest, m), mr.n); ok {
+		r.PValueMedian, r.Tested = &p, true
+	}
+	return r
+}
+
+// moments are the count, sum and sum of squares of values about shift.
+type moments struct {
+	n     int
+	s, ss float64
+	shift float64
+}
+
+func (m moments) mean() float64 { return m.shift + m.s/float64(m.n) }
+
+// variance is the unbiased sample variance.
+func (m moments) variance() float64 {
+	if m.n < 2 {
+		return 0
+	}
+	return max(0, (m.ss-m.s*m.s/float64(m.n))/float64(m.n-1))
+}
+
+func (c *traitCol) moments(scope *roaring.Bitmap, shift float64) moments {
+	out := moments{shift: shift}
+	nums := c.nums
+	eachBatch(scope, func(ns []uint32) {
+		s, ss := 0.0, 0.0
+		for _, n := range ns {
+			d := nums[n] - shift
+			s += d
+			ss += d * d
+		}
+		out.n += len(ns)
+		out.s += s
+		out.ss += ss
+	})
+	return out
+}
+
+// kth is the k-th smallest number (from 0) of scope, whose members all
+// hold a number. With quantile buckets, the bucket holding rank k is found
+// from counts and only its values are selected among.
+func (c *traitCol) kth(scope *roaring.Bitmap, k int) float64 {
+	gather := func(bm *roaring.Bitmap) []float64 {
+		vals := make([]float64, 0, bm.GetCardinality())
 		nums := c.nums
-		eachBatch(roaring.And(c.isNum, scope), func(ns []uint32) {
+		eachBatch(bm, func(ns []uint32) {
 			for _, n := range ns {
 				vals = append(vals, nums[n])
 			}
 		})
 		return vals
 	}
-	tv, rv := gather(tg), gather(rest)
-	var bv []float64
-	if tg.AndCardinality(bs) == tg.GetCardinality() {
-		bv = append(append(make([]float64, 0, len(tv)+len(rv)), tv...), rv...) // base = target ∪ rest
-	} else {
-		bv = gather(bs)
+	if c.edges == nil {
+		return selectK(gather(scope), k)
 	}
-	r := NumericInsight{Attribute: attr, CountTarget: len(tv), CountBase: len(bv)}
-	mt, vt := meanVar(tv)
-	mb, _ := meanVar(bv)
-	mr, vr := meanVar(rv)
-	if len(tv) > 0 {
-		r.MeanTarget = &mt
-		m := median(tv)
-		r.MedianTarget = &m
-	}
-	if len(bv) > 0 {
-		r.MeanBase = &mb
-		m := median(bv)
-		r.MedianBase = &m
-		if mb != 0 && len(tv) > 0 {
-			ratio := mt / mb * 100
-			r.Ratio = &ratio
+	before := 0
+	for _, b := range c.buckets {
+		cnt := int(b.AndCardinality(scope))
+		if k < before+cnt {
+			return selectK(gather(roaring.And(b, scope)), k-before)
 		}
+		before += cnt
 	}
-	if len(tv) < minGroup || len(rv) < minGroup {
-		return r
-	}
-	if t, df, ok := welch(mt, vt, len(tv), mr, vr, len(rv)); ok {
-		p := 2 * distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(math.Abs(t))
-		r.T, r.PValueMean, r.Tested = &t, &p, true
-	}
-	if p, ok := moodMedian(tv, rv); ok {
-		r.PValueMedian, r.Tested = &p, true
-	}
-	return r
+	return math.NaN() // k beyond the scope: median never asks
 }
 
-// meanVar is the mean and the unbiased variance (two-pass, for accuracy
-// over large sums).
-func meanVar(x []float64) (mean, variance float64) {
-	if len(x) == 0 {
-		return 0, 0
+// median of the numbers of scope (every member holds one).
+func (c *traitCol) median(scope *roaring.Bitmap) float64 {
+	n := int(scope.GetCardinality())
+	if n == 0 {
+		return math.NaN()
 	}
-	var s float64
-	for _, v := range x {
-		s += v
+	if n%2 == 1 {
+		return c.kth(scope, n/2)
 	}
-	mean = s / float64(len(x))
-	if len(x) < 2 {
-		return mean, 0
+	return (c.kth(scope, n/2-1) + c.kth(scope, n/2)) / 2
+}
+
+// countAbove counts the members of scope holding a number above m: whole
+// buckets above m's bucket by count, m's own bucket by its values.
+func (c *traitCol) countAbove(scope *roaring.Bitmap, m float64) int {
+	above := 0
+	nums := c.nums
+	scan := func(bm *roaring.Bitmap) {
+		eachBatch(bm, func(ns []uint32) {
+			for _, n := range ns {
+				if nums[n] > m {
+					above++
+				}
+			}
+		})
 	}
-	var ss, comp float64
-	for _, v := range x {
-		d := v - mean
-		ss += d * d
-		comp += d
+	if c.edges == nil {
+		scan(scope)
+		return above
 	}
-	return mean, (ss - comp*comp/float64(len(x))) / float64(len(x)-1)
+	b := c.bucket(m)
+	for i := b + 1; i < len(c.buckets); i++ {
+		above += int(c.buckets[i].AndCardinality(scope))
+	}
+	scan(roaring.And(c.buckets[b], scope))
+	return above
 }
 
 // welch is Welch's t statistic and its Welch–Satterthwaite degrees of
@@ -305,53 +382,22 @@ func welch(m1, v1 float64, n1 int, m2, v2 float64, n2 int) (t, df float64, ok bo
 	return t, df, true
 }
 
-// moodMedian is Mood's median test: the 2×2 table of values above the
-// pooled median, or not, in each group, tested by chi-square with one
-// degree of freedom. It costs a selection, not a sort, which a rank test
-// (Mann–Whitney) over a million values would need.
-func moodMedian(x, y []float64) (float64, bool) {
-	pooled := append(append(make([]float64, 0, len(x)+len(y)), x...), y...)
-	m := median(pooled)
-	above := func(v []float64) int {
-		k := 0
-		for _, f := range v {
-			if f > m {
-				k++
-			}
-		}
-		return k
-	}
-	a, b := above(x), above(y)
-	n1, n2 := float64(len(x)), float64(len(y))
-	n := n1 + n2
-	p := float64(a+b) / n
+// moodMedian is Mood's median test from the counts above the pooled
+// median in each group: the 2×2 table (above or not × group) tested by
+// chi-square with one degree of freedom. It needs counts, not ranks, which
+// a rank test (Mann–Whitney) over a million values would sort for.
+func moodMedian(a, n1, b, n2 int) (float64, bool) {
+	f1, f2 := float64(n1), float64(n2)
+	p := float64(a+b) / (f1 + f2)
 	if p == 0 || p == 1 {
 		return 0, false // every value at the median: no information
 	}
 	chi := 0.0
-	for _, c := range [][2]float64{{float64(a), n1 * p}, {n1 - float64(a), n1 * (1 - p)}, {float64(b), n2 * p}, {n2 - float64(b), n2 * (1 - p)}} {
+	for _, c := range [][2]float64{{float64(a), f1 * p}, {f1 - float64(a), f1 * (1 - p)}, {float64(b), f2 * p}, {f2 - float64(b), f2 * (1 - p)}} {
 		d := c[0] - c[1]
 		chi += d * d / c[1]
 	}
 	return distuv.ChiSquared{K: 1}.Survival(chi), true
-}
-
-// median of x, which it reorders (a copy is the caller's to make).
-func median(x []float64) float64 {
-	n := len(x)
-	if n == 0 {
-		return math.NaN()
-	}
-	hi := selectK(x, n/2)
-	if n%2 == 1 {
-		return hi
-	}
-	// the largest of the lower half, which selectK left below n/2
-	lo := x[0]
-	for _, v := range x[1 : n/2] {
-		lo = max(lo, v)
-	}
-	return (lo + hi) / 2
 }
 
 // selectK reorders x so that x[k] is its k-th smallest value, smaller or
