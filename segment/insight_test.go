@@ -141,15 +141,23 @@ func TestInsightOnlineRetailMatchesPlainComputation(t *testing.T) {
 	}
 	// The country's own row: every target member holds it. Its 2×2 table
 	// expects about 2 target members by chance, under the minimum of 5, so
-	// it is shown but not tested; the most distinguishing tested row is
-	// the United Kingdom, which no target member holds.
-	for _, a := range ins.Attributes {
+	// it is shown but not tested. The most distinguishing tested rows are
+	// postage (foreign customers pay it) and the United Kingdom, which no
+	// target member holds.
+	var uk *segment.AttributeInsight
+	for i, a := range ins.Attributes {
 		if a.Attribute == "traits.country" && a.Value == country && (a.ShareTarget != 1 || !near(a.TGI, float64(nb)/float64(nt)*100, 1e-12) || a.Tested) {
 			t.Errorf("%s row %+v: want share 1, TGI %.1f, untested", country, a, float64(nb)/float64(nt)*100)
 		}
+		if a.Attribute == "traits.country" && a.Value == "United Kingdom" {
+			uk = &ins.Attributes[i]
+		}
 	}
-	if top := ins.Attributes[0]; top.Attribute != "traits.country" || top.Value != "United Kingdom" || !top.Significant || top.TGI != 0 {
-		t.Errorf("top attribute %+v, want traits.country=United Kingdom, TGI 0, significant", top)
+	if top := ins.Attributes[0]; top.Attribute != "tags" || top.Value != "item:POST" || !top.Significant || top.TGI < 1000 {
+		t.Errorf("top attribute %+v, want tags=item:POST, TGI over 1000, significant", top)
+	}
+	if uk == nil || uk.TGI != 0 || !uk.Significant {
+		t.Errorf("United Kingdom row %+v, want TGI 0, significant", uk)
 	}
 	if significant < 5 {
 		t.Errorf("only %d significant values for %s", significant, country)

@@ -33,7 +33,7 @@ type retailCustomer struct {
 
 // retailItems is how many of the stock codes bought by the most customers
 // become tags ("item:<code>").
-const retailItems = 30
+const retailItems = 100
 
 var retail struct {
 	once      sync.Once
