@@ -71,8 +71,8 @@ type Lookalike struct {
 // feature is one model input read from the index columns.
 type feature struct {
 	name string
-	col  *traitCol        // numeric: the column
-	mean float64          // numeric: imputed for profiles without a value
+	col  *traitCol       // numeric: the column
+	mean float64         // numeric: imputed for profiles without a value
 	bm   *roaring.Bitmap // binary: the profiles holding it
 }
 
