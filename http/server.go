@@ -148,6 +148,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
 	s.mountSegments(mux)
+	s.mountInsight(mux) // insight and audiences for action (issue 14 §4–5): http/insight.go
 	s.mountBreakdown(mux)
 	s.mountProfileSegments(mux)
 	s.mountLifecycle(mux)

@@ -345,3 +345,24 @@ func sample(bm *roaring.Bitmap, k int, rng *rand.Rand) []uint32 {
 	}
 	return all[:k]
 }
+
+// Lookalike expands a saved segment. Unless opt.Exclude is set, what the
+// segment's own definition reads is excluded: a model that learns the
+// defining condition back finds nothing new.
+func (s *Service) Lookalike(id string, opt LookalikeOptions) (*Lookalike, error) {
+	s.mu.RLock()
+	l, ok := s.segs[id]
+	var seed *roaring.Bitmap
+	var deps []string
+	if ok {
+		seed, deps = l.members.Clone(), Deps(l.plan)
+	}
+	s.mu.RUnlock()
+	if !ok {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	if opt.Exclude == nil {
+		opt.Exclude = deps
+	}
+	return s.Index.Lookalike(seed, opt)
+}
