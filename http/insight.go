@@ -13,6 +13,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/segment"
 )
 
@@ -31,6 +32,9 @@ func (s *Server) mountInsight(mux *http.ServeMux) {
 	h("GET /v1/segments/{id}/insight", s.segmentInsight)
 	h("POST /v1/segments/upload", s.uploadSegment)
 	h("POST /v1/segments/{id}/lookalike", s.lookalikeSegment)
+	if s.Deliveries != nil {
+		s.mountDeliveries(h)
+	}
 }
 
 // segmentInsight compares a segment's members with every profile
@@ -237,4 +241,82 @@ func (s *Server) lookalikeSegment(w http.ResponseWriter, r *http.Request, _ *por
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// mountDeliveries serves scheduled segment deliveries: create, list,
+// delete, run now, and the record of each delivery.
+func (s *Server) mountDeliveries(h func(string, func(http.ResponseWriter, *http.Request, *portrait.Key))) {
+	d := s.Deliveries
+	h("POST /v1/segment-deliveries", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		var in delivery.Delivery
+		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"segment_id\", \"identifiers\", \"hash\", \"target\": {\"kind\": \"file|webhook|nats\", ...}, \"every\"}: %v", err))
+			return
+		}
+		if _, err := s.Segments.Get(in.Segment); err != nil {
+			Error(w, r, err)
+			return
+		}
+		out, err := d.Create(r.Context(), &in)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, out)
+	})
+	h("GET /v1/segment-deliveries", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		ds, err := d.Store.Deliveries(r.Context())
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		if ds == nil {
+			ds = []*delivery.Delivery{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"deliveries": ds})
+	})
+	h("DELETE /v1/segment-deliveries/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		if err := d.Store.DeleteDelivery(r.Context(), r.PathValue("id")); err != nil {
+			Error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	find := func(r *http.Request) (*delivery.Delivery, error) {
+		ds, err := d.Store.Deliveries(r.Context())
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range ds {
+			if x.ID == r.PathValue("id") {
+				return x, nil
+			}
+		}
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no delivery %q", r.PathValue("id"))
+	}
+	h("POST /v1/segment-deliveries/{id}/run", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		x, err := find(r)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d.Deliver(r.Context(), x))
+	})
+	h("GET /v1/segment-deliveries/{id}/runs", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		if _, err := find(r); err != nil {
+			Error(w, r, err)
+			return
+		}
+		runs, err := d.Store.DeliveryRuns(r.Context(), r.PathValue("id"), 100)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		if runs == nil {
+			runs = []*delivery.Run{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	})
 }

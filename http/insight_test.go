@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/delivery"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
@@ -51,6 +53,9 @@ func TestInsightAndAudiencesOverHTTP(t *testing.T) {
 	s := porthttp.NewServer()
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Segments, s.NormalizeID = svc, clean.Identifier
+	drop := t.TempDir()
+	s.Deliveries = delivery.NewService(db, s.ActivationRows)
+	s.Deliveries.Dir = drop
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 
@@ -189,6 +194,32 @@ func TestInsightAndAudiencesOverHTTP(t *testing.T) {
 	}
 	if code, _, _, _ = call("GET", "/v1/segments/"+uploaded+"/export?identifiers=fax", "", nil); code != 400 {
 		t.Errorf("unknown identifier type: %d", code)
+	}
+
+	// a scheduled delivery of the same file to the drop, run now, recorded
+	code, out, raw, _ = call("POST", "/v1/segment-deliveries", "application/json", []byte(fmt.Sprintf(`{"segment_id": %q, "identifiers": ["phone", "email"], "hash": true, "target": {"kind": "file", "name": "uploaded"}, "every": "24h"}`, uploaded)))
+	if code != 201 {
+		t.Fatalf("delivery: %d %s", code, raw)
+	}
+	dlv := out["id"].(string)
+	code, out, raw, _ = call("POST", "/v1/segment-deliveries/"+dlv+"/run", "", nil)
+	if code != 200 || out["status"] != "ok" || out["rows"] != 3.0 {
+		t.Fatalf("run: %d %s", code, raw)
+	}
+	if b, err := os.ReadFile(out["where"].(string)); err != nil || string(b) != strings.Join(append([]string{"phone_sha256,email_sha256"}, func() []string {
+		var l []string
+		for _, r := range recs[1:] {
+			l = append(l, strings.Join(r, ","))
+		}
+		return l
+	}()...), "\n")+"\n" {
+		t.Errorf("dropped file %q %v, want the export's rows", b, err)
+	}
+	if code, out, _, _ = call("GET", "/v1/segment-deliveries/"+dlv+"/runs", "", nil); code != 200 || len(out["runs"].([]any)) != 1 {
+		t.Errorf("runs: %d %v", code, out)
+	}
+	if code, _, _, _ = call("POST", "/v1/segment-deliveries", "application/json", []byte(fmt.Sprintf(`{"segment_id": %q, "identifiers": ["phone"], "target": {"kind": "file", "name": "../x"}, "every": "24h"}`, uploaded))); code != 400 {
+		t.Errorf("a file name leaving the drop: %d", code)
 	}
 
 	// lookalike: evaluate, then save the top 10

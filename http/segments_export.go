@@ -115,3 +115,16 @@ func (s *Server) activationRows(ctx context.Context, st *segment.Status, types [
 		offset += len(ids)
 	}
 }
+
+// ActivationRows is a segment's activation file for a scheduled delivery:
+// the rows GET /v1/segments/{id}/export?identifiers=… gives.
+func (s *Server) ActivationRows(ctx context.Context, segmentID string, types []string, hash bool) ([]string, [][]string, int, error) {
+	st, err := s.Segments.Get(segmentID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if s.Profiles == nil {
+		return nil, nil, 0, portrait.Errorf(portrait.EUNAVAILABLE, "profile reads are not enabled on this server")
+	}
+	return s.activationRows(ctx, st, types, hash)
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
@@ -65,6 +66,8 @@ type Server struct {
 	Traits *traits.Service
 	// Segments serves /v1/segments (nil: not served).
 	Segments *segment.Service
+	// Deliveries schedules segment deliveries (insight.go; nil: not served).
+	Deliveries *delivery.Service
 	// Search finds profiles by name, pinyin, phone, email, identifier.
 	Search *search.Index
 	// Overview feeds GET /v1/overview (nil: not served).
