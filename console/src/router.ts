@@ -14,6 +14,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/tags', name: 'tags', component: () => import('./pages/Tags.vue'), meta: { menu: 'tags' } },
   { path: '/analytics', name: 'analytics', component: () => import('./pages/Analytics.vue'), meta: { menu: 'analytics' } },
   { path: '/data', name: 'data', component: () => import('./pages/Data.vue'), meta: { menu: 'data' } },
+  // insight (issue 14 §4): reached from the segments menu
+  { path: '/insight/:id?', name: 'insight', component: () => import('./pages/Insight.vue'), meta: { menu: 'segments' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 
