@@ -317,13 +317,34 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := s.Segments.Get(id); err != nil {
+	st, err := s.Segments.Get(id)
+	if err != nil {
 		Error(w, r, err)
 		return
 	}
 	header := append([]string{"id"}, traits...)
 	var all [][]string
-	for offset := 0; ; {
+	// identifiers=phone,email[&hash=sha256]: an activation file for an
+	// advertising platform (segments_export.go)
+	activation := r.URL.Query().Has("identifiers")
+	if activation {
+		types, hash, err := activationColumns(r)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		if s.Profiles == nil {
+			Error(w, r, portrait.Errorf(portrait.EUNAVAILABLE, "profile reads are not enabled on this server"))
+			return
+		}
+		var skipped int
+		if header, all, skipped, err = s.activationRows(r.Context(), st, types, hash); err != nil {
+			Error(w, r, err)
+			return
+		}
+		w.Header().Set("X-Portrait-Skipped", strconv.Itoa(skipped))
+	}
+	for offset := 0; !activation; {
 		ids, _, err := s.Segments.Members(id, offset, 1000)
 		if err != nil {
 			Error(w, r, err)
@@ -353,7 +374,9 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
 		// The byte order mark makes Excel read the file as UTF-8; without
 		// it, Excel in a Chinese locale reads GBK and garbles every name.
-		io.WriteString(w, "\ufeff")
+		if !activation {
+			io.WriteString(w, "\ufeff")
+		}
 		cw := csv.NewWriter(w)
 		cw.Write(header)
 		cw.WriteAll(all)

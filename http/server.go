@@ -24,6 +24,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/bizmap"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/quality"
@@ -66,6 +67,8 @@ type Server struct {
 	Traits *traits.Service
 	// Segments serves /v1/segments (nil: not served).
 	Segments *segment.Service
+	// Deliveries schedules segment deliveries (insight.go; nil: not served).
+	Deliveries *delivery.Service
 	// Search finds profiles by name, pinyin, phone, email, identifier.
 	Search *search.Index
 	// Map serves the customer business map, /v1/map (nil: not served).
@@ -151,6 +154,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountEnrichment(mux)
 	s.mountImports(mux)
 	s.mountSegments(mux)
+	s.mountInsight(mux) // insight and audiences for action (issue 14 §4–5): http/insight.go
 	s.mountBreakdown(mux)
 	s.mountProfileSegments(mux)
 	s.mountLifecycle(mux)

@@ -97,6 +97,10 @@ func cost(n Node) int {
 		return 4
 	case *behLeaf, *seqLeaf:
 		return 10
+	case *listLeaf:
+		return 2
+	case *refNode:
+		return cost(x.kid)
 	case *notNode:
 		return cost(x.kid) + 1
 	case *andNode:
@@ -168,6 +172,10 @@ func (e *evaluator) eval(n Node, cand *roaring.Bitmap) *roaring.Bitmap {
 		return e.behaviour(x, cand)
 	case *seqLeaf:
 		return e.sequence(x, cand)
+	case *refNode:
+		return e.eval(x.kid, cand)
+	case *listLeaf:
+		return e.list(x, cand)
 	}
 	return roaring.New()
 }
@@ -216,6 +224,10 @@ func (e *evaluator) point(n Node, num uint32) bool {
 		return x.p.test(metric(e.history(x.event, num), x, e.now))
 	case *seqLeaf:
 		return sequence(e.history(x.did, num), e.history(x.not, num), x, e.now)
+	case *refNode:
+		return e.point(x.kid, num)
+	case *listLeaf:
+		return x.ids[e.ix.ids[num]]
 	}
 	return false
 }
@@ -469,6 +481,10 @@ func Match(n Node, p *portrait.Profile, s Summary, now time.Time) bool {
 		return x.p.test(metric(s[x.event], x, now))
 	case *seqLeaf:
 		return sequence(s[x.did], s[x.not], x, now)
+	case *refNode:
+		return Match(x.kid, p, s, now)
+	case *listLeaf:
+		return x.ids[p.ID]
 	}
 	return false
 }

@@ -48,6 +48,16 @@ func (e *evaluator) explain(n Node, num uint32) *Explanation {
 		}
 	case *notNode:
 		x.Children = []*Explanation{e.explain(v.kid, num)}
+	case *refNode:
+		x.Children = []*Explanation{e.explain(v.kid, num)}
+		if !x.Matched {
+			x.Reason = "the profile is not in segment " + v.id
+		}
+	case *listLeaf:
+		x.Value = x.Matched
+		if !x.Matched {
+			x.Reason = "the profile is not on the uploaded list"
+		}
 	case *tagLeaf:
 		x.Value = x.Matched
 		if !x.Matched {

@@ -614,6 +614,8 @@ func (ix *Index) Warnings(n Node) []string {
 			}
 		case *notNode:
 			walk(x.kid)
+		case *refNode:
+			walk(x.kid)
 		case *traitLeaf:
 			want := expectedKind(x.p)
 			if want == "" {

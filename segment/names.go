@@ -11,8 +11,18 @@ import (
 // tag that nothing knows, but that is a typo away from one that exists, is
 // refused with "did you mean". A name far from every known one is kept (a
 // trait that data will bring later); Warnings says no profile has it yet.
-func (s *Service) compile(d *Definition) (Node, error) {
+func (s *Service) compile(d *Definition) (Node, error) { return s.compileAs(d, "") }
+
+// compileAs compiles the definition of segment self ("" for a new one):
+// set operations resolve their operands, which must not lead back to self.
+func (s *Service) compileAs(d *Definition, self string) (Node, error) {
 	plan, err := d.Compile()
+	if err == errSetOp {
+		op, ids, _ := d.setOp()
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.compileSetOp(op, ids, self)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,17 @@ type Definition struct {
 	// Expression or Condition (one of them) defines membership.
 	Expression string     `json:"expression,omitempty"`
 	Condition  *Condition `json:"condition,omitempty"`
+	// Union, Intersect or Difference (one of them, instead of an
+	// expression) define the segment from saved segments: the members of
+	// any, of all, or of the first and none of the others (setops.go).
+	Union      []string `json:"union,omitempty"`
+	Intersect  []string `json:"intersect,omitempty"`
+	Difference []string `json:"difference,omitempty"`
+	// Profiles, instead of an expression, is a fixed list of profile ids
+	// (an uploaded list of identifiers, resolved); Upload reports how the
+	// list matched.
+	Profiles []string      `json:"profiles,omitempty"`
+	Upload   *UploadReport `json:"upload,omitempty"`
 	// Purpose, when set (e.g. "marketing"), excludes profiles that have not
 	// consented to it.
 	Purpose   string    `json:"purpose,omitempty"`
@@ -42,15 +53,29 @@ func (d *Definition) Compile() (Node, error) {
 	if len(d.Purpose) > 64 {
 		return nil, invalid("purpose is longer than 64 characters")
 	}
+	op, _, err := d.setOp()
+	if err != nil {
+		return nil, err
+	}
+	kinds := 0
+	for _, has := range []bool{d.Expression != "", d.Condition != nil, op != "", d.Profiles != nil} {
+		if has {
+			kinds++
+		}
+	}
 	switch {
-	case d.Expression != "" && d.Condition != nil:
-		return nil, invalid("give either expression or condition, not both")
+	case kinds > 1:
+		return nil, invalid("give one of expression, condition, union, intersect, difference and profiles")
+	case op != "":
+		return nil, errSetOp // compiled by the service, which knows the operands
+	case d.Profiles != nil:
+		return listPlan(d.Profiles)
 	case d.Condition != nil:
 		return CompileCondition(d.Condition)
 	case d.Expression != "":
 		return CompileExpr(d.Expression)
 	}
-	return nil, invalid("a segment needs an expression (e.g. \"vip\" in tags && traits.age >= 30) or a condition tree")
+	return nil, invalid("a segment needs an expression (e.g. \"vip\" in tags && traits.age >= 30), a condition tree, or a set operation (union, intersect, difference) on saved segments")
 }
 
 // Event is one membership change.
@@ -162,26 +187,63 @@ func (s *Service) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range defs {
-		plan, err := d.Compile()
-		if err != nil {
-			s.Log.Warn("stored segment no longer compiles; skipped", "segment", d.ID, "err", err)
-			continue
+	// Set operations compile from their operands' plans: load the other
+	// segments first, then set operations as their operands become known.
+	pending := defs
+	for len(pending) > 0 {
+		var later []*Definition
+		for _, d := range pending {
+			plan, err := d.Compile()
+			if err == errSetOp {
+				ready := true
+				s.mu.RLock()
+				for _, o := range d.operands() {
+					if _, ok := s.segs[o]; !ok {
+						ready = false
+					}
+				}
+				s.mu.RUnlock()
+				if !ready {
+					later = append(later, d)
+					continue
+				}
+				plan, err = s.compileAs(d, d.ID)
+			}
+			if err != nil {
+				s.Log.Warn("stored segment no longer compiles; skipped", "segment", d.ID, "err", err)
+				continue
+			}
+			if err := s.load(ctx, d, plan); err != nil {
+				return err
+			}
 		}
-		l := s.newLive(d, plan)
-		s.evaluate(l)
-		s.mu.Lock()
-		s.segs[d.ID] = l
-		s.mu.Unlock()
-		// Membership changes while the server was stopped (a window
-		// passed, profiles processed at start) are enter/exit events too:
-		// what is evaluated now is compared with what the history recorded.
-		recorded, err := s.Store.RecordedMembers(ctx, d.ID)
-		if err != nil {
-			return err
+		if len(later) == len(pending) {
+			for _, d := range later {
+				s.Log.Warn("stored set operation names a segment that is gone; skipped", "segment", d.ID, "operands", d.operands())
+			}
+			break
 		}
-		s.emit(ctx, s.sinceRecorded(d.ID, recorded, l.members))
+		pending = later
 	}
+	return nil
+}
+
+// load evaluates a stored segment and records what changed since its
+// history.
+func (s *Service) load(ctx context.Context, d *Definition, plan Node) error {
+	l := s.newLive(d, plan)
+	s.evaluate(l)
+	s.mu.Lock()
+	s.segs[d.ID] = l
+	s.mu.Unlock()
+	// Membership changes while the server was stopped (a window
+	// passed, profiles processed at start) are enter/exit events too:
+	// what is evaluated now is compared with what the history recorded.
+	recorded, err := s.Store.RecordedMembers(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	s.emit(ctx, s.sinceRecorded(d.ID, recorded, l.members))
 	return nil
 }
 
@@ -280,7 +342,7 @@ func (s *Service) Create(ctx context.Context, d *Definition) (*Status, error) {
 // Update replaces a segment's definition and re-evaluates it; the members
 // that change enter or exit.
 func (s *Service) Update(ctx context.Context, id string, d *Definition) (*Status, error) {
-	plan, err := s.compile(d)
+	plan, err := s.compileAs(d, id)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +362,8 @@ func (s *Service) Update(ctx context.Context, id string, d *Definition) (*Status
 	old := s.evaluate(nl)
 	s.segs[id] = nl
 	evs := diff(id, old, nl.members, s.Index, d.UpdatedAt)
+	// the segments built on this one follow its new definition
+	evs = append(evs, s.recompileDependents(id)...)
 	s.mu.Unlock()
 	s.emit(ctx, evs)
 	return s.Get(id)
@@ -311,6 +375,10 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	defer s.mu.Unlock()
 	if _, ok := s.segs[id]; !ok {
 		return portrait.Errorf(portrait.ENOTFOUND, "no segment %q", id)
+	}
+	if used := s.usedBy(id); len(used) > 0 {
+		sort.Strings(used)
+		return portrait.Errorf(portrait.ECONFLICT, "segment %q is an operand of %s: delete or redefine those first", id, strings.Join(used, ", "))
 	}
 	if err := s.Store.DeleteSegment(ctx, id); err != nil {
 		return err

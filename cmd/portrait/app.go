@@ -43,6 +43,10 @@ type Config struct {
 	AnalyticsEvery time.Duration
 	LogLevel       string
 	JSON           bool
+	// Scheduled segment deliveries (issue 14 §5, deliveries.go): the file
+	// drop directory and the NATS server subjects are published on.
+	DeliveryDir  string
+	DeliveryNATS string
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
@@ -56,6 +60,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MapFile, "map", "", "customer business map YAML: journey (stages), needs (taxonomy, topics), rules")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
+	fs.StringVar(&c.DeliveryDir, "delivery-dir", "", "file drop directory of scheduled segment deliveries (default: deliveries/ under --data)")
+	fs.StringVar(&c.DeliveryNATS, "delivery-nats", "", "NATS URL that segment deliveries may publish to (default: none)")
 }
 
 // App is a running Portrait: store, processor and HTTP server, wired here

@@ -19,6 +19,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchSegments(ctx, args[1:], stdout, stderr)
 	case "map": // customer business map (issue 14)
 		return runBenchMap(ctx, args[1:], stdout, stderr)
+	case "insight": // audience insight (issue 14)
+		return runBenchInsight(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest)\n", args[0])
 	return errUsage

@@ -70,7 +70,7 @@ func (a *App) wireSegments(ctx context.Context) error {
 		svc.OnChange(changed, deleted, applied)
 	}
 	a.HTTP.Segments = svc
-	return nil
+	return a.wireDeliveries() // scheduled deliveries (deliveries.go)
 }
 
 // startSegments applies profile changes to segments and re-evaluates the
@@ -89,4 +89,5 @@ func (a *App) startSegments(ctx context.Context) {
 		defer a.wg.Done()
 		svc.Webhooks.Run(ctx)
 	}()
+	a.startDeliveries(ctx) // scheduled deliveries (deliveries.go)
 }

@@ -16,6 +16,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/data', name: 'data', component: () => import('./pages/Data.vue'), meta: { menu: 'data' } },
   // customer business map (issue 14)
   { path: '/map', name: 'map', component: () => import('./pages/Map.vue'), meta: { menu: 'map' } },
+  // insight (issue 14 §4): reached from the segments menu
+  { path: '/insight/:id?', name: 'insight', component: () => import('./pages/Insight.vue'), meta: { menu: 'segments' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 

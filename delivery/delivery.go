@@ -1,0 +1,295 @@
+// Package delivery sends a segment's activation file (its members'
+// identifiers, hashed as advertising platforms expect) on a schedule to a
+// file drop, a webhook or a NATS subject, and records every delivery.
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/csv"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Target kinds.
+const (
+	File    = "file"
+	Webhook = "webhook"
+	NATS    = "nats"
+)
+
+// Target is where a delivery goes: a file name in the server's drop
+// directory, a webhook URL (the file is POSTed as text/csv), or a NATS
+// subject (the file is published as one message).
+type Target struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name,omitempty"`    // file: file name prefix in the drop directory
+	URL     string `json:"url,omitempty"`     // webhook
+	Subject string `json:"subject,omitempty"` // nats
+}
+
+// Delivery is a scheduled export of one segment.
+type Delivery struct {
+	ID          string    `json:"id"`
+	Segment     string    `json:"segment_id"`
+	Identifiers []string  `json:"identifiers"` // phone, email
+	Hash        bool      `json:"hash"`        // SHA-256 as ad platforms expect
+	Target      Target    `json:"target"`
+	EveryText   string    `json:"every"` // e.g. "24h"; the schedule
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Run is one delivery, recorded whether it succeeded or not.
+type Run struct {
+	ID       int64     `json:"id"`
+	Delivery string    `json:"delivery_id"`
+	At       time.Time `json:"at"`
+	Rows     int       `json:"rows"`
+	Skipped  int       `json:"skipped"`
+	Bytes    int       `json:"bytes"`
+	Status   string    `json:"status"` // ok | failed
+	Error    string    `json:"error,omitempty"`
+	Where    string    `json:"where,omitempty"` // the file written, the URL, the subject
+}
+
+// Store keeps deliveries and their runs.
+type Store interface {
+	SaveDelivery(ctx context.Context, d *Delivery) error
+	DeleteDelivery(ctx context.Context, id string) error
+	Deliveries(ctx context.Context) ([]*Delivery, error)
+	AppendDeliveryRun(ctx context.Context, r *Run) error
+	DeliveryRuns(ctx context.Context, deliveryID string, limit int) ([]*Run, error)
+}
+
+// Rows produces a segment's activation rows (header, rows, members
+// skipped); the HTTP layer's export provides it, so a delivery holds
+// exactly what GET /v1/segments/{id}/export?identifiers=… gives, filtered
+// in the same one place.
+type Rows func(ctx context.Context, segmentID string, identifiers []string, hash bool) ([]string, [][]string, int, error)
+
+// Service schedules and runs deliveries.
+type Service struct {
+	Store Store
+	Rows  Rows
+	Now   portrait.Clock
+	Log   *slog.Logger
+	// Dir is the file drop directory ("" : file targets are refused).
+	Dir string
+	// NATS is the connection subjects are published on (nil: NATS targets
+	// are refused).
+	NATS *nats.Conn
+	// Client posts to webhooks.
+	Client *http.Client
+
+	mu   sync.Mutex
+	last map[string]time.Time // delivery → last run
+}
+
+// NewService returns a service over a store.
+func NewService(store Store, rows Rows) *Service {
+	return &Service{Store: store, Rows: rows, Now: time.Now, Log: slog.Default(), Client: &http.Client{Timeout: 30 * time.Second}, last: map[string]time.Time{}}
+}
+
+var subjectRe = regexp.MustCompile(`^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$`)
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9_\-.]{1,100}$`)
+
+// ValidateTarget is the one place a delivery target is checked before it
+// is saved or used. (Webhook address rules such as refusing private
+// networks belong here.)
+func (s *Service) ValidateTarget(t Target) error {
+	switch t.Kind {
+	case File:
+		if s.Dir == "" {
+			return portrait.Errorf(portrait.EINVALID, "file deliveries need the server's drop directory (serve --delivery-dir)")
+		}
+		if !nameRe.MatchString(t.Name) || strings.HasPrefix(t.Name, ".") {
+			return portrait.Errorf(portrait.EINVALID, "a file target needs a name of letters, digits, '-', '_' and '.', not %q", t.Name)
+		}
+	case Webhook:
+		u, err := url.Parse(t.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return portrait.Errorf(portrait.EINVALID, "a webhook target needs an http(s) URL, not %q", t.URL)
+		}
+	case NATS:
+		if s.NATS == nil {
+			return portrait.Errorf(portrait.EINVALID, "NATS deliveries need the server connected to NATS (serve --nats)")
+		}
+		if !subjectRe.MatchString(t.Subject) {
+			return portrait.Errorf(portrait.EINVALID, "a NATS target needs a subject without wildcards, not %q", t.Subject)
+		}
+	default:
+		return portrait.Errorf(portrait.EINVALID, "target kind must be file, webhook or nats, not %q", t.Kind)
+	}
+	return nil
+}
+
+// Create checks and saves a delivery.
+func (s *Service) Create(ctx context.Context, d *Delivery) (*Delivery, error) {
+	if d.Segment == "" {
+		return nil, portrait.Errorf(portrait.EINVALID, "a delivery needs segment_id")
+	}
+	if len(d.Identifiers) == 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "a delivery needs identifiers (phone, email)")
+	}
+	for _, t := range d.Identifiers {
+		if t != portrait.IDPhone && t != portrait.IDEmail {
+			return nil, portrait.Errorf(portrait.EINVALID, "identifiers are phone and email, not %q", t)
+		}
+	}
+	if every, err := time.ParseDuration(d.EveryText); err != nil || every < time.Minute {
+		return nil, portrait.Errorf(portrait.EINVALID, "every must be a duration of at least 1m (e.g. 24h), not %q", d.EveryText)
+	}
+	if err := s.ValidateTarget(d.Target); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	d.ID, d.CreatedAt = "dlv_"+hex.EncodeToString(b), s.Now().UTC()
+	if err := s.Store.SaveDelivery(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Deliver runs one delivery now and records it.
+func (s *Service) Deliver(ctx context.Context, d *Delivery) *Run {
+	now := s.Now().UTC()
+	run := &Run{Delivery: d.ID, At: now, Status: "ok"}
+	err := s.deliver(ctx, d, run, now)
+	if err != nil {
+		run.Status, run.Error = "failed", err.Error()
+	}
+	if err := s.Store.AppendDeliveryRun(ctx, run); err != nil {
+		s.Log.Error("cannot record a delivery", "delivery", d.ID, "err", err)
+	}
+	s.mu.Lock()
+	s.last[d.ID] = now
+	s.mu.Unlock()
+	return run
+}
+
+func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.Time) error {
+	if err := s.ValidateTarget(d.Target); err != nil {
+		return err
+	}
+	header, rows, skipped, err := s.Rows(ctx, d.Segment, d.Identifiers, d.Hash)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(header)
+	w.WriteAll(rows)
+	run.Rows, run.Skipped, run.Bytes = len(rows), skipped, buf.Len()
+	switch d.Target.Kind {
+	case File:
+		name := fmt.Sprintf("%s-%s.csv", d.Target.Name, now.Format("20060102T150405Z"))
+		path := filepath.Join(s.Dir, name)
+		tmp := path + ".part"
+		// written under another name, then renamed: a reader of the drop
+		// never sees half a file
+		if err := os.WriteFile(tmp, buf.Bytes(), 0o640); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+		run.Where = path
+	case Webhook:
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Target.URL, bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "text/csv; charset=utf-8")
+		req.Header.Set("X-Portrait-Segment", d.Segment)
+		req.Header.Set("X-Portrait-Delivery", d.ID)
+		resp, err := s.Client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("the webhook answered %s", resp.Status)
+		}
+		run.Where = d.Target.URL
+	case NATS:
+		msg := nats.NewMsg(d.Target.Subject)
+		msg.Data = buf.Bytes()
+		msg.Header.Set("Portrait-Segment", d.Segment)
+		msg.Header.Set("Portrait-Delivery", d.ID)
+		if err := s.NATS.PublishMsg(msg); err != nil {
+			return err
+		}
+		if err := s.NATS.FlushWithContext(ctx); err != nil {
+			return err
+		}
+		run.Where = d.Target.Subject
+	}
+	return nil
+}
+
+// Due runs the deliveries whose schedule has come (never run since the
+// service started counts as due).
+func (s *Service) Due(ctx context.Context) error {
+	ds, err := s.Store.Deliveries(ctx)
+	if err != nil {
+		return err
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
+	now := s.Now()
+	for _, d := range ds {
+		s.mu.Lock()
+		last, ok := s.last[d.ID]
+		s.mu.Unlock()
+		if !ok {
+			runs, err := s.Store.DeliveryRuns(ctx, d.ID, 1)
+			if err != nil {
+				return err
+			}
+			if len(runs) > 0 {
+				last, ok = runs[0].At, true
+			}
+		}
+		every, err := time.ParseDuration(d.EveryText)
+		if err != nil {
+			s.Log.Warn("a stored delivery has no valid schedule; skipped", "delivery", d.ID, "every", d.EveryText)
+			continue
+		}
+		if ok && now.Sub(last) < every {
+			continue
+		}
+		s.Deliver(ctx, d)
+	}
+	return nil
+}
+
+// Run checks for due deliveries every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Due(ctx); err != nil {
+				s.Log.Error("scheduled deliveries failed", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package delivery_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/delivery"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+// rows is a segment's activation file as the export gives it.
+func rows(_ context.Context, seg string, ids []string, hash bool) ([]string, [][]string, int, error) {
+	if seg != "seg_a" {
+		return nil, nil, 0, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", seg)
+	}
+	return []string{"phone_sha256", "email_sha256"}, [][]string{{"aa", "bb"}, {"cc", ""}}, 1, nil
+}
+
+// Each target receives the file, each delivery is recorded (failures
+// too), the schedule runs what is due and only that, and targets are
+// checked in one place.
+func TestDeliveriesToEachTarget(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	s := delivery.NewService(db, rows)
+	s.Now = func() time.Time { return now }
+	s.Dir = t.TempDir()
+
+	var mu sync.Mutex
+	var posted []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posted = append(posted, r.Header.Get("Content-Type")+"|"+r.Header.Get("X-Portrait-Segment")+"|"+string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+
+	mk := func(target delivery.Target, seg string) *delivery.Delivery {
+		t.Helper()
+		d, err := s.Create(ctx, &delivery.Delivery{Segment: seg, Identifiers: []string{"phone", "email"}, Hash: true, Target: target, EveryText: "24h"})
+		if err != nil {
+			t.Fatalf("%+v: %v", target, err)
+		}
+		return d
+	}
+	file := mk(delivery.Target{Kind: delivery.File, Name: "gold-audience"}, "seg_a")
+	web := mk(delivery.Target{Kind: delivery.Webhook, URL: hook.URL + "/in"}, "seg_a")
+	gone := mk(delivery.Target{Kind: delivery.File, Name: "gone"}, "seg_gone")
+
+	var sub *nats.Subscription
+	var nc *nats.Conn
+	if c, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second)); err == nil {
+		nc = c
+		defer nc.Close()
+		s.NATS = nc
+		subject := "portrait.test.delivery.t" + time.Now().Format("150405000000")
+		sub, err = nc.SubscribeSync(subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk(delivery.Target{Kind: delivery.NATS, Subject: subject}, "seg_a")
+	} else {
+		t.Logf("NATS at 127.0.0.1:4222 not reachable (%v): the NATS target is not exercised", err)
+	}
+
+	if err := s.Due(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := "phone_sha256,email_sha256\naa,bb\ncc,\n"
+	runs, _ := db.DeliveryRuns(ctx, file.ID, 10)
+	if len(runs) != 1 || runs[0].Status != "ok" || runs[0].Rows != 2 || runs[0].Skipped != 1 {
+		t.Fatalf("file runs %+v", runs)
+	}
+	if b, err := os.ReadFile(runs[0].Where); err != nil || string(b) != want || filepath.Dir(runs[0].Where) != s.Dir {
+		t.Errorf("dropped file %s: %q %v", runs[0].Where, b, err)
+	}
+	mu.Lock()
+	if len(posted) != 1 || posted[0] != "text/csv; charset=utf-8|seg_a|"+want {
+		t.Errorf("webhook got %q", posted)
+	}
+	mu.Unlock()
+	if runs, _ := db.DeliveryRuns(ctx, web.ID, 10); len(runs) != 1 || runs[0].Status != "ok" {
+		t.Errorf("webhook runs %+v", runs)
+	}
+	if runs, _ := db.DeliveryRuns(ctx, gone.ID, 10); len(runs) != 1 || runs[0].Status != "failed" || !strings.Contains(runs[0].Error, "no segment") {
+		t.Errorf("a delivery of a deleted segment is recorded as failed: %+v", runs)
+	}
+	if sub != nil {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil || string(m.Data) != want || m.Header.Get("Portrait-Segment") != "seg_a" {
+			t.Errorf("NATS message %v %v", m, err)
+		}
+	}
+
+	// an hour later nothing is due; a day later everything is
+	now = now.Add(time.Hour)
+	s.Due(ctx)
+	if runs, _ := db.DeliveryRuns(ctx, file.ID, 10); len(runs) != 1 {
+		t.Errorf("ran again within its schedule: %d runs", len(runs))
+	}
+	now = now.Add(24 * time.Hour)
+	// a restarted service reads the last run from the store
+	s2 := delivery.NewService(db, rows)
+	s2.Now, s2.Dir = s.Now, s.Dir
+	s2.Due(ctx)
+	if runs, _ := db.DeliveryRuns(ctx, file.ID, 10); len(runs) != 2 {
+		t.Errorf("a day later: %d runs, want 2", len(runs))
+	}
+
+	for _, bad := range []delivery.Target{
+		{Kind: delivery.File, Name: "../etc/passwd"},
+		{Kind: delivery.File, Name: ".hidden"},
+		{Kind: delivery.Webhook, URL: "ftp://example.com/x"},
+		{Kind: delivery.NATS, Subject: "a.*"},
+		{Kind: "email"},
+	} {
+		if err := s.ValidateTarget(bad); portrait.ErrorCode(err) != portrait.EINVALID {
+			t.Errorf("target %+v: %v", bad, err)
+		}
+	}
+	if _, err := s.Create(ctx, &delivery.Delivery{Segment: "seg_a", Identifiers: []string{"phone"}, Target: delivery.Target{Kind: delivery.File, Name: "x"}, EveryText: "10s"}); err == nil {
+		t.Error("a 10 s schedule was accepted")
+	}
+}

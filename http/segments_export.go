@@ -1,0 +1,130 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/segment"
+)
+
+// activationTypes are the identifier types an activation export can carry.
+var activationTypes = []string{portrait.IDPhone, portrait.IDEmail}
+
+// activationColumns reads identifiers=phone,email and hash=sha256 (or
+// none) of an export for advertising platforms.
+func activationColumns(r *http.Request) (types []string, hash bool, err error) {
+	q := r.URL.Query()
+	for _, t := range strings.Split(q.Get("identifiers"), ",") {
+		t = strings.ToLower(strings.TrimSpace(t))
+		if t == "" || slices.Contains(types, t) {
+			continue
+		}
+		if !slices.Contains(activationTypes, t) {
+			return nil, false, portrait.Errorf(portrait.EINVALID, "identifiers lists phone and/or email, not %q", t)
+		}
+		types = append(types, t)
+	}
+	if len(types) == 0 {
+		return nil, false, portrait.Errorf(portrait.EINVALID, "identifiers must list phone and/or email")
+	}
+	switch h := q.Get("hash"); h {
+	case "", "none":
+	case "sha256":
+		hash = true
+	default:
+		return nil, false, portrait.Errorf(portrait.EINVALID, "hash must be sha256 or none, not %q", h)
+	}
+	return types, hash, nil
+}
+
+// exportable is the one place where a profile is filtered before it
+// leaves the platform in an export or a delivery: a segment with a purpose
+// exports only the profiles that consented to it. (Purpose and consent
+// rules beyond the segment's own belong here too.)
+func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.Profile) bool {
+	if st.Purpose != "" && s.Segments.Consent != nil && !s.Segments.Consent(st.Purpose, p.ID) {
+		return false
+	}
+	return true
+}
+
+// activationRows are a segment's members as identifier rows for an
+// advertising platform: one row per member holding at least one of the
+// types (the first of each type, in the order the profile holds them),
+// hashed as the platforms expect when hash is set. Members without any
+// are skipped and counted.
+func (s *Server) activationRows(ctx context.Context, st *segment.Status, types []string, hash bool) (header []string, rows [][]string, skipped int, err error) {
+	for _, t := range types {
+		if hash {
+			header = append(header, t+"_sha256")
+		} else {
+			header = append(header, t)
+		}
+	}
+	for offset := 0; ; {
+		ids, _, err := s.Segments.Members(st.ID, offset, 1000)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		for _, id := range ids {
+			p, err := s.Profiles.Profile(ctx, id)
+			if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+				continue
+			}
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			if !s.exportable(ctx, st, p) {
+				skipped++
+				continue
+			}
+			rec := make([]string, len(types))
+			found := false
+			for i, t := range types {
+				for _, pid := range p.Identifiers {
+					if pid.Type != t {
+						continue
+					}
+					v := pid.Value
+					if s.NormalizeID != nil {
+						if nv, ok := s.NormalizeID(t, v); ok {
+							v = nv
+						}
+					}
+					if hash {
+						rec[i] = segment.HashIdentifier(t, v)
+					} else {
+						rec[i] = segment.ActivationForm(t, v)
+					}
+					found = true
+					break
+				}
+			}
+			if !found {
+				skipped++
+				continue
+			}
+			rows = append(rows, rec)
+		}
+		if len(ids) < 1000 {
+			return header, rows, skipped, nil
+		}
+		offset += len(ids)
+	}
+}
+
+// ActivationRows is a segment's activation file for a scheduled delivery:
+// the rows GET /v1/segments/{id}/export?identifiers=… gives.
+func (s *Server) ActivationRows(ctx context.Context, segmentID string, types []string, hash bool) ([]string, [][]string, int, error) {
+	st, err := s.Segments.Get(segmentID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if s.Profiles == nil {
+		return nil, nil, 0, portrait.Errorf(portrait.EUNAVAILABLE, "profile reads are not enabled on this server")
+	}
+	return s.activationRows(ctx, st, types, hash)
+}
