@@ -2,6 +2,7 @@ package account
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -340,7 +341,12 @@ func validUSCC(s string) (string, error) {
 }
 
 func (m *Model) issue(e *portrait.Event, trait, value string, err error) {
-	m.issues = append(m.issues, Issue{MessageID: e.MessageID, Trait: trait, Source: e.Source, Value: value, Reason: err.Error(), At: e.Timestamp})
+	reason := err.Error()
+	var pe *portrait.Error
+	if errors.As(err, &pe) {
+		reason = pe.Message
+	}
+	m.issues = append(m.issues, Issue{MessageID: e.MessageID, Trait: trait, Source: e.Source, Value: value, Reason: reason, At: e.Timestamp})
 }
 
 func (m *Model) group(e *portrait.Event) {
