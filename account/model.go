@@ -48,6 +48,7 @@ type Edit struct {
 	Parent      string         `json:"parent,omitempty"`
 	Need        *Need          `json:"need,omitempty"`
 	Other       string         `json:"other,omitempty"`
+	Scorecard   *Scorecard     `json:"scorecard,omitempty"`
 	By          string         `json:"by"`
 	At          time.Time      `json:"at"`
 }
@@ -62,6 +63,7 @@ const (
 	EditNeed       = "need"        // add a need to the pain chain
 	EditDelete     = "delete"      // remove an account
 	EditUnmerge    = "unmerge"     // undo a merge: Account and Other stay apart
+	EditScorecard  = "scorecard"   // replace the ICP scorecard (templates, PUT /v1/accounts/icp)
 )
 
 // Merge is a journal entry: two accounts found to be one (a group call
@@ -869,6 +871,11 @@ func (m *Model) check(ed *Edit) error {
 		if _, err := need(); err != nil {
 			return err
 		}
+	case EditScorecard:
+		if ed.Scorecard == nil {
+			return portrait.Errorf(portrait.EINVALID, "scorecard is required")
+		}
+		return ed.Scorecard.Validate()
 	case EditUnmerge:
 		found := false
 		for _, mg := range m.merges {
@@ -888,6 +895,10 @@ func (m *Model) check(ed *Edit) error {
 func (m *Model) edit(ed *Edit) {
 	m.version++
 	switch ed.Kind {
+	case EditScorecard:
+		m.scores.mu.Lock()
+		m.scores.card = ed.Scorecard
+		m.scores.mu.Unlock()
 	case EditUpsert:
 		var a *Account
 		if ed.Account != "" {

@@ -33,6 +33,9 @@ type Scorecard struct {
 	LowFit               float64 `json:"low_fit" yaml:"low_fit"`
 	MaxOverdueDays       int     `json:"max_overdue_days" yaml:"max_overdue_days"`
 	MaxTicketsPerMillion float64 `json:"max_tickets_per_million" yaml:"max_tickets_per_million"`
+
+	normOnce sync.Once
+	normW    [5]float64
 }
 
 // Factors of the scorecard.
@@ -115,6 +118,21 @@ type learned struct {
 // FeatureNames are the learned model's inputs.
 var FeatureNames = []string{"log_employees", "log_revenue", "engagement", "role_coverage", "decision_contact", "target_industry", "log_people"}
 
+// norm is the weights in points (summing to 100), in Factors order,
+// computed once per scorecard.
+func (c *Scorecard) norm() *[5]float64 {
+	c.normOnce.Do(func() {
+		total := 0.0
+		for _, w := range c.Weights {
+			total += w
+		}
+		for i, f := range Factors {
+			c.normW[i] = 100 * c.Weights[f] / total
+		}
+	})
+	return &c.normW
+}
+
 type scoreCache struct {
 	mu      sync.Mutex
 	card    *Scorecard
@@ -148,33 +166,50 @@ func (m *Model) learnedModel() *learned {
 	return m.scores.learned
 }
 
-func (c *Scorecard) targetIndustry(code string) (bool, Industry) {
-	in, err := LookupIndustry(code)
-	if err != nil {
-		return false, in
+// refresh recomputes the derived values of the accounts that changed.
+func (m *Model) refresh() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range m.accounts {
+		if a.d.valid && a.d.ver == a.version {
+			continue
+		}
+		c := m.coverage(a)
+		a.d = derived{ver: a.version, valid: true, cov: c.Score, decision: c.Levels[LevelDecision] > 0,
+			emp: a.Number("employees"), rev: a.Number("revenue"), prov: a.String("province")}
+		if code := a.String("industry"); code != "" {
+			if in, err := LookupIndustry(code); err == nil {
+				a.d.ind, a.d.indOK = in, true
+			}
+		}
+	}
+}
+
+func (c *Scorecard) targetOf(in Industry, ok bool) bool {
+	if !ok {
+		return false
 	}
 	for _, t := range c.Industries {
 		t = strings.ToUpper(t)
-		if t == in.Section || strings.HasPrefix(in.Code, strings.TrimLeft(t, "ABCDEFGHIJKLMNOPQRST")) && len(t) > 1 {
-			return true, in
+		if t == in.Section || len(t) > 1 && strings.HasPrefix(in.Code, strings.TrimLeft(t, "ABCDEFGHIJKLMNOPQRST")) {
+			return true
 		}
 	}
-	return false, in
+	return false
 }
 
-// features are the learned model's inputs for a (NaN when unknown).
+// features are the learned model's inputs for a (NaN when unknown); the
+// derived values must be fresh.
 func (m *Model) features(a *Account, card *Scorecard, now time.Time) []float64 {
-	emp, rev := a.Number("employees"), a.Number("revenue")
-	cov := m.coverage(a)
-	dec := 0.0
-	if cov.Levels[LevelDecision] > 0 {
+	d := &a.d
+	dec, tgt := 0.0, 0.0
+	if d.decision {
 		dec = 1
 	}
-	tgt := 0.0
-	if ok, _ := card.targetIndustry(a.String("industry")); ok {
+	if card.targetOf(d.ind, d.indOK) {
 		tgt = 1
 	}
-	return []float64{math.Log10(emp + 1), math.Log10(rev + 1), math.Log1p(a.Engagement.At(now)), cov.Score, dec, tgt, math.Log1p(float64(len(a.Members)))}
+	return []float64{math.Log10(d.emp + 1), math.Log10(d.rev + 1), math.Log1p(a.Engagement.At(now)), d.cov, dec, tgt, math.Log1p(float64(len(a.Members)))}
 }
 
 // Train fits the learned score on the accounts with closed opportunities
@@ -182,6 +217,7 @@ func (m *Model) features(a *Account, card *Scorecard, now time.Time) []float64 {
 // AUC is measured on accounts the model never saw.
 func (m *Model) Train(seed uint64) (*logit.Report, error) {
 	card := m.Scorecard()
+	m.refresh()
 	m.mu.RLock()
 	now := m.Now()
 	var x, y []float64
@@ -246,6 +282,7 @@ func (m *Model) sorted() []*Account {
 	return out
 }
 
+// score explains a's score; the caller holds the lock and refreshed.
 func (m *Model) score(a *Account, now time.Time) Score {
 	return m.scoreWith(a, now, m.Scorecard(), m.learnedModel(), true)
 }
@@ -256,81 +293,77 @@ func clamp01(x float64) float64 { return math.Max(0, math.Min(1, x)) }
 // ranking of 100,000 accounts builds reasons for the page it returns).
 func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned, explain bool) Score {
 	var s Score
-	total := 0.0
-	for _, w := range card.Weights {
-		total += w
+	d := &a.d
+	// The five factors, each 0..1; reasons are written only when asked:
+	// ranking 100,000 accounts writes them for one page.
+	var v [5]float64
+	if card.targetOf(d.ind, d.indOK) {
+		v[0] = 1
 	}
-	add := func(f string, v float64, text func() string) {
-		w := card.Weights[f]
-		if w == 0 {
-			return
-		}
-		pts := 100 * w / total * v
-		s.Fit += pts
-		if explain {
-			s.Reasons = append(s.Reasons, Reason{Factor: f, Points: pts, Text: text()})
-		}
-	}
-	code := a.String("industry")
-	ok, in := card.targetIndustry(code)
-	add("industry", map[bool]float64{true: 1, false: 0}[ok], func() string {
-		switch {
-		case code == "":
-			return "industry unknown"
-		case ok:
-			return fmt.Sprintf("target industry %s %s", in.Code, in.Name)
-		}
-		return fmt.Sprintf("industry %s %s is not a target", in.Code, in.Name)
-	})
-	emp := a.Number("employees")
-	size := 0.5
+	emp := d.emp
+	v[1] = 0.5
 	if !math.IsNaN(emp) {
 		lo, hi := card.Employees[0], card.Employees[1]
 		switch {
 		case emp < lo:
-			size = emp / lo
+			v[1] = emp / lo
 		case hi > 0 && emp > hi:
-			size = math.Sqrt(hi / emp)
+			v[1] = math.Sqrt(hi / emp)
 		default:
-			size = 1
+			v[1] = 1
 		}
 	}
-	add("size", size, func() string {
-		if math.IsNaN(emp) {
-			return "headcount unknown (counted half)"
-		}
-		return fmt.Sprintf("%.0f employees (ideal %.0f–%.0f)", emp, card.Employees[0], card.Employees[1])
-	})
-	prov := a.String("province")
-	inRegion := 0.0
 	for _, r := range card.Regions {
-		if r == prov {
-			inRegion = 1
+		if r == d.prov {
+			v[2] = 1
 		}
 	}
-	add("region", inRegion, func() string {
+	eng := a.Engagement.At(now)
+	v[3] = clamp01(eng / math.Max(card.EngagementFull, 1e-9))
+	v[4] = d.cov
+	w := card.norm()
+	var pts [5]float64
+	for i := range Factors {
+		pts[i] = w[i] * v[i]
+		s.Fit += pts[i]
+	}
+	if explain {
+		code, in, prov := a.String("industry"), d.ind, d.prov
+		cov := m.coverage(a)
+		texts := [5]string{}
+		switch {
+		case code == "" || !d.indOK:
+			texts[0] = "industry unknown"
+		case v[0] == 1:
+			texts[0] = fmt.Sprintf("target industry %s %s", in.Code, in.Name)
+		default:
+			texts[0] = fmt.Sprintf("industry %s %s is not a target", in.Code, in.Name)
+		}
+		if math.IsNaN(emp) {
+			texts[1] = "headcount unknown (counted half)"
+		} else {
+			texts[1] = fmt.Sprintf("%.0f employees (ideal %.0f–%.0f)", emp, card.Employees[0], card.Employees[1])
+		}
 		switch {
 		case prov == "":
-			return "region unknown"
-		case inRegion == 1:
-			return prov + " is a target region"
+			texts[2] = "region unknown"
+		case v[2] == 1:
+			texts[2] = prov + " is a target region"
+		default:
+			texts[2] = prov + " is outside the target regions"
 		}
-		return prov + " is outside the target regions"
-	})
-	eng := a.Engagement.At(now)
-	add("engagement", clamp01(eng/math.Max(card.EngagementFull, 1e-9)), func() string {
-		return fmt.Sprintf("engagement %.1f of %.0f (visits, calls, meetings, proposals, fading by half in 90 days)", eng, card.EngagementFull)
-	})
-	var cov Coverage
-	if card.Weights["coverage"] > 0 || explain {
-		cov = m.coverage(a)
-	}
-	add("coverage", cov.Score, func() string {
+		texts[3] = fmt.Sprintf("engagement %.1f of %.0f (visits, calls, meetings, proposals, fading by half in 90 days)", eng, card.EngagementFull)
 		if len(cov.Gaps) == 0 {
-			return "buying committee fully covered"
+			texts[4] = "buying committee fully covered"
+		} else {
+			texts[4] = fmt.Sprintf("committee %.0f%% covered: %s", cov.Score*100, strings.Join(cov.Gaps, "; "))
 		}
-		return fmt.Sprintf("committee %.0f%% covered: %s", cov.Score*100, strings.Join(cov.Gaps, "; "))
-	})
+		for i, f := range Factors {
+			if card.Weights[f] > 0 {
+				s.Reasons = append(s.Reasons, Reason{Factor: f, Points: pts[i], Text: texts[i]})
+			}
+		}
+	}
 	s.ICP = s.Fit
 	if l != nil && l.model != nil {
 		x := m.features(a, card, now)
@@ -434,6 +467,7 @@ func (m *Model) List(f Filter, sortBy string, offset, limit int) ([]Row, int, er
 		return nil, 0, portrait.Errorf(portrait.EINVALID, "sort must be icp_score, name, revenue or updated")
 	}
 	card, l := m.Scorecard(), m.learnedModel()
+	m.refresh()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	now := m.Now()
@@ -514,6 +548,7 @@ func (m *Model) List(f Filter, sortBy string, offset, limit int) ([]Row, int, er
 // what `portrait bench accounts` times.
 func (m *Model) RankOnly() []string {
 	card, l := m.Scorecard(), m.learnedModel()
+	m.refresh()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	now := m.Now()

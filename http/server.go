@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
@@ -69,6 +70,8 @@ type Server struct {
 	Search *search.Index
 	// Overview feeds GET /v1/overview (nil: not served).
 	Overview OverviewStore
+	// Accounts serves /v1/accounts, corporate customers (nil: not served).
+	Accounts *account.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 	// Console is the web console's built assets (nil: the ones embedded in
@@ -154,6 +157,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountSearch(mux)
 	s.mountOverview(mux)
 	s.mountProfile360(mux)
+	s.mountAccounts(mux) // accounts, buying committees, ICP (issue 16): http/accounts.go
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)

@@ -17,6 +17,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchIngest(ctx, args[1:], stdout, stderr)
 	case "segments":
 		return runBenchSegments(ctx, args[1:], stdout, stderr)
+	case "accounts":
+		return runBenchAccounts(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest)\n", args[0])
 	return errUsage

@@ -24,10 +24,11 @@ commands:
   demo      generate a realistic bilingual demo data set and serve it
   rebuild   rebuild all profiles by replaying the event log, and verify them
   keys      create, list and revoke credentials (keys create --kind write|admin --name NAME)
-  bench     benchmarks (bench ingest)
+  bench     benchmarks (bench ingest, bench segments, bench accounts)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
   quality   the data-quality report (per source and per trait)
+  templates industry templates: scorecard, tags, segments (templates list | templates load NAME)
   import    import a CSV, JSONL or XLSX file (import --source NAME --map mapping.yaml FILE)
   version   print the version
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runImport(ctx, rest, stdout, stderr)
 	case "quality":
 		return runQuality(ctx, rest, stdout, stderr)
+	case "templates": // industry templates (issue 16): cmd/portrait/accounts.go
+		return runTemplates(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
