@@ -305,6 +305,9 @@ type derived struct {
 	indOK    bool
 	emp, rev float64
 	prov     string
+	// base: the score's static points for card (all but engagement).
+	card *Scorecard
+	base float64
 }
 
 // Name is the account's name trait, or its id.

@@ -137,3 +137,27 @@ func TestDemoCompanies(t *testing.T) {
 		t.Fatalf("group rollup %+v", v.Rollup)
 	}
 }
+
+// The ranking's fast scores (static part kept, engagement decayed at
+// ranking time) are the explained scores: the list is in the order of the
+// icp_score it shows, with and without the learned model.
+func TestRankingMatchesExplainedScores(t *testing.T) {
+	m := demoModel(t, 200)
+	for _, train := range []bool{false, true} {
+		if train {
+			if _, err := m.Train(2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, total, err := m.List(account.Filter{}, account.SortICP, 0, 0)
+		if err != nil || total != 200 || len(rows) != 200 {
+			t.Fatalf("list %d %d %v", total, len(rows), err)
+		}
+		ids := m.RankOnly()
+		for i := range rows {
+			if rows[i].ID != ids[i] || i > 0 && rows[i].ICP > rows[i-1].ICP {
+				t.Fatalf("learned=%v: row %d %s %.1f after %.1f (RankOnly says %s)", train, i, rows[i].ID, rows[i].ICP, rows[i-1].ICP, ids[i])
+			}
+		}
+	}
+}

@@ -82,7 +82,7 @@ type View struct {
 // Get returns one account's view (ENOTFOUND-free: ok false when absent).
 // An id of a merged account answers with the survivor.
 func (m *Model) Get(id string) (*View, bool) {
-	m.refresh()
+	m.refresh(m.Scorecard())
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	a := m.find(id)
