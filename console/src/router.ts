@@ -14,6 +14,9 @@ const routes: RouteRecordRaw[] = [
   { path: '/tags', name: 'tags', component: () => import('./pages/Tags.vue'), meta: { menu: 'tags' } },
   { path: '/analytics', name: 'analytics', component: () => import('./pages/Analytics.vue'), meta: { menu: 'analytics' } },
   { path: '/data', name: 'data', component: () => import('./pages/Data.vue'), meta: { menu: 'data' } },
+  // accounts (issue 16): the ICP ranking and one account's portrait
+  { path: '/accounts', name: 'accounts', component: () => import('./pages/Accounts.vue'), meta: { menu: 'accounts' } },
+  { path: '/accounts/:id', name: 'account', component: () => import('./pages/Account.vue'), meta: { menu: 'accounts' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 
