@@ -239,7 +239,7 @@ func (m *Model) rollup(a *Account, children map[string][]string, now time.Time, 
 var statusRank = map[string]int{"missing": 0, StatusPresumed: 1, StatusReported: 2, StatusVerified: 3}
 
 func (m *Model) coverage(a *Account) Coverage {
-	c := Coverage{Roles: map[string]string{}, Levels: map[string]int{}}
+	c := Coverage{Roles: map[string]string{}, Levels: map[string]int{}, Gaps: []string{}}
 	for _, r := range Roles {
 		c.Roles[r] = "missing"
 	}

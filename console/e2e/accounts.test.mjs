@@ -82,6 +82,7 @@ test('accounts: ICP ranking, portrait, committee by level, verification', { skip
   assert.ok(after.role.verified_by, 'verified by a named user')
   assert.ok(after.role.verified_at)
   const acc2 = await api('GET', `/v1/accounts/${target.id}`)
-  assert.ok(!acc2.body.coverage.gaps.includes(`${presumed.role.role} presumed, not verified`) || acc2.body.coverage.roles[presumed.role.role] === 'presumed')
+  assert.equal(acc2.body.coverage.roles[presumed.role.role], 'verified')
+  assert.ok(!acc2.body.coverage.gaps.includes(`${presumed.role.role} presumed, not verified`), acc2.body.coverage.gaps.join('; '))
   assert.deepEqual(errors, [])
 })
