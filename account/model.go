@@ -575,13 +575,17 @@ func (m *Model) identify(e *portrait.Event) {
 			}
 		}
 	}
-	p := m.personOf(pk)
 	role, okR := NormalizeRole(str(tr["buying_role"]))
 	lv := str(tr["level"])
 	if lv == "" {
 		lv = str(tr["hierarchy_level"])
 	}
 	level, okL := NormalizeLevel(lv)
+	em := str(tr["email"])
+	if !okR && !okL && !strings.Contains(em, "@") {
+		return // nothing about accounts: no person kept for it
+	}
+	p := m.personOf(pk)
 	if okR || okL {
 		r := &Role{Role: role, Level: level, Title: str(tr["title"]), Status: StatusReported, Source: e.Source, At: e.Timestamp}
 		if strings.EqualFold(str(tr["buying_role_status"]), StatusPresumed) {
@@ -602,7 +606,7 @@ func (m *Model) identify(e *portrait.Event) {
 			}
 		}
 	}
-	if em := str(tr["email"]); strings.Contains(em, "@") {
+	if strings.Contains(em, "@") {
 		if d, err := NormalizeDomain(em); err == nil && d != p.domain {
 			p.domain = d
 			if m.byDomain[d] == nil {
