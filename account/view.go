@@ -2,7 +2,9 @@ package account
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,8 +128,15 @@ func (m *Model) Lookup(typ, value string) (string, bool) {
 }
 
 func (m *Model) view(a *Account, now time.Time) *View {
-	v := &View{ID: a.ID, Name: a.Name(), Keys: a.Keys, Traits: a.Traits, Parent: a.Parent, Tickets: a.Tickets, OverdueDays: a.OverdueDays,
-		MergedFrom: a.MergedFrom, Created: a.Created, Updated: a.Updated, Needs: a.Needs, Activities: a.Engagement.Counts}
+	// Copies: the view is encoded after the lock is released, while the
+	// follower goes on changing the account.
+	v := &View{ID: a.ID, Name: a.Name(), Keys: slices.Clone(a.Keys), Traits: make(map[string]*Trait, len(a.Traits)), Parent: a.Parent, Tickets: a.Tickets,
+		OverdueDays: a.OverdueDays, MergedFrom: slices.Clone(a.MergedFrom), Created: a.Created, Updated: a.Updated, Needs: cloneNeeds(a.Needs),
+		Activities: maps.Clone(a.Engagement.Counts)}
+	for n, t := range a.Traits {
+		c := *t
+		v.Traits[n] = &c
+	}
 	v.TraitGroups = map[string][]string{}
 	for n, t := range a.Traits {
 		v.TraitGroups[t.Group] = append(v.TraitGroups[t.Group], n)
@@ -156,14 +165,24 @@ func (m *Model) view(a *Account, now time.Time) *View {
 		v.EngagementByRole[role] += eg.At(now)
 	}
 	v.People = len(a.Members)
-	v.PainChains = painChains(a.Needs)
+	v.PainChains = painChains(v.Needs)
 	for _, o := range a.Opps {
-		v.Opportunities = append(v.Opportunities, o)
+		c := *o
+		v.Opportunities = append(v.Opportunities, &c)
 	}
 	sort.Slice(v.Opportunities, func(i, j int) bool { return v.Opportunities[i].At.Before(v.Opportunities[j].At) })
 	v.Won, v.Lost, v.Open = a.Won()
 	v.Score = m.score(a, now)
 	return v
+}
+
+func cloneNeeds(ns []*Need) []*Need {
+	out := make([]*Need, len(ns))
+	for i, n := range ns {
+		c := *n
+		out[i] = &c
+	}
+	return out
 }
 
 // painChains follows LinkedTo from each need nobody links to, bottom up: a
@@ -289,18 +308,23 @@ func (m *Model) People(id string) ([]Person, bool) {
 	now := m.Now()
 	out := make([]Person, 0, len(a.Members))
 	for pk, mem := range a.Members {
-		p := Person{Person: pk, Via: mem.Via, Role: m.effectiveRole(mem), Opportunities: mem.Opportunities}
+		p := Person{Person: pk, Via: mem.Via, Opportunities: maps.Clone(mem.Opportunities)}
+		if r := m.effectiveRole(mem); r != nil {
+			c := *r
+			p.Role = &c
+		}
 		if p.Role != nil && p.Role.Level != "" {
 			p.LevelName, p.Focus = LevelNames[p.Role.Level], LevelFocus[p.Role.Level]
 		}
 		if eg := a.People[pk]; eg != nil {
-			p.Engagement, p.Activities = eg.At(now), eg.Counts
+			p.Engagement, p.Activities = eg.At(now), maps.Clone(eg.Counts)
 			last := eg.Last
 			p.LastActivity = &last
 		}
 		for _, n := range a.Needs {
 			if n.Person == pk {
-				p.Needs = append(p.Needs, n)
+				c := *n
+				p.Needs = append(p.Needs, &c)
 			}
 		}
 		if ps := m.persons[pk]; ps != nil {
@@ -340,7 +364,12 @@ func (m *Model) AccountsOf(pk string) map[string]*Role {
 	if p := m.persons[pk]; p != nil {
 		for id := range p.accounts {
 			if a := m.accounts[id]; a != nil {
-				out[id] = m.effectiveRole(a.Members[pk])
+				if r := m.effectiveRole(a.Members[pk]); r != nil {
+					c := *r
+					out[id] = &c
+				} else {
+					out[id] = nil
+				}
 			}
 		}
 	}
