@@ -64,6 +64,8 @@ func Corporate(seed uint64, k int, asOf time.Time) []map[string]any {
 	}
 	for _, e := range g.events {
 		e["messageId"] = "corp-" + e["messageId"].(string)
+		// The sales team's CRM sends all of it (see SourceOf).
+		e["context"] = map[string]any{"library": map[string]any{"name": "crm-sync", "version": "1"}, "locale": "zh-CN"}
 	}
 	return g.events
 }
