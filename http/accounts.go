@@ -92,6 +92,9 @@ func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request, _ *portr
 		Error(w, r, err)
 		return
 	}
+	if limit == 0 {
+		limit = 50 // scores are explained per row: never all 100,000 at once
+	}
 	rows, total, err := s.Accounts.Model.List(f, r.URL.Query().Get("sort"), offset, min(limit, 1000))
 	if err != nil {
 		Error(w, r, err)
