@@ -302,31 +302,10 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 	d := &a.d
 	// The five factors, each 0..1; reasons are written only when asked:
 	// ranking 100,000 accounts writes them for one page.
-	var v [5]float64
-	if card.targetOf(d.ind, d.indOK) {
-		v[0] = 1
-	}
+	v := card.factors(d)
 	emp := d.emp
-	v[1] = 0.5
-	if !math.IsNaN(emp) {
-		lo, hi := card.Employees[0], card.Employees[1]
-		switch {
-		case emp < lo:
-			v[1] = emp / lo
-		case hi > 0 && emp > hi:
-			v[1] = math.Sqrt(hi / emp)
-		default:
-			v[1] = 1
-		}
-	}
-	for _, r := range card.Regions {
-		if r == d.prov {
-			v[2] = 1
-		}
-	}
 	eng := a.Engagement.At(now)
 	v[3] = clamp01(eng / math.Max(card.EngagementFull, 1e-9))
-	v[4] = d.cov
 	w := card.norm()
 	var pts [5]float64
 	for i := range Factors {
@@ -569,15 +548,21 @@ func combine(card *Scorecard, fit, p float64) float64 {
 // static computes the parts of a's score that do not move with the clock
 // (everything but engagement), for card; refresh keeps them.
 func (m *Model) static(a *Account, card *Scorecard) {
-	d := &a.d
-	w := card.norm()
+	w, v := card.norm(), card.factors(&a.d)
+	a.d.base = w[0]*v[0] + w[1]*v[1] + w[2]*v[2] + w[4]*v[4]
+	a.d.card = card
+}
+
+// factors scores the static factors 0..1 (industry, size, region and
+// coverage; engagement, index 3, is left 0 for the caller).
+func (c *Scorecard) factors(d *derived) [5]float64 {
 	var v [5]float64
-	if card.targetOf(d.ind, d.indOK) {
+	if c.targetOf(d.ind, d.indOK) {
 		v[0] = 1
 	}
-	v[1] = 0.5
+	v[1] = 0.5 // headcount unknown: half
 	if emp := d.emp; !math.IsNaN(emp) {
-		lo, hi := card.Employees[0], card.Employees[1]
+		lo, hi := c.Employees[0], c.Employees[1]
 		switch {
 		case emp < lo:
 			v[1] = emp / lo
@@ -587,14 +572,13 @@ func (m *Model) static(a *Account, card *Scorecard) {
 			v[1] = 1
 		}
 	}
-	for _, r := range card.Regions {
+	for _, r := range c.Regions {
 		if r == d.prov {
 			v[2] = 1
 		}
 	}
 	v[4] = d.cov
-	d.base = w[0]*v[0] + w[1]*v[1] + w[2]*v[2] + w[4]*v[4]
-	d.card = card
+	return v
 }
 
 // quickICP is scoreWith(...).ICP from the kept static part: ranking
