@@ -108,6 +108,9 @@ func Generate(seed uint64, n int, asOf time.Time) *Dataset {
 	for k := range accounts {
 		g.account(k)
 	}
+	corp := CorporateAccounts(n) // demo/accounts.go: the account portrait's companies
+	g.events = append(g.events, Corporate(seed, corp, asOf)...)
+	d.Accounts += corp
 	sort.SliceStable(g.events, func(i, j int) bool { return g.events[i]["timestamp"].(string) < g.events[j]["timestamp"].(string) })
 	d.Events = g.events
 	return d

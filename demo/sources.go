@@ -17,6 +17,8 @@ func SourceOf(e map[string]any) string {
 	switch name, _ := lib["name"].(string); name {
 	case "pos-export":
 		return "pos"
+	case "crm-sync": // the corporate accounts' sales records (accounts.go)
+		return "crm"
 	case "analytics.js":
 		return "web"
 	case "analytics-ios", "com.rudderstack.android.sdk.core":

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/bizmap"
 	"github.com/portrait-cdp/portrait/delivery"
@@ -75,6 +76,8 @@ type Server struct {
 	Map *bizmap.Service
 	// Overview feeds GET /v1/overview (nil: not served).
 	Overview OverviewStore
+	// Accounts serves /v1/accounts, corporate customers (nil: not served).
+	Accounts *account.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
 	// Console is the web console's built assets (nil: the ones embedded in
@@ -163,6 +166,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountProfile360(mux)
 	// customer business map (issue 14)
 	s.mountMap(mux)
+	s.mountAccounts(mux) // accounts, buying committees, ICP (issue 16): http/accounts.go
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)

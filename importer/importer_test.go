@@ -267,7 +267,9 @@ func TestMalformed(t *testing.T) {
 
 func TestMappingErrors(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"mode: people\nidentity: {user_id: id}", `mode must be "profiles" or "events"`},
+		{"mode: people\nidentity: {user_id: id}", `mode must be "profiles", "events" or "accounts"`},
+		{"mode: accounts\nidentity: {user_id: id}", "identity.group_id"},
+		{"mode: profiles\nidentity: {user_id: id, group_id: g}", "identity.group_id"},
 		{"identity: {}", "identity needs user_id or anonymous_id"},
 		{"identity: {user_id: id}\ncolumns: [{column: a, trait: a, kind: colour}]", `unknown kind "colour"`},
 		{"identity: {user_id: id}\ncolumsn: []", "field columsn not found"},

@@ -28,6 +28,9 @@ import (
 const (
 	ModeProfiles = "profiles"
 	ModeEvents   = "events"
+	// ModeAccounts: one row per company, sent as a group call
+	// (identity.group_id) whose traits describe the account (account/).
+	ModeAccounts = "accounts"
 )
 
 // Kinds of column values: how a value is cleaned and typed.
@@ -98,6 +101,8 @@ type Identity struct {
 	// also mint an anonymous identity for them.
 	UserID      string `yaml:"user_id"`
 	AnonymousID string `yaml:"anonymous_id"`
+	// GroupID is the account's id (accounts mode): a column or a template.
+	GroupID string `yaml:"group_id"`
 	// Identifiers are extra typed identifiers (crm_id, wechat_openid...),
 	// sent as context.externalIds.
 	Identifiers []Identifier `yaml:"identifiers"`
@@ -222,8 +227,11 @@ func (m *Mapping) Validate() error {
 	if m.Mode == "" {
 		m.Mode = ModeProfiles
 	}
-	if m.Mode != ModeProfiles && m.Mode != ModeEvents {
-		return mappingErr("mode must be %q or %q, not %q", ModeProfiles, ModeEvents, m.Mode)
+	if m.Mode != ModeProfiles && m.Mode != ModeEvents && m.Mode != ModeAccounts {
+		return mappingErr("mode must be %q, %q or %q, not %q", ModeProfiles, ModeEvents, ModeAccounts, m.Mode)
+	}
+	if (m.Mode == ModeAccounts) != (m.Identity.GroupID != "") {
+		return mappingErr("identity.group_id is what accounts mode needs, and only it: the account's id column or template")
 	}
 	if m.Region == "" {
 		m.Region = clean.DefaultRegion

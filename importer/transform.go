@@ -25,6 +25,7 @@ type problem struct {
 // converted is what a row becomes before the tracking parser sees it.
 type converted struct {
 	typ        string
+	groupID    string
 	userID     string
 	anonID     string
 	name       string
@@ -176,6 +177,13 @@ func (m *Mapping) convert(row *Row) *converted {
 	for _, r := range m.Reject {
 		if matchAll(r.When, row) {
 			c.reject = r.Reason
+			return c
+		}
+	}
+	if m.Mode == ModeAccounts {
+		c.typ = portrait.EventGroup
+		if c.groupID = ref(row, m.Identity.GroupID); c.groupID == "" {
+			c.reject = "identity.group_id is empty: the row names no account"
 			return c
 		}
 	}
@@ -367,6 +375,9 @@ func (m *Mapping) parseTime(raw string) (time.Time, error) {
 // then validates, exactly as if an SDK had sent it.
 func (c *converted) body(messageID string, imp map[string]any) ([]byte, error) {
 	ev := map[string]any{"type": c.typ, "messageId": messageID}
+	if c.groupID != "" {
+		ev["groupId"] = c.groupID
+	}
 	if c.userID != "" {
 		ev["userId"] = c.userID
 	}

@@ -252,6 +252,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	a.wireAccounts() // accounts (issue 16): cmd/portrait/accounts.go
 	return a, nil
 }
 
@@ -339,6 +340,7 @@ func (a *App) Start(ctx context.Context) error {
 	}()
 	a.startEnrichment(ctx)
 	a.startSegments(ctx)
+	a.startAccounts(ctx)
 	if a.Config.AnalyticsEvery > 0 {
 		every := map[string]time.Duration{}
 		for _, k := range jobs.Kinds {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"syscall"
+	"time"
 )
 
 // runBench dispatches "portrait bench <what>".
@@ -21,7 +24,25 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchMap(ctx, args[1:], stdout, stderr)
 	case "insight": // audience insight (issue 14)
 		return runBenchInsight(args[1:], stdout, stderr)
+	case "accounts":
+		return runBenchAccounts(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest)\n", args[0])
 	return errUsage
+}
+
+// cpuTime is the process's CPU time (user and system): on a shared,
+// oversubscribed machine the wall clock says more about the neighbours.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func medianOf(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }

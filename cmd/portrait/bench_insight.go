@@ -135,15 +135,3 @@ func runBenchInsight(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%-28s %10.1f %9.1fx\n", "insight, 50 attributes", insightMs, insightMs/baseMs)
 	return nil
 }
-
-func medianOf(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
-	return s[len(s)/2]
-}

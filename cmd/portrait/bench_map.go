@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -227,15 +226,6 @@ func baselineMap(recs []benchMapRecord, member [][]bool) ([][3]int, float64) {
 		}
 	}
 	return out, check
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func runBenchMap(ctx context.Context, args []string, stdout, stderr io.Writer) error {

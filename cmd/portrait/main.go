@@ -24,10 +24,11 @@ commands:
   demo      generate a realistic bilingual demo data set and serve it
   rebuild   rebuild all profiles by replaying the event log, and verify them
   keys      create, list and revoke credentials (keys create --kind write|admin --name NAME)
-  bench     benchmarks (bench ingest)
+  bench     benchmarks (bench ingest, bench segments, bench accounts)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
   quality   the data-quality report (per source and per trait)
+  templates industry templates: scorecard, tags, segments (templates list | templates load NAME)
   import    import a CSV, JSONL or XLSX file (import --source NAME --map mapping.yaml FILE)
   backup    back up the embedded store, also while it serves (backup --data DIR --to FILE)
   restore   restore a backup into a new data directory (restore --from FILE --data DIR)
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBackup(ctx, rest, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, rest, stdout, stderr)
+	case "templates": // industry templates (issue 16): cmd/portrait/accounts.go
+		return runTemplates(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":

@@ -18,6 +18,9 @@ const routes: RouteRecordRaw[] = [
   { path: '/map', name: 'map', component: () => import('./pages/Map.vue'), meta: { menu: 'map' } },
   // insight (issue 14 §4): reached from the segments menu
   { path: '/insight/:id?', name: 'insight', component: () => import('./pages/Insight.vue'), meta: { menu: 'segments' } },
+  // accounts (issue 16): the ICP ranking and one account's portrait
+  { path: '/accounts', name: 'accounts', component: () => import('./pages/Accounts.vue'), meta: { menu: 'accounts' } },
+  { path: '/accounts/:id', name: 'account', component: () => import('./pages/Account.vue'), meta: { menu: 'accounts' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 

@@ -5,6 +5,7 @@ export default {
     search: 'Find customers',
     profiles: 'Customer list',
     segments: 'Segments',
+    accounts: 'Accounts', // accounts (issue 16)
     tags: 'Tags & traits',
     analytics: 'Analytics',
     data: 'Data',

@@ -5,6 +5,7 @@ export default {
     search: '客户查找',
     profiles: '客户列表',
     segments: '客户细分',
+    accounts: '对公客户', // accounts (issue 16)
     tags: '标签与特征',
     analytics: '分析',
     data: '数据',

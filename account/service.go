@@ -1,0 +1,168 @@
+package account
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Log is the event log as the account follower reads it.
+type Log interface {
+	ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.Event, error)
+}
+
+// Store keeps the API's edits (the journal of who changed which account)
+// and records refused values where the quality report finds them.
+type Store interface {
+	AppendAccountEdit(ctx context.Context, ed *Edit) (int64, error)
+	AccountEdits(ctx context.Context) ([]*Edit, error)
+	AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue) error
+}
+
+// Service follows the event log into the model and makes the edits
+// durable. Run owns its goroutine.
+type Service struct {
+	Model  *Model
+	Log    Log
+	Store  Store
+	Now    portrait.Clock
+	Logger *slog.Logger
+	// Notify returns a channel closed when events are appended.
+	Notify func() <-chan struct{}
+	// TrainEvery retrains the learned score (0: only on request).
+	TrainEvery time.Duration
+
+	applied atomic.Int64
+	loaded  atomic.Bool
+}
+
+// NewService returns a service over a new model.
+func NewService(log Log, store Store, now portrait.Clock) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{Model: NewModel(now), Log: log, Store: store, Now: now, Logger: slog.Default(), TrainEvery: time.Hour}
+}
+
+// Loaded reports whether the log and the edits have been read once.
+func (s *Service) Loaded() bool { return s.loaded.Load() }
+
+// Applied is the last log sequence number applied.
+func (s *Service) Applied() int64 { return s.applied.Load() }
+
+// Load reads the whole log, then the edits, then trains the learned score
+// when there is enough history.
+func (s *Service) Load(ctx context.Context) error {
+	start := time.Now()
+	if _, err := s.Step(ctx); err != nil {
+		return err
+	}
+	eds, err := s.Store.AccountEdits(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ed := range eds {
+		if err := s.Model.ApplyEdit(ed); err != nil {
+			// An edit valid when made can name an account a later undo
+			// removed: it is skipped, not fatal.
+			s.Logger.Warn("account edit skipped on load", "id", ed.ID, "kind", ed.Kind, "err", err)
+		}
+	}
+	s.train()
+	s.loaded.Store(true)
+	s.Logger.Info("accounts loaded", "accounts", s.Model.Len(), "edits", len(eds), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (s *Service) train() {
+	if rep, err := s.Model.Train(1); err == nil {
+		s.Logger.Info("account ICP learned score trained", "auc_held_out", rep.AUC, "n_train", rep.NTrain, "n_test", rep.NTest)
+	}
+}
+
+// Step applies what the log holds after the last applied event; it
+// returns how many events it read.
+func (s *Service) Step(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		evs, err := s.Log.ReadLog(ctx, s.applied.Load(), 5000)
+		if err != nil {
+			return n, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			s.Model.Apply(e)
+		}
+		n += len(evs)
+		s.applied.Store(evs[len(evs)-1].Seq)
+	}
+	if is := s.Model.TakeIssues(); len(is) > 0 {
+		out := make([]*portrait.TraitIssue, len(is))
+		for i, x := range is {
+			out[i] = &portrait.TraitIssue{MessageID: x.MessageID, Trait: x.Trait, Source: x.Source, ProfileID: x.Account, Value: x.Value, Reason: x.Reason, Time: x.At}
+		}
+		if err := s.Store.AddTraitIssues(ctx, out); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Run loads, then follows the log until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.Logger.Error("accounts cannot load", "err", err)
+		return err
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastTrain := time.Now()
+	for {
+		var notify <-chan struct{}
+		if s.Notify != nil {
+			notify = s.Notify()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-notify:
+		case <-tick.C:
+		}
+		if _, err := s.Step(ctx); err != nil && ctx.Err() == nil {
+			s.Logger.Warn("accounts cannot follow the log", "err", err)
+		}
+		if s.TrainEvery > 0 && time.Since(lastTrain) > s.TrainEvery {
+			s.train()
+			lastTrain = time.Now()
+		}
+	}
+}
+
+// Edit validates an edit, journals it and applies it. It answers
+// EUNAVAILABLE while the accounts are still loading: an edit applied then
+// would be applied again by the load.
+func (s *Service) Edit(ctx context.Context, ed *Edit) error {
+	if !s.loaded.Load() {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "accounts are still loading; try again shortly")
+	}
+	ed.By = strings.TrimSpace(ed.By)
+	ed.At = s.Now().UTC()
+	if err := s.Model.Check(ed); err != nil {
+		return err
+	}
+	id, err := s.Store.AppendAccountEdit(ctx, ed)
+	if err != nil {
+		return err
+	}
+	ed.ID = id
+	return s.Model.ApplyEdit(ed)
+}

@@ -1,0 +1,83 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
+)
+
+// The accounts' storage (account.Store): the edits journal in the log
+// file, beside the events they are replayed with; refused account values
+// in trait_issues, where the quality report counts them.
+
+var _ account.Store = (*DB)(nil)
+
+// AppendAccountEdit journals an edit and returns its id.
+func (db *DB) AppendAccountEdit(ctx context.Context, ed *account.Edit) (int64, error) {
+	b, err := json.Marshal(ed)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot encode the account edit")
+	}
+	res, err := db.logW.ExecContext(ctx, `INSERT INTO account_edits (at, by, kind, account, body) VALUES (?, ?, ?, ?, ?)`,
+		micros(ed.At), ed.By, ed.Kind, ed.Account, string(b))
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot journal the account edit")
+	}
+	return res.LastInsertId()
+}
+
+// AccountEdits returns every edit in id order.
+func (db *DB) AccountEdits(ctx context.Context) ([]*account.Edit, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT id, body FROM account_edits ORDER BY id`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read the account edits")
+	}
+	defer rows.Close()
+	var out []*account.Edit
+	for rows.Next() {
+		var id int64
+		var body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, portrait.Wrap(err, "cannot read the account edits")
+		}
+		ed := &account.Edit{}
+		if err := json.Unmarshal([]byte(body), ed); err != nil {
+			return nil, portrait.Wrap(err, "account edit "+body+" is damaged")
+		}
+		ed.ID = id
+		out = append(out, ed)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read the account edits")
+	}
+	return out, nil
+}
+
+// AddTraitIssues records refused values (each once: keyed by event and
+// trait, so replays add nothing).
+func (db *DB) AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue) error {
+	if len(issues) == 0 {
+		return nil
+	}
+	tx, err := db.stateW.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot record trait issues")
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot record trait issues")
+	}
+	defer st.Close()
+	for _, i := range issues {
+		if _, err := st.ExecContext(ctx, i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time)); err != nil {
+			return portrait.Wrap(err, "cannot record trait issues")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot record trait issues")
+	}
+	return nil
+}
