@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"sort"
 	"strconv"
 	"time"
 
@@ -136,14 +137,9 @@ func runBenchInsight(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// medianOf is the median of alternating rounds measured by the caller.
 func medianOf(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
-	for i := range s {
-		for j := i + 1; j < len(s); j++ {
-			if s[j] < s[i] {
-				s[i], s[j] = s[j], s[i]
-			}
-		}
-	}
+	sort.Float64s(s)
 	return s[len(s)/2]
 }
