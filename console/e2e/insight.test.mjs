@@ -31,14 +31,14 @@ test('insight: TGI and shares of a segment against everyone are the API\'s', { s
   assert.ok(sig.length > 0, 'high spenders differ from everyone in something (rfm segment, value tags)')
 
   await page.goto(`/insight/${high.body.id}`)
-  await page.getByRole('heading', { name: '人群洞察', level: 1 }).waitFor()
+  await page.getByRole('heading', { name: '人群洞察', level: 1 }).waitFor({ timeout: 60000 })
   const summary = page.locator('[data-test=insight-summary]')
-  await summary.waitFor({ timeout: 30000 })
+  await summary.waitFor({ timeout: 60000 })
   assert.ok((await summary.textContent()).includes(want.body.target_size.toLocaleString('zh-CN')), 'the target size is shown')
 
   // The first rows are the API's ranking, TGI rounded.
   const rows = page.locator('[data-test=insight-attributes] .el-table__body-wrapper .el-table__row')
-  await rows.first().waitFor()
+  await rows.first().waitFor({ timeout: 60000 })
   for (let i = 0; i < Math.min(3, want.body.attributes.length); i++) {
     const a = want.body.attributes[i]
     const text = await rows.nth(i).textContent()
@@ -46,15 +46,15 @@ test('insight: TGI and shares of a segment against everyone are the API\'s', { s
     assert.equal((await rows.nth(i).locator('[data-test=tgi]').textContent()).trim(), String(Math.round(a.tgi)))
   }
   // Both charts are drawn from the significant rows.
-  await page.locator('[data-test=tgi-chart] canvas').first().waitFor({ timeout: 15000 })
-  await page.locator('[data-test=share-chart] canvas').first().waitFor({ timeout: 15000 })
+  await page.locator('[data-test=tgi-chart] canvas').first().waitFor({ timeout: 60000 })
+  await page.locator('[data-test=share-chart] canvas').first().waitFor({ timeout: 60000 })
   // Numeric traits: revenue is among them, and significant (the segment is defined by it).
   const numeric = await page.locator('[data-test=insight-numeric]').textContent()
   assert.ok(numeric.includes('revenue'), 'revenue is compared')
 
   // Only significant: the table shrinks to the API's significant rows.
   await page.locator('[data-test=only-significant]').click()
-  await page.waitForFunction((n) => document.querySelectorAll('[data-test=insight-attributes] .el-table__body-wrapper .el-table__row').length === n, sig.length, { timeout: 15000 })
+  await page.waitForFunction((n) => document.querySelectorAll('[data-test=insight-attributes] .el-table__body-wrapper .el-table__row').length === n, sig.length, { timeout: 60000 })
 
   await shot(page, 'insight', { fullPage: true })
   await axe(page, 'insight')
@@ -64,6 +64,6 @@ test('insight: TGI and shares of a segment against everyone are the API\'s', { s
   const vs = await api('GET', `/v1/segments/${high.body.id}/insight?base=${sh.body.id}`)
   assert.equal(vs.status, 200)
   await page.goto(`/insight/${high.body.id}?base=${sh.body.id}`)
-  await page.locator('[data-test=insight-summary]', { hasText: vs.body.base_size.toLocaleString('zh-CN') }).waitFor({ timeout: 15000 })
+  await page.locator('[data-test=insight-summary]', { hasText: vs.body.base_size.toLocaleString('zh-CN') }).waitFor({ timeout: 60000 })
   assert.deepEqual(errors, [])
 })
