@@ -16,8 +16,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -270,12 +273,27 @@ func (s *Service) Build(q Query) (*Map, error) {
 		m.Rules = append(m.Rules, r.Name)
 	}
 	for _, r := range rows {
-		row := Row{Segment: r.id, Name: r.name, Customers: int(r.members.GetCardinality()), Expression: r.expr, Cells: make([]Cell, 0, len(stages))}
-		for _, st := range stages {
-			row.Cells = append(row.Cells, s.cell(r, st, reached, current, q))
-		}
-		m.Rows = append(m.Rows, row)
+		m.Rows = append(m.Rows, Row{Segment: r.id, Name: r.name, Customers: int(r.members.GetCardinality()), Expression: r.expr, Cells: make([]Cell, len(stages))})
 	}
+	// Cells are independent reads of the index (under its read lock): they
+	// are computed on every core, each worker taking the next cell.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(rows)*len(stages)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(rows)*len(stages) {
+					return
+				}
+				i, j := k/len(stages), k%len(stages)
+				m.Rows[i].Cells[j] = s.cell(rows[i], stages[j], reached, current, q)
+			}
+		}()
+	}
+	wg.Wait()
 	m.TookMS = round(float64(time.Since(start).Microseconds())/1000, 2)
 	return m, nil
 }
