@@ -21,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/portrait-cdp/portrait"
 )
 
@@ -82,6 +80,12 @@ type Store interface {
 // in the same one place.
 type Rows func(ctx context.Context, segmentID string, identifiers []string, hash bool) ([]string, [][]string, int, error)
 
+// Publisher publishes a message to a subject, returning once the server
+// has it.
+type Publisher interface {
+	Publish(ctx context.Context, subject string, data []byte, headers map[string]string) error
+}
+
 // Service schedules and runs deliveries.
 type Service struct {
 	Store Store
@@ -90,9 +94,9 @@ type Service struct {
 	Log   *slog.Logger
 	// Dir is the file drop directory ("" : file targets are refused).
 	Dir string
-	// NATS is the connection subjects are published on (nil: NATS targets
-	// are refused).
-	NATS *nats.Conn
+	// NATS publishes to subjects (nil: NATS targets are refused); the
+	// nats package's Publisher is the one used.
+	NATS Publisher
 	// Client posts to webhooks.
 	Client *http.Client
 
@@ -228,14 +232,8 @@ func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.T
 		}
 		run.Where = d.Target.URL
 	case NATS:
-		msg := nats.NewMsg(d.Target.Subject)
-		msg.Data = buf.Bytes()
-		msg.Header.Set("Portrait-Segment", d.Segment)
-		msg.Header.Set("Portrait-Delivery", d.ID)
-		if err := s.NATS.PublishMsg(msg); err != nil {
-			return err
-		}
-		if err := s.NATS.FlushWithContext(ctx); err != nil {
+		headers := map[string]string{"Portrait-Segment": d.Segment, "Portrait-Delivery": d.ID}
+		if err := s.NATS.Publish(ctx, d.Target.Subject, buf.Bytes(), headers); err != nil {
 			return err
 		}
 		run.Where = d.Target.Subject

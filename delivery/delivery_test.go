@@ -16,6 +16,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
+	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
@@ -69,13 +70,20 @@ func TestDeliveriesToEachTarget(t *testing.T) {
 	if c, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second)); err == nil {
 		nc = c
 		defer nc.Close()
-		s.NATS = nc
+		pub, err := natsbus.Dial("nats://127.0.0.1:4222", "portrait delivery test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close()
+		s.NATS = pub
 		subject := "portrait.test.delivery.t" + time.Now().Format("150405000000")
 		sub, err = nc.SubscribeSync(subject)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mk(delivery.Target{Kind: delivery.NATS, Subject: subject}, "seg_a")
+	} else if os.Getenv("PORTRAIT_REQUIRE_SERVICES") != "" {
+		t.Fatalf("NATS at 127.0.0.1:4222 not reachable: %v", err)
 	} else {
 		t.Logf("NATS at 127.0.0.1:4222 not reachable (%v): the NATS target is not exercised", err)
 	}

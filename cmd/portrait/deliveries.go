@@ -6,10 +6,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
+	natsbus "github.com/portrait-cdp/portrait/nats"
 )
 
 // wireDeliveries sets up scheduled segment deliveries: their rows are the
@@ -26,11 +25,11 @@ func (a *App) wireDeliveries() error {
 		return portrait.Wrap(err, "cannot create the delivery drop directory")
 	}
 	if a.Config.DeliveryNATS != "" {
-		nc, err := nats.Connect(a.Config.DeliveryNATS, nats.Name("portrait deliveries"), nats.Timeout(5*time.Second))
+		pub, err := natsbus.Dial(a.Config.DeliveryNATS, "portrait deliveries")
 		if err != nil {
-			return portrait.Errorf(portrait.EINVALID, "cannot connect to NATS at %s for deliveries: %v", a.Config.DeliveryNATS, err)
+			return portrait.Errorf(portrait.EINVALID, "deliveries: %s", portrait.ErrorMessage(err))
 		}
-		svc.NATS = nc
+		svc.NATS = pub
 	}
 	a.HTTP.Deliveries = svc
 	return nil
@@ -47,8 +46,8 @@ func (a *App) startDeliveries(ctx context.Context) {
 	go func() {
 		defer a.wg.Done()
 		svc.Run(ctx, time.Minute)
-		if svc.NATS != nil {
-			svc.NATS.Close()
+		if pub, ok := svc.NATS.(*natsbus.Publisher); ok {
+			pub.Close()
 		}
 	}()
 }
