@@ -154,6 +154,8 @@ func (s *Server) Handler() http.Handler {
 	s.mountSearch(mux)
 	s.mountOverview(mux)
 	s.mountProfile360(mux)
+	// console speed (issue 13's budgets): the 360 page's first paint in one call
+	s.mountProfileView(mux)
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
