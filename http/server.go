@@ -82,10 +82,13 @@ type Server struct {
 	Importer       *importer.Importer
 	ImportRuns     ImportLookup
 	QualityStore   quality.Store
-	qualityCache   qualityCache
 	ImportDir      string // temporary files of uploads ("" = the OS default)
 	MaxImportBytes int64
 	importJobs     imports
+
+	// console speed: answers of the quality report and the lifecycle,
+	// with their background refreshes (freshness.go)
+	speed speedCaches
 
 	Registry *prometheus.Registry
 	metrics  *metrics
@@ -221,6 +224,7 @@ func (s *Server) Open() error {
 			s.Log.Error("http server stopped", "err", err)
 		}
 	}()
+	s.prime() // console speed: the first page visits find their answers ready
 	return nil
 }
 
@@ -244,6 +248,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.importCtx()
 	s.importCancel()
 	s.importWG.Wait()
+	s.speed.bg.stop()
 	return err
 }
 
