@@ -70,17 +70,18 @@ func (b *background) init() {
 	b.once.Do(func() { b.ctx, b.cancel = context.WithCancel(context.Background()) })
 }
 
-// goDo runs fn in the background unless the server is closing.
-func (b *background) goDo(fn func(ctx context.Context)) {
+// goDo runs fn in the background unless the server is closing (false).
+func (b *background) goDo(fn func(ctx context.Context)) bool {
 	b.init()
 	if b.ctx.Err() != nil {
-		return
+		return false
 	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
 		fn(b.ctx)
 	}()
+	return true
 }
 
 // stop cancels the refreshes in flight and waits for them.
@@ -118,8 +119,7 @@ func (c *answerCache) get(ctx context.Context, key string, now func() time.Time,
 		fresh := age < c.trustFor && (c.version == nil || e.version == version)
 		if fresh || age < c.maxStale {
 			if !fresh && !e.refreshing && age >= c.minRefresh {
-				e.refreshing = true
-				c.bg.goDo(func(bctx context.Context) { c.refresh(bctx, e, now, fn) })
+				e.refreshing = c.bg.goDo(func(bctx context.Context) { c.refresh(bctx, e, now, fn) })
 			}
 			f := c.freshness(e, t, true, !fresh)
 			val := e.val
