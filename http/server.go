@@ -224,7 +224,7 @@ func (s *Server) Open() error {
 			s.Log.Error("http server stopped", "err", err)
 		}
 	}()
-	s.prime() // console speed: the first page visits find their answers ready
+	s.Prime() // console speed: the first page visits find their answers ready
 	return nil
 }
 
