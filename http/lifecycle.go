@@ -2,9 +2,12 @@ package http
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/traits"
@@ -76,21 +79,36 @@ func (s *Server) handleLifecycleDistribution(w http.ResponseWriter, r *http.Requ
 		Error(w, r, err)
 		return
 	}
-	periods, err := traits.Periods(interval, from, to)
+	if _, err := traits.Periods(interval, from, to); err != nil { // a bad range is the caller's error, not cached
+		Error(w, r, err)
+		return
+	}
+	_, segID, err := s.segmentScope(r)
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
-	within, segID, err := s.segmentScope(r)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	s.Segments.Index.EachValue("lifecycle_history", within, func(_ string, v any) {
-		traits.CountStages(periods, traits.ParseHistory(v))
+	key := "distribution|" + interval + "|" + from.Format(time.RFC3339) + "|" + to.Format(time.RFC3339) + "|" + r.URL.Query().Get("segment")
+	v, f, err := s.caches().lifecycle.get(r.Context(), key, s.Now, func(context.Context) (any, error) {
+		within, err := s.membersOf(segID) // current members, also when refreshed later
+		if err != nil {
+			return nil, err
+		}
+		periods, err := traits.Periods(interval, from, to)
+		if err != nil {
+			return nil, err
+		}
+		s.Segments.Index.EachValue("lifecycle_history", within, func(_ string, v any) {
+			traits.CountStages(periods, traits.ParseHistory(v))
+		})
+		return periods, nil
 	})
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"interval": interval, "from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly),
-		"segment": segID, "stages": traits.Stages, "series": periods})
+		"segment": segID, "stages": traits.Stages, "series": v, "history_kept": traits.HistoryKept, "freshness": f})
 }
 
 func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -99,7 +117,7 @@ func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ 
 		Error(w, r, err)
 		return
 	}
-	within, segID, err := s.segmentScope(r)
+	_, segID, err := s.segmentScope(r)
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -109,6 +127,25 @@ func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ 
 	if v := r.URL.Query().Get("to"); v == "" || len(v) == len(time.DateOnly) {
 		end = time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
 	}
+	key := "flows|" + from.Format(time.RFC3339) + "|" + end.Format(time.RFC3339) + "|" + r.URL.Query().Get("segment")
+	v, fr, err := s.caches().lifecycle.get(r.Context(), key, s.Now, func(context.Context) (any, error) {
+		within, err := s.membersOf(segID)
+		if err != nil {
+			return nil, err
+		}
+		return s.lifecycleFlows(within, from, end), nil
+	})
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	flows := v.([]traits.Flow)
+	writeJSON(w, http.StatusOK, map[string]any{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "segment": segID,
+		"stages": traits.Stages, "flows": flows, "history_kept": traits.HistoryKept, "freshness": fr})
+}
+
+// lifecycleFlows counts the transitions in [from, end), largest first.
+func (s *Server) lifecycleFlows(within *roaring.Bitmap, from, end time.Time) []traits.Flow {
 	counts := map[traits.FlowKey]int{}
 	s.Segments.Index.EachValue("lifecycle_history", within, func(_ string, v any) {
 		traits.CountFlows(counts, traits.ParseHistory(v), from, end)
@@ -135,6 +172,13 @@ func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ 
 		}
 		return cmp.Or(cmp.Compare(af, bf), cmp.Compare(a.To, b.To))
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "segment": segID,
-		"stages": traits.Stages, "flows": flows})
+	return flows
+}
+
+// membersOf is a segment's current members (nil id: everyone, nil).
+func (s *Server) membersOf(id *string) (*roaring.Bitmap, error) {
+	if id == nil {
+		return nil, nil
+	}
+	return s.Segments.MemberSet(*id)
 }

@@ -17,13 +17,20 @@ func (s *Server) mountProfileSegments(mux *http.ServeMux) {
 }
 
 func (s *Server) handleProfileSegments(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-	id := r.PathValue("id")
-	type membership struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-		Size int    `json:"size"`
-	}
-	out := []membership{}
+	writeJSON(w, http.StatusOK, s.profileSegments(r.PathValue("id")))
+}
+
+// segmentMembership is one segment a customer is in.
+type segmentMembership struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size int    `json:"size"`
+}
+
+// profileSegments lists the segments the profile is in, from the index (also
+// a part of the 360 view).
+func (s *Server) profileSegments(id string) map[string]any {
+	out := []segmentMembership{}
 	// A profile the index has not seen yet (created an instant ago) is in
 	// no segment yet: "indexed" says so rather than a 404.
 	indexed := s.Segments.Index.Has(id)
@@ -35,9 +42,9 @@ func (s *Server) handleProfileSegments(w http.ResponseWriter, r *http.Request, _
 				continue // deleted since List
 			}
 			if bm.Intersects(me) {
-				out = append(out, membership{ID: st.ID, Name: st.Name, Size: st.Size})
+				out = append(out, segmentMembership{ID: st.ID, Name: st.Name, Size: st.Size})
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"profile_id": id, "indexed": indexed, "segments": out})
+	return map[string]any{"profile_id": id, "indexed": indexed, "segments": out}
 }

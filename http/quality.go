@@ -1,23 +1,20 @@
 package http
 
 import (
+	"context"
 	"net/http"
-	"sync"
+	"strconv"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/quality"
 )
 
-// qualityCache holds the report between requests when the store can say
-// whether its data changed (quality.Versioner); built on first use.
-type qualityCache struct {
-	once  sync.Once
-	cache *quality.Cache
-}
-
 // handleQuality serves the data-quality report (docs/quality.md); ?top=N
-// bounds the reasons listed per source. The report is recomputed only when
-// data was committed since the last one; "freshness" says which it was.
+// bounds the reasons listed per source. Building it reads every profile,
+// so it is served from the server's answer cache (freshness.go): exact
+// while nothing was committed; once data changed, the previous report
+// (stale: true, at most 5 minutes old) while one rebuild runs in the
+// background, at most every 10 seconds. "freshness" says which it was.
 func (s *Server) handleQuality(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 	if s.QualityStore == nil {
 		Error(w, r, portrait.Errorf(portrait.EUNAVAILABLE, "the quality report is not enabled on this server"))
@@ -28,20 +25,22 @@ func (s *Server) handleQuality(w http.ResponseWriter, r *http.Request, _ *portra
 		Error(w, r, err)
 		return
 	}
-	s.qualityCache.once.Do(func() {
-		if v, ok := s.QualityStore.(quality.Versioner); ok {
-			s.qualityCache.cache = &quality.Cache{Store: s.QualityStore, Versions: v}
-		}
-	})
-	var rep *quality.Report
-	if c := s.qualityCache.cache; c != nil {
-		rep, err = c.Report(r.Context(), s.Now(), top)
-	} else {
-		rep, err = quality.Build(r.Context(), s.QualityStore, s.Now(), top)
+	if top <= 0 {
+		top = 10
 	}
+	v, f, err := s.caches().quality.get(r.Context(), "top="+strconv.Itoa(top), s.Now, s.buildQuality(top))
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	out := *v.(*quality.Report) // shared: only the copy gets this request's freshness
+	out.Freshness = &quality.Freshness{DataVersion: f.DataVersion, ComputedAt: f.ComputedAt, Cached: f.Cached, Stale: f.Stale,
+		AgeSeconds: f.AgeSeconds, MaxStaleSeconds: f.MaxStaleSeconds}
+	writeJSON(w, http.StatusOK, &out)
+}
+
+func (s *Server) buildQuality(top int) func(ctx context.Context) (any, error) {
+	return func(ctx context.Context) (any, error) {
+		return quality.Build(ctx, s.QualityStore, s.Now(), top)
+	}
 }

@@ -83,6 +83,14 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, map[string]any{"size": n, "sample": sample, "warnings": warnings,
 			"took_ms": float64(time.Since(start).Microseconds()) / 1000})
 	})
+	// "preview" is a route, not a segment id (ids are generated): other
+	// methods on it answer 405 rather than "no segment preview" from the
+	// {id} routes.
+	for _, m := range []string{"GET", "PUT", "DELETE"} {
+		h(m+" /v1/segments/preview", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+			methodNotAllowed(w, r, []string{http.MethodPost})
+		})
+	}
 	h("GET /v1/segments/overlap", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 		var ids []string
 		for _, id := range strings.Split(r.URL.Query().Get("ids"), ",") {

@@ -91,10 +91,13 @@ type Server struct {
 	Importer       *importer.Importer
 	ImportRuns     ImportLookup
 	QualityStore   quality.Store
-	qualityCache   qualityCache
 	ImportDir      string // temporary files of uploads ("" = the OS default)
 	MaxImportBytes int64
 	importJobs     imports
+
+	// console speed: answers of the quality report and the lifecycle,
+	// with their background refreshes (freshness.go)
+	speed speedCaches
 
 	Registry *prometheus.Registry
 	metrics  *metrics
@@ -167,6 +170,8 @@ func (s *Server) Handler() http.Handler {
 	// customer business map (issue 14)
 	s.mountMap(mux)
 	s.mountAccounts(mux) // accounts, buying committees, ICP (issue 16): http/accounts.go
+	// console speed (issue 13's budgets): the 360 page's first paint in one call
+	s.mountProfileView(mux)
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
@@ -232,6 +237,7 @@ func (s *Server) Open() error {
 			s.Log.Error("http server stopped", "err", err)
 		}
 	}()
+	s.Prime() // console speed: the first page visits find their answers ready
 	return nil
 }
 
@@ -255,6 +261,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.importCtx()
 	s.importCancel()
 	s.importWG.Wait()
+	s.speed.bg.stop()
 	return err
 }
 

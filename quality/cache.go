@@ -21,6 +21,11 @@ type Freshness struct {
 	ComputedAt  time.Time `json:"computed_at"`
 	Cached      bool      `json:"cached"`      // served without recomputing
 	AgeSeconds  float64   `json:"age_seconds"` // since it was computed
+	// Stale: data was committed since it was computed and a newer report
+	// is being built; the HTTP server serves such a report for at most
+	// MaxStaleSeconds (its answer cache; 0 here: Cache never serves one).
+	Stale           bool    `json:"stale"`
+	MaxStaleSeconds float64 `json:"max_stale_seconds,omitempty"`
 }
 
 // Cache serves the report computed at the store's current data version,

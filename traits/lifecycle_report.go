@@ -124,3 +124,7 @@ func CountFlows(flows map[FlowKey]int, hist []Transition, from, to time.Time) {
 		flows[FlowKey{prev, t.Stage}]++
 	}
 }
+
+// HistoryKept is how many transitions lifecycle_history keeps per customer
+// (the latest); the API says so where it serves histories.
+const HistoryKept = maxHistory

@@ -171,6 +171,7 @@ func (d *demoFlags) run(ctx context.Context, a *App, keys *demoKeys, progress io
 	if sum.Profiles, err = a.DB.CountProfiles(ctx); err != nil {
 		return nil, err
 	}
+	a.HTTP.Prime() // console speed: the first visits find the quality report of the loaded data ready
 	return sum, nil
 }
 

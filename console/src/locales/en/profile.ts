@@ -63,4 +63,6 @@ export default {
   rawValue: 'Raw value',
   reason: 'Reason',
   eventNameFilter: 'Event name',
+  // console speed: the history's bound (GET /v1/profiles/{id}/view)
+  historyKept: 'The latest {n} stage changes are kept; older ones are not shown',
 }

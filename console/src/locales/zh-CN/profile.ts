@@ -63,4 +63,6 @@ export default {
   rawValue: '原始值',
   reason: '原因',
   eventNameFilter: '事件名称',
+  // console speed: the history's bound (GET /v1/profiles/{id}/view)
+  historyKept: '仅保留最近 {n} 次阶段变化，更早的未显示',
 }
