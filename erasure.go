@@ -17,8 +17,8 @@ const EventErased = "$erased"
 // no identifier or value of the person (those are gone): only the profile
 // id, counts, and hashes of the suppressed identifiers.
 type ErasureReceipt struct {
-	ID        string    `json:"id"`
-	ProfileID string    `json:"profile_id"`
+	ID        string `json:"id"`
+	ProfileID string `json:"profile_id"`
 	// MergedIDs are ids merged into the profile earlier, erased with it.
 	MergedIDs []string       `json:"merged_ids,omitempty"`
 	At        time.Time      `json:"at"`
