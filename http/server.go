@@ -67,6 +67,9 @@ type Server struct {
 	Segments *segment.Service
 	// Search finds profiles by name, pinyin, phone, email, identifier.
 	Search *search.Index
+	// Erasure: DELETE /v1/profiles/{id}, suppressions, person export
+	// (privacy-erasure; nil: not served).
+	Erasure ErasureService
 	// Overview feeds GET /v1/overview (nil: not served).
 	Overview OverviewStore
 	// Extra lets other packages mount more routes (console, analytics...).
@@ -154,6 +157,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountSearch(mux)
 	s.mountOverview(mux)
 	s.mountProfile360(mux)
+	s.mountErasure(mux) // privacy-erasure
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)

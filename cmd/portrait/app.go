@@ -239,6 +239,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := a.wireErasure(ctx); err != nil { // privacy-erasure
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	return a, nil
 }
 

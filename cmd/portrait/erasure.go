@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portrait-cdp/portrait/erasure"
+)
+
+// wireErasure serves erasure and the person export, and puts the
+// suppression list in front of every ingest path (tracking API, imports),
+// so an erased person's identifiers are dropped before they reach the log.
+func (a *App) wireErasure(ctx context.Context) error {
+	sup := &erasure.Suppressor{EventLog: a.DB, Store: a.DB, IdentifiersOf: a.Proc.Identifiers}
+	if err := sup.Load(ctx); err != nil {
+		return err
+	}
+	a.HTTP.Events = sup
+	if a.HTTP.Importer != nil {
+		a.HTTP.Importer.Log = sup
+	}
+	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "portrait_events_suppressed_total",
+		Help: "Events dropped at ingest because they carry an erased person's identifier.",
+	}, func() float64 { return float64(sup.Dropped()) }))
+	// Audit: set svc.Audit once the audit log (privacy-access) is merged.
+	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Now: a.DB.Now}
+	return nil
+}
