@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/egress"
 )
 
 // Webhook is a subscriber URL for enter/exit events.
@@ -64,7 +66,11 @@ func Signature(secret, timestamp string, body []byte) string {
 // Dispatcher delivers events to webhooks: one POST per webhook and batch,
 // retried with exponential backoff, dead-lettered after MaxAttempts.
 type Dispatcher struct {
-	Store       WebhookStore
+	Store WebhookStore
+	// Guard refuses webhook URLs that lead to loopback, private, link-local
+	// or metadata addresses, at creation and at every connection (Client
+	// is built on it: widen Guard.Allow, do not replace Guard).
+	Guard       *egress.Guard
 	Client      *http.Client
 	Now         portrait.Clock
 	Log         *slog.Logger
@@ -80,7 +86,8 @@ type Dispatcher struct {
 // NewDispatcher returns a dispatcher with 5 attempts and backoff doubling
 // from one second.
 func NewDispatcher(store WebhookStore) *Dispatcher {
-	return &Dispatcher{Store: store, Client: &http.Client{Timeout: 10 * time.Second}, Now: time.Now, Log: slog.Default(),
+	g := &egress.Guard{}
+	return &Dispatcher{Store: store, Guard: g, Client: g.Client(10 * time.Second), Now: time.Now, Log: slog.Default(),
 		MaxAttempts: 5, Backoff: func(n int) time.Duration { return time.Second << min(n-1, 8) }, queue: make(chan []*Event, 1024)}
 }
 
@@ -101,6 +108,11 @@ func (d *Dispatcher) Create(ctx context.Context, w *Webhook) (*Webhook, error) {
 	u, err := url.Parse(w.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, portrait.Errorf(portrait.EINVALID, "webhook url must be an absolute http or https URL")
+	}
+	if d.Guard != nil {
+		if err := d.Guard.CheckURL(ctx, w.URL); err != nil {
+			return nil, portrait.Errorf(portrait.EINVALID, "webhook url refused: %s", portrait.ErrorMessage(err))
+		}
 	}
 	if w.Secret == "" {
 		b := make([]byte, 24)
@@ -285,12 +297,16 @@ func (d *Dispatcher) post(ctx context.Context, h *Webhook, body []byte) error {
 	req.Header.Set("X-Portrait-Signature", Signature(h.Secret, ts, body))
 	resp, err := d.Client.Do(req)
 	if err != nil {
-		return err
+		// The cause is logged here only: what is kept in the dead
+		// letters and shown to clients says what kind of failure it was,
+		// never which address or server answered.
+		d.Log.Debug("webhook delivery failed", "webhook", h.ID, "err", err)
+		return errors.New(egress.Describe(err, 0))
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the endpoint answered %s", resp.Status)
+		return errors.New(egress.Describe(nil, resp.StatusCode))
 	}
 	return nil
 }

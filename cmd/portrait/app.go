@@ -42,6 +42,8 @@ type Config struct {
 	AnalyticsEvery time.Duration
 	LogLevel       string
 	JSON           bool
+	// Hardening (privacy-erasure): see cmd/portrait/erasure.go.
+	Hardening Hardening
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
@@ -54,6 +56,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CleanFile, "clean", "", "cleaning YAML: region, kinds (trait → email|phone|name|...), fill rules")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
+	c.Hardening.flags(fs) // privacy-erasure
 }
 
 // App is a running Portrait: store, processor and HTTP server, wired here

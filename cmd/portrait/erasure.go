@@ -2,11 +2,24 @@ package main
 
 import (
 	"context"
+	"flag"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portrait-cdp/portrait/egress"
 	"github.com/portrait-cdp/portrait/erasure"
 )
+
+// Hardening is the configuration of limits and guards.
+type Hardening struct {
+	// EgressAllow lists addresses and networks webhooks may reach although
+	// they are loopback, private or link-local ("10.1.2.3,192.168.0.0/16").
+	EgressAllow string
+}
+
+func (h *Hardening) flags(fs *flag.FlagSet) {
+	fs.StringVar(&h.EgressAllow, "egress-allow", "", "addresses/networks webhooks may reach although internal (comma-separated; default: none)")
+}
 
 // wireErasure serves erasure and the person export, and puts the
 // suppression list in front of every ingest path (tracking API, imports),
@@ -17,6 +30,13 @@ func (a *App) wireErasure(ctx context.Context) error {
 		return err
 	}
 	a.HTTP.Events = sup
+	allow, err := egress.ParseAllow(a.Config.Hardening.EgressAllow)
+	if err != nil {
+		return err
+	}
+	if a.HTTP.Segments != nil && a.HTTP.Segments.Webhooks != nil {
+		a.HTTP.Segments.Webhooks.Guard.Allow = allow
+	}
 	if a.HTTP.Importer != nil {
 		a.HTTP.Importer.Log = sup
 	}
