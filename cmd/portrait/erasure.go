@@ -8,6 +8,7 @@ import (
 
 	"github.com/portrait-cdp/portrait/egress"
 	"github.com/portrait-cdp/portrait/erasure"
+	"github.com/portrait-cdp/portrait/importer"
 )
 
 // Hardening is the configuration of limits and guards.
@@ -15,10 +16,18 @@ type Hardening struct {
 	// EgressAllow lists addresses and networks webhooks may reach although
 	// they are loopback, private or link-local ("10.1.2.3,192.168.0.0/16").
 	EgressAllow string
+	// MaxUploadMiB bounds an uploaded import file; ImportMaxRows and
+	// XLSXUnzipMiB bound what one file may expand to (importer.Limits).
+	MaxUploadMiB  int64
+	ImportMaxRows int
+	XLSXUnzipMiB  int64
 }
 
 func (h *Hardening) flags(fs *flag.FlagSet) {
 	fs.StringVar(&h.EgressAllow, "egress-allow", "", "addresses/networks webhooks may reach although internal (comma-separated; default: none)")
+	fs.Int64Var(&h.MaxUploadMiB, "max-upload", 256, "largest import file accepted over HTTP, in MiB")
+	fs.IntVar(&h.ImportMaxRows, "import-max-rows", importer.DefaultLimits.MaxRows, "most data rows one import file may have")
+	fs.Int64Var(&h.XLSXUnzipMiB, "xlsx-unzip-limit", importer.DefaultLimits.XLSXUnzipBytes>>20, "most MiB an XLSX workbook may unzip to")
 }
 
 // wireErasure serves erasure and the person export, and puts the
@@ -39,7 +48,10 @@ func (a *App) wireErasure(ctx context.Context) error {
 	}
 	if a.HTTP.Importer != nil {
 		a.HTTP.Importer.Log = sup
+		a.HTTP.Importer.Limits.MaxRows = a.Config.Hardening.ImportMaxRows
+		a.HTTP.Importer.Limits.XLSXUnzipBytes = a.Config.Hardening.XLSXUnzipMiB << 20
 	}
+	a.HTTP.MaxImportBytes = a.Config.Hardening.MaxUploadMiB << 20
 	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portrait_events_suppressed_total",
 		Help: "Events dropped at ingest because they carry an erased person's identifier.",
