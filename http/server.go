@@ -93,6 +93,12 @@ type Server struct {
 	Registry *prometheus.Registry
 	metrics  *metrics
 
+	// Hardening (privacy-erasure, hardening.go): per-key rate limits and
+	// body timeouts; MetricsToken, when set, is required by /metrics.
+	Limits       Limits
+	MetricsToken string
+	rate         rateLimiter
+
 	ln     net.Listener
 	server *http.Server
 	mux    *http.ServeMux
@@ -115,13 +121,13 @@ type cachedKey struct {
 
 // NewServer returns a server with defaults.
 func NewServer() *Server {
-	return &Server{Parser: tracking.New(), Now: time.Now, Log: slog.Default(), keyCache: map[string]cachedKey{}}
+	return &Server{Parser: tracking.New(), Now: time.Now, Log: slog.Default(), keyCache: map[string]cachedKey{}, Limits: DefaultLimits}
 }
 
 // Handler builds the routes; Open calls it, tests may use it directly.
 func (s *Server) Handler() http.Handler {
 	if s.mux != nil {
-		return s.recoverer(s.mux)
+		return s.recoverer(secure(s.mux))
 	}
 	if s.Registry == nil {
 		s.Registry = prometheus.NewRegistry()
@@ -144,7 +150,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": portrait.Version})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.metricsHandler(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	s.mountLinkage(mux)
 	s.mountAnalytics(mux)
@@ -171,7 +177,7 @@ func (s *Server) Handler() http.Handler {
 		notFound(w, r)
 	})
 	s.mux = mux
-	return s.recoverer(mux)
+	return s.recoverer(secure(mux))
 }
 
 // allowed lists the methods that have a route for r's path. The catch-all

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"flag"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portrait-cdp/portrait/egress"
+	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/importer"
 )
@@ -21,12 +23,18 @@ type Hardening struct {
 	MaxUploadMiB  int64
 	ImportMaxRows int
 	XLSXUnzipMiB  int64
+	// Per-key request rates (0: unlimited) and the /metrics token.
+	RateWrite, RateAdmin float64
+	MetricsToken         string
 }
 
 func (h *Hardening) flags(fs *flag.FlagSet) {
 	fs.StringVar(&h.EgressAllow, "egress-allow", "", "addresses/networks webhooks may reach although internal (comma-separated; default: none)")
 	fs.Int64Var(&h.MaxUploadMiB, "max-upload", 256, "largest import file accepted over HTTP, in MiB")
 	fs.IntVar(&h.ImportMaxRows, "import-max-rows", importer.DefaultLimits.MaxRows, "most data rows one import file may have")
+	fs.Float64Var(&h.RateWrite, "rate-write", porthttp.DefaultLimits.WriteRate, "requests per second one write key may send (0: unlimited); over it: 429 with Retry-After")
+	fs.Float64Var(&h.RateAdmin, "rate-admin", porthttp.DefaultLimits.AdminRate, "requests per second one admin token or console session may send (0: unlimited)")
+	fs.StringVar(&h.MetricsToken, "metrics-token", os.Getenv("PORTRAIT_METRICS_TOKEN"), "bearer token /metrics requires (default $PORTRAIT_METRICS_TOKEN; empty: /metrics is open)")
 	fs.Int64Var(&h.XLSXUnzipMiB, "xlsx-unzip-limit", importer.DefaultLimits.XLSXUnzipBytes>>20, "most MiB an XLSX workbook may unzip to")
 }
 
@@ -52,6 +60,8 @@ func (a *App) wireErasure(ctx context.Context) error {
 		a.HTTP.Importer.Limits.XLSXUnzipBytes = a.Config.Hardening.XLSXUnzipMiB << 20
 	}
 	a.HTTP.MaxImportBytes = a.Config.Hardening.MaxUploadMiB << 20
+	a.HTTP.Limits.WriteRate, a.HTTP.Limits.AdminRate = a.Config.Hardening.RateWrite, a.Config.Hardening.RateAdmin
+	a.HTTP.MetricsToken = a.Config.Hardening.MetricsToken
 	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portrait_events_suppressed_total",
 		Help: "Events dropped at ingest because they carry an erased person's identifier.",
