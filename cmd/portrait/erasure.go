@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portrait-cdp/portrait/egress"
-	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/erasure"
+	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/importer"
 )
 
