@@ -31,8 +31,10 @@ type Service struct {
 	Proc       *profile.Processor
 	Store      Store
 	Suppressor *Suppressor
-	Audit      auditRecorder
-	Now        portrait.Clock
+	// Log receives consent events set through the API.
+	Log   portrait.EventLog
+	Audit auditRecorder
+	Now   portrait.Clock
 }
 
 // Erase removes the profile id (or the one it was merged into).

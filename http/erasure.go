@@ -20,6 +20,8 @@ type ErasureService interface {
 	Receipts(ctx context.Context, limit int) ([]*portrait.ErasureReceipt, error)
 	Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
 	Export(ctx context.Context, id string) (*erasure.Export, error)
+	SetConsent(ctx context.Context, profileID, purpose, state, by string) (*portrait.Trait, error)
+	Consent(ctx context.Context, profileID string) (map[string]portrait.Trait, error)
 }
 
 var _ ErasureService = (*erasure.Service)(nil)
@@ -35,6 +37,8 @@ func (s *Server) mountErasure(mux *http.ServeMux) {
 	mux.Handle("GET /v1/erasures", s.instrument("/v1/erasures", s.admin(s.handleErasures)))
 	mux.Handle("GET /v1/suppressions", s.instrument("/v1/suppressions", s.admin(s.handleSuppressions)))
 	mux.Handle("POST /v1/suppressions/lift", s.instrument("/v1/suppressions/lift", s.admin(s.handleUnsuppress)))
+	mux.Handle("GET /v1/profiles/{id}/consent", s.instrument("/v1/profiles/{id}/consent", s.admin(s.handleConsent)))
+	mux.Handle("PUT /v1/profiles/{id}/consent", s.instrument("/v1/profiles/{id}/consent", s.admin(s.handleSetConsent)))
 }
 
 // handleErase erases a profile: 200 with the receipt.
@@ -115,4 +119,33 @@ func (s *Server) handleUnsuppress(w http.ResponseWriter, r *http.Request, k *por
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleConsent lists a profile's consent by purpose, with provenance.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	c, err := s.Erasure.Consent(r.Context(), r.PathValue("id"))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"consent": c})
+}
+
+// handleSetConsent records {"purpose", "state"} through the log: 202, as
+// the profile shows it once the event is applied.
+func (s *Server) handleSetConsent(w http.ResponseWriter, r *http.Request, k *portrait.Key) {
+	var in struct {
+		Purpose string `json:"purpose"`
+		State   string `json:"state"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&in); err != nil {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, `the body is {"purpose": "marketing", "state": "granted|denied|withdrawn"}`))
+		return
+	}
+	t, err := s.Erasure.SetConsent(r.Context(), r.PathValue("id"), in.Purpose, in.State, k.Name)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, t)
 }

@@ -13,13 +13,16 @@ import (
 
 func startErasure(t *testing.T) *server {
 	var proc *profile.Processor
-	return startProc(t, func(p *profile.Processor) { proc = p }, func(s *porthttp.Server, db *sqlite.DB) {
+	return startProc(t, func(p *profile.Processor) {
+		proc = p
+		p.Enrichers = append(p.Enrichers, erasure.ConsentEnricher{})
+	}, func(s *porthttp.Server, db *sqlite.DB) {
 		sup := &erasure.Suppressor{EventLog: db, Store: db, IdentifiersOf: proc.Identifiers}
 		if err := sup.Load(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		s.Events = sup
-		s.Erasure = &erasure.Service{Proc: proc, Store: db, Suppressor: sup}
+		s.Erasure = &erasure.Service{Proc: proc, Store: db, Suppressor: sup, Log: sup}
 	})
 }
 
@@ -99,5 +102,29 @@ func TestEraseThroughTheAPI(t *testing.T) {
 	}
 	if r := s.get(t, "/v1/profiles/lookup?type=user_id&value=u-other"); r.status != 404 {
 		t.Errorf("erased by identifier, still found: %s", r.raw)
+	}
+}
+
+func TestConsentThroughTheAPI(t *testing.T) {
+	s := startErasure(t)
+	admin := map[string]string{"Authorization": "Bearer " + adminKey}
+	s.post(t, "/v1/identify", `{"userId":"u-c","context":{"consent":{"categoryPreferences":{"Advertising":true}}}}`)
+	s.settle(t)
+	id, _ := s.get(t, "/v1/profiles/lookup?type=user_id&value=u-c").body["id"].(string)
+	c := s.get(t, "/v1/profiles/"+id+"/consent")
+	if m, _ := c.body["consent"].(map[string]any)["marketing"].(map[string]any); m["value"] != "granted" || m["source"] != "web" {
+		t.Fatalf("consent from context.consent: %s", c.raw)
+	}
+	r := s.do(t, http.MethodPut, "/v1/profiles/"+id+"/consent", []byte(`{"purpose":"marketing","state":"withdrawn"}`), admin)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("set consent: %d %s", r.status, r.raw)
+	}
+	if r := s.do(t, http.MethodPut, "/v1/profiles/"+id+"/consent", []byte(`{"purpose":"marketing","state":"perhaps"}`), admin); r.status != 400 {
+		t.Errorf("an unknown state: %d", r.status)
+	}
+	s.settle(t)
+	c = s.get(t, "/v1/profiles/"+id+"/consent")
+	if m, _ := c.body["consent"].(map[string]any)["marketing"].(map[string]any); m["value"] != "withdrawn" || m["source"] != "consent-api" {
+		t.Errorf("consent after withdrawal: %s", c.raw)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/egress"
 	"github.com/portrait-cdp/portrait/erasure"
 	porthttp "github.com/portrait-cdp/portrait/http"
@@ -66,7 +67,25 @@ func (a *App) wireErasure(ctx context.Context) error {
 		Name: "portrait_events_suppressed_total",
 		Help: "Events dropped at ingest because they carry an erased person's identifier.",
 	}, func() float64 { return float64(sup.Dropped()) }))
-	// Audit: set svc.Audit once the audit log (privacy-access) is merged.
-	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Now: a.DB.Now}
+	// Consent: kept as traits by an enricher, answered from memory for
+	// segments (and so their exports and webhooks). The book hears of a
+	// change before segments do, so they evaluate the new consent.
+	a.Proc.Enrichers = append(a.Proc.Enrichers, erasure.ConsentEnricher{})
+	book := &erasure.ConsentBook{}
+	if err := book.Load(ctx, a.DB.AllProfiles); err != nil {
+		return err
+	}
+	prev := a.Proc.OnChange
+	a.Proc.OnChange = func(changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event) {
+		book.OnChange(changed, deleted, applied)
+		if prev != nil {
+			prev(changed, deleted, applied)
+		}
+	}
+	if a.HTTP.Segments != nil {
+		a.HTTP.Segments.Consent = book.Allows
+	}
+	// Audit: set Service.Audit once the audit log (privacy-access) is merged.
+	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now}
 	return nil
 }
