@@ -231,3 +231,28 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	}
 	scan("after VACUUM")
 }
+
+// Data files hold personal data: owner-only, whatever the umask.
+func TestDataFilesArePrivate(t *testing.T) {
+	e := open(t)
+	e.send(t, []*portrait.Event{event("m1", portrait.EventIdentify, "u1", "", 0, `{"email":"a@example.com"}`)}, nil)
+	e.catchUp(t)
+	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	n := 0
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v", filepath.Base(f), st.Mode().Perm())
+		}
+		n++
+	}
+	if n < 4 { // events.db and state.db with their -wal and -shm
+		t.Fatalf("only %d files to check: %v", n, files)
+	}
+	if st, _ := os.Stat(e.dir); st.Mode().Perm()&0o077 != 0 {
+		t.Logf("the test's own temp dir is %v (sqlite.Open does not create it)", st.Mode().Perm())
+	}
+}
