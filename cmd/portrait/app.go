@@ -22,6 +22,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/erasure"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/importer"
@@ -71,6 +72,8 @@ type App struct {
 	Enrich *Enrichment
 	Jobs   *jobs.Runner
 	lock   *os.File
+	// retention deletes expired quarantined records (privacy-erasure)
+	retention *erasure.Retention
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -334,6 +337,7 @@ func (a *App) Start(ctx context.Context) error {
 	}()
 	a.startEnrichment(ctx)
 	a.startSegments(ctx)
+	a.startErasure(ctx) // privacy-erasure
 	if a.Config.AnalyticsEvery > 0 {
 		every := map[string]time.Duration{}
 		for _, k := range jobs.Kinds {

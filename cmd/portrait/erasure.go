@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,6 +28,10 @@ type Hardening struct {
 	// Per-key request rates (0: unlimited) and the /metrics token.
 	RateWrite, RateAdmin float64
 	MetricsToken         string
+	// Quarantine: bytes per source, bytes per record, retention.
+	QuarantinePerSourceMiB int64
+	QuarantineRecordKiB    int
+	QuarantineRetention    time.Duration
 }
 
 func (h *Hardening) flags(fs *flag.FlagSet) {
@@ -36,6 +41,9 @@ func (h *Hardening) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&h.RateWrite, "rate-write", porthttp.DefaultLimits.WriteRate, "requests per second one write key may send (0: unlimited); over it: 429 with Retry-After")
 	fs.Float64Var(&h.RateAdmin, "rate-admin", porthttp.DefaultLimits.AdminRate, "requests per second one admin token or console session may send (0: unlimited)")
 	fs.StringVar(&h.MetricsToken, "metrics-token", os.Getenv("PORTRAIT_METRICS_TOKEN"), "bearer token /metrics requires (default $PORTRAIT_METRICS_TOKEN; empty: /metrics is open)")
+	fs.Int64Var(&h.QuarantinePerSourceMiB, "quarantine-per-source", 256, "MiB of rejected bodies one source may keep in the quarantine; beyond it records are dropped and counted")
+	fs.IntVar(&h.QuarantineRecordKiB, "quarantine-record", 512, "KiB of one rejected body kept (the rest is cut, and the reason says so)")
+	fs.DurationVar(&h.QuarantineRetention, "quarantine-retention", 90*24*time.Hour, "quarantined records older than this are deleted (0: kept)")
 	fs.Int64Var(&h.XLSXUnzipMiB, "xlsx-unzip-limit", importer.DefaultLimits.XLSXUnzipBytes>>20, "most MiB an XLSX workbook may unzip to")
 }
 
@@ -47,7 +55,17 @@ func (a *App) wireErasure(ctx context.Context) error {
 	if err := sup.Load(ctx); err != nil {
 		return err
 	}
-	a.HTTP.Events = sup
+	hc := a.Config.Hardening
+	qcap := &erasure.QuarantineCap{EventLog: sup, Store: a.DB, MaxBytesPerSource: hc.QuarantinePerSourceMiB << 20, MaxRecordBytes: hc.QuarantineRecordKiB << 10}
+	if err := qcap.Load(ctx); err != nil {
+		return err
+	}
+	a.HTTP.Events = qcap
+	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.DB.Now, Log: a.Log}
+	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "portrait_quarantine_dropped_total",
+		Help: "Rejected records dropped because their source's quarantine was full.",
+	}, func() float64 { return float64(qcap.Dropped()) }))
 	allow, err := egress.ParseAllow(a.Config.Hardening.EgressAllow)
 	if err != nil {
 		return err
@@ -56,7 +74,7 @@ func (a *App) wireErasure(ctx context.Context) error {
 		a.HTTP.Segments.Webhooks.Guard.Allow = allow
 	}
 	if a.HTTP.Importer != nil {
-		a.HTTP.Importer.Log = sup
+		a.HTTP.Importer.Log = qcap
 		a.HTTP.Importer.Limits.MaxRows = a.Config.Hardening.ImportMaxRows
 		a.HTTP.Importer.Limits.XLSXUnzipBytes = a.Config.Hardening.XLSXUnzipMiB << 20
 	}
@@ -88,4 +106,16 @@ func (a *App) wireErasure(ctx context.Context) error {
 	// Audit: set Service.Audit once the audit log (privacy-access) is merged.
 	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now}
 	return nil
+}
+
+// startErasure runs the retention schedule until the app stops.
+func (a *App) startErasure(ctx context.Context) {
+	if a.retention == nil {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.retention.Run(ctx)
+	}()
 }
