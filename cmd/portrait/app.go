@@ -90,7 +90,7 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 // lockDir takes the data directory for this process: two processes writing
 // the same derived state would each believe it is the only writer.
 func lockDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, portrait.Wrap(err, "cannot create the data directory")
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
