@@ -137,6 +137,10 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 		{Source: "web", Index: 1, Reason: "bad timestamp", Raw: []byte(`{"userId":"u-keep-1","timestamp":"yesterday"}`), ReceivedAt: t0},
 	}
 	e.send(t, evs, rej)
+	// An import summary shows a refused value of the person as an example.
+	if err := e.db.SaveImport(ctx, "imp-1", "crm", "done", []byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate","key":"dup"},{"row":4,"value":"li.kept@example.com","reason":"duplicate","key":"dup"}]}`)); err != nil {
+		t.Fatal(err)
+	}
 	e.catchUp(t)
 	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
 	if err != nil {
@@ -161,6 +165,9 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	kept, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-keep-1"})
 	if err != nil || kept.Traits["name"].Value != "Li Kept" || kept.EventCount != 2 {
 		t.Fatalf("the other person was harmed: %+v %v", kept, err)
+	}
+	if sum, _ := e.db.ImportSummary(ctx, "imp-1"); !json.Valid(sum) || !bytes.Contains(sum, []byte("li.kept@example.com")) || !bytes.Contains(sum, []byte(`"[erased]"`)) {
+		t.Errorf("import summary after erasure: %s", sum)
 	}
 	receipts, err := e.svc.Receipts(ctx, 10)
 	if err != nil || len(receipts) != 1 || receipts[0].Hash != rc.Hash {

@@ -94,6 +94,15 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		}
 		rawIdentifierTraits(e, ids, needles)
 	}
+	// Values the cleaners refused on its events (an invalid email) are
+	// the person's too, and import summaries show such values as examples.
+	issues, err := queryStrings(ctx, db.stateR, `SELECT value FROM trait_issues WHERE profile_id = ?`, pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range issues {
+		needles[v] = true
+	}
 	delete(needles, "")
 
 	idList := sortedIdentifiers(ids)
@@ -143,6 +152,17 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			return portrait.Wrap(err, "cannot erase quarantined records")
 		}
 		rc.Removed["quarantined"] = q
+		// An import's summary keeps example values of the rows it
+		// refused: the person's are replaced, the summary stays.
+		for _, s := range sortedKeys2(needles) {
+			quoted, _ := json.Marshal(s)
+			res, err := tx.ExecContext(ctx, `UPDATE imports SET summary = CAST(replace(CAST(summary AS TEXT), ?, '"[erased]"') AS BLOB) WHERE instr(CAST(summary AS TEXT), ?) > 0`, string(quoted), string(quoted))
+			if err != nil {
+				return portrait.Wrap(err, "cannot erase import examples")
+			}
+			k, _ := res.RowsAffected()
+			rc.Removed["import_summaries"] += int(k)
+		}
 		for _, step := range []struct{ what, query string }{
 			{"segment_history", `DELETE FROM segment_events WHERE profile_id = ?`},
 			{"linkage_decisions", `DELETE FROM linkage_decisions WHERE id IN (SELECT id FROM linkage_candidates WHERE instr(CAST(doc AS TEXT), ?) > 0)`},
