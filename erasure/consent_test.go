@@ -50,6 +50,7 @@ func TestConsentThroughSegmentsAndWebhooks(t *testing.T) {
 	svc.Webhooks = segment.NewDispatcher(e.db)
 	svc.Webhooks.Guard.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	svc.Webhooks.MaxAttempts = 1
+	svc.Webhooks.Consent = book.Allows
 	go svc.Webhooks.Run(ctx)
 	// The book is told first: segments evaluate consent as of the change.
 	e.proc.OnChange = func(c []*portrait.Profile, d []string, applied map[string][]*portrait.Event) {
@@ -92,6 +93,26 @@ func TestConsentThroughSegmentsAndWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := svc.Webhooks.Create(ctx, &segment.Webhook{URL: hook.URL, Segments: []string{st.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	// A webhook declaring its own purpose on a segment that has none.
+	var mu2 sync.Mutex
+	var entered2 []string
+	hook2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Events []segment.Event `json:"events"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		mu2.Lock()
+		for _, ev := range body.Events {
+			if ev.Kind == segment.Enter {
+				entered2 = append(entered2, ev.Profile)
+			}
+		}
+		mu2.Unlock()
+	}))
+	defer hook2.Close()
+	if _, err := svc.Webhooks.Create(ctx, &segment.Webhook{URL: hook2.URL, Segments: []string{all.ID}, Purpose: "marketing"}); err != nil {
 		t.Fatal(err)
 	}
 	idOf := func(user string) string {
@@ -140,7 +161,28 @@ func TestConsentThroughSegmentsAndWebhooks(t *testing.T) {
 		t.Errorf("consent after withdrawal: %+v", c)
 	}
 
+	e.send(t, []*portrait.Event{
+		event("l1", portrait.EventIdentify, "late-no-consent", "", time.Hour, `{"vip":true}`),
+		withConsent(event("l2", portrait.EventIdentify, "late-consent", "", time.Hour, `{"vip":true}`), `{"marketing":true}`),
+	}, nil)
+	e.catchUp(t)
 	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu2.Lock()
+		got := append([]string(nil), entered2...)
+		mu2.Unlock()
+		if contains(got, idOf("late-no-consent")) {
+			t.Fatalf("a marketing webhook was told of a profile without consent: %v", got)
+		}
+		if contains(got, idOf("late-consent")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the marketing webhook got %v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
 		ok := contains(delivered["exit"], idOf("granted")) && contains(delivered["enter"], idOf("never-asked"))

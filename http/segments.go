@@ -329,6 +329,18 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 			Error(w, r, err)
 			return
 		}
+		page := len(ids)
+		// An export for a purpose (?purpose=marketing) leaves out the
+		// members that did not consent to it, whatever the segment's own.
+		if p := r.URL.Query().Get("purpose"); p != "" && s.Segments.Consent != nil {
+			kept := ids[:0:0]
+			for _, id := range ids {
+				if s.Segments.Consent(p, id) {
+					kept = append(kept, id)
+				}
+			}
+			ids = kept
+		}
 		rows, err := s.memberRows(r, ids, traits)
 		if err != nil {
 			Error(w, r, err)
@@ -342,10 +354,10 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 			}
 			all = append(all, rec)
 		}
-		if len(ids) < 1000 {
+		if page < 1000 {
 			break
 		}
-		offset += len(ids)
+		offset += page
 	}
 	name := "segment-" + id
 	if format == "csv" {

@@ -29,7 +29,11 @@ type Webhook struct {
 	// Secret signs deliveries (HMAC-SHA256); shown once, at creation.
 	Secret string `json:"secret,omitempty"`
 	// Segments limits the events sent (empty: every segment).
-	Segments  []string  `json:"segments,omitempty"`
+	Segments []string `json:"segments,omitempty"`
+	// Purpose, when set, limits enter events to profiles that consented
+	// to it (Dispatcher.Consent); exits are always sent, so a receiver
+	// can forget someone.
+	Purpose   string    `json:"purpose,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -77,6 +81,9 @@ type Dispatcher struct {
 	MaxAttempts int
 	// Backoff is the wait before attempt n+1 (n from 1).
 	Backoff func(attempt int) time.Duration
+	// Consent reports whether a profile consented to a purpose (nil:
+	// webhooks' purposes are not checked).
+	Consent func(purpose, profileID string) bool
 
 	mu    sync.RWMutex
 	hooks []*Webhook
@@ -113,6 +120,9 @@ func (d *Dispatcher) Create(ctx context.Context, w *Webhook) (*Webhook, error) {
 		if err := d.Guard.CheckURL(ctx, w.URL); err != nil {
 			return nil, portrait.Errorf(portrait.EINVALID, "webhook url refused: %s", portrait.ErrorMessage(err))
 		}
+	}
+	if len(w.Purpose) > 64 {
+		return nil, portrait.Errorf(portrait.EINVALID, "webhook purpose is longer than 64 characters")
 	}
 	if w.Secret == "" {
 		b := make([]byte, 24)
@@ -205,7 +215,7 @@ func (d *Dispatcher) deadAll(evs []*Event, reason string, attempts int) {
 	for _, h := range hooks {
 		var mine []*Event
 		for _, e := range evs {
-			if wants(h, e.Segment) {
+			if wants(h, e.Segment) && d.consented(h, e) {
 				mine = append(mine, e)
 			}
 		}
@@ -230,7 +240,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
 	for _, h := range hooks {
 		var mine []*Event
 		for _, e := range evs {
-			if wants(h, e.Segment) {
+			if wants(h, e.Segment) && d.consented(h, e) {
 				mine = append(mine, e)
 			}
 		}
@@ -244,6 +254,15 @@ func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
 		}()
 	}
 	wg.Wait()
+}
+
+// consented: a webhook with a purpose is told of a profile entering only
+// when the profile consented to that purpose.
+func (d *Dispatcher) consented(h *Webhook, e *Event) bool {
+	if h.Purpose == "" || d.Consent == nil || e.Kind != Enter {
+		return true
+	}
+	return d.Consent(h.Purpose, e.Profile)
 }
 
 func wants(h *Webhook, seg string) bool {

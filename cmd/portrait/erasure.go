@@ -102,6 +102,9 @@ func (a *App) wireErasure(ctx context.Context) error {
 	}
 	if a.HTTP.Segments != nil {
 		a.HTTP.Segments.Consent = book.Allows
+		if a.HTTP.Segments.Webhooks != nil {
+			a.HTTP.Segments.Webhooks.Consent = book.Allows
+		}
 	}
 	// Audit: set Service.Audit once the audit log (privacy-access) is merged.
 	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now}
