@@ -75,7 +75,7 @@ func rezip(t *testing.T, parts map[string][]byte, write func(io.Writer)) []byte 
 // it would expand to.
 func TestXLSXBombRefused(t *testing.T) {
 	parts := workbook(t)
-	const unzipped = 48 << 20
+	const unzipped = 24 << 20
 	bomb := rezip(t, parts, func(w io.Writer) {
 		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>`)
 		row := []byte(strings.Repeat(`<row><c t="inlineStr"><is><t>AAAAAAAAAAAAAAAA</t></is></c></row>`, 1024))
@@ -90,9 +90,9 @@ func TestXLSXBombRefused(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := importer.NewReaderLimits(importer.FormatXLSX, bytes.NewReader(bomb), "", importer.Limits{XLSXUnzipBytes: 16 << 20, XLSXXMLBytes: 4 << 20})
+	_, err := importer.NewReaderLimits(importer.FormatXLSX, bytes.NewReader(bomb), "", importer.Limits{XLSXUnzipBytes: 8 << 20, XLSXXMLBytes: 4 << 20})
 	runtime.ReadMemStats(&after)
-	if err == nil || !strings.Contains(err.Error(), "unzips to more than 16 MiB") {
+	if err == nil || !strings.Contains(err.Error(), "unzips to more than 8 MiB") {
 		t.Fatalf("a %d KB workbook unzipping to %d MB was not refused: %v", len(bomb)>>10, unzipped>>20, err)
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
@@ -161,22 +161,22 @@ func TestCSVLimits(t *testing.T) {
 	bomb := gz(t, func(w io.Writer) {
 		io.WriteString(w, "email,name\n")
 		row := []byte(strings.Repeat("a@example.com,A\n", 4096))
-		for n := 0; n < 64<<20; n += len(row) {
+		for n := 0; n < 16<<20; n += len(row) {
 			w.Write(row)
 		}
 	})
-	rd, err := importer.NewReaderLimits(importer.FormatCSV, bytes.NewReader(bomb), "", importer.Limits{MaxBytes: 8 << 20})
+	rd, err := importer.NewReaderLimits(importer.FormatCSV, bytes.NewReader(bomb), "", importer.Limits{MaxBytes: 4 << 20})
 	if err == nil {
 		err = drain(rd)
 	}
-	if err == nil || !strings.Contains(err.Error(), "larger than 8 MiB once decompressed") {
+	if err == nil || !strings.Contains(err.Error(), "larger than 4 MiB once decompressed") {
 		t.Errorf("gzip bomb: %v", err)
 	}
 
 	endless := gz(t, func(w io.Writer) {
 		io.WriteString(w, "email,name\n\"")
 		chunk := bytes.Repeat([]byte("A"), 1<<20)
-		for range 64 {
+		for range 8 {
 			w.Write(chunk)
 		}
 	})
