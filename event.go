@@ -114,6 +114,9 @@ type AppendResult struct {
 	Accepted   int
 	Duplicates int
 	LastSeq    int64
+	// Suppressed counts events dropped before the log because they carry
+	// an erased person's identifier (erasure.Suppressor).
+	Suppressed int
 }
 
 // EventLog is the durable, messageId-idempotent log of accepted events.

@@ -70,6 +70,9 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 					Error(w, r, err)
 					return
 				}
+				if s.limited(w, r, se.key) {
+					return
+				}
 				h(w, r, se.key)
 				return
 			}
@@ -86,6 +89,9 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 				err = portrait.Errorf(portrait.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
 			}
 			Error(w, r, err)
+			return
+		}
+		if s.limited(w, r, k) {
 			return
 		}
 		h(w, r, k)

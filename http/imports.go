@@ -28,8 +28,10 @@ type ImportLookup interface {
 	ImportPage(ctx context.Context, cursor string, limit int) (page [][]byte, next string, err error)
 }
 
-// DefaultMaxImportBytes bounds an uploaded file.
-const DefaultMaxImportBytes = 1 << 30
+// DefaultMaxImportBytes bounds an uploaded file (--max-upload). A customer
+// file of a few million rows is tens of MB, a hundred or two gzipped; a
+// gigabyte was an invitation to fill the disk.
+const DefaultMaxImportBytes = 256 << 20
 
 // imports holds the imports running in this process, for status polling.
 type imports struct {

@@ -14,6 +14,7 @@ type metrics struct {
 	rejectedReq                      prometheus.Counter
 	requests                         *prometheus.CounterVec
 	duration                         *prometheus.HistogramVec
+	rateLimited                      *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -22,10 +23,12 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		rejected:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portrait_events_rejected_total", Help: "Events rejected and quarantined."}, []string{"source"}),
 		deduplicated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portrait_events_deduplicated_total", Help: "Events dropped as retries of an accepted messageId."}, []string{"source"}),
 		rejectedReq:  prometheus.NewCounter(prometheus.CounterOpts{Name: "portrait_requests_unreadable_total", Help: "Tracking requests whose body could not be read (size, encoding)."}),
+		rateLimited:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portrait_http_rate_limited_total", Help: "Requests refused with 429 because their key was over its rate."}, []string{"kind"}),
 		requests:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portrait_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portrait_http_request_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"route"}),
 	}
+	reg.MustRegister(m.rateLimited)
 	reg.MustRegister(m.accepted, m.rejected, m.deduplicated, m.rejectedReq, m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.Lag != nil {

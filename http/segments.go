@@ -358,6 +358,18 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 			Error(w, r, err)
 			return
 		}
+		page := len(ids)
+		// An export for a purpose (?purpose=marketing) leaves out the
+		// members that did not consent to it, whatever the segment's own.
+		if p := r.URL.Query().Get("purpose"); p != "" && s.Segments.Consent != nil {
+			kept := ids[:0:0]
+			for _, id := range ids {
+				if s.Segments.Consent(p, id) {
+					kept = append(kept, id)
+				}
+			}
+			ids = kept
+		}
 		rows, err := s.memberRows(r, ids, traits)
 		if err != nil {
 			Error(w, r, err)
@@ -371,10 +383,10 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 			}
 			all = append(all, rec)
 		}
-		if len(ids) < 1000 {
+		if page < 1000 {
 			break
 		}
-		offset += len(ids)
+		offset += page
 	}
 	name := "segment-" + id
 	if format == "csv" {
@@ -387,45 +399,66 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 		}
 		cw := csv.NewWriter(w)
 		cw.Write(header)
+		for _, rec := range all {
+			for j := range rec {
+				rec[j] = csvSafe(rec[j])
+			}
+		}
 		cw.WriteAll(all)
 		return
 	}
-	f := excelize.NewFile()
-	defer f.Close()
-	sw, err := f.NewStreamWriter("Sheet1")
+	f, err := workbook(header, all)
 	if err != nil {
-		Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
+		Error(w, r, err)
 		return
 	}
-	write := func(i int, rec []string) error {
-		row := make([]any, len(rec))
-		for j, v := range rec {
-			row[j] = v
-		}
-		c, _ := excelize.CoordinatesToCellName(1, i+1)
-		return sw.SetRow(c, row)
-	}
-	if err := write(0, header); err != nil {
-		Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
-		return
-	}
-	for i, rec := range all {
-		if err := write(i+1, rec); err != nil {
-			Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
-			return
-		}
-	}
-	if err := sw.Flush(); err != nil {
-		Error(w, r, portrait.Wrap(err, "cannot build the workbook"))
-		return
-	}
+	defer f.Close()
 	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.xlsx"`)
 	f.Write(w)
 }
 
-// cell renders a trait value for CSV/XLSX; a leading =, +, - or @ is
-// quoted so that a spreadsheet never runs a customer-supplied formula.
+// workbook builds an export's XLSX. Every cell is a string cell in the
+// text number format ("@"): a value is shown as it is, never taken for a
+// formula, a date or a number, so it needs no apostrophe (which Excel
+// would then show as part of the value).
+func workbook(header []string, all [][]string) (*excelize.File, error) {
+	f := excelize.NewFile()
+	fail := func(err error) (*excelize.File, error) {
+		f.Close()
+		return nil, portrait.Wrap(err, "cannot build the workbook")
+	}
+	sw, err := f.NewStreamWriter("Sheet1")
+	if err != nil {
+		return fail(err)
+	}
+	text, err := f.NewStyle(&excelize.Style{NumFmt: 49})
+	if err != nil {
+		return fail(err)
+	}
+	write := func(i int, rec []string) error {
+		row := make([]any, len(rec))
+		for j, v := range rec {
+			row[j] = excelize.Cell{StyleID: text, Value: v}
+		}
+		c, _ := excelize.CoordinatesToCellName(1, i+1)
+		return sw.SetRow(c, row)
+	}
+	if err := write(0, header); err != nil {
+		return fail(err)
+	}
+	for i, rec := range all {
+		if err := write(i+1, rec); err != nil {
+			return fail(err)
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		return fail(err)
+	}
+	return f, nil
+}
+
+// cell renders a trait value for CSV/XLSX, as it is.
 func cell(v any) string {
 	var s string
 	switch x := v.(type) {
@@ -441,9 +474,16 @@ func cell(v any) string {
 		b, _ := json.Marshal(x)
 		s = string(b)
 	}
-	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			s = "'" + s
+	return s
+}
+
+// csvSafe quotes a CSV cell that a spreadsheet would take for a formula:
+// one starting with =, +, -, @, or with a tab or carriage return (which
+// spreadsheets skip before looking for the =). Numbers such as -5 stay.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		if _, err := strconv.ParseFloat(s, 64); err != nil || s[0] == '\t' || s[0] == '\r' {
+			return "'" + s
 		}
 	}
 	return s

@@ -74,6 +74,9 @@ type Server struct {
 	Search *search.Index
 	// Map serves the customer business map, /v1/map (nil: not served).
 	Map *bizmap.Service
+	// Erasure: DELETE /v1/profiles/{id}, suppressions, person export
+	// (privacy-erasure; nil: not served).
+	Erasure ErasureService
 	// Overview feeds GET /v1/overview (nil: not served).
 	Overview OverviewStore
 	// Accounts serves /v1/accounts, corporate customers (nil: not served).
@@ -102,6 +105,12 @@ type Server struct {
 	Registry *prometheus.Registry
 	metrics  *metrics
 
+	// Hardening (privacy-erasure, hardening.go): per-key rate limits and
+	// body timeouts; MetricsToken, when set, is required by /metrics.
+	Limits       Limits
+	MetricsToken string
+	rate         rateLimiter
+
 	ln     net.Listener
 	server *http.Server
 	mux    *http.ServeMux
@@ -124,13 +133,13 @@ type cachedKey struct {
 
 // NewServer returns a server with defaults.
 func NewServer() *Server {
-	return &Server{Parser: tracking.New(), Now: time.Now, Log: slog.Default(), keyCache: map[string]cachedKey{}}
+	return &Server{Parser: tracking.New(), Now: time.Now, Log: slog.Default(), keyCache: map[string]cachedKey{}, Limits: DefaultLimits}
 }
 
 // Handler builds the routes; Open calls it, tests may use it directly.
 func (s *Server) Handler() http.Handler {
 	if s.mux != nil {
-		return s.recoverer(s.mux)
+		return s.recoverer(secure(s.mux))
 	}
 	if s.Registry == nil {
 		s.Registry = prometheus.NewRegistry()
@@ -153,7 +162,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": portrait.Version})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.metricsHandler(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /openapi.json", s.handleOpenAPI)
 	s.mountLinkage(mux)
 	s.mountAnalytics(mux)
@@ -172,6 +181,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountAccounts(mux) // accounts, buying committees, ICP (issue 16): http/accounts.go
 	// console speed (issue 13's budgets): the 360 page's first paint in one call
 	s.mountProfileView(mux)
+	s.mountErasure(mux) // privacy-erasure
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
@@ -185,7 +195,7 @@ func (s *Server) Handler() http.Handler {
 		notFound(w, r)
 	})
 	s.mux = mux
-	return s.recoverer(mux)
+	return s.recoverer(secure(mux))
 }
 
 // allowed lists the methods that have a route for r's path. The catch-all

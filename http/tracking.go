@@ -78,18 +78,38 @@ func (s *Server) handleSingle(typ string) http.Handler {
 	})
 }
 
-// trackingRequest reads a tracking request's body and authenticates its
-// write key; on failure it has answered already.
+// trackingRequest authenticates a tracking request's write key and reads
+// its body; on failure it has answered already. A key in the headers is
+// checked before a byte of the body is read, and the body then gets the
+// server's read timeout; a request that shows no credential (analytics.js
+// puts the writeKey in the body) must send its body within the shorter
+// UnauthBodyTimeout, so unauthenticated clients cannot hold connections.
 func (s *Server) trackingRequest(w http.ResponseWriter, r *http.Request) ([]byte, *portrait.Key, bool) {
+	var key *portrait.Key
+	if secret := headerSecret(r); secret != "" {
+		k, err := s.authenticate(r, portrait.KeyWrite, secret)
+		if err != nil {
+			Error(w, r, err)
+			return nil, nil, false
+		}
+		key = k
+		bodyDeadline(w, s.Limits.AuthBodyTimeout)
+	} else {
+		bodyDeadline(w, s.Limits.UnauthBodyTimeout)
+	}
 	body, err := readBody(r)
 	if err != nil {
 		s.metrics.rejectedReq.Inc()
 		Error(w, r, err)
 		return nil, nil, false
 	}
-	key, err := s.writeKey(r, func() string { return tracking.WriteKeyFromBody(body) })
-	if err != nil {
-		Error(w, r, err)
+	if key == nil {
+		if key, err = s.writeKey(r, func() string { return tracking.WriteKeyFromBody(body) }); err != nil {
+			Error(w, r, err)
+			return nil, nil, false
+		}
+	}
+	if s.limited(w, r, key) {
 		return nil, nil, false
 	}
 	return body, key, true

@@ -39,6 +39,8 @@ type Importer struct {
 	// enough that commits are few, small enough that a batch's events are
 	// a small share of the log's group commit.
 	BatchSize int
+	// Limits bound what one file may cost (zero fields: DefaultLimits).
+	Limits Limits
 }
 
 // Input is a file to import. Open is called twice (a checking pass, then
@@ -254,7 +256,7 @@ func (im *Importer) check(ctx context.Context, in Input, opt Options) (*checked,
 	defer f.Close()
 	h := sha256.New()
 	var n int64
-	rd, err := NewReader(opt.Format, io.TeeReader(countingReader{f, &n}, h), opt.Mapping.Sheet)
+	rd, err := NewReaderLimits(opt.Format, io.TeeReader(countingReader{f, &n}, h), opt.Mapping.Sheet, im.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +341,7 @@ func (im *Importer) run(ctx context.Context, in Input, opt Options, chk *checked
 	}
 	defer f.Close()
 	var nbytes int64
-	rd, err := NewReader(opt.Format, countingReader{f, &nbytes}, opt.Mapping.Sheet)
+	rd, err := NewReaderLimits(opt.Format, countingReader{f, &nbytes}, opt.Mapping.Sheet, im.Limits)
 	if err != nil {
 		return err
 	}

@@ -132,25 +132,45 @@ func decompress(r io.Reader) (io.Reader, error) {
 }
 
 // NewReader returns a reader of format over r (gzip-compressed or not).
-// sheet selects an XLSX worksheet ("" for the first).
+// sheet selects an XLSX worksheet ("" for the first). DefaultLimits apply.
 func NewReader(format string, r io.Reader, sheet string) (Reader, error) {
+	return NewReaderLimits(format, r, sheet, DefaultLimits)
+}
+
+// NewReaderLimits is NewReader with limits (unset fields: DefaultLimits).
+func NewReaderLimits(format string, r io.Reader, sheet string, lim Limits) (Reader, error) {
+	lim = lim.orDefault()
+	var rd Reader
 	switch format {
 	case FormatCSV:
 		dr, err := decompress(r)
 		if err != nil {
 			return nil, err
 		}
-		return newCSVReader(dr)
+		c, err := newCSVReader(&capped{r: dr, max: lim.MaxBytes, maxLine: lim.MaxLineBytes})
+		if err != nil {
+			return nil, err
+		}
+		if len(c.header.names) > lim.MaxColumns {
+			return nil, fileErr("the header has %d columns, over the limit of %d", len(c.header.names), lim.MaxColumns)
+		}
+		rd = c
 	case FormatJSONL:
 		dr, err := decompress(r)
 		if err != nil {
 			return nil, err
 		}
-		return newJSONLReader(dr), nil
+		rd = newJSONLReader(&capped{r: dr, max: lim.MaxBytes})
 	case FormatXLSX:
-		return newXLSXReader(r, sheet)
+		x, err := newXLSXReader(r, sheet, lim)
+		if err != nil {
+			return nil, err
+		}
+		rd = x
+	default:
+		return nil, fileErr("unknown format %q (want csv, jsonl or xlsx)", format)
 	}
-	return nil, fileErr("unknown format %q (want csv, jsonl or xlsx)", format)
+	return &rowCapped{Reader: rd, max: lim.MaxRows}, nil
 }
 
 // ---- CSV ----
@@ -344,9 +364,10 @@ type xlsxReader struct {
 	n        int
 	sheetRow int
 	width    int
+	maxCols  int
 }
 
-func newXLSXReader(r io.Reader, sheet string) (rd *xlsxReader, err error) {
+func newXLSXReader(r io.Reader, sheet string, lim Limits) (rd *xlsxReader, err error) {
 	// excelize can panic on some corrupt archives; a bad upload must be an
 	// error, not a crash.
 	defer func() {
@@ -354,7 +375,13 @@ func newXLSXReader(r io.Reader, sheet string) (rd *xlsxReader, err error) {
 			rd, err = nil, fileErr("the file is not a readable XLSX workbook: %v", v)
 		}
 	}()
-	f, err := excelize.OpenReader(r)
+	// The unzip limits are checked against the archive's directory before
+	// anything is unzipped: a bomb is refused at the door.
+	f, err := excelize.OpenReader(r, excelize.Options{UnzipSizeLimit: lim.XLSXUnzipBytes, UnzipXMLSizeLimit: lim.XLSXXMLBytes})
+	// excelize has no sentinel for it, only this message.
+	if err != nil && strings.Contains(err.Error(), "unzip size exceeds") {
+		return nil, fileErr("the workbook unzips to more than %d MiB: split it, or raise the import limit", lim.XLSXUnzipBytes>>20)
+	}
 	if err != nil {
 		return nil, fileErr("the file is not a readable XLSX workbook: %v", err)
 	}
@@ -374,7 +401,7 @@ func newXLSXReader(r io.Reader, sheet string) (rd *xlsxReader, err error) {
 		f.Close()
 		return nil, fileErr("cannot read sheet %q: %v", sheet, err)
 	}
-	x := &xlsxReader{f: f, rows: rows}
+	x := &xlsxReader{f: f, rows: rows, maxCols: lim.MaxColumns}
 	// The header is the first non-empty row.
 	for {
 		cells, err := x.nextCells()
@@ -428,6 +455,9 @@ func (x *xlsxReader) nextCells() (cells []string, err error) {
 	cells, err = x.rows.Columns()
 	if err != nil {
 		return nil, fileErr("sheet row %d: %v", x.sheetRow, err)
+	}
+	if x.maxCols > 0 && len(cells) > x.maxCols {
+		return nil, fileErr("sheet row %d reaches column %d, over the limit of %d columns", x.sheetRow, len(cells), x.maxCols)
 	}
 	return cells, nil
 }

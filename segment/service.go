@@ -279,6 +279,13 @@ func (s *Service) newLive(d *Definition, plan Node) *live {
 	for _, k := range Deps(plan) {
 		l.deps[k] = true
 	}
+	if d.Purpose != "" {
+		// Consent is kept as traits (erasure.ConsentTrait): a change of
+		// it re-evaluates the profile, as a change of the plan's traits
+		// does. automated_decision is the PIPL art. 24 opt-out.
+		l.deps["trait:consent_"+strings.ToLower(d.Purpose)] = true
+		l.deps["trait:consent_automated_decision"] = true
+	}
 	return l
 }
 

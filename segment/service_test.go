@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
@@ -255,6 +256,7 @@ func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
 	defer srv.Close()
 	store := newMemStore()
 	d := segment.NewDispatcher(store)
+	d.Guard.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // the test server
 	var waits []time.Duration
 	d.Backoff = func(n int) time.Duration {
 		waits = append(waits, time.Duration(n)*time.Millisecond)
@@ -302,6 +304,7 @@ func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
 func TestFullWebhookQueueDeadLettersWithoutBlocking(t *testing.T) {
 	store := newMemStore()
 	d := segment.NewDispatcher(store)
+	d.Guard.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	ctx := context.Background()
 	if _, err := d.Create(ctx, &segment.Webhook{URL: "http://127.0.0.1:1/never", Secret: "s3cret-s3cret-s3cret"}); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/egress"
 )
 
 // Webhook is a subscriber URL for enter/exit events.
@@ -27,7 +29,11 @@ type Webhook struct {
 	// Secret signs deliveries (HMAC-SHA256); shown once, at creation.
 	Secret string `json:"secret,omitempty"`
 	// Segments limits the events sent (empty: every segment).
-	Segments  []string  `json:"segments,omitempty"`
+	Segments []string `json:"segments,omitempty"`
+	// Purpose, when set, limits enter events to profiles that consented
+	// to it (Dispatcher.Consent); exits are always sent, so a receiver
+	// can forget someone.
+	Purpose   string    `json:"purpose,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -64,13 +70,20 @@ func Signature(secret, timestamp string, body []byte) string {
 // Dispatcher delivers events to webhooks: one POST per webhook and batch,
 // retried with exponential backoff, dead-lettered after MaxAttempts.
 type Dispatcher struct {
-	Store       WebhookStore
+	Store WebhookStore
+	// Guard refuses webhook URLs that lead to loopback, private, link-local
+	// or metadata addresses, at creation and at every connection (Client
+	// is built on it: widen Guard.Allow, do not replace Guard).
+	Guard       *egress.Guard
 	Client      *http.Client
 	Now         portrait.Clock
 	Log         *slog.Logger
 	MaxAttempts int
 	// Backoff is the wait before attempt n+1 (n from 1).
 	Backoff func(attempt int) time.Duration
+	// Consent reports whether a profile consented to a purpose (nil:
+	// webhooks' purposes are not checked).
+	Consent func(purpose, profileID string) bool
 
 	mu    sync.RWMutex
 	hooks []*Webhook
@@ -80,7 +93,8 @@ type Dispatcher struct {
 // NewDispatcher returns a dispatcher with 5 attempts and backoff doubling
 // from one second.
 func NewDispatcher(store WebhookStore) *Dispatcher {
-	return &Dispatcher{Store: store, Client: &http.Client{Timeout: 10 * time.Second}, Now: time.Now, Log: slog.Default(),
+	g := &egress.Guard{}
+	return &Dispatcher{Store: store, Guard: g, Client: g.Client(10 * time.Second), Now: time.Now, Log: slog.Default(),
 		MaxAttempts: 5, Backoff: func(n int) time.Duration { return time.Second << min(n-1, 8) }, queue: make(chan []*Event, 1024)}
 }
 
@@ -101,6 +115,14 @@ func (d *Dispatcher) Create(ctx context.Context, w *Webhook) (*Webhook, error) {
 	u, err := url.Parse(w.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, portrait.Errorf(portrait.EINVALID, "webhook url must be an absolute http or https URL")
+	}
+	if d.Guard != nil {
+		if err := d.Guard.CheckURL(ctx, w.URL); err != nil {
+			return nil, portrait.Errorf(portrait.EINVALID, "webhook url refused: %s", portrait.ErrorMessage(err))
+		}
+	}
+	if len(w.Purpose) > 64 {
+		return nil, portrait.Errorf(portrait.EINVALID, "webhook purpose is longer than 64 characters")
 	}
 	if w.Secret == "" {
 		b := make([]byte, 24)
@@ -193,7 +215,7 @@ func (d *Dispatcher) deadAll(evs []*Event, reason string, attempts int) {
 	for _, h := range hooks {
 		var mine []*Event
 		for _, e := range evs {
-			if wants(h, e.Segment) {
+			if wants(h, e.Segment) && d.consented(h, e) {
 				mine = append(mine, e)
 			}
 		}
@@ -218,7 +240,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
 	for _, h := range hooks {
 		var mine []*Event
 		for _, e := range evs {
-			if wants(h, e.Segment) {
+			if wants(h, e.Segment) && d.consented(h, e) {
 				mine = append(mine, e)
 			}
 		}
@@ -232,6 +254,15 @@ func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
 		}()
 	}
 	wg.Wait()
+}
+
+// consented: a webhook with a purpose is told of a profile entering only
+// when the profile consented to that purpose.
+func (d *Dispatcher) consented(h *Webhook, e *Event) bool {
+	if h.Purpose == "" || d.Consent == nil || e.Kind != Enter {
+		return true
+	}
+	return d.Consent(h.Purpose, e.Profile)
 }
 
 func wants(h *Webhook, seg string) bool {
@@ -285,12 +316,16 @@ func (d *Dispatcher) post(ctx context.Context, h *Webhook, body []byte) error {
 	req.Header.Set("X-Portrait-Signature", Signature(h.Secret, ts, body))
 	resp, err := d.Client.Do(req)
 	if err != nil {
-		return err
+		// The cause is logged here only: what is kept in the dead
+		// letters and shown to clients says what kind of failure it was,
+		// never which address or server answered.
+		d.Log.Debug("webhook delivery failed", "webhook", h.ID, "err", err)
+		return errors.New(egress.Describe(err, 0))
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the endpoint answered %s", resp.Status)
+		return errors.New(egress.Describe(nil, resp.StatusCode))
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ type DB struct {
 
 // Open opens (creating if needed) the store under dir.
 func Open(ctx context.Context, dir string) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, portrait.Wrap(err, "cannot create the data directory")
 	}
 	db := &DB{Dir: dir, Now: time.Now}
@@ -127,6 +127,9 @@ const stateWriterCache = 8000
 // openPair opens a store's writer and readers; writerCache is the writer's
 // page cache in KiB (the readers have 64 MB each).
 func openPair(path, sync string, checkpointEvery time.Duration, writerCache int, extra ...string) (w, r *sql.DB, cp *checkpointer, err error) {
+	if err := privateFile(path); err != nil {
+		return nil, nil, nil, err
+	}
 	q := url.Values{}
 	// page_size first: it only takes effect before the file is created.
 	var first []string

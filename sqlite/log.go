@@ -66,6 +66,19 @@ func (t *tail) add(evs []*portrait.Event) {
 	}
 }
 
+// drop removes erased events (sqlite/erase.go).
+func (t *tail) drop(seqs map[int64]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.events[:0:0]
+	for _, e := range t.events {
+		if !seqs[e.Seq] {
+			kept = append(kept, e)
+		}
+	}
+	t.events = kept
+}
+
 // read returns up to limit events after seq, and whether the tail could
 // answer at all.
 func (t *tail) read(after int64, limit int) ([]*portrait.Event, bool) {
@@ -309,7 +322,7 @@ func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.
 	if evs, ok := db.tail.read(after, limit); ok {
 		return evs, nil
 	}
-	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND type <> ? ORDER BY seq LIMIT ?`, after, portrait.EventErased, limit)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
@@ -328,7 +341,7 @@ func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event,
 		for i, s := range seqs[start:end] {
 			args[i] = s
 		}
-		rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq IN (`+placeholders(len(args))+`)`, args...)
+		rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq IN (`+placeholders(len(args))+`) AND type <> '`+portrait.EventErased+`'`, args...)
 		if err != nil {
 			return nil, portrait.Wrap(err, "cannot read events")
 		}

@@ -23,6 +23,8 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/portrait-cdp/portrait/internal/exprcost"
+
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/traits"
@@ -118,6 +120,10 @@ func Compile(d Definition, types map[string]string) (*Compiled, error) {
 	tree, err := parseRule(d.Expression)
 	if err != nil {
 		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: invalid expression: %s", d.Name, oneLine(err.Error()))
+	}
+	// Evaluated for every changed profile: its cost is bounded here.
+	if err := exprcost.Check(d.Expression, exprcost.Max); err != nil {
+		return nil, portrait.Errorf(portrait.EINVALID, "tag %q: %v", d.Name, err)
 	}
 	prog, err := expr.Compile(d.Expression, expr.Env(env), expr.AsBool(), expr.Patch(traitsPatcher{}))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/exprcmp"
+	"github.com/portrait-cdp/portrait/internal/exprcost"
 )
 
 // Aggregates a computed trait may use.
@@ -171,6 +172,10 @@ func (d Definition) compile() (*compiled, error) {
 		c.span, c.width = int64(w/time.Microsecond), bucketWidth(w)
 	}
 	if strings.TrimSpace(d.Filter) != "" {
+		// Evaluated for every event: its cost is bounded here.
+		if err := exprcost.Check(d.Filter, exprcost.Max); err != nil {
+			return nil, bad("filter: %v", err)
+		}
 		c.filter, err = expr.Compile(d.Filter, expr.Env(filterEnv()), expr.AsBool())
 		if err != nil {
 			return nil, bad("filter: %v", err)

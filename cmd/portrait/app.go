@@ -22,6 +22,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/erasure"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/importer"
@@ -47,6 +48,8 @@ type Config struct {
 	// drop directory and the NATS server subjects are published on.
 	DeliveryDir  string
 	DeliveryNATS string
+	// Hardening (privacy-erasure): see cmd/portrait/erasure.go.
+	Hardening Hardening
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
@@ -62,6 +65,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.JSON, "json", false, "machine-readable output")
 	fs.StringVar(&c.DeliveryDir, "delivery-dir", "", "file drop directory of scheduled segment deliveries (default: deliveries/ under --data)")
 	fs.StringVar(&c.DeliveryNATS, "delivery-nats", "", "NATS URL that segment deliveries may publish to (default: none)")
+	c.Hardening.flags(fs) // privacy-erasure
 }
 
 // App is a running Portrait: store, processor and HTTP server, wired here
@@ -76,6 +80,8 @@ type App struct {
 	Enrich *Enrichment
 	Jobs   *jobs.Runner
 	lock   *os.File
+	// retention deletes expired quarantined records (privacy-erasure)
+	retention *erasure.Retention
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -92,10 +98,10 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 // lockDir takes the data directory for this process: two processes writing
 // the same derived state would each believe it is the only writer.
 func lockDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, portrait.Wrap(err, "cannot create the data directory")
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot open the lock file")
 	}
@@ -252,6 +258,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := a.wireErasure(ctx); err != nil { // privacy-erasure
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	a.wireAccounts() // accounts (issue 16): cmd/portrait/accounts.go
 	return a, nil
 }
@@ -341,6 +352,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.startEnrichment(ctx)
 	a.startSegments(ctx)
 	a.startAccounts(ctx)
+	a.startErasure(ctx) // privacy-erasure
 	if a.Config.AnalyticsEvery > 0 {
 		every := map[string]time.Duration{}
 		for _, k := range jobs.Kinds {

@@ -1,0 +1,265 @@
+package erasure_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/erasure"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/search"
+	"github.com/portrait-cdp/portrait/sqlite"
+)
+
+var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+type env struct {
+	dir  string
+	db   *sqlite.DB
+	proc *profile.Processor
+	sup  *erasure.Suppressor
+	svc  *erasure.Service
+	ix   *search.Index
+}
+
+func newProc(db *sqlite.DB) *profile.Processor {
+	rules := identity.DefaultRules()
+	rules.Normalize = clean.Identifier
+	p := profile.NewProcessor(db, rules)
+	p.Linger, p.BusyLinger = 0, 0
+	p.Now = func() time.Time { return t0.Add(72 * time.Hour) }
+	return p
+}
+
+func open(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &env{dir: dir, db: db, proc: newProc(db), ix: search.NewIndex(clean.Identifier)}
+	e.proc.OnChange = e.ix.OnChange
+	e.sup = &erasure.Suppressor{EventLog: db, Store: db, IdentifiersOf: e.proc.Identifiers}
+	if err := e.sup.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.svc = &erasure.Service{Proc: e.proc, Store: db, Suppressor: e.sup, Now: func() time.Time { return t0.Add(48 * time.Hour) }}
+	return e
+}
+
+func event(msg, typ, user, anon string, at time.Duration, traits string) *portrait.Event {
+	e := &portrait.Event{MessageID: msg, Type: typ, Source: "web", UserID: user, AnonymousID: anon, Timestamp: t0.Add(at), ReceivedAt: t0.Add(at)}
+	if traits != "" {
+		e.Traits = json.RawMessage(traits)
+	}
+	if typ == portrait.EventTrack {
+		e.Name = "Order Completed"
+		// A free-text value of the person's own: erased with the events.
+		note := "gift for " + user
+		if user == "u-erase-7781" {
+			note = "gift for Zhang Erasable"
+		}
+		e.Properties, _ = json.Marshal(map[string]any{"revenue": 88, "note": note})
+	}
+	return e
+}
+
+func (e *env) send(t *testing.T, evs []*portrait.Event, rej []*portrait.Rejected) portrait.AppendResult {
+	t.Helper()
+	res, err := e.sup.Append(context.Background(), evs, rej)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (e *env) catchUp(t *testing.T) {
+	t.Helper()
+	last, err := e.db.LastSeq(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proc.CatchUp(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// profiles returns every profile as JSON, by id.
+func profiles(t *testing.T, db *sqlite.DB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := db.AllProfiles(context.Background(), func(p *portrait.Profile) error {
+		b, _ := json.Marshal(p)
+		out[p.ID] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The person to erase, in every form the test looks for afterwards.
+var secrets = []string{
+	"u-erase-7781", "anon-erase-4410", "zhang.erasable@example.com", "Zhang.Erasable@Example.com",
+	"13800138000", "Zhang Erasable", "Hangzhou Xihu Erasable Road 9",
+}
+
+// TestEraseLeavesNoTrace erases one person of two and then reads every
+// file of the store as raw bytes (after a checkpoint, and again after
+// VACUUM): none of the person's identifiers or values remains; the other
+// person is untouched; a rebuild from the log gives exactly the live state;
+// later events for the person are dropped and counted.
+func TestEraseLeavesNoTrace(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	evs := []*portrait.Event{
+		event("m-a1", portrait.EventIdentify, "", "anon-erase-4410", 0, `{"email":"Zhang.Erasable@Example.com","phone":"138 0013 8000","name":"Zhang Erasable"}`),
+		event("m-a2", portrait.EventIdentify, "u-erase-7781", "anon-erase-4410", time.Minute, `{"address":"Hangzhou Xihu Erasable Road 9"}`),
+		event("m-a3", portrait.EventTrack, "u-erase-7781", "", 2*time.Minute, ""),
+		event("m-b1", portrait.EventIdentify, "u-keep-1", "", 3*time.Minute, `{"email":"li.kept@example.com","name":"Li Kept"}`),
+		event("m-b2", portrait.EventTrack, "u-keep-1", "", 4*time.Minute, ""),
+	}
+	// A rejected body that names the person, and one that does not.
+	rej := []*portrait.Rejected{
+		{Source: "web", Index: 0, Reason: "bad timestamp", Raw: []byte(`{"userId":"u-erase-7781","timestamp":"yesterday"}`), ReceivedAt: t0},
+		{Source: "web", Index: 1, Reason: "bad timestamp", Raw: []byte(`{"userId":"u-keep-1","timestamp":"yesterday"}`), ReceivedAt: t0},
+	}
+	e.send(t, evs, rej)
+	// An import summary shows a refused value of the person as an example.
+	if err := e.db.SaveImport(ctx, "imp-1", "crm", "done", []byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate","key":"dup"},{"row":4,"value":"li.kept@example.com","reason":"duplicate","key":"dup"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.catchUp(t)
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits := e.ix.Search("Zhang Erasable", 5); len(hits) == 0 {
+		t.Fatal("the search index does not know the person before erasure")
+	}
+	rc, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Removed["events"] != 3 || rc.Removed["quarantined"] != 1 || rc.ProfileID != victim.ID || rc.Hash == "" || len(rc.Suppressed) < 3 {
+		t.Errorf("receipt: %+v", rc)
+	}
+	if _, err := e.db.Profile(ctx, victim.ID); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("the profile is still readable: %v", err)
+	}
+	if hits := e.ix.Search("Zhang Erasable", 5); len(hits) != 0 {
+		t.Errorf("the search index still finds the person: %+v", hits)
+	}
+	kept, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-keep-1"})
+	if err != nil || kept.Traits["name"].Value != "Li Kept" || kept.EventCount != 2 {
+		t.Fatalf("the other person was harmed: %+v %v", kept, err)
+	}
+	if sum, _ := e.db.ImportSummary(ctx, "imp-1"); !json.Valid(sum) || !bytes.Contains(sum, []byte("li.kept@example.com")) || !bytes.Contains(sum, []byte(`"[erased]"`)) {
+		t.Errorf("import summary after erasure: %s", sum)
+	}
+	receipts, err := e.svc.Receipts(ctx, 10)
+	if err != nil || len(receipts) != 1 || receipts[0].Hash != rc.Hash {
+		t.Errorf("the receipt is not kept: %+v %v", receipts, err)
+	}
+
+	// Suppression: the person's SDK keeps sending; nothing is logged.
+	res := e.send(t, []*portrait.Event{event("m-a4", portrait.EventTrack, "u-erase-7781", "", time.Hour, "")}, nil)
+	if res.Suppressed != 1 || res.Accepted != 0 {
+		t.Errorf("a suppressed identifier's event was not dropped: %+v", res)
+	}
+	res = e.send(t, []*portrait.Event{event("m-a5", portrait.EventIdentify, "", "new-device", time.Hour, `{"email":"zhang.erasable@example.com"}`)}, nil)
+	if res.Suppressed != 1 {
+		t.Errorf("a suppressed email's event was not dropped: %+v", res)
+	}
+	e.send(t, []*portrait.Event{event("m-b3", portrait.EventTrack, "u-keep-1", "", time.Hour, "")}, nil)
+	e.catchUp(t)
+	sups, _ := e.svc.Suppressions(ctx)
+	var dropped int64
+	for _, s := range sups {
+		dropped += s.Dropped
+	}
+	if dropped != 2 || e.sup.Dropped() != 2 {
+		t.Errorf("dropped events counted %d (store) and %d (process), want 2", dropped, e.sup.Dropped())
+	}
+
+	// A rebuild from the log derives exactly the live state.
+	live := profiles(t, e.db)
+	if len(live) != 1 {
+		t.Fatalf("%d profiles after erasure, want 1", len(live))
+	}
+	if err := e.db.ResetState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.proc = newProc(e.db)
+	e.catchUp(t)
+	if rebuilt := profiles(t, e.db); !reflect.DeepEqual(rebuilt, live) {
+		t.Errorf("rebuild differs from the live state:\n%v\n%v", rebuilt, live)
+	}
+
+	scan := func(when string) {
+		t.Helper()
+		files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range secrets {
+				if bytes.Contains(b, []byte(s)) {
+					t.Errorf("%s: %s still holds %q", when, filepath.Base(f), s)
+				}
+			}
+			if !bytes.Contains(b, []byte("Li Kept")) && filepath.Ext(f) == ".db" && filepath.Base(f) == "state.db" && when == "after VACUUM" {
+				t.Errorf("the scan cannot see the other person in %s: it proves nothing", f)
+			}
+		}
+	}
+	// Erasure itself zeroes freed space and truncates the WALs: no trace
+	// even before a VACUUM.
+	if err := e.proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scan("after erasure")
+	if err := e.db.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scan("after VACUUM")
+}
+
+// Data files hold personal data: owner-only, whatever the umask.
+func TestDataFilesArePrivate(t *testing.T) {
+	e := open(t)
+	e.send(t, []*portrait.Event{event("m1", portrait.EventIdentify, "u1", "", 0, `{"email":"a@example.com"}`)}, nil)
+	e.catchUp(t)
+	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	n := 0
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is %v", filepath.Base(f), st.Mode().Perm())
+		}
+		n++
+	}
+	if n < 4 { // events.db and state.db with their -wal and -shm
+		t.Fatalf("only %d files to check: %v", n, files)
+	}
+	if st, _ := os.Stat(e.dir); st.Mode().Perm()&0o077 != 0 {
+		t.Logf("the test's own temp dir is %v (sqlite.Open does not create it)", st.Mode().Perm())
+	}
+}

@@ -1,0 +1,158 @@
+package erasure
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+// Store is what the service needs beyond the processor.
+type Store interface {
+	profile.EraseStore
+	portrait.ProfileReader
+	Erasures(ctx context.Context, limit int) ([]*portrait.ErasureReceipt, error)
+	Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
+}
+
+// auditRecorder records an erasure or a lifted suppression for the auditor.
+// The audit log itself belongs to the access-control work; nil = not
+// recorded (the receipt is kept either way).
+type auditRecorder interface {
+	Record(ctx context.Context, action, by, target string, detail map[string]any) error
+}
+
+// Service erases people, lists receipts and suppressions, and exports a
+// person's data.
+type Service struct {
+	Proc       *profile.Processor
+	Store      Store
+	Suppressor *Suppressor
+	// Log receives consent events set through the API.
+	Log   portrait.EventLog
+	Audit auditRecorder
+	Now   portrait.Clock
+}
+
+// Erase removes the profile id (or the one it was merged into).
+func (s *Service) Erase(ctx context.Context, id, by, reason string) (*portrait.ErasureReceipt, error) {
+	pr, err := s.Store.Profile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	// Its known identifiers are suppressed before the erasure starts: an
+	// event arriving meanwhile must not re-create the person behind it.
+	if s.Suppressor != nil {
+		pre := make([]string, len(pr.Identifiers))
+		for i, x := range pr.Identifiers {
+			pre[i] = portrait.SuppressionHash(x)
+		}
+		s.Suppressor.Add(pre)
+	}
+	rc, err := s.Proc.Erase(ctx, s.Store, profile.Erasure{ID: newID(), ProfileID: pr.ID, By: by, Reason: reason, At: s.now()})
+	if err != nil {
+		return nil, err
+	}
+	if s.Suppressor != nil {
+		s.Suppressor.Add(rc.Suppressed)
+	}
+	if s.Audit != nil {
+		if err := s.Audit.Record(ctx, "profile.erase", by, rc.ProfileID, map[string]any{"erasure_id": rc.ID, "removed": rc.Removed, "hash": rc.Hash}); err != nil {
+			return rc, err
+		}
+	}
+	return rc, nil
+}
+
+// EraseByIdentifier erases the profile that owns id.
+func (s *Service) EraseByIdentifier(ctx context.Context, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
+	pr, err := s.Store.ProfileByIdentifier(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.Erase(ctx, pr.ID, by, reason)
+}
+
+// Unsuppress lets an erased identifier be collected again.
+func (s *Service) Unsuppress(ctx context.Context, id portrait.Identifier, by string) error {
+	h := portrait.SuppressionHash(id)
+	ok, err := s.Suppressor.Remove(ctx, h)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return portrait.Errorf(portrait.ENOTFOUND, "that %s is not suppressed", id.Type)
+	}
+	if s.Audit != nil {
+		return s.Audit.Record(ctx, "suppression.lift", by, h, map[string]any{"type": id.Type})
+	}
+	return nil
+}
+
+// Receipts lists erasure receipts, newest first.
+func (s *Service) Receipts(ctx context.Context, limit int) ([]*portrait.ErasureReceipt, error) {
+	return s.Store.Erasures(ctx, limit)
+}
+
+// Suppressions lists suppressed identifiers by hash.
+func (s *Service) Suppressions(ctx context.Context) ([]*portrait.Suppression, error) {
+	return s.Store.Suppressions(ctx)
+}
+
+// Export is a person's data in portable form (GDPR art. 20, PIPL art. 45):
+// the profile with every trait and its provenance, and every event as
+// received.
+type Export struct {
+	Format     string                 `json:"format"`
+	Truncated  bool                   `json:"truncated,omitempty"`
+	ExportedAt time.Time              `json:"exported_at"`
+	Profile    *portrait.Profile      `json:"profile"`
+	Events     []*portrait.Event      `json:"events"`
+	Merges     []*portrait.MergeEntry `json:"merges"`
+}
+
+// maxExportEvents bounds one export; a person with more is exported in
+// part and says so (Truncated).
+const maxExportEvents = 100_000
+
+// Export gathers a person's data.
+func (s *Service) Export(ctx context.Context, id string) (*Export, error) {
+	pr, err := s.Store.Profile(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := &Export{Format: "portrait.person-export.v1", ExportedAt: s.now(), Profile: pr, Events: []*portrait.Event{}}
+	cursor := ""
+	for len(out.Events) < maxExportEvents {
+		evs, next, err := s.Store.ProfileEvents(ctx, pr.ID, portrait.Page{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		out.Events = append(out.Events, evs...)
+		if next == "" {
+			break
+		}
+		cursor = next
+		out.Truncated = len(out.Events) >= maxExportEvents
+	}
+	if out.Merges, err = s.Store.ProfileMerges(ctx, pr.ID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "er_" + hex.EncodeToString(b[:])
+}

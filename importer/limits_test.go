@@ -1,0 +1,206 @@
+package importer_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"hash/crc32"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/portrait-cdp/portrait/importer"
+)
+
+// drain reads every row and returns the first error.
+func drain(rd importer.Reader) error {
+	defer rd.Close()
+	for {
+		if _, err := rd.Next(); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+// workbook returns a small valid workbook, with its parts by name.
+func workbook(t *testing.T) map[string][]byte {
+	t.Helper()
+	f := excelize.NewFile()
+	f.SetSheetRow("Sheet1", "A1", &[]any{"email", "name"})
+	f.SetSheetRow("Sheet1", "A2", &[]any{"a@example.com", "A"})
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string][]byte{}
+	for _, zf := range zr.File {
+		rc, _ := zf.Open()
+		parts[zf.Name], _ = io.ReadAll(rc)
+		rc.Close()
+	}
+	return parts
+}
+
+// rezip writes parts back, sheet1 replaced by write (streamed, compressed
+// hard), and returns the archive.
+func rezip(t *testing.T, parts map[string][]byte, write func(io.Writer)) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, flate.BestCompression) })
+	for name, b := range parts {
+		w, _ := zw.Create(name)
+		if name == "xl/worksheets/sheet1.xml" {
+			write(w)
+			continue
+		}
+		w.Write(b)
+	}
+	zw.Close()
+	return out.Bytes()
+}
+
+// The probe's XLSX bomb: a few hundred KB that unzip to tens of MB of
+// worksheet. It is refused before it is unzipped, without allocating what
+// it would expand to.
+func TestXLSXBombRefused(t *testing.T) {
+	parts := workbook(t)
+	const unzipped = 24 << 20
+	bomb := rezip(t, parts, func(w io.Writer) {
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>`)
+		row := []byte(strings.Repeat(`<row><c t="inlineStr"><is><t>AAAAAAAAAAAAAAAA</t></is></c></row>`, 1024))
+		for n := 0; n < unzipped; n += len(row) {
+			w.Write(row)
+		}
+		io.WriteString(w, `</sheetData></worksheet>`)
+	})
+	if len(bomb) > 400<<10 {
+		t.Fatalf("the bomb is %d KB: not the probe's shape", len(bomb)>>10)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := importer.NewReaderLimits(importer.FormatXLSX, bytes.NewReader(bomb), "", importer.Limits{XLSXUnzipBytes: 8 << 20, XLSXXMLBytes: 4 << 20})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "unzips to more than 8 MiB") {
+		t.Fatalf("a %d KB workbook unzipping to %d MB was not refused: %v", len(bomb)>>10, unzipped>>20, err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("refusing the bomb allocated %d MB", grew>>20)
+	}
+}
+
+// A workbook whose directory claims 2 GB is refused by the default limits
+// on the claim alone (and archive/zip would stop it at the claimed size if
+// it lied the other way).
+func TestXLSXClaiming2GBRefusedByDefault(t *testing.T) {
+	parts := workbook(t)
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for name, b := range parts {
+		if name != "xl/worksheets/sheet1.xml" {
+			w, _ := zw.Create(name)
+			w.Write(b)
+			continue
+		}
+		var comp bytes.Buffer
+		fw, _ := flate.NewWriter(&comp, flate.BestCompression)
+		fw.Write(b)
+		fw.Close()
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Deflate, CRC32: crc32.ChecksumIEEE(b),
+			CompressedSize64: uint64(comp.Len()), UncompressedSize64: 2 << 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(comp.Bytes())
+	}
+	zw.Close()
+	_, err := importer.NewReader(importer.FormatXLSX, bytes.NewReader(out.Bytes()), "")
+	if err == nil || !strings.Contains(err.Error(), "unzips to more than") {
+		t.Fatalf("a workbook claiming 2 GB was opened: %v", err)
+	}
+}
+
+// A worksheet whose rows reach column XFD (16,384 cells each) is refused.
+func TestXLSXTooWideRefused(t *testing.T) {
+	f := excelize.NewFile()
+	f.SetSheetRow("Sheet1", "A1", &[]any{"email"})
+	f.SetCellValue("Sheet1", "XFD2", "x")
+	var buf bytes.Buffer
+	f.Write(&buf)
+	rd, err := importer.NewReader(importer.FormatXLSX, &buf, "")
+	if err == nil {
+		err = drain(rd)
+	}
+	if err == nil || !strings.Contains(err.Error(), "over the limit of 2000 columns") {
+		t.Fatalf("a 16,384-column row was read: %v", err)
+	}
+}
+
+func gz(t *testing.T, write func(io.Writer)) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	write(zw)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// CSV: a gzip bomb, a line without end, and too many rows are refused with
+// a clear message, within the limits' memory.
+func TestCSVLimits(t *testing.T) {
+	bomb := gz(t, func(w io.Writer) {
+		io.WriteString(w, "email,name\n")
+		row := []byte(strings.Repeat("a@example.com,A\n", 4096))
+		for n := 0; n < 16<<20; n += len(row) {
+			w.Write(row)
+		}
+	})
+	rd, err := importer.NewReaderLimits(importer.FormatCSV, bytes.NewReader(bomb), "", importer.Limits{MaxBytes: 4 << 20})
+	if err == nil {
+		err = drain(rd)
+	}
+	if err == nil || !strings.Contains(err.Error(), "larger than 4 MiB once decompressed") {
+		t.Errorf("gzip bomb: %v", err)
+	}
+
+	endless := gz(t, func(w io.Writer) {
+		io.WriteString(w, "email,name\n\"")
+		chunk := bytes.Repeat([]byte("A"), 1<<20)
+		for range 8 {
+			w.Write(chunk)
+		}
+	})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rd, err = importer.NewReaderLimits(importer.FormatCSV, bytes.NewReader(endless), "", importer.Limits{MaxLineBytes: 1 << 20})
+	if err == nil {
+		err = drain(rd)
+	}
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "longer than 1 MiB") {
+		t.Errorf("endless line: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
+		t.Errorf("an endless line allocated %d MB", grew>>20)
+	}
+
+	rows := "email\n" + strings.Repeat("a@example.com\n", 11)
+	rd, err = importer.NewReaderLimits(importer.FormatCSV, strings.NewReader(rows), "", importer.Limits{MaxRows: 10})
+	if err == nil {
+		err = drain(rd)
+	}
+	if err == nil || !strings.Contains(err.Error(), "more than 10 rows") {
+		t.Errorf("row limit: %v", err)
+	}
+}

@@ -1,0 +1,476 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"sort"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+var _ profile.EraseStore = (*DB)(nil)
+
+// EraseProfile removes a profile and everything derived from it from both
+// files (see profile.EraseStore). The processor calls it with its lock held
+// and its commits drained, so nothing writes the state meanwhile.
+//
+// The log is changed first: should the process die between the two files,
+// the state's checkpoint names an event that is now a tombstone with
+// another message id, so the next Open sets the state aside and rebuilds it
+// from the log, which no longer has the person.
+//
+// Both transactions run with secure_delete, which zeroes what they free
+// instead of leaving it in free pages, and the write-ahead logs are then
+// checkpointed and truncated, so that the person's bytes are gone from the
+// files, not merely unreachable.
+func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.ErasureReceipt, error) {
+	pid, err := db.resolve(ctx, req.ProfileID)
+	if err != nil {
+		return nil, err
+	}
+	pr, err := db.Profile(ctx, pid)
+	if err != nil {
+		return nil, err
+	}
+	pids := map[string]bool{pid: true}
+	for _, id := range pr.MergedFrom {
+		pids[id] = true
+	}
+	old, err := queryStrings(ctx, db.stateR, `SELECT old_id FROM aliases WHERE new_id = ?`, pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range old {
+		pids[id] = true
+	}
+	ids := map[portrait.Identifier]bool{}
+	for _, id := range pr.Identifiers {
+		ids[id] = true
+	}
+	rows, err := db.stateR.QueryContext(ctx, `SELECT type, value FROM identities WHERE profile_id = ?`, pid)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read identities")
+	}
+	for rows.Next() {
+		var id portrait.Identifier
+		if err := rows.Scan(&id.Type, &id.Value); err != nil {
+			rows.Close()
+			return nil, portrait.Wrap(err, "cannot read identities")
+		}
+		ids[id] = true
+	}
+	rows.Close()
+	seqs, err := querySeqs(ctx, db.stateR, pid)
+	if err != nil {
+		return nil, err
+	}
+	events, err := db.EventsBySeq(ctx, seqs)
+	if err != nil {
+		return nil, err
+	}
+	// The needles: every form in which the person's identifiers may sit
+	// in raw bytes elsewhere (quarantined bodies, dead letters), as sent
+	// and as standardised.
+	needles := map[string]bool{}
+	for id := range ids {
+		needles[id.Value] = true
+	}
+	for _, e := range events {
+		for _, s := range []string{e.UserID, e.AnonymousID, e.PreviousID} {
+			needles[s] = true
+		}
+		if req.IdentifiersOf != nil {
+			for _, id := range req.IdentifiersOf(e) {
+				needles[id.Value] = true
+				ids[id] = true
+			}
+		}
+		rawIdentifierTraits(e, ids, needles)
+	}
+	// Values the cleaners refused on its events (an invalid email) are
+	// the person's too, and import summaries show such values as examples.
+	issues, err := queryStrings(ctx, db.stateR, `SELECT value FROM trait_issues WHERE profile_id = ?`, pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range issues {
+		needles[v] = true
+	}
+	delete(needles, "")
+
+	idList := sortedIdentifiers(ids)
+	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
+	for id := range pids {
+		if id != pid {
+			rc.MergedIDs = append(rc.MergedIDs, id)
+		}
+	}
+	sort.Strings(rc.MergedIDs)
+	pidArgs := make([]any, 0, len(pids))
+	for id := range pids {
+		pidArgs = append(pidArgs, id)
+	}
+	// Erased message ids become a hash: the id a client chose may itself
+	// carry personal data, and a re-sent event is stopped by suppression.
+	renamed := make(map[string]string, len(events))
+
+	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+		n := 0
+		for _, e := range events {
+			tomb := tombstoneID(e.MessageID)
+			renamed[e.MessageID] = tomb
+			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
+			res, err := tx.ExecContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`,
+				portrait.EventErased, portrait.EventErased, tomb, body, e.Seq, portrait.EventErased)
+			if err != nil {
+				return portrait.Wrap(err, "cannot erase events")
+			}
+			k, _ := res.RowsAffected()
+			n += int(k)
+		}
+		rc.Removed["events"] = n
+		// Quarantined bodies are raw JSON: a needle is looked for as a
+		// JSON string, so a short user id ("7") matches only itself.
+		q := 0
+		for _, s := range sortedKeys2(needles) {
+			quoted, _ := json.Marshal(s)
+			res, err := tx.ExecContext(ctx, `DELETE FROM quarantine WHERE instr(CAST(raw AS TEXT), ?) > 0`, string(quoted))
+			if err != nil {
+				return portrait.Wrap(err, "cannot erase quarantined records")
+			}
+			k, _ := res.RowsAffected()
+			q += int(k)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM quarantine_keys WHERE quarantine_id NOT IN (SELECT id FROM quarantine)`); err != nil {
+			return portrait.Wrap(err, "cannot erase quarantined records")
+		}
+		rc.Removed["quarantined"] = q
+		// An import's summary keeps example values of the rows it
+		// refused: the person's are replaced, the summary stays.
+		for _, s := range sortedKeys2(needles) {
+			quoted, _ := json.Marshal(s)
+			res, err := tx.ExecContext(ctx, `UPDATE imports SET summary = CAST(replace(CAST(summary AS TEXT), ?, '"[erased]"') AS BLOB) WHERE instr(CAST(summary AS TEXT), ?) > 0`, string(quoted), string(quoted))
+			if err != nil {
+				return portrait.Wrap(err, "cannot erase import examples")
+			}
+			k, _ := res.RowsAffected()
+			rc.Removed["import_summaries"] += int(k)
+		}
+		for _, step := range []struct{ what, query string }{
+			{"segment_history", `DELETE FROM segment_events WHERE profile_id = ?`},
+			{"linkage_decisions", `DELETE FROM linkage_decisions WHERE id IN (SELECT id FROM linkage_candidates WHERE instr(CAST(doc AS TEXT), ?) > 0)`},
+			{"linkage_candidates", `DELETE FROM linkage_candidates WHERE instr(CAST(doc AS TEXT), ?) > 0`},
+			{"dead_letters", `DELETE FROM segment_dead_letters WHERE instr(CAST(body AS TEXT), ?) > 0`},
+		} {
+			for _, id := range pidArgs {
+				res, err := tx.ExecContext(ctx, step.query, id)
+				if err != nil {
+					return portrait.Wrap(err, "cannot erase "+step.what)
+				}
+				k, _ := res.RowsAffected()
+				rc.Removed[step.what] += int(k)
+			}
+		}
+		for _, s := range sortedKeys2(needles) {
+			quoted, _ := json.Marshal(s)
+			res, err := tx.ExecContext(ctx, `DELETE FROM segment_dead_letters WHERE instr(CAST(body AS TEXT), ?) > 0`, string(quoted))
+			if err != nil {
+				return portrait.Wrap(err, "cannot erase dead letters")
+			}
+			k, _ := res.RowsAffected()
+			rc.Removed["dead_letters"] += int(k)
+		}
+		for _, id := range idList {
+			h := portrait.SuppressionHash(id)
+			rc.Suppressed = append(rc.Suppressed, h)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO suppressed (hash, type, erasure_id, at) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
+				h, id.Type, rc.ID, micros(rc.At)); err != nil {
+				return portrait.Wrap(err, "cannot suppress identifiers")
+			}
+		}
+		rc.Removed["identifiers"] = len(idList)
+		rc.Removed["profiles"] = len(pids)
+		rc.Hash = receiptHash(rc)
+		doc, err := json.Marshal(rc)
+		if err != nil {
+			return portrait.Wrap(err, "cannot encode the receipt")
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO erasures (id, profile_id, at, receipt) VALUES (?, ?, ?, ?)`, rc.ID, pid, micros(rc.At), doc); err != nil {
+			return portrait.Wrap(err, "cannot keep the receipt")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The in-memory tail may hold the erased events.
+	erased := make(map[int64]bool, len(events))
+	for _, e := range events {
+		erased[e.Seq] = true
+	}
+	db.tail.drop(erased)
+
+	in := "(" + placeholders(len(pidArgs)) + ")"
+	err = db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM profiles WHERE id IN ` + in,
+			`DELETE FROM identities WHERE profile_id IN ` + in,
+			`DELETE FROM refused WHERE profile_id IN ` + in,
+			`DELETE FROM profile_events WHERE profile_id IN ` + in,
+			`DELETE FROM aliases WHERE new_id IN ` + in,
+			`DELETE FROM aliases WHERE old_id IN ` + in,
+			`DELETE FROM merges WHERE into_id IN ` + in,
+			`DELETE FROM merges WHERE from_id IN ` + in,
+			`DELETE FROM trait_issues WHERE profile_id IN ` + in,
+		} {
+			if _, err := tx.ExecContext(ctx, q, pidArgs...); err != nil {
+				return portrait.Wrap(err, "cannot erase the derived state")
+			}
+		}
+		for _, id := range idList {
+			// A merge entry of another profile may name the identifier
+			// (a refused merge through it).
+			if _, err := tx.ExecContext(ctx, `DELETE FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value); err != nil {
+				return portrait.Wrap(err, "cannot erase the derived state")
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE merges SET id_value = '' WHERE id_type = ? AND id_value = ?`, id.Type, id.Value); err != nil {
+				return portrait.Wrap(err, "cannot erase the derived state")
+			}
+		}
+		for from, to := range renamed {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM retracted WHERE message_id = ?`, from); err != nil {
+				return portrait.Wrap(err, "cannot erase the derived state")
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`, to, from); err != nil {
+				return portrait.Wrap(err, "cannot erase the derived state")
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM trait_issues WHERE message_id = ?`, from); err != nil {
+				return portrait.Wrap(err, "cannot erase the derived state")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.truncateWALs(ctx)
+	return rc, nil
+}
+
+// secureTx runs fn in a transaction on d's one writing connection with
+// secure_delete on: freed cells and pages are overwritten with zeros.
+func (db *DB) secureTx(ctx context.Context, d *sql.DB, fn func(*sql.Tx) error) error {
+	conn, err := d.Conn(ctx)
+	if err != nil {
+		return portrait.Wrap(err, "cannot open a connection")
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return portrait.Wrap(err, "cannot turn on secure_delete")
+	}
+	// Off again for the connection's other users (the hot paths): zeroing
+	// every page freed by ordinary updates costs writes.
+	defer conn.ExecContext(context.Background(), `PRAGMA secure_delete = OFF`)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot begin")
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot commit")
+	}
+	return nil
+}
+
+// truncateWALs copies both write-ahead logs into their databases and cuts
+// them to zero length, so that no earlier page image of erased rows stays in
+// them. A reader in the middle of a long read can hold it back: then the WAL
+// is overwritten from its start by the next writes.
+func (db *DB) truncateWALs(ctx context.Context) {
+	for _, d := range []*sql.DB{db.logW, db.stateW} {
+		d.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
+}
+
+// Compact checkpoints and truncates both write-ahead logs and rewrites both
+// files (VACUUM), leaving no free page behind. It takes both write locks
+// for as long as the rewrite lasts: an operator's step, not a hot path.
+func (db *DB) Compact(ctx context.Context) error {
+	db.writer.wait(ctx)
+	for _, d := range []*sql.DB{db.logW, db.stateW} {
+		if _, err := d.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return portrait.Wrap(err, "cannot checkpoint")
+		}
+		if _, err := d.ExecContext(ctx, `VACUUM`); err != nil {
+			return portrait.Wrap(err, "cannot vacuum")
+		}
+		if _, err := d.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return portrait.Wrap(err, "cannot checkpoint")
+		}
+	}
+	return nil
+}
+
+// Erasures lists the receipts, newest first.
+func (db *DB) Erasures(ctx context.Context, limit int) ([]*portrait.ErasureReceipt, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := db.logR.QueryContext(ctx, `SELECT receipt FROM erasures ORDER BY at DESC, id LIMIT ?`, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read erasures")
+	}
+	defer rows.Close()
+	var out []*portrait.ErasureReceipt
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, portrait.Wrap(err, "cannot read erasures")
+		}
+		rc := new(portrait.ErasureReceipt)
+		if err := json.Unmarshal(b, rc); err != nil {
+			return nil, portrait.Wrap(err, "corrupt erasure receipt")
+		}
+		out = append(out, rc)
+	}
+	return out, rows.Err()
+}
+
+// Suppressions lists the suppressed identifiers (by hash).
+func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT hash, type, erasure_id, at, dropped FROM suppressed ORDER BY at, hash`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read suppressions")
+	}
+	defer rows.Close()
+	var out []*portrait.Suppression
+	for rows.Next() {
+		s := new(portrait.Suppression)
+		var at int64
+		if err := rows.Scan(&s.Hash, &s.Type, &s.ErasureID, &at, &s.Dropped); err != nil {
+			return nil, portrait.Wrap(err, "cannot read suppressions")
+		}
+		s.At = fromMicros(at)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Unsuppress lifts a suppression; false when there was none.
+func (db *DB) Unsuppress(ctx context.Context, hash string) (bool, error) {
+	res, err := db.logW.ExecContext(ctx, `DELETE FROM suppressed WHERE hash = ?`, hash)
+	if err != nil {
+		return false, portrait.Wrap(err, "cannot unsuppress")
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// CountSuppressed adds to the dropped counters of suppressions.
+func (db *DB) CountSuppressed(ctx context.Context, dropped map[string]int64) error {
+	for h, n := range dropped {
+		if _, err := db.logW.ExecContext(ctx, `UPDATE suppressed SET dropped = dropped + ? WHERE hash = ?`, n, h); err != nil {
+			return portrait.Wrap(err, "cannot count suppressed events")
+		}
+	}
+	return nil
+}
+
+// tombstoneID is an erased event's message id in the log.
+func tombstoneID(messageID string) string {
+	h := sha256.Sum256([]byte(messageID))
+	return "erased:" + hex.EncodeToString(h[:16])
+}
+
+// receiptHash is SHA-256 over a receipt's fields but the hash itself.
+func receiptHash(rc *portrait.ErasureReceipt) string {
+	c := *rc
+	c.Hash = ""
+	b, _ := json.Marshal(&c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// rawIdentifierTraits adds the values of e's traits that are identifiers
+// (by type name: "email", "phone") as sent, before standardising.
+func rawIdentifierTraits(e *portrait.Event, ids map[portrait.Identifier]bool, needles map[string]bool) {
+	types := map[string]bool{}
+	for id := range ids {
+		types[id.Type] = true
+	}
+	add := func(raw json.RawMessage) {
+		if len(raw) == 0 {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(raw, &m) != nil {
+			return
+		}
+		for k, v := range m {
+			if s, ok := v.(string); ok && types[strings.ToLower(k)] {
+				needles[s] = true
+			}
+		}
+	}
+	add(e.Traits)
+	if len(e.Context) > 0 {
+		var c struct {
+			Traits json.RawMessage `json:"traits"`
+		}
+		if json.Unmarshal(e.Context, &c) == nil {
+			add(c.Traits)
+		}
+	}
+}
+
+func sortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
+	out := make([]portrait.Identifier, 0, len(m))
+	for id := range m {
+		if id.Value != "" {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out
+}
+
+func sortedKeys2(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func queryStrings(ctx context.Context, d *sql.DB, q string, args ...any) ([]string, error) {
+	rows, err := d.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read the store")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, portrait.Wrap(err, "cannot read the store")
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
