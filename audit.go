@@ -2,6 +2,9 @@ package portrait
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"time"
 )
 
@@ -65,3 +68,21 @@ type AuditorFunc func(ctx context.Context, rec AuditRecord) error
 
 // Record calls f.
 func (f AuditorFunc) Record(ctx context.Context, rec AuditRecord) error { return f(ctx, rec) }
+
+// AuditBody is the canonical content of a record that its hash covers:
+// the record as JSON without Prev and Hash.
+func AuditBody(rec AuditRecord) ([]byte, error) {
+	rec.Prev, rec.Hash = "", ""
+	rec.At = rec.At.UTC()
+	return json.Marshal(rec)
+}
+
+// AuditHash chains a record to the one before it: hex SHA-256 of the
+// previous hash, a newline and the record's body.
+func AuditHash(prev string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write([]byte{'\n'})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,149 @@
+package access
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Endpoint families. A scope is a family and an access, "profiles:read";
+// a rule names the one scope a route needs.
+const (
+	FamProfiles  = "profiles"  // profiles, 360, lookup, search, lists
+	FamSegments  = "segments"  // segments, members, exports, webhooks, stream
+	FamTags      = "tags"      // tags and their rules
+	FamTraits    = "traits"    // trait schema, computed traits, classification
+	FamAnalytics = "analytics" // analytics runs, breakdowns, lifecycle, overview, NPS, RFM
+	FamImports   = "imports"   // uploads, quarantine, quality
+	FamLinkage   = "linkage"   // probabilistic linkage and its review
+	FamKeys      = "keys"      // API tokens and write keys
+	FamAudit     = "audit"     // the audit log
+)
+
+// Families lists every endpoint family.
+var Families = []string{FamProfiles, FamSegments, FamTags, FamTraits, FamAnalytics, FamImports, FamLinkage, FamKeys, FamAudit}
+
+// Roles.
+const (
+	RoleAdmin     = "admin"
+	RoleAnalyst   = "analyst"
+	RoleMarketing = "marketing"
+	RoleSales     = "sales"
+	RoleService   = "service"
+	RoleAuditor   = "auditor"
+	RoleCustom    = "custom"
+)
+
+// Roles lists the built-in roles (custom is a key's own scope list).
+var Roles = []string{RoleAdmin, RoleAnalyst, RoleMarketing, RoleSales, RoleService, RoleAuditor}
+
+func rw(fams ...string) []string {
+	var out []string
+	for _, f := range fams {
+		out = append(out, f+":read", f+":write")
+	}
+	return out
+}
+
+func ro(fams ...string) []string {
+	var out []string
+	for _, f := range fams {
+		out = append(out, f+":read")
+	}
+	return out
+}
+
+// roleScopes: what each built-in role may do. An analyst studies and
+// defines (segments, tags, computed traits, analyses) but manages no keys;
+// marketing works with segments and their deliveries; sales and service
+// look customers up; the auditor reads the audit log and the key list and
+// nothing personal.
+var roleScopes = map[string][]string{
+	RoleAdmin:     rw(Families...),
+	RoleAnalyst:   append(rw(FamSegments, FamTags, FamAnalytics), ro(FamProfiles, FamTraits, FamImports, FamLinkage)...),
+	RoleMarketing: append(rw(FamSegments), ro(FamProfiles, FamTags, FamTraits, FamAnalytics)...),
+	RoleSales:     ro(FamProfiles, FamSegments, FamTags),
+	RoleService:   ro(FamProfiles, FamTags),
+	RoleAuditor:   ro(FamAudit, FamKeys),
+}
+
+// defaultClearance is the clearance a token of a role gets when none is
+// given: enough for the role's work, no more.
+var defaultClearance = map[string]Level{
+	RoleAdmin: Secret, RoleAnalyst: Internal, RoleMarketing: Internal,
+	RoleSales: Confidential, RoleService: Confidential, RoleAuditor: Public, RoleCustom: Public,
+}
+
+// DefaultClearance is the clearance a new token of role gets by default.
+func DefaultClearance(role string) Level { return defaultClearance[role] }
+
+// RoleScopes returns the scopes of a built-in role (nil for custom).
+func RoleScopes(role string) []string { return append([]string(nil), roleScopes[role]...) }
+
+// CheckRole validates a role and, for custom, its scopes; it returns the
+// scopes in canonical order.
+func CheckRole(role string, scopes []string) ([]string, error) {
+	if role == RoleCustom {
+		if len(scopes) == 0 {
+			return nil, portrait.Errorf(portrait.EINVALID, "a custom role needs scopes, e.g. [\"profiles:read\", \"segments:write\"]")
+		}
+		out := make([]string, 0, len(scopes))
+		for _, sc := range scopes {
+			fam, acc, ok := strings.Cut(sc, ":")
+			if !ok || !slices.Contains(Families, fam) || (acc != "read" && acc != "write") {
+				return nil, portrait.Errorf(portrait.EINVALID, "scope %q is not family:read or family:write with a family among %s", sc, strings.Join(Families, ", "))
+			}
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+	if _, ok := roleScopes[role]; !ok {
+		return nil, portrait.Errorf(portrait.EINVALID, "role %q is not one of %s or custom", role, strings.Join(Roles, ", "))
+	}
+	if len(scopes) > 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "scopes are given only with the custom role")
+	}
+	return nil, nil
+}
+
+// Principal is who a request acts for.
+type Principal struct {
+	KeyID     int64
+	Name      string
+	Role      string
+	Scopes    []string // custom role only
+	Clearance Level
+}
+
+// PrincipalOf reads a key's role and clearance. Keys stored before roles
+// existed (empty role) are the admin tokens they were: admin, secret.
+func PrincipalOf(k *portrait.Key) Principal {
+	p := Principal{KeyID: k.ID, Name: k.Name, Role: k.Role, Scopes: k.Scopes, Clearance: Secret}
+	if p.Role == "" {
+		p.Role = RoleAdmin
+	}
+	if k.Clearance != "" {
+		if l, err := ParseLevel(k.Clearance); err == nil {
+			p.Clearance = l
+		} else {
+			p.Clearance = Public // an unreadable clearance sees nothing classified
+		}
+	}
+	return p
+}
+
+// Can reports whether p holds scope.
+func (p Principal) Can(scope string) bool {
+	if p.Role == RoleCustom {
+		return slices.Contains(p.Scopes, scope)
+	}
+	return slices.Contains(roleScopes[p.Role], scope)
+}
+
+// Sees reports whether p sees a value of level l unmasked.
+func (p Principal) Sees(l Level) bool { return p.Clearance >= l }
