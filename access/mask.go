@@ -168,8 +168,8 @@ func MaskValue(field string, v any) any {
 	}
 	switch shapeOf(field) {
 	case shapePhone:
-		if utf8.RuneCountInString(s) >= 8 && isASCII(s) {
-			return s[:3] + "****" + s[len(s)-4:]
+		if d := phoneDigits(s); len(d) >= 7 {
+			return d[:3] + "****" + d[len(d)-4:]
 		}
 	case shapeEmail:
 		if at := strings.LastIndexByte(s, '@'); at > 0 {
@@ -182,6 +182,30 @@ func MaskValue(field string, v any) any {
 		}
 	}
 	return "[secret]"
+}
+
+// phoneDigits keeps a phone's digits without China's country code, so that
+// "+86 138 0013 8000" masks as 138****8000 like "13800138000" does; a
+// masked phone (138****8000) is returned as it is.
+func phoneDigits(s string) string {
+	if strings.Contains(s, "****") {
+		if i := strings.Index(s, "****"); i >= 3 && len(s)-i-4 >= 4 {
+			return s[i-3:i] + "0" + s[len(s)-4:] // masks to itself
+		}
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	d := b.String()
+	if len(d) == 13 && strings.HasPrefix(d, "86") {
+		d = d[2:]
+	} else if len(d) == 15 && strings.HasPrefix(d, "0086") {
+		d = d[4:]
+	}
+	return d
 }
 
 func isASCII(s string) bool {
@@ -275,6 +299,12 @@ func (m *Masker) walk(v any, inTraits bool) any {
 				} else if arr, ok := val.([]any); ok {
 					x[k] = m.walk(arr, false)
 				}
+				continue
+			}
+			if s, ok := val.(string); ok && k == "raw" && !inTraits {
+				// An unparsed payload (quarantine) can carry any personal
+				// value: only a secret clearance reads it.
+				x[k] = m.value("raw", Secret, s)
 				continue
 			}
 			if l, ok := m.C.Trait(k); ok {

@@ -1,6 +1,8 @@
 package access
 
 import (
+	"crypto/rand"
+	"encoding/base32"
 	"slices"
 	"sort"
 	"strings"
@@ -95,6 +97,10 @@ func CheckRole(role string, scopes []string) ([]string, error) {
 			if !ok || !slices.Contains(Families, fam) || (acc != "read" && acc != "write") {
 				return nil, portrait.Errorf(portrait.EINVALID, "scope %q is not family:read or family:write with a family among %s", sc, strings.Join(Families, ", "))
 			}
+			if sc == FamKeys+":write" {
+				// Whoever manages keys can make any key: that is the admin role.
+				return nil, portrait.Errorf(portrait.EINVALID, "keys:write belongs to the admin role only")
+			}
 			if !slices.Contains(out, sc) {
 				out = append(out, sc)
 			}
@@ -147,3 +153,11 @@ func (p Principal) Can(scope string) bool {
 
 // Sees reports whether p sees a value of level l unmasked.
 func (p Principal) Sees(l Level) bool { return p.Clearance >= l }
+
+// NewSecret returns a random API secret: the prefix and 32 base32
+// characters (160 bits).
+func NewSecret(prefix string) string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}

@@ -3,6 +3,7 @@ package http
 import (
 	"crypto/sha256"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ func (s *Server) authenticate(r *http.Request, kind, secret string) (*portrait.K
 	s.keyMu.Lock()
 	if c, ok := s.keyCache[ck]; ok && now.Sub(c.at) < keyCacheTTL {
 		s.keyMu.Unlock()
+		if c.key.Expired(now) {
+			return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "this %s key has expired", kind)
+		}
 		return c.key, nil
 	}
 	s.keyMu.Unlock()
@@ -52,11 +56,20 @@ func (s *Server) writeKey(r *http.Request, bodyKey func() string) (*portrait.Key
 			secret = bodyKey()
 		}
 	}
-	return s.authenticate(r, portrait.KeyWrite, secret)
+	if secret != "" && s.sessions.throttled(keyThrottleID(r, secret), s.Now()) > 0 {
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "too many failed attempts with this key from this address; try again later")
+	}
+	k, err := s.authenticate(r, portrait.KeyWrite, secret)
+	if err != nil && secret != "" && portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
+		s.keyFailed(r, secret, err)
+	}
+	return k, err
 }
 
-// admin wraps a management handler: it needs a Bearer admin token, or the
-// console's session cookie (with its CSRF token on writes).
+// admin wraps a management handler: it needs a Bearer API token, or the
+// console's session cookie (with its CSRF token on writes); then the
+// token's role must allow the route, and what it answers is masked to the
+// token's clearance (access.go).
 func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrait.Key)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := r.Header.Get("Authorization")
@@ -70,7 +83,7 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 					Error(w, r, err)
 					return
 				}
-				h(w, r, se.key)
+				s.authorize(w, r, se.key, h)
 				return
 			}
 		}
@@ -80,14 +93,66 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 				secret = p
 			}
 		}
-		k, err := s.authenticate(r, portrait.KeyAdmin, strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		if s.refuseThrottledKey(w, r, secret) {
+			return
+		}
+		k, err := s.authenticate(r, portrait.KeyAdmin, secret)
 		if err != nil {
 			if portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
-				err = portrait.Errorf(portrait.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
+				if secret != "" {
+					s.keyFailed(r, secret, err)
+				}
+				err = portrait.Errorf(portrait.EUNAUTHORIZED, "an API token is required: Authorization: Bearer <token>")
 			}
 			Error(w, r, err)
 			return
 		}
-		h(w, r, k)
+		s.authorize(w, r, k, h)
 	})
+}
+
+// keyThrottleID is what failed key checks are counted against: the client
+// address and the secret's first characters, so that one misconfigured
+// client behind a shared address does not lock out the others' keys.
+func keyThrottleID(r *http.Request, secret string) string {
+	n := len(secret) / 3
+	if n > 12 {
+		n = 12
+	}
+	return clientOf(r) + "|" + secret[:n]
+}
+
+// refuseThrottledKey answers 429 when this client and key prefix failed
+// too often; it reports whether it did.
+func (s *Server) refuseThrottledKey(w http.ResponseWriter, r *http.Request, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	wait := s.sessions.throttled(keyThrottleID(r, secret), s.Now())
+	if wait <= 0 {
+		return false
+	}
+	secs := int(wait.Seconds()) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	Error(w, r, portrait.Errorf(portrait.EUNAUTHORIZED, "too many failed attempts with this key from this address; try again in %d seconds", secs))
+	return true
+}
+
+// keyFailed counts and logs a failed key check (never the secret).
+func (s *Server) keyFailed(r *http.Request, secret string, err error) {
+	s.sessions.failed(keyThrottleID(r, secret), s.Now())
+	s.Log.Warn("authentication failed", "client", clientOf(r), "path", r.URL.Path, "reason", portrait.ErrorMessage(err))
+}
+
+// forgetKey drops a revoked key's cached verifications, so that it stops
+// working at once in this process.
+func (s *Server) forgetKey(id int64) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	for h, c := range s.keyCache {
+		if c.key.ID == id {
+			delete(s.keyCache, h)
+		}
+	}
 }

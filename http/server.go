@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
@@ -90,6 +91,13 @@ type Server struct {
 	Registry *prometheus.Registry
 	metrics  *metrics
 
+	// Privacy and access (issue 15; access.go, keys.go, audit.go): the
+	// audit log (nil: nothing audited, /v1/audit not served), the levels of
+	// traits and identifiers, and where changed levels are kept.
+	Audit           portrait.AuditLog
+	Classifier      *access.Classifier
+	Classifications ClassificationStore
+
 	ln     net.Listener
 	server *http.Server
 	mux    *http.ServeMux
@@ -154,6 +162,9 @@ func (s *Server) Handler() http.Handler {
 	s.mountSearch(mux)
 	s.mountOverview(mux)
 	s.mountProfile360(mux)
+	// privacy and access: keys, classification levels, audit
+	s.mountKeys(mux)
+	s.mountAudit(mux)
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)
