@@ -76,6 +76,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, k *portrait.K
 		mw.m = m
 	}
 	h(mw, r, k)
+	mw.mask() // before the audit record, which lists what the mask saw
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
 	if rule.Personal || write {
 		action := "read"
@@ -87,11 +88,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, k *portrait.K
 		}
 		if err := s.audit(r, p, action, mw.status, m.Seen()); err != nil && mw.mode == modeJSON && rule.Personal && !write {
 			// A personal read that cannot be accounted for is not served.
-			mw.buf.Reset()
+			mw.body = []byte(`{"error":{"code":"unavailable","message":"the read cannot be audited now; try again"}}` + "\n")
 			mw.status = http.StatusServiceUnavailable
-			mw.Header().Set("Content-Type", "application/json; charset=utf-8")
-			mw.buf.WriteString(`{"error":{"code":"unavailable","message":"the read cannot be audited now; try again"}}` + "\n")
-			mw.raw = true
 		}
 	}
 	mw.finish()
@@ -184,7 +182,7 @@ type maskWriter struct {
 	status int
 	mode   int
 	buf    bytes.Buffer
-	raw    bool // buf is final: do not mask
+	body   []byte // the masked JSON body (mask)
 }
 
 func (w *maskWriter) WriteHeader(code int) {
@@ -242,17 +240,19 @@ func (w *maskWriter) Flush() {
 
 func (w *maskWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// finish writes a buffered JSON body, masked.
+// mask masks a buffered JSON body.
+func (w *maskWriter) mask() {
+	if w.mode == modeJSON {
+		w.body = w.m.MaskJSON(w.buf.Bytes())
+	}
+}
+
+// finish writes the masked JSON body.
 func (w *maskWriter) finish() {
 	if w.mode != modeJSON {
 		return
 	}
-	body := w.buf.Bytes()
-	if !w.raw {
-		body = w.m.MaskJSON(body)
-	}
-	w.Header().Del("Content-Length")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(w.body)))
 	w.ResponseWriter.WriteHeader(w.status)
-	w.ResponseWriter.Write(body)
+	w.ResponseWriter.Write(w.body)
 }

@@ -1,12 +1,14 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
@@ -47,7 +51,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	// Three customers get a resident ID number (secret, 机密).
 	var evs []*portrait.Event
 	for i, u := range []string{"u01", "u02", "u03"} {
-		tr, _ := json.Marshal(map[string]any{"id_number": fmt.Sprintf("11010519491231%04d", 2000+i)})
+		tr, _ := json.Marshal(map[string]any{"id_number": []string{"110105194912312009", "110105194912312017", "110105194912312025"}[i]})
 		evs = append(evs, &portrait.Event{Type: portrait.EventIdentify, UserID: u, Traits: tr, MessageID: "idn-" + u,
 			Timestamp: e.now.Add(-time.Hour), ReceivedAt: e.now.Add(-time.Hour), Source: "web"})
 	}
@@ -62,8 +66,8 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &accessEnv{consoleEnv: e, tokens: map[string]string{}, profile: p.ID, idNumber: "110105194912312000"}
-	a.segID = e.createSegment(t, "spenders", "revenue >= 100")
+	a := &accessEnv{consoleEnv: e, tokens: map[string]string{}, profile: p.ID, idNumber: "110105194912312009"}
+	a.segID = e.createSegment(t, "buyers", "purchase_count >= 1")
 
 	// The console env's server, rebuilt with every part wired.
 	e.srv.Close()
@@ -72,6 +76,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Traits, s.Tags, s.Segments, s.Search = e.server.Traits, e.server.Tags, e.server.Segments, e.server.Search
 	s.QualityStore, s.Overview = db, db
+	s.NormalizeID = e.server.NormalizeID
 	s.Segments.Webhooks = segment.NewDispatcher(db)
 	s.Importer = &importer.Importer{Log: db, Runs: db, Parser: s.Parser}
 	s.ImportRuns = db
@@ -279,7 +284,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 				check(access.Secret, secretVals)
 				check(access.Confidential, confVals)
 				if pattern == "GET /v1/profiles/{id}" {
-					masked := strings.Contains(string(out), "1101**********2000")
+					masked := strings.Contains(string(out), "1101**********2009")
 					if clear < access.Secret != masked {
 						t.Errorf("%s: ID number masked %v, want %v: %.300s", label, masked, clear < access.Secret, out)
 					}
@@ -298,5 +303,248 @@ func TestAuthorisationMatrix(t *testing.T) {
 	t.Logf("matrix over %d routes: %v", len(routes), counts)
 	if counts["denied"] < 500 || counts["allowed"] < 300 || counts["masked"] == 0 || counts["unmasked"] == 0 {
 		t.Errorf("the matrix covered too little: %v", counts)
+	}
+}
+
+// TestMaskingEveryOutputPath: an analyst with internal clearance sees the
+// phone as 138****8000 (and emails and ID numbers masked) in the profile,
+// its timeline, lists, search, segment members, previews and CSV/XLSX
+// exports; cannot filter, group, sort, segment or look up by them (403
+// naming the field); and every read is in the audit log for the auditor.
+func TestMaskingEveryOutputPath(t *testing.T) {
+	a := newAccessEnv(t)
+	an := a.tokens["analyst/internal"]
+	sales := a.tokens["sales/confidential"]
+	c := a.customers[1] // u01: "+86 139-0013-0001"
+	wantPhone := "139****0001"
+	for _, path := range []string{
+		"/v1/profiles/" + a.profile,
+		"/v1/profiles/" + a.profile + "/events",
+		"/v1/profiles?limit=500",
+		"/v1/search?q=" + url.QueryEscape(c.name),
+		"/v1/segments/" + a.segID + "/members?traits=phone,email,id_number,revenue&limit=100",
+	} {
+		status, out := a.call(t, an, http.MethodGet, path, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, out)
+		}
+		for _, leak := range []string{"13900130001", a.idNumber, strings.ToLower(c.email)} {
+			if strings.Contains(string(out), leak) {
+				t.Errorf("GET %s: %q leaks to an internal clearance", path, leak)
+			}
+		}
+		if !strings.Contains(string(out), wantPhone) && !strings.HasPrefix(path, "/v1/search") {
+			t.Errorf("GET %s: no %s in %.400s", path, wantPhone, out)
+		}
+		// Sales (confidential) sees the phone, not the ID number.
+		_, out = a.call(t, sales, http.MethodGet, path, "")
+		if strings.Contains(string(out), a.idNumber) {
+			t.Errorf("GET %s: the ID number leaks to a confidential clearance", path)
+		}
+	}
+	// The 360 page's identifiers: {type: phone, value: masked}.
+	_, out := a.call(t, an, http.MethodGet, "/v1/profiles/"+a.profile, "")
+	if !strings.Contains(string(out), `"value":"`+wantPhone+`"`) || !strings.Contains(string(out), `1101**********2009`) {
+		t.Errorf("profile for an analyst: %s", out)
+	}
+	_, out = a.call(t, sales, http.MethodGet, "/v1/profiles/"+a.profile, "")
+	if !strings.Contains(string(out), "13900130001") || strings.Contains(string(out), a.idNumber) {
+		t.Errorf("profile for sales: %s", out)
+	}
+
+	// Preview and exports, through the same function.
+	status, out := a.call(t, an, http.MethodPost, "/v1/segments/preview?traits=phone,email,id_number", `{"name":"p","expression":"purchase_count >= 1"}`)
+	if status != http.StatusOK || strings.Contains(string(out), a.idNumber) || !strings.Contains(string(out), "****") {
+		t.Errorf("preview: %d %s", status, out)
+	}
+	for _, format := range []string{"csv", "xlsx"} {
+		status, out := a.call(t, an, http.MethodGet, "/v1/segments/"+a.segID+"/export?format="+format+"&traits=phone,email,id_number", "")
+		if status != http.StatusOK {
+			t.Fatalf("export %s: %d %s", format, status, out)
+		}
+		text := string(out)
+		if format == "xlsx" {
+			text = xlsxText(t, out)
+		}
+		if strings.Contains(text, a.idNumber) || strings.Contains(text, "13900130001") || !strings.Contains(text, wantPhone) {
+			t.Errorf("export %s leaks or does not mask: %.500s", format, text)
+		}
+	}
+
+	// A hidden field cannot select, group, sort or segment.
+	for _, q := range []struct{ method, path, body string }{
+		{http.MethodGet, "/v1/breakdown?by=trait:phone", ""},
+		{http.MethodGet, "/v1/profiles?sort=email", ""},
+		{http.MethodGet, "/v1/profiles/lookup?type=phone&value=13900130001", ""},
+		{http.MethodPost, "/v1/segments", `{"name":"by phone","expression":"phone == \"+8613900130001\""}`},
+		{http.MethodPost, "/v1/segments/preview", `{"name":"by id","expression":"id_number == \"110105194912312009\""}`},
+	} {
+		status, out := a.call(t, an, q.method, q.path, q.body)
+		if status != http.StatusForbidden || !strings.Contains(string(out), "cannot be used to filter") {
+			t.Errorf("%s %s: %d %s", q.method, q.path, status, out)
+		}
+	}
+	// Searching by a phone the analyst may not see finds nobody.
+	_, out = a.call(t, an, http.MethodGet, "/v1/search?q=13900130001", "")
+	if strings.Contains(string(out), a.profile) {
+		t.Errorf("search by a hidden phone: %s", out)
+	}
+	// Sales may look the phone up.
+	if status, out := a.call(t, sales, http.MethodGet, "/v1/profiles/lookup?type=phone&value=13900130001", ""); status != http.StatusOK {
+		t.Errorf("sales lookup by phone: %d %s", status, out)
+	}
+
+	// The auditor sees who read what, at which level, masked or not; the
+	// analyst may not read the audit log.
+	if status, _ := a.call(t, an, http.MethodGet, "/v1/audit", ""); status != http.StatusForbidden {
+		t.Errorf("analyst reads the audit log: %d", status)
+	}
+	status, out = a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit?actor=analyst-internal&action=read&limit=1000", "")
+	var audit struct {
+		Records []portrait.AuditRecord `json:"records"`
+	}
+	json.Unmarshal(out, &audit)
+	if status != http.StatusOK || len(audit.Records) < 5 {
+		t.Fatalf("audit: %d %.300s", status, out)
+	}
+	var sawMaskedID bool
+	for _, r := range audit.Records {
+		for _, f := range r.Fields {
+			if f.Name == "id_number" && f.Level == "secret" && f.Masked && r.Target == "/v1/profiles/"+a.profile {
+				sawMaskedID = true
+			}
+		}
+		if r.Role != "analyst" || r.Remote == "" || r.At.IsZero() {
+			t.Errorf("audit record without who/where/when: %+v", r)
+		}
+	}
+	if !sawMaskedID {
+		t.Errorf("no audit record of the masked ID number read: %s", out)
+	}
+	_, out = a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit?action=export", "")
+	if !strings.Contains(string(out), "/export") {
+		t.Errorf("exports are not audited: %s", out)
+	}
+	if status, out := a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify", ""); status != http.StatusOK || !strings.Contains(string(out), `"ok":true`) {
+		t.Errorf("verify: %d %s", status, out)
+	}
+}
+
+// xlsxText is the shared strings and inline cells of a workbook, enough to
+// search for a value.
+func xlsxText(t *testing.T, b []byte) string {
+	t.Helper()
+	f, err := excelize.OpenReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := f.GetRows("Sheet1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for _, r := range rows {
+		sb.WriteString(strings.Join(r, "\t") + "\n")
+	}
+	return sb.String()
+}
+
+// TestKeysAPI: only an admin makes and revokes tokens; the secret is shown
+// once; a new token signs in and works at once, with its role; a revoked
+// one stops at once and its console sessions end; levels change through
+// the API and apply to the next response; all of it is audited.
+func TestKeysAPI(t *testing.T) {
+	a := newAccessEnv(t)
+	admin := a.tokens["admin/secret"]
+	if status, out := a.call(t, a.tokens["analyst/secret"], http.MethodPost, "/v1/keys", `{"name":"x","role":"admin"}`); status != http.StatusForbidden {
+		t.Errorf("an analyst made a key: %d %s", status, out)
+	}
+	status, out := a.call(t, admin, http.MethodPost, "/v1/keys", `{"name":"desk","role":"service","clearance":"confidential","expires_in":"720h"}`)
+	var made struct {
+		Key    portrait.Key `json:"key"`
+		Secret string       `json:"secret"`
+	}
+	json.Unmarshal(out, &made)
+	if status != http.StatusCreated || !strings.HasPrefix(made.Secret, "pat_") || made.Key.Role != "service" || made.Key.ExpiresAt.IsZero() {
+		t.Fatalf("create: %d %s", status, out)
+	}
+	_, list := a.call(t, admin, http.MethodGet, "/v1/keys", "")
+	if strings.Contains(string(list), made.Secret) || !strings.Contains(string(list), `"desk"`) {
+		t.Errorf("key list: %s", list)
+	}
+	if status, _ := a.call(t, made.Secret, http.MethodGet, "/v1/profiles/"+a.profile, ""); status != http.StatusOK {
+		t.Errorf("the new service token cannot read a profile: %d", status)
+	}
+	if status, _ := a.call(t, made.Secret, http.MethodPost, "/v1/segments", `{"name":"s","expression":"revenue > 1"}`); status != http.StatusForbidden {
+		t.Errorf("a service token made a segment: %d", status)
+	}
+	// Sign in to the console with it, then revoke it.
+	res, err := http.Post(a.srv.URL+"/v1/session", "application/json", strings.NewReader(`{"token":"`+made.Secret+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(sess), `"role":"service"`) || !strings.Contains(string(sess), `"clearance":"confidential"`) {
+		t.Fatalf("sign in with a role token: %d %s", res.StatusCode, sess)
+	}
+	cookie := res.Cookies()[0]
+	if status, out := a.call(t, admin, http.MethodDelete, fmt.Sprintf("/v1/keys/%d", made.Key.ID), ""); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, out)
+	}
+	if status, _ := a.call(t, made.Secret, http.MethodGet, "/v1/profiles/"+a.profile, ""); status != http.StatusUnauthorized {
+		t.Errorf("a revoked token still works: %d", status)
+	}
+	req, _ := http.NewRequest(http.MethodGet, a.srv.URL+"/v1/profiles/"+a.profile, nil)
+	req.AddCookie(cookie)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a revoked token's console session still works: %v %v", res.StatusCode, err)
+	}
+
+	// Levels: city is internal; made secret, it is masked for sales.
+	if status, out := a.call(t, admin, http.MethodPut, "/v1/classifications/trait/city", `{"level":"机密"}`); status != http.StatusOK {
+		t.Fatalf("set level: %d %s", status, out)
+	}
+	_, out = a.call(t, a.tokens["sales/confidential"], http.MethodGet, "/v1/profiles/"+a.profile, "")
+	if strings.Contains(string(out), a.customers[1].city) {
+		t.Errorf("city still shown after it became secret: %s", out)
+	}
+	_, out = a.call(t, admin, http.MethodGet, "/v1/classifications", "")
+	if !strings.Contains(string(out), `{"name":"city","level":"secret","level_zh":"机密"}`) || !strings.Contains(string(out), `{"name":"id_number","level":"secret"`) {
+		t.Errorf("classifications: %s", out)
+	}
+	_, out = a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit?target=key/", "")
+	if !strings.Contains(string(out), "key.create") || !strings.Contains(string(out), "key.revoke") {
+		t.Errorf("key changes are not audited: %s", out)
+	}
+	_, out = a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit?action=classification.change", "")
+	if !strings.Contains(string(out), `"before":"internal"`) {
+		t.Errorf("level change not audited with its old level: %s", out)
+	}
+}
+
+// TestBearerFailuresThrottled: wrong tokens from one address are counted,
+// then refused with Retry-After before the store is asked.
+func TestBearerFailuresThrottled(t *testing.T) {
+	a := newAccessEnv(t)
+	var last int
+	var hdr string
+	for i := 0; i < 12; i++ {
+		req, _ := http.NewRequest(http.MethodGet, a.srv.URL+"/v1/segments", nil)
+		req.Header.Set("Authorization", "Bearer pat_wrongwrongwrong-token")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		last, hdr = res.StatusCode, res.Header.Get("Retry-After")
+	}
+	if last != http.StatusUnauthorized || hdr == "" {
+		t.Errorf("after 12 failures: %d, Retry-After %q", last, hdr)
+	}
+	// Another key from the same address is not locked out.
+	if status, _ := a.call(t, a.tokens["admin/secret"], http.MethodGet, "/v1/segments", ""); status != http.StatusOK {
+		t.Errorf("a good token from the same address: %d", status)
 	}
 }
