@@ -50,7 +50,9 @@ type AuditFilter struct {
 	Target string // substring
 	Since  time.Time
 	Until  time.Time
-	After  int64 // records with Seq > After (paging)
+	After  int64 // records with Seq > After (paging forwards)
+	Before int64 // records with Seq < Before (paging backwards; 0: none)
+	Newest bool  // newest first
 	Limit  int
 }
 

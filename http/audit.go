@@ -43,7 +43,12 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, _ *portrait
 		Error(w, r, portrait.Errorf(portrait.EINVALID, "limit must be 1..1000"))
 		return
 	}
-	f.After, f.Limit = int64(after), limit
+	before, err := queryInt(r, "before", 0)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	f.After, f.Before, f.Limit, f.Newest = int64(after), int64(before), limit, q.Get("order") == "newest"
 	recs, err := s.Audit.ListAudit(r.Context(), f)
 	if err != nil {
 		Error(w, r, err)
@@ -51,6 +56,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, _ *portrait
 	}
 	out := map[string]any{"records": recs}
 	if len(recs) == limit {
+		// The seq to pass as after (oldest first) or before (newest first).
 		out["next"] = recs[len(recs)-1].Seq
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -50,10 +50,14 @@ func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 	return nil
 }
 
-// ListAudit lists records oldest first, filtered.
+// ListAudit lists records oldest first (or newest first), filtered.
 func (db *DB) ListAudit(ctx context.Context, f portrait.AuditFilter) ([]*portrait.AuditRecord, error) {
 	q := `SELECT body, prev, hash FROM audit WHERE seq > ?`
 	args := []any{f.After}
+	if f.Before > 0 {
+		q += ` AND seq < ?`
+		args = append(args, f.Before)
+	}
 	if f.Actor != "" {
 		q += ` AND actor = ?`
 		args = append(args, f.Actor)
@@ -78,7 +82,11 @@ func (db *DB) ListAudit(ctx context.Context, f portrait.AuditFilter) ([]*portrai
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	q += fmt.Sprintf(` ORDER BY seq LIMIT %d`, limit)
+	order := "seq"
+	if f.Newest {
+		order = "seq DESC"
+	}
+	q += fmt.Sprintf(` ORDER BY %s LIMIT %d`, order, limit)
 	rows, err := db.logR.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the audit log")

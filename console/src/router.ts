@@ -14,6 +14,9 @@ const routes: RouteRecordRaw[] = [
   { path: '/tags', name: 'tags', component: () => import('./pages/Tags.vue'), meta: { menu: 'tags' } },
   { path: '/analytics', name: 'analytics', component: () => import('./pages/Analytics.vue'), meta: { menu: 'analytics' } },
   { path: '/data', name: 'data', component: () => import('./pages/Data.vue'), meta: { menu: 'data' } },
+  // privacy-access: keys and roles, the audit log
+  { path: '/keys', name: 'keys', component: () => import('./pages/Keys.vue'), meta: { menu: 'keys' } },
+  { path: '/audit', name: 'audit', component: () => import('./pages/Audit.vue'), meta: { menu: 'audit' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 

@@ -8,6 +8,9 @@ export default {
     tags: 'Tags & traits',
     analytics: 'Analytics',
     data: 'Data',
+    // privacy-access
+    keys: 'Keys',
+    audit: 'Audit log',
   },
   language: 'Language',
   signOut: 'Sign out',

@@ -8,6 +8,9 @@ export default {
     tags: '标签与特征',
     analytics: '分析',
     data: '数据',
+    // privacy-access
+    keys: '密钥与角色',
+    audit: '审计日志',
   },
   language: '语言',
   signOut: '退出登录',
