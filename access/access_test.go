@@ -75,9 +75,14 @@ func TestLevelsAndDefaults(t *testing.T) {
 }
 
 func TestRoles(t *testing.T) {
-	old := access.PrincipalOf(&portrait.Key{ID: 1, Kind: portrait.KeyAdmin, Name: "ops"})
-	if old.Role != access.RoleAdmin || old.Clearance != access.Secret {
-		t.Errorf("a key from before roles is %s/%s, want admin/secret", old.Role, old.Clearance)
+	// A key read without its role fails closed: no scope, nothing seen.
+	bare := access.PrincipalOf(&portrait.Key{ID: 1, Kind: portrait.KeyAdmin, Name: "ops"})
+	if bare.Can("profiles:read") || bare.Sees(access.Internal) {
+		t.Errorf("a key without a role: %+v", bare)
+	}
+	adm := access.PrincipalOf(&portrait.Key{Role: access.RoleAdmin, Clearance: "secret"})
+	if !adm.Can("keys:write") || !adm.Sees(access.Secret) {
+		t.Errorf("admin: %+v", adm)
 	}
 	an := access.PrincipalOf(&portrait.Key{Role: access.RoleAnalyst, Clearance: "internal"})
 	if !an.Can("segments:write") || an.Can("keys:write") || an.Can("audit:read") || an.Sees(access.Confidential) {

@@ -126,19 +126,14 @@ type Principal struct {
 	Clearance Level
 }
 
-// PrincipalOf reads a key's role and clearance. Keys stored before roles
-// existed (empty role) are the admin tokens they were: admin, secret.
+// PrincipalOf reads a key's role and clearance. A key without a role
+// holds no scope and sees nothing classified (fail closed): the store gives
+// every API token a role (migration log/015 made the tokens from before
+// admin, secret), so an empty role means a key read without its role.
 func PrincipalOf(k *portrait.Key) Principal {
-	p := Principal{KeyID: k.ID, Name: k.Name, Role: k.Role, Scopes: k.Scopes, Clearance: Secret}
-	if p.Role == "" {
-		p.Role = RoleAdmin
-	}
-	if k.Clearance != "" {
-		if l, err := ParseLevel(k.Clearance); err == nil {
-			p.Clearance = l
-		} else {
-			p.Clearance = Public // an unreadable clearance sees nothing classified
-		}
+	p := Principal{KeyID: k.ID, Name: k.Name, Role: k.Role, Scopes: k.Scopes, Clearance: Public}
+	if l, err := ParseLevel(k.Clearance); err == nil && k.Clearance != "" {
+		p.Clearance = l
 	}
 	return p
 }
