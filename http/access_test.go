@@ -490,6 +490,19 @@ func TestKeysAPI(t *testing.T) {
 		t.Fatalf("sign in with a role token: %d %s", res.StatusCode, sess)
 	}
 	cookie := res.Cookies()[0]
+	// The session acts with its key's role and clearance: the service
+	// token sees the phone, not the ID number, and makes no segment.
+	req0, _ := http.NewRequest(http.MethodGet, a.srv.URL+"/v1/profiles/"+a.profile, nil)
+	req0.AddCookie(cookie)
+	res0, err := http.DefaultClient.Do(req0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, _ := io.ReadAll(res0.Body)
+	res0.Body.Close()
+	if res0.StatusCode != http.StatusOK || strings.Contains(string(seen), a.idNumber) || !strings.Contains(string(seen), "1101**********2009") {
+		t.Errorf("the console session of a service token: %d %.300s", res0.StatusCode, seen)
+	}
 	if status, out := a.call(t, admin, http.MethodDelete, fmt.Sprintf("/v1/keys/%d", made.Key.ID), ""); status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", status, out)
 	}
