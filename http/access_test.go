@@ -561,3 +561,34 @@ func TestBearerFailuresThrottled(t *testing.T) {
 		t.Errorf("a good token from the same address: %d", status)
 	}
 }
+
+// TestKeyCacheRenewsWithoutTheSlowHash: a verified token keeps working
+// after the cache period (renewed by a read of its row, not bcrypt), and a
+// revocation made outside the server (portrait keys revoke) stops it at
+// the next renewal.
+func TestKeyCacheRenewsWithoutTheSlowHash(t *testing.T) {
+	a := newAccessEnv(t)
+	ctx := context.Background()
+	k := &portrait.Key{Kind: portrait.KeyAdmin, Name: "renewed", Role: "sales", Clearance: "confidential"}
+	secret := access.NewSecret("pat_")
+	if err := a.db.CreateKey(ctx, k, secret); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := a.call(t, secret, http.MethodGet, "/v1/segments", ""); status != http.StatusOK {
+		t.Fatalf("first use: %d", status)
+	}
+	a.now = a.now.Add(time.Minute) // past the cache period
+	if status, _ := a.call(t, secret, http.MethodGet, "/v1/segments", ""); status != http.StatusOK {
+		t.Fatalf("after the period: %d", status)
+	}
+	if err := a.db.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := a.call(t, secret, http.MethodGet, "/v1/segments", ""); status != http.StatusOK {
+		t.Logf("revoked within the period: %d (cached until it ends)", status)
+	}
+	a.now = a.now.Add(time.Minute)
+	if status, _ := a.call(t, secret, http.MethodGet, "/v1/segments", ""); status != http.StatusUnauthorized {
+		t.Errorf("revoked outside the server, after the period: %d, want 401", status)
+	}
+}
