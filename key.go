@@ -6,7 +6,9 @@ import (
 )
 
 // Key kinds. A write key identifies a source (its name is the provenance of
-// what it sends); an admin token authorises the management and query API.
+// what it sends) and can only send events; an admin-kind key is an API
+// token whose Role and Clearance decide what it may call and see (the
+// access package).
 const (
 	KeyWrite = "write"
 	KeyAdmin = "admin"
@@ -19,7 +21,18 @@ type Key struct {
 	Name      string    `json:"name"`
 	Priority  int       `json:"priority"` // write keys: source priority for trait ties
 	CreatedAt time.Time `json:"created_at"`
+	// API tokens: a role (admin, analyst, marketing, sales, service,
+	// auditor, custom), the scopes of a custom role, and a clearance level
+	// (public, internal, confidential, secret). Empty on write keys; a token
+	// stored before roles existed reads as admin with secret clearance.
+	Role      string    `json:"role,omitempty"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Clearance string    `json:"clearance,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // zero: never
 }
+
+// Expired reports whether the key has expired at now.
+func (k *Key) Expired(now time.Time) bool { return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) }
 
 // KeyStore keeps credentials.
 type KeyStore interface {

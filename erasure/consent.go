@@ -240,10 +240,8 @@ func (s *Service) SetConsent(ctx context.Context, profileID, purpose, state, by 
 	if _, err := s.Log.Append(ctx, []*portrait.Event{e}, nil); err != nil {
 		return nil, err
 	}
-	if s.Audit != nil {
-		if err := s.Audit.Record(ctx, "consent.set", by, pr.ID, map[string]any{"purpose": purpose, "state": state}); err != nil {
-			return nil, err
-		}
+	if err := s.audit(ctx, "consent.set", by, pr.ID, map[string]any{"purpose": purpose, "state": state}); err != nil {
+		return nil, err
 	}
 	return &portrait.Trait{Value: state, Source: ConsentSource, Time: now, MessageID: e.MessageID}, nil
 }

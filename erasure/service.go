@@ -18,11 +18,13 @@ type Store interface {
 	Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
 }
 
-// auditRecorder records an erasure or a lifted suppression for the auditor.
-// The audit log itself belongs to the access-control work; nil = not
-// recorded (the receipt is kept either way).
-type auditRecorder interface {
-	Record(ctx context.Context, action, by, target string, detail map[string]any) error
+// audit records an erasure, a lifted suppression or a consent change in
+// the audit log (nil: not recorded; the receipt is kept either way).
+func (s *Service) audit(ctx context.Context, action, by, target string, detail map[string]any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	return s.Audit.Record(ctx, portrait.AuditRecord{Actor: by, Action: action, Target: target, Detail: detail})
 }
 
 // Service erases people, lists receipts and suppressions, and exports a
@@ -33,7 +35,7 @@ type Service struct {
 	Suppressor *Suppressor
 	// Log receives consent events set through the API.
 	Log   portrait.EventLog
-	Audit auditRecorder
+	Audit portrait.Auditor
 	Now   portrait.Clock
 }
 
@@ -59,10 +61,8 @@ func (s *Service) Erase(ctx context.Context, id, by, reason string) (*portrait.E
 	if s.Suppressor != nil {
 		s.Suppressor.Add(rc.Suppressed)
 	}
-	if s.Audit != nil {
-		if err := s.Audit.Record(ctx, "profile.erase", by, rc.ProfileID, map[string]any{"erasure_id": rc.ID, "removed": rc.Removed, "hash": rc.Hash}); err != nil {
-			return rc, err
-		}
+	if err := s.audit(ctx, "profile.erase", by, rc.ProfileID, map[string]any{"erasure_id": rc.ID, "removed": rc.Removed, "hash": rc.Hash}); err != nil {
+		return rc, err
 	}
 	return rc, nil
 }
@@ -86,10 +86,7 @@ func (s *Service) Unsuppress(ctx context.Context, id portrait.Identifier, by str
 	if !ok {
 		return portrait.Errorf(portrait.ENOTFOUND, "that %s is not suppressed", id.Type)
 	}
-	if s.Audit != nil {
-		return s.Audit.Record(ctx, "suppression.lift", by, h, map[string]any{"type": id.Type})
-	}
-	return nil
+	return s.audit(ctx, "suppression.lift", by, h, map[string]any{"type": id.Type})
 }
 
 // Receipts lists erasure receipts, newest first.

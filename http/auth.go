@@ -1,8 +1,10 @@
 package http
 
 import (
+	"context"
 	"crypto/sha256"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +16,12 @@ import (
 // that the ingest path does not read the store on every request.
 const keyCacheTTL = 30 * time.Second
 
+// keyByID is the key store's read of one key (sqlite.DB), used to renew a
+// cached verification without the slow hash.
+type keyByID interface {
+	Key(ctx context.Context, id int64) (*portrait.Key, error)
+}
+
 func (s *Server) authenticate(r *http.Request, kind, secret string) (*portrait.Key, error) {
 	if secret == "" {
 		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "missing %s key", kind)
@@ -22,11 +30,36 @@ func (s *Server) authenticate(r *http.Request, kind, secret string) (*portrait.K
 	ck := string(h[:])
 	now := s.Now()
 	s.keyMu.Lock()
-	if c, ok := s.keyCache[ck]; ok && now.Sub(c.at) < keyCacheTTL {
-		s.keyMu.Unlock()
+	c, cached := s.keyCache[ck]
+	s.keyMu.Unlock()
+	if cached && now.Sub(c.at) < keyCacheTTL {
+		if c.key.Expired(now) {
+			return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "this %s key has expired", kind)
+		}
 		return c.key, nil
 	}
-	s.keyMu.Unlock()
+	// A secret verified before needs no second slow hash when the period
+	// ends: the key is re-read by id (revoked: gone; role or expiry
+	// changed: the new ones), which is cheap on the ingest path.
+	if ks, ok := s.Keys.(keyByID); ok && cached {
+		k, err := ks.Key(r.Context(), c.key.ID)
+		if err == nil && k.Kind == kind && !k.Expired(now) {
+			s.keyMu.Lock()
+			s.keyCache[ck] = cachedKey{key: k, at: now}
+			s.keyMu.Unlock()
+			return k, nil
+		}
+		s.keyMu.Lock()
+		delete(s.keyCache, ck)
+		s.keyMu.Unlock()
+		if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+			return nil, err
+		}
+		if err == nil && k.Expired(now) {
+			return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "this %s key has expired", kind)
+		}
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown %s key", kind)
+	}
 	k, err := s.Keys.Authenticate(r.Context(), kind, secret)
 	if err != nil {
 		return nil, err
@@ -52,11 +85,20 @@ func (s *Server) writeKey(r *http.Request, bodyKey func() string) (*portrait.Key
 			secret = bodyKey()
 		}
 	}
-	return s.authenticate(r, portrait.KeyWrite, secret)
+	if secret != "" && s.sessions.throttled(keyThrottleID(r, secret), s.Now()) > 0 {
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "too many failed attempts with this key from this address; try again later")
+	}
+	k, err := s.authenticate(r, portrait.KeyWrite, secret)
+	if err != nil && secret != "" && portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
+		s.keyFailed(r, secret, err)
+	}
+	return k, err
 }
 
-// admin wraps a management handler: it needs a Bearer admin token, or the
-// console's session cookie (with its CSRF token on writes).
+// admin wraps a management handler: it needs a Bearer API token, or the
+// console's session cookie (with its CSRF token on writes); then the
+// token's role must allow the route, and what it answers is masked to the
+// token's clearance (access.go).
 func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrait.Key)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := r.Header.Get("Authorization")
@@ -73,7 +115,7 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 				if s.limited(w, r, se.key) {
 					return
 				}
-				h(w, r, se.key)
+				s.authorize(w, r, se.key, h)
 				return
 			}
 		}
@@ -83,10 +125,17 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 				secret = p
 			}
 		}
-		k, err := s.authenticate(r, portrait.KeyAdmin, strings.TrimSpace(secret))
+		secret = strings.TrimSpace(secret)
+		if s.refuseThrottledKey(w, r, secret) {
+			return
+		}
+		k, err := s.authenticate(r, portrait.KeyAdmin, secret)
 		if err != nil {
 			if portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
-				err = portrait.Errorf(portrait.EUNAUTHORIZED, "an admin token is required: Authorization: Bearer <token>")
+				if secret != "" {
+					s.keyFailed(r, secret, err)
+				}
+				err = portrait.Errorf(portrait.EUNAUTHORIZED, "an API token is required: Authorization: Bearer <token>")
 			}
 			Error(w, r, err)
 			return
@@ -94,6 +143,51 @@ func (s *Server) admin(h func(w http.ResponseWriter, r *http.Request, k *portrai
 		if s.limited(w, r, k) {
 			return
 		}
-		h(w, r, k)
+		s.authorize(w, r, k, h)
 	})
+}
+
+// keyThrottleID is what failed key checks are counted against: the client
+// address and the secret's first characters, so that one misconfigured
+// client behind a shared address does not lock out the others' keys.
+func keyThrottleID(r *http.Request, secret string) string {
+	n := len(secret) / 3
+	if n > 12 {
+		n = 12
+	}
+	return clientOf(r) + "|" + secret[:n]
+}
+
+// refuseThrottledKey answers 429 when this client and key prefix failed
+// too often; it reports whether it did.
+func (s *Server) refuseThrottledKey(w http.ResponseWriter, r *http.Request, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	wait := s.sessions.throttled(keyThrottleID(r, secret), s.Now())
+	if wait <= 0 {
+		return false
+	}
+	secs := int(wait.Seconds()) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	Error(w, r, portrait.Errorf(portrait.EUNAUTHORIZED, "too many failed attempts with this key from this address; try again in %d seconds", secs))
+	return true
+}
+
+// keyFailed counts and logs a failed key check (never the secret).
+func (s *Server) keyFailed(r *http.Request, secret string, err error) {
+	s.sessions.failed(keyThrottleID(r, secret), s.Now())
+	s.Log.Warn("authentication failed", "client", clientOf(r), "path", r.URL.Path, "reason", portrait.ErrorMessage(err))
+}
+
+// forgetKey drops a revoked key's cached verifications, so that it stops
+// working at once in this process.
+func (s *Server) forgetKey(id int64) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	for h, c := range s.keyCache {
+		if c.key.ID == id {
+			delete(s.keyCache, h)
+		}
+	}
 }

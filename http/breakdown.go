@@ -11,6 +11,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -42,6 +43,10 @@ func (s *Server) handleBreakdown(w http.ResponseWriter, r *http.Request, _ *port
 	by := q.Get("by")
 	dim, err := segment.ParseDim(by)
 	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := requireVisible(r, access.KindTrait, dim.Trait); err != nil {
 		Error(w, r, err)
 		return
 	}
@@ -137,6 +142,10 @@ func (s *Server) handleProfileList(w http.ResponseWriter, r *http.Request, _ *po
 		return
 	}
 	sortBy, tag := q.Get("sort"), q.Get("tag")
+	if err := requireVisible(r, access.KindTrait, sortBy); err != nil {
+		Error(w, r, err)
+		return
+	}
 	var desc bool
 	switch q.Get("order") {
 	case "", "asc":

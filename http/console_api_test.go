@@ -42,6 +42,7 @@ type consoleEnv struct {
 	proc      *profile.Processor
 	segs      *segment.Service
 	srv       *httptest.Server
+	server    *porthttp.Server // its parts, for tests that wire more
 	now       time.Time
 	customers []consoleCustomer
 	anonymous int
@@ -108,7 +109,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	s.NormalizeID = clean.Identifier
 	s.Traits, s.Tags, s.Segments, s.Search = ts, gs, segs, finder
 	s.QualityStore, s.Overview = db, db
-	e.srv = httptest.NewServer(s.Handler())
+	e.srv, e.server = httptest.NewServer(s.Handler()), s
 	t.Cleanup(e.srv.Close)
 
 	// 45 customers: names repeat (three 王芳 per round), orders spread

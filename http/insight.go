@@ -7,12 +7,14 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/segment"
 )
@@ -66,6 +68,14 @@ func (s *Server) segmentInsight(w http.ResponseWriter, r *http.Request, _ *portr
 		Error(w, r, err)
 		return
 	}
+	// Values of traits above the caller's clearance are not shown, not
+	// even as a row of an insight: they are left out, as if not tested.
+	visible := func(attr string) bool {
+		name, ok := strings.CutPrefix(attr, "traits.")
+		return !ok || canSee(r, access.KindTrait, name)
+	}
+	ins.Attributes = slices.DeleteFunc(ins.Attributes, func(a segment.AttributeInsight) bool { return !visible(a.Attribute) })
+	ins.Numeric = slices.DeleteFunc(ins.Numeric, func(n segment.NumericInsight) bool { return !visible(n.Attribute) })
 	writeJSON(w, http.StatusOK, ins)
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 )
 
 func (s *Server) handleProfile(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -21,6 +22,10 @@ func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request, _ *portrai
 	typ, value := strings.TrimSpace(q.Get("type")), q.Get("value")
 	if typ == "" || value == "" {
 		Error(w, r, portrait.Errorf(portrait.EINVALID, "lookup needs type and value, e.g. ?type=email&value=x@example.com"))
+		return
+	}
+	if err := requireVisible(r, access.KindIdentifier, typ); err != nil {
+		Error(w, r, err)
 		return
 	}
 	p, err := s.Profiles.ProfileByIdentifier(r.Context(), s.normalizeLookup(typ, value))

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 )
 
 // mountSearch serves the console's type-ahead customer search.
@@ -43,6 +44,9 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request, _ *portrai
 	hits := s.Search.Search(q, limit)
 	results := make([]map[string]any, 0, len(hits))
 	for _, h := range hits {
+		if !canSee(r, access.KindTrait, h.Field) || !canSee(r, access.KindIdentifier, h.Field) {
+			continue // found by a field the caller may not see (access.go)
+		}
 		p, err := s.Profiles.Profile(r.Context(), h.ProfileID)
 		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
 			continue // merged or erased since the index saw it

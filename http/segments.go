@@ -13,6 +13,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/segment"
 )
 
@@ -201,6 +202,9 @@ func readDefinition(r *http.Request) (*segment.Definition, error) {
 	if err := dec.Decode(&d); err != nil {
 		return nil, portrait.Errorf(portrait.EINVALID, "body must be a JSON segment {\"name\", \"expression\" or \"condition\", \"purpose\"}: %v", err)
 	}
+	if err := segmentFieldsVisible(r, d); err != nil {
+		return nil, err
+	}
 	return &d, nil
 }
 
@@ -381,6 +385,7 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 			for _, t := range traits {
 				rec = append(rec, cell(vals[t]))
 			}
+			maskRow(r, header, rec) // the caller's clearance, as in every response
 			all = append(all, rec)
 		}
 		if page < 1000 {
@@ -533,4 +538,27 @@ func (s *Server) segmentStream(w http.ResponseWriter, r *http.Request, _ *portra
 			fl.Flush()
 		}
 	}
+}
+
+// segmentFieldsVisible refuses a definition that tests a field the caller
+// may not see (access.go): its members would reveal the hidden values.
+func segmentFieldsVisible(r *http.Request, d segment.Definition) error {
+	plan, err := d.Compile()
+	if err != nil {
+		return nil // the service reports it
+	}
+	for _, dep := range segment.Deps(plan) {
+		kind, name, _ := strings.Cut(dep, ":")
+		var err error
+		switch kind {
+		case "trait":
+			err = requireVisible(r, access.KindTrait, name)
+		case "id":
+			err = requireVisible(r, access.KindIdentifier, name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/bizmap"
@@ -110,6 +111,12 @@ type Server struct {
 	Limits       Limits
 	MetricsToken string
 	rate         rateLimiter
+	// Privacy and access (issue 15; access.go, keys.go, audit.go): the
+	// audit log (nil: nothing audited, /v1/audit not served), the levels of
+	// traits and identifiers, and where changed levels are kept.
+	Audit           portrait.AuditLog
+	Classifier      *access.Classifier
+	Classifications ClassificationStore
 
 	ln     net.Listener
 	server *http.Server
@@ -182,6 +189,9 @@ func (s *Server) Handler() http.Handler {
 	// console speed (issue 13's budgets): the 360 page's first paint in one call
 	s.mountProfileView(mux)
 	s.mountErasure(mux) // privacy-erasure
+	// privacy and access: keys, classification levels, audit
+	s.mountKeys(mux)
+	s.mountAudit(mux)
 	console := s.mountConsole(mux)
 	if s.Extra != nil {
 		s.Extra(mux, s)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 )
 
 // The console signs in with an API token once and then holds a session
@@ -43,18 +44,27 @@ const (
 	maxFailClients = 10000
 )
 
-// Principal is who a request acts for, as the console shows it. Role and
-// clearance are fixed for admin tokens until the privacy issue gives keys
-// their own; the pages read them from here, never guess them.
+// Principal is who a request acts for, as the console shows it: the key's
+// role, clearance and the scopes the role holds. The pages read them from
+// here, never guess them, and hide what the role cannot do.
 type Principal struct {
-	Name      string `json:"name"`
-	Kind      string `json:"kind"`
-	Role      string `json:"role"`
-	Clearance string `json:"clearance"`
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
+	Role      string   `json:"role"`
+	Clearance string   `json:"clearance"`
+	Scopes    []string `json:"scopes"`
 }
 
 func principalOf(k *portrait.Key) Principal {
-	return Principal{Name: k.Name, Kind: k.Kind, Role: "admin", Clearance: "secret"}
+	p := access.PrincipalOf(k)
+	scopes := p.Scopes
+	if p.Role != access.RoleCustom {
+		scopes = access.RoleScopes(p.Role)
+	}
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return Principal{Name: k.Name, Kind: k.Kind, Role: p.Role, Clearance: p.Clearance.String(), Scopes: scopes}
 }
 
 type session struct {

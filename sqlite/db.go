@@ -29,6 +29,10 @@ var migrations embed.FS
 type DB struct {
 	Dir string
 	Now portrait.Clock
+	// KeyHashCost is the bcrypt cost of stored key secrets (0: bcrypt's
+	// default); tests lower it.
+	KeyHashCost int
+	auditMu     sync.Mutex // serialises the audit chain's appends
 
 	logW, logR     *sql.DB // event log, quarantine, keys
 	stateW, stateR *sql.DB // profiles and everything derived

@@ -3,22 +3,71 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"strings"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portrait-cdp/portrait"
 )
 
 var _ portrait.KeyStore = (*DB)(nil)
 
-// hashSecret: secrets are long random strings, so a plain SHA-256 is enough
-// (no password-style stretching needed) and keeps authentication cheap on
-// the hot ingest path.
-func hashSecret(secret string) string {
+// Secrets are stored as salted bcrypt hashes, so a copy of the store does
+// not let anyone try secrets offline at speed. bcrypt takes at most 72
+// bytes, so it hashes the secret's SHA-256 (hex) rather than the secret.
+// A row is found by a short public prefix of its secret (prefixOf): the
+// slow hash is then checked against the few rows with that prefix only.
+// The server caches verified secrets (http/auth.go), so the ingest path
+// pays the slow hash once per key and cache period, not per batch.
+
+// sha256Hex is the stored hash of keys created before bcrypt (migration
+// 015), and what bcrypt is given.
+func sha256Hex(secret string) string {
 	h := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(h[:])
+}
+
+// prefixOf is the part of a secret kept in clear to find its row: a third
+// of it, at most 12 characters ("pat_" and 8 random characters of a
+// generated token), so that what is stored never narrows a short
+// hand-chosen secret much.
+func prefixOf(secret string) string {
+	n := len(secret) / 3
+	if n > 12 {
+		n = 12
+	}
+	return secret[:n]
+}
+
+func (db *DB) keyCost() int {
+	if db.KeyHashCost >= bcrypt.MinCost {
+		return db.KeyHashCost
+	}
+	return bcrypt.DefaultCost
+}
+
+const keyColumns = `id, kind, name, priority, created_at, role, scopes, clearance, expires_at`
+
+func scanKey(sc interface{ Scan(...any) error }, more ...any) (*portrait.Key, error) {
+	k := &portrait.Key{}
+	var at, exp int64
+	var scopes string
+	dest := append([]any{&k.ID, &k.Kind, &k.Name, &k.Priority, &at, &k.Role, &scopes, &k.Clearance, &exp}, more...)
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = fromMicros(at)
+	if exp != 0 {
+		k.ExpiresAt = fromMicros(exp)
+	}
+	if scopes != "" {
+		k.Scopes = strings.Split(scopes, ",")
+	}
+	return k, nil
 }
 
 // CreateKey stores a credential. Creating the same secret again is a no-op,
@@ -36,57 +85,134 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	if len(secret) < 8 {
 		return portrait.Errorf(portrait.EINVALID, "a key secret must be at least 8 characters")
 	}
-	if k.CreatedAt.IsZero() {
-		k.CreatedAt = db.Now()
+	if k.Kind == portrait.KeyWrite {
+		// Write keys only send events: no role, no clearance.
+		k.Role, k.Scopes, k.Clearance = "", nil, ""
+	} else if k.Role == "" {
+		k.Role, k.Clearance = "admin", "secret"
 	}
-	res, err := db.logW.ExecContext(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
-		k.Kind, k.Name, hashSecret(secret), k.Priority, micros(k.CreatedAt))
-	if err != nil {
-		return portrait.Wrap(err, "cannot create key")
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		existing, err := db.Authenticate(ctx, k.Kind, secret)
-		if err != nil {
+	if existing, err := db.findKey(ctx, secret); err == nil {
+		if existing.Kind != k.Kind {
 			return portrait.Errorf(portrait.ECONFLICT, "that secret is already used by a key of another kind")
 		}
 		*k = *existing
 		return nil
+	} else if portrait.ErrorCode(err) != portrait.EUNAUTHORIZED {
+		return err
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = db.Now()
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(sha256Hex(secret)), db.keyCost())
+	if err != nil {
+		return portrait.Wrap(err, "cannot hash the key")
+	}
+	var exp int64
+	if !k.ExpiresAt.IsZero() {
+		exp = micros(k.ExpiresAt)
+	}
+	res, err := db.logW.ExecContext(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, scopes, clearance, expires_at, prefix)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.Kind, k.Name, string(hash), k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, prefixOf(secret))
+	if err != nil {
+		return portrait.Wrap(err, "cannot create key")
 	}
 	k.ID, _ = res.LastInsertId()
 	return nil
 }
 
-// Authenticate finds the key of the given kind with this secret.
-func (db *DB) Authenticate(ctx context.Context, kind, secret string) (*portrait.Key, error) {
-	k := &portrait.Key{}
-	var at int64
-	err := db.logR.QueryRowContext(ctx, `SELECT id, kind, name, priority, created_at FROM keys WHERE hash = ? AND kind = ?`, hashSecret(secret), kind).
-		Scan(&k.ID, &k.Kind, &k.Name, &k.Priority, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown %s key", kind)
-	}
+// findKey returns the key whose secret this is, of any kind, checking the
+// slow hash only against rows with the secret's prefix; a row from before
+// migration 015 (SHA-256, no prefix) is re-hashed on its first match.
+func (db *DB) findKey(ctx context.Context, secret string) (*portrait.Key, error) {
+	plain := sha256Hex(secret)
+	rows, err := db.logR.QueryContext(ctx, `SELECT `+keyColumns+`, hash, prefix IS NULL FROM keys WHERE prefix = ? OR (prefix IS NULL AND hash = ?)`,
+		prefixOf(secret), plain)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot check credentials")
 	}
-	k.CreatedAt = fromMicros(at)
+	type cand struct {
+		k      *portrait.Key
+		hash   string
+		legacy bool
+	}
+	var cands []cand
+	for rows.Next() {
+		var c cand
+		k, err := scanKey(rows, &c.hash, &c.legacy)
+		if err != nil {
+			rows.Close()
+			return nil, portrait.Wrap(err, "cannot check credentials")
+		}
+		c.k = k
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot check credentials")
+	}
+	for _, c := range cands {
+		if c.legacy {
+			if subtle.ConstantTimeCompare([]byte(c.hash), []byte(plain)) != 1 {
+				continue
+			}
+			if h, err := bcrypt.GenerateFromPassword([]byte(plain), db.keyCost()); err == nil {
+				// Best effort: a failed upgrade leaves the old hash working.
+				db.logW.ExecContext(ctx, `UPDATE keys SET hash = ?, prefix = ? WHERE id = ? AND prefix IS NULL`, string(h), prefixOf(secret), c.k.ID)
+			}
+			return c.k, nil
+		}
+		if bcrypt.CompareHashAndPassword([]byte(c.hash), []byte(plain)) == nil {
+			return c.k, nil
+		}
+	}
+	return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown key")
+}
+
+// Authenticate finds the key of the given kind with this secret; an
+// expired key does not authenticate.
+func (db *DB) Authenticate(ctx context.Context, kind, secret string) (*portrait.Key, error) {
+	k, err := db.findKey(ctx, secret)
+	if err != nil {
+		if portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
+			return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown %s key", kind)
+		}
+		return nil, err
+	}
+	if k.Kind != kind {
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown %s key", kind)
+	}
+	if k.Expired(db.Now()) {
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "this %s key expired at %s", kind, k.ExpiresAt.UTC().Format("2006-01-02 15:04:05Z"))
+	}
+	return k, nil
+}
+
+// Key returns the key with this id.
+func (db *DB) Key(ctx context.Context, id int64) (*portrait.Key, error) {
+	k, err := scanKey(db.logR.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no key with id %d", id)
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read key")
+	}
 	return k, nil
 }
 
 // ListKeys lists credentials (never their secrets).
 func (db *DB) ListKeys(ctx context.Context) ([]*portrait.Key, error) {
-	rows, err := db.logR.QueryContext(ctx, `SELECT id, kind, name, priority, created_at FROM keys ORDER BY id`)
+	rows, err := db.logR.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys ORDER BY id`)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot list keys")
 	}
 	defer rows.Close()
 	var out []*portrait.Key
 	for rows.Next() {
-		k := &portrait.Key{}
-		var at int64
-		if err := rows.Scan(&k.ID, &k.Kind, &k.Name, &k.Priority, &at); err != nil {
+		k, err := scanKey(rows)
+		if err != nil {
 			return nil, portrait.Wrap(err, "cannot list keys")
 		}
-		k.CreatedAt = fromMicros(at)
 		out = append(out, k)
 	}
 	return out, rows.Err()

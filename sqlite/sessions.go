@@ -35,18 +35,24 @@ func (db *DB) CreateSession(ctx context.Context, se *portrait.Session) error {
 
 // Session reads a live session with its key.
 func (db *DB) Session(ctx context.Context, idHash string, now time.Time) (*portrait.Session, error) {
-	se := &portrait.Session{IDHash: idHash, Key: &portrait.Key{}}
-	var created, seen, expires, keyAt int64
-	err := db.logR.QueryRowContext(ctx, `SELECT s.created_at, s.seen_at, s.expires_at, k.id, k.kind, k.name, k.priority, k.created_at
-		FROM sessions s JOIN keys k ON k.id = s.key_id WHERE s.id_hash = ? AND s.expires_at > ?`, idHash, micros(now)).
-		Scan(&created, &seen, &expires, &se.Key.ID, &se.Key.Kind, &se.Key.Name, &se.Key.Priority, &keyAt)
+	se := &portrait.Session{IDHash: idHash}
+	var created, seen, expires int64
+	// The key's role, scopes and clearance come with it: the session acts
+	// with exactly its key's rights (access.PrincipalOf).
+	k, err := scanKey(db.logR.QueryRowContext(ctx, `SELECT k.id, k.kind, k.name, k.priority, k.created_at, k.role, k.scopes, k.clearance, k.expires_at,
+		s.created_at, s.seen_at, s.expires_at
+		FROM sessions s JOIN keys k ON k.id = s.key_id WHERE s.id_hash = ? AND s.expires_at > ?`, idHash, micros(now)), &created, &seen, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no such session")
 	}
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read session")
 	}
-	se.Created, se.LastSeen, se.Expires, se.Key.CreatedAt = fromMicros(created), fromMicros(seen), fromMicros(expires), fromMicros(keyAt)
+	if k.Expired(now) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no such session: its key has expired")
+	}
+	se.Key = k
+	se.Created, se.LastSeen, se.Expires = fromMicros(created), fromMicros(seen), fromMicros(expires)
 	return se, nil
 }
 

@@ -310,8 +310,10 @@ func (s *Schema) Observe(name string, v any, at time.Time) {
 // defaultAnnotation is the dimension and classification a trait gets on
 // first sight. The analyses write their outputs as ordinary traits: value
 // predictions belong to value and churn to risk, not to basic information.
-// Personal identifiers (phone, email, id numbers, addresses) are secret by
-// default, above revenue (confidential): leaking them identifies a person.
+// Levels follow the privacy issue (15): an ID or passport number is
+// secret (机密); phone, email and address are confidential (秘密), like
+// revenue; computed scores internal. access.Classifier applies the same
+// defaults to identifier types.
 func defaultAnnotation(name string) (dim, class string) {
 	n := strings.ToLower(name)
 	has := func(words ...string) bool {
@@ -329,8 +331,10 @@ func defaultAnnotation(name string) (dim, class string) {
 		return DimValue, ClassConfidential
 	case has("next_best_products"):
 		return DimNeeds, ClassInternal
-	case has("phone", "mobile", "email", "id_card", "idcard", "id_number", "passport", "address", "street"):
+	case has("id_card", "idcard", "id_number", "passport"):
 		return DimBasic, ClassSecret
+	case has("phone", "mobile", "email", "address", "street"):
+		return DimBasic, ClassConfidential
 	}
 	return DimBasic, ClassInternal
 }

@@ -31,9 +31,14 @@ func TestObservedTraitsDefaultAnnotation(t *testing.T) {
 			t.Errorf("%s: dimension %q, want %q", name, f.Dimension, dim)
 		}
 	}
-	for _, name := range []string{"phone", "email", "id_card", "address", "work_email"} {
-		if level(name) <= level("revenue") {
-			t.Errorf("%s is classified %s, not above revenue (%s)", name, traits.Classifications[level(name)], traits.Classifications[level("revenue")])
+	// Issue 15's levels: an ID number is secret (机密); phone, email and
+	// address confidential (秘密), as revenue is.
+	if f, _ := s.Lookup("id_card"); f.Classification != traits.ClassSecret {
+		t.Errorf("id_card is %s, want secret", f.Classification)
+	}
+	for _, name := range []string{"phone", "email", "address", "work_email"} {
+		if f, _ := s.Lookup(name); f.Classification != traits.ClassConfidential || level(name) < level("revenue") {
+			t.Errorf("%s is classified %s, want confidential", name, f.Classification)
 		}
 	}
 	if f, _ := s.Lookup("shoe_size"); f.Classification != traits.ClassInternal {

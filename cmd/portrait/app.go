@@ -238,6 +238,12 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	a.Jobs.Logf = a.Log
 	s.Analytics = a.Jobs
 	a.HTTP = s
+	// privacy and access (issue 15): audit log, classification levels
+	if err := wireAccess(ctx, s, a.DB); err != nil {
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	if err := a.wireEnrichment(ctx); err != nil {
 		a.DB.Close()
 		a.lock.Close()

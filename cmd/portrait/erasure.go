@@ -106,8 +106,8 @@ func (a *App) wireErasure(ctx context.Context) error {
 			a.HTTP.Segments.Webhooks.Consent = book.Allows
 		}
 	}
-	// Audit: set Service.Audit once the audit log (privacy-access) is merged.
-	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now}
+	// Erasures, lifted suppressions and consent changes go to the audit log.
+	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now, Audit: a.DB}
 	return nil
 }
 

@@ -24,7 +24,8 @@ commands:
   demo      generate a realistic bilingual demo data set and serve it
   rebuild   rebuild all profiles by replaying the event log, and verify them
   keys      create, list and revoke credentials (keys create --kind write|admin --name NAME)
-  bench     benchmarks (bench ingest, bench segments, bench accounts)
+  audit     verify the audit log's hash chain (audit verify)
+  bench     benchmarks (bench ingest, segments, map, insight, accounts)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
   quality   the data-quality report (per source and per trait)
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRebuild(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "linkage":

@@ -21,6 +21,9 @@ const routes: RouteRecordRaw[] = [
   // accounts (issue 16): the ICP ranking and one account's portrait
   { path: '/accounts', name: 'accounts', component: () => import('./pages/Accounts.vue'), meta: { menu: 'accounts' } },
   { path: '/accounts/:id', name: 'account', component: () => import('./pages/Account.vue'), meta: { menu: 'accounts' } },
+  // privacy-access: keys and roles, the audit log
+  { path: '/keys', name: 'keys', component: () => import('./pages/Keys.vue'), meta: { menu: 'keys' } },
+  { path: '/audit', name: 'audit', component: () => import('./pages/Audit.vue'), meta: { menu: 'audit' } },
   { path: '/:rest(.*)*', name: 'notfound', component: () => import('./pages/NotFound.vue') },
 ]
 

@@ -1,14 +1,21 @@
 import { reactive } from 'vue'
 import { request, setCsrfToken, setUnauthorizedHandler, ApiError } from './api'
 
-// The principal the server says this session acts for. Pages read role and
-// clearance from here (a later privacy issue fills them per key); they never
-// decide access themselves: the API does.
+// The principal the server says this session acts for: its role, the
+// scopes the role holds ("profiles:read", "keys:write") and its clearance.
+// Pages hide what the role cannot do (can); they never decide access
+// themselves: the API does, and masks what the clearance may not see.
 export interface Principal {
   name: string
   kind: string
   role: string
   clearance: string
+  scopes?: string[]
+}
+
+// can reports whether the signed-in principal holds scope (family:access).
+export function can(scope: string): boolean {
+  return !!session.principal?.scopes?.includes(scope)
 }
 
 interface SessionAnswer {

@@ -10,6 +10,9 @@ export default {
     analytics: 'Analytics',
     data: 'Data',
     map: 'Business map', // customer business map (issue 14)
+    // privacy-access
+    keys: 'Keys',
+    audit: 'Audit log',
   },
   language: 'Language',
   signOut: 'Sign out',

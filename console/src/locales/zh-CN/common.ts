@@ -10,6 +10,9 @@ export default {
     analytics: '分析',
     data: '数据',
     map: '经营地图', // customer business map (issue 14)
+    // privacy-access
+    keys: '密钥与角色',
+    audit: '审计日志',
   },
   language: '语言',
   signOut: '退出登录',

@@ -1,0 +1,147 @@
+package access_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
+)
+
+func TestMaskValue(t *testing.T) {
+	for _, c := range []struct {
+		field string
+		in    any
+		want  any
+	}{
+		{"phone", "13800138000", "138****8000"},
+		{"phone", "+8613800138000", "138****8000"},
+		{"mobile", "+86 138-0013-8000", "138****8000"},
+		{"phone", "138****8000", "138****8000"}, // idempotent
+		{"email", "zhang.san@example.com", "z***@example.com"},
+		{"email", "z***@example.com", "z***@example.com"},
+		{"id_number", "110105194912312000", "1101**********2000"},
+		{"id_number", "1101**********2000", "1101**********2000"},
+		{"revenue", 1234.5, "[secret]"},
+		{"name", "张三", "[secret]"},
+		{"phone", "12", "[secret]"},
+		{"email", "no-at-sign", "[secret]"},
+	} {
+		if got := access.MaskValue(c.field, c.in); got != c.want {
+			t.Errorf("MaskValue(%s, %v) = %v, want %v", c.field, c.in, got, c.want)
+		}
+	}
+}
+
+func TestLevelsAndDefaults(t *testing.T) {
+	c := &access.Classifier{Schema: func(name string) (string, bool) {
+		switch name {
+		case "revenue":
+			return "confidential", true
+		case "phone":
+			return "internal", true // an observed trait's first-sight level
+		}
+		return "", false
+	}}
+	for _, x := range []struct {
+		name string
+		want access.Level
+	}{{"id_number", access.Secret}, {"phone", access.Confidential}, {"email", access.Confidential},
+		{"home_address", access.Confidential}, {"revenue", access.Confidential}} {
+		if l, ok := c.Trait(x.name); !ok || l != x.want {
+			t.Errorf("%s: %v %v, want %v", x.name, l, ok, x.want)
+		}
+	}
+	if _, ok := c.Trait("favourite_colour"); ok {
+		t.Error("an unknown, non-personal name is classified")
+	}
+	c.Set(access.KindTrait, "phone", access.Secret)
+	if l, _ := c.Trait("phone"); l != access.Secret {
+		t.Errorf("an explicit level does not win: %v", l)
+	}
+	if l, ok := c.Identifier("phone"); !ok || l != access.Confidential {
+		t.Errorf("identifier phone: %v %v", l, ok)
+	}
+	if _, ok := c.Identifier("write"); ok {
+		t.Error("an unknown identifier type is classified")
+	}
+	if l, err := access.ParseLevel("机密"); err != nil || l != access.Secret {
+		t.Errorf("ParseLevel(机密) = %v, %v", l, err)
+	}
+	if _, err := access.ParseLevel("top"); err == nil {
+		t.Error("ParseLevel accepted top")
+	}
+}
+
+func TestRoles(t *testing.T) {
+	// A key read without its role fails closed: no scope, nothing seen.
+	bare := access.PrincipalOf(&portrait.Key{ID: 1, Kind: portrait.KeyAdmin, Name: "ops"})
+	if bare.Can("profiles:read") || bare.Sees(access.Internal) {
+		t.Errorf("a key without a role: %+v", bare)
+	}
+	adm := access.PrincipalOf(&portrait.Key{Role: access.RoleAdmin, Clearance: "secret"})
+	if !adm.Can("keys:write") || !adm.Sees(access.Secret) {
+		t.Errorf("admin: %+v", adm)
+	}
+	an := access.PrincipalOf(&portrait.Key{Role: access.RoleAnalyst, Clearance: "internal"})
+	if !an.Can("segments:write") || an.Can("keys:write") || an.Can("audit:read") || an.Sees(access.Confidential) {
+		t.Errorf("analyst: %+v", an)
+	}
+	au := access.PrincipalOf(&portrait.Key{Role: access.RoleAuditor, Clearance: "public"})
+	if !au.Can("audit:read") || au.Can("profiles:read") {
+		t.Errorf("auditor: %+v", au)
+	}
+	if _, err := access.CheckRole(access.RoleCustom, []string{"keys:write"}); err == nil {
+		t.Error("a custom role may grant itself keys:write")
+	}
+	if _, err := access.CheckRole(access.RoleCustom, []string{"profiles:delete"}); err == nil {
+		t.Error("an unknown access was accepted")
+	}
+	if sc, err := access.CheckRole(access.RoleCustom, []string{"segments:read", "profiles:read", "segments:read"}); err != nil || strings.Join(sc, ",") != "profiles:read,segments:read" {
+		t.Errorf("custom scopes %v %v", sc, err)
+	}
+	if _, err := access.CheckRole("root", nil); err == nil {
+		t.Error("an unknown role was accepted")
+	}
+}
+
+// The masker finds classified values in every shape the API uses and
+// notes which it masked.
+func TestMaskerShapes(t *testing.T) {
+	m := &access.Masker{C: &access.Classifier{}, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	doc := `{"id":"p1","name":"spenders","traits":{"phone":{"value":"+8613800138000","source":"web"},"id_number":{"value":"110105194912312000"},"city":{"value":"杭州"}},
+	"identifiers":[{"type":"phone","value":"+8613800138000"},{"type":"user_id","value":"u1"}],
+	"events":[{"context":{"externalIds":[{"type":"email","id":"a@b.cn"}]},"traits":{"email":"a@b.cn"}}],
+	"matched":{"field":"email","value":"a@b.cn"},"issues":[{"trait":"phone","value":"12345"}],"raw":"{\"phone\":\"13800138000\"}"}`
+	out := string(m.MaskJSON([]byte(doc)))
+	for _, leak := range []string{"13800138000", "110105194912312000", "a@b.cn", "12345"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%q leaks: %s", leak, out)
+		}
+	}
+	for _, want := range []string{`"138****8000"`, `"1101**********2000"`, `"a***@b.cn"`, `"杭州"`, `"u1"`, `"name":"spenders"`, `"raw":"[secret]"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+	var v any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]access.Field{}
+	for _, f := range m.Seen() {
+		seen[f.Name] = f
+	}
+	if f := seen["id_number"]; f.Level != access.Secret || !f.Masked {
+		t.Errorf("id_number seen as %+v", f)
+	}
+	if f := seen["user_id"]; f.Level != access.Internal || f.Masked {
+		t.Errorf("user_id seen as %+v", f)
+	}
+	// A secret clearance sees everything as it is.
+	full := &access.Masker{C: &access.Classifier{}, P: access.Principal{Role: access.RoleAdmin, Clearance: access.Secret}}
+	if got := string(full.MaskJSON([]byte(doc))); !strings.Contains(got, "110105194912312000") || !strings.Contains(got, `13800138000\"`) {
+		t.Errorf("secret clearance masked: %s", got)
+	}
+}

@@ -1,0 +1,389 @@
+package access
+
+import (
+	"bytes"
+	"encoding/json"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// Classifier knows the level of every trait and identifier type: explicit
+// settings (changed through the API) first, then the trait schema, then
+// defaults by name (ID numbers secret; phone, email, address confidential).
+type Classifier struct {
+	// Schema returns a trait's classification from the trait schema
+	// (traits.Schema.Lookup), when the trait is known there.
+	Schema func(name string) (class string, ok bool)
+
+	mu  sync.RWMutex
+	set map[string]Level // "trait:NAME" or "id:TYPE"
+}
+
+// Setting kinds.
+const (
+	KindTrait      = "trait"
+	KindIdentifier = "identifier"
+)
+
+func settingKey(kind, name string) string {
+	if kind == KindIdentifier {
+		return "id:" + name
+	}
+	return "trait:" + name
+}
+
+// Set records an explicit level (loaded at start, or changed by an admin).
+func (c *Classifier) Set(kind, name string, l Level) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.set == nil {
+		c.set = map[string]Level{}
+	}
+	c.set[settingKey(kind, name)] = l
+}
+
+// Setting is one explicit level.
+type Setting struct {
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	Level string `json:"level"`
+}
+
+// Settings lists the explicit levels.
+func (c *Classifier) Settings() []Setting {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Setting, 0, len(c.set))
+	for k, l := range c.set {
+		kind, name, _ := strings.Cut(k, ":")
+		if kind == "id" {
+			kind = KindIdentifier
+		}
+		out = append(out, Setting{Kind: kind, Name: name, Level: l.String()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].Name < out[j].Kind+out[j].Name })
+	return out
+}
+
+func (c *Classifier) explicit(key string) (Level, bool) {
+	if c == nil {
+		return 0, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	l, ok := c.set[key]
+	return l, ok
+}
+
+// Personal-data kinds, which decide the mask's shape.
+const (
+	shapePhone = "phone"
+	shapeEmail = "email"
+	shapeID    = "id"
+)
+
+// shapeOf names what kind of personal value a field holds, from its name.
+func shapeOf(name string) string {
+	n := strings.ToLower(name)
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) || strings.Contains(n, "_"+w+"_") {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("id_number", "id_card", "idcard", "id_no", "passport", "national_id", "identity_card", "sfz"):
+		return shapeID
+	case has("phone", "mobile", "tel", "cellphone"):
+		return shapePhone
+	case has("email", "mail"):
+		return shapeEmail
+	case has("address", "street"):
+		return "address"
+	}
+	return ""
+}
+
+// defaultLevel is the level of a name with no explicit setting and no
+// schema entry; ok is false when the name is not recognisably personal.
+func defaultLevel(name string) (Level, bool) {
+	switch shapeOf(name) {
+	case shapeID:
+		return Secret, true
+	case shapePhone, shapeEmail, "address":
+		return Confidential, true
+	}
+	switch name {
+	case "user_id", "anonymous_id":
+		return Internal, true
+	}
+	return 0, false
+}
+
+// Trait returns a trait's level and whether the name is classified at all
+// (unknown names are left alone by the masker).
+func (c *Classifier) Trait(name string) (Level, bool) {
+	if l, ok := c.explicit(settingKey(KindTrait, name)); ok {
+		return l, true
+	}
+	// Personal identifiers are at least their default level, whatever an
+	// observed trait's first-sight classification said.
+	dl, dok := defaultLevel(name)
+	if c != nil && c.Schema != nil {
+		if cl, ok := c.Schema(name); ok {
+			if l, err := ParseLevel(cl); err == nil {
+				if dok && dl > l {
+					return dl, true
+				}
+				return l, true
+			}
+		}
+	}
+	return dl, dok
+}
+
+// Identifier returns an identifier type's level; ok is false for a type
+// that is neither set nor recognisably personal (it is then not masked).
+func (c *Classifier) Identifier(typ string) (Level, bool) {
+	if l, ok := c.explicit(settingKey(KindIdentifier, typ)); ok {
+		return l, true
+	}
+	if l, ok := defaultLevel(typ); ok {
+		return l, true
+	}
+	return 0, false
+}
+
+// MaskValue masks one value of field: phone 138****8000, email
+// z***@example.com, ID 1101**********1234, anything else "[secret]".
+// It is idempotent: masking a masked value gives the same mask.
+func MaskValue(field string, v any) any {
+	s, ok := v.(string)
+	if !ok {
+		return "[secret]"
+	}
+	switch shapeOf(field) {
+	case shapePhone:
+		if d := phoneDigits(s); len(d) >= 7 {
+			return d[:3] + "****" + d[len(d)-4:]
+		}
+	case shapeEmail:
+		if at := strings.LastIndexByte(s, '@'); at > 0 {
+			first, _ := utf8.DecodeRuneInString(s)
+			return string(first) + "***" + s[at:]
+		}
+	case shapeID:
+		if len(s) >= 10 && isASCII(s) {
+			return s[:4] + strings.Repeat("*", len(s)-8) + s[len(s)-4:]
+		}
+	}
+	return "[secret]"
+}
+
+// phoneDigits keeps a phone's digits without China's country code, so that
+// "+86 138 0013 8000" masks as 138****8000 like "13800138000" does; a
+// masked phone (138****8000) is returned as it is.
+func phoneDigits(s string) string {
+	if strings.Contains(s, "****") {
+		if i := strings.Index(s, "****"); i >= 3 && len(s)-i-4 >= 4 {
+			return s[i-3:i] + "0" + s[len(s)-4:] // masks to itself
+		}
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	d := b.String()
+	if len(d) == 13 && strings.HasPrefix(d, "86") {
+		d = d[2:]
+	} else if len(d) == 15 && strings.HasPrefix(d, "0086") {
+		d = d[4:]
+	}
+	return d
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// Masker masks one response for one principal and notes the classified
+// fields it carried, for the audit record.
+type Masker struct {
+	C *Classifier
+	P Principal
+
+	seen map[string]seenField
+}
+
+type seenField struct {
+	level  Level
+	masked bool
+}
+
+// Field is a classified field a masker saw.
+type Field struct {
+	Name   string
+	Level  Level
+	Masked bool
+}
+
+// Seen lists the classified (above public) fields seen so far.
+func (m *Masker) Seen() []Field {
+	out := make([]Field, 0, len(m.seen))
+	for n, f := range m.seen {
+		out = append(out, Field{Name: n, Level: f.level, Masked: f.masked})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// value masks v as a value of name at level l when the principal may not
+// see it.
+func (m *Masker) value(name string, l Level, v any) any {
+	if l > Public && v != nil {
+		if m.seen == nil {
+			m.seen = map[string]seenField{}
+		}
+		f := m.seen[name]
+		f.level = l
+		if !m.P.Sees(l) {
+			f.masked = true
+		}
+		m.seen[name] = f
+	}
+	if v == nil || m.P.Sees(l) {
+		return v
+	}
+	return MaskValue(name, v)
+}
+
+// structural keys are the API's own field names, never trait names, when
+// they appear outside a traits or properties object.
+var structural = map[string]bool{
+	"id": true, "name": true, "type": true, "value": true, "kind": true, "source": true, "time": true, "at": true,
+	"since": true, "message_id": true, "first_seen": true, "last_seen": true, "created_at": true, "updated_at": true,
+	"field": true, "trait": true, "status": true, "label": true, "key": true, "count": true, "event": true,
+	"profile_id": true, "segment_id": true, "reason": true, "priority": true, "role": true, "clearance": true,
+}
+
+// traitContainers hold trait-named keys: every key in them is a field.
+var traitContainers = map[string]bool{"traits": true, "properties": true, "values": true}
+
+// Walk masks a decoded JSON value in place and returns it.
+func (m *Masker) Walk(v any) any { return m.walk(v, false) }
+
+func (m *Masker) walk(v any, inTraits bool) any {
+	switch x := v.(type) {
+	case []any:
+		for i := range x {
+			x[i] = m.walk(x[i], inTraits)
+		}
+		return x
+	case map[string]any:
+		m.shapes(x)
+		for k, val := range x {
+			if !inTraits && structural[k] {
+				if obj, ok := val.(map[string]any); ok {
+					x[k] = m.walk(obj, false)
+				} else if arr, ok := val.([]any); ok {
+					x[k] = m.walk(arr, false)
+				}
+				continue
+			}
+			if s, ok := val.(string); ok && k == "raw" && !inTraits {
+				// An unparsed payload (quarantine) can carry any personal
+				// value: only a secret clearance reads it.
+				x[k] = m.value("raw", Secret, s)
+				continue
+			}
+			if l, ok := m.C.Trait(k); ok {
+				if obj, isObj := val.(map[string]any); isObj {
+					if inner, has := obj["value"]; has {
+						obj["value"] = m.value(k, l, inner) // a trait with provenance
+						continue
+					}
+				}
+				x[k] = m.value(k, l, val)
+				continue
+			}
+			x[k] = m.walk(val, traitContainers[k])
+		}
+		return x
+	}
+	return v
+}
+
+// shapes masks the API's typed pairs: identifiers {type, value},
+// external ids {type, id}, search matches {field, value}, trait issues
+// {trait, value}, traits listed with their provenance {name, value} (the
+// 360 view).
+func (m *Masker) shapes(x map[string]any) {
+	if typ, ok := x["type"].(string); ok {
+		if l, ok := m.C.Identifier(typ); ok {
+			for _, k := range []string{"value", "id"} {
+				if s, ok := x[k].(string); ok {
+					x[k] = m.value(typ, l, s)
+				}
+			}
+		}
+	}
+	for _, fk := range []string{"field", "trait", "name"} {
+		if name, ok := x[fk].(string); ok {
+			l, known := m.C.Trait(name)
+			if !known {
+				l, known = m.C.Identifier(name)
+			}
+			if known {
+				if v, ok := x["value"]; ok {
+					x["value"] = m.value(name, l, v)
+				}
+			}
+		}
+	}
+}
+
+// MaskJSON masks a JSON document; a body that is not JSON is returned as
+// it is (errors, empty bodies).
+func (m *Masker) MaskJSON(body []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return body
+	}
+	v = m.Walk(v)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return body
+	}
+	return b.Bytes()
+}
+
+// MaskRow masks a table row whose columns are named by header (exports).
+func (m *Masker) MaskRow(header, row []string) {
+	for i, name := range header {
+		if i >= len(row) || row[i] == "" {
+			continue
+		}
+		l, ok := m.C.Trait(name)
+		if !ok {
+			l, ok = m.C.Identifier(name)
+		}
+		if ok {
+			row[i], _ = m.value(name, l, row[i]).(string)
+		}
+	}
+}

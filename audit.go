@@ -1,0 +1,90 @@
+package portrait
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// AuditRecord is one line of the audit log: who did what, when, from where,
+// and which personal fields at which classification level it touched.
+// Records are hash-chained by the store (Prev, Hash), so an edit, deletion
+// or reordering of stored records is detectable (AuditLog.VerifyAudit).
+type AuditRecord struct {
+	Seq    int64          `json:"seq"`
+	At     time.Time      `json:"at"`
+	Actor  string         `json:"actor"`            // key name, or "cli", "system"
+	KeyID  int64          `json:"key_id,omitempty"` // the principal's key (0: not a key)
+	Role   string         `json:"role,omitempty"`   // the principal's role at the time
+	Action string         `json:"action"`           // e.g. "read", "export", "key.create", "erasure"
+	Target string         `json:"target,omitempty"` // what it acted on: a route and path, a profile id, a key id
+	Remote string         `json:"remote,omitempty"` // client address
+	Status int            `json:"status,omitempty"` // HTTP status, when it was a request
+	Fields []AuditField   `json:"fields,omitempty"` // personal fields seen or changed
+	Detail map[string]any `json:"detail,omitempty"`
+	Prev   string         `json:"prev"` // hex hash of the previous record ("" for the first)
+	Hash   string         `json:"hash"` // hex SHA-256 over Prev and this record's content
+}
+
+// AuditField is a classified field a request touched, at its level, and
+// whether the caller saw it masked.
+type AuditField struct {
+	Name   string `json:"name"`
+	Level  string `json:"level"`
+	Masked bool   `json:"masked,omitempty"`
+}
+
+// Auditor records what happened. Other areas (erasure, consent, retention)
+// call it for every change they make; Record fails only when the record
+// could not be made durable, and the caller should then refuse the action.
+type Auditor interface {
+	Record(ctx context.Context, rec AuditRecord) error
+}
+
+// AuditFilter narrows an audit listing; zero fields match everything.
+type AuditFilter struct {
+	Actor  string
+	Action string
+	Target string // substring
+	Since  time.Time
+	Until  time.Time
+	After  int64 // records with Seq > After (paging forwards)
+	Before int64 // records with Seq < Before (paging backwards; 0: none)
+	Newest bool  // newest first
+	Limit  int
+}
+
+// AuditLog is an append-only, hash-chained audit store.
+type AuditLog interface {
+	Auditor
+	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditRecord, error)
+	// VerifyAudit recomputes the chain; it returns the number of records
+	// checked, and an error naming the first record that does not match.
+	VerifyAudit(ctx context.Context) (int64, error)
+}
+
+// AuditorFunc adapts a function to Auditor.
+type AuditorFunc func(ctx context.Context, rec AuditRecord) error
+
+// Record calls f.
+func (f AuditorFunc) Record(ctx context.Context, rec AuditRecord) error { return f(ctx, rec) }
+
+// AuditBody is the canonical content of a record that its hash covers:
+// the record as JSON without Prev and Hash.
+func AuditBody(rec AuditRecord) ([]byte, error) {
+	rec.Prev, rec.Hash = "", ""
+	rec.At = rec.At.UTC()
+	return json.Marshal(rec)
+}
+
+// AuditHash chains a record to the one before it: hex SHA-256 of the
+// previous hash, a newline and the record's body.
+func AuditHash(prev string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write([]byte{'\n'})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}

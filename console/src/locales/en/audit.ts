@@ -1,0 +1,16 @@
+export default {
+  title: 'Audit log',
+  intro: 'Every read and export of personal data and every change of keys, levels and rules: who, when, from where, which fields at which level. Append-only and hash-chained.',
+  actor: 'Who',
+  action: 'Action',
+  target: 'Target',
+  at: 'When',
+  remote: 'From',
+  fields: 'Fields',
+  masked: 'masked',
+  filter: 'Filter',
+  verify: 'Verify chain',
+  intact: 'The chain is intact: {n} records verified.',
+  broken: 'The chain is broken: {reason}',
+  more: 'More',
+}

@@ -1,0 +1,16 @@
+export default {
+  title: '审计日志',
+  intro: '每一次个人数据的读取与导出，每一次密钥、密级与规则的变更：谁、何时、从何处、涉及哪些字段及其密级。只可追加，记录以哈希链相连。',
+  actor: '操作者',
+  action: '操作',
+  target: '对象',
+  at: '时间',
+  remote: '来源地址',
+  fields: '字段',
+  masked: '已脱敏',
+  filter: '筛选',
+  verify: '校验哈希链',
+  intact: '哈希链完整：已校验 {n} 条记录。',
+  broken: '哈希链已损坏：{reason}',
+  more: '更多',
+}

@@ -1,0 +1,235 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
+)
+
+// ClassificationStore keeps the classification levels changed through the
+// API (sqlite.DB).
+type ClassificationStore interface {
+	SetClassification(ctx context.Context, kind, name, level string) error
+}
+
+// mountKeys serves API tokens and write keys (POST/GET /v1/keys, DELETE
+// /v1/keys/{id}) and the classification levels.
+func (s *Server) mountKeys(mux *http.ServeMux) {
+	mux.Handle("GET /v1/keys", s.instrument("/v1/keys", s.admin(s.handleListKeys)))
+	mux.Handle("POST /v1/keys", s.instrument("/v1/keys", s.admin(s.handleCreateKey)))
+	mux.Handle("DELETE /v1/keys/{id}", s.instrument("/v1/keys/{id}", s.admin(s.handleRevokeKey)))
+	mux.Handle("GET /v1/classifications", s.instrument("/v1/classifications", s.admin(s.handleClassifications)))
+	mux.Handle("PUT /v1/classifications/{kind}/{name}", s.instrument("/v1/classifications/{kind}/{name}", s.admin(s.handleSetClassification)))
+}
+
+func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	keys, err := s.Keys.ListKeys(r.Context())
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if keys == nil {
+		keys = []*portrait.Key{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys, "roles": access.Roles, "levels": access.LevelNames(), "families": access.Families})
+}
+
+type createKeyBody struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"` // "token" (default) or "write"
+	Role      string    `json:"role"`
+	Scopes    []string  `json:"scopes"`
+	Clearance string    `json:"clearance"`
+	Priority  int       `json:"priority"`
+	ExpiresAt time.Time `json:"expires_at"`
+	ExpiresIn string    `json:"expires_in"` // a Go duration, e.g. "720h"
+}
+
+// handleCreateKey creates an API token with a role and clearance (or a
+// write key for a source) and returns its secret, once.
+func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	var in createKeyBody
+	if err := decodeBody(r, &in); err != nil {
+		Error(w, r, err)
+		return
+	}
+	k := &portrait.Key{Name: strings.TrimSpace(in.Name), Priority: in.Priority, ExpiresAt: in.ExpiresAt}
+	if in.ExpiresIn != "" {
+		d, err := time.ParseDuration(in.ExpiresIn)
+		if err != nil || d <= 0 {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "expires_in must be a positive duration such as \"720h\""))
+			return
+		}
+		k.ExpiresAt = s.Now().Add(d)
+	}
+	prefix := "pat_"
+	switch in.Kind {
+	case "", "token", portrait.KeyAdmin:
+		k.Kind = portrait.KeyAdmin
+		if in.Role == "" {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "a token needs a role: one of %s or custom", strings.Join(access.Roles, ", ")))
+			return
+		}
+		scopes, err := access.CheckRole(in.Role, in.Scopes)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		level := access.DefaultClearance(in.Role)
+		if in.Clearance != "" {
+			if level, err = access.ParseLevel(in.Clearance); err != nil {
+				Error(w, r, err)
+				return
+			}
+		}
+		k.Role, k.Scopes, k.Clearance = in.Role, scopes, level.String()
+	case portrait.KeyWrite:
+		if in.Role != "" || in.Clearance != "" || len(in.Scopes) > 0 {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "a write key only sends events: it takes no role, scopes or clearance"))
+			return
+		}
+		k.Kind, prefix = portrait.KeyWrite, "pwk_"
+	default:
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "kind must be token or write"))
+		return
+	}
+	if k.Name == "" {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "a key needs a name"))
+		return
+	}
+	secret := access.NewSecret(prefix)
+	if err := s.Keys.CreateKey(r.Context(), k, secret); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if err := s.recordChange(r, "key.create", "key/"+strconv.FormatInt(k.ID, 10), map[string]any{
+		"name": k.Name, "kind": k.Kind, "role": k.Role, "scopes": k.Scopes, "clearance": k.Clearance}); err != nil {
+		// The key exists; say it was made even though the record failed.
+		s.Log.Error("key created without an audit record", "id", k.ID, "err", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]any{"key": k, "secret": secret,
+		"note": "the secret is shown only now: Portrait keeps only a salted hash of it"})
+}
+
+// handleRevokeKey revokes a key: it stops working at once here (and within
+// the key cache period in other processes) and its console sessions end.
+func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "the key id must be a positive integer"))
+		return
+	}
+	if err := s.Keys.RevokeKey(r.Context(), id); err != nil {
+		Error(w, r, err)
+		return
+	}
+	s.forgetKey(id)
+	s.recordChange(r, "key.revoke", "key/"+strconv.FormatInt(id, 10), nil)
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": id})
+}
+
+// knownIdentifiers are listed with their levels even before data uses them.
+var knownIdentifiers = []string{portrait.IDUserID, portrait.IDAnonymousID, portrait.IDEmail, portrait.IDPhone, "id_number", "address"}
+
+type levelRow struct {
+	Name  string `json:"name"`
+	Level string `json:"level"`
+	Zh    string `json:"level_zh"`
+}
+
+func (s *Server) handleClassifications(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	c := s.classifier()
+	traitRows := []levelRow{}
+	seen := map[string]bool{}
+	add := func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		if l, ok := c.Trait(name); ok {
+			traitRows = append(traitRows, levelRow{name, l.String(), access.LevelNamesZh[l.String()]})
+		}
+	}
+	if s.Traits != nil && s.Traits.Enricher != nil {
+		for _, f := range s.Traits.Enricher.Schema.Fields() {
+			add(f.Name)
+		}
+	}
+	idRows := []levelRow{}
+	ids := append([]string(nil), knownIdentifiers...)
+	for _, st := range c.Settings() {
+		if st.Kind == access.KindTrait {
+			add(st.Name)
+		} else {
+			ids = append(ids, st.Name)
+		}
+	}
+	sort.Strings(ids)
+	for i, n := range ids {
+		if i > 0 && ids[i-1] == n {
+			continue
+		}
+		if l, ok := c.Identifier(n); ok {
+			idRows = append(idRows, levelRow{n, l.String(), access.LevelNamesZh[l.String()]})
+		}
+	}
+	sort.Slice(traitRows, func(i, j int) bool { return traitRows[i].Name < traitRows[j].Name })
+	writeJSON(w, http.StatusOK, map[string]any{"levels": access.LevelNames(), "traits": traitRows, "identifiers": idRows, "settings": c.Settings()})
+}
+
+// handleSetClassification changes the level of a trait or identifier type;
+// it applies to every response from the next request on, and is audited
+// with the level before and after.
+func (s *Server) handleSetClassification(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	kind, name := r.PathValue("kind"), strings.TrimSpace(r.PathValue("name"))
+	if kind != access.KindTrait && kind != access.KindIdentifier {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "kind must be trait or identifier"))
+		return
+	}
+	if name == "" || len(name) > 128 {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "a name of 1 to 128 characters is required"))
+		return
+	}
+	var in struct {
+		Level string `json:"level"`
+	}
+	if err := decodeBody(r, &in); err != nil {
+		Error(w, r, err)
+		return
+	}
+	l, err := access.ParseLevel(in.Level)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if s.Classifications == nil {
+		Error(w, r, portrait.Errorf(portrait.EUNAVAILABLE, "classification levels cannot be changed on this server"))
+		return
+	}
+	c := s.classifier()
+	var before access.Level
+	var known bool
+	if kind == access.KindTrait {
+		before, known = c.Trait(name)
+	} else {
+		before, known = c.Identifier(name)
+	}
+	if err := s.Classifications.SetClassification(r.Context(), kind, name, l.String()); err != nil {
+		Error(w, r, err)
+		return
+	}
+	c.Set(kind, name, l)
+	detail := map[string]any{"kind": kind, "name": name, "level": l.String()}
+	if known {
+		detail["before"] = before.String()
+	}
+	s.recordChange(r, "classification.change", kind+"/"+name, detail)
+	writeJSON(w, http.StatusOK, map[string]any{"kind": kind, "name": name, "level": l.String(), "level_zh": access.LevelNamesZh[l.String()]})
+}

@@ -1,0 +1,146 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+var _ portrait.AuditLog = (*DB)(nil)
+
+// Record appends a record to the audit chain (migration log/016). Appends
+// are serialised so that each record's Prev is the hash of the one before.
+func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
+	if rec.Actor == "" || rec.Action == "" {
+		return portrait.Errorf(portrait.EINVALID, "an audit record needs an actor and an action")
+	}
+	if rec.At.IsZero() {
+		rec.At = db.Now()
+	}
+	db.auditMu.Lock()
+	defer db.auditMu.Unlock()
+	tx, err := db.logW.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	defer tx.Rollback()
+	var last int64
+	var prev string
+	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	rec.Seq = last + 1
+	body, err := portrait.AuditBody(rec)
+	if err != nil {
+		return portrait.Wrap(err, "cannot encode the audit record")
+	}
+	hash := portrait.AuditHash(prev, body)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash); err != nil {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	return nil
+}
+
+// ListAudit lists records oldest first (or newest first), filtered.
+func (db *DB) ListAudit(ctx context.Context, f portrait.AuditFilter) ([]*portrait.AuditRecord, error) {
+	q := `SELECT body, prev, hash FROM audit WHERE seq > ?`
+	args := []any{f.After}
+	if f.Before > 0 {
+		q += ` AND seq < ?`
+		args = append(args, f.Before)
+	}
+	if f.Actor != "" {
+		q += ` AND actor = ?`
+		args = append(args, f.Actor)
+	}
+	if f.Action != "" {
+		q += ` AND action = ?`
+		args = append(args, f.Action)
+	}
+	if f.Target != "" {
+		q += ` AND instr(target, ?) > 0`
+		args = append(args, f.Target)
+	}
+	if !f.Since.IsZero() {
+		q += ` AND at >= ?`
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q += ` AND at < ?`
+		args = append(args, micros(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	order := "seq"
+	if f.Newest {
+		order = "seq DESC"
+	}
+	q += fmt.Sprintf(` ORDER BY %s LIMIT %d`, order, limit)
+	rows, err := db.logR.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read the audit log")
+	}
+	defer rows.Close()
+	out := []*portrait.AuditRecord{}
+	for rows.Next() {
+		var body, prev, hash string
+		if err := rows.Scan(&body, &prev, &hash); err != nil {
+			return nil, portrait.Wrap(err, "cannot read the audit log")
+		}
+		rec := &portrait.AuditRecord{}
+		if err := json.Unmarshal([]byte(body), rec); err != nil {
+			return nil, portrait.Wrap(err, "cannot read the audit log")
+		}
+		rec.Prev, rec.Hash = prev, hash
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}
+
+// VerifyAudit walks the chain from the first record: each record's prev
+// must be the hash before it, its hash must be that of its body, and its
+// body must carry its own sequence number.
+func (db *DB) VerifyAudit(ctx context.Context) (int64, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body, prev, hash FROM audit ORDER BY seq`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read the audit log")
+	}
+	defer rows.Close()
+	var n, want int64
+	last := ""
+	for rows.Next() {
+		var seq int64
+		var body, prev, hash string
+		if err := rows.Scan(&seq, &body, &prev, &hash); err != nil {
+			return n, portrait.Wrap(err, "cannot read the audit log")
+		}
+		want++
+		var rec struct {
+			Seq int64 `json:"seq"`
+		}
+		switch {
+		case seq != want:
+			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d is missing (found %d next)", want, seq)
+		case prev != last:
+			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d does not follow record %d: the chain is broken", seq, seq-1)
+		case portrait.AuditHash(prev, []byte(body)) != hash:
+			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d was altered: its hash does not match its content", seq)
+		case json.Unmarshal([]byte(body), &rec) != nil || rec.Seq != seq:
+			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d carries another record's content", seq)
+		}
+		last = hash
+		n++
+	}
+	return n, rows.Err()
+}

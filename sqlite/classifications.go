@@ -1,0 +1,41 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Classification is a level set explicitly for a trait or identifier type.
+type Classification struct {
+	Kind, Name, Level string
+}
+
+// SetClassification stores an explicit level (migration log/015).
+func (db *DB) SetClassification(ctx context.Context, kind, name, level string) error {
+	_, err := db.logW.ExecContext(ctx, `INSERT INTO classifications (kind, name, level, changed_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (kind, name) DO UPDATE SET level = excluded.level, changed_at = excluded.changed_at`,
+		kind, name, level, micros(db.Now()))
+	if err != nil {
+		return portrait.Wrap(err, "cannot store the classification")
+	}
+	return nil
+}
+
+// Classifications lists the explicit levels.
+func (db *DB) Classifications(ctx context.Context) ([]Classification, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT kind, name, level FROM classifications ORDER BY kind, name`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read classifications")
+	}
+	defer rows.Close()
+	var out []Classification
+	for rows.Next() {
+		var c Classification
+		if err := rows.Scan(&c.Kind, &c.Name, &c.Level); err != nil {
+			return nil, portrait.Wrap(err, "cannot read classifications")
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
