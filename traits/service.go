@@ -126,6 +126,10 @@ func (s *Service) Load(ctx context.Context) error {
 		return err
 	}
 	s.Enricher.Schema.Load(fields)
+	// Defaults re-applied by Load are stored now, not at the first flush.
+	if err := s.FlushSchema(ctx); err != nil {
+		return err
+	}
 	defs, err := s.Store.TraitDefinitions(ctx)
 	if err != nil {
 		return err
