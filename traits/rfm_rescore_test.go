@@ -149,3 +149,19 @@ func TestRFMRefreshWaitsForTheBacklog(t *testing.T) {
 		t.Fatalf("nothing new: recomputed %v %v", ok, err)
 	}
 }
+
+// A profile merged away or erased between the population pass and the
+// re-score is skipped, not an error that stops the others.
+func TestRefreshProfilesSkipsProfilesGone(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.send(t, track("o1", "u1", "Order Completed", day, `{"revenue": 10}`))
+	e.en.SetBoundaries(traits.NewBoundaries([]traits.RFMInput{{Days: 1, Count: 1, Revenue: 10}}, t0))
+	id := e.user(t, "u1").ID
+	n, err := e.proc.RefreshProfiles(context.Background(), []string{"p_gone", id})
+	if err != nil || n != 1 {
+		t.Fatalf("refreshed %d, %v; want the one existing profile", n, err)
+	}
+	if _, ok := e.user(t, "u1").Traits["rfm_score"]; !ok {
+		t.Fatal("u1 not scored")
+	}
+}

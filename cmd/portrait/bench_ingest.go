@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -66,6 +67,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase to this file")
 	procBatch := fs.Int("process-batch", 0, "events the processor applies per transaction in the replays (default: the processor's)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file once live processing has caught up (what the server holds)")
 	phase := fs.String("profile-phase", "replay", "phase to profile: ingest (HTTP acks with live processing), replay (as served) or bare (identity + traits)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -170,6 +172,11 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	liveDur := time.Since(start)
 	profiles, _ := a.DB.CountProfiles(ctx)
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
+	}
 
 	// Replay: the processor's own rate, with nothing else running.
 	if err := a.Close(); err != nil {
@@ -277,6 +284,20 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// writeHeapProfile writes the live heap (after a collection) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return portrait.Wrap(err, "cannot create the heap profile")
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return portrait.Wrap(err, "cannot write the heap profile")
+	}
+	return f.Close()
+}
 
 // cpuSeconds is the user and system CPU time the process has used.
 func cpuSeconds() float64 {
