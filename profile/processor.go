@@ -1551,7 +1551,7 @@ func (p *Processor) Refresh(ctx context.Context) (changed int, err error) {
 			return changed, nil
 		}
 		after = ids[len(ids)-1]
-		n, err := p.refresh(ctx, ids)
+		n, err := p.refresh(ctx, ids, false)
 		if err != nil {
 			p.resetCaches()
 			return changed, err
@@ -1560,7 +1560,41 @@ func (p *Processor) Refresh(ctx context.Context) (changed int, err error) {
 	}
 }
 
-func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
+// RefreshProfiles is Refresh for the given profiles only (an id merged
+// away or erased since it was listed is skipped). It takes the processor
+// between batches for each chunk of ids, not for all of them, so that a
+// long list does not hold up live processing.
+func (p *Processor) RefreshProfiles(ctx context.Context, ids []string) (changed int, err error) {
+	if len(p.Enrichers) == 0 {
+		return 0, nil
+	}
+	const chunk = 500
+	for i := 0; i < len(ids); i += chunk {
+		n, err := p.refreshChunk(ctx, ids[i:min(i+chunk, len(ids))])
+		changed += n
+		if err != nil {
+			return changed, err
+		}
+	}
+	return changed, p.Store.WaitState(ctx)
+}
+
+func (p *Processor) refreshChunk(ctx context.Context, ids []string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.load(ctx); err != nil {
+		return 0, err
+	}
+	n, err := p.refresh(ctx, ids, true)
+	if err != nil {
+		p.resetCaches()
+	}
+	return n, err
+}
+
+// refresh re-evaluates ids; skipGone skips ids without a profile instead
+// of failing.
+func (p *Processor) refresh(ctx context.Context, ids []string, skipGone bool) (int, error) {
 	tx, err := p.Store.BeginState(ctx)
 	if err != nil {
 		return 0, err
@@ -1568,6 +1602,17 @@ func (p *Processor) refresh(ctx context.Context, ids []string) (int, error) {
 	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
 	var changed []*portrait.Profile
 	for _, id := range ids {
+		if _, cached := p.profiles[id]; skipGone && !cached {
+			pr, err := tx.Profile(id)
+			if err != nil {
+				tx.Rollback()
+				return 0, err
+			}
+			if pr == nil {
+				continue
+			}
+			p.profiles[id] = pr
+		}
 		pr, err := b.profile(id)
 		if err != nil {
 			tx.Rollback()

@@ -106,16 +106,34 @@ func (db *DB) Close() error {
 				c.close() // what it cannot copy now is copied at the next start
 			}
 		}
-		for _, d := range []*sql.DB{db.logW, db.logR, db.stateW, db.stateR} {
-			if d == nil {
-				continue
+		// Readers first: the log's are read-only, and SQLite leaves the
+		// WAL behind when the last connection to close cannot write.
+		// Then its writer checkpoints the whole WAL into events.db and
+		// truncates it (the log has no checkpointer: its committing
+		// connection checkpoints as it goes), so a closed log is one file.
+		for _, d := range []*sql.DB{db.logR, db.stateR} {
+			if d != nil {
+				db.keepErr(d.Close())
 			}
-			if err := d.Close(); err != nil && db.closeErr == nil {
-				db.closeErr = err
+		}
+		if db.logW != nil && db.logCP == nil {
+			// As for the state's checkpointer: what cannot be copied now
+			// (another process reading the file) is at the next start.
+			db.logW.ExecContext(context.Background(), `PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
+		for _, d := range []*sql.DB{db.logW, db.stateW} {
+			if d != nil {
+				db.keepErr(d.Close())
 			}
 		}
 	})
 	return db.closeErr
+}
+
+func (db *DB) keepErr(err error) {
+	if err != nil && db.closeErr == nil {
+		db.closeErr = err
+	}
 }
 
 // stateWriterCache is the page cache (KiB) of the state's writer. A batch

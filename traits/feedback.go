@@ -1,6 +1,7 @@
 package traits
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,10 +95,15 @@ func period(t time.Time, interval string) string {
 	return t.Format("2006-01")
 }
 
+var svKey = []byte(`"sv":`)
+
 // Surveys returns the survey answers kept in p's state.
 func Surveys(p *portrait.Profile) []Survey {
 	raw := p.State[StateKey]
-	if len(raw) == 0 {
+	// The segment index asks for every profile it is told changed, and
+	// most customers never answered a survey: their state (a few KB of
+	// purchases, sessions, categories) has no "sv" key and is not parsed.
+	if len(raw) == 0 || !bytes.Contains(raw, svKey) {
 		return nil
 	}
 	var s struct {

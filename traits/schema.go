@@ -77,7 +77,14 @@ type Field struct {
 	Description    string    `json:"description"`
 	Origin         string    `json:"origin"`
 	FirstSeen      time.Time `json:"first_seen,omitzero"`
+	// Annotated: a person set the dimension and classification (Annotate).
+	// Those of a field typed on first sight and never annotated follow the
+	// defaults of the running version (Load re-applies them).
+	Annotated bool `json:"annotated,omitempty"`
 }
+
+// firstSight is the description of a field typed on first sight.
+const firstSight = "typed on first sight"
 
 // Conflict is an incoming value whose type differs from the trait's schema.
 // It is reported, and the value kept as sent; rules that compare the trait
@@ -302,7 +309,7 @@ func (s *Schema) Observe(name string, v any, at time.Time) {
 	}
 	dim, class := defaultAnnotation(name)
 	fl = Field{Name: name, Type: got, Dimension: dim, Classification: class, Origin: OriginObserved, FirstSeen: at,
-		Description: "typed on first sight"}
+		Description: firstSight}
 	s.observed[name] = fl
 	s.unsaved = append(s.unsaved, fl)
 }
@@ -356,14 +363,28 @@ func (s *Schema) conflict(name, want, got string, at time.Time) {
 	}
 }
 
-// Load adds stored observed fields (at start).
+// Load adds stored observed fields (at start). A field typed on first
+// sight that nobody annotated takes the current default dimension and
+// classification (defaultAnnotation): an upgrade that changes the defaults
+// (phone and email secret, clv in value) applies to the traits stored
+// before it, not only to those seen after. The fields it changes are
+// queued to be saved. A field stored before Annotated existed counts as
+// annotated when its description is not the first-sight one (Annotate
+// sets the description with the rest).
 func (s *Schema) Load(fields []Field) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, fl := range fields {
-		if _, ok := builtinFields[fl.Name]; !ok {
-			s.observed[fl.Name] = fl
+		if _, ok := builtinFields[fl.Name]; ok {
+			continue
 		}
+		if fl.Origin == OriginObserved && !fl.Annotated && fl.Description == firstSight {
+			if dim, class := defaultAnnotation(fl.Name); dim != fl.Dimension || class != fl.Classification {
+				fl.Dimension, fl.Classification = dim, class
+				s.unsaved = append(s.unsaved, fl)
+			}
+		}
+		s.observed[fl.Name] = fl
 	}
 }
 
@@ -380,6 +401,7 @@ func (s *Schema) Annotate(fl Field) error {
 		return fmt.Errorf("trait %q has not been seen", fl.Name)
 	}
 	cur.Dimension, cur.Classification, cur.Description = fl.Dimension, fl.Classification, fl.Description
+	cur.Annotated = true
 	s.observed[fl.Name] = cur
 	s.unsaved = append(s.unsaved, cur)
 	return nil

@@ -12,7 +12,7 @@ import (
 // runBench dispatches "portrait bench <what>".
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: portrait bench ingest [flags]")
+		fmt.Fprintln(stderr, "usage: portrait bench ingest|segments|compare [flags]")
 		return errUsage
 	}
 	switch args[0] {
@@ -26,8 +26,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchInsight(args[1:], stdout, stderr)
 	case "accounts":
 		return runBenchAccounts(ctx, args[1:], stdout, stderr)
+	case "compare":
+		return runBenchCompare(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest)\n", args[0])
+	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest, segments, map, insight, accounts, compare)\n", args[0])
 	return errUsage
 }
 
@@ -41,8 +43,17 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// medianOf is the median of measured rounds (the mean of the middle two
+// when their number is even).
 func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
-	return s[len(s)/2]
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

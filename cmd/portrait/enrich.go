@@ -25,6 +25,9 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	ts := traits.NewService(a.DB, ten)
 	ts.Each, ts.Refresh, ts.Log = a.DB.AllProfiles, a.Proc.Refresh, a.Log
 	ts.Reapply = a.Proc.Reapply // a trait defined today covers the past
+	// New RFM boundaries rewrite only the customers whose scores move, and
+	// the early refresh waits for a burst to be processed.
+	ts.Rescore, ts.Backlog = a.Proc.RefreshProfiles, a.backlog
 	if err := ts.Load(ctx); err != nil {
 		return err
 	}
@@ -60,4 +63,15 @@ func (a *App) startEnrichment(ctx context.Context) {
 		defer a.wg.Done()
 		a.Enrich.Traits.Run(ctx, time.Hour, 24*time.Hour)
 	}()
+}
+
+// backlog is how many logged events the processor has not applied yet.
+func (a *App) backlog() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	last, err := a.DB.LastSeq(ctx)
+	if err != nil {
+		return 0
+	}
+	return max(0, last-a.Proc.Checkpoint())
 }
