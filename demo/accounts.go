@@ -116,6 +116,7 @@ func (g *gen) corporate(i int) {
 
 	// The committee: better-fitting accounts are better covered.
 	people := 1 + int(fit*5) + g.pick(2)
+	emails := map[string]bool{} // two namesakes at one company get two mailboxes
 	for j := range min(people, len(corpRole)) {
 		r := corpRole[j]
 		if j == 0 && g.rng.Float64() > fit+0.2 {
@@ -125,7 +126,12 @@ func (g *gen) corporate(i int) {
 		giv := givens[g.pick(len(givens))]
 		uid := fmt.Sprintf("kp-%04d-%d", i, j)
 		t := start.Add(time.Duration(1+g.pick(30)) * 24 * time.Hour)
-		tr := map[string]any{"name": sur.han + giv.han, "email": fmt.Sprintf("%s.%s@%s", giv.pinyin, sur.pinyin, domain), "title": r.title, "buying_role": r.role, "level": r.level}
+		email := fmt.Sprintf("%s.%s@%s", giv.pinyin, sur.pinyin, domain)
+		for n := 2; emails[email]; n++ {
+			email = fmt.Sprintf("%s.%s%d@%s", giv.pinyin, sur.pinyin, n, domain)
+		}
+		emails[email] = true
+		tr := map[string]any{"name": sur.han + giv.han, "email": email, "title": r.title, "buying_role": r.role, "level": r.level}
 		if g.pick(4) == 0 {
 			tr["buying_role_status"], tr["buying_role_reasoning"] = "presumed", "从组织架构图推断 inferred from the org chart"
 		}
