@@ -188,3 +188,51 @@ test('profile 360: undo a linkage merge and see the profile split', { skip }, as
     await browser.close()
   }
 })
+
+// accounts-state: two identifies that share an e-mail merge by that
+// identifier; the merge is undone from the 360 page (a split decision) and
+// the two user ids have two profiles again.
+test('profile 360: undo an identity merge and see two profiles', { skip }, async () => {
+  const stamp = String(Date.now())
+  const email = `split${stamp}@example.com`
+  const send = async (body) => {
+    const r = await fetch(base + '/v1/identify', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Basic ' + Buffer.from(process.env.PORTRAIT_WRITE_KEY + ':').toString('base64') },
+      body: JSON.stringify(body),
+    })
+    assert.equal(r.status, 200, await r.text())
+  }
+  const [ua, ub] = [`e2e-split-a-${stamp}`, `e2e-split-b-${stamp}`]
+  await send({ userId: ua, messageId: `m-split-a-${stamp}`, traits: { name: '司马青', email } })
+  await send({ anonymousId: ub, messageId: `m-split-b-${stamp}`, traits: { name: '司马青', email } })
+  const idOf = async (type, value) => (await api('GET', `/v1/profiles/lookup?type=${type}&value=${encodeURIComponent(value)}`)).body?.id
+  let merged
+  for (let i = 0; i < 300 && !merged; i++) {
+    const [a, b] = [await idOf('user_id', ua), await idOf('anonymous_id', ub)]
+    if (a && a === b) merged = a
+    else await new Promise((res) => setTimeout(res, 100))
+  }
+  assert.ok(merged, 'the two identifies sharing an e-mail were not merged')
+  const { browser, page, errors } = await launch()
+  try {
+    await signIn(page, '/profiles/' + merged)
+    await page.locator('[data-test=undo-merge]').first().click()
+    // The confirmation names the shared identifier before anything happens.
+    await page.locator('.el-popconfirm:visible', { hasText: email }).waitFor()
+    await page.locator('.el-popconfirm .el-button--primary:visible').click()
+    let a, b
+    for (let i = 0; i < 200; i++) {
+      ;[a, b] = [await idOf('user_id', ua), await idOf('anonymous_id', ub)]
+      if (a && b && a !== b) break
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    assert.ok(a && b && a !== b, `still one profile after the undo: ${a} ${b}`)
+    // The page reloaded its journal: the split is there, offering a re-merge.
+    await page.locator('[data-test=merges] .el-table__row', { hasText: 'split' }).first().waitFor()
+    await page.locator('[data-test=undo-split]').first().waitFor()
+    await noBlank(page, errors, 'profile-split')
+  } finally {
+    await browser.close()
+  }
+})
