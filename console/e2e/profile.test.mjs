@@ -204,9 +204,13 @@ test('profile 360: undo an identity merge and see two profiles', { skip }, async
     assert.equal(r.status, 200, await r.text())
   }
   const [ua, ub] = [`e2e-split-a-${stamp}`, `e2e-split-b-${stamp}`]
-  await send({ userId: ua, messageId: `m-split-a-${stamp}`, traits: { name: '司马青', email } })
-  await send({ anonymousId: ub, messageId: `m-split-b-${stamp}`, traits: { name: '司马青', email } })
   const idOf = async (type, value) => (await api('GET', `/v1/profiles/lookup?type=${type}&value=${encodeURIComponent(value)}`)).body?.id
+  // Two profiles first (a user with the e-mail, a visitor with a phone),
+  // then the visitor's identify with the same e-mail merges them.
+  await send({ userId: ua, messageId: `m-split-a-${stamp}`, traits: { name: '司马青', email } })
+  await send({ anonymousId: ub, messageId: `m-split-b-${stamp}`, traits: { phone: '137' + stamp.slice(-8) } })
+  for (let i = 0; i < 300 && !(await idOf('anonymous_id', ub)); i++) await new Promise((res) => setTimeout(res, 100))
+  await send({ anonymousId: ub, messageId: `m-split-c-${stamp}`, traits: { email } })
   let merged
   for (let i = 0; i < 300 && !merged; i++) {
     const [a, b] = [await idOf('user_id', ua), await idOf('anonymous_id', ub)]
