@@ -222,8 +222,13 @@ test('profile 360: undo an identity merge and see two profiles', { skip }, async
   try {
     await signIn(page, '/profiles/' + merged)
     await page.locator('[data-test=undo-merge]').first().click()
-    // The confirmation names the shared identifier before anything happens.
-    await page.locator('.el-popconfirm:visible', { hasText: email }).waitFor()
+    // The confirmation names the profile split off and the identifier that
+    // merged them before anything happens.
+    const entry = (await api('GET', `/v1/profiles/${merged}/merges`)).body.merges.find((m) => m.kind === 'merged')
+    const confirm = page.locator('.el-popconfirm:visible')
+    await confirm.waitFor()
+    const text = await confirm.innerText()
+    assert.ok(text.includes(entry.from) && text.includes(entry.identifier.value), `confirmation: ${text} / ${JSON.stringify(entry)}`)
     await page.locator('.el-popconfirm .el-button--primary:visible').click()
     let a, b
     for (let i = 0; i < 200; i++) {
