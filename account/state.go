@@ -2,8 +2,12 @@ package account
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/gob"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -161,4 +165,32 @@ func (m *Model) EditID() int64 {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.editID
+}
+
+// Digest hashes the accounts as clients see them (each account's view,
+// its people, the key index, the merge journal), so that a state restored
+// from the checkpoint and a full replay can be compared exactly.
+func (m *Model) Digest() (string, error) {
+	ids := m.RankOnly()
+	sort.Strings(ids)
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	if err := enc.Encode(m.Merges()); err != nil {
+		return "", err
+	}
+	for _, id := range ids {
+		v, _ := m.Get(id)
+		p, _ := m.People(id)
+		var owners []string
+		if v != nil {
+			for _, k := range v.Keys {
+				o, _ := m.Lookup(k.Type, k.Value)
+				owners = append(owners, o)
+			}
+		}
+		if err := enc.Encode([]any{v, p, owners}); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
