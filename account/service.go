@@ -135,12 +135,16 @@ func (s *Service) Load(ctx context.Context) error {
 			s.Logger.Warn("account edit skipped on load", "id", ed.ID, "kind", ed.Kind, "err", err)
 		}
 	}
-	if err := s.Save(ctx); err != nil {
-		s.Logger.Warn("accounts checkpoint not saved", "err", err)
+	// A checkpoint that already holds everything is not written again.
+	if body == nil || s.applied.Load() != seq || s.Model.EditID() != done {
+		if err := s.Save(ctx); err != nil {
+			s.Logger.Warn("accounts checkpoint not saved", "err", err)
+		}
 	}
+	restored := time.Since(start)
 	s.train()
 	s.loaded.Store(true)
-	s.Logger.Info("accounts loaded", "accounts", s.Model.Len(), "from_checkpoint", seq, "events_read", s.Read.Load(), "took", time.Since(start).Round(time.Millisecond))
+	s.Logger.Info("accounts loaded", "accounts", s.Model.Len(), "from_checkpoint", seq, "events_read", s.Read.Load(), "restored_in", restored.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
