@@ -83,10 +83,18 @@ type person struct {
 	domain   string
 }
 
+// input is one thing applied, in order: an event (kept in memory only
+// when the model has no Replay to read it back from the log) or an edit,
+// with after, the last event seq applied before it.
 type input struct {
-	ev   *portrait.Event
-	edit *Edit
+	ev    *portrait.Event
+	edit  *Edit
+	after int64
 }
+
+// Replay reads the events after seq `after` up to `upto` back from the log
+// in order, calling fn for each.
+type Replay func(after, upto int64, fn func(*portrait.Event)) error
 
 // Model holds every account in memory (an account is a few hundred bytes;
 // 100,000 fit in tens of megabytes) behind one lock.
@@ -102,8 +110,14 @@ type Model struct {
 	refused  map[[2]string]bool
 	inputs   []input
 	issues   []Issue
-	version  int
-	scores   scoreCache
+	// seq is the last event seq applied. With replay set, events are not
+	// kept in inputs: an undo reads them back from the log, so memory
+	// holds only the edits.
+	seq     int64
+	replay  Replay
+	editID  int64 // the last journalled edit applied
+	version int
+	scores  scoreCache
 }
 
 // NewModel returns an empty model.
@@ -166,8 +180,19 @@ func (m *Model) Apply(e *portrait.Event) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.inputs = append(m.inputs, input{ev: e})
+	m.seq = max(m.seq, e.Seq)
+	if m.replay == nil {
+		m.inputs = append(m.inputs, input{ev: e})
+	}
 	m.apply(e)
+}
+
+// SetReplay makes the model read events back from the log for an undo
+// instead of keeping them in memory. Set it before applying anything.
+func (m *Model) SetReplay(r Replay) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.replay = r
 }
 
 // ApplyEdit applies an edit; it must be valid (see Check).
@@ -177,10 +202,10 @@ func (m *Model) ApplyEdit(ed *Edit) error {
 	if err := m.check(ed); err != nil {
 		return err
 	}
-	m.inputs = append(m.inputs, input{edit: ed})
+	m.inputs = append(m.inputs, input{edit: ed, after: m.seq})
+	m.editID = max(m.editID, ed.ID)
 	if ed.Kind == EditUnmerge {
-		m.rebuild()
-		return nil
+		return m.rebuild()
 	}
 	m.edit(ed)
 	return nil
@@ -194,13 +219,13 @@ func (m *Model) Check(ed *Edit) error {
 }
 
 // Rebuild replays every input from scratch.
-func (m *Model) Rebuild() {
+func (m *Model) Rebuild() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.rebuild()
+	return m.rebuild()
 }
 
-func (m *Model) rebuild() {
+func (m *Model) rebuild() error {
 	m.reset()
 	m.refused = map[[2]string]bool{}
 	var undone []*Merge
@@ -210,15 +235,44 @@ func (m *Model) rebuild() {
 			undone = append(undone, &Merge{Survivor: in.edit.Account, Merged: in.edit.Other, At: in.edit.At, Undone: true})
 		}
 	}
-	for _, in := range m.inputs {
-		if in.ev != nil {
-			m.apply(in.ev)
-		} else if in.edit.Kind != EditUnmerge {
-			m.edit(in.edit)
+	if m.replay == nil {
+		for _, in := range m.inputs {
+			if in.ev != nil {
+				m.apply(in.ev)
+			} else if in.edit.Kind != EditUnmerge {
+				m.edit(in.edit)
+			}
+		}
+	} else {
+		// The events come back from the log; each edit goes in after the
+		// event it followed when first applied.
+		at := int64(0)
+		for _, in := range m.inputs {
+			if in.after > at {
+				if err := m.replay(at, in.after, m.applyRelevant); err != nil {
+					return err
+				}
+				at = in.after
+			}
+			if in.edit.Kind != EditUnmerge {
+				m.edit(in.edit)
+			}
+		}
+		if m.seq > at {
+			if err := m.replay(at, m.seq, m.applyRelevant); err != nil {
+				return err
+			}
 		}
 	}
 	m.merges = append(m.merges, undone...)
 	m.issues = nil // already reported when first applied
+	return nil
+}
+
+func (m *Model) applyRelevant(e *portrait.Event) {
+	if Relevant(e) {
+		m.apply(e)
+	}
 }
 
 func pair(a, b string) [2]string {

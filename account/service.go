@@ -21,6 +21,10 @@ type Store interface {
 	AppendAccountEdit(ctx context.Context, ed *Edit) (int64, error)
 	AccountEdits(ctx context.Context) ([]*Edit, error)
 	AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue) error
+	// The follower's checkpoint (Model.Snapshot) in the state database;
+	// no checkpoint: seq 0, nil body.
+	SaveAccountState(ctx context.Context, seq int64, body []byte) error
+	AccountState(ctx context.Context) (seq int64, body []byte, err error)
 }
 
 // Service follows the event log into the model and makes the edits
@@ -35,6 +39,12 @@ type Service struct {
 	Notify func() <-chan struct{}
 	// TrainEvery retrains the learned score (0: only on request).
 	TrainEvery time.Duration
+	// SaveEvery writes the checkpoint while following (0: only after the
+	// load and when Run stops).
+	SaveEvery time.Duration
+	// Read counts the log events read (a restart from a checkpoint reads
+	// only the events after it).
+	Read atomic.Int64
 
 	applied atomic.Int64
 	loaded  atomic.Bool
@@ -45,7 +55,42 @@ func NewService(log Log, store Store, now portrait.Clock) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{Model: NewModel(now), Log: log, Store: store, Now: now, Logger: slog.Default(), TrainEvery: time.Hour}
+	s := &Service{Model: NewModel(now), Log: log, Store: store, Now: now, Logger: slog.Default(), TrainEvery: time.Hour, SaveEvery: time.Minute}
+	// An undo replays from the log: the model keeps no events in memory.
+	s.Model.SetReplay(s.replay)
+	return s
+}
+
+// replay reads the events after `after` up to `upto` back from the log.
+func (s *Service) replay(after, upto int64, fn func(*portrait.Event)) error {
+	ctx := context.Background()
+	for after < upto {
+		evs, err := s.Log.ReadLog(ctx, after, 5000)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return portrait.Errorf(portrait.EINTERNAL, "the log ends at %d, before event %d the accounts were built from", after, upto)
+		}
+		s.Read.Add(int64(len(evs)))
+		for _, e := range evs {
+			if e.Seq > upto {
+				return nil
+			}
+			fn(e)
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	return nil
+}
+
+// Save writes the checkpoint.
+func (s *Service) Save(ctx context.Context) error {
+	seq, body, err := s.Model.Snapshot()
+	if err != nil {
+		return err
+	}
+	return s.Store.SaveAccountState(ctx, seq, body)
 }
 
 // Loaded reports whether the log and the edits have been read once.
@@ -54,10 +99,24 @@ func (s *Service) Loaded() bool { return s.loaded.Load() }
 // Applied is the last log sequence number applied.
 func (s *Service) Applied() int64 { return s.applied.Load() }
 
-// Load reads the whole log, then the edits, then trains the learned score
-// when there is enough history.
+// Load restores the checkpoint, reads the log after it, then the edits not
+// in it, saves a new checkpoint and trains the learned score when there is
+// enough history.
 func (s *Service) Load(ctx context.Context) error {
 	start := time.Now()
+	seq, body, err := s.Store.AccountState(ctx)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		if err := s.Model.Restore(body); err != nil {
+			// Derived state: a damaged checkpoint costs a full read, no
+			// more (Restore changes nothing when it cannot decode).
+			s.Logger.Warn("accounts checkpoint unusable; reading the whole log", "err", err)
+		} else {
+			s.applied.Store(seq)
+		}
+	}
 	if _, err := s.Step(ctx); err != nil {
 		return err
 	}
@@ -65,16 +124,27 @@ func (s *Service) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	done := s.Model.EditID()
 	for _, ed := range eds {
+		if ed.ID <= done {
+			continue // in the checkpoint
+		}
 		if err := s.Model.ApplyEdit(ed); err != nil {
 			// An edit valid when made can name an account a later undo
 			// removed: it is skipped, not fatal.
 			s.Logger.Warn("account edit skipped on load", "id", ed.ID, "kind", ed.Kind, "err", err)
 		}
 	}
+	// A checkpoint that already holds everything is not written again.
+	if body == nil || s.applied.Load() != seq || s.Model.EditID() != done {
+		if err := s.Save(ctx); err != nil {
+			s.Logger.Warn("accounts checkpoint not saved", "err", err)
+		}
+	}
+	restored := time.Since(start)
 	s.train()
 	s.loaded.Store(true)
-	s.Logger.Info("accounts loaded", "accounts", s.Model.Len(), "edits", len(eds), "took", time.Since(start).Round(time.Millisecond))
+	s.Logger.Info("accounts loaded", "accounts", s.Model.Len(), "from_checkpoint", seq, "events_read", s.Read.Load(), "restored_in", restored.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -100,6 +170,7 @@ func (s *Service) Step(ctx context.Context) (int, error) {
 			s.Model.Apply(e)
 		}
 		n += len(evs)
+		s.Read.Add(int64(len(evs)))
 		s.applied.Store(evs[len(evs)-1].Seq)
 	}
 	if is := s.Model.TakeIssues(); len(is) > 0 {
@@ -125,7 +196,14 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastTrain := time.Now()
+	lastTrain, lastSave, saved := time.Now(), time.Now(), s.applied.Load()
+	save := func(ctx context.Context) {
+		if err := s.Save(ctx); err != nil {
+			s.Logger.Warn("accounts checkpoint not saved", "err", err)
+			return
+		}
+		lastSave, saved = time.Now(), s.applied.Load()
+	}
 	for {
 		var notify <-chan struct{}
 		if s.Notify != nil {
@@ -133,12 +211,22 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// The last checkpoint on the way out: the next start reads
+			// only what comes after it.
+			if s.applied.Load() != saved {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				save(sctx)
+				cancel()
+			}
 			return nil
 		case <-notify:
 		case <-tick.C:
 		}
 		if _, err := s.Step(ctx); err != nil && ctx.Err() == nil {
 			s.Logger.Warn("accounts cannot follow the log", "err", err)
+		}
+		if s.SaveEvery > 0 && time.Since(lastSave) > s.SaveEvery && s.applied.Load() != saved {
+			save(ctx)
 		}
 		if s.TrainEvery > 0 && time.Since(lastTrain) > s.TrainEvery {
 			s.train()

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
@@ -80,4 +82,27 @@ func (db *DB) AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue)
 		return portrait.Wrap(err, "cannot record trait issues")
 	}
 	return nil
+}
+
+// SaveAccountState replaces the accounts' checkpoint.
+func (db *DB) SaveAccountState(ctx context.Context, seq int64, body []byte) error {
+	if _, err := db.stateW.ExecContext(ctx, `INSERT INTO account_state (id, seq, body) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, body = excluded.body`, seq, body); err != nil {
+		return portrait.Wrap(err, "cannot save the accounts checkpoint")
+	}
+	return nil
+}
+
+// AccountState returns the accounts' checkpoint (seq 0, nil: none).
+func (db *DB) AccountState(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var body []byte
+	err := db.stateR.QueryRowContext(ctx, `SELECT seq, body FROM account_state WHERE id = 1`).Scan(&seq, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, portrait.Wrap(err, "cannot read the accounts checkpoint")
+	}
+	return seq, body, nil
 }

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
@@ -22,6 +24,12 @@ type rebuildResult struct {
 	Before     string  `json:"digest_before"`
 	After      string  `json:"digest_after"`
 	Identical  bool    `json:"identical"`
+	// Accounts are rebuilt too: the state restored from their checkpoint
+	// against a full replay of the log and the edits.
+	Accounts          int    `json:"accounts"`
+	AccountsBefore    string `json:"accounts_digest_before"`
+	AccountsAfter     string `json:"accounts_digest_after"`
+	AccountsIdentical bool   `json:"accounts_identical"`
 	// TagSinceChanged counts tags whose since differs after the rebuild.
 	// A tag keeps the time it was first seen to hold while it holds; a
 	// replay sees the history in other batches than live processing did,
@@ -92,6 +100,17 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// The accounts as a start would restore them: checkpoint, then the log
+	// after it.
+	accBefore := account.NewService(a.DB, a.DB, a.Proc.Now)
+	accBefore.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := accBefore.Load(ctx); err != nil {
+		return err
+	}
+	accDigestBefore, err := accBefore.Model.Digest()
+	if err != nil {
+		return err
+	}
 	last, err := a.DB.LastSeq(ctx)
 	if err != nil {
 		return err
@@ -124,13 +143,26 @@ wait:
 			}
 		}
 	}
+	// ResetState emptied the accounts' checkpoint: this load replays the
+	// whole log and the edits, and saves a new checkpoint.
+	accAfter := account.NewService(a.DB, a.DB, a.Proc.Now)
+	accAfter.Logger = accBefore.Logger
+	if err := accAfter.Load(ctx); err != nil {
+		return err
+	}
+	accDigestAfter, err := accAfter.Model.Digest()
+	if err != nil {
+		return err
+	}
 	secs := time.Since(start).Seconds()
 	sinceAfter := map[[2]string]time.Time{}
 	after, n, err := profilesDigest(ctx, a.DB, sinceAfter)
 	if err != nil {
 		return err
 	}
-	res := rebuildResult{Events: total, Profiles: n, Seconds: secs, Before: before, After: after, Identical: before == after && len(recovered) == 0, Recoveries: recovered}
+	res := rebuildResult{Events: total, Profiles: n, Seconds: secs, Before: before, After: after, Identical: before == after && len(recovered) == 0, Recoveries: recovered,
+		Accounts: accAfter.Model.Len(), AccountsBefore: accDigestBefore, AccountsAfter: accDigestAfter, AccountsIdentical: accDigestBefore == accDigestAfter}
+	res.Identical = res.Identical && res.AccountsIdentical
 	for k, t := range sinceAfter {
 		if b, ok := sinceBefore[k]; ok && !b.Equal(t) {
 			res.TagSinceChanged++
@@ -145,7 +177,7 @@ wait:
 	if len(recovered) > 0 {
 		fmt.Fprintf(stdout, "\rrebuilt %d profiles from %d events in %.2fs (%.0f events/s); no earlier state to compare with: it was moved aside", n, total, secs, res.EventsPerS)
 	} else {
-		fmt.Fprintf(stdout, "\rrebuilt %d profiles from %d events in %.2fs (%.0f events/s); identical to before: %v", n, total, secs, res.EventsPerS, res.Identical)
+		fmt.Fprintf(stdout, "\rrebuilt %d profiles and %d accounts from %d events in %.2fs (%.0f events/s); identical to before: %v", n, res.Accounts, total, secs, res.EventsPerS, res.Identical)
 	}
 	if res.TagSinceChanged > 0 {
 		fmt.Fprintf(stdout, " (%d tags have another since: a tag keeps the time it was first seen to hold, and the replay saw the history in other batches)", res.TagSinceChanged)

@@ -57,7 +57,10 @@ export default {
   noMerges: 'No merges',
   undo: 'Undo',
   undoConfirm: 'Split these profiles again? The pair is marked as not the same person.',
-  undoByIdentifier: 'Merged by a shared identifier: cannot be undone yet',
+  // accounts-state: undo identity merges and splits
+  undoIdentityConfirm: 'Split {from} back out of {into}? Each keeps the identifiers it held before the merge; the shared identifier {by} stays with the side of the strongest identifier (user ID before e-mail and phone before device IDs), and events carrying both land there. The two stay apart from now on.',
+  undoSplitConfirm: 'Merge {into} and {from} again? The split is retracted and the two are replayed: they merge again where their events share an identifier. {reason}',
+  remerge: 'Re-merge',
   issues: 'Cleaning issues',
   noIssues: 'No value of this customer was refused',
   rawValue: 'Raw value',

@@ -57,7 +57,10 @@ export default {
   noMerges: '没有合并记录',
   undo: '撤销',
   undoConfirm: '确定拆分这两个档案吗？该配对将标记为非同一人。',
-  undoByIdentifier: '因共享标识合并，暂不支持撤销',
+  // accounts-state: undo identity merges and splits
+  undoIdentityConfirm: '确定把 {from} 从 {into} 中拆分出来吗？两边各自保留合并前持有的标识；共享标识 {by} 归属最强标识所在的一方（用户 ID 优先于邮箱和手机号，再优先于设备 ID），同时携带两边标识的事件也落在该方。此后两者保持分开。',
+  undoSplitConfirm: '确定重新合并 {into} 和 {from} 吗？将撤回拆分并重放两边事件：凡事件共享标识之处将再次合并。{reason}',
+  remerge: '重新合并',
   issues: '清洗问题',
   noIssues: '该客户没有被拒绝的数据',
   rawValue: '原始值',
