@@ -77,20 +77,15 @@ type Processor struct {
 	// state is known to be in storage (commits finish in the background).
 	applied   atomic.Int64
 	committed atomic.Int64
-	ids       map[portrait.Identifier]string
-	// attached: the key of the event that attached each identifier, in
-	// canonical order, where known (see event).
-	attached  map[portrait.Identifier]portrait.EventKey
+	// graph caches the identity graph (see graph.go).
+	graph     *graph
 	profiles  map[string]*portrait.Profile
-	refused   map[portrait.Identifier]map[string]bool
 	retracted map[string]bool
 	// splits are the identity merges people undid (see split.go), by the
 	// split event's message id, and indexed by the identifiers they name.
 	splits   map[string]*Split
 	splitIdx map[portrait.Identifier][]*Split
 	loaded   bool
-	// idsComplete: p.ids holds every identifier, so a miss means unowned.
-	idsComplete bool
 }
 
 // NewProcessor returns a processor with defaults.
@@ -108,11 +103,9 @@ func NewProcessor(store Store, rules *identity.Rules) *Processor {
 func (p *Processor) Checkpoint() int64 { return p.committed.Load() }
 
 func (p *Processor) resetCaches() {
-	p.ids = make(map[portrait.Identifier]string)
-	p.attached = make(map[portrait.Identifier]portrait.EventKey)
+	p.graph = newGraph()
 	p.profiles = make(map[string]*portrait.Profile)
 	p.loaded = false
-	p.idsComplete = false
 }
 
 func (p *Processor) load(ctx context.Context) error {
@@ -133,10 +126,6 @@ func (p *Processor) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.refused = make(map[portrait.Identifier]map[string]bool)
-	for _, r := range refs {
-		p.addRefusedCache(r)
-	}
 	rs, err := p.Store.LoadRetracted(ctx)
 	if err != nil {
 		return err
@@ -152,20 +141,9 @@ func (p *Processor) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if complete {
-		p.ids, p.attached, p.idsComplete = ids, attached, true
-	}
+	p.graph.load(refs, ids, attached, complete)
 	p.loaded = true
 	return nil
-}
-
-func (p *Processor) addRefusedCache(r Ref) {
-	m := p.refused[r.ID]
-	if m == nil {
-		m = map[string]bool{}
-		p.refused[r.ID] = m
-	}
-	m[r.ProfileID] = true
 }
 
 // Run applies the log until ctx ends, sleeping when caught up.
@@ -417,18 +395,9 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			}
 		}
 	}
-	if len(p.ids) > p.MaxIdentities {
-		// The graph no longer fits: a quarter goes, at random, and a miss
-		// now means "ask storage" (which waits for the commit in flight).
-		p.idsComplete = false
-		for id := range p.ids {
-			if len(p.ids) <= p.MaxIdentities*3/4 {
-				break
-			}
-			delete(p.ids, id)
-			delete(p.attached, id)
-		}
-	}
+	// When the graph no longer fits, a miss means "ask storage" (which
+	// waits for the commit in flight).
+	p.graph.trim(p.MaxIdentities)
 	return nil
 }
 
@@ -497,25 +466,7 @@ type batch struct {
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {
-	if pid, ok := b.p.ids[id]; ok || b.p.idsComplete {
-		return pid, nil
-	}
-	pid, err := b.tx.Identity(id)
-	if err != nil {
-		return "", err
-	}
-	b.p.ids[id] = pid
-	return pid, nil
-}
-
-func (b *batch) setIdentity(id portrait.Identifier, pid string, attached portrait.EventKey) error {
-	b.p.ids[id] = pid
-	if attached.Time.IsZero() && attached.MessageID == "" {
-		delete(b.p.attached, id)
-	} else {
-		b.p.attached[id] = attached
-	}
-	return b.tx.PutIdentity(id, pid, attached)
+	return b.p.graph.ownerOf(b.tx, id)
 }
 
 func (b *batch) profile(id string) (*portrait.Profile, error) {
@@ -542,14 +493,6 @@ func (b *batch) touch(pr *portrait.Profile) *touched {
 		b.dirty[pr.ID] = c
 	}
 	return c
-}
-
-func (b *batch) addRefused(id portrait.Identifier, pid string) error {
-	if b.p.refused[id][pid] {
-		return nil
-	}
-	b.p.addRefusedCache(Ref{ID: id, ProfileID: pid})
-	return b.tx.PutRefused(Ref{ID: id, ProfileID: pid})
 }
 
 func (b *batch) journal(m *portrait.MergeEntry) error {
@@ -745,7 +688,7 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 			}
 			only = pid
 		}
-		for rp := range b.p.refused[id] {
+		for rp := range b.p.graph.refusedBy(id) {
 			addInvolved(rp)
 			if rp != pid {
 				allOwnedByOne = false
@@ -786,7 +729,7 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 				simple = len(ids) == 1 || (len(pr.MergedFrom) == 0 && pr.MergeKey == portrait.EventKey{}) ||
 					(pr.MergeKey != portrait.EventKey{} && pr.MergeKey.Less(key))
 				for _, id := range ids {
-					at, ok := b.p.attached[id]
+					at, ok := b.p.graph.attachedAt(id)
 					simple = simple && ok && at.Less(key)
 				}
 			}
@@ -931,7 +874,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 			return err
 		}
 		if pid != target.ID {
-			if err := b.addRefused(id, target.ID); err != nil {
+			if err := b.p.graph.refuse(b.tx, id, target.ID); err != nil {
 				return err
 			}
 		}
@@ -985,7 +928,7 @@ func (b *batch) newProfile(e *portrait.Event) *portrait.Profile {
 		EventCounts: map[string]int{}, FirstKey: e.Key(), LastKey: e.Key(), IdentityKey: e.Key(),
 	}
 	b.touch(pr)
-	b.tx.DropAlias(pr.ID) // buffered; an error surfaces at the next write
+	b.p.graph.unalias(b.tx, pr.ID) // buffered; an error surfaces at the next write
 	return pr
 }
 
@@ -996,7 +939,7 @@ func (b *batch) attach(pr *portrait.Profile, id portrait.Identifier, e *portrait
 	pr.Identifiers = append(pr.Identifiers, id)
 	sort.Slice(pr.Identifiers, func(i, j int) bool { return b.p.Rules.Less(pr.Identifiers[i], pr.Identifiers[j]) })
 	b.touch(pr)
-	return b.setIdentity(id, pr.ID, e.Key())
+	return b.p.graph.attach(b.tx, id, pr.ID, e.Key())
 }
 
 func countType(pr *portrait.Profile, typ string) int {
@@ -1085,20 +1028,7 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 		g.q = nil
 	}
 	b.markStale(keep.ID, gone.ID)
-	for _, id := range gone.Identifiers {
-		if err := b.setIdentity(id, keep.ID, b.p.attached[id]); err != nil {
-			return nil, err
-		}
-	}
-	for id, m := range b.p.refused {
-		if m[gone.ID] {
-			delete(m, gone.ID)
-			if id2, ok := b.p.ids[id]; !ok || id2 != keep.ID {
-				m[keep.ID] = true
-			}
-		}
-	}
-	if err := b.tx.MoveRefused(gone.ID, keep.ID); err != nil {
+	if err := b.p.graph.reassign(b.tx, gone.ID, keep.ID, gone.Identifiers); err != nil {
 		return nil, err
 	}
 	if err := b.tx.MoveProfileEvents(gone.ID, keep.ID); err != nil {
@@ -1107,7 +1037,7 @@ func (b *batch) merge(a, c *portrait.Profile, via portrait.Identifier, e *portra
 	if err := b.deleteProfile(gone.ID); err != nil {
 		return nil, err
 	}
-	if err := b.tx.PutAlias(gone.ID, keep.ID); err != nil {
+	if err := b.p.graph.alias(b.tx, gone.ID, keep.ID); err != nil {
 		return nil, err
 	}
 	b.touch(keep)
@@ -1317,7 +1247,7 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 						queue = append(queue, owner)
 					}
 				}
-				for rp := range b.p.refused[id] {
+				for rp := range b.p.graph.refusedBy(id) {
 					if _, ok := closure[rp]; !ok {
 						queue = append(queue, rp)
 					}
@@ -1339,20 +1269,7 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 	firstMsg := map[string]string{}
 	for pid, pr := range closure {
 		firstMsg[pid] = pr.FirstKey.MessageID
-		for _, id := range pr.Identifiers {
-			b.p.ids[id] = ""
-			delete(b.p.attached, id)
-			if err := b.tx.DeleteIdentity(id); err != nil {
-				return err
-			}
-		}
-		for id, m := range b.p.refused {
-			delete(m, pid)
-			if len(m) == 0 {
-				delete(b.p.refused, id)
-			}
-		}
-		if err := b.tx.DeleteRefused(pid); err != nil {
+		if err := b.p.graph.forget(b.tx, pid, pr.Identifiers); err != nil {
 			return err
 		}
 		if err := b.tx.DeleteProfileEvents(pid); err != nil {
@@ -1395,7 +1312,7 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 			return err
 		}
 		if now != "" && now != old {
-			if err := b.tx.PutAlias(old, now); err != nil {
+			if err := b.p.graph.alias(b.tx, old, now); err != nil {
 				return err
 			}
 		}
@@ -1476,7 +1393,7 @@ func (b *batch) involve(ids []portrait.Identifier, into map[string]bool) error {
 		if pid != "" {
 			into[pid] = true
 		}
-		for rp := range b.p.refused[id] {
+		for rp := range b.p.graph.refusedBy(id) {
 			into[rp] = true
 		}
 	}

@@ -56,28 +56,57 @@ type Ref struct {
 // own writes: the processor caches every identity and profile it writes
 // and asks only for others. ProfileEventSeqs does include this
 // transaction's own changes.
+//
+// It is made of the identity graph's part (GraphTx) and the profile
+// documents' part (DocTx), so that each can be written and tested alone.
 type StateTx interface {
-	Identity(id portrait.Identifier) (profileID string, err error) // "" when unowned
-	Profile(id string) (*portrait.Profile, error)                  // nil when absent
-	ProfileEventSeqs(profileID string) ([]int64, error)
+	GraphTx
+	DocTx
 
+	// Flush hands the writes so far to storage, which may start writing
+	// them in the background while the caller goes on; later writes
+	// follow them. After a Flush the transaction must not read.
+	Flush() error
+
+	Commit() error
+	Rollback() error
+}
+
+// GraphTx is the identity graph's part of a StateTx: who owns each
+// identifier, which profiles an identifier is kept apart from, and where
+// the ids of merged profiles point. The processor writes it only through
+// its graph (graph.go), which caches it.
+type GraphTx interface {
+	Identity(id portrait.Identifier) (profileID string, err error) // "" when unowned
 	// PutIdentity gives id to a profile; attached is the key of the event
 	// that attached it in canonical order (zero: unknown).
 	PutIdentity(id portrait.Identifier, profileID string, attached portrait.EventKey) error
 	DeleteIdentity(id portrait.Identifier) error
 	PutRefused(r Ref) error
+	// MoveRefused gives from's refusals to to, except those of
+	// identifiers to owns.
 	MoveRefused(from, to string) error
 	DeleteRefused(profileID string) error
+	// PutAlias makes oldID answer as newID (oldID == newID: as itself).
+	PutAlias(oldID, newID string) error
+	// DropAlias forgets where an id pointed: a profile of that id exists
+	// (again), as after an undone merge.
+	DropAlias(id string) error
+}
+
+// DocTx is the profile documents' part of a StateTx: the profiles, the
+// events each received, and the journals, retractions, splits and
+// checkpoint written beside them.
+type DocTx interface {
+	Profile(id string) (*portrait.Profile, error) // nil when absent
+	ProfileEventSeqs(profileID string) ([]int64, error)
+
 	// PutProfiles writes profiles (encoding them in parallel).
 	PutProfiles(ps []*portrait.Profile) error
 	// PutProfile writes one profile. Unlike the other methods it may be
 	// called from several goroutines at once (with no other call between).
 	PutProfile(p *portrait.Profile) error
 	DeleteProfile(id string) error
-	PutAlias(oldID, newID string) error
-	// DropAlias forgets where an id pointed: a profile of that id exists
-	// (again), as after an undone merge.
-	DropAlias(id string) error
 	AddProfileEvent(profileID string, e *portrait.Event) error
 	MoveProfileEvents(from, to string) error
 	DeleteProfileEvents(profileID string) error
@@ -89,14 +118,6 @@ type StateTx interface {
 	PutSplit(s *Split) error
 	DeleteSplit(messageID string) error
 	SetCheckpoint(name string, seq int64) error
-
-	// Flush hands the writes so far to storage, which may start writing
-	// them in the background while the caller goes on; later writes
-	// follow them. After a Flush the transaction must not read.
-	Flush() error
-
-	Commit() error
-	Rollback() error
 }
 
 // Enricher derives more than raw traits from the events a profile receives:
