@@ -87,11 +87,13 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 	// "preview" is a route, not a segment id (ids are generated): other
 	// methods on it answer 405 rather than "no segment preview" from the
 	// {id} routes.
-	for _, m := range []string{"GET", "PUT", "DELETE"} {
-		h(m+" /v1/segments/preview", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-			methodNotAllowed(w, r, []string{http.MethodPost})
-		})
+	// (Each pattern written out: the access rules' test reads them here.)
+	previewOnlyPost := func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		methodNotAllowed(w, r, []string{http.MethodPost})
 	}
+	h("GET /v1/segments/preview", previewOnlyPost)
+	h("PUT /v1/segments/preview", previewOnlyPost)
+	h("DELETE /v1/segments/preview", previewOnlyPost)
 	h("GET /v1/segments/overlap", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 		var ids []string
 		for _, id := range strings.Split(r.URL.Query().Get("ids"), ",") {
