@@ -34,7 +34,7 @@ func TestLoadReappliesDefaultsToUnannotatedTraits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][2]string{
-		"phone":   {traits.DimBasic, traits.ClassSecret},       // new default
+		"phone":   {traits.DimBasic, traits.ClassConfidential}, // new default (issue 15: phone is 秘密)
 		"clv_12m": {traits.DimValue, traits.ClassConfidential}, // new default
 		"city":    {traits.DimBasic, traits.ClassInternal},     // default unchanged
 		"email":   {traits.DimBasic, traits.ClassPublic},       // a person's choice
