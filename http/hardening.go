@@ -28,7 +28,7 @@ type Limits struct {
 
 // DefaultLimits are far above what an SDK or the console sends, and low
 // enough that one leaked or runaway key cannot take the server alone.
-var DefaultLimits = Limits{WriteRate: 20000, AdminRate: 200, UnauthBodyTimeout: 10 * time.Second, AuthBodyTimeout: 60 * time.Second}
+var DefaultLimits = Limits{WriteRate: 20000, AdminRate: 1000, UnauthBodyTimeout: 10 * time.Second, AuthBodyTimeout: 60 * time.Second}
 
 // rateLimiter keeps a token bucket per key.
 type rateLimiter struct {
