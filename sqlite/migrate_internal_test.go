@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
 
 // A store written before migration state/006 (profiles as a WITHOUT ROWID
@@ -44,7 +45,7 @@ func TestProfilesRowidMigrationKeepsProfiles(t *testing.T) {
 	for i := range 300 {
 		p := &portrait.Profile{ID: fmt.Sprintf("p_%03d", (i*7)%300), Traits: map[string]portrait.Trait{"note": {Value: fmt.Sprintf("%0*d", 20+i*40, i), Source: "crm", Time: at, MessageID: "m"}},
 			EventCounts: map[string]int{"track": i}, EventCount: i, FirstSeen: at, LastSeen: at}
-		doc, err := encodeProfile(p)
+		doc, err := profiledoc.Encode(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
 
 // resolve follows aliases from a merged-away or re-numbered id to the
@@ -44,7 +45,7 @@ func (db *DB) Profile(ctx context.Context, id string) (*portrait.Profile, error)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile")
 	}
-	p, err := decodeProfile(doc)
+	p, err := profiledoc.Decode(doc)
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile")
 	}
@@ -254,7 +255,7 @@ func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error)
 		if err := rows.Scan(&doc); err != nil {
 			return portrait.Wrap(err, "cannot read profiles")
 		}
-		p, err := decodeProfile(doc)
+		p, err := profiledoc.Decode(doc)
 		if err != nil {
 			return portrait.Wrap(err, "corrupt profile")
 		}

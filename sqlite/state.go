@@ -12,6 +12,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/parallel"
 	"github.com/portrait-cdp/portrait/profile"
+	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
 
 var (
@@ -404,7 +405,7 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile")
 	}
-	p, err := decodeProfile(doc)
+	p, err := profiledoc.Decode(doc)
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile "+id)
 	}
@@ -520,7 +521,7 @@ func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 // profiles go to the writer as they come, so that SQLite writes them
 // while the caller finishes the next ones.
 func (t *stateTx) PutProfile(p *portrait.Profile) error {
-	doc, err := encodeProfile(p)
+	doc, err := profiledoc.Encode(p)
 	if err != nil {
 		return portrait.Wrap(err, "cannot encode profile "+p.ID)
 	}

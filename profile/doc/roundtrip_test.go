@@ -1,4 +1,4 @@
-package sqlite
+package doc
 
 import (
 	"encoding/json"
@@ -18,14 +18,14 @@ func TestProfileDocumentRoundTrip(t *testing.T) {
 		FirstKey: portrait.EventKey{Time: at, MessageID: "m0"}, LastKey: portrait.EventKey{Time: at.Add(time.Hour), MessageID: "m9"},
 		IdentityKey: portrait.EventKey{Time: at, MessageID: "m1"},
 		State:       map[string]json.RawMessage{"traits": json.RawMessage(`{"p":[{"t":1,"m":"x","a":2}]}`), "b": json.RawMessage(`[1,2]`)}}
-	b, err := encodeProfile(p)
+	b, err := Encode(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !json.Valid(b) {
 		t.Fatalf("not JSON: %s", b)
 	}
-	q, err := decodeProfile(b)
+	q, err := Decode(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +33,8 @@ func TestProfileDocumentRoundTrip(t *testing.T) {
 		t.Errorf("round trip:\n%+v\n%+v", p, q)
 	}
 	p.State = nil
-	b, _ = encodeProfile(p)
-	if q, _ := decodeProfile(b); q.State != nil {
+	b, _ = Encode(p)
+	if q, _ := Decode(b); q.State != nil {
 		t.Errorf("no state came back as %v", q.State)
 	}
 }

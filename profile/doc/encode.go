@@ -1,4 +1,7 @@
-package sqlite
+// Package doc is the stored form of a profile document, which every store
+// writes and reads as opaque bytes: the encoding belongs to the domain, so a
+// second store (postgres/) keeps the same documents without importing the first.
+package doc
 
 import (
 	"bytes"
@@ -15,7 +18,7 @@ import (
 )
 
 // A profile's stored form (the doc column of profiles) is JSON in one of
-// three versions; decodeProfile reads them all and encodeProfile writes
+// three versions; Decode reads them all and Encode writes
 // version 3.
 //
 // Version 1 is the domain type as go-json marshals it, plus the canonical
@@ -78,7 +81,7 @@ type profileDoc struct {
 	State     map[string]json.RawMessage `json:"_state,omitempty"`
 }
 
-func decodeProfile(b []byte) (*portrait.Profile, error) {
+func Decode(b []byte) (*portrait.Profile, error) {
 	if !bytes.HasPrefix(b, []byte(`{"_v":`)) {
 		return decodeProfileV1(b)
 	}
@@ -123,7 +126,7 @@ func decodeProfileV1(b []byte) (*portrait.Profile, error) {
 }
 
 // docEncoder appends a version 3 document to a buffer its methods take and
-// return. It lives on encodeProfile's stack, and so does the buffer's slice
+// return. It lives on Encode's stack, and so does the buffer's slice
 // header: they are written hundreds of times a document, and while the
 // collector marks, every pointer written to the heap costs a write barrier
 // (a quarter of the time when the encoder was a pooled struct).
@@ -178,7 +181,7 @@ const (
 
 var docScratches = sync.Pool{New: func() any { return &docScratch{b: make([]byte, 0, 16<<10)} }}
 
-func encodeProfile(p *portrait.Profile) ([]byte, error) {
+func Encode(p *portrait.Profile) ([]byte, error) {
 	s := docScratches.Get().(*docScratch)
 	e := docEncoder{keys: s.keys[:0], s: s}
 	b := e.profile(s.b[:0], p)

@@ -1,4 +1,4 @@
-package sqlite
+package doc
 
 import (
 	"bytes"
@@ -71,7 +71,7 @@ func checkDoc(t testing.TB, p *portrait.Profile) *portrait.Profile {
 func compareDoc(t testing.TB, p *portrait.Profile) *portrait.Profile {
 	t.Helper()
 	old, errOld := encodeProfileV1(p)
-	doc, err := encodeProfile(p)
+	doc, err := Encode(p)
 	if (err == nil) != (errOld == nil) {
 		t.Fatalf("version 1 error %v, version 2 error %v", errOld, err)
 	}
@@ -92,11 +92,11 @@ func compareDoc(t testing.TB, p *portrait.Profile) *portrait.Profile {
 	if err := stdjson.Unmarshal(doc, &top); err != nil || string(top["event_count"]) != strconv.Itoa(p.EventCount) {
 		t.Fatalf("event_count is not a top-level number (%v): %s", err, doc)
 	}
-	want, err := decodeProfile(old)
+	want, err := Decode(old)
 	if err != nil {
 		t.Fatalf("version 1: %v\n%s", err, old)
 	}
-	got, err := decodeProfile(doc)
+	got, err := Decode(doc)
 	if err != nil {
 		t.Fatalf("version 2: %v\n%s", err, doc)
 	}
@@ -272,7 +272,7 @@ func TestProfileDocFormat(t *testing.T) {
 		Tags: []portrait.ProfileTag{{Name: "vip", Since: docAt}, {Name: "active", Since: docAt}, {Name: "new", Since: docAt.Add(time.Second)},
 			{Name: "web", Since: docAt}, {Name: "old"}},
 		FirstKey: portrait.EventKey{Time: docAt, MessageID: "b1"}, State: map[string]stdjson.RawMessage{"traits": stdjson.RawMessage(`{"v":2}`)}}
-	doc, err := encodeProfile(p)
+	doc, err := Encode(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestProfileDocFormat(t *testing.T) {
 	checkDoc(t, p)
 	// Documents written before tags went in runs (one object a tag) read too.
 	old := `{"_v":2,"id":"p_1","tags":[{"n":"vip","t":1769612520123456789},{"n":"new","t_s":"2026-01-28T23:02:00.123456789+08:00"},{"n":"old"}]}`
-	q, err := decodeProfile([]byte(old))
+	q, err := Decode([]byte(old))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestProfileDocVersion1(t *testing.T) {
 		`"tags":[{"name":"vip","since":"2026-01-28T15:02:00Z"}],"updated_at":"2026-01-28T15:02:00Z",` +
 		`"_first_time":"2026-01-28T15:02:00Z","_first_msg":"m0","_last_time":"0001-01-01T00:00:00Z","_last_msg":"",` +
 		`"_id_time":"0001-01-01T00:00:00Z","_id_msg":"","_merge_time":"0001-01-01T00:00:00Z","_merge_msg":"m7","_state":{"traits":{"v":2}}}`
-	got, err := decodeProfile([]byte(old))
+	got, err := Decode([]byte(old))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestProfileDocVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := decodeProfile(raw)
+	p, err := Decode(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,11 +358,11 @@ func TestProfileDocVersion1(t *testing.T) {
 	}
 	checkDoc(t, p)
 
-	if _, err := decodeProfile([]byte(`{"_v":4,"id":"p"}`)); err == nil {
+	if _, err := Decode([]byte(`{"_v":4,"id":"p"}`)); err == nil {
 		t.Error("a document of an unknown version was read")
 	}
 	for _, doc := range []string{`{"_v":3,"traits":{"a":{"r":0}}}`, `{"_v":3,"traits":{"a":{"s":"x"},"b":{"r":1}}}`, `{"_v":3,"traits":{"a":{"s":"x"},"b":{"r":-1}}}`} {
-		if _, err := decodeProfile([]byte(doc)); err == nil {
+		if _, err := Decode([]byte(doc)); err == nil {
 			t.Errorf("%s: a reference to no trait's lineage was read", doc)
 		}
 	}
@@ -378,7 +378,7 @@ func TestProfileDocRefused(t *testing.T) {
 		"zone year": {Tags: []portrait.ProfileTag{{Since: time.Date(-1, 1, 1, 0, 0, 0, 0, shanghai)}}},
 		"chan":      {Traits: map[string]portrait.Trait{"x": {Value: map[string]any{"c": make(chan int)}}}},
 	} {
-		if _, err := encodeProfile(p); err == nil {
+		if _, err := Encode(p); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 		if checkDoc(t, p) != nil {
@@ -537,7 +537,7 @@ func checkDecoder(t *testing.T, in []byte, n int64) {
 		t.Fatalf("skipValue %d, json.Valid %v: %q", end, valid, in)
 	}
 	doc := append(append([]byte(`{"_v":2,"traits":{"x":{"v":`), in...), "}}}"...)
-	p, err := decodeProfile(doc)
+	p, err := Decode(doc)
 	var want any
 	if json.Unmarshal(in, &want) != nil {
 		if err == nil && valid {
@@ -551,9 +551,9 @@ func checkDecoder(t *testing.T, in []byte, n int64) {
 	if got := p.Traits["x"].Value; !reflect.DeepEqual(got, want) {
 		t.Fatalf("read %q as %#v, go-json as %#v", in, got, want)
 	}
-	if enc, err := encodeProfile(p); err == nil && n > 0 {
+	if enc, err := Encode(p); err == nil && n > 0 {
 		if k := int(n % int64(len(enc))); k > 0 {
-			if _, err := decodeProfile(enc[:k]); err == nil {
+			if _, err := Decode(enc[:k]); err == nil {
 				t.Fatalf("read the truncated %q", enc[:k])
 			}
 		}
@@ -576,7 +576,7 @@ func TestProfileDocTraitNameSets(t *testing.T) {
 		for i, n := range names {
 			p.Traits[n] = portrait.Trait{Value: float64(round + i), Source: "web", Time: docAt, MessageID: n}
 		}
-		got, err := encodeProfile(p)
+		got, err := Encode(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package sqlite
+package doc
 
 import (
 	"os"
@@ -24,7 +24,7 @@ func BenchmarkProfileDoc(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	enriched, err := decodeProfile(raw)
+	enriched, err := Decode(raw)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,17 +53,17 @@ func BenchmarkProfileDoc(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		v2, err := encodeProfile(c.p)
+		v2, err := Encode(c.p)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Run(c.name+"/encode", func(b *testing.B) {
-			benchPair(b, func() { encodeProfileV1(c.p) }, func() { encodeProfile(c.p) })
+			benchPair(b, func() { encodeProfileV1(c.p) }, func() { Encode(c.p) })
 			b.ReportMetric(float64(len(v1)), "v1-doc-bytes")
 			b.ReportMetric(float64(len(v2)), "v2-doc-bytes")
 		})
 		b.Run(c.name+"/decode", func(b *testing.B) {
-			benchPair(b, func() { decodeProfile(v1) }, func() { decodeProfile(v2) })
+			benchPair(b, func() { Decode(v1) }, func() { Decode(v2) })
 		})
 	}
 }
