@@ -3,7 +3,11 @@ package segment_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,4 +103,43 @@ func TestKeptValueSurvivesTheChangeQueue(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A change whose application is cut short by shutdown is not reported as a
+// failure: the next start reconciles membership with the recorded history.
+func TestShutdownDuringAnUpdateIsNotAnError(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	svc := segment.NewService(segment.NewIndex(), newMemStore())
+	var logged strings.Builder
+	var mu sync.Mutex
+	svc.Log = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	entered := make(chan struct{})
+	svc.Behaviour = func(ctx context.Context, p *portrait.Profile) (segment.Summary, error) {
+		close(entered)
+		<-ctx.Done() // the store read is cancelled by the shutdown
+		return nil, ctx.Err()
+	}
+	done := make(chan struct{})
+	go func() { svc.Run(ctx, time.Hour); close(done) }()
+	p := &portrait.Profile{ID: "张三", Traits: map[string]portrait.Trait{}, TrackCounts: map[string]int{"Order Completed": 1}}
+	svc.OnChange([]*portrait.Profile{p}, nil, nil)
+	<-entered
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if out := logged.String(); strings.Contains(out, "level=ERROR") || !strings.Contains(out, "interrupted by shutdown") {
+		t.Fatalf("log at shutdown:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

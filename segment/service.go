@@ -570,7 +570,15 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			}
 			return
 		case b := <-s.queue:
-			if err := s.Apply(ctx, b.changed, b.deleted, b.applied); err != nil {
+			err := s.Apply(ctx, b.changed, b.deleted, b.applied)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				// Shutdown cancelled it midway. Not a failure: the next
+				// start evaluates every segment afresh and compares it with
+				// the recorded enter/exit history (RecordedMembers), which
+				// emits what this update did not.
+				s.Log.Info("segment update interrupted by shutdown; the next start reconciles membership")
+			case err != nil:
 				s.Log.Error("segment update failed", "err", err)
 			}
 		case <-t.C:
