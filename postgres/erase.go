@@ -49,8 +49,16 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	if err != nil {
 		return nil, err
 	}
-	db.pool.Exec(ctx, "VACUUM "+strings.Join(erasedTables, ", "))
+	db.vacuumErased(ctx)
 	return rc, nil
+}
+
+// vacuumErased vacuums the tables an erasure touches.
+func (db *DB) vacuumErased(ctx context.Context) error {
+	if _, err := db.pool.Exec(ctx, "VACUUM "+strings.Join(erasedTables, ", ")); err != nil {
+		return portrait.Wrap(err, "cannot vacuum")
+	}
+	return nil
 }
 
 func eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*portrait.ErasureReceipt, error) {
