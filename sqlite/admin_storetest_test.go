@@ -22,3 +22,13 @@ func TestAdminConformance(t *testing.T) {
 		return db
 	})
 }
+
+// TestEraseConformance erases a person through the processor (storetest.Erase).
+func TestEraseConformance(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.Erase(t, db)
+}
