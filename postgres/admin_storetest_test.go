@@ -4,7 +4,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portrait-cdp/portrait/erasure"
+	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/storetest"
+)
+
+// The services that call these methods take the PostgreSQL store as they
+// take the embedded one.
+var (
+	_ erasure.QuarantineStore      = (*DB)(nil)
+	_ erasure.SuppressionStore     = (*DB)(nil)
+	_ porthttp.ImportLookup        = (*DB)(nil)
+	_ porthttp.ClassificationStore = (*DB)(nil)
+	_ storetest.AdminStore         = (*DB)(nil)
 )
 
 // TestAdminConformance holds the PostgreSQL store to the administrative
