@@ -43,7 +43,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	var rc *portrait.ErasureReceipt
 	err := db.adminTx(ctx, "cannot erase the profile", func(tx pgx.Tx) error {
 		var err error
-		rc, err = eraseIn(ctx, tx, req)
+		rc, err = db.eraseIn(ctx, tx, req)
 		return err
 	})
 	if err != nil {
@@ -61,7 +61,7 @@ func (db *DB) vacuumErased(ctx context.Context) error {
 	return nil
 }
 
-func eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*portrait.ErasureReceipt, error) {
+func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*portrait.ErasureReceipt, error) {
 	pid, err := eraseResolve(ctx, tx, req.ProfileID)
 	if err != nil {
 		return nil, err
