@@ -13,7 +13,7 @@ import (
 )
 
 // ClassificationStore keeps the classification levels changed through the
-// API (sqlite.DB).
+// API (the store).
 type ClassificationStore interface {
 	SetClassification(ctx context.Context, kind, name, level string) error
 }

@@ -6,11 +6,6 @@ import (
 	"github.com/portrait-cdp/portrait"
 )
 
-// Classification is a level set explicitly for a trait or identifier type.
-type Classification struct {
-	Kind, Name, Level string
-}
-
 // SetClassification stores an explicit level (migration log/015).
 func (db *DB) SetClassification(ctx context.Context, kind, name, level string) error {
 	_, err := db.logW.ExecContext(ctx, `INSERT INTO classifications (kind, name, level, changed_at) VALUES (?, ?, ?, ?)
@@ -23,15 +18,15 @@ func (db *DB) SetClassification(ctx context.Context, kind, name, level string) e
 }
 
 // Classifications lists the explicit levels.
-func (db *DB) Classifications(ctx context.Context) ([]Classification, error) {
+func (db *DB) Classifications(ctx context.Context) ([]portrait.Classification, error) {
 	rows, err := db.logR.QueryContext(ctx, `SELECT kind, name, level FROM classifications ORDER BY kind, name`)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read classifications")
 	}
 	defer rows.Close()
-	var out []Classification
+	var out []portrait.Classification
 	for rows.Next() {
-		var c Classification
+		var c portrait.Classification
 		if err := rows.Scan(&c.Kind, &c.Name, &c.Level); err != nil {
 			return nil, portrait.Wrap(err, "cannot read classifications")
 		}

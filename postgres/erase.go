@@ -1,0 +1,587 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
+)
+
+var _ profile.EraseStore = (*DB)(nil)
+
+// erasedTables are the tables an erasure deletes from or rewrites, which
+// it vacuums afterwards.
+var erasedTables = []string{
+	"events", "quarantine", "quarantine_keys", "imports", "segment_events", "linkage_decisions",
+	"linkage_candidates", "segment_dead_letters", "profiles", "identities", "refused",
+	"profile_events", "aliases", "merges", "trait_issues", "retracted", "checkpoints",
+}
+
+// EraseProfile removes a profile and everything derived from it (see
+// profile.EraseStore and sqlite/erase.go, which it follows table by
+// table). Unlike the embedded store, whose log and state are two files,
+// everything here is one transaction: the tombstones, the deletions, the
+// suppressions and the receipt commit together or not at all.
+//
+// Afterwards the touched tables are vacuumed, outside the transaction:
+// VACUUM makes the erased rows' space reusable and removes their index
+// entries; it does not overwrite the bytes at once (docs/erasure.md,
+// "PostgreSQL"). A failed VACUUM does not undo the erasure, which has
+// committed; autovacuum gets there later.
+func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.ErasureReceipt, error) {
+	var rc *portrait.ErasureReceipt
+	err := db.adminTx(ctx, "cannot erase the profile", func(tx pgx.Tx) error {
+		var err error
+		rc, err = db.eraseIn(ctx, tx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.vacuumErased(ctx)
+	return rc, nil
+}
+
+// vacuumErased vacuums the tables an erasure touches.
+func (db *DB) vacuumErased(ctx context.Context) error {
+	if _, err := db.pool.Exec(ctx, "VACUUM "+strings.Join(erasedTables, ", ")); err != nil {
+		return portrait.Wrap(err, "cannot vacuum")
+	}
+	return nil
+}
+
+func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*portrait.ErasureReceipt, error) {
+	pid, err := eraseResolve(ctx, tx, req.ProfileID)
+	if err != nil {
+		return nil, err
+	}
+	var doc []byte
+	err = tx.QueryRow(ctx, `SELECT doc FROM profiles WHERE id = $1`, pid).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile %q", req.ProfileID)
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read profile")
+	}
+	pr, err := profiledoc.Decode(doc)
+	if err != nil {
+		return nil, portrait.Wrap(err, "corrupt profile")
+	}
+	pids := map[string]bool{pid: true}
+	for _, id := range pr.MergedFrom {
+		pids[id] = true
+	}
+	old, err := eraseStrings(ctx, tx, `SELECT old_id FROM aliases WHERE new_id = $1`, pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range old {
+		pids[id] = true
+	}
+	ids := map[portrait.Identifier]bool{}
+	for _, id := range pr.Identifiers {
+		ids[id] = true
+	}
+	rows, err := tx.Query(ctx, `SELECT type, value FROM identities WHERE profile_id = $1`, pid)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read identities")
+	}
+	for rows.Next() {
+		var id portrait.Identifier
+		if err := rows.Scan(&id.Type, &id.Value); err != nil {
+			rows.Close()
+			return nil, portrait.Wrap(err, "cannot read identities")
+		}
+		ids[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read identities")
+	}
+	events, err := eraseEvents(ctx, tx, pid)
+	if err != nil {
+		return nil, err
+	}
+	// The needles: every form in which the person's identifiers may sit
+	// in raw bytes elsewhere (quarantined bodies, dead letters), as sent
+	// and as standardised.
+	needles := map[string]bool{}
+	for id := range ids {
+		needles[id.Value] = true
+	}
+	for _, e := range events {
+		for _, s := range []string{e.UserID, e.AnonymousID, e.PreviousID} {
+			needles[s] = true
+		}
+		if req.IdentifiersOf != nil {
+			for _, id := range req.IdentifiersOf(e) {
+				needles[id.Value] = true
+				ids[id] = true
+			}
+		}
+		rawIdentifierTraits(e, ids, needles)
+	}
+	// Values the cleaners refused on its events are the person's too, and
+	// import summaries show such values as examples.
+	issues, err := eraseStrings(ctx, tx, `SELECT value FROM trait_issues WHERE profile_id = $1`, pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range issues {
+		needles[v] = true
+	}
+	delete(needles, "")
+	// Raw bodies are JSON: a needle is looked for as a JSON string, so a
+	// short user id ("7") matches only itself.
+	quoted := make([][]byte, 0, len(needles))
+	for _, s := range sortedNeedles(needles) {
+		q, _ := json.Marshal(s)
+		quoted = append(quoted, q)
+	}
+
+	idList := sortedIdentifiers(ids)
+	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
+	pidList := make([]string, 0, len(pids))
+	for id := range pids {
+		pidList = append(pidList, id)
+		if id != pid {
+			rc.MergedIDs = append(rc.MergedIDs, id)
+		}
+	}
+	sort.Strings(pidList)
+	sort.Strings(rc.MergedIDs)
+
+	// The log: each event becomes a tombstone, its message id a hash (the
+	// id a client chose may itself carry personal data).
+	renamed := make(map[string]string, len(events))
+	b := &pgx.Batch{}
+	for _, e := range events {
+		tomb := tombstoneID(e.MessageID)
+		renamed[e.MessageID] = tomb
+		body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
+		b.Queue(`UPDATE events SET type = $1, source = $1, message_id = $2, ts = 0, received_at = 0, body = $3 WHERE seq = $4 AND type <> $1`,
+			portrait.EventErased, tomb, body, e.Seq)
+	}
+	n, err := sendCounting(ctx, tx, b, "cannot erase events")
+	if err != nil {
+		return nil, err
+	}
+	rc.Removed["events"] = int(n)
+
+	b = &pgx.Batch{}
+	for _, q := range quoted {
+		b.Queue(`DELETE FROM quarantine WHERE position($1::bytea IN raw) > 0`, q)
+	}
+	if n, err = sendCounting(ctx, tx, b, "cannot erase quarantined records"); err != nil {
+		return nil, err
+	}
+	rc.Removed["quarantined"] = int(n)
+	if _, err := tx.Exec(ctx, orphanQuarantineKeys); err != nil {
+		return nil, portrait.Wrap(err, "cannot erase quarantined records")
+	}
+
+	// An import's summary keeps example values of the rows it refused: the
+	// person's are replaced, the summary stays. Replaced here rather than
+	// in SQL, so that the bytes need not be valid in the database's
+	// encoding.
+	n, err = eraseImportExamples(ctx, tx, quoted)
+	if err != nil {
+		return nil, err
+	}
+	rc.Removed["import_summaries"] = int(n)
+
+	for _, step := range []struct{ what, query string }{
+		{"segment_history", `DELETE FROM segment_events WHERE profile_id = $1`},
+		{"linkage_decisions", `DELETE FROM linkage_decisions WHERE id IN (SELECT id FROM linkage_candidates WHERE position(convert_to($1, 'UTF8') IN doc) > 0)`},
+		{"linkage_candidates", `DELETE FROM linkage_candidates WHERE position(convert_to($1, 'UTF8') IN doc) > 0`},
+		{"dead_letters", `DELETE FROM segment_dead_letters WHERE position(convert_to($1, 'UTF8') IN body) > 0`},
+	} {
+		b = &pgx.Batch{}
+		for _, id := range pidList {
+			b.Queue(step.query, id)
+		}
+		if n, err = sendCounting(ctx, tx, b, "cannot erase "+step.what); err != nil {
+			return nil, err
+		}
+		rc.Removed[step.what] += int(n)
+	}
+	b = &pgx.Batch{}
+	for _, q := range quoted {
+		b.Queue(`DELETE FROM segment_dead_letters WHERE position($1::bytea IN body) > 0`, q)
+	}
+	if n, err = sendCounting(ctx, tx, b, "cannot erase dead letters"); err != nil {
+		return nil, err
+	}
+	rc.Removed["dead_letters"] += int(n)
+
+	b = &pgx.Batch{}
+	for _, id := range idList {
+		h := portrait.SuppressionHash(id)
+		rc.Suppressed = append(rc.Suppressed, h)
+		b.Queue(`INSERT INTO suppressed (hash, type, erasure_id, at) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING`,
+			h, id.Type, rc.ID, micros(rc.At))
+	}
+	if _, err := sendCounting(ctx, tx, b, "cannot suppress identifiers"); err != nil {
+		return nil, err
+	}
+	rc.Removed["identifiers"] = len(idList)
+	rc.Removed["profiles"] = len(pids)
+	rc.Hash = receiptHash(rc)
+	receipt, err := json.Marshal(rc)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot encode the receipt")
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO erasures (id, profile_id, at, receipt) VALUES ($1, $2, $3, $4)`, rc.ID, pid, micros(rc.At), receipt); err != nil {
+		return nil, portrait.Wrap(err, "cannot keep the receipt")
+	}
+
+	// The derived state, in the same transaction.
+	b = &pgx.Batch{}
+	for _, q := range []string{
+		`DELETE FROM profiles WHERE id = ANY($1)`,
+		`DELETE FROM identities WHERE profile_id = ANY($1)`,
+		`DELETE FROM refused WHERE profile_id = ANY($1)`,
+		`DELETE FROM profile_events WHERE profile_id = ANY($1)`,
+		`DELETE FROM aliases WHERE new_id = ANY($1)`,
+		`DELETE FROM aliases WHERE old_id = ANY($1)`,
+		`DELETE FROM merges WHERE into_id = ANY($1)`,
+		`DELETE FROM merges WHERE from_id = ANY($1)`,
+		`DELETE FROM trait_issues WHERE profile_id = ANY($1)`,
+	} {
+		b.Queue(q, pidList)
+	}
+	for _, id := range idList {
+		// A merge entry of another profile may name the identifier (a
+		// refused merge through it).
+		b.Queue(`DELETE FROM identities WHERE type = $1 AND value = $2`, id.Type, id.Value)
+		b.Queue(`UPDATE merges SET id_value = '' WHERE id_type = $1 AND id_value = $2`, id.Type, id.Value)
+	}
+	for _, from := range sortedNeedles(keysOf(renamed)) {
+		to := renamed[from]
+		b.Queue(`DELETE FROM retracted WHERE message_id = $1`, from)
+		b.Queue(`UPDATE checkpoints SET message_id = $1 WHERE message_id = $2`, to, from)
+		b.Queue(`DELETE FROM trait_issues WHERE message_id = $1`, from)
+	}
+	if _, err := sendCounting(ctx, tx, b, "cannot erase the derived state"); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+// sendCounting runs a batch of statements in order and sums the rows they
+// affected.
+func sendCounting(ctx context.Context, tx pgx.Tx, b *pgx.Batch, msg string) (int64, error) {
+	if b.Len() == 0 {
+		return 0, nil
+	}
+	res := tx.SendBatch(ctx, b)
+	var n int64
+	for i := 0; i < b.Len(); i++ {
+		tag, err := res.Exec()
+		if err != nil {
+			res.Close()
+			return 0, portrait.Wrap(err, msg)
+		}
+		n += tag.RowsAffected()
+	}
+	if err := res.Close(); err != nil {
+		return 0, portrait.Wrap(err, msg)
+	}
+	return n, nil
+}
+
+// eraseResolve follows merges from id to the profile that holds it now.
+func eraseResolve(ctx context.Context, tx pgx.Tx, id string) (string, error) {
+	for range 32 {
+		var next string
+		err := tx.QueryRow(ctx, `SELECT new_id FROM aliases WHERE old_id = $1`, id).Scan(&next)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return id, nil
+		}
+		if err != nil {
+			return "", portrait.Wrap(err, "cannot read aliases")
+		}
+		id = next
+	}
+	return id, nil
+}
+
+// eraseEvents reads the profile's logged events (tombstones aside), in
+// the order of their sequence numbers.
+func eraseEvents(ctx context.Context, tx pgx.Tx, pid string) ([]*portrait.Event, error) {
+	rows, err := tx.Query(ctx, `SELECT e.seq, e.body FROM events e
+		WHERE e.seq IN (SELECT seq FROM profile_events WHERE profile_id = $1) AND e.type <> $2 ORDER BY e.seq`, pid, portrait.EventErased)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read events")
+	}
+	defer rows.Close()
+	var out []*portrait.Event
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			return nil, portrait.Wrap(err, "cannot read events")
+		}
+		e := new(portrait.Event)
+		if err := json.Unmarshal(body, e); err != nil {
+			return nil, portrait.Wrap(err, "corrupt event")
+		}
+		e.Seq = seq
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read events")
+	}
+	return out, nil
+}
+
+// eraseImportExamples replaces each quoted needle in the import summaries
+// with "[erased]", counting (as the embedded store does) one per needle
+// and summary that held it.
+func eraseImportExamples(ctx context.Context, tx pgx.Tx, quoted [][]byte) (int64, error) {
+	if len(quoted) == 0 {
+		return 0, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, summary FROM imports i
+		WHERE EXISTS (SELECT 1 FROM unnest($1::bytea[]) n WHERE position(n IN i.summary) > 0)`, quoted)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	type imp struct {
+		id      string
+		summary []byte
+	}
+	var hit []imp
+	for rows.Next() {
+		var x imp
+		if err := rows.Scan(&x.id, &x.summary); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+		hit = append(hit, x)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	var n int64
+	b := &pgx.Batch{}
+	for _, x := range hit {
+		for _, q := range quoted {
+			if bytes.Contains(x.summary, q) {
+				x.summary = bytes.ReplaceAll(x.summary, q, []byte(`"[erased]"`))
+				n++
+			}
+		}
+		b.Queue(`UPDATE imports SET summary = $1 WHERE id = $2`, x.summary, x.id)
+	}
+	if _, err := sendCounting(ctx, tx, b, "cannot erase import examples"); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Compact rewrites every table and its indexes (VACUUM FULL) and refreshes
+// the planner's statistics. It is the embedded store's Compact: a plain
+// VACUUM, which the erasure runs, makes dead rows' space reusable but
+// leaves their bytes in the pages until new rows overwrite them; the
+// rewrite leaves none behind in the tables' files (TestCompactLeavesNoBytes).
+// Each table is locked against reads and writes while it is rewritten: an
+// operator's step, not a hot path.
+func (db *DB) Compact(ctx context.Context) error {
+	if _, err := db.pool.Exec(ctx, `VACUUM (FULL, ANALYZE)`); err != nil {
+		return portrait.Wrap(err, "cannot vacuum")
+	}
+	return nil
+}
+
+// Erasures lists the receipts, newest first.
+func (db *DB) Erasures(ctx context.Context, limit int) ([]*portrait.ErasureReceipt, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := db.pool.Query(ctx, `SELECT receipt FROM erasures ORDER BY at DESC, id COLLATE "C" LIMIT $1`, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read erasures")
+	}
+	defer rows.Close()
+	var out []*portrait.ErasureReceipt
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, portrait.Wrap(err, "cannot read erasures")
+		}
+		rc := new(portrait.ErasureReceipt)
+		if err := json.Unmarshal(b, rc); err != nil {
+			return nil, portrait.Wrap(err, "corrupt erasure receipt")
+		}
+		out = append(out, rc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read erasures")
+	}
+	return out, nil
+}
+
+// Suppressions lists the suppressed identifiers (by hash).
+func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error) {
+	rows, err := db.pool.Query(ctx, `SELECT hash, type, erasure_id, at, dropped FROM suppressed ORDER BY at, hash COLLATE "C"`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read suppressions")
+	}
+	defer rows.Close()
+	var out []*portrait.Suppression
+	for rows.Next() {
+		s := new(portrait.Suppression)
+		var at int64
+		if err := rows.Scan(&s.Hash, &s.Type, &s.ErasureID, &at, &s.Dropped); err != nil {
+			return nil, portrait.Wrap(err, "cannot read suppressions")
+		}
+		s.At = fromMicros(at)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read suppressions")
+	}
+	return out, nil
+}
+
+// Unsuppress lifts a suppression; false when there was none.
+func (db *DB) Unsuppress(ctx context.Context, hash string) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM suppressed WHERE hash = $1`, hash)
+	if err != nil {
+		return false, portrait.Wrap(err, "cannot unsuppress")
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// CountSuppressed adds to the dropped counters of suppressions, in one
+// round trip.
+func (db *DB) CountSuppressed(ctx context.Context, dropped map[string]int64) error {
+	if len(dropped) == 0 {
+		return nil
+	}
+	hashes := make([]string, 0, len(dropped))
+	counts := make([]int64, 0, len(dropped))
+	for h, n := range dropped {
+		hashes = append(hashes, h)
+		counts = append(counts, n)
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE suppressed s SET dropped = s.dropped + d.n
+		FROM unnest($1::text[], $2::bigint[]) AS d(hash, n) WHERE s.hash = d.hash`, hashes, counts); err != nil {
+		return portrait.Wrap(err, "cannot count suppressed events")
+	}
+	return nil
+}
+
+// tombstoneID is an erased event's message id in the log (the same as the
+// embedded store's, so a migrated log keeps its meaning).
+func tombstoneID(messageID string) string {
+	h := sha256.Sum256([]byte(messageID))
+	return "erased:" + hex.EncodeToString(h[:16])
+}
+
+// receiptHash is SHA-256 over a receipt's fields but the hash itself.
+func receiptHash(rc *portrait.ErasureReceipt) string {
+	c := *rc
+	c.Hash = ""
+	b, _ := json.Marshal(&c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// rawIdentifierTraits adds the values of e's traits that are identifiers
+// (by type name: "email", "phone") as sent, before standardising.
+func rawIdentifierTraits(e *portrait.Event, ids map[portrait.Identifier]bool, needles map[string]bool) {
+	types := map[string]bool{}
+	for id := range ids {
+		types[id.Type] = true
+	}
+	add := func(raw json.RawMessage) {
+		if len(raw) == 0 {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(raw, &m) != nil {
+			return
+		}
+		for k, v := range m {
+			if s, ok := v.(string); ok && types[strings.ToLower(k)] {
+				needles[s] = true
+			}
+		}
+	}
+	add(e.Traits)
+	if len(e.Context) > 0 {
+		var c struct {
+			Traits json.RawMessage `json:"traits"`
+		}
+		if json.Unmarshal(e.Context, &c) == nil {
+			add(c.Traits)
+		}
+	}
+}
+
+func sortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
+	out := make([]portrait.Identifier, 0, len(m))
+	for id := range m {
+		if id.Value != "" {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out
+}
+
+func sortedNeedles(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keysOf(m map[string]string) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func eraseStrings(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read the store")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, portrait.Wrap(err, "cannot read the store")
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read the store")
+	}
+	return out, nil
+}

@@ -1,0 +1,34 @@
+package sqlite_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/storetest"
+)
+
+// TestAdminConformance holds the SQLite store to the administrative
+// checks both stores pass (storetest.RunAdmin).
+func TestAdminConformance(t *testing.T) {
+	storetest.RunAdmin(t, func(t *testing.T, now func() time.Time) storetest.AdminStore {
+		db, err := sqlite.Open(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		db.Now, db.KeyHashCost = now, 4
+		return db
+	})
+}
+
+// TestEraseConformance erases a person through the processor (storetest.Erase).
+func TestEraseConformance(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.Erase(t, db)
+}
