@@ -207,9 +207,9 @@ func (c *converting) Values() ([]any, error) {
 		c.vals = make([]any, len(in))
 	}
 	for i, v := range in {
-		out, ok := convert(v, c.kinds[i])
+		out, ok := importValue(v, c.kinds[i])
 		if !ok {
-			c.err = portrait.Errorf(portrait.EINVALID, "%s row %d: column %s holds %T %v, which a %s column cannot take", c.table, c.row, c.columns[i], v, clip(v), c.kinds[i])
+			c.err = portrait.Errorf(portrait.EINVALID, "%s row %d: column %s holds %T %v, which a %s column cannot take", c.table, c.row, c.columns[i], v, clipValue(v), c.kinds[i])
 			return nil, c.err
 		}
 		c.vals[i] = out
@@ -217,8 +217,8 @@ func (c *converting) Values() ([]any, error) {
 	return c.vals, nil
 }
 
-// convert returns v as a value of a column of PostgreSQL type kind.
-func convert(v any, kind string) (any, bool) {
+// importValue returns v as a value of a column of PostgreSQL type kind.
+func importValue(v any, kind string) (any, bool) {
 	if v == nil {
 		return nil, true
 	}
@@ -265,8 +265,8 @@ func convert(v any, kind string) (any, bool) {
 	return nil, false
 }
 
-// clip shortens a value for a message.
-func clip(v any) string {
+// clipValue shortens a value for a message.
+func clipValue(v any) string {
 	s := fmt.Sprint(v)
 	if b, ok := v.([]byte); ok {
 		s = string(b)

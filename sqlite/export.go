@@ -137,9 +137,9 @@ func exportFile(ctx context.Context, conn *sql.DB, file string, fn func(t Export
 func exportTable(ctx context.Context, tx *sql.Tx, t ExportTable, fn func(t ExportTable, rows *ExportRows) error) error {
 	quoted := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
-		quoted[i] = quoteIdent(c)
+		quoted[i] = exportIdent(c)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+strings.Join(quoted, ", ")+` FROM `+quoteIdent(t.Name))
+	rows, err := tx.QueryContext(ctx, `SELECT `+strings.Join(quoted, ", ")+` FROM `+exportIdent(t.Name))
 	if err != nil {
 		return portrait.Wrap(err, "cannot read "+t.Name)
 	}
@@ -157,6 +157,6 @@ func exportTable(ctx context.Context, tx *sql.Tx, t ExportTable, fn func(t Expor
 	return nil
 }
 
-func quoteIdent(s string) string {
+func exportIdent(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
