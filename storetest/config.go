@@ -67,26 +67,26 @@ func RunConfig(t *testing.T, open func(t *testing.T) ConfigStore) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func cfgMust(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func wantCode(t *testing.T, what string, err error, code string) {
+func cfgWantCode(t *testing.T, what string, err error, code string) {
 	t.Helper()
 	if portrait.ErrorCode(err) != code {
 		t.Errorf("%s: %v, want %s", what, err, code)
 	}
 }
 
-func candidate(id string, prob float64) *linkage.Candidate {
+func cfgCandidate(id string, prob float64) *linkage.Candidate {
 	return &linkage.Candidate{ID: id, A: email(id + "-a@x"), B: email(id + "-b@x"), AProfile: "pa-" + id, BProfile: "pb-" + id,
 		Probability: prob, Weight: prob * 10, Status: linkage.Pending, FoundAt: t0}
 }
 
-func candidateIDs(cs []*linkage.Candidate) []string {
+func cfgCandidateIDs(cs []*linkage.Candidate) []string {
 	out := []string{}
 	for _, c := range cs {
 		out = append(out, c.ID)
@@ -100,10 +100,10 @@ func linkageCandidates(t *testing.T, s ConfigStore) {
 		t.Fatalf("no candidates yet: %v %v (want an empty, non-nil list)", cs, err)
 	}
 	// Ties in probability are listed by id, bytewise (uppercase first).
-	must(t, s.SaveCandidates(ctx, []*linkage.Candidate{candidate("c", 0.5), candidate("a", 0.9), candidate("b", 0.5), candidate("B", 0.5), candidate("d", 0.1)}))
+	cfgMust(t, s.SaveCandidates(ctx, []*linkage.Candidate{cfgCandidate("c", 0.5), cfgCandidate("a", 0.9), cfgCandidate("b", 0.5), cfgCandidate("B", 0.5), cfgCandidate("d", 0.1)}))
 	cs, err := s.Candidates(ctx, "", 0)
-	must(t, err)
-	if got := candidateIDs(cs); !reflect.DeepEqual(got, []string{"a", "B", "b", "c", "d"}) {
+	cfgMust(t, err)
+	if got := cfgCandidateIDs(cs); !reflect.DeepEqual(got, []string{"a", "B", "b", "c", "d"}) {
 		t.Errorf("candidates in order %v", got)
 	}
 	if cs[0].AProfile != "pa-a" || cs[0].Fields != nil && len(cs[0].Fields) != 0 || !cs[0].FoundAt.Equal(t0) || cs[0].DecidedAt != nil {
@@ -114,23 +114,23 @@ func linkageCandidates(t *testing.T, s ConfigStore) {
 	}
 
 	at := t0.Add(time.Hour)
-	must(t, s.Decide(ctx, "b", "rejected", "ops@x", at, ""))
-	must(t, s.Decide(ctx, "c", "accepted", "ops@x", at, ""))
-	must(t, s.Decide(ctx, "c", "linked", "linker", at.Add(time.Minute), "msg-1")) // a decision is replaced
+	cfgMust(t, s.Decide(ctx, "b", "rejected", "ops@x", at, ""))
+	cfgMust(t, s.Decide(ctx, "c", "accepted", "ops@x", at, ""))
+	cfgMust(t, s.Decide(ctx, "c", "linked", "linker", at.Add(time.Minute), "msg-1")) // a decision is replaced
 	c, err := s.Candidate(ctx, "c")
-	must(t, err)
+	cfgMust(t, err)
 	if c.Status != "linked" || c.DecidedBy != "linker" || c.LinkMessage != "msg-1" || c.DecidedAt == nil || !c.DecidedAt.Equal(at.Add(time.Minute)) {
 		t.Errorf("decided candidate read back as %+v", c)
 	}
 	for status, want := range map[string][]string{linkage.Pending: {"a", "B", "d"}, "rejected": {"b"}, "linked": {"c"}, "accepted": {}} {
 		cs, err := s.Candidates(ctx, status, 10)
-		must(t, err)
-		if got := candidateIDs(cs); !reflect.DeepEqual(got, want) {
+		cfgMust(t, err)
+		if got := cfgCandidateIDs(cs); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: %v, want %v", status, got, want)
 		}
 	}
 	d, err := s.Decisions(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if !reflect.DeepEqual(d, map[string]string{"b": "rejected", "c": "linked"}) {
 		t.Errorf("decisions %v", d)
 	}
@@ -139,12 +139,12 @@ func linkageCandidates(t *testing.T, s ConfigStore) {
 	// new run's score when it found them again. A pair listed twice: the
 	// last listing counts.
 	later := t0.Add(24 * time.Hour)
-	e, b2, b3 := candidate("e", 0.7), candidate("b", 0.95), candidate("b", 0.99)
+	e, b2, b3 := cfgCandidate("e", 0.7), cfgCandidate("b", 0.95), cfgCandidate("b", 0.99)
 	e.FoundAt, b2.FoundAt = later, later
-	must(t, s.SaveCandidates(ctx, []*linkage.Candidate{e, b2, b3}))
+	cfgMust(t, s.SaveCandidates(ctx, []*linkage.Candidate{e, b2, b3}))
 	cs, err = s.Candidates(ctx, "", 0)
-	must(t, err)
-	if got := candidateIDs(cs); !reflect.DeepEqual(got, []string{"b", "e", "c"}) {
+	cfgMust(t, err)
+	if got := cfgCandidateIDs(cs); !reflect.DeepEqual(got, []string{"b", "e", "c"}) {
 		t.Errorf("after a new run: %v", got)
 	}
 	if cs[0].Probability != 0.99 || cs[0].Status != "rejected" {
@@ -153,9 +153,9 @@ func linkageCandidates(t *testing.T, s ConfigStore) {
 	if _, err := s.Candidate(ctx, "a"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		t.Errorf("a replaced pending pair: %v", err)
 	}
-	must(t, s.SaveCandidates(ctx, nil))
+	cfgMust(t, s.SaveCandidates(ctx, nil))
 	if cs, _ := s.Candidates(ctx, linkage.Pending, 0); len(cs) != 0 {
-		t.Errorf("an empty run left pending pairs %v", candidateIDs(cs))
+		t.Errorf("an empty run left pending pairs %v", cfgCandidateIDs(cs))
 	}
 }
 
@@ -165,11 +165,11 @@ func linkageModel(t *testing.T, s ConfigStore) {
 		t.Fatalf("no model yet: %v %v", m, err)
 	}
 	m := &linkage.Model{M: [][]float64{{0.9, 0.1}}, U: [][]float64{{0.2, 0.8}}, Prior: 0.001, Iterations: 7, Version: 3}
-	must(t, s.SaveModel(ctx, m))
+	cfgMust(t, s.SaveModel(ctx, m))
 	m.Prior = 0.002
-	must(t, s.SaveModel(ctx, m))
+	cfgMust(t, s.SaveModel(ctx, m))
 	got, err := s.LoadModel(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if !reflect.DeepEqual(got, m) {
 		t.Errorf("model read back as %+v, want %+v", got, m)
 	}
@@ -185,14 +185,14 @@ func analyticsRuns(t *testing.T, s ConfigStore) {
 	}
 	for i, kind := range []string{"clv", "churn", "clv", "kmeans"} {
 		r := &jobs.Run{ID: fmt.Sprintf("r%d", i), Kind: kind, Status: "running", Params: map[string]any{"k": float64(i)}, StartedAt: t0.Add(time.Duration(i) * time.Minute)}
-		must(t, s.SaveRun(ctx, r))
+		cfgMust(t, s.SaveRun(ctx, r))
 	}
 	done := t0.Add(time.Hour)
 	r := &jobs.Run{ID: "r0", Kind: "clv", Status: "done", Params: map[string]any{"k": 0.0}, Metrics: map[string]any{"rmse": 1.5}, Profiles: 9,
 		StartedAt: t0, FinishedAt: &done, DurationMS: 3600000}
-	must(t, s.SaveRun(ctx, r))
+	cfgMust(t, s.SaveRun(ctx, r))
 	got, err := s.Run(ctx, "r0")
-	must(t, err)
+	cfgMust(t, err)
 	if !reflect.DeepEqual(got, r) {
 		t.Errorf("run read back as %+v, want %+v", got, r)
 	}
@@ -204,12 +204,12 @@ func analyticsRuns(t *testing.T, s ConfigStore) {
 		return out
 	}
 	all, err := s.Runs(ctx, "", 0)
-	must(t, err)
+	cfgMust(t, err)
 	if got := ids(all); !reflect.DeepEqual(got, []string{"r3", "r2", "r1", "r0"}) {
 		t.Errorf("runs newest first: %v", got)
 	}
 	clv, err := s.Runs(ctx, "clv", 1)
-	must(t, err)
+	cfgMust(t, err)
 	if got := ids(clv); !reflect.DeepEqual(got, []string{"r2"}) {
 		t.Errorf("latest clv run: %v", got)
 	}
@@ -220,11 +220,11 @@ func traitDefinitions(t *testing.T, s ConfigStore) {
 	if ds, err := s.TraitDefinitions(ctx); err != nil || len(ds) != 0 {
 		t.Fatalf("no definitions yet: %v %v", ds, err)
 	}
-	must(t, s.SaveTraitDefinition(ctx, traits.Definition{Name: "orders_90d", Aggregate: "count", Event: "Order Completed", Window: "90d"}))
-	must(t, s.SaveTraitDefinition(ctx, traits.Definition{Name: "Avg", Aggregate: "avg", Property: "revenue"}))
-	must(t, s.SaveTraitDefinition(ctx, traits.Definition{Name: "orders_90d", Aggregate: "sum", Property: "revenue", Event: "Order Completed", Window: "90d"}))
+	cfgMust(t, s.SaveTraitDefinition(ctx, traits.Definition{Name: "orders_90d", Aggregate: "count", Event: "Order Completed", Window: "90d"}))
+	cfgMust(t, s.SaveTraitDefinition(ctx, traits.Definition{Name: "Avg", Aggregate: "avg", Property: "revenue"}))
+	cfgMust(t, s.SaveTraitDefinition(ctx, traits.Definition{Name: "orders_90d", Aggregate: "sum", Property: "revenue", Event: "Order Completed", Window: "90d"}))
 	ds, err := s.TraitDefinitions(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	want := []traits.Definition{
 		{Name: "Avg", Aggregate: "avg", Property: "revenue"},
 		{Name: "orders_90d", Aggregate: "sum", Property: "revenue", Event: "Order Completed", Window: "90d"},
@@ -232,8 +232,8 @@ func traitDefinitions(t *testing.T, s ConfigStore) {
 	if !reflect.DeepEqual(ds, want) {
 		t.Errorf("definitions %+v, want %+v", ds, want)
 	}
-	must(t, s.DeleteTraitDefinition(ctx, "Avg"))
-	wantCode(t, "deleting a deleted definition", s.DeleteTraitDefinition(ctx, "Avg"), portrait.ENOTFOUND)
+	cfgMust(t, s.DeleteTraitDefinition(ctx, "Avg"))
+	cfgWantCode(t, "deleting a deleted definition", s.DeleteTraitDefinition(ctx, "Avg"), portrait.ENOTFOUND)
 	if ds, _ := s.TraitDefinitions(ctx); len(ds) != 1 || ds[0].Name != "orders_90d" {
 		t.Errorf("after delete: %+v", ds)
 	}
@@ -244,14 +244,14 @@ func schemaAndBoundaries(t *testing.T, s ConfigStore) {
 	if fs, err := s.SchemaFields(ctx); err != nil || len(fs) != 0 {
 		t.Fatalf("no schema yet: %v %v", fs, err)
 	}
-	must(t, s.SaveSchemaFields(ctx, nil))
-	must(t, s.SaveSchemaFields(ctx, []traits.Field{
+	cfgMust(t, s.SaveSchemaFields(ctx, nil))
+	cfgMust(t, s.SaveSchemaFields(ctx, []traits.Field{
 		{Name: "plan", Type: "string", Dimension: "basic", Origin: "observed", FirstSeen: t0},
 		{Name: "email", Type: "string", Classification: "confidential", Origin: "observed", FirstSeen: t0},
 	}))
-	must(t, s.SaveSchemaFields(ctx, []traits.Field{{Name: "plan", Type: "string", Dimension: "value", Description: "套餐", Annotated: true, FirstSeen: t0}}))
+	cfgMust(t, s.SaveSchemaFields(ctx, []traits.Field{{Name: "plan", Type: "string", Dimension: "value", Description: "套餐", Annotated: true, FirstSeen: t0}}))
 	fs, err := s.SchemaFields(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	want := []traits.Field{
 		{Name: "email", Type: "string", Classification: "confidential", Origin: "observed", FirstSeen: t0},
 		{Name: "plan", Type: "string", Dimension: "value", Description: "套餐", Annotated: true, FirstSeen: t0},
@@ -264,10 +264,10 @@ func schemaAndBoundaries(t *testing.T, s ConfigStore) {
 		t.Fatalf("no boundaries yet: %v %v", b, err)
 	}
 	for i := 1; i <= 3; i++ {
-		must(t, s.SaveBoundaries(ctx, &traits.Boundaries{AsOf: t0.Add(time.Duration(i) * time.Hour), Customers: i, R: [4]float64{float64(i)}}))
+		cfgMust(t, s.SaveBoundaries(ctx, &traits.Boundaries{AsOf: t0.Add(time.Duration(i) * time.Hour), Customers: i, R: [4]float64{float64(i)}}))
 	}
 	b, err := s.LatestBoundaries(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if b == nil || b.Customers != 3 || !b.AsOf.Equal(t0.Add(3*time.Hour)) || b.R[0] != 3 {
 		t.Errorf("latest boundaries %+v", b)
 	}
@@ -284,18 +284,18 @@ func tagVersions(t *testing.T, s ConfigStore) {
 		{Name: "vip", Dimension: "value", Expression: "revenue > 2000", NameZh: "贵宾"},
 		{Name: "vip", Dimension: "value", Expression: "revenue > 3000", Deleted: true},
 	} {
-		must(t, s.SaveTag(ctx, d))
+		cfgMust(t, s.SaveTag(ctx, d))
 		if want := map[int]int{0: 1, 1: 1, 2: 2, 3: 3}[i]; d.Version != want {
 			t.Errorf("save %d: version %d, want %d", i, d.Version, want)
 		}
 	}
 	ts, err := s.Tags(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if len(ts) != 2 || ts[0].Name != "active" || ts[1].Name != "vip" || ts[1].Version != 3 || !ts[1].Deleted {
 		t.Errorf("latest tags %+v", ts)
 	}
 	vs, err := s.TagVersions(ctx, "vip")
-	must(t, err)
+	cfgMust(t, err)
 	if len(vs) != 3 || vs[0].Version != 1 || vs[1].NameZh != "贵宾" || vs[2].Version != 3 {
 		t.Errorf("vip's versions %+v", vs)
 	}
@@ -310,23 +310,23 @@ func segmentsAndHistory(t *testing.T, s ConfigStore) {
 		t.Fatalf("no segments yet: %v %v", ds, err)
 	}
 	for _, id := range []string{"seg_b", "seg_a"} {
-		must(t, s.SaveSegment(ctx, &segment.Definition{ID: id, Name: id, Expression: "traits.plan == 'pro'", CreatedAt: t0, UpdatedAt: t0}))
+		cfgMust(t, s.SaveSegment(ctx, &segment.Definition{ID: id, Name: id, Expression: "traits.plan == 'pro'", CreatedAt: t0, UpdatedAt: t0}))
 	}
-	must(t, s.SaveSegment(ctx, &segment.Definition{ID: "seg_b", Name: "B 组", Expression: "traits.plan == 'max'", CreatedAt: t0, UpdatedAt: t0.Add(time.Hour)}))
+	cfgMust(t, s.SaveSegment(ctx, &segment.Definition{ID: "seg_b", Name: "B 组", Expression: "traits.plan == 'max'", CreatedAt: t0, UpdatedAt: t0.Add(time.Hour)}))
 	ds, err := s.Segments(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if len(ds) != 2 || ds[0].ID != "seg_a" || ds[1].Name != "B 组" || !ds[1].UpdatedAt.Equal(t0.Add(time.Hour)) {
 		t.Errorf("segments %+v", ds)
 	}
 
-	must(t, s.AppendSegmentEvents(ctx, nil))
+	cfgMust(t, s.AppendSegmentEvents(ctx, nil))
 	var evs []*segment.Event
 	for i := 0; i < 5; i++ {
 		evs = append(evs, &segment.Event{Segment: "seg_a", Profile: fmt.Sprintf("p%d", i), Kind: "enter", At: t0.Add(time.Duration(i) * time.Second)})
 	}
 	evs = append(evs, &segment.Event{Segment: "seg_b", Profile: "p0", Kind: "enter", At: t0})
-	must(t, s.AppendSegmentEvents(ctx, evs))
-	must(t, s.AppendSegmentEvents(ctx, []*segment.Event{
+	cfgMust(t, s.AppendSegmentEvents(ctx, evs))
+	cfgMust(t, s.AppendSegmentEvents(ctx, []*segment.Event{
 		{Segment: "seg_a", Profile: "p1", Kind: "exit", At: t0.Add(time.Minute)},
 		{Segment: "seg_a", Profile: "p2", Kind: "exit", At: t0.Add(time.Minute)},
 		{Segment: "seg_a", Profile: "p2", Kind: "enter", At: t0.Add(2 * time.Minute)},
@@ -337,12 +337,12 @@ func segmentsAndHistory(t *testing.T, s ConfigStore) {
 		}
 	}
 	page, err := s.SegmentEvents(ctx, "seg_a", 0, 3)
-	must(t, err)
+	cfgMust(t, err)
 	if len(page) != 3 || page[0].Profile != "p0" || page[0].ID != evs[0].ID || !page[0].At.Equal(t0) || page[0].Kind != "enter" || page[0].Segment != "seg_a" {
 		t.Fatalf("first page %+v", page)
 	}
 	rest, err := s.SegmentEvents(ctx, "seg_a", page[2].ID, 0)
-	must(t, err)
+	cfgMust(t, err)
 	var got []string
 	for _, e := range rest {
 		got = append(got, e.Profile+":"+e.Kind)
@@ -351,14 +351,14 @@ func segmentsAndHistory(t *testing.T, s ConfigStore) {
 		t.Errorf("second page %v", got)
 	}
 	members, err := s.RecordedMembers(ctx, "seg_a")
-	must(t, err)
+	cfgMust(t, err)
 	sort.Strings(members)
 	if !reflect.DeepEqual(members, []string{"p0", "p2", "p3", "p4"}) {
 		t.Errorf("recorded members %v", members)
 	}
 	// A deleted segment's history stays.
-	must(t, s.DeleteSegment(ctx, "seg_b"))
-	must(t, s.DeleteSegment(ctx, "seg_b"))
+	cfgMust(t, s.DeleteSegment(ctx, "seg_b"))
+	cfgMust(t, s.DeleteSegment(ctx, "seg_b"))
 	if ds, _ := s.Segments(ctx); len(ds) != 1 {
 		t.Errorf("after delete: %d segments", len(ds))
 	}
@@ -372,16 +372,16 @@ func segmentsAndHistory(t *testing.T, s ConfigStore) {
 
 func webhooksAndDeadLetters(t *testing.T, s ConfigStore) {
 	ctx := context.Background()
-	must(t, s.SaveWebhook(ctx, &segment.Webhook{ID: "wh_2", URL: "https://b.example/hook", Secret: "s2", CreatedAt: t0}))
-	must(t, s.SaveWebhook(ctx, &segment.Webhook{ID: "wh_1", URL: "https://a.example/hook", Secret: "s1", Segments: []string{"seg_a"}, CreatedAt: t0}))
-	must(t, s.SaveWebhook(ctx, &segment.Webhook{ID: "wh_2", URL: "https://b.example/v2", Secret: "s2", Purpose: "marketing", CreatedAt: t0}))
+	cfgMust(t, s.SaveWebhook(ctx, &segment.Webhook{ID: "wh_2", URL: "https://b.example/hook", Secret: "s2", CreatedAt: t0}))
+	cfgMust(t, s.SaveWebhook(ctx, &segment.Webhook{ID: "wh_1", URL: "https://a.example/hook", Secret: "s1", Segments: []string{"seg_a"}, CreatedAt: t0}))
+	cfgMust(t, s.SaveWebhook(ctx, &segment.Webhook{ID: "wh_2", URL: "https://b.example/v2", Secret: "s2", Purpose: "marketing", CreatedAt: t0}))
 	ws, err := s.Webhooks(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if len(ws) != 2 || ws[0].ID != "wh_1" || ws[0].Secret != "s1" || ws[1].URL != "https://b.example/v2" || ws[1].Purpose != "marketing" {
 		t.Errorf("webhooks %+v", ws)
 	}
-	must(t, s.DeleteWebhook(ctx, "wh_1"))
-	must(t, s.DeleteWebhook(ctx, "wh_1"))
+	cfgMust(t, s.DeleteWebhook(ctx, "wh_1"))
+	cfgMust(t, s.DeleteWebhook(ctx, "wh_1"))
 	if ws, _ := s.Webhooks(ctx); len(ws) != 1 {
 		t.Errorf("after delete: %d webhooks", len(ws))
 	}
@@ -389,15 +389,15 @@ func webhooksAndDeadLetters(t *testing.T, s ConfigStore) {
 	var ids []int64
 	for i := 0; i < 3; i++ {
 		d := &segment.DeadLetter{Webhook: "wh_2", Body: []byte(fmt.Sprintf(`{"n":%d}`, i)), Error: "503", Attempts: 5, At: t0.Add(time.Duration(i) * time.Second)}
-		must(t, s.SaveDeadLetter(ctx, d))
+		cfgMust(t, s.SaveDeadLetter(ctx, d))
 		if d.ID == 0 || len(ids) > 0 && d.ID <= ids[len(ids)-1] {
 			t.Fatalf("dead letter id %d after %v", d.ID, ids)
 		}
 		ids = append(ids, d.ID)
 	}
-	must(t, s.SaveDeadLetter(ctx, &segment.DeadLetter{Webhook: "other", Body: []byte(`{}`), Error: "x", Attempts: 1, At: t0}))
+	cfgMust(t, s.SaveDeadLetter(ctx, &segment.DeadLetter{Webhook: "other", Body: []byte(`{}`), Error: "x", Attempts: 1, At: t0}))
 	dl, err := s.DeadLetters(ctx, "wh_2", 2)
-	must(t, err)
+	cfgMust(t, err)
 	if len(dl) != 2 || dl[0].ID != ids[2] || dl[1].ID != ids[1] || string(dl[0].Body) != `{"n":2}` || dl[0].Attempts != 5 || dl[0].Error != "503" ||
 		!dl[0].At.Equal(t0.Add(2*time.Second)) || dl[0].Webhook != "wh_2" {
 		t.Errorf("dead letters %+v", dl)
@@ -410,30 +410,30 @@ func webhooksAndDeadLetters(t *testing.T, s ConfigStore) {
 func deliveries(t *testing.T, s ConfigStore) {
 	ctx := context.Background()
 	for _, id := range []string{"dl_b", "dl_a", "dl_b"} {
-		must(t, s.SaveDelivery(ctx, &delivery.Delivery{ID: id, Segment: "seg_" + id, Identifiers: []string{"email"}, Hash: id == "dl_a", EveryText: "24h", CreatedAt: t0}))
+		cfgMust(t, s.SaveDelivery(ctx, &delivery.Delivery{ID: id, Segment: "seg_" + id, Identifiers: []string{"email"}, Hash: id == "dl_a", EveryText: "24h", CreatedAt: t0}))
 	}
 	ds, err := s.Deliveries(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if len(ds) != 2 || ds[0].ID != "dl_a" || !ds[0].Hash || ds[1].Segment != "seg_dl_b" {
 		t.Errorf("deliveries %+v", ds)
 	}
 	for i := 0; i < 3; i++ {
 		r := &delivery.Run{Delivery: "dl_a", At: t0.Add(time.Duration(i) * time.Hour), Rows: 10 * i, Status: "ok", Where: "file"}
-		must(t, s.AppendDeliveryRun(ctx, r))
+		cfgMust(t, s.AppendDeliveryRun(ctx, r))
 		if r.ID == 0 {
 			t.Fatal("no run id")
 		}
 	}
 	runs, err := s.DeliveryRuns(ctx, "dl_a", 1)
-	must(t, err)
+	cfgMust(t, err)
 	if len(runs) != 1 || runs[0].Rows != 20 || runs[0].ID == 0 || !runs[0].At.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("latest run %+v", runs)
 	}
 	if runs, _ := s.DeliveryRuns(ctx, "dl_a", 100); len(runs) != 3 || runs[0].ID <= runs[2].ID {
 		t.Errorf("runs newest first: %+v", runs)
 	}
-	must(t, s.DeleteDelivery(ctx, "dl_a"))
-	wantCode(t, "deleting a deleted delivery", s.DeleteDelivery(ctx, "dl_a"), portrait.ENOTFOUND)
+	cfgMust(t, s.DeleteDelivery(ctx, "dl_a"))
+	cfgWantCode(t, "deleting a deleted delivery", s.DeleteDelivery(ctx, "dl_a"), portrait.ENOTFOUND)
 	if runs, _ := s.DeliveryRuns(ctx, "dl_a", 100); len(runs) != 3 {
 		t.Errorf("a deleted delivery's runs: %d", len(runs))
 	}
@@ -448,14 +448,14 @@ func accountEdits(t *testing.T, s ConfigStore) {
 	for i, kind := range []string{"create", "trait", "status"} {
 		ed := &account.Edit{Kind: kind, Account: "acme", Traits: map[string]any{"n": float64(i)}, By: "ops@x", At: t0.Add(time.Duration(i) * time.Second)}
 		id, err := s.AppendAccountEdit(ctx, ed)
-		must(t, err)
+		cfgMust(t, err)
 		if len(ids) > 0 && id <= ids[len(ids)-1] {
 			t.Fatalf("edit id %d after %v", id, ids)
 		}
 		ids = append(ids, id)
 	}
 	eds, err := s.AccountEdits(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if len(eds) != 3 {
 		t.Fatalf("%d edits", len(eds))
 	}
@@ -536,7 +536,7 @@ func CheckBehaviour(t *testing.T, s BehaviourStore, b *Behaviour) {
 		all[b.Owner[i]].AddEvent(e)
 	}
 	got, err := s.AllSegmentBehaviour(ctx)
-	must(t, err)
+	cfgMust(t, err)
 	if !reflect.DeepEqual(got, all) {
 		t.Errorf("AllSegmentBehaviour: %d profiles %v, want %d %v", len(got), summaryLens(got), len(all), summaryLens(all))
 	}
@@ -560,7 +560,7 @@ func CheckBehaviour(t *testing.T, s BehaviourStore, b *Behaviour) {
 		q := *p1
 		q.ID = id
 		got, err := s.SegmentBehaviour(ctx, &q)
-		must(t, err)
+		cfgMust(t, err)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("SegmentBehaviour(%s): %v, want %v", id, summaryLens(map[string]segment.Summary{id: got}), summaryLens(map[string]segment.Summary{id: want}))
 		}
