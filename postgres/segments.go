@@ -302,22 +302,43 @@ func (db *DB) SegmentBehaviour(ctx context.Context, p *portrait.Profile) (segmen
 // AllSegmentBehaviour builds every profile's behaviour summary in one pass
 // over the track events, for building the segment index at start.
 func (db *DB) AllSegmentBehaviour(ctx context.Context) (map[string]segment.Summary, error) {
-	// In log order, each event once with the profile it landed on; events
-	// not applied to a profile (or retracted) have no profile_events row.
-	rows, err := db.pool.Query(ctx, `SELECT DISTINCT ON (e.seq) pe.profile_id, e.seq, e.body
-		FROM events e JOIN profile_events pe ON pe.seq = e.seq
-		WHERE e.type = 'track' ORDER BY e.seq`)
+	// Which profile each event landed on, first (events not applied to a
+	// profile, or retracted, have none), then the track events in log order
+	// along the log's primary key: joining the two in the database would
+	// sort every track event's body by seq.
+	owner := map[int64]string{}
+	rows, err := db.pool.Query(ctx, `SELECT seq, profile_id FROM profile_events`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read profile events")
+	}
+	for rows.Next() {
+		var seq int64
+		var pid string
+		if err := rows.Scan(&seq, &pid); err != nil {
+			rows.Close()
+			return nil, portrait.Wrap(err, "cannot read profile events")
+		}
+		owner[seq] = pid
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read profile events")
+	}
+	rows, err = db.pool.Query(ctx, `SELECT seq, body FROM events WHERE type = 'track' ORDER BY seq`)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
 	defer rows.Close()
 	out := map[string]segment.Summary{}
 	for rows.Next() {
-		var pid string
 		var seq int64
 		var body []byte
-		if err := rows.Scan(&pid, &seq, &body); err != nil {
+		if err := rows.Scan(&seq, &body); err != nil {
 			return nil, portrait.Wrap(err, "cannot read the event log")
+		}
+		pid, ok := owner[seq]
+		if !ok {
+			continue
 		}
 		e := &portrait.Event{}
 		if err := json.Unmarshal(body, e); err != nil {
