@@ -51,7 +51,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if !strings.HasPrefix(*to, "postgres://") && !strings.HasPrefix(*to, "postgresql://") {
 		return portrait.Errorf(portrait.EINVALID, "--to must name a PostgreSQL store (postgres://…)")
 	}
-	res, err := migrate(ctx, *data, *to)
+	res, err := migrateToPostgres(ctx, *data, *to)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
-func migrate(ctx context.Context, dir, url string) (*migrateResult, error) {
+func migrateToPostgres(ctx context.Context, dir, url string) (*migrateResult, error) {
 	start := time.Now()
 	// Opening a directory without a store would create an empty one and
 	// move nothing: say so instead.
@@ -88,7 +88,7 @@ func migrate(ctx context.Context, dir, url string) (*migrateResult, error) {
 		return nil, err
 	}
 	defer dst.Close()
-	res := &migrateResult{From: dir, To: redactURL(url)}
+	res := &migrateResult{From: dir, To: redactMigrateURL(url)}
 	imp, err := dst.BeginImport(ctx)
 	if err != nil {
 		return nil, err
@@ -113,8 +113,8 @@ func migrate(ctx context.Context, dir, url string) (*migrateResult, error) {
 	return res, nil
 }
 
-// redactURL hides a password in a store URL that is printed.
-func redactURL(u string) string {
+// redactMigrateURL hides a password in a store URL that is printed.
+func redactMigrateURL(u string) string {
 	at := strings.LastIndex(u, "@")
 	i := strings.Index(u, "://")
 	if at < 0 || i < 0 || i+3 > at {

@@ -345,13 +345,13 @@ func TestMigrateRefuses(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
+func TestRedactMigrateURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://u:secret@h:5432/db": "postgres://u:***@h:5432/db",
 		"postgres://u@h/db":             "postgres://u@h/db",
 		"postgres://h/db":               "postgres://h/db",
 	} {
-		if got := redactURL(in); got != want {
+		if got := redactMigrateURL(in); got != want {
 			t.Errorf("%s: %s", in, got)
 		}
 	}
