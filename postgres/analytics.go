@@ -51,14 +51,17 @@ func (db *DB) Runs(ctx context.Context, kind string, limit int) ([]*jobs.Run, er
 	}
 	q := `SELECT doc FROM analytics_runs`
 	args := []any{limit}
+	// Runs started in the same microsecond come in the order the embedded
+	// store gives them: of one kind, along its (kind, started_at) index,
+	// which ends with the id, read backwards (later id first); of all
+	// kinds, sorted from the table, in id order.
+	tie := `id COLLATE "C"`
 	if kind != "" {
 		q += ` WHERE kind = $2`
 		args = append(args, kind)
+		tie += ` DESC`
 	}
-	// Runs started in the same microsecond: the later id first, as the
-	// embedded store's (kind, started_at) index, which ends with the id,
-	// gives them.
-	q += ` ORDER BY started_at DESC, id COLLATE "C" DESC LIMIT $1`
+	q += ` ORDER BY started_at DESC, ` + tie + ` LIMIT $1`
 	runs, err := configBodies[*jobs.Run](ctx, db, "cannot list runs", "corrupt run", q, args...)
 	if runs == nil && err == nil {
 		runs = []*jobs.Run{} // an empty list, not null, in the API

@@ -213,6 +213,23 @@ func analyticsRuns(t *testing.T, s ConfigStore) {
 	if got := ids(clv); !reflect.DeepEqual(got, []string{"r2"}) {
 		t.Errorf("latest clv run: %v", got)
 	}
+	// Runs started at the same time: of one kind, the later id first; of
+	// all kinds, in id order.
+	late := t0.Add(time.Hour)
+	for _, id := range []string{"t2", "t1", "t3"} {
+		cfgMust(t, s.SaveRun(ctx, &jobs.Run{ID: id, Kind: "rfm", Status: "done", StartedAt: late}))
+	}
+	cfgMust(t, s.SaveRun(ctx, &jobs.Run{ID: "t0", Kind: "churn", Status: "done", StartedAt: late}))
+	rfm, err := s.Runs(ctx, "rfm", 0)
+	cfgMust(t, err)
+	if got := ids(rfm); !reflect.DeepEqual(got, []string{"t3", "t2", "t1"}) {
+		t.Errorf("rfm runs started together: %v", got)
+	}
+	all, err = s.Runs(ctx, "", 4)
+	cfgMust(t, err)
+	if got := ids(all); !reflect.DeepEqual(got, []string{"t0", "t1", "t2", "t3"}) {
+		t.Errorf("runs started together: %v", got)
+	}
 }
 
 func traitDefinitions(t *testing.T, s ConfigStore) {
