@@ -33,6 +33,7 @@ commands:
   import    import a CSV, JSONL or XLSX file (import --source NAME --map mapping.yaml FILE)
   backup    back up the embedded store, also while it serves (backup --data DIR --to FILE)
   restore   restore a backup into a new data directory (restore --from FILE --data DIR)
+  migrate   move an embedded deployment to PostgreSQL (migrate --data DIR --to postgres://…)
   version   print the version
 
 Run "portrait <command> -h" for a command's flags. Every command takes --json.
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBackup(ctx, rest, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, rest, stdout, stderr)
+	case "migrate": // PostgreSQL migration (issue 17 §7): cmd/portrait/migrate.go
+		return runMigrate(ctx, rest, stdout, stderr)
 	case "templates": // industry templates (issue 16): cmd/portrait/accounts.go
 		return runTemplates(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
