@@ -13,19 +13,19 @@ import (
 
 // wireAccess gives the server its audit log and the classification levels
 // changed through the API (the trait schema's come with the traits service).
-func wireAccess(ctx context.Context, s *porthttp.Server, db *sqlite.DB) error {
+func wireAccess(ctx context.Context, s *porthttp.Server, db Store) error {
 	s.Audit, s.Classifications = db, db
 	c := &access.Classifier{}
-	set, err := db.Classifications(ctx)
+	set, err := classifications(ctx, db)
 	if err != nil {
 		return err
 	}
 	for _, x := range set {
-		l, err := access.ParseLevel(x.Level)
+		l, err := access.ParseLevel(x[2])
 		if err != nil {
 			return err
 		}
-		c.Set(x.Kind, x.Name, l)
+		c.Set(x[0], x[1], l)
 	}
 	s.Classifier = c
 	return nil

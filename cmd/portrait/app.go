@@ -73,13 +73,16 @@ func (c *Config) flags(fs *flag.FlagSet) {
 type App struct {
 	Config Config
 	Log    *slog.Logger
-	DB     *sqlite.DB
+	DB     Store
 	Rules  *identity.Rules
 	Proc   *profile.Processor
 	HTTP   *porthttp.Server
 	Enrich *Enrichment
 	Jobs   *jobs.Runner
-	lock   *os.File
+	// now is the store's clock (the embedded store's Now, which tests
+	// move), for services that stamp what they record.
+	now  portrait.Clock
+	lock *os.File
 	// retention deletes expired quarantined records (privacy-erasure)
 	retention *erasure.Retention
 
@@ -196,10 +199,12 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	if a.lock, err = lockDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if a.DB, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
+	db, err := sqlite.Open(ctx, cfg.DataDir)
+	if err != nil {
 		a.lock.Close()
 		return nil, err
 	}
+	a.DB, a.now = db, func() time.Time { return db.Now() }
 	a.reportRecoveries()
 
 	reg := prometheus.NewRegistry()

@@ -61,7 +61,7 @@ func (a *App) wireErasure(ctx context.Context) error {
 		return err
 	}
 	a.HTTP.Events = qcap
-	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.DB.Now, Log: a.Log}
+	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.now, Log: a.Log}
 	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portrait_quarantine_dropped_total",
 		Help: "Rejected records dropped because their source's quarantine was full.",
@@ -107,7 +107,7 @@ func (a *App) wireErasure(ctx context.Context) error {
 		}
 	}
 	// Erasures, lifted suppressions and consent changes go to the audit log.
-	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now, Audit: a.DB}
+	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.now, Audit: a.DB}
 	return nil
 }
 
