@@ -48,21 +48,20 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	return nil
 }
 
-// startEnrichment runs the tag backfills and the scheduled jobs: profiles
-// re-evaluated hourly (windows expire, stages lapse), RFM boundaries daily.
-func (a *App) startEnrichment(ctx context.Context) {
+// runEnrichment runs the tag backfills and the scheduled jobs until ctx
+// ends: profiles re-evaluated hourly (windows expire, stages lapse), RFM
+// boundaries daily. They rewrite profiles, so they run beside the applier.
+func (a *App) runEnrichment(ctx context.Context) {
 	if a.Enrich == nil {
 		return
 	}
-	a.wg.Add(2)
+	done := make(chan struct{})
 	go func() {
-		defer a.wg.Done()
+		defer close(done)
 		a.Enrich.Tags.Run(ctx)
 	}()
-	go func() {
-		defer a.wg.Done()
-		a.Enrich.Traits.Run(ctx, time.Hour, 24*time.Hour)
-	}()
+	a.Enrich.Traits.Run(ctx, time.Hour, 24*time.Hour)
+	<-done
 }
 
 // backlog is how many logged events the processor has not applied yet.
@@ -73,5 +72,5 @@ func (a *App) backlog() int64 {
 	if err != nil {
 		return 0
 	}
-	return max(0, last-a.Proc.Checkpoint())
+	return max(0, last-a.checkpoint(ctx))
 }

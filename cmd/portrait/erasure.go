@@ -51,7 +51,7 @@ func (h *Hardening) flags(fs *flag.FlagSet) {
 // suppression list in front of every ingest path (tracking API, imports),
 // so an erased person's identifiers are dropped before they reach the log.
 func (a *App) wireErasure(ctx context.Context) error {
-	sup := &erasure.Suppressor{EventLog: a.DB, Store: a.DB, IdentifiersOf: a.Proc.Identifiers}
+	sup := &erasure.Suppressor{EventLog: a.ingestLog(), Store: a.DB, IdentifiersOf: a.Proc.Identifiers}
 	if err := sup.Load(ctx); err != nil {
 		return err
 	}
