@@ -79,7 +79,9 @@ func (f *follower) Step(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	// An id may be listed more than once, and as changed then deleted (or
-	// the reverse) within one page: the store's present decides.
+	// the reverse) within one page: the store's present decides. A profile
+	// merged away is found at the one it merged into (a different id): it
+	// is gone, and the survivor changed.
 	seen := make(map[string]bool, n)
 	var changed []*portrait.Profile
 	var deleted []string
@@ -91,6 +93,13 @@ func (f *follower) Step(ctx context.Context) (int, error) {
 		p, err := f.Profiles.Profile(ctx, id)
 		switch {
 		case err == nil:
+			if p.ID != id {
+				deleted = append(deleted, id)
+				if seen[p.ID] {
+					continue
+				}
+				seen[p.ID] = true
+			}
 			changed = append(changed, p)
 		case portrait.ErrorCode(err) == portrait.ENOTFOUND:
 			deleted = append(deleted, id)
