@@ -213,21 +213,7 @@ func (a *App) startNodes(ctx context.Context) {
 	}
 	if r.process {
 		if a.shared && a.bus != nil {
-			// One applier among the process nodes: the processor caches
-			// the identity graph and must be the only writer.
-			a.goRun(func() {
-				err := a.bus.HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
-					a.Log.Info("applying events to profiles", "node", a.Config.Node, "term", rev)
-					a.applying.Store(true)
-					defer a.applying.Store(false)
-					a.freshTerm(ctx)
-					a.runApplier(ctx)
-					a.Log.Info("stopped applying events", "node", a.Config.Node, "term", rev)
-				})
-				if err != nil {
-					a.Log.Error("applier lease stopped", "err", err)
-				}
-			})
+			a.goRun(func() { a.holdApplier(ctx) })
 		} else {
 			a.applying.Store(true)
 			a.goRun(func() { a.runApplier(ctx) })
@@ -252,6 +238,24 @@ func (a *App) startNodes(ctx context.Context) {
 		} else {
 			a.goRun(func() { a.runJobs(ctx) })
 		}
+	}
+}
+
+// holdApplier applies events to profiles while this node holds the
+// "applier" lease, until ctx ends: one applier among the process nodes,
+// because the processor caches the identity graph and must be the only
+// writer. Each term starts from what the store holds.
+func (a *App) holdApplier(ctx context.Context) {
+	err := a.bus.HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
+		a.Log.Info("applying events to profiles", "node", a.Config.Node, "term", rev)
+		a.applying.Store(true)
+		defer a.applying.Store(false)
+		a.freshTerm(ctx)
+		a.runApplier(ctx)
+		a.Log.Info("stopped applying events", "node", a.Config.Node, "term", rev)
+	})
+	if err != nil {
+		a.Log.Error("applier lease stopped", "err", err)
 	}
 }
 
