@@ -316,11 +316,15 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if err := a.wireEnrichment(ctx); err != nil {
 		return nil, err
 	}
-	if err := a.wireConsoleAPI(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.wireSegments(ctx); err != nil {
-		return nil, err
+	// The in-memory indexes (search, segments) read every profile: only
+	// a node that serves them builds them.
+	if rs.api {
+		if err := a.wireConsoleAPI(ctx); err != nil {
+			return nil, err
+		}
+		if err := a.wireSegments(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.wireMap(); err != nil { // customer business map (issue 14)
 		return nil, err
