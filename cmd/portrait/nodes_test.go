@@ -8,6 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/membus"
+	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 func TestParseRoles(t *testing.T) {
@@ -90,5 +95,53 @@ func TestRoleFilter(t *testing.T) {
 		if got := w.Code == http.StatusTeapot; got != c.serve {
 			t.Errorf("role %s, %s: served %v (HTTP %d %s)", c.r, c.path, got, w.Code, w.Body.String())
 		}
+	}
+}
+
+// TestBusLogAcknowledgesOnTheBus: through an ingest node's log, accepted
+// events go to the bus and not to the store's log; rejected records are
+// quarantined in the store, as on a single node.
+func TestBusLogAcknowledgesOnTheBus(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bus := membus.New(1)
+	l := &busLog{Store: db, bus: bus}
+	now := time.Now().UTC()
+	evs := []*portrait.Event{
+		{MessageID: "m1", Type: portrait.EventTrack, Source: "web", UserID: "u1", Name: "Viewed", Timestamp: now, ReceivedAt: now},
+		{MessageID: "m2", Type: portrait.EventPage, Source: "web", AnonymousID: "a1", Timestamp: now, ReceivedAt: now},
+	}
+	res, err := l.Append(ctx, evs, []*portrait.Rejected{{Source: "web", Reason: "bad", Raw: []byte(`{"x":1}`), ReceivedAt: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 2 {
+		t.Errorf("accepted %d, want 2", res.Accepted)
+	}
+	if last, err := db.LastSeq(ctx); err != nil || last != 0 {
+		t.Errorf("the store's log ends at %d (%v): events went around the bus", last, err)
+	}
+	q, err := db.ListQuarantine(ctx, portrait.QuarantineFilter{Limit: 10})
+	if err != nil || len(q) != 1 || q[0].Reason != "bad" {
+		t.Errorf("quarantine: %v %v, want the one rejected record", q, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var got []string
+	bus.Consume(cctx, 0, func(_ context.Context, batch []*portrait.Event) error {
+		for _, e := range batch {
+			got = append(got, e.MessageID)
+		}
+		if len(got) >= 2 {
+			cancel()
+		}
+		return nil
+	})
+	if len(got) != 2 {
+		t.Errorf("the bus holds %v, want m1 and m2", got)
 	}
 }
