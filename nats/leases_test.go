@@ -135,3 +135,20 @@ func TestNamedLeaseRefusesPartitionKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishCountsDuplicates: a retried batch (the same message ids within
+// the duplicate window) is counted as duplicates and stores nothing new.
+func TestPublishCountsDuplicates(t *testing.T) {
+	b := openBus(t, Config{Partitions: 2})
+	evs := events(5, 3) // 15 events
+	ctx := context.Background()
+	if d, err := b.PublishCounted(ctx, evs[:10]); err != nil || d != 0 {
+		t.Fatalf("first publish: %d duplicates, %v", d, err)
+	}
+	if d, err := b.PublishCounted(ctx, evs); err != nil || d != 10 {
+		t.Fatalf("retry with 5 new events: %d duplicates (%v), want 10", d, err)
+	}
+	if n, err := b.Pending(ctx); err != nil || n != 15 {
+		t.Fatalf("pending %d (%v), want 15", n, err)
+	}
+}

@@ -100,7 +100,9 @@ type App struct {
 	bus       *natsbus.Bus // nil: no bus, the tracking API appends to the store
 	procStore *applierStore
 	follow    *follower // api on a shared store: indexes follow the change feed
-	applying  atomic.Bool
+	// suppressor drops erased people's events at ingest (wireErasure).
+	suppressor *erasure.Suppressor
+	applying   atomic.Bool
 	// retention deletes expired quarantined records (privacy-erasure)
 	retention *erasure.Retention
 

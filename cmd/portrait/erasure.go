@@ -55,6 +55,7 @@ func (a *App) wireErasure(ctx context.Context) error {
 	if err := sup.Load(ctx); err != nil {
 		return err
 	}
+	a.suppressor = sup // nodes: an ingest node reloads it from a shared store
 	hc := a.Config.Hardening
 	qcap := &erasure.QuarantineCap{EventLog: sup, Store: a.DB, MaxBytesPerSource: hc.QuarantinePerSourceMiB << 20, MaxRecordBytes: hc.QuarantineRecordKiB << 10}
 	if err := qcap.Load(ctx); err != nil {

@@ -153,12 +153,22 @@ func (l *busLog) Append(ctx context.Context, events []*portrait.Event, rejected 
 	if len(events) == 0 {
 		return res, nil
 	}
+	// JetStream says which events it already had within its duplicate
+	// window (a client's retry); a retry after the window is dropped by the
+	// store's message ids later, unseen here, and counts as accepted.
+	if c, ok := l.bus.(interface {
+		PublishCounted(ctx context.Context, events []*portrait.Event) (int, error)
+	}); ok {
+		dups, err := c.PublishCounted(ctx, events)
+		if err != nil {
+			return res, err
+		}
+		res.Accepted, res.Duplicates = len(events)-dups, dups
+		return res, nil
+	}
 	if err := l.bus.Publish(ctx, events); err != nil {
 		return res, err
 	}
-	// The bus drops a retry within its duplicate window and the store one
-	// after it, but neither answers here which events were new: all count
-	// as accepted.
 	res.Accepted = len(events)
 	return res, nil
 }
@@ -195,6 +205,10 @@ func (a *App) freshTerm(ctx context.Context) {
 	a.Proc.Sync(ctx) // fails, as asked: the caches are marked stale
 }
 
+// suppressionEvery is how often an ingest node on a shared store reads the
+// suppression list again.
+const suppressionEvery = 5 * time.Second
+
 // startNodes starts what the roles run, beside the HTTP server.
 func (a *App) startNodes(ctx context.Context) {
 	r := a.roles
@@ -208,6 +222,24 @@ func (a *App) startNodes(ctx context.Context) {
 			})
 			if err != nil {
 				a.Log.Error("bus consumers stopped", "err", err)
+			}
+		})
+	}
+	if r.ingest && a.shared && a.suppressor != nil {
+		// An erasure made through another node reaches this node's
+		// suppression list within suppressionEvery.
+		a.goRun(func() {
+			t := time.NewTicker(suppressionEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				if err := a.suppressor.Load(ctx); err != nil && ctx.Err() == nil {
+					a.Log.Warn("suppression list not reloaded", "err", err)
+				}
 			}
 		})
 	}
