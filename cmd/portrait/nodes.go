@@ -434,3 +434,35 @@ func nodeLogger(l *slog.Logger, node string, r roles) *slog.Logger {
 	}
 	return l.With("node", node, "role", r.String())
 }
+
+// mayRewrite says whether this node may rewrite profiles outside the log's
+// application (a computed trait covering the past, tag and RFM refreshes,
+// an erasure): on a shared store only the applier may, as the processor
+// must be the only writer. Until such requests are forwarded to it, a node
+// that does not apply refuses them rather than write beside it.
+func (a *App) mayRewrite() error {
+	if !a.shared || a.applying.Load() {
+		return nil
+	}
+	return portrait.Errorf(portrait.EUNAVAILABLE, "this node (%s) does not apply events to profiles, and over a shared store only the node that does may rewrite them; send this to the node holding the applier lease (docs/scaling.md)", a.Config.Node)
+}
+
+// applierErasure refuses erasures on a node that does not apply.
+type applierErasure struct {
+	porthttp.ErasureService
+	a *App
+}
+
+func (e *applierErasure) Erase(ctx context.Context, id, by, reason string) (*portrait.ErasureReceipt, error) {
+	if err := e.a.mayRewrite(); err != nil {
+		return nil, err
+	}
+	return e.ErasureService.Erase(ctx, id, by, reason)
+}
+
+func (e *applierErasure) EraseByIdentifier(ctx context.Context, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
+	if err := e.a.mayRewrite(); err != nil {
+		return nil, err
+	}
+	return e.ErasureService.EraseByIdentifier(ctx, id, by, reason)
+}

@@ -228,6 +228,17 @@ func TestNodesOverASharedStore(t *testing.T) {
 	if n2.applying.Load() {
 		applier, other = n2, n1
 	}
+	// Profile rewrites outside the log: on the applier only.
+	if err := applier.mayRewrite(); err != nil {
+		t.Errorf("the applier may not rewrite profiles: %v", err)
+	}
+	_, err = api.HTTP.Erasure.EraseByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: "u-1"}, "test", "test")
+	if portrait.ErrorCode(err) != portrait.EUNAVAILABLE {
+		t.Errorf("an erasure on the api node: %v, want it refused (unavailable)", err)
+	}
+	if _, err := api.Enrich.Tags.Refresh(ctx); portrait.ErrorCode(err) != portrait.EUNAVAILABLE {
+		t.Errorf("a tag refresh on the api node: %v, want it refused", err)
+	}
 	applier.Close()
 	for b := 10; b < 20; b++ {
 		post(other, b)
