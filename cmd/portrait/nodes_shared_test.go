@@ -228,6 +228,22 @@ func TestNodesOverASharedStore(t *testing.T) {
 	if n2.applying.Load() {
 		applier, other = n2, n1
 	}
+	// Scheduled jobs and deliveries: on the api node (the only one with
+	// the api role), under the jobs lease.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := api.bus.LeaseHolder(ctx, "jobs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == "api" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the jobs lease is held by %q, want the api node", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// Profile rewrites outside the log: on the applier only.
 	if err := applier.mayRewrite(); err != nil {
 		t.Errorf("the applier may not rewrite profiles: %v", err)
@@ -266,7 +282,7 @@ func TestNodesOverASharedStore(t *testing.T) {
 	if sum != sent {
 		t.Errorf("event_count summed over %d profiles = %d, want %d", profiles, sum, sent)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for api.HTTP.Segments.Index.Len() != profiles && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
