@@ -8,7 +8,6 @@ import (
 
 	"github.com/portrait-cdp/portrait/access"
 	porthttp "github.com/portrait-cdp/portrait/http"
-	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 // wireAccess gives the server its audit log and the classification levels
@@ -41,10 +40,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./portrait-data", "data directory")
+	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
-	db, err := sqlite.Open(ctx, *data)
+	db, err := openStore(ctx, *store, *data)
 	if err != nil {
 		return err
 	}

@@ -115,6 +115,27 @@ func parseStore(s, dataDir string) (storeKind, string, error) {
 	return 0, "", portrait.Errorf(portrait.EINVALID, "store %q: use sqlite:DIR or postgres://user@host:port/db", s)
 }
 
+// openStore opens the store --store names (default: the embedded one under
+// dataDir), for the commands that work on a store beside a running server
+// (keys, audit verify).
+func openStore(ctx context.Context, store, dataDir string) (Store, error) {
+	kind, where, err := parseStore(store, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if kind == storePostgres {
+		if openPostgres == nil {
+			return nil, noPostgres(where)
+		}
+		return openPostgres(ctx, where)
+	}
+	db, err := sqlite.Open(ctx, where)
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
 // classifications lists the explicit classification levels of a store
 // as (kind, name, level). Each store returns them as its own struct type
 // with those three fields (sqlite.Classification), so they are read by
