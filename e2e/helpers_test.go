@@ -88,6 +88,7 @@ type server struct {
 	t       testing.TB
 	dataDir string
 	logPath string
+	args    []string // more serve flags (--bus, --role...)
 
 	mu     sync.Mutex
 	addr   string
@@ -98,10 +99,10 @@ type server struct {
 
 // startServer starts portrait serve on a fresh data directory and waits
 // until /healthz answers. The process is stopped when the test ends.
-func startServer(t testing.TB) *server {
+func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
-	s := &server{t: t, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "server.log")}
+	s := &server{t: t, dataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "server.log"), args: args}
 	s.start()
 	t.Cleanup(func() {
 		s.kill()
@@ -150,7 +151,7 @@ func (s *server) start() {
 		}
 		s.starts++
 		fmt.Fprintf(logf, "\n=== start %d on %s ===\n", s.starts, addr)
-		cmd := exec.Command(binPath, "serve", "--addr", addr, "--data", s.dataDir)
+		cmd := exec.Command(binPath, append([]string{"serve", "--addr", addr, "--data", s.dataDir}, s.args...)...)
 		cmd.Env = append(os.Environ(), "PORTRAIT_ADMIN_TOKEN="+adminToken, "PORTRAIT_WRITE_KEY="+writeKey)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {

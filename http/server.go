@@ -84,6 +84,10 @@ type Server struct {
 	Accounts *account.Service
 	// Extra lets other packages mount more routes (console, analytics...).
 	Extra func(mux *http.ServeMux, s *Server)
+	// Filter, when set, wraps the handler Open serves: a node with only
+	// some roles answers only their routes (nodes, issue 17:
+	// cmd/portrait/nodes.go).
+	Filter func(http.Handler) http.Handler
 	// Console is the web console's built assets (nil: the ones embedded in
 	// the binary); sessions are its sign-ins (console.go, session.go).
 	Console  fs.FS
@@ -245,8 +249,12 @@ func (s *Server) Open() error {
 		return portrait.Wrap(err, "cannot listen on "+s.Addr)
 	}
 	s.ln = ln
+	h := s.Handler()
+	if s.Filter != nil { // nodes (issue 17)
+		h = s.Filter(h)
+	}
 	s.server = &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -151,30 +151,41 @@ func (b *Bus) subject(p int) string { return b.cfg.Stream + ".p." + strconv.Itoa
 // every acknowledgement is awaited, so a batch costs one round trip, not
 // one per event.
 func (b *Bus) Publish(ctx context.Context, events []*portrait.Event) error {
+	_, err := b.PublishCounted(ctx, events)
+	return err
+}
+
+// PublishCounted is Publish, also saying how many of the events the stream
+// already had (the same message id within the duplicate window: a
+// client's retry), so that the tracking API can report them as duplicates.
+func (b *Bus) PublishCounted(ctx context.Context, events []*portrait.Event) (duplicates int, err error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
 	for _, e := range events {
 		data, err := json.Marshal(e)
 		if err != nil {
-			return portrait.Wrap(err, "cannot encode event "+e.MessageID)
+			return 0, portrait.Wrap(err, "cannot encode event "+e.MessageID)
 		}
 		m := natsgo.NewMsg(b.subject(portrait.Partition(e, b.cfg.Partitions)))
 		m.Data = data
 		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(e.MessageID))
 		if err != nil {
-			return portrait.Errorf(portrait.EUNAVAILABLE, "cannot publish to the bus: %v", err)
+			return 0, portrait.Errorf(portrait.EUNAVAILABLE, "cannot publish to the bus: %v", err)
 		}
 		futures = append(futures, f)
 	}
 	for _, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if ack != nil && ack.Duplicate {
+				duplicates++
+			}
 		case err := <-f.Err():
-			return portrait.Errorf(portrait.EUNAVAILABLE, "the bus did not store an event: %v", err)
+			return 0, portrait.Errorf(portrait.EUNAVAILABLE, "the bus did not store an event: %v", err)
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
-	return nil
+	return duplicates, nil
 }
 
 // Consume implements portrait.Bus with the partition's durable pull

@@ -37,16 +37,9 @@ func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle 
 	if ttl < time.Second {
 		ttl = time.Second
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      leaseBucket(b.cfg.Stream),
-		Description: "Portrait partition leases",
-		TTL:         ttl,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    b.cfg.Replicas,
-	})
+	kv, err := b.leases(ctx, ttl)
 	if err != nil {
-		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot open the lease bucket: %v", err)
+		return err
 	}
 	s := &server{b: b, kv: kv, node: node, handle: handle, held: map[int]*held{}}
 	defer s.stopAll()
@@ -60,6 +53,23 @@ func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle 
 		case <-tick.C:
 		}
 	}
+}
+
+// leases opens the lease bucket. Its TTL is the lease time of every key in
+// it, so every node of a stream must use the same one (serve's --lease-ttl).
+func (b *Bus) leases(ctx context.Context, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      leaseBucket(b.cfg.Stream),
+		Description: "Portrait partition and named leases",
+		TTL:         ttl,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+	})
+	if err != nil {
+		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "cannot open the lease bucket: %v", err)
+	}
+	return kv, nil
 }
 
 type held struct {
@@ -232,4 +242,112 @@ func (b *Bus) Owners(ctx context.Context) (map[int]string, error) {
 		out[p] = string(e.Value())
 	}
 	return out, nil
+}
+
+// HoldLease runs fn while this node holds the named lease (key name in the
+// lease bucket: "applier", "jobs"), so that across all nodes at most one
+// runs it at a time. It tries to take the lease every ttl/3 while another
+// node holds it; once taken it renews it every ttl/3 with compare-and-set
+// on the key's revision. A renewal that fails (the lease expired and was
+// taken, or NATS did not answer within ttl/3) cancels fn's context at once,
+// before the key can have expired; fn then gets a fresh call, with a fresh
+// context, the next time this node takes the lease. When ctx ends, fn is
+// cancelled and waited for and the lease given back, so another node takes
+// it without waiting for the TTL.
+//
+// fn is told the lease's revision when it was taken: a number that grows
+// with every holder, for a store that wants to refuse a stale holder's
+// writes (a fencing token).
+func (b *Bus) HoldLease(ctx context.Context, name, node string, ttl time.Duration, fn func(ctx context.Context, revision uint64)) error {
+	if name == "" || strings.ContainsAny(name, " *>") || strings.HasPrefix(name, "p.") || strings.HasPrefix(name, "node.") {
+		return portrait.Errorf(portrait.EINVALID, "lease name %q: letters, digits, - and _ only, not p.* or node.*", name)
+	}
+	if node == "" || strings.ContainsAny(node, ". *>") {
+		return portrait.Errorf(portrait.EINVALID, "node name %q: letters, digits, - and _ only", node)
+	}
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	kv, err := b.leases(ctx, ttl)
+	if err != nil {
+		return err
+	}
+	log := b.cfg.Log
+	var (
+		rev    uint64
+		cancel context.CancelFunc
+		done   chan struct{}
+	)
+	stop := func() {
+		if cancel != nil {
+			cancel()
+			<-done
+			cancel, done = nil, nil
+		}
+	}
+	defer func() {
+		stop()
+		if rev != 0 {
+			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer dcancel()
+			if err := kv.Delete(dctx, name, jetstream.LastRevision(rev)); err != nil {
+				log.Warn("lease not given back: it expires", "lease", name, "node", node, "err", err)
+			}
+		}
+	}()
+	tick := time.NewTicker(ttl / 3)
+	defer tick.Stop()
+	for {
+		// Each call is bounded by ttl/3, so a holder that cannot reach
+		// NATS stops before its lease can have expired elsewhere.
+		cctx, ccancel := context.WithTimeout(ctx, ttl/3)
+		if rev != 0 {
+			r, err := kv.Update(cctx, name, []byte(node), rev)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("lease lost", "lease", name, "node", node, "err", err)
+				}
+				rev = 0
+				stop()
+			} else {
+				rev = r
+			}
+		} else if r, err := kv.Create(cctx, name, []byte(node)); err == nil {
+			rev = r
+			log.Info("lease taken", "lease", name, "node", node, "revision", r)
+			fctx, fcancel := context.WithCancel(ctx)
+			cancel, done = fcancel, make(chan struct{})
+			go func(done chan struct{}, r uint64) {
+				defer close(done)
+				fn(fctx, r)
+			}(done, r)
+		} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+			log.Warn("lease not taken", "lease", name, "node", node, "err", err)
+		}
+		ccancel()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// LeaseHolder names the node holding the named lease ("" when free).
+func (b *Bus) LeaseHolder(ctx context.Context, name string) (string, error) {
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the leases: %v", err)
+	}
+	e, err := kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the leases: %v", err)
+	}
+	return string(e.Value()), nil
 }

@@ -8,24 +8,23 @@ import (
 
 	"github.com/portrait-cdp/portrait/access"
 	porthttp "github.com/portrait-cdp/portrait/http"
-	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 // wireAccess gives the server its audit log and the classification levels
 // changed through the API (the trait schema's come with the traits service).
-func wireAccess(ctx context.Context, s *porthttp.Server, db *sqlite.DB) error {
+func wireAccess(ctx context.Context, s *porthttp.Server, db Store) error {
 	s.Audit, s.Classifications = db, db
 	c := &access.Classifier{}
-	set, err := db.Classifications(ctx)
+	set, err := classifications(ctx, db)
 	if err != nil {
 		return err
 	}
 	for _, x := range set {
-		l, err := access.ParseLevel(x.Level)
+		l, err := access.ParseLevel(x[2])
 		if err != nil {
 			return err
 		}
-		c.Set(x.Kind, x.Name, l)
+		c.Set(x[0], x[1], l)
 	}
 	s.Classifier = c
 	return nil
@@ -41,10 +40,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./portrait-data", "data directory")
+	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
-	db, err := sqlite.Open(ctx, *data)
+	db, err := openStore(ctx, *store, *data)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/linkage"
+	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
@@ -50,13 +52,21 @@ type Config struct {
 	DeliveryNATS string
 	// Hardening (privacy-erasure): see cmd/portrait/erasure.go.
 	Hardening Hardening
+	// Several nodes (issue 17): see cmd/portrait/nodes.go.
+	nodeConfig
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.DataDir, "data", "./portrait-data", "data directory of the embedded store")
-	fs.StringVar(&c.Store, "store", "", "store URL (default: embedded SQLite under --data)")
-	fs.StringVar(&c.Bus, "bus", "", "event bus URL (default: in-process)")
+	fs.StringVar(&c.Store, "store", "", "store: sqlite:DIR or postgres://user@host:port/db (default: embedded SQLite under --data)")
+	fs.StringVar(&c.Bus, "bus", "", "event bus: nats://host:port (default: in-process, the tracking API appends to the store)")
+	fs.StringVar(&c.BusStream, "bus-stream", "portrait", "the bus's stream name (every node of a deployment uses the same)")
+	fs.IntVar(&c.BusPartitions, "bus-partitions", 8, "partitions of the bus's stream; fixed when the stream is created")
+	fs.DurationVar(&c.BusAckWait, "bus-ack-wait", 30*time.Second, "how long a consumed batch may stay unacknowledged before the bus delivers it again")
+	fs.StringVar(&c.Role, "role", "all", "what this node does: all, or ingest, process, api, comma-separated (several need --store postgres://… and --bus)")
+	fs.StringVar(&c.Node, "node", "", "this node's name among the others (default: host name and process id)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "lease time of partitions and of the applier: a node that dies is replaced within about this long (the same on every node)")
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
 	fs.DurationVar(&c.AnalyticsEvery, "analytics-every", 24*time.Hour, "rerun every analysis (clv, fpgrowth, kmeans, churn) this often; 0 turns the schedule off")
 	fs.StringVar(&c.CleanFile, "clean", "", "cleaning YAML: region, kinds (trait → email|phone|name|...), fill rules")
@@ -73,13 +83,26 @@ func (c *Config) flags(fs *flag.FlagSet) {
 type App struct {
 	Config Config
 	Log    *slog.Logger
-	DB     *sqlite.DB
+	DB     Store
 	Rules  *identity.Rules
 	Proc   *profile.Processor
 	HTTP   *porthttp.Server
 	Enrich *Enrichment
 	Jobs   *jobs.Runner
-	lock   *os.File
+	// now is the store's clock (the embedded store's Now, which tests
+	// move), for services that stamp what they record.
+	now  portrait.Clock
+	lock *os.File
+
+	// Several nodes (nodes.go).
+	roles     roles
+	shared    bool         // the store is shared with other nodes
+	bus       *natsbus.Bus // nil: no bus, the tracking API appends to the store
+	procStore *applierStore
+	follow    *follower // api on a shared store: indexes follow the change feed
+	// suppressor drops erased people's events at ingest (wireErasure).
+	suppressor *erasure.Suppressor
+	applying   atomic.Bool
 	// retention deletes expired quarantined records (privacy-erasure)
 	retention *erasure.Retention
 
@@ -174,43 +197,92 @@ func configureCleaning(p *profile.Processor, path string) error {
 	return nil
 }
 
-// OpenApp opens the store and wires the processor and the HTTP server; Start
-// runs them.
-func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
-	if cfg.Store != "" && !strings.HasPrefix(cfg.Store, "sqlite:") {
-		return nil, portrait.Errorf(portrait.EINVALID, "store %q is not supported by this build: only the embedded SQLite store is available so far (PostgreSQL comes with the scale-out work)", cfg.Store)
+// OpenApp opens the store (and the bus) and wires the processor and the
+// HTTP server; Start runs what the node's roles run.
+func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err error) {
+	kind, where, err := parseStore(cfg.Store, cfg.DataDir)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Bus != "" && cfg.Bus != "inproc" {
-		return nil, portrait.Errorf(portrait.EINVALID, "bus %q is not supported by this build: only the in-process bus is available so far (NATS JetStream comes with the scale-out work)", cfg.Bus)
+	rs, err := parseRoles(cfg.Role)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Store != "" {
-		cfg.DataDir = strings.TrimPrefix(cfg.Store, "sqlite:")
+	if cfg.Node == "" {
+		cfg.Node = defaultNodeName()
 	}
-	a := &App{Config: cfg, Log: newLogger(cfg.LogLevel, logOut)}
+	if cfg.BusStream == "" {
+		cfg.BusStream = "portrait"
+	}
+	if kind == storeSQLite {
+		cfg.DataDir = where
+	}
+	a := &App{Config: cfg, roles: rs, Log: nodeLogger(newLogger(cfg.LogLevel, logOut), cfg.Node, rs)}
 	rules, err := loadRules(cfg.RulesFile)
 	if err != nil {
 		return nil, err
 	}
 	rules.Normalize = clean.Identifier
 	a.Rules = rules
-	if a.lock, err = lockDir(cfg.DataDir); err != nil {
+	defer func() {
+		if err != nil {
+			a.closeStores()
+		}
+	}()
+	switch kind {
+	case storeSQLite:
+		if a.lock, err = lockDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		db, err := sqlite.Open(ctx, cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		a.DB, a.now = db, func() time.Time { return db.Now() }
+		a.reportRecoveries()
+	case storePostgres:
+		if openPostgres == nil {
+			return nil, noPostgres(where)
+		}
+		if a.DB, err = openPostgres(ctx, where); err != nil {
+			return nil, err
+		}
+		a.now, a.shared = time.Now, true
+	}
+	if err := a.openBus(ctx); err != nil {
 		return nil, err
 	}
-	if a.DB, err = sqlite.Open(ctx, cfg.DataDir); err != nil {
-		a.lock.Close()
+	if err := a.checkRoles(); err != nil {
 		return nil, err
 	}
-	a.reportRecoveries()
+	if a.shared && rs.api {
+		feed, ok := a.DB.(changeFeed)
+		if !ok {
+			return nil, portrait.Errorf(portrait.EINVALID, "the store %s has no change feed for an api node to follow", redactURL(where))
+		}
+		a.follow = &follower{Feed: feed, Profiles: a.DB, Notify: a.DB.Appended, Log: a.Log}
+		// Before the indexes are built: a change during the build is
+		// read again after it.
+		if err := a.follow.Skim(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	processed := prometheus.NewCounter(prometheus.CounterOpts{Name: "portrait_events_processed_total", Help: "Events applied to profiles."})
 	reg.MustRegister(processed)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portrait_node_applying", Help: "1 while this node applies events to profiles (the one applier among process nodes)."},
+		func() float64 {
+			if a.applying.Load() {
+				return 1
+			}
+			return 0
+		}))
 
-	a.Proc = profile.NewProcessor(a.DB, rules)
+	a.procStore = &applierStore{Store: a.DB}
+	a.Proc = profile.NewProcessor(a.procStore, rules)
 	a.Proc.Log = a.Log
 	if err := configureCleaning(a.Proc, cfg.CleanFile); err != nil {
-		a.DB.Close()
-		a.lock.Close()
 		return nil, err
 	}
 	a.Proc.Notify = a.DB.Appended
@@ -220,7 +292,8 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	s.Addr = cfg.Addr
 	s.Log = a.Log
 	s.Registry = reg
-	s.Events, s.Quarantine, s.Keys, s.Profiles = a.DB, a.DB, a.DB, a.DB
+	s.Filter = roleFilter(rs)
+	s.Events, s.Quarantine, s.Keys, s.Profiles = a.ingestLog(), a.DB, a.DB, a.DB
 	s.Parser.Blocked = rules.IsBlocked
 	s.NormalizeID = rules.Normalize
 	s.Ready = func(ctx context.Context) error {
@@ -231,7 +304,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	s.Incapable, s.Recoveries = a.incapable, a.DB.Recoveries
 	// Uploads share the tracking API's parser, so imports validate exactly
 	// as tracked events do.
-	s.Importer = &importer.Importer{Log: a.DB, Runs: a.DB, Parser: s.Parser}
+	s.Importer = &importer.Importer{Log: a.ingestLog(), Runs: a.DB, Parser: s.Parser}
 	s.ImportRuns, s.QualityStore = a.DB, a.DB
 	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now, Journal: a.DB}
 	a.Jobs = jobs.NewRunner(a.DB, a.DB, a.DB)
@@ -240,37 +313,51 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	a.HTTP = s
 	// privacy and access (issue 15): audit log, classification levels
 	if err := wireAccess(ctx, s, a.DB); err != nil {
-		a.DB.Close()
-		a.lock.Close()
 		return nil, err
 	}
 	if err := a.wireEnrichment(ctx); err != nil {
-		a.DB.Close()
-		a.lock.Close()
 		return nil, err
 	}
-	if err := a.wireConsoleAPI(ctx); err != nil {
-		a.DB.Close()
-		a.lock.Close()
-		return nil, err
-	}
-	if err := a.wireSegments(ctx); err != nil {
-		a.DB.Close()
-		a.lock.Close()
-		return nil, err
+	// The in-memory indexes (search, segments) read every profile: only
+	// a node that serves them builds them.
+	if rs.api {
+		if err := a.wireConsoleAPI(ctx); err != nil {
+			return nil, err
+		}
+		if err := a.wireSegments(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.wireMap(); err != nil { // customer business map (issue 14)
-		a.DB.Close()
-		a.lock.Close()
 		return nil, err
 	}
 	if err := a.wireErasure(ctx); err != nil { // privacy-erasure
-		a.DB.Close()
-		a.lock.Close()
 		return nil, err
 	}
 	a.wireAccounts() // accounts (issue 16): cmd/portrait/accounts.go
+	if a.follow != nil {
+		// The hooks follow the store, whichever node applies.
+		a.follow.OnChange, a.Proc.OnChange = a.Proc.OnChange, nil
+	}
 	return a, nil
+}
+
+// closeStores closes the bus and the store and lets the data directory go.
+func (a *App) closeStores() error {
+	var err error
+	if a.bus != nil {
+		a.bus.Close()
+		a.bus = nil
+	}
+	if a.DB != nil {
+		err = a.DB.Close()
+		a.DB = nil
+	}
+	if a.lock != nil {
+		a.lock.Close()
+		a.lock = nil
+	}
+	return err
 }
 
 // FreshProcessor returns a processor configured like the app's (rules,
@@ -282,8 +369,9 @@ func (a *App) FreshProcessor() *profile.Processor {
 	return p
 }
 
-// lag is how far the processor is behind the log: in events, and in seconds
-// since the oldest unapplied event was received.
+// lag is how far the processor is behind: in events (in the log and not
+// applied, or still on the bus), and in seconds since the oldest unapplied
+// event of the log was received.
 func (a *App) lag() (int64, float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -291,15 +379,18 @@ func (a *App) lag() (int64, float64) {
 	if err != nil {
 		return 0, 0
 	}
-	cp := a.Proc.Checkpoint()
+	cp := a.checkpoint(ctx)
+	// Events the bus holds and no store has yet count too: acknowledged,
+	// not yet in any profile.
+	pending := a.busPending(ctx)
 	if last <= cp {
-		return 0, 0
+		return pending, 0
 	}
 	at, err := a.DB.ReceivedAt(ctx, cp+1)
 	if err != nil || at.IsZero() {
-		return last - cp, 0
+		return last - cp + pending, 0
 	}
-	return last - cp, time.Since(at).Seconds()
+	return last - cp + pending, time.Since(at).Seconds()
 }
 
 // Bootstrap creates the credentials: from PORTRAIT_ADMIN_TOKEN and
@@ -347,30 +438,15 @@ func newSecret(prefix string) string {
 	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
-// Start runs the processor and the HTTP server.
+// Start runs what the node's roles run (nodes.go) and the HTTP server.
 func (a *App) Start(ctx context.Context) error {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.Proc.Run(ctx)
-	}()
-	a.startEnrichment(ctx)
-	a.startSegments(ctx)
-	a.startAccounts(ctx)
-	a.startErasure(ctx) // privacy-erasure
-	if a.Config.AnalyticsEvery > 0 {
-		every := map[string]time.Duration{}
-		for _, k := range jobs.Kinds {
-			every[k] = a.Config.AnalyticsEvery
-		}
-		a.Jobs.Schedule(ctx, every, time.Minute)
-	}
+	a.startNodes(ctx)
 	return a.HTTP.Open()
 }
 
 // Close stops serving, lets the processor finish its batch, and closes the
-// store (which drains queued appends).
+// bus and the store (which drains queued appends).
 func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -384,14 +460,7 @@ func (a *App) Close() error {
 	if a.Jobs != nil {
 		a.Jobs.Wait()
 	}
-	var err error
-	if a.DB != nil {
-		err = a.DB.Close()
-	}
-	if a.lock != nil {
-		a.lock.Close()
-	}
-	return err
+	return a.closeStores()
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo bool) error {
@@ -422,7 +491,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	a.Log.Info("portrait serving", "url", a.HTTP.URL(), "data", cfg.DataDir, "version", portrait.Version)
+	a.Log.Info("portrait serving", "url", a.HTTP.URL(), "data", cfg.DataDir, "role", a.roles.String(), "version", portrait.Version)
 	if demo {
 		keys, err := ensureDemoKeys(ctx, a, admin, strings.TrimSpace(os.Getenv("PORTRAIT_ADMIN_TOKEN")) != "")
 		if err != nil {

@@ -70,7 +70,7 @@ func sendBatch(a *App, b, n int) ([]string, error) {
 
 // waitApplied waits until the store's processor has applied every event
 // of its log.
-func waitApplied(t *testing.T, db *sqlite.DB) {
+func waitApplied(t *testing.T, db Store) {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
@@ -93,7 +93,7 @@ func waitApplied(t *testing.T, db *sqlite.DB) {
 	}
 }
 
-func digestOf(t *testing.T, db *sqlite.DB) (string, int) {
+func digestOf(t *testing.T, db Store) (string, int) {
 	t.Helper()
 	d, n, err := profilesDigest(context.Background(), db, map[[2]string]time.Time{})
 	if err != nil {

@@ -28,8 +28,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchAccounts(ctx, args[1:], stdout, stderr)
 	case "compare":
 		return runBenchCompare(ctx, args[1:], stdout, stderr)
+	case "nodes": // several nodes (issue 17): bench_nodes.go
+		return runBenchNodes(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest, segments, map, insight, accounts, compare)\n", args[0])
+	fmt.Fprintf(stderr, "portrait bench: unknown benchmark %q (ingest, segments, map, insight, accounts, compare, nodes)\n", args[0])
 	return errUsage
 }
 

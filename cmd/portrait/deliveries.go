@@ -35,19 +35,12 @@ func (a *App) wireDeliveries() error {
 	return nil
 }
 
-// startDeliveries checks for due deliveries every minute; the NATS
-// connection closes when the app stops.
-func (a *App) startDeliveries(ctx context.Context) {
+// runDeliveries checks for due deliveries every minute until ctx ends;
+// then the NATS connection closes.
+func (a *App) runDeliveries(ctx context.Context) {
 	svc := a.HTTP.Deliveries
-	if svc == nil {
-		return
+	svc.Run(ctx, time.Minute)
+	if pub, ok := svc.NATS.(*natsbus.Publisher); ok {
+		pub.Close()
 	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		svc.Run(ctx, time.Minute)
-		if pub, ok := svc.NATS.(*natsbus.Publisher); ok {
-			pub.Close()
-		}
-	}()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -23,17 +24,36 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 		return err
 	}
 	ts := traits.NewService(a.DB, ten)
-	ts.Each, ts.Refresh, ts.Log = a.DB.AllProfiles, a.Proc.Refresh, a.Log
-	ts.Reapply = a.Proc.Reapply // a trait defined today covers the past
+	// Rewrites of profiles go through the applier (nodes.go: guarded).
+	refresh := func(ctx context.Context) (int, error) {
+		if err := a.mayRewrite(); err != nil {
+			return 0, err
+		}
+		return a.Proc.Refresh(ctx)
+	}
+	ts.Each, ts.Refresh, ts.Log = a.DB.AllProfiles, refresh, a.Log
+	// A trait defined today covers the past.
+	ts.Reapply = func(ctx context.Context, fn func(*portrait.Profile, []*portrait.Event), progress func(int)) error {
+		if err := a.mayRewrite(); err != nil {
+			return err
+		}
+		return a.Proc.Reapply(ctx, fn, progress)
+	}
 	// New RFM boundaries rewrite only the customers whose scores move, and
 	// the early refresh waits for a burst to be processed.
-	ts.Rescore, ts.Backlog = a.Proc.RefreshProfiles, a.backlog
+	ts.Rescore = func(ctx context.Context, ids []string) (int, error) {
+		if err := a.mayRewrite(); err != nil {
+			return 0, err
+		}
+		return a.Proc.RefreshProfiles(ctx, ids)
+	}
+	ts.Backlog = a.backlog
 	if err := ts.Load(ctx); err != nil {
 		return err
 	}
 	gen := tag.NewEnricher()
 	gs := tag.NewService(a.DB, gen, ten.Schema)
-	gs.Refresh, gs.Count, gs.Log = a.Proc.Refresh, a.DB.CountProfiles, a.Log
+	gs.Refresh, gs.Count, gs.Log = refresh, a.DB.CountProfiles, a.Log
 	if err := gs.Load(ctx); err != nil {
 		return err
 	}
@@ -48,21 +68,20 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	return nil
 }
 
-// startEnrichment runs the tag backfills and the scheduled jobs: profiles
-// re-evaluated hourly (windows expire, stages lapse), RFM boundaries daily.
-func (a *App) startEnrichment(ctx context.Context) {
+// runEnrichment runs the tag backfills and the scheduled jobs until ctx
+// ends: profiles re-evaluated hourly (windows expire, stages lapse), RFM
+// boundaries daily. They rewrite profiles, so they run beside the applier.
+func (a *App) runEnrichment(ctx context.Context) {
 	if a.Enrich == nil {
 		return
 	}
-	a.wg.Add(2)
+	done := make(chan struct{})
 	go func() {
-		defer a.wg.Done()
+		defer close(done)
 		a.Enrich.Tags.Run(ctx)
 	}()
-	go func() {
-		defer a.wg.Done()
-		a.Enrich.Traits.Run(ctx, time.Hour, 24*time.Hour)
-	}()
+	a.Enrich.Traits.Run(ctx, time.Hour, 24*time.Hour)
+	<-done
 }
 
 // backlog is how many logged events the processor has not applied yet.
@@ -73,5 +92,5 @@ func (a *App) backlog() int64 {
 	if err != nil {
 		return 0
 	}
-	return max(0, last-a.Proc.Checkpoint())
+	return max(0, last-a.checkpoint(ctx))
 }

@@ -51,17 +51,18 @@ func (h *Hardening) flags(fs *flag.FlagSet) {
 // suppression list in front of every ingest path (tracking API, imports),
 // so an erased person's identifiers are dropped before they reach the log.
 func (a *App) wireErasure(ctx context.Context) error {
-	sup := &erasure.Suppressor{EventLog: a.DB, Store: a.DB, IdentifiersOf: a.Proc.Identifiers}
+	sup := &erasure.Suppressor{EventLog: a.ingestLog(), Store: a.DB, IdentifiersOf: a.Proc.Identifiers}
 	if err := sup.Load(ctx); err != nil {
 		return err
 	}
+	a.suppressor = sup // nodes: an ingest node reloads it from a shared store
 	hc := a.Config.Hardening
 	qcap := &erasure.QuarantineCap{EventLog: sup, Store: a.DB, MaxBytesPerSource: hc.QuarantinePerSourceMiB << 20, MaxRecordBytes: hc.QuarantineRecordKiB << 10}
 	if err := qcap.Load(ctx); err != nil {
 		return err
 	}
 	a.HTTP.Events = qcap
-	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.DB.Now, Log: a.Log}
+	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.now, Log: a.Log}
 	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portrait_quarantine_dropped_total",
 		Help: "Rejected records dropped because their source's quarantine was full.",
@@ -107,7 +108,10 @@ func (a *App) wireErasure(ctx context.Context) error {
 		}
 	}
 	// Erasures, lifted suppressions and consent changes go to the audit log.
-	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.DB.Now, Audit: a.DB}
+	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.now, Audit: a.DB}
+	if a.shared { // nodes: an erasure rewrites profiles, on the applier only
+		a.HTTP.Erasure = &applierErasure{ErasureService: a.HTTP.Erasure, a: a}
+	}
 	return nil
 }
 

@@ -23,7 +23,7 @@ func (a *App) incapable(ctx context.Context) []portrait.Incapacity {
 	out := a.DB.Incapacities()
 	// The checkpoint first: read after the log's end, it could count
 	// events appended and applied in between.
-	cp := a.Proc.Checkpoint()
+	cp := a.checkpoint(ctx)
 	if last, err := a.DB.LastSeq(ctx); err == nil {
 		if cp > last {
 			out = append(out, portrait.Incapacity{Cannot: "update profiles",

@@ -12,7 +12,6 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
-	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 // runKeys: "portrait keys create --kind write|admin --name NAME", "keys list"
@@ -28,6 +27,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./portrait-data", "data directory")
+	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data)")
 	kind := fs.String("kind", "", "write (a source sending events) or admin (the management API)")
 	name := fs.String("name", "", "name; for a write key, the source name recorded as provenance")
 	prio := fs.Int("priority", 0, "write keys: source priority when two sources set a trait at the same instant")
@@ -44,7 +44,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if args[0] == "revoke" && *id <= 0 {
 		return portrait.Errorf(portrait.EINVALID, "--id must name the key to revoke (see portrait keys list)")
 	}
-	db, err := sqlite.Open(ctx, *data)
+	db, err := openStore(ctx, *store, *data)
 	if err != nil {
 		return err
 	}

@@ -20,12 +20,13 @@ const usage = `portrait — customer profiling platform (客户画像平台)
 usage: portrait <command> [flags]
 
 commands:
-  serve     run the server (embedded SQLite store under --data)
+  serve     run the server (embedded SQLite store under --data; or several nodes:
+            --store postgres://… --bus nats://… --role ingest,process|api, docs/scaling.md)
   demo      generate a realistic bilingual demo data set and serve it
   rebuild   rebuild all profiles by replaying the event log, and verify them
   keys      create, list and revoke credentials (keys create --kind write|admin --name NAME)
   audit     verify the audit log's hash chain (audit verify)
-  bench     benchmarks (bench ingest, segments, map, insight, accounts)
+  bench     benchmarks (bench ingest, segments, map, insight, accounts, nodes)
   linkage   record linkage (linkage eval)
   analyze   analyses over files: kmeans, fpgrowth, clv, churn, rfm
   quality   the data-quality report (per source and per trait)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
-	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 type rebuildResult struct {
@@ -44,7 +43,9 @@ type rebuildResult struct {
 // profilesDigest hashes every profile as clients see it, so two states can
 // be compared exactly; a tag's since is left out of the hash and collected
 // in since (profile id and tag name → since).
-func profilesDigest(ctx context.Context, db *sqlite.DB, since map[[2]string]time.Time) (string, int, error) {
+func profilesDigest(ctx context.Context, db interface {
+	AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error
+}, since map[[2]string]time.Time) (string, int, error) {
 	h := sha256.New()
 	n := 0
 	err := db.AllProfiles(ctx, func(p *portrait.Profile) error {

@@ -74,20 +74,12 @@ func (a *App) wireSegments(ctx context.Context) error {
 }
 
 // startSegments applies profile changes to segments and re-evaluates the
-// time-based ones every minute, and delivers webhooks.
+// time-based ones every minute. Webhooks and scheduled deliveries go out
+// from one node only (runJobs).
 func (a *App) startSegments(ctx context.Context) {
 	svc := a.HTTP.Segments
 	if svc == nil {
 		return
 	}
-	a.wg.Add(2)
-	go func() {
-		defer a.wg.Done()
-		svc.Run(ctx, time.Minute)
-	}()
-	go func() {
-		defer a.wg.Done()
-		svc.Webhooks.Run(ctx)
-	}()
-	a.startDeliveries(ctx) // scheduled deliveries (deliveries.go)
+	a.goRun(func() { svc.Run(ctx, time.Minute) })
 }

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	natsbus "github.com/portrait-cdp/portrait/nats"
+)
+
+// nodesResult is one setup of "portrait bench nodes".
+type nodesResult struct {
+	Setup           string  `json:"setup"`
+	Nodes           int     `json:"process_nodes"`
+	Events          int     `json:"events"`
+	AckedPerSec     float64 `json:"acked_events_per_sec"`
+	ProcessedPerSec float64 `json:"processed_events_per_sec"`
+	// CPUSec is the CPU time of this process (every node, the load
+	// generator, not NATS or PostgreSQL) from the first request until
+	// processing caught up: on a shared machine it moves less than rates.
+	CPUSec float64 `json:"cpu_seconds"`
+}
+
+// runBenchNodes measures acknowledged and processed events per second with
+// N process nodes over a store and a bus, beside the embedded single node
+// measured in the same run with the same events (issue 17 "Prove it"). The
+// nodes run in this process, each with its own store and bus connections
+// and its own HTTP server on loopback; the load goes to them in turn.
+// With the embedded store there is one node (its data directory is
+// locked), with or without the bus.
+func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench nodes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	store := fs.String("store", "", "shared store URL (postgres://…); default: the embedded store, one node")
+	bus := fs.String("bus", "nats://127.0.0.1:4222", "NATS URL")
+	nodeList := fs.String("nodes", "1,2", "process node counts to measure, comma-separated (more than 1 needs --store)")
+	partitions := fs.Int("bus-partitions", 8, "partitions of each run's stream")
+	n := fs.Int("events", 50_000, "events to send per setup")
+	batch := fs.Int("batch", 100, "events per HTTP request")
+	conc := fs.Int("concurrency", 8, "concurrent HTTP clients")
+	users := fs.Int("users", 5_000, "distinct customers in the generated stream")
+	asJSON := fs.Bool("json", false, "machine-readable output")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *n < *batch || *batch < 1 || *conc < 1 {
+		return portrait.Errorf(portrait.EINVALID, "need events >= batch >= 1 and concurrency >= 1")
+	}
+	var counts []int
+	for _, s := range strings.Split(*nodeList, ",") {
+		k, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || k < 1 {
+			return portrait.Errorf(portrait.EINVALID, "--nodes %q: counts of 1 or more", *nodeList)
+		}
+		if k > 1 && *store == "" {
+			return portrait.Errorf(portrait.EINVALID, "--nodes %d needs a shared store (--store postgres://…): the embedded store serves one node", k)
+		}
+		counts = append(counts, k)
+	}
+	dir, err := os.MkdirTemp("", "portrait-bench-nodes-")
+	if err != nil {
+		return portrait.Wrap(err, "cannot create a temporary directory")
+	}
+	defer os.RemoveAll(dir)
+	bodies, _ := benchBodies(*n, *batch, *users)
+	tag := make([]byte, 4)
+	rand.Read(tag)
+	runID := hex.EncodeToString(tag)
+
+	run := func(k int, setup string, cfgs []Config) (nodesResult, error) {
+		res := nodesResult{Setup: setup, Nodes: len(cfgs), Events: *n}
+		var apps []*App
+		defer func() {
+			for _, a := range apps {
+				a.Close()
+			}
+		}()
+		for _, c := range cfgs {
+			a, err := OpenApp(ctx, c, stderr)
+			if err != nil {
+				return res, err
+			}
+			apps = append(apps, a)
+		}
+		// Each setup's events are new to the store (a shared store keeps
+		// earlier runs' logs), and so is its key.
+		prefix := []byte(`"messageId":"bench-` + runID + "-" + strconv.Itoa(k) + "-")
+		key := "bench-" + runID + "-" + strconv.Itoa(k)
+		if err := apps[0].DB.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyWrite, Name: key}, key); err != nil {
+			return res, err
+		}
+		var urls []string
+		for _, a := range apps {
+			if err := a.Start(ctx); err != nil {
+				return res, err
+			}
+			urls = append(urls, a.HTTP.URL()+"/v1/batch")
+		}
+		cpu0 := cpuSeconds()
+		start := time.Now()
+		if err := sendRoundRobin(ctx, urls, key, bodies, []byte(`"messageId":"bench-`), prefix, *conc); err != nil {
+			return res, err
+		}
+		acked := time.Since(start)
+		// Caught up: nothing on the bus, the log applied (lag counts both).
+		deadline := time.Now().Add(30 * time.Minute)
+		for {
+			if lag, _ := apps[0].lag(); lag == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return res, portrait.Errorf(portrait.EINTERNAL, "%s: processing did not catch up within 30 minutes", setup)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		processed := time.Since(start)
+		res.CPUSec = cpuSeconds() - cpu0
+		res.AckedPerSec = float64(*n) / acked.Seconds()
+		res.ProcessedPerSec = float64(*n) / processed.Seconds()
+		return res, nil
+	}
+	stream := func(k int) (string, func()) {
+		name := "portrait_bench_" + runID + "_" + strconv.Itoa(k)
+		return name, func() {
+			b, err := natsbus.Open(context.Background(), natsbus.Config{URL: *bus, Stream: name, Partitions: *partitions})
+			if err != nil {
+				return
+			}
+			b.Delete(context.Background())
+			b.Close()
+		}
+	}
+
+	base := Config{Addr: "127.0.0.1:0", LogLevel: "error"}
+	base.AnalyticsEvery = 0
+	var results []nodesResult
+	// The embedded single node, as today.
+	emb := base
+	emb.DataDir = filepath.Join(dir, "embedded")
+	r, err := run(0, "embedded (SQLite, no bus)", []Config{emb})
+	if err != nil {
+		return err
+	}
+	results = append(results, r)
+	for i, k := range counts {
+		name, drop := stream(i + 1)
+		var cfgs []Config
+		setup := "SQLite + NATS"
+		for j := range k {
+			c := base
+			c.Bus, c.BusStream, c.BusPartitions, c.LeaseTTL = *bus, name, *partitions, 3*time.Second
+			c.Node = fmt.Sprintf("bench%d", j)
+			if *store == "" {
+				c.DataDir = filepath.Join(dir, "bus-"+strconv.Itoa(i))
+			} else {
+				setup = "PostgreSQL + NATS"
+				c.Store, c.Role, c.DataDir = *store, "ingest,process", filepath.Join(dir, "node-"+strconv.Itoa(j))
+			}
+			cfgs = append(cfgs, c)
+		}
+		r, err := run(i+1, setup, cfgs)
+		drop()
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(results)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "setup\tprocess nodes\tevents\tacknowledged ev/s\tprocessed ev/s\tCPU s\t\n")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.1f\t\n", r.Setup, r.Nodes, r.Events, r.AckedPerSec, r.ProcessedPerSec, r.CPUSec)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "same %d events (batches of %d, %d clients) for every setup, in this run; processed = until the last event was applied\n", *n, *batch, *conc)
+	return nil
+}
+
+// sendRoundRobin posts every body, each to the next URL in turn, with the
+// message id prefix old replaced by new; any answer but 200 is an error.
+func sendRoundRobin(ctx context.Context, urls []string, key string, bodies [][]byte, old, new []byte, conc int) error {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for firstErr.Load() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) {
+					return
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, urls[i%len(urls)], bytes.NewReader(bytes.ReplaceAll(bodies[i], old, new)))
+				req.SetBasicAuth(key, "")
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("HTTP %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return portrait.Errorf(portrait.EINTERNAL, "a batch was not acknowledged: %v", err)
+	}
+	return nil
+}

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
+	porthttp "github.com/portrait-cdp/portrait/http"
+	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+// Several nodes (issue 17, docs/scaling.md). A node runs some of three
+// roles over one shared store and one bus:
+//
+//   - ingest: the tracking API and imports; an event is acknowledged once
+//     the bus has it (rejected records go to the store's quarantine);
+//   - process: consumes the partitions it holds a lease on and appends each
+//     batch to the store's log, acknowledging after the commit; and, on the
+//     one node holding the "applier" lease, applies the log to profiles;
+//   - api: the admin API and the console, reading the store, with the
+//     in-memory indexes kept current from the store's change feed.
+//
+// "all" is the three together: on the embedded store, today's single node.
+
+// roles is the set --role names.
+type roles struct{ ingest, process, api bool }
+
+func (r roles) all() bool { return r.ingest && r.process && r.api }
+
+func (r roles) String() string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{r.ingest, "ingest"}, {r.process, "process"}, {r.api, "api"}} {
+		if x.on {
+			out = append(out, x.name)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func parseRoles(s string) (roles, error) {
+	var r roles
+	if strings.TrimSpace(s) == "" {
+		s = "all"
+	}
+	for _, x := range strings.Split(s, ",") {
+		switch strings.TrimSpace(x) {
+		case "all":
+			r = roles{true, true, true}
+		case "ingest":
+			r.ingest = true
+		case "process":
+			r.process = true
+		case "api":
+			r.api = true
+		default:
+			return r, portrait.Errorf(portrait.EINVALID, "role %q: use all, or ingest, process and api, comma-separated", x)
+		}
+	}
+	return r, nil
+}
+
+// nodeConfig is the part of Config that places a node among others.
+type nodeConfig struct {
+	BusStream     string
+	BusPartitions int
+	BusAckWait    time.Duration
+	Role          string
+	Node          string
+	LeaseTTL      time.Duration
+}
+
+// defaultNodeName is unique among the processes of a machine: a lease
+// held by a process that died must not be taken for this one's.
+func defaultNodeName() string {
+	h, _ := os.Hostname()
+	h = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, h)
+	if h == "" {
+		h = "node"
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
+
+// openBus reads --bus: empty or inproc is none (the tracking API appends
+// to the store), nats://host:port the JetStream bus.
+func (a *App) openBus(ctx context.Context) error {
+	cfg := a.Config
+	switch {
+	case cfg.Bus == "" || cfg.Bus == "inproc":
+		return nil
+	case strings.HasPrefix(cfg.Bus, "nats://"), strings.HasPrefix(cfg.Bus, "tls://"):
+	default:
+		return portrait.Errorf(portrait.EINVALID, "bus %q: use nats://host:port (or nothing: in-process)", cfg.Bus)
+	}
+	b, err := natsbus.Open(ctx, natsbus.Config{
+		URL: cfg.Bus, Stream: cfg.BusStream, Partitions: cfg.BusPartitions, AckWait: cfg.BusAckWait,
+		Log: a.Log.With("bus", cfg.BusStream),
+	})
+	if err != nil {
+		return err
+	}
+	a.bus = b
+	return nil
+}
+
+// checkRoles refuses what cannot work: on the embedded store there is one
+// node, so it has every role; an ingest or process node needs the bus to
+// reach the others (and the leases that keep one applier).
+func (a *App) checkRoles() error {
+	r := a.roles
+	if !a.shared && !r.all() {
+		return portrait.Errorf(portrait.EINVALID, "--role %s needs a shared store (--store postgres://…): the embedded store serves one node, which has every role", r)
+	}
+	if a.bus == nil && (r.ingest || r.process) && !r.all() {
+		return portrait.Errorf(portrait.EINVALID, "--role %s needs a bus (--bus nats://…): ingest and process nodes reach each other through it", r)
+	}
+	return nil
+}
+
+// busLog is the tracking API's event log on an ingest node: accepted events
+// go to the bus, and are acknowledged once it has them; rejected records
+// are kept in the store's quarantine, as on a single node. Reads are the
+// store's.
+type busLog struct {
+	Store
+	bus portrait.Bus
+}
+
+func (l *busLog) Append(ctx context.Context, events []*portrait.Event, rejected []*portrait.Rejected) (portrait.AppendResult, error) {
+	var res portrait.AppendResult
+	if len(rejected) > 0 {
+		if _, err := l.Store.Append(ctx, nil, rejected); err != nil {
+			return res, err
+		}
+	}
+	if len(events) == 0 {
+		return res, nil
+	}
+	// JetStream says which events it already had within its duplicate
+	// window (a client's retry); a retry after the window is dropped by the
+	// store's message ids later, unseen here, and counts as accepted.
+	if c, ok := l.bus.(interface {
+		PublishCounted(ctx context.Context, events []*portrait.Event) (int, error)
+	}); ok {
+		dups, err := c.PublishCounted(ctx, events)
+		if err != nil {
+			return res, err
+		}
+		res.Accepted, res.Duplicates = len(events)-dups, dups
+		return res, nil
+	}
+	if err := l.bus.Publish(ctx, events); err != nil {
+		return res, err
+	}
+	res.Accepted = len(events)
+	return res, nil
+}
+
+// ingestLog is where the tracking API and imports write: the bus when
+// there is one, the store otherwise.
+func (a *App) ingestLog() portrait.EventLog {
+	if a.bus != nil {
+		return &busLog{Store: a.DB, bus: a.bus}
+	}
+	return a.DB
+}
+
+// applierStore is the processor's view of the store. At the start of each
+// applier term (the lease taken), forget makes the next WaitState fail
+// once, which is the processor's own signal that storage may differ from
+// its caches: it reads the identity graph and the checkpoint again, so a
+// node that applies after another did starts from what the store holds.
+type applierStore struct {
+	Store
+	forget atomic.Bool
+}
+
+func (s *applierStore) WaitState(ctx context.Context) error {
+	if s.forget.CompareAndSwap(true, false) {
+		return portrait.Errorf(portrait.ECONFLICT, "a new applier term: the caches are read again from the store")
+	}
+	return s.Store.WaitState(ctx)
+}
+
+// freshTerm empties the processor's caches before a term.
+func (a *App) freshTerm(ctx context.Context) {
+	a.procStore.forget.Store(true)
+	a.Proc.Sync(ctx) // fails, as asked: the caches are marked stale
+}
+
+// suppressionEvery is how often an ingest node on a shared store reads the
+// suppression list again.
+const suppressionEvery = 5 * time.Second
+
+// startNodes starts what the roles run, beside the HTTP server.
+func (a *App) startNodes(ctx context.Context) {
+	r := a.roles
+	if r.process && a.bus != nil {
+		a.goRun(func() {
+			err := a.bus.Serve(ctx, a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ int, events []*portrait.Event) error {
+				// Acknowledged (by Serve) only after this commit; a batch
+				// delivered again is absorbed by the log's message ids.
+				_, err := a.DB.Append(ctx, events, nil)
+				return err
+			})
+			if err != nil {
+				a.Log.Error("bus consumers stopped", "err", err)
+			}
+		})
+	}
+	if r.ingest && a.shared && a.suppressor != nil {
+		// An erasure made through another node reaches this node's
+		// suppression list within suppressionEvery.
+		a.goRun(func() {
+			t := time.NewTicker(suppressionEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				if err := a.suppressor.Load(ctx); err != nil && ctx.Err() == nil {
+					a.Log.Warn("suppression list not reloaded", "err", err)
+				}
+			}
+		})
+	}
+	if r.process {
+		if a.shared && a.bus != nil {
+			a.goRun(func() { a.holdApplier(ctx) })
+		} else {
+			a.applying.Store(true)
+			a.goRun(func() { a.runApplier(ctx) })
+		}
+	}
+	if r.api {
+		a.startSegments(ctx)
+		a.startAccounts(ctx)
+		a.startErasure(ctx) // privacy-erasure
+		if a.follow != nil {
+			a.goRun(func() { a.follow.Run(ctx) })
+		}
+		if a.shared && a.bus != nil {
+			a.goRun(func() {
+				err := a.bus.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ uint64) {
+					a.runJobs(ctx)
+				})
+				if err != nil {
+					a.Log.Error("jobs lease stopped", "err", err)
+				}
+			})
+		} else {
+			a.goRun(func() { a.runJobs(ctx) })
+		}
+	}
+}
+
+// holdApplier applies events to profiles while this node holds the
+// "applier" lease, until ctx ends: one applier among the process nodes,
+// because the processor caches the identity graph and must be the only
+// writer. Each term starts from what the store holds.
+func (a *App) holdApplier(ctx context.Context) {
+	err := a.bus.HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
+		a.Log.Info("applying events to profiles", "node", a.Config.Node, "term", rev)
+		a.applying.Store(true)
+		defer a.applying.Store(false)
+		a.freshTerm(ctx)
+		a.runApplier(ctx)
+		a.Log.Info("stopped applying events", "node", a.Config.Node, "term", rev)
+	})
+	if err != nil {
+		a.Log.Error("applier lease stopped", "err", err)
+	}
+}
+
+// runApplier applies the log to profiles until ctx ends, with the
+// scheduled profile rewrites (tag backfills, hourly re-evaluation), which
+// write profiles too and so belong to the one applier.
+func (a *App) runApplier(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.runEnrichment(ctx)
+	}()
+	a.Proc.Run(ctx)
+	cancel()
+	<-done
+}
+
+// runJobs runs what must happen once however many api nodes there are:
+// scheduled analyses, segment webhooks and scheduled deliveries. On the
+// embedded store that is the one node; on a shared one the api node that
+// holds the "jobs" lease.
+func (a *App) runJobs(ctx context.Context) {
+	if a.Config.AnalyticsEvery > 0 {
+		every := map[string]time.Duration{}
+		for _, k := range jobs.Kinds {
+			every[k] = a.Config.AnalyticsEvery
+		}
+		a.Jobs.Schedule(ctx, every, time.Minute)
+	}
+	var done []chan struct{}
+	run := func(f func()) {
+		ch := make(chan struct{})
+		done = append(done, ch)
+		go func() {
+			defer close(ch)
+			f()
+		}()
+	}
+	if svc := a.HTTP.Segments; svc != nil && svc.Webhooks != nil {
+		run(func() { svc.Webhooks.Run(ctx) })
+	}
+	if svc := a.HTTP.Deliveries; svc != nil {
+		run(func() { a.runDeliveries(ctx) })
+	}
+	<-ctx.Done()
+	for _, ch := range done {
+		<-ch
+	}
+}
+
+func (a *App) goRun(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// checkpoint is how far profiles are applied: the processor's own position
+// where it runs here alone, the store's where appliers take turns.
+func (a *App) checkpoint(ctx context.Context) int64 {
+	if !a.shared {
+		return a.Proc.Checkpoint()
+	}
+	cp, err := a.DB.Checkpoint(ctx, profile.CheckpointName)
+	if err != nil {
+		return 0
+	}
+	return cp
+}
+
+// busPending counts the events the bus holds that no store has committed.
+func (a *App) busPending(ctx context.Context) int64 {
+	if a.bus == nil {
+		return 0
+	}
+	n, err := a.bus.Pending(ctx)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
+}
+
+// roleFilter answers only the routes of this node's roles: an ingest-only
+// node the tracking API, an api node without ingest everything else; both
+// keep health, readiness, metrics and the OpenAPI document.
+func roleFilter(r roles) func(http.Handler) http.Handler {
+	if r.ingest && r.api {
+		return nil
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			switch p := req.URL.Path; {
+			case p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/openapi.json":
+			case trackingPath(p) != r.ingest:
+				what := "the admin API and the console"
+				if !r.ingest {
+					what = "the tracking API"
+				}
+				porthttp.Error(w, req, portrait.Errorf(portrait.ENOTFOUND, "this node (role %s) does not serve %s: send it to a node with that role", r, what))
+				return
+			}
+			next.ServeHTTP(w, req)
+		})
+	}
+}
+
+var trackingTypes = []string{portrait.EventIdentify, portrait.EventTrack, portrait.EventPage, portrait.EventScreen, portrait.EventGroup, portrait.EventAlias, "batch", "import"}
+
+func trackingPath(p string) bool {
+	t, ok := strings.CutPrefix(p, "/v1/")
+	return ok && slices.Contains(trackingTypes, t)
+}
+
+// errNoPostgres is what --store postgres://… says in a build without it.
+var errNoPostgres = errors.New("the PostgreSQL store is not built into this binary yet")
+
+func noPostgres(url string) error {
+	return portrait.Errorf(portrait.EINVALID, "store %s: %v (issue 17); use the embedded store (--data DIR)", redactURL(url), errNoPostgres)
+}
+
+// redactURL drops a password from a store URL before it is shown.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return s
+	}
+	if user, _, hasPw := strings.Cut(rest[:at], ":"); hasPw {
+		return scheme + "://" + user + ":***@" + rest[at+1:]
+	}
+	return s
+}
+
+// nodeLogger names the node in every line when there are several.
+func nodeLogger(l *slog.Logger, node string, r roles) *slog.Logger {
+	if r.all() {
+		return l
+	}
+	return l.With("node", node, "role", r.String())
+}
+
+// mayRewrite says whether this node may rewrite profiles outside the log's
+// application (a computed trait covering the past, tag and RFM refreshes,
+// an erasure): on a shared store only the applier may, as the processor
+// must be the only writer. Until such requests are forwarded to it, a node
+// that does not apply refuses them rather than write beside it.
+func (a *App) mayRewrite() error {
+	if !a.shared || a.applying.Load() {
+		return nil
+	}
+	return portrait.Errorf(portrait.EUNAVAILABLE, "this node (%s) does not apply events to profiles, and over a shared store only the node that does may rewrite them; send this to the node holding the applier lease (docs/scaling.md)", a.Config.Node)
+}
+
+// applierErasure refuses erasures on a node that does not apply.
+type applierErasure struct {
+	porthttp.ErasureService
+	a *App
+}
+
+func (e *applierErasure) Erase(ctx context.Context, id, by, reason string) (*portrait.ErasureReceipt, error) {
+	if err := e.a.mayRewrite(); err != nil {
+		return nil, err
+	}
+	return e.ErasureService.Erase(ctx, id, by, reason)
+}
+
+func (e *applierErasure) EraseByIdentifier(ctx context.Context, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
+	if err := e.a.mayRewrite(); err != nil {
+		return nil, err
+	}
+	return e.ErasureService.EraseByIdentifier(ctx, id, by, reason)
+}

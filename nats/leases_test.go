@@ -1,0 +1,154 @@
+package nats
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestNamedLeaseFailsOver: two nodes compete for the "applier" lease. One
+// runs; the other waits. The holder's connection dies without a word
+// (kill -9): its function is cancelled before the lease can have expired,
+// and the other node takes over within about one TTL. Then the new holder
+// stops cleanly and gives the lease back: the first node (reconnected)
+// takes it at once, with a fresh call. At no moment do two run.
+func TestNamedLeaseFailsOver(t *testing.T) {
+	b := openBus(t, Config{Partitions: 2})
+	cfg := b.cfg
+	ttl := 1500 * time.Millisecond
+
+	var running, most atomic.Int32
+	var mu sync.Mutex
+	terms := map[string]int{}             // node → calls of fn
+	revs := map[uint64]string{}           // revision → node
+	stopped := map[string]chan struct{}{} // closed when the node's current fn returns
+	node := func(name string) (*Bus, context.CancelFunc, chan error) {
+		nb, err := Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- nb.HoldLease(ctx, "applier", name, ttl, func(ctx context.Context, rev uint64) {
+				n := running.Add(1)
+				for {
+					m := most.Load()
+					if n <= m || most.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				ch := make(chan struct{})
+				mu.Lock()
+				terms[name]++
+				if prev, ok := revs[rev]; ok {
+					t.Errorf("revision %d given to %s and %s", rev, prev, name)
+				}
+				revs[rev] = name
+				stopped[name] = ch
+				mu.Unlock()
+				<-ctx.Done()
+				running.Add(-1)
+				close(ch)
+			})
+		}()
+		return nb, cancel, done
+	}
+	holder := func() string {
+		h, err := b.LeaseHolder(context.Background(), "applier")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	termsOf := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return terms[name]
+	}
+
+	a, stopA, doneA := node("a")
+	waitFor(t, "a to hold the lease", 10*time.Second, func() bool { return holder() == "a" && termsOf("a") == 1 })
+	nb, stopB, doneB := node("b")
+	defer nb.Close()
+	time.Sleep(2 * ttl) // b tries and fails several times
+	if h := holder(); h != "a" || termsOf("b") != 0 {
+		t.Fatalf("holder %q with a live holder a; b ran %d times", h, termsOf("b"))
+	}
+
+	// a dies: its connection closes, nothing is given back.
+	mu.Lock()
+	aStopped := stopped["a"]
+	mu.Unlock()
+	a.nc.Close()
+	start := time.Now()
+	select {
+	case <-aStopped:
+	case <-time.After(ttl):
+		t.Fatalf("a's function still runs %v after its connection died", ttl)
+	}
+	waitFor(t, "b to take the lease", 10*time.Second, func() bool { return holder() == "b" && termsOf("b") == 1 })
+	if took := time.Since(start); took > 2*ttl+2*time.Second {
+		t.Errorf("take-over took %v with a lease time of %v", took, ttl)
+	}
+	stopA()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+
+	// a comes back and waits; b stops cleanly: a takes over at once
+	// (well within a TTL), in a new term.
+	a2, stopA2, doneA2 := node("a")
+	defer a2.Close()
+	time.Sleep(ttl)
+	if termsOf("a") != 1 {
+		t.Fatalf("a ran while b held the lease")
+	}
+	stopB()
+	if err := <-doneB; err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	waitFor(t, "a to take the lease back", 10*time.Second, func() bool { return holder() == "a" && termsOf("a") == 2 })
+	if took := time.Since(start); took > ttl {
+		t.Errorf("a took a lease given back after %v (ttl %v): it waited for expiry", took, ttl)
+	}
+	stopA2()
+	if err := <-doneA2; err != nil {
+		t.Fatal(err)
+	}
+	if h := holder(); h != "" {
+		t.Errorf("lease held by %q after every node stopped", h)
+	}
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d functions ran at once", m)
+	}
+}
+
+func TestNamedLeaseRefusesPartitionKeys(t *testing.T) {
+	b := openBus(t, Config{Partitions: 2})
+	for _, name := range []string{"", "p.1", "node.x", "a b"} {
+		if err := b.HoldLease(context.Background(), name, "n", time.Second, func(context.Context, uint64) {}); err == nil {
+			t.Errorf("lease name %q accepted", name)
+		}
+	}
+}
+
+// TestPublishCountsDuplicates: a retried batch (the same message ids within
+// the duplicate window) is counted as duplicates and stores nothing new.
+func TestPublishCountsDuplicates(t *testing.T) {
+	b := openBus(t, Config{Partitions: 2})
+	evs := events(5, 3) // 15 events
+	ctx := context.Background()
+	if d, err := b.PublishCounted(ctx, evs[:10]); err != nil || d != 0 {
+		t.Fatalf("first publish: %d duplicates, %v", d, err)
+	}
+	if d, err := b.PublishCounted(ctx, evs); err != nil || d != 10 {
+		t.Fatalf("retry with 5 new events: %d duplicates (%v), want 10", d, err)
+	}
+	if n, err := b.Pending(ctx); err != nil || n != 15 {
+		t.Fatalf("pending %d (%v), want 15", n, err)
+	}
+}
