@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"reflect"
 	"strings"
 	"time"
 
@@ -49,6 +48,9 @@ type Store interface {
 	porthttp.ClassificationStore
 	importer.RunStore
 	linkage.CandidateStore
+
+	// The explicit classification levels (密级) set through the API.
+	Classifications(ctx context.Context) ([]portrait.Classification, error)
 
 	// The log, beyond portrait.EventLog.
 	Appended() <-chan struct{}
@@ -137,44 +139,15 @@ func openStore(ctx context.Context, store, dataDir string) (Store, error) {
 }
 
 // classifications lists the explicit classification levels of a store
-// as (kind, name, level). Each store returns them as its own struct type
-// with those three fields (sqlite.Classification), so they are read by
-// name rather than by type, which would tie Store to one store package.
+// as (kind, name, level).
 func classifications(ctx context.Context, db Store) ([][3]string, error) {
-	if s, ok := db.(*sqlite.DB); ok {
-		set, err := s.Classifications(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out := make([][3]string, len(set))
-		for i, c := range set {
-			out[i] = [3]string{c.Kind, c.Name, c.Level}
-		}
-		return out, nil
-	}
-	m := reflect.ValueOf(db).MethodByName("Classifications")
-	if !m.IsValid() {
-		return nil, portrait.Errorf(portrait.EINTERNAL, "the store %T cannot list classification levels", db)
-	}
-	res := m.Call([]reflect.Value{reflect.ValueOf(ctx)})
-	if len(res) != 2 || res[0].Kind() != reflect.Slice {
-		return nil, portrait.Errorf(portrait.EINTERNAL, "the store %T lists classification levels in an unknown form", db)
-	}
-	if err, _ := res[1].Interface().(error); err != nil {
+	set, err := db.Classifications(ctx)
+	if err != nil {
 		return nil, err
 	}
-	out := make([][3]string, 0, res[0].Len())
-	for i := 0; i < res[0].Len(); i++ {
-		v := reflect.Indirect(res[0].Index(i))
-		var c [3]string
-		for j, f := range []string{"Kind", "Name", "Level"} {
-			fv := v.FieldByName(f)
-			if !fv.IsValid() || fv.Kind() != reflect.String {
-				return nil, portrait.Errorf(portrait.EINTERNAL, "the store %T lists classification levels without %s", db, f)
-			}
-			c[j] = fv.String()
-		}
-		out = append(out, c)
+	out := make([][3]string, len(set))
+	for i, c := range set {
+		out[i] = [3]string{c.Kind, c.Name, c.Level}
 	}
 	return out, nil
 }
