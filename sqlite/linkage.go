@@ -194,5 +194,5 @@ func (db *DB) RefusedMerges(ctx context.Context) ([]*portrait.MergeEntry, error)
 	if err := rows.Err(); err != nil {
 		return nil, portrait.Wrap(err, "cannot read refused merges")
 	}
-	return out, nil
+	return out, db.openMerges(out) // sealing
 }

@@ -29,6 +29,9 @@ type Sealer struct {
 	Levels Levels
 }
 
+// HasRing reports whether a ring is configured (values may be sealed).
+func (s *Sealer) HasRing() bool { return s != nil && s.Ring != nil }
+
 // Active reports whether values are sealed when written.
 func (s *Sealer) Active() bool { return s != nil && s.Ring != nil && s.Levels != nil }
 

@@ -1,0 +1,70 @@
+package sqlite
+
+import (
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
+)
+
+// Encryption at rest (issue 15 §3, docs/privacy.md): the store keeps
+// secret-level values sealed by a datakey.Sealer. Event bodies, profile
+// documents, identifier values (identities, refused, merges, splits) and
+// refused trait values pass through it on their way in and out, so every
+// reader above the store sees them as sent.
+
+// SetSealer makes the store seal secret-level values from now on and open
+// sealed ones. It is called once, after Open and before the store is used;
+// without it nothing is sealed, and a sealed value read is an error naming
+// its key.
+func (db *DB) SetSealer(s *datakey.Sealer) { db.sealer = s }
+
+// Sealer is the store's sealer (nil when none was set).
+func (db *DB) Sealer() *datakey.Sealer { return db.sealer }
+
+// identifierForms are the stored forms an identifier may have, as query
+// arguments after its type: the lookup is "type = ? AND value IN (forms)".
+func (db *DB) identifierForms(id portrait.Identifier) (string, []any) {
+	forms := db.sealer.IdentifierForms(id)
+	args := make([]any, 0, 1+len(forms))
+	args = append(args, id.Type)
+	for _, f := range forms {
+		args = append(args, f)
+	}
+	return "(" + placeholders(len(forms)) + ")", args
+}
+
+// openIdentifier reads a stored identifier value back in place.
+func (db *DB) openIdentifier(id *portrait.Identifier) error {
+	v, err := db.sealer.OpenIdentifier(id.Type, id.Value)
+	if err != nil {
+		return err
+	}
+	id.Value = v
+	return nil
+}
+
+// openIdentifiers opens the identifiers of merge-journal entries.
+func (db *DB) openMerges(ms []*portrait.MergeEntry) error {
+	for _, m := range ms {
+		if err := db.openIdentifier(&m.Identifier); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeIdentifiers returns ids as they are stored (a copy).
+func (db *DB) storeIdentifiers(ids []portrait.Identifier) []portrait.Identifier {
+	out := make([]portrait.Identifier, len(ids))
+	for i, id := range ids {
+		out[i] = portrait.Identifier{Type: id.Type, Value: db.sealer.StoreIdentifier(id)}
+	}
+	return out
+}
+
+func ptrs(ids []portrait.Identifier) []*portrait.Identifier {
+	out := make([]*portrait.Identifier, len(ids))
+	for i := range ids {
+		out[i] = &ids[i]
+	}
+	return out
+}
