@@ -30,6 +30,10 @@ const resealBatch = 500
 // sealed, values whose name is no longer secret are left sealed (they read
 // back the same). Afterwards nothing needs the older keys.
 //
+// What was sealed stays sealed (datakey.Sticky), whatever the levels at
+// hand say: an offline command knows the explicit classifications and the
+// defaults, not a computed trait's classification in the trait schema.
+//
 // It is for `portrait keys rotate-data-key`, on a store nobody else writes
 // (the data directory's LOCK held). Each batch is its own transaction, with
 // secure_delete, so what it replaces is zeroed rather than left in free
@@ -64,6 +68,8 @@ func changed(before, after []byte) bool {
 }
 
 func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	sticky := &datakey.Sticky{Levels: s.Levels}
+	rs := &datakey.Sealer{Ring: s.Ring, Levels: sticky}
 	for after := int64(0); ; {
 		rows, err := db.logW.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND type <> ? ORDER BY seq LIMIT ?`, after, portrait.EventErased, resealBatch)
 		if err != nil {
@@ -84,12 +90,15 @@ func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) 
 			}
 			read++
 			after = seq
-			plain, err := s.OpenEvent(body)
-			if err != nil {
-				rows.Close()
-				return err
+			sticky.Reset()
+			err := sticky.NoteEvent(body)
+			var plain, sealed []byte
+			if err == nil {
+				plain, err = s.OpenEvent(body)
 			}
-			sealed, err := s.SealEvent(plain)
+			if err == nil {
+				sealed, err = rs.SealEvent(plain)
+			}
 			if err != nil {
 				rows.Close()
 				return err
@@ -123,6 +132,8 @@ func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) 
 }
 
 func (db *DB) resealProfiles(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	sticky := &datakey.Sticky{Levels: s.Levels}
+	rs := &datakey.Sealer{Ring: s.Ring, Levels: sticky}
 	for after := ""; ; {
 		rows, err := db.stateW.QueryContext(ctx, `SELECT id, doc FROM profiles WHERE id > ? ORDER BY id LIMIT ?`, after, resealBatch)
 		if err != nil {
@@ -145,10 +156,12 @@ func (db *DB) resealProfiles(ctx context.Context, s *datakey.Sealer, n *Resealed
 			after = id
 			p, err := profiledoc.Decode(doc)
 			if err == nil {
+				sticky.Reset()
+				sticky.NoteProfile(p)
 				err = s.OpenProfile(p)
 			}
 			if err == nil {
-				p, err = s.SealProfile(p)
+				p, err = rs.SealProfile(p)
 			}
 			var out []byte
 			if err == nil {
@@ -220,6 +233,9 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 			return "", false, err
 		}
 		now := s.StoreIdentifier(portrait.Identifier{Type: typ, Value: v})
+		if datakey.IsSealed(stored) { // sealed stays sealed
+			now = s.Ring.SealFixed([]byte(v), []byte(typ))
+		}
 		return now, now != stored && (datakey.IsSealed(stored) || datakey.IsSealed(now)), nil
 	}
 	steps := []struct {
@@ -271,6 +287,9 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 				return nil, err
 			}
 			now := s.StoreValue(trait, plain)
+			if datakey.IsSealed(v) { // sealed stays sealed
+				now = s.Ring.Seal([]byte(plain), nil)
+			}
 			if !changed([]byte(v), []byte(now)) {
 				return nil, nil
 			}

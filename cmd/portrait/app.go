@@ -50,6 +50,9 @@ type Config struct {
 	DeliveryNATS string
 	// Hardening (privacy-erasure): see cmd/portrait/erasure.go.
 	Hardening Hardening
+	// DataKeyFile holds the keys sealing secret-level values at rest
+	// (sealing: cmd/portrait/sealing.go); else PORTRAIT_DATA_KEY.
+	DataKeyFile string
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
@@ -66,6 +69,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryDir, "delivery-dir", "", "file drop directory of scheduled segment deliveries (default: deliveries/ under --data)")
 	fs.StringVar(&c.DeliveryNATS, "delivery-nats", "", "NATS URL that segment deliveries may publish to (default: none)")
 	c.Hardening.flags(fs) // privacy-erasure
+	fs.StringVar(&c.DataKeyFile, "data-key-file", "", "file of data keys sealing secret-level values at rest (default: $PORTRAIT_DATA_KEY; none: stored in clear)") // sealing
 }
 
 // App is a running Portrait: store, processor and HTTP server, wired here
@@ -200,6 +204,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	if err := a.openSealing(); err != nil { // sealing
+		a.DB.Close()
+		a.lock.Close()
+		return nil, err
+	}
 	a.reportRecoveries()
 
 	reg := prometheus.NewRegistry()
@@ -249,6 +258,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.lock.Close()
 		return nil, err
 	}
+	a.wireSealingLevels() // sealing
 	if err := a.wireConsoleAPI(ctx); err != nil {
 		a.DB.Close()
 		a.lock.Close()

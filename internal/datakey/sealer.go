@@ -249,6 +249,60 @@ func (s *Sealer) OpenEvent(body []byte) ([]byte, error) {
 	return w.run()
 }
 
+// Sticky is a Levels that also calls secret the names and identifier types
+// found sealed in stored data: a rotation re-seals what was sealed even
+// when the levels at hand (an offline command's, without the trait schema)
+// would not seal it now. It never unseals.
+type Sticky struct {
+	Levels      Levels
+	traits, ids map[string]bool
+}
+
+func (k *Sticky) add(m *map[string]bool, name string) {
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[name] = true
+}
+
+// SecretTrait implements Levels.
+func (k *Sticky) SecretTrait(name string) bool {
+	return k.traits[name] || (k.Levels != nil && k.Levels.SecretTrait(name))
+}
+
+// SecretIdentifier implements Levels.
+func (k *Sticky) SecretIdentifier(typ string) bool {
+	return k.ids[typ] || (k.Levels != nil && k.Levels.SecretIdentifier(typ))
+}
+
+// NoteEvent adds the names sealed in a stored event body.
+func (k *Sticky) NoteEvent(body []byte) error {
+	if !HasSealed(body) {
+		return nil
+	}
+	w := &walker{b: body, sealed: k}
+	_, err := w.run()
+	return err
+}
+
+// NoteProfile adds the trait names and identifier types sealed in a stored
+// profile (before OpenProfile).
+func (k *Sticky) NoteProfile(p *portrait.Profile) {
+	for name, t := range p.Traits {
+		if s, ok := t.Value.(string); ok && IsSealed(s) {
+			k.add(&k.traits, name)
+		}
+	}
+	for _, id := range p.Identifiers {
+		if IsSealed(id.Value) {
+			k.add(&k.ids, id.Type)
+		}
+	}
+}
+
+// Reset forgets the noted names (kept: Levels).
+func (k *Sticky) Reset() { k.traits, k.ids = nil, nil }
+
 // HasSealed reports whether a stored event body holds a sealed value.
 func HasSealed(body []byte) bool { return bytes.Contains(body, quotedPrefix) }
 
@@ -265,6 +319,9 @@ type walker struct {
 	seal  bool
 	edits []edit
 	err   error
+	// sealed, when set, collects what holds a sealed value instead of
+	// opening it (Sealed).
+	sealed *Sticky
 }
 
 const maxDepth = 1000
@@ -373,10 +430,26 @@ func (w *walker) object(i, depth int) {
 			}
 		}
 	}
+	typ := ""
+	if w.sealed != nil {
+		for _, m := range ms {
+			if m.name == "type" && w.b[m.vs] == '"' {
+				json.Unmarshal(w.b[m.vs:m.ve], &typ)
+			}
+		}
+	}
 	for _, m := range ms {
 		secret := false
 		if w.seal && w.s.Active() {
 			secret = w.s.Levels.SecretTrait(m.name) || (secretID != "" && (m.name == "id" || m.name == "value"))
+		}
+		if w.sealed != nil && bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) {
+			if typ != "" && (m.name == "id" || m.name == "value") {
+				w.sealed.add(&w.sealed.ids, typ)
+			} else {
+				w.sealed.add(&w.sealed.traits, m.name)
+			}
+			continue
 		}
 		w.value(m.vs, m.ve, depth, secret)
 	}
@@ -388,7 +461,9 @@ func (w *walker) value(vs, ve, depth int, secret bool) {
 	case w.seal && secret && c != 'n': // null stays null
 		w.sealSpan(vs, ve)
 	case c == '"':
-		w.str(vs, ve)
+		if w.sealed == nil {
+			w.str(vs, ve)
+		}
 	case c == '{':
 		w.object(vs, depth+1)
 	case c == '[':
