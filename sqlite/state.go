@@ -136,9 +136,6 @@ type stateTx struct {
 	// which costs SQLite far less than a statement a row. Any other write
 	// takes them first, so the order of writes is kept.
 	pendIdent  []any // type, value, profile_id, at_us, at_msg
-	// pendOldForms are identifiers' other stored forms (type, value), removed
-	// before pendIdent is written (sealing: seal.go)
-	pendOldForms []any
 	pendEvents []pendEvent
 	dropAlias  []any
 	pendIssues []any // trait_issues rows, 7 columns
@@ -155,6 +152,10 @@ type stateTx struct {
 	pe      map[string]*peNode
 	peLog   []peChange
 	peUsed  bool
+
+	// pendOldForms are identifiers' other stored forms (type, value),
+	// removed before pendIdent is written (sealing: seal.go).
+	pendOldForms []any
 }
 
 // peChange is an add (seq > 0), a move (to != "") or a delete.

@@ -69,7 +69,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryDir, "delivery-dir", "", "file drop directory of scheduled segment deliveries (default: deliveries/ under --data)")
 	fs.StringVar(&c.DeliveryNATS, "delivery-nats", "", "NATS URL that segment deliveries may publish to (default: none)")
 	c.Hardening.flags(fs) // privacy-erasure
-	fs.StringVar(&c.DataKeyFile, "data-key-file", "", "file of data keys sealing secret-level values at rest (default: $PORTRAIT_DATA_KEY; none: stored in clear)") // sealing
+	// sealing: cmd/portrait/sealing.go
+	fs.StringVar(&c.DataKeyFile, "data-key-file", "", "file of data keys sealing secret-level values at rest (default: $PORTRAIT_DATA_KEY; none: stored in clear)")
 }
 
 // App is a running Portrait: store, processor and HTTP server, wired here
