@@ -34,7 +34,7 @@ func (a *App) openSealing() error {
 	} else {
 		a.Log.Info("secret-level values are sealed at rest", "data_key", ring.Current(), "keys", strings.Join(ring.IDs(), ","))
 	}
-	a.DB.SetSealer(&datakey.Sealer{Ring: ring})
+	a.DB.SetSealer(&datakey.Sealer{Ring: ring, CacheFor: 2 * time.Second})
 	return nil
 }
 

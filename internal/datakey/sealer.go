@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -27,6 +29,93 @@ const EscapePrefix = "$plain:"
 type Sealer struct {
 	Ring   *Ring
 	Levels Levels
+	// CacheFor keeps the answers of Levels this long (0: asks every time).
+	// Deciding a name's level costs more than sealing an event that has
+	// nothing secret, and the ingest path asks for every field name of
+	// every event; a level changed through the API then applies to values
+	// written from at most this long after.
+	CacheFor time.Duration
+	// Now is the cache's clock (default time.Now).
+	Now portrait.Clock
+
+	cache levelCache
+}
+
+// levelCache remembers which names are secret, dropped whole when it
+// expires or grows past levelCacheMax names (property names are the
+// clients' choice).
+type levelCache struct {
+	mu     sync.RWMutex
+	until  time.Time
+	traits map[string]bool
+	ids    map[string]bool
+}
+
+const levelCacheMax = 10000
+
+func (s *Sealer) secretTrait(name string) bool { return s.cached([]byte(name), false) }
+
+func (s *Sealer) secretID(typ string) bool { return s.cached([]byte(typ), true) }
+
+// expire drops the cache once it is CacheFor old; it is called once per
+// event or profile sealed, not per name: reading the clock costs more than
+// the lookup.
+func (s *Sealer) expire() {
+	if s.CacheFor <= 0 {
+		return
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	t := now()
+	c := &s.cache
+	c.mu.RLock()
+	fresh := t.Before(c.until)
+	c.mu.RUnlock()
+	if fresh {
+		return
+	}
+	c.mu.Lock()
+	if !t.Before(c.until) {
+		c.traits, c.ids, c.until = map[string]bool{}, map[string]bool{}, t.Add(s.CacheFor)
+	}
+	c.mu.Unlock()
+}
+
+func (s *Sealer) cached(name []byte, id bool) bool {
+	ask := func() bool {
+		if id {
+			return s.Levels.SecretIdentifier(string(name))
+		}
+		return s.Levels.SecretTrait(string(name))
+	}
+	if s.CacheFor <= 0 {
+		return ask()
+	}
+	c := &s.cache
+	c.mu.RLock()
+	m := c.traits
+	if id {
+		m = c.ids
+	}
+	v, ok := m[string(name)] // no allocation for a map index
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = ask()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.traits == nil || len(c.traits)+len(c.ids) >= levelCacheMax {
+		c.traits, c.ids = map[string]bool{}, map[string]bool{}
+	}
+	if id {
+		c.ids[string(name)] = v
+	} else {
+		c.traits[string(name)] = v
+	}
+	return v
 }
 
 // HasRing reports whether a ring is configured (values may be sealed).
@@ -68,7 +157,7 @@ func (s *Sealer) openString(v string, aad []byte) (string, bool, error) {
 
 // StoreIdentifier is the form in which id's value is stored.
 func (s *Sealer) StoreIdentifier(id portrait.Identifier) string {
-	if s.Active() && id.Value != "" && s.Levels.SecretIdentifier(id.Type) {
+	if s.Active() && id.Value != "" && s.secretID(id.Type) {
 		return s.Ring.SealFixed([]byte(id.Value), []byte(id.Type))
 	}
 	if needsEscape(id.Value) {
@@ -102,7 +191,7 @@ func (s *Sealer) OpenIdentifier(typ, stored string) (string, error) {
 // value kept for the quality report): sealed with a random nonce when the
 // name is secret.
 func (s *Sealer) StoreValue(name, v string) string {
-	if s.Active() && v != "" && s.Levels.SecretTrait(name) {
+	if s.Active() && v != "" && s.secretTrait(name) {
 		return s.Ring.Seal([]byte(v), nil)
 	}
 	if needsEscape(v) {
@@ -125,11 +214,14 @@ func (s *Sealer) OpenValue(stored string) (string, error) {
 // it in its cache. A profile with nothing to seal is returned as is.
 func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 	active := s.Active()
+	if active {
+		s.expire()
+	}
 	var traits map[string]portrait.Trait
 	for name, t := range p.Traits {
 		var stored any
 		switch {
-		case active && t.Value != nil && s.Levels.SecretTrait(name):
+		case active && t.Value != nil && s.secretTrait(name):
 			b, err := json.Marshal(t.Value)
 			if err != nil {
 				return nil, portrait.Wrap(err, "cannot seal trait "+name)
@@ -155,7 +247,7 @@ func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 	for i, id := range p.Identifiers {
 		var stored string
 		switch {
-		case active && id.Value != "" && s.Levels.SecretIdentifier(id.Type):
+		case active && id.Value != "" && s.secretID(id.Type):
 			stored = s.Ring.Seal([]byte(id.Value), []byte(id.Type))
 		case needsEscape(id.Value):
 			stored = EscapePrefix + id.Value
@@ -236,7 +328,10 @@ func (s *Sealer) SealEvent(body []byte) ([]byte, error) {
 	if !s.Active() && !bytes.Contains(body, quotedPrefix) && !bytes.Contains(body, quotedEscape) {
 		return body, nil
 	}
-	w := &walker{b: body, s: s, seal: true}
+	if s.Active() {
+		s.expire()
+	}
+	w := &walker{b: body, s: s, seal: true, stack: make([]member, 0, 32)}
 	return w.run()
 }
 
@@ -320,8 +415,9 @@ type walker struct {
 	edits []edit
 	err   error
 	// sealed, when set, collects what holds a sealed value instead of
-	// opening it (Sealed).
+	// opening it (Sticky).
 	sealed *Sticky
+	stack  []member // the members of the objects being walked
 }
 
 const maxDepth = 1000
@@ -334,8 +430,8 @@ func (w *walker) run() ([]byte, error) {
 	if i >= len(b) || b[i] != '{' {
 		return nil, errSyntax
 	}
-	end := w.members(i, 0, func(name string, vs, ve int) {
-		if (name == "traits" || name == "properties" || name == "context") && b[vs] == '{' {
+	end := w.members(i, 0, func(name []byte, vs, ve int) {
+		if n := string(name); (n == "traits" || n == "properties" || n == "context") && b[vs] == '{' {
 			w.object(vs, 1)
 		}
 	})
@@ -363,13 +459,13 @@ func (w *walker) run() ([]byte, error) {
 }
 
 type member struct {
-	name   string
+	name   []byte // unescaped
 	vs, ve int
 }
 
 // members walks the object at i, calling fn for each member with its
-// value's span, and returns the end of the object (-1 on a syntax error).
-func (w *walker) members(i, depth int, fn func(name string, vs, ve int)) int {
+// value's span (nil fn: pushing it on the stack), and returns the end of the object (-1 on a syntax error).
+func (w *walker) members(i, depth int, fn func(name []byte, vs, ve int)) int {
 	b := w.b
 	if depth > maxDepth {
 		return -1
@@ -396,7 +492,11 @@ func (w *walker) members(i, depth int, fn func(name string, vs, ve int)) int {
 		if ve < 0 {
 			return -1
 		}
-		fn(name, vs, ve)
+		if fn != nil {
+			fn(name, vs, ve)
+		} else {
+			w.stack = append(w.stack, member{name, vs, ve})
+		}
 		i = ws(b, ve)
 		if i >= len(b) {
 			return -1
@@ -411,43 +511,37 @@ func (w *walker) members(i, depth int, fn func(name string, vs, ve int)) int {
 	}
 }
 
-// object handles an object inside the sealed scope.
+// object handles an object inside the sealed scope. Its members are
+// gathered on the walker's stack (one allocation per walk, not per object):
+// an external id's type decides how its other members are handled.
 func (w *walker) object(i, depth int) {
-	var ms []member
-	if w.members(i, depth, func(name string, vs, ve int) { ms = append(ms, member{name, vs, ve}) }) < 0 {
+	start := len(w.stack)
+	if w.members(i, depth, nil) < 0 {
 		w.err = errSyntax
 		return
 	}
+	end := len(w.stack)
+	defer func() { w.stack = w.stack[:start] }()
 	// An external id: {"type": "id_card", "id": "…"}.
-	secretID := ""
-	if w.seal && w.s.Active() {
-		for _, m := range ms {
-			if m.name == "type" && w.b[m.vs] == '"' {
-				var typ string
-				if json.Unmarshal(w.b[m.vs:m.ve], &typ) == nil && w.s.Levels.SecretIdentifier(typ) {
-					secretID = typ
-				}
-			}
+	typ, secretID := "", false
+	for k := start; k < end; k++ {
+		m := w.stack[k]
+		if string(m.name) == "type" && w.b[m.vs] == '"' && (w.sealed != nil || (w.seal && w.s.Active())) {
+			json.Unmarshal(w.b[m.vs:m.ve], &typ)
+			secretID = w.seal && w.s.Active() && w.s.secretID(typ)
 		}
 	}
-	typ := ""
-	if w.sealed != nil {
-		for _, m := range ms {
-			if m.name == "type" && w.b[m.vs] == '"' {
-				json.Unmarshal(w.b[m.vs:m.ve], &typ)
-			}
-		}
-	}
-	for _, m := range ms {
+	for k := start; k < end; k++ {
+		m := w.stack[k] // a copy: value may grow the stack
 		secret := false
 		if w.seal && w.s.Active() {
-			secret = w.s.Levels.SecretTrait(m.name) || (secretID != "" && (m.name == "id" || m.name == "value"))
+			secret = w.s.cached(m.name, false) || (secretID && isIDField(m.name))
 		}
 		if w.sealed != nil && bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) {
-			if typ != "" && (m.name == "id" || m.name == "value") {
+			if typ != "" && isIDField(m.name) {
 				w.sealed.add(&w.sealed.ids, typ)
 			} else {
-				w.sealed.add(&w.sealed.traits, m.name)
+				w.sealed.add(&w.sealed.traits, string(m.name))
 			}
 			continue
 		}
@@ -520,16 +614,18 @@ func (w *walker) str(vs, ve int) {
 	w.edits = append(w.edits, edit{vs, ve, plain})
 }
 
-func keyName(q []byte) string {
+func keyName(q []byte) []byte {
 	if bytes.IndexByte(q, '\\') < 0 {
-		return string(q[1 : len(q)-1])
+		return q[1 : len(q)-1]
 	}
 	var s string
 	if json.Unmarshal(q, &s) != nil {
-		return string(q[1 : len(q)-1])
+		return q[1 : len(q)-1]
 	}
-	return s
+	return []byte(s)
 }
+
+func isIDField(name []byte) bool { return string(name) == "id" || string(name) == "value" }
 
 func ws(b []byte, i int) int {
 	if i < 0 {
