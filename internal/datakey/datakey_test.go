@@ -242,3 +242,45 @@ func FuzzSealEvent(f *testing.F) {
 		}
 	})
 }
+
+// A rotation re-seals what was sealed even when the levels it has would
+// not (an offline command knows no trait schema): Sticky remembers.
+func TestStickyKeepsSealed(t *testing.T) {
+	c := &access.Classifier{}
+	c.Set(access.KindTrait, "salary", access.Secret)
+	c.Set(access.KindIdentifier, "crm", access.Secret)
+	l1, _ := datakey.NewKeyLine("k1")
+	l2, _ := datakey.NewKeyLine("k2")
+	r1, _ := datakey.Parse([]byte(l1))
+	r2, err := datakey.Parse([]byte(l1 + "\n" + l2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &datakey.Sealer{Ring: r1, Levels: c}
+	body := []byte(`{"traits":{"salary":1200,"city":"上海"},"context":{"externalIds":[{"type":"crm","id":"c-9"}]}}`)
+	sealed, err := s.SealEvent(body)
+	if err != nil || bytes.Contains(sealed, []byte("1200")) || bytes.Contains(sealed, []byte("c-9")) {
+		t.Fatalf("%s %v", sealed, err)
+	}
+	sticky := &datakey.Sticky{Levels: levels} // the defaults: salary and crm are not secret
+	if err := sticky.NoteEvent(sealed); err != nil {
+		t.Fatal(err)
+	}
+	if !sticky.SecretTrait("salary") || sticky.SecretTrait("city") || !sticky.SecretIdentifier("crm") || !sticky.SecretIdentifier("id_card") {
+		t.Fatal("sticky levels")
+	}
+	plain, err := (&datakey.Sealer{Ring: r2}).OpenEvent(sealed)
+	if err != nil || !bytes.Equal(plain, body) {
+		t.Fatalf("%s %v", plain, err)
+	}
+	again, err := (&datakey.Sealer{Ring: r2, Levels: sticky}).SealEvent(plain)
+	if err != nil || bytes.Contains(again, []byte("1200")) || bytes.Contains(again, []byte("c-9")) || !bytes.Contains(again, []byte("$sealed:k2:")) {
+		t.Fatalf("re-sealed %s %v", again, err)
+	}
+	p := &portrait.Profile{Traits: map[string]portrait.Trait{"salary": {Value: "$sealed:k1:x"}}, Identifiers: []portrait.Identifier{{Type: "crm", Value: "$sealed:k1:y"}}}
+	sticky.Reset()
+	sticky.NoteProfile(p)
+	if !sticky.SecretTrait("salary") || !sticky.SecretIdentifier("crm") {
+		t.Fatal("sticky profile")
+	}
+}
