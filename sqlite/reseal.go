@@ -8,6 +8,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/linkage"
 	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
 
@@ -20,6 +21,7 @@ type Resealed struct {
 	Merges      int `json:"merges"`
 	TraitIssues int `json:"trait_issues"`
 	Splits      int `json:"splits"`
+	Candidates  int `json:"linkage_candidates"`
 }
 
 const resealBatch = 500
@@ -51,6 +53,9 @@ func (db *DB) Reseal(ctx context.Context) (*Resealed, error) {
 		return n, err
 	}
 	if err := db.resealIdentifiers(ctx, s, n); err != nil {
+		return n, err
+	}
+	if err := db.resealCandidates(ctx, s, n); err != nil {
 		return n, err
 	}
 	for _, d := range []*sql.DB{db.logW, db.stateW} {
@@ -349,4 +354,74 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 		}
 	}
 	return nil
+}
+
+// resealCandidates reseals the linkage candidates' compared values.
+func (db *DB) resealCandidates(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	rows, err := db.logW.QueryContext(ctx, `SELECT id, doc FROM linkage_candidates`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot read linkage candidates")
+	}
+	type row struct {
+		id  string
+		doc []byte
+	}
+	var todo []row
+	for rows.Next() {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot read linkage candidates")
+		}
+		c := &linkage.Candidate{}
+		if err := json.Unmarshal(doc, c); err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot read linkage candidate "+id)
+		}
+		// What was sealed stays sealed: the compared fields' names.
+		sticky := &datakey.Sticky{Levels: s.Levels}
+		for _, f := range c.Fields {
+			if datakey.IsSealed(f.A) || datakey.IsSealed(f.B) {
+				sticky.NoteProfile(&portrait.Profile{Traits: map[string]portrait.Trait{f.Field: {Value: datakey.Prefix}}})
+			}
+		}
+		for _, id := range []portrait.Identifier{c.A, c.B} {
+			if datakey.IsSealed(id.Value) {
+				sticky.NoteProfile(&portrait.Profile{Identifiers: []portrait.Identifier{id}})
+			}
+		}
+		if err := db.openCandidate(c); err != nil {
+			rows.Close()
+			return err
+		}
+		rdb := &DB{sealer: &datakey.Sealer{Ring: s.Ring, Levels: sticky}}
+		out, err := json.Marshal(rdb.storeCandidate(c))
+		if err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot encode linkage candidate "+id)
+		}
+		if changed(doc, out) {
+			todo = append(todo, row{id, out})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return portrait.Wrap(err, "cannot read linkage candidates")
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+		for _, r := range todo {
+			if _, err := tx.ExecContext(ctx, `UPDATE linkage_candidates SET doc = ? WHERE id = ?`, r.doc, r.id); err != nil {
+				return portrait.Wrap(err, "cannot reseal linkage candidates")
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		n.Candidates = len(todo)
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/linkage"
 )
 
 // Encryption at rest (issue 15 §3, docs/privacy.md): the store keeps
@@ -67,4 +68,39 @@ func ptrs(ids []portrait.Identifier) []*portrait.Identifier {
 		out[i] = &ids[i]
 	}
 	return out
+}
+
+// storeCandidate returns a linkage candidate as it is stored: the compared
+// values of secret fields and secret identifiers sealed (a copy). The
+// profile ids stay in clear: erasure finds a person's candidates by them.
+func (db *DB) storeCandidate(c *linkage.Candidate) *linkage.Candidate {
+	cp := *c
+	cp.A.Value, cp.B.Value = db.sealer.StoreIdentifier(c.A), db.sealer.StoreIdentifier(c.B)
+	cp.Fields = make([]linkage.Comparison, len(c.Fields))
+	for i, f := range c.Fields {
+		f.A, f.B = db.sealer.StoreValue(f.Field, f.A), db.sealer.StoreValue(f.Field, f.B)
+		cp.Fields[i] = f
+	}
+	return &cp
+}
+
+// openCandidate opens what storeCandidate sealed, in place.
+func (db *DB) openCandidate(c *linkage.Candidate) error {
+	if err := db.openIdentifier(&c.A); err != nil {
+		return err
+	}
+	if err := db.openIdentifier(&c.B); err != nil {
+		return err
+	}
+	for i := range c.Fields {
+		f := &c.Fields[i]
+		var err error
+		if f.A, err = db.sealer.OpenValue(f.A); err != nil {
+			return err
+		}
+		if f.B, err = db.sealer.OpenValue(f.B); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/storetest"
@@ -240,6 +241,25 @@ func TestSealedAtRest(t *testing.T) {
 			t.Errorf("%s: events read back: %s", when, body)
 		}
 	}
+	// A record-linkage candidate compares the two ID numbers.
+	pa, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "id_card", Value: idNumber})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cand := &linkage.Candidate{ID: "c1", A: portrait.Identifier{Type: "id_card", Value: idNumber}, B: portrait.Identifier{Type: "id_card", Value: idOther},
+		AProfile: pa.ID, BProfile: "p_b", Probability: 0.5, Status: "pending", FoundAt: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC),
+		Fields: []linkage.Comparison{{Field: "id_card", A: idNumber, B: idOther, Level: 2}, {Field: "name", A: "Wang Sealed", B: "Li Other", Level: -1}}}
+	if err := e.db.SaveCandidates(ctx, []*linkage.Candidate{cand}); err != nil {
+		t.Fatal(err)
+	}
+	checkCandidate := func(when string) {
+		t.Helper()
+		got, err := e.db.Candidate(ctx, "c1")
+		if err != nil || !reflect.DeepEqual(got, cand) {
+			t.Errorf("%s: candidate %+v %v", when, got, err)
+		}
+	}
+	checkCandidate("live")
 	check("live")
 	scanFiles(t, dir, "live", "Wang Sealed", idNumber, idOther, salary)
 
@@ -262,8 +282,8 @@ func TestSealedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Events != 5 || n.Profiles != 2 || n.Identifiers != 2 || n.Merges != 1 {
-		t.Errorf("resealed %+v, want 5 events, 2 profiles, 2 identifiers, the merge", n)
+	if n.Events != 5 || n.Profiles != 2 || n.Identifiers != 2 || n.Merges != 1 || n.Candidates != 1 {
+		t.Errorf("resealed %+v, want 5 events, 2 profiles, 2 identifiers, the merge, the candidate", n)
 	}
 	e.db.Close()
 	scanFiles(t, dir, "rotated", "Wang Sealed", idNumber, idOther, salary, "$sealed:k1:")
@@ -272,6 +292,7 @@ func TestSealedAtRest(t *testing.T) {
 		t.Fatalf("after rotation:\n%v\n%v", got, live)
 	}
 	check("rotated")
+	checkCandidate("rotated")
 
 	// The key missing: an error naming it, never garbage.
 	e.db.Close()
