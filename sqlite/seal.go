@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"strings"
+
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/linkage"
@@ -101,6 +103,21 @@ func (db *DB) openCandidate(c *linkage.Candidate) error {
 		if f.B, err = db.sealer.OpenValue(f.B); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// deleteForms removes identities rows by (type, value) pairs, many to a
+// statement: a write removes an identifier's other stored forms, and a
+// statement per identifier cost the processor more than the sealing.
+func deleteForms(x *stateExec, pairs []any) error {
+	for len(pairs) > 0 {
+		n := min(len(pairs), 2*flushRows)
+		if _, err := x.tx.ExecContext(x.ctx, `DELETE FROM identities WHERE (type, value) IN (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?),", n/2), ",")+`)`, pairs[:n]...); err != nil {
+			return portrait.Wrap(err, "cannot write derived state")
+		}
+		pairs = pairs[n:]
 	}
 	return nil
 }

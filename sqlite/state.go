@@ -325,10 +325,8 @@ func (t *stateTx) takeHot() {
 		old := t.pendOldForms
 		t.pendIdent, t.pendOldForms = nil, nil
 		t.ops = append(t.ops, func(x *stateExec) error {
-			for i := 0; i < len(old); i += 2 {
-				if err := x.exec(`DELETE FROM identities WHERE type = ? AND value = ?`, old[i], old[i+1]); err != nil {
-					return err
-				}
+			if err := deleteForms(x, old); err != nil {
+				return err
 			}
 			return x.multiInsert(`INSERT INTO identities (type, value, profile_id, at_us, at_msg) VALUES `,
 				` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id, at_us = excluded.at_us, at_msg = excluded.at_msg`, 5, args)
