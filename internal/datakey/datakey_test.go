@@ -284,3 +284,30 @@ func TestStickyKeepsSealed(t *testing.T) {
 		t.Fatal("sticky profile")
 	}
 }
+
+// A level changed through the API applies once the sealer's cache of
+// level answers expires (CacheFor), not before and not later.
+func TestLevelCacheExpires(t *testing.T) {
+	c := &access.Classifier{}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	s := &datakey.Sealer{Ring: ring(t, "k1"), Levels: c, CacheFor: 2 * time.Second, Now: func() time.Time { return now }}
+	body := []byte(`{"traits":{"salary":1200}}`)
+	sealedNow := func() bool {
+		out, err := s.SealEvent(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return datakey.HasSealed(out)
+	}
+	if sealedNow() {
+		t.Fatal("salary sealed before it was classified secret")
+	}
+	c.Set(access.KindTrait, "salary", access.Secret)
+	if sealedNow() {
+		t.Fatal("the cached answer was not used")
+	}
+	now = now.Add(2 * time.Second)
+	if !sealedNow() {
+		t.Fatal("salary not sealed once the cache expired")
+	}
+}
