@@ -197,3 +197,15 @@ func writeKeyFile(path, text string) error {
 	}
 	return nil
 }
+
+// openSealedForReading gives a store opened by an offline command that
+// only reads the data keys (--data-key-file, else PORTRAIT_DATA_KEY), so
+// that sealed values open. Nothing is sealed through it.
+func openSealedForReading(db *sqlite.DB, file string) error {
+	ring, err := datakey.Load(file, os.Getenv)
+	if err != nil {
+		return err
+	}
+	db.SetSealer(&datakey.Sealer{Ring: ring})
+	return nil
+}

@@ -201,6 +201,15 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	a.Close()
 
+	// Offline commands that read take the key file too.
+	out.Reset()
+	if err := run(ctx, []string{"quality", "--data", dir, "--data-key-file", keyFile, "--json"}, &out, &errb); err != nil || !strings.Contains(out.String(), `"profiles":1`) {
+		t.Errorf("quality with the key: %v %s", err, out.String())
+	}
+	if err := run(ctx, []string{"quality", "--data", dir, "--json"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), `"k-second"`) {
+		t.Errorf("quality without the key: %v", err)
+	}
+
 	// The key missing: the server does not start, and says which key.
 	os.WriteFile(keyFile, []byte(first+"\n"), 0o600)
 	if a, err := open(); err == nil {
