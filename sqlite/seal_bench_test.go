@@ -31,8 +31,7 @@ func BenchmarkIngestSealed(b *testing.B) {
 			var used time.Duration
 			for i := range b.N {
 				b.StopTimer()
-				t := &testing.T{}
-				e := openSealed(t, b.TempDir(), c.s)
+				e := openSealed(b, b.TempDir(), c.s)
 				evs := make([]*portrait.Event, n)
 				for j := range evs {
 					evs[j] = ev(fmt.Sprintf("m%d-%d", i, j), portrait.EventIdentify, fmt.Sprintf("u-%d", j), fmt.Sprintf("a-%d", j), j%60,

@@ -76,7 +76,7 @@ type sealedEnv struct {
 	sup  *erasure.Suppressor
 }
 
-func openSealed(t *testing.T, dir string, s *datakey.Sealer) *sealedEnv {
+func openSealed(t testing.TB, dir string, s *datakey.Sealer) *sealedEnv {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
