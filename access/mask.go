@@ -387,3 +387,16 @@ func (m *Masker) MaskRow(header, row []string) {
 		}
 	}
 }
+
+// SecretTrait reports whether a trait (or event field) of this name is at
+// secret level, the level whose values are sealed at rest (internal/datakey).
+func (c *Classifier) SecretTrait(name string) bool {
+	l, ok := c.Trait(name)
+	return ok && l >= Secret
+}
+
+// SecretIdentifier reports whether an identifier type is at secret level.
+func (c *Classifier) SecretIdentifier(typ string) bool {
+	l, ok := c.Identifier(typ)
+	return ok && l >= Secret
+}

@@ -74,7 +74,7 @@ func (db *DB) AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue)
 	}
 	defer st.Close()
 	for _, i := range issues {
-		if _, err := st.ExecContext(ctx, i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time)); err != nil {
+		if _, err := st.ExecContext(ctx, i.MessageID, i.Trait, i.Source, i.ProfileID, db.sealer.StoreValue(i.Trait, i.Value), i.Reason, micros(i.Time)); err != nil { // value: sealing
 			return portrait.Wrap(err, "cannot record trait issues")
 		}
 	}

@@ -65,6 +65,9 @@ func (db *DB) trackEvents(ctx context.Context, name string, fn func(profileID st
 			continue
 		}
 		e := &portrait.Event{}
+		if body, err = db.sealer.OpenEvent(body); err != nil { // sealing
+			return err
+		}
 		if err := json.Unmarshal(body, e); err != nil {
 			return portrait.Wrap(err, "corrupt event")
 		}

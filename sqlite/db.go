@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -48,6 +49,7 @@ type DB struct {
 
 	recoveries []portrait.Recovery // what Open repaired
 	health     health
+	sealer     *datakey.Sealer // encryption at rest (seal.go)
 }
 
 // Open opens (creating if needed) the store under dir.

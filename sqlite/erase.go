@@ -64,6 +64,10 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			rows.Close()
 			return nil, portrait.Wrap(err, "cannot read identities")
 		}
+		if err := db.openIdentifier(&id); err != nil { // sealing
+			rows.Close()
+			return nil, err
+		}
 		ids[id] = true
 	}
 	rows.Close()
@@ -101,6 +105,9 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		return nil, err
 	}
 	for _, v := range issues {
+		if v, err = db.sealer.OpenValue(v); err != nil { // sealing
+			return nil, err
+		}
 		needles[v] = true
 	}
 	delete(needles, "")
@@ -237,10 +244,11 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		for _, id := range idList {
 			// A merge entry of another profile may name the identifier
 			// (a refused merge through it).
-			if _, err := tx.ExecContext(ctx, `DELETE FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value); err != nil {
+			forms, args := db.identifierForms(id) // sealing: every stored form
+			if _, err := tx.ExecContext(ctx, `DELETE FROM identities WHERE type = ? AND value IN `+forms, args...); err != nil {
 				return portrait.Wrap(err, "cannot erase the derived state")
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE merges SET id_value = '' WHERE id_type = ? AND id_value = ?`, id.Type, id.Value); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE merges SET id_value = '' WHERE id_type = ? AND id_value IN `+forms, args...); err != nil {
 				return portrait.Wrap(err, "cannot erase the derived state")
 			}
 		}

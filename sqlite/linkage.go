@@ -30,7 +30,7 @@ func (db *DB) SaveCandidates(ctx context.Context, cs []*linkage.Candidate) error
 	}
 	defer st.Close()
 	for _, c := range cs {
-		doc, err := json.Marshal(c)
+		doc, err := json.Marshal(db.storeCandidate(c)) // sealing
 		if err != nil {
 			return portrait.Wrap(err, "cannot encode candidate")
 		}
@@ -47,7 +47,7 @@ func (db *DB) SaveCandidates(ctx context.Context, cs []*linkage.Candidate) error
 const candidateQuery = `SELECT c.doc, coalesce(d.status, ''), coalesce(d.decided_by, ''), coalesce(d.decided_at, 0), coalesce(d.link_message, '')
 	FROM linkage_candidates c LEFT JOIN linkage_decisions d ON d.id = c.id`
 
-func scanCandidate(sc interface{ Scan(...any) error }) (*linkage.Candidate, error) {
+func (db *DB) scanCandidate(sc interface{ Scan(...any) error }) (*linkage.Candidate, error) {
 	var doc []byte
 	var status, by, link string
 	var at int64
@@ -56,6 +56,9 @@ func scanCandidate(sc interface{ Scan(...any) error }) (*linkage.Candidate, erro
 	}
 	c := &linkage.Candidate{}
 	if err := json.Unmarshal(doc, c); err != nil {
+		return nil, err
+	}
+	if err := db.openCandidate(c); err != nil { // sealing
 		return nil, err
 	}
 	if status != "" {
@@ -91,7 +94,7 @@ func (db *DB) Candidates(ctx context.Context, status string, limit int) ([]*link
 	defer rows.Close()
 	out := []*linkage.Candidate{}
 	for rows.Next() {
-		c, err := scanCandidate(rows)
+		c, err := db.scanCandidate(rows)
 		if err != nil {
 			return nil, portrait.Wrap(err, "cannot list candidates")
 		}
@@ -102,7 +105,7 @@ func (db *DB) Candidates(ctx context.Context, status string, limit int) ([]*link
 
 // Candidate returns one scored pair.
 func (db *DB) Candidate(ctx context.Context, id string) (*linkage.Candidate, error) {
-	c, err := scanCandidate(db.logR.QueryRowContext(ctx, candidateQuery+` WHERE c.id = ?`, id))
+	c, err := db.scanCandidate(db.logR.QueryRowContext(ctx, candidateQuery+` WHERE c.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no linkage candidate %q", id)
 	}
@@ -194,5 +197,5 @@ func (db *DB) RefusedMerges(ctx context.Context) ([]*portrait.MergeEntry, error)
 	if err := rows.Err(); err != nil {
 		return nil, portrait.Wrap(err, "cannot read refused merges")
 	}
-	return out, nil
+	return out, db.openMerges(out) // sealing
 }

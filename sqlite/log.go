@@ -288,6 +288,10 @@ func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*
 		if err != nil {
 			return res, portrait.Wrap(err, "cannot encode event")
 		}
+		// sealing: secret-level values are stored sealed (seal.go)
+		if b, err = db.sealer.SealEvent(b); err != nil {
+			return res, err
+		}
 		bodies[i] = b
 	}
 	r := &appendReq{events: events, bodies: bodies, rejected: rejected, done: make(chan struct{})}
@@ -327,7 +331,7 @@ func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
 	defer rows.Close()
-	return scanEvents(rows, limit)
+	return db.scanEvents(rows, limit)
 }
 
 // EventsBySeq returns the events with the given sequence numbers, in the
@@ -345,7 +349,7 @@ func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event,
 		if err != nil {
 			return nil, portrait.Wrap(err, "cannot read events")
 		}
-		evs, err := scanEvents(rows, len(args))
+		evs, err := db.scanEvents(rows, len(args))
 		rows.Close()
 		if err != nil {
 			return nil, err
@@ -362,7 +366,7 @@ func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event,
 	return out, nil
 }
 
-func scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
+func (db *DB) scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
 	var seqs []int64
 	var bodies [][]byte
 	for rows.Next() {
@@ -382,11 +386,19 @@ func scanEvents(rows *sql.Rows, hint int) ([]*portrait.Event, error) {
 	errs := make([]error, len(seqs))
 	parallel.For(len(seqs), func(i int) {
 		e := new(portrait.Event)
-		errs[i] = json.Unmarshal(bodies[i], e)
 		e.Seq = seqs[i]
 		out[i] = e
+		body, err := db.sealer.OpenEvent(bodies[i]) // sealing
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		errs[i] = json.Unmarshal(body, e)
 	})
 	for i, err := range errs {
+		if portrait.ErrorCode(err) == portrait.EUNAVAILABLE { // sealing: a data key is missing
+			return nil, err
+		}
 		if err != nil {
 			return nil, portrait.Wrap(err, "corrupt event "+strconv.FormatInt(seqs[i], 10))
 		}
@@ -463,7 +475,7 @@ func (db *DB) EventByMessageID(ctx context.Context, messageID string) (*portrait
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
 	defer rows.Close()
-	evs, err := scanEvents(rows, 1)
+	evs, err := db.scanEvents(rows, 1)
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}

@@ -162,6 +162,9 @@ func (db *DB) RecentMerges(ctx context.Context, limit int) ([]*portrait.MergeEnt
 			return nil, portrait.Wrap(err, "cannot read the merge journal")
 		}
 		m.At = fromMicros(at)
+		if err := db.openIdentifier(&m.Identifier); err != nil { // sealing
+			return nil, err
+		}
 		out = append(out, m)
 	}
 	return out, rows.Err()

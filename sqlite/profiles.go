@@ -49,13 +49,17 @@ func (db *DB) Profile(ctx context.Context, id string) (*portrait.Profile, error)
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile")
 	}
+	if err := db.sealer.OpenProfile(p); err != nil { // sealing
+		return nil, err
+	}
 	return p, nil
 }
 
 // ProfileByIdentifier returns the profile that owns an identifier.
 func (db *DB) ProfileByIdentifier(ctx context.Context, id portrait.Identifier) (*portrait.Profile, error) {
 	var pid string
-	err := db.stateR.QueryRowContext(ctx, `SELECT profile_id FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value).Scan(&pid)
+	in, args := db.identifierForms(id) // sealing
+	err := db.stateR.QueryRowContext(ctx, `SELECT profile_id FROM identities WHERE type = ? AND value IN `+in, args...).Scan(&pid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has %s %q", id.Type, id.Value)
 	}
@@ -230,7 +234,7 @@ func (db *DB) ProfileMerges(ctx context.Context, profileID string) ([]*portrait.
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out, db.openMerges(out) // sealing
 }
 
 // CountProfiles counts the profiles.
@@ -258,6 +262,9 @@ func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error)
 		p, err := profiledoc.Decode(doc)
 		if err != nil {
 			return portrait.Wrap(err, "corrupt profile")
+		}
+		if err := db.sealer.OpenProfile(p); err != nil { // sealing
+			return err
 		}
 		if err := fn(p); err != nil {
 			return err
@@ -308,6 +315,9 @@ func (db *DB) TraitIssues(ctx context.Context, source string, limit int) ([]*por
 		var at int64
 		if err := rows.Scan(&i.MessageID, &i.Trait, &i.Source, &i.ProfileID, &i.Value, &i.Reason, &at); err != nil {
 			return nil, portrait.Wrap(err, "cannot read trait issues")
+		}
+		if i.Value, err = db.sealer.OpenValue(i.Value); err != nil { // sealing
+			return nil, err
 		}
 		i.Time = fromMicros(at)
 		out = append(out, i)
@@ -365,6 +375,10 @@ func (db *DB) ProfileTraitIssues(ctx context.Context, profileID string, limit in
 			if err := rows.Scan(&i.MessageID, &i.Trait, &i.Source, &i.Value, &i.Reason, &at); err != nil {
 				rows.Close()
 				return nil, portrait.Wrap(err, "cannot read trait issues")
+			}
+			if i.Value, err = db.sealer.OpenValue(i.Value); err != nil { // sealing
+				rows.Close()
+				return nil, err
 			}
 			i.Time = fromMicros(at)
 			out = append(out, i)

@@ -28,21 +28,27 @@ func (db *DB) LoadSplits(ctx context.Context) ([]*profile.Split, error) {
 		if err := json.Unmarshal([]byte(b), &s.B); err != nil {
 			return nil, portrait.Wrap(err, "cannot read split "+s.MessageID)
 		}
+		// sealing: identifier values are stored as seal.go stores them
+		for _, id := range append(append([]*portrait.Identifier{&s.Via}, ptrs(s.A)...), ptrs(s.B)...) {
+			if err := db.openIdentifier(id); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, s)
 	}
 	return out, rows.Err()
 }
 
 func (t *stateTx) PutSplit(s *profile.Split) error {
-	a, err := json.Marshal(orEmpty(s.A))
+	a, err := json.Marshal(t.db.storeIdentifiers(orEmpty(s.A))) // sealing
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(orEmpty(s.B))
+	b, err := json.Marshal(t.db.storeIdentifiers(orEmpty(s.B)))
 	if err != nil {
 		return err
 	}
-	args := []any{s.MessageID, s.Bridge, s.Via.Type, s.Via.Value, s.By, string(a), string(b)}
+	args := []any{s.MessageID, s.Bridge, s.Via.Type, t.db.sealer.StoreIdentifier(s.Via), s.By, string(a), string(b)}
 	return t.record(func(x *stateExec) error {
 		return x.exec(`INSERT INTO splits (message_id, bridge, via_type, via_value, decided_by, side_a, side_b) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (message_id) DO UPDATE SET side_a = excluded.side_a, side_b = excluded.side_b`, args...)

@@ -58,6 +58,9 @@ func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identif
 		if err := rows.Scan(&id.Type, &id.Value, &pid, &us, &msg); err != nil {
 			return nil, nil, false, portrait.Wrap(err, "cannot read identities")
 		}
+		if err := db.openIdentifier(&id); err != nil { // sealing
+			return nil, nil, false, err
+		}
 		out[id] = pid
 		if us != 0 || msg != "" {
 			at[id] = portrait.EventKey{Time: time.UnixMicro(us).UTC(), MessageID: msg}
@@ -96,6 +99,9 @@ func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 		var r profile.Ref
 		if err := rows.Scan(&r.ID.Type, &r.ID.Value, &r.ProfileID); err != nil {
 			return nil, portrait.Wrap(err, "cannot read refused identifiers")
+		}
+		if err := db.openIdentifier(&r.ID); err != nil { // sealing
+			return nil, err
 		}
 		out = append(out, r)
 	}
@@ -146,6 +152,10 @@ type stateTx struct {
 	pe      map[string]*peNode
 	peLog   []peChange
 	peUsed  bool
+
+	// pendOldForms are identifiers' other stored forms (type, value),
+	// removed before pendIdent is written (sealing: seal.go).
+	pendOldForms []any
 }
 
 // peChange is an add (seq > 0), a move (to != "") or a delete.
@@ -312,8 +322,12 @@ func (t *stateTx) takeHot() {
 		})
 	}
 	if args := t.pendIdent; len(args) > 0 {
-		t.pendIdent = nil
+		old := t.pendOldForms
+		t.pendIdent, t.pendOldForms = nil, nil
 		t.ops = append(t.ops, func(x *stateExec) error {
+			if err := deleteForms(x, old); err != nil {
+				return err
+			}
 			return x.multiInsert(`INSERT INTO identities (type, value, profile_id, at_us, at_msg) VALUES `,
 				` ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id, at_us = excluded.at_us, at_msg = excluded.at_msg`, 5, args)
 		})
@@ -380,7 +394,8 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 		return "", err
 	}
 	var pid string
-	err := t.db.stateR.QueryRowContext(t.ctx, `SELECT profile_id FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value).Scan(&pid)
+	in, args := t.db.identifierForms(id) // sealing
+	err := t.db.stateR.QueryRowContext(t.ctx, `SELECT profile_id FROM identities WHERE type = ? AND value IN `+in, args...).Scan(&pid)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -408,6 +423,9 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 	p, err := profiledoc.Decode(doc)
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile "+id)
+	}
+	if err := t.db.sealer.OpenProfile(p); err != nil { // sealing
+		return nil, err
 	}
 	return p, nil
 }
@@ -478,19 +496,30 @@ func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string, attached
 	if !attached.Time.IsZero() || attached.MessageID != "" {
 		us = attached.Time.UnixMicro()
 	}
-	t.pendIdent = append(t.pendIdent, id.Type, id.Value, profileID, us, attached.MessageID)
+	// sealing: a secret identifier is stored sealed; its other forms (in
+	// clear from before a key, under an older key) are removed.
+	stored := t.db.sealer.StoreIdentifier(id)
+	if t.db.sealer.HasRing() {
+		for _, f := range t.db.sealer.IdentifierForms(id) {
+			if f != stored {
+				t.pendOldForms = append(t.pendOldForms, id.Type, f)
+			}
+		}
+	}
+	t.pendIdent = append(t.pendIdent, id.Type, stored, profileID, us, attached.MessageID)
 	return nil
 }
 
 func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
+	in, args := t.db.identifierForms(id) // sealing
 	return t.record(func(x *stateExec) error {
-		return x.exec(`DELETE FROM identities WHERE type = ? AND value = ?`, id.Type, id.Value)
+		return x.exec(`DELETE FROM identities WHERE type = ? AND value IN `+in, args...)
 	})
 }
 
 func (t *stateTx) PutRefused(r profile.Ref) error {
 	return t.record(func(x *stateExec) error {
-		return x.exec(`INSERT INTO refused (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.ID.Type, r.ID.Value, r.ProfileID)
+		return x.exec(`INSERT INTO refused (type, value, profile_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, r.ID.Type, t.db.sealer.StoreIdentifier(r.ID), r.ProfileID) // sealing
 	})
 }
 
@@ -521,7 +550,11 @@ func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 // profiles go to the writer as they come, so that SQLite writes them
 // while the caller finishes the next ones.
 func (t *stateTx) PutProfile(p *portrait.Profile) error {
-	doc, err := profiledoc.Encode(p)
+	stored, err := t.db.sealer.SealProfile(p) // sealing
+	if err != nil {
+		return err
+	}
+	doc, err := profiledoc.Encode(stored)
 	if err != nil {
 		return portrait.Wrap(err, "cannot encode profile "+p.ID)
 	}
@@ -607,14 +640,14 @@ func (t *stateTx) DeleteProfileEvents(profileID string) error {
 }
 
 func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
-	args := []any{m.Kind, m.Into, m.From, m.Identifier.Type, m.Identifier.Value, m.MessageID, m.EventSeq, m.Reason, micros(m.At)}
+	args := []any{m.Kind, m.Into, m.From, m.Identifier.Type, t.db.sealer.StoreIdentifier(m.Identifier), m.MessageID, m.EventSeq, m.Reason, micros(m.At)}
 	return t.record(func(x *stateExec) error {
 		return x.exec(`INSERT INTO merges (kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	})
 }
 
 func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
-	t.pendIssues = append(t.pendIssues, i.MessageID, i.Trait, i.Source, i.ProfileID, i.Value, i.Reason, micros(i.Time))
+	t.pendIssues = append(t.pendIssues, i.MessageID, i.Trait, i.Source, i.ProfileID, t.db.sealer.StoreValue(i.Trait, i.Value), i.Reason, micros(i.Time))
 	return nil
 }
 
@@ -653,6 +686,7 @@ func (t *stateTx) Rollback() error {
 	}
 	t.done = true
 	t.ops, t.pendIdent, t.pendEvents, t.dropAlias, t.pendIssues, t.pendProfs = nil, nil, nil, nil, nil, nil
+	t.pendOldForms = nil
 	if t.job != nil {
 		return t.job.send(t.ctx, nil, endRollback)
 	}

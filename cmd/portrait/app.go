@@ -54,6 +54,9 @@ type Config struct {
 	Hardening Hardening
 	// Several nodes (issue 17): see cmd/portrait/nodes.go.
 	nodeConfig
+	// DataKeyFile holds the keys sealing secret-level values at rest
+	// (sealing: cmd/portrait/sealing.go); else PORTRAIT_DATA_KEY.
+	DataKeyFile string
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
@@ -76,6 +79,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DeliveryDir, "delivery-dir", "", "file drop directory of scheduled segment deliveries (default: deliveries/ under --data)")
 	fs.StringVar(&c.DeliveryNATS, "delivery-nats", "", "NATS URL that segment deliveries may publish to (default: none)")
 	c.Hardening.flags(fs) // privacy-erasure
+	// sealing: cmd/portrait/sealing.go
+	fs.StringVar(&c.DataKeyFile, "data-key-file", "", "file of data keys sealing secret-level values at rest (default: $PORTRAIT_DATA_KEY; none: stored in clear)")
 }
 
 // App is a running Portrait: store, processor and HTTP server, wired here
@@ -267,6 +272,9 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 			return nil, err
 		}
 	}
+	if err := a.openSealing(); err != nil { // sealing
+		return nil, err
+	}
 
 	reg := prometheus.NewRegistry()
 	processed := prometheus.NewCounter(prometheus.CounterOpts{Name: "portrait_events_processed_total", Help: "Events applied to profiles."})
@@ -318,6 +326,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if err := a.wireEnrichment(ctx); err != nil {
 		return nil, err
 	}
+	a.wireSealingLevels() // sealing
 	// The in-memory indexes (search, segments) read every profile: only
 	// a node that serves them builds them.
 	if rs.api {

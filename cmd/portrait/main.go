@@ -24,7 +24,7 @@ commands:
             --store postgres://… --bus nats://… --role ingest,process|api, docs/scaling.md)
   demo      generate a realistic bilingual demo data set and serve it
   rebuild   rebuild all profiles by replaying the event log, and verify them
-  keys      create, list and revoke credentials (keys create --kind write|admin --name NAME)
+  keys      create, list and revoke credentials (keys create --kind write|admin --name NAME); rotate-data-key
   audit     verify the audit log's hash chain (audit verify)
   bench     benchmarks (bench ingest, segments, map, insight, accounts, nodes)
   linkage   record linkage (linkage eval)

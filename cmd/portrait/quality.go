@@ -22,6 +22,7 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dataDir := fs.String("data", "./portrait-data", "data directory of the embedded store")
 	top := fs.Int("top", 10, "reasons listed per source")
 	asJSON := fs.Bool("json", false, "machine-readable output")
+	keyFile := fs.String("data-key-file", "", "data keys, to read sealed values (default: $PORTRAIT_DATA_KEY)") // sealing
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -38,6 +39,9 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer db.Close()
+	if err := openSealedForReading(db, *keyFile); err != nil { // sealing
+		return err
+	}
 	rep, err := quality.Build(ctx, db, time.Now(), *top)
 	if err != nil {
 		return err

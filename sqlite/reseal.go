@@ -1,0 +1,427 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/linkage"
+	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
+)
+
+// Resealed counts what Reseal rewrote, by table.
+type Resealed struct {
+	Events      int `json:"events"`
+	Profiles    int `json:"profiles"`
+	Identifiers int `json:"identifiers"`
+	Refused     int `json:"refused"`
+	Merges      int `json:"merges"`
+	TraitIssues int `json:"trait_issues"`
+	Splits      int `json:"splits"`
+	Candidates  int `json:"linkage_candidates"`
+}
+
+const resealBatch = 500
+
+// Reseal rewrites every stored secret-level value under the sealer's
+// current key, with the levels as they are now: values sealed with an
+// older key are sealed again, values in clear whose name is now secret are
+// sealed, values whose name is no longer secret are left sealed (they read
+// back the same). Afterwards nothing needs the older keys.
+//
+// What was sealed stays sealed (datakey.Sticky), whatever the levels at
+// hand say: an offline command knows the explicit classifications and the
+// defaults, not a computed trait's classification in the trait schema.
+//
+// It is for `portrait keys rotate-data-key`, on a store nobody else writes
+// (the data directory's LOCK held). Each batch is its own transaction, with
+// secure_delete, so what it replaces is zeroed rather than left in free
+// pages; it can be interrupted and run again.
+func (db *DB) Reseal(ctx context.Context) (*Resealed, error) {
+	s := db.sealer
+	if !s.Active() {
+		return nil, portrait.Errorf(portrait.EINVALID, "no data key is configured: nothing to seal with")
+	}
+	n := &Resealed{}
+	if err := db.resealEvents(ctx, s, n); err != nil {
+		return n, err
+	}
+	if err := db.resealProfiles(ctx, s, n); err != nil {
+		return n, err
+	}
+	if err := db.resealIdentifiers(ctx, s, n); err != nil {
+		return n, err
+	}
+	if err := db.resealCandidates(ctx, s, n); err != nil {
+		return n, err
+	}
+	for _, d := range []*sql.DB{db.logW, db.stateW} {
+		if _, err := d.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return n, portrait.Wrap(err, "cannot checkpoint")
+		}
+	}
+	return n, nil
+}
+
+// changed reports whether a stored form must be rewritten: it held a
+// sealed value (perhaps under an older key) or now does.
+func changed(before, after []byte) bool {
+	return !bytes.Equal(before, after) && (datakey.HasSealed(before) || datakey.HasSealed(after))
+}
+
+func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	sticky := &datakey.Sticky{Levels: s.Levels}
+	rs := &datakey.Sealer{Ring: s.Ring, Levels: sticky}
+	for after := int64(0); ; {
+		rows, err := db.logW.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND type <> ? ORDER BY seq LIMIT ?`, after, portrait.EventErased, resealBatch)
+		if err != nil {
+			return portrait.Wrap(err, "cannot read the event log")
+		}
+		type row struct {
+			seq  int64
+			body []byte
+		}
+		var todo []row
+		read := 0
+		for rows.Next() {
+			var seq int64
+			var body []byte
+			if err := rows.Scan(&seq, &body); err != nil {
+				rows.Close()
+				return portrait.Wrap(err, "cannot read the event log")
+			}
+			read++
+			after = seq
+			sticky.Reset()
+			err := sticky.NoteEvent(body)
+			var plain, sealed []byte
+			if err == nil {
+				plain, err = s.OpenEvent(body)
+			}
+			if err == nil {
+				sealed, err = rs.SealEvent(plain)
+			}
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			if changed(body, sealed) {
+				todo = append(todo, row{seq, sealed})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return portrait.Wrap(err, "cannot read the event log")
+		}
+		if len(todo) > 0 {
+			err := db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+				for _, r := range todo {
+					if _, err := tx.ExecContext(ctx, `UPDATE events SET body = ? WHERE seq = ?`, r.body, r.seq); err != nil {
+						return portrait.Wrap(err, "cannot reseal events")
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			n.Events += len(todo)
+		}
+		if read < resealBatch {
+			return nil
+		}
+	}
+}
+
+func (db *DB) resealProfiles(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	sticky := &datakey.Sticky{Levels: s.Levels}
+	rs := &datakey.Sealer{Ring: s.Ring, Levels: sticky}
+	for after := ""; ; {
+		rows, err := db.stateW.QueryContext(ctx, `SELECT id, doc FROM profiles WHERE id > ? ORDER BY id LIMIT ?`, after, resealBatch)
+		if err != nil {
+			return portrait.Wrap(err, "cannot read profiles")
+		}
+		type row struct {
+			id  string
+			doc []byte
+		}
+		var todo []row
+		read := 0
+		for rows.Next() {
+			var id string
+			var doc []byte
+			if err := rows.Scan(&id, &doc); err != nil {
+				rows.Close()
+				return portrait.Wrap(err, "cannot read profiles")
+			}
+			read++
+			after = id
+			p, err := profiledoc.Decode(doc)
+			if err == nil {
+				sticky.Reset()
+				sticky.NoteProfile(p)
+				err = s.OpenProfile(p)
+			}
+			if err == nil {
+				p, err = rs.SealProfile(p)
+			}
+			var out []byte
+			if err == nil {
+				out, err = profiledoc.Encode(p)
+			}
+			if err != nil {
+				rows.Close()
+				return portrait.Wrap(err, "cannot reseal profile "+id)
+			}
+			if changed(doc, out) {
+				todo = append(todo, row{id, out})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return portrait.Wrap(err, "cannot read profiles")
+		}
+		if len(todo) > 0 {
+			err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+				for _, r := range todo {
+					if _, err := tx.ExecContext(ctx, `UPDATE profiles SET doc = ? WHERE id = ?`, r.doc, r.id); err != nil {
+						return portrait.Wrap(err, "cannot reseal profiles")
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			n.Profiles += len(todo)
+		}
+		if read < resealBatch {
+			return nil
+		}
+	}
+}
+
+// resealIdentifiers reseals the smaller tables of the state in one
+// transaction each: identities, refused, merges, trait issues, splits.
+func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	type update struct {
+		q    string
+		args []any
+	}
+	// collect reads a table and returns the updates its rows need.
+	collect := func(q string, fn func(sc func(...any) error) (*update, error)) ([]update, error) {
+		rows, err := db.stateW.QueryContext(ctx, q)
+		if err != nil {
+			return nil, portrait.Wrap(err, "cannot read the state")
+		}
+		defer rows.Close()
+		var out []update
+		for rows.Next() {
+			u, err := fn(rows.Scan)
+			if err != nil {
+				return nil, err
+			}
+			if u != nil {
+				out = append(out, *u)
+			}
+		}
+		return out, rows.Err()
+	}
+	// reseal gives an identifier value's new stored form, and whether it
+	// differs in a way that matters.
+	reseal := func(typ, stored string) (string, bool, error) {
+		v, err := s.OpenIdentifier(typ, stored)
+		if err != nil {
+			return "", false, err
+		}
+		now := s.StoreIdentifier(portrait.Identifier{Type: typ, Value: v})
+		if datakey.IsSealed(stored) { // sealed stays sealed
+			now = s.Ring.SealFixed([]byte(v), []byte(typ))
+		}
+		return now, now != stored && (datakey.IsSealed(stored) || datakey.IsSealed(now)), nil
+	}
+	steps := []struct {
+		count *int
+		q     string
+		fn    func(sc func(...any) error) (*update, error)
+	}{
+		{&n.Identifiers, `SELECT type, value FROM identities`, func(sc func(...any) error) (*update, error) {
+			var typ, v string
+			if err := sc(&typ, &v); err != nil {
+				return nil, err
+			}
+			now, ch, err := reseal(typ, v)
+			if err != nil || !ch {
+				return nil, err
+			}
+			return &update{`UPDATE OR REPLACE identities SET value = ? WHERE type = ? AND value = ?`, []any{now, typ, v}}, nil
+		}},
+		{&n.Refused, `SELECT type, value, profile_id FROM refused`, func(sc func(...any) error) (*update, error) {
+			var typ, v, pid string
+			if err := sc(&typ, &v, &pid); err != nil {
+				return nil, err
+			}
+			now, ch, err := reseal(typ, v)
+			if err != nil || !ch {
+				return nil, err
+			}
+			return &update{`UPDATE OR REPLACE refused SET value = ? WHERE type = ? AND value = ? AND profile_id = ?`, []any{now, typ, v, pid}}, nil
+		}},
+		{&n.Merges, `SELECT id, id_type, id_value FROM merges WHERE id_value <> ''`, func(sc func(...any) error) (*update, error) {
+			var id int64
+			var typ, v string
+			if err := sc(&id, &typ, &v); err != nil {
+				return nil, err
+			}
+			now, ch, err := reseal(typ, v)
+			if err != nil || !ch {
+				return nil, err
+			}
+			return &update{`UPDATE merges SET id_value = ? WHERE id = ?`, []any{now, id}}, nil
+		}},
+		{&n.TraitIssues, `SELECT message_id, trait, value FROM trait_issues`, func(sc func(...any) error) (*update, error) {
+			var msg, trait, v string
+			if err := sc(&msg, &trait, &v); err != nil {
+				return nil, err
+			}
+			plain, err := s.OpenValue(v)
+			if err != nil {
+				return nil, err
+			}
+			now := s.StoreValue(trait, plain)
+			if datakey.IsSealed(v) { // sealed stays sealed
+				now = s.Ring.Seal([]byte(plain), nil)
+			}
+			if !changed([]byte(v), []byte(now)) {
+				return nil, nil
+			}
+			return &update{`UPDATE trait_issues SET value = ? WHERE message_id = ? AND trait = ?`, []any{now, msg, trait}}, nil
+		}},
+		{&n.Splits, `SELECT message_id, via_type, via_value, side_a, side_b FROM splits`, func(sc func(...any) error) (*update, error) {
+			var msg, typ, v, a, b string
+			if err := sc(&msg, &typ, &v, &a, &b); err != nil {
+				return nil, err
+			}
+			via, ch, err := reseal(typ, v)
+			if err != nil {
+				return nil, err
+			}
+			sides := [2]string{a, b}
+			for i, side := range sides {
+				var ids []portrait.Identifier
+				if err := json.Unmarshal([]byte(side), &ids); err != nil {
+					return nil, portrait.Wrap(err, "cannot read split "+msg)
+				}
+				for j := range ids {
+					now, c, err := reseal(ids[j].Type, ids[j].Value)
+					if err != nil {
+						return nil, err
+					}
+					ids[j].Value, ch = now, ch || c
+				}
+				out, _ := json.Marshal(ids)
+				sides[i] = string(out)
+			}
+			if !ch {
+				return nil, nil
+			}
+			return &update{`UPDATE splits SET via_value = ?, side_a = ?, side_b = ? WHERE message_id = ?`, []any{via, sides[0], sides[1], msg}}, nil
+		}},
+	}
+	for _, st := range steps {
+		ups, err := collect(st.q, st.fn)
+		if err != nil {
+			return err
+		}
+		for len(ups) > 0 {
+			batch := ups[:min(len(ups), resealBatch)]
+			ups = ups[len(batch):]
+			err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+				for _, u := range batch {
+					if _, err := tx.ExecContext(ctx, u.q, u.args...); err != nil {
+						return portrait.Wrap(err, "cannot reseal the state")
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			*st.count += len(batch)
+		}
+	}
+	return nil
+}
+
+// resealCandidates reseals the linkage candidates' compared values.
+func (db *DB) resealCandidates(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	rows, err := db.logW.QueryContext(ctx, `SELECT id, doc FROM linkage_candidates`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot read linkage candidates")
+	}
+	type row struct {
+		id  string
+		doc []byte
+	}
+	var todo []row
+	for rows.Next() {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot read linkage candidates")
+		}
+		c := &linkage.Candidate{}
+		if err := json.Unmarshal(doc, c); err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot read linkage candidate "+id)
+		}
+		// What was sealed stays sealed: the compared fields' names.
+		sticky := &datakey.Sticky{Levels: s.Levels}
+		for _, f := range c.Fields {
+			if datakey.IsSealed(f.A) || datakey.IsSealed(f.B) {
+				sticky.NoteProfile(&portrait.Profile{Traits: map[string]portrait.Trait{f.Field: {Value: datakey.Prefix}}})
+			}
+		}
+		for _, id := range []portrait.Identifier{c.A, c.B} {
+			if datakey.IsSealed(id.Value) {
+				sticky.NoteProfile(&portrait.Profile{Identifiers: []portrait.Identifier{id}})
+			}
+		}
+		if err := db.openCandidate(c); err != nil {
+			rows.Close()
+			return err
+		}
+		rdb := &DB{sealer: &datakey.Sealer{Ring: s.Ring, Levels: sticky}}
+		out, err := json.Marshal(rdb.storeCandidate(c))
+		if err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot encode linkage candidate "+id)
+		}
+		if changed(doc, out) {
+			todo = append(todo, row{id, out})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return portrait.Wrap(err, "cannot read linkage candidates")
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+		for _, r := range todo {
+			if _, err := tx.ExecContext(ctx, `UPDATE linkage_candidates SET doc = ? WHERE id = ?`, r.doc, r.id); err != nil {
+				return portrait.Wrap(err, "cannot reseal linkage candidates")
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		n.Candidates = len(todo)
+	}
+	return err
+}
