@@ -1,0 +1,262 @@
+package postgres
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// The change feed (issue 17 §5): every state transaction that writes or
+// deletes profiles appends their ids to profile_changes at commit, under
+// lockChanges, so that the feed's order is commit order across processes.
+// An API node keeps its in-memory indexes current by following it.
+//
+// Rows are kept for changesKept, then pruned (by the committing
+// transaction, every pruneEvery rows); profile_changes_floor records the
+// last seq pruned, so a cursor older than that is refused rather than
+// silently skipping changes.
+
+// lockChanges serialises the feed's sequence numbers ("port" 3).
+const lockChanges = int64(0x706f7274_0003)
+
+// changesKept is how long the feed keeps a change: a follower that was
+// away longer reloads every profile (ProfileChanges refuses its cursor).
+const changesKept = time.Hour
+
+// pruneEvery is how many feed rows are written between prunes.
+const pruneEvery = 4096
+
+// ProfileChanges returns the ids of the profiles written (changed) or
+// deleted by state transactions committed after cursor after, in commit
+// order, each once, with the cursor to pass next time. after 0 reads from
+// the beginning; a negative after reads nothing and returns the current
+// end of the feed (a follower about to load every profile takes it
+// first). A cursor taken before ResetState still works: the reset reports
+// every profile deleted, and the rebuild every profile it writes. A cursor
+// older than what is kept is refused (ECONFLICT): load every profile
+// again and continue from a fresh cursor.
+func (db *DB) ProfileChanges(ctx context.Context, after int64, limit int) (changed, deleted []string, next int64, err error) {
+	if after < 0 {
+		err := db.pool.QueryRow(ctx, `SELECT greatest((SELECT coalesce(max(seq), 0) FROM profile_changes), (SELECT seq FROM profile_changes_floor))`).Scan(&next)
+		if err != nil {
+			return nil, nil, 0, portrait.Wrap(err, "cannot read the change feed")
+		}
+		return nil, nil, next, nil
+	}
+	if limit <= 0 || limit > 100_000 {
+		limit = 10_000
+	}
+	next = after
+	var floor int64
+	err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT seq FROM profile_changes_floor`).Scan(&floor); err != nil {
+			return err
+		}
+		if after < floor {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT seq, profile_id, deleted FROM profile_changes WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+		if err != nil {
+			return err
+		}
+		// The last word on each id counts, at its position.
+		type last struct {
+			seq     int64
+			deleted bool
+		}
+		byID := map[string]last{}
+		var seq int64
+		var id string
+		var del bool
+		if _, err := pgx.ForEachRow(rows, []any{&seq, &id, &del}, func() error {
+			byID[id] = last{seq, del}
+			next = seq
+			return nil
+		}); err != nil {
+			return err
+		}
+		ids := make([]string, 0, len(byID))
+		for id := range byID {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return byID[ids[i]].seq < byID[ids[j]].seq })
+		for _, id := range ids {
+			if byID[id].deleted {
+				deleted = append(deleted, id)
+			} else {
+				changed = append(changed, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, portrait.Wrap(err, "cannot read the change feed")
+	}
+	if after < floor {
+		return nil, nil, 0, portrait.Errorf(portrait.ECONFLICT, "the change feed no longer holds changes after %d (kept from %d on): reload every profile", after, floor)
+	}
+	return changed, deleted, next, nil
+}
+
+// recordChanges appends the ids to the feed inside tx, taking lockChanges
+// until tx ends, and notifies followers at commit. Whatever writes or
+// deletes profiles outside a state transaction (an erasure) calls it in
+// its own transaction.
+func (db *DB) recordChanges(ctx context.Context, tx pgx.Tx, changed, deleted []string) error {
+	if len(changed) == 0 && len(deleted) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(changed)+len(deleted))
+	dels := make([]bool, 0, cap(ids))
+	for _, id := range changed {
+		ids, dels = append(ids, id), append(dels, false)
+	}
+	for _, id := range deleted {
+		ids, dels = append(ids, id), append(dels, true)
+	}
+	var base int64
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockChanges)
+	b.Queue(`SELECT coalesce(max(seq), 0) FROM profile_changes`).QueryRow(func(r pgx.Row) error { return r.Scan(&base) })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return portrait.Wrap(err, "cannot write the change feed")
+	}
+	now := micros(db.Now())
+	b = &pgx.Batch{}
+	b.Queue(`INSERT INTO profile_changes (seq, profile_id, deleted, at)
+		SELECT $1 + u.ord, u.id, u.del, $4 FROM unnest($2::text[], $3::bool[]) WITH ORDINALITY AS u(id, del, ord)`, base, ids, dels, now)
+	if (base+int64(len(ids)))/pruneEvery != base/pruneEvery {
+		b.Queue(`WITH gone AS (DELETE FROM profile_changes WHERE at < $1 RETURNING seq)
+			UPDATE profile_changes_floor SET seq = greatest(seq, (SELECT coalesce(max(seq), 0) FROM gone))`, now-changesKept.Microseconds())
+	}
+	b.Queue(`SELECT pg_notify('portrait_changes', '')`)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return portrait.Wrap(err, "cannot write the change feed")
+	}
+	return nil
+}
+
+// The notification channels a watcher follows.
+const (
+	chanLog     = 0 // portrait_log: the log grew
+	chanChanges = 1 // portrait_changes: profiles changed
+)
+
+var channelNames = [2]string{"portrait_log", "portrait_changes"}
+
+// watcher turns notifications into closed channels. Its listener holds a
+// connection of its own (not the pool's: Close would wait for it) and
+// runs only while someone waits: it stops after idleRounds seconds in
+// which nobody asked, or once the pool is closed, and starts again at the
+// next ask.
+type watcher struct {
+	db      *DB
+	mu      sync.Mutex
+	ch      [2]chan struct{}
+	running bool
+	asked   bool
+}
+
+const idleRounds = 30
+
+// watchers holds each DB's watcher: DB (db.go) is the lead's, so the
+// state lives beside it, keyed by the DB, and is dropped when its
+// listener finds the pool closed.
+var watchers sync.Map // *DB → *watcher
+
+func (db *DB) watch() *watcher {
+	if w, ok := watchers.Load(db); ok {
+		return w.(*watcher)
+	}
+	w, _ := watchers.LoadOrStore(db, &watcher{db: db, ch: [2]chan struct{}{make(chan struct{}), make(chan struct{})}})
+	return w.(*watcher)
+}
+
+// wait returns the channel closed at the next notification on c, starting
+// the listener if it is not running.
+func (w *watcher) wait(c int) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.asked = true
+	if !w.running {
+		w.running = true
+		go w.listen()
+	}
+	return w.ch[c]
+}
+
+func (w *watcher) fire(cs ...int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range cs {
+		close(w.ch[c])
+		w.ch[c] = make(chan struct{})
+	}
+}
+
+func (w *watcher) listen() {
+	defer func() {
+		w.mu.Lock()
+		w.running = false
+		w.mu.Unlock()
+		// Whoever waits looks again (and restarts the listener).
+		w.fire(chanLog, chanChanges)
+	}()
+	ctx := context.Background()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := pgx.ConnectConfig(cctx, w.db.pool.Config().ConnConfig)
+	cancel()
+	if err != nil {
+		time.Sleep(time.Second) // not a tight loop of reconnections
+		return
+	}
+	defer conn.Close(ctx)
+	for _, name := range channelNames {
+		if _, err := conn.Exec(ctx, "LISTEN "+name); err != nil {
+			return
+		}
+	}
+	// A commit between a waiter's ask and the LISTEN above was not heard:
+	// waiters look once more now.
+	w.fire(chanLog, chanChanges)
+	idle := 0
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			for c, name := range channelNames {
+				if n.Channel == name {
+					w.fire(c)
+				}
+			}
+			continue
+		}
+		if !pgconn.Timeout(err) {
+			return
+		}
+		w.mu.Lock()
+		asked := w.asked
+		w.asked = false
+		w.mu.Unlock()
+		if asked {
+			idle = 0
+		} else if idle++; idle >= idleRounds {
+			return
+		}
+		// A closed pool (or an unreachable server) ends the listener and
+		// forgets the watcher: a later ask starts afresh.
+		c, err := w.db.pool.Acquire(ctx)
+		if err != nil {
+			watchers.Delete(w.db)
+			return
+		}
+		c.Release()
+	}
+}
