@@ -248,9 +248,9 @@ type stateTx struct {
 	changes map[string]bool
 	deleted map[string]bool // profiles this transaction deleted
 
-	tx      pgx.Tx          // open from the first Flush
-	sending chan error      // the send in flight, if any
-	sendErr error           // the first send that failed
+	tx      pgx.Tx     // open from the first Flush
+	sending chan error // the send in flight, if any
+	sendErr error      // the first send that failed
 	pe      map[string]*peNode
 	peLog   []peChange
 	peUsed  bool
