@@ -109,9 +109,31 @@ func (db *DB) ProfileChanges(ctx context.Context, after int64, limit int) (chang
 // deletes profiles outside a state transaction (an erasure) calls it in
 // its own transaction.
 func (db *DB) recordChanges(ctx context.Context, tx pgx.Tx, changed, deleted []string) error {
-	if len(changed) == 0 && len(deleted) == 0 {
-		return nil
+	stmts, prune := db.changeStmts(changed, deleted)
+	b := &pgx.Batch{}
+	for _, s := range stmts {
+		q := b.Queue(s.sql, s.args...)
+		if s.scan != nil {
+			q.QueryRow(s.scan)
+		}
 	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return portrait.Wrap(err, "cannot write the change feed")
+	}
+	return prune(ctx, tx)
+}
+
+// changeStmts are the statements that append the ids to the feed (ids
+// sorted, changed before deleted) under lockChanges, and prune, to run
+// after them in the same transaction, which prunes the feed when the
+// appended rows crossed a multiple of pruneEvery.
+func (db *DB) changeStmts(changed, deleted []string) ([]stmt, func(context.Context, pgx.Tx) error) {
+	none := func(context.Context, pgx.Tx) error { return nil }
+	if len(changed) == 0 && len(deleted) == 0 {
+		return nil, none
+	}
+	sort.Strings(changed)
+	sort.Strings(deleted)
 	ids := make([]string, 0, len(changed)+len(deleted))
 	dels := make([]bool, 0, cap(ids))
 	for _, id := range changed {
@@ -120,26 +142,27 @@ func (db *DB) recordChanges(ctx context.Context, tx pgx.Tx, changed, deleted []s
 	for _, id := range deleted {
 		ids, dels = append(ids, id), append(dels, true)
 	}
-	var base int64
-	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockChanges)
-	b.Queue(`SELECT coalesce(max(seq), 0) FROM profile_changes`).QueryRow(func(r pgx.Row) error { return r.Scan(&base) })
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return portrait.Wrap(err, "cannot write the change feed")
-	}
 	now := micros(db.Now())
-	b = &pgx.Batch{}
-	b.Queue(`INSERT INTO profile_changes (seq, profile_id, deleted, at)
-		SELECT $1 + u.ord, u.id, u.del, $4 FROM unnest($2::text[], $3::bool[]) WITH ORDINALITY AS u(id, del, ord)`, base, ids, dels, now)
-	if (base+int64(len(ids)))/pruneEvery != base/pruneEvery {
-		b.Queue(`WITH gone AS (DELETE FROM profile_changes WHERE at < $1 RETURNING seq)
-			UPDATE profile_changes_floor SET seq = greatest(seq, (SELECT coalesce(max(seq), 0) FROM gone))`, now-changesKept.Microseconds())
+	var last int64
+	stmts := []stmt{
+		{sql: `SELECT pg_advisory_xact_lock($1)`, args: []any{lockChanges}},
+		{sql: `WITH ins AS (INSERT INTO profile_changes (seq, profile_id, deleted, at)
+				SELECT (SELECT coalesce(max(seq), 0) FROM profile_changes) + u.ord, u.id, u.del, $3
+				FROM unnest($1::text[], $2::bool[]) WITH ORDINALITY AS u(id, del, ord) RETURNING seq)
+			SELECT max(seq) FROM ins`, args: []any{ids, dels, now}, scan: func(r pgx.Row) error { return r.Scan(&last) }},
+		{sql: `SELECT pg_notify('portrait_changes', '')`},
 	}
-	b.Queue(`SELECT pg_notify('portrait_changes', '')`)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return portrait.Wrap(err, "cannot write the change feed")
+	prune := func(ctx context.Context, tx pgx.Tx) error {
+		if last/pruneEvery == (last-int64(len(ids)))/pruneEvery {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM profile_changes WHERE at < $1 RETURNING seq)
+			UPDATE profile_changes_floor SET seq = greatest(seq, (SELECT coalesce(max(seq), 0) FROM gone))`, now-changesKept.Microseconds()); err != nil {
+			return portrait.Wrap(err, "cannot prune the change feed")
+		}
+		return nil
 	}
-	return nil
+	return stmts, prune
 }
 
 // The notification channels a watcher follows.

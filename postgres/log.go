@@ -243,16 +243,6 @@ func (db *DB) EventByMessageID(ctx context.Context, messageID string) (*portrait
 	return evs[0], nil
 }
 
-// messageIDAt returns the messageId of the logged event seq ("" if none).
-func (db *DB) messageIDAt(ctx context.Context, seq int64) (string, error) {
-	var msg string
-	err := db.pool.QueryRow(ctx, `SELECT message_id FROM events WHERE seq = $1`, seq).Scan(&msg)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return "", portrait.Wrap(err, "cannot read the event log")
-	}
-	return msg, nil
-}
-
 // minutesKept is how far back EventsPerMinute counts, as in the embedded
 // store (which keeps only that much in memory).
 const minutesKept = 24 * time.Hour

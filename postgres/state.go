@@ -215,6 +215,7 @@ func (db *DB) WaitState(ctx context.Context) error { return ctx.Err() }
 type stmt struct {
 	sql  string
 	args []any
+	scan func(pgx.Row) error // reads the one row it returns, if set
 }
 
 // stateTx is one transaction over the derived state.
@@ -286,10 +287,10 @@ func (r *identRows) stmts() []stmt {
 		for _, i := range keep[:n] {
 			c.types, c.values, c.pids, c.us, c.msgs = append(c.types, r.types[i]), append(c.values, r.values[i]), append(c.pids, r.pids[i]), append(c.us, r.us[i]), append(c.msgs, r.msgs[i])
 		}
-		out = append(out, stmt{`INSERT INTO identities (type, value, profile_id, at_us, at_msg)
+		out = append(out, stmt{sql: `INSERT INTO identities (type, value, profile_id, at_us, at_msg)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[])
 			ON CONFLICT (type, value) DO UPDATE SET profile_id = excluded.profile_id, at_us = excluded.at_us, at_msg = excluded.at_msg`,
-			[]any{c.types, c.values, c.pids, c.us, c.msgs}})
+			args: []any{c.types, c.values, c.pids, c.us, c.msgs}})
 		keep = keep[n:]
 	}
 	*r = identRows{}
@@ -305,9 +306,9 @@ func (r *eventRows) stmts() []stmt {
 	var out []stmt
 	for i := 0; i < len(r.pids); i += chunkRows {
 		j := min(i+chunkRows, len(r.pids))
-		out = append(out, stmt{`INSERT INTO profile_events (profile_id, ts, seq)
+		out = append(out, stmt{sql: `INSERT INTO profile_events (profile_id, ts, seq)
 			SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) ON CONFLICT DO NOTHING`,
-			[]any{r.pids[i:j], r.ts[i:j], r.seqs[i:j]}})
+			args: []any{r.pids[i:j], r.ts[i:j], r.seqs[i:j]}})
 	}
 	*r = eventRows{}
 	return out
@@ -325,9 +326,9 @@ func (r *issueRows) add(i *portrait.TraitIssue) {
 
 // stmt writes every gathered issue; DO NOTHING takes a key named twice.
 func (r *issueRows) stmt() stmt {
-	return stmt{`INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at)
+	return stmt{sql: `INSERT INTO trait_issues (message_id, trait, source, profile_id, value, reason, at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) ON CONFLICT DO NOTHING`,
-		[]any{r.msgs, r.traits, r.sources, r.pids, r.values, r.reasons, r.at}}
+		args: []any{r.msgs, r.traits, r.sources, r.pids, r.values, r.reasons, r.at}}
 }
 
 type profileRows struct {
@@ -352,10 +353,10 @@ func (r *profileRows) stmts() []stmt {
 		for _, i := range keep[:n] {
 			c.ids, c.docs, c.at = append(c.ids, r.ids[i]), append(c.docs, r.docs[i]), append(c.at, r.at[i])
 		}
-		out = append(out, stmt{`INSERT INTO profiles (id, doc, updated_at)
+		out = append(out, stmt{sql: `INSERT INTO profiles (id, doc, updated_at)
 			SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[])
 			ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at`,
-			[]any{c.ids, c.docs, c.at}})
+			args: []any{c.ids, c.docs, c.at}})
 		keep = keep[n:]
 	}
 	*r = profileRows{}
@@ -368,7 +369,7 @@ func (t *stateTx) record(sql string, args ...any) error {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
 	t.takeHot()
-	t.ops = append(t.ops, stmt{sql, args})
+	t.ops = append(t.ops, stmt{sql: sql, args: args})
 	return nil
 }
 
@@ -377,7 +378,7 @@ func (t *stateTx) record(sql string, args ...any) error {
 func (t *stateTx) takeHot() {
 	if ids := t.dropAlias; len(ids) > 0 {
 		t.dropAlias = nil
-		t.ops = append(t.ops, stmt{`DELETE FROM aliases WHERE old_id = ANY($1)`, []any{ids}})
+		t.ops = append(t.ops, stmt{sql: `DELETE FROM aliases WHERE old_id = ANY($1)`, args: []any{ids}})
 	}
 	if len(t.pendIdent.types) > 0 {
 		t.ops = append(t.ops, t.pendIdent.stmts()...)
@@ -637,7 +638,11 @@ func (t *stateTx) begin() error {
 	if t.tx != nil {
 		return nil
 	}
-	tx, err := t.db.pool.Begin(t.ctx)
+	// The derived state is replayed from the log, as the embedded store's
+	// synchronous=NORMAL assumes: its commit need not wait for the WAL's
+	// flush. A crash loses at most the last few commits whole (the
+	// checkpoint is in the same transaction), which a restart replays.
+	tx, err := t.db.pool.BeginTx(t.ctx, pgx.TxOptions{BeginQuery: `BEGIN; SET LOCAL synchronous_commit = off`})
 	if err != nil {
 		return portrait.Wrap(err, "cannot begin state transaction")
 	}
@@ -666,7 +671,10 @@ func (t *stateTx) exec(ops []stmt) error {
 		n := min(len(ops), maxBatch)
 		b := &pgx.Batch{}
 		for _, op := range ops[:n] {
-			b.Queue(op.sql, op.args...)
+			q := b.Queue(op.sql, op.args...)
+			if op.scan != nil {
+				q.QueryRow(op.scan)
+			}
 		}
 		if err := t.tx.SendBatch(t.ctx, b).Close(); err != nil {
 			return portrait.Wrap(err, "cannot write derived state")
@@ -769,12 +777,10 @@ func orEmpty(ids []portrait.Identifier) []portrait.Identifier {
 // it, as the embedded store does (a log that lost its tail and reused the
 // numbers can then be told apart).
 func (t *stateTx) SetCheckpoint(name string, seq int64) error {
-	msg, err := t.db.messageIDAt(t.ctx, seq)
-	if err != nil {
-		return err
-	}
-	return t.record(`INSERT INTO checkpoints (name, seq, message_id) VALUES ($1, $2, $3)
-		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, message_id = excluded.message_id`, name, seq, msg)
+	// The messageId is read in the statement: no round trip of its own.
+	return t.record(`INSERT INTO checkpoints (name, seq, message_id)
+		VALUES ($1, $2, coalesce((SELECT message_id FROM events WHERE seq = $2), ''))
+		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, message_id = excluded.message_id`, name, seq)
 }
 
 // Commit writes what is left, appends the changed profiles to the change
@@ -804,11 +810,6 @@ func (t *stateTx) finish() error {
 	if err := t.waitSend(); err != nil {
 		return err
 	}
-	ops := t.ops
-	t.ops = nil
-	if err := t.exec(ops); err != nil {
-		return err
-	}
 	var changed, deleted []string
 	for id, del := range t.changes {
 		if del {
@@ -817,7 +818,15 @@ func (t *stateTx) finish() error {
 			changed = append(changed, id)
 		}
 	}
-	if err := t.db.recordChanges(t.ctx, t.tx, changed, deleted); err != nil {
+	// The feed's rows go in the last batch with the last writes: its lock
+	// is held from there to the commit only.
+	feed, prune := t.db.changeStmts(changed, deleted)
+	ops := append(t.ops, feed...)
+	t.ops = nil
+	if err := t.exec(ops); err != nil {
+		return err
+	}
+	if err := prune(t.ctx, t.tx); err != nil {
 		return err
 	}
 	if err := t.tx.Commit(t.ctx); err != nil {
