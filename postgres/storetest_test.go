@@ -56,3 +56,9 @@ func emptyStore(t testing.TB, db *DB) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoreReads checks the PostgreSQL store's reads against the answers
+// every store gives (see storetest.RunReads).
+func TestStoreReads(t *testing.T) {
+	storetest.RunReads(t, func(t *testing.T) storetest.ReadStore { return openTest(t) })
+}

@@ -29,3 +29,9 @@ func TestStoreConformance(t *testing.T) {
 func TestProcessorProperties(t *testing.T) {
 	storetest.RunProcessor(t, storetest.Harness{Open: func(t *testing.T) storetest.LogStore { return openStore(t) }})
 }
+
+// TestStoreReads checks the SQLite store's reads against the answers
+// every store gives (see storetest.RunReads).
+func TestStoreReads(t *testing.T) {
+	storetest.RunReads(t, func(t *testing.T) storetest.ReadStore { return openStore(t) })
+}
