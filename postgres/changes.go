@@ -165,15 +165,11 @@ func (db *DB) changeStmts(changed, deleted []string) ([]stmt, func(context.Conte
 	return stmts, prune
 }
 
-// The notification channels a watcher follows.
-const (
-	chanLog     = 0 // portrait_log: the log grew
-	chanChanges = 1 // portrait_changes: profiles changed
-)
+// The notification channels a watcher follows: the log grew; profiles
+// changed.
+var channelNames = []string{"portrait_log", "portrait_changes"}
 
-var channelNames = [2]string{"portrait_log", "portrait_changes"}
-
-// watcher turns notifications into closed channels. Its listener holds a
+// watcher turns notifications into a closed channel. Its listener holds a
 // connection of its own (not the pool's: Close would wait for it) and
 // runs only while someone waits: it stops after idleRounds seconds in
 // which nobody asked, or once the pool is closed, and starts again at the
@@ -181,7 +177,7 @@ var channelNames = [2]string{"portrait_log", "portrait_changes"}
 type watcher struct {
 	db      *DB
 	mu      sync.Mutex
-	ch      [2]chan struct{}
+	ch      chan struct{}
 	running bool
 	asked   bool
 }
@@ -197,13 +193,13 @@ func (db *DB) watch() *watcher {
 	if w, ok := watchers.Load(db); ok {
 		return w.(*watcher)
 	}
-	w, _ := watchers.LoadOrStore(db, &watcher{db: db, ch: [2]chan struct{}{make(chan struct{}), make(chan struct{})}})
+	w, _ := watchers.LoadOrStore(db, &watcher{db: db, ch: make(chan struct{})})
 	return w.(*watcher)
 }
 
-// wait returns the channel closed at the next notification on c, starting
-// the listener if it is not running.
-func (w *watcher) wait(c int) <-chan struct{} {
+// wait returns the channel closed at the next notification, starting the
+// listener if it is not running.
+func (w *watcher) wait() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.asked = true
@@ -211,16 +207,14 @@ func (w *watcher) wait(c int) <-chan struct{} {
 		w.running = true
 		go w.listen()
 	}
-	return w.ch[c]
+	return w.ch
 }
 
-func (w *watcher) fire(cs ...int) {
+func (w *watcher) fire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, c := range cs {
-		close(w.ch[c])
-		w.ch[c] = make(chan struct{})
-	}
+	close(w.ch)
+	w.ch = make(chan struct{})
 }
 
 func (w *watcher) listen() {
@@ -229,7 +223,7 @@ func (w *watcher) listen() {
 		w.running = false
 		w.mu.Unlock()
 		// Whoever waits looks again (and restarts the listener).
-		w.fire(chanLog, chanChanges)
+		w.fire()
 	}()
 	ctx := context.Background()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -247,18 +241,14 @@ func (w *watcher) listen() {
 	}
 	// A commit between a waiter's ask and the LISTEN above was not heard:
 	// waiters look once more now.
-	w.fire(chanLog, chanChanges)
+	w.fire()
 	idle := 0
 	for {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		n, err := conn.WaitForNotification(wctx)
+		_, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err == nil {
-			for c, name := range channelNames {
-				if n.Channel == name {
-					w.fire(c)
-				}
-			}
+			w.fire()
 			continue
 		}
 		if !pgconn.Timeout(err) {

@@ -225,17 +225,17 @@ func TestProfileChangesAcrossNodes(t *testing.T) {
 	}
 }
 
-// A follower sleeping on ProfilesChanged is woken by another node's state
-// commit.
-func TestProfilesChangedWakesOtherNodes(t *testing.T) {
+// A follower of the feed sleeping on Appended is woken by another node's
+// state commit.
+func TestAppendedWakesFollowersOnStateCommits(t *testing.T) {
 	url := pgtest.URL(t)
 	writer, follower := openURL(t, url), openURL(t, url)
 	select {
-	case <-follower.ProfilesChanged():
+	case <-follower.Appended():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the listener never started")
 	}
-	woken := follower.ProfilesChanged()
+	woken := follower.Appended()
 	commitState(t, writer, func(tx profile.StateTx) error { return tx.PutProfile(prof("a")) })
 	select {
 	case <-woken:

@@ -116,20 +116,19 @@ func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*
 	// This process's own waiters need not wait for the notification's
 	// round trip.
 	if len(events) > 0 {
-		db.watch().fire(chanLog)
+		db.watch().fire()
 	}
 	return res, nil
 }
 
 // Appended returns a channel closed after the log next grows, through
 // this DB or any other process appending to the same database (LISTEN on
-// portrait_log). It may also close when nothing was appended (the
-// listener (re)connecting): a waiter reads the log and looks again.
-func (db *DB) Appended() <-chan struct{} { return db.watch().wait(chanLog) }
-
-// ProfilesChanged is Appended for state commits that changed profiles
-// (see ProfileChanges): a follower keeping an index current sleeps on it.
-func (db *DB) ProfilesChanged() <-chan struct{} { return db.watch().wait(chanChanges) }
+// portrait_log), and after a state commit that changed profiles (on
+// portrait_changes), so that a follower of ProfileChanges on an API node
+// sleeps on it as the processor does; the processor pays one empty read
+// of the log for such a wake. It may also close when nothing happened
+// (the listener (re)connecting): a waiter reads and looks again.
+func (db *DB) Appended() <-chan struct{} { return db.watch().wait() }
 
 // ReadLog returns up to limit events after seq, in log order (erased
 // events' tombstones left out).
