@@ -133,7 +133,7 @@ func (db *DB) Appended() <-chan struct{} { return db.watch().wait() }
 // ReadLog returns up to limit events after seq, in log order (erased
 // events' tombstones left out).
 func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.Event, error) {
-	rows, err := db.pool.Query(ctx, `SELECT seq, body FROM events WHERE seq > $1 AND type <> $2 ORDER BY seq LIMIT $3`, after, portrait.EventErased, limit)
+	rows, err := db.pool.Query(ctx, `SELECT seq, body FROM events WHERE seq > $1 AND type <> $2 ORDER BY seq LIMIT $3`, after, portrait.EventErased, sqlLimit(limit))
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}

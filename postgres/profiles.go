@@ -224,13 +224,17 @@ func (db *DB) ProfileMerges(ctx context.Context, profileID string) ([]*portrait.
 // RecentMerges lists the latest merges (two profiles became one), newest
 // first.
 func (db *DB) RecentMerges(ctx context.Context, limit int) ([]*portrait.MergeEntry, error) {
-	if limit < 0 {
-		limit = 0 // SQLite's LIMIT -1 is no limit; PostgreSQL refuses it
-		rows, err := db.pool.Query(ctx, `SELECT `+mergeColumns+` FROM merges WHERE kind = $1 ORDER BY id DESC`, portrait.MergeMerged)
-		return db.recentMerges(rows, err)
-	}
-	rows, err := db.pool.Query(ctx, `SELECT `+mergeColumns+` FROM merges WHERE kind = $1 ORDER BY id DESC LIMIT $2`, portrait.MergeMerged, limit)
+	rows, err := db.pool.Query(ctx, `SELECT `+mergeColumns+` FROM merges WHERE kind = $1 ORDER BY id DESC LIMIT $2`, portrait.MergeMerged, sqlLimit(limit))
 	return db.recentMerges(rows, err)
+}
+
+// sqlLimit is a LIMIT argument meaning what it means to SQLite: a
+// negative limit is none (LIMIT NULL to PostgreSQL, which refuses -1).
+func sqlLimit(n int) any {
+	if n < 0 {
+		return nil
+	}
+	return n
 }
 
 func (db *DB) recentMerges(rows pgx.Rows, err error) ([]*portrait.MergeEntry, error) {
@@ -328,7 +332,7 @@ func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error)
 
 // ProfileIDs pages through profile ids in order.
 func (db *DB) ProfileIDs(ctx context.Context, after string, limit int) ([]string, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2`, after, max(limit, 0))
+	rows, err := db.pool.Query(ctx, `SELECT id FROM profiles WHERE id > $1 ORDER BY id LIMIT $2`, after, sqlLimit(limit))
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot list profiles")
 	}

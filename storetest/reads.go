@@ -138,6 +138,13 @@ func RunReads(t *testing.T, open func(t *testing.T) ReadStore) {
 	if rest, err := s.ProfileIDs(ctx, ids[0], 1); err != nil || !reflect.DeepEqual(rest, ids[1:2]) {
 		t.Errorf("ProfileIDs after %s: %v %v", ids[0], rest, err)
 	}
+	// A negative limit is no limit (SQLite's LIMIT -1).
+	if all, err := s.ProfileIDs(ctx, "", -1); err != nil || !reflect.DeepEqual(all, ids) {
+		t.Errorf("ProfileIDs without a limit: %v %v", all, err)
+	}
+	if all, err := s.RecentMerges(ctx, -1); err != nil || len(all) != 1 {
+		t.Errorf("RecentMerges without a limit: %v %v", all, err)
+	}
 
 	// The log.
 	if err := s.TrackEvents(ctx, "", func(string, *portrait.Event) error { return nil }); code(err) != portrait.EINVALID {
