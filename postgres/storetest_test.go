@@ -42,14 +42,14 @@ func emptyStore(t testing.TB, db *DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := `TRUNCATE `
-	for i, n := range tables {
-		if i > 0 {
-			q += ", "
-		}
-		q += n
+	// DELETE, not TRUNCATE: the tables hold a few rows, and TRUNCATE
+	// gives each of some forty tables new files (the empty takes seconds
+	// on a loaded machine instead of milliseconds).
+	b := &pgx.Batch{}
+	for _, n := range tables {
+		b.Queue(`DELETE FROM ` + n)
 	}
-	if _, err := db.pool.Exec(ctx, q+` RESTART IDENTITY`); err != nil {
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.pool.Exec(ctx, `UPDATE profile_changes_floor SET seq = 0`); err != nil {
