@@ -44,6 +44,13 @@ func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*
 		msgs, types, sources = append(msgs, e.MessageID), append(types, e.Type), append(sources, e.Source)
 		ts, recv, bodies = append(ts, micros(e.Timestamp)), append(recv, micros(e.ReceivedAt)), append(bodies, b)
 	}
+	if ctx.Err() != nil {
+		return res, portrait.Errorf(portrait.EUNAVAILABLE, "request cancelled before it was written")
+	}
+	// Once begun, the append runs to its end even if the client goes: a
+	// commit cancelled midway leaves the caller not knowing whether the
+	// events were logged (the embedded store waits likewise).
+	ctx = context.WithoutCancel(ctx)
 	seqs := map[string]int64{}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
