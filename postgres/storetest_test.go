@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait/profile"
+	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
@@ -61,4 +62,15 @@ func emptyStore(t testing.TB, db *DB) {
 // every store gives (see storetest.RunReads).
 func TestStoreReads(t *testing.T) {
 	storetest.RunReads(t, func(t *testing.T) storetest.ReadStore { return openTest(t) })
+}
+
+// TestSameAnswersAsSQLite feeds one history to the embedded store and to
+// PostgreSQL and compares every read (see storetest.RunSameAnswers).
+func TestSameAnswersAsSQLite(t *testing.T) {
+	ref, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ref.Close() })
+	storetest.RunSameAnswers(t, ref, openTest(t))
 }
