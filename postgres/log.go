@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -15,42 +16,131 @@ import (
 
 var _ portrait.EventLog = (*DB)(nil)
 
+// appendReq is one caller's share of a group commit.
+type appendReq struct {
+	events   []*portrait.Event
+	bodies   [][]byte // nil where the messageId came earlier in the call
+	rejected []*portrait.Rejected
+	res      portrait.AppendResult
+	err      error
+	done     chan struct{} // closed when written (or failed)
+	lead     chan struct{} // closed when this caller is to write the next group
+}
+
+// appendGroup is the group commit: concurrent Appends of one process
+// queue, and one of them writes all that has gathered in one transaction
+// (one lock, one WAL flush) while the others wait. There is no goroutine
+// of its own: the caller whose request heads the queue leads, writes one
+// group and hands the lead to the next waiting caller, so none waits
+// behind more than the group before its own.
+type appendGroup struct {
+	mu    sync.Mutex
+	queue []*appendReq
+	busy  bool // a caller is writing a group
+}
+
+// appendGroups holds each DB's group while appends are in flight (DB is in
+// db.go, the lead's); an idle group is dropped.
+var appendGroups sync.Map // *DB → *appendGroup
+
+// maxGroupEvents bounds the events of one group transaction.
+const maxGroupEvents = 20_000
+
 // Append writes events (deduplicated by messageId) and quarantined records
-// in one transaction. Sequence numbers are handed out under lockAppend,
-// held to commit, so that they are dense, commit in order across
-// processes, and a reader that sees seq n has seen every seq below it.
+// durably, sharing the transaction with concurrent callers. Sequence
+// numbers are handed out under lockAppend, held to commit, so that they
+// are dense, commit in order across processes, and a reader that sees
+// seq n has seen every seq below it.
 func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*portrait.Rejected) (portrait.AppendResult, error) {
-	var res portrait.AppendResult
 	if len(events) == 0 && len(rejected) == 0 {
-		return res, nil
+		return portrait.AppendResult{}, nil
 	}
-	// Encoding is the costly part and needs no lock: done before the
-	// transaction, so the lock is held only for the writes.
-	n := len(events)
-	msgs, types, sources := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	ts, recv := make([]int64, 0, n), make([]int64, 0, n)
-	bodies := make([][]byte, 0, n)
-	first := make(map[string]int, n) // messageId → index of its first event
+	// Encoding is the costly part and needs no lock: done here, on the
+	// caller's goroutine.
+	r := &appendReq{events: events, bodies: make([][]byte, len(events)), rejected: rejected, done: make(chan struct{}), lead: make(chan struct{})}
+	seen := make(map[string]bool, len(events))
 	for i, e := range events {
 		e.Seq = 0
-		if _, dup := first[e.MessageID]; dup {
+		if seen[e.MessageID] {
 			continue // twice in one call: the second is a duplicate
 		}
-		first[e.MessageID] = i
+		seen[e.MessageID] = true
 		b, err := json.Marshal(e)
 		if err != nil {
-			return res, portrait.Wrap(err, "cannot encode event")
+			return portrait.AppendResult{}, portrait.Wrap(err, "cannot encode event")
 		}
-		msgs, types, sources = append(msgs, e.MessageID), append(types, e.Type), append(sources, e.Source)
-		ts, recv, bodies = append(ts, micros(e.Timestamp)), append(recv, micros(e.ReceivedAt)), append(bodies, b)
+		r.bodies[i] = b
 	}
 	if ctx.Err() != nil {
-		return res, portrait.Errorf(portrait.EUNAVAILABLE, "request cancelled before it was written")
+		return portrait.AppendResult{}, portrait.Errorf(portrait.EUNAVAILABLE, "request cancelled before it was written")
 	}
-	// Once begun, the append runs to its end even if the client goes: a
-	// commit cancelled midway leaves the caller not knowing whether the
-	// events were logged (the embedded store waits likewise).
-	ctx = context.WithoutCancel(ctx)
+	v, _ := appendGroups.LoadOrStore(db, &appendGroup{})
+	g := v.(*appendGroup)
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	leads := !g.busy
+	g.busy = true
+	g.mu.Unlock()
+	// Once queued, the outcome is waited for even if the client goes: the
+	// events may be committed, and the caller must know.
+	if !leads {
+		select {
+		case <-r.done:
+			return r.res, r.err
+		case <-r.lead:
+		}
+	}
+	g.mu.Lock()
+	var group []*appendReq
+	n := 0
+	for len(g.queue) > 0 && (len(group) == 0 || n+len(g.queue[0].events) <= maxGroupEvents) {
+		n += len(g.queue[0].events)
+		group = append(group, g.queue[0])
+		g.queue = g.queue[1:]
+	}
+	g.mu.Unlock()
+	err := db.commitAppends(group)
+	for _, q := range group {
+		if err != nil {
+			q.res, q.err = portrait.AppendResult{}, err
+		}
+		close(q.done)
+	}
+	if err == nil {
+		// This process's waiters need not wait for the notification's
+		// round trip.
+		db.watch().fire()
+	}
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		close(g.queue[0].lead)
+	} else {
+		g.busy = false
+		appendGroups.CompareAndDelete(db, g)
+	}
+	g.mu.Unlock()
+	<-r.done // in this group or, if the queue was long, an earlier one
+	return r.res, r.err
+}
+
+// commitAppends writes a group of requests in one transaction and sets
+// their results.
+func (db *DB) commitAppends(group []*appendReq) error {
+	ctx := context.Background()
+	var msgs, types, sources []string
+	var ts, recv []int64
+	var bodies [][]byte
+	inGroup := map[string]bool{}
+	for _, r := range group {
+		for i, e := range r.events {
+			if r.bodies[i] == nil || inGroup[e.MessageID] {
+				continue // a duplicate within the group
+			}
+			inGroup[e.MessageID] = true
+			msgs, types, sources = append(msgs, e.MessageID), append(types, e.Type), append(sources, e.Source)
+			ts, recv, bodies = append(ts, micros(e.Timestamp)), append(recv, micros(e.ReceivedAt)), append(bodies, r.bodies[i])
+		}
+	}
 	seqs := map[string]int64{}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
@@ -76,56 +166,64 @@ func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*
 			})
 			b.Queue(`SELECT pg_notify('portrait_log', '')`)
 		}
-		for _, q := range rejected {
-			raw := q.Raw
-			if raw == nil {
-				raw = []byte{} // an empty body is still kept, as empty
-			}
-			q.ID = 0
-			scan := func(row pgx.Row) error {
-				err := row.Scan(&q.ID)
-				if errors.Is(err, pgx.ErrNoRows) {
-					return nil // already quarantined under this key
+		for _, r := range group {
+			for _, q := range r.rejected {
+				raw := q.Raw
+				if raw == nil {
+					raw = []byte{} // an empty body is still kept, as empty
 				}
-				return err
+				q.ID = 0
+				scan := func(row pgx.Row) error {
+					err := row.Scan(&q.ID)
+					if errors.Is(err, pgx.ErrNoRows) {
+						return nil // already quarantined under this key
+					}
+					return err
+				}
+				if q.Key == "" {
+					b.Queue(`INSERT INTO quarantine (source, idx, reason, raw, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+						q.Source, q.Index, q.Reason, raw, micros(q.ReceivedAt)).QueryRow(scan)
+					continue
+				}
+				// A key claimed before (by this group or an earlier one)
+				// is not quarantined again; the lock keeps the check and
+				// the claim together.
+				b.Queue(`WITH ins AS (
+						INSERT INTO quarantine (source, idx, reason, raw, received_at)
+						SELECT $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM quarantine_keys WHERE key = $1) RETURNING id)
+					INSERT INTO quarantine_keys (key, quarantine_id) SELECT $1, id FROM ins RETURNING quarantine_id`,
+					q.Key, q.Source, q.Index, q.Reason, raw, micros(q.ReceivedAt)).QueryRow(scan)
 			}
-			if q.Key == "" {
-				b.Queue(`INSERT INTO quarantine (source, idx, reason, raw, received_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-					q.Source, q.Index, q.Reason, raw, micros(q.ReceivedAt)).QueryRow(scan)
-				continue
-			}
-			// A key claimed before (by this call or an earlier one) is
-			// not quarantined again; the lock keeps the check and the
-			// claim together.
-			b.Queue(`WITH ins AS (
-					INSERT INTO quarantine (source, idx, reason, raw, received_at)
-					SELECT $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM quarantine_keys WHERE key = $1) RETURNING id)
-				INSERT INTO quarantine_keys (key, quarantine_id) SELECT $1, id FROM ins RETURNING quarantine_id`,
-				q.Key, q.Source, q.Index, q.Reason, raw, micros(q.ReceivedAt)).QueryRow(scan)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		for _, e := range events {
-			e.Seq = 0
+		for _, r := range group {
+			for _, e := range r.events {
+				e.Seq = 0
+			}
+			for _, q := range r.rejected {
+				q.ID = 0
+			}
 		}
-		return portrait.AppendResult{}, portrait.Wrap(err, "cannot append events")
+		return portrait.Wrap(err, "cannot append events")
 	}
-	for i, e := range events {
-		if seq, ok := seqs[e.MessageID]; ok && first[e.MessageID] == i {
-			e.Seq = seq
-			res.Accepted++
-			res.LastSeq = max(res.LastSeq, seq)
-		} else {
-			res.Duplicates++
+	// The first of a messageId in the group is the one accepted (if the
+	// log did not have it); every other is a duplicate.
+	for _, r := range group {
+		r.res = portrait.AppendResult{}
+		for _, e := range r.events {
+			if seq, ok := seqs[e.MessageID]; ok {
+				delete(seqs, e.MessageID)
+				e.Seq = seq
+				r.res.Accepted++
+				r.res.LastSeq = max(r.res.LastSeq, seq)
+			} else {
+				r.res.Duplicates++
+			}
 		}
 	}
-	// This process's own waiters need not wait for the notification's
-	// round trip.
-	if len(events) > 0 {
-		db.watch().fire()
-	}
-	return res, nil
+	return nil
 }
 
 // Appended returns a channel closed after the log next grows, through

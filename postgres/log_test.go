@@ -277,3 +277,46 @@ func TestEventsPerMinute(t *testing.T) {
 		t.Errorf("no merges: %v %v", m, err)
 	}
 }
+
+// Concurrent appends of one process share transactions (a group commit):
+// fewer transactions wrote the events than there were calls, and each
+// caller still gets its own result.
+func TestGroupCommitShares(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	const callers = 64
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			evs := []*portrait.Event{event(fmt.Sprintf("c%d-a", c)), event(fmt.Sprintf("c%d-b", c)), event(fmt.Sprintf("c%d-a", c))}
+			res, err := db.Append(ctx, evs, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.Accepted != 2 || res.Duplicates != 1 || evs[0].Seq == 0 || evs[1].Seq != evs[0].Seq+1 || evs[2].Seq != 0 || res.LastSeq != evs[1].Seq {
+				t.Errorf("caller %d: %+v, seqs %d %d %d", c, res, evs[0].Seq, evs[1].Seq, evs[2].Seq)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var n, txs int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xmin::text) FROM events`).Scan(&n, &txs); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2*callers {
+		t.Fatalf("%d events, want %d", n, 2*callers)
+	}
+	if txs >= callers {
+		t.Errorf("%d transactions for %d concurrent calls: nothing was grouped", txs, callers)
+	}
+	t.Logf("%d concurrent calls written by %d transactions", callers, txs)
+	if _, ok := appendGroups.Load(db); ok {
+		t.Error("an idle group is kept")
+	}
+}
