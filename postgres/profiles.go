@@ -287,47 +287,57 @@ func (db *DB) CountProfiles(ctx context.Context) (int, error) {
 }
 
 // AllProfiles calls fn for every profile in id order (for rebuild checks,
-// exports and analyses). Profiles are read in pages by id, so that fn may
-// take its time without holding a query (and a snapshot) open.
+// exports and analyses), as of one snapshot (a repeatable-read
+// transaction held for the walk, as the embedded store holds its read),
+// read in pages of a thousand so that memory stays flat.
 func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error {
-	after := ""
-	first := true
-	for {
-		var rows pgx.Rows
-		var err error
-		if first {
-			rows, err = db.pool.Query(ctx, `SELECT id, doc FROM profiles ORDER BY id LIMIT 1000`)
-		} else {
-			rows, err = db.pool.Query(ctx, `SELECT id, doc FROM profiles WHERE id > $1 ORDER BY id LIMIT 1000`, after)
-		}
-		if err != nil {
-			return portrait.Wrap(err, "cannot read profiles")
-		}
-		var docs [][]byte
-		var id string
-		var doc []byte
-		if _, err := pgx.ForEachRow(rows, []any{&id, &doc}, func() error {
-			docs = append(docs, doc)
-			doc = nil
-			after = id
-			return nil
-		}); err != nil {
-			return portrait.Wrap(err, "cannot read profiles")
-		}
-		for _, d := range docs {
-			p, err := profiledoc.Decode(d)
-			if err != nil {
-				return portrait.Wrap(err, "corrupt profile")
+	var fnErr error
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		after, first := "", true
+		for {
+			var rows pgx.Rows
+			var err error
+			if first {
+				rows, err = tx.Query(ctx, `SELECT id, doc FROM profiles ORDER BY id LIMIT 1000`)
+			} else {
+				rows, err = tx.Query(ctx, `SELECT id, doc FROM profiles WHERE id > $1 ORDER BY id LIMIT 1000`, after)
 			}
-			if err := fn(p); err != nil {
+			if err != nil {
 				return err
 			}
+			var docs [][]byte
+			var id string
+			var doc []byte
+			if _, err := pgx.ForEachRow(rows, []any{&id, &doc}, func() error {
+				docs = append(docs, doc)
+				doc = nil
+				after = id
+				return nil
+			}); err != nil {
+				return err
+			}
+			for _, d := range docs {
+				p, err := profiledoc.Decode(d)
+				if err != nil {
+					return portrait.Wrap(err, "corrupt profile")
+				}
+				if fnErr = fn(p); fnErr != nil {
+					return fnErr
+				}
+			}
+			if len(docs) < 1000 {
+				return nil
+			}
+			first = false
 		}
-		if len(docs) < 1000 {
-			return nil
-		}
-		first = false
+	})
+	if fnErr != nil {
+		return fnErr
 	}
+	if err != nil {
+		return portrait.Wrap(err, "cannot read profiles")
+	}
+	return nil
 }
 
 // ProfileIDs pages through profile ids in order.

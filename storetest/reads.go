@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"sort"
 	"testing"
@@ -144,6 +145,13 @@ func RunReads(t *testing.T, open func(t *testing.T) ReadStore) {
 	}
 	if all, err := s.RecentMerges(ctx, -1); err != nil || len(all) != 1 {
 		t.Errorf("RecentMerges without a limit: %v %v", all, err)
+	}
+
+	// AllProfiles stops at fn's error and returns it as it is.
+	stop := errors.New("stop")
+	calls := 0
+	if err := s.AllProfiles(ctx, func(*portrait.Profile) error { calls++; return stop }); err != stop || calls != 1 {
+		t.Errorf("AllProfiles with fn failing: %v after %d calls", err, calls)
 	}
 
 	// The log.
