@@ -169,7 +169,8 @@ func (db *DB) AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue)
 	for _, i := range issues {
 		rows.add(i)
 	}
-	if _, err := db.pool.Exec(ctx, rows.stmt().sql, rows.stmt().args...); err != nil {
+	st := rows.stmt()
+	if _, err := db.pool.Exec(ctx, st.sql, st.args...); err != nil {
 		return portrait.Wrap(err, "cannot record trait issues")
 	}
 	return nil
