@@ -9,15 +9,29 @@ import (
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
+func openStore(t *testing.T) *sqlite.DB {
+	db, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestStoreConformance holds the SQLite store to the rules every
 // profile.Store keeps (see storetest).
 func TestStoreConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) profile.Store {
-		db, err := sqlite.Open(context.Background(), t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	})
+	storetest.Run(t, func(t *testing.T) profile.Store { return openStore(t) })
+}
+
+// TestProcessorProperties runs the processor's properties (arrival order,
+// failed commits, late events, retractions, rebuild) on the SQLite store.
+func TestProcessorProperties(t *testing.T) {
+	storetest.RunProcessor(t, storetest.Harness{Open: func(t *testing.T) storetest.LogStore { return openStore(t) }})
+}
+
+// TestStoreReads checks the SQLite store's reads against the answers
+// every store gives (see storetest.RunReads).
+func TestStoreReads(t *testing.T) {
+	storetest.RunReads(t, func(t *testing.T) storetest.ReadStore { return openStore(t) })
 }
