@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
@@ -54,4 +55,17 @@ func TestRedactHidesThePassword(t *testing.T) {
 	if got := redact("postgres://u@h/db"); got != "postgres://u@h/db" {
 		t.Fatal(got)
 	}
+}
+
+// The package's tests reuse emptied databases (pgtest.Main): creating and
+// migrating one costs seconds on a loaded machine, and the package opens
+// about two hundred.
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.Main(m, func(ctx context.Context, url string) error {
+		db, err := Open(ctx, url)
+		if err != nil {
+			return err
+		}
+		return db.Close()
+	}))
 }

@@ -276,6 +276,11 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	if _, err := sendCounting(ctx, tx, b, "cannot erase the derived state"); err != nil {
 		return nil, err
 	}
+	// API nodes drop the erased profiles from their indexes: the change
+	// feed hears of them in the erasure's own transaction.
+	if err := db.recordChanges(ctx, tx, nil, pidList); err != nil {
+		return nil, err
+	}
 	return rc, nil
 }
 
