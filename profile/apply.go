@@ -26,101 +26,47 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 	if e.Type == portrait.EventSplit {
 		return b.split(e)
 	}
-	ps, ids := pre.ps, pre.ids
-	key := e.Key()
-
-	// Which existing profiles does this event touch? (An event carries a
-	// handful of identifiers: a small list beats maps here, on the path
-	// every event takes.)
-	var buf [4]string
-	involved := buf[:0]
-	addInvolved := func(pid string) {
-		for _, x := range involved {
-			if x == pid {
-				return
-			}
-		}
-		involved = append(involved, pid)
+	late, err := b.mustReplay(e, pre.ids)
+	if err != nil {
+		return err
 	}
-	owners := 0
-	allOwnedByOne := true
-	var only string
-	for _, id := range ids {
-		pid, err := b.identity(id)
-		if err != nil {
-			return err
-		}
-		if pid == "" {
-			allOwnedByOne = false
-		} else {
-			addInvolved(pid)
-			if only != "" && only != pid {
-				allOwnedByOne = false
-				owners++
-			}
-			if only == "" {
-				owners = 1
-			}
-			only = pid
-		}
-		for rp := range b.p.graph.refusedBy(id) {
-			addInvolved(rp)
-			if rp != pid {
-				allOwnedByOne = false
-			}
-		}
+	if late {
+		// Re-ordering is deferred to the end of the batch, where all
+		// the batch's late events replay their profiles once: a
+		// backfill of N old events would otherwise replay the same
+		// history N times.
+		b.late = append(b.late, e)
+		return nil
 	}
-	inOrder := true
-	for _, pid := range involved {
-		pr, err := b.profile(pid)
-		if err != nil {
-			return err
-		}
-		if !pr.LastKey.Less(key) {
-			inOrder = false
-		}
-	}
-	if !inOrder {
-		// A late event. If all its ids sit on one profile whose identity
-		// was settled before the event's time, it changes no identity
-		// decision, and applying it now gives what applying it in order
-		// would: traits, counts and seen-times combine in any order.
-		simple := allOwnedByOne && owners == 1 && len(involved) == 1
-		if simple {
-			pr, _ := b.profile(only)
-			simple = pr.IdentityKey.Less(key)
-			if !simple {
-				// Every identifier attached before this event: in
-				// canonical order the event lands on their owner of the
-				// time, which is part of pr now — the one owner, when
-				// there is one identifier or no merge made pr after the
-				// event — and an event that brings no new identifier and
-				// joins nothing changes no identity decision (nor first
-				// keys: the owner began before the attaching events).
-				// Most late events are of this kind — page views,
-				// purchases, identifies sent by a client that buffered
-				// them — and replaying a long history for each would be
-				// the slow way to the same profile.
-				simple = len(ids) == 1 || (len(pr.MergedFrom) == 0 && pr.MergeKey == portrait.EventKey{}) ||
-					(pr.MergeKey != portrait.EventKey{} && pr.MergeKey.Less(key))
-				for _, id := range ids {
-					at, ok := b.p.graph.attachedAt(id)
-					simple = simple && ok && at.Less(key)
-				}
-			}
-		}
-		if !simple {
-			// Re-ordering is deferred to the end of the batch, where all
-			// the batch's late events replay their profiles once: a
-			// backfill of N old events would otherwise replay the same
-			// history N times.
-			b.late = append(b.late, e)
-			return nil
-		}
-	}
-	return b.inOrder(e, ps, ids)
+	return b.inOrder(e, pre.ps, pre.ids)
 }
 
+// inOrder applies an event whose place in canonical order is after every
+// event of the profiles it touches: to the profile resolve finds, with
+// its events of the batch queued for the enrichers.
+func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier) error {
+	target, err := b.resolve(e, ids)
+	if err != nil {
+		return err
+	}
+	b.applyEvent(target, e, ps)
+	c := b.touch(target)
+	if !e.System() && len(b.p.Enrichers) > 0 {
+		// The enrichers see the event at the end of the batch, where
+		// profiles are enriched in parallel (see finish).
+		c.q = append(c.q, enrichEvent{e, ps.props, ps.propsAt})
+	}
+	if b.p.OnChange != nil {
+		if b.applied == nil {
+			b.applied = map[string][]*portrait.Event{}
+		}
+		b.applied[target.ID] = append(b.applied[target.ID], e)
+	}
+	return b.tx.AddProfileEvent(target.ID, e)
+}
+
+// applyEvent adds e to pr: its counts, seen-times and keys, and its
+// traits where they win (Wins); values that cannot be set become issues.
 func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
 	if pr.EventCounts == nil {
 		pr.EventCounts = map[string]int{}

@@ -92,25 +92,36 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 		return err
 	}
 	if p.OnChange != nil {
-		var gone []string
-		for id := range b.deleted {
-			if _, ok := b.dirty[id]; !ok {
-				gone = append(gone, id)
-			}
-		}
-		sort.Strings(gone)
-		applied := make(map[string][]*portrait.Event, len(b.applied))
-		for id, evs := range b.applied {
-			if _, ok := b.dirty[id]; ok && !b.stale[id] {
-				applied[id] = evs
-			}
-		}
-		prs := make([]*portrait.Profile, len(dirty))
-		for i, c := range dirty {
-			prs[i] = c.pr
-		}
-		p.OnChange(prs, gone, applied)
+		b.notify(dirty)
 	}
+	p.trimCaches(b.dirty)
+	return nil
+}
+
+// notify tells OnChange what the committed batch changed.
+func (b *batch) notify(dirty []*touched) {
+	var gone []string
+	for id := range b.deleted {
+		if _, ok := b.dirty[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	sort.Strings(gone)
+	applied := make(map[string][]*portrait.Event, len(b.applied))
+	for id, evs := range b.applied {
+		if _, ok := b.dirty[id]; ok && !b.stale[id] {
+			applied[id] = evs
+		}
+	}
+	prs := make([]*portrait.Profile, len(dirty))
+	for i, c := range dirty {
+		prs[i] = c.pr
+	}
+	b.p.OnChange(prs, gone, applied)
+}
+
+// trimCaches bounds the profile and identity caches after a batch.
+func (p *Processor) trimCaches(dirty map[string]*touched) {
 	if len(p.profiles) > p.MaxProfiles {
 		// Evict a quarter, at random (map order), keeping this batch's
 		// profiles: dropping the whole cache would make the next batch
@@ -120,7 +131,7 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			if len(p.profiles) <= p.MaxProfiles*3/4 {
 				break
 			}
-			if _, ok := b.dirty[id]; !ok {
+			if _, ok := dirty[id]; !ok {
 				delete(p.profiles, id)
 			}
 		}
@@ -128,7 +139,6 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	// When the graph no longer fits, a miss means "ask storage" (which
 	// waits for the commit in flight).
 	p.graph.trim(p.MaxIdentities)
-	return nil
 }
 
 // batch is the work of one transaction.

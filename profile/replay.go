@@ -15,6 +15,98 @@ import (
 // event) or an event undone (a retraction) changes what came after it, so
 // the histories it touches are derived again in canonical order.
 
+// mustReplay reports whether e must wait for a replay of the histories it
+// touches (see replayLate): its place in canonical order is inside one of
+// them, and applying it now could give another profile than applying it
+// in its place would.
+func (b *batch) mustReplay(e *portrait.Event, ids []portrait.Identifier) (bool, error) {
+	key := e.Key()
+
+	// Which existing profiles does this event touch? (An event carries a
+	// handful of identifiers: a small list beats maps here, on the path
+	// every event takes.)
+	var buf [4]string
+	involved := buf[:0]
+	addInvolved := func(pid string) {
+		for _, x := range involved {
+			if x == pid {
+				return
+			}
+		}
+		involved = append(involved, pid)
+	}
+	owners := 0
+	allOwnedByOne := true
+	var only string
+	for _, id := range ids {
+		pid, err := b.identity(id)
+		if err != nil {
+			return false, err
+		}
+		if pid == "" {
+			allOwnedByOne = false
+		} else {
+			addInvolved(pid)
+			if only != "" && only != pid {
+				allOwnedByOne = false
+				owners++
+			}
+			if only == "" {
+				owners = 1
+			}
+			only = pid
+		}
+		for rp := range b.p.graph.refusedBy(id) {
+			addInvolved(rp)
+			if rp != pid {
+				allOwnedByOne = false
+			}
+		}
+	}
+	inOrder := true
+	for _, pid := range involved {
+		pr, err := b.profile(pid)
+		if err != nil {
+			return false, err
+		}
+		if !pr.LastKey.Less(key) {
+			inOrder = false
+		}
+	}
+	if inOrder {
+		return false, nil
+	}
+	// A late event. If all its ids sit on one profile whose identity
+	// was settled before the event's time, it changes no identity
+	// decision, and applying it now gives what applying it in order
+	// would: traits, counts and seen-times combine in any order.
+	simple := allOwnedByOne && owners == 1 && len(involved) == 1
+	if simple {
+		pr, _ := b.profile(only)
+		simple = pr.IdentityKey.Less(key)
+		if !simple {
+			// Every identifier attached before this event: in
+			// canonical order the event lands on their owner of the
+			// time, which is part of pr now — the one owner, when
+			// there is one identifier or no merge made pr after the
+			// event — and an event that brings no new identifier and
+			// joins nothing changes no identity decision (nor first
+			// keys: the owner began before the attaching events).
+			// Most late events are of this kind — page views,
+			// purchases, identifies sent by a client that buffered
+			// them — and replaying a long history for each would be
+			// the slow way to the same profile.
+			simple = len(ids) == 1 || (len(pr.MergedFrom) == 0 && pr.MergeKey == portrait.EventKey{}) ||
+				(pr.MergeKey != portrait.EventKey{} && pr.MergeKey.Less(key))
+			for _, id := range ids {
+				at, ok := b.p.graph.attachedAt(id)
+				simple = simple && ok && at.Less(key)
+			}
+		}
+	}
+	return !simple, nil
+}
+
 // replayLate puts the batch's late events in their places: the profiles
 // they touch (as the batch left them) are replayed once, with them.
 func (b *batch) replayLate() error {

@@ -16,15 +16,16 @@ import (
 // identifiers nobody owns are attached; every decision goes through the
 // identity graph (graph.go) and is journalled.
 
-// inOrder applies an event whose place in canonical order is after every
-// event of the profiles it touches.
+// resolve finds (or makes) the profile an event whose place in canonical
+// order is after every event of the profiles it touches lands on, making
+// the identity decisions on the way.
 //
 // Identifiers are taken strongest first. The profiles owning them join one
 // by one unless a limit forbids it; identifiers nobody owns yet go with the
 // group, within the limits. A strong identifier nobody owns yet counts from
 // the start, so a second user_id on a shared device makes the device's
 // profile refuse to join rather than hijacking the event.
-func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier) error {
+func (b *batch) resolve(e *portrait.Event, ids []portrait.Identifier) (*portrait.Profile, error) {
 	rules := b.p.Rules
 	var target *portrait.Profile
 	var pending []portrait.Identifier // unowned ids stronger than any owned one so far
@@ -59,7 +60,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	for _, id := range ids {
 		pid, err := b.identity(id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if target != nil && pid == target.ID {
 			continue
@@ -70,7 +71,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 				pending = append(pending, id)
 			case fits(target, []portrait.Identifier{id}) == "":
 				if err := b.attach(target, id, e); err != nil {
-					return err
+					return nil, err
 				}
 			default:
 				strays = append(strays, id)
@@ -79,7 +80,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 		}
 		q, err := b.profile(pid)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if target == nil {
 			if reason := fits(q, pending); reason != "" {
@@ -89,7 +90,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 			target = q
 			for _, pd := range pending {
 				if err := b.attach(target, pd, e); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			pending = nil
@@ -101,13 +102,13 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 		}
 		if reason, err := b.keptApart(e, id, target, q); err != nil || reason != "" {
 			if err != nil {
-				return err
+				return nil, err
 			}
 			refusals = append(refusals, refusal{q.ID, id, reason})
 			continue
 		}
 		if target, err = b.merge(target, q, id, e); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if target == nil {
@@ -118,13 +119,13 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 				continue
 			}
 			if err := b.attach(target, id, e); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	for _, r := range refusals {
 		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, From: r.from, Identifier: r.via, MessageID: e.MessageID, EventSeq: e.Seq, Reason: r.reason}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, id := range strays {
@@ -133,7 +134,7 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 			reason = fmt.Sprintf("profile already holds %d %s (limit %d)", countType(target, id.Type), id.Type, rules.Limit(id.Type))
 		}
 		if err := b.journal(&portrait.MergeEntry{Kind: portrait.MergeRefused, Into: target.ID, Identifier: id, MessageID: e.MessageID, EventSeq: e.Seq, Reason: reason}); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// Identifiers this event carries that stay elsewhere (or nowhere) tie
@@ -141,29 +142,15 @@ func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier)
 	for _, id := range ids {
 		pid, err := b.identity(id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if pid != target.ID {
 			if err := b.p.graph.refuse(b.tx, id, target.ID); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-
-	b.applyEvent(target, e, ps)
-	c := b.touch(target)
-	if !e.System() && len(b.p.Enrichers) > 0 {
-		// The enrichers see the event at the end of the batch, where
-		// profiles are enriched in parallel (see finish).
-		c.q = append(c.q, enrichEvent{e, ps.props, ps.propsAt})
-	}
-	if b.p.OnChange != nil {
-		if b.applied == nil {
-			b.applied = map[string][]*portrait.Event{}
-		}
-		b.applied[target.ID] = append(b.applied[target.ID], e)
-	}
-	return b.tx.AddProfileEvent(target.ID, e)
+	return target, nil
 }
 
 func (b *batch) identity(id portrait.Identifier) (string, error) {
