@@ -16,6 +16,35 @@ import (
 // commit, and the bookkeeping the batch keeps on the profiles it changes
 // (which are dirty, merged away, or stale for listeners).
 
+// batch is the work of one transaction.
+type batch struct {
+	late []*portrait.Event // events whose place is inside a profile's history
+	// propsDone is closed when the batch's properties are decoded.
+	propsDone chan struct{}
+	applied   map[string][]*portrait.Event // per profile, in this batch
+	stale     map[string]bool              // merged or re-ordered in this batch
+	deleted   map[string]bool
+	issues    []*portrait.TraitIssue
+	p         *Processor
+	ctx       context.Context
+	tx        StateTx
+	dirty     map[string]*touched // by id
+	now       time.Time
+	// replay, while a replay runs, says why (for the merges it journals).
+	replay string
+}
+
+// touched is a profile the batch changed, with its events the enrichers
+// have yet to see: one map entry for both, as each event touches both.
+type touched struct {
+	pr *portrait.Profile
+	q  []enrichEvent
+}
+
+// apply applies events in one transaction: decoded on all cores, applied
+// in canonical order, the late ones put in their places by one replay,
+// the changed profiles finished by the enrichers and written; listeners
+// hear of it after the commit.
 func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err error) {
 	tx, err := p.Store.BeginState(ctx)
 	if err != nil {
@@ -139,31 +168,6 @@ func (p *Processor) trimCaches(dirty map[string]*touched) {
 	// When the graph no longer fits, a miss means "ask storage" (which
 	// waits for the commit in flight).
 	p.graph.trim(p.MaxIdentities)
-}
-
-// batch is the work of one transaction.
-type batch struct {
-	late []*portrait.Event // events whose place is inside a profile's history
-	// propsDone is closed when the batch's properties are decoded.
-	propsDone chan struct{}
-	applied   map[string][]*portrait.Event // per profile, in this batch
-	stale     map[string]bool              // merged or re-ordered in this batch
-	deleted   map[string]bool
-	issues    []*portrait.TraitIssue
-	p         *Processor
-	ctx       context.Context
-	tx        StateTx
-	dirty     map[string]*touched // by id
-	now       time.Time
-	// replay, while a replay runs, says why (for the merges it journals).
-	replay string
-}
-
-// touched is a profile the batch changed, with its events the enrichers
-// have yet to see: one map entry for both, as each event touches both.
-type touched struct {
-	pr *portrait.Profile
-	q  []enrichEvent
 }
 
 func (b *batch) profile(id string) (*portrait.Profile, error) {
