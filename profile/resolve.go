@@ -16,9 +16,9 @@ import (
 // identifiers nobody owns are attached; every decision goes through the
 // identity graph (graph.go) and is journalled.
 
-// resolve finds (or makes) the profile an event whose place in canonical
-// order is after every event of the profiles it touches lands on, making
-// the identity decisions on the way.
+// resolve returns the profile an event in order (see inOrder) lands on:
+// an existing one, several merged, or a new one. It makes and journals the
+// identity decisions on the way.
 //
 // Identifiers are taken strongest first. The profiles owning them join one
 // by one unless a limit forbids it; identifiers nobody owns yet go with the
