@@ -11,29 +11,26 @@
 // profile's events of the batch are lost (a restart of the whole cache at
 // a size, as the enrichers had, dropped them). So the cache holds its keys
 // weakly: an entry lives exactly as long as its profile object can still
-// reach Finish, and is released when the object is collected.
+// reach Finish, and goes once the object is collected (swept when the map
+// has doubled since the last sweep, so at a constant cost per entry).
 package batchcache
 
 import (
-	"runtime"
 	"sync"
 	"weak"
 )
+
+// minSweep is the size below which the cache is not swept.
+const minSweep = 1024
 
 // Cache maps objects of type P to their decoded state S. Its zero value is
 // empty and ready. It is safe for concurrent use; one object's calls are
 // expected from one goroutine at a time (as an enricher's are).
 type Cache[P, S any] struct {
 	mu sync.Mutex
-	m  map[weak.Pointer[P]]entry[S]
-}
-
-type entry[S any] struct {
-	st *S
-	// release removes the entry when its object is collected; stopped
-	// when the entry is taken, so that an object cached in many batches
-	// does not gather one cleanup per batch.
-	release runtime.Cleanup
+	m  map[weak.Pointer[P]]*S
+	// sweepAt is the size at which the next insertion sweeps.
+	sweepAt int
 }
 
 // Get returns p's state, calling decode for it on the first Get since it
@@ -41,21 +38,24 @@ type entry[S any] struct {
 func (c *Cache[P, S]) Get(p *P, decode func(*P) *S) *S {
 	w := weak.Make(p)
 	c.mu.Lock()
-	en, ok := c.m[w]
+	st, ok := c.m[w]
 	c.mu.Unlock()
 	if ok {
-		return en.st
+		return st
 	}
-	st := decode(p)
+	st = decode(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if en, ok := c.m[w]; ok {
-		return en.st
+	if old, ok := c.m[w]; ok {
+		return old
 	}
 	if c.m == nil {
-		c.m = make(map[weak.Pointer[P]]entry[S])
+		c.m = make(map[weak.Pointer[P]]*S)
 	}
-	c.m[w] = entry[S]{st: st, release: runtime.AddCleanup(p, c.forget, w)}
+	if len(c.m) >= max(c.sweepAt, minSweep) {
+		c.sweep()
+	}
+	c.m[w] = st
 	return st
 }
 
@@ -63,26 +63,27 @@ func (c *Cache[P, S]) Get(p *P, decode func(*P) *S) *S {
 func (c *Cache[P, S]) Take(p *P) *S {
 	w := weak.Make(p)
 	c.mu.Lock()
-	en, ok := c.m[w]
+	st := c.m[w]
 	delete(c.m, w)
 	c.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	en.release.Stop()
-	return en.st
+	return st
 }
 
-// Len is the number of entries held.
+// Len is the number of entries whose objects are alive.
 func (c *Cache[P, S]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweep()
 	return len(c.m)
 }
 
-// forget drops the entry of an object that was collected.
-func (c *Cache[P, S]) forget(w weak.Pointer[P]) {
-	c.mu.Lock()
-	delete(c.m, w)
-	c.mu.Unlock()
+// sweep drops the entries of objects that were collected. The caller holds
+// c.mu.
+func (c *Cache[P, S]) sweep() {
+	for w := range c.m {
+		if w.Value() == nil {
+			delete(c.m, w)
+		}
+	}
+	c.sweepAt = 2 * len(c.m)
 }

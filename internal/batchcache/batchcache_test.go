@@ -81,6 +81,22 @@ func TestAbandonedReleasedLiveKept(t *testing.T) {
 	}
 }
 
+// Insertions sweep the entries of collected objects as they go, so that
+// a long run of abandoned entries (a batch failing again and again) does
+// not grow the cache between calls of Len.
+func TestInsertionsSweep(t *testing.T) {
+	var c batchcache.Cache[portrait.Profile, state]
+	for i := range 100_000 {
+		if i%1000 == 0 {
+			runtime.GC()
+		}
+		c.Get(&portrait.Profile{}, func(*portrait.Profile) *state { return &state{} })
+		if n := batchcache.RawLen(&c); n > 4096 {
+			t.Fatalf("%d entries held after %d abandoned ones, collected every 1,000", n, i+1)
+		}
+	}
+}
+
 // Profiles are enriched on all cores: concurrent Gets and Takes of
 // different profiles each see their own state.
 func TestConcurrentProfiles(t *testing.T) {
