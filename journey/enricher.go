@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/batchcache"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -77,11 +77,10 @@ type Enricher struct {
 	cfg     Config
 	surveys map[string]bool
 
-	mu sync.Mutex
 	// cache holds decoded states of the profiles of the batch being
-	// processed (keyed by profile object, as traits.Enricher does), so
-	// that a profile's events decode and encode its state once.
-	cache map[*portrait.Profile]*state
+	// processed, so that a profile's events decode and encode its state
+	// once.
+	cache batchcache.Cache[portrait.Profile, state]
 }
 
 var _ profile.Enricher = (*Enricher)(nil)
@@ -91,7 +90,7 @@ func New(cfg Config) (*Enricher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Enricher{cfg: cfg, surveys: map[string]bool{}, cache: map[*portrait.Profile]*state{}}
+	e := &Enricher{cfg: cfg, surveys: map[string]bool{}}
 	for _, s := range cfg.SurveyEvents {
 		e.surveys[s] = true
 	}
@@ -101,23 +100,11 @@ func New(cfg Config) (*Enricher, error) {
 // Config returns the service path.
 func (e *Enricher) Config() Config { return e.cfg }
 
-// maxCache bounds decoded states held between Event and Finish; past it
-// (a batch that failed and left its profiles behind) the cache restarts.
-const maxCache = 500_000
-
 func (e *Enricher) state(p *portrait.Profile) *state {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if st := e.cache[p]; st != nil {
-		return st
-	}
-	st := decode(p.State[StateKey])
-	if len(e.cache) >= maxCache {
-		clear(e.cache)
-	}
-	e.cache[p] = st
-	return st
+	return e.cache.Get(p, decodeState)
 }
+
+func decodeState(p *portrait.Profile) *state { return decode(p.State[StateKey]) }
 
 func decode(raw json.RawMessage) *state {
 	st := &state{}
@@ -175,16 +162,16 @@ func score(v any, lo, hi int) *int {
 
 // Merge folds gone's hits and answers into keep's.
 func (e *Enricher) Merge(keep, gone *portrait.Profile) {
-	k, g := e.state(keep), e.state(gone)
+	k, g := e.state(keep), e.cache.Take(gone)
+	if g == nil {
+		g = decodeState(gone)
+	}
 	for _, h := range g.Hits {
 		k.addHit(h, e.cfg.MaxHits)
 	}
 	for _, a := range g.Answers {
 		k.addAnswer(a, e.cfg.MaxHits)
 	}
-	e.mu.Lock()
-	delete(e.cache, gone)
-	e.mu.Unlock()
 }
 
 // Transition is one entry of the stage history.
@@ -286,10 +273,7 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // Finish writes the journey traits and the state.
 func (e *Enricher) Finish(pr *portrait.Profile, now time.Time) {
-	e.mu.Lock()
-	st := e.cache[pr]
-	delete(e.cache, pr)
-	e.mu.Unlock()
+	st := e.cache.Take(pr)
 	fresh := st != nil
 	if st == nil {
 		if len(pr.State[StateKey]) == 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/batchcache"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -116,8 +117,10 @@ type Enricher struct {
 	segErr   error
 	keywords []string // of the taxonomy, added to the segmenter's dictionary
 
-	mu    sync.Mutex
-	cache map[*portrait.Profile]*state
+	// cache holds decoded states of the profiles of the batch being
+	// processed, so that a profile's events decode and encode its state
+	// once.
+	cache batchcache.Cache[portrait.Profile, state]
 	// Errors counts texts the segmenter could not read.
 	Errors atomic.Int64
 }
@@ -138,7 +141,7 @@ func New(cfg Config) (*Enricher, error) {
 		return nil, err
 	}
 	e := &Enricher{cfg: cfg, views: set(cfg.ViewEvents), buys: set(cfg.PurchaseEvents), stated: set(cfg.StatedEvents),
-		after: set(cfg.AfterSalesEvents), surveys: set(cfg.SurveyEvents), cache: map[*portrait.Profile]*state{}}
+		after: set(cfg.AfterSalesEvents), surveys: set(cfg.SurveyEvents)}
 	var nk, tk []string
 	var nw, tw [][]string
 	for _, n := range cfg.Needs {
@@ -170,21 +173,11 @@ func (e *Enricher) tokens(text string) ([]string, error) {
 // Config returns the configuration.
 func (e *Enricher) Config() Config { return e.cfg }
 
-const maxCache = 500_000
-
 func (e *Enricher) state(p *portrait.Profile) *state {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if st := e.cache[p]; st != nil {
-		return st
-	}
-	st := decode(p.State[StateKey])
-	if len(e.cache) >= maxCache {
-		clear(e.cache)
-	}
-	e.cache[p] = st
-	return st
+	return e.cache.Get(p, decodeState)
 }
+
+func decodeState(p *portrait.Profile) *state { return decode(p.State[StateKey]) }
 
 func decode(raw json.RawMessage) *state {
 	st := &state{}
@@ -369,7 +362,10 @@ func (e *Enricher) painPoints(p *portrait.Profile, r ref, props map[string]any, 
 
 // Merge folds gone's state into keep's.
 func (e *Enricher) Merge(keep, gone *portrait.Profile) {
-	k, g := e.state(keep), e.state(gone)
+	k, g := e.state(keep), e.cache.Take(gone)
+	if g == nil {
+		g = decodeState(gone)
+	}
 	for c, a := range g.Cats {
 		b := k.Cats[c]
 		if b == nil {
@@ -405,9 +401,6 @@ func (e *Enricher) Merge(keep, gone *portrait.Profile) {
 	mergeItems(k.Stated, g.Stated)
 	mergeItems(k.Said, g.Said)
 	mergeItems(k.Pains, g.Pains)
-	e.mu.Lock()
-	delete(e.cache, gone)
-	e.mu.Unlock()
 }
 
 // Score is a scored key with its evidence.
@@ -500,10 +493,7 @@ func (e *Enricher) NeedsOf(p *portrait.Profile, now time.Time) *Needs {
 
 // Finish writes the needs traits and the state.
 func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
-	e.mu.Lock()
-	st := e.cache[p]
-	delete(e.cache, p)
-	e.mu.Unlock()
+	st := e.cache.Take(p)
 	fresh := st != nil
 	if st == nil {
 		if len(p.State[StateKey]) == 0 {
