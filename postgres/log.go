@@ -315,7 +315,7 @@ func (db *DB) LastSeq(ctx context.Context) (int64, error) {
 // CountEvents counts the events in the log.
 func (db *DB) CountEvents(ctx context.Context) (int64, error) {
 	var n int64
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE type <> $1`, portrait.EventErased).Scan(&n); err != nil {
 		return 0, portrait.Wrap(err, "cannot count events")
 	}
 	return n, nil
@@ -377,7 +377,7 @@ func (db *DB) EventsPerMinute(ctx context.Context, since time.Time) (map[time.Ti
 
 // EventCountsBySource counts logged events per source.
 func (db *DB) EventCountsBySource(ctx context.Context) (map[string]int64, error) {
-	return db.countBy(ctx, `SELECT source, count(*) FROM events GROUP BY source`)
+	return db.countBy(ctx, `SELECT source, count(*) FROM events WHERE type <> $1 GROUP BY source`, portrait.EventErased)
 }
 
 func (db *DB) countBy(ctx context.Context, q string, args ...any) (map[string]int64, error) {

@@ -418,7 +418,7 @@ func (db *DB) LastSeq(ctx context.Context) (int64, error) {
 // CountEvents counts the events in the log.
 func (db *DB) CountEvents(ctx context.Context) (int64, error) {
 	var n int64
-	if err := db.logR.QueryRowContext(ctx, `SELECT count(*) FROM events`).Scan(&n); err != nil {
+	if err := db.logR.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE type <> ?`, portrait.EventErased).Scan(&n); err != nil {
 		return 0, portrait.Wrap(err, "cannot count events")
 	}
 	return n, nil

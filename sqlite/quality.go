@@ -12,7 +12,7 @@ import (
 
 // EventCountsBySource counts logged events per source.
 func (db *DB) EventCountsBySource(ctx context.Context) (map[string]int64, error) {
-	return countBy(ctx, db.logR, `SELECT source, count(*) FROM events GROUP BY source`)
+	return countBy(ctx, db.logR, `SELECT source, count(*) FROM events WHERE type <> ? GROUP BY source`, portrait.EventErased)
 }
 
 // MergeCounts counts merge-journal entries by kind (merged, refused, ...).
@@ -44,8 +44,8 @@ func (db *DB) EachQuarantineReason(ctx context.Context, fn func(source, reason s
 	return nil
 }
 
-func countBy(ctx context.Context, d *sql.DB, q string) (map[string]int64, error) {
-	rows, err := d.QueryContext(ctx, q)
+func countBy(ctx context.Context, d *sql.DB, q string, args ...any) (map[string]int64, error) {
+	rows, err := d.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot count")
 	}

@@ -26,6 +26,8 @@ type EraseStore interface {
 	ResetState(ctx context.Context) error
 	Erasures(ctx context.Context, limit int) ([]*portrait.ErasureReceipt, error)
 	Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
+	CountEvents(ctx context.Context) (int64, error)
+	EventCountsBySource(ctx context.Context) (map[string]int64, error)
 }
 
 // Erase checks an erasure through the processor, end to end: two people's
@@ -126,6 +128,14 @@ func Erase(t *testing.T, s EraseStore) {
 	}
 	if len(log) != 2 {
 		t.Errorf("the log serves %d events, want the other person's 2", len(log))
+	}
+	// The tombstones keep sequence numbers, not events: counts (overview,
+	// quality) do not show them.
+	if n, err := s.CountEvents(ctx); err != nil || n != 2 {
+		t.Errorf("CountEvents after the erasure = %d %v, want 2", n, err)
+	}
+	if by, err := s.EventCountsBySource(ctx); err != nil || !reflect.DeepEqual(by, map[string]int64{"web": 2}) {
+		t.Errorf("EventCountsBySource after the erasure = %v %v, want web: 2", by, err)
 	}
 	if got, err := s.Erasures(ctx, 10); err != nil || len(got) != 1 || got[0].Hash != rc.Hash {
 		t.Errorf("receipts: %+v %v", got, err)
