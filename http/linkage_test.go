@@ -33,6 +33,7 @@ func linkServer(t *testing.T, traits []string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	for kind, secret := range map[string]string{portrait.KeyWrite: writeKey, portrait.KeyAdmin: adminKey} {
 		if err := db.CreateKey(ctx, &portrait.Key{Kind: kind, Name: "web"}, secret); err != nil {
 			t.Fatal(err)
