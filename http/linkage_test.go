@@ -154,7 +154,7 @@ func TestImportShowsProbableDuplicates(t *testing.T) {
 // that gave it its own anonymous id, a linkage run merges what it finds
 // through the identity graph, and the merged profiles, read back through
 // the API, are scored against the truth in the record ids.
-func TestFEBRLThroughTheAPI(t *testing.T) {
+func TestDatasetFEBRLThroughTheAPI(t *testing.T) {
 	dir := sharedDataDir(t)
 	for _, tc := range []struct {
 		file         string

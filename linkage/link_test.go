@@ -144,7 +144,7 @@ func TestLinkIsOrderIndependent(t *testing.T) {
 
 // Without the identifier and the birth date, names and addresses alone must
 // still carry the linkage: the model is not leaning on one column.
-func TestFEBRLWithoutIdentifierAndBirthDate(t *testing.T) {
+func TestDatasetFEBRLWithoutIdentifierAndBirthDate(t *testing.T) {
 	recs, labels := loadFEBRL(t, "dataset2.csv")
 	for _, r := range recs {
 		delete(r, "soc_sec_id")
