@@ -103,7 +103,7 @@ func TestLinkEmptyAndTiny(t *testing.T) {
 
 // The result must not depend on the order of the input: nothing keys on
 // position, file or id.
-func TestLinkIsOrderIndependent(t *testing.T) {
+func TestDatasetLinkIsOrderIndependent(t *testing.T) {
 	recs, _ := loadFEBRL(t, "dataset1.csv")
 	res1, err := linkage.Link(recs, linkage.Config{})
 	if err != nil {
