@@ -131,7 +131,7 @@ func TestDatasetChinesePopulationWithFewDuplicates(t *testing.T) {
 // Disagreeing on a phone or an e-mail is strong evidence against a match,
 // both in a model learned from duplicates and in the conservative model of
 // a population that has none.
-func TestIdentifierDisagreementCountsAgainst(t *testing.T) {
+func TestDatasetIdentifierDisagreementCountsAgainst(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		dupShare float64
