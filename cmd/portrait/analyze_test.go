@@ -200,7 +200,7 @@ func writeChurnCSV(t *testing.T) string {
 	return path
 }
 
-func TestAnalyzeChurnContract(t *testing.T) {
+func TestDatasetAnalyzeChurnContract(t *testing.T) {
 	in := writeChurnCSV(t)
 	m := analyzeJSON(t, "churn", "--input", in, "--target", "churned", "--positive", "Yes", "--id-column", "customer")
 	auc := num(t, m, "auc")
