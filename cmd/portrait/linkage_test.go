@@ -116,7 +116,7 @@ func reorder(line string) string {
 	return strings.Join(append(cols[1:], cols[0]), ", ")
 }
 
-func TestLinkageEvalHumanOutput(t *testing.T) {
+func TestDatasetLinkageEvalHumanOutput(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := runLinkage(context.Background(), []string{"eval", "--id-column", "rec_id", "--truth", `rec-(\d+)`,
 		filepath.Join(febrlDir(t), "dataset1.csv")}, &out, &errOut)
