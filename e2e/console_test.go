@@ -116,6 +116,7 @@ var skippedRe = regexp.MustCompile(`(?m)^ℹ skipped (\d+)$`)
 // a real `portrait demo`. Screenshots go to a temporary directory, or to
 // docs/screenshots with PORTRAIT_UPDATE_SCREENSHOTS=1.
 func TestConsole(t *testing.T) {
+	t.Parallel()
 	node, chromium := consoleTools(t)
 	var out bytes.Buffer
 	install := exec.Command("bash", filepath.Join(repoRoot, "scripts", "console-build"), "--install")

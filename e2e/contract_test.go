@@ -59,6 +59,7 @@ func errorCode(out map[string]any) string {
 // quarantine, size limits, idempotency, compression, clock-skew correction
 // and JSON errors.
 func TestTrackingContract(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	now := time.Now().UTC()
 

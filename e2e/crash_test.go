@@ -44,6 +44,7 @@ type crashConfig struct {
 // and takes PORTRAIT_SOAK_KILLS (default 25) and PORTRAIT_SOAK_WORKERS
 // (default 8); see e2e/README.md.
 func TestCrashDurability(t *testing.T) {
+	t.Parallel()
 	cfg := crashConfig{Workers: 4, Kills: 5, Users: 300, BatchSize: 100, MinBatchesPerLife: 5, MaxKillDelay: 1500 * time.Millisecond}
 	if os.Getenv("PORTRAIT_SOAK") == "1" {
 		cfg.Workers, cfg.Kills, cfg.Users, cfg.MinBatchesPerLife, cfg.MaxKillDelay = 8, 25, 5000, 20, 5*time.Second

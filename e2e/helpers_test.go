@@ -4,6 +4,11 @@
 //
 // TestMain builds the binary once into a temporary directory. Set
 // PORTRAIT_E2E_RACE=1 to build it with the race detector as well (slower).
+//
+// Every test runs in parallel with the others (t.Parallel): each has its
+// own processes, ports and data directories, and most of their time is
+// spent waiting for those processes (a demo loading, a browser, kills and
+// restarts), so the package takes about as long as its longest test.
 package e2e_test
 
 import (

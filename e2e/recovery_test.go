@@ -108,6 +108,7 @@ func checkpointLog(t *testing.T, dataDir string) {
 // ERROR, /readyz lists the recovery, the state is moved aside and rebuilt,
 // and events acknowledged afterwards reach their profiles.
 func TestRecoveryTruncatedLogWAL(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	for n := range 3 {
 		body, _ := customerBatch("kept", n, 100, 50)
@@ -182,6 +183,7 @@ func TestRecoveryTruncatedLogWAL(t *testing.T) {
 // portrait rebuild; each moves it aside (kept), says so, and rebuilds the
 // profiles from the log.
 func TestRecoveryGarbledState(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	const users = 400
 	for n := range 20 {
@@ -277,6 +279,7 @@ func garbleFile(t *testing.T, path string, at, n int64) {
 // must then answer 503 and say what the server cannot do; after space is
 // freed, the batch that failed is retried and nothing acknowledged is lost.
 func TestReadyzDiskFull(t *testing.T) {
+	t.Parallel()
 	if err := exec.Command("unshare", "--user", "--map-root-user", "--mount", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt").Run(); err != nil {
 		t.Skipf("cannot mount a tmpfs in a user namespace here (unshare: %v); the full-disk test needs one", err)
 	}

@@ -205,6 +205,7 @@ func runSendMJS(t *testing.T, node, base, run string, tracks, batch int) sdkRun 
 // @segment/analytics-node SDK, through a logging proxy, and reads the
 // profile back.
 func TestSegmentNodeSDK(t *testing.T) {
+	t.Parallel()
 	node := nodeSetup(t)
 	s := startServer(t)
 	target, _ := url.Parse(s.URL())

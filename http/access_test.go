@@ -53,7 +53,6 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	e := newConsoleEnv(t)
 	ctx := context.Background()
 	db := e.db
-	db.KeyHashCost = 4 // bcrypt's minimum: the test makes 28 tokens
 	// Three customers get a resident ID number (secret, 机密).
 	var evs []*portrait.Event
 	for i, u := range []string{"u01", "u02", "u03"} {

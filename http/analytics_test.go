@@ -23,7 +23,7 @@ func TestAnalyticsRunsShowTheirChecks(t *testing.T) {
 		srv.Analytics = runner
 	})
 	t.Cleanup(runner.Wait)
-	ds := demo.Generate(3, 400, asOf)
+	ds := demo.Generate(3, 150, asOf)
 	for i := 0; i < len(ds.Events); i += 200 {
 		body, _ := json.Marshal(map[string]any{"batch": ds.Events[i:min(i+200, len(ds.Events))]})
 		if r := s.do(t, http.MethodPost, "/v1/batch", body, nil); r.status != 200 {

@@ -62,6 +62,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	t.Cleanup(func() { db.Close() })
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
 		t.Fatal(err)
@@ -665,6 +666,7 @@ func TestOverviewOfNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	defer db.Close()
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
 		t.Fatal(err)

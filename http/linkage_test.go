@@ -33,6 +33,7 @@ func linkServer(t *testing.T, traits []string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	for kind, secret := range map[string]string{portrait.KeyWrite: writeKey, portrait.KeyAdmin: adminKey} {
 		if err := db.CreateKey(ctx, &portrait.Key{Kind: kind, Name: "web"}, secret); err != nil {
 			t.Fatal(err)
@@ -153,7 +154,7 @@ func TestImportShowsProbableDuplicates(t *testing.T) {
 // that gave it its own anonymous id, a linkage run merges what it finds
 // through the identity graph, and the merged profiles, read back through
 // the API, are scored against the truth in the record ids.
-func TestFEBRLThroughTheAPI(t *testing.T) {
+func TestDatasetFEBRLThroughTheAPI(t *testing.T) {
 	dir := sharedDataDir(t)
 	for _, tc := range []struct {
 		file         string

@@ -33,6 +33,7 @@ func TestMapOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	defer db.Close()
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
 		t.Fatal(err)

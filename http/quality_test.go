@@ -24,6 +24,7 @@ func TestQualityCachedUntilDataChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
 		t.Fatal(err)
 	}

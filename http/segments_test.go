@@ -27,6 +27,7 @@ func TestSegmentsOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	defer db.Close()
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "admin"}, adminKey); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,12 @@ const (
 	adminKey = "test-admin-token"
 )
 
+// testKeyCost is the bcrypt cost of the keys the tests create: bcrypt's
+// minimum. The default (10) took ~8 s per hash under -race on the shared
+// 2-core machine, paid at every key's creation and first use; what the
+// tests check does not depend on the cost (a hash carries its own).
+const testKeyCost = 4
+
 type server struct {
 	url  string
 	db   *sqlite.DB
@@ -48,6 +54,7 @@ func startProc(t *testing.T, cfg func(*profile.Processor), wire ...func(*porthtt
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	for kind, secret := range map[string]string{portrait.KeyWrite: writeKey, portrait.KeyAdmin: adminKey} {
 		if err := db.CreateKey(ctx, &portrait.Key{Kind: kind, Name: "web"}, secret); err != nil {
 			t.Fatal(err)

@@ -31,6 +31,7 @@ func (ss *storeServer) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	s := porthttp.NewServer()
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Now = ss.clock.Now
@@ -193,6 +194,7 @@ func BenchmarkSessionLookup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	defer db.Close()
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyAdmin, Name: "ops"}, adminKey); err != nil {
 		b.Fatal(err)

@@ -51,6 +51,7 @@ func consoleStart(t *testing.T, tls bool) *consoleServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	db.KeyHashCost = testKeyCost
 	t.Cleanup(func() { db.Close() })
 	for kind, secret := range map[string]string{portrait.KeyWrite: writeKey, portrait.KeyAdmin: adminKey} {
 		if err := db.CreateKey(ctx, &portrait.Key{Kind: kind, Name: "ops"}, secret); err != nil {

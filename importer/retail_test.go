@@ -219,14 +219,14 @@ func runRetail(t *testing.T, path string) {
 	}
 }
 
-// TestOnlineRetailPrefix imports the first 50,000 lines in the normal suite.
-func TestOnlineRetailPrefix(t *testing.T) {
+// TestDatasetOnlineRetailPrefix imports the first 50,000 lines in the normal suite.
+func TestDatasetOnlineRetailPrefix(t *testing.T) {
 	runRetail(t, retailPrefix(t, 50000))
 }
 
-// TestOnlineRetailFull imports all 541,909 lines (about 30 s, minutes under
+// TestDatasetOnlineRetailFull imports all 541,909 lines (about 30 s, minutes under
 // -race): run with PORTRAIT_FULL_IMPORT=1 and without -short.
-func TestOnlineRetailFull(t *testing.T) {
+func TestDatasetOnlineRetailFull(t *testing.T) {
 	if testing.Short() || os.Getenv("PORTRAIT_FULL_IMPORT") == "" {
 		t.Skip("set PORTRAIT_FULL_IMPORT=1 (and omit -short) to import the full Online Retail file")
 	}

@@ -66,7 +66,7 @@ func loadFEBRL(t testing.TB, name string) ([]linkage.Record, []string) {
 	return recs, labels
 }
 
-func TestFEBRL(t *testing.T) {
+func TestDatasetFEBRL(t *testing.T) {
 	for _, tc := range []struct {
 		file      string
 		records   int

@@ -103,7 +103,7 @@ func TestLinkEmptyAndTiny(t *testing.T) {
 
 // The result must not depend on the order of the input: nothing keys on
 // position, file or id.
-func TestLinkIsOrderIndependent(t *testing.T) {
+func TestDatasetLinkIsOrderIndependent(t *testing.T) {
 	recs, _ := loadFEBRL(t, "dataset1.csv")
 	res1, err := linkage.Link(recs, linkage.Config{})
 	if err != nil {
@@ -144,7 +144,7 @@ func TestLinkIsOrderIndependent(t *testing.T) {
 
 // Without the identifier and the birth date, names and addresses alone must
 // still carry the linkage: the model is not leaning on one column.
-func TestFEBRLWithoutIdentifierAndBirthDate(t *testing.T) {
+func TestDatasetFEBRLWithoutIdentifierAndBirthDate(t *testing.T) {
 	recs, labels := loadFEBRL(t, "dataset2.csv")
 	for _, r := range recs {
 		delete(r, "soc_sec_id")

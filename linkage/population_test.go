@@ -49,7 +49,7 @@ func synthRecords(pop []synth.Record) ([]linkage.Record, []string) {
 // entered again with a homophone, pinyin, swapped order, full-width
 // letters, a reformatted or new phone, a missing or new e-mail, a moved
 // city. The merged profiles must be right, not only the pairs.
-func TestChinesePopulationWithDuplicates(t *testing.T) {
+func TestDatasetChinesePopulationWithDuplicates(t *testing.T) {
 	people := popSize(t, 2000)
 	for _, seed := range seeds() {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
@@ -85,7 +85,7 @@ func TestChinesePopulationWithDuplicates(t *testing.T) {
 // The null case: distinct customers with common Chinese names, different
 // phones and e-mails, and not one duplicate. The right answer is nothing;
 // any match merges two different people.
-func TestNullPopulationGivesNoMatches(t *testing.T) {
+func TestDatasetNullPopulationGivesNoMatches(t *testing.T) {
 	people := popSize(t, 4000)
 	for _, seed := range seeds() {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
@@ -109,7 +109,7 @@ func TestNullPopulationGivesNoMatches(t *testing.T) {
 // Few duplicates (one person in a hundred entered twice) is the common case
 // in a clean CRM: the model must still be credible and link them, not fall
 // back to "nothing" nor fit look-alikes.
-func TestChinesePopulationWithFewDuplicates(t *testing.T) {
+func TestDatasetChinesePopulationWithFewDuplicates(t *testing.T) {
 	people := popSize(t, 5000)
 	recs, labels := synthRecords(synth.Population(synth.Options{People: people, DupShare: 0.01, Seed: 3}))
 	res, err := linkage.Link(recs, linkage.Config{Seed: 3})
@@ -131,7 +131,7 @@ func TestChinesePopulationWithFewDuplicates(t *testing.T) {
 // Disagreeing on a phone or an e-mail is strong evidence against a match,
 // both in a model learned from duplicates and in the conservative model of
 // a population that has none.
-func TestIdentifierDisagreementCountsAgainst(t *testing.T) {
+func TestDatasetIdentifierDisagreementCountsAgainst(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		dupShare float64
@@ -168,9 +168,9 @@ func TestIdentifierDisagreementCountsAgainst(t *testing.T) {
 // ten times as common as in the census) with the phone. Only the name
 // read as pinyin, the birth date, the city and the gender say they are
 // one. Half of the duplicates are of this kind, the other half as in
-// TestChinesePopulationWithDuplicates (the model learns from those): this
+// TestDatasetChinesePopulationWithDuplicates (the model learns from those): this
 // measures the recall on the romanised ones, at the same precision.
-func TestChinesePopulationWithRomanisedDuplicates(t *testing.T) {
+func TestDatasetChinesePopulationWithRomanisedDuplicates(t *testing.T) {
 	people := popSize(t, 2000)
 	for _, seed := range seeds() {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {

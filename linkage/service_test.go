@@ -54,7 +54,7 @@ func (e *linkEnv) settle(t *testing.T) {
 // its own anonymous id: nothing but the traits says two are one person.
 // Linkage must find them, merge them through the identity graph, and an
 // undo must split them again.
-func TestLinkProfilesThroughTheIdentityGraph(t *testing.T) {
+func TestDatasetLinkProfilesThroughTheIdentityGraph(t *testing.T) {
 	dir := sharedData(t)
 	f, err := os.Open(filepath.Join(dir, "febrl", "dataset1.csv"))
 	if err != nil {

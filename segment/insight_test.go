@@ -52,7 +52,7 @@ func plainMedian(x []float64) float64 {
 // square root of the 2×2 chi-square) and its p (by erfc); for numeric
 // traits the means, medians, Welch's t with its p (by the regularised
 // incomplete beta) and Mood's median test.
-func TestInsightOnlineRetailMatchesPlainComputation(t *testing.T) {
+func TestDatasetInsightOnlineRetailMatchesPlainComputation(t *testing.T) {
 	ix, cs := retailIndex(t)
 	const country = "Germany"
 	inTarget := map[string]bool{}
@@ -249,7 +249,7 @@ func deref(p *float64) float64 {
 // Random segments differ from the population by chance alone: at a 5 %
 // false discovery rate, nearly all comparisons find nothing, and the raw p
 // values fall under 0.05 about 5 % of the time.
-func TestInsightNullFindsNothing(t *testing.T) {
+func TestDatasetInsightNullFindsNothing(t *testing.T) {
 	ix, cs := retailIndex(t)
 	const rounds = 20
 	anySig, under, tests := 0, 0, 0

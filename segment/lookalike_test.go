@@ -24,7 +24,7 @@ func lookalikeAt(t *testing.T, l *segment.Lookalike, size int) segment.Lookalike
 // Hold out half of one country's customers, expand from the other half
 // without the country trait, and see how many of the hidden half the top
 // picks find, at the hidden half's size.
-func TestLookalikeOnlineRetailCountry(t *testing.T) {
+func TestDatasetLookalikeOnlineRetailCountry(t *testing.T) {
 	ix, cs := retailIndex(t)
 	// Thresholds sit below what the model reaches (Germany 0.42, France
 	// 0.25 at the hidden half's size; random picks find 0.011) and well
@@ -69,7 +69,7 @@ func TestLookalikeOnlineRetailCountry(t *testing.T) {
 
 // A seed drawn at random has nothing to learn: its hidden members rank
 // like anyone (AUC about 0.5, lift about 1).
-func TestLookalikeRandomSeedFindsNothing(t *testing.T) {
+func TestDatasetLookalikeRandomSeedFindsNothing(t *testing.T) {
 	ix, cs := retailIndex(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	var ids []string

@@ -73,9 +73,9 @@ func readCDNOW(t testing.TB) []cdLine {
 	return out
 }
 
-// TestCDNOW loads the CDNOW master file as purchases and checks the RFM and
+// TestDatasetCDNOW loads the CDNOW master file as purchases and checks the RFM and
 // lifecycle distributions against a plain computation over the file.
-func TestCDNOW(t *testing.T) {
+func TestDatasetCDNOW(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("loads 69,659 events: too slow under -short or -race")
 	}

@@ -80,7 +80,7 @@ func TestGroceriesReference(t *testing.T) {
 
 // FP-Growth and the level-wise Apriori share nothing but the encoding, so
 // agreement on every itemset and count checks the tree mining.
-func TestAgreesWithApriori(t *testing.T) {
+func TestDatasetGroceriesAgreesWithApriori(t *testing.T) {
 	b := groceries(t)
 	for _, sup := range []float64{0.01, 0.003} {
 		e, err := fpgrowth.Encode(b, sup)

@@ -113,7 +113,7 @@ func TestSegmentGridCoversAllCells(t *testing.T) {
 	}
 }
 
-func TestOnlineRetail(t *testing.T) {
+func TestDatasetOnlineRetail(t *testing.T) {
 	f, err := os.Open(shareddata.Path(t, "online_retail/online_retail.csv.gz"))
 	if err != nil {
 		t.Fatal(err)

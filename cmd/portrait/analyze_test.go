@@ -68,7 +68,7 @@ func num(t *testing.T, m map[string]any, key string) float64 {
 	return v
 }
 
-func TestAnalyzeCLVContract(t *testing.T) {
+func TestDatasetAnalyzeCLVContract(t *testing.T) {
 	m := analyzeJSON(t, "clv", "--input", analyzeData(t, "cdnow/CDNOW_sample.txt"), "--format", "cdnow")
 	for key, want := range map[string]float64{"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426} {
 		if got := num(t, m, key); math.Abs(got-want) > 0.005 {
@@ -87,7 +87,7 @@ func TestAnalyzeCLVContract(t *testing.T) {
 
 // FHL's holdout: calibrated on weeks 1–39, the forecast of weeks 40–78 is
 // compared with what the 2,357 customers did.
-func TestAnalyzeCLVHoldout(t *testing.T) {
+func TestDatasetAnalyzeCLVHoldout(t *testing.T) {
 	m := analyzeJSON(t, "clv", "--input", analyzeData(t, "cdnow/CDNOW_sample.txt"), "--format", "cdnow", "--holdout-end", "1998-06-30")
 	h, ok := m["holdout"].(map[string]any)
 	if !ok {
@@ -108,7 +108,7 @@ func TestAnalyzeCLVHoldout(t *testing.T) {
 	}
 }
 
-func TestAnalyzeFPGrowthContract(t *testing.T) {
+func TestDatasetAnalyzeFPGrowthContract(t *testing.T) {
 	m := analyzeJSON(t, "fpgrowth", "--input", analyzeData(t, "groceries/groceries.csv"), "--format", "baskets",
 		"--min-support", "0.006", "--min-confidence", "0.25", "--min-len", "2")
 	if got := num(t, m, "rules"); got != 463 {
@@ -126,7 +126,7 @@ func TestAnalyzeFPGrowthContract(t *testing.T) {
 	}
 }
 
-func TestAnalyzeKMeansContract(t *testing.T) {
+func TestDatasetAnalyzeKMeansContract(t *testing.T) {
 	in := analyzeData(t, "mall_customers/Mall_Customers.csv")
 	cols := "Annual Income (k$),Spending Score (1-100)"
 	m := analyzeJSON(t, "kmeans", "--input", in, "--columns", cols, "--k", "5", "--standardize=false", "--seed", "1")
@@ -200,7 +200,7 @@ func writeChurnCSV(t *testing.T) string {
 	return path
 }
 
-func TestAnalyzeChurnContract(t *testing.T) {
+func TestDatasetAnalyzeChurnContract(t *testing.T) {
 	in := writeChurnCSV(t)
 	m := analyzeJSON(t, "churn", "--input", in, "--target", "churned", "--positive", "Yes", "--id-column", "customer")
 	auc := num(t, m, "auc")
@@ -231,7 +231,7 @@ func TestAnalyzeChurnContract(t *testing.T) {
 	}
 }
 
-func TestAnalyzeRFM(t *testing.T) {
+func TestDatasetAnalyzeRFM(t *testing.T) {
 	m := analyzeJSON(t, "rfm", "--input", analyzeData(t, "online_retail/online_retail.csv.gz"), "--format", "online-retail",
 		"--from", "2011-01-01", "--to", "2011-12-10")
 	if n := num(t, m, "customers"); n < 4000 || n > 4338 {

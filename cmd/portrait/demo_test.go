@@ -13,6 +13,12 @@ import (
 	"github.com/portrait-cdp/portrait/demo"
 )
 
+// testKeyCost is the bcrypt cost of the keys the tests' apps create:
+// bcrypt's minimum. The default (10) took seconds per hash under -race on
+// the shared 2-core machine, at each key's creation and first check; what
+// the tests check does not depend on it (a hash carries its own cost).
+const testKeyCost = 4
+
 // The demo's sources each get a write key named after them, created at the
 // first start and reused afterwards: a restart adds no key and still knows
 // the admin token.
@@ -24,6 +30,7 @@ func TestDemoKeysOncePerSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		a.DB.KeyHashCost = testKeyCost
 		return a
 	}
 	a := open()
@@ -103,6 +110,7 @@ func TestDemoKeysDoNotStoreTheEnvironmentsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.DB.KeyHashCost = testKeyCost
 	defer a.Close()
 	k, err := ensureDemoKeys(ctx, a, "pat_from_env_123", true)
 	if err != nil || k.Admin != "pat_from_env_123" {

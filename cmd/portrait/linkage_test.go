@@ -57,7 +57,7 @@ func evalJSON(t *testing.T, files ...string) evalOutput {
 	return got
 }
 
-func TestLinkageEvalFEBRL(t *testing.T) {
+func TestDatasetLinkageEvalFEBRL(t *testing.T) {
 	dir := febrlDir(t)
 	for _, tc := range []struct {
 		file               string
@@ -79,7 +79,7 @@ func TestLinkageEvalFEBRL(t *testing.T) {
 
 // Several files are linked as one set: splitting dataset1 into originals and
 // duplicates must still find the pairs, which now all cross the files.
-func TestLinkageEvalSeveralFiles(t *testing.T) {
+func TestDatasetLinkageEvalSeveralFiles(t *testing.T) {
 	src, err := os.ReadFile(filepath.Join(febrlDir(t), "dataset1.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func reorder(line string) string {
 	return strings.Join(append(cols[1:], cols[0]), ", ")
 }
 
-func TestLinkageEvalHumanOutput(t *testing.T) {
+func TestDatasetLinkageEvalHumanOutput(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := runLinkage(context.Background(), []string{"eval", "--id-column", "rec_id", "--truth", `rec-(\d+)`,
 		filepath.Join(febrlDir(t), "dataset1.csv")}, &out, &errOut)
