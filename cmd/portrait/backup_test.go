@@ -27,7 +27,7 @@ func openBackupApp(t *testing.T, dir string) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.DB.KeyHashCost = testKeyCost
+	cheapKeys(a)
 	if _, _, err := a.Bootstrap(ctx, func(k string) string { return backupEnv[k] }, io.Discard); err != nil {
 		t.Fatal(err)
 	}

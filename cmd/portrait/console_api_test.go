@@ -24,7 +24,7 @@ func TestAppServesConsoleSearchAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.DB.KeyHashCost = testKeyCost
+		cheapKeys(a)
 		if _, _, err := a.Bootstrap(ctx, func(k string) string { return env[k] }, io.Discard); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/demo"
+	"github.com/portrait-cdp/portrait/postgres"
+	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 // testKeyCost is the bcrypt cost of the keys the tests' apps create:
@@ -18,6 +20,16 @@ import (
 // the shared 2-core machine, at each key's creation and first check; what
 // the tests check does not depend on it (a hash carries its own cost).
 const testKeyCost = 4
+
+// cheapKeys sets testKeyCost on the app's store, whichever it is.
+func cheapKeys(a *App) {
+	switch db := a.DB.(type) {
+	case *sqlite.DB:
+		db.KeyHashCost = testKeyCost
+	case *postgres.DB:
+		db.KeyHashCost = testKeyCost
+	}
+}
 
 // The demo's sources each get a write key named after them, created at the
 // first start and reused afterwards: a restart adds no key and still knows
@@ -30,7 +42,7 @@ func TestDemoKeysOncePerSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.DB.KeyHashCost = testKeyCost
+		cheapKeys(a)
 		return a
 	}
 	a := open()
@@ -110,7 +122,7 @@ func TestDemoKeysDoNotStoreTheEnvironmentsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.DB.KeyHashCost = testKeyCost
+	cheapKeys(a)
 	defer a.Close()
 	k, err := ensureDemoKeys(ctx, a, "pat_from_env_123", true)
 	if err != nil || k.Admin != "pat_from_env_123" {
