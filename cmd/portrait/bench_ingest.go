@@ -80,7 +80,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of one phase to this file")
 	procBatch := fs.Int("process-batch", 0, "events the processor applies per transaction in the replays (default: the processor's)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file once live processing has caught up (what the server holds)")
-	phase := fs.String("profile-phase", "replay", "phase to profile: ingest (HTTP acks with live processing), replay (as served) or bare (identity + traits)")
+	phase := fs.String("profile-phase", "replay", "phase to profile: ingest (HTTP acks with live processing), live (from the first request until processing caught up), replay (as served) or bare (identity + traits)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -119,7 +119,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	tr := &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc}
 	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
 
-	if *cpuProfile != "" && *phase == "ingest" {
+	if *cpuProfile != "" && (*phase == "ingest" || *phase == "live") {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			return portrait.Wrap(err, "cannot create the profile file")
@@ -184,6 +184,9 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	liveDur := time.Since(start)
 	liveCPU := cpuSeconds() - cpu0
+	if *cpuProfile != "" && *phase == "live" {
+		pprof.StopCPUProfile()
+	}
 	profiles, _ := a.DB.CountProfiles(ctx)
 	if *memProfile != "" {
 		if err := writeHeapProfile(*memProfile); err != nil {
