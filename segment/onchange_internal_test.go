@@ -9,8 +9,7 @@ import (
 
 // The processor hook queues what the index keeps, taken from the whole
 // profile, and not a copy of every enricher's state (kilobytes per changed
-// profile per batch, a sixth of the bytes allocated while events arrived;
-// issue 12 §5).
+// profile per batch; issue 12 §5).
 func TestOnChangeQueuesTheKeptValueNotTheState(t *testing.T) {
 	ix := NewIndex()
 	ix.SetKeep(func(p *portrait.Profile) any {
