@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
@@ -128,6 +129,7 @@ type Server struct {
 
 	keyMu     sync.Mutex
 	keyCache  map[string]cachedKey
+	keyFlight singleflight.Group // one verification per credential at a time (auth.go)
 	closingCh chan struct{}
 
 	// background imports started by POST /v1/imports

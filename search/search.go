@@ -130,15 +130,29 @@ type keyed struct {
 	p   posting
 }
 
-// keysOf lists what a profile can be found by.
-func (ix *Index) keysOf(p *portrait.Profile) (string, []keyed) {
-	name, _ := p.Traits["name"].Value.(string)
+// sigOf is what a profile's keys are made of, its name and identifiers:
+// a profile whose signature is unchanged needs no work.
+func sigOf(p *portrait.Profile) (name, sig string) {
+	name, _ = p.Traits["name"].Value.(string)
 	name = strings.TrimSpace(name)
-	var sig strings.Builder
-	sig.WriteString(name)
+	n := len(name)
 	for _, id := range p.Identifiers {
-		sig.WriteString("\x00" + id.Type + "\x01" + id.Value)
+		n += 2 + len(id.Type) + len(id.Value)
 	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(name)
+	for _, id := range p.Identifiers {
+		b.WriteByte(0)
+		b.WriteString(id.Type)
+		b.WriteByte(1)
+		b.WriteString(id.Value)
+	}
+	return name, b.String()
+}
+
+// keysOf lists what a profile can be found by.
+func (ix *Index) keysOf(p *portrait.Profile, name string) []keyed {
 	var out []keyed
 	add := func(key, field, value string) {
 		if key != "" {
@@ -177,15 +191,26 @@ func (ix *Index) keysOf(p *portrait.Profile) (string, []keyed) {
 			add(NormKey(v), id.Type, v)
 		}
 	}
-	return sig.String(), out
+	return out
 }
 
 // Upsert (re)indexes a profile.
 func (ix *Index) Upsert(p *portrait.Profile) {
-	sig, ks := ix.keysOf(p)
+	// Most changes (events, computed traits) leave the name and identifiers
+	// as they were: checked before the keys (pinyin, normalised forms) are
+	// made, which on the processor's goroutine cost more than the index
+	// itself (issue 12 §5).
+	name, sig := sigOf(p)
+	ix.mu.RLock()
+	old, had := ix.byID[p.ID]
+	ix.mu.RUnlock()
+	if had && old.sig == sig {
+		return
+	}
+	ks := ix.keysOf(p, name)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	old, had := ix.byID[p.ID]
+	old, had = ix.byID[p.ID]
 	if had && old.sig == sig {
 		return
 	}

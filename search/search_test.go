@@ -187,3 +187,23 @@ func TestSearchWhileUpdating(t *testing.T) {
 		}
 	}
 }
+
+// A profile changed by events or computed traits keeps its name and
+// identifiers: re-indexing it makes no keys (no pinyin, no normalised
+// forms), only the signature it is compared by. It runs on the processor's
+// goroutine for every changed profile of every batch (issue 12 §5).
+func TestUpsertUnchangedMakesNoKeys(t *testing.T) {
+	ix := search.NewIndex(normalize)
+	p := person("zs", "张三", "+8613800138000", "zhang.san@example.cn", portrait.Identifier{Type: "crm_id", Value: "CRM-0042"})
+	ix.Upsert(p)
+	p.Traits["purchase_count"] = portrait.Trait{Value: 3} // what a batch changes
+	if n := testing.AllocsPerRun(100, func() { ix.Upsert(p) }); n > 1 {
+		t.Errorf("re-indexing an unchanged profile made %.0f allocations, want at most 1 (its signature)", n)
+	}
+	// A changed name is still indexed.
+	p.Traits["name"] = portrait.Trait{Value: "张三丰"}
+	ix.Upsert(p)
+	if got := ids(ix.Search("zhangsanfeng", 10)); got != "zs" {
+		t.Errorf("after the rename, pinyin search finds %q, want zs", got)
+	}
+}

@@ -123,15 +123,26 @@ func (ix *Index) number(id string) uint32 {
 func (ix *Index) Upsert(p *portrait.Profile, s Summary) []string {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	return ix.upsert(p, s)
+	var v any
+	if ix.kept != nil {
+		v = ix.kept.fn(p)
+	}
+	return ix.upsert(p, s, v)
 }
 
-func (ix *Index) upsert(p *portrait.Profile, s Summary) []string {
+// upsertKept is Upsert with the kept value computed already (Keep).
+func (ix *Index) upsertKept(p *portrait.Profile, s Summary, v any) []string {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.upsert(p, s, v)
+}
+
+func (ix *Index) upsert(p *portrait.Profile, s Summary, keep any) []string {
 	n := ix.number(p.ID)
 	fresh := !ix.live.Contains(n)
 	ix.live.Add(n)
 	if ix.kept != nil {
-		ix.kept.upsert(n, p)
+		ix.kept.set(n, keep)
 	}
 	var changed []string
 	if fresh {

@@ -34,8 +34,22 @@ func (ix *Index) Keeps() bool {
 	return ix.kept != nil
 }
 
-func (k *kept) upsert(n uint32, p *portrait.Profile) {
-	if v := k.fn(p); v != nil {
+// Keep is what the index would keep for p (nil: nothing, or no SetKeep).
+// The processor's hook computes it while the profile is whole, so the copy
+// it queues need not carry the enrichers' state (issue 12 §5): fn's result
+// must not share memory with p, which the processor reuses.
+func (ix *Index) Keep(p *portrait.Profile) any {
+	ix.mu.RLock()
+	k := ix.kept
+	ix.mu.RUnlock()
+	if k == nil {
+		return nil
+	}
+	return k.fn(p)
+}
+
+func (k *kept) set(n uint32, v any) {
+	if v != nil {
 		k.values[n] = v
 		k.has.Add(n)
 		return

@@ -1,7 +1,6 @@
 package segment
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -172,6 +171,7 @@ type batch struct {
 	changed []*portrait.Profile
 	deleted []string
 	applied map[string][]*portrait.Event
+	kept    map[string]any // Index.Keep of each changed profile (nil: none kept)
 }
 
 // NewService returns a service over an index and a store.
@@ -512,17 +512,17 @@ func (s *Service) OnChange(changed []*portrait.Profile, deleted []string, applie
 		b.applied[id] = append([]*portrait.Event(nil), evs...) // the log's events are never modified
 	}
 	keeps := s.Index.Keeps()
+	if keeps {
+		b.kept = make(map[string]any, len(changed))
+	}
 	for _, p := range changed {
-		c := snapshot(p)
+		b.changed = append(b.changed, snapshot(p))
 		if keeps {
-			// What the index keeps (SetKeep) is read from the state, in
-			// Run: copy the state, the processor reuses its profiles.
-			c.State = make(map[string]json.RawMessage, len(p.State))
-			for k, v := range p.State {
-				c.State[k] = bytes.Clone(v)
-			}
+			// What the index keeps (SetKeep) is read from the state: taken
+			// here rather than from a copy of every enricher's state (a few
+			// KB per changed profile of every batch).
+			b.kept[p.ID] = s.Index.Keep(p)
 		}
-		b.changed = append(b.changed, c)
 	}
 	select {
 	case s.queue <- b:
@@ -561,7 +561,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			for drain.Err() == nil {
 				select {
 				case b := <-s.queue:
-					if err := s.Apply(drain, b.changed, b.deleted, b.applied); err != nil {
+					if err := s.apply(drain, b.changed, b.deleted, b.applied, b.kept); err != nil {
 						s.Log.Error("segment update failed at shutdown", "err", err)
 					}
 				default:
@@ -570,7 +570,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			}
 			return
 		case b := <-s.queue:
-			err := s.Apply(ctx, b.changed, b.deleted, b.applied)
+			err := s.apply(ctx, b.changed, b.deleted, b.applied, b.kept)
 			switch {
 			case err != nil && ctx.Err() != nil:
 				// Shutdown cancelled it midway. Not a failure: the next
@@ -595,6 +595,12 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 // and read again from the store only when they do not account for the
 // profile's history (nil: always read again when behaviour changed).
 func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event) error {
+	return s.apply(ctx, changed, deleted, applied, nil)
+}
+
+// apply is Apply; kept, when not nil, holds what the index keeps for each
+// changed profile (OnChange took it while the profile was whole).
+func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event, kept map[string]any) error {
 	now := s.Now()
 	type upd struct {
 		num  uint32
@@ -615,7 +621,12 @@ func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, delete
 				}
 			}
 		}
-		keys := s.Index.Upsert(p, sum)
+		var keys []string
+		if kept != nil {
+			keys = s.Index.upsertKept(p, sum, kept[p.ID])
+		} else {
+			keys = s.Index.Upsert(p, sum)
+		}
 		if len(keys) == 0 {
 			continue
 		}

@@ -88,13 +88,15 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 			}
 			line, _ := json.Marshal(run)
 			fmt.Fprintf(sink, "%s\n", line)
-			fmt.Fprintf(stderr, "round %d %s: %.0f acked/s, %.0f live/s, peak %.0f MiB (load %s)\n",
-				r+1, b.label, run.Result.AckedPerSec, run.Result.LiveProcPerSec, run.Result.PeakRSSMiB, run.Load1)
+			fmt.Fprintf(stderr, "round %d %s: %.0f acked/s, %.0f live/s, CPU ms per 1k %.0f acked / %.0f processed, peak %.0f MiB (load %s)\n",
+				r+1, b.label, run.Result.AckedPerSec, run.Result.LiveProcPerSec, run.Result.CPUMsPer1kAcked, run.Result.CPUMsPer1kProcessed, run.Result.PeakRSSMiB, run.Load1)
 			runs[b.label] = append(runs[b.label], run.Result)
 		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "build\truns\tacked/s median (range)\tlive processing/s\treplay served/s\tpeak RSS MiB\n")
+	// The CPU columns rank builds where the rates cannot: a loaded machine
+	// stretches a run's wall clock far more than its CPU time.
+	fmt.Fprintf(tw, "build\truns\tacked/s median (range)\tCPU ms/1k acked\tlive processing/s\tCPU ms/1k processed\treplay served/s\treplay CPU ms/1k\tpeak RSS MiB\n")
 	for _, b := range builds {
 		rs := runs[b.label]
 		col := func(f func(ingestResult) float64) string {
@@ -105,10 +107,13 @@ func runBenchCompare(ctx context.Context, args []string, stdout, stderr io.Write
 			sort.Float64s(v)
 			return fmt.Sprintf("%.0f (%.0f–%.0f)", medianOf(v), v[0], v[len(v)-1])
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", b.label, len(rs),
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.label, len(rs),
 			col(func(x ingestResult) float64 { return x.AckedPerSec }),
+			col(func(x ingestResult) float64 { return x.CPUMsPer1kAcked }),
 			col(func(x ingestResult) float64 { return x.LiveProcPerSec }),
+			col(func(x ingestResult) float64 { return x.CPUMsPer1kProcessed }),
 			col(func(x ingestResult) float64 { return x.ReplayPerSec }),
+			col(func(x ingestResult) float64 { return x.ReplayCPUMsPer1k }),
 			col(func(x ingestResult) float64 { return x.PeakRSSMiB }))
 	}
 	return tw.Flush()

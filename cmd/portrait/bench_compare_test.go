@@ -55,10 +55,19 @@ func TestBenchCompareAlternates(t *testing.T) {
 		if r.Result.Events != 200 || r.Result.AckedPerSec <= 0 || r.Result.Profiles == 0 {
 			t.Errorf("run %s/%d: %+v", r.Build, r.Round, r.Result)
 		}
+		// CPU per event: the acknowledging phase is part of the span up to
+		// caught-up processing, so it cannot cost more.
+		if c := r.Result; c.CPUMsPer1kAcked <= 0 || c.CPUMsPer1kProcessed < c.CPUMsPer1kAcked || c.ReplayCPUMsPer1k <= 0 {
+			t.Errorf("run %s/%d: CPU ms per 1k acked %.1f, processed %.1f, replay %.1f", r.Build, r.Round,
+				c.CPUMsPer1kAcked, c.CPUMsPer1kProcessed, c.ReplayCPUMsPer1k)
+		}
 		order = append(order, r.Build)
 	}
 	if got := strings.Join(order, ","); got != "old,new,old,new" {
 		t.Errorf("runs in order %s, want old,new,old,new", got)
+	}
+	if !strings.Contains(stdout.String(), "CPU ms/1k acked") {
+		t.Errorf("summary lacks the CPU per event column:\n%s", stdout.String())
 	}
 	for _, b := range []string{"old", "new"} {
 		if !regexp.MustCompile(`(?m)^` + b + `\s+2\s`).MatchString(stdout.String()) {
