@@ -302,10 +302,16 @@ func TestNodesOverASharedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	for _, e := range events {
-		e.Seq = 0
+	// Copies: the events sent are held by the shared store's log tail,
+	// which its processor may still be reading; Append numbers what it is
+	// given.
+	again := make([]*portrait.Event, len(events))
+	for i, e := range events {
+		c := *e
+		c.Seq = 0
+		again[i] = &c
 	}
-	res, err := ref.Append(ctx, events, nil)
+	res, err := ref.Append(ctx, again, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

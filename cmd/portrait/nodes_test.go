@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +41,9 @@ func TestServeRefusesWhatCannotWork(t *testing.T) {
 	}{
 		{Config{DataDir: dir, nodeConfig: nodeConfig{Role: "api"}}, "needs a shared store"},
 		{Config{DataDir: dir, nodeConfig: nodeConfig{Role: "ingest,process"}}, "needs a shared store"},
-		{Config{Store: "postgres://portrait:secret@127.0.0.1:5432/p"}, "not built into this binary"},
+		// A role the local server does not know: refused, with the
+		// password kept out of the message.
+		{Config{Store: "postgres://portrait_nobody:secret@127.0.0.1:5432/p"}, "cannot connect to PostgreSQL"},
 		{Config{Store: "mysql://x"}, "use sqlite:DIR or postgres://"},
 		{Config{DataDir: dir, Bus: "kafka://x"}, "use nats://host:port"},
 	} {
@@ -57,9 +58,6 @@ func TestServeRefusesWhatCannotWork(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "secret") {
 			t.Errorf("the store's password is in the error: %v", err)
-		}
-		if c.cfg.Store != "" && strings.HasPrefix(c.cfg.Store, "postgres") && !errors.Is(err, errNoPostgres) && !strings.Contains(err.Error(), errNoPostgres.Error()) {
-			t.Errorf("%v does not say the store is not built", err)
 		}
 	}
 	// The data directory was let go after each refusal: a real open works.
