@@ -2,6 +2,7 @@ package portrait
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -33,6 +34,31 @@ type Key struct {
 
 // Expired reports whether the key has expired at now.
 func (k *Key) Expired(now time.Time) bool { return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) }
+
+// Prepare checks a key about to be created with secret, and fills what its
+// kind implies: a write key has no role, scopes or clearance; an admin
+// token without a role is an admin with secret clearance. Every store calls
+// it, so they refuse and default alike.
+func (k *Key) Prepare(secret string) error {
+	if k.Kind != KeyWrite && k.Kind != KeyAdmin {
+		return Errorf(EINVALID, "key kind must be write or admin, not %q", k.Kind)
+	}
+	if strings.TrimSpace(k.Name) == "" {
+		return Errorf(EINVALID, "a key needs a name")
+	}
+	if IsSystemSource(k.Name) {
+		return Errorf(EINVALID, "key name %q is reserved for Portrait's own sources", k.Name)
+	}
+	if len(secret) < 8 {
+		return Errorf(EINVALID, "a key secret must be at least 8 characters")
+	}
+	if k.Kind == KeyWrite {
+		k.Role, k.Scopes, k.Clearance = "", nil, ""
+	} else if k.Role == "" {
+		k.Role, k.Clearance = "admin", "secret"
+	}
+	return nil
+}
 
 // KeyStore keeps credentials.
 type KeyStore interface {

@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"strings"
 
@@ -12,6 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/keyhash"
 )
 
 var _ portrait.KeyStore = (*DB)(nil)
@@ -22,27 +21,7 @@ var _ portrait.KeyStore = (*DB)(nil)
 // 015 carry a plain SHA-256 and no prefix; they are re-hashed on first use,
 // as there.
 
-func sha256Hex(secret string) string {
-	h := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(h[:])
-}
-
-// prefixOf is the part of a secret kept in clear to find its row: a third
-// of it, at most 12 characters.
-func prefixOf(secret string) string {
-	n := len(secret) / 3
-	if n > 12 {
-		n = 12
-	}
-	return secret[:n]
-}
-
-func (db *DB) keyCost() int {
-	if db.KeyHashCost >= bcrypt.MinCost {
-		return db.KeyHashCost
-	}
-	return bcrypt.DefaultCost
-}
+func (db *DB) keyCost() int { return keyhash.Cost(db.KeyHashCost) }
 
 const keyColumns = `id, kind, name, priority, created_at, role, scopes, clearance, expires_at`
 
@@ -68,22 +47,8 @@ func scanKey(sc pgx.Row, more ...any) (*portrait.Key, error) {
 // so that keys given in the environment can be "created" on every start
 // (by every node).
 func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) error {
-	if k.Kind != portrait.KeyWrite && k.Kind != portrait.KeyAdmin {
-		return portrait.Errorf(portrait.EINVALID, "key kind must be write or admin, not %q", k.Kind)
-	}
-	if strings.TrimSpace(k.Name) == "" {
-		return portrait.Errorf(portrait.EINVALID, "a key needs a name")
-	}
-	if portrait.IsSystemSource(k.Name) {
-		return portrait.Errorf(portrait.EINVALID, "key name %q is reserved for Portrait's own sources", k.Name)
-	}
-	if len(secret) < 8 {
-		return portrait.Errorf(portrait.EINVALID, "a key secret must be at least 8 characters")
-	}
-	if k.Kind == portrait.KeyWrite {
-		k.Role, k.Scopes, k.Clearance = "", nil, ""
-	} else if k.Role == "" {
-		k.Role, k.Clearance = "admin", "secret"
+	if err := k.Prepare(secret); err != nil {
+		return err
 	}
 	if existing, err := db.findKey(ctx, secret); err == nil {
 		if existing.Kind != k.Kind {
@@ -97,7 +62,7 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = db.Now()
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(sha256Hex(secret)), db.keyCost())
+	hash, err := bcrypt.GenerateFromPassword([]byte(keyhash.Digest(secret)), db.keyCost())
 	if err != nil {
 		return portrait.Wrap(err, "cannot hash the key")
 	}
@@ -107,7 +72,7 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	}
 	err = db.pool.QueryRow(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, scopes, clearance, expires_at, prefix)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		k.Kind, k.Name, string(hash), k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, prefixOf(secret)).Scan(&k.ID)
+		k.Kind, k.Name, string(hash), k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, keyhash.Prefix(secret)).Scan(&k.ID)
 	if err != nil {
 		return portrait.Wrap(err, "cannot create key")
 	}
@@ -117,9 +82,9 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 // findKey returns the key whose secret this is, of any kind, checking the
 // slow hash only against rows with the secret's prefix.
 func (db *DB) findKey(ctx context.Context, secret string) (*portrait.Key, error) {
-	plain := sha256Hex(secret)
+	plain := keyhash.Digest(secret)
 	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+`, hash, prefix IS NULL FROM keys WHERE prefix = $1 OR (prefix IS NULL AND hash = $2)`,
-		prefixOf(secret), plain)
+		keyhash.Prefix(secret), plain)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot check credentials")
 	}
@@ -150,7 +115,7 @@ func (db *DB) findKey(ctx context.Context, secret string) (*portrait.Key, error)
 			}
 			if h, err := bcrypt.GenerateFromPassword([]byte(plain), db.keyCost()); err == nil {
 				// Best effort: a failed upgrade leaves the old hash working.
-				db.pool.Exec(ctx, `UPDATE keys SET hash = $1, prefix = $2 WHERE id = $3 AND prefix IS NULL`, string(h), prefixOf(secret), c.k.ID)
+				db.pool.Exec(ctx, `UPDATE keys SET hash = $1, prefix = $2 WHERE id = $3 AND prefix IS NULL`, string(h), keyhash.Prefix(secret), c.k.ID)
 			}
 			return c.k, nil
 		}

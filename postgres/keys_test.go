@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/keyhash"
 )
 
 // Keys are stored as salted bcrypt hashes found by a short prefix; a row
@@ -24,12 +25,12 @@ func TestKeysHashedSlowlyAndMigrated(t *testing.T) {
 	if err := db.pool.QueryRow(ctx, `SELECT hash, prefix FROM keys WHERE id = $1`, k.ID).Scan(&hash, &prefix); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, sha256Hex(secret)) || prefix != secret[:10] {
+	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, keyhash.Digest(secret)) || prefix != secret[:10] {
 		t.Errorf("stored hash %q prefix %q", hash, prefix)
 	}
 
 	const old = "legacy-admin-token"
-	if _, err := db.pool.Exec(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, clearance) VALUES ('admin', 'ops', $1, 0, 0, 'admin', 'secret')`, sha256Hex(old)); err != nil {
+	if _, err := db.pool.Exec(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, clearance) VALUES ('admin', 'ops', $1, 0, 0, 'admin', 'secret')`, keyhash.Digest(old)); err != nil {
 		t.Fatal(err)
 	}
 	lk, err := db.Authenticate(ctx, portrait.KeyAdmin, old)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/keyhash"
 )
 
 // Keys are stored as salted bcrypt hashes, found by a short prefix; a
@@ -30,7 +31,7 @@ func TestKeysHashedSlowlyAndMigrated(t *testing.T) {
 	}
 	var hash, prefix string
 	db.logR.QueryRow(`SELECT hash, prefix FROM keys WHERE id = ?`, k.ID).Scan(&hash, &prefix)
-	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, sha256Hex(secret)) || prefix != secret[:10] {
+	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, keyhash.Digest(secret)) || prefix != secret[:10] {
 		t.Errorf("stored hash %q prefix %q", hash, prefix)
 	}
 	got, err := db.Authenticate(ctx, portrait.KeyAdmin, secret)
@@ -49,7 +50,7 @@ func TestKeysHashedSlowlyAndMigrated(t *testing.T) {
 
 	// A row as migration 015 leaves an old admin token: SHA-256, no prefix.
 	const old = "legacy-admin-token"
-	if _, err := db.logW.Exec(`INSERT INTO keys (kind, name, hash, priority, created_at, role, clearance) VALUES ('admin', 'ops', ?, 0, 0, 'admin', 'secret')`, sha256Hex(old)); err != nil {
+	if _, err := db.logW.Exec(`INSERT INTO keys (kind, name, hash, priority, created_at, role, clearance) VALUES ('admin', 'ops', ?, 0, 0, 'admin', 'secret')`, keyhash.Digest(old)); err != nil {
 		t.Fatal(err)
 	}
 	lk, err := db.Authenticate(ctx, portrait.KeyAdmin, old)

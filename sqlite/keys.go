@@ -2,16 +2,15 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/keyhash"
 )
 
 var _ portrait.KeyStore = (*DB)(nil)
@@ -19,36 +18,12 @@ var _ portrait.KeyStore = (*DB)(nil)
 // Secrets are stored as salted bcrypt hashes, so a copy of the store does
 // not let anyone try secrets offline at speed. bcrypt takes at most 72
 // bytes, so it hashes the secret's SHA-256 (hex) rather than the secret.
-// A row is found by a short public prefix of its secret (prefixOf): the
+// A row is found by a short public prefix of its secret (keyhash.Prefix): the
 // slow hash is then checked against the few rows with that prefix only.
 // The server caches verified secrets (http/auth.go), so the ingest path
 // pays the slow hash once per key and cache period, not per batch.
 
-// sha256Hex is the stored hash of keys created before bcrypt (migration
-// 015), and what bcrypt is given.
-func sha256Hex(secret string) string {
-	h := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(h[:])
-}
-
-// prefixOf is the part of a secret kept in clear to find its row: a third
-// of it, at most 12 characters ("pat_" and 8 random characters of a
-// generated token), so that what is stored never narrows a short
-// hand-chosen secret much.
-func prefixOf(secret string) string {
-	n := len(secret) / 3
-	if n > 12 {
-		n = 12
-	}
-	return secret[:n]
-}
-
-func (db *DB) keyCost() int {
-	if db.KeyHashCost >= bcrypt.MinCost {
-		return db.KeyHashCost
-	}
-	return bcrypt.DefaultCost
-}
+func (db *DB) keyCost() int { return keyhash.Cost(db.KeyHashCost) }
 
 const keyColumns = `id, kind, name, priority, created_at, role, scopes, clearance, expires_at`
 
@@ -73,23 +48,8 @@ func scanKey(sc interface{ Scan(...any) error }, more ...any) (*portrait.Key, er
 // CreateKey stores a credential. Creating the same secret again is a no-op,
 // so that keys given in the environment can be "created" on every start.
 func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) error {
-	if k.Kind != portrait.KeyWrite && k.Kind != portrait.KeyAdmin {
-		return portrait.Errorf(portrait.EINVALID, "key kind must be write or admin, not %q", k.Kind)
-	}
-	if strings.TrimSpace(k.Name) == "" {
-		return portrait.Errorf(portrait.EINVALID, "a key needs a name")
-	}
-	if portrait.IsSystemSource(k.Name) {
-		return portrait.Errorf(portrait.EINVALID, "key name %q is reserved for Portrait's own sources", k.Name)
-	}
-	if len(secret) < 8 {
-		return portrait.Errorf(portrait.EINVALID, "a key secret must be at least 8 characters")
-	}
-	if k.Kind == portrait.KeyWrite {
-		// Write keys only send events: no role, no clearance.
-		k.Role, k.Scopes, k.Clearance = "", nil, ""
-	} else if k.Role == "" {
-		k.Role, k.Clearance = "admin", "secret"
+	if err := k.Prepare(secret); err != nil {
+		return err
 	}
 	if existing, err := db.findKey(ctx, secret); err == nil {
 		if existing.Kind != k.Kind {
@@ -103,7 +63,7 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = db.Now()
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(sha256Hex(secret)), db.keyCost())
+	hash, err := bcrypt.GenerateFromPassword([]byte(keyhash.Digest(secret)), db.keyCost())
 	if err != nil {
 		return portrait.Wrap(err, "cannot hash the key")
 	}
@@ -113,7 +73,7 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	}
 	res, err := db.logW.ExecContext(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, scopes, clearance, expires_at, prefix)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.Kind, k.Name, string(hash), k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, prefixOf(secret))
+		k.Kind, k.Name, string(hash), k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, keyhash.Prefix(secret))
 	if err != nil {
 		return portrait.Wrap(err, "cannot create key")
 	}
@@ -125,9 +85,9 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 // slow hash only against rows with the secret's prefix; a row from before
 // migration 015 (SHA-256, no prefix) is re-hashed on its first match.
 func (db *DB) findKey(ctx context.Context, secret string) (*portrait.Key, error) {
-	plain := sha256Hex(secret)
+	plain := keyhash.Digest(secret)
 	rows, err := db.logR.QueryContext(ctx, `SELECT `+keyColumns+`, hash, prefix IS NULL FROM keys WHERE prefix = ? OR (prefix IS NULL AND hash = ?)`,
-		prefixOf(secret), plain)
+		keyhash.Prefix(secret), plain)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot check credentials")
 	}
@@ -158,7 +118,7 @@ func (db *DB) findKey(ctx context.Context, secret string) (*portrait.Key, error)
 			}
 			if h, err := bcrypt.GenerateFromPassword([]byte(plain), db.keyCost()); err == nil {
 				// Best effort: a failed upgrade leaves the old hash working.
-				db.logW.ExecContext(ctx, `UPDATE keys SET hash = ?, prefix = ? WHERE id = ? AND prefix IS NULL`, string(h), prefixOf(secret), c.k.ID)
+				db.logW.ExecContext(ctx, `UPDATE keys SET hash = ?, prefix = ? WHERE id = ? AND prefix IS NULL`, string(h), keyhash.Prefix(secret), c.k.ID)
 			}
 			return c.k, nil
 		}
