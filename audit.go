@@ -88,3 +88,33 @@ func AuditHash(prev string, body []byte) string {
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// AuditChain checks an audit log's records one by one, in sequence order,
+// as every store's VerifyAudit reads them: each record's prev must be the
+// hash before it, its hash must be that of its body, and its body must
+// carry its own sequence number.
+type AuditChain struct {
+	Verified int64 // records checked and found sound
+	last     string
+}
+
+// Next checks the next record; the first error ends the walk.
+func (c *AuditChain) Next(seq int64, body, prev, hash string) error {
+	want := c.Verified + 1
+	var rec struct {
+		Seq int64 `json:"seq"`
+	}
+	switch {
+	case seq != want:
+		return Errorf(ECONFLICT, "audit record %d is missing (found %d next)", want, seq)
+	case prev != c.last:
+		return Errorf(ECONFLICT, "audit record %d does not follow record %d: the chain is broken", seq, seq-1)
+	case AuditHash(prev, []byte(body)) != hash:
+		return Errorf(ECONFLICT, "audit record %d was altered: its hash does not match its content", seq)
+	case json.Unmarshal([]byte(body), &rec) != nil || rec.Seq != seq:
+		return Errorf(ECONFLICT, "audit record %d carries another record's content", seq)
+	}
+	c.last = hash
+	c.Verified++
+	return nil
+}

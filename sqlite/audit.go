@@ -117,30 +117,16 @@ func (db *DB) VerifyAudit(ctx context.Context) (int64, error) {
 		return 0, portrait.Wrap(err, "cannot read the audit log")
 	}
 	defer rows.Close()
-	var n, want int64
-	last := ""
+	var chain portrait.AuditChain
 	for rows.Next() {
 		var seq int64
 		var body, prev, hash string
 		if err := rows.Scan(&seq, &body, &prev, &hash); err != nil {
-			return n, portrait.Wrap(err, "cannot read the audit log")
+			return chain.Verified, portrait.Wrap(err, "cannot read the audit log")
 		}
-		want++
-		var rec struct {
-			Seq int64 `json:"seq"`
+		if err := chain.Next(seq, body, prev, hash); err != nil {
+			return chain.Verified, err
 		}
-		switch {
-		case seq != want:
-			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d is missing (found %d next)", want, seq)
-		case prev != last:
-			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d does not follow record %d: the chain is broken", seq, seq-1)
-		case portrait.AuditHash(prev, []byte(body)) != hash:
-			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d was altered: its hash does not match its content", seq)
-		case json.Unmarshal([]byte(body), &rec) != nil || rec.Seq != seq:
-			return n, portrait.Errorf(portrait.ECONFLICT, "audit record %d carries another record's content", seq)
-		}
-		last = hash
-		n++
 	}
-	return n, rows.Err()
+	return chain.Verified, rows.Err()
 }
