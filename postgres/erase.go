@@ -3,9 +3,9 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -130,7 +130,7 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 				ids[id] = true
 			}
 		}
-		rawIdentifierTraits(e, ids, needles)
+		profile.RawIdentifierValues(e, ids, needles)
 	}
 	// Values the cleaners refused on its events are the person's too, and
 	// import summaries show such values as examples.
@@ -145,12 +145,12 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	// Raw bodies are JSON: a needle is looked for as a JSON string, so a
 	// short user id ("7") matches only itself.
 	quoted := make([][]byte, 0, len(needles))
-	for _, s := range sortedNeedles(needles) {
+	for _, s := range slices.Sorted(maps.Keys(needles)) {
 		q, _ := json.Marshal(s)
 		quoted = append(quoted, q)
 	}
 
-	idList := sortedIdentifiers(ids)
+	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
 	pidList := make([]string, 0, len(pids))
 	for id := range pids {
@@ -167,7 +167,7 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	renamed := make(map[string]string, len(events))
 	b := &pgx.Batch{}
 	for _, e := range events {
-		tomb := tombstoneID(e.MessageID)
+		tomb := profile.TombstoneID(e.MessageID)
 		renamed[e.MessageID] = tomb
 		body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
 		b.Queue(`UPDATE events SET type = $1, source = $1, message_id = $2, ts = 0, received_at = 0, body = $3 WHERE seq = $4 AND type <> $1`,
@@ -237,7 +237,7 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	}
 	rc.Removed["identifiers"] = len(idList)
 	rc.Removed["profiles"] = len(pids)
-	rc.Hash = receiptHash(rc)
+	rc.Hash = profile.ReceiptHash(rc)
 	receipt, err := json.Marshal(rc)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot encode the receipt")
@@ -267,7 +267,7 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		b.Queue(`DELETE FROM identities WHERE type = $1 AND value = $2`, id.Type, id.Value)
 		b.Queue(`UPDATE merges SET id_value = '' WHERE id_type = $1 AND id_value = $2`, id.Type, id.Value)
 	}
-	for _, from := range sortedNeedles(keysOf(renamed)) {
+	for _, from := range slices.Sorted(maps.Keys(renamed)) {
 		to := renamed[from]
 		b.Queue(`DELETE FROM retracted WHERE message_id = $1`, from)
 		b.Queue(`UPDATE checkpoints SET message_id = $1 WHERE message_id = $2`, to, from)
@@ -488,87 +488,6 @@ func (db *DB) CountSuppressed(ctx context.Context, dropped map[string]int64) err
 		return portrait.Wrap(err, "cannot count suppressed events")
 	}
 	return nil
-}
-
-// tombstoneID is an erased event's message id in the log (the same as the
-// embedded store's, so a migrated log keeps its meaning).
-func tombstoneID(messageID string) string {
-	h := sha256.Sum256([]byte(messageID))
-	return "erased:" + hex.EncodeToString(h[:16])
-}
-
-// receiptHash is SHA-256 over a receipt's fields but the hash itself.
-func receiptHash(rc *portrait.ErasureReceipt) string {
-	c := *rc
-	c.Hash = ""
-	b, _ := json.Marshal(&c)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-// rawIdentifierTraits adds the values of e's traits that are identifiers
-// (by type name: "email", "phone") as sent, before standardising.
-func rawIdentifierTraits(e *portrait.Event, ids map[portrait.Identifier]bool, needles map[string]bool) {
-	types := map[string]bool{}
-	for id := range ids {
-		types[id.Type] = true
-	}
-	add := func(raw json.RawMessage) {
-		if len(raw) == 0 {
-			return
-		}
-		var m map[string]any
-		if json.Unmarshal(raw, &m) != nil {
-			return
-		}
-		for k, v := range m {
-			if s, ok := v.(string); ok && types[strings.ToLower(k)] {
-				needles[s] = true
-			}
-		}
-	}
-	add(e.Traits)
-	if len(e.Context) > 0 {
-		var c struct {
-			Traits json.RawMessage `json:"traits"`
-		}
-		if json.Unmarshal(e.Context, &c) == nil {
-			add(c.Traits)
-		}
-	}
-}
-
-func sortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
-	out := make([]portrait.Identifier, 0, len(m))
-	for id := range m {
-		if id.Value != "" {
-			out = append(out, id)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Type != out[j].Type {
-			return out[i].Type < out[j].Type
-		}
-		return out[i].Value < out[j].Value
-	})
-	return out
-}
-
-func sortedNeedles(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func keysOf(m map[string]string) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
 }
 
 func eraseStrings(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]string, error) {

@@ -185,7 +185,7 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 			t.Errorf("receipt: removed %s = %d, want %d (%v)", k, rc.Removed[k], n, rc.Removed)
 		}
 	}
-	if rc.ProfileID != "p-a" || fmt.Sprint(rc.MergedIDs) != "[p-a-old]" || !rc.At.Equal(at) || rc.Hash != receiptHash(rc) || len(rc.Suppressed) != 5 {
+	if rc.ProfileID != "p-a" || fmt.Sprint(rc.MergedIDs) != "[p-a-old]" || !rc.At.Equal(at) || rc.Hash != profile.ReceiptHash(rc) || len(rc.Suppressed) != 5 {
 		t.Errorf("receipt: %+v", rc)
 	}
 
@@ -239,12 +239,12 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	// check that the state was built from this log.
 	var cp string
 	db.pool.QueryRow(ctx, `SELECT message_id FROM checkpoints WHERE name = 'profiles'`).Scan(&cp)
-	if cp != tombstoneID("m-a3") {
+	if cp != profile.TombstoneID("m-a3") {
 		t.Errorf("checkpoint message %q, want the tombstone's", cp)
 	}
 	var tomb []byte
 	db.pool.QueryRow(ctx, `SELECT body FROM events WHERE seq = 1`).Scan(&tomb)
-	if string(tomb) != `{"messageId":"`+tombstoneID("m-a1")+`","receivedAt":"1970-01-01T00:00:00Z","source":"$erased","timestamp":"1970-01-01T00:00:00Z","type":"$erased"}` {
+	if string(tomb) != `{"messageId":"`+profile.TombstoneID("m-a1")+`","receivedAt":"1970-01-01T00:00:00Z","source":"$erased","timestamp":"1970-01-01T00:00:00Z","type":"$erased"}` {
 		t.Errorf("tombstone body %s", tomb)
 	}
 	var sum []byte

@@ -2,6 +2,11 @@ package profile
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -64,4 +69,68 @@ func (p *Processor) Erase(ctx context.Context, st EraseStore, e Erasure) (*portr
 		p.OnChange(nil, deleted, nil)
 	}
 	return rc, nil
+}
+
+// TombstoneID is an erased event's message id in the log.
+func TombstoneID(messageID string) string {
+	h := sha256.Sum256([]byte(messageID))
+	return "erased:" + hex.EncodeToString(h[:16])
+}
+
+// ReceiptHash is SHA-256 over a receipt's fields but the hash itself.
+func ReceiptHash(rc *portrait.ErasureReceipt) string {
+	c := *rc
+	c.Hash = ""
+	b, _ := json.Marshal(&c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// RawIdentifierValues adds the values of e's traits that are identifiers
+// (by type name: "email", "phone") as sent, before standardising.
+func RawIdentifierValues(e *portrait.Event, ids map[portrait.Identifier]bool, needles map[string]bool) {
+	types := map[string]bool{}
+	for id := range ids {
+		types[id.Type] = true
+	}
+	add := func(raw json.RawMessage) {
+		if len(raw) == 0 {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(raw, &m) != nil {
+			return
+		}
+		for k, v := range m {
+			if s, ok := v.(string); ok && types[strings.ToLower(k)] {
+				needles[s] = true
+			}
+		}
+	}
+	add(e.Traits)
+	if len(e.Context) > 0 {
+		var c struct {
+			Traits json.RawMessage `json:"traits"`
+		}
+		if json.Unmarshal(e.Context, &c) == nil {
+			add(c.Traits)
+		}
+	}
+}
+
+// SortedIdentifiers lists the identifiers of a set with a value, in order.
+func SortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
+	out := make([]portrait.Identifier, 0, len(m))
+	for id := range m {
+		if id.Value != "" {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return out[i].Value < out[j].Value
+	})
+	return out
 }

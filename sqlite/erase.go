@@ -2,11 +2,10 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
+	"maps"
+	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -96,7 +95,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 				ids[id] = true
 			}
 		}
-		rawIdentifierTraits(e, ids, needles)
+		profile.RawIdentifierValues(e, ids, needles)
 	}
 	// Values the cleaners refused on its events (an invalid email) are
 	// the person's too, and import summaries show such values as examples.
@@ -112,7 +111,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	}
 	delete(needles, "")
 
-	idList := sortedIdentifiers(ids)
+	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
 	for id := range pids {
 		if id != pid {
@@ -131,7 +130,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
 		n := 0
 		for _, e := range events {
-			tomb := tombstoneID(e.MessageID)
+			tomb := profile.TombstoneID(e.MessageID)
 			renamed[e.MessageID] = tomb
 			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
 			res, err := tx.ExecContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`,
@@ -146,7 +145,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		// Quarantined bodies are raw JSON: a needle is looked for as a
 		// JSON string, so a short user id ("7") matches only itself.
 		q := 0
-		for _, s := range sortedKeys2(needles) {
+		for _, s := range slices.Sorted(maps.Keys(needles)) {
 			quoted, _ := json.Marshal(s)
 			res, err := tx.ExecContext(ctx, `DELETE FROM quarantine WHERE instr(CAST(raw AS TEXT), ?) > 0`, string(quoted))
 			if err != nil {
@@ -161,7 +160,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		rc.Removed["quarantined"] = q
 		// An import's summary keeps example values of the rows it
 		// refused: the person's are replaced, the summary stays.
-		for _, s := range sortedKeys2(needles) {
+		for _, s := range slices.Sorted(maps.Keys(needles)) {
 			quoted, _ := json.Marshal(s)
 			res, err := tx.ExecContext(ctx, `UPDATE imports SET summary = CAST(replace(CAST(summary AS TEXT), ?, '"[erased]"') AS BLOB) WHERE instr(CAST(summary AS TEXT), ?) > 0`, string(quoted), string(quoted))
 			if err != nil {
@@ -185,7 +184,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 				rc.Removed[step.what] += int(k)
 			}
 		}
-		for _, s := range sortedKeys2(needles) {
+		for _, s := range slices.Sorted(maps.Keys(needles)) {
 			quoted, _ := json.Marshal(s)
 			res, err := tx.ExecContext(ctx, `DELETE FROM segment_dead_letters WHERE instr(CAST(body AS TEXT), ?) > 0`, string(quoted))
 			if err != nil {
@@ -204,7 +203,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		}
 		rc.Removed["identifiers"] = len(idList)
 		rc.Removed["profiles"] = len(pids)
-		rc.Hash = receiptHash(rc)
+		rc.Hash = profile.ReceiptHash(rc)
 		doc, err := json.Marshal(rc)
 		if err != nil {
 			return portrait.Wrap(err, "cannot encode the receipt")
@@ -392,78 +391,6 @@ func (db *DB) CountSuppressed(ctx context.Context, dropped map[string]int64) err
 		}
 	}
 	return nil
-}
-
-// tombstoneID is an erased event's message id in the log.
-func tombstoneID(messageID string) string {
-	h := sha256.Sum256([]byte(messageID))
-	return "erased:" + hex.EncodeToString(h[:16])
-}
-
-// receiptHash is SHA-256 over a receipt's fields but the hash itself.
-func receiptHash(rc *portrait.ErasureReceipt) string {
-	c := *rc
-	c.Hash = ""
-	b, _ := json.Marshal(&c)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-// rawIdentifierTraits adds the values of e's traits that are identifiers
-// (by type name: "email", "phone") as sent, before standardising.
-func rawIdentifierTraits(e *portrait.Event, ids map[portrait.Identifier]bool, needles map[string]bool) {
-	types := map[string]bool{}
-	for id := range ids {
-		types[id.Type] = true
-	}
-	add := func(raw json.RawMessage) {
-		if len(raw) == 0 {
-			return
-		}
-		var m map[string]any
-		if json.Unmarshal(raw, &m) != nil {
-			return
-		}
-		for k, v := range m {
-			if s, ok := v.(string); ok && types[strings.ToLower(k)] {
-				needles[s] = true
-			}
-		}
-	}
-	add(e.Traits)
-	if len(e.Context) > 0 {
-		var c struct {
-			Traits json.RawMessage `json:"traits"`
-		}
-		if json.Unmarshal(e.Context, &c) == nil {
-			add(c.Traits)
-		}
-	}
-}
-
-func sortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
-	out := make([]portrait.Identifier, 0, len(m))
-	for id := range m {
-		if id.Value != "" {
-			out = append(out, id)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Type != out[j].Type {
-			return out[i].Type < out[j].Type
-		}
-		return out[i].Value < out[j].Value
-	})
-	return out
-}
-
-func sortedKeys2(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func queryStrings(ctx context.Context, d *sql.DB, q string, args ...any) ([]string, error) {
