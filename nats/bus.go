@@ -21,6 +21,11 @@ import (
 	"github.com/portrait-cdp/portrait"
 )
 
+// DefaultPartitions is the partition count of a stream when none is given:
+// the one default, used by Config and by the serve and bench flags, so that
+// two nodes configured without a count agree on it.
+const DefaultPartitions = 8
+
 // Config says which stream to use and how.
 type Config struct {
 	URL    string // nats://host:port
@@ -46,7 +51,7 @@ func (c *Config) defaults() error {
 		return portrait.Errorf(portrait.EINVALID, "bus stream name %q: letters, digits, - and _ only", c.Stream)
 	}
 	if c.Partitions <= 0 {
-		c.Partitions = 16
+		c.Partitions = DefaultPartitions
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1

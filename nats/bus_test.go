@@ -409,3 +409,19 @@ func TestOpenRefusesAnotherPartitionCount(t *testing.T) {
 		t.Errorf("a stream name with a dot: %v", err)
 	}
 }
+
+// A stream opened without a count has DefaultPartitions, and a node that
+// also gives none (serve's flag default) opens it: the two defaults were 16
+// and 8, so a node started without --bus-partitions beside a bus user
+// without a count refused to start.
+func TestDefaultPartitionsIsTheOneDefault(t *testing.T) {
+	b := openBus(t, Config{})
+	if b.Partitions() != DefaultPartitions {
+		t.Fatalf("a stream opened without a count has %d partitions, want %d", b.Partitions(), DefaultPartitions)
+	}
+	b2, err := Open(context.Background(), Config{URL: b.cfg.URL, Stream: b.cfg.Stream, Partitions: DefaultPartitions})
+	if err != nil {
+		t.Fatalf("opening the default stream with DefaultPartitions: %v", err)
+	}
+	b2.Close()
+}

@@ -65,7 +65,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Store, "store", "", "store: sqlite:DIR or postgres://user@host:port/db (default: embedded SQLite under --data)")
 	fs.StringVar(&c.Bus, "bus", "", "event bus: nats://host:port (default: in-process, the tracking API appends to the store)")
 	fs.StringVar(&c.BusStream, "bus-stream", "portrait", "the bus's stream name (every node of a deployment uses the same)")
-	fs.IntVar(&c.BusPartitions, "bus-partitions", 8, "partitions of the bus's stream; fixed when the stream is created")
+	fs.IntVar(&c.BusPartitions, "bus-partitions", natsbus.DefaultPartitions, "partitions of the bus's stream; fixed when the stream is created")
 	fs.DurationVar(&c.BusAckWait, "bus-ack-wait", 30*time.Second, "how long a consumed batch may stay unacknowledged before the bus delivers it again")
 	fs.StringVar(&c.Role, "role", "all", "what this node does: all, or ingest, process, api, comma-separated (several need --store postgres://… and --bus)")
 	fs.StringVar(&c.Node, "node", "", "this node's name among the others (default: host name and process id)")
