@@ -17,7 +17,8 @@ import (
 // lockChanges, so that the feed's order is commit order across processes.
 // An API node keeps its in-memory indexes current by following it.
 //
-// Rows are kept for changesKept, then pruned (by the committing
+// Rows are kept for DB.ChangesKept (default DefaultChangesKept), then
+// pruned (by the committing
 // transaction, every pruneEvery rows); profile_changes_floor records the
 // last seq pruned, so a cursor older than that is refused rather than
 // silently skipping changes.
@@ -25,9 +26,21 @@ import (
 // lockChanges serialises the feed's sequence numbers ("port" 3).
 const lockChanges = int64(0x706f7274_0003)
 
-// changesKept is how long the feed keeps a change: a follower that was
-// away longer reloads every profile (ProfileChanges refuses its cursor).
-const changesKept = time.Hour
+// DefaultChangesKept is how long the feed keeps a change unless
+// DB.ChangesKept says otherwise: a follower that was away longer reloads
+// every profile (ProfileChanges refuses its cursor). An hour covers an api
+// node's restart or a short network partition; at a high event rate the
+// feed then holds millions of rows, and a shorter retention trades them
+// for full reloads after longer absences.
+const DefaultChangesKept = time.Hour
+
+// changesKept is the retention in force.
+func (db *DB) changesKept() time.Duration {
+	if db.ChangesKept > 0 {
+		return db.ChangesKept
+	}
+	return DefaultChangesKept
+}
 
 // pruneEvery is how many feed rows are written between prunes.
 const pruneEvery = 4096
@@ -157,7 +170,7 @@ func (db *DB) changeStmts(changed, deleted []string) ([]stmt, func(context.Conte
 			return nil
 		}
 		if _, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM profile_changes WHERE at < $1 RETURNING seq)
-			UPDATE profile_changes_floor SET seq = greatest(seq, (SELECT coalesce(max(seq), 0) FROM gone))`, now-changesKept.Microseconds()); err != nil {
+			UPDATE profile_changes_floor SET seq = greatest(seq, (SELECT coalesce(max(seq), 0) FROM gone))`, now-db.changesKept().Microseconds()); err != nil {
 			return portrait.Wrap(err, "cannot prune the change feed")
 		}
 		return nil

@@ -144,7 +144,7 @@ func TestProfileChangesAcrossResetState(t *testing.T) {
 	}
 }
 
-// Rows older than changesKept are pruned by a later commit; a cursor
+// Rows older than DefaultChangesKept are pruned by a later commit; a cursor
 // older than what is kept is refused with ECONFLICT, a newer one works.
 func TestProfileChangesPrunedCursor(t *testing.T) {
 	db := openTest(t)
@@ -156,7 +156,7 @@ func TestProfileChangesPrunedCursor(t *testing.T) {
 	}
 	commitState(t, db, func(tx profile.StateTx) error { return tx.PutProfiles(ps) })
 	mid := follow(t, db, -1, 0).next
-	now = t0.Add(changesKept + time.Minute)
+	now = t0.Add(DefaultChangesKept + time.Minute)
 	commitState(t, db, func(tx profile.StateTx) error { return tx.PutProfiles([]*portrait.Profile{prof("new1"), prof("new2")}) })
 	var n int
 	if err := db.pool.QueryRow(context.Background(), `SELECT count(*) FROM profile_changes`).Scan(&n); err != nil || n != 2 {
@@ -241,5 +241,25 @@ func TestAppendedWakesFollowersOnStateCommits(t *testing.T) {
 	case <-woken:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the follower was not woken by the commit")
+	}
+}
+
+// A configured retention replaces the default: with ChangesKept at ten
+// minutes, rows eleven minutes old are pruned by the next prune.
+func TestProfileChangesRetentionIsConfigurable(t *testing.T) {
+	db := openTest(t)
+	db.ChangesKept = 10 * time.Minute
+	now := t0
+	db.Now = func() time.Time { return now }
+	var ps []*portrait.Profile
+	for i := range pruneEvery - 1 {
+		ps = append(ps, prof(fmt.Sprintf("old%05d", i)))
+	}
+	commitState(t, db, func(tx profile.StateTx) error { return tx.PutProfiles(ps) })
+	now = t0.Add(11 * time.Minute)
+	commitState(t, db, func(tx profile.StateTx) error { return tx.PutProfiles([]*portrait.Profile{prof("new1"), prof("new2")}) })
+	var n int
+	if err := db.pool.QueryRow(context.Background(), `SELECT count(*) FROM profile_changes`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d rows kept (%v) with a 10-minute retention after 11 minutes, want the 2 recent ones", n, err)
 	}
 }

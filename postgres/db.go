@@ -44,6 +44,9 @@ type DB struct {
 	// KeyHashCost is the bcrypt cost of stored key secrets (0: bcrypt's
 	// default); tests lower it.
 	KeyHashCost int
+	// ChangesKept is how long the change feed keeps a change (0:
+	// DefaultChangesKept); the nodes that commit state prune it.
+	ChangesKept time.Duration
 
 	pool *pgxpool.Pool
 }

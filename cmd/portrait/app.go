@@ -69,6 +69,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BusAckWait, "bus-ack-wait", 30*time.Second, "how long a consumed batch may stay unacknowledged before the bus delivers it again")
 	fs.StringVar(&c.Role, "role", "all", "what this node does: all, or ingest, process, api, comma-separated (several need --store postgres://… and --bus)")
 	fs.StringVar(&c.Node, "node", "", "this node's name among the others (default: host name and process id)")
+	fs.DurationVar(&c.ChangeFeedRetention, "change-feed-retention", time.Hour, "how long a shared store's change feed keeps a change (pruned by the nodes that commit state): an api node away longer reloads every profile")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "lease time of partitions and of the applier: a node that dies is replaced within about this long (the same on every node)")
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
 	fs.DurationVar(&c.AnalyticsEvery, "analytics-every", 24*time.Hour, "rerun every analysis (clv, fpgrowth, kmeans, churn) this often; 0 turns the schedule off")
@@ -249,7 +250,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 		if openPostgres == nil {
 			return nil, noPostgres(where)
 		}
-		if a.DB, err = openPostgres(ctx, where); err != nil {
+		if a.DB, err = openPostgres(ctx, where, storeOptions{ChangesKept: cfg.ChangeFeedRetention}); err != nil {
 			return nil, err
 		}
 		a.now, a.shared = time.Now, true

@@ -80,6 +80,8 @@ type nodeConfig struct {
 	Role          string
 	Node          string
 	LeaseTTL      time.Duration
+	// ChangeFeedRetention: how long the change feed keeps a change.
+	ChangeFeedRetention time.Duration
 }
 
 // defaultNodeName is unique among the processes of a machine: a lease

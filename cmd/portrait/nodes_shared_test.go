@@ -118,7 +118,7 @@ func TestNodesOverASharedStore(t *testing.T) {
 	defer db.Close()
 	shared := &feedStore{DB: db}
 	saved := openPostgres
-	openPostgres = func(context.Context, string) (Store, error) { return shared, nil }
+	openPostgres = func(context.Context, string, storeOptions) (Store, error) { return shared, nil }
 	defer func() { openPostgres = saved }()
 	rb := make([]byte, 6)
 	rand.Read(rb)

@@ -93,7 +93,14 @@ var _ Store = (*sqlite.DB)(nil)
 // openPostgres opens the PostgreSQL store; nil in a build without it. The
 // file that brings postgres/ into this command sets it, so that nothing
 // here imports a store that is not there.
-var openPostgres func(ctx context.Context, url string) (Store, error)
+var openPostgres func(ctx context.Context, url string, o storeOptions) (Store, error)
+
+// storeOptions are the settings of a shared store that come from flags.
+type storeOptions struct {
+	// ChangesKept is how long the change feed keeps a change (0: the
+	// store's default); a follower away longer reloads every profile.
+	ChangesKept time.Duration
+}
 
 // storeKind is what --store names.
 type storeKind int
@@ -129,7 +136,7 @@ func openStore(ctx context.Context, store, dataDir string) (Store, error) {
 		if openPostgres == nil {
 			return nil, noPostgres(where)
 		}
-		return openPostgres(ctx, where)
+		return openPostgres(ctx, where, storeOptions{})
 	}
 	db, err := sqlite.Open(ctx, where)
 	if err != nil {

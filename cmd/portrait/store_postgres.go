@@ -15,11 +15,12 @@ var (
 )
 
 func init() {
-	openPostgres = func(ctx context.Context, url string) (Store, error) {
+	openPostgres = func(ctx context.Context, url string, o storeOptions) (Store, error) {
 		db, err := postgres.Open(ctx, url)
 		if err != nil {
 			return nil, err
 		}
+		db.ChangesKept = o.ChangesKept
 		return db, nil
 	}
 }
