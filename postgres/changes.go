@@ -179,8 +179,8 @@ func (db *DB) changeStmts(changed, deleted []string) ([]stmt, func(context.Conte
 }
 
 // The notification channels a watcher follows: the log grew; profiles
-// changed.
-var channelNames = []string{"portrait_log", "portrait_changes"}
+// changed; a definition changed (BumpConfig).
+var channelNames = []string{"portrait_log", "portrait_changes", "portrait_config"}
 
 // watcher turns notifications into a closed channel. Its listener holds a
 // connection of its own (not the pool's: Close would wait for it) and

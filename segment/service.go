@@ -228,6 +228,81 @@ func (s *Service) Load(ctx context.Context) error {
 	return nil
 }
 
+// Sync reads the definitions again because another node changed them
+// (several nodes over a shared store): a segment new or changed (its
+// UpdatedAt differs) is compiled and evaluated, one no longer stored is
+// dropped, and set operations built on a changed one follow it. The node
+// that made the change recorded the entries and exits, so nothing is
+// emitted here. It reports whether anything changed.
+func (s *Service) Sync(ctx context.Context) (bool, error) {
+	defs, err := s.Store.Segments(ctx)
+	if err != nil {
+		return false, err
+	}
+	stored := map[string]bool{}
+	var pending []*Definition
+	s.mu.RLock()
+	for _, d := range defs {
+		stored[d.ID] = true
+		if l, ok := s.segs[d.ID]; !ok || !l.def.UpdatedAt.Equal(d.UpdatedAt) {
+			pending = append(pending, d)
+		}
+	}
+	var gone []string
+	for id := range s.segs {
+		if !stored[id] {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.RUnlock()
+	changed := len(pending) > 0 || len(gone) > 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range gone {
+		delete(s.segs, id)
+	}
+	// As in Load: set operations once their operands are known.
+	for len(pending) > 0 {
+		var later []*Definition
+		for _, d := range pending {
+			plan, err := d.Compile()
+			if err == errSetOp {
+				ready := true
+				for _, o := range d.operands() {
+					if _, ok := s.segs[o]; !ok {
+						ready = false
+					}
+				}
+				if !ready {
+					later = append(later, d)
+					continue
+				}
+				op, ids, _ := d.setOp()
+				plan, err = s.compileSetOp(op, ids, d.ID) // s.mu held: not compileAs
+			}
+			if err != nil {
+				s.Log.Warn("stored segment no longer compiles; skipped", "segment", d.ID, "err", err)
+				continue
+			}
+			l := s.newLive(d, plan)
+			if old, ok := s.segs[d.ID]; ok {
+				l.members = old.members
+			}
+			s.segs[d.ID] = l
+			s.evaluate(l)
+			s.recompileDependents(d.ID) // their entries and exits were recorded where the change was made
+		}
+		if len(later) == len(pending) {
+			for _, d := range later {
+				s.Log.Warn("stored set operation names a segment that is gone; skipped", "segment", d.ID, "operands", d.operands())
+			}
+			break
+		}
+		pending = later
+	}
+	return changed, nil
+}
+
 // load evaluates a stored segment and records what changed since its
 // history.
 func (s *Service) load(ctx context.Context, d *Definition, plan Node) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,34 @@ func (s *Service) Load(ctx context.Context) error {
 	}
 	s.activate()
 	return nil
+}
+
+// Reload reads the definitions again because another node changed them
+// (several nodes over a shared store): a tag whose stored version differs
+// from the one held replaces it, the enricher is recompiled, and a
+// backfill is requested, which runs where Run runs (the node applying
+// events). It reports whether anything changed.
+func (s *Service) Reload(ctx context.Context) (bool, error) {
+	defs, err := s.Store.Tags(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, d := range defs {
+		if cur, ok := s.defs[d.Name]; !ok || cur.Version != d.Version {
+			s.defs[d.Name] = d
+			names = append(names, d.Name)
+		}
+	}
+	if len(names) == 0 {
+		return false, nil
+	}
+	sort.Strings(names)
+	s.activate()
+	s.request("tags changed on another node: " + strings.Join(names, ", "))
+	return true, nil
 }
 
 // activate compiles the current definitions into the enricher; s.mu held.

@@ -2,6 +2,7 @@ package traits
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -143,6 +144,75 @@ func (s *Service) Load(ctx context.Context) error {
 	}
 	s.Enricher.SetBoundaries(b)
 	return nil
+}
+
+// Reload reads the observed schema, the definitions and the RFM
+// boundaries again because another node changed them (several nodes over
+// a shared store): the applier observes the traits, and an api node needs
+// their types to compile a tag over them. A trait
+// that is new or changed is queued to be computed over the past, as Define
+// queues it: Run performs it where it runs (the node applying events). It
+// reports whether the definitions changed.
+func (s *Service) Reload(ctx context.Context) (bool, error) {
+	fields, err := s.Store.SchemaFields(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.Enricher.Schema.Load(fields)
+	defs, err := s.Store.TraitDefinitions(ctx)
+	if err != nil {
+		return false, err
+	}
+	b, err := s.Store.LatestBoundaries(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b != nil && !sameJSON(b, s.Enricher.Boundaries()) {
+		s.Enricher.SetBoundaries(b)
+	}
+	held := map[string]Definition{}
+	for _, d := range s.Enricher.Definitions() {
+		held[d.Name] = d
+	}
+	var fresh []string
+	for _, d := range defs {
+		cur, ok := held[d.Name]
+		// CreatedAt is the defining node's clock, kept as stored; the
+		// rest says what the trait computes.
+		cur.CreatedAt = d.CreatedAt
+		if !ok || !sameJSON(cur, d) {
+			fresh = append(fresh, d.Name)
+		}
+	}
+	if len(fresh) == 0 && len(defs) == len(held) {
+		return false, nil
+	}
+	if err := s.Enricher.SetDefinitions(defs); err != nil {
+		return false, err
+	}
+	if s.Changed != nil {
+		s.Changed()
+	}
+	if s.Reapply != nil {
+		for _, name := range fresh {
+			select {
+			case s.pending <- name:
+				s.progress.Store(&BackfillStatus{Trait: name, State: "queued", Started: s.Now().UTC()})
+			default:
+				s.Log.Warn("too many trait backfills queued; this one counts from now", "trait", name)
+			}
+		}
+	}
+	return true, nil
+}
+
+// sameJSON compares two values by their JSON encoding.
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
 }
 
 // Define validates and stores a computed trait (replacing one of the same

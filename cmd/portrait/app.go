@@ -105,7 +105,8 @@ type App struct {
 	shared    bool         // the store is shared with other nodes
 	bus       *natsbus.Bus // nil: no bus, the tracking API appends to the store
 	procStore *applierStore
-	follow    *follower // api on a shared store: indexes follow the change feed
+	follow    *follower    // api on a shared store: indexes follow the change feed
+	defs      *defFollower // a shared store: definitions changed by other nodes (definitions.go)
 	// suppressor drops erased people's events at ingest (wireErasure).
 	suppressor *erasure.Suppressor
 	applying   atomic.Bool
@@ -276,6 +277,11 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if err := a.openSealing(); err != nil { // sealing
 		return nil, err
 	}
+	// Before any definition is loaded: a change made meanwhile by another
+	// node is read again (definitions.go).
+	if err := a.openDefinitions(ctx); err != nil {
+		return nil, err
+	}
 
 	reg := prometheus.NewRegistry()
 	processed := prometheus.NewCounter(prometheus.CounterOpts{Name: "portrait_events_processed_total", Help: "Events applied to profiles."})
@@ -324,6 +330,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if err := wireAccess(ctx, s, a.DB); err != nil {
 		return nil, err
 	}
+	s.Classifications = notifyingClassifications{s.Classifications, a}
 	if err := a.wireEnrichment(ctx); err != nil {
 		return nil, err
 	}
@@ -345,6 +352,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 		return nil, err
 	}
 	a.wireAccounts() // accounts (issue 16): cmd/portrait/accounts.go
+	a.wireDefinitionReloads()
 	if a.follow != nil {
 		// The hooks follow the store, whichever node applies.
 		a.follow.OnChange, a.Proc.OnChange = a.Proc.OnChange, nil

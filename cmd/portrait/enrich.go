@@ -23,7 +23,7 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ts := traits.NewService(a.DB, ten)
+	ts := traits.NewService(notifyingTraits{a.DB, a}, ten)
 	// Rewrites of profiles go through the applier (nodes.go: guarded).
 	refresh := func(ctx context.Context) (int, error) {
 		if err := a.mayRewrite(); err != nil {
@@ -52,7 +52,7 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 		return err
 	}
 	gen := tag.NewEnricher()
-	gs := tag.NewService(a.DB, gen, ten.Schema)
+	gs := tag.NewService(notifyingTags{a.DB, a}, gen, ten.Schema)
 	gs.Refresh, gs.Count, gs.Log = refresh, a.DB.CountProfiles, a.Log
 	if err := gs.Load(ctx); err != nil {
 		return err

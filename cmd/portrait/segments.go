@@ -34,9 +34,9 @@ func (a *App) wireSegments(ctx context.Context) error {
 		return err
 	}
 	a.Log.Info("segment index built", "profiles", ix.Len(), "bytes", ix.Bytes(), "took", time.Since(start).Round(time.Millisecond))
-	svc := segment.NewService(ix, a.DB)
+	svc := segment.NewService(ix, notifyingSegments{a.DB, a})
 	svc.Log, svc.Behaviour = a.Log, a.DB.SegmentBehaviour
-	svc.Webhooks = segment.NewDispatcher(a.DB)
+	svc.Webhooks = segment.NewDispatcher(notifyingSegments{a.DB, a})
 	svc.Webhooks.Log = a.Log
 	if e := a.Enrich; e != nil && e.Traits != nil && e.Tags != nil {
 		// "did you mean" knows the schema's traits and the defined tags,
