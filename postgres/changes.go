@@ -179,8 +179,9 @@ func (db *DB) changeStmts(changed, deleted []string) ([]stmt, func(context.Conte
 }
 
 // The notification channels a watcher follows: the log grew; profiles
-// changed; a definition changed (BumpConfig).
-var channelNames = []string{"portrait_log", "portrait_changes", "portrait_config"}
+// changed; a definition changed (BumpConfig); a rewrite request was
+// queued or answered (rewrites.go).
+var channelNames = []string{"portrait_log", "portrait_changes", "portrait_config", "portrait_rewrites"}
 
 // watcher turns notifications into a closed channel. Its listener holds a
 // connection of its own (not the pool's: Close would wait for it) and

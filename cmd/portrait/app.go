@@ -107,6 +107,10 @@ type App struct {
 	procStore *applierStore
 	follow    *follower    // api on a shared store: indexes follow the change feed
 	defs      *defFollower // a shared store: definitions changed by other nodes (definitions.go)
+	// rewrites queues rewrites for the applier (rewrites.go); eraseHere
+	// is the erasure service behind applierErasure, for the applier.
+	rewrites  rewriteQueue
+	eraseHere porthttp.ErasureService
 	// suppressor drops erased people's events at ingest (wireErasure).
 	suppressor *erasure.Suppressor
 	applying   atomic.Bool

@@ -137,6 +137,9 @@ func (a *App) openDefinitions(ctx context.Context) error {
 	if !a.shared || !ok {
 		return nil
 	}
+	if q, ok := a.DB.(rewriteQueue); ok {
+		a.rewrites = q
+	}
 	a.defs = &defFollower{Feed: feed, Notify: a.DB.Appended, Log: a.Log, reload: map[string]func(context.Context) (bool, error){}}
 	return a.defs.Skim(ctx)
 }

@@ -114,3 +114,48 @@ func TestDefinitionsReachOtherNodes(t *testing.T) {
 		return ok && l.String() == "secret"
 	})
 }
+
+// Rewrites asked of a node that does not apply are performed by the one
+// that does, and the caller gets its answer: a's erasure returns b's
+// receipt and the profile is gone; an erasure of an unknown profile
+// returns b's not_found; a re-scoring returns how many b rewrote.
+func TestRewritesAreForwardedToTheApplier(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	b := openSharedApp(t, url, "b", "all")
+	a := openSharedApp(t, url, "a", "api")
+	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	var evs []*portrait.Event
+	for i := range 3 {
+		evs = append(evs, &portrait.Event{Type: portrait.EventIdentify, MessageID: fmt.Sprintf("m-%d", i), Source: "web",
+			UserID: fmt.Sprintf("u-%d", i), Timestamp: at, ReceivedAt: at, Traits: json.RawMessage(`{"plan":"gold"}`)})
+	}
+	if _, err := b.DB.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 20*time.Second, "b applies the events", func() bool { n, _ := b.DB.CountProfiles(ctx); return n == 3 })
+	var ids []string
+	b.DB.AllProfiles(ctx, func(p *portrait.Profile) error { ids = append(ids, p.ID); return nil })
+
+	if err := a.mayRewrite(); portrait.ErrorCode(err) != portrait.EUNAVAILABLE {
+		t.Fatalf("a may rewrite profiles itself: %v", err)
+	}
+	start := time.Now()
+	rc, err := a.HTTP.Erasure.Erase(ctx, ids[0], "admin@test", "asked")
+	if err != nil {
+		t.Fatalf("an erasure through a: %v", err)
+	}
+	t.Logf("erasure forwarded and answered in %s", time.Since(start).Round(time.Millisecond))
+	if rc.ProfileID != ids[0] || rc.By != "admin@test" || rc.Hash == "" {
+		t.Errorf("receipt %+v", rc)
+	}
+	if _, err := b.DB.Profile(ctx, ids[0]); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("the erased profile is still stored: %v", err)
+	}
+	if _, err := a.HTTP.Erasure.Erase(ctx, "no-such-profile", "admin@test", ""); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("erasing an unknown profile through a: %v, want %s", err, portrait.ENOTFOUND)
+	}
+	if _, err := a.Enrich.Traits.Rescore(ctx, ids[1:]); err != nil {
+		t.Errorf("a re-scoring through a: %v", err)
+	}
+}

@@ -43,7 +43,9 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	// the early refresh waits for a burst to be processed.
 	ts.Rescore = func(ctx context.Context, ids []string) (int, error) {
 		if err := a.mayRewrite(); err != nil {
-			return 0, err
+			var n int // the applier re-scores them (rewrites.go)
+			err := a.forward(ctx, rewriteRescore, rescoreRequest{IDs: ids}, &n)
+			return n, err
 		}
 		return a.Proc.RefreshProfiles(ctx, ids)
 	}

@@ -302,13 +302,18 @@ func (a *App) holdApplier(ctx context.Context) {
 func (a *App) runApplier(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		a.runEnrichment(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		a.serveRewrites(ctx) // requests forwarded by nodes that do not apply
 	}()
 	a.Proc.Run(ctx)
 	cancel()
+	<-done
 	<-done
 }
 
@@ -452,22 +457,32 @@ func (a *App) mayRewrite() error {
 	return portrait.Errorf(portrait.EUNAVAILABLE, "this node (%s) does not apply events to profiles, and over a shared store only the node that does may rewrite them; send this to the node holding the applier lease (docs/scaling.md)", a.Config.Node)
 }
 
-// applierErasure refuses erasures on a node that does not apply.
+// applierErasure forwards erasures from a node that does not apply.
 type applierErasure struct {
 	porthttp.ErasureService
 	a *App
 }
 
+// On a node that does not apply, an erasure is forwarded to the one that
+// does (rewrites.go) and its receipt or error returned.
 func (e *applierErasure) Erase(ctx context.Context, id, by, reason string) (*portrait.ErasureReceipt, error) {
 	if err := e.a.mayRewrite(); err != nil {
-		return nil, err
+		var rc portrait.ErasureReceipt
+		if err := e.a.forward(ctx, rewriteErase, eraseRequest{ID: id, By: by, Reason: reason}, &rc); err != nil {
+			return nil, err
+		}
+		return &rc, nil
 	}
 	return e.ErasureService.Erase(ctx, id, by, reason)
 }
 
 func (e *applierErasure) EraseByIdentifier(ctx context.Context, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
 	if err := e.a.mayRewrite(); err != nil {
-		return nil, err
+		var rc portrait.ErasureReceipt
+		if err := e.a.forward(ctx, rewriteEraseIdentifier, eraseRequest{Identifier: &id, By: by, Reason: reason}, &rc); err != nil {
+			return nil, err
+		}
+		return &rc, nil
 	}
 	return e.ErasureService.EraseByIdentifier(ctx, id, by, reason)
 }

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Rewrites asked of a node that does not apply (issue 17). Over a shared
+// store only the applier may rewrite profiles outside the log's
+// application (nodes.go: mayRewrite). A node that does not apply queues
+// such an operation in the store (rewriteQueue) and waits for the
+// applier's answer, so its caller gets the real answer (the erasure
+// receipt, the error) rather than 503; the applier performs the queued
+// requests in order as part of its term (serveRewrites).
+
+// rewriteQueue is what forwarding needs of a shared store.
+type rewriteQueue interface {
+	QueueRewrite(ctx context.Context, kind, node string, body []byte) (int64, error)
+	PendingRewrites(ctx context.Context, limit int, fn func(id int64, kind string, body []byte) error) error
+	FinishRewrite(ctx context.Context, id int64, result []byte) error
+	RewriteResult(ctx context.Context, id int64) (result []byte, done bool, err error)
+}
+
+// The kinds of rewrite request.
+const (
+	rewriteErase           = "erase"
+	rewriteEraseIdentifier = "erase_identifier"
+	rewriteRescore         = "rescore"
+)
+
+// rewriteWait is how long a forwarded request waits for the applier before
+// its caller is told it stays queued.
+const rewriteWait = 60 * time.Second
+
+// rewriteAnswer is the applier's answer: the result or the error.
+type rewriteAnswer struct {
+	Result  json.RawMessage `json:"result,omitempty"`
+	Code    string          `json:"code,omitempty"`
+	Message string          `json:"message,omitempty"`
+}
+
+type eraseRequest struct {
+	ID         string               `json:"id,omitempty"`
+	Identifier *portrait.Identifier `json:"identifier,omitempty"`
+	By         string               `json:"by"`
+	Reason     string               `json:"reason"`
+}
+
+type rescoreRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// forward queues a request for the applier and waits for its answer,
+// decoded into out. Without a queue (a store that has none) it refuses as
+// before: 503 naming the reason.
+func (a *App) forward(ctx context.Context, kind string, req, out any) error {
+	if a.rewrites == nil {
+		return a.mayRewrite()
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return portrait.Wrap(err, "cannot encode the request")
+	}
+	id, err := a.rewrites.QueueRewrite(ctx, kind, a.Config.Node, body)
+	if err != nil {
+		return err
+	}
+	wait, cancel := context.WithTimeout(ctx, rewriteWait)
+	defer cancel()
+	for {
+		woken := a.DB.Appended()
+		res, done, err := a.rewrites.RewriteResult(ctx, id)
+		if err != nil {
+			return err
+		}
+		if done {
+			var ans rewriteAnswer
+			if err := json.Unmarshal(res, &ans); err != nil {
+				return portrait.Wrap(err, "cannot read the applier's answer")
+			}
+			if ans.Code != "" {
+				return &portrait.Error{Code: ans.Code, Message: ans.Message}
+			}
+			if out != nil && len(ans.Result) > 0 {
+				if err := json.Unmarshal(ans.Result, out); err != nil {
+					return portrait.Wrap(err, "cannot read the applier's answer")
+				}
+			}
+			return nil
+		}
+		select {
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return portrait.Errorf(portrait.EUNAVAILABLE, "queued as request %d for the node applying events, which has not answered within %s: it is performed when a node applies events (docs/scaling.md)", id, rewriteWait)
+		case <-woken:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// serveRewrites performs the queued requests while this node applies,
+// until ctx ends (the applier's term).
+func (a *App) serveRewrites(ctx context.Context) {
+	if a.rewrites == nil {
+		return
+	}
+	for {
+		woken := a.DB.Appended()
+		err := a.rewrites.PendingRewrites(ctx, 16, func(id int64, kind string, body []byte) error {
+			ans := a.performRewrite(ctx, kind, body)
+			if ctx.Err() != nil {
+				return ctx.Err() // the term ended: the next applier performs it
+			}
+			res, err := json.Marshal(ans)
+			if err != nil {
+				return portrait.Wrap(err, "cannot encode the answer")
+			}
+			return a.rewrites.FinishRewrite(ctx, id, res)
+		})
+		if err != nil && ctx.Err() == nil {
+			a.Log.Warn("queued rewrite requests not performed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-woken:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// performRewrite performs one request on this node (the applier).
+func (a *App) performRewrite(ctx context.Context, kind string, body []byte) rewriteAnswer {
+	var result any
+	var err error
+	switch kind {
+	case rewriteErase, rewriteEraseIdentifier:
+		var r eraseRequest
+		if err = json.Unmarshal(body, &r); err != nil {
+			break
+		}
+		if a.eraseHere == nil {
+			err = portrait.Errorf(portrait.EUNAVAILABLE, "erasure is not wired on node %s", a.Config.Node)
+		} else if r.Identifier != nil {
+			result, err = a.eraseHere.EraseByIdentifier(ctx, *r.Identifier, r.By, r.Reason)
+		} else {
+			result, err = a.eraseHere.Erase(ctx, r.ID, r.By, r.Reason)
+		}
+	case rewriteRescore:
+		var r rescoreRequest
+		if err = json.Unmarshal(body, &r); err != nil {
+			break
+		}
+		result, err = a.Proc.RefreshProfiles(ctx, r.IDs)
+	default:
+		err = portrait.Errorf(portrait.EINVALID, "unknown rewrite request %q", kind)
+	}
+	if err != nil {
+		return rewriteAnswer{Code: portrait.ErrorCode(err), Message: portrait.ErrorMessage(err)}
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		return rewriteAnswer{Code: portrait.EINTERNAL, Message: "cannot encode the answer"}
+	}
+	return rewriteAnswer{Result: b}
+}
