@@ -1,15 +1,19 @@
 -- Derived state: everything here is rebuilt by replaying the event log.
+-- Profile ids and identifiers are COLLATE "C" (byte order), whatever the
+-- database's collation: lists ordered by them must come out as the
+-- embedded store orders them (storetest RunSameAnswers), and byte order is
+-- also the cheapest to compare.
 -- Tables keyed by profile are partitioned by a hash of the profile id, so
 -- that Citus can distribute (and co-locate) them by the same key.
 CREATE TABLE profiles (
-    id         TEXT   NOT NULL,
+    id         TEXT COLLATE "C" NOT NULL,
     doc        BYTEA  NOT NULL, -- profile/doc's encoding
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (id)
 ) PARTITION BY HASH (id);
 
 CREATE TABLE profile_events (
-    profile_id TEXT   NOT NULL,
+    profile_id TEXT COLLATE "C" NOT NULL,
     ts         BIGINT NOT NULL,
     seq        BIGINT NOT NULL,
     PRIMARY KEY (profile_id, ts, seq)
@@ -26,9 +30,9 @@ END $$;
 -- The identity graph: which profile owns each typed identifier, with the
 -- key of the event that attached it.
 CREATE TABLE identities (
-    type       TEXT   NOT NULL,
-    value      TEXT   NOT NULL,
-    profile_id TEXT   NOT NULL,
+    type       TEXT COLLATE "C" NOT NULL,
+    value      TEXT COLLATE "C" NOT NULL,
+    profile_id TEXT COLLATE "C" NOT NULL,
     at_us      BIGINT NOT NULL DEFAULT 0,
     at_msg     TEXT   NOT NULL DEFAULT '',
     PRIMARY KEY (type, value)
@@ -36,25 +40,25 @@ CREATE TABLE identities (
 CREATE INDEX identities_profile ON identities (profile_id);
 
 CREATE TABLE refused (
-    type       TEXT NOT NULL,
-    value      TEXT NOT NULL,
-    profile_id TEXT NOT NULL,
+    type       TEXT COLLATE "C" NOT NULL,
+    value      TEXT COLLATE "C" NOT NULL,
+    profile_id TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (type, value, profile_id)
 );
 CREATE INDEX refused_profile ON refused (profile_id);
 
 CREATE TABLE aliases (
-    old_id TEXT PRIMARY KEY,
-    new_id TEXT NOT NULL
+    old_id TEXT COLLATE "C" PRIMARY KEY,
+    new_id TEXT COLLATE "C" NOT NULL
 );
 
 CREATE TABLE merges (
     id         BIGSERIAL PRIMARY KEY,
     kind       TEXT   NOT NULL,
-    into_id    TEXT   NOT NULL,
-    from_id    TEXT   NOT NULL DEFAULT '',
-    id_type    TEXT   NOT NULL DEFAULT '',
-    id_value   TEXT   NOT NULL DEFAULT '',
+    into_id    TEXT COLLATE "C" NOT NULL,
+    from_id    TEXT COLLATE "C" NOT NULL DEFAULT '',
+    id_type    TEXT COLLATE "C" NOT NULL DEFAULT '',
+    id_value   TEXT COLLATE "C" NOT NULL DEFAULT '',
     message_id TEXT   NOT NULL DEFAULT '',
     event_seq  BIGINT NOT NULL DEFAULT 0,
     reason     TEXT   NOT NULL DEFAULT '',
@@ -73,7 +77,7 @@ CREATE TABLE trait_issues (
     message_id TEXT   NOT NULL,
     trait      TEXT   NOT NULL,
     source     TEXT   NOT NULL,
-    profile_id TEXT   NOT NULL,
+    profile_id TEXT COLLATE "C" NOT NULL,
     value      TEXT   NOT NULL,
     reason     TEXT   NOT NULL,
     at         BIGINT NOT NULL,
@@ -89,8 +93,8 @@ CREATE TABLE retracted (
 CREATE TABLE splits (
     message_id TEXT PRIMARY KEY,
     bridge     TEXT NOT NULL,
-    via_type   TEXT NOT NULL,
-    via_value  TEXT NOT NULL,
+    via_type   TEXT COLLATE "C" NOT NULL,
+    via_value  TEXT COLLATE "C" NOT NULL,
     decided_by TEXT NOT NULL DEFAULT '',
     side_a     TEXT NOT NULL DEFAULT '[]',
     side_b     TEXT NOT NULL DEFAULT '[]'

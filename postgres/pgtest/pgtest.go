@@ -273,3 +273,42 @@ func reference(prepare func(ctx context.Context, url string) error) error {
 	release(server, name)
 	return nil
 }
+
+// Dedicated creates a database of its own with the given CREATE DATABASE
+// options (a collation, say) for a test that changes or needs a database
+// unlike the others; it is dropped when the test ends, never reused. It
+// skips or fails as URL does when no server answers, and returns "" with
+// the test skipped when the server refuses the options (a collation it
+// does not have), saying why.
+func Dedicated(t testing.TB, options string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	server := ServerURL()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		if os.Getenv("PORTRAIT_REQUIRE_SERVICES") != "" {
+			t.Fatalf("PostgreSQL is not answering at %s (scripts/setup starts it): %v", server, err)
+		}
+		t.Skipf("PostgreSQL is not answering at %s (start it, or set PORTRAIT_TEST_POSTGRES): %v", server, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "portrait_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" "+options); err != nil {
+		t.Skipf("the server cannot create a database %s: %v", options, err)
+		return ""
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, server)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return withDatabase(t, server, name)
+}
