@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -49,10 +50,17 @@ type DB struct {
 	ChangesKept time.Duration
 
 	pool *pgxpool.Pool
+	// readOnly: the server accepts no writes (a standby, or read-only
+	// transactions by default); see Open.
+	readOnly bool
 }
 
 // Open connects to the database at url (postgres://…), creating the schema
-// or bringing it up to date.
+// or bringing it up to date. On a server that accepts no writes (a hot
+// standby, pg_is_in_recovery(), or a database whose transactions are
+// read-only by default) it runs no migration: it checks that the schema
+// has every migration this binary knows (applied through the primary) and
+// opens the store read-only (ReadOnly), for api nodes; its writes fail.
 func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -70,11 +78,50 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, portrait.Wrap(err, "cannot connect to PostgreSQL at "+redact(url))
 	}
 	db := &DB{URL: url, Now: time.Now, pool: pool}
-	if err := db.migrate(ctx); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool`).Scan(&db.readOnly); err != nil {
+		pool.Close()
+		return nil, portrait.Wrap(err, "cannot ask PostgreSQL whether it accepts writes")
+	}
+	if db.readOnly {
+		err = db.checkSchema(ctx)
+	} else {
+		err = db.migrate(ctx)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// ReadOnly says whether the server accepts no writes (Open): such a store
+// serves reads only, and every write fails.
+func (db *DB) ReadOnly() bool { return db.readOnly }
+
+// checkSchema refuses a read-only store whose schema lacks a migration
+// this binary knows: it cannot apply it, and reading an older schema would
+// fail later, query by query.
+func (db *DB) checkSchema(ctx context.Context) error {
+	var applied []string
+	err := db.pool.QueryRow(ctx, `SELECT coalesce(array_agg(name), '{}') FROM schema_migrations`).Scan(&applied)
+	if err != nil {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "the store at %s accepts no writes (a standby, or read-only by default) and has no Portrait schema: open it once on the primary first", redact(db.URL))
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return portrait.Wrap(err, "cannot list migrations")
+	}
+	var missing []string
+	for _, name := range names {
+		if base := path.Base(name); !slices.Contains(applied, base) {
+			missing = append(missing, base)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return portrait.Errorf(portrait.EUNAVAILABLE, "the store at %s accepts no writes (a standby, or read-only by default) and its schema lacks migrations %s: upgrade a node on the primary first", redact(db.URL), strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // Close closes the connections.

@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
 )
 
@@ -68,4 +70,27 @@ func TestMain(m *testing.M) {
 		}
 		return db.Close()
 	}))
+}
+
+// A read-only database whose schema lacks a migration (the primary not
+// upgraded yet) is refused at Open with the migration named, rather than
+// failing later query by query.
+func TestOpenReadOnlyChecksTheSchema(t *testing.T) {
+	url := pgtest.Dedicated(t, "")
+	ctx := context.Background()
+	rw, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rw.pool.Exec(ctx, `DELETE FROM schema_migrations WHERE name = '005_rewrite_requests.sql'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rw.pool.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', current_database()); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	_, err = Open(ctx, url)
+	if portrait.ErrorCode(err) != portrait.EUNAVAILABLE || !strings.Contains(portrait.ErrorMessage(err), "005_rewrite_requests.sql") {
+		t.Errorf("opening a read-only store one migration behind: %v", err)
+	}
 }

@@ -312,6 +312,9 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	s.Log = a.Log
 	s.Registry = reg
 	s.Filter = roleFilter(rs)
+	if a.storeReadOnly() {
+		s.Filter = readOnlyFilter(cfg.Node, s.Filter)
+	}
 	s.Events, s.Quarantine, s.Keys, s.Profiles = a.ingestLog(), a.DB, a.DB, a.DB
 	s.Parser.Blocked = rules.IsBlocked
 	s.NormalizeID = rules.Normalize

@@ -127,6 +127,9 @@ func (a *App) openBus(ctx context.Context) error {
 // reach the others (and the leases that keep one applier).
 func (a *App) checkRoles() error {
 	r := a.roles
+	if a.storeReadOnly() && (r.ingest || r.process) {
+		return portrait.Errorf(portrait.EINVALID, "--role %s needs a store that accepts writes, and this one accepts none (a standby, or read-only by default): a read-only store serves --role api only", r)
+	}
 	if !a.shared && !r.all() {
 		return portrait.Errorf(portrait.EINVALID, "--role %s needs a shared store (--store postgres://…): the embedded store serves one node, which has every role", r)
 	}
@@ -259,11 +262,15 @@ func (a *App) startNodes(ctx context.Context) {
 	if r.api {
 		a.startSegments(ctx)
 		a.startAccounts(ctx)
-		a.startErasure(ctx) // privacy-erasure
+		if !a.storeReadOnly() { // retention and jobs write: a node on the primary runs them
+			a.startErasure(ctx) // privacy-erasure
+		}
 		if a.follow != nil {
 			a.goRun(func() { a.follow.Run(ctx) })
 		}
-		if a.shared && a.bus != nil {
+		switch {
+		case a.storeReadOnly():
+		case a.shared && a.bus != nil:
 			a.goRun(func() {
 				err := a.bus.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ uint64) {
 					a.runJobs(ctx)
@@ -272,7 +279,7 @@ func (a *App) startNodes(ctx context.Context) {
 					a.Log.Error("jobs lease stopped", "err", err)
 				}
 			})
-		} else {
+		default:
 			a.goRun(func() { a.runJobs(ctx) })
 		}
 	}
