@@ -19,7 +19,6 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/segment"
-	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/tag"
 )
 
@@ -54,11 +53,12 @@ func runBenchAccounts(ctx context.Context, args []string, stdout, stderr io.Writ
 	n := fs.Int("accounts", 100_000, "accounts to rank")
 	rounds := fs.Int("rounds", 5, "alternating rounds of ranking and baseline")
 	dir := fs.String("data", "", "data directory (default: a temporary one, removed after)")
+	store := fs.String("store", "", "store URL to write the accounts to (postgres://… of an empty scratch database; default: the embedded store under --data)")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	if err := fs.Parse(args); err != nil || *n < 1 || *rounds < 1 {
 		return errUsage
 	}
-	if *dir == "" {
+	if *dir == "" && *store == "" {
 		d, err := os.MkdirTemp("", "portrait-bench-accounts-")
 		if err != nil {
 			return err
@@ -66,7 +66,7 @@ func runBenchAccounts(ctx context.Context, args []string, stdout, stderr io.Writ
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	db, err := sqlite.Open(ctx, *dir)
+	db, err := openStore(ctx, *store, *dir)
 	if err != nil {
 		return err
 	}

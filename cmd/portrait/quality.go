@@ -13,34 +13,45 @@ import (
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
-// runQuality prints the data-quality report of the store under --data. It
-// only reads, but takes the directory's lock like every other command that
-// opens the store; while a server runs, use GET /v1/quality.
+// runQuality prints the data-quality report of the store --store names
+// (default: the embedded one under --data). On the embedded store it only
+// reads, but takes the directory's lock like every other command that
+// opens it (while a server runs, use GET /v1/quality); a shared store
+// (postgres://…) is read beside its running nodes.
 func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("quality", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", "./portrait-data", "data directory of the embedded store")
+	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data)")
 	top := fs.Int("top", 10, "reasons listed per source")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	keyFile := fs.String("data-key-file", "", "data keys, to read sealed values (default: $PORTRAIT_DATA_KEY)") // sealing
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	lock, err := lockDir(*dataDir)
+	kind, where, err := parseStore(*store, *dataDir)
 	if err != nil {
-		if portrait.ErrorCode(err) == portrait.ECONFLICT {
-			return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server; ask it instead: curl -H \"Authorization: Bearer $TOKEN\" http://HOST/v1/quality", *dataDir)
-		}
 		return err
 	}
-	defer lock.Close()
-	db, err := sqlite.Open(ctx, *dataDir)
+	if kind == storeSQLite {
+		lock, err := lockDir(where)
+		if err != nil {
+			if portrait.ErrorCode(err) == portrait.ECONFLICT {
+				return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server; ask it instead: curl -H \"Authorization: Bearer $TOKEN\" http://HOST/v1/quality", where)
+			}
+			return err
+		}
+		defer lock.Close()
+	}
+	db, err := openStore(ctx, *store, *dataDir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := openSealedForReading(db, *keyFile); err != nil { // sealing
-		return err
+	if lite, ok := db.(*sqlite.DB); ok { // sealing: the embedded store's
+		if err := openSealedForReading(lite, *keyFile); err != nil {
+			return err
+		}
 	}
 	rep, err := quality.Build(ctx, db, time.Now(), *top)
 	if err != nil {
