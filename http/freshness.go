@@ -211,12 +211,15 @@ func (s *Server) caches() *speedCaches {
 		// The quality report reads the stores themselves: an answer at
 		// the current version is exact, kept while nothing is committed.
 		c.quality = &answerCache{trustFor: 10 * time.Second, minRefresh: 10 * time.Second, maxStale: 5 * time.Minute, syncBelow: syncBelow, maxEntries: 16, bg: &c.bg}
-		if v, ok := s.QualityStore.(quality.Versioner); ok {
+		// Keyed on what the report reads (quality.VersionOf: the content
+		// version where the store has one), so sign-ins and audit records,
+		// which commit too, keep the answers.
+		if v := quality.VersionOf(s.QualityStore); v != nil {
 			c.quality.version, c.quality.trustFor = v, time.Hour
 		}
 		// The lifecycle reads the segment index, which follows commits.
 		c.lifecycle = &answerCache{trustFor: 30 * time.Second, minRefresh: 5 * time.Second, maxStale: 5 * time.Minute, syncBelow: syncBelow, maxEntries: 256, bg: &c.bg}
-		if v, ok := s.Profiles.(quality.Versioner); ok {
+		if v := quality.VersionOf(s.Profiles); v != nil {
 			c.lifecycle.version = v
 		} else {
 			c.lifecycle.trustFor = 5 * time.Second

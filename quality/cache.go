@@ -12,6 +12,33 @@ type Versioner interface {
 	DataVersion(ctx context.Context) (string, error)
 }
 
+// ContentVersioner is a Versioner keyed on what reports read (the log,
+// the quarantine, the imports, the profiles), not on every commit: its
+// token stays put when sessions or audit records are written. Caches
+// prefer it where the store has it.
+type ContentVersioner interface {
+	ContentVersion(ctx context.Context) (string, error)
+}
+
+// contentVersion adapts a ContentVersioner to a Versioner.
+type contentVersion struct{ ContentVersioner }
+
+func (c contentVersion) DataVersion(ctx context.Context) (string, error) {
+	return c.ContentVersion(ctx)
+}
+
+// VersionOf returns what a cache over x should key on: its content
+// version, else its data version; nil when x has neither.
+func VersionOf(x any) Versioner {
+	if c, ok := x.(ContentVersioner); ok {
+		return contentVersion{c}
+	}
+	if v, ok := x.(Versioner); ok {
+		return v
+	}
+	return nil
+}
+
 // Freshness says how current a served report is.
 type Freshness struct {
 	// DataVersion is the store's version the report was computed at; the

@@ -35,3 +35,9 @@ func TestProcessorProperties(t *testing.T) {
 func TestStoreReads(t *testing.T) {
 	storetest.RunReads(t, func(t *testing.T) storetest.ReadStore { return openStore(t) })
 }
+
+// A sign-in and an audit record keep the answer caches' version; an event
+// moves it (see storetest.RunContentVersion).
+func TestContentVersion(t *testing.T) {
+	storetest.RunContentVersion(t, openStore(t))
+}
