@@ -120,7 +120,7 @@ type Model struct {
 	// rebuilds counts the times the state was replaced whole (a rebuild,
 	// an undo, a restore): undo's catch-up cannot bridge those.
 	rebuilds int
-	scores  scoreCache
+	scores   scoreCache
 }
 
 // NewModel returns an empty model.
