@@ -45,8 +45,15 @@ func activationColumns(r *http.Request) (types []string, hash bool, err error) {
 // exports only the profiles that consented to it. (Purpose and consent
 // rules beyond the segment's own belong here too.)
 func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.Profile) bool {
-	if st.Purpose != "" && s.Segments.Consent != nil && !s.Segments.Consent(st.Purpose, p.ID) {
-		return false
+	if s.Segments.Consent == nil {
+		return true
+	}
+	// Purposes holds the segment's own and those of the segments a set
+	// operation is built on.
+	for _, pu := range st.Purposes {
+		if !s.Segments.Consent(pu, p.ID) {
+			return false
+		}
 	}
 	return true
 }
