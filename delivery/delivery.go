@@ -73,8 +73,8 @@ type Run struct {
 	// Masked lists the identifier types above the delivery's clearance:
 	// masked in the file (hashed ones left empty), see Delivery.Clearance.
 	Masked []string `json:"masked,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Where    string    `json:"where,omitempty"` // the file written, the URL, the subject
+	Error  string   `json:"error,omitempty"`
+	Where  string   `json:"where,omitempty"` // the file written, the URL, the subject
 }
 
 // Store keeps deliveries and their runs.
