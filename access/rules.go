@@ -122,6 +122,7 @@ var rules = map[string]Rule{
 	"GET /v1/accounts/icp":                          r(FamAccounts, "read", false),
 	"PUT /v1/accounts/icp":                          r(FamAccounts, "write", false),
 	"POST /v1/accounts/icp/train":                   r(FamAccounts, "write", false),
+	"GET /v1/accounts/lookalike":                    r(FamAccounts, "read", false),
 	"GET /v1/accounts/lookup":                       r(FamAccounts, "read", false),
 	"GET /v1/accounts/merges":                       r(FamAccounts, "read", false),
 	"POST /v1/accounts/targets":                     r(FamAccounts, "write", true),

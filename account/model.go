@@ -116,8 +116,11 @@ type Model struct {
 	seq     int64
 	replay  Replay
 	editID  int64 // the last journalled edit applied
-	version int
-	scores  scoreCache
+	version int   // bumped on every change (undo compares it)
+	// rebuilds counts the times the state was replaced whole (a rebuild,
+	// an undo, a restore): undo's catch-up cannot bridge those.
+	rebuilds int
+	scores   scoreCache
 }
 
 // NewModel returns an empty model.
@@ -131,6 +134,7 @@ func NewModel(now portrait.Clock) *Model {
 }
 
 func (m *Model) reset() {
+	m.rebuilds++
 	m.accounts = map[string]*Account{}
 	m.keys = map[Key]string{}
 	m.persons = map[string]*person{}
@@ -198,10 +202,15 @@ func (m *Model) SetReplay(r Replay) {
 // ApplyEdit applies an edit; it must be valid (see Check).
 func (m *Model) ApplyEdit(ed *Edit) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err := m.check(ed); err != nil {
+		m.mu.Unlock()
 		return err
 	}
+	if ed.Kind == EditUnmerge && m.replay != nil {
+		m.mu.Unlock()
+		return m.undo(ed)
+	}
+	defer m.mu.Unlock()
 	m.inputs = append(m.inputs, input{edit: ed, after: m.seq})
 	m.editID = max(m.editID, ed.ID)
 	if ed.Kind == EditUnmerge {
@@ -209,6 +218,100 @@ func (m *Model) ApplyEdit(ed *Edit) error {
 	}
 	m.edit(ed)
 	return nil
+}
+
+// undo applies an unmerge when the events come back from the log. Reading
+// the log takes long (every account event since the start), and holding
+// the model's lock meanwhile would stop the follower and every reader, so
+// the replay builds a private model without the lock; under the lock, if
+// the model's version has not moved, the private state replaces the
+// model's. If it moved (the follower applied events, an edit came in), the
+// private model catches up with what was applied meanwhile, again outside
+// the lock, and the check is made again: each round reads only what the
+// previous one let in. Another rebuild meanwhile (a second undo, a
+// checkpoint restored) starts it over.
+func (m *Model) undo(ed *Edit) error {
+	for {
+		m.mu.RLock()
+		if err := m.check(ed); err != nil {
+			m.mu.RUnlock()
+			return err
+		}
+		ver, gen, n, card := m.version, m.rebuilds, len(m.inputs), m.Scorecard()
+		sh := &Model{Now: m.Now, replay: m.replay, seq: m.seq, editID: max(m.editID, ed.ID)}
+		sh.inputs = append(append(make([]input, 0, n+1), m.inputs...), input{edit: ed, after: m.seq})
+		m.mu.RUnlock()
+		sh.scores.card = card
+		if err := sh.rebuild(); err != nil {
+			return err
+		}
+		restart := false
+		for !restart {
+			m.mu.Lock()
+			if m.rebuilds != gen {
+				m.mu.Unlock()
+				restart = true
+				break
+			}
+			if m.version == ver {
+				m.adopt(sh, card)
+				m.mu.Unlock()
+				return nil
+			}
+			// Caught up to here, then checked again.
+			ver = m.version
+			target := m.seq
+			later := append([]input(nil), m.inputs[n:]...)
+			n = len(m.inputs)
+			m.mu.Unlock()
+			for _, in := range later {
+				if in.edit.Kind == EditUnmerge {
+					restart = true
+					break
+				}
+				if err := sh.catchUp(in.after); err != nil {
+					return err
+				}
+				sh.inputs = append(sh.inputs, in)
+				sh.editID = max(sh.editID, in.edit.ID)
+				sh.edit(in.edit)
+			}
+			if !restart {
+				if err := sh.catchUp(target); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// catchUp applies the account events of the log up to seq on a private
+// model (undo).
+func (m *Model) catchUp(seq int64) error {
+	if seq <= m.seq {
+		return nil
+	}
+	if err := m.replay(m.seq, seq, m.applyRelevant); err != nil {
+		return err
+	}
+	m.seq = seq
+	return nil
+}
+
+// adopt takes the state of the private model undo rebuilt; m.mu is held.
+// A scorecard set directly (SetScorecard) while it was built is kept
+// unless the replayed edits changed it.
+func (m *Model) adopt(sh *Model, card *Scorecard) {
+	m.accounts, m.keys, m.persons, m.byDomain = sh.accounts, sh.keys, sh.persons, sh.byDomain
+	m.merges, m.refused, m.inputs, m.issues = sh.merges, sh.refused, sh.inputs, nil
+	m.seq, m.editID = sh.seq, sh.editID
+	m.version++
+	m.rebuilds++
+	if sh.scores.card != card {
+		m.scores.mu.Lock()
+		m.scores.card = sh.scores.card
+		m.scores.mu.Unlock()
+	}
 }
 
 // Check validates an edit against the current accounts.

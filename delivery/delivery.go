@@ -50,6 +50,15 @@ type Delivery struct {
 	Target      Target    `json:"target"`
 	EveryText   string    `json:"every"` // e.g. "24h"; the schedule
 	CreatedAt   time.Time `json:"created_at"`
+	// CreatedBy, Role and Clearance are the key that created the delivery,
+	// recorded when it is created (the API sets them from the caller,
+	// whatever the body said). A scheduled run has no caller: every run is
+	// masked to this role and clearance, so a delivery never carries a
+	// value its creator could not read. A delivery stored without them
+	// (made before they were recorded) runs at public clearance.
+	CreatedBy string `json:"created_by,omitempty"`
+	Role      string `json:"role,omitempty"`
+	Clearance string `json:"clearance,omitempty"`
 }
 
 // Run is one delivery, recorded whether it succeeded or not.
@@ -61,8 +70,11 @@ type Run struct {
 	Skipped  int       `json:"skipped"`
 	Bytes    int       `json:"bytes"`
 	Status   string    `json:"status"` // ok | failed
-	Error    string    `json:"error,omitempty"`
-	Where    string    `json:"where,omitempty"` // the file written, the URL, the subject
+	// Masked lists the identifier types above the delivery's clearance:
+	// masked in the file (hashed ones left empty), see Delivery.Clearance.
+	Masked []string `json:"masked,omitempty"`
+	Error  string   `json:"error,omitempty"`
+	Where  string   `json:"where,omitempty"` // the file written, the URL, the subject
 }
 
 // Store keeps deliveries and their runs.
@@ -78,7 +90,18 @@ type Store interface {
 // skipped); the HTTP layer's export provides it, so a delivery holds
 // exactly what GET /v1/segments/{id}/export?identifiers=… gives, filtered
 // in the same one place.
-type Rows func(ctx context.Context, segmentID string, identifiers []string, hash bool) ([]string, [][]string, int, error)
+// The rows are masked to the delivery's Role and Clearance.
+type Rows func(ctx context.Context, d *Delivery) (*Content, error)
+
+// Content is a delivery's file: the header, the rows, the members skipped
+// (no identifier of the types, or not consented) and the identifier types
+// masked.
+type Content struct {
+	Header  []string
+	Rows    [][]string
+	Skipped int
+	Masked  []string
+}
 
 // Publisher publishes a message to a subject, returning once the server
 // has it.
@@ -191,15 +214,15 @@ func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.T
 	if err := s.ValidateTarget(d.Target); err != nil {
 		return err
 	}
-	header, rows, skipped, err := s.Rows(ctx, d.Segment, d.Identifiers, d.Hash)
+	f, err := s.Rows(ctx, d)
 	if err != nil {
 		return err
 	}
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	w.Write(header)
-	w.WriteAll(rows)
-	run.Rows, run.Skipped, run.Bytes = len(rows), skipped, buf.Len()
+	w.Write(f.Header)
+	w.WriteAll(f.Rows)
+	run.Rows, run.Skipped, run.Bytes, run.Masked = len(f.Rows), f.Skipped, buf.Len(), f.Masked
 	switch d.Target.Kind {
 	case File:
 		name := fmt.Sprintf("%s-%s.csv", d.Target.Name, now.Format("20060102T150405Z"))

@@ -21,11 +21,11 @@ import (
 )
 
 // rows is a segment's activation file as the export gives it.
-func rows(_ context.Context, seg string, ids []string, hash bool) ([]string, [][]string, int, error) {
-	if seg != "seg_a" {
-		return nil, nil, 0, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", seg)
+func rows(_ context.Context, d *delivery.Delivery) (*delivery.Content, error) {
+	if d.Segment != "seg_a" {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no segment %q", d.Segment)
 	}
-	return []string{"phone_sha256", "email_sha256"}, [][]string{{"aa", "bb"}, {"cc", ""}}, 1, nil
+	return &delivery.Content{Header: []string{"phone_sha256", "email_sha256"}, Rows: [][]string{{"aa", "bb"}, {"cc", ""}}, Skipped: 1}, nil
 }
 
 // Each target receives the file, each delivery is recorded (failures

@@ -41,11 +41,14 @@ import (
 // secret-level ID number.
 type accessEnv struct {
 	*consoleEnv
-	srv      *httptest.Server
-	tokens   map[string]string // "role/level" → secret
-	profile  string            // a customer with phone, email and ID number
-	segID    string
-	idNumber string
+	srv     *httptest.Server
+	tokens  map[string]string // "role/level" → secret
+	profile string            // a customer with phone, email and ID number
+	// deliveries is the server's delivery service (scheduled runs have
+	// no caller).
+	deliveries *delivery.Service
+	segID      string
+	idNumber   string
 }
 
 func newAccessEnv(t *testing.T) *accessEnv {
@@ -98,6 +101,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	s.Map = m
 	s.Deliveries = delivery.NewService(db, s.ActivationRows)
 	s.Deliveries.Dir = t.TempDir()
+	a.deliveries = s.Deliveries
 	s.Accounts = account.NewService(db, db, e.proc.Now)
 	sup := &erasure.Suppressor{EventLog: db, Store: db, IdentifiersOf: e.proc.Identifiers}
 	s.Erasure = &erasure.Service{Proc: e.proc, Store: db, Suppressor: sup, Log: sup, Audit: db}

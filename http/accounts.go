@@ -24,6 +24,7 @@ func (s *Server) mountAccounts(mux *http.ServeMux) {
 	mux.Handle("GET /v1/accounts", s.instrument("/v1/accounts", s.admin(s.handleAccounts)))
 	mux.Handle("POST /v1/accounts", s.instrument("/v1/accounts", s.admin(s.handleCreateAccount)))
 	mux.Handle("GET /v1/accounts/lookup", s.instrument("/v1/accounts/lookup", s.admin(s.handleAccountLookup)))
+	mux.Handle("GET /v1/accounts/lookalike", s.instrument("/v1/accounts/lookalike", s.admin(s.handleAccountLookalike)))
 	mux.Handle("GET /v1/accounts/export", s.instrument("/v1/accounts/export", s.admin(s.handleAccountExport)))
 	mux.Handle("POST /v1/accounts/targets", s.instrument("/v1/accounts/targets", s.admin(s.handleAccountTargets)))
 	mux.Handle("GET /v1/accounts/icp", s.instrument("/v1/accounts/icp", s.admin(s.handleICP)))
@@ -378,6 +379,63 @@ func (s *Server) handlePersonAccounts(w http.ResponseWriter, r *http.Request, _ 
 		out = append(out, map[string]any{"account": id, "name": v.Name, "role": role, "icp_score": v.ICP})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"person": pk, "accounts": out})
+}
+
+// handleAccountLookalike finds the accounts most like seed ones:
+// ?seed=won (the default: the accounts with a won opportunity, the best
+// current customers) or a comma-separated list of account ids or keys
+// (type:value, as "group:corp-0001"); limit (default 20, at most 1000);
+// hold_out (default 0.2) and rand (the hold-out's seed). The answer holds
+// the accounts (seeds excluded) with their score and reasons, and the
+// held-out evaluation: AUC, precision at k and the curve.
+func (s *Server) handleAccountLookalike(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	q := r.URL.Query()
+	limit, err := queryInt(r, "limit", 20)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	rnd, err := queryInt(r, "rand", 1)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	hold := 0.0
+	if v := q.Get("hold_out"); v != "" {
+		if hold, err = strconv.ParseFloat(v, 64); err != nil || hold <= 0 || hold >= 1 {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "hold_out must be a share between 0 and 1, not %q", v))
+			return
+		}
+	}
+	m := s.Accounts.Model
+	seed := strings.TrimSpace(q.Get("seed"))
+	var seeds []string
+	switch seed {
+	case "", "won":
+		seed = "won"
+		seeds = m.WonAccounts()
+	default:
+		for _, x := range strings.Split(seed, ",") {
+			x = strings.TrimSpace(x)
+			if typ, val, ok := strings.Cut(x, ":"); ok {
+				id, found := m.Lookup(typ, val)
+				if !found {
+					Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no account has the key %s", x))
+					return
+				}
+				x = id
+			}
+			if x != "" {
+				seeds = append(seeds, x)
+			}
+		}
+	}
+	l, err := m.Lookalike(account.LookalikeOptions{Seeds: seeds, Limit: limit, HoldOut: hold, Seed: uint64(rnd)})
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"seed": seed, "lookalike": l, "loaded": s.Accounts.Loaded()})
 }
 
 func (s *Server) handleICP(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {

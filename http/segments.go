@@ -352,11 +352,19 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 			return
 		}
 		var skipped int
-		if header, all, skipped, err = s.activationRows(r.Context(), st, types, hash); err != nil {
+		var masked []string
+		var m *access.Masker
+		if ac := accessOf(r.Context()); ac != nil {
+			m = ac.m // the caller's clearance, as in every response
+		}
+		if header, all, skipped, masked, err = s.activationRows(r.Context(), st, types, hash, m); err != nil {
 			Error(w, r, err)
 			return
 		}
 		w.Header().Set("X-Portrait-Skipped", strconv.Itoa(skipped))
+		if len(masked) > 0 {
+			w.Header().Set("X-Portrait-Masked", strings.Join(masked, ","))
+		}
 	}
 	for offset := 0; !activation; {
 		ids, _, err := s.Segments.Members(id, offset, 1000)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/segment"
 )
 
@@ -45,8 +47,15 @@ func activationColumns(r *http.Request) (types []string, hash bool, err error) {
 // exports only the profiles that consented to it. (Purpose and consent
 // rules beyond the segment's own belong here too.)
 func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.Profile) bool {
-	if st.Purpose != "" && s.Segments.Consent != nil && !s.Segments.Consent(st.Purpose, p.ID) {
-		return false
+	if s.Segments.Consent == nil {
+		return true
+	}
+	// Purposes holds the segment's own and those of the segments a set
+	// operation is built on.
+	for _, pu := range st.Purposes {
+		if !s.Segments.Consent(pu, p.ID) {
+			return false
+		}
 	}
 	return true
 }
@@ -56,7 +65,22 @@ func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.P
 // types (the first of each type, in the order the profile holds them),
 // hashed as the platforms expect when hash is set. Members without any
 // are skipped and counted.
-func (s *Server) activationRows(ctx context.Context, st *segment.Status, types []string, hash bool) (header []string, rows [][]string, skipped int, err error) {
+//
+// m masks them to a principal's clearance, the one masking function of
+// every response: an identifier type the principal may not see is masked
+// as in any export (138****8000), and left empty when hashed (the hash of
+// a phone number is the phone number to anyone who tries them all). masked
+// lists those types. A nil m masks nothing (a caller without a principal).
+func (s *Server) activationRows(ctx context.Context, st *segment.Status, types []string, hash bool, m *access.Masker) (header []string, rows [][]string, skipped int, masked []string, err error) {
+	hidden := make([]bool, len(types))
+	for i, t := range types {
+		if m != nil {
+			if l, ok := m.C.Identifier(t); ok && !m.P.Sees(l) {
+				hidden[i] = true
+				masked = append(masked, t)
+			}
+		}
+	}
 	for _, t := range types {
 		if hash {
 			header = append(header, t+"_sha256")
@@ -67,7 +91,7 @@ func (s *Server) activationRows(ctx context.Context, st *segment.Status, types [
 	for offset := 0; ; {
 		ids, _, err := s.Segments.Members(st.ID, offset, 1000)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, 0, nil, err
 		}
 		for _, id := range ids {
 			p, err := s.Profiles.Profile(ctx, id)
@@ -75,7 +99,7 @@ func (s *Server) activationRows(ctx context.Context, st *segment.Status, types [
 				continue
 			}
 			if err != nil {
-				return nil, nil, 0, err
+				return nil, nil, 0, nil, err
 			}
 			if !s.exportable(ctx, st, p) {
 				skipped++
@@ -94,9 +118,14 @@ func (s *Server) activationRows(ctx context.Context, st *segment.Status, types [
 							v = nv
 						}
 					}
-					if hash {
+					switch {
+					case hidden[i] && hash:
+						continue
+					case hidden[i]:
+						rec[i], _ = m.Walk(map[string]any{"type": t, "value": segment.ActivationForm(t, v)}).(map[string]any)["value"].(string)
+					case hash:
 						rec[i] = segment.HashIdentifier(t, v)
-					} else {
+					default:
 						rec[i] = segment.ActivationForm(t, v)
 					}
 					found = true
@@ -110,21 +139,35 @@ func (s *Server) activationRows(ctx context.Context, st *segment.Status, types [
 			rows = append(rows, rec)
 		}
 		if len(ids) < 1000 {
-			return header, rows, skipped, nil
+			return header, rows, skipped, masked, nil
 		}
 		offset += len(ids)
 	}
 }
 
-// ActivationRows is a segment's activation file for a scheduled delivery:
-// the rows GET /v1/segments/{id}/export?identifiers=… gives.
-func (s *Server) ActivationRows(ctx context.Context, segmentID string, types []string, hash bool) ([]string, [][]string, int, error) {
-	st, err := s.Segments.Get(segmentID)
+// ActivationRows is a delivery's activation file: the rows
+// GET /v1/segments/{id}/export?identifiers=… gives, masked to the role and
+// clearance recorded when the delivery was created (a scheduled run has no
+// caller).
+func (s *Server) ActivationRows(ctx context.Context, d *delivery.Delivery) (*delivery.Content, error) {
+	st, err := s.Segments.Get(d.Segment)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, err
 	}
 	if s.Profiles == nil {
-		return nil, nil, 0, portrait.Errorf(portrait.EUNAVAILABLE, "profile reads are not enabled on this server")
+		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "profile reads are not enabled on this server")
 	}
-	return s.activationRows(ctx, st, types, hash)
+	m := &access.Masker{C: s.classifier(), P: deliveryPrincipal(d)}
+	header, rows, skipped, masked, err := s.activationRows(ctx, st, d.Identifiers, d.Hash, m)
+	if err != nil {
+		return nil, err
+	}
+	return &delivery.Content{Header: header, Rows: rows, Skipped: skipped, Masked: masked}, nil
+}
+
+// deliveryPrincipal is who a delivery runs as: its creator's role and
+// clearance; public (fail closed, as access.PrincipalOf) when none was
+// recorded.
+func deliveryPrincipal(d *delivery.Delivery) access.Principal {
+	return access.PrincipalOf(&portrait.Key{Name: d.CreatedBy, Role: d.Role, Clearance: d.Clearance})
 }

@@ -112,8 +112,16 @@ type Enricher struct {
 	needs, topics                            *matcher
 	statedFields, textFields, needCategories [][]string
 
-	segOnce  sync.Once
-	seg      *segmenter
+	segOnce sync.Once
+	// split is the loaded segmenter's tokens method. A func value, not a
+	// *segmenter field: the Enricher is converted to an interface, and
+	// with a method looked up by reflection anywhere in the binary (expr
+	// does) the linker keeps every exported method of every type reachable
+	// from such a type's fields. Through a *segmenter field that reached
+	// gse.Segmenter, whose LoadDictEmbed and LoadStopEmbed pull gse's
+	// embedded dictionaries (32 MB) into the binary though they are never
+	// called. A closure carries no type the linker follows.
+	split    func(string) []string
 	segErr   error
 	keywords []string // of the taxonomy, added to the segmenter's dictionary
 
@@ -163,11 +171,18 @@ func New(cfg Config) (*Enricher, error) {
 // tokens splits text with the configured dictionary, loaded on the first
 // text (it takes a second: most profiles never complain).
 func (e *Enricher) tokens(text string) ([]string, error) {
-	e.segOnce.Do(func() { e.seg, e.segErr = loadSegmenter(e.cfg.Dictionary, e.keywords) })
+	e.segOnce.Do(func() {
+		s, err := loadSegmenter(e.cfg.Dictionary, e.keywords)
+		if err != nil {
+			e.segErr = err
+			return
+		}
+		e.split = s.tokens
+	})
 	if e.segErr != nil {
 		return nil, e.segErr
 	}
-	return e.seg.tokens(text), nil
+	return e.split(text), nil
 }
 
 // Config returns the configuration.

@@ -25,6 +25,7 @@ type env struct {
 	db   *sqlite.DB
 	proc *profile.Processor
 	en   *needs.Enricher
+	ten  *traits.Enricher
 }
 
 func open(t testing.TB) *env {
@@ -42,7 +43,7 @@ func open(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, en: nen}
+	e := &env{db: db, en: nen, ten: ten}
 	e.proc = profile.NewProcessor(db, identity.DefaultRules().Compile())
 	e.proc.Now = func() time.Time { return now }
 	e.proc.Enrichers = []profile.Enricher{ten, nen}

@@ -121,6 +121,10 @@ type Status struct {
 	TimeBased  bool     `json:"time_based"`
 	Plan       string   `json:"plan"`
 	Warnings   []string `json:"warnings,omitempty"`
+	// Purposes are the consent purposes a member needs: the segment's own
+	// and those of the segments a set operation is built on. Exports,
+	// webhooks and deliveries honour them all.
+	Purposes []string `json:"purposes,omitempty"`
 }
 
 type live struct {
@@ -131,6 +135,9 @@ type live struct {
 	members     *roaring.Bitmap
 	evaluatedAt time.Time
 	evalDur     time.Duration
+	// purposes are the consent purposes a member needs: the segment's
+	// own and its operands' (planPurposes), sorted.
+	purposes []string
 }
 
 // Service keeps segment membership current and tells subscribers.
@@ -354,14 +361,38 @@ func (s *Service) newLive(d *Definition, plan Node) *live {
 	for _, k := range Deps(plan) {
 		l.deps[k] = true
 	}
-	if d.Purpose != "" {
+	seen := map[string]bool{}
+	add := func(p string) {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			l.purposes = append(l.purposes, p)
+		}
+	}
+	add(d.Purpose)
+	planPurposes(plan, add)
+	sort.Strings(l.purposes)
+	for _, p := range l.purposes {
 		// Consent is kept as traits (erasure.ConsentTrait): a change of
 		// it re-evaluates the profile, as a change of the plan's traits
 		// does. automated_decision is the PIPL art. 24 opt-out.
-		l.deps["trait:consent_"+strings.ToLower(d.Purpose)] = true
+		l.deps["trait:consent_"+strings.ToLower(p)] = true
 		l.deps["trait:consent_automated_decision"] = true
 	}
 	return l
+}
+
+// missingConsent returns the first purpose of l the profile has not
+// consented to ("" when none).
+func (s *Service) missingConsent(l *live, profileID string) string {
+	if s.Consent == nil {
+		return ""
+	}
+	for _, p := range l.purposes {
+		if !s.Consent(p, profileID) {
+			return p
+		}
+	}
+	return ""
 }
 
 // evaluate computes membership in full and returns the old members.
@@ -369,9 +400,9 @@ func (s *Service) evaluate(l *live) *roaring.Bitmap {
 	start := time.Now()
 	now := s.Now()
 	m := s.Index.Evaluate(l.plan, now)
-	if l.def.Purpose != "" && s.Consent != nil {
+	if len(l.purposes) > 0 && s.Consent != nil {
 		for _, id := range s.Index.IDs(m, 0, int(m.GetCardinality())) {
-			if !s.Consent(l.def.Purpose, id) {
+			if s.missingConsent(l, id) != "" {
 				m.AndNot(s.Index.Numbers([]string{id}))
 			}
 		}
@@ -487,7 +518,7 @@ func (s *Service) status(l *live) *Status {
 	}
 	return &Status{Definition: l.def, Size: int(l.members.GetCardinality()), EvaluatedAt: l.evaluatedAt.UTC(),
 		LagSeconds: lag, EvalMillis: float64(l.evalDur.Microseconds()) / 1000,
-		TimeBased: l.timed, Plan: l.plan.String(), Warnings: s.Index.Warnings(l.plan)}
+		TimeBased: l.timed, Plan: l.plan.String(), Warnings: s.Index.Warnings(l.plan), Purposes: l.purposes}
 }
 
 // List returns every segment, by name.
@@ -532,9 +563,12 @@ func (s *Service) Explain(id, profileID string) (*Explanation, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	consented := l.def.Purpose == "" || s.Consent == nil || s.Consent(l.def.Purpose, profileID)
-	if ex.Matched && !consented {
-		ex = &Explanation{Clause: "consent to " + l.def.Purpose, Matched: false, Reason: "the profile matches but has not consented to " + l.def.Purpose, Children: []*Explanation{ex}}
+	if p := s.missingConsent(l, profileID); ex.Matched && p != "" {
+		why := "the profile matches but has not consented to " + p
+		if p != l.def.Purpose {
+			why += ", which a segment it is built on requires"
+		}
+		ex = &Explanation{Clause: "consent to " + p, Matched: false, Reason: why, Children: []*Explanation{ex}}
 	}
 	return ex, ex.Matched, nil
 }
@@ -724,8 +758,8 @@ func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, delete
 				continue
 			}
 			in, _ := s.Index.MatchOne(l.plan, s.Index.ID(u.num), now)
-			if in && l.def.Purpose != "" && s.Consent != nil {
-				in = s.Consent(l.def.Purpose, s.Index.ID(u.num))
+			if in && len(l.purposes) > 0 {
+				in = s.missingConsent(l, s.Index.ID(u.num)) == ""
 			}
 			was := l.members.Contains(u.num)
 			switch {

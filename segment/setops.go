@@ -25,10 +25,12 @@ import (
 // is the listed profiles that are still live (a profile merged away leaves).
 
 // refNode is an operand of a set operation: the plan of the saved segment
-// it names.
+// it names, and the consent purposes that segment requires (its own and
+// those it inherits).
 type refNode struct {
-	id  string
-	kid Node
+	id       string
+	kid      Node
+	purposes []string
 }
 
 func (n *refNode) String() string        { return "segment(" + strconv.Quote(n.id) + ")" }
@@ -110,7 +112,7 @@ func (s *Service) compileSetOp(op string, ids []string, self string) (Node, erro
 		if self != "" && s.dependsOn(id, self) {
 			return nil, invalid("%s would make segment %q depend on itself through %q", op, self, id)
 		}
-		kids[i] = &refNode{id: id, kid: l.plan}
+		kids[i] = &refNode{id: id, kid: l.plan, purposes: l.purposes}
 	}
 	switch op {
 	case OpUnion:
@@ -119,6 +121,34 @@ func (s *Service) compileSetOp(op string, ids []string, self string) (Node, erro
 		return &andNode{kids: kids}, nil
 	}
 	return &andNode{kids: []Node{kids[0], &notNode{kid: &orNode{kids: kids[1:]}}}}, nil
+}
+
+// planPurposes adds the consent purposes of the operands a plan is built
+// on. A segment derived from others requires every one of them: its
+// members leave the platform (exports, webhooks, deliveries) under its
+// name, and the strictest reading is that a profile that did not consent
+// to an operand's purpose cannot reach any audience built from it, in a
+// union as in an intersection or a difference.
+func planPurposes(n Node, add func(string)) {
+	switch x := n.(type) {
+	case *refNode:
+		for _, p := range x.purposes {
+			add(p)
+		}
+	case *andNode:
+		for _, k := range x.kids {
+			planPurposes(k, add)
+		}
+	case *orNode:
+		for _, k := range x.kids {
+			planPurposes(k, add)
+		}
+	case *notNode:
+		// The subtracted operands of a difference too: whether a
+		// profile is in them is read to decide what is exported, and
+		// "strictest" admits no exception that needs explaining.
+		planPurposes(x.kid, add)
+	}
 }
 
 // dependsOn reports whether segment id is, or is built on, segment on.

@@ -338,12 +338,32 @@ func defaultAnnotation(name string) (dim, class string) {
 		return DimValue, ClassConfidential
 	case has("next_best_products"):
 		return DimNeeds, ClassInternal
+	case needsTraits[n] != "":
+		return DimNeeds, needsTraits[n]
 	case has("id_card", "idcard", "id_number", "passport"):
 		return DimBasic, ClassSecret
 	case has("phone", "mobile", "email", "address", "street"):
 		return DimBasic, ClassConfidential
 	}
 	return DimBasic, ClassInternal
+}
+
+// needsTraits are the traits the needs enricher (needs/) writes, with their
+// classification: they are the needs-and-preferences dimension (需求偏好)
+// the issue (14) makes explicit, not basic information. What a customer
+// said (stated_needs) and the words of their complaints
+// (pain_points_evidence terms) are their own words, confidential like
+// feedback_comment; scores, keys and event ids are internal. The names
+// are needs' constants, written out because this package does not import
+// needs; needs' tests check that the two agree.
+var needsTraits = map[string]string{
+	"category_affinity":    ClassInternal,
+	"top_categories":       ClassInternal,
+	"needs":                ClassInternal,
+	"needs_evidence":       ClassInternal,
+	"stated_needs":         ClassConfidential,
+	"pain_points":          ClassInternal,
+	"pain_points_evidence": ClassConfidential,
 }
 
 func (s *Schema) conflict(name, want, got string, at time.Time) {
