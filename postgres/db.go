@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 //go:embed migrations/*.sql
@@ -45,7 +46,8 @@ type DB struct {
 	// default); tests lower it.
 	KeyHashCost int
 
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	sealer *datakey.Sealer // encryption at rest (seal.go)
 }
 
 // Open connects to the database at url (postgres://…), creating the schema
