@@ -45,8 +45,9 @@ type SignInGuard interface {
 	// SignInFailures returns client's count and the start of its window
 	// (0 when none within window of now).
 	SignInFailures(ctx context.Context, client string, now time.Time, window time.Duration) (int, time.Time, error)
-	// PutSignInCode keeps a one-time code for a key until expires.
-	PutSignInCode(ctx context.Context, code string, keyID int64, expires time.Time) error
+	// PutSignInCode keeps a one-time code for a key until expires (codes
+	// expired at now are dropped on the way).
+	PutSignInCode(ctx context.Context, code string, keyID int64, now, expires time.Time) error
 	// TakeSignInCode removes the code and returns its key's id when it was
 	// fresh at now; of two nodes taking it at once, one gets it.
 	TakeSignInCode(ctx context.Context, code string, now time.Time) (int64, bool, error)

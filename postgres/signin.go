@@ -58,10 +58,10 @@ func (db *DB) SignInFailures(ctx context.Context, client string, now time.Time, 
 }
 
 // PutSignInCode keeps a one-time code (its hash) for a key.
-func (db *DB) PutSignInCode(ctx context.Context, code string, keyID int64, expires time.Time) error {
+func (db *DB) PutSignInCode(ctx context.Context, code string, keyID int64, now, expires time.Time) error {
 	var inserted int64
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM sign_in_codes WHERE expires_at <= $1`, micros(db.Now())); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM sign_in_codes WHERE expires_at <= $1`, micros(now)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sign_in_codes WHERE (SELECT count(*) FROM sign_in_codes) >= $1`, portrait.MaxSignInCodes); err != nil {

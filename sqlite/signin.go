@@ -59,9 +59,9 @@ func (db *DB) SignInFailures(ctx context.Context, client string, now time.Time, 
 }
 
 // PutSignInCode keeps a one-time code (its hash) for a key.
-func (db *DB) PutSignInCode(ctx context.Context, code string, keyID int64, expires time.Time) error {
+func (db *DB) PutSignInCode(ctx context.Context, code string, keyID int64, now, expires time.Time) error {
 	err := db.logTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sign_in_codes WHERE expires_at <= ?`, micros(db.Now())); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sign_in_codes WHERE expires_at <= ?`, micros(now)); err != nil {
 			return err
 		}
 		var count int

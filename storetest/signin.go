@@ -66,7 +66,7 @@ func adminSignInCodes(t *testing.T, s AdminStore, clock *time.Time) {
 		t.Fatal(err)
 	}
 	t0 := *clock
-	if err := s.PutSignInCode(ctx, "code-1", k.ID, t0.Add(10*time.Minute)); err != nil {
+	if err := s.PutSignInCode(ctx, "code-1", k.ID, t0, t0.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if id, ok, err := s.TakeSignInCode(ctx, "code-unknown", t0); err != nil || ok || id != 0 {
@@ -98,14 +98,14 @@ func adminSignInCodes(t *testing.T, s AdminStore, clock *time.Time) {
 		t.Errorf("the code was taken %d times, want once", taken)
 	}
 	// Stale: not taken, and gone.
-	if err := s.PutSignInCode(ctx, "code-2", k.ID, t0.Add(10*time.Minute)); err != nil {
+	if err := s.PutSignInCode(ctx, "code-2", k.ID, t0, t0.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := s.TakeSignInCode(ctx, "code-2", t0.Add(10*time.Minute)); ok {
 		t.Error("a stale code was taken")
 	}
 	// A revoked key's codes go with it; a code for a missing key is refused.
-	if err := s.PutSignInCode(ctx, "code-3", k.ID, t0.Add(10*time.Minute)); err != nil {
+	if err := s.PutSignInCode(ctx, "code-3", k.ID, t0, t0.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RevokeKey(ctx, k.ID); err != nil {
@@ -114,7 +114,7 @@ func adminSignInCodes(t *testing.T, s AdminStore, clock *time.Time) {
 	if _, ok, _ := s.TakeSignInCode(ctx, "code-3", t0); ok {
 		t.Error("a revoked key's code was taken")
 	}
-	if err := s.PutSignInCode(ctx, "code-4", k.ID, t0.Add(10*time.Minute)); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+	if err := s.PutSignInCode(ctx, "code-4", k.ID, t0, t0.Add(10*time.Minute)); portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		t.Errorf("a code for a revoked key: %v", err)
 	}
 }
