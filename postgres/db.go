@@ -27,6 +27,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -48,6 +49,8 @@ type DB struct {
 
 	pool   *pgxpool.Pool
 	sealer *datakey.Sealer // encryption at rest (seal.go)
+	// auditGroup commits audit records handed in together (audit.go).
+	auditGroup groupcommit.Group[portrait.AuditRecord]
 }
 
 // Open connects to the database at url (postgres://…), creating the schema
