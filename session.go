@@ -31,3 +31,31 @@ type SessionStore interface {
 	// TrimSessions keeps at most max sessions, ending the least recently seen.
 	TrimSessions(ctx context.Context, max int) error
 }
+
+// SignInGuard keeps the sign-in throttle's failure counts and the console's
+// one-time sign-in codes in the store, so that a restart does not reset a
+// throttled client, several api nodes count one client's failures together,
+// and a code printed by one node works on any node, once. Clients and
+// codes are passed as hashes: the store holds nothing usable.
+type SignInGuard interface {
+	// SignInFailed counts a failure of client at now; a count whose window
+	// (from its first failure) has passed starts again. It returns the
+	// count and when its window began.
+	SignInFailed(ctx context.Context, client string, now time.Time, window time.Duration) (int, time.Time, error)
+	// SignInFailures returns client's count and the start of its window
+	// (0 when none within window of now).
+	SignInFailures(ctx context.Context, client string, now time.Time, window time.Duration) (int, time.Time, error)
+	// PutSignInCode keeps a one-time code for a key until expires (codes
+	// expired at now are dropped on the way).
+	PutSignInCode(ctx context.Context, code string, keyID int64, now, expires time.Time) error
+	// TakeSignInCode removes the code and returns its key's id when it was
+	// fresh at now; of two nodes taking it at once, one gets it.
+	TakeSignInCode(ctx context.Context, code string, now time.Time) (int64, bool, error)
+}
+
+// Bounds of what a SignInGuard keeps: a flood of failures from many
+// addresses, or of codes, does not grow the store without end.
+const (
+	MaxSignInClients = 10000
+	MaxSignInCodes   = 1000
+)

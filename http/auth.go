@@ -50,6 +50,16 @@ func (s *Server) authenticate(r *http.Request, kind, secret string) (*portrait.K
 	return v.(*portrait.Key), nil
 }
 
+// verified reports whether this credential was verified recently (the key
+// cache): such a request is no guess, and is not held to the throttle, so
+// the hot path (every tracking batch, every API call with a good token)
+// does not ask the store for failure counts.
+func (s *Server) verified(kind, secret string) bool {
+	h := sha256.Sum256([]byte(kind + "\x00" + secret))
+	k, ok, err := s.cachedKey(string(h[:]), kind)
+	return ok && err == nil && k != nil
+}
+
 // cachedKey answers from the cache when its verification is recent enough.
 func (s *Server) cachedKey(ck, kind string) (*portrait.Key, bool, error) {
 	now := s.Now()
@@ -118,7 +128,7 @@ func (s *Server) writeKey(r *http.Request, bodyKey func() string) (*portrait.Key
 			secret = bodyKey()
 		}
 	}
-	if secret != "" && s.sessions.throttled(keyThrottleID(r, secret), s.Now()) > 0 {
+	if secret != "" && !s.verified(portrait.KeyWrite, secret) && s.throttled(r.Context(), keyThrottleID(r, secret)) > 0 {
 		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "too many failed attempts with this key from this address; try again later")
 	}
 	k, err := s.authenticate(r, portrait.KeyWrite, secret)
@@ -194,10 +204,10 @@ func keyThrottleID(r *http.Request, secret string) string {
 // refuseThrottledKey answers 429 when this client and key prefix failed
 // too often; it reports whether it did.
 func (s *Server) refuseThrottledKey(w http.ResponseWriter, r *http.Request, secret string) bool {
-	if secret == "" {
+	if secret == "" || s.verified(portrait.KeyAdmin, secret) {
 		return false
 	}
-	wait := s.sessions.throttled(keyThrottleID(r, secret), s.Now())
+	wait := s.throttled(r.Context(), keyThrottleID(r, secret))
 	if wait <= 0 {
 		return false
 	}
@@ -209,7 +219,7 @@ func (s *Server) refuseThrottledKey(w http.ResponseWriter, r *http.Request, secr
 
 // keyFailed counts and logs a failed key check (never the secret).
 func (s *Server) keyFailed(r *http.Request, secret string, err error) {
-	s.sessions.failed(keyThrottleID(r, secret), s.Now())
+	s.signInFailed(r.Context(), keyThrottleID(r, secret))
 	s.Log.Warn("authentication failed", "client", clientOf(r), "path", r.URL.Path, "reason", portrait.ErrorMessage(err))
 }
 

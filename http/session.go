@@ -99,9 +99,11 @@ type failures struct {
 }
 
 // sessions is the server's in-memory sign-in state: one-time codes and
-// failure counts, which may be lost on a restart. Sessions themselves are
-// in the store (portrait.SessionStore). Secrets are kept only as their
-// SHA-256, so the maps' keys say nothing usable.
+// failure counts, used only when the store keeps none (a store that is a
+// portrait.SignInGuard keeps them, so that they survive a restart and are
+// shared by api nodes: signInGuard). Sessions themselves are in the store
+// (portrait.SessionStore). Secrets are kept only as their SHA-256, so the
+// maps' keys say nothing usable.
 type sessions struct {
 	mu    sync.Mutex
 	codes map[[32]byte]*signInCode
@@ -234,8 +236,91 @@ func (ss *sessions) takeCode(code string, now time.Time) (*portrait.Key, bool) {
 	return c.key, true
 }
 
+// signInGuard is the store's sign-in state, if it keeps one.
+func (s *Server) signInGuard() portrait.SignInGuard {
+	if g, ok := s.Keys.(portrait.SignInGuard); ok {
+		return g
+	}
+	return nil
+}
+
 // throttled reports how long client must wait before trying to sign in
-// again (0: it may try now).
+// again (0: it may try now): from the store's counts when it keeps them
+// (every node's failures), else this process's. A store that cannot answer
+// leaves this process's counts to decide, rather than refusing everyone.
+func (s *Server) throttled(ctx context.Context, client string) time.Duration {
+	now := s.Now()
+	g := s.signInGuard()
+	if g == nil {
+		return s.sessions.throttled(client, now)
+	}
+	n, first, err := g.SignInFailures(ctx, sessionIDHash(client), now, signInWindow)
+	if err != nil {
+		s.Log.Warn("cannot read the sign-in throttle", "err", err)
+		return s.sessions.throttled(client, now)
+	}
+	if n < signInMaxFails {
+		return 0
+	}
+	return first.Add(signInWindow).Sub(now)
+}
+
+// signInFailed counts a failure of client, in the store when it keeps
+// them (and in this process when it cannot).
+func (s *Server) signInFailed(ctx context.Context, client string) {
+	now := s.Now()
+	if g := s.signInGuard(); g != nil {
+		_, _, err := g.SignInFailed(context.WithoutCancel(ctx), sessionIDHash(client), now, signInWindow)
+		if err == nil {
+			return
+		}
+		s.Log.Warn("cannot count a failed sign-in in the store", "err", err)
+	}
+	s.sessions.failed(client, now)
+}
+
+// newSignInCode makes a one-time code for k, kept in the store when it
+// keeps them (so any node takes it), else in this process.
+func (s *Server) newSignInCode(ctx context.Context, k *portrait.Key) (string, error) {
+	now := s.Now()
+	g := s.signInGuard()
+	if g == nil {
+		return s.sessions.newCode(k, now), nil
+	}
+	code := randomToken()
+	if err := g.PutSignInCode(ctx, sessionIDHash(code), k.ID, now, now.Add(signInCodeTTL)); err != nil {
+		return "", err
+	}
+	return code, nil
+}
+
+// takeSignInCode consumes a one-time code: it works once, on any node, and
+// only while fresh; the key is read again (it may have changed or gone).
+func (s *Server) takeSignInCode(ctx context.Context, code string) (*portrait.Key, bool) {
+	now := s.Now()
+	g := s.signInGuard()
+	if g == nil {
+		return s.sessions.takeCode(code, now)
+	}
+	if code == "" {
+		return nil, false
+	}
+	id, ok, err := g.TakeSignInCode(ctx, sessionIDHash(code), now)
+	if err != nil {
+		s.Log.Warn("cannot take a sign-in code", "err", err)
+		return nil, false
+	}
+	ks, byID := s.Keys.(keyByID)
+	if !ok || !byID {
+		return nil, false
+	}
+	k, err := ks.Key(ctx, id)
+	if err != nil || k == nil || k.Expired(now) {
+		return nil, false
+	}
+	return k, true
+}
+
 func (ss *sessions) throttled(client string, now time.Time) time.Duration {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -318,7 +403,7 @@ func (s *Server) writeSession(w http.ResponseWriter, status int, se *session) {
 // refuseThrottled answers a client that failed too often; it reports
 // whether it did.
 func (s *Server) refuseThrottled(w http.ResponseWriter, r *http.Request) bool {
-	wait := s.sessions.throttled(clientOf(r), s.Now())
+	wait := s.throttled(r.Context(), clientOf(r))
 	if wait <= 0 {
 		return false
 	}
@@ -347,7 +432,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	k, err := s.authenticate(r, portrait.KeyAdmin, token)
 	if err != nil {
 		if portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
-			s.sessions.failed(clientOf(r), s.Now())
+			s.signInFailed(r.Context(), clientOf(r))
 			err = portrait.Errorf(portrait.EUNAUTHORIZED, "this is not a valid admin token")
 		}
 		Error(w, r, err)
@@ -413,13 +498,13 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	if wait := s.sessions.throttled(clientOf(r), s.Now()); wait > 0 {
+	if wait := s.throttled(r.Context(), clientOf(r)); wait > 0 {
 		http.Redirect(w, r, "/signin?reason=throttled", http.StatusSeeOther)
 		return
 	}
-	k, ok := s.sessions.takeCode(r.URL.Query().Get("once"), s.Now())
+	k, ok := s.takeSignInCode(r.Context(), r.URL.Query().Get("once"))
 	if !ok {
-		s.sessions.failed(clientOf(r), s.Now())
+		s.signInFailed(r.Context(), clientOf(r))
 		http.Redirect(w, r, "/signin?reason=link", http.StatusSeeOther)
 		return
 	}
@@ -475,5 +560,9 @@ func (s *Server) SignInLink(ctx context.Context, token string) (string, error) {
 			return "", portrait.Errorf(portrait.ENOTFOUND, "no admin key to sign in with")
 		}
 	}
-	return s.URL() + "/console/signin?once=" + s.sessions.newCode(k, s.Now()), nil
+	code, err := s.newSignInCode(ctx, k)
+	if err != nil {
+		return "", err
+	}
+	return s.URL() + "/console/signin?once=" + code, nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/tag"
 )
 
@@ -53,6 +54,14 @@ func (s *Server) handleDefineTag(w http.ResponseWriter, r *http.Request, _ *port
 		return
 	}
 	d.Version, d.Deleted = 0, false
+	// A rule over a field the caller may not see would reveal it through
+	// its members (as a segment would): 403 naming the field.
+	if c, err := tag.Compile(d, s.Tags.Schema.Types()); err == nil {
+		if err := requireVisible(r, access.KindTrait, c.References()...); err != nil {
+			Error(w, r, err)
+			return
+		}
+	}
 	out, err := s.Tags.Define(r.Context(), d)
 	if err != nil {
 		Error(w, r, err)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/traits"
 )
 
@@ -20,6 +21,12 @@ func (s *Server) handleTraitSchema(w http.ResponseWriter, r *http.Request, _ *po
 func (s *Server) handleDefineTrait(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 	var d traits.Definition
 	if err := decodeBody(r, &d); err != nil {
+		Error(w, r, err)
+		return
+	}
+	// A computed trait over a property the caller may not see would copy
+	// or reveal it: 403 naming the field.
+	if err := requireVisible(r, access.KindTrait, d.Reads()...); err != nil {
 		Error(w, r, err)
 		return
 	}

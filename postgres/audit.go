@@ -18,7 +18,10 @@ var _ portrait.AuditLog = (*DB)(nil)
 // before it.
 const lockAudit = int64(0x706f7274_0011) // "port" 0x11
 
-// Record appends a record to the audit chain. The previous hash is read
+// Record appends a record to the audit chain. Records handed in at about
+// the same time (every audited read writes one) are committed together,
+// one transaction for the group (groupcommit); Record returns once the
+// transaction holding its record has committed. The previous hash is read
 // inside the transaction that holds the advisory lock, so two nodes
 // recording at once still make one chain.
 func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
@@ -28,6 +31,11 @@ func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 	if rec.At.IsZero() {
 		rec.At = db.Now()
 	}
+	return db.auditGroup.Do(ctx, rec, db.commitAudit)
+}
+
+// commitAudit appends a group of records in one transaction.
+func (db *DB) commitAudit(ctx context.Context, recs []portrait.AuditRecord) error {
 	return db.adminTx(ctx, "cannot write the audit log", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
 			return portrait.Wrap(err, "cannot lock the audit log")
@@ -38,14 +46,20 @@ func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return portrait.Wrap(err, "cannot write the audit log")
 		}
-		rec.Seq = last + 1
-		body, err := portrait.AuditBody(rec)
-		if err != nil {
-			return portrait.Wrap(err, "cannot encode the audit record")
+		b := &pgx.Batch{}
+		for _, rec := range recs {
+			last++
+			rec.Seq = last
+			body, err := portrait.AuditBody(rec)
+			if err != nil {
+				return portrait.Wrap(err, "cannot encode the audit record")
+			}
+			hash := portrait.AuditHash(prev, body)
+			b.Queue(`INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash)
+			prev = hash
 		}
-		hash := portrait.AuditHash(prev, body)
-		if _, err := tx.Exec(ctx, `INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash); err != nil {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return portrait.Wrap(err, "cannot write the audit log")
 		}
 		return nil

@@ -27,6 +27,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/groupcommit"
 )
 
 //go:embed migrations/*.sql
@@ -53,6 +55,9 @@ type DB struct {
 	// readOnly: the server accepts no writes (a standby, or read-only
 	// transactions by default); see Open.
 	readOnly bool
+	sealer   *datakey.Sealer // encryption at rest (seal.go)
+	// auditGroup commits audit records handed in together (audit.go).
+	auditGroup groupcommit.Group[portrait.AuditRecord]
 }
 
 // Open connects to the database at url (postgres://…), creating the schema

@@ -78,6 +78,9 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile")
 	}
+	if err := db.sealer.OpenProfile(pr); err != nil { // sealing
+		return nil, err
+	}
 	pids := map[string]bool{pid: true}
 	for _, id := range pr.MergedFrom {
 		pids[id] = true
@@ -103,13 +106,17 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 			rows.Close()
 			return nil, portrait.Wrap(err, "cannot read identities")
 		}
+		if err := db.openIdentifier(&id); err != nil { // sealing
+			rows.Close()
+			return nil, err
+		}
 		ids[id] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, portrait.Wrap(err, "cannot read identities")
 	}
-	events, err := eraseEvents(ctx, tx, pid)
+	events, err := db.eraseEvents(ctx, tx, pid)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +146,9 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		return nil, err
 	}
 	for _, v := range issues {
+		if v, err = db.sealer.OpenValue(v); err != nil { // sealing
+			return nil, err
+		}
 		needles[v] = true
 	}
 	delete(needles, "")
@@ -264,8 +274,10 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	for _, id := range idList {
 		// A merge entry of another profile may name the identifier (a
 		// refused merge through it).
-		b.Queue(`DELETE FROM identities WHERE type = $1 AND value = $2`, id.Type, id.Value)
-		b.Queue(`UPDATE merges SET id_value = '' WHERE id_type = $1 AND id_value = $2`, id.Type, id.Value)
+		// sealing: every stored form of it.
+		forms := db.identifierForms(id)
+		b.Queue(`DELETE FROM identities WHERE type = $1 AND value = ANY($2)`, id.Type, forms)
+		b.Queue(`UPDATE merges SET id_value = '' WHERE id_type = $1 AND id_value = ANY($2)`, id.Type, forms)
 	}
 	for _, from := range slices.Sorted(maps.Keys(renamed)) {
 		to := renamed[from]
@@ -324,7 +336,7 @@ func eraseResolve(ctx context.Context, tx pgx.Tx, id string) (string, error) {
 
 // eraseEvents reads the profile's logged events (tombstones aside), in
 // the order of their sequence numbers.
-func eraseEvents(ctx context.Context, tx pgx.Tx, pid string) ([]*portrait.Event, error) {
+func (db *DB) eraseEvents(ctx context.Context, tx pgx.Tx, pid string) ([]*portrait.Event, error) {
 	rows, err := tx.Query(ctx, `SELECT e.seq, e.body FROM events e
 		WHERE e.seq IN (SELECT seq FROM profile_events WHERE profile_id = $1) AND e.type <> $2 ORDER BY e.seq`, pid, portrait.EventErased)
 	if err != nil {
@@ -339,8 +351,8 @@ func eraseEvents(ctx context.Context, tx pgx.Tx, pid string) ([]*portrait.Event,
 			return nil, portrait.Wrap(err, "cannot read events")
 		}
 		e := new(portrait.Event)
-		if err := json.Unmarshal(body, e); err != nil {
-			return nil, portrait.Wrap(err, "corrupt event")
+		if err := db.decodeEvent(body, e); err != nil { // sealing
+			return nil, err
 		}
 		e.Seq = seq
 		out = append(out, e)

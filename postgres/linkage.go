@@ -36,7 +36,7 @@ func (db *DB) SaveCandidates(ctx context.Context, cs []*linkage.Candidate) error
 		if last[c.ID] != i {
 			continue
 		}
-		doc, err := json.Marshal(c)
+		doc, err := json.Marshal(db.storeCandidate(c)) // sealing
 		if err != nil {
 			return portrait.Wrap(err, "cannot encode candidate")
 		}
@@ -66,7 +66,7 @@ func (db *DB) SaveCandidates(ctx context.Context, cs []*linkage.Candidate) error
 const candidateQuery = `SELECT c.doc, coalesce(d.status, ''), coalesce(d.decided_by, ''), coalesce(d.decided_at, 0), coalesce(d.link_message, '')
 	FROM linkage_candidates c LEFT JOIN linkage_decisions d ON d.id = c.id`
 
-func scanCandidate(sc pgx.Row) (*linkage.Candidate, error) {
+func (db *DB) scanCandidate(sc pgx.Row) (*linkage.Candidate, error) {
 	var doc []byte
 	var status, by, link string
 	var at int64
@@ -75,6 +75,9 @@ func scanCandidate(sc pgx.Row) (*linkage.Candidate, error) {
 	}
 	c := &linkage.Candidate{}
 	if err := json.Unmarshal(doc, c); err != nil {
+		return nil, err
+	}
+	if err := db.openCandidate(c); err != nil { // sealing
 		return nil, err
 	}
 	if status != "" {
@@ -111,7 +114,7 @@ func (db *DB) Candidates(ctx context.Context, status string, limit int) ([]*link
 	defer rows.Close()
 	out := []*linkage.Candidate{}
 	for rows.Next() {
-		c, err := scanCandidate(rows)
+		c, err := db.scanCandidate(rows)
 		if err != nil {
 			return nil, portrait.Wrap(err, "cannot list candidates")
 		}
@@ -125,7 +128,7 @@ func (db *DB) Candidates(ctx context.Context, status string, limit int) ([]*link
 
 // Candidate returns one scored pair.
 func (db *DB) Candidate(ctx context.Context, id string) (*linkage.Candidate, error) {
-	c, err := scanCandidate(db.pool.QueryRow(ctx, candidateQuery+` WHERE c.id = $1`, id))
+	c, err := db.scanCandidate(db.pool.QueryRow(ctx, candidateQuery+` WHERE c.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no linkage candidate %q", id)
 	}

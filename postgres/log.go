@@ -69,6 +69,10 @@ func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*
 		if err != nil {
 			return portrait.AppendResult{}, portrait.Wrap(err, "cannot encode event")
 		}
+		// sealing: secret-level values are stored sealed (seal.go)
+		if b, err = db.sealer.SealEvent(b); err != nil {
+			return portrait.AppendResult{}, err
+		}
 		r.bodies[i] = b
 	}
 	if ctx.Err() != nil {
@@ -242,7 +246,7 @@ func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
-	return scanEvents(rows)
+	return db.scanEvents(rows)
 }
 
 // EventsBySeq returns the events with the given sequence numbers, in the
@@ -255,7 +259,7 @@ func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event,
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read events")
 	}
-	evs, err := scanEvents(rows)
+	evs, err := db.scanEvents(rows)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +277,7 @@ func (db *DB) EventsBySeq(ctx context.Context, seqs []int64) ([]*portrait.Event,
 }
 
 // scanEvents reads (seq, body) rows and decodes them in parallel.
-func scanEvents(rows pgx.Rows) ([]*portrait.Event, error) {
+func (db *DB) scanEvents(rows pgx.Rows) ([]*portrait.Event, error) {
 	var seqs []int64
 	var bodies [][]byte
 	var seq int64
@@ -291,11 +295,19 @@ func scanEvents(rows pgx.Rows) ([]*portrait.Event, error) {
 	errs := make([]error, len(seqs))
 	parallel.For(len(seqs), func(i int) {
 		e := new(portrait.Event)
-		errs[i] = json.Unmarshal(bodies[i], e)
 		e.Seq = seqs[i]
 		out[i] = e
+		body, err := db.sealer.OpenEvent(bodies[i]) // sealing
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		errs[i] = json.Unmarshal(body, e)
 	})
 	for i, err := range errs {
+		if portrait.ErrorCode(err) == portrait.EUNAVAILABLE { // sealing: a data key is missing
+			return nil, err
+		}
 		if err != nil {
 			return nil, portrait.Wrap(err, "corrupt event "+strconv.FormatInt(seqs[i], 10))
 		}
@@ -340,7 +352,7 @@ func (db *DB) EventByMessageID(ctx context.Context, messageID string) (*portrait
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
-	evs, err := scanEvents(rows)
+	evs, err := db.scanEvents(rows)
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
@@ -422,8 +434,8 @@ func (db *DB) TrackEvents(ctx context.Context, name string, fn func(profileID st
 			return portrait.Wrap(err, "cannot read the event log")
 		}
 		e := &portrait.Event{}
-		if err := json.Unmarshal(body, e); err != nil {
-			return portrait.Wrap(err, "corrupt event")
+		if err := db.decodeEvent(body, e); err != nil { // sealing
+			return err
 		}
 		e.Seq = seq
 		if err := fn(pid, e); err != nil {

@@ -49,13 +49,16 @@ func (db *DB) Profile(ctx context.Context, id string) (*portrait.Profile, error)
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile")
 	}
+	if err := db.sealer.OpenProfile(p); err != nil { // sealing
+		return nil, err
+	}
 	return p, nil
 }
 
 // ProfileByIdentifier returns the profile that owns an identifier.
 func (db *DB) ProfileByIdentifier(ctx context.Context, id portrait.Identifier) (*portrait.Profile, error) {
 	var pid string
-	err := db.pool.QueryRow(ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = $2`, id.Type, id.Value).Scan(&pid)
+	err := db.pool.QueryRow(ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = ANY($2)`, id.Type, db.identifierForms(id)).Scan(&pid) // sealing
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has %s %q", id.Type, id.Value)
 	}
@@ -218,6 +221,9 @@ func (db *DB) ProfileMerges(ctx context.Context, profileID string) ([]*portrait.
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read merges")
 	}
+	if err := db.openMerges(out); err != nil { // sealing
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -245,6 +251,9 @@ func (db *DB) recentMerges(rows pgx.Rows, err error) ([]*portrait.MergeEntry, er
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the merge journal")
 	}
+	if err := db.openMerges(out); err != nil { // sealing
+		return nil, err
+	}
 	// The embedded store's list does not carry the event's seq.
 	for _, m := range out {
 		m.EventSeq = 0
@@ -265,6 +274,9 @@ func (db *DB) RefusedMerges(ctx context.Context) ([]*portrait.MergeEntry, error)
 	out, err := scanMerges(rows)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read refused merges")
+	}
+	if err := db.openMerges(out); err != nil { // sealing
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, nil
@@ -320,6 +332,9 @@ func (db *DB) AllProfiles(ctx context.Context, fn func(*portrait.Profile) error)
 				p, err := profiledoc.Decode(d)
 				if err != nil {
 					return portrait.Wrap(err, "corrupt profile")
+				}
+				if fnErr = db.sealer.OpenProfile(p); fnErr != nil { // sealing
+					return fnErr
 				}
 				if fnErr = fn(p); fnErr != nil {
 					return fnErr
@@ -396,6 +411,11 @@ func (db *DB) TraitIssues(ctx context.Context, source string, limit int) ([]*por
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read trait issues")
 	}
+	for _, i := range out {
+		if i.Value, err = db.sealer.OpenValue(i.Value); err != nil { // sealing
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
@@ -442,6 +462,11 @@ func (db *DB) ProfileTraitIssues(ctx context.Context, profileID string, limit in
 	out, err := scanIssues(rows, p.ID)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read trait issues")
+	}
+	for _, i := range out {
+		if i.Value, err = db.sealer.OpenValue(i.Value); err != nil { // sealing
+			return nil, err
+		}
 	}
 	if out == nil {
 		out = []*portrait.TraitIssue{}

@@ -267,9 +267,9 @@ func (db *DB) SegmentBehaviour(ctx context.Context, p *portrait.Profile) (segmen
 				continue
 			}
 			e := &portrait.Event{}
-			if err := json.Unmarshal(body, e); err != nil {
+			if err := db.decodeEvent(body, e); err != nil { // sealing
 				rows.Close()
-				return nil, portrait.Wrap(err, "corrupt event")
+				return nil, err
 			}
 			e.Seq = seq
 			if h := s[e.Name]; h == nil || h.Len() < segment.MaxRecent {
@@ -341,8 +341,8 @@ func (db *DB) AllSegmentBehaviour(ctx context.Context) (map[string]segment.Summa
 			continue
 		}
 		e := &portrait.Event{}
-		if err := json.Unmarshal(body, e); err != nil {
-			return nil, portrait.Wrap(err, "corrupt event")
+		if err := db.decodeEvent(body, e); err != nil { // sealing
+			return nil, err
 		}
 		e.Seq = seq
 		s := out[pid]

@@ -9,7 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/internal/parallel"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/profile"
 	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
@@ -58,6 +60,9 @@ func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identif
 		var pid, msg string
 		var us int64
 		_, err = pgx.ForEachRow(rows, []any{&id.Type, &id.Value, &pid, &us, &msg}, func() error {
+			if err := db.openIdentifier(&id); err != nil { // sealing
+				return err
+			}
 			out[id] = pid
 			if us != 0 || msg != "" {
 				at[id] = portrait.EventKey{Time: fromMicros(us), MessageID: msg}
@@ -67,6 +72,9 @@ func (db *DB) LoadIdentities(ctx context.Context, max int) (map[portrait.Identif
 		complete = err == nil
 		return err
 	})
+	if portrait.ErrorCode(err) == portrait.EUNAVAILABLE { // sealing: a data key is missing
+		return nil, nil, false, err
+	}
 	if err != nil {
 		return nil, nil, false, portrait.Wrap(err, "cannot read identities")
 	}
@@ -95,9 +103,15 @@ func (db *DB) LoadRefused(ctx context.Context) ([]profile.Ref, error) {
 	var out []profile.Ref
 	var r profile.Ref
 	if _, err := pgx.ForEachRow(rows, []any{&r.ID.Type, &r.ID.Value, &r.ProfileID}, func() error {
+		if err := db.openIdentifier(&r.ID); err != nil { // sealing
+			return err
+		}
 		out = append(out, r)
 		return nil
 	}); err != nil {
+		if portrait.ErrorCode(err) == portrait.EUNAVAILABLE {
+			return nil, err
+		}
 		return nil, portrait.Wrap(err, "cannot read refused identifiers")
 	}
 	return out, nil
@@ -122,6 +136,16 @@ func (db *DB) LoadSplits(ctx context.Context) ([]*profile.Split, error) {
 		}
 		if err := json.Unmarshal([]byte(b), &s.B); err != nil {
 			return nil, portrait.Wrap(err, "cannot read split "+s.MessageID)
+		}
+		// sealing: identifier values are stored as seal.go stores them
+		if err := db.openIdentifier(&s.Via); err != nil {
+			return nil, err
+		}
+		if err := storeseal.OpenIdentifiers(db.sealer, s.A); err != nil {
+			return nil, err
+		}
+		if err := storeseal.OpenIdentifiers(db.sealer, s.B); err != nil {
+			return nil, err
 		}
 		out = append(out, s)
 	}
@@ -167,7 +191,7 @@ func (db *DB) AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue)
 	}
 	var rows issueRows
 	for _, i := range issues {
-		rows.add(i)
+		rows.add(db.sealer, i)
 	}
 	st := rows.stmt()
 	if _, err := db.pool.Exec(ctx, st.sql, st.args...); err != nil {
@@ -239,7 +263,10 @@ type stateTx struct {
 	ops  []stmt
 	done bool
 
-	pendIdent  identRows
+	pendIdent identRows
+	// pendOld are the other stored forms of identifiers put (sealing):
+	// types and values, removed before the identities are written.
+	pendOld    [2][]string
 	pendEvents eventRows
 	pendIssues issueRows
 	pendProfs  profileRows
@@ -320,9 +347,9 @@ type issueRows struct {
 	at                                           []int64
 }
 
-func (r *issueRows) add(i *portrait.TraitIssue) {
+func (r *issueRows) add(s *datakey.Sealer, i *portrait.TraitIssue) {
 	r.msgs, r.traits, r.sources, r.pids = append(r.msgs, i.MessageID), append(r.traits, i.Trait), append(r.sources, i.Source), append(r.pids, i.ProfileID)
-	r.values, r.reasons, r.at = append(r.values, i.Value), append(r.reasons, i.Reason), append(r.at, micros(i.Time))
+	r.values, r.reasons, r.at = append(r.values, s.StoreValue(i.Trait, i.Value)), append(r.reasons, i.Reason), append(r.at, micros(i.Time)) // value: sealing
 }
 
 // stmt writes every gathered issue; DO NOTHING takes a key named twice.
@@ -382,6 +409,10 @@ func (t *stateTx) takeHot() {
 		t.ops = append(t.ops, stmt{sql: `DELETE FROM aliases WHERE old_id = ANY($1)`, args: []any{ids}})
 	}
 	if len(t.pendIdent.types) > 0 {
+		if old := t.pendOld; len(old[0]) > 0 {
+			t.pendOld = [2][]string{}
+			t.ops = append(t.ops, stmt{sql: `DELETE FROM identities WHERE (type, value) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, args: []any{old[0], old[1]}})
+		}
 		t.ops = append(t.ops, t.pendIdent.stmts()...)
 	}
 	if len(t.pendIssues.msgs) > 0 {
@@ -412,7 +443,7 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 		return "", err
 	}
 	var pid string
-	err := t.db.pool.QueryRow(t.ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = $2`, id.Type, id.Value).Scan(&pid)
+	err := t.db.pool.QueryRow(t.ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = ANY($2)`, id.Type, t.db.identifierForms(id)).Scan(&pid) // sealing
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
@@ -440,6 +471,9 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 	p, err := profiledoc.Decode(doc)
 	if err != nil {
 		return nil, portrait.Wrap(err, "corrupt profile "+id)
+	}
+	if err := t.db.sealer.OpenProfile(p); err != nil { // sealing
+		return nil, err
 	}
 	return p, nil
 }
@@ -543,17 +577,27 @@ func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string, attached
 	if !attached.Time.IsZero() || attached.MessageID != "" {
 		us = attached.Time.UnixMicro()
 	}
+	// sealing: a secret identifier is stored sealed; its other forms (in
+	// clear from before a key, under an older key) are removed.
+	stored := t.db.sealer.StoreIdentifier(id)
+	if t.db.sealer.HasRing() {
+		for _, f := range t.db.identifierForms(id) {
+			if f != stored {
+				t.pendOld[0], t.pendOld[1] = append(t.pendOld[0], id.Type), append(t.pendOld[1], f)
+			}
+		}
+	}
 	r := &t.pendIdent
-	r.types, r.values, r.pids, r.us, r.msgs = append(r.types, id.Type), append(r.values, id.Value), append(r.pids, profileID), append(r.us, us), append(r.msgs, attached.MessageID)
+	r.types, r.values, r.pids, r.us, r.msgs = append(r.types, id.Type), append(r.values, stored), append(r.pids, profileID), append(r.us, us), append(r.msgs, attached.MessageID)
 	return nil
 }
 
 func (t *stateTx) DeleteIdentity(id portrait.Identifier) error {
-	return t.record(`DELETE FROM identities WHERE type = $1 AND value = $2`, id.Type, id.Value)
+	return t.record(`DELETE FROM identities WHERE type = $1 AND value = ANY($2)`, id.Type, t.db.identifierForms(id)) // sealing
 }
 
 func (t *stateTx) PutRefused(r profile.Ref) error {
-	return t.record(`INSERT INTO refused (type, value, profile_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, r.ID.Type, r.ID.Value, r.ProfileID)
+	return t.record(`INSERT INTO refused (type, value, profile_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, r.ID.Type, t.db.sealer.StoreIdentifier(r.ID), r.ProfileID) // sealing
 }
 
 func (t *stateTx) MoveRefused(from, to string) error {
@@ -581,7 +625,11 @@ func (t *stateTx) PutProfiles(ps []*portrait.Profile) error {
 // Flush, every flushProfiles profiles are sent as they come, so that
 // PostgreSQL writes them while the caller finishes the next ones.
 func (t *stateTx) PutProfile(p *portrait.Profile) error {
-	doc, err := profiledoc.Encode(p)
+	stored, err := t.db.sealer.SealProfile(p) // sealing
+	if err != nil {
+		return err
+	}
+	doc, err := profiledoc.Encode(stored)
 	if err != nil {
 		return portrait.Wrap(err, "cannot encode profile "+p.ID)
 	}
@@ -734,14 +782,14 @@ func (t *stateTx) DeleteProfileEvents(profileID string) error {
 
 func (t *stateTx) AppendMerge(m *portrait.MergeEntry) error {
 	return t.record(`INSERT INTO merges (kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		m.Kind, m.Into, m.From, m.Identifier.Type, m.Identifier.Value, m.MessageID, m.EventSeq, m.Reason, micros(m.At))
+		m.Kind, m.Into, m.From, m.Identifier.Type, t.db.sealer.StoreIdentifier(m.Identifier), m.MessageID, m.EventSeq, m.Reason, micros(m.At))
 }
 
 func (t *stateTx) AddTraitIssue(i *portrait.TraitIssue) error {
 	if t.done {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
-	t.pendIssues.add(i)
+	t.pendIssues.add(t.db.sealer, i)
 	return nil
 }
 
@@ -750,17 +798,17 @@ func (t *stateTx) PutRetracted(messageID string) error {
 }
 
 func (t *stateTx) PutSplit(s *profile.Split) error {
-	a, err := json.Marshal(orEmpty(s.A))
+	a, err := t.db.storeSplitSide(s.A) // sealing
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(orEmpty(s.B))
+	b, err := t.db.storeSplitSide(s.B)
 	if err != nil {
 		return err
 	}
 	return t.record(`INSERT INTO splits (message_id, bridge, via_type, via_value, decided_by, side_a, side_b) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (message_id) DO UPDATE SET side_a = excluded.side_a, side_b = excluded.side_b`,
-		s.MessageID, s.Bridge, s.Via.Type, s.Via.Value, s.By, string(a), string(b))
+		s.MessageID, s.Bridge, s.Via.Type, t.db.sealer.StoreIdentifier(s.Via), s.By, a, b)
 }
 
 func (t *stateTx) DeleteSplit(messageID string) error {
@@ -845,6 +893,7 @@ func (t *stateTx) Rollback() error {
 	t.done = true
 	t.ops, t.dropAlias = nil, nil
 	t.pendIdent, t.pendEvents, t.pendIssues, t.pendProfs = identRows{}, eventRows{}, issueRows{}, profileRows{}
+	t.pendOld = [2][]string{}
 	if t.tx == nil {
 		return nil
 	}

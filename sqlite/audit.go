@@ -12,8 +12,11 @@ import (
 
 var _ portrait.AuditLog = (*DB)(nil)
 
-// Record appends a record to the audit chain (migration log/016). Appends
-// are serialised so that each record's Prev is the hash of the one before.
+// Record appends a record to the audit chain (migration log/016). Records
+// handed in at about the same time (every audited read writes one) are
+// committed together, one transaction for the group (groupcommit): each
+// record's Prev is still the hash of the one before, and Record returns
+// once the transaction holding its record has committed.
 func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 	if rec.Actor == "" || rec.Action == "" {
 		return portrait.Errorf(portrait.EINVALID, "an audit record needs an actor and an action")
@@ -21,6 +24,11 @@ func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 	if rec.At.IsZero() {
 		rec.At = db.Now()
 	}
+	return db.auditGroup.Do(ctx, rec, db.commitAudit)
+}
+
+// commitAudit appends a group of records in one transaction.
+func (db *DB) commitAudit(ctx context.Context, recs []portrait.AuditRecord) error {
 	db.auditMu.Lock()
 	defer db.auditMu.Unlock()
 	tx, err := db.logW.BeginTx(ctx, nil)
@@ -34,15 +42,23 @@ func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return portrait.Wrap(err, "cannot write the audit log")
 	}
-	rec.Seq = last + 1
-	body, err := portrait.AuditBody(rec)
+	st, err := tx.PrepareContext(ctx, `INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return portrait.Wrap(err, "cannot encode the audit record")
-	}
-	hash := portrait.AuditHash(prev, body)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash); err != nil {
 		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	defer st.Close()
+	for _, rec := range recs {
+		last++
+		rec.Seq = last
+		body, err := portrait.AuditBody(rec)
+		if err != nil {
+			return portrait.Wrap(err, "cannot encode the audit record")
+		}
+		hash := portrait.AuditHash(prev, body)
+		if _, err := st.ExecContext(ctx, rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash); err != nil {
+			return portrait.Wrap(err, "cannot write the audit log")
+		}
+		prev = hash
 	}
 	if err := tx.Commit(); err != nil {
 		return portrait.Wrap(err, "cannot write the audit log")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/groupcommit"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -33,7 +34,8 @@ type DB struct {
 	// KeyHashCost is the bcrypt cost of stored key secrets (0: bcrypt's
 	// default); tests lower it.
 	KeyHashCost int
-	auditMu     sync.Mutex // serialises the audit chain's appends
+	auditMu     sync.Mutex                              // serialises the audit chain's appends
+	auditGroup  groupcommit.Group[portrait.AuditRecord] // audit records committed together (audit.go)
 
 	logW, logR     *sql.DB // event log, quarantine, keys
 	stateW, stateR *sql.DB // profiles and everything derived

@@ -1,30 +1,18 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
-	"github.com/portrait-cdp/portrait/linkage"
-	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 )
 
 // Resealed counts what Reseal rewrote, by table.
-type Resealed struct {
-	Events      int `json:"events"`
-	Profiles    int `json:"profiles"`
-	Identifiers int `json:"identifiers"`
-	Refused     int `json:"refused"`
-	Merges      int `json:"merges"`
-	TraitIssues int `json:"trait_issues"`
-	Splits      int `json:"splits"`
-	Candidates  int `json:"linkage_candidates"`
-}
+type Resealed = storeseal.Resealed
 
-const resealBatch = 500
+const resealBatch = storeseal.Batch
 
 // Reseal rewrites every stored secret-level value under the sealer's
 // current key, with the levels as they are now: values sealed with an
@@ -66,15 +54,8 @@ func (db *DB) Reseal(ctx context.Context) (*Resealed, error) {
 	return n, nil
 }
 
-// changed reports whether a stored form must be rewritten: it held a
-// sealed value (perhaps under an older key) or now does.
-func changed(before, after []byte) bool {
-	return !bytes.Equal(before, after) && (datakey.HasSealed(before) || datakey.HasSealed(after))
-}
-
 func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
-	sticky := &datakey.Sticky{Levels: s.Levels}
-	rs := &datakey.Sealer{Ring: s.Ring, Levels: sticky}
+	rs := storeseal.Resealer{S: s}
 	for after := int64(0); ; {
 		rows, err := db.logW.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND type <> ? ORDER BY seq LIMIT ?`, after, portrait.EventErased, resealBatch)
 		if err != nil {
@@ -95,20 +76,12 @@ func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) 
 			}
 			read++
 			after = seq
-			sticky.Reset()
-			err := sticky.NoteEvent(body)
-			var plain, sealed []byte
-			if err == nil {
-				plain, err = s.OpenEvent(body)
-			}
-			if err == nil {
-				sealed, err = rs.SealEvent(plain)
-			}
+			sealed, ch, err := rs.Event(body)
 			if err != nil {
 				rows.Close()
 				return err
 			}
-			if changed(body, sealed) {
+			if ch {
 				todo = append(todo, row{seq, sealed})
 			}
 		}
@@ -137,8 +110,7 @@ func (db *DB) resealEvents(ctx context.Context, s *datakey.Sealer, n *Resealed) 
 }
 
 func (db *DB) resealProfiles(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
-	sticky := &datakey.Sticky{Levels: s.Levels}
-	rs := &datakey.Sealer{Ring: s.Ring, Levels: sticky}
+	rs := storeseal.Resealer{S: s}
 	for after := ""; ; {
 		rows, err := db.stateW.QueryContext(ctx, `SELECT id, doc FROM profiles WHERE id > ? ORDER BY id LIMIT ?`, after, resealBatch)
 		if err != nil {
@@ -159,24 +131,12 @@ func (db *DB) resealProfiles(ctx context.Context, s *datakey.Sealer, n *Resealed
 			}
 			read++
 			after = id
-			p, err := profiledoc.Decode(doc)
-			if err == nil {
-				sticky.Reset()
-				sticky.NoteProfile(p)
-				err = s.OpenProfile(p)
-			}
-			if err == nil {
-				p, err = rs.SealProfile(p)
-			}
-			var out []byte
-			if err == nil {
-				out, err = profiledoc.Encode(p)
-			}
+			out, ch, err := rs.Profile(id, doc)
 			if err != nil {
 				rows.Close()
-				return portrait.Wrap(err, "cannot reseal profile "+id)
+				return err
 			}
-			if changed(doc, out) {
+			if ch {
 				todo = append(todo, row{id, out})
 			}
 		}
@@ -230,19 +190,8 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 		}
 		return out, rows.Err()
 	}
-	// reseal gives an identifier value's new stored form, and whether it
-	// differs in a way that matters.
-	reseal := func(typ, stored string) (string, bool, error) {
-		v, err := s.OpenIdentifier(typ, stored)
-		if err != nil {
-			return "", false, err
-		}
-		now := s.StoreIdentifier(portrait.Identifier{Type: typ, Value: v})
-		if datakey.IsSealed(stored) { // sealed stays sealed
-			now = s.Ring.SealFixed([]byte(v), []byte(typ))
-		}
-		return now, now != stored && (datakey.IsSealed(stored) || datakey.IsSealed(now)), nil
-	}
+	rs := storeseal.Resealer{S: s}
+	reseal := rs.Identifier
 	steps := []struct {
 		count *int
 		q     string
@@ -287,16 +236,9 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 			if err := sc(&msg, &trait, &v); err != nil {
 				return nil, err
 			}
-			plain, err := s.OpenValue(v)
-			if err != nil {
+			now, ch, err := rs.Value(trait, v)
+			if err != nil || !ch {
 				return nil, err
-			}
-			now := s.StoreValue(trait, plain)
-			if datakey.IsSealed(v) { // sealed stays sealed
-				now = s.Ring.Seal([]byte(plain), nil)
-			}
-			if !changed([]byte(v), []byte(now)) {
-				return nil, nil
 			}
 			return &update{`UPDATE trait_issues SET value = ? WHERE message_id = ? AND trait = ?`, []any{now, msg, trait}}, nil
 		}},
@@ -311,19 +253,11 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 			}
 			sides := [2]string{a, b}
 			for i, side := range sides {
-				var ids []portrait.Identifier
-				if err := json.Unmarshal([]byte(side), &ids); err != nil {
-					return nil, portrait.Wrap(err, "cannot read split "+msg)
+				now, c, err := rs.SplitSide(msg, side)
+				if err != nil {
+					return nil, err
 				}
-				for j := range ids {
-					now, c, err := reseal(ids[j].Type, ids[j].Value)
-					if err != nil {
-						return nil, err
-					}
-					ids[j].Value, ch = now, ch || c
-				}
-				out, _ := json.Marshal(ids)
-				sides[i] = string(out)
+				sides[i], ch = now, ch || c
 			}
 			if !ch {
 				return nil, nil
@@ -358,6 +292,7 @@ func (db *DB) resealIdentifiers(ctx context.Context, s *datakey.Sealer, n *Resea
 
 // resealCandidates reseals the linkage candidates' compared values.
 func (db *DB) resealCandidates(ctx context.Context, s *datakey.Sealer, n *Resealed) error {
+	rs := storeseal.Resealer{S: s}
 	rows, err := db.logW.QueryContext(ctx, `SELECT id, doc FROM linkage_candidates`)
 	if err != nil {
 		return portrait.Wrap(err, "cannot read linkage candidates")
@@ -374,34 +309,12 @@ func (db *DB) resealCandidates(ctx context.Context, s *datakey.Sealer, n *Reseal
 			rows.Close()
 			return portrait.Wrap(err, "cannot read linkage candidates")
 		}
-		c := &linkage.Candidate{}
-		if err := json.Unmarshal(doc, c); err != nil {
-			rows.Close()
-			return portrait.Wrap(err, "cannot read linkage candidate "+id)
-		}
-		// What was sealed stays sealed: the compared fields' names.
-		sticky := &datakey.Sticky{Levels: s.Levels}
-		for _, f := range c.Fields {
-			if datakey.IsSealed(f.A) || datakey.IsSealed(f.B) {
-				sticky.NoteProfile(&portrait.Profile{Traits: map[string]portrait.Trait{f.Field: {Value: datakey.Prefix}}})
-			}
-		}
-		for _, id := range []portrait.Identifier{c.A, c.B} {
-			if datakey.IsSealed(id.Value) {
-				sticky.NoteProfile(&portrait.Profile{Identifiers: []portrait.Identifier{id}})
-			}
-		}
-		if err := db.openCandidate(c); err != nil {
+		out, ch, err := rs.Candidate(id, doc)
+		if err != nil {
 			rows.Close()
 			return err
 		}
-		rdb := &DB{sealer: &datakey.Sealer{Ring: s.Ring, Levels: sticky}}
-		out, err := json.Marshal(rdb.storeCandidate(c))
-		if err != nil {
-			rows.Close()
-			return portrait.Wrap(err, "cannot encode linkage candidate "+id)
-		}
-		if changed(doc, out) {
+		if ch {
 			todo = append(todo, row{id, out})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/linkage"
 )
 
@@ -37,31 +38,15 @@ func (db *DB) identifierForms(id portrait.Identifier) (string, []any) {
 
 // openIdentifier reads a stored identifier value back in place.
 func (db *DB) openIdentifier(id *portrait.Identifier) error {
-	v, err := db.sealer.OpenIdentifier(id.Type, id.Value)
-	if err != nil {
-		return err
-	}
-	id.Value = v
-	return nil
+	return storeseal.OpenIdentifier(db.sealer, id)
 }
 
-// openIdentifiers opens the identifiers of merge-journal entries.
-func (db *DB) openMerges(ms []*portrait.MergeEntry) error {
-	for _, m := range ms {
-		if err := db.openIdentifier(&m.Identifier); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// openMerges opens the identifiers of merge-journal entries.
+func (db *DB) openMerges(ms []*portrait.MergeEntry) error { return storeseal.OpenMerges(db.sealer, ms) }
 
 // storeIdentifiers returns ids as they are stored (a copy).
 func (db *DB) storeIdentifiers(ids []portrait.Identifier) []portrait.Identifier {
-	out := make([]portrait.Identifier, len(ids))
-	for i, id := range ids {
-		out[i] = portrait.Identifier{Type: id.Type, Value: db.sealer.StoreIdentifier(id)}
-	}
-	return out
+	return storeseal.StoreIdentifiers(db.sealer, ids)
 }
 
 func ptrs(ids []portrait.Identifier) []*portrait.Identifier {
@@ -72,40 +57,13 @@ func ptrs(ids []portrait.Identifier) []*portrait.Identifier {
 	return out
 }
 
-// storeCandidate returns a linkage candidate as it is stored: the compared
-// values of secret fields and secret identifiers sealed (a copy). The
-// profile ids stay in clear: erasure finds a person's candidates by them.
+// storeCandidate returns a linkage candidate as it is stored (a copy).
 func (db *DB) storeCandidate(c *linkage.Candidate) *linkage.Candidate {
-	cp := *c
-	cp.A.Value, cp.B.Value = db.sealer.StoreIdentifier(c.A), db.sealer.StoreIdentifier(c.B)
-	cp.Fields = make([]linkage.Comparison, len(c.Fields))
-	for i, f := range c.Fields {
-		f.A, f.B = db.sealer.StoreValue(f.Field, f.A), db.sealer.StoreValue(f.Field, f.B)
-		cp.Fields[i] = f
-	}
-	return &cp
+	return storeseal.StoreCandidate(db.sealer, c)
 }
 
 // openCandidate opens what storeCandidate sealed, in place.
-func (db *DB) openCandidate(c *linkage.Candidate) error {
-	if err := db.openIdentifier(&c.A); err != nil {
-		return err
-	}
-	if err := db.openIdentifier(&c.B); err != nil {
-		return err
-	}
-	for i := range c.Fields {
-		f := &c.Fields[i]
-		var err error
-		if f.A, err = db.sealer.OpenValue(f.A); err != nil {
-			return err
-		}
-		if f.B, err = db.sealer.OpenValue(f.B); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (db *DB) openCandidate(c *linkage.Candidate) error { return storeseal.OpenCandidate(db.sealer, c) }
 
 // deleteForms removes identities rows by (type, value) pairs, many to a
 // statement: a write removes an identifier's other stored forms, and a

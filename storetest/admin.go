@@ -18,6 +18,7 @@ type AdminStore interface {
 	portrait.KeyStore
 	Key(ctx context.Context, id int64) (*portrait.Key, error)
 	portrait.SessionStore
+	portrait.SignInGuard
 	portrait.AuditLog
 	SetClassification(ctx context.Context, kind, name, level string) error
 	Classifications(ctx context.Context) ([]portrait.Classification, error)
@@ -41,6 +42,8 @@ func RunAdmin(t *testing.T, open func(t *testing.T, now func() time.Time) AdminS
 		{"AuditListAndVerify", adminAudit},
 		{"Classifications", adminClassifications},
 		{"Imports", adminImports},
+		{"SignInFailures", adminSignInFailures},
+		{"SignInCodes", adminSignInCodes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)

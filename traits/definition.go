@@ -282,3 +282,47 @@ func (d Definition) valueType() string {
 	}
 	return TypeAny
 }
+
+// Reads lists the event properties a definition reads: its Property and
+// every properties.x (or properties["x"]) its Filter tests. The API checks
+// them against the definer's clearance (a property is classified as the
+// trait of its name): a computed trait over a field the definer may not
+// see would reveal it.
+func (d Definition) Reads() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	if p := strings.TrimSpace(d.Property); p != "" {
+		add(p)
+		if first, _, ok := strings.Cut(p, "."); ok {
+			add(first)
+		}
+	}
+	if strings.TrimSpace(d.Filter) != "" {
+		if tree, err := parser.Parse(d.Filter); err == nil {
+			r := &propReads{add: add}
+			ast.Walk(&tree.Node, r)
+		}
+	}
+	return out
+}
+
+type propReads struct{ add func(string) }
+
+func (r *propReads) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if id, ok := m.Node.(*ast.IdentifierNode); !ok || id.Value != "properties" {
+		return
+	}
+	if s, ok := m.Property.(*ast.StringNode); ok {
+		r.add(s.Value)
+	}
+}

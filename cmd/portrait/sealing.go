@@ -15,6 +15,8 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
+	"github.com/portrait-cdp/portrait/postgres"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
@@ -29,13 +31,13 @@ func (a *App) openSealing() error {
 	if err != nil {
 		return err
 	}
-	db, ok := a.DB.(*sqlite.DB)
+	db, ok := a.DB.(sealedStore)
 	if !ok {
-		// Only the embedded store seals so far. Failing closed: a
-		// deployment that configured a key expects its secret values
-		// sealed, and must not find them written in clear elsewhere.
+		// Failing closed: a deployment that configured a key expects its
+		// secret values sealed, and must not find them written in clear
+		// in a store that cannot seal.
 		if ring != nil {
-			return portrait.Errorf(portrait.EINVALID, "a data key is configured, but the %s store does not seal values at rest yet: only the embedded store does (docs/privacy.md)", storeKindName(a.DB))
+			return portrait.Errorf(portrait.EINVALID, "a data key is configured, but the %s store does not seal values at rest (docs/privacy.md)", storeKindName(a.DB))
 		}
 		return nil
 	}
@@ -64,18 +66,37 @@ func (a *App) wireSealingLevels() {
 			return f.Classification, ok
 		}
 	}
-	if db, ok := a.DB.(*sqlite.DB); ok {
+	if db, ok := a.DB.(sealedStore); ok {
 		if s := db.Sealer(); s != nil {
 			s.Levels = c
 		}
 	}
 }
 
+// sealedStore is a store that seals secret-level values at rest: both
+// stores (sqlite/, postgres/).
+type sealedStore interface {
+	SetSealer(*datakey.Sealer)
+	Sealer() *datakey.Sealer
+}
+
+// resealStore is a store `keys rotate-data-key` can re-seal.
+type resealStore interface {
+	Store
+	sealedStore
+	Reseal(ctx context.Context) (*storeseal.Resealed, error)
+}
+
+var (
+	_ resealStore = (*sqlite.DB)(nil)
+	_ resealStore = (*postgres.DB)(nil)
+)
+
 // rotateResult is what rotate-data-key reports.
 type rotateResult struct {
-	NewKey   string           `json:"new_key"`
-	Keys     []string         `json:"keys"`
-	Resealed *sqlite.Resealed `json:"resealed"`
+	NewKey   string              `json:"new_key"`
+	Keys     []string            `json:"keys"`
+	Resealed *storeseal.Resealed `json:"resealed"`
 	// Removable are the older keys nothing is sealed with any more.
 	Removable []string `json:"removable"`
 	KeyFile   string   `json:"key_file"`
@@ -90,6 +111,7 @@ func runRotateDataKey(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := flag.NewFlagSet("keys rotate-data-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./portrait-data", "data directory")
+	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data); every server on it must be stopped")
 	file := fs.String("data-key-file", "", "the data key file the new key is appended to (created if absent)")
 	id := fs.String("id", "", "the new key's id (default: k and the UTC time)")
 	asJSON := fs.Bool("json", false, "machine-readable output")
@@ -101,14 +123,22 @@ func runRotateDataKey(ctx context.Context, args []string, stdout, stderr io.Writ
 		// keys from the environment cannot be written back.
 		return portrait.Errorf(portrait.EINVALID, "--data-key-file must name the key file to add the new key to (created if absent; keep it apart from the data directory); keys in %s: put them in that file first", datakey.EnvVar)
 	}
-	lock, err := lockDir(*data)
+	kind, _, err := parseStore(*store, *data)
 	if err != nil {
-		if portrait.ErrorCode(err) == portrait.ECONFLICT {
-			return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server: stop it, rotate, and start it with the new key file", *data)
-		}
 		return err
 	}
-	defer lock.Close()
+	if kind != storePostgres {
+		// PostgreSQL has no such lock: its servers must be stopped by the
+		// operator (docs/privacy.md).
+		lock, err := lockDir(*data)
+		if err != nil {
+			if portrait.ErrorCode(err) == portrait.ECONFLICT {
+				return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server: stop it, rotate, and start it with the new key file", *data)
+			}
+			return err
+		}
+		defer lock.Close()
+	}
 
 	old, err := os.ReadFile(*file)
 	if err != nil && !os.IsNotExist(err) {
@@ -144,11 +174,15 @@ func runRotateDataKey(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 
-	db, err := sqlite.Open(ctx, *data)
+	st, err := openStore(ctx, *store, *data)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer st.Close()
+	db, ok := st.(resealStore)
+	if !ok {
+		return portrait.Errorf(portrait.EINVALID, "the %s store cannot be re-sealed", storeKindName(st))
+	}
 	c := &access.Classifier{}
 	set, err := db.Classifications(ctx)
 	if err != nil {
@@ -213,7 +247,7 @@ func writeKeyFile(path, text string) error {
 // openSealedForReading gives a store opened by an offline command that
 // only reads the data keys (--data-key-file, else PORTRAIT_DATA_KEY), so
 // that sealed values open. Nothing is sealed through it.
-func openSealedForReading(db *sqlite.DB, file string) error {
+func openSealedForReading(db sealedStore, file string) error {
 	ring, err := datakey.Load(file, os.Getenv)
 	if err != nil {
 		return err
