@@ -102,6 +102,19 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			apps = append(apps, a)
 		}
+		// The applier's batches (whichever node applies), for --trace;
+		// hooked before the nodes start.
+		var batches, batchEvents atomic.Int64
+		for _, a := range apps {
+			prev := a.Proc.OnBatch
+			a.Proc.OnBatch = func(n int, seq int64, ts time.Time) {
+				if prev != nil {
+					prev(n, seq, ts)
+				}
+				batches.Add(1)
+				batchEvents.Add(int64(n))
+			}
+		}
 		// Each setup's events are new to the store (a shared store keeps
 		// earlier runs' logs), and so is its key.
 		prefix := []byte(`"messageId":"bench-` + runID + "-" + strconv.Itoa(k) + "-")
@@ -115,18 +128,6 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 				return res, err
 			}
 			urls = append(urls, a.HTTP.URL()+"/v1/batch")
-		}
-		// The applier's batches (whichever node applies), for --trace.
-		var batches, batchEvents atomic.Int64
-		for _, a := range apps {
-			prev := a.Proc.OnBatch
-			a.Proc.OnBatch = func(n int, seq int64, ts time.Time) {
-				if prev != nil {
-					prev(n, seq, ts)
-				}
-				batches.Add(1)
-				batchEvents.Add(int64(n))
-			}
 		}
 		if *cpuProfile != "" && k == len(counts) {
 			f, err := os.Create(*cpuProfile)
