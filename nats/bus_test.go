@@ -425,3 +425,50 @@ func TestDefaultPartitionsIsTheOneDefault(t *testing.T) {
 	}
 	b2.Close()
 }
+
+// A batch the handler committed while its partition was being given up
+// (the consumer's context cancelled during the handler, as when a node
+// releases partitions to a newcomer) is acknowledged all the same: were it
+// not, its last event would sit delivered and unacknowledged for the whole
+// ack wait (30 s by default), and the store would wait for it that long
+// (issue 17: the two-node slowdown).
+func TestBatchCommittedWhileReleasedIsAcknowledged(t *testing.T) {
+	b := openBus(t, Config{Partitions: 1, Batch: 10, AckWait: time.Minute})
+	evs := events(2, 5)
+	publish(t, b, evs, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got []*portrait.Event
+	err := b.Consume(ctx, 0, func(_ context.Context, batch []*portrait.Event) error {
+		got = append(got, batch...)
+		cancel() // released while the commit runs; the commit succeeds
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 {
+		t.Fatal("nothing delivered")
+	}
+	// Acknowledgements are asynchronous on the server's side too: a few
+	// seconds for them, far less than the ack wait.
+	want := uint64(len(evs) - len(got))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := b.Pending(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			unacked, _, _ := b.ConsumerStats(context.Background())
+			t.Fatalf("the stream holds %d events (%d delivered and unacknowledged), want the %d not handled: the committed batch waits for the ack wait", n, unacked, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if unacked, _, err := b.ConsumerStats(context.Background()); err != nil || unacked != 0 {
+		t.Errorf("%d delivered and unacknowledged (%v), want 0", unacked, err)
+	}
+}

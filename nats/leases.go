@@ -351,3 +351,23 @@ func (b *Bus) LeaseHolder(ctx context.Context, name string) (string, error) {
 	}
 	return string(e.Value()), nil
 }
+
+// LeaseFence names what lease revisions are counted in: the lease bucket,
+// as created (its name and creation time). A bucket deleted and created
+// again counts revisions from 1 anew, so a store fencing appliers by
+// revision (profile.Fenced) keeps its terms per fence.
+func (b *Bus) LeaseFence(ctx context.Context) (string, error) {
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if err != nil {
+		return "", portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the lease bucket: %v", err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return "", portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the lease bucket: %v", err)
+	}
+	created := time.Time{}
+	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok && s.StreamInfo() != nil {
+		created = s.StreamInfo().Created
+	}
+	return st.Bucket() + "@" + strconv.FormatInt(created.UnixNano(), 10), nil
+}

@@ -232,6 +232,47 @@ func (db *DB) BeginState(ctx context.Context) (profile.StateTx, error) {
 	return &stateTx{db: db, ctx: ctx}, nil
 }
 
+var _ profile.Fenced = (*DB)(nil)
+
+// BeginStateTerm is BeginState for the applier of term: the transaction's
+// first statement raises the fence's row to term, or finds a later term
+// there and refuses; the row stays locked to the commit, so the check and
+// the writes are one (profile.Fenced).
+func (db *DB) BeginStateTerm(ctx context.Context, term profile.Term) (profile.StateTx, error) {
+	if term.Fence == "" || term.N == 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "an applier term needs a fence and a number above 0")
+	}
+	return &stateTx{db: db, ctx: ctx, term: term}, nil
+}
+
+// ClaimTerm raises the fence's row to term in a transaction of its own:
+// it waits for the row's lock, which a state transaction of the term
+// before holds to its commit (profile.Fenced).
+func (db *DB) ClaimTerm(ctx context.Context, term profile.Term) error {
+	if term.Fence == "" || term.N == 0 {
+		return portrait.Errorf(portrait.EINVALID, "an applier term needs a fence and a number above 0")
+	}
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return raiseTerm(ctx, tx, term) })
+}
+
+// raiseTerm sets the fence's term to term unless a later one is recorded
+// (ECONFLICT); ON CONFLICT locks the row either way, to the end of tx.
+func raiseTerm(ctx context.Context, tx pgx.Tx, term profile.Term) error {
+	var got int64
+	err := tx.QueryRow(ctx, `INSERT INTO applier_terms (fence, term) VALUES ($1, $2)
+		ON CONFLICT (fence) DO UPDATE SET term = excluded.term WHERE applier_terms.term <= excluded.term
+		RETURNING term`, term.Fence, int64(term.N)).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var later int64
+		tx.QueryRow(ctx, `SELECT term FROM applier_terms WHERE fence = $1`, term.Fence).Scan(&later)
+		return portrait.Errorf(portrait.ECONFLICT, "applier term %d is over: term %d has begun, another node applies now", term.N, later)
+	}
+	if err != nil {
+		return portrait.Wrap(err, "cannot check the applier term")
+	}
+	return nil
+}
+
 // WaitState returns at once: Commit returns when the transaction is
 // committed, and reports its failure itself.
 func (db *DB) WaitState(ctx context.Context) error { return ctx.Err() }
@@ -258,6 +299,9 @@ type stmt struct {
 type stateTx struct {
 	db  *DB
 	ctx context.Context
+	// term, when set, is checked and raised by the transaction's first
+	// statement (BeginStateTerm).
+	term profile.Term
 	// mu guards what PutProfile touches: it runs on several goroutines.
 	mu   sync.Mutex
 	ops  []stmt
@@ -694,6 +738,14 @@ func (t *stateTx) begin() error {
 	tx, err := t.db.pool.BeginTx(t.ctx, pgx.TxOptions{BeginQuery: `BEGIN; SET LOCAL synchronous_commit = off`})
 	if err != nil {
 		return portrait.Wrap(err, "cannot begin state transaction")
+	}
+	if t.term.N != 0 {
+		// First, so that a stale applier writes nothing, and the row lock
+		// covers the whole transaction.
+		if err := raiseTerm(t.ctx, tx, t.term); err != nil {
+			tx.Rollback(context.WithoutCancel(t.ctx))
+			return err
+		}
 	}
 	t.tx = tx
 	return nil

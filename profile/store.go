@@ -41,6 +41,30 @@ type Store interface {
 	ProfileIDs(ctx context.Context, after string, limit int) ([]string, error)
 }
 
+// Term is a fencing token: the term of the applier writing (the applier
+// lease's revision, larger for every new holder) within its fence (what
+// the revisions are counted in: the lease bucket). The zero Term is an
+// unfenced writer (one node, a rebuild).
+type Term struct {
+	Fence string
+	N     uint64
+}
+
+// Fenced is a Store that refuses the state commits of an applier whose
+// term has passed, so that a batch in flight when its applier lost the
+// lease cannot land after another node took over (docs/scaling.md).
+type Fenced interface {
+	// ClaimTerm records that term has begun, before its applier reads the
+	// state: it waits for a state transaction of an earlier term in
+	// flight, and refuses (ECONFLICT) when a later term has begun.
+	ClaimTerm(ctx context.Context, term Term) error
+	// BeginStateTerm is BeginState for the applier of term: the
+	// transaction checks the store's term for the fence and raises it in
+	// the same transaction, and its commit is refused (ECONFLICT, nothing
+	// of it written) when a later term has begun.
+	BeginStateTerm(ctx context.Context, term Term) (StateTx, error)
+}
+
 // Ref ties an identifier to a profile.
 type Ref struct {
 	ID        portrait.Identifier

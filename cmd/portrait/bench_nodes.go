@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,10 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	conc := fs.Int("concurrency", 8, "concurrent HTTP clients")
 	users := fs.Int("users", 5_000, "distinct customers in the generated stream")
 	asJSON := fs.Bool("json", false, "machine-readable output")
+	trace := fs.Bool("trace", false, "print, every second of each setup, the events waiting on the bus, the log's end, the applied checkpoint and the applier's batches (to stderr)")
+	withEmbedded := fs.Bool("embedded", true, "measure the embedded single node too (the baseline)")
+	logLevel := fs.String("log-level", "error", "the nodes' log level (debug, info, warn or error), to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the last setup (from the first request until caught up) to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -97,6 +102,19 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			apps = append(apps, a)
 		}
+		// The applier's batches (whichever node applies), for --trace;
+		// hooked before the nodes start.
+		var batches, batchEvents atomic.Int64
+		for _, a := range apps {
+			prev := a.Proc.OnBatch
+			a.Proc.OnBatch = func(n int, seq int64, ts time.Time) {
+				if prev != nil {
+					prev(n, seq, ts)
+				}
+				batches.Add(1)
+				batchEvents.Add(int64(n))
+			}
+		}
 		// Each setup's events are new to the store (a shared store keeps
 		// earlier runs' logs), and so is its key.
 		prefix := []byte(`"messageId":"bench-` + runID + "-" + strconv.Itoa(k) + "-")
@@ -111,8 +129,29 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			urls = append(urls, a.HTTP.URL()+"/v1/batch")
 		}
+		if *cpuProfile != "" && k == len(counts) {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return res, portrait.Wrap(err, "cannot write the CPU profile")
+			}
+			defer f.Close()
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
 		cpu0 := cpuSeconds()
 		start := time.Now()
+		lastTrace := start
+		traceLine := func() {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			last, _ := apps[0].DB.LastSeq(ctx)
+			var unacked, again int
+			if b := apps[0].bus; b != nil {
+				unacked, again, _ = b.ConsumerStats(ctx)
+			}
+			fmt.Fprintf(stderr, "%s %5.1fs: bus pending %d (delivered, unacknowledged %d; redelivered %d), log end %d, applied %d, applier batches %d (%d events), CPU %.1fs\n",
+				setup, time.Since(start).Seconds(), apps[0].busPending(ctx), unacked, again, last, apps[0].checkpoint(ctx), batches.Load(), batchEvents.Load(), cpuSeconds()-cpu0)
+		}
 		if err := sendRoundRobin(ctx, urls, key, bodies, []byte(`"messageId":"bench-`), prefix, *conc); err != nil {
 			return res, err
 		}
@@ -123,6 +162,10 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if lag, _ := apps[0].lag(); lag == 0 {
 				break
 			}
+			if *trace && time.Since(lastTrace) >= time.Second {
+				lastTrace = time.Now()
+				traceLine()
+			}
 			if time.Now().After(deadline) {
 				return res, portrait.Errorf(portrait.EINTERNAL, "%s: processing did not catch up within 30 minutes", setup)
 			}
@@ -130,6 +173,9 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		processed := time.Since(start)
 		res.CPUSec = cpuSeconds() - cpu0
+		if *trace {
+			traceLine()
+		}
 		res.AckedPerSec = float64(*n) / acked.Seconds()
 		res.ProcessedPerSec = float64(*n) / processed.Seconds()
 		return res, nil
@@ -146,17 +192,19 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 
-	base := Config{Addr: "127.0.0.1:0", LogLevel: "error"}
+	base := Config{Addr: "127.0.0.1:0", LogLevel: *logLevel}
 	base.AnalyticsEvery = 0
 	var results []nodesResult
 	// The embedded single node, as today.
-	emb := base
-	emb.DataDir = filepath.Join(dir, "embedded")
-	r, err := run(0, "embedded (SQLite, no bus)", []Config{emb})
-	if err != nil {
-		return err
+	if *withEmbedded {
+		emb := base
+		emb.DataDir = filepath.Join(dir, "embedded")
+		r, err := run(0, "embedded (SQLite, no bus)", []Config{emb})
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
 	}
-	results = append(results, r)
 	for i, k := range counts {
 		name, drop := stream(i + 1)
 		var cfgs []Config

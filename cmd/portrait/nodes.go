@@ -192,9 +192,24 @@ func (a *App) ingestLog() portrait.EventLog {
 // once, which is the processor's own signal that storage may differ from
 // its caches: it reads the identity graph and the checkpoint again, so a
 // node that applies after another did starts from what the store holds.
+//
+// On a store that fences appliers (profile.Fenced), every state
+// transaction carries the term this node applies in, so that a batch in
+// flight when the lease was lost is refused once another node's term has
+// begun.
 type applierStore struct {
 	Store
 	forget atomic.Bool
+	term   atomic.Pointer[profile.Term] // nil: unfenced (one node)
+}
+
+func (s *applierStore) BeginState(ctx context.Context) (profile.StateTx, error) {
+	if t := s.term.Load(); t != nil {
+		if f, ok := s.Store.(profile.Fenced); ok {
+			return f.BeginStateTerm(ctx, *t)
+		}
+	}
+	return s.Store.BeginState(ctx)
 }
 
 func (s *applierStore) WaitState(ctx context.Context) error {
@@ -292,6 +307,9 @@ func (a *App) startNodes(ctx context.Context) {
 func (a *App) holdApplier(ctx context.Context) {
 	err := a.bus.HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
 		a.Log.Info("applying events to profiles", "node", a.Config.Node, "term", rev)
+		if !a.claimTerm(ctx, rev) {
+			return
+		}
 		a.applying.Store(true)
 		defer a.applying.Store(false)
 		a.freshTerm(ctx)
@@ -300,6 +318,40 @@ func (a *App) holdApplier(ctx context.Context) {
 	})
 	if err != nil {
 		a.Log.Error("applier lease stopped", "err", err)
+	}
+}
+
+// claimTerm starts applier term rev in the store, before the processor
+// reads the state again: a commit of the term before still in flight lands
+// first, and any later one of it is refused (profile.Fenced). From here
+// every state transaction of this node carries the term. It retries until
+// ctx ends (false); a later term already begun means this node's lease is
+// lost, which HoldLease notices within a third of the lease time.
+func (a *App) claimTerm(ctx context.Context, rev uint64) bool {
+	f, ok := a.DB.(profile.Fenced)
+	if !ok {
+		return true // one node: nothing to fence
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		fence, err := a.bus.LeaseFence(ctx)
+		if err == nil {
+			term := profile.Term{Fence: fence, N: rev}
+			a.procStore.term.Store(&term)
+			if err = f.ClaimTerm(ctx, term); err == nil {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		a.Log.Warn("applier term not begun; retrying", "node", a.Config.Node, "term", rev, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, a.Config.LeaseTTL/3)
 	}
 }
 
