@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -34,6 +35,8 @@ type DB struct {
 	// default); tests lower it.
 	KeyHashCost int
 	auditMu     sync.Mutex // serialises the audit chain's appends
+	// sessionChanges counts revocations and session deletions (sessions.go).
+	sessionChanges atomic.Uint64
 
 	logW, logR     *sql.DB // event log, quarantine, keys
 	stateW, stateR *sql.DB // profiles and everything derived
