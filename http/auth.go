@@ -223,9 +223,10 @@ func (s *Server) keyFailed(r *http.Request, secret string, err error) {
 	s.Log.Warn("authentication failed", "client", clientOf(r), "path", r.URL.Path, "reason", portrait.ErrorMessage(err))
 }
 
-// forgetKey drops a revoked key's cached verifications, so that it stops
-// working at once in this process.
+// forgetKey drops a revoked key's cached verifications and sessions, so
+// that it stops working at once in this process.
 func (s *Server) forgetKey(id int64) {
+	s.sessionCache.dropKey(id)
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	for h, c := range s.keyCache {

@@ -52,6 +52,15 @@ func linkServer(t *testing.T, traits []string) *server {
 	s.Parser.Blocked = rules.IsBlocked
 	s.NormalizeID = rules.Normalize
 	s.Lag = func() (int64, float64) { return 0, 0 }
+	// As cmd/portrait wires it: an event is applied once the processor's
+	// committed position passed it.
+	s.Applied = func(ctx context.Context, id string) (bool, error) {
+		ev, err := db.EventByMessageID(ctx, id)
+		if err != nil || ev == nil {
+			return false, err
+		}
+		return proc.Checkpoint() >= ev.Seq, nil
+	}
 	s.Importer = &importer.Importer{Log: db, Runs: db, Parser: s.Parser}
 	s.ImportRuns, s.QualityStore = db, db
 	s.ImportDir = t.TempDir()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/profile"
@@ -92,7 +93,8 @@ func (s *Server) handleUndoMerge(w http.ResponseWriter, r *http.Request, k *port
 			Error(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"merge": m, "candidate": c, "by": k.Name, "at": s.Now().UTC()})
+		// The link is retracted through the log (linkage.Service.undo).
+		s.writeUndone(w, r, "retract-"+m.MessageID, map[string]any{"merge": m, "candidate": c, "by": k.Name, "at": s.Now().UTC()})
 	default:
 		s.splitMerge(w, r, k, m)
 	}
@@ -124,7 +126,7 @@ func (s *Server) splitMerge(w http.ResponseWriter, r *http.Request, k *portrait.
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"merge": m, "split": ev.MessageID, "by": k.Name, "at": now})
+	s.writeUndone(w, r, ev.MessageID, map[string]any{"merge": m, "split": ev.MessageID, "by": k.Name, "at": now})
 }
 
 // mergeAgain undoes a split: its event is retracted.
@@ -146,5 +148,54 @@ func (s *Server) mergeAgain(w http.ResponseWriter, r *http.Request, k *portrait.
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"merge": m, "retract": ev.MessageID, "by": k.Name, "at": now})
+	s.writeUndone(w, r, ev.MessageID, map[string]any{"merge": m, "retract": ev.MessageID, "by": k.Name, "at": now})
+}
+
+// undoWait bounds how long an undo waits for its event to be applied.
+const undoWait = 15 * time.Second
+
+// writeUndone answers an undo once its event (messageID) is applied, so
+// that a page reloading the profile right after sees the result, not the
+// state before (the console's 360 page did, and showed the merge still
+// there). The answer says whether it was (applied) and which profile
+// holds the page's customer now (profile: a re-merge may have folded the
+// page's profile into another; a split keeps the id on one side). When
+// processing is behind by more than undoWait the undo is still logged and
+// will be applied: applied is false and the page says so.
+func (s *Server) writeUndone(w http.ResponseWriter, r *http.Request, messageID string, body map[string]any) {
+	applied := s.waitApplied(r.Context(), messageID)
+	body["applied"] = applied
+	if applied {
+		if p, err := s.Profiles.Profile(r.Context(), r.PathValue("id")); err == nil {
+			body["profile"] = p.ID
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// waitApplied waits until the event with this message id is applied to
+// the profiles reads see, at most undoWait; false when it was not by then
+// (or the server cannot tell: no Applied).
+func (s *Server) waitApplied(ctx context.Context, messageID string) bool {
+	if s.Applied == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, undoWait)
+	defer cancel()
+	pause := 10 * time.Millisecond
+	for {
+		ok, err := s.Applied(ctx, messageID)
+		if err == nil && ok {
+			return true
+		}
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("cannot tell whether an event was applied", "message_id", messageID, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
 }

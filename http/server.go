@@ -53,6 +53,10 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Lag reports how far profile processing is behind the log.
 	Lag func() (events int64, seconds float64)
+	// Applied reports whether the logged event with this message id is
+	// applied to the profiles that reads see (nil: an undo answers without
+	// waiting for its event; profile360.go).
+	Applied func(ctx context.Context, messageID string) (bool, error)
 	// Incapable lists what the server cannot do now (a full disk, failing
 	// writes): /readyz then answers 503 and says what and why.
 	Incapable func(ctx context.Context) []portrait.Incapacity
@@ -91,8 +95,9 @@ type Server struct {
 	Filter func(http.Handler) http.Handler
 	// Console is the web console's built assets (nil: the ones embedded in
 	// the binary); sessions are its sign-ins (console.go, session.go).
-	Console  fs.FS
-	sessions sessions
+	Console      fs.FS
+	sessions     sessions
+	sessionCache sessionCache // sessions read from the store (session.go)
 	// Sessions keeps console sessions (nil: Keys, if it keeps them too).
 	Sessions portrait.SessionStore
 

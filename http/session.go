@@ -174,9 +174,24 @@ func (s *Server) newSession(ctx context.Context, k *portrait.Key) (string, *sess
 	return id, se, nil
 }
 
-// lookup returns the live session with cookie value id, renewing it. The
-// store is read on every request, joined with the keys, so a revoked key's
-// sessions end at the next request: the key cache is not consulted.
+// lookup returns the live session with cookie value id, renewing it.
+//
+// Every console request asks for its session, and GET /v1/session is on
+// the path of every first load. Reading the store for each took 0.3–6 s
+// under load: the read waits for one of the store's few read connections
+// behind the page's own queries and the demo's analyses. So a session read
+// from the store is kept in memory (sessionCache) and answers without a
+// store read:
+//   - at once ended when this process ends it (sign-out) or revokes its key
+//     (forgetKey), or when the store says its sessions or keys changed
+//     (sessionChanges: sqlite counts revocations, deletions and purges,
+//     also those made by a direct call such as a test's);
+//   - for at most sessionCacheTTL otherwise, so a revocation made by
+//     another process (`portrait keys revoke`, another node) ends the
+//     session within that time instead of at the next request;
+//   - never past its expiry, which is checked on the clock as before.
+//
+// Renewal still writes through to the store, at most once a minute.
 func (s *Server) lookupSession(ctx context.Context, id string) (*session, error) {
 	st, err := s.sessionStore()
 	if err != nil {
@@ -184,21 +199,109 @@ func (s *Server) lookupSession(ctx context.Context, id string) (*session, error)
 	}
 	now := s.Now()
 	h := sessionIDHash(id)
-	rec, err := st.Session(ctx, h, now)
-	if portrait.ErrorCode(err) == portrait.ENOTFOUND {
-		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "the session has expired or was ended; sign in again")
-	}
-	if err != nil {
-		return nil, err
-	}
-	se := &session{key: rec.Key, csrf: csrfOf(id), created: rec.Created, seen: rec.LastSeen, expires: rec.Expires}
-	if now.Sub(se.seen) >= sessionTouchEvery {
-		se.seen, se.expires = now, sessionExpiry(se.created, now)
-		if err := st.TouchSession(ctx, h, se.seen, se.expires); err != nil {
+	se, ok := s.sessionCache.get(h, now, storeGeneration(st))
+	if !ok {
+		gen := storeGeneration(st) // before the read: a change during it drops the entry
+		rec, err := st.Session(ctx, h, now)
+		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			s.sessionCache.drop(h)
+			return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "the session has expired or was ended; sign in again")
+		}
+		if err != nil {
 			return nil, err
 		}
+		se = &session{key: rec.Key, csrf: csrfOf(id), created: rec.Created, seen: rec.LastSeen, expires: rec.Expires}
+		s.sessionCache.put(h, se, now, gen)
+	}
+	if now.Sub(se.seen) >= sessionTouchEvery {
+		seen, expires := now, sessionExpiry(se.created, now)
+		if err := st.TouchSession(ctx, h, seen, expires); err != nil {
+			return nil, err
+		}
+		se = &session{key: se.key, csrf: se.csrf, created: se.created, seen: seen, expires: expires}
+		s.sessionCache.renewed(h, se)
 	}
 	return se, nil
+}
+
+// sessionCacheTTL bounds how long a session read from the store is used
+// without reading it again (see lookupSession).
+const sessionCacheTTL = 5 * time.Second
+
+// sessionChanges is a session store that counts the changes that can end
+// sessions (revoked keys, deleted or purged sessions): a cached session
+// read before a change is read again.
+type sessionChanges interface {
+	SessionChanges() uint64
+}
+
+func storeGeneration(st portrait.SessionStore) uint64 {
+	if c, ok := st.(sessionChanges); ok {
+		return c.SessionChanges()
+	}
+	return 0
+}
+
+// sessionCache holds sessions by the hash of their id.
+type sessionCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedSession
+}
+
+type cachedSession struct {
+	se  *session // not changed once cached: renewals replace it
+	at  time.Time
+	gen uint64
+}
+
+func (c *sessionCache) get(h string, now time.Time, gen uint64) (*session, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[h]
+	if !ok {
+		return nil, false
+	}
+	if e.gen != gen || now.Sub(e.at) >= sessionCacheTTL || now.Before(e.at) || !now.Before(e.se.expires) || e.se.key.Expired(now) {
+		delete(c.entries, h)
+		return nil, false
+	}
+	return e.se, true
+}
+
+func (c *sessionCache) put(h string, se *session, now time.Time, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= maxSessions {
+		c.entries = map[string]cachedSession{}
+	}
+	c.entries[h] = cachedSession{se: se, at: now, gen: gen}
+}
+
+// renewed replaces a cached session after its renewal was stored.
+func (c *sessionCache) renewed(h string, se *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[h]; ok {
+		e.se = se
+		c.entries[h] = e
+	}
+}
+
+func (c *sessionCache) drop(h string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, h)
+}
+
+// dropKey ends the cached sessions of a revoked key.
+func (c *sessionCache) dropKey(id int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, e := range c.entries {
+		if e.se.key.ID == id {
+			delete(c.entries, h)
+		}
+	}
 }
 
 func (ss *sessions) newCode(k *portrait.Key, now time.Time) string {
@@ -484,6 +587,7 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 	st, err := s.sessionStore()
 	if err == nil {
 		err = st.DeleteSession(r.Context(), sessionIDHash(id))
+		s.sessionCache.drop(sessionIDHash(id))
 	}
 	if err != nil {
 		Error(w, r, err)

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -36,6 +37,8 @@ type DB struct {
 	KeyHashCost int
 	auditMu     sync.Mutex                              // serialises the audit chain's appends
 	auditGroup  groupcommit.Group[portrait.AuditRecord] // audit records committed together (audit.go)
+	// sessionChanges counts revocations and session deletions (sessions.go).
+	sessionChanges atomic.Uint64
 
 	logW, logR     *sql.DB // event log, quarantine, keys
 	stateW, stateR *sql.DB // profiles and everything derived

@@ -11,6 +11,12 @@ import (
 
 var _ portrait.SessionStore = (*DB)(nil)
 
+// SessionChanges counts the changes made through this DB that can end a
+// session (a revoked key, a deleted, purged or trimmed session): the HTTP
+// server keeps sessions in memory and reads one again when this moved, so
+// an ending is seen at once in this process.
+func (db *DB) SessionChanges() uint64 { return db.sessionChanges.Load() }
+
 // Sessions live in the event log's file next to the keys, so revoking a key
 // and ending its sessions is one transaction, and the join in Session makes
 // a revoked key's session fail on its very next request.
@@ -64,6 +70,7 @@ func (db *DB) TouchSession(ctx context.Context, idHash string, seen, expires tim
 }
 
 func (db *DB) DeleteSession(ctx context.Context, idHash string) error {
+	defer db.sessionChanges.Add(1)
 	if _, err := db.logW.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = ?`, idHash); err != nil {
 		return portrait.Wrap(err, "cannot end session")
 	}
@@ -76,19 +83,29 @@ func (db *DB) PurgeSessions(ctx context.Context, now time.Time) (int64, error) {
 		return 0, portrait.Wrap(err, "cannot purge sessions")
 	}
 	n, _ := res.RowsAffected()
+	if n > 0 {
+		db.sessionChanges.Add(1)
+	}
 	return n, nil
 }
 
 func (db *DB) TrimSessions(ctx context.Context, max int) error {
-	if _, err := db.logW.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash IN (
-		SELECT id_hash FROM sessions ORDER BY seen_at DESC LIMIT -1 OFFSET ?)`, max); err != nil {
+	res, err := db.logW.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash IN (
+		SELECT id_hash FROM sessions ORDER BY seen_at DESC LIMIT -1 OFFSET ?)`, max)
+	if err != nil {
 		return portrait.Wrap(err, "cannot trim sessions")
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		db.sessionChanges.Add(1)
 	}
 	return nil
 }
 
 // RevokeKey deletes a key and its sessions together.
 func (db *DB) RevokeKey(ctx context.Context, id int64) error {
+	// Counted whatever the outcome: a failed commit may still have ended
+	// sessions, and a needless re-read costs one query.
+	defer db.sessionChanges.Add(1)
 	tx, err := db.logW.BeginTx(ctx, nil)
 	if err != nil {
 		return portrait.Wrap(err, "cannot revoke key")

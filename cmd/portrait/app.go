@@ -323,6 +323,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 		return err
 	}
 	s.Lag = a.lag
+	s.Applied = a.applied
 	s.Incapable, s.Recoveries = a.incapable, a.DB.Recoveries
 	// Uploads share the tracking API's parser, so imports validate exactly
 	// as tracked events do.
@@ -397,6 +398,17 @@ func (a *App) FreshProcessor() *profile.Processor {
 // lag is how far the processor is behind: in events (in the log and not
 // applied, or still on the bus), and in seconds since the oldest unapplied
 // event of the log was received.
+// applied reports whether the event with this message id is in the log
+// and the processor's committed position has passed it, so that reads see
+// what it did (an undo from the console answers only then).
+func (a *App) applied(ctx context.Context, messageID string) (bool, error) {
+	ev, err := a.DB.EventByMessageID(ctx, messageID)
+	if err != nil || ev == nil {
+		return false, err // not in the log yet (on the bus)
+	}
+	return a.checkpoint(ctx) >= ev.Seq, nil
+}
+
 func (a *App) lag() (int64, float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

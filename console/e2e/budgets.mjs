@@ -58,7 +58,7 @@ async function measure(path, ready) {
 
 const sample = process.env.PORTRAIT_SAMPLE_EMAIL
 const prof = (await api('GET', '/v1/profiles/lookup?type=email&value=' + encodeURIComponent(sample))).body
-const pages = [
+const allPages = [
   ['/signin', '#token'],
   ['/', 'h1'],
   ['/search', '#q'],
@@ -69,6 +69,11 @@ const pages = [
   ['/analytics', 'h1'],
   ['/data', '[data-test=quality] .pt-stat'],
 ]
+// PORTRAIT_BUDGET_PAGES=/signin,/,360 measures only those pages (360: the
+// profile page), for a quicker before/after comparison; sign-in stays
+// first, as the baseline of the ratio column.
+const only = (process.env.PORTRAIT_BUDGET_PAGES || '').split(',').filter(Boolean)
+const pages = only.length ? allPages.filter(([p]) => only.includes(p) || (only.includes('360') && p.startsWith('/profiles/p_'))) : allPages
 const hz = []
 for (let i = 0; i < 5; i++) {
   const t = performance.now()

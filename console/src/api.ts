@@ -124,6 +124,27 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
 }
 
 export const get = <T>(path: string, query?: Query, signal?: AbortSignal) => request<T>('GET', path, { query, signal })
+// A first load asks for the page's data while the app starts (main.ts,
+// beside the session check and the page's chunk) rather than after both:
+// prefetch starts the GET, early takes its answer once, or asks now.
+const prefetched = new Map<string, Promise<unknown>>()
+export function prefetch(path: string, query?: Query) {
+  const p = request('GET', path, { query, quiet401: true })
+  p.catch(() => {}) // taken by the page, or dropped (a redirect to sign-in)
+  prefetched.set(buildURL(path, query), p)
+}
+export function early<T>(path: string, query?: Query): Promise<T> {
+  const url = buildURL(path, query)
+  const p = prefetched.get(url)
+  if (!p) return get<T>(path, query)
+  prefetched.delete(url)
+  // Asked before the session was known: a 401 then only meant "not signed
+  // in yet", and the page asks again now that it is.
+  return (p as Promise<T>).catch((e) => {
+    if (e instanceof ApiError && e.status === 401) return get<T>(path, query)
+    throw e
+  })
+}
 export const post = <T>(path: string, body?: unknown, query?: Query) => request<T>('POST', path, { body, query })
 export const put = <T>(path: string, body?: unknown) => request<T>('PUT', path, { body })
 export const del = <T>(path: string, query?: Query) => request<T>('DELETE', path, { query })

@@ -3,6 +3,7 @@ import App from './App.vue'
 import { router, toSignIn } from './router'
 import { i18n } from './i18n'
 import { installExpiry, restore } from './session'
+import { prefetch } from './api'
 import 'element-plus/theme-chalk/base.css'
 import './style.css'
 
@@ -10,8 +11,12 @@ installExpiry(toSignIn)
 // First load: ask for the session and fetch the page's chunk while the app
 // starts, rather than one after the other in the router's guard.
 restore().catch(() => {})
-for (const m of router.resolve(location.pathname + location.search).matched) {
+const first = router.resolve(location.pathname + location.search)
+for (const m of first.matched) {
   const c = m.components?.default
   if (typeof c === 'function') (c as () => Promise<unknown>)()
 }
+// ...and the page's own data: a page names it in its route's meta.
+const data = first.meta.prefetch as ((params: Record<string, unknown>) => [string, Record<string, string | number>?]) | undefined
+if (data) prefetch(...data(first.params))
 createApp(App).use(i18n).use(router).mount('#app')

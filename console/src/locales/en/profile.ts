@@ -55,6 +55,7 @@ export default {
   by: 'By identifier',
   at: 'At',
   noMerges: 'No merges',
+  undoPending: 'The undo is logged; processing is behind and applies it shortly. Reload to see it.',
   undo: 'Undo',
   undoConfirm: 'Split these profiles again? The pair is marked as not the same person.',
   // accounts-state: undo identity merges and splits

@@ -55,6 +55,7 @@ export default {
   by: '依据标识',
   at: '时间',
   noMerges: '没有合并记录',
+  undoPending: '撤销已记录；处理稍有积压，将很快生效，请稍后刷新查看。',
   undo: '撤销',
   undoConfirm: '确定拆分这两个档案吗？该配对将标记为非同一人。',
   // accounts-state: undo identity merges and splits
