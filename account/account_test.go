@@ -353,3 +353,28 @@ func TestIndustryTable(t *testing.T) {
 		}
 	}
 }
+
+// Relevant reads an identify's traits and context where they are: the
+// follower asks it of every event in the log.
+func TestRelevantIdentify(t *testing.T) {
+	cases := []struct {
+		traits, context string
+		want            bool
+	}{
+		{`{"name":"Ann"}`, `{"ip":"1.2.3.4"}`, false},
+		{`{"email":"ann@acme.example"}`, `{}`, true},
+		{`{"name":"Ann"}`, `{"traits":{"buying_role":"champion"}}`, true},
+		{`{"level":"VP"}`, ``, true},
+		{``, ``, false},
+	}
+	for _, c := range cases {
+		e := &portrait.Event{Type: portrait.EventIdentify, Traits: []byte(c.traits), Context: []byte(c.context)}
+		if got := account.Relevant(e); got != c.want {
+			t.Errorf("Relevant(traits %s, context %s) = %v, want %v", c.traits, c.context, got, c.want)
+		}
+	}
+	e := &portrait.Event{Type: portrait.EventIdentify, Traits: []byte(`{"name":"Ann","plan":"pro"}`), Context: []byte(`{"ip":"1.2.3.4","library":{"name":"web"}}`)}
+	if n := testing.AllocsPerRun(100, func() { account.Relevant(e) }); n != 0 {
+		t.Errorf("Relevant allocates %v times per identify, want 0", n)
+	}
+}

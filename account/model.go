@@ -1,6 +1,7 @@
 package account
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,8 +169,15 @@ func Relevant(e *portrait.Event) bool {
 	case portrait.EventGroup:
 		return true
 	case portrait.EventIdentify:
-		t := string(e.Traits) + string(e.Context)
-		return strings.Contains(t, "buying_role") || strings.Contains(t, "level") || strings.Contains(t, "@")
+		// Each part on its own, not their concatenation (a copy of both
+		// for every identify the follower reads): both are JSON values,
+		// so no word can run across the joint.
+		for _, t := range [][]byte{e.Traits, e.Context} {
+			if bytes.Contains(t, []byte("buying_role")) || bytes.Contains(t, []byte("level")) || bytes.IndexByte(t, '@') >= 0 {
+				return true
+			}
+		}
+		return false
 	case portrait.EventTrack:
 		_, act := activityKind(e.Name)
 		return act || isOpportunity(e.Name) || e.Name == "Ticket Opened" || e.Name == "Payment Overdue"

@@ -62,6 +62,17 @@ func (ix *Index) Numbers(ids []string) *roaring.Bitmap {
 	return bm
 }
 
+// liveNumber is Numbers([]string{id}).Minimum() without the bitmap: id's
+// number when it is indexed, else 0.
+func (ix *Index) liveNumber(id string) uint32 {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if n, ok := ix.nums[id]; ok && ix.live.Contains(n) {
+		return n
+	}
+	return 0
+}
+
 // MatchOne evaluates the plan for one indexed profile; ok is false when the
 // profile is not in the index.
 func (ix *Index) MatchOne(n Node, id string, now time.Time) (match, ok bool) {

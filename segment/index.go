@@ -137,7 +137,29 @@ func (ix *Index) upsertKept(p *portrait.Profile, s Summary, v any) []string {
 	return ix.upsert(p, s, v)
 }
 
+// upsertValues is upsertKept with the trait values in vals (p's traits are
+// not read). Without kept the index's keep function, if any, reads p.
+func (ix *Index) upsertValues(p *portrait.Profile, vals map[string]any, s Summary, keep any, kept bool) []string {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if !kept && ix.kept != nil {
+		keep = ix.kept.fn(p)
+	}
+	return upsertWith(ix, p, vals, plainValue, s, keep)
+}
+
 func (ix *Index) upsert(p *portrait.Profile, s Summary, keep any) []string {
+	return upsertWith(ix, p, p.Traits, traitValue, s, keep)
+}
+
+func traitValue(t portrait.Trait) any { return t.Value }
+
+func plainValue(v any) any { return v }
+
+// upsertWith is upsert reading the traits from traits (p.Traits is not
+// read): the processor hook's snapshot holds their values only (see
+// snapshot).
+func upsertWith[T any](ix *Index, p *portrait.Profile, traits map[string]T, value func(T) any, s Summary, keep any) []string {
 	n := ix.number(p.ID)
 	fresh := !ix.live.Contains(n)
 	ix.live.Add(n)
@@ -153,16 +175,19 @@ func (ix *Index) upsert(p *portrait.Profile, s Summary, keep any) []string {
 		if !col.exists.Contains(n) {
 			continue
 		}
-		tr, ok := p.Traits[name]
-		nv := normalize(tr.Value)
+		tr, ok := traits[name]
+		var nv any
+		if ok {
+			nv = normalize(value(tr))
+		}
 		if ok && nv != nil && sameValue(col.valueAt(n), nv) {
 			continue
 		}
 		col.remove(n)
 		changed = append(changed, "trait:"+name)
 	}
-	for name, tr := range p.Traits {
-		v := normalize(tr.Value)
+	for name, tr := range traits {
+		v := normalize(value(tr))
 		if v == nil {
 			continue
 		}

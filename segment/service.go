@@ -175,7 +175,8 @@ type Service struct {
 }
 
 type batch struct {
-	changed []*portrait.Profile
+	changed []*portrait.Profile // copies without traits (snapshot)
+	values  []map[string]any    // changed[i]'s trait values
 	deleted []string
 	applied map[string][]*portrait.Event
 	kept    map[string]any // Index.Keep of each changed profile (nil: none kept)
@@ -624,8 +625,12 @@ func (s *Service) OnChange(changed []*portrait.Profile, deleted []string, applie
 	if keeps {
 		b.kept = make(map[string]any, len(changed))
 	}
+	b.changed = make([]*portrait.Profile, 0, len(changed))
+	b.values = make([]map[string]any, 0, len(changed))
 	for _, p := range changed {
-		b.changed = append(b.changed, snapshot(p))
+		c, vals := snapshot(p)
+		b.changed = append(b.changed, c)
+		b.values = append(b.values, vals)
 		if keeps {
 			// What the index keeps (SetKeep) is read from the state: taken
 			// here rather than from a copy of every enricher's state (a few
@@ -640,18 +645,22 @@ func (s *Service) OnChange(changed []*portrait.Profile, deleted []string, applie
 }
 
 // snapshot copies the parts of a profile segments read; the processor
-// reuses its profiles.
-func snapshot(p *portrait.Profile) *portrait.Profile {
-	c := &portrait.Profile{ID: p.ID, Traits: make(map[string]portrait.Trait, len(p.Traits)),
+// reuses its profiles. Of the traits it keeps the values alone, in a map
+// of their own: a copy of p.Traits (source, time and message id beside
+// each value, some 90 bytes a slot) was the largest allocation of live
+// processing (issue 12 §5).
+func snapshot(p *portrait.Profile) (*portrait.Profile, map[string]any) {
+	c := &portrait.Profile{ID: p.ID,
 		Identifiers: append([]portrait.Identifier(nil), p.Identifiers...), Tags: append([]portrait.ProfileTag(nil), p.Tags...),
 		TrackCounts: make(map[string]int, len(p.TrackCounts))}
+	vals := make(map[string]any, len(p.Traits))
 	for k, v := range p.Traits {
-		c.Traits[k] = portrait.Trait{Value: v.Value}
+		vals[k] = v.Value
 	}
 	for k, v := range p.TrackCounts {
 		c.TrackCounts[k] = v
 	}
-	return c
+	return c, vals
 }
 
 // Run applies queued changes and re-evaluates time-based segments every
@@ -670,7 +679,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			for drain.Err() == nil {
 				select {
 				case b := <-s.queue:
-					if err := s.apply(drain, b.changed, b.deleted, b.applied, b.kept); err != nil {
+					if err := s.apply(drain, b.changed, b.values, b.deleted, b.applied, b.kept); err != nil {
 						s.Log.Error("segment update failed at shutdown", "err", err)
 					}
 				default:
@@ -679,7 +688,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 			}
 			return
 		case b := <-s.queue:
-			err := s.apply(ctx, b.changed, b.deleted, b.applied, b.kept)
+			err := s.apply(ctx, b.changed, b.values, b.deleted, b.applied, b.kept)
 			switch {
 			case err != nil && ctx.Err() != nil:
 				// Shutdown cancelled it midway. Not a failure: the next
@@ -704,19 +713,21 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 // and read again from the store only when they do not account for the
 // profile's history (nil: always read again when behaviour changed).
 func (s *Service) Apply(ctx context.Context, changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event) error {
-	return s.apply(ctx, changed, deleted, applied, nil)
+	return s.apply(ctx, changed, nil, deleted, applied, nil)
 }
 
-// apply is Apply; kept, when not nil, holds what the index keeps for each
-// changed profile (OnChange took it while the profile was whole).
-func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, deleted []string, applied map[string][]*portrait.Event, kept map[string]any) error {
+// apply is Apply; values, when not nil, holds the trait values of each
+// changed profile (changed[i] has no traits: OnChange's snapshot), and
+// kept, when not nil, what the index keeps for each (OnChange took it
+// while the profile was whole).
+func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, values []map[string]any, deleted []string, applied map[string][]*portrait.Event, kept map[string]any) error {
 	now := s.Now()
 	type upd struct {
 		num  uint32
-		keys map[string]bool
+		keys []string // distinct (Upsert's)
 	}
 	var ups []upd
-	for _, p := range changed {
+	for i, p := range changed {
 		var sum Summary
 		if s.behaviourChanged(p) {
 			ok := false
@@ -731,20 +742,25 @@ func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, delete
 			}
 		}
 		var keys []string
-		if kept != nil {
+		switch {
+		case values != nil:
+			var keep any
+			if kept != nil {
+				keep = kept[p.ID]
+			}
+			keys = s.Index.upsertValues(p, values[i], sum, keep, kept != nil)
+		case kept != nil:
 			keys = s.Index.upsertKept(p, sum, kept[p.ID])
-		} else {
+		default:
 			keys = s.Index.Upsert(p, sum)
 		}
 		if len(keys) == 0 {
 			continue
 		}
-		u := upd{keys: map[string]bool{}}
-		for _, k := range keys {
-			u.keys[k] = true
-		}
-		u.num = s.Index.Numbers([]string{p.ID}).Minimum()
-		ups = append(ups, u)
+		// The keys stay a list (a few per profile, read once per
+		// segment): a map per changed profile and batch was a tenth of
+		// what the service allocated.
+		ups = append(ups, upd{num: s.Index.liveNumber(p.ID), keys: keys})
 	}
 	gone := s.Index.Numbers(deleted)
 	for _, id := range deleted {
@@ -754,7 +770,7 @@ func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, delete
 	s.mu.Lock()
 	for _, l := range s.segs {
 		for _, u := range ups {
-			if !u.keys["profile"] && !intersects(u.keys, l.deps) {
+			if !intersects(u.keys, l.deps) {
 				continue
 			}
 			in, _ := s.Index.MatchOne(l.plan, s.Index.ID(u.num), now)
@@ -788,9 +804,10 @@ func (s *Service) apply(ctx context.Context, changed []*portrait.Profile, delete
 	return nil
 }
 
-func intersects(a, b map[string]bool) bool {
-	for k := range a {
-		if b[k] {
+// intersects: a profile new to the index, or a key in deps.
+func intersects(keys []string, deps map[string]bool) bool {
+	for _, k := range keys {
+		if k == "profile" || deps[k] {
 			return true
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/batchcache"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -118,27 +119,28 @@ type Enricher struct {
 	// and a pooled one keeps its stack between runs.
 	vms sync.Pool
 
-	// mu guards cache; an entry's st and raw belong to whoever is
-	// processing its profile, and its dirty is atomic (the eviction reads
-	// every entry's).
-	mu sync.Mutex
 	// cache holds decoded state by profile object, so that a batch
-	// decodes each profile's state once and encodes it once (in Finish).
-	// Keyed by pointer: a profile re-read from storage, or re-created by
-	// a replay, is a new object and decodes afresh.
-	cache map[*portrait.Profile]*entry
+	// decodes each profile's state once and encodes it once (in Finish),
+	// and a profile the processor still holds next batch is not decoded
+	// again (its entry stays after Finish while its raw is the profile's).
+	// Keyed weakly by the object (batchcache): a profile re-read from
+	// storage, or re-created by a replay, is a new object and decodes
+	// afresh; an entry goes when its object is collected, never while a
+	// Finish can still come. (A restart of the map at 400,000 entries
+	// used to drop entries whose events of the batch were not yet
+	// finished, losing them.)
+	cache batchcache.Cache[portrait.Profile, entry]
 }
 
+// entry is a profile's decoded state. Only whoever is processing the
+// profile touches it.
 type entry struct {
 	st    *pstate
-	raw   []byte      // the encoding st was read from or written to
-	dirty atomic.Bool // st has changed since raw
+	raw   []byte // the encoding st was read from or written to
+	dirty bool   // st has changed since raw
 }
 
 var _ profile.Enricher = (*Enricher)(nil)
-
-// maxCache bounds the decoded states kept between batches.
-const maxCache = 200_000
 
 // New returns an enricher with no computed-trait definitions.
 func New(cfg Config, schema *Schema) (*Enricher, error) {
@@ -148,7 +150,7 @@ func New(cfg Config, schema *Schema) (*Enricher, error) {
 	if schema == nil {
 		schema = NewSchema()
 	}
-	e := &Enricher{cfg: cfg, Schema: schema, cache: map[*portrait.Profile]*entry{}}
+	e := &Enricher{cfg: cfg, Schema: schema}
 	e.defs.Store(&[]*compiled{})
 	e.index.Store(newIndex(e.defs.Load()))
 	return e, nil
@@ -248,30 +250,22 @@ func sameBytes(a, b []byte) bool {
 }
 
 // state returns p's decoded state, marked dirty when the caller is about
-// to change it. Decoding happens outside the lock: no one else touches p.
+// to change it. Decoding happens outside any lock: no one else touches p.
 func (e *Enricher) state(p *portrait.Profile, dirty bool) *entry {
 	raw := p.State[StateKey]
-	e.mu.Lock()
-	if en := e.cache[p]; en != nil && sameBytes(en.raw, raw) {
-		e.mu.Unlock()
-		if dirty {
-			en.dirty.Store(true)
-		}
-		return en
+	decode := func(*portrait.Profile) *entry {
+		return &entry{st: decodeState(raw, e.cfg.Lifecycle), raw: raw}
 	}
-	e.mu.Unlock()
-	en := &entry{st: decodeState(raw, e.cfg.Lifecycle), raw: raw}
-	en.dirty.Store(dirty)
-	e.mu.Lock()
-	if len(e.cache) >= maxCache {
-		for k, old := range e.cache {
-			if !old.dirty.Load() || len(e.cache) >= 2*maxCache {
-				delete(e.cache, k)
-			}
-		}
+	en := e.cache.Get(p, decode)
+	if !sameBytes(en.raw, raw) {
+		// p's state was replaced since (a backfill, a rebuild of the
+		// object's state): what the entry holds is stale.
+		en = decode(p)
+		e.cache.Put(p, en)
 	}
-	e.cache[p] = en
-	e.mu.Unlock()
+	if dirty {
+		en.dirty = true
+	}
 	return en
 }
 
@@ -510,9 +504,7 @@ func (e *Enricher) Merge(keep, gone *portrait.Profile) {
 	k.st.align(defs)
 	g.st.align(defs)
 	k.st.merge(g.st, e.cfg.Lifecycle)
-	e.mu.Lock()
-	delete(e.cache, gone)
-	e.mu.Unlock()
+	e.cache.Take(gone)
 }
 
 // Finish writes the computed traits of p as of now and encodes its state.
@@ -575,7 +567,7 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 			}
 		}
 	}
-	if !en.dirty.Load() && !st.changed && len(p.State[StateKey]) > 0 {
+	if !en.dirty && !st.changed && len(p.State[StateKey]) > 0 {
 		return // as read: no need to encode it again
 	}
 	raw, err := st.encode()
@@ -588,7 +580,7 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	p.State[StateKey] = raw
 	st.changed = false
 	en.raw = raw
-	en.dirty.Store(false)
+	en.dirty = false
 }
 
 // writer puts computed traits, leaving a trait that has not changed as it

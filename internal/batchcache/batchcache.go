@@ -59,6 +59,23 @@ func (c *Cache[P, S]) Get(p *P, decode func(*P) *S) *S {
 	return st
 }
 
+// Put makes st p's state, replacing any. An enricher that keeps states
+// past Finish (the traits enricher: a profile that stays in the
+// processor's cache is not decoded again next batch) uses it to replace
+// one that no longer matches the profile's stored state.
+func (c *Cache[P, S]) Put(p *P, st *S) {
+	w := weak.Make(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[weak.Pointer[P]]*S)
+	}
+	if _, ok := c.m[w]; !ok && len(c.m) >= max(c.sweepAt, minSweep) {
+		c.sweep()
+	}
+	c.m[w] = st
+}
+
 // Take removes p's state and returns it, nil when there is none.
 func (c *Cache[P, S]) Take(p *P) *S {
 	w := weak.Make(p)

@@ -142,3 +142,22 @@ func BenchmarkGetTake(b *testing.B) {
 		i++
 	}
 }
+
+// Put replaces the state a later Get returns without decoding.
+func TestPutReplaces(t *testing.T) {
+	var c batchcache.Cache[portrait.Profile, state]
+	p := &portrait.Profile{ID: "p"}
+	c.Get(p, func(*portrait.Profile) *state { return &state{n: 1} })
+	c.Put(p, &state{n: 2})
+	if st := c.Get(p, func(*portrait.Profile) *state { t.Fatal("decoded after Put"); return nil }); st.n != 2 {
+		t.Fatalf("Get after Put = %d, want 2", st.n)
+	}
+	q := &portrait.Profile{ID: "q"}
+	c.Put(q, &state{n: 3})
+	if st := c.Take(q); st == nil || st.n != 3 {
+		t.Fatalf("Take after Put of a new object = %+v, want n 3", st)
+	}
+	if c.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", c.Len())
+	}
+}
