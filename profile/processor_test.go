@@ -11,6 +11,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -22,6 +23,7 @@ type env struct {
 
 func open(t testing.TB, dir string) *env {
 	t.Helper()
+	sqlitetest.Seed(t, dir) // an empty dir gets a migrated store
 	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
