@@ -11,6 +11,7 @@ import (
 	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -20,7 +21,7 @@ import (
 // a bad USCC is kept out of the keys and reported with its reason.
 func TestAccountAndContactImports(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // digest is everything the API shows of the accounts, for comparing two
@@ -47,7 +48,7 @@ func newService(db *sqlite.DB) *account.Service {
 // and equals a full replay with the undo.
 func TestCheckpointRestartAndUndo(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/portrait-cdp/portrait/needs"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 var now = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
@@ -100,7 +101,7 @@ type world struct {
 
 func build(t *testing.T, n int, withPains bool, rules []bizmap.Rule) *world {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

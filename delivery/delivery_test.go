@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-cdp/portrait/delivery"
 	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // rows is a segment's activation file as the export gives it.
@@ -33,7 +34,7 @@ func rows(_ context.Context, d *delivery.Delivery) (*delivery.Content, error) {
 // checked in one place.
 func TestDeliveriesToEachTarget(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/portrait-cdp/portrait/search"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -58,7 +59,7 @@ var (
 func newConsoleEnv(t *testing.T) *consoleEnv {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -662,7 +663,7 @@ func TestOverviewOverHTTP(t *testing.T) {
 // The null case: an empty store answers zeros and no score, not errors.
 func TestOverviewOfNothing(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

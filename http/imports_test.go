@@ -16,11 +16,12 @@ import (
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 func importServer(t *testing.T) (*httptest.Server, *sqlite.DB) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

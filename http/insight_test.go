@@ -26,13 +26,14 @@ import (
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // Insight, set operations, list uploads, lookalikes and activation
 // exports over HTTP, on profiles built from events.
 func TestInsightAndAudiencesOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // linkServer is the real server as serve wires it for linkage: the
@@ -29,7 +30,7 @@ import (
 func linkServer(t *testing.T, traits []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // replayed is what a rebuild gives: s's whole log copied into a fresh
@@ -32,7 +33,7 @@ func (s *server) replayed(t *testing.T) *sqlite.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db2, err := sqlite.Open(ctx, t.TempDir())
+	db2, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

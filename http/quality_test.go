@@ -11,6 +11,7 @@ import (
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // GET /v1/quality is served from the cache while nothing changed and says
@@ -20,7 +21,7 @@ import (
 // stale path exactly.
 func TestQualityCachedUntilDataChanges(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,11 +19,12 @@ import (
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 func TestSegmentsOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 const (
@@ -50,7 +51,7 @@ func start(t *testing.T, wire ...func(*porthttp.Server, *sqlite.DB)) *server {
 func startProc(t *testing.T, cfg func(*profile.Processor), wire ...func(*porthttp.Server, *sqlite.DB)) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

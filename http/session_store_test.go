@@ -13,6 +13,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // storeServer is a server on a data directory that a test can stop and
@@ -190,7 +191,7 @@ func TestSessionExpiredRowsPurged(t *testing.T) {
 // (one indexed read joined with keys) against GET /healthz in the same run.
 func BenchmarkSessionLookup(b *testing.B) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, b.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 type clock struct {
@@ -47,7 +48,7 @@ type consoleServer struct {
 func consoleStart(t *testing.T, tls bool) *consoleServer {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

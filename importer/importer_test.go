@@ -16,6 +16,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -127,7 +128,7 @@ func crmXLSX(t testing.TB) []byte {
 }
 
 func openStore(t testing.TB) *sqlite.DB {
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

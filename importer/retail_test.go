@@ -16,6 +16,7 @@ import (
 
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -142,7 +143,7 @@ func retailMapping(t testing.TB) *importer.Mapping {
 
 func runRetail(t *testing.T, path string) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func BenchmarkOnlineRetail(b *testing.B) {
 	b.Run("import", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
-			db, err := sqlite.Open(context.Background(), b.TempDir())
+			db, err := sqlite.Open(context.Background(), sqlitetest.Dir(b))
 			if err != nil {
 				b.Fatal(err)
 			}

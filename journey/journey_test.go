@@ -13,6 +13,7 @@ import (
 	"github.com/portrait-cdp/portrait/journey"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/traits"
 )
 
@@ -30,7 +31,7 @@ type env struct {
 // the traits enricher must leave journey traits alone.
 func open(t testing.TB) *env {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-cdp/portrait/linkage/internal/synth"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 type linkEnv struct {
@@ -27,7 +28,7 @@ type linkEnv struct {
 }
 
 func newLinkEnv(t *testing.T) *linkEnv {
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,45 +120,18 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	if err != nil {
 		return nil, err
 	}
-	// The needles: every form in which the person's identifiers may sit
-	// in raw bytes elsewhere (quarantined bodies, dead letters), as sent
-	// and as standardised.
-	needles := map[string]bool{}
-	for id := range ids {
-		needles[id.Value] = true
-	}
-	for _, e := range events {
-		for _, s := range []string{e.UserID, e.AnonymousID, e.PreviousID} {
-			needles[s] = true
-		}
-		if req.IdentifiersOf != nil {
-			for _, id := range req.IdentifiersOf(e) {
-				needles[id.Value] = true
-				ids[id] = true
-			}
-		}
-		profile.RawIdentifierValues(e, ids, needles)
-	}
 	// Values the cleaners refused on its events are the person's too, and
 	// import summaries show such values as examples.
 	issues, err := eraseStrings(ctx, tx, `SELECT value FROM trait_issues WHERE profile_id = $1`, pid)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range issues {
-		if v, err = db.sealer.OpenValue(v); err != nil { // sealing
+	for i, v := range issues {
+		if issues[i], err = db.sealer.OpenValue(v); err != nil { // sealing
 			return nil, err
 		}
-		needles[v] = true
 	}
-	delete(needles, "")
-	// Raw bodies are JSON: a needle is looked for as a JSON string, so a
-	// short user id ("7") matches only itself.
-	quoted := make([][]byte, 0, len(needles))
-	for _, s := range slices.Sorted(maps.Keys(needles)) {
-		q, _ := json.Marshal(s)
-		quoted = append(quoted, q)
-	}
+	quoted := profile.Needles(ids, events, req.IdentifiersOf, issues)
 
 	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}

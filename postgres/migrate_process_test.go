@@ -12,6 +12,7 @@ import (
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 func mpEvents(from, to int) []*portrait.Event {
@@ -46,7 +47,7 @@ func mpProfiles(t *testing.T, all func(context.Context, func(*portrait.Profile) 
 func TestMigratedStoreProcessesOn(t *testing.T) {
 	ctx := context.Background()
 	rules := identity.DefaultRules()
-	a, _ := sqlite.Open(ctx, t.TempDir())
+	a, _ := sqlite.Open(ctx, sqlitetest.Dir(t))
 	defer a.Close()
 	a.Append(ctx, mpEvents(0, 600), nil)
 	pa := profile.NewProcessor(a, rules)
@@ -79,7 +80,7 @@ func TestMigratedStoreProcessesOn(t *testing.T) {
 	if err := pp.CatchUp(ctx, 1200); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := sqlite.Open(ctx, t.TempDir())
+	b, _ := sqlite.Open(ctx, sqlitetest.Dir(t))
 	defer b.Close()
 	b.Append(ctx, mpEvents(0, 1200), nil)
 	pb := profile.NewProcessor(b, rules)

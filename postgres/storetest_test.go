@@ -8,6 +8,7 @@ import (
 
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
@@ -67,7 +68,7 @@ func TestStoreReads(t *testing.T) {
 // TestSameAnswersAsSQLite feeds one history to the embedded store and to
 // PostgreSQL and compares every read (see storetest.RunSameAnswers).
 func TestSameAnswersAsSQLite(t *testing.T) {
-	ref, err := sqlite.Open(context.Background(), t.TempDir())
+	ref, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

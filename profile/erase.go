@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -84,6 +86,43 @@ func ReceiptHash(rc *portrait.ErasureReceipt) string {
 	b, _ := json.Marshal(&c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// Needles are what an erasure looks for in raw bytes elsewhere
+// (quarantined bodies, import examples, dead letters): every form in which
+// the person's identifiers may sit there, as sent and as standardised,
+// and the values the cleaners refused on their events (refused). Raw
+// bodies are JSON, so each needle is quoted as a JSON string, so that a
+// short user id ("7") matches only itself; they come sorted. ids, the
+// person's identifiers, gains those identifiersOf finds on the events.
+// Both stores search with them, so that they erase the same records.
+func Needles(ids map[portrait.Identifier]bool, events []*portrait.Event, identifiersOf func(*portrait.Event) []portrait.Identifier, refused []string) [][]byte {
+	needles := map[string]bool{}
+	for id := range ids {
+		needles[id.Value] = true
+	}
+	for _, e := range events {
+		for _, s := range []string{e.UserID, e.AnonymousID, e.PreviousID} {
+			needles[s] = true
+		}
+		if identifiersOf != nil {
+			for _, id := range identifiersOf(e) {
+				needles[id.Value] = true
+				ids[id] = true
+			}
+		}
+		RawIdentifierValues(e, ids, needles)
+	}
+	for _, v := range refused {
+		needles[v] = true
+	}
+	delete(needles, "")
+	quoted := make([][]byte, 0, len(needles))
+	for _, s := range slices.Sorted(maps.Keys(needles)) {
+		q, _ := json.Marshal(s)
+		quoted = append(quoted, q)
+	}
+	return quoted
 }
 
 // RawIdentifierValues adds the values of e's traits that are identifiers

@@ -3,20 +3,15 @@ package profile_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"sort"
 	"testing"
 	"time"
-
-	"pgregory.net/rapid"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -28,6 +23,7 @@ type env struct {
 
 func open(t testing.TB, dir string) *env {
 	t.Helper()
+	sqlitetest.Seed(t, dir) // an empty dir gets a migrated store
 	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -262,130 +258,7 @@ func TestSetOnce(t *testing.T) {
 	}
 }
 
-func TestRebuildFromLogIsIdentical(t *testing.T) {
-	dir := t.TempDir()
-	e := open(t, dir)
-	e.send(t, genEvents(rapidless(200))...)
-	e.catchUp(t)
-	want := e.snapshot(t)
-	if err := e.db.ResetState(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e2 := open(t, dir)
-	e2.catchUp(t)
-	if got := e2.snapshot(t); !reflect.DeepEqual(got, want) {
-		t.Fatalf("rebuild differs: %d profiles vs %d", len(got), len(want))
-	}
-}
-
-// rapidless draws a fixed pseudo-random event set without rapid.
-func rapidless(n int) []evSpec {
-	out := make([]evSpec, n)
-	x := uint64(42)
-	next := func(m int) int {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		return int(x % uint64(m))
-	}
-	for i := range out {
-		out[i] = evSpec{typ: next(4), user: next(6), anon: next(10), email: next(6), at: next(1000), name: next(5), once: next(3)}
-	}
-	return out
-}
-
-type evSpec struct{ typ, user, anon, email, at, name, once int }
-
-var types = []string{"identify", "track", "page", "alias"}
-
-func genEvents(specs []evSpec) []*portrait.Event {
-	var out []*portrait.Event
-	for i, s := range specs {
-		user, anon := "", fmt.Sprintf("a%d", s.anon)
-		if s.user > 0 {
-			user = fmt.Sprintf("u%d", s.user)
-		}
-		typ := types[s.typ]
-		e := ev(fmt.Sprintf("msg-%03d", i), typ, user, anon, time.Duration(s.at)*time.Second, "")
-		if typ == "alias" {
-			if user == "" {
-				e.UserID = "u1"
-			}
-			e.PreviousID = fmt.Sprintf("a%d", (s.anon+3)%10)
-		}
-		if typ == "identify" {
-			tr := map[string]any{"name": fmt.Sprintf("n%d", s.name)}
-			if s.email > 0 {
-				tr["email"] = fmt.Sprintf("e%d@example.com", s.email)
-			}
-			if s.once > 0 {
-				tr["$set_once"] = map[string]any{"first_seen_on": fmt.Sprintf("c%d", s.once)}
-			}
-			e.Traits, _ = json.Marshal(tr)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// The invariant the whole design rests on: any arrival order of the same
-// events, with retries, gives the same profiles as the canonical order.
-func TestArrivalOrderDoesNotMatter(t *testing.T) {
-	if testing.Short() {
-		t.Skip("property test")
-	}
-	base := t.TempDir()
-	runs := 0
-	rapid.Check(t, func(rt *rapid.T) {
-		runs++
-		spec := rapid.Custom(func(t *rapid.T) evSpec {
-			return evSpec{
-				typ: rapid.IntRange(0, 3).Draw(t, "typ"), user: rapid.IntRange(0, 4).Draw(t, "user"),
-				anon: rapid.IntRange(0, 9).Draw(t, "anon"), email: rapid.IntRange(0, 4).Draw(t, "email"),
-				at: rapid.IntRange(0, 50).Draw(t, "at"), name: rapid.IntRange(0, 3).Draw(t, "name"), once: rapid.IntRange(0, 2).Draw(t, "once"),
-			}
-		})
-		events := genEvents(rapid.SliceOfN(spec, 1, 40).Draw(rt, "events"))
-
-		// Canonical order, one batch.
-		sorted := append([]*portrait.Event(nil), events...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i].Key().Less(sorted[j].Key()) })
-		a := open(t, filepath.Join(base, fmt.Sprintf("a%d", runs)))
-		a.send(t, sorted...)
-		a.catchUp(t)
-		want := a.snapshot(t)
-
-		// Shuffled, with retries, in random chunks processed as they come.
-		perm := rapid.Permutation(events).Draw(rt, "order")
-		dups := rapid.SliceOfN(rapid.IntRange(0, len(events)-1), 0, 10).Draw(rt, "dups")
-		for _, d := range dups {
-			perm = append(perm, events[d])
-		}
-		b := open(t, filepath.Join(base, fmt.Sprintf("b%d", runs)))
-		b.proc.BatchSize = rapid.IntRange(1, 8).Draw(rt, "batch")
-		for len(perm) > 0 {
-			n := rapid.IntRange(1, len(perm)).Draw(rt, "chunk")
-			b.send(t, perm[:n]...)
-			b.catchUp(t)
-			perm = perm[n:]
-		}
-		got := b.snapshot(t)
-		if !reflect.DeepEqual(got, want) {
-			for id, w := range want {
-				if got[id] != w {
-					rt.Logf("profile %s\n want %s\n  got %s", id, w, got[id])
-				}
-			}
-			for id, g := range got {
-				if _, ok := want[id]; !ok {
-					rt.Logf("extra profile %s: %s", id, g)
-				}
-			}
-			rt.Fatalf("arrival order changed the profiles (%d vs %d profiles)", len(got), len(want))
-		}
-		a.db.Close()
-		b.db.Close()
-		os.RemoveAll(filepath.Join(base, fmt.Sprintf("a%d", runs)))
-		os.RemoveAll(filepath.Join(base, fmt.Sprintf("b%d", runs)))
-	})
-}
+// The processor's properties over a real store (arrival order with retries,
+// failed background commits, late events, retracted links, rebuild from the
+// log) are storetest.RunProcessor's: sqlite and postgres run them on both
+// stores (TestProcessorProperties), so they are not repeated here.

@@ -13,13 +13,14 @@ import (
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/quality"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // The cached report equals a full recomputation after every change of the
 // data, and is served from the cache only while nothing changed.
 func TestCacheEqualsFullRecomputation(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

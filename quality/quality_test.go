@@ -11,13 +11,14 @@ import (
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/quality"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // The report counts, per source and trait, what the standardizers refused
 // on the way into profiles, what a rule imputed, and what was quarantined.
 func TestReportCountsRefusedAndImputedValues(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

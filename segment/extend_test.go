@@ -14,6 +14,7 @@ import (
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // Behaviour summaries are extended with the events the processor applied,
@@ -21,7 +22,7 @@ import (
 // again, through merges and late events too.
 func TestIncrementalSummariesEqualReadingHistory(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
@@ -13,7 +14,7 @@ import (
 // checks both stores pass (storetest.RunAdmin).
 func TestAdminConformance(t *testing.T) {
 	storetest.RunAdmin(t, func(t *testing.T, now func() time.Time) storetest.AdminStore {
-		db, err := sqlite.Open(context.Background(), t.TempDir())
+		db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -25,7 +26,7 @@ func TestAdminConformance(t *testing.T) {
 
 // TestEraseConformance erases a person through the processor (storetest.Erase).
 func TestEraseConformance(t *testing.T) {
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

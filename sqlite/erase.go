@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"maps"
-	"slices"
 	"sort"
 	"time"
 
@@ -78,38 +76,18 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	if err != nil {
 		return nil, err
 	}
-	// The needles: every form in which the person's identifiers may sit
-	// in raw bytes elsewhere (quarantined bodies, dead letters), as sent
-	// and as standardised.
-	needles := map[string]bool{}
-	for id := range ids {
-		needles[id.Value] = true
-	}
-	for _, e := range events {
-		for _, s := range []string{e.UserID, e.AnonymousID, e.PreviousID} {
-			needles[s] = true
-		}
-		if req.IdentifiersOf != nil {
-			for _, id := range req.IdentifiersOf(e) {
-				needles[id.Value] = true
-				ids[id] = true
-			}
-		}
-		profile.RawIdentifierValues(e, ids, needles)
-	}
 	// Values the cleaners refused on its events (an invalid email) are
 	// the person's too, and import summaries show such values as examples.
 	issues, err := queryStrings(ctx, db.stateR, `SELECT value FROM trait_issues WHERE profile_id = ?`, pid)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range issues {
-		if v, err = db.sealer.OpenValue(v); err != nil { // sealing
+	for i, v := range issues {
+		if issues[i], err = db.sealer.OpenValue(v); err != nil { // sealing
 			return nil, err
 		}
-		needles[v] = true
 	}
-	delete(needles, "")
+	needles := profile.Needles(ids, events, req.IdentifiersOf, issues)
 
 	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
@@ -142,11 +120,8 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			n += int(k)
 		}
 		rc.Removed["events"] = n
-		// Quarantined bodies are raw JSON: a needle is looked for as a
-		// JSON string, so a short user id ("7") matches only itself.
 		q := 0
-		for _, s := range slices.Sorted(maps.Keys(needles)) {
-			quoted, _ := json.Marshal(s)
+		for _, quoted := range needles {
 			res, err := tx.ExecContext(ctx, `DELETE FROM quarantine WHERE instr(CAST(raw AS TEXT), ?) > 0`, string(quoted))
 			if err != nil {
 				return portrait.Wrap(err, "cannot erase quarantined records")
@@ -160,8 +135,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		rc.Removed["quarantined"] = q
 		// An import's summary keeps example values of the rows it
 		// refused: the person's are replaced, the summary stays.
-		for _, s := range slices.Sorted(maps.Keys(needles)) {
-			quoted, _ := json.Marshal(s)
+		for _, quoted := range needles {
 			res, err := tx.ExecContext(ctx, `UPDATE imports SET summary = CAST(replace(CAST(summary AS TEXT), ?, '"[erased]"') AS BLOB) WHERE instr(CAST(summary AS TEXT), ?) > 0`, string(quoted), string(quoted))
 			if err != nil {
 				return portrait.Wrap(err, "cannot erase import examples")
@@ -184,8 +158,7 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 				rc.Removed[step.what] += int(k)
 			}
 		}
-		for _, s := range slices.Sorted(maps.Keys(needles)) {
-			quoted, _ := json.Marshal(s)
+		for _, quoted := range needles {
 			res, err := tx.ExecContext(ctx, `DELETE FROM segment_dead_letters WHERE instr(CAST(body AS TEXT), ?) > 0`, string(quoted))
 			if err != nil {
 				return portrait.Wrap(err, "cannot erase dead letters")

@@ -2,12 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"strings"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/keyhash"
@@ -63,7 +60,7 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = db.Now()
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(keyhash.Digest(secret)), db.keyCost())
+	hash, err := keyhash.Hash(secret, db.keyCost())
 	if err != nil {
 		return portrait.Wrap(err, "cannot hash the key")
 	}
@@ -73,7 +70,7 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 	}
 	res, err := db.logW.ExecContext(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, scopes, clearance, expires_at, prefix)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.Kind, k.Name, string(hash), k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, keyhash.Prefix(secret))
+		k.Kind, k.Name, hash, k.Priority, micros(k.CreatedAt), k.Role, strings.Join(k.Scopes, ","), k.Clearance, exp, keyhash.Prefix(secret))
 	if err != nil {
 		return portrait.Wrap(err, "cannot create key")
 	}
@@ -85,48 +82,35 @@ func (db *DB) CreateKey(ctx context.Context, k *portrait.Key, secret string) err
 // slow hash only against rows with the secret's prefix; a row from before
 // migration 015 (SHA-256, no prefix) is re-hashed on its first match.
 func (db *DB) findKey(ctx context.Context, secret string) (*portrait.Key, error) {
-	plain := keyhash.Digest(secret)
 	rows, err := db.logR.QueryContext(ctx, `SELECT `+keyColumns+`, hash, prefix IS NULL FROM keys WHERE prefix = ? OR (prefix IS NULL AND hash = ?)`,
-		keyhash.Prefix(secret), plain)
+		keyhash.Prefix(secret), keyhash.Digest(secret))
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot check credentials")
 	}
-	type cand struct {
-		k      *portrait.Key
-		hash   string
-		legacy bool
-	}
-	var cands []cand
+	var keys []*portrait.Key
+	var stored []keyhash.Stored
 	for rows.Next() {
-		var c cand
-		k, err := scanKey(rows, &c.hash, &c.legacy)
+		var r keyhash.Stored
+		k, err := scanKey(rows, &r.Hash, &r.Legacy)
 		if err != nil {
 			rows.Close()
 			return nil, portrait.Wrap(err, "cannot check credentials")
 		}
-		c.k = k
-		cands = append(cands, c)
+		keys, stored = append(keys, k), append(stored, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, portrait.Wrap(err, "cannot check credentials")
 	}
-	for _, c := range cands {
-		if c.legacy {
-			if subtle.ConstantTimeCompare([]byte(c.hash), []byte(plain)) != 1 {
-				continue
-			}
-			if h, err := bcrypt.GenerateFromPassword([]byte(plain), db.keyCost()); err == nil {
-				// Best effort: a failed upgrade leaves the old hash working.
-				db.logW.ExecContext(ctx, `UPDATE keys SET hash = ?, prefix = ? WHERE id = ? AND prefix IS NULL`, string(h), keyhash.Prefix(secret), c.k.ID)
-			}
-			return c.k, nil
-		}
-		if bcrypt.CompareHashAndPassword([]byte(c.hash), []byte(plain)) == nil {
-			return c.k, nil
-		}
+	i, upgrade := keyhash.Match(secret, stored, db.keyCost())
+	if i < 0 {
+		return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown key")
 	}
-	return nil, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown key")
+	if upgrade != "" {
+		// Best effort: a failed upgrade leaves the old hash working.
+		db.logW.ExecContext(ctx, `UPDATE keys SET hash = ?, prefix = ? WHERE id = ? AND prefix IS NULL`, upgrade, keyhash.Prefix(secret), keys[i].ID)
+	}
+	return keys[i], nil
 }
 
 // Authenticate finds the key of the given kind with this secret; an

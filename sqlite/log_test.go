@@ -9,15 +9,21 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 func open(t *testing.T, dir string) *sqlite.DB {
 	t.Helper()
+	sqlitetest.Seed(t, dir) // an empty dir gets a migrated store
 	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// bcrypt's minimum cost: the default took seconds per key under -race
+	// (TestKeys alone over a minute at CI's load). The cost a real store
+	// uses is internal/keyhash's, tested there.
+	db.KeyHashCost = 4
 	return db
 }
 

@@ -196,6 +196,18 @@ func TestOpenSetsAsideStateWhoseEventNumbersWereReused(t *testing.T) {
 // A damaged state.db is moved aside, never deleted, and started afresh;
 // the log is untouched and the processor rebuilds the same profiles.
 func TestOpenSetsAsideDamagedState(t *testing.T) {
+	// One store of 3,000 events and 1,500 profiles, closed, is the
+	// starting point of every case: each damages a copy of it (building it
+	// took most of each case's time under -race).
+	ctx := context.Background()
+	orig := t.TempDir()
+	db, err := sqlite.Open(ctx, orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, db, customerEvents("e", 3000, 1500))
+	catchUp(t, db)
+	db.Close()
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, path string, size int64)
@@ -209,15 +221,10 @@ func TestOpenSetsAsideDamagedState(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
 			dir := t.TempDir()
-			db, err := sqlite.Open(ctx, dir)
-			if err != nil {
+			if err := os.CopyFS(dir, os.DirFS(orig)); err != nil {
 				t.Fatal(err)
 			}
-			appendAll(t, db, customerEvents("e", 3000, 1500))
-			catchUp(t, db)
-			db.Close()
 			path := filepath.Join(dir, "state.db")
 			st, err := os.Stat(path)
 			if err != nil {
@@ -227,7 +234,7 @@ func TestOpenSetsAsideDamagedState(t *testing.T) {
 				t.Fatalf("state.db has %d bytes: too small to damage its middle", st.Size())
 			}
 			tc.damage(t, path, st.Size())
-			db = open(t, dir)
+			db := open(t, dir)
 			checkSetAside(t, db, "state.db is damaged")
 			if last, _ := db.LastSeq(ctx); last != 3000 {
 				t.Fatalf("the log ends at %d after the recovery, want 3000", last)

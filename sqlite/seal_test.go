@@ -20,6 +20,7 @@ import (
 	"github.com/portrait-cdp/portrait/linkage"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
@@ -53,7 +54,7 @@ func keyLine(t *testing.T, id string) string {
 func TestStoreConformanceSealed(t *testing.T) {
 	r := keyRing(t, keyLine(t, "k1"))
 	storetest.Run(t, func(t *testing.T) profile.Store {
-		db, err := sqlite.Open(context.Background(), t.TempDir())
+		db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // A buffered state transaction answers ProfileEventSeqs from what is
@@ -20,7 +21,7 @@ import (
 func TestBufferedProfileEventSeqsMatchWrites(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,10 @@ import (
 // arrival order of the same events, with retries, gives the profiles of
 // the canonical order; commits that fail after the processor went on lose
 // and double nothing; late events and retractions come out as in canonical
-// order; a rebuild from the log gives the same profiles. The profile
-// package's own tests hold the processor to them on the embedded store;
-// here every store is held to them.
+// order; a rebuild from the log gives the same profiles. These are the
+// only copies: sqlite and postgres run them (TestProcessorProperties), and
+// the profile package's tests keep the cases that need no store of their
+// own (graph, splits, cleaning).
 
 // LogStore is what the processor's properties need of a store: the
 // processor's Store, and the log and profile reads around it.

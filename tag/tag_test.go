@@ -12,6 +12,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -30,7 +31,7 @@ type env struct {
 
 func open(t testing.TB) *env {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), t.TempDir())
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -108,7 +109,7 @@ func enrichers(tb testing.TB) []profile.Enricher {
 func runProcessor(b *testing.B, evs []*portrait.Event, enriched bool) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, b.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(b))
 	if err != nil {
 		b.Fatal(err)
 	}

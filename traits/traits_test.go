@@ -19,6 +19,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -34,6 +35,7 @@ type env struct {
 
 func open(t testing.TB, dir string, defs ...traits.Definition) *env {
 	t.Helper()
+	sqlitetest.Seed(t, dir) // an empty dir gets a migrated store
 	db, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)

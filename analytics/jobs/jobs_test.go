@@ -19,6 +19,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/tracking"
 )
 
@@ -36,7 +37,7 @@ func setup(t *testing.T) (*sqlite.DB, *profile.Processor, *jobs.Runner) {
 func load(t *testing.T, events []map[string]any) (*sqlite.DB, *profile.Processor, *jobs.Runner) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 
 func TestBadRunsAreRecordedAndRefused(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +359,7 @@ func (l *logRecords) WithGroup(string) slog.Handler      { return l }
 // a run asked for explicitly still says why it cannot run.
 func TestScheduleSkipsQuietlyWithoutData(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

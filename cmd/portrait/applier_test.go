@@ -17,6 +17,7 @@ import (
 	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 func testNATS(t *testing.T) string {
@@ -86,7 +87,7 @@ func TestApplierFailsOver(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestApplierFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same log through one processor.
-	ref, err := sqlite.Open(ctx, t.TempDir())
+	ref, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,31 +12,52 @@ import (
 	"testing"
 )
 
-// TestMain lets this test binary act as the portrait command when
-// PORTRAIT_TEST_AS_CLI is set: bench compare runs real builds as
-// subprocesses, and this binary is one.
-func TestMain(m *testing.M) {
-	if os.Getenv("PORTRAIT_TEST_AS_CLI") == "1" {
-		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 // bench compare alternates the builds round by round, keeps every run and
-// summarises each build.
+// summarises each build. One real `bench ingest --json` run (in process)
+// is held to what a run must report; the builds bench compare alternates
+// are then scripts that check the arguments they get and print that run's
+// output, so that the four runs the alternation needs cost no more servers
+// (each real run opens the app twice under the race detector: minutes at
+// CI's load).
 func TestBenchCompareAlternates(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
+	ingestArgs := []string{"--events", "200", "--batch", "50", "--concurrency", "2", "--users", "40"}
+	var real, stderr bytes.Buffer
+	if err := runBenchIngest(context.Background(), append([]string{"--json"}, ingestArgs...), &real, &stderr); err != nil {
+		t.Fatalf("bench ingest: %v\n%s", err, stderr.String())
+	}
+	var res ingestResult
+	if err := json.Unmarshal(real.Bytes(), &res); err != nil {
+		t.Fatalf("bench ingest --json: %v\n%s", err, real.String())
+	}
+	if res.Events != 200 || res.AckedPerSec <= 0 || res.Profiles == 0 {
+		t.Errorf("bench ingest: %+v", res)
+	}
+	// CPU per event: the acknowledging phase is part of the span up to
+	// caught-up processing, so it cannot cost more.
+	if res.CPUMsPer1kAcked <= 0 || res.CPUMsPer1kProcessed < res.CPUMsPer1kAcked || res.ReplayCPUMsPer1k <= 0 {
+		t.Errorf("bench ingest: CPU ms per 1k acked %.1f, processed %.1f, replay %.1f",
+			res.CPUMsPer1kAcked, res.CPUMsPer1kProcessed, res.ReplayCPUMsPer1k)
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "run.json"), real.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("PORTRAIT_TEST_AS_CLI", "1")
-	out := filepath.Join(t.TempDir(), "runs.jsonl")
-	var stdout, stderr bytes.Buffer
-	err = runBenchCompare(context.Background(), []string{"--rounds", "2", "--out", out, "old=" + exe, "new=" + exe,
-		"--", "--events", "200", "--batch", "50", "--concurrency", "2", "--users", "40"}, &stdout, &stderr)
+	want := "bench ingest --json " + strings.Join(ingestArgs, " ")
+	build := func(label string) string {
+		path := filepath.Join(dir, label)
+		script := "#!/bin/sh\n" +
+			`[ "$*" = "` + want + `" ] || { echo "called with: $*" >&2; exit 2; }` + "\n" +
+			`cat "` + filepath.Join(dir, "run.json") + `"` + "\n"
+		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return label + "=" + path
+	}
+	out := filepath.Join(dir, "runs.jsonl")
+	var stdout bytes.Buffer
+	stderr.Reset()
+	err := runBenchCompare(context.Background(), append([]string{"--rounds", "2", "--out", out, build("old"), build("new"), "--"}, ingestArgs...), &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -52,14 +73,8 @@ func TestBenchCompareAlternates(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Result.Events != 200 || r.Result.AckedPerSec <= 0 || r.Result.Profiles == 0 {
-			t.Errorf("run %s/%d: %+v", r.Build, r.Round, r.Result)
-		}
-		// CPU per event: the acknowledging phase is part of the span up to
-		// caught-up processing, so it cannot cost more.
-		if c := r.Result; c.CPUMsPer1kAcked <= 0 || c.CPUMsPer1kProcessed < c.CPUMsPer1kAcked || c.ReplayCPUMsPer1k <= 0 {
-			t.Errorf("run %s/%d: CPU ms per 1k acked %.1f, processed %.1f, replay %.1f", r.Build, r.Round,
-				c.CPUMsPer1kAcked, c.CPUMsPer1kProcessed, c.ReplayCPUMsPer1k)
+		if r.Result != res {
+			t.Errorf("run %s/%d kept %+v, the build printed %+v", r.Build, r.Round, r.Result, res)
 		}
 		order = append(order, r.Build)
 	}

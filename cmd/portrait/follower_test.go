@@ -11,6 +11,7 @@ import (
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // recordedFeed is a change feed written from a processor's commits, in
@@ -72,7 +73,7 @@ func (v view) apply(changed []*portrait.Profile, deleted []string, _ map[string]
 // starts later skims to the end first and then reads only what follows.
 func TestFollowerKeepsIndexesFromTheFeed(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

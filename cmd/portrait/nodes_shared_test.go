@@ -17,6 +17,7 @@ import (
 	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 // feedStore is one embedded store shared by several apps of one test
@@ -111,7 +112,7 @@ func (t *feedTx) Commit() error {
 func TestNodesOverASharedStore(t *testing.T) {
 	url := testNATS(t)
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func TestNodesOverASharedStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := sqlite.Open(ctx, t.TempDir())
+	ref, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/membus"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
 
 func TestParseRoles(t *testing.T) {
@@ -101,7 +102,7 @@ func TestRoleFilter(t *testing.T) {
 // quarantined in the store, as on a single node.
 func TestBusLogAcknowledgesOnTheBus(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir())
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

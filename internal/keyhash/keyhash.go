@@ -8,6 +8,7 @@ package keyhash
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 
 	"golang.org/x/crypto/bcrypt"
@@ -39,4 +40,43 @@ func Cost(setting int) int {
 		return setting
 	}
 	return bcrypt.DefaultCost
+}
+
+// Hash is the stored form of a new key's secret: bcrypt of its Digest.
+func Hash(secret string, cost int) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(Digest(secret)), cost)
+	return string(h), err
+}
+
+// Stored is a key row a store found for a secret: one with the secret's
+// Prefix, or a Legacy row (no prefix, from before bcrypt) whose hash is
+// the plain Digest.
+type Stored struct {
+	Hash   string
+	Legacy bool
+}
+
+// Match is the index of the row whose hash is this secret's, or -1. Where
+// that row is a legacy one, upgrade is the bcrypt hash the store should
+// write in its place, with the secret's Prefix (best effort: a failed
+// upgrade leaves the old hash working); else it is empty. Both stores
+// verify through it, so that they cannot come to disagree on which rows a
+// secret opens.
+func Match(secret string, rows []Stored, cost int) (i int, upgrade string) {
+	plain := Digest(secret)
+	for i, r := range rows {
+		if r.Legacy {
+			if subtle.ConstantTimeCompare([]byte(r.Hash), []byte(plain)) != 1 {
+				continue
+			}
+			if h, err := bcrypt.GenerateFromPassword([]byte(plain), cost); err == nil {
+				upgrade = string(h)
+			}
+			return i, upgrade
+		}
+		if bcrypt.CompareHashAndPassword([]byte(r.Hash), []byte(plain)) == nil {
+			return i, ""
+		}
+	}
+	return -1, ""
 }
