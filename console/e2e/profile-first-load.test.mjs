@@ -78,11 +78,13 @@ test('a session ended on the server ends at the next request; sign-in returns to
     assert.equal(out.status(), 204, await out.text())
     await s.context.addCookies(cookies)
     await s.page.locator('[data-menu=overview]').click()
-    await s.page.waitForURL((u) => u.pathname === '/signin' && u.searchParams.get('reason') === 'expired')
+    await s.page.waitForURL((u) => u.pathname === '/signin' && u.searchParams.get('reason') === 'expired', { timeout: 90000 }).catch((e) => {
+      throw new Error(`not on sign-in after the session ended: at ${s.page.url()} (${e.message.split('\n')[0]})`)
+    })
     assert.equal(new URL(s.page.url()).searchParams.get('next'), '/', 'the page asked for is kept')
     await s.page.locator('#token').fill(token)
     await s.page.getByRole('button', { name: /Sign in|登录/ }).click()
-    await s.page.waitForURL(base + '/')
+    await s.page.waitForURL(base + '/', { timeout: 90000 })
   } finally {
     await s.browser.close()
   }

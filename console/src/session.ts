@@ -30,7 +30,14 @@ export const session = reactive({
   checked: false,
 })
 
+// ended: the session this page had was refused by the server; requests
+// in flight with it fail one after the other, and all of them must say
+// "expired" (the first one forgets the principal, so the others cannot
+// tell by it and said "sign in", replacing the first one's redirect).
+let ended = false
+
 function accept(s: SessionAnswer) {
+  ended = false
   session.principal = s.principal
   session.expiresAt = s.expires_at
   session.checked = true
@@ -80,8 +87,8 @@ export async function signOut() {
 // installExpiry sends the user to sign-in on any 401, remembering the page.
 export function installExpiry(toSignIn: (reason: string) => void) {
   setUnauthorizedHandler(() => {
-    const was = session.principal !== null
+    if (session.principal !== null) ended = true
     forget()
-    toSignIn(was ? 'expired' : 'signin')
+    toSignIn(ended ? 'expired' : 'signin')
   })
 }
