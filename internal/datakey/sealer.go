@@ -210,7 +210,8 @@ func (s *Sealer) OpenValue(stored string) (string, error) {
 
 // SealProfile returns p as it is stored: secret-level trait values and
 // identifiers sealed (random nonces; the document is not searched by them),
-// look-alike strings escaped. p itself is left alone: the processor keeps
+// look-alike strings escaped, and with a ring every enricher's private state
+// sealed whole (SealState). p itself is left alone: the processor keeps
 // it in its cache. A profile with nothing to seal is returned as is.
 func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 	active := s.Active()
@@ -259,7 +260,21 @@ func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 		}
 		ids[i].Value = stored
 	}
-	if traits == nil && ids == nil {
+	var state map[string]json.RawMessage
+	for name, raw := range p.State {
+		stored := s.SealState(name, raw)
+		if len(raw) == 0 || &stored[0] == &raw[0] { // unchanged: SealState returned raw itself
+			continue
+		}
+		if state == nil {
+			state = make(map[string]json.RawMessage, len(p.State))
+			for k, v := range p.State {
+				state[k] = v
+			}
+		}
+		state[name] = stored
+	}
+	if traits == nil && ids == nil && state == nil {
 		return p, nil
 	}
 	cp := *p
@@ -268,6 +283,9 @@ func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 	}
 	if ids != nil {
 		cp.Identifiers = ids
+	}
+	if state != nil {
+		cp.State = state
 	}
 	return &cp, nil
 }
@@ -305,6 +323,13 @@ func (s *Sealer) OpenProfile(p *portrait.Profile) error {
 		if changed {
 			p.Identifiers[i].Value = v
 		}
+	}
+	for name, stored := range p.State {
+		raw, err := s.OpenState(name, stored)
+		if err != nil {
+			return err
+		}
+		p.State[name] = raw
 	}
 	return nil
 }
