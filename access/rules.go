@@ -95,6 +95,7 @@ var rules = map[string]Rule{
 	"DELETE /v1/traits/{name}":              r(FamTraits, "write", false),
 	"GET /v1/classifications":               r(FamTraits, "read", false),
 	"PUT /v1/classifications/{kind}/{name}": r(FamTraits, "write", false),
+	"GET /v1/classifications/{kind}/{name}": r(FamTraits, "read", false),
 
 	// the 360 page's first paint (console speed)
 	"GET /v1/profiles/{id}/view": r(FamProfiles, "read", true),

@@ -34,6 +34,7 @@ func TestSealingThroughTheApp(t *testing.T) {
 	const (
 		idNumber = "110101199003071233"
 		salary   = "88776655"
+		bonus    = "55443322" // raised to secret after it was stored
 		admin    = "pat_sealing_test_admin_token"
 		write    = "pwk_sealing_test_write_key"
 	)
@@ -102,6 +103,23 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if code, b := call(a, "PUT", "/v1/classifications/trait/salary", admin, `{"level":"secret"}`); code != 200 {
 		t.Fatalf("classify salary: %d %s", code, b)
 	}
+	// A trait stored in clear, then raised to secret: the change says the
+	// values stored before stay in clear, and the status counts them.
+	if code, b := call(a, "POST", "/v1/identify", write, `{"userId":"c-1","traits":{"bonus":`+bonus+`}}`); code != 200 {
+		t.Fatalf("identify: %d %s", code, b)
+	}
+	inClear := func(a *App) map[string]any {
+		t.Helper()
+		code, b := call(a, "GET", "/v1/classifications/trait/bonus", admin, "")
+		var st map[string]any
+		if json.Unmarshal(b, &st); code != 200 {
+			t.Fatalf("status of bonus: %d %s", code, b)
+		}
+		return st
+	}
+	if st := inClear(a); st["level"] == "secret" || st["sealed_at_rest"] != false {
+		t.Errorf("bonus before it was raised: %v", st)
+	}
 	for _, body := range []string{
 		`{"type":"identify","userId":"c-1","traits":{"name":"Sealed Customer","id_card":"` + idNumber + `","salary":` + salary + `,"phone":"13800138000"}}`,
 		`{"type":"track","userId":"c-1","event":"Order Completed","properties":{"revenue":12,"id_number":"` + idNumber + `"}}`,
@@ -117,6 +135,19 @@ func TestSealingThroughTheApp(t *testing.T) {
 	p := profile(a, admin)
 	if traitValue(p, "id_card") != idNumber || traitValue(p, "salary") != 88776655.0 {
 		t.Fatalf("the admin does not see the sealed values: %v", p["traits"])
+	}
+	if err := a.Proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := call(a, "PUT", "/v1/classifications/trait/bonus", admin, `{"level":"secret"}`); code != 200 || !bytes.Contains(b, []byte("rotate-data-key")) {
+		t.Errorf("raising bonus does not say the stored values stay in clear: %d %s", code, b)
+	}
+	if st := inClear(a); st["sealed_at_rest"] != true || st["in_clear_total"] != 2.0 || st["remedy"] == nil {
+		// the profile and the identify event
+		t.Errorf("bonus raised to secret: %v", st)
+	}
+	if st, _ := call(a, "GET", "/v1/classifications/trait/salary", admin, ""); st != 200 {
+		t.Errorf("status of salary: %d", st)
 	}
 	id, _ := p["id"].(string)
 	if code, b := call(a, "GET", "/v1/profiles/"+id+"/events", admin, ""); code != 200 || !bytes.Contains(b, []byte(idNumber)) {
@@ -176,11 +207,11 @@ func TestSealingThroughTheApp(t *testing.T) {
 		t.Fatalf("rotate: %v %s", err, errb.String())
 	}
 	var rot rotateResult
-	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-second" || rot.Resealed.Events != 2 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 ||
+	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-second" || rot.Resealed.Events != 3 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 ||
 		len(rot.Removable) != 1 || rot.Removable[0] != "k-first" {
 		t.Fatalf("rotate: %s %v", out.String(), err)
 	}
-	scan("rotated", idNumber, salary, "$sealed:k-first:")
+	scan("rotated", idNumber, salary, bonus, "$sealed:k-first:")
 	kf, _ := os.ReadFile(keyFile)
 	if !strings.HasPrefix(string(kf), first+"\n") || !strings.Contains(string(kf), "\nk-second ") {
 		t.Fatalf("key file after rotation: %s", kf)
@@ -192,8 +223,11 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := profile(a, admin); traitValue(p, "id_card") != idNumber || traitValue(p, "salary") != 88776655.0 {
+	if p := profile(a, admin); traitValue(p, "id_card") != idNumber || traitValue(p, "salary") != 88776655.0 || traitValue(p, "bonus") != 55443322.0 {
 		t.Errorf("after rotation: %v", p["traits"])
+	}
+	if st := inClear(a); st["in_clear_total"] != 0.0 || st["remedy"] != nil {
+		t.Errorf("bonus after the rotation: %v", st)
 	}
 	code, b = call(a, "GET", "/v1/audit?action=data_key.rotate", admin, "")
 	if code != 200 || !bytes.Contains(b, []byte("k-second")) {
@@ -226,5 +260,45 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "no data key configured") {
 		t.Errorf("no warning without a key: %s", logs.String())
+	}
+
+	// Rotation with the old key in PORTRAIT_DATA_KEY (nothing to write it
+	// back to) and the new one in PORTRAIT_NEW_DATA_KEY, then in a new
+	// key file that the command creates.
+	third, _ := datakey.NewKeyLine("k-third")
+	vars := map[string]string{datakey.EnvVar: second, datakey.NewEnvVar: third}
+	getenv := func(k string) string { return vars[k] }
+	out.Reset()
+	if err := rotateDataKey(ctx, []string{"--data", dir, "--json"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("rotate from the environment: %v", err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-third" || rot.Resealed.Events == 0 || len(rot.Removable) != 1 || rot.Removable[0] != "k-second" {
+		t.Fatalf("rotate from the environment: %s %v", out.String(), err)
+	}
+	scan("rotated from the environment", idNumber, salary, bonus, "$sealed:k-second:")
+	newFile := filepath.Join(t.TempDir(), "new-key")
+	vars = map[string]string{datakey.EnvVar: third}
+	out.Reset()
+	if err := rotateDataKey(ctx, []string{"--data", dir, "--new-key-file", newFile, "--id", "k-fourth"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("rotate to a new key file: %v", err)
+	}
+	if !strings.Contains(out.String(), "--data-key-file "+newFile) {
+		t.Errorf("the rotation does not say how to start: %s", out.String())
+	}
+	scan("rotated to a new file", idNumber, salary, bonus, "$sealed:k-third:")
+	keyFile = newFile
+	a, err = open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := profile(a, admin); traitValue(p, "id_card") != idNumber || traitValue(p, "bonus") != 55443322.0 {
+		t.Errorf("after rotating from the environment: %v", p["traits"])
+	}
+	a.Close()
+	// The same id for two different keys is refused before anything.
+	other, _ := datakey.NewKeyLine("k-fourth")
+	vars = map[string]string{datakey.NewEnvVar: other}
+	if err := rotateDataKey(ctx, []string{"--data", dir, "--data-key-file", newFile}, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "two different keys") {
+		t.Errorf("a new key under an id in use: %v", err)
 	}
 }

@@ -69,3 +69,30 @@ func TestEnricherState(t *testing.T) {
 		}
 	}
 }
+
+// TestClearNames: the names and external-id types holding a value in
+// clear, sealed ones and nulls left out, at any depth of traits,
+// properties and context.
+func TestClearNames(t *testing.T) {
+	s := &datakey.Sealer{Ring: ring(t, "k1"), Levels: secretNames{"id_card": true}}
+	body := []byte(`{"type":"track","userId":"u","traits":{"id_card":"1101","bonus":5,"gone":null},"properties":{"items":[{"passport":"E1"}]},"context":{"externalIds":[{"type":"id_card","id":"1102"},{"type":"wechat","id":"w"}]}}`)
+	stored, err := s.SealEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traits, ids, err := datakey.ClearNames(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if traits["id_card"] || !traits["bonus"] || traits["gone"] || !traits["passport"] || ids["id_card"] || !ids["wechat"] {
+		t.Errorf("clear names %v, ids %v in %s", traits, ids, stored)
+	}
+	if traits, ids, _ = datakey.ClearNames(body); !traits["id_card"] || !ids["id_card"] {
+		t.Errorf("in clear before sealing: %v %v", traits, ids)
+	}
+}
+
+type secretNames map[string]bool
+
+func (s secretNames) SecretTrait(n string) bool      { return s[n] }
+func (s secretNames) SecretIdentifier(n string) bool { return s[n] }

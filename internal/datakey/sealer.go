@@ -423,6 +423,19 @@ func (k *Sticky) NoteProfile(p *portrait.Profile) {
 // Reset forgets the noted names (kept: Levels).
 func (k *Sticky) Reset() { k.traits, k.ids = nil, nil }
 
+// ClearNames returns the member names (traits) and external ids' types
+// (ids) that hold a value in clear in a stored event body, within its
+// traits, properties and context: how many values of a name raised to
+// secret are still to be sealed.
+func ClearNames(body []byte) (traits, ids map[string]bool, err error) {
+	k := &Sticky{}
+	w := &walker{b: body, clear: k}
+	if _, err := w.run(); err != nil {
+		return nil, nil, err
+	}
+	return k.traits, k.ids, nil
+}
+
 // HasSealed reports whether a stored event body holds a sealed value.
 func HasSealed(body []byte) bool { return bytes.Contains(body, quotedPrefix) }
 
@@ -442,7 +455,10 @@ type walker struct {
 	// sealed, when set, collects what holds a sealed value instead of
 	// opening it (Sticky).
 	sealed *Sticky
-	stack  []member // the members of the objects being walked
+	// clear, when set, collects the names (and external ids' types) that
+	// hold a value in clear (ClearNames).
+	clear *Sticky
+	stack []member // the members of the objects being walked
 }
 
 const maxDepth = 1000
@@ -551,7 +567,7 @@ func (w *walker) object(i, depth int) {
 	typ, secretID := "", false
 	for k := start; k < end; k++ {
 		m := w.stack[k]
-		if string(m.name) == "type" && w.b[m.vs] == '"' && (w.sealed != nil || (w.seal && w.s.Active())) {
+		if string(m.name) == "type" && w.b[m.vs] == '"' && (w.sealed != nil || w.clear != nil || (w.seal && w.s.Active())) {
 			json.Unmarshal(w.b[m.vs:m.ve], &typ)
 			secretID = w.seal && w.s.Active() && w.s.secretID(typ)
 		}
@@ -561,6 +577,13 @@ func (w *walker) object(i, depth int) {
 		secret := false
 		if w.seal && w.s.Active() {
 			secret = w.s.cached(m.name, false) || (secretID && isIDField(m.name))
+		}
+		if w.clear != nil && !bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) && w.b[m.vs] != 'n' {
+			if typ != "" && isIDField(m.name) {
+				w.clear.add(&w.clear.ids, typ)
+			} else {
+				w.clear.add(&w.clear.traits, string(m.name))
+			}
 		}
 		if w.sealed != nil && bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) {
 			if typ != "" && isIDField(m.name) {
@@ -580,7 +603,7 @@ func (w *walker) value(vs, ve, depth int, secret bool) {
 	case w.seal && secret && c != 'n': // null stays null
 		w.sealSpan(vs, ve)
 	case c == '"':
-		if w.sealed == nil {
+		if w.sealed == nil && w.clear == nil {
 			w.str(vs, ve)
 		}
 	case c == '{':
