@@ -301,6 +301,39 @@ func (s *Service) File(ctx context.Context, deliveryID string, runID int64) (str
 	return name, data, nil
 }
 
+// ResealDir seals again, with the sealer's current key, every sealed file
+// of a drop directory (rotate-data-key: afterwards nothing needs the older
+// keys). Each file is replaced whole (written beside it, then renamed). A
+// file already under the current key is left alone.
+func ResealDir(dir string, s Sealer, current string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*"+SealedSuffix))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return n, err
+		}
+		if strings.HasPrefix(string(b[:min(len(b), len(datakey.Prefix)+len(current)+1)]), datakey.Prefix+current+":") {
+			continue
+		}
+		plain, err := s.OpenBlob(b, datakey.BlobDelivery)
+		if err != nil {
+			return n, portrait.Errorf(portrait.ErrorCode(err), "%s: %s", filepath.Base(f), portrait.ErrorMessage(err))
+		}
+		if err := os.WriteFile(f+".part", s.SealBlob(plain, datakey.BlobDelivery), 0o640); err != nil {
+			return n, err
+		}
+		if err := os.Rename(f+".part", f); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Due runs the deliveries whose schedule has come (never run since the
 // service started counts as due).
 func (s *Service) Due(ctx context.Context) error {

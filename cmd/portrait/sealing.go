@@ -15,6 +15,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
@@ -80,6 +81,8 @@ type rotateResult struct {
 	// Removable are the older keys nothing is sealed with any more.
 	Removable []string `json:"removable"`
 	KeyFile   string   `json:"key_file"`
+	// DeliveryFiles counts the sealed files of the drop re-sealed.
+	DeliveryFiles int `json:"delivery_files"`
 }
 
 // runRotateDataKey: "portrait keys rotate-data-key --data DIR" with the
@@ -100,6 +103,7 @@ func rotateDataKey(ctx context.Context, args []string, getenv func(string) strin
 	file := fs.String("data-key-file", "", "the data key file: the old keys, and where the new key is appended when no new key is given otherwise (created if absent)")
 	newFile := fs.String("new-key-file", "", "the new key: its file, or the file to create with a new key when absent (the old keys then come from --data-key-file or "+datakey.EnvVar+", and are not written)")
 	id := fs.String("id", "", "the new key's id, when one is made (default: k and the UTC time)")
+	drop := fs.String("delivery-dir", "", "the deliveries' drop directory, whose sealed files are re-sealed too (default: deliveries/ under --data)")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -221,9 +225,14 @@ func rotateDataKey(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	res := rotateResult{NewKey: ring.Current(), Keys: ring.IDs(), Resealed: n, Removable: ring.IDs()[:len(ring.IDs())-1], KeyFile: keyFile}
+	dropDir := cmp.Or(*drop, filepath.Join(*data, "deliveries"))
+	files, err := delivery.ResealDir(dropDir, db.Sealer(), ring.Current())
+	if err != nil {
+		return portrait.Errorf(portrait.EINTERNAL, "the delivery files in %s: %v", dropDir, err)
+	}
+	res := rotateResult{NewKey: ring.Current(), DeliveryFiles: files, Keys: ring.IDs(), Resealed: n, Removable: ring.IDs()[:len(ring.IDs())-1], KeyFile: keyFile}
 	if err := db.Record(ctx, portrait.AuditRecord{Actor: "cli", Action: "data_key.rotate", Target: res.NewKey,
-		Detail: map[string]any{"keys": res.Keys, "resealed": n}}); err != nil {
+		Detail: map[string]any{"keys": res.Keys, "resealed": n, "delivery_files": files}}); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -233,8 +242,8 @@ func rotateDataKey(ctx context.Context, args []string, getenv func(string) strin
 	if where == "" {
 		where = datakey.NewEnvVar
 	}
-	fmt.Fprintf(stdout, "re-sealed with data key %s (from %s): %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits, %d quarantined, %d import summaries, %d dead letters, %d account edits, %d accounts checkpoint\n",
-		res.NewKey, where, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits, n.Quarantined, n.ImportSummaries, n.DeadLetters, n.AccountEdits, n.AccountState)
+	fmt.Fprintf(stdout, "re-sealed with data key %s (from %s): %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits, %d quarantined, %d import summaries, %d dead letters, %d account edits, %d accounts checkpoint, %d delivery files\n",
+		res.NewKey, where, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits, n.Quarantined, n.ImportSummaries, n.DeadLetters, n.AccountEdits, n.AccountState, files)
 	if len(res.Removable) > 0 {
 		fmt.Fprintf(stdout, "nothing is sealed with %s any more: they can be removed (keep a copy while backups made before now exist)\n", strings.Join(res.Removable, ", "))
 	}

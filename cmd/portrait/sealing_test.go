@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -166,7 +167,13 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	scan := func(when string, needles ...string) {
 		t.Helper()
-		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		var files []string // every file under the data directory, the drop included
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
 		proof := false
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -183,6 +190,47 @@ func TestSealingThroughTheApp(t *testing.T) {
 		if !proof {
 			t.Errorf("%s: no file holds the customer's name: the scan proves nothing", when)
 		}
+	}
+	// An invalid event carrying the ID number: quarantined, sealed whole,
+	// shown as sent to an admin.
+	if code, b := call(a, "POST", "/v1/batch", write, `{"batch":[{"type":"identify","traits":{"id_card":"`+idNumber+`","name":"no identity"}}]}`); code != 400 { // rejected, and kept
+		t.Fatalf("batch: %d %s", code, b)
+	}
+	if code, b := call(a, "GET", "/v1/quarantine", admin, ""); code != 200 || !bytes.Contains(b, []byte(idNumber)) {
+		t.Errorf("the quarantined body as an admin: %d %s", code, b)
+	}
+	// A scheduled delivery to the drop: the file is sealed, the download
+	// path opens it.
+	code, b = call(a, "POST", "/v1/segments", admin, `{"name":"sealed customers","expression":"traits.name == \"Sealed Customer\""}`)
+	var seg struct{ ID string }
+	if json.Unmarshal(b, &seg); code != 201 || seg.ID == "" {
+		t.Fatalf("segment: %d %s", code, b)
+	}
+	code, b = call(a, "POST", "/v1/segment-deliveries", admin, `{"segment_id":"`+seg.ID+`","identifiers":["phone"],"target":{"kind":"file","name":"drop"},"every":"24h"}`)
+	var dlv struct{ ID string }
+	if json.Unmarshal(b, &dlv); code != 201 {
+		t.Fatalf("delivery: %d %s", code, b)
+	}
+	var ran struct {
+		ID    int64
+		Rows  int
+		Where string
+	}
+	for deadline := time.Now().Add(20 * time.Second); ran.Rows == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery never had its member: %+v", ran)
+		}
+		_, b = call(a, "POST", "/v1/segment-deliveries/"+dlv.ID+"/run", admin, "")
+		json.Unmarshal(b, &ran)
+	}
+	if !strings.HasSuffix(ran.Where, ".csv.sealed") {
+		t.Errorf("the dropped file %s is not sealed", ran.Where)
+	}
+	if code, b := call(a, "GET", fmt.Sprintf("/v1/segment-deliveries/%s/runs/%d/file", dlv.ID, ran.ID), admin, ""); code != 200 || !bytes.Contains(b, []byte("13800138000")) {
+		t.Errorf("download: %d %s", code, b)
+	}
+	if drop, err := os.ReadFile(ran.Where); err != nil || bytes.Contains(drop, []byte("13800138000")) {
+		t.Errorf("the dropped file holds the phone in clear (%v)", err)
 	}
 	if err := a.Proc.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -208,7 +256,7 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	var rot rotateResult
 	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-second" || rot.Resealed.Events != 3 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 ||
-		len(rot.Removable) != 1 || rot.Removable[0] != "k-first" {
+		len(rot.Removable) != 1 || rot.Removable[0] != "k-first" || rot.DeliveryFiles != 1 || rot.Resealed.Quarantined != 1 {
 		t.Fatalf("rotate: %s %v", out.String(), err)
 	}
 	scan("rotated", idNumber, salary, bonus, "$sealed:k-first:")
