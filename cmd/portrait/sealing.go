@@ -69,6 +69,9 @@ func (a *App) wireSealingLevels() {
 	if db, ok := a.DB.(*sqlite.DB); ok {
 		if s := db.Sealer(); s != nil {
 			s.Levels = c
+			if s.Ring != nil {
+				a.HTTP.UploadSealer = s.Ring // uploads are sealed while imported
+			}
 		}
 	}
 }
