@@ -16,8 +16,8 @@ import (
 	"sync"
 
 	"github.com/portrait-cdp/portrait"
-	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/importer"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // ImportLookup finds the summary of a finished import (JSON of

@@ -27,7 +27,7 @@ func (accumulator) Event(p *portrait.Profile, e *portrait.Event, _ map[string]an
 		"sums": map[string]float64{"revenue_30d": 120.5, "revenue_90d": 431, "orders_30d": 3}, "seen": []string{"Order Completed", "Product Viewed", "Added to Cart"}})
 	p.State["acc"] = b
 }
-func (accumulator) Merge(keep, gone *portrait.Profile) {}
+func (accumulator) Merge(keep, gone *portrait.Profile)  {}
 func (accumulator) Finish(*portrait.Profile, time.Time) {}
 
 // BenchmarkIngestSealedState is BenchmarkIngestSealed with an enricher

@@ -30,7 +30,7 @@ const (
 	BlobAccountState = "account-state"
 	BlobAccountEdit  = "account-edit"
 	BlobDelivery     = "delivery-file"
-	BlobUpload       = "import-upload" // a stream (NewStreamWriter)
+	BlobUpload       = "import-upload"   // a stream (NewStreamWriter)
 	BlobState        = "enricher-state:" // + the enricher's key
 )
 
