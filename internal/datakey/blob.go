@@ -88,8 +88,11 @@ func (s *Sealer) SealState(name string, raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	if s.HasRing() {
-		b, _ := json.Marshal(s.Ring.Seal(raw, []byte(BlobState+name)))
-		return b
+		// A sealed string is "$sealed:", a key id and base64url: nothing
+		// in it needs a JSON escape, so it is quoted as it is.
+		sealed := s.Ring.Seal(raw, []byte(BlobState+name))
+		b := make([]byte, 0, len(sealed)+2)
+		return append(append(append(b, '"'), sealed...), '"')
 	}
 	if bytes.HasPrefix(raw, quotedPrefixState) || bytes.HasPrefix(raw, quotedEscapeState) {
 		b, _ := json.Marshal(EscapePrefix + string(raw))
