@@ -95,24 +95,26 @@ var rules = map[string]Rule{
 	"DELETE /v1/traits/{name}":              r(FamTraits, "write", false),
 	"GET /v1/classifications":               r(FamTraits, "read", false),
 	"PUT /v1/classifications/{kind}/{name}": r(FamTraits, "write", false),
+	"GET /v1/classifications/{kind}/{name}": r(FamTraits, "read", false),
 
 	// the 360 page's first paint (console speed)
 	"GET /v1/profiles/{id}/view": r(FamProfiles, "read", true),
 
 	// customer business map and audience insight (issue 14)
-	"GET /v1/map":                          r(FamAnalytics, "read", false),
-	"GET /v1/map/config":                   r(FamAnalytics, "read", false),
-	"GET /v1/map/export":                   r(FamAnalytics, "read", false),
-	"GET /v1/map/members":                  r(FamAnalytics, "read", true),
-	"POST /v1/map/segments":                r(FamSegments, "write", false),
-	"GET /v1/segments/{id}/insight":        r(FamSegments, "read", false),
-	"POST /v1/segments/{id}/lookalike":     r(FamSegments, "write", false),
-	"POST /v1/segments/upload":             r(FamSegments, "write", true),
-	"GET /v1/segment-deliveries":           r(FamSegments, "read", false),
-	"POST /v1/segment-deliveries":          r(FamSegments, "write", true),
-	"DELETE /v1/segment-deliveries/{id}":   r(FamSegments, "write", false),
-	"POST /v1/segment-deliveries/{id}/run": r(FamSegments, "write", true),
-	"GET /v1/segment-deliveries/{id}/runs": r(FamSegments, "read", false),
+	"GET /v1/map":                                     r(FamAnalytics, "read", false),
+	"GET /v1/map/config":                              r(FamAnalytics, "read", false),
+	"GET /v1/map/export":                              r(FamAnalytics, "read", false),
+	"GET /v1/map/members":                             r(FamAnalytics, "read", true),
+	"POST /v1/map/segments":                           r(FamSegments, "write", false),
+	"GET /v1/segments/{id}/insight":                   r(FamSegments, "read", false),
+	"POST /v1/segments/{id}/lookalike":                r(FamSegments, "write", false),
+	"POST /v1/segments/upload":                        r(FamSegments, "write", true),
+	"GET /v1/segment-deliveries":                      r(FamSegments, "read", false),
+	"POST /v1/segment-deliveries":                     r(FamSegments, "write", true),
+	"DELETE /v1/segment-deliveries/{id}":              r(FamSegments, "write", false),
+	"POST /v1/segment-deliveries/{id}/run":            r(FamSegments, "write", true),
+	"GET /v1/segment-deliveries/{id}/runs":            r(FamSegments, "read", false),
+	"GET /v1/segment-deliveries/{id}/runs/{run}/file": r(FamSegments, "read", true),
 
 	// corporate accounts (issue 16): companies are not persons, their
 	// people are

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // Target kinds.
@@ -103,6 +104,16 @@ type Content struct {
 	Masked  []string
 }
 
+// Sealer seals and opens whole documents (datakey.Sealer).
+type Sealer interface {
+	HasRing() bool
+	SealBlob(b []byte, label string) []byte
+	OpenBlob(b []byte, label string) ([]byte, error)
+}
+
+// SealedSuffix ends the name of a file sealed with the data key.
+const SealedSuffix = ".sealed"
+
 // Publisher publishes a message to a subject, returning once the server
 // has it.
 type Publisher interface {
@@ -122,6 +133,10 @@ type Service struct {
 	NATS Publisher
 	// Client posts to webhooks.
 	Client *http.Client
+	// Sealer, when it has a data key, seals files written to the drop
+	// (datakey.Sealer): they hold the members' phones and emails, and a
+	// copy of the drop directory must not. File then opens them.
+	Sealer Sealer
 
 	mu   sync.Mutex
 	last map[string]time.Time // delivery → last run
@@ -226,11 +241,16 @@ func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.T
 	switch d.Target.Kind {
 	case File:
 		name := fmt.Sprintf("%s-%s.csv", d.Target.Name, now.Format("20060102T150405Z"))
+		data := buf.Bytes()
+		if s.Sealer != nil && s.Sealer.HasRing() {
+			name += SealedSuffix
+			data = s.Sealer.SealBlob(data, datakey.BlobDelivery)
+		}
 		path := filepath.Join(s.Dir, name)
 		tmp := path + ".part"
 		// written under another name, then renamed: a reader of the drop
 		// never sees half a file
-		if err := os.WriteFile(tmp, buf.Bytes(), 0o640); err != nil {
+		if err := os.WriteFile(tmp, data, 0o640); err != nil {
 			return err
 		}
 		if err := os.Rename(tmp, path); err != nil {
@@ -262,6 +282,79 @@ func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.T
 		run.Where = d.Target.Subject
 	}
 	return nil
+}
+
+// File returns the file a run of a file delivery wrote (its name without
+// the sealed suffix, and its contents, opened when sealed): the download
+// path, so that a sealed drop is still usable by whoever may read it.
+func (s *Service) File(ctx context.Context, deliveryID string, runID int64) (string, []byte, error) {
+	runs, err := s.Store.DeliveryRuns(ctx, deliveryID, 100000)
+	if err != nil {
+		return "", nil, err
+	}
+	var run *Run
+	for _, r := range runs {
+		if r.ID == runID {
+			run = r
+		}
+	}
+	if run == nil {
+		return "", nil, portrait.Errorf(portrait.ENOTFOUND, "delivery %q has no run %d", deliveryID, runID)
+	}
+	// Only a file this service wrote to its drop: Where is a stored path,
+	// and the route must not read whatever a record names.
+	rel, err := filepath.Rel(s.Dir, run.Where)
+	if run.Status != "ok" || s.Dir == "" || err != nil || rel != filepath.Base(run.Where) || !strings.HasSuffix(strings.TrimSuffix(rel, SealedSuffix), ".csv") {
+		return "", nil, portrait.Errorf(portrait.ENOTFOUND, "run %d of delivery %q wrote no file to the drop directory", runID, deliveryID)
+	}
+	data, err := os.ReadFile(run.Where)
+	if err != nil {
+		return "", nil, portrait.Errorf(portrait.ENOTFOUND, "the file of run %d is no longer in the drop directory", runID)
+	}
+	name := filepath.Base(run.Where)
+	if strings.HasSuffix(name, SealedSuffix) {
+		if s.Sealer == nil {
+			return "", nil, portrait.Errorf(portrait.EUNAVAILABLE, "the file of run %d is sealed and no data key is configured", runID)
+		}
+		if data, err = s.Sealer.OpenBlob(data, datakey.BlobDelivery); err != nil {
+			return "", nil, err
+		}
+		name = strings.TrimSuffix(name, SealedSuffix)
+	}
+	return name, data, nil
+}
+
+// ResealDir seals again, with the sealer's current key, every sealed file
+// of a drop directory (rotate-data-key: afterwards nothing needs the older
+// keys). Each file is replaced whole (written beside it, then renamed). A
+// file already under the current key is left alone.
+func ResealDir(dir string, s Sealer, current string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*"+SealedSuffix))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return n, err
+		}
+		if strings.HasPrefix(string(b[:min(len(b), len(datakey.Prefix)+len(current)+1)]), datakey.Prefix+current+":") {
+			continue
+		}
+		plain, err := s.OpenBlob(b, datakey.BlobDelivery)
+		if err != nil {
+			return n, portrait.Errorf(portrait.ErrorCode(err), "%s: %s", filepath.Base(f), portrait.ErrorMessage(err))
+		}
+		if err := os.WriteFile(f+".part", s.SealBlob(plain, datakey.BlobDelivery), 0o640); err != nil {
+			return n, err
+		}
+		if err := os.Rename(f+".part", f); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Due runs the deliveries whose schedule has come (never run since the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
@@ -146,5 +147,53 @@ func TestDeliveriesToEachTarget(t *testing.T) {
 	}
 	if _, err := s.Create(ctx, &delivery.Delivery{Segment: "seg_a", Identifiers: []string{"phone"}, Target: delivery.Target{Kind: delivery.File, Name: "x"}, EveryText: "10s"}); err == nil {
 		t.Error("a 10 s schedule was accepted")
+	}
+}
+
+// TestSealedDrop: with a data key, the file dropped is sealed (named
+// .sealed, no row in clear), and File, the download path, gives the CSV
+// back; without the key it is an error naming the key; a run whose record
+// names a file outside the drop is refused.
+func TestSealedDrop(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	line, _ := datakey.NewKeyLine("k1")
+	ring, _ := datakey.Parse([]byte(line))
+	s := delivery.NewService(db, rows)
+	s.Dir, s.Sealer = t.TempDir(), &datakey.Sealer{Ring: ring}
+	d, err := s.Create(ctx, &delivery.Delivery{Segment: "seg_a", Identifiers: []string{"phone", "email"}, Hash: true, Target: delivery.Target{Kind: delivery.File, Name: "gold"}, EveryText: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := s.Deliver(ctx, d)
+	if run.Status != "ok" || !strings.HasSuffix(run.Where, ".csv.sealed") {
+		t.Fatalf("run %+v", run)
+	}
+	b, err := os.ReadFile(run.Where)
+	if err != nil || strings.Contains(string(b), "aa,bb") || strings.Contains(string(b), "phone_sha256") {
+		t.Errorf("the dropped file holds rows in clear: %q %v", b, err)
+	}
+	name, got, err := s.File(ctx, d.ID, run.ID)
+	if err != nil || string(got) != "phone_sha256,email_sha256\naa,bb\ncc,\n" || !strings.HasSuffix(name, ".csv") {
+		t.Errorf("download %q %q %v", name, got, err)
+	}
+	s.Sealer = &datakey.Sealer{}
+	if _, _, err := s.File(ctx, d.ID, run.ID); err == nil || !strings.Contains(err.Error(), `"k1"`) {
+		t.Errorf("opened without the key: %v", err)
+	}
+	if _, _, err := s.File(ctx, d.ID, run.ID+1); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("a run that is not: %v", err)
+	}
+	// A record naming a file elsewhere is not read.
+	if err := db.AppendDeliveryRun(ctx, &delivery.Run{Delivery: d.ID, At: time.Now(), Status: "ok", Where: "/etc/passwd"}); err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := db.DeliveryRuns(ctx, d.ID, 1)
+	if _, _, err := s.File(ctx, d.ID, runs[0].ID); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("a run naming /etc/passwd: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/importer"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // ImportLookup finds the summary of a finished import (JSON of
@@ -139,7 +140,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 	if format == "" {
 		format = formatFromName(fileName)
 	}
-	in := importer.Input{Name: fileName, Open: func() (io.ReadCloser, error) { return os.Open(tmp) }}
+	in := importer.Input{Name: fileName, Open: func() (io.ReadCloser, error) { return s.openUpload(tmp) }}
 	var m *importer.Mapping
 	if len(mapping) > 0 {
 		m, err = importer.ParseMapping(mapping)
@@ -153,7 +154,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 		Error(w, r, err)
 		return
 	}
-	if hash, err = fileHash(tmp); err != nil {
+	if hash, err = s.uploadHash(tmp); err != nil {
 		Error(w, r, portrait.Wrap(err, "cannot read the upload"))
 		return
 	}
@@ -283,12 +284,33 @@ func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request, _ *por
 	writeJSON(w, http.StatusOK, body)
 }
 
+// UploadSealer seals an upload's temporary file while it is imported
+// (datakey.Ring: a stream of sealed chunks), so that the rows it carries
+// are not on disk in clear; nil keeps it as sent.
+type UploadSealer interface {
+	NewStreamWriter(w io.Writer, label string) (io.WriteCloser, error)
+	OpenStream(r io.Reader, label string) (io.Reader, error)
+}
+
 func (s *Server) saveUpload(part *multipart.Part, max int64) (string, error) {
 	f, err := os.CreateTemp(s.ImportDir, "portrait-import-*")
 	if err != nil {
 		return "", portrait.Wrap(err, "cannot store the upload")
 	}
-	n, err := io.Copy(f, io.LimitReader(part, max+1))
+	var dst io.Writer = f
+	var sw io.WriteCloser
+	if s.UploadSealer != nil {
+		if sw, err = s.UploadSealer.NewStreamWriter(f, datakey.BlobUpload); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "", portrait.Wrap(err, "cannot store the upload")
+		}
+		dst = sw
+	}
+	n, err := io.Copy(dst, io.LimitReader(part, max+1))
+	if sw != nil && err == nil {
+		err = sw.Close()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -320,8 +342,27 @@ func smallField(p *multipart.Part) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
-func fileHash(path string) (string, error) {
+// openUpload reads an upload's temporary file as it was sent.
+func (s *Server) openUpload(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
+	if err != nil || s.UploadSealer == nil {
+		return f, err
+	}
+	r, err := s.UploadSealer.OpenStream(f, datakey.BlobUpload)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, f}, nil
+}
+
+// uploadHash is the SHA-256 of the upload as sent (the import's id
+// derives from it, so a file sent again is the same import).
+func (s *Server) uploadHash(path string) (string, error) {
+	f, err := s.openUpload(path)
 	if err != nil {
 		return "", err
 	}

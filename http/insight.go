@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
@@ -339,5 +340,35 @@ func (s *Server) mountDeliveries(h func(string, func(http.ResponseWriter, *http.
 			runs = []*delivery.Run{}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
+	})
+	// The file a run wrote to the drop, opened when it is sealed with the
+	// data key, and masked to the caller's clearance like every export.
+	h("GET /v1/segment-deliveries/{id}/runs/{run}/file", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+		if _, err := find(r); err != nil {
+			Error(w, r, err)
+			return
+		}
+		run, err := strconv.ParseInt(r.PathValue("run"), 10, 64)
+		if err != nil {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "run must be a run id, not %q", r.PathValue("run")))
+			return
+		}
+		name, data, err := d.File(r.Context(), r.PathValue("id"), run)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+		if err != nil || len(recs) == 0 {
+			Error(w, r, portrait.Errorf(portrait.EINTERNAL, "the file of run %d is not the CSV a delivery writes", run))
+			return
+		}
+		for _, rec := range recs[1:] {
+			maskRow(r, recs[0], rec)
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		cw := csv.NewWriter(w)
+		cw.WriteAll(recs)
 	})
 }

@@ -217,8 +217,17 @@ func TestInsightAndAudiencesOverHTTP(t *testing.T) {
 	}()...), "\n")+"\n" {
 		t.Errorf("dropped file %q %v, want the export's rows", b, err)
 	}
+	dropped, _ := os.ReadFile(out["where"].(string))
+	runID := int64(out["id"].(float64))
 	if code, out, _, _ = call("GET", "/v1/segment-deliveries/"+dlv+"/runs", "", nil); code != 200 || len(out["runs"].([]any)) != 1 {
 		t.Errorf("runs: %d %v", code, out)
+	}
+	// the download path gives the dropped file back
+	if code, _, raw, _ = call("GET", fmt.Sprintf("/v1/segment-deliveries/%s/runs/%d/file", dlv, runID), "", nil); code != 200 || string(raw) != string(dropped) {
+		t.Errorf("download: %d %q, want %q", code, raw, dropped)
+	}
+	if code, _, _, _ = call("GET", fmt.Sprintf("/v1/segment-deliveries/%s/runs/%d/file", dlv, runID+99), "", nil); code != 404 {
+		t.Errorf("download of a run that is not: %d", code)
 	}
 	if code, _, _, _ = call("POST", "/v1/segment-deliveries", "application/json", []byte(fmt.Sprintf(`{"segment_id": %q, "identifiers": ["phone"], "target": {"kind": "file", "name": "../x"}, "every": "24h"}`, uploaded))); code != 400 {
 		t.Errorf("a file name leaving the drop: %d", code)

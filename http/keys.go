@@ -18,6 +18,16 @@ type ClassificationStore interface {
 	SetClassification(ctx context.Context, kind, name, level string) error
 }
 
+// SealingStatus is what a store that seals at rest says about a name
+// (sqlite.DB): whether a data key is configured, and how many of the
+// name's stored values are not sealed (written before it became secret,
+// or before the key): a raised level seals new values only, until
+// `portrait keys rotate-data-key`.
+type SealingStatus interface {
+	SealsAtRest() bool
+	InClear(ctx context.Context, kind, name string) (map[string]int, error)
+}
+
 // mountKeys serves API tokens and write keys (POST/GET /v1/keys, DELETE
 // /v1/keys/{id}) and the classification levels.
 func (s *Server) mountKeys(mux *http.ServeMux) {
@@ -26,6 +36,7 @@ func (s *Server) mountKeys(mux *http.ServeMux) {
 	mux.Handle("DELETE /v1/keys/{id}", s.instrument("/v1/keys/{id}", s.admin(s.handleRevokeKey)))
 	mux.Handle("GET /v1/classifications", s.instrument("/v1/classifications", s.admin(s.handleClassifications)))
 	mux.Handle("PUT /v1/classifications/{kind}/{name}", s.instrument("/v1/classifications/{kind}/{name}", s.admin(s.handleSetClassification)))
+	mux.Handle("GET /v1/classifications/{kind}/{name}", s.instrument("/v1/classifications/{kind}/{name}", s.admin(s.handleClassification)))
 }
 
 func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -231,5 +242,55 @@ func (s *Server) handleSetClassification(w http.ResponseWriter, r *http.Request,
 		detail["before"] = before.String()
 	}
 	s.recordChange(r, "classification.change", kind+"/"+name, detail)
-	writeJSON(w, http.StatusOK, map[string]any{"kind": kind, "name": name, "level": l.String(), "level_zh": access.LevelNamesZh[l.String()]})
+	out := map[string]any{"kind": kind, "name": name, "level": l.String(), "level_zh": access.LevelNamesZh[l.String()]}
+	if st, ok := s.Classifications.(SealingStatus); ok && l == access.Secret && st.SealsAtRest() && (!known || before != access.Secret) {
+		// Said at the moment it matters: the values stored before are
+		// not sealed by this change.
+		out["sealing"] = "values written from now on are sealed at rest; values stored before stay as they are until `portrait keys rotate-data-key` seals them: GET /v1/classifications/" + kind + "/" + name + " counts them"
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleClassification is one name's level and, on a store that seals at
+// rest, how many of its stored values are not sealed.
+func (s *Server) handleClassification(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	kind, name := r.PathValue("kind"), strings.TrimSpace(r.PathValue("name"))
+	if kind != access.KindTrait && kind != access.KindIdentifier {
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "kind must be trait or identifier"))
+		return
+	}
+	c := s.classifier()
+	var l access.Level
+	var known bool
+	if kind == access.KindTrait {
+		l, known = c.Trait(name)
+	} else {
+		l, known = c.Identifier(name)
+	}
+	out := map[string]any{"kind": kind, "name": name, "level": l.String(), "level_zh": access.LevelNamesZh[l.String()], "sealed_at_rest": false}
+	if !known {
+		// not classified (yet: an observed trait is typed when the
+		// processor first sees it): the masker leaves it alone
+		out["level"], out["level_zh"] = "unclassified", ""
+	}
+	if st, ok := s.Classifications.(SealingStatus); ok && known {
+		sealing := l == access.Secret && st.SealsAtRest()
+		out["sealed_at_rest"] = sealing
+		if sealing {
+			n, err := st.InClear(r.Context(), kind, name)
+			if err != nil {
+				Error(w, r, err)
+				return
+			}
+			total := 0
+			for _, v := range n {
+				total += v
+			}
+			out["in_clear"], out["in_clear_total"] = n, total
+			if total > 0 {
+				out["remedy"] = "stop the server and run `portrait keys rotate-data-key`: it seals them"
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -102,10 +102,12 @@ type Server struct {
 	Sessions portrait.SessionStore
 
 	// Bulk imports and the quality report (imports.go, quality.go).
-	Importer       *importer.Importer
-	ImportRuns     ImportLookup
-	QualityStore   quality.Store
-	ImportDir      string // temporary files of uploads ("" = the OS default)
+	Importer     *importer.Importer
+	ImportRuns   ImportLookup
+	QualityStore quality.Store
+	ImportDir    string // temporary files of uploads ("" = the OS default)
+	// UploadSealer seals those files while they are read (nil: in clear).
+	UploadSealer   UploadSealer
 	MaxImportBytes int64
 	importJobs     imports
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // The accounts' storage (account.Store): the edits journal in the log
@@ -23,7 +24,7 @@ func (db *DB) AppendAccountEdit(ctx context.Context, ed *account.Edit) (int64, e
 		return 0, portrait.Wrap(err, "cannot encode the account edit")
 	}
 	res, err := db.logW.ExecContext(ctx, `INSERT INTO account_edits (at, by, kind, account, body) VALUES (?, ?, ?, ?, ?)`,
-		micros(ed.At), ed.By, ed.Kind, ed.Account, string(b))
+		micros(ed.At), ed.By, ed.Kind, ed.Account, string(db.sealer.SealBlob(b, datakey.BlobAccountEdit))) // body: sealing
 	if err != nil {
 		return 0, portrait.Wrap(err, "cannot journal the account edit")
 	}
@@ -44,8 +45,12 @@ func (db *DB) AccountEdits(ctx context.Context) ([]*account.Edit, error) {
 		if err := rows.Scan(&id, &body); err != nil {
 			return nil, portrait.Wrap(err, "cannot read the account edits")
 		}
+		opened, err := db.sealer.OpenBlob([]byte(body), datakey.BlobAccountEdit) // sealing
+		if err != nil {
+			return nil, err
+		}
 		ed := &account.Edit{}
-		if err := json.Unmarshal([]byte(body), ed); err != nil {
+		if err := json.Unmarshal(opened, ed); err != nil {
 			return nil, portrait.Wrap(err, "account edit "+body+" is damaged")
 		}
 		ed.ID = id
@@ -87,7 +92,7 @@ func (db *DB) AddTraitIssues(ctx context.Context, issues []*portrait.TraitIssue)
 // SaveAccountState replaces the accounts' checkpoint.
 func (db *DB) SaveAccountState(ctx context.Context, seq int64, body []byte) error {
 	if _, err := db.stateW.ExecContext(ctx, `INSERT INTO account_state (id, seq, body) VALUES (1, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, body = excluded.body`, seq, body); err != nil {
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, body = excluded.body`, seq, db.sealer.SealBlob(body, datakey.BlobAccountState)); err != nil { // body: sealing
 		return portrait.Wrap(err, "cannot save the accounts checkpoint")
 	}
 	return nil
@@ -103,6 +108,9 @@ func (db *DB) AccountState(ctx context.Context) (int64, []byte, error) {
 	}
 	if err != nil {
 		return 0, nil, portrait.Wrap(err, "cannot read the accounts checkpoint")
+	}
+	if body, err = db.sealer.OpenBlob(body, datakey.BlobAccountState); err != nil { // sealing
+		return 0, nil, err
 	}
 	return seq, body, nil
 }

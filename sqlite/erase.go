@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -129,6 +131,12 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			k, _ := res.RowsAffected()
 			q += int(k)
 		}
+		// Sealed bodies cannot be searched by SQL: opened one by one.
+		k, err := db.eraseSealedBlobs(ctx, tx, "quarantine", "raw", datakey.BlobQuarantine, needles, false)
+		if err != nil {
+			return err
+		}
+		q += k
 		if _, err := tx.ExecContext(ctx, `DELETE FROM quarantine_keys WHERE quarantine_id NOT IN (SELECT id FROM quarantine)`); err != nil {
 			return portrait.Wrap(err, "cannot erase quarantined records")
 		}
@@ -143,6 +151,11 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			k, _ := res.RowsAffected()
 			rc.Removed["import_summaries"] += int(k)
 		}
+		k, err = db.eraseSealedBlobs(ctx, tx, "imports", "summary", datakey.BlobImport, needles, true)
+		if err != nil {
+			return err
+		}
+		rc.Removed["import_summaries"] += k
 		for _, step := range []struct{ what, query string }{
 			{"segment_history", `DELETE FROM segment_events WHERE profile_id = ?`},
 			{"linkage_decisions", `DELETE FROM linkage_decisions WHERE id IN (SELECT id FROM linkage_candidates WHERE instr(CAST(doc AS TEXT), ?) > 0)`},
@@ -166,6 +179,11 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			k, _ := res.RowsAffected()
 			rc.Removed["dead_letters"] += int(k)
 		}
+		k, err = db.eraseSealedBlobs(ctx, tx, "segment_dead_letters", "body", datakey.BlobDeadLetter, needles, false)
+		if err != nil {
+			return err
+		}
+		rc.Removed["dead_letters"] += k
 		for _, id := range idList {
 			h := portrait.SuppressionHash(id)
 			rc.Suppressed = append(rc.Suppressed, h)
@@ -381,4 +399,67 @@ func queryStrings(ctx context.Context, d *sql.DB, q string, args ...any) ([]stri
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// eraseSealedBlobs does for sealed blobs what the instr() statements of
+// Erase do for clear ones, which SQL cannot search: each sealed blob of
+// table.col is opened, and one that holds a needle (quoted as a JSON
+// string, profile.Needles) is
+// deleted, or, with replace, has the needles replaced by "[erased]" and is
+// sealed again. The tables are bounded (the quarantine's cap, one summary
+// per import, dead letters per webhook), and erasures are rare.
+func (db *DB) eraseSealedBlobs(ctx context.Context, tx *sql.Tx, table, col, label string, quoted [][]byte, replace bool) (int, error) {
+	if !db.sealer.HasRing() {
+		return 0, nil // nothing was sealed without a ring, or it cannot be opened (and Erase's reads failed already)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT rowid, `+col+` FROM `+table+` WHERE hex(substr(`+col+`, 1, 8)) = hex('`+datakey.Prefix+`')`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase from "+table)
+	}
+	type hit struct {
+		rowid int64
+		doc   []byte
+	}
+	var hits []hit
+	for rows.Next() {
+		var h hit
+		var stored []byte
+		if err := rows.Scan(&h.rowid, &stored); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot erase from "+table)
+		}
+		doc, err := db.sealer.OpenBlob(stored, label)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		found := false
+		for _, q := range quoted {
+			if bytes.Contains(doc, q) {
+				found = true
+				if !replace {
+					break
+				}
+				doc = bytes.ReplaceAll(doc, q, []byte(`"[erased]"`))
+			}
+		}
+		if found {
+			h.doc = doc
+			hits = append(hits, h)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, portrait.Wrap(err, "cannot erase from "+table)
+	}
+	for _, h := range hits {
+		if replace {
+			_, err = tx.ExecContext(ctx, `UPDATE `+table+` SET `+col+` = ? WHERE rowid = ?`, db.sealer.SealBlob(h.doc, label), h.rowid)
+		} else {
+			_, err = tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE rowid = ?`, h.rowid)
+		}
+		if err != nil {
+			return 0, portrait.Wrap(err, "cannot erase from "+table)
+		}
+	}
+	return len(hits), nil
 }

@@ -9,13 +9,14 @@ import (
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // SaveImport records (or updates) an import run's summary, as JSON.
 func (db *DB) SaveImport(ctx context.Context, id, source, state string, summary []byte) error {
 	_, err := db.logW.ExecContext(ctx, `INSERT INTO imports (id, source, state, summary, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET source = excluded.source, state = excluded.state, summary = excluded.summary, updated_at = excluded.updated_at`,
-		id, source, state, summary, micros(db.Now()))
+		id, source, state, db.sealer.SealBlob(summary, datakey.BlobImport), micros(db.Now())) // summary: sealing
 	if err != nil {
 		return portrait.Wrap(err, "cannot record the import")
 	}
@@ -32,7 +33,7 @@ func (db *DB) ImportSummary(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the import")
 	}
-	return b, nil
+	return db.sealer.OpenBlob(b, datakey.BlobImport) // sealing
 }
 
 // ImportSummaries returns the summary JSON of every import, oldest first.
@@ -47,6 +48,9 @@ func (db *DB) ImportSummaries(ctx context.Context) ([][]byte, error) {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
 			return nil, portrait.Wrap(err, "cannot list imports")
+		}
+		if b, err = db.sealer.OpenBlob(b, datakey.BlobImport); err != nil { // sealing
+			return nil, err
 		}
 		out = append(out, b)
 	}
@@ -82,6 +86,9 @@ func (db *DB) ImportPage(ctx context.Context, cursor string, limit int) (page []
 		var i string
 		if err := rows.Scan(&b, &u, &i); err != nil {
 			return nil, "", portrait.Wrap(err, "cannot list imports")
+		}
+		if b, err = db.sealer.OpenBlob(b, datakey.BlobImport); err != nil { // sealing
+			return nil, "", err
 		}
 		if len(page) == limit {
 			next = last

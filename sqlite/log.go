@@ -12,6 +12,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/internal/parallel"
 )
 
@@ -256,6 +257,7 @@ func (c *committer) commit(group []*appendReq) error {
 			if raw == nil {
 				raw = []byte{} // an empty body is still kept, as empty
 			}
+			raw = c.db.sealer.SealBlob(raw, datakey.BlobQuarantine) // sealing (rare: inside the commit)
 			res, err := quar.ExecContext(ctx, q.Source, q.Index, q.Reason, raw, micros(q.ReceivedAt))
 			if err != nil {
 				return portrait.Wrap(err, "cannot quarantine event")
@@ -448,6 +450,10 @@ func (db *DB) ListQuarantine(ctx context.Context, f portrait.QuarantineFilter) (
 		var at int64
 		if err := rows.Scan(&r.ID, &r.Source, &r.Index, &r.Reason, &r.Raw, &at); err != nil {
 			return nil, portrait.Wrap(err, "cannot list the quarantine")
+		}
+		var err error
+		if r.Raw, err = db.sealer.OpenBlob(r.Raw, datakey.BlobQuarantine); err != nil { // sealing
+			return nil, err
 		}
 		r.ReceivedAt = fromMicros(at)
 		out = append(out, r)

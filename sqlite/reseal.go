@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 
@@ -45,6 +46,21 @@ func (db *DB) Reseal(ctx context.Context) (*Resealed, error) {
 	}
 	if err := db.resealCandidates(ctx, s, n); err != nil {
 		return n, err
+	}
+	for _, b := range []struct {
+		d                 *sql.DB
+		table, col, label string
+		count             *int
+	}{
+		{db.logW, "quarantine", "raw", datakey.BlobQuarantine, &n.Quarantined},
+		{db.logW, "imports", "summary", datakey.BlobImport, &n.ImportSummaries},
+		{db.logW, "segment_dead_letters", "body", datakey.BlobDeadLetter, &n.DeadLetters},
+		{db.logW, "account_edits", "body", datakey.BlobAccountEdit, &n.AccountEdits},
+		{db.stateW, "account_state", "body", datakey.BlobAccountState, &n.AccountState},
+	} {
+		if err := db.resealBlobs(ctx, b.d, b.table, b.col, b.label, b.count); err != nil {
+			return n, err
+		}
 	}
 	for _, d := range []*sql.DB{db.logW, db.stateW} {
 		if _, err := d.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
@@ -337,4 +353,65 @@ func (db *DB) resealCandidates(ctx context.Context, s *datakey.Sealer, n *Reseal
 		n.Candidates = len(todo)
 	}
 	return err
+}
+
+// resealBlobs seals every blob of table.col under the current key: sealed
+// ones under an older key are opened and sealed again, clear ones (written
+// before a key was configured) are sealed. A blob already under the current
+// key is left alone, so a second run rewrites nothing.
+func (db *DB) resealBlobs(ctx context.Context, d *sql.DB, table, col, label string, count *int) error {
+	s := db.sealer
+	current := []byte(datakey.Prefix + s.Ring.Current() + ":")
+	for after := int64(-1 << 63); ; {
+		rows, err := d.QueryContext(ctx, `SELECT rowid, `+col+` FROM `+table+` WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, resealBatch)
+		if err != nil {
+			return portrait.Wrap(err, "cannot read "+table)
+		}
+		type row struct {
+			rowid int64
+			blob  []byte
+		}
+		var todo []row
+		read := 0
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.rowid, &r.blob); err != nil {
+				rows.Close()
+				return portrait.Wrap(err, "cannot read "+table)
+			}
+			read++
+			after = r.rowid
+			if bytes.HasPrefix(r.blob, current) {
+				continue
+			}
+			plain, err := s.OpenBlob(r.blob, label)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			r.blob = s.SealBlob(plain, label)
+			todo = append(todo, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return portrait.Wrap(err, "cannot read "+table)
+		}
+		if len(todo) > 0 {
+			err := db.secureTx(ctx, d, func(tx *sql.Tx) error {
+				for _, r := range todo {
+					if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+col+` = ? WHERE rowid = ?`, r.blob, r.rowid); err != nil {
+						return portrait.Wrap(err, "cannot reseal "+table)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			*count += len(todo)
+		}
+		if read < resealBatch {
+			return nil
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
 	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/sqlite"
 )
 
 // wireDeliveries sets up scheduled segment deliveries: their rows are the
@@ -20,6 +21,9 @@ func (a *App) wireDeliveries() error {
 	svc.Dir = a.Config.DeliveryDir
 	if svc.Dir == "" {
 		svc.Dir = filepath.Join(a.Config.DataDir, "deliveries")
+	}
+	if db, ok := a.DB.(*sqlite.DB); ok && db.Sealer() != nil {
+		svc.Sealer = db.Sealer() // files in the drop are sealed with the data key, when there is one
 	}
 	if err := os.MkdirAll(svc.Dir, 0o750); err != nil {
 		return portrait.Wrap(err, "cannot create the delivery drop directory")

@@ -24,7 +24,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return runRotateDataKey(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "revoke") {
-		fmt.Fprintln(stderr, "usage: portrait keys create --kind write|admin --name NAME [--role R] [--clearance L] [--scopes S] [--expires D] [--priority N] [--data DIR] [--json]\n       portrait keys list [--data DIR] [--json]\n       portrait keys revoke --id N [--data DIR]\n       portrait keys rotate-data-key --data-key-file F [--data DIR | --store URL] [--id ID] [--json]")
+		fmt.Fprintln(stderr, "usage: portrait keys create --kind write|admin --name NAME [--role R] [--clearance L] [--scopes S] [--expires D] [--priority N] [--data DIR] [--json]\n       portrait keys list [--data DIR] [--json]\n       portrait keys revoke --id N [--data DIR]\n       portrait keys rotate-data-key (--data-key-file F | --new-key-file F) [--data DIR | --store URL] [--id ID] [--json]   (old keys: --data-key-file or PORTRAIT_DATA_KEY; new: --new-key-file, PORTRAIT_NEW_DATA_KEY, or appended to --data-key-file)")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)

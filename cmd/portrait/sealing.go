@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/postgres"
@@ -69,6 +71,9 @@ func (a *App) wireSealingLevels() {
 	if db, ok := a.DB.(sealedStore); ok {
 		if s := db.Sealer(); s != nil {
 			s.Levels = c
+			if s.Ring != nil {
+				a.HTTP.UploadSealer = s.Ring // uploads are sealed while imported
+			}
 		}
 	}
 }
@@ -100,28 +105,42 @@ type rotateResult struct {
 	// Removable are the older keys nothing is sealed with any more.
 	Removable []string `json:"removable"`
 	KeyFile   string   `json:"key_file"`
+	// DeliveryFiles counts the sealed files of the drop re-sealed.
+	DeliveryFiles int `json:"delivery_files"`
 }
 
-// runRotateDataKey: "portrait keys rotate-data-key --data DIR
-// [--data-key-file F]". It adds a new key to the key file (creating it, for
-// a store that had none), re-seals every stored secret-level value with it
-// (event log and state, at the levels set now), and reports the counts. It
-// runs on a stopped store (the data directory's LOCK) and is audited.
+// runRotateDataKey: "portrait keys rotate-data-key --data DIR" with the
+// old keys from --data-key-file or PORTRAIT_DATA_KEY and the new one from
+// --new-key-file, PORTRAIT_NEW_DATA_KEY, or made and appended to
+// --data-key-file. It re-seals every stored secret-level value with the new
+// key (event log and state, at the levels set now, and the blobs kept
+// whole), and reports the counts. It runs on a stopped store (the data
+// directory's LOCK) and is audited.
 func runRotateDataKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return rotateDataKey(ctx, args, os.Getenv, stdout, stderr)
+}
+
+func rotateDataKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys rotate-data-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./portrait-data", "data directory")
 	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data); every server on it must be stopped")
-	file := fs.String("data-key-file", "", "the data key file the new key is appended to (created if absent)")
-	id := fs.String("id", "", "the new key's id (default: k and the UTC time)")
+	file := fs.String("data-key-file", "", "the data key file: the old keys, and where the new key is appended when no new key is given otherwise (created if absent)")
+	newFile := fs.String("new-key-file", "", "the new key: its file, or the file to create with a new key when absent (the old keys then come from --data-key-file or "+datakey.EnvVar+", and are not written)")
+	id := fs.String("id", "", "the new key's id, when one is made (default: k and the UTC time)")
+	drop := fs.String("delivery-dir", "", "the deliveries' drop directory, whose sealed files are re-sealed too (default: deliveries/ under --data)")
 	asJSON := fs.Bool("json", false, "machine-readable output")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if *file == "" {
+	newEnv := strings.TrimSpace(getenv(datakey.NewEnvVar))
+	if *file == "" && *newFile == "" && newEnv == "" {
 		// No default: the file belongs off the data directory's disk, and
 		// keys from the environment cannot be written back.
-		return portrait.Errorf(portrait.EINVALID, "--data-key-file must name the key file to add the new key to (created if absent; keep it apart from the data directory); keys in %s: put them in that file first", datakey.EnvVar)
+		return portrait.Errorf(portrait.EINVALID, "name where the new key goes: --data-key-file F (the old keys, the new one appended), or --new-key-file F or %s (the new key alone, the old keys from --data-key-file or %s)", datakey.NewEnvVar, datakey.EnvVar)
+	}
+	if *newFile != "" && newEnv != "" {
+		return portrait.Errorf(portrait.EINVALID, "the new key comes from --new-key-file or %s, not both", datakey.NewEnvVar)
 	}
 	kind, _, err := parseStore(*store, *data)
 	if err != nil {
@@ -133,44 +152,87 @@ func runRotateDataKey(ctx context.Context, args []string, stdout, stderr io.Writ
 		lock, err := lockDir(*data)
 		if err != nil {
 			if portrait.ErrorCode(err) == portrait.ECONFLICT {
-				return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server: stop it, rotate, and start it with the new key file", *data)
+				return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server: stop it, rotate, and start it with the new key", *data)
 			}
 			return err
 		}
 		defer lock.Close()
 	}
 
-	old, err := os.ReadFile(*file)
-	if err != nil && !os.IsNotExist(err) {
-		return portrait.Errorf(portrait.EINVALID, "cannot read the data key file: %v", err)
-	}
-	if len(bytes.TrimSpace(old)) > 0 {
-		if _, err := datakey.Parse(old); err != nil {
-			return portrait.Errorf(portrait.EINVALID, "data key file %s: %s", *file, portrait.ErrorMessage(err))
+	// The old keys: the file, else the variable.
+	var oldRing *datakey.Ring
+	var old []byte
+	if *file != "" {
+		old, err = os.ReadFile(*file)
+		if err != nil && !os.IsNotExist(err) {
+			return portrait.Errorf(portrait.EINVALID, "cannot read the data key file: %v", err)
 		}
+		if len(bytes.TrimSpace(old)) > 0 {
+			if oldRing, err = datakey.Parse(old); err != nil {
+				return portrait.Errorf(portrait.EINVALID, "data key file %s: %s", *file, portrait.ErrorMessage(err))
+			}
+		}
+	} else if oldRing, err = datakey.Load("", getenv); err != nil {
+		return err
 	}
 	kid := *id
 	if kid == "" {
 		kid = "k" + time.Now().UTC().Format("20060102T150405")
 	}
-	line, err := datakey.NewKeyLine(kid)
+	// The new key is on disk (or in the variable) before anything is
+	// sealed with it: a rotation that stops half-way leaves values under
+	// both keys, and both are still at hand.
+	var newRing *datakey.Ring
+	var keyFile string // where the new key is, for the report
+	switch {
+	case newEnv != "":
+		if newRing, err = datakey.Parse([]byte(newEnv)); err != nil {
+			return portrait.Errorf(portrait.EINVALID, "%s: %s", datakey.NewEnvVar, portrait.ErrorMessage(err))
+		}
+	case *newFile != "":
+		keyFile = *newFile
+		b, err := os.ReadFile(*newFile)
+		if err != nil && !os.IsNotExist(err) {
+			return portrait.Errorf(portrait.EINVALID, "cannot read the new key file: %v", err)
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			line, err := datakey.NewKeyLine(kid)
+			if err != nil {
+				return err
+			}
+			b = []byte("# Portrait data key (docs/privacy.md): \"<id> <base64 of 32 bytes>\"; the last seals.\n" + line + "\n")
+			if err := writeKeyFile(*newFile, string(b)); err != nil {
+				return err
+			}
+		}
+		if newRing, err = datakey.Parse(b); err != nil {
+			return portrait.Errorf(portrait.EINVALID, "new key file %s: %s", *newFile, portrait.ErrorMessage(err))
+		}
+	default:
+		keyFile = *file
+		line, err := datakey.NewKeyLine(kid)
+		if err != nil {
+			return err
+		}
+		text := string(old)
+		if text == "" {
+			text = "# Portrait data keys (docs/privacy.md): \"<id> <base64 of 32 bytes>\", one a line; the last seals.\n"
+		} else if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		text += line + "\n"
+		if newRing, err = datakey.Parse([]byte(line)); err != nil {
+			return err
+		}
+		if _, err := datakey.Join(oldRing, newRing); err != nil {
+			return err
+		}
+		if err := writeKeyFile(*file, text); err != nil {
+			return err
+		}
+	}
+	ring, err := datakey.Join(oldRing, newRing)
 	if err != nil {
-		return err
-	}
-	// The new key is on disk before anything is sealed with it: a rotation
-	// that stops half-way leaves values under both keys, both in the file.
-	text := string(old)
-	if text == "" {
-		text = "# Portrait data keys (docs/privacy.md): \"<id> <base64 of 32 bytes>\", one a line; the last seals.\n"
-	} else if !strings.HasSuffix(text, "\n") {
-		text += "\n"
-	}
-	text += line + "\n"
-	ring, err := datakey.Parse([]byte(text))
-	if err != nil {
-		return err
-	}
-	if err := writeKeyFile(*file, text); err != nil {
 		return err
 	}
 
@@ -200,18 +262,30 @@ func runRotateDataKey(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	res := rotateResult{NewKey: kid, Keys: ring.IDs(), Resealed: n, Removable: ring.IDs()[:len(ring.IDs())-1], KeyFile: *file}
-	if err := db.Record(ctx, portrait.AuditRecord{Actor: "cli", Action: "data_key.rotate", Target: kid,
-		Detail: map[string]any{"keys": res.Keys, "resealed": n}}); err != nil {
+	dropDir := cmp.Or(*drop, filepath.Join(*data, "deliveries"))
+	files, err := delivery.ResealDir(dropDir, db.Sealer(), ring.Current())
+	if err != nil {
+		return portrait.Errorf(portrait.EINTERNAL, "the delivery files in %s: %v", dropDir, err)
+	}
+	res := rotateResult{NewKey: ring.Current(), DeliveryFiles: files, Keys: ring.IDs(), Resealed: n, Removable: ring.IDs()[:len(ring.IDs())-1], KeyFile: keyFile}
+	if err := db.Record(ctx, portrait.AuditRecord{Actor: "cli", Action: "data_key.rotate", Target: res.NewKey,
+		Detail: map[string]any{"keys": res.Keys, "resealed": n, "delivery_files": files}}); err != nil {
 		return err
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "added data key %s to %s and re-sealed with it: %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits\n",
-		kid, *file, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits)
+	where := keyFile
+	if where == "" {
+		where = datakey.NewEnvVar
+	}
+	fmt.Fprintf(stdout, "re-sealed with data key %s (from %s): %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits, %d quarantined, %d import summaries, %d dead letters, %d account edits, %d accounts checkpoint, %d delivery files\n",
+		res.NewKey, where, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits, n.Quarantined, n.ImportSummaries, n.DeadLetters, n.AccountEdits, n.AccountState, files)
 	if len(res.Removable) > 0 {
-		fmt.Fprintf(stdout, "nothing is sealed with %s any more: they can be removed from the key file (keep a copy while backups made before now exist)\n", strings.Join(res.Removable, ", "))
+		fmt.Fprintf(stdout, "nothing is sealed with %s any more: they can be removed (keep a copy while backups made before now exist)\n", strings.Join(res.Removable, ", "))
+	}
+	if *file == "" || keyFile != *file {
+		fmt.Fprintf(stdout, "start the server with the new key: --data-key-file %s, or %s set to it\n", cmp.Or(keyFile, "(a file holding it)"), datakey.EnvVar)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -34,6 +35,7 @@ func TestSealingThroughTheApp(t *testing.T) {
 	const (
 		idNumber = "110101199003071233"
 		salary   = "88776655"
+		bonus    = "55443322" // raised to secret after it was stored
 		admin    = "pat_sealing_test_admin_token"
 		write    = "pwk_sealing_test_write_key"
 	)
@@ -102,6 +104,23 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if code, b := call(a, "PUT", "/v1/classifications/trait/salary", admin, `{"level":"secret"}`); code != 200 {
 		t.Fatalf("classify salary: %d %s", code, b)
 	}
+	// A trait stored in clear, then raised to secret: the change says the
+	// values stored before stay in clear, and the status counts them.
+	if code, b := call(a, "POST", "/v1/identify", write, `{"userId":"c-1","traits":{"bonus":`+bonus+`}}`); code != 200 {
+		t.Fatalf("identify: %d %s", code, b)
+	}
+	inClear := func(a *App) map[string]any {
+		t.Helper()
+		code, b := call(a, "GET", "/v1/classifications/trait/bonus", admin, "")
+		var st map[string]any
+		if json.Unmarshal(b, &st); code != 200 {
+			t.Fatalf("status of bonus: %d %s", code, b)
+		}
+		return st
+	}
+	if st := inClear(a); st["level"] == "secret" || st["sealed_at_rest"] != false {
+		t.Errorf("bonus before it was raised: %v", st)
+	}
 	for _, body := range []string{
 		`{"type":"identify","userId":"c-1","traits":{"name":"Sealed Customer","id_card":"` + idNumber + `","salary":` + salary + `,"phone":"13800138000"}}`,
 		`{"type":"track","userId":"c-1","event":"Order Completed","properties":{"revenue":12,"id_number":"` + idNumber + `"}}`,
@@ -117,6 +136,19 @@ func TestSealingThroughTheApp(t *testing.T) {
 	p := profile(a, admin)
 	if traitValue(p, "id_card") != idNumber || traitValue(p, "salary") != 88776655.0 {
 		t.Fatalf("the admin does not see the sealed values: %v", p["traits"])
+	}
+	if err := a.Proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := call(a, "PUT", "/v1/classifications/trait/bonus", admin, `{"level":"secret"}`); code != 200 || !bytes.Contains(b, []byte("rotate-data-key")) {
+		t.Errorf("raising bonus does not say the stored values stay in clear: %d %s", code, b)
+	}
+	if st := inClear(a); st["sealed_at_rest"] != true || st["in_clear_total"] != 2.0 || st["remedy"] == nil {
+		// the profile and the identify event
+		t.Errorf("bonus raised to secret: %v", st)
+	}
+	if st, _ := call(a, "GET", "/v1/classifications/trait/salary", admin, ""); st != 200 {
+		t.Errorf("status of salary: %d", st)
 	}
 	id, _ := p["id"].(string)
 	if code, b := call(a, "GET", "/v1/profiles/"+id+"/events", admin, ""); code != 200 || !bytes.Contains(b, []byte(idNumber)) {
@@ -135,7 +167,13 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	scan := func(when string, needles ...string) {
 		t.Helper()
-		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		var files []string // every file under the data directory, the drop included
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
 		proof := false
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -152,6 +190,47 @@ func TestSealingThroughTheApp(t *testing.T) {
 		if !proof {
 			t.Errorf("%s: no file holds the customer's name: the scan proves nothing", when)
 		}
+	}
+	// An invalid event carrying the ID number: quarantined, sealed whole,
+	// shown as sent to an admin.
+	if code, b := call(a, "POST", "/v1/batch", write, `{"batch":[{"type":"identify","traits":{"id_card":"`+idNumber+`","name":"no identity"}}]}`); code != 400 { // rejected, and kept
+		t.Fatalf("batch: %d %s", code, b)
+	}
+	if code, b := call(a, "GET", "/v1/quarantine", admin, ""); code != 200 || !bytes.Contains(b, []byte(idNumber)) {
+		t.Errorf("the quarantined body as an admin: %d %s", code, b)
+	}
+	// A scheduled delivery to the drop: the file is sealed, the download
+	// path opens it.
+	code, b = call(a, "POST", "/v1/segments", admin, `{"name":"sealed customers","expression":"traits.name == \"Sealed Customer\""}`)
+	var seg struct{ ID string }
+	if json.Unmarshal(b, &seg); code != 201 || seg.ID == "" {
+		t.Fatalf("segment: %d %s", code, b)
+	}
+	code, b = call(a, "POST", "/v1/segment-deliveries", admin, `{"segment_id":"`+seg.ID+`","identifiers":["phone"],"target":{"kind":"file","name":"drop"},"every":"24h"}`)
+	var dlv struct{ ID string }
+	if json.Unmarshal(b, &dlv); code != 201 {
+		t.Fatalf("delivery: %d %s", code, b)
+	}
+	var ran struct {
+		ID    int64
+		Rows  int
+		Where string
+	}
+	for deadline := time.Now().Add(20 * time.Second); ran.Rows == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delivery never had its member: %+v", ran)
+		}
+		_, b = call(a, "POST", "/v1/segment-deliveries/"+dlv.ID+"/run", admin, "")
+		json.Unmarshal(b, &ran)
+	}
+	if !strings.HasSuffix(ran.Where, ".csv.sealed") {
+		t.Errorf("the dropped file %s is not sealed", ran.Where)
+	}
+	if code, b := call(a, "GET", fmt.Sprintf("/v1/segment-deliveries/%s/runs/%d/file", dlv.ID, ran.ID), admin, ""); code != 200 || !bytes.Contains(b, []byte("13800138000")) {
+		t.Errorf("download: %d %s", code, b)
+	}
+	if drop, err := os.ReadFile(ran.Where); err != nil || bytes.Contains(drop, []byte("13800138000")) {
+		t.Errorf("the dropped file holds the phone in clear (%v)", err)
 	}
 	if err := a.Proc.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -176,11 +255,11 @@ func TestSealingThroughTheApp(t *testing.T) {
 		t.Fatalf("rotate: %v %s", err, errb.String())
 	}
 	var rot rotateResult
-	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-second" || rot.Resealed.Events != 2 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 ||
-		len(rot.Removable) != 1 || rot.Removable[0] != "k-first" {
+	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-second" || rot.Resealed.Events != 3 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 ||
+		len(rot.Removable) != 1 || rot.Removable[0] != "k-first" || rot.DeliveryFiles != 1 || rot.Resealed.Quarantined != 1 {
 		t.Fatalf("rotate: %s %v", out.String(), err)
 	}
-	scan("rotated", idNumber, salary, "$sealed:k-first:")
+	scan("rotated", idNumber, salary, bonus, "$sealed:k-first:")
 	kf, _ := os.ReadFile(keyFile)
 	if !strings.HasPrefix(string(kf), first+"\n") || !strings.Contains(string(kf), "\nk-second ") {
 		t.Fatalf("key file after rotation: %s", kf)
@@ -192,8 +271,11 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := profile(a, admin); traitValue(p, "id_card") != idNumber || traitValue(p, "salary") != 88776655.0 {
+	if p := profile(a, admin); traitValue(p, "id_card") != idNumber || traitValue(p, "salary") != 88776655.0 || traitValue(p, "bonus") != 55443322.0 {
 		t.Errorf("after rotation: %v", p["traits"])
+	}
+	if st := inClear(a); st["in_clear_total"] != 0.0 || st["remedy"] != nil {
+		t.Errorf("bonus after the rotation: %v", st)
 	}
 	code, b = call(a, "GET", "/v1/audit?action=data_key.rotate", admin, "")
 	if code != 200 || !bytes.Contains(b, []byte("k-second")) {
@@ -226,5 +308,45 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "no data key configured") {
 		t.Errorf("no warning without a key: %s", logs.String())
+	}
+
+	// Rotation with the old key in PORTRAIT_DATA_KEY (nothing to write it
+	// back to) and the new one in PORTRAIT_NEW_DATA_KEY, then in a new
+	// key file that the command creates.
+	third, _ := datakey.NewKeyLine("k-third")
+	vars := map[string]string{datakey.EnvVar: second, datakey.NewEnvVar: third}
+	getenv := func(k string) string { return vars[k] }
+	out.Reset()
+	if err := rotateDataKey(ctx, []string{"--data", dir, "--json"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("rotate from the environment: %v", err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.NewKey != "k-third" || rot.Resealed.Events == 0 || len(rot.Removable) != 1 || rot.Removable[0] != "k-second" {
+		t.Fatalf("rotate from the environment: %s %v", out.String(), err)
+	}
+	scan("rotated from the environment", idNumber, salary, bonus, "$sealed:k-second:")
+	newFile := filepath.Join(t.TempDir(), "new-key")
+	vars = map[string]string{datakey.EnvVar: third}
+	out.Reset()
+	if err := rotateDataKey(ctx, []string{"--data", dir, "--new-key-file", newFile, "--id", "k-fourth"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("rotate to a new key file: %v", err)
+	}
+	if !strings.Contains(out.String(), "--data-key-file "+newFile) {
+		t.Errorf("the rotation does not say how to start: %s", out.String())
+	}
+	scan("rotated to a new file", idNumber, salary, bonus, "$sealed:k-third:")
+	keyFile = newFile
+	a, err = open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := profile(a, admin); traitValue(p, "id_card") != idNumber || traitValue(p, "bonus") != 55443322.0 {
+		t.Errorf("after rotating from the environment: %v", p["traits"])
+	}
+	a.Close()
+	// The same id for two different keys is refused before anything.
+	other, _ := datakey.NewKeyLine("k-fourth")
+	vars = map[string]string{datakey.NewEnvVar: other}
+	if err := rotateDataKey(ctx, []string{"--data", dir, "--data-key-file", newFile}, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "two different keys") {
+		t.Errorf("a new key under an id in use: %v", err)
 	}
 }

@@ -288,3 +288,40 @@ func NewKeyLine(id string) (string, error) {
 	}
 	return id + " " + base64.StdEncoding.EncodeToString(secret), nil
 }
+
+// NewEnvVar names the environment variable rotate-data-key may take the new
+// key from, when the old ones are in EnvVar.
+const NewEnvVar = "PORTRAIT_NEW_DATA_KEY"
+
+// Join is the ring of old's keys then new's, so new's last key seals and
+// every key opens. A key id in both must be the same key (a key file that
+// already holds the new key); the same id for two different keys is an
+// error, since a sealed value names its key by id only.
+func Join(old, new *Ring) (*Ring, error) {
+	r := &Ring{byID: map[string]*key{}}
+	for _, ring := range []*Ring{old, new} {
+		if ring == nil {
+			continue
+		}
+		for _, k := range ring.keys {
+			if had := r.byID[k.id]; had != nil {
+				if !hmac.Equal(had.siv, k.siv) {
+					return nil, portrait.Errorf(portrait.EINVALID, "data key id %q names two different keys: give the new key another id (\"<id> <base64 key>\")", k.id)
+				}
+				// the same key: it moves to its later place, so it seals if last
+				for i, x := range r.keys {
+					if x.id == k.id {
+						r.keys = append(r.keys[:i], r.keys[i+1:]...)
+						break
+					}
+				}
+			}
+			r.byID[k.id] = k
+			r.keys = append(r.keys, k)
+		}
+	}
+	if len(r.keys) == 0 {
+		return nil, nil
+	}
+	return r, nil
+}

@@ -210,7 +210,8 @@ func (s *Sealer) OpenValue(stored string) (string, error) {
 
 // SealProfile returns p as it is stored: secret-level trait values and
 // identifiers sealed (random nonces; the document is not searched by them),
-// look-alike strings escaped. p itself is left alone: the processor keeps
+// look-alike strings escaped, and with a ring every enricher's private state
+// sealed whole (SealState). p itself is left alone: the processor keeps
 // it in its cache. A profile with nothing to seal is returned as is.
 func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 	active := s.Active()
@@ -259,7 +260,21 @@ func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 		}
 		ids[i].Value = stored
 	}
-	if traits == nil && ids == nil {
+	var state map[string]json.RawMessage
+	for name, raw := range p.State {
+		stored := s.SealState(name, raw)
+		if len(raw) == 0 || &stored[0] == &raw[0] { // unchanged: SealState returned raw itself
+			continue
+		}
+		if state == nil {
+			state = make(map[string]json.RawMessage, len(p.State))
+			for k, v := range p.State {
+				state[k] = v
+			}
+		}
+		state[name] = stored
+	}
+	if traits == nil && ids == nil && state == nil {
 		return p, nil
 	}
 	cp := *p
@@ -268,6 +283,9 @@ func (s *Sealer) SealProfile(p *portrait.Profile) (*portrait.Profile, error) {
 	}
 	if ids != nil {
 		cp.Identifiers = ids
+	}
+	if state != nil {
+		cp.State = state
 	}
 	return &cp, nil
 }
@@ -305,6 +323,13 @@ func (s *Sealer) OpenProfile(p *portrait.Profile) error {
 		if changed {
 			p.Identifiers[i].Value = v
 		}
+	}
+	for name, stored := range p.State {
+		raw, err := s.OpenState(name, stored)
+		if err != nil {
+			return err
+		}
+		p.State[name] = raw
 	}
 	return nil
 }
@@ -398,6 +423,19 @@ func (k *Sticky) NoteProfile(p *portrait.Profile) {
 // Reset forgets the noted names (kept: Levels).
 func (k *Sticky) Reset() { k.traits, k.ids = nil, nil }
 
+// ClearNames returns the member names (traits) and external ids' types
+// (ids) that hold a value in clear in a stored event body, within its
+// traits, properties and context: how many values of a name raised to
+// secret are still to be sealed.
+func ClearNames(body []byte) (traits, ids map[string]bool, err error) {
+	k := &Sticky{}
+	w := &walker{b: body, clear: k}
+	if _, err := w.run(); err != nil {
+		return nil, nil, err
+	}
+	return k.traits, k.ids, nil
+}
+
 // HasSealed reports whether a stored event body holds a sealed value.
 func HasSealed(body []byte) bool { return bytes.Contains(body, quotedPrefix) }
 
@@ -417,7 +455,10 @@ type walker struct {
 	// sealed, when set, collects what holds a sealed value instead of
 	// opening it (Sticky).
 	sealed *Sticky
-	stack  []member // the members of the objects being walked
+	// clear, when set, collects the names (and external ids' types) that
+	// hold a value in clear (ClearNames).
+	clear *Sticky
+	stack []member // the members of the objects being walked
 }
 
 const maxDepth = 1000
@@ -526,7 +567,7 @@ func (w *walker) object(i, depth int) {
 	typ, secretID := "", false
 	for k := start; k < end; k++ {
 		m := w.stack[k]
-		if string(m.name) == "type" && w.b[m.vs] == '"' && (w.sealed != nil || (w.seal && w.s.Active())) {
+		if string(m.name) == "type" && w.b[m.vs] == '"' && (w.sealed != nil || w.clear != nil || (w.seal && w.s.Active())) {
 			json.Unmarshal(w.b[m.vs:m.ve], &typ)
 			secretID = w.seal && w.s.Active() && w.s.secretID(typ)
 		}
@@ -536,6 +577,13 @@ func (w *walker) object(i, depth int) {
 		secret := false
 		if w.seal && w.s.Active() {
 			secret = w.s.cached(m.name, false) || (secretID && isIDField(m.name))
+		}
+		if w.clear != nil && !bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) && w.b[m.vs] != 'n' {
+			if typ != "" && isIDField(m.name) {
+				w.clear.add(&w.clear.ids, typ)
+			} else {
+				w.clear.add(&w.clear.traits, string(m.name))
+			}
 		}
 		if w.sealed != nil && bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) {
 			if typ != "" && isIDField(m.name) {
@@ -555,7 +603,7 @@ func (w *walker) value(vs, ve, depth int, secret bool) {
 	case w.seal && secret && c != 'n': // null stays null
 		w.sealSpan(vs, ve)
 	case c == '"':
-		if w.sealed == nil {
+		if w.sealed == nil && w.clear == nil {
 			w.str(vs, ve)
 		}
 	case c == '{':

@@ -232,6 +232,14 @@ type Resealed struct {
 	TraitIssues int `json:"trait_issues"`
 	Splits      int `json:"splits"`
 	Candidates  int `json:"linkage_candidates"`
+	// Whole blobs (datakey.SealBlob): sealed under the new key, those
+	// written in clear (before a key was configured) included. The
+	// embedded store fills them; PostgreSQL does not seal blobs yet.
+	Quarantined     int `json:"quarantined"`
+	ImportSummaries int `json:"import_summaries"`
+	DeadLetters     int `json:"dead_letters"`
+	AccountEdits    int `json:"account_edits"`
+	AccountState    int `json:"account_state"`
 }
 
 // Batch is how many rows a store reseals in one transaction.
