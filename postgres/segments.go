@@ -230,7 +230,7 @@ func (db *DB) SegmentBehaviour(ctx context.Context, p *portrait.Profile) (segmen
 	// The profile's id after merges (as far as 32 renamings, as the
 	// embedded store follows them), and whether it has a profile.
 	err := db.pool.QueryRow(ctx, `WITH RECURSIVE chain(id, depth) AS (
-			SELECT $1::text, 0
+			SELECT $1::text COLLATE "C", 0 -- the collation of aliases.new_id (002_state.sql)
 			UNION ALL
 			SELECT a.new_id, c.depth + 1 FROM aliases a JOIN chain c ON a.old_id = c.id WHERE c.depth < 32)
 		SELECT id, EXISTS (SELECT 1 FROM profiles WHERE profiles.id = chain.id) FROM chain ORDER BY depth DESC LIMIT 1`, p.ID).Scan(&rid, &exists)
