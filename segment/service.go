@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sort"
 	"strings"
@@ -690,8 +691,9 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		case b := <-s.queue:
 			err := s.apply(ctx, b.changed, b.values, b.deleted, b.applied, b.kept)
 			switch {
-			case err != nil && ctx.Err() != nil:
-				// Shutdown cancelled it midway. Not a failure: the next
+			case err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
+				// Shutdown cancelled it midway (this loop's context, or the
+				// store's, which is closing). Not a failure: the next
 				// start evaluates every segment afresh and compares it with
 				// the recorded enter/exit history (RecordedMembers), which
 				// emits what this update did not.
