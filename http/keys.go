@@ -28,6 +28,17 @@ type SealingStatus interface {
 	InClear(ctx context.Context, kind, name string) (map[string]int, error)
 }
 
+// sealingStatus is the store's SealingStatus: Sealing when wired, else
+// Classifications when it is the store itself (main wraps it to notify
+// other nodes of changes, and the wrapper hides the store's methods).
+func (s *Server) sealingStatus() (SealingStatus, bool) {
+	if s.Sealing != nil {
+		return s.Sealing, true
+	}
+	st, ok := s.Classifications.(SealingStatus)
+	return st, ok
+}
+
 // mountKeys serves API tokens and write keys (POST/GET /v1/keys, DELETE
 // /v1/keys/{id}) and the classification levels.
 func (s *Server) mountKeys(mux *http.ServeMux) {
@@ -243,7 +254,7 @@ func (s *Server) handleSetClassification(w http.ResponseWriter, r *http.Request,
 	}
 	s.recordChange(r, "classification.change", kind+"/"+name, detail)
 	out := map[string]any{"kind": kind, "name": name, "level": l.String(), "level_zh": access.LevelNamesZh[l.String()]}
-	if st, ok := s.Classifications.(SealingStatus); ok && l == access.Secret && st.SealsAtRest() && (!known || before != access.Secret) {
+	if st, ok := s.sealingStatus(); ok && l == access.Secret && st.SealsAtRest() && (!known || before != access.Secret) {
 		// Said at the moment it matters: the values stored before are
 		// not sealed by this change.
 		out["sealing"] = "values written from now on are sealed at rest; values stored before stay as they are until `portrait keys rotate-data-key` seals them: GET /v1/classifications/" + kind + "/" + name + " counts them"
@@ -273,7 +284,7 @@ func (s *Server) handleClassification(w http.ResponseWriter, r *http.Request, _ 
 		// processor first sees it): the masker leaves it alone
 		out["level"], out["level_zh"] = "unclassified", ""
 	}
-	if st, ok := s.Classifications.(SealingStatus); ok && known {
+	if st, ok := s.sealingStatus(); ok && known {
 		sealing := l == access.Secret && st.SealsAtRest()
 		out["sealed_at_rest"] = sealing
 		if sealing {

@@ -129,6 +129,9 @@ type Server struct {
 	Audit           portrait.AuditLog
 	Classifier      *access.Classifier
 	Classifications ClassificationStore
+	// Sealing, when set, reports sealing at rest per name (else
+	// Classifications is asked, when it is a SealingStatus).
+	Sealing SealingStatus
 
 	ln     net.Listener
 	server *http.Server

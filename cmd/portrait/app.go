@@ -338,6 +338,9 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if err := wireAccess(ctx, s, a.DB); err != nil {
 		return nil, err
 	}
+	if st, ok := s.Classifications.(porthttp.SealingStatus); ok {
+		s.Sealing = st // the wrapper below hides it
+	}
 	s.Classifications = notifyingClassifications{s.Classifications, a}
 	if err := a.wireEnrichment(ctx); err != nil {
 		return nil, err

@@ -261,6 +261,10 @@ test('profile 360: undo an identity merge and see two profiles', { skip }, async
       await new Promise((res) => setTimeout(res, 100))
     }
     assert.equal(a, b, 'the re-merge did not make one profile again')
+    // The undo answers once applied, and the page then reloads or opens
+    // the profile that holds this customer now: wait for it to show that
+    // profile (while it loads, the page shows only its loading line).
+    await page.locator('[data-test=profile-id]', { hasText: a }).waitFor({ timeout: 20000 })
     await noBlank(page, errors, 'profile-split')
   } finally {
     await browser.close()
