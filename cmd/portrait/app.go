@@ -146,6 +146,16 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// lockIdle takes the data directory for a command that must not run beside
+// a server, and when a server holds it says what to do instead (advice).
+func lockIdle(dir, advice string) (*os.File, error) {
+	f, err := lockDir(dir)
+	if portrait.ErrorCode(err) == portrait.ECONFLICT {
+		return nil, portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server; %s", dir, advice)
+	}
+	return f, err
+}
+
 func loadRules(path string) (*identity.Rules, error) {
 	r := identity.DefaultRules()
 	if path == "" {

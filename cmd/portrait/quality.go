@@ -8,7 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/quality"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
@@ -34,11 +33,8 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if kind == storeSQLite {
-		lock, err := lockDir(where)
+		lock, err := lockIdle(where, "ask it instead: curl -H \"Authorization: Bearer $TOKEN\" http://HOST/v1/quality")
 		if err != nil {
-			if portrait.ErrorCode(err) == portrait.ECONFLICT {
-				return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server; ask it instead: curl -H \"Authorization: Bearer $TOKEN\" http://HOST/v1/quality", where)
-			}
 			return err
 		}
 		defer lock.Close()

@@ -149,11 +149,8 @@ func rotateDataKey(ctx context.Context, args []string, getenv func(string) strin
 	if kind != storePostgres {
 		// PostgreSQL has no such lock: its servers must be stopped by the
 		// operator (docs/privacy.md).
-		lock, err := lockDir(*data)
+		lock, err := lockIdle(*data, "stop it, rotate, and start it with the new key")
 		if err != nil {
-			if portrait.ErrorCode(err) == portrait.ECONFLICT {
-				return portrait.Errorf(portrait.ECONFLICT, "the data directory %s is in use by a running portrait server: stop it, rotate, and start it with the new key", *data)
-			}
 			return err
 		}
 		defer lock.Close()
