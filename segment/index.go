@@ -362,8 +362,25 @@ func sameValue(a, b any) bool {
 			}
 		}
 		return true
+	case map[string]any:
+		// Objects are compared by content: the needs and journey enrichers
+		// write theirs again when a profile is finished, and a rewrite
+		// costs the column and re-evaluates every segment reading it.
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !sameValue(normalize(xv), normalize(yv)) {
+				return false
+			}
+		}
+		return true
+	case nil:
+		return b == nil // a null inside a list or an object
 	}
-	return false // objects: always rewritten, they are rare and not indexed by content
+	return false
 }
 
 func (c *traitCol) add(n uint32, v any) {
