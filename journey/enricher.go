@@ -81,6 +81,26 @@ type Enricher struct {
 	// processed, so that a profile's events decode and encode its state
 	// once.
 	cache batchcache.Cache[portrait.Profile, state]
+	// written remembers, by profile object, what Finish last wrote from
+	// which state: a profile the processor still holds whose events this
+	// batch matched no stage (most of them) then needs neither a decode
+	// nor a derive, only its current stage's days brought up to now.
+	// Re-deriving and re-putting every journey trait of every finished
+	// profile each batch made its history and reached lists new objects
+	// the segment index rewrote each time (issue 12 §5).
+	written batchcache.Cache[portrait.Profile, written]
+}
+
+// written is what Finish wrote to a profile object.
+type written struct {
+	raw   []byte   // the state encoding the traits were derived from
+	names []string // the journey traits written
+	// daysName is the current stage's days trait, the only one that
+	// moves with the clock alone; its value is base plus the days since
+	// start (see Path.openBase), as derive computes it.
+	daysName string
+	base     float64
+	start    int64
 }
 
 var _ profile.Enricher = (*Enricher)(nil)
@@ -197,6 +217,11 @@ type Path struct {
 	// NPS and CSAT: the latest answer given while in each stage.
 	NPS, CSAT map[string]answer
 	lastHit   map[string]hit
+	// openBase is the current stage's days before its last visit, which
+	// began at openStart (unix µs) and is still open: the current stage's
+	// days are openBase plus the time since openStart, summed as here.
+	openBase  float64
+	openStart int64
 }
 
 // Derive computes the path from the state as of now. It depends only on
@@ -226,6 +251,9 @@ func (e *Enricher) derive(st *state, now time.Time) *Path {
 		closeRun(i, h.T)
 		runStart = i
 		p.History = append(p.History, Transition{Stage: h.S, At: time.UnixMicro(h.T).UTC(), MessageID: h.M, Channel: h.C})
+	}
+	if runStart >= 0 {
+		p.openBase, p.openStart = p.Days[st.Hits[runStart].S], st.Hits[runStart].T
 	}
 	closeRun(len(st.Hits), nowUS)
 	if n := len(p.History); n > 0 {
@@ -271,13 +299,54 @@ func (e *Enricher) PathOf(pr *portrait.Profile, now time.Time) *Path {
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
+// openDays is the current stage's days as of nowUS, computed as derive
+// computes it.
+func openDays(base float64, start, nowUS int64) float64 {
+	if nowUS > start {
+		base += float64(nowUS-start) / float64(24*time.Hour/time.Microsecond)
+	}
+	return round2(base)
+}
+
+// current brings pr's journey traits up to now when Finish wrote them from
+// the state pr holds and nothing changed them since, and reports whether
+// it did.
+func (e *Enricher) current(pr *portrait.Profile, now time.Time) bool {
+	w := e.written.Take(pr)
+	if w == nil || !sameBytes(w.raw, pr.State[StateKey]) {
+		return false
+	}
+	for _, name := range w.names {
+		if tr, ok := pr.Traits[name]; !ok || tr.Source != Source {
+			return false // changed by someone else since: write them all
+		}
+	}
+	if w.daysName != "" {
+		tr := pr.Traits[w.daysName]
+		if d := openDays(w.base, w.start, now.UnixMicro()); tr.Value != d {
+			tr.Value = d
+			pr.Traits[w.daysName] = tr
+		}
+	}
+	e.written.Put(pr, w)
+	return true
+}
+
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // Finish writes the journey traits and the state.
 func (e *Enricher) Finish(pr *portrait.Profile, now time.Time) {
 	st := e.cache.Take(pr)
 	fresh := st != nil
 	if st == nil {
 		if len(pr.State[StateKey]) == 0 {
+			e.written.Take(pr)
 			return // nothing matched ever: no journey traits to keep current
+		}
+		if e.current(pr, now) {
+			return
 		}
 		st = decode(pr.State[StateKey])
 	}
@@ -292,8 +361,10 @@ func (e *Enricher) Finish(pr *portrait.Profile, now time.Time) {
 	if pr.Traits == nil {
 		pr.Traits = map[string]portrait.Trait{}
 	}
+	var names []string
 	put := func(name string, v any, at time.Time, msg string) {
 		pr.Traits[name] = portrait.Trait{Value: v, Source: Source, Time: at, MessageID: msg}
+		names = append(names, name)
 	}
 	if n := len(path.History); n > 0 {
 		cur := path.History[n-1]
@@ -340,15 +411,20 @@ func (e *Enricher) Finish(pr *portrait.Profile, now time.Time) {
 			put(CSATAt(s.Name), float64(*a.CSAT), time.UnixMicro(a.T).UTC(), a.M)
 		}
 	}
-	if !fresh {
-		return // state as read
+	if fresh {
+		raw, err := json.Marshal(st)
+		if err != nil {
+			e.written.Take(pr)
+			return
+		}
+		if pr.State == nil {
+			pr.State = map[string]json.RawMessage{}
+		}
+		pr.State[StateKey] = raw
 	}
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return
+	w := &written{raw: pr.State[StateKey], names: names}
+	if n := len(path.History); n > 0 {
+		w.daysName, w.base, w.start = DaysIn(path.Stage), path.openBase, path.openStart
 	}
-	if pr.State == nil {
-		pr.State = map[string]json.RawMessage{}
-	}
-	pr.State[StateKey] = raw
+	e.written.Put(pr, w)
 }

@@ -129,6 +129,14 @@ type Enricher struct {
 	// processed, so that a profile's events decode and encode its state
 	// once.
 	cache batchcache.Cache[portrait.Profile, state]
+	// written remembers, by profile object, what Finish last wrote from
+	// which state: a profile the processor still holds whose events this
+	// batch said nothing about needs (most of them) then needs neither a
+	// decode nor a derive while its affinity scores, rounded, are those
+	// written. Re-deriving and re-putting every needs trait of every
+	// finished profile each batch made its objects new values the segment
+	// index rewrote each time (issue 12 §5).
+	written batchcache.Cache[portrait.Profile, written]
 	// Errors counts texts the segmenter could not read.
 	Errors atomic.Int64
 }
@@ -441,7 +449,7 @@ func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 func (e *Enricher) derive(st *state, now time.Time) *Needs {
 	out := &Needs{}
-	decay := math.Exp2(-float64(now.UnixMicro()-epoch) / float64(e.cfg.HalfLife/time.Microsecond))
+	decay := e.decay(now)
 	for c, a := range st.Cats {
 		out.Affinity = append(out.Affinity, Score{Key: c, Score: round3(a.W * decay), Events: a.Ev.ids(), latest: a.Ev.latest()})
 	}
@@ -506,12 +514,57 @@ func (e *Enricher) NeedsOf(p *portrait.Profile, now time.Time) *Needs {
 	return e.derive(decode(p.State[StateKey]), now)
 }
 
+// written is what Finish wrote to a profile object.
+type written struct {
+	raw   []byte   // the state encoding the traits were derived from
+	names []string // the needs traits written
+	// weights are the categories' decayed sums and scores their rounded
+	// scores as written: everything written depends on the clock only
+	// through those scores.
+	weights, scores []float64
+}
+
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func (e *Enricher) decay(now time.Time) float64 {
+	return math.Exp2(-float64(now.UnixMicro()-epoch) / float64(e.cfg.HalfLife/time.Microsecond))
+}
+
+// current reports whether p's needs traits are those Finish would write
+// now: Finish wrote them from the state p holds, nothing changed them since
+// and no affinity score has moved in its rounding.
+func (e *Enricher) current(p *portrait.Profile, now time.Time) bool {
+	w := e.written.Take(p)
+	if w == nil || !sameBytes(w.raw, p.State[StateKey]) {
+		return false
+	}
+	for _, name := range w.names {
+		if tr, ok := p.Traits[name]; !ok || tr.Source != Source {
+			return false
+		}
+	}
+	decay := e.decay(now)
+	for i, wt := range w.weights {
+		if round3(wt*decay) != w.scores[i] {
+			return false
+		}
+	}
+	e.written.Put(p, w)
+	return true
+}
+
 // Finish writes the needs traits and the state.
 func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	st := e.cache.Take(p)
 	fresh := st != nil
 	if st == nil {
 		if len(p.State[StateKey]) == 0 {
+			e.written.Take(p)
+			return
+		}
+		if e.current(p, now) {
 			return
 		}
 		st = decode(p.State[StateKey])
@@ -525,8 +578,10 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 	if p.Traits == nil {
 		p.Traits = map[string]portrait.Trait{}
 	}
+	var names []string
 	put := func(name string, v any, r ref) {
 		p.Traits[name] = portrait.Trait{Value: v, Source: Source, Time: time.UnixMicro(r.T).UTC(), MessageID: r.M}
+		names = append(names, name)
 	}
 	latest := func(ss []Score) ref {
 		var l ref
@@ -588,15 +643,23 @@ func (e *Enricher) Finish(p *portrait.Profile, now time.Time) {
 		put(TraitPainPoints, keys, latest(n.Pains))
 		put(TraitPainEvidence, ev, latest(n.Pains))
 	}
-	if !fresh {
-		return
+	if fresh {
+		raw, err := json.Marshal(st)
+		if err != nil {
+			e.written.Take(p)
+			return
+		}
+		if p.State == nil {
+			p.State = map[string]json.RawMessage{}
+		}
+		p.State[StateKey] = raw
 	}
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return
+	w := &written{raw: p.State[StateKey], names: names,
+		weights: make([]float64, 0, len(st.Cats)), scores: make([]float64, 0, len(st.Cats))}
+	decay := e.decay(now)
+	for _, a := range st.Cats {
+		w.weights = append(w.weights, a.W)
+		w.scores = append(w.scores, round3(a.W*decay))
 	}
-	if p.State == nil {
-		p.State = map[string]json.RawMessage{}
-	}
-	p.State[StateKey] = raw
+	e.written.Put(p, w)
 }
