@@ -34,8 +34,17 @@ func TestStoreConformanceSealed(t *testing.T) {
 // VACUUM FULL, the files of every table, its TOAST table and its indexes
 // when the server's data directory is readable here.
 func TestSealedAtRest(t *testing.T) {
-	url := pgtest.URL(t)
-	storetest.SealedAtRest(t, storetest.SealHarness{
+	storetest.SealedAtRest(t, pgSealHarness(pgtest.URL(t)))
+}
+
+// TestRaisedLevelIsResealed runs the background sealing suite
+// (storetest.RaisedLevelIsResealed) on one database.
+func TestRaisedLevelIsResealed(t *testing.T) {
+	storetest.RaisedLevelIsResealed(t, pgSealHarness(pgtest.URL(t)))
+}
+
+func pgSealHarness(url string) storetest.SealHarness {
+	return storetest.SealHarness{
 		Open: func(t *testing.T, s *datakey.Sealer) storetest.SealStore {
 			db, err := Open(context.Background(), url)
 			if err != nil {
@@ -48,7 +57,7 @@ func TestSealedAtRest(t *testing.T) {
 			t.Helper()
 			scanDatabase(t, url, when, proof, needles...)
 		},
-	})
+	}
 }
 
 // scanDatabase is scanColumns and scanTableFiles over one connection.

@@ -39,8 +39,17 @@ func TestStoreConformanceSealed(t *testing.T) {
 // data directory, reading every file of it (events.db, state.db, their
 // WAL and shm) as raw bytes.
 func TestSealedAtRest(t *testing.T) {
-	dir := t.TempDir()
-	storetest.SealedAtRest(t, storetest.SealHarness{
+	storetest.SealedAtRest(t, sqliteSealHarness(t.TempDir()))
+}
+
+// TestRaisedLevelIsResealed runs the background sealing suite
+// (storetest.RaisedLevelIsResealed) on one data directory.
+func TestRaisedLevelIsResealed(t *testing.T) {
+	storetest.RaisedLevelIsResealed(t, sqliteSealHarness(t.TempDir()))
+}
+
+func sqliteSealHarness(dir string) storetest.SealHarness {
+	return storetest.SealHarness{
 		Open: func(t *testing.T, s *datakey.Sealer) storetest.SealStore {
 			db, err := sqlite.Open(context.Background(), dir)
 			if err != nil {
@@ -53,7 +62,7 @@ func TestSealedAtRest(t *testing.T) {
 			t.Helper()
 			scanFiles(t, dir, when, proof, needles...)
 		},
-	})
+	}
 }
 
 // sealedEnv is a store with a processor over it, for the benchmarks.

@@ -460,3 +460,135 @@ func SealedAtRest(t *testing.T, h SealHarness) {
 	e.close(t)
 	h.Scan(t, "erased", "Li Other", append(forms, "Wang Sealed", "anon-2")...)
 }
+
+// RaiseStore is a SealStore that seals a raised name's stored values in
+// the background and counts those still in clear.
+type RaiseStore interface {
+	SealStore
+	storeseal.RaiseStore
+	InClear(ctx context.Context, kind, name string) (map[string]int, error)
+}
+
+// RaisedLevelIsResealed: values stored in clear (a trait, and an
+// identifier type with its trait of the same name) are sealed by the
+// background pass once their level is raised to secret, beside a processor
+// that keeps writing the same profile; the pass stops half-way (the store
+// closed after one step) and resumes from its kept progress when the store
+// is opened again; afterwards nothing counts in clear, every read gives
+// the values back, the lookup by the sealed identifier still finds the
+// profile, and no raw byte of the store holds them.
+func RaisedLevelIsResealed(t *testing.T, h SealHarness) {
+	ctx := context.Background()
+	const (
+		bonus = "55443322"
+		mail  = "raise.me@example.com"
+	)
+	levels := &access.Classifier{}
+	ring := Ring(t, KeyLines(t, "k1")...)
+	open := func() (*sealEnv, RaiseStore) {
+		e := openSealEnv(t, h, &datakey.Sealer{Ring: ring, Levels: levels})
+		rs, ok := e.db.(RaiseStore)
+		if !ok {
+			t.Fatalf("%T does not reseal raised levels", e.db)
+		}
+		return e, rs
+	}
+	e, db := open()
+	e.send(t,
+		SealEvent("r1", portrait.EventIdentify, "u-1", "", 0, `{"name":"Raise Person","bonus":`+bonus+`,"email":"`+mail+`"}`, ""),
+		SealEvent("r2", portrait.EventTrack, "u-1", "", 1, "", `{"revenue":3,"bonus":`+bonus+`}`),
+		SealEvent("r3", portrait.EventIdentify, "u-2", "", 2, `{"name":"Other Person","plan":"gold"}`, ""),
+	)
+	e.catchUp(t)
+	jobs := []storeseal.Job{{Kind: access.KindTrait, Name: "bonus"}, {Kind: access.KindTrait, Name: "email"}, {Kind: access.KindIdentifier, Name: "email"}}
+	inClear := func(j storeseal.Job) int {
+		t.Helper()
+		n, err := db.InClear(ctx, j.Kind, j.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, v := range n {
+			total += v
+		}
+		return total
+	}
+	for _, j := range jobs {
+		if inClear(j) == 0 {
+			t.Fatalf("%s %s: nothing in clear before the raise: the test proves nothing", j.Kind, j.Name)
+		}
+		levels.Set(j.Kind, j.Name, access.Secret)
+		if err := db.ScheduleReseal(ctx, j.Kind, j.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One step of bonus: its events are done, its profile is not.
+	next, done, err := db.ResealStep(ctx, storeseal.Job{Kind: access.KindTrait, Name: "bonus", Phase: storeseal.PhaseEvents})
+	if err != nil || done || next.Phase != storeseal.PhaseProfiles {
+		t.Fatalf("first step: %+v %v %v", next, done, err)
+	}
+	if n, err := db.InClear(ctx, access.KindTrait, "bonus"); err != nil || n["events"] != 0 || n["profiles"] != 1 {
+		t.Errorf("bonus after its events were sealed: %v %v", n, err)
+	}
+	// The processor goes on writing the person's profile meanwhile (sealed
+	// by the new level).
+	e.send(t, SealEvent("r4", portrait.EventTrack, "u-1", "", 3, "", `{"revenue":4}`))
+	e.catchUp(t)
+	e.close(t)
+
+	// Restarted: the jobs resume where they were, and finish.
+	e, db = open()
+	defer func() { e.close(t) }()
+	held, err := db.ResealJobs(ctx)
+	if err != nil || len(held) != 3 {
+		t.Fatalf("jobs after the restart: %+v %v", held, err)
+	}
+	for _, j := range held {
+		if want := storeseal.PhaseEvents; j.Name == "bonus" && j.Phase != storeseal.PhaseProfiles || j.Name != "bonus" && j.Phase != want {
+			t.Errorf("job after the restart: %+v", j)
+		}
+	}
+	w := storeseal.NewWorker(db)
+	w.Wait, w.Poll, w.Retry = 0, 0, 10*time.Millisecond
+	wctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); w.Run(wctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left, err := db.ResealJobs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs left: %+v", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+	for _, j := range jobs {
+		if n := inClear(j); n != 0 {
+			t.Errorf("%s %s: %d values still in clear", j.Kind, j.Name, n)
+		}
+	}
+	p, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "email", Value: mail})
+	if err != nil {
+		t.Fatalf("lookup by the sealed email: %v", err)
+	}
+	if p.Traits["bonus"].Value != 55443322.0 || p.Traits["email"].Value != mail || p.EventCount != 3 {
+		t.Errorf("the profile after the sealing: %+v (%d events)", p.Traits, p.EventCount)
+	}
+	evs, _, err := e.db.ProfileEvents(ctx, p.ID, portrait.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := json.Marshal(evs); len(evs) != 3 || bytes.Count(body, []byte(`"bonus":`+bonus)) != 2 || !bytes.Contains(body, []byte(mail)) {
+		t.Errorf("events after the sealing: %s", body)
+	}
+	e.close(t)
+	h.Scan(t, "raised and sealed", "Raise Person", bonus, mail)
+	e, db = open()
+}
