@@ -256,8 +256,16 @@ func (s *Server) handleSetClassification(w http.ResponseWriter, r *http.Request,
 	out := map[string]any{"kind": kind, "name": name, "level": l.String(), "level_zh": access.LevelNamesZh[l.String()]}
 	if st, ok := s.sealingStatus(); ok && l == access.Secret && st.SealsAtRest() && (!known || before != access.Secret) {
 		// Said at the moment it matters: the values stored before are
-		// not sealed by this change.
-		out["sealing"] = "values written from now on are sealed at rest; values stored before stay as they are until `portrait keys rotate-data-key` seals them: GET /v1/classifications/" + kind + "/" + name + " counts them"
+		// sealed by a background pass, or, without one, by the rotation.
+		if s.Reseal != nil {
+			if err := s.Reseal(r.Context(), kind, name); err != nil {
+				Error(w, r, err)
+				return
+			}
+			out["sealing"] = "values written from now on are sealed at rest; values stored before are being sealed in the background: GET /v1/classifications/" + kind + "/" + name + " counts those still in clear"
+		} else {
+			out["sealing"] = "values written from now on are sealed at rest; values stored before stay as they are until `portrait keys rotate-data-key` seals them: GET /v1/classifications/" + kind + "/" + name + " counts them"
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -298,7 +306,10 @@ func (s *Server) handleClassification(w http.ResponseWriter, r *http.Request, _ 
 				total += v
 			}
 			out["in_clear"], out["in_clear_total"] = n, total
-			if total > 0 {
+			switch {
+			case total > 0 && s.Reseal != nil:
+				out["remedy"] = "they are being sealed in the background (a level raised to secret schedules it; a restart resumes it); `portrait keys rotate-data-key` on a stopped server also seals them"
+			case total > 0:
 				out["remedy"] = "stop the server and run `portrait keys rotate-data-key`: it seals them"
 			}
 		}

@@ -132,6 +132,10 @@ type Server struct {
 	// Sealing, when set, reports sealing at rest per name (else
 	// Classifications is asked, when it is a SealingStatus).
 	Sealing SealingStatus
+	// Reseal, when set, schedules the background sealing of a name's
+	// stored values after its level was raised to secret (else the
+	// rotation seals them).
+	Reseal func(ctx context.Context, kind, name string) error
 
 	ln     net.Listener
 	server *http.Server

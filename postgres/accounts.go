@@ -8,6 +8,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // The accounts' edits journal, beside the events it is replayed with. (The
@@ -30,7 +31,7 @@ func (db *DB) AppendAccountEdit(ctx context.Context, ed *account.Edit) (int64, e
 			return err
 		}
 		return tx.QueryRow(ctx, `INSERT INTO account_edits (at, by, kind, account, body) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-			micros(ed.At), ed.By, ed.Kind, ed.Account, string(b)).Scan(&id)
+			micros(ed.At), ed.By, ed.Kind, ed.Account, string(db.sealer.SealBlob(b, datakey.BlobAccountEdit))).Scan(&id) // body: sealing
 	})
 	if err != nil {
 		return 0, portrait.Wrap(err, "cannot journal the account edit")
@@ -52,8 +53,12 @@ func (db *DB) AccountEdits(ctx context.Context) ([]*account.Edit, error) {
 		if err := rows.Scan(&id, &body); err != nil {
 			return nil, portrait.Wrap(err, "cannot read the account edits")
 		}
+		opened, err := db.sealer.OpenBlob([]byte(body), datakey.BlobAccountEdit) // sealing
+		if err != nil {
+			return nil, err
+		}
 		ed := &account.Edit{}
-		if err := json.Unmarshal([]byte(body), ed); err != nil {
+		if err := json.Unmarshal(opened, ed); err != nil {
 			return nil, portrait.Wrap(err, "account edit "+body+" is damaged")
 		}
 		ed.ID = id

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/profile"
 	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
@@ -170,6 +171,12 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		return nil, err
 	}
 	rc.Removed["quarantined"] = int(n)
+	// Sealed bodies cannot be searched by SQL: opened one by one.
+	k, err := db.eraseSealedBlobs(ctx, tx, "quarantine", "id", "int8", "raw", datakey.BlobQuarantine, quoted, false)
+	if err != nil {
+		return nil, err
+	}
+	rc.Removed["quarantined"] += k
 	if _, err := tx.Exec(ctx, orphanQuarantineKeys); err != nil {
 		return nil, portrait.Wrap(err, "cannot erase quarantined records")
 	}
@@ -183,6 +190,10 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		return nil, err
 	}
 	rc.Removed["import_summaries"] = int(n)
+	if k, err = db.eraseSealedBlobs(ctx, tx, "imports", "id", "text", "summary", datakey.BlobImport, quoted, true); err != nil {
+		return nil, err
+	}
+	rc.Removed["import_summaries"] += k
 
 	for _, step := range []struct{ what, query string }{
 		{"segment_history", `DELETE FROM segment_events WHERE profile_id = $1`},
@@ -207,6 +218,16 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		return nil, err
 	}
 	rc.Removed["dead_letters"] += int(n)
+	// A sealed dead letter is found by the person's values or profile ids.
+	letterNeedles := slices.Clone(quoted)
+	for _, id := range pidList {
+		q, _ := json.Marshal(id)
+		letterNeedles = append(letterNeedles, q)
+	}
+	if k, err = db.eraseSealedBlobs(ctx, tx, "segment_dead_letters", "id", "int8", "body", datakey.BlobDeadLetter, letterNeedles, false); err != nil {
+		return nil, err
+	}
+	rc.Removed["dead_letters"] += k
 
 	b = &pgx.Batch{}
 	for _, id := range idList {
@@ -380,6 +401,68 @@ func eraseImportExamples(ctx context.Context, tx pgx.Tx, quoted [][]byte) (int64
 		return 0, err
 	}
 	return n, nil
+}
+
+// eraseSealedBlobs does for sealed blobs what the position() statements
+// of eraseIn do for clear ones, which SQL cannot search (the embedded
+// store's eraseSealedBlobs): each sealed blob of table.col is opened, and
+// one that holds a needle (quoted as a JSON string, profile.Needles) is
+// deleted, or, with replace, has the needles replaced by "[erased]" and is
+// sealed again. The tables are bounded (the quarantine's cap, one summary
+// per import, dead letters per webhook), and erasures are rare.
+//
+// key is the table's key column, read as text and compared as keyType.
+func (db *DB) eraseSealedBlobs(ctx context.Context, tx pgx.Tx, table, key, keyType, col, label string, quoted [][]byte, replace bool) (int, error) {
+	if !db.sealer.HasRing() || len(quoted) == 0 {
+		return 0, nil // nothing was sealed without a ring, or it cannot be opened (and eraseIn's reads failed already)
+	}
+	rows, err := tx.Query(ctx, `SELECT `+key+`::text, `+col+`::bytea FROM `+table+` WHERE substring(`+col+`::bytea FROM 1 FOR $1) = $2::bytea`,
+		len(datakey.Prefix), []byte(datakey.Prefix))
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase from "+table)
+	}
+	type hit struct {
+		key string
+		doc []byte
+	}
+	var hits []hit
+	var k string
+	var stored []byte
+	_, err = pgx.ForEachRow(rows, []any{&k, &stored}, func() error {
+		doc, err := db.sealer.OpenBlob(stored, label)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, q := range quoted {
+			if bytes.Contains(doc, q) {
+				found = true
+				if !replace {
+					break
+				}
+				doc = bytes.ReplaceAll(doc, q, []byte(`"[erased]"`))
+			}
+		}
+		if found {
+			hits = append(hits, hit{k, doc})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase from "+table)
+	}
+	b := &pgx.Batch{}
+	for _, h := range hits {
+		if replace {
+			b.Queue(`UPDATE `+table+` SET `+col+` = $1 WHERE `+key+` = $2::text::`+keyType, db.sealer.SealBlob(h.doc, label), h.key)
+		} else {
+			b.Queue(`DELETE FROM `+table+` WHERE `+key+` = $1::text::`+keyType, h.key)
+		}
+	}
+	if _, err := sendCounting(ctx, tx, b, "cannot erase from "+table); err != nil {
+		return 0, err
+	}
+	return len(hits), nil
 }
 
 // Compact rewrites every table and its indexes (VACUUM FULL) and refreshes

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // Import ids are compared byte by byte (COLLATE "C"), as SQLite does, so
@@ -19,7 +20,7 @@ import (
 func (db *DB) SaveImport(ctx context.Context, id, source, state string, summary []byte) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO imports (id, source, state, summary, updated_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET source = excluded.source, state = excluded.state, summary = excluded.summary, updated_at = excluded.updated_at`,
-		id, source, state, summary, micros(db.Now()))
+		id, source, state, db.sealer.SealBlob(summary, datakey.BlobImport), micros(db.Now())) // summary: sealing
 	if err != nil {
 		return portrait.Wrap(err, "cannot record the import")
 	}
@@ -36,7 +37,7 @@ func (db *DB) ImportSummary(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the import")
 	}
-	return b, nil
+	return db.sealer.OpenBlob(b, datakey.BlobImport) // sealing
 }
 
 // ImportSummaries returns the summary JSON of every import, oldest first.
@@ -51,6 +52,9 @@ func (db *DB) ImportSummaries(ctx context.Context) ([][]byte, error) {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
 			return nil, portrait.Wrap(err, "cannot list imports")
+		}
+		if b, err = db.sealer.OpenBlob(b, datakey.BlobImport); err != nil { // sealing
+			return nil, err
 		}
 		out = append(out, b)
 	}
@@ -92,6 +96,9 @@ func (db *DB) ImportPage(ctx context.Context, cursor string, limit int) (page []
 		var i string
 		if err := rows.Scan(&b, &u, &i); err != nil {
 			return nil, "", portrait.Wrap(err, "cannot list imports")
+		}
+		if b, err = db.sealer.OpenBlob(b, datakey.BlobImport); err != nil { // sealing
+			return nil, "", err
 		}
 		if len(page) == limit {
 			next = last

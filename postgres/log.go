@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/internal/parallel"
 )
 
@@ -176,6 +177,7 @@ func (db *DB) commitAppends(group []*appendReq) error {
 				if raw == nil {
 					raw = []byte{} // an empty body is still kept, as empty
 				}
+				raw = db.sealer.SealBlob(raw, datakey.BlobQuarantine) // sealing (rare: inside the commit)
 				q.ID = 0
 				scan := func(row pgx.Row) error {
 					err := row.Scan(&q.ID)

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // The quarantine's rows are written by Append (log.go); these are its
@@ -39,6 +40,10 @@ func (db *DB) ListQuarantine(ctx context.Context, f portrait.QuarantineFilter) (
 		var at int64
 		if err := rows.Scan(&r.ID, &r.Source, &r.Index, &r.Reason, &r.Raw, &at); err != nil {
 			return nil, portrait.Wrap(err, "cannot list the quarantine")
+		}
+		var err error
+		if r.Raw, err = db.sealer.OpenBlob(r.Raw, datakey.BlobQuarantine); err != nil { // sealing
+			return nil, err
 		}
 		r.ReceivedAt = fromMicros(at)
 		out = append(out, r)

@@ -1,12 +1,14 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/internal/storeseal"
 )
 
@@ -92,7 +94,13 @@ func (db *DB) Reseal(ctx context.Context) (*storeseal.Resealed, error) {
 	if err := db.resealIdentifiers(ctx, rs, n); err != nil {
 		return n, err
 	}
-	if _, err := db.pool.Exec(ctx, `VACUUM FULL events, profiles, linkage_candidates, identities, refused, merges, trait_issues, splits`); err != nil {
+	for _, b := range sealedBlobs(n) {
+		if err := db.resealBlobs(ctx, b); err != nil {
+			return n, err
+		}
+	}
+	if _, err := db.pool.Exec(ctx, `VACUUM FULL events, profiles, linkage_candidates, identities, refused, merges, trait_issues, splits,
+		quarantine, imports, segment_dead_letters, account_edits, account_state`); err != nil {
 		return n, portrait.Wrap(err, "cannot vacuum the resealed tables")
 	}
 	return n, nil
@@ -220,6 +228,83 @@ func (db *DB) resealIdentifiers(ctx context.Context, rs storeseal.Resealer, n *s
 		}
 	}
 	return nil
+}
+
+// sealedBlob is a column of documents sealed whole (datakey.SealBlob).
+type sealedBlob struct {
+	table, key, keyType, col string
+	text                     bool // a TEXT column (else BYTEA)
+	label                    string
+	count                    *int
+}
+
+// sealedBlobs are the columns the store seals whole, as the embedded store
+// does, with the counters of n they add to.
+func sealedBlobs(n *storeseal.Resealed) []sealedBlob {
+	return []sealedBlob{
+		{"quarantine", "id", "int8", "raw", false, datakey.BlobQuarantine, &n.Quarantined},
+		{"imports", "id", "text", "summary", false, datakey.BlobImport, &n.ImportSummaries},
+		{"segment_dead_letters", "id", "int8", "body", false, datakey.BlobDeadLetter, &n.DeadLetters},
+		{"account_edits", "id", "int8", "body", true, datakey.BlobAccountEdit, &n.AccountEdits},
+		{"account_state", "id", "int4", "body", false, datakey.BlobAccountState, &n.AccountState},
+	}
+}
+
+// resealBlobs seals every blob of a column under the current key: sealed
+// ones under an older key are opened and sealed again, clear ones (written
+// before a key was configured) are sealed. A blob already under the
+// current key is left alone, so a second run rewrites nothing.
+func (db *DB) resealBlobs(ctx context.Context, b sealedBlob) error {
+	s := db.sealer
+	current := []byte(datakey.Prefix + s.Ring.Current() + ":")
+	order := b.key
+	if b.keyType == "text" {
+		order += ` COLLATE "C"`
+	}
+	q := `SELECT ` + b.key + `::text, ` + b.col + ` FROM ` + b.table + ` WHERE $1::text IS NULL OR ` + order + ` > $1::text::` + b.keyType +
+		` ORDER BY ` + order + ` LIMIT ` + itoa(storeseal.Batch)
+	up := `UPDATE ` + b.table + ` SET ` + b.col + ` = $1 WHERE ` + b.key + ` = $2::text::` + b.keyType
+	var after *string
+	for {
+		rows, err := db.pool.Query(ctx, q, after)
+		if err != nil {
+			return portrait.Wrap(err, "cannot read "+b.table)
+		}
+		batch := &pgx.Batch{}
+		read := 0
+		var k string
+		var blob []byte
+		_, err = pgx.ForEachRow(rows, []any{&k, &blob}, func() error {
+			read++
+			key := k
+			after = &key
+			if bytes.HasPrefix(blob, current) {
+				return nil
+			}
+			plain, err := s.OpenBlob(blob, b.label)
+			if err != nil {
+				return err
+			}
+			var v any = s.SealBlob(plain, b.label)
+			if b.text {
+				v = string(v.([]byte))
+			}
+			batch.Queue(up, v, key)
+			return nil
+		})
+		if err != nil {
+			return portrait.Wrap(err, "cannot read "+b.table)
+		}
+		if batch.Len() > 0 {
+			if err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() }); err != nil {
+				return portrait.Wrap(err, "cannot reseal "+b.table)
+			}
+			*b.count += batch.Len()
+		}
+		if read < storeseal.Batch {
+			return nil
+		}
+	}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/segment"
 )
 
@@ -149,7 +150,7 @@ func (db *DB) Webhooks(ctx context.Context) ([]*segment.Webhook, error) {
 // SaveDeadLetter keeps a delivery that failed every attempt.
 func (db *DB) SaveDeadLetter(ctx context.Context, d *segment.DeadLetter) error {
 	err := db.pool.QueryRow(ctx, `INSERT INTO segment_dead_letters (webhook_id, body, error, attempts, at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-		d.Webhook, []byte(d.Body), d.Error, d.Attempts, micros(d.At)).Scan(&d.ID)
+		d.Webhook, db.sealer.SealBlob([]byte(d.Body), datakey.BlobDeadLetter), d.Error, d.Attempts, micros(d.At)).Scan(&d.ID) // body: sealing
 	if err != nil {
 		return portrait.Wrap(err, "cannot save dead letter")
 	}
@@ -174,6 +175,9 @@ func (db *DB) DeadLetters(ctx context.Context, webhookID string, limit int) ([]*
 		var at int64
 		if err := rows.Scan(&d.ID, &d.Webhook, &body, &d.Error, &d.Attempts, &at); err != nil {
 			return nil, portrait.Wrap(err, "cannot read dead letters")
+		}
+		if body, err = db.sealer.OpenBlob(body, datakey.BlobDeadLetter); err != nil { // sealing
+			return nil, err
 		}
 		d.Body, d.At = body, fromMicros(at)
 		out = append(out, &d)

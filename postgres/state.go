@@ -206,7 +206,7 @@ func (db *DB) SaveAccountState(ctx context.Context, seq int64, body []byte) erro
 		body = []byte{}
 	}
 	if _, err := db.pool.Exec(ctx, `INSERT INTO account_state (id, seq, body) VALUES (1, $1, $2)
-		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, body = excluded.body`, seq, body); err != nil {
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, body = excluded.body`, seq, db.sealer.SealBlob(body, datakey.BlobAccountState)); err != nil { // body: sealing
 		return portrait.Wrap(err, "cannot save the accounts checkpoint")
 	}
 	return nil
@@ -222,6 +222,9 @@ func (db *DB) AccountState(ctx context.Context) (int64, []byte, error) {
 	}
 	if err != nil {
 		return 0, nil, portrait.Wrap(err, "cannot read the accounts checkpoint")
+	}
+	if body, err = db.sealer.OpenBlob(body, datakey.BlobAccountState); err != nil { // sealing
+		return 0, nil, err
 	}
 	return seq, body, nil
 }

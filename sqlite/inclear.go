@@ -9,7 +9,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
-	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 )
 
 // A level raised to secret seals the values written from then on; those
@@ -41,19 +41,10 @@ func (db *DB) InClear(ctx context.Context, kind, name string) (map[string]int, e
 			rows.Close()
 			return nil, portrait.Wrap(err, "cannot read profiles")
 		}
-		p, err := profiledoc.Decode(doc)
+		clear, err := storeseal.ClearInProfile(kind, name, doc)
 		if err != nil {
 			rows.Close()
-			return nil, portrait.Wrap(err, "corrupt profile")
-		}
-		clear := false
-		if ident {
-			for _, id := range p.Identifiers {
-				clear = clear || (id.Type == name && id.Value != "" && !datakey.IsSealed(id.Value))
-			}
-		} else if t, ok := p.Traits[name]; ok && t.Value != nil {
-			s, isStr := t.Value.(string)
-			clear = !isStr || !datakey.IsSealed(s)
+			return nil, err
 		}
 		if clear {
 			out["profiles"]++
@@ -75,12 +66,12 @@ func (db *DB) InClear(ctx context.Context, kind, name string) (map[string]int, e
 			rows.Close()
 			return nil, portrait.Wrap(err, "cannot read the event log")
 		}
-		traits, ids, err := datakey.ClearNames(body)
+		clear, err := storeseal.ClearInEvent(kind, name, body)
 		if err != nil {
 			rows.Close()
 			return nil, err
 		}
-		if (ident && ids[name]) || (!ident && traits[name]) {
+		if clear {
 			out["events"]++
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/importer"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/linkage"
 	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/profile"
@@ -102,8 +103,9 @@ type App struct {
 
 	// Several nodes (nodes.go).
 	roles     roles
-	shared    bool         // the store is shared with other nodes
-	bus       *natsbus.Bus // nil: no bus, the tracking API appends to the store
+	reseal    *storeseal.Worker // seals the values of a level raised to secret (sealing.go)
+	shared    bool              // the store is shared with other nodes
+	bus       *natsbus.Bus      // nil: no bus, the tracking API appends to the store
 	procStore *applierStore
 	follow    *follower    // api on a shared store: indexes follow the change feed
 	defs      *defFollower // a shared store: definitions changed by other nodes (definitions.go)

@@ -266,6 +266,9 @@ func (a *App) startNodes(ctx context.Context) {
 	if a.defs != nil {
 		a.goRun(func() { a.defs.Run(ctx) })
 	}
+	if r.process && a.reseal != nil {
+		a.goRun(func() { a.reseal.Run(ctx) })
+	}
 	if r.process {
 		if a.shared && a.bus != nil {
 			a.goRun(func() { a.holdApplier(ctx) })

@@ -73,6 +73,15 @@ func (a *App) wireSealingLevels() {
 			s.Levels = c
 			if s.Ring != nil {
 				a.HTTP.UploadSealer = s.Ring // uploads are sealed while imported
+				// A level raised to secret: the values stored before are
+				// sealed in the background (run by process nodes:
+				// startNodes), its wait longer than the levels' cache.
+				if rs, ok := a.DB.(storeseal.RaiseStore); ok && !a.storeReadOnly() {
+					a.reseal = storeseal.NewWorker(rs)
+					a.reseal.Log = a.Log
+					a.reseal.Wait = s.CacheFor + time.Second
+					a.HTTP.Reseal = a.reseal.Schedule
+				}
 			}
 		}
 	}

@@ -102,6 +102,11 @@ func TestSealedMigrateAndRotateOnPostgres(t *testing.T) {
 	if got := idCard(a); got != idNumber {
 		t.Fatalf("embedded: id_card %q", got)
 	}
+	// An invalid event carrying the ID number: quarantined, sealed whole;
+	// it stays sealed through the move and opens on PostgreSQL.
+	if code, b := call(a, "POST", "/v1/batch", write, `{"batch":[{"type":"identify","traits":{"id_card":"`+idNumber+`","name":"no identity"}}]}`); code != 400 {
+		t.Fatalf("batch: %d %s", code, b)
+	}
 	waitApplied(t, a.DB)
 	a.Close()
 
@@ -119,7 +124,7 @@ func TestSealedMigrateAndRotateOnPostgres(t *testing.T) {
 		}
 		defer conn.Close(ctx)
 		proof := false
-		for _, table := range []string{"events", "profiles", "identities", "merges"} {
+		for _, table := range []string{"events", "profiles", "identities", "merges", "quarantine", "imports", "account_state"} {
 			rows, err := conn.Query(ctx, `SELECT * FROM `+table, pgx.QueryExecModeSimpleProtocol)
 			if err != nil {
 				t.Fatal(err)
@@ -153,6 +158,9 @@ func TestSealedMigrateAndRotateOnPostgres(t *testing.T) {
 	if got := idCard(a); got != idNumber {
 		t.Errorf("PostgreSQL with the same key: id_card %q", got)
 	}
+	if code, b := call(a, "GET", "/v1/quarantine", admin, ""); code != 200 || !bytes.Contains(b, []byte(idNumber)) {
+		t.Errorf("the quarantined body moved to PostgreSQL: %d %s", code, b)
+	}
 	a.Close()
 
 	out.Reset()
@@ -160,7 +168,7 @@ func TestSealedMigrateAndRotateOnPostgres(t *testing.T) {
 		t.Fatalf("rotate: %v %s", err, errb.String())
 	}
 	var rot rotateResult
-	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.Resealed.Events < 1 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 {
+	if err := json.Unmarshal(out.Bytes(), &rot); err != nil || rot.Resealed.Events < 1 || rot.Resealed.Profiles != 1 || rot.Resealed.Identifiers != 1 || rot.Resealed.Quarantined != 1 {
 		t.Fatalf("rotate: %s %v", out.String(), err)
 	}
 	scan("rotated", idNumber, "$sealed:k-first:")

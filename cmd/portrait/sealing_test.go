@@ -140,12 +140,26 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if err := a.Proc.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if code, b := call(a, "PUT", "/v1/classifications/trait/bonus", admin, `{"level":"secret"}`); code != 200 || !bytes.Contains(b, []byte("rotate-data-key")) {
-		t.Errorf("raising bonus does not say the stored values stay in clear: %d %s", code, b)
+	// Raised to secret: the values stored before (the profile and the
+	// identify event) are sealed in the background, and the status counts
+	// them down to 0.
+	if code, b := call(a, "PUT", "/v1/classifications/trait/bonus", admin, `{"level":"secret"}`); code != 200 || !bytes.Contains(b, []byte("in the background")) {
+		t.Errorf("raising bonus does not say the stored values are being sealed: %d %s", code, b)
 	}
-	if st := inClear(a); st["sealed_at_rest"] != true || st["in_clear_total"] != 2.0 || st["remedy"] == nil {
-		// the profile and the identify event
+	if st := inClear(a); st["sealed_at_rest"] != true || (st["in_clear_total"] != 0.0 && st["remedy"] == nil) {
 		t.Errorf("bonus raised to secret: %v", st)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st := inClear(a)
+		if st["in_clear_total"] == 0.0 && st["remedy"] == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bonus's stored values not sealed in the background: %v", st)
+		}
+	}
+	if p := profile(a, admin); traitValue(p, "bonus") != 55443322.0 {
+		t.Errorf("bonus after the background sealing: %v", p["traits"])
 	}
 	if st, _ := call(a, "GET", "/v1/classifications/trait/salary", admin, ""); st != 200 {
 		t.Errorf("status of salary: %d", st)
@@ -237,7 +251,7 @@ func TestSealingThroughTheApp(t *testing.T) {
 	}
 	scan("serving", idNumber, salary)
 	a.Close()
-	scan("closed", idNumber, salary)
+	scan("closed", idNumber, salary, bonus)
 
 	var out, errb bytes.Buffer
 	if err := run(ctx, []string{"rebuild", "--data", dir, "--data-key-file", keyFile, "--json", "--log-level", "error"}, &out, &errb); err != nil {
@@ -247,7 +261,7 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rb); err != nil || !rb.Identical || rb.Profiles != 1 {
 		t.Fatalf("rebuild: %s %v", out.String(), err)
 	}
-	scan("rebuilt", idNumber, salary)
+	scan("rebuilt", idNumber, salary, bonus)
 
 	// Rotation: a new key, everything re-sealed, then the old key removed.
 	out.Reset()

@@ -233,8 +233,7 @@ type Resealed struct {
 	Splits      int `json:"splits"`
 	Candidates  int `json:"linkage_candidates"`
 	// Whole blobs (datakey.SealBlob): sealed under the new key, those
-	// written in clear (before a key was configured) included. The
-	// embedded store fills them; PostgreSQL does not seal blobs yet.
+	// written in clear (before a key was configured) included.
 	Quarantined     int `json:"quarantined"`
 	ImportSummaries int `json:"import_summaries"`
 	DeadLetters     int `json:"dead_letters"`
