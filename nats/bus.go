@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -77,6 +78,7 @@ type Bus struct {
 	nc     *natsgo.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	lost   atomic.Int64 // leases lost (LeasesLost)
 }
 
 var _ portrait.Bus = (*Bus)(nil)
