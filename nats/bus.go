@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -77,6 +78,7 @@ type Bus struct {
 	nc     *natsgo.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	lost   atomic.Int64 // leases lost (LeasesLost)
 }
 
 var _ portrait.Bus = (*Bus)(nil)
@@ -194,9 +196,22 @@ func (b *Bus) PublishCounted(ctx context.Context, events []*portrait.Event) (dup
 }
 
 // Consume implements portrait.Bus with the partition's durable pull
-// consumer. It never has more than one batch unacknowledged, so a batch
-// delivered again (its handler failed, or the consumer died) comes before
-// anything published after it: the partition stays in order.
+// consumer, read through one long-lived pull subscription (jetstream's
+// Messages iterator) for as long as ctx lasts: a pull request is always
+// waiting on the server, so an event published while the partition is idle
+// is delivered at once. With Fetch, each request expired and a new one was
+// sent; an event the server handed to a request the client had just given
+// up on (its timer runs from the send, the server's from the receipt) went
+// to an inbox nobody read and waited the whole ack wait (issue 17).
+//
+// Flow control and order: the server lets at most one batch (Batch
+// messages) be delivered and unacknowledged, so a slow handler stops
+// delivery instead of filling memory, and what a dead consumer held is
+// delivered again after the ack wait before anything later (two batches
+// outstanding came back out of order on NATS 2.9). The next batch arrives
+// while the last one's acknowledgements are confirmed. A failed batch is
+// given back (Nak) together with anything buffered after it, in stream
+// order, and the subscription opened anew, so it is delivered again first.
 func (b *Bus) Consume(ctx context.Context, p int, handle func(context.Context, []*portrait.Event) error) error {
 	if p < 0 || p >= b.cfg.Partitions {
 		return portrait.Errorf(portrait.EINVALID, "partition %d: the stream has %d", p, b.cfg.Partitions)
@@ -215,18 +230,99 @@ func (b *Bus) Consume(ctx context.Context, p int, handle func(context.Context, [
 	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(b.cfg.Batch, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			b.cfg.Log.Warn("bus fetch failed", "partition", p, "err", err)
-			sleep(ctx, time.Second)
+		err := b.consume(ctx, p, cons, handle)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case portrait.ErrorCode(err) == portrait.EINVALID:
+			return err
+		default:
+			b.cfg.Log.Warn("bus batch failed: delivered again", "partition", p, "err", err)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}
-		var msgs []jetstream.Msg
-		var events []*portrait.Event
-		for m := range batch.Messages() {
+		backoff = 100 * time.Millisecond
+	}
+	return nil
+}
+
+// pullExpiry is how long one pull request waits on the server; the
+// iterator renews it before it runs out, so it only bounds how long a
+// request of a vanished client lingers there.
+const pullExpiry = 30 * time.Second
+
+// gatherWait is how long a batch waits for one more message already on its
+// way before it is handed over: long enough to take what the server has
+// sent in one go, short enough not to delay an idle partition's event.
+const gatherWait = 2 * time.Millisecond
+
+// consume reads one subscription until ctx ends (nil) or a batch fails
+// (its error); either way what was delivered and not handled is given
+// back before it returns.
+func (b *Bus) consume(ctx context.Context, p int, cons jetstream.Consumer, handle func(context.Context, []*portrait.Event) error) (err error) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(b.cfg.Batch), jetstream.PullExpiry(pullExpiry))
+	if err != nil {
+		sleep(ctx, time.Second)
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot subscribe to partition %d: %v", p, err)
+	}
+	var msgs []jetstream.Msg // taken, not handled yet
+	defer func() {
+		// Draining takes what the server sent before it saw the
+		// unsubscription; each is given back at once (Nak), after the
+		// unhandled batch, so the partition's next consumer gets them in
+		// order now rather than after the ack wait.
+		it.Drain()
+		for {
+			m, err := it.Next(jetstream.NextMaxWait(ackTimeout))
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					it.Stop()
+				}
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			return
+		}
+		// The server still lists this subscription's pull request as
+		// waiting until it next reviews its requests; a message given back
+		// meanwhile is handed to that request and, its inbox gone, is lost
+		// until the ack wait (NATS 2.9: the redelivery is dropped when the
+		// only waiting request has no interest). Reading the consumer's
+		// info makes the server review them and drop ours first.
+		ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		if _, err := cons.Info(ictx); err != nil {
+			b.cfg.Log.Warn("bus consumer not reviewed before giving events back: some may wait the ack wait", "partition", p, "err", err)
+		}
+		icancel()
+		for _, m := range msgs {
+			m.Nak()
+		}
+	}()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return portrait.Errorf(portrait.EUNAVAILABLE, "the subscription to partition %d ended: %v", p, err)
+			}
+			b.cfg.Log.Warn("bus subscription interrupted", "partition", p, "err", err)
+			continue
+		}
+		msgs = append(msgs[:0], m)
+		for len(msgs) < b.cfg.Batch {
+			m, err := it.Next(jetstream.NextMaxWait(gatherWait))
+			if err != nil {
+				break
+			}
+			msgs = append(msgs, m)
+		}
+		events := make([]*portrait.Event, 0, len(msgs))
+		kept := msgs[:0]
+		for _, m := range msgs {
 			e := new(portrait.Event)
 			if err := json.Unmarshal(m.Data(), e); err != nil {
 				// Only Portrait publishes here; a message that is not an
@@ -235,30 +331,22 @@ func (b *Bus) Consume(ctx context.Context, p int, handle func(context.Context, [
 				m.Term()
 				continue
 			}
-			msgs = append(msgs, m)
+			kept = append(kept, m)
 			events = append(events, e)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			b.cfg.Log.Warn("bus fetch ended early", "partition", p, "err", err)
-		}
+		msgs = kept
 		if len(events) == 0 {
 			continue
 		}
 		if err := handle(ctx, events); err != nil {
 			// Delivered again, from the first: nothing of the batch is
-			// acknowledged.
-			for _, m := range msgs {
-				m.Nak()
-			}
+			// acknowledged (the deferred give-back Naks it, then what
+			// was buffered after it).
 			if portrait.ErrorCode(err) == portrait.EINVALID {
 				return err
 			}
-			b.cfg.Log.Warn("bus batch failed: delivered again", "partition", p, "events", len(events), "err", err)
-			sleep(ctx, backoff)
-			backoff = min(backoff*2, 10*time.Second)
-			continue
+			return portrait.Errorf(portrait.ErrorCode(err), "%d events: %s", len(events), portrait.ErrorMessage(err))
 		}
-		backoff = 100 * time.Millisecond
 		// Each message is acknowledged; the last one with DoubleAck, which
 		// waits for the server to have it (acknowledgements are handled in
 		// order), so the batch is not delivered again once the next is taken.
@@ -276,8 +364,11 @@ func (b *Bus) Consume(ctx context.Context, p int, handle func(context.Context, [
 			b.cfg.Log.Warn("bus acknowledgement not confirmed: the batch may be delivered again", "partition", p, "err", err)
 		}
 		acancel()
+		msgs = msgs[:0]
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
-	return nil
 }
 
 // ackTimeout bounds the wait for the server to confirm a batch's

@@ -30,6 +30,13 @@ func partitionKey(p int) string { return "p." + strconv.Itoa(p) }
 // and renewing its leases every ttl/3, until ctx ends; then it stops its
 // consumers and gives its leases back. node names this process uniquely
 // among the stream's processors.
+//
+// Renewal runs on its own, apart from sharing out: giving a partition back
+// waits for its consumer to finish the batch in hand, which under load
+// takes seconds, and renewals waiting behind it let the node's other
+// leases expire (issue 17: leases flapped with a 3 s TTL under load). A
+// partition being given back stays held, and renewed, until its consumer
+// has stopped, so no other node consumes it meanwhile.
 func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle func(ctx context.Context, p int, events []*portrait.Event) error) error {
 	if node == "" || strings.ContainsAny(node, ". *>") {
 		return portrait.Errorf(portrait.EINVALID, "node name %q: letters, digits, - and _ only", node)
@@ -41,7 +48,19 @@ func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle 
 	if err != nil {
 		return err
 	}
-	s := &server{b: b, kv: kv, node: node, handle: handle, held: map[int]*held{}}
+	s := &server{b: b, kv: kv, node: node, ttl: ttl, handle: handle, held: map[int]*held{}}
+	// The renewals outlive ctx: stopAll waits for the consumers to finish
+	// while their partitions are still this node's.
+	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.renewLoop(rctx)
+	}()
+	defer func() {
+		rcancel()
+		<-renewed
+	}()
 	defer s.stopAll()
 	tick := time.NewTicker(ttl / 3)
 	defer tick.Stop()
@@ -72,8 +91,71 @@ func (b *Bus) leases(ctx context.Context, ttl time.Duration) (jetstream.KeyValue
 	return kv, nil
 }
 
+// LeasesLost counts the leases this bus's nodes held and lost (not given
+// back): a lease that flaps under load shows here (bench nodes prints it).
+func (b *Bus) LeasesLost() int64 { return b.lost.Load() }
+
+// lease is one held key: its revision, and until when this node may act
+// on it without a renewal.
+type lease struct {
+	rev  uint64
+	safe time.Time
+}
+
+// safeUntil: a key written by a request sent at sent expires no sooner
+// than sent+ttl (the server stamps it on arrival); a sixth of the TTL is
+// kept in hand for the holder to stop.
+func safeUntil(sent time.Time, ttl time.Duration) time.Time {
+	return sent.Add(ttl - ttl/6)
+}
+
+// renew tries once to extend l, whose key holds node's name. It says
+// false when the lease is lost: another node's now, or not renewed within
+// its safe time. A renewal that fails otherwise (NATS slow or unreachable)
+// leaves the lease held while its safe time lasts, to be tried again: with
+// each try bounded by a third of the TTL, one slow round trip on a loaded
+// machine dropped a lease that had seconds left (issue 17).
+func renew(ctx context.Context, kv jetstream.KeyValue, key, node string, ttl time.Duration, l *lease) (bool, error) {
+	if !time.Now().Before(l.safe) {
+		return false, errLapsed
+	}
+	cctx, cancel := context.WithDeadline(ctx, l.safe)
+	defer cancel()
+	sent := time.Now()
+	rev, err := kv.Update(cctx, key, []byte(node), l.rev)
+	if err == nil {
+		l.rev, l.safe = rev, safeUntil(sent, ttl)
+		return true, nil
+	}
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// A renewal whose answer was lost (its caller gave up) may have
+		// been stored all the same: the key then names this node at a
+		// revision only this node wrote. Its safe time is not moved;
+		// the next renewal, with the right revision, moves it.
+		if e, gerr := kv.Get(cctx, key); gerr == nil && e.Operation() == jetstream.KeyValuePut && string(e.Value()) == node && e.Revision() > l.rev {
+			l.rev = e.Revision()
+			return true, nil
+		}
+		return false, err
+	}
+	if !time.Now().Before(l.safe) {
+		return false, err
+	}
+	return true, err
+}
+
+var errLapsed = errors.New("not renewed within the lease time")
+
+// The states of a partition this node has taken.
+const (
+	consuming = iota // held and consumed
+	releasing        // its consumer is stopping; held until it has, then given back
+	lost             // no longer this node's; its consumer is stopping
+)
+
 type held struct {
-	rev    uint64
+	lease
+	state  int
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -82,43 +164,108 @@ type server struct {
 	b      *Bus
 	kv     jetstream.KeyValue
 	node   string
+	ttl    time.Duration
 	handle func(ctx context.Context, p int, events []*portrait.Event) error
 
 	mu   sync.Mutex
 	held map[int]*held
 }
 
-// heldPartitions lists the partitions this node holds now (for metrics and tests).
+// heldPartitions lists the partitions this node consumes now, not counting
+// those it is giving back (for sharing out and tests).
 func (s *server) heldPartitions() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ps []int
-	for p := range s.held {
-		ps = append(ps, p)
+	for p, h := range s.held {
+		if h.state == consuming {
+			ps = append(ps, p)
+		}
 	}
 	return ps
 }
 
-// round renews what is held, gives back what is beyond this node's share
-// and takes free partitions up to it.
+// renewLoop renews the node key and every held partition every ttl/3
+// until ctx ends.
+func (s *server) renewLoop(ctx context.Context) {
+	tick := time.NewTicker(s.ttl / 3)
+	defer tick.Stop()
+	for {
+		s.renewAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// renewAll renews the node key and the partitions' leases, all at once:
+// one after the other, eight partitions of round trips on a loaded NATS
+// could outlast the lease.
+func (s *server) renewAll(ctx context.Context) {
+	log := s.b.cfg.Log
+	type job struct {
+		p int
+		l lease
+	}
+	var jobs []job
+	s.mu.Lock()
+	for p, h := range s.held {
+		if h.state != lost {
+			jobs = append(jobs, job{p, h.lease})
+		}
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cctx, cancel := context.WithTimeout(ctx, s.ttl/2)
+		defer cancel()
+		if _, err := s.kv.Put(cctx, "node."+s.node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
+			log.Warn("bus lease heartbeat failed", "node", s.node, "err", err)
+		}
+	}()
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := j.l
+			ok, err := renew(ctx, s.kv, partitionKey(j.p), s.node, s.ttl, &l)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			h := s.held[j.p]
+			if h == nil || h.state == lost {
+				return
+			}
+			if ok {
+				h.lease = l
+				if err != nil && ctx.Err() == nil {
+					log.Info("bus partition lease not renewed yet: retrying", "node", s.node, "partition", j.p, "err", err)
+				}
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// Lost (expired and taken, or unreachable for too long):
+			// its consumer stops at once; another node may hold it now.
+			log.Warn("bus partition lease lost", "node", s.node, "partition", j.p, "err", err)
+			s.b.lost.Add(1)
+			h.state = lost
+			h.cancel()
+		}()
+	}
+	wg.Wait()
+}
+
+// round gives back what is beyond this node's share and takes free
+// partitions up to it; partitions whose consumer has stopped after a
+// release are given back, and lost ones forgotten.
 func (s *server) round(ctx context.Context) {
 	log := s.b.cfg.Log
-	if _, err := s.kv.Put(ctx, "node."+s.node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		log.Warn("bus lease heartbeat failed", "node", s.node, "err", err)
-	}
-	for p, h := range s.snapshot() {
-		rev, err := s.kv.Update(ctx, partitionKey(p), []byte(s.node), h.rev)
-		if err != nil {
-			// Lost (expired and taken, or unreachable long enough): stop
-			// consuming it at once; another node may hold it now.
-			log.Warn("bus partition lease lost", "node", s.node, "partition", p, "err", err)
-			s.stop(p)
-			continue
-		}
-		s.mu.Lock()
-		h.rev = rev
-		s.mu.Unlock()
-	}
+	s.settle(ctx)
 	nodes := 1
 	if keys, err := s.kv.Keys(ctx); err == nil {
 		n := 0
@@ -131,46 +278,62 @@ func (s *server) round(ctx context.Context) {
 	}
 	parts := s.b.cfg.Partitions
 	share := (parts + nodes - 1) / nodes
-	for _, p := range s.heldPartitions() {
-		if len(s.heldPartitions()) <= share {
-			break
+	if mine := s.heldPartitions(); len(mine) > share {
+		for _, p := range mine[share:] {
+			s.release(p)
 		}
-		s.release(ctx, p)
 	}
 	for p := 0; p < parts && len(s.heldPartitions()) < share; p++ {
-		if s.holds(p) {
+		if s.taken(p) {
 			continue
 		}
+		sent := time.Now()
 		rev, err := s.kv.Create(ctx, partitionKey(p), []byte(s.node))
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) {
+			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				log.Warn("bus lease not taken", "node", s.node, "partition", p, "err", err)
 			}
 			continue
 		}
-		s.start(ctx, p, rev)
+		s.start(ctx, p, lease{rev: rev, safe: safeUntil(sent, s.ttl)})
 	}
 }
 
-func (s *server) snapshot() map[int]*held {
+// settle gives back the partitions whose consumers have stopped after a
+// release, and forgets lost ones whose consumers have.
+func (s *server) settle(ctx context.Context) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := make(map[int]*held, len(s.held))
+	var back []int
 	for p, h := range s.held {
-		m[p] = h
+		select {
+		case <-h.done:
+		default:
+			continue
+		}
+		switch h.state {
+		case releasing:
+			back = append(back, p)
+		case lost:
+			delete(s.held, p)
+		}
 	}
-	return m
+	s.mu.Unlock()
+	for _, p := range back {
+		s.giveBack(ctx, p)
+	}
 }
 
-func (s *server) holds(p int) bool {
+// taken says whether p is this node's in any state (a partition lost or
+// being given back is not taken again until its consumer has stopped).
+func (s *server) taken(p int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held[p] != nil
 }
 
-func (s *server) start(ctx context.Context, p int, rev uint64) {
+func (s *server) start(ctx context.Context, p int, l lease) {
 	cctx, cancel := context.WithCancel(ctx)
-	h := &held{rev: rev, cancel: cancel, done: make(chan struct{})}
+	h := &held{lease: l, state: consuming, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
 	s.held[p] = h
 	s.mu.Unlock()
@@ -186,34 +349,54 @@ func (s *server) start(ctx context.Context, p int, rev uint64) {
 	}()
 }
 
-// stop ends partition p's consumer and waits for it.
-func (s *server) stop(p int) *held {
+// release stops p's consumer without waiting for it; the lease is given
+// back once it has stopped (settle).
+func (s *server) release(p int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.held[p]; h != nil && h.state == consuming {
+		h.state = releasing
+		h.cancel()
+	}
+}
+
+// giveBack deletes p's lease, if it is still this node's.
+func (s *server) giveBack(ctx context.Context, p int) {
 	s.mu.Lock()
 	h := s.held[p]
 	delete(s.held, p)
 	s.mu.Unlock()
-	if h != nil {
-		h.cancel()
-		<-h.done
+	if h == nil || h.state != releasing {
+		return
 	}
-	return h
-}
-
-// release stops p and deletes its lease, if it is still this node's.
-func (s *server) release(ctx context.Context, p int) {
-	if h := s.stop(p); h != nil {
-		if err := s.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(h.rev)); err != nil {
-			s.b.cfg.Log.Warn("bus lease not given back: it expires", "node", s.node, "partition", p, "err", err)
-		}
+	if err := s.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(h.rev)); err != nil {
+		s.b.cfg.Log.Warn("bus lease not given back: it expires", "node", s.node, "partition", p, "err", err)
 	}
 }
 
+// stopAll stops every consumer, waits for them (their leases still
+// renewed), and gives the leases back.
 func (s *server) stopAll() {
 	// The caller's context is over; giving the leases back still needs one.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, p := range s.heldPartitions() {
-		s.release(ctx, p)
+	s.mu.Lock()
+	var ps []int
+	var dones []chan struct{}
+	for p, h := range s.held {
+		if h.state == consuming {
+			h.state = releasing
+			h.cancel()
+		}
+		ps = append(ps, p)
+		dones = append(dones, h.done)
+	}
+	s.mu.Unlock()
+	for _, d := range dones {
+		<-d
+	}
+	for _, p := range ps {
+		s.giveBack(ctx, p)
 	}
 	if err := s.kv.Delete(ctx, "node."+s.node); err != nil {
 		s.b.cfg.Log.Warn("bus node key not removed: it expires", "node", s.node, "err", err)
@@ -274,7 +457,7 @@ func (b *Bus) HoldLease(ctx context.Context, name, node string, ttl time.Duratio
 	}
 	log := b.cfg.Log
 	var (
-		rev    uint64
+		l      lease // l.rev 0: not held
 		cancel context.CancelFunc
 		done   chan struct{}
 	)
@@ -287,10 +470,10 @@ func (b *Bus) HoldLease(ctx context.Context, name, node string, ttl time.Duratio
 	}
 	defer func() {
 		stop()
-		if rev != 0 {
+		if l.rev != 0 {
 			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer dcancel()
-			if err := kv.Delete(dctx, name, jetstream.LastRevision(rev)); err != nil {
+			if err := kv.Delete(dctx, name, jetstream.LastRevision(l.rev)); err != nil {
 				log.Warn("lease not given back: it expires", "lease", name, "node", node, "err", err)
 			}
 		}
@@ -298,33 +481,40 @@ func (b *Bus) HoldLease(ctx context.Context, name, node string, ttl time.Duratio
 	tick := time.NewTicker(ttl / 3)
 	defer tick.Stop()
 	for {
-		// Each call is bounded by ttl/3, so a holder that cannot reach
-		// NATS stops before its lease can have expired elsewhere.
-		cctx, ccancel := context.WithTimeout(ctx, ttl/3)
-		if rev != 0 {
-			r, err := kv.Update(cctx, name, []byte(node), rev)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("lease lost", "lease", name, "node", node, "err", err)
-				}
-				rev = 0
+		if l.rev != 0 {
+			// A renewal may take until the lease's safe time, so a
+			// holder that cannot reach NATS stops before its lease can
+			// have expired elsewhere, and one slow round trip does not
+			// end a term.
+			ok, err := renew(ctx, kv, name, node, ttl, &l)
+			switch {
+			case ctx.Err() != nil:
+			case !ok:
+				log.Warn("lease lost", "lease", name, "node", node, "err", err)
+				b.lost.Add(1)
+				l = lease{}
 				stop()
-			} else {
-				rev = r
+			case err != nil:
+				log.Info("lease not renewed yet: retrying", "lease", name, "node", node, "err", err)
 			}
-		} else if r, err := kv.Create(cctx, name, []byte(node)); err == nil {
-			rev = r
-			log.Info("lease taken", "lease", name, "node", node, "revision", r)
-			fctx, fcancel := context.WithCancel(ctx)
-			cancel, done = fcancel, make(chan struct{})
-			go func(done chan struct{}, r uint64) {
-				defer close(done)
-				fn(fctx, r)
-			}(done, r)
-		} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-			log.Warn("lease not taken", "lease", name, "node", node, "err", err)
+		} else {
+			cctx, ccancel := context.WithTimeout(ctx, ttl/3)
+			sent := time.Now()
+			r, err := kv.Create(cctx, name, []byte(node))
+			ccancel()
+			if err == nil {
+				l = lease{rev: r, safe: safeUntil(sent, ttl)}
+				log.Info("lease taken", "lease", name, "node", node, "revision", r)
+				fctx, fcancel := context.WithCancel(ctx)
+				cancel, done = fcancel, make(chan struct{})
+				go func(done chan struct{}, r uint64) {
+					defer close(done)
+					fn(fctx, r)
+				}(done, r)
+			} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+				log.Warn("lease not taken", "lease", name, "node", node, "err", err)
+			}
 		}
-		ccancel()
 		select {
 		case <-ctx.Done():
 			return nil

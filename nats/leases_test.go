@@ -2,10 +2,14 @@ package nats
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portrait-cdp/portrait"
 )
 
 // TestNamedLeaseFailsOver: two nodes compete for the "applier" lease. One
@@ -150,5 +154,126 @@ func TestPublishCountsDuplicates(t *testing.T) {
 	}
 	if n, err := b.Pending(ctx); err != nil || n != 15 {
 		t.Fatalf("pending %d (%v), want 15", n, err)
+	}
+}
+
+// countingHandler counts the log records whose message contains a word.
+type countingHandler struct {
+	word string
+	n    *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.word) {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// A node whose consumers are busy keeps the partitions it keeps: when a
+// second node arrives, the first gives two partitions back, each waiting
+// for its consumer to finish a batch that takes twice the lease time, and
+// meanwhile its other leases are renewed. Renewal used to wait behind each
+// release, so the leases it kept expired (issue 17: leases flapping under
+// load).
+func TestBusyNodeKeepsItsLeasesWhileGivingSomeBack(t *testing.T) {
+	var lostA atomic.Int64
+	cfg := Config{Partitions: 4, Batch: 5}
+	b := openBus(t, cfg)
+	cfg.Stream, cfg.URL = b.cfg.Stream, b.cfg.URL
+	ttl := 1500 * time.Millisecond
+	publish(t, b, events(40, 5), 50)
+
+	node := func(name string, log *slog.Logger) (*Bus, context.CancelFunc, chan error) {
+		c := cfg
+		c.Log = log
+		nb, err := Open(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nb.Close() })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- nb.Serve(ctx, name, ttl, func(ctx context.Context, p int, evs []*portrait.Event) error {
+				time.Sleep(2 * ttl) // a batch that takes long to apply, whatever ctx says
+				return nil
+			})
+		}()
+		return nb, cancel, done
+	}
+	owners := func() map[int]string {
+		o, err := b.Owners(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	count := func(o map[int]string, name string) int {
+		n := 0
+		for _, v := range o {
+			if v == name {
+				n++
+			}
+		}
+		return n
+	}
+	_, stopA, doneA := node("a", slog.New(countingHandler{"lost", &lostA}))
+	waitFor(t, "a to take every partition", 10*time.Second, func() bool { return count(owners(), "a") == 4 })
+	time.Sleep(ttl) // every consumer of a is inside a batch
+	_, stopB, doneB := node("b", nil)
+	waitFor(t, "a and b to share", 30*time.Second, func() bool { o := owners(); return count(o, "a") == 2 && count(o, "b") == 2 })
+	time.Sleep(2 * ttl)
+	if o := owners(); count(o, "a") != 2 || count(o, "b") != 2 {
+		t.Errorf("owners after sharing: %v", o)
+	}
+	if n := lostA.Load(); n != 0 {
+		t.Errorf("a lost %d leases while giving two back", n)
+	}
+	stopB()
+	stopA()
+	<-doneA
+	<-doneB
+}
+
+// One slow round trip to NATS (1.2 s, longer than a third of the lease
+// time, well within it) does not end a lease's term: renewals used to be
+// bounded by a third of the TTL and the lease dropped at the first that
+// took longer.
+func TestSlowRenewalKeepsTheNamedLease(t *testing.T) {
+	direct := openBus(t, Config{Partitions: 1})
+	link := newSlowLink(t, direct.cfg.URL)
+	var lostN atomic.Int64
+	slow, err := Open(context.Background(), Config{URL: link.url(), Stream: direct.cfg.Stream, Partitions: 1, Log: slog.New(countingHandler{"lost", &lostN})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	ttl := 3 * time.Second
+	var terms, ended atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- slow.HoldLease(ctx, "applier", "a", ttl, func(ctx context.Context, _ uint64) {
+			terms.Add(1)
+			<-ctx.Done()
+			ended.Add(1)
+		})
+	}()
+	waitFor(t, "a to hold the lease", 10*time.Second, func() bool { return terms.Load() == 1 })
+	time.Sleep(ttl / 3)
+	link.delay.Store(int64(1200 * time.Millisecond))
+	time.Sleep(2 * time.Second)
+	link.delay.Store(0)
+	time.Sleep(ttl)
+	if terms.Load() != 1 || ended.Load() != 0 || lostN.Load() != 0 {
+		t.Errorf("after one slow spell: %d terms, %d ended, %d leases lost; want 1, 0, 0", terms.Load(), ended.Load(), lostN.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -35,6 +35,9 @@ type nodesResult struct {
 	// generator, not NATS or PostgreSQL) from the first request until
 	// processing caught up: on a shared machine it moves less than rates.
 	CPUSec float64 `json:"cpu_seconds"`
+	// LeasesLost counts the partition and named leases the nodes lost
+	// (not gave back) during the setup: flaps under load.
+	LeasesLost int64 `json:"leases_lost"`
 }
 
 // runBenchNodes measures acknowledged and processed events per second with
@@ -173,6 +176,11 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		processed := time.Since(start)
 		res.CPUSec = cpuSeconds() - cpu0
+		for _, a := range apps {
+			if a.bus != nil {
+				res.LeasesLost += a.bus.LeasesLost()
+			}
+		}
 		if *trace {
 			traceLine()
 		}
@@ -232,9 +240,9 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return json.NewEncoder(stdout).Encode(results)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "setup\tprocess nodes\tevents\tacknowledged ev/s\tprocessed ev/s\tCPU s\t\n")
+	fmt.Fprintf(tw, "setup\tprocess nodes\tevents\tacknowledged ev/s\tprocessed ev/s\tCPU s\tleases lost\t\n")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.1f\t\n", r.Setup, r.Nodes, r.Events, r.AckedPerSec, r.ProcessedPerSec, r.CPUSec)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.1f\t%d\t\n", r.Setup, r.Nodes, r.Events, r.AckedPerSec, r.ProcessedPerSec, r.CPUSec, r.LeasesLost)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "same %d events (batches of %d, %d clients) for every setup, in this run; processed = until the last event was applied\n", *n, *batch, *conc)
