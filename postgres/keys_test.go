@@ -2,53 +2,17 @@ package postgres
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/portrait-cdp/portrait"
-	"github.com/portrait-cdp/portrait/internal/keyhash"
+	"github.com/portrait-cdp/portrait/storetest"
 )
 
-// Keys are stored as salted bcrypt hashes found by a short prefix; a row
-// copied from an embedded store older than its migration 015 (plain
-// SHA-256, no prefix, as `portrait migrate` copies it) keeps working and is
-// re-hashed on first use.
 func TestKeysHashedSlowlyAndMigrated(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	const secret = "pat_abcdefgh12345678901234567890"
-	k := &portrait.Key{Kind: portrait.KeyAdmin, Name: "analyst", Role: "analyst", Clearance: "internal"}
-	if err := db.CreateKey(ctx, k, secret); err != nil {
-		t.Fatal(err)
-	}
-	var hash, prefix string
-	if err := db.pool.QueryRow(ctx, `SELECT hash, prefix FROM keys WHERE id = $1`, k.ID).Scan(&hash, &prefix); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, keyhash.Digest(secret)) || prefix != secret[:10] {
-		t.Errorf("stored hash %q prefix %q", hash, prefix)
-	}
-
-	const old = "legacy-admin-token"
-	if _, err := db.pool.Exec(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, clearance) VALUES ('admin', 'ops', $1, 0, 0, 'admin', 'secret')`, keyhash.Digest(old)); err != nil {
-		t.Fatal(err)
-	}
-	lk, err := db.Authenticate(ctx, portrait.KeyAdmin, old)
-	if err != nil || lk.Role != "admin" || lk.Clearance != "secret" {
-		t.Fatalf("legacy key: %+v %v", lk, err)
-	}
-	if err := db.pool.QueryRow(ctx, `SELECT hash, coalesce(prefix, '') FROM keys WHERE id = $1`, lk.ID).Scan(&hash, &prefix); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(hash, "$2a$") || prefix == "" {
-		t.Errorf("legacy key not re-hashed: %q %q", hash, prefix)
-	}
-	if _, err := db.Authenticate(ctx, portrait.KeyAdmin, old); err != nil {
-		t.Errorf("legacy key after re-hash: %v", err)
-	}
-	if _, err := db.Authenticate(ctx, portrait.KeyAdmin, "legacy-admin-tokeX"); portrait.ErrorCode(err) != portrait.EUNAUTHORIZED {
-		t.Errorf("a wrong secret: %v", err)
-	}
+	storetest.KeysHashedSlowlyAndMigrated(t, func(t *testing.T) (storetest.AdminStore, storetest.Raw) {
+		db := openTest(t)
+		return db, db.raw()
+	})
 }
 
 // A key revoked on one node ends its sessions on every node: the session

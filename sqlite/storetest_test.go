@@ -10,7 +10,7 @@ import (
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
-func openStore(t *testing.T) *sqlite.DB {
+func openStore(t testing.TB) *sqlite.DB {
 	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)

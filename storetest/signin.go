@@ -2,12 +2,62 @@ package storetest
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/keyhash"
 )
+
+// KeysHashedSlowlyAndMigrated: keys are stored as salted bcrypt hashes
+// found by a short prefix, never as the fast digest; a key row as an old
+// version left it (plain SHA-256, no prefix: an embedded store before its
+// migration 015, or what `portrait migrate` copied from one) keeps
+// signing in and is re-hashed on first use. open returns a new empty store
+// and its raw SQL.
+func KeysHashedSlowlyAndMigrated(t *testing.T, open func(t *testing.T) (AdminStore, Raw)) {
+	ctx := context.Background()
+	s, raw := open(t)
+	const secret = "pat_abcdefgh12345678901234567890"
+	k := &portrait.Key{Kind: portrait.KeyAdmin, Name: "analyst", Role: "analyst", Clearance: "internal"}
+	if err := s.CreateKey(ctx, k, secret); err != nil {
+		t.Fatal(err)
+	}
+	var hash, prefix string
+	if err := raw.Scan(ctx, `SELECT hash, prefix FROM keys WHERE id = $1`, []any{k.ID}, &hash, &prefix); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(hash, "$2a$") || strings.Contains(hash, keyhash.Digest(secret)) || prefix != secret[:10] {
+		t.Errorf("stored hash %q prefix %q", hash, prefix)
+	}
+	got, err := s.Authenticate(ctx, portrait.KeyAdmin, secret)
+	if err != nil || got.Role != "analyst" || got.Clearance != "internal" {
+		t.Fatalf("authenticate: %+v %v", got, err)
+	}
+
+	const old = "legacy-admin-token"
+	if err := raw.Exec(ctx, `INSERT INTO keys (kind, name, hash, priority, created_at, role, clearance) VALUES ('admin', 'ops', $1, 0, 0, 'admin', 'secret')`, keyhash.Digest(old)); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := s.Authenticate(ctx, portrait.KeyAdmin, old)
+	if err != nil || lk.Role != "admin" || lk.Clearance != "secret" {
+		t.Fatalf("legacy key: %+v %v", lk, err)
+	}
+	if err := raw.Scan(ctx, `SELECT hash, coalesce(prefix, '') FROM keys WHERE id = $1`, []any{lk.ID}, &hash, &prefix); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(hash, "$2a$") || prefix == "" {
+		t.Errorf("legacy key not re-hashed: %q %q", hash, prefix)
+	}
+	if _, err := s.Authenticate(ctx, portrait.KeyAdmin, old); err != nil {
+		t.Errorf("legacy key after re-hash: %v", err)
+	}
+	if _, err := s.Authenticate(ctx, portrait.KeyAdmin, "legacy-admin-tokeX"); portrait.ErrorCode(err) != portrait.EUNAUTHORIZED {
+		t.Errorf("a wrong secret: %v", err)
+	}
+}
 
 // adminSignInFailures: failures count per client within a window from the
 // first one, survive in the store, start again once the window passed, and
