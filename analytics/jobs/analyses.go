@@ -19,7 +19,7 @@ import (
 // and the discounted 12-month value. Each run also checks itself: the same
 // models fitted on the history up to a cut-off predict the period after it,
 // and the run record keeps the comparison with what happened (holdout).
-func (r *Runner) clv(ctx context.Context, run *Run) error {
+func (r *Runner) clv(ctx context.Context, run *Run, load loader) error {
 	p := Params(run.Params)
 	months, err := p.float("months", 12)
 	if err != nil {
@@ -39,7 +39,7 @@ func (r *Runner) clv(ctx context.Context, run *Run) error {
 	if months < 1 || months > 1200 {
 		return portrait.Errorf(portrait.EINVALID, "months must be 1..1200")
 	}
-	c, err := r.load(ctx)
+	c, err := load(ctx)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func holdoutCheck(ps []clv.Purchase, first, now time.Time, holdoutDays float64) 
 
 // fpgrowth mines the order baskets and writes each customer's next-best
 // products: the items the rules their history triggers suggest.
-func (r *Runner) fpgrowth(ctx context.Context, run *Run) error {
+func (r *Runner) fpgrowth(ctx context.Context, run *Run, load loader) error {
 	p := Params(run.Params)
 	sup, err := p.float("min_support", 0.01)
 	if err != nil {
@@ -199,7 +199,7 @@ func (r *Runner) fpgrowth(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	c, err := r.load(ctx)
+	c, err := load(ctx)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func features(ps []purchase, asOf time.Time) ([]float64, bool) {
 
 // kmeans clusters customers on their behaviour (z-scores, automatic k by
 // silhouette) and writes the cluster and its plain-words description.
-func (r *Runner) kmeans(ctx context.Context, run *Run) error {
+func (r *Runner) kmeans(ctx context.Context, run *Run, load loader) error {
 	p := Params(run.Params)
 	kmax, err := p.float("k_max", 8)
 	if err != nil {
@@ -297,7 +297,7 @@ func (r *Runner) kmeans(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	c, err := r.load(ctx)
+	c, err := load(ctx)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func (r *Runner) kmeans(ctx context.Context, run *Run) error {
 // labelled by whether the customer bought within the horizon after it. The
 // model then scores everyone as of now; churn_probability is the chance of
 // not buying in the next horizon.
-func (r *Runner) churn(ctx context.Context, run *Run) error {
+func (r *Runner) churn(ctx context.Context, run *Run, load loader) error {
 	horizon, err := Params(run.Params).float("horizon_days", 90)
 	if err != nil {
 		return err
@@ -352,7 +352,7 @@ func (r *Runner) churn(ctx context.Context, run *Run) error {
 	if horizon <= 0 {
 		return portrait.Errorf(portrait.EINVALID, "horizon_days must be positive")
 	}
-	c, err := r.load(ctx)
+	c, err := load(ctx)
 	if err != nil {
 		return err
 	}

@@ -160,7 +160,7 @@ func (r *Runner) Start(ctx context.Context, kind string, params Params) (*Run, e
 	go func() {
 		defer r.wg.Done()
 		defer r.done(kind)
-		r.execute(context.WithoutCancel(ctx), run)
+		r.execute(context.WithoutCancel(ctx), run, r.load)
 	}()
 	return &cp, nil
 }
@@ -172,11 +172,48 @@ func (r *Runner) RunNow(ctx context.Context, kind string, params Params) (*Run, 
 		return nil, err
 	}
 	defer r.done(kind)
-	r.execute(ctx, run)
+	r.execute(ctx, run, r.load)
 	if run.Status == Failed {
 		return run, portrait.Errorf(portrait.EINVALID, "%s", run.Error)
 	}
 	return run, nil
+}
+
+// RunEachNow runs the analyses of kinds one after another, as RunNow does,
+// over one reading of the customers' purchases and profiles taken before
+// the first: every analysis reads the same data, and reading it is most of
+// a small run's cost (the demo's four runs spent 5 of their 10 s of CPU
+// reading it four times). The analyses' own results do not change what
+// they read (purchases and each profile's first identifier), so the runs
+// answer as they would one by one, as of the moment of the reading. A kind
+// that cannot run has its error in errs at its place.
+func (r *Runner) RunEachNow(ctx context.Context, kinds []string) (runs []*Run, errs []error) {
+	var (
+		once   bool
+		loaded *customers
+		lerr   error
+	)
+	load := func(ctx context.Context) (*customers, error) {
+		if !once {
+			once = true
+			loaded, lerr = r.load(ctx)
+		}
+		return loaded, lerr
+	}
+	for _, kind := range kinds {
+		run, err := r.begin(ctx, kind, nil, true)
+		if err == nil {
+			func() {
+				defer r.done(kind)
+				r.execute(ctx, run, load)
+			}()
+			if run.Status == Failed {
+				err = portrait.Errorf(portrait.EINVALID, "%s", run.Error)
+			}
+		}
+		runs, errs = append(runs, run), append(errs, err)
+	}
+	return runs, errs
 }
 
 func (r *Runner) done(kind string) {
@@ -197,15 +234,18 @@ func validKind(k string) bool {
 	return false
 }
 
-func (r *Runner) execute(ctx context.Context, run *Run) {
-	r.analyse(ctx, run)
+// loader reads the customers an analysis works on.
+type loader func(context.Context) (*customers, error)
+
+func (r *Runner) execute(ctx context.Context, run *Run, load loader) {
+	r.analyse(ctx, run, load)
 	if err := r.Runs.SaveRun(ctx, run); err != nil {
 		r.Logf.Error("cannot record analytics run", "run", run.ID, "err", err)
 	}
 }
 
 // analyse runs the analysis and sets the run's outcome.
-func (r *Runner) analyse(ctx context.Context, run *Run) error {
+func (r *Runner) analyse(ctx context.Context, run *Run, load loader) error {
 	start := time.Now()
 	if run.Params == nil {
 		run.Params = Params{}
@@ -213,13 +253,13 @@ func (r *Runner) analyse(ctx context.Context, run *Run) error {
 	var err error
 	switch run.Kind {
 	case CLV:
-		err = r.clv(ctx, run)
+		err = r.clv(ctx, run, load)
 	case FPGrowth:
-		err = r.fpgrowth(ctx, run)
+		err = r.fpgrowth(ctx, run, load)
 	case KMeans:
-		err = r.kmeans(ctx, run)
+		err = r.kmeans(ctx, run, load)
 	case Churn:
-		err = r.churn(ctx, run)
+		err = r.churn(ctx, run, load)
 	}
 	fin := r.Now().UTC()
 	run.FinishedAt = &fin
@@ -247,7 +287,7 @@ func (r *Runner) scheduled(ctx context.Context, kind string) {
 		return // a run of this kind is under way
 	}
 	defer r.done(kind)
-	if err := r.analyse(ctx, run); portrait.ErrorCode(err) == portrait.EINVALID {
+	if err := r.analyse(ctx, run, r.load); portrait.ErrorCode(err) == portrait.EINVALID {
 		r.mu.Lock()
 		r.skipped[kind] = r.Now()
 		r.mu.Unlock()

@@ -414,3 +414,46 @@ func TestScheduleSkipsQuietlyWithoutData(t *testing.T) {
 		t.Errorf("an explicit run over no data: %+v %v", run, err)
 	}
 }
+
+// countingStore counts how often the analyses read the purchases.
+type countingStore struct {
+	jobs.Store
+	reads int
+}
+
+func (c *countingStore) TrackEvents(ctx context.Context, name string, fn func(string, *portrait.Event) error) error {
+	c.reads++
+	return c.Store.TrackEvents(ctx, name, fn)
+}
+
+// RunEachNow reads the customers once for all its runs and answers as the
+// runs one by one would: same metrics, same results written back.
+func TestRunEachNowReadsOnceAndAnswersAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	events := demo.Generate(7, 300, asOf).Events
+	_, _, alone := load(t, events)
+	db, _, shared := load(t, events)
+	counted := &countingStore{Store: db}
+	shared.Store = counted
+	runs, errs := shared.RunEachNow(ctx, jobs.Kinds)
+	if counted.reads != 1 {
+		t.Fatalf("RunEachNow read the purchases %d times for %d runs, want once", counted.reads, len(jobs.Kinds))
+	}
+	for i, kind := range jobs.Kinds {
+		one, err := alone.RunNow(ctx, kind, nil)
+		if (err == nil) != (errs[i] == nil) {
+			t.Fatalf("%s: alone %v, shared %v", kind, err, errs[i])
+		}
+		if runs[i].Kind != kind || runs[i].Status != one.Status || runs[i].Profiles != one.Profiles {
+			t.Errorf("%s: shared run %+v, alone %+v", kind, runs[i], one)
+		}
+		a, _ := json.Marshal(one.Metrics)
+		b, _ := json.Marshal(runs[i].Metrics)
+		if string(a) != string(b) {
+			t.Errorf("%s metrics differ:\nalone  %s\nshared %s", kind, a, b)
+		}
+		if kind == jobs.CLV && one.Profiles == 0 {
+			t.Errorf("clv wrote no profile: the comparison would prove nothing")
+		}
+	}
+}

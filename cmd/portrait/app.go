@@ -549,7 +549,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, demo
 		if err != nil {
 			return err
 		}
+		stop, err := startCPUProfile(d.cpuProfile)
+		if err != nil {
+			return err
+		}
 		sum, err := d.run(ctx, a, keys, stderr)
+		stop()
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -18,15 +20,17 @@ import (
 )
 
 type demoFlags struct {
-	customers int
-	seed      uint64
-	asOf      string
+	customers  int
+	seed       uint64
+	asOf       string
+	cpuProfile string
 }
 
 func (d *demoFlags) flags(fs *flag.FlagSet) {
 	fs.IntVar(&d.customers, "customers", 3000, "retail customers to generate")
 	fs.Uint64Var(&d.seed, "seed", 1, "random seed (same seed and --as-of: same data)")
 	fs.StringVar(&d.asOf, "as-of", "", "last day of the generated history, YYYY-MM-DD (default: today, UTC)")
+	fs.StringVar(&d.cpuProfile, "cpuprofile", "", "write a CPU profile of the demo's start-up (generation to ready) to this file")
 }
 
 type demoSummary struct {
@@ -59,7 +63,9 @@ func (d *demoFlags) run(ctx context.Context, a *App, keys *demoKeys, progress io
 	if d.customers < 1 {
 		return nil, portrait.Errorf(portrait.EINVALID, "--customers must be at least 1")
 	}
+	timer := newPhaseTimer(progress)
 	ds := demo.Generate(d.seed, d.customers, asOf)
+	timer.done("generated")
 	sum := &demoSummary{Customers: ds.Customers, Accounts: ds.Accounts, Duplicates: ds.Duplicates, Events: len(ds.Events), SampleEmail: ds.SampleEmail, URL: a.HTTP.URL()}
 	client := &http.Client{Timeout: 30 * time.Second}
 	const batch = 100
@@ -123,17 +129,11 @@ func (d *demoFlags) run(ctx context.Context, a *App, keys *demoKeys, progress io
 			return nil, err
 		}
 	}
-	last, err := a.DB.LastSeq(ctx)
-	if err != nil {
+	timer.done("events sent")
+	if err := caughtUp(ctx, a); err != nil {
 		return nil, err
 	}
-	for a.Proc.Checkpoint() < last {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	timer.done("events processed")
 	// RFM quintiles need the whole population: computed at start only when
 	// someone had bought, and then daily, the demo's profiles would have no
 	// RFM scores until tomorrow.
@@ -145,11 +145,13 @@ func (d *demoFlags) run(ctx context.Context, a *App, keys *demoKeys, progress io
 		case b != nil:
 			fmt.Fprintf(progress, "demo: RFM boundaries computed, profiles re-scored\n")
 		}
+		timer.done("RFM")
 	}
 	// Run the analyses now rather than at the schedule, so the demo's
 	// profiles show lifetime value, next-best products, clusters and churn.
-	for _, kind := range jobs.Kinds {
-		run, err := a.Jobs.RunNow(ctx, kind, nil)
+	runs, errs := a.Jobs.RunEachNow(ctx, jobs.Kinds)
+	for i, kind := range jobs.Kinds {
+		run, err := runs[i], errs[i]
 		if err != nil {
 			fmt.Fprintf(progress, "demo: %s analysis did not run: %s\n", kind, portrait.ErrorMessage(err))
 			continue
@@ -157,21 +159,27 @@ func (d *demoFlags) run(ctx context.Context, a *App, keys *demoKeys, progress io
 		fmt.Fprintf(progress, "demo: %s analysis wrote %d profiles in %d ms\n", kind, run.Profiles, run.DurationMS)
 		sum.Analyses = append(sum.Analyses, run.ID)
 	}
+	timer.done("analyses")
 	// The analyses' results must be on the profiles (and their traits in
 	// the schema) before tags can name them.
 	if err := caughtUp(ctx, a); err != nil {
 		return nil, err
 	}
+	timer.done("analyses applied")
 	if err := demoPortraits(ctx, a, progress); err != nil {
 		return nil, err
 	}
 	if err := caughtUp(ctx, a); err != nil {
 		return nil, err
 	}
+	timer.done("tags and segments")
+	var err error
 	if sum.Profiles, err = a.DB.CountProfiles(ctx); err != nil {
 		return nil, err
 	}
 	a.HTTP.Prime() // console speed: the first visits find the quality report of the loaded data ready
+	timer.done("primed")
+	timer.total()
 	return sum, nil
 }
 
@@ -221,6 +229,49 @@ func demoPortraits(ctx context.Context, a *App, progress io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// startCPUProfile profiles the process into path until stop is called
+// (nothing when path is empty): where the demo's start-up spends its CPU.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot create the profile file")
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, portrait.Wrap(err, "cannot start the CPU profile")
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// phaseTimer prints how long each start-up phase took, in wall time and
+// in the process's CPU: on a loaded machine only the CPU says what a phase
+// costs.
+type phaseTimer struct {
+	w        io.Writer
+	at       time.Time
+	cpu      float64
+	from     time.Time
+	firstCPU float64
+}
+
+func newPhaseTimer(w io.Writer) *phaseTimer {
+	now, cpu := time.Now(), cpuSeconds()
+	return &phaseTimer{w: w, at: now, cpu: cpu, from: now, firstCPU: cpu}
+}
+
+func (p *phaseTimer) done(phase string) {
+	now, cpu := time.Now(), cpuSeconds()
+	fmt.Fprintf(p.w, "demo: %s: %.1f s wall, %.1f s CPU\n", phase, now.Sub(p.at).Seconds(), cpu-p.cpu)
+	p.at, p.cpu = now, cpu
+}
+
+func (p *phaseTimer) total() {
+	fmt.Fprintf(p.w, "demo: ready in %.1f s wall, %.1f s CPU\n", time.Since(p.from).Seconds(), cpuSeconds()-p.firstCPU)
 }
 
 // caughtUp waits until the processor has applied the whole log.
