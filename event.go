@@ -67,7 +67,7 @@ const (
 
 // IsSystemSource reports whether a source name is reserved for Portrait.
 func IsSystemSource(source string) bool {
-	return source == SourceLinkage || strings.HasPrefix(source, SourceAnalyticsPrefix)
+	return source == SourceLinkage || source == SourceRetention || strings.HasPrefix(source, SourceAnalyticsPrefix)
 }
 
 // System reports whether e was appended by Portrait itself.

@@ -78,13 +78,14 @@ func (q *QuarantineCap) Append(ctx context.Context, events []*portrait.Event, re
 }
 
 // Retention deletes, on schedule, what is older than its configured age.
-// Quarantined records are the only kept data that is not derived state of
-// a living profile; events are not expired here (see docs/erasure.md).
+// This one sweeps the quarantine; EventRetention expires events.
 type Retention struct {
 	Store         QuarantineStore
 	Cap           *QuarantineCap // reloaded after a purge (optional)
 	QuarantineAge time.Duration  // 0: kept
 	Every         time.Duration
+	Audit         portrait.Auditor // nil: purges are not recorded
+	Runs          portrait.RetentionLog
 	Now           portrait.Clock
 	Log           *slog.Logger
 }
@@ -100,6 +101,19 @@ func (r *Retention) Sweep(ctx context.Context) (int64, error) {
 	}
 	if n > 0 && r.Cap != nil {
 		err = r.Cap.Load(ctx)
+	}
+	if n > 0 && err == nil && r.Audit != nil && r.Runs != nil {
+		// The store recorded the purge (counts and time range) with it.
+		runs, rerr := r.Runs.RetentionRuns(ctx, 10)
+		if rerr != nil {
+			return n, rerr
+		}
+		for _, run := range runs {
+			if run.Kind == "quarantine" {
+				err = auditRun(ctx, r.Audit, &run)
+				break
+			}
+		}
 	}
 	return n, err
 }

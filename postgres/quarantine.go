@@ -59,15 +59,30 @@ func (db *DB) ListQuarantine(ctx context.Context, f portrait.QuarantineFilter) (
 func (db *DB) PurgeQuarantine(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := db.adminTx(ctx, "cannot purge the quarantine", func(tx pgx.Tx) error {
+		// A purge that deletes any is recorded as a retention run in
+		// the same transaction, which moves the content version.
+		run := portrait.RetentionRun{Kind: "quarantine", At: db.Now().UTC(), Before: before.UTC()}
+		var oldest, newest *int64
+		if err := tx.QueryRow(ctx, `SELECT min(received_at), max(received_at) FROM quarantine WHERE received_at < $1`, micros(before)).Scan(&oldest, &newest); err != nil {
+			return portrait.Wrap(err, "cannot purge the quarantine")
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM quarantine WHERE received_at < $1`, micros(before))
 		if err != nil {
 			return portrait.Wrap(err, "cannot purge the quarantine")
 		}
 		n = tag.RowsAffected()
+		if n == 0 {
+			return nil
+		}
 		if _, err := tx.Exec(ctx, orphanQuarantineKeys); err != nil {
 			return portrait.Wrap(err, "cannot purge the quarantine")
 		}
-		return nil
+		run.Deleted = n
+		if oldest != nil && newest != nil {
+			run.Oldest, run.Newest = fromMicros(*oldest), fromMicros(*newest)
+		}
+		_, err = insertRun(ctx, tx, &run)
+		return err
 	})
 	if err != nil {
 		return 0, err

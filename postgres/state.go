@@ -156,7 +156,7 @@ func (db *DB) LoadSplits(ctx context.Context) ([]*profile.Split, error) {
 }
 
 // stateTables are the derived state: what ResetState empties.
-const stateTables = `profiles, identities, refused, profile_events, aliases, merges, checkpoints, trait_issues, retracted, splits, account_state`
+const stateTables = `profiles, identities, refused, profile_events, aliases, merges, checkpoints, trait_issues, retracted, splits, account_state, compacted`
 
 // ResetState deletes all derived state, for a rebuild from the log. The
 // change feed reports every profile deleted, so a follower's cursor taken

@@ -26,6 +26,9 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 	if e.Type == portrait.EventSplit {
 		return b.split(e)
 	}
+	if e.Type == portrait.EventRetained {
+		return b.retained(e, pre.ids)
+	}
 	late, err := b.mustReplay(e, pre.ids)
 	if err != nil {
 		return err
@@ -45,6 +48,9 @@ func (b *batch) event(e *portrait.Event, pre prepared) error {
 // event of the profiles it touches: to the profile resolve finds, with
 // its events of the batch queued for the enrichers.
 func (b *batch) inOrder(e *portrait.Event, ps parsed, ids []portrait.Identifier) error {
+	if e.Type == portrait.EventRetained {
+		return b.carry(e)
+	}
 	target, err := b.resolve(e, ids)
 	if err != nil {
 		return err

@@ -137,6 +137,9 @@ func (p *Processor) prepare(e *portrait.Event) prepared {
 
 // prepareIDs is prepare without the properties.
 func (p *Processor) prepareIDs(e *portrait.Event) prepared {
+	if e.Type == portrait.EventRetained {
+		return prepared{ids: baseIDs(e)}
+	}
 	ps := parse(e)
 	ids, _ := p.Rules.Identifiers(e, ps.allTraits(), ps.extIDs)
 	return prepared{ps, ids}

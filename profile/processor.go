@@ -88,7 +88,10 @@ type Processor struct {
 	// split event's message id, and indexed by the identifiers they name.
 	splits   map[string]*Split
 	splitIdx map[portrait.Identifier][]*Split
-	loaded   bool
+	// compacted are carried-forward events (retain.go) the state already
+	// holds: written by a compaction, skipped when the log reaches them.
+	compacted map[string]bool
+	loaded    bool
 }
 
 // NewProcessor returns a processor with defaults.
@@ -137,6 +140,9 @@ func (p *Processor) load(ctx context.Context) error {
 		p.retracted[m] = true
 	}
 	if err := p.loadSplits(ctx); err != nil {
+		return err
+	}
+	if err := p.loadCompacted(ctx); err != nil {
 		return err
 	}
 	ids, attached, complete, err := p.Store.LoadIdentities(ctx, p.MaxIdentities)

@@ -259,7 +259,7 @@ func (db *DB) ResetState(ctx context.Context) error {
 		return err
 	}
 	db.writer.err() // whatever failed is thrown away with the rest
-	for _, t := range []string{"profiles", "identities", "refused", "profile_events", "aliases", "merges", "checkpoints", "trait_issues", "retracted", "splits", "account_state"} {
+	for _, t := range []string{"profiles", "identities", "refused", "profile_events", "aliases", "merges", "checkpoints", "trait_issues", "retracted", "splits", "account_state", "compacted"} {
 		if _, err := db.stateW.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return portrait.Wrap(err, "cannot reset "+t)
 		}

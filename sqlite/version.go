@@ -55,11 +55,11 @@ func (db *DB) DataVersion(ctx context.Context) (string, error) {
 // ContentVersion returns a token that changes when what reports read
 // changes: the log's events, the quarantine and the imports (their
 // highest seq, id and update time) and the derived state (its file's
-// data_version). Unlike DataVersion it stays put when only sessions, audit
-// records, keys or other bookkeeping of the log's file are written, so a
-// sign-in or an audited read does not throw the answer caches away. A
-// quarantined record deleted by retention moves no part of it: a report
-// may count it until the next commit.
+// data_version), and the retention runs (a run that deleted quarantined
+// records or expired events). Unlike DataVersion it stays put when only
+// sessions, audit records, keys or other bookkeeping of the log's file are
+// written, so a sign-in or an audited read does not throw the answer
+// caches away.
 func (db *DB) ContentVersion(ctx context.Context) (string, error) {
 	v := &db.version
 	v.mu.Lock()
@@ -73,15 +73,15 @@ func (db *DB) ContentVersion(ctx context.Context) (string, error) {
 			return "", portrait.Wrap(err, "cannot watch the profiles")
 		}
 	}
-	var seq, qid, imp, sv int64
+	var seq, qid, imp, sv, ret int64
 	if err := db.logR.QueryRowContext(ctx, `SELECT (SELECT coalesce(max(seq), 0) FROM events), (SELECT coalesce(max(id), 0) FROM quarantine),
-		(SELECT coalesce(max(updated_at), 0) FROM imports)`).Scan(&seq, &qid, &imp); err != nil {
+		(SELECT coalesce(max(updated_at), 0) FROM imports), (SELECT coalesce(max(id), 0) FROM retention_runs)`).Scan(&seq, &qid, &imp, &ret); err != nil {
 		return "", portrait.Wrap(err, "cannot read the event log's version")
 	}
 	if err := v.state.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&sv); err != nil {
 		return "", portrait.Wrap(err, "cannot read the profiles' version")
 	}
-	return strconv.FormatInt(seq, 10) + "." + strconv.FormatInt(qid, 10) + "." + strconv.FormatInt(imp, 10) + "." + strconv.FormatInt(sv, 10), nil
+	return strconv.FormatInt(seq, 10) + "." + strconv.FormatInt(qid, 10) + "." + strconv.FormatInt(imp, 10) + "." + strconv.FormatInt(sv, 10) + "." + strconv.FormatInt(ret, 10), nil
 }
 
 // close returns the watching connections to their pools before they close.

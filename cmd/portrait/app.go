@@ -118,6 +118,8 @@ type App struct {
 	applying   atomic.Bool
 	// retention deletes expired quarantined records (privacy-erasure)
 	retention *erasure.Retention
+	// eventRetention expires events by age, on the applier (retention.go)
+	eventRetention *erasure.EventRetention
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -32,6 +32,9 @@ type Hardening struct {
 	QuarantinePerSourceMiB int64
 	QuarantineRecordKiB    int
 	QuarantineRetention    time.Duration
+	// EventRetention: events older than this (by event time) expire,
+	// carried forward into their profiles (retention.go; 0: kept).
+	EventRetention time.Duration
 }
 
 func (h *Hardening) flags(fs *flag.FlagSet) {
@@ -44,6 +47,7 @@ func (h *Hardening) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&h.QuarantinePerSourceMiB, "quarantine-per-source", 256, "MiB of rejected bodies one source may keep in the quarantine; beyond it records are dropped and counted")
 	fs.IntVar(&h.QuarantineRecordKiB, "quarantine-record", 512, "KiB of one rejected body kept (the rest is cut, and the reason says so)")
 	fs.DurationVar(&h.QuarantineRetention, "quarantine-retention", 90*24*time.Hour, "quarantined records older than this are deleted (0: kept)")
+	fs.DurationVar(&h.EventRetention, "event-retention", 0, "events whose event time is older than this are deleted every hour, what they made of profiles carried forward in the log (0: kept; e.g. 17520h for two years)")
 	fs.Int64Var(&h.XLSXUnzipMiB, "xlsx-unzip-limit", importer.DefaultLimits.XLSXUnzipBytes>>20, "most MiB an XLSX workbook may unzip to")
 }
 
@@ -62,7 +66,8 @@ func (a *App) wireErasure(ctx context.Context) error {
 		return err
 	}
 	a.HTTP.Events = qcap
-	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.now, Log: a.Log}
+	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.now, Log: a.Log, Audit: a.DB, Runs: a.DB}
+	a.eventRetention = &erasure.EventRetention{Age: hc.EventRetention, Every: time.Hour, Expire: a.expireEvents, Audit: a.DB, Now: a.now, Log: a.Log}
 	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "portrait_quarantine_dropped_total",
 		Help: "Rejected records dropped because their source's quarantine was full.",

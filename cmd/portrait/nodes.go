@@ -364,10 +364,14 @@ func (a *App) claimTerm(ctx context.Context, rev uint64) bool {
 func (a *App) runApplier(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		a.runEnrichment(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		a.runEventRetention(ctx) // needs the processor: here, where it applies
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
@@ -375,6 +379,7 @@ func (a *App) runApplier(ctx context.Context) {
 	}()
 	a.Proc.Run(ctx)
 	cancel()
+	<-done
 	<-done
 	<-done
 }

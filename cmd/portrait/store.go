@@ -48,6 +48,8 @@ type Store interface {
 	porthttp.ClassificationStore
 	importer.RunStore
 	linkage.CandidateStore
+	profile.CompactStore // event retention (retention.go)
+	portrait.RetentionLog
 
 	// The explicit classification levels (密级) set through the API.
 	Classifications(ctx context.Context) ([]portrait.Classification, error)

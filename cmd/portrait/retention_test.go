@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/postgres/pgtest"
+)
+
+// retentionWorld is a store with three people: A, whose history began more
+// than a year ago (an anonymous visitor and, apart, a user who ordered,
+// joined by an identify ten days ago), B, seen only more than a year ago,
+// and C, seen only recently.
+type retentionWorld struct {
+	now      time.Time
+	cutoff   time.Time
+	expired  []string // values only expired events held: they must vanish
+	lateSent bool
+}
+
+// expiredValues are held only by expired events (their properties) or by
+// a trait value a kept event replaced: none may remain anywhere. (The
+// expired events' message ids do remain, as provenance: the key of a
+// profile's first event, the message that set a kept trait.)
+var expiredValues = []string{"old-page-7731", "ORD-OLD-9931", "ORD-OLD-4417", "Oldtown-5521", "ORD-LATE-3"}
+
+func retentionEvents(now time.Time) ([]*portrait.Event, []string) {
+	day := 24 * time.Hour
+	ev := func(msg, typ, name, user, anon string, ago time.Duration, traits, props string) *portrait.Event {
+		e := &portrait.Event{MessageID: msg, Type: typ, Name: name, Source: "web", UserID: user, AnonymousID: anon, Timestamp: now.Add(-ago), ReceivedAt: now.Add(-ago)}
+		if traits != "" {
+			e.Traits = json.RawMessage(traits)
+		}
+		if props != "" {
+			e.Properties = json.RawMessage(props)
+		}
+		return e
+	}
+	evs := []*portrait.Event{
+		// A, expired: an anonymous visitor who gave an e-mail and a city...
+		ev("ret-old-a1", portrait.EventPage, "Home", "", "anon-ret-A", 400*day, "", `{"url":"https://shop.example/old-page-7731"}`),
+		ev("ret-old-a2", portrait.EventIdentify, "", "", "anon-ret-A", 399*day, `{"email":"a.ret@example.com","city":"Oldtown-5521","name":"Alice Ret"}`, ""),
+		// ...and, not yet known to be the same person, a customer's order.
+		ev("ret-old-a3", portrait.EventTrack, "Order Completed", "u-ret-A", "", 398*day, "", `{"revenue":120,"order_id":"ORD-OLD-9931"}`),
+		ev("ret-old-a4", portrait.EventIdentify, "", "u-ret-A", "", 397*day, `{"plan":"gold"}`, ""),
+		// B, expired entirely.
+		ev("ret-old-b1", portrait.EventIdentify, "", "u-ret-B", "", 500*day, `{"name":"Bob Expired","email":"bob.ret@example.com"}`, ""),
+		ev("ret-old-b2", portrait.EventTrack, "Order Completed", "u-ret-B", "", 450*day, "", `{"revenue":75,"order_id":"ORD-OLD-4417"}`),
+		// A, kept: the identify that joins the two, a new city, an order.
+		ev("ret-new-a1", portrait.EventIdentify, "", "u-ret-A", "anon-ret-A", 10*day, `{"city":"Newtown"}`, ""),
+		ev("ret-new-a2", portrait.EventTrack, "Order Completed", "u-ret-A", "", 9*day, "", `{"revenue":30,"order_id":"ORD-NEW-1"}`),
+		// C, kept.
+		ev("ret-new-c1", portrait.EventIdentify, "", "u-ret-C", "", 5*day, `{"name":"Cara Kept","email":"cara@example.com"}`, ""),
+		ev("ret-new-c2", portrait.EventPage, "Home", "u-ret-C", "", 4*day, "", `{"url":"https://shop.example/new-page"}`),
+	}
+	return evs, expiredValues
+}
+
+// TestEventRetention (embedded store): events older than the limit become
+// tombstones and leave no byte in any file; the profiles they made are
+// unchanged and a rebuild from the compacted log gives them exactly; the
+// run is recorded, audited and moves the content version; an event of the
+// expired period arriving later is applied and expires at the next pass;
+// nothing expires under the limit.
+func TestEventRetention(t *testing.T) {
+	dir := t.TempDir()
+	testEventRetention(t, Config{DataDir: dir, LogLevel: "error"}, []string{"--data", dir}, func(t *testing.T) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		sort.Strings(files)
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil && st.IsDir() {
+				if strings.HasPrefix(filepath.Base(f), "retention-") {
+					t.Errorf("scratch store left behind: %s", f)
+				}
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range expiredValues {
+				if bytes.Contains(b, []byte(s)) {
+					if d := os.Getenv("RET_DEBUG"); d != "" {
+						exec.Command("cp", "-r", dir, d).Run()
+					}
+					t.Errorf("%s still holds %q", filepath.Base(f), s)
+				}
+			}
+		}
+		// The scan sees what is kept: it proves something.
+		st, _ := os.ReadFile(filepath.Join(dir, "events.db"))
+		if !bytes.Contains(st, []byte("ORD-NEW-1")) {
+			t.Error("the scan does not see a kept event's property")
+		}
+	})
+}
+
+// TestEventRetentionOnPostgres: the same on PostgreSQL (every text and
+// bytea column is read for the expired values).
+func TestEventRetentionOnPostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	testEventRetention(t, Config{Store: url, DataDir: t.TempDir(), LogLevel: "error"}, []string{"--store", url}, nil)
+}
+
+func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(t *testing.T)) {
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	cutoff := now.Add(-365 * 24 * time.Hour)
+	evs, gone := retentionEvents(now)
+	open := func() *App {
+		t.Helper()
+		a, err := OpenApp(ctx, cfg, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	catchUp := func(a *App) {
+		t.Helper()
+		last, err := a.DB.LastSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Proc.CatchUp(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digest := func(a *App) string {
+		t.Helper()
+		d, _, err := profilesDigest(ctx, a.DB, map[[2]string]time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	rebuild := func() rebuildResult {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(ctx, append([]string{"rebuild", "--json"}, storeArgs...), &out, &errb); err != nil {
+			t.Fatal(err, errb.String())
+		}
+		var rb rebuildResult
+		if err := json.Unmarshal(out.Bytes(), &rb); err != nil {
+			t.Fatal(err, out.String())
+		}
+		return rb
+	}
+	byUser := func(a *App, user string) *portrait.Profile {
+		t.Helper()
+		p, err := a.DB.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: user})
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		return p
+	}
+
+	a := open()
+	if _, err := a.DB.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(a)
+	before := digest(a)
+	aBefore := byUser(a, "u-ret-A")
+	if aBefore.EventCount != 6 || aBefore.Traits["city"].Value != "Newtown" || aBefore.Traits["email"].Value != "a.ret@example.com" {
+		t.Fatalf("A before expiry: %+v", aBefore)
+	}
+	cvBefore, _ := a.DB.(interface {
+		ContentVersion(context.Context) (string, error)
+	}).ContentVersion(ctx)
+
+	// The null case: a limit older than every event deletes nothing,
+	// records nothing, and leaves the content version.
+	run0, err := a.expireEvents(ctx, now.Add(-1000*24*time.Hour))
+	if err != nil || run0.Deleted != 0 {
+		t.Fatalf("nothing is due, yet: %+v %v", run0, err)
+	}
+	if runs, _ := a.DB.RetentionRuns(ctx, 10); len(runs) != 0 {
+		t.Fatalf("a run that deleted nothing was recorded: %+v", runs)
+	}
+	if cv, _ := a.DB.(interface {
+		ContentVersion(context.Context) (string, error)
+	}).ContentVersion(ctx); cv != cvBefore {
+		t.Fatalf("content version moved without a deletion: %s → %s", cvBefore, cv)
+	}
+
+	// The pass, through the scheduled job (audited).
+	a.eventRetention.Age = now.Sub(cutoff)
+	a.eventRetention.Now = func() time.Time { return now }
+	run1, err := a.eventRetention.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run1.Deleted != 6 || run1.Profiles != 2 || run1.Carried != 3 || !run1.Oldest.Equal(now.Add(-500*24*time.Hour)) || !run1.Newest.Equal(now.Add(-397*24*time.Hour)) {
+		t.Fatalf("run: %+v", run1)
+	}
+	if cv, _ := a.DB.(interface {
+		ContentVersion(context.Context) (string, error)
+	}).ContentVersion(ctx); cv == cvBefore {
+		t.Error("the content version did not move")
+	}
+	if runs, _ := a.DB.RetentionRuns(ctx, 10); len(runs) != 1 || runs[0].Deleted != 6 || runs[0].Kind != "events" || runs[0].ID == 0 {
+		t.Errorf("runs: %+v", runs)
+	}
+	recs, err := a.DB.ListAudit(ctx, portrait.AuditFilter{Action: "retention.events"})
+	if err != nil || len(recs) != 1 || recs[0].Detail["deleted"] != float64(6) || recs[0].Detail["oldest"] == nil {
+		t.Errorf("audit: %v %v", recs, err)
+	}
+	// The live profiles are what they were.
+	catchUp(a)
+	if d := digest(a); d != before {
+		t.Errorf("profiles changed by the expiry")
+	}
+	if b := byUser(a, "u-ret-B"); b.Traits["name"].Value != "Bob Expired" || b.EventCount != 2 {
+		t.Errorf("B lost what its expired events made: %+v", b)
+	}
+	// No expired event is in the log.
+	last, _ := a.DB.LastSeq(ctx)
+	logged, err := a.DB.ReadLog(ctx, 0, int(last)+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carried := 0
+	for _, e := range logged {
+		if e.Type == portrait.EventRetained {
+			carried++
+			continue
+		}
+		if e.Timestamp.Before(cutoff) {
+			t.Errorf("expired event still in the log: %s", e.MessageID)
+		}
+	}
+	for _, e := range logged {
+		if e.Type == portrait.EventRetained && os.Getenv("RET_DEBUG") != "" {
+			var bs struct{ Profile []byte }
+			json.Unmarshal(e.Properties, &bs)
+			t.Logf("%s", bs.Profile)
+		}
+	}
+	if carried != 3 {
+		t.Errorf("%d carried-forward events in the log, want 3", carried)
+	}
+	if n, _ := a.DB.CountEvents(ctx); n != int64(len(evs)-6+3) {
+		t.Errorf("%d events counted, want %d", n, len(evs)-6+3)
+	}
+	if scan == nil {
+		assertNoValueOnPostgres(t, cfg.Store, gone, "ORD-NEW-1")
+	}
+	a.Close()
+	if scan != nil {
+		scan(t)
+	}
+
+	// A rebuild from the compacted log gives the same profiles.
+	rb := rebuild()
+	if !rb.Identical || rb.Before != before {
+		t.Fatalf("rebuild after expiry: %+v", rb)
+	}
+
+	// An event of the expired period arrives late: applied on top of
+	// the carried-forward profile, the rebuild still exact.
+	a = open()
+	late := &portrait.Event{MessageID: "ret-late-a", Type: portrait.EventTrack, Name: "Order Completed", Source: "web", UserID: "u-ret-A",
+		Timestamp: now.Add(-380 * 24 * time.Hour), ReceivedAt: now, Properties: json.RawMessage(`{"revenue":5,"order_id":"ORD-LATE-3"}`)}
+	if _, err := a.DB.Append(ctx, []*portrait.Event{late}, nil); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(a)
+	if p := byUser(a, "u-ret-A"); p.EventCount != 7 || p.ID != aBefore.ID || p.Traits["city"].Value != "Newtown" {
+		t.Errorf("A after a late event of the expired period: %+v", p)
+	}
+	withLate := digest(a)
+	a.Close()
+	if rb := rebuild(); !rb.Identical || rb.Before != withLate {
+		t.Fatalf("rebuild with the late event: %+v", rb)
+	}
+	// The next pass expires it (and carries A forward again).
+	a = open()
+	catchUp(a)
+	run2, err := a.expireEvents(ctx, cutoff)
+	if err != nil || run2.Deleted != 1 || run2.Profiles != 2 || run2.Carried != 3 {
+		t.Fatalf("second pass: %+v %v", run2, err)
+	}
+	if d := digest(a); d != withLate {
+		t.Error("profiles changed by the second pass")
+	}
+	if ev, _ := a.DB.EventByMessageID(ctx, "ret-late-a"); ev != nil {
+		t.Error("the late event was not expired")
+	}
+	a.Close()
+	if rb := rebuild(); !rb.Identical || rb.Before != withLate {
+		t.Fatalf("rebuild after the second pass: %+v", rb)
+	}
+	if scan != nil {
+		scan(t)
+	}
+}
+
+// assertNoValueOnPostgres reads every text and bytea column of every table
+// of the schema and fails on any of gone; kept must be found (or the scan
+// proves nothing).
+func assertNoValueOnPostgres(t *testing.T, url string, gone []string, kept string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT table_name, column_name, data_type FROM information_schema.columns
+		WHERE table_schema = current_schema() AND data_type IN ('text', 'bytea', 'jsonb', 'character varying')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type col struct{ table, column, typ string }
+	var cols []col
+	for rows.Next() {
+		var c col
+		rows.Scan(&c.table, &c.column, &c.typ)
+		cols = append(cols, c)
+	}
+	rows.Close()
+	found := false
+	for _, c := range cols {
+		for _, s := range append(gone, kept) {
+			var n int
+			expr := fmt.Sprintf(`convert_to(%q::text, 'UTF8')`, c.column)
+			if c.typ == "bytea" {
+				expr = fmt.Sprintf("%q", c.column)
+			}
+			q := fmt.Sprintf(`SELECT count(*) FROM %q WHERE position($1::bytea IN %s) > 0`, c.table, expr)
+			if err := conn.QueryRow(ctx, q, []byte(s)).Scan(&n); err != nil {
+				t.Fatalf("%s.%s: %v", c.table, c.column, err)
+			}
+			if n > 0 && s == kept {
+				found = true
+			} else if n > 0 {
+				t.Errorf("%s.%s still holds %q", c.table, c.column, s)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the scan does not find the kept value %q: it proves nothing", kept)
+	}
+}

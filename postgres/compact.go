@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+// Event retention: the store's part of profile.Processor.Compact.
+
+var _ profile.CompactStore = (*DB)(nil)
+
+// ExpiredEvents returns the events with an event time before before and a
+// sequence number up to upTo, in log order.
+func (db *DB) ExpiredEvents(ctx context.Context, before time.Time, upTo int64) ([]*portrait.Event, error) {
+	rows, err := db.pool.Query(ctx, `SELECT seq, body FROM events WHERE ts < $1 AND seq <= $2 AND type <> $3 ORDER BY seq`, micros(before), upTo, portrait.EventErased)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	return db.scanEvents(rows)
+}
+
+// LoadCompacted returns the carried-forward events the state holds.
+func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT message_id FROM compacted`)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read carried-forward events")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read carried-forward events")
+	}
+	return ids, nil
+}
+
+// ExpireEvents carries the expired events' profiles forward and deletes the
+// events (see profile.CompactStore), in one transaction (the log and the
+// state are one database here), numbering the carried-forward events under
+// the log's append lock; then a VACUUM of the tables it touched, as after
+// an erasure.
+func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
+	bodies := make([][]byte, len(c.Carried))
+	for i, e := range c.Carried {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return portrait.Wrap(err, "cannot encode a carried-forward event")
+		}
+		if bodies[i], err = db.sealer.SealEvent(b); err != nil { // sealing
+			return err
+		}
+	}
+	err := db.adminTx(ctx, "cannot delete expired events", func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockAppend) // numbering the log
+		// Tombstones first: a carried-forward event of an earlier pass
+		// may have the message id this pass gives its successor.
+		for _, e := range c.Expired {
+			tomb := profile.TombstoneID(e.MessageID)
+			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
+			b.Queue(`UPDATE events SET type = $1, source = $1, message_id = $2, ts = 0, received_at = 0, body = $3 WHERE seq = $4 AND type <> $1`,
+				portrait.EventErased, tomb, body, e.Seq)
+			b.Queue(`DELETE FROM trait_issues WHERE message_id = $1`, e.MessageID)
+			b.Queue(`DELETE FROM merges WHERE message_id = $1`, e.MessageID)
+			b.Queue(`DELETE FROM compacted WHERE message_id = $1`, e.MessageID)
+			b.Queue(`UPDATE checkpoints SET message_id = $1 WHERE message_id = $2`, tomb, e.MessageID)
+			b.Queue(`DELETE FROM profile_events WHERE seq = $1`, e.Seq)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		for i, e := range c.Carried {
+			err := tx.QueryRow(ctx, `INSERT INTO events (seq, message_id, type, source, ts, received_at, body)
+				VALUES ((SELECT coalesce(max(seq), 0) FROM events) + 1, $1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING RETURNING seq`,
+				e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), bodies[i]).Scan(&e.Seq)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		b = &pgx.Batch{}
+		for _, e := range c.Carried {
+			if e.Seq == 0 {
+				continue
+			}
+			b.Queue(`INSERT INTO compacted (message_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.MessageID)
+			b.Queue(`INSERT INTO profile_events (profile_id, ts, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, c.Owners[e.MessageID], micros(e.Timestamp), e.Seq)
+		}
+		b.Queue(`SELECT pg_notify('portrait_log', '')`)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		id, err := insertRun(ctx, tx, &c.Run)
+		c.Run.ID = id
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := db.pool.Exec(ctx, "VACUUM events, trait_issues, merges, compacted, profile_events"); err != nil {
+		return portrait.Wrap(err, "cannot vacuum")
+	}
+	return nil
+}
+
+func insertRun(ctx context.Context, tx pgx.Tx, run *portrait.RetentionRun) (int64, error) {
+	doc, err := json.Marshal(run)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot encode the retention run")
+	}
+	var id int64
+	if err := tx.QueryRow(ctx, `INSERT INTO retention_runs (at, kind, before, deleted, doc) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		micros(run.At), run.Kind, micros(run.Before), run.Deleted, doc).Scan(&id); err != nil {
+		return 0, portrait.Wrap(err, "cannot record the retention run")
+	}
+	return id, nil
+}
+
+// RetentionRuns lists the latest retention runs, newest first.
+func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.RetentionRun, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, doc FROM retention_runs ORDER BY id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retention runs")
+	}
+	defer rows.Close()
+	var out []portrait.RetentionRun
+	for rows.Next() {
+		var id int64
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, portrait.Wrap(err, "cannot read retention runs")
+		}
+		var r portrait.RetentionRun
+		if err := json.Unmarshal(doc, &r); err != nil {
+			return nil, portrait.Wrap(err, "corrupt retention run")
+		}
+		r.ID = id
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,466 @@
+package profile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/portrait-cdp/portrait"
+	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
+)
+
+// Event retention (docs/erasure.md, "Retention"). Events older than the
+// limit are deleted, but profiles are what the whole log made of them, and
+// a rebuild must derive them again. So expiry is a log compaction: the
+// expired events (event time before the limit) are a prefix of the log in
+// canonical order, and the state that prefix alone makes is computed by a
+// processor of its own over those events only (Compact). Each profile of
+// that state is written to the log as one carried-forward event
+// (EventRetained) keyed just after its last expired event, and the expired
+// events become tombstones. Replaying the log then meets, in canonical
+// order, the prefix's state first (carry installs it as it was: document,
+// identifiers with their attaching keys, refusals, merged-away ids) and
+// the kept events after it, exactly as the full log did.
+
+// ScratchStore is a private, empty store a compaction derives the expired
+// prefix's state in. Close removes it.
+type ScratchStore interface {
+	Store
+	portrait.EventLog
+	AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error
+	LastSeq(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// CompactStore is what event retention needs from the live store.
+type CompactStore interface {
+	// ExpiredEvents returns the events (tombstones left out) with an event
+	// time before before and a sequence number up to upTo, in log order.
+	ExpiredEvents(ctx context.Context, before time.Time, upTo int64) ([]*portrait.Event, error)
+	// ExpireEvents appends the carried-forward events (giving them their
+	// sequence numbers), lists each on the profile named in Owners,
+	// records them as already applied (the live state holds them),
+	// turns the expired events into tombstones and deletes what was
+	// derived from them alone (their event lists, trait issues, journal
+	// entries), and records the run.
+	ExpireEvents(ctx context.Context, c *Compaction) error
+	// LoadCompacted returns the message ids of carried-forward events the
+	// live state already holds.
+	LoadCompacted(ctx context.Context) ([]string, error)
+}
+
+// Compaction is one retention pass over the events.
+type Compaction struct {
+	Run     portrait.RetentionRun
+	Expired []*portrait.Event // to become tombstones
+	Carried []*portrait.Event // to append
+	// Owners: a carried event's message id → the live profile it belongs to.
+	Owners map[string]string
+}
+
+// Base is what a carried-forward event holds: one profile as the expired
+// events made it, and its place in the identity graph.
+type Base struct {
+	Profile    []byte                `json:"profile"` // profile/doc encoding
+	Identities []BaseIdentity        `json:"identities"`
+	Refused    []portrait.Identifier `json:"refused,omitempty"`
+}
+
+// BaseIdentity is an identifier with the key of the event that attached it.
+type BaseIdentity struct {
+	Type  string    `json:"type"`
+	Value string    `json:"value"`
+	At    time.Time `json:"at,omitzero"`
+	Msg   string    `json:"msg,omitempty"`
+}
+
+// RetainedID is the message id of the event carrying profile pid forward
+// from a compaction at before. It sorts after any ordinary message id with
+// the same time ('~'), so the event follows the last expired one.
+func RetainedID(pid string, before time.Time) string {
+	h := sha256.Sum256([]byte(pid + "\n" + strconv.FormatInt(before.UnixMicro(), 10)))
+	return "~retained:" + hex.EncodeToString(h[:16])
+}
+
+func decodeBase(e *portrait.Event) (*Base, *portrait.Profile, error) {
+	var bs Base
+	if err := json.Unmarshal(e.Properties, &bs); err != nil {
+		return nil, nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward event %s cannot be read: %v", e.MessageID, err)
+	}
+	q, err := profiledoc.Decode(bs.Profile)
+	if err != nil {
+		return nil, nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward event %s holds a damaged profile: %v", e.MessageID, err)
+	}
+	return &bs, q, nil
+}
+
+// baseIDs are the identifiers a carried-forward event brings.
+func baseIDs(e *portrait.Event) []portrait.Identifier {
+	var bs struct {
+		Identities []BaseIdentity `json:"identities"`
+	}
+	json.Unmarshal(e.Properties, &bs)
+	ids := make([]portrait.Identifier, len(bs.Identities))
+	for i, x := range bs.Identities {
+		ids[i] = portrait.Identifier{Type: x.Type, Value: x.Value}
+	}
+	return ids
+}
+
+// retained places a carried-forward event: skipped when the live state
+// already holds it (the compaction that wrote it), replayed in its place
+// when profiles it touches exist (a rebuild meets it after the kept
+// events of its profile, which it precedes), applied at once otherwise.
+func (b *batch) retained(e *portrait.Event, ids []portrait.Identifier) error {
+	if b.p.compacted[e.MessageID] {
+		delete(b.p.compacted, e.MessageID)
+		return nil
+	}
+	involved := map[string]bool{}
+	if err := b.involve(ids, involved); err != nil {
+		return err
+	}
+	if len(involved) > 0 {
+		b.late = append(b.late, e)
+		return nil
+	}
+	return b.carry(e)
+}
+
+// carry installs the profile a carried-forward event holds, as the expired
+// events had made it. Its identifiers that another profile owns by now (an
+// event of the expired period that arrived after the compaction, replayed
+// before it) join that profile to it, as a merge.
+func (b *batch) carry(e *portrait.Event) error {
+	bs, q, err := decodeBase(e)
+	if err != nil {
+		return err
+	}
+	var owners []string
+	var fresh []BaseIdentity
+	for _, x := range bs.Identities {
+		o, err := b.identity(portrait.Identifier{Type: x.Type, Value: x.Value})
+		if err != nil {
+			return err
+		}
+		if o == "" {
+			fresh = append(fresh, x)
+		} else if !contains(owners, o) {
+			owners = append(owners, o)
+		}
+	}
+	pr := q
+	pr.Identifiers = nil
+	if pr.Traits == nil {
+		pr.Traits = map[string]portrait.Trait{}
+	}
+	if pr.EventCounts == nil {
+		pr.EventCounts = map[string]int{}
+	}
+	b.touch(pr)
+	b.markStale(pr.ID)
+	if err := b.p.graph.unalias(b.tx, pr.ID); err != nil {
+		return err
+	}
+	for _, x := range fresh {
+		id := portrait.Identifier{Type: x.Type, Value: x.Value}
+		pr.Identifiers = append(pr.Identifiers, id)
+		if err := b.p.graph.attach(b.tx, id, pr.ID, portrait.EventKey{Time: x.At, MessageID: x.Msg}); err != nil {
+			return err
+		}
+	}
+	sort.Slice(pr.Identifiers, func(i, j int) bool { return b.p.Rules.Less(pr.Identifiers[i], pr.Identifiers[j]) })
+	for _, id := range bs.Refused {
+		if err := b.p.graph.refuse(b.tx, id, pr.ID); err != nil {
+			return err
+		}
+	}
+	for _, m := range pr.MergedFrom {
+		if err := b.p.graph.alias(b.tx, m, pr.ID); err != nil {
+			return err
+		}
+	}
+	if err := b.tx.AddProfileEvent(pr.ID, e); err != nil {
+		return err
+	}
+	for _, o := range owners {
+		op, err := b.profile(o)
+		if err != nil {
+			return err
+		}
+		via := portrait.Identifier{}
+		for _, x := range bs.Identities {
+			id := portrait.Identifier{Type: x.Type, Value: x.Value}
+			if w, _ := b.identity(id); w == o {
+				via = id
+				break
+			}
+		}
+		if pr, err = b.merge(op, pr, via, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Processor) loadCompacted(ctx context.Context) error {
+	p.compacted = map[string]bool{}
+	cs, ok := p.Store.(interface {
+		LoadCompacted(ctx context.Context) ([]string, error)
+	})
+	if !ok {
+		return nil
+	}
+	ids, err := cs.LoadCompacted(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		p.compacted[id] = true
+	}
+	return nil
+}
+
+// Compact expires the events with an event time before before: it derives
+// the state they alone make in scratch (a private store from newScratch),
+// carries each of its profiles forward in the log, and hands the rest to
+// st (see CompactStore). It holds the processor's lock throughout, as an
+// erasure does, and considers only events already applied: one applied
+// later expires at the next pass.
+func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Time, newScratch func(ctx context.Context) (ScratchStore, error)) (*portrait.RetentionRun, error) {
+	run := &portrait.RetentionRun{Kind: "events", Before: before.UTC(), At: p.Now().UTC()}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.Store.WaitState(ctx); err != nil {
+		p.loaded = false
+		return nil, err
+	}
+	p.committed.Store(p.applied.Load())
+	expired, err := st.ExpiredEvents(ctx, before, p.applied.Load())
+	if err != nil {
+		return nil, err
+	}
+	// A pass whose expired events are all carried-forward events of an
+	// earlier pass would only write them again.
+	fresh := 0
+	for _, e := range expired {
+		if e.Type != portrait.EventRetained {
+			fresh++
+		}
+	}
+	if fresh == 0 {
+		return run, nil
+	}
+	for _, e := range expired {
+		if e.Type == portrait.EventRetained {
+			continue
+		}
+		run.Deleted++
+		if run.Oldest.IsZero() || e.Timestamp.Before(run.Oldest) {
+			run.Oldest = e.Timestamp.UTC()
+		}
+		if e.Timestamp.After(run.Newest) {
+			run.Newest = e.Timestamp.UTC()
+		}
+	}
+	bases, err := p.prefixState(ctx, expired, newScratch)
+	if err != nil {
+		return nil, err
+	}
+	c := &Compaction{Expired: expired, Owners: map[string]string{}}
+	tx, err := p.Store.BeginState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	owned := map[string]bool{}
+	isExpired := expiredIDs(expired)
+	for i := range bases {
+		bs := &bases[i]
+		q := bs.q
+		owner := ""
+		for _, x := range bs.base.Identities {
+			if owner, err = p.graph.ownerOf(tx, portrait.Identifier{Type: x.Type, Value: x.Value}); err != nil || owner != "" {
+				break
+			}
+		}
+		if err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if owner == "" {
+			continue // erased since: nothing of it is carried
+		}
+		owned[owner] = true
+		live, err := tx.Profile(owner)
+		if err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if err := trimBase(bs, live, isExpired); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		body, err := json.Marshal(bs.base)
+		if err != nil {
+			tx.Rollback()
+			return nil, portrait.Wrap(err, "cannot encode a carried-forward profile")
+		}
+		e := &portrait.Event{MessageID: RetainedID(q.ID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
+			Properties: body, Timestamp: q.LastKey.Time, ReceivedAt: run.At}
+		c.Carried = append(c.Carried, e)
+		c.Owners[e.MessageID] = owner
+	}
+	tx.Rollback()
+	run.Profiles, run.Carried = len(owned), len(c.Carried)
+	c.Run = *run
+	err = st.ExpireEvents(ctx, c)
+	// The caches may now disagree with storage (compacted ids, event lists).
+	p.loaded = false
+	if err != nil {
+		return nil, err
+	}
+	*run = c.Run
+	return run, nil
+}
+
+type prefixProfile struct {
+	q    *portrait.Profile
+	base Base
+}
+
+// prefixState derives, in a scratch store, the profiles that events alone
+// make, with the same rules and enrichers as p.
+func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, newScratch func(ctx context.Context) (ScratchStore, error)) ([]prefixProfile, error) {
+	sc, err := newScratch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	copies := make([]*portrait.Event, len(events))
+	for i, e := range events {
+		c := *e
+		c.Seq = 0
+		copies[i] = &c
+	}
+	for len(copies) > 0 {
+		n := min(len(copies), 10_000)
+		if _, err := sc.Append(ctx, copies[:n], nil); err != nil {
+			return nil, err
+		}
+		copies = copies[n:]
+	}
+	last, err := sc.LastSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sp := NewProcessor(sc, p.Rules)
+	sp.Now, sp.Log = p.Now, p.Log
+	sp.Standardize, sp.Enrichers, sp.OnceTraits, sp.SourcePriority = p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority
+	sp.MaxProfiles, sp.MaxIdentities = p.MaxProfiles, p.MaxIdentities
+	if err := sp.CatchUp(ctx, last); err != nil {
+		return nil, err
+	}
+	ids, attached, _, err := sc.LoadIdentities(ctx, 1<<62)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := sc.LoadRefused(ctx)
+	if err != nil {
+		return nil, err
+	}
+	refused := map[string][]portrait.Identifier{}
+	for _, r := range refs {
+		refused[r.ProfileID] = append(refused[r.ProfileID], r.ID)
+	}
+	byOwner := map[string][]BaseIdentity{}
+	for id, pid := range ids {
+		k := attached[id]
+		byOwner[pid] = append(byOwner[pid], BaseIdentity{Type: id.Type, Value: id.Value, At: k.Time, Msg: k.MessageID})
+	}
+	var out []prefixProfile
+	err = sc.AllProfiles(ctx, func(q *portrait.Profile) error {
+		doc, err := profiledoc.Encode(q)
+		if err != nil {
+			return err
+		}
+		bi := byOwner[q.ID]
+		sort.Slice(bi, func(i, j int) bool {
+			if bi[i].Type != bi[j].Type {
+				return bi[i].Type < bi[j].Type
+			}
+			return bi[i].Value < bi[j].Value
+		})
+		out = append(out, prefixProfile{q: q, base: Base{Profile: doc, Identities: bi, Refused: refused[q.ID]}})
+		return nil
+	})
+	return out, err
+}
+
+// ScratchDir makes the directory of a scratch store under dir (the data
+// directory, so that the expired events it briefly holds stay where the
+// store's own files are, with their permissions).
+func ScratchDir(dir string) (string, error) {
+	return os.MkdirTemp(dir, "retention-")
+}
+
+func expiredIDs(expired []*portrait.Event) func(string) bool {
+	var m map[string]bool
+	return func(id string) bool {
+		if m == nil {
+			m = make(map[string]bool, len(expired))
+			for _, e := range expired {
+				m[e.MessageID] = true
+			}
+		}
+		return m[id]
+	}
+}
+
+// trimBase leaves out of a carried-forward profile the trait values an
+// expired event set that the live profile no longer shows (a later event
+// replaced them): a replay meets the replacing event after the carried
+// profile, so the result is the same, and a value nobody sees is not kept
+// past its retention. Values the enrichers derived are kept (they
+// recompute them from their state).
+func trimBase(pp *prefixProfile, live *portrait.Profile, expired func(string) bool) error {
+	if live == nil {
+		return nil
+	}
+	trimmed := false
+	for name, t := range pp.q.Traits {
+		if t.MessageID == "" || !expired(t.MessageID) {
+			continue
+		}
+		if cur, ok := live.Traits[name]; ok && cur.MessageID != t.MessageID {
+			delete(pp.q.Traits, name)
+			trimmed = true
+		}
+	}
+	if !trimmed {
+		return nil
+	}
+	doc, err := profiledoc.Encode(pp.q)
+	if err != nil {
+		return err
+	}
+	pp.base.Profile = doc
+	return nil
+}

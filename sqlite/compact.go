@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+// Event retention: the store's part of profile.Processor.Compact.
+
+var _ profile.CompactStore = (*DB)(nil)
+
+// ExpiredEvents returns the events with an event time before before and a
+// sequence number up to upTo. The log has no index on event time (it would
+// cost every append); a retention pass reads the table once.
+func (db *DB) ExpiredEvents(ctx context.Context, before time.Time, upTo int64) ([]*portrait.Event, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE ts < ? AND seq <= ? AND type <> ? ORDER BY seq`, micros(before), upTo, portrait.EventErased)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	defer rows.Close()
+	return db.scanEvents(rows, 0)
+}
+
+// LoadCompacted returns the carried-forward events the state holds.
+func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
+	return queryStrings(ctx, db.stateR, `SELECT message_id FROM compacted`)
+}
+
+// ExpireEvents carries the expired events' profiles forward and deletes the
+// events (see profile.CompactStore). The carried-forward events are
+// recorded as held before they are appended, so a processor never applies
+// them twice; the expired events become tombstones with secure_delete on,
+// and both write-ahead logs are truncated, as after an erasure. The log's
+// part is one transaction, so the log is always whole. Should the process
+// die before the state's part, the live profiles are still right, but
+// their event lists miss the carried-forward events: a late event would
+// replay such a profile without what expired. `portrait rebuild` repairs
+// it (not done at start: docs/erasure.md).
+func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
+	if err := db.writer.wait(ctx); err != nil {
+		return err
+	}
+	err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+		for _, e := range c.Carried {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO compacted (message_id) VALUES (?) ON CONFLICT DO NOTHING`, e.MessageID); err != nil {
+				return portrait.Wrap(err, "cannot record carried-forward events")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// One transaction on the log's one writing connection, with
+	// secure_delete on: the carried-forward events are appended and the
+	// expired ones become tombstones together, so the log never holds
+	// both nor neither. (Appended through the group commit instead, with
+	// secure_delete off, a page split left copies of the expired rows in
+	// the free space of a page.)
+	seqs := make(map[int64]bool, len(c.Expired))
+	var appended []*portrait.Event
+	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+		// Tombstones first: a carried-forward event of an earlier pass
+		// may have the message id this pass gives its successor.
+		for _, e := range c.Expired {
+			seqs[e.Seq] = true
+			tomb := profile.TombstoneID(e.MessageID)
+			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`,
+				portrait.EventErased, portrait.EventErased, tomb, body, e.Seq, portrait.EventErased); err != nil {
+				return portrait.Wrap(err, "cannot delete expired events")
+			}
+		}
+		for _, e := range c.Carried {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return portrait.Wrap(err, "cannot encode a carried-forward event")
+			}
+			if b, err = db.sealer.SealEvent(b); err != nil { // sealing
+				return err
+			}
+			var seq int64
+			err = tx.QueryRowContext(ctx, `INSERT INTO events (message_id, type, source, ts, received_at, body) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (message_id) DO NOTHING RETURNING seq`, e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), b).Scan(&seq)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // an earlier pass carried it already
+			}
+			if err != nil {
+				return portrait.Wrap(err, "cannot append carried-forward events")
+			}
+			e.Seq = seq
+			appended = append(appended, e)
+		}
+		id, err := insertRun(ctx, tx, &c.Run)
+		c.Run.ID = id
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	db.tail.insert(appended)
+	db.tail.drop(seqs)
+	err = db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+		for _, e := range c.Expired {
+			for _, q := range []string{
+				`DELETE FROM trait_issues WHERE message_id = ?`,
+				`DELETE FROM merges WHERE message_id = ?`,
+				`DELETE FROM compacted WHERE message_id = ?`,
+			} {
+				if _, err := tx.ExecContext(ctx, q, e.MessageID); err != nil {
+					return portrait.Wrap(err, "cannot delete what expired events made")
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`, profile.TombstoneID(e.MessageID), e.MessageID); err != nil {
+				return portrait.Wrap(err, "cannot delete what expired events made")
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM profile_events WHERE seq = ?`, e.Seq); err != nil {
+				return portrait.Wrap(err, "cannot delete what expired events made")
+			}
+		}
+		for _, e := range c.Carried {
+			if e.Seq == 0 {
+				continue // a duplicate: an earlier pass carried it already
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO profile_events (profile_id, ts, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				c.Owners[e.MessageID], micros(e.Timestamp), e.Seq); err != nil {
+				return portrait.Wrap(err, "cannot list carried-forward events")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	db.truncateWALs(ctx)
+	return nil
+}
+
+func insertRun(ctx context.Context, tx *sql.Tx, run *portrait.RetentionRun) (int64, error) {
+	doc, err := json.Marshal(run)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot encode the retention run")
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO retention_runs (at, kind, before, deleted, doc) VALUES (?, ?, ?, ?, ?)`,
+		micros(run.At), run.Kind, micros(run.Before), run.Deleted, doc)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot record the retention run")
+	}
+	return res.LastInsertId()
+}
+
+// RetentionRuns lists the latest retention runs, newest first.
+func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.RetentionRun, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT id, doc FROM retention_runs ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retention runs")
+	}
+	defer rows.Close()
+	var out []portrait.RetentionRun
+	for rows.Next() {
+		var id int64
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
+			return nil, portrait.Wrap(err, "cannot read retention runs")
+		}
+		var r portrait.RetentionRun
+		if err := json.Unmarshal(doc, &r); err != nil {
+			return nil, portrait.Wrap(err, "corrupt retention run")
+		}
+		r.ID = id
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+var _ profile.ScratchStore = (*DB)(nil)
+
+// insert adds events appended outside the group commit (a retention
+// pass) in their places, so that the tail still holds every event after
+// from, in order.
+func (t *tail) insert(evs []*portrait.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range evs {
+		if e.Seq <= t.from {
+			continue
+		}
+		i := sort.Search(len(t.events), func(i int) bool { return t.events[i].Seq > e.Seq })
+		t.events = slices.Insert(t.events, i, e)
+	}
+}
