@@ -93,3 +93,26 @@ func TestFinishUntouchedKeepsTraits(t *testing.T) {
 		t.Errorf("after a new hit, traits differ from a full derive:\n got %v\nwant %v", journeyTraits(p), want)
 	}
 }
+
+// BenchmarkFinishUntouched: a held profile finished in a batch whose
+// events matched no stage (most profiles of a live batch).
+func BenchmarkFinishUntouched(b *testing.B) {
+	en, err := journey.New(journey.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &portrait.Profile{ID: "p"}
+	for _, ev := range stream("u") {
+		var props map[string]any
+		if len(ev.Properties) > 0 {
+			json.Unmarshal(ev.Properties, &props)
+		}
+		en.Event(p, ev, props)
+	}
+	at := t0.Add(30 * day)
+	en.Finish(p, at)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		en.Finish(p, at.Add(time.Duration(i)*time.Second))
+	}
+}

@@ -100,3 +100,28 @@ func TestFinishUntouchedKeepsTraits(t *testing.T) {
 		t.Errorf("after the state was replaced:\n got %v\nwant %v", got, want)
 	}
 }
+
+// BenchmarkFinishUntouched: a held profile finished in a batch whose
+// events said nothing about needs (most profiles of a live batch).
+func BenchmarkFinishUntouched(b *testing.B) {
+	en, err := needs.New(needs.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &portrait.Profile{ID: "p"}
+	for _, ev := range []*portrait.Event{
+		track("v1", "u", "Product Viewed", 30*day, `{"category":"数码 Electronics"}`),
+		track("b1", "u", "Order Completed", 0, `{"revenue":10,"products":[{"category":"数码 Electronics"}]}`),
+		track("v2", "u", "Product Viewed", 60*day, `{"category":"美妆 Beauty"}`),
+		track("v3", "u", "Product Viewed", 2*day, `{"category":"图书 Books"}`),
+	} {
+		var props map[string]any
+		json.Unmarshal(ev.Properties, &props)
+		en.Event(p, ev, props)
+	}
+	en.Finish(p, now)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		en.Finish(p, now.Add(time.Duration(i)*time.Second))
+	}
+}
