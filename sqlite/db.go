@@ -94,6 +94,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	}
 	db.tail = tail{from: last, max: 100_000}
 	db.committer = newCommitter(db)
+	db.committer.durable.Store(last)
 	return db, nil
 }
 

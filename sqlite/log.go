@@ -3,10 +3,16 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"math/bits"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -41,6 +47,16 @@ type committer struct {
 	// notify is closed-and-replaced after each commit, waking followers.
 	mu     sync.Mutex
 	notify chan struct{}
+	// synced carries committed groups to syncLoop, in commit order.
+	synced  chan []*appendReq
+	walPath string
+	sync    func() error // syncWAL; tests hold it back
+	// durable is the last sequence number known to be on disk.
+	durable atomic.Int64
+	// inserts[k] inserts appendChunk>>k rows; prepared on the log's
+	// connection at first use, used by the committer's goroutine only.
+	inserts [8]*sql.Stmt
+	args    []any
 }
 
 // tail keeps the most recently committed events in memory: the
@@ -98,23 +114,69 @@ const (
 	maxGroupEvents   = 20000
 )
 
+// appendChunk is the most rows one INSERT statement carries; a group is
+// written in statements of appendChunk rows and then of halving sizes, so
+// eight prepared statements serve every group size.
+const appendChunk = 128
+
+func chunkIndex(n int) int {
+	return bits.TrailingZeros(uint(appendChunk)) - bits.TrailingZeros(uint(n))
+}
+
+// prepare makes sure the INSERT statements a group of n events is written
+// with are prepared. Used in a transaction (tx.StmtContext) on the
+// connection they were prepared on, they are only bound, not parsed again.
+func (c *committer) prepare(ctx context.Context, n int) error {
+	for size := appendChunk; n > 0; size /= 2 {
+		if n < size {
+			continue
+		}
+		n -= size * (n / size)
+		if k := chunkIndex(size); c.inserts[k] == nil {
+			q := `INSERT INTO events (message_id, type, source, ts, received_at, body) VALUES ` +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", size), ",") + ` ON CONFLICT (message_id) DO NOTHING RETURNING seq, message_id`
+			st, err := c.db.logW.PrepareContext(ctx, q)
+			if err != nil {
+				return portrait.Wrap(err, "cannot prepare append")
+			}
+			c.inserts[k] = st
+		}
+	}
+	return nil
+}
+
 func newCommitter(db *DB) *committer {
-	c := &committer{db: db, queue: make(chan *appendReq, 1024), notify: make(chan struct{})}
-	c.wg.Add(1)
+	c := &committer{db: db, queue: make(chan *appendReq, 1024), synced: make(chan []*appendReq, 64), notify: make(chan struct{}),
+		walPath: filepath.Join(db.Dir, "events.db-wal")}
+	c.sync = c.syncWAL
+	c.wg.Add(2)
 	go c.run()
+	go c.syncLoop()
 	return c
 }
 
 func (c *committer) close() {
-	close(c.queue)
+	close(c.queue) // run drains it, then closes synced, which syncLoop drains
 	c.wg.Wait()
+	for _, st := range c.inserts {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
 
+// run writes each gathered group in one transaction that SQLite commits
+// without waiting for the disk (synchronous=NORMAL for that transaction),
+// and hands the group to syncLoop, which makes it durable and only then
+// answers its callers. The next group is written while the last one's
+// fsync is under way: the fsync left the committer's serial path, which
+// every acknowledgement waits on.
 func (c *committer) run() {
 	defer c.wg.Done()
-	group := make([]*appendReq, 0, maxGroupRequests)
+	defer close(c.synced)
 	for first := range c.queue {
-		group = append(group[:0], first)
+		group := make([]*appendReq, 1, 16)
+		group[0] = first
 		n := len(first.events) + len(first.rejected)
 	gather:
 		for len(group) < maxGroupRequests && n < maxGroupEvents {
@@ -131,39 +193,101 @@ func (c *committer) run() {
 		}
 		err := c.commit(group)
 		c.db.health.note(&c.db.health.append, err)
-		if err == nil {
-			var committed []*portrait.Event
+		if err != nil {
+			// Nothing of it was written: answered at once, in any order
+			// with the groups still being synced.
 			for _, r := range group {
+				r.err = err
+				close(r.done)
+			}
+			continue
+		}
+		c.synced <- group
+	}
+}
+
+// syncLoop makes committed groups durable, in commit order: one fsync of
+// the log's write-ahead log covers every group committed before it began,
+// whoever wrote them. Only then are a group's events published to the
+// tail and the followers, and its callers answered, so an acknowledged
+// event is on disk, and the processor reads only events that are.
+func (c *committer) syncLoop() {
+	defer c.wg.Done()
+	var groups [][]*appendReq
+	for g := range c.synced {
+		groups = append(groups[:0], g)
+	more:
+		for {
+			select {
+			case g, ok := <-c.synced:
+				if !ok {
+					break more
+				}
+				groups = append(groups, g)
+			default:
+				break more
+			}
+		}
+		err := c.sync()
+		if err != nil {
+			c.db.health.note(&c.db.health.append, err)
+		}
+		var committed []*portrait.Event
+		for _, g := range groups {
+			for _, r := range g {
 				for _, e := range r.events {
 					if e.Seq > 0 {
 						committed = append(committed, e)
 					}
 				}
 			}
-			c.db.tail.add(committed)
 		}
-		for _, r := range group {
-			if err != nil {
-				r.err = err
+		// Published even when the fsync failed: the events are in the
+		// log for its readers either way, and the tail must not have a
+		// gap. Their senders are told it failed and send them again; the
+		// message ids make that harmless.
+		c.db.tail.add(committed)
+		if len(committed) > 0 {
+			c.durable.Store(committed[len(committed)-1].Seq)
+		}
+		for _, g := range groups {
+			for _, r := range g {
+				if err != nil {
+					r.err = err
+				}
+				close(r.done)
 			}
-			close(r.done)
 		}
-		if err == nil {
-			c.mu.Lock()
-			close(c.notify)
-			c.notify = make(chan struct{})
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		close(c.notify)
+		c.notify = make(chan struct{})
+		c.mu.Unlock()
 	}
+}
+
+// syncWAL flushes the log's write-ahead log to disk. It opens the file by
+// name each time rather than keeping a descriptor: were every connection
+// to the log closed, SQLite would checkpoint the log (durably) and delete
+// the file, and a kept descriptor would then sync a file no one writes to.
+// A missing file therefore means there is nothing to flush.
+func (c *committer) syncWAL() error {
+	f, err := os.OpenFile(c.walPath, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return portrait.Wrap(err, "cannot open the event log to sync it")
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return portrait.Wrap(err, "cannot sync the event log")
+	}
+	return nil
 }
 
 func (c *committer) commit(group []*appendReq) error {
 	ctx := context.Background()
-	tx, err := c.db.logW.BeginTx(ctx, nil)
-	if err != nil {
-		return portrait.Wrap(err, "cannot begin append")
-	}
-	defer tx.Rollback()
 	type item struct {
 		r    *appendReq
 		e    *portrait.Event
@@ -176,33 +300,54 @@ func (c *committer) commit(group []*appendReq) error {
 			items = append(items, item{r, e, r.bodies[i]})
 		}
 	}
+	// Before the transaction: the log has one connection, which the
+	// transaction then holds.
+	if err := c.prepare(ctx, len(items)); err != nil {
+		return err
+	}
+	conn, err := c.db.logW.Conn(ctx)
+	if err != nil {
+		return portrait.Wrap(err, "cannot begin append")
+	}
+	defer conn.Close()
+	// The log's connection syncs every commit (FULL), which other writers
+	// of the log (keys, audit, sessions) rely on; the group commit syncs
+	// on its own goroutine (syncLoop) and asks SQLite not to, for its own
+	// transaction only.
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return portrait.Wrap(err, "cannot begin append")
+	}
+	defer func() {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+			// Never hand the connection back unsynced: drop it.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return portrait.Wrap(err, "cannot begin append")
+	}
+	defer tx.Rollback()
 	// Multi-row statements: a statement per row costs more than the row.
 	// RETURNING names what was inserted; a messageId already in the log
-	// (or twice in the group) is a duplicate.
-	const chunk = 128
-	var full *sql.Stmt
+	// (or twice in the group) is a duplicate. The statements are prepared
+	// once on the log's connection and only bound in each transaction:
+	// preparing them again per commit was part of the committer's serial
+	// work, which every acknowledgement waits on.
 	for len(items) > 0 {
-		n := min(chunk, len(items))
-		q := `INSERT INTO events (message_id, type, source, ts, received_at, body) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", n), ",") + ` ON CONFLICT (message_id) DO NOTHING RETURNING seq, message_id`
-		var st *sql.Stmt
-		if n == chunk && full != nil {
-			st = full
-		} else {
-			if st, err = tx.PrepareContext(ctx, q); err != nil {
-				return portrait.Wrap(err, "cannot prepare append")
-			}
-			defer st.Close()
-			if n == chunk {
-				full = st
-			}
+		n := appendChunk
+		for n > len(items) {
+			n /= 2
 		}
-		args := make([]any, 0, 6*n)
+		st := tx.StmtContext(ctx, c.inserts[chunkIndex(n)])
+		args := c.args[:0]
 		for _, it := range items[:n] {
 			e := it.e
 			args = append(args, e.MessageID, e.Type, e.Source, micros(e.Timestamp), micros(e.ReceivedAt), it.body)
 		}
 		rows, err := st.QueryContext(ctx, args...)
+		clear(args) // the bodies are the callers'
+		c.args = args
 		if err != nil {
 			return portrait.Wrap(err, "cannot append events")
 		}
@@ -231,6 +376,16 @@ func (c *committer) commit(group []*appendReq) error {
 			}
 		}
 		items = items[n:]
+	}
+	rejected := false
+	for _, r := range group {
+		rejected = rejected || len(r.rejected) > 0
+	}
+	if !rejected {
+		if err := tx.Commit(); err != nil {
+			return portrait.Wrap(err, "cannot commit append")
+		}
+		return nil
 	}
 	quar, err := tx.PrepareContext(ctx, `INSERT INTO quarantine (source, idx, reason, raw, received_at) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {
@@ -328,7 +483,10 @@ func (db *DB) ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.
 	if evs, ok := db.tail.read(after, limit); ok {
 		return evs, nil
 	}
-	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND type <> ? ORDER BY seq LIMIT ?`, after, portrait.EventErased, limit)
+	// Up to what is on disk: a group is visible in the file from its
+	// commit, and on disk from its fsync (committer.syncLoop) a moment later.
+	durable := db.committer.durable.Load()
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND type <> ? ORDER BY seq LIMIT ?`, after, durable, portrait.EventErased, limit)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read the event log")
 	}
