@@ -88,6 +88,15 @@ func (s *Server) handleLifecycleDistribution(w http.ResponseWriter, r *http.Requ
 		Error(w, r, err)
 		return
 	}
+	if segID == nil && s.Lifecycle != nil {
+		// Everyone: the counts kept as histories change are exact now.
+		periods, _ := traits.Periods(interval, from, to)
+		if s.Lifecycle.Distribution(periods) {
+			writeJSON(w, http.StatusOK, map[string]any{"interval": interval, "from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly),
+				"segment": segID, "stages": traits.Stages, "series": periods, "history_kept": traits.HistoryKept, "freshness": s.keptFreshness()})
+			return
+		}
+	}
 	key := "distribution|" + interval + "|" + from.Format(time.RFC3339) + "|" + to.Format(time.RFC3339) + "|" + r.URL.Query().Get("segment")
 	v, f, err := s.caches().lifecycle.get(r.Context(), key, s.Now, func(context.Context) (any, error) {
 		within, err := s.membersOf(segID) // current members, also when refreshed later
@@ -112,7 +121,12 @@ func (s *Server) handleLifecycleDistribution(w http.ResponseWriter, r *http.Requ
 }
 
 func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-	from, to, err := s.dateRange(r, func(t time.Time) time.Time { return t.AddDate(0, 0, -30) })
+	// An absent from is a date too (the day 30 days before to), as the
+	// API documents.
+	from, to, err := s.dateRange(r, func(t time.Time) time.Time {
+		t = t.AddDate(0, 0, -30)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	})
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -126,6 +140,13 @@ func (s *Server) handleLifecycleFlows(w http.ResponseWriter, r *http.Request, _ 
 	end := to
 	if v := r.URL.Query().Get("to"); v == "" || len(v) == len(time.DateOnly) {
 		end = time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	}
+	if segID == nil && s.Lifecycle != nil {
+		if counts, ok := s.Lifecycle.Flows(from, end); ok {
+			writeJSON(w, http.StatusOK, map[string]any{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "segment": segID,
+				"stages": traits.Stages, "flows": sortedFlows(counts), "history_kept": traits.HistoryKept, "freshness": s.keptFreshness()})
+			return
+		}
 	}
 	key := "flows|" + from.Format(time.RFC3339) + "|" + end.Format(time.RFC3339) + "|" + r.URL.Query().Get("segment")
 	v, fr, err := s.caches().lifecycle.get(r.Context(), key, s.Now, func(context.Context) (any, error) {
@@ -150,6 +171,17 @@ func (s *Server) lifecycleFlows(within *roaring.Bitmap, from, end time.Time) []t
 	s.Segments.Index.EachValue("lifecycle_history", within, func(_ string, v any) {
 		traits.CountFlows(counts, traits.ParseHistory(v), from, end)
 	})
+	return sortedFlows(counts)
+}
+
+// keptFreshness is the freshness of an answer from the kept counts:
+// computed in this request, as current as the segment index.
+func (s *Server) keptFreshness() answerFreshness {
+	return answerFreshness{ComputedAt: s.Now().UTC()}
+}
+
+// sortedFlows lists counted flows, largest first.
+func sortedFlows(counts map[traits.FlowKey]int) []traits.Flow {
 	flows := make([]traits.Flow, 0, len(counts))
 	for k, n := range counts {
 		f := traits.Flow{To: k.To, Count: n}

@@ -74,6 +74,10 @@ type Server struct {
 	Traits *traits.Service
 	// Segments serves /v1/segments (nil: not served).
 	Segments *segment.Service
+	// Lifecycle keeps the lifecycle over time as the stage histories in
+	// the segment index change (nil: counted from the histories on each
+	// question, and cached).
+	Lifecycle *traits.StageCounts
 	// Deliveries schedules segment deliveries (insight.go; nil: not served).
 	Deliveries *delivery.Service
 	// Search finds profiles by name, pinyin, phone, email, identifier.

@@ -30,6 +30,8 @@ type Index struct {
 	idents map[string]*roaring.Bitmap
 	events map[string]*eventCol
 	kept   *kept // SetKeep's values (kept.go); nil: none
+	// followers are told of every change of their trait (follow.go).
+	followers []followed
 	// Overflow counts trait and event names left unindexed (MaxColumns).
 	Overflow int
 }
@@ -161,6 +163,9 @@ func plainValue(v any) any { return v }
 // snapshot).
 func upsertWith[T any](ix *Index, p *portrait.Profile, traits map[string]T, value func(T) any, s Summary, keep any) []string {
 	n := ix.number(p.ID)
+	if ix.followers != nil {
+		defer ix.followedAfter(n, ix.followedBefore(n))
+	}
 	fresh := !ix.live.Contains(n)
 	ix.live.Add(n)
 	if ix.kept != nil {
@@ -301,6 +306,9 @@ func (ix *Index) Remove(id string) bool {
 	n, ok := ix.nums[id]
 	if !ok || !ix.live.Contains(n) {
 		return false
+	}
+	if ix.followers != nil {
+		defer ix.followedAfter(n, ix.followedBefore(n))
 	}
 	ix.live.Remove(n)
 	if ix.kept != nil {

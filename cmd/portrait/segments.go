@@ -17,6 +17,10 @@ func (a *App) wireSegments(ctx context.Context) error {
 	// NPS overall, by tag and by segment reads the answers kept here
 	// rather than every profile document (http/nps.go).
 	ix.SetKeep(traits.KeepSurveys)
+	// The lifecycle over time (overview, analytics) is kept as the stage
+	// histories change, exact after every commit the index follows.
+	lifecycle := traits.NewStageCounts()
+	ix.Follow("lifecycle_history", lifecycle)
 	start := time.Now()
 	sums, err := a.DB.AllSegmentBehaviour(ctx)
 	if err != nil {
@@ -70,6 +74,7 @@ func (a *App) wireSegments(ctx context.Context) error {
 		svc.OnChange(changed, deleted, applied)
 	}
 	a.HTTP.Segments = svc
+	a.HTTP.Lifecycle = lifecycle
 	return a.wireDeliveries() // scheduled deliveries (deliveries.go)
 }
 
