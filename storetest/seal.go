@@ -64,6 +64,10 @@ type SealHarness struct {
 	// reports each needle found; proof must be found somewhere, or the
 	// scan proves nothing.
 	Scan func(t *testing.T, when, proof string, needles ...string)
+	// Compact, when set, replaces the store's Compact before a scan that
+	// must find no replaced bytes (a scan that rewrites what it reads
+	// needs none).
+	Compact func(t *testing.T, db SealStore)
 }
 
 // AllSecret makes every name secret, so that every identifier and trait a
@@ -454,7 +458,9 @@ func SealedAtRest(t *testing.T, h SealHarness) {
 	e.catchUp(t)
 	// The sealed forms of the erased identifier are gone too.
 	forms := e.db.Sealer().IdentifierForms(portrait.Identifier{Type: "id_card", Value: SealIDNumber})
-	if err := e.db.Compact(ctx); err != nil {
+	if h.Compact != nil {
+		h.Compact(t, e.db)
+	} else if err := e.db.Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.close(t)
