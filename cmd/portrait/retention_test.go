@@ -342,6 +342,41 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	if rb := rebuild(); !rb.Identical || rb.Before != withLate {
 		t.Fatalf("rebuild after the second pass: %+v", rb)
 	}
+
+	// A late event older than everything carried forward for A: replayed
+	// before the carried-forward profiles, which join the profile it
+	// makes (as merges); nothing is lost, the old id still answers.
+	a = open()
+	older := &portrait.Event{MessageID: "ret-late-b", Type: portrait.EventTrack, Name: "Order Completed", Source: "web", UserID: "u-ret-A",
+		Timestamp: now.Add(-420 * 24 * time.Hour), ReceivedAt: now, Properties: json.RawMessage(`{"revenue":7,"order_id":"ORD-LATE-3"}`)}
+	if _, err := a.DB.Append(ctx, []*portrait.Event{older}, nil); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(a)
+	p := byUser(a, "u-ret-A")
+	if p.EventCount != 8 || p.Traits["city"].Value != "Newtown" || p.Traits["email"].Value != "a.ret@example.com" || p.TrackCounts["Order Completed"] != 4 {
+		t.Errorf("A after a late event older than its carried-forward state: %+v", p)
+	}
+	if q, err := a.DB.Profile(ctx, aBefore.ID); err != nil || q.ID != p.ID {
+		t.Errorf("A's old id no longer answers: %v %v", q, err)
+	}
+	withOlder := digest(a)
+	a.Close()
+	if rb := rebuild(); !rb.Identical || rb.Before != withOlder {
+		t.Fatalf("rebuild with the older late event: %+v", rb)
+	}
+	a = open()
+	catchUp(a)
+	if run3, err := a.expireEvents(ctx, cutoff); err != nil || run3.Deleted != 1 {
+		t.Fatalf("third pass: %+v %v", run3, err)
+	}
+	if d := digest(a); d != withOlder {
+		t.Error("profiles changed by the third pass")
+	}
+	a.Close()
+	if rb := rebuild(); !rb.Identical || rb.Before != withOlder {
+		t.Fatalf("rebuild after the third pass: %+v", rb)
+	}
 	if scan != nil {
 		scan(t)
 	}
