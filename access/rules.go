@@ -150,6 +150,7 @@ var rules = map[string]Rule{
 	"GET /v1/suppressions":          r(FamPrivacy, "read", false),
 	"POST /v1/suppressions/lift":    r(FamPrivacy, "write", false),
 	"GET /v1/erasures":              r(FamAudit, "read", false),
+	"GET /v1/retention":             r(FamAudit, "read", false),
 
 	"GET /v1/keys":         r(FamKeys, "read", false),
 	"POST /v1/keys":        r(FamKeys, "write", false),

@@ -105,6 +105,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	s.Accounts = account.NewService(db, db, e.proc.Now)
 	sup := &erasure.Suppressor{EventLog: db, Store: db, IdentifiersOf: e.proc.Identifiers}
 	s.Erasure = &erasure.Service{Proc: e.proc, Store: db, Suppressor: sup, Log: sup, Audit: db}
+	s.Retention = &porthttp.Retention{Runs: db, EventAge: 365 * 24 * time.Hour}
 	a.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(a.srv.Close)
 

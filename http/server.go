@@ -87,6 +87,8 @@ type Server struct {
 	// Erasure: DELETE /v1/profiles/{id}, suppressions, person export
 	// (privacy-erasure; nil: not served).
 	Erasure ErasureService
+	// Retention feeds GET /v1/retention (retention.go; nil: not served).
+	Retention *Retention
 	// Overview feeds GET /v1/overview (nil: not served).
 	Overview OverviewStore
 	// Accounts serves /v1/accounts, corporate customers (nil: not served).
@@ -213,6 +215,7 @@ func (s *Server) Handler() http.Handler {
 	// console speed (issue 13's budgets): the 360 page's first paint in one call
 	s.mountProfileView(mux)
 	s.mountErasure(mux) // privacy-erasure
+	s.mountRetention(mux)
 	// privacy and access: keys, classification levels, audit
 	s.mountKeys(mux)
 	s.mountAudit(mux)

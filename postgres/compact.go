@@ -61,7 +61,7 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 		// Tombstones first: a carried-forward event of an earlier pass
 		// may have the message id this pass gives its successor.
 		for _, e := range c.Expired {
-			tomb := profile.TombstoneID(e.MessageID)
+			tomb := profile.ExpiredID(e)
 			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
 			b.Queue(`UPDATE events SET type = $1, source = $1, message_id = $2, ts = 0, received_at = 0, body = $3 WHERE seq = $4 AND type <> $1`,
 				portrait.EventErased, tomb, body, e.Seq)

@@ -464,3 +464,12 @@ func trimBase(pp *prefixProfile, live *portrait.Profile, expired func(string) bo
 	pp.base.Profile = doc
 	return nil
 }
+
+// ExpiredID is an expired event's message id in the log once it is a
+// tombstone. Unlike an erased event's it includes the sequence number: a
+// message id can expire more than once (a carried-forward event's, when a
+// later pass replaces it under the same id; an old event sent again).
+func ExpiredID(e *portrait.Event) string {
+	h := sha256.Sum256([]byte(strconv.FormatInt(e.Seq, 10) + "\n" + e.MessageID))
+	return "expired:" + hex.EncodeToString(h[:16])
+}

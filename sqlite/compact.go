@@ -72,7 +72,7 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 		// may have the message id this pass gives its successor.
 		for _, e := range c.Expired {
 			seqs[e.Seq] = true
-			tomb := profile.TombstoneID(e.MessageID)
+			tomb := profile.ExpiredID(e)
 			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
 			if _, err := tx.ExecContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`,
 				portrait.EventErased, portrait.EventErased, tomb, body, e.Seq, portrait.EventErased); err != nil {
@@ -119,7 +119,7 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 					return portrait.Wrap(err, "cannot delete what expired events made")
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`, profile.TombstoneID(e.MessageID), e.MessageID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`, profile.ExpiredID(e), e.MessageID); err != nil {
 				return portrait.Wrap(err, "cannot delete what expired events made")
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM profile_events WHERE seq = ?`, e.Seq); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,9 +178,7 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	if aBefore.EventCount != 6 || aBefore.Traits["city"].Value != "Newtown" || aBefore.Traits["email"].Value != "a.ret@example.com" {
 		t.Fatalf("A before expiry: %+v", aBefore)
 	}
-	cvBefore, _ := a.DB.(interface {
-		ContentVersion(context.Context) (string, error)
-	}).ContentVersion(ctx)
+	cvBefore := contentVersion(a)
 
 	// The null case: a limit older than every event deletes nothing,
 	// records nothing, and leaves the content version.
@@ -190,9 +189,7 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	if runs, _ := a.DB.RetentionRuns(ctx, 10); len(runs) != 0 {
 		t.Fatalf("a run that deleted nothing was recorded: %+v", runs)
 	}
-	if cv, _ := a.DB.(interface {
-		ContentVersion(context.Context) (string, error)
-	}).ContentVersion(ctx); cv != cvBefore {
+	if cv := contentVersion(a); cv != cvBefore {
 		t.Fatalf("content version moved without a deletion: %s → %s", cvBefore, cv)
 	}
 
@@ -206,9 +203,7 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	if run1.Deleted != 6 || run1.Profiles != 2 || run1.Carried != 3 || !run1.Oldest.Equal(now.Add(-500*24*time.Hour)) || !run1.Newest.Equal(now.Add(-397*24*time.Hour)) {
 		t.Fatalf("run: %+v", run1)
 	}
-	if cv, _ := a.DB.(interface {
-		ContentVersion(context.Context) (string, error)
-	}).ContentVersion(ctx); cv == cvBefore {
+	if cv := contentVersion(a); cv == cvBefore {
 		t.Error("the content version did not move")
 	}
 	if runs, _ := a.DB.RetentionRuns(ctx, 10); len(runs) != 1 || runs[0].Deleted != 6 || runs[0].Kind != "events" || runs[0].ID == 0 {
@@ -218,6 +213,50 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	if err != nil || len(recs) != 1 || recs[0].Detail["deleted"] != float64(6) || recs[0].Detail["oldest"] == nil {
 		t.Errorf("audit: %v %v", recs, err)
 	}
+	// The status API shows the limit and the run.
+	if _, _, err := a.Bootstrap(ctx, func(k string) string {
+		return map[string]string{"PORTRAIT_ADMIN_TOKEN": "pat_retention_test_admin"}[k]
+	}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	a.HTTP.Retention.EventAge = a.eventRetention.Age
+	req := httptest.NewRequest("GET", "/v1/retention", nil)
+	req.Header.Set("Authorization", "Bearer pat_retention_test_admin")
+	rec := httptest.NewRecorder()
+	a.HTTP.Handler().ServeHTTP(rec, req)
+	var status struct {
+		Events struct {
+			Enabled       bool  `json:"enabled"`
+			MaxAgeSeconds int64 `json:"max_age_seconds"`
+		} `json:"events"`
+		Runs []portrait.RetentionRun `json:"runs"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &status); err != nil || rec.Code != 200 || !status.Events.Enabled ||
+		status.Events.MaxAgeSeconds != int64(a.eventRetention.Age/time.Second) || len(status.Runs) != 1 || status.Runs[0].Deleted != 6 {
+		t.Errorf("GET /v1/retention: %d %s", rec.Code, rec.Body)
+	}
+
+	// A quarantined record deleted by retention is recorded, audited and
+	// moves the content version too.
+	// (A newer record stays, so the quarantine's highest id does not move.)
+	if _, err := a.DB.Append(ctx, nil, []*portrait.Rejected{
+		{Source: "web", Reason: "bad timestamp", Raw: []byte(`{"userId":"u-q","timestamp":"yesterday"}`), ReceivedAt: now.Add(-100 * 24 * time.Hour)},
+		{Source: "web", Index: 1, Reason: "bad timestamp", Raw: []byte(`{"userId":"u-q2","timestamp":"today"}`), ReceivedAt: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cvQ := contentVersion(a)
+	a.retention.Now, a.retention.QuarantineAge = func() time.Time { return now }, 90*24*time.Hour
+	if n, err := a.retention.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("quarantine sweep: %d %v", n, err)
+	}
+	if contentVersion(a) == cvQ {
+		t.Error("a quarantine purge did not move the content version")
+	}
+	if recs, err := a.DB.ListAudit(ctx, portrait.AuditFilter{Action: "retention.quarantine"}); err != nil || len(recs) != 1 || recs[0].Detail["deleted"] != float64(1) {
+		t.Errorf("quarantine audit: %v %v", recs, err)
+	}
+
 	// The live profiles are what they were.
 	catchUp(a)
 	if d := digest(a); d != before {
@@ -303,6 +342,41 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	if rb := rebuild(); !rb.Identical || rb.Before != withLate {
 		t.Fatalf("rebuild after the second pass: %+v", rb)
 	}
+
+	// A late event older than everything carried forward for A: replayed
+	// before the carried-forward profiles, which join the profile it
+	// makes (as merges); nothing is lost, the old id still answers.
+	a = open()
+	older := &portrait.Event{MessageID: "ret-late-b", Type: portrait.EventTrack, Name: "Order Completed", Source: "web", UserID: "u-ret-A",
+		Timestamp: now.Add(-420 * 24 * time.Hour), ReceivedAt: now, Properties: json.RawMessage(`{"revenue":7,"order_id":"ORD-LATE-3"}`)}
+	if _, err := a.DB.Append(ctx, []*portrait.Event{older}, nil); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(a)
+	p := byUser(a, "u-ret-A")
+	if p.EventCount != 8 || p.Traits["city"].Value != "Newtown" || p.Traits["email"].Value != "a.ret@example.com" || p.TrackCounts["Order Completed"] != 4 {
+		t.Errorf("A after a late event older than its carried-forward state: %+v", p)
+	}
+	if q, err := a.DB.Profile(ctx, aBefore.ID); err != nil || q.ID != p.ID {
+		t.Errorf("A's old id no longer answers: %v %v", q, err)
+	}
+	withOlder := digest(a)
+	a.Close()
+	if rb := rebuild(); !rb.Identical || rb.Before != withOlder {
+		t.Fatalf("rebuild with the older late event: %+v", rb)
+	}
+	a = open()
+	catchUp(a)
+	if run3, err := a.expireEvents(ctx, cutoff); err != nil || run3.Deleted != 1 {
+		t.Fatalf("third pass: %+v %v", run3, err)
+	}
+	if d := digest(a); d != withOlder {
+		t.Error("profiles changed by the third pass")
+	}
+	a.Close()
+	if rb := rebuild(); !rb.Identical || rb.Before != withOlder {
+		t.Fatalf("rebuild after the third pass: %+v", rb)
+	}
 	if scan != nil {
 		scan(t)
 	}
@@ -354,4 +428,14 @@ func assertNoValueOnPostgres(t *testing.T, url string, gone []string, kept strin
 	if !found {
 		t.Errorf("the scan does not find the kept value %q: it proves nothing", kept)
 	}
+}
+
+func contentVersion(a *App) string {
+	cv, err := a.DB.(interface {
+		ContentVersion(context.Context) (string, error)
+	}).ContentVersion(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	return cv
 }
