@@ -140,11 +140,22 @@ type Service struct {
 
 	mu   sync.Mutex
 	last map[string]time.Time // delivery → last run
+	wake chan struct{}        // Wake: check for due deliveries now
 }
 
 // NewService returns a service over a store.
 func NewService(store Store, rows Rows) *Service {
-	return &Service{Store: store, Rows: rows, Now: time.Now, Log: slog.Default(), Client: &http.Client{Timeout: 30 * time.Second}, last: map[string]time.Time{}}
+	return &Service{Store: store, Rows: rows, Now: time.Now, Log: slog.Default(), Client: &http.Client{Timeout: 30 * time.Second}, last: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run check for due deliveries now rather than at its next
+// tick: a delivery was created or removed, on this node or (over a shared
+// store) on another one. A node that does not run deliveries ignores it.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 var subjectRe = regexp.MustCompile(`^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$`)
@@ -205,6 +216,7 @@ func (s *Service) Create(ctx context.Context, d *Delivery) (*Delivery, error) {
 	if err := s.Store.SaveDelivery(ctx, d); err != nil {
 		return nil, err
 	}
+	s.Wake() // its first run is due now
 	return d, nil
 }
 
@@ -357,8 +369,10 @@ func ResealDir(dir string, s Sealer, current string) (int, error) {
 	return n, nil
 }
 
-// Due runs the deliveries whose schedule has come (never run since the
-// service started counts as due).
+// Due runs the deliveries whose schedule has come (never run counts as
+// due). The last run is the later of this service's own and the store's:
+// over a shared store a delivery may have run on another node (run now,
+// or scheduled there before this node took the jobs over).
 func (s *Service) Due(ctx context.Context) error {
 	ds, err := s.Store.Deliveries(ctx)
 	if err != nil {
@@ -370,14 +384,12 @@ func (s *Service) Due(ctx context.Context) error {
 		s.mu.Lock()
 		last, ok := s.last[d.ID]
 		s.mu.Unlock()
-		if !ok {
-			runs, err := s.Store.DeliveryRuns(ctx, d.ID, 1)
-			if err != nil {
-				return err
-			}
-			if len(runs) > 0 {
-				last, ok = runs[0].At, true
-			}
+		runs, err := s.Store.DeliveryRuns(ctx, d.ID, 1)
+		if err != nil {
+			return err
+		}
+		if len(runs) > 0 && (!ok || runs[0].At.After(last)) {
+			last, ok = runs[0].At, true
 		}
 		every, err := time.ParseDuration(d.EveryText)
 		if err != nil {
@@ -392,7 +404,8 @@ func (s *Service) Due(ctx context.Context) error {
 	return nil
 }
 
-// Run checks for due deliveries every interval until ctx ends.
+// Run checks for due deliveries every interval, and when woken (Wake),
+// until ctx ends.
 func (s *Service) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -401,9 +414,10 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Due(ctx); err != nil {
-				s.Log.Error("scheduled deliveries failed", "err", err)
-			}
+		case <-s.wake:
+		}
+		if err := s.Due(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Error("scheduled deliveries failed", "err", err)
 		}
 	}
 }

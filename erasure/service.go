@@ -41,6 +41,14 @@ type Service struct {
 
 // Erase removes the profile id (or the one it was merged into).
 func (s *Service) Erase(ctx context.Context, id, by, reason string) (*portrait.ErasureReceipt, error) {
+	return s.EraseAs(ctx, NewReceiptID(), id, by, reason)
+}
+
+// EraseAs is Erase with the receipt's id chosen by the caller: a request
+// performed on another node (cmd/portrait's forwarded rewrites) names its
+// receipt before it is queued, so that a performer finding that receipt
+// stored knows the erasure was done (the receipt commits with it).
+func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string) (*portrait.ErasureReceipt, error) {
 	pr, err := s.Store.Profile(ctx, id)
 	if err != nil {
 		return nil, err
@@ -54,7 +62,7 @@ func (s *Service) Erase(ctx context.Context, id, by, reason string) (*portrait.E
 		}
 		s.Suppressor.Add(pre)
 	}
-	rc, err := s.Proc.Erase(ctx, s.Store, profile.Erasure{ID: newID(), ProfileID: pr.ID, By: by, Reason: reason, At: s.now()})
+	rc, err := s.Proc.Erase(ctx, s.Store, profile.Erasure{ID: receiptID, ProfileID: pr.ID, By: by, Reason: reason, At: s.now()})
 	if err != nil {
 		return nil, err
 	}
@@ -69,11 +77,17 @@ func (s *Service) Erase(ctx context.Context, id, by, reason string) (*portrait.E
 
 // EraseByIdentifier erases the profile that owns id.
 func (s *Service) EraseByIdentifier(ctx context.Context, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
+	return s.EraseByIdentifierAs(ctx, NewReceiptID(), id, by, reason)
+}
+
+// EraseByIdentifierAs is EraseByIdentifier with the receipt's id chosen by
+// the caller (EraseAs).
+func (s *Service) EraseByIdentifierAs(ctx context.Context, receiptID string, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
 	pr, err := s.Store.ProfileByIdentifier(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return s.Erase(ctx, pr.ID, by, reason)
+	return s.EraseAs(ctx, receiptID, pr.ID, by, reason)
 }
 
 // Unsuppress lets an erased identifier be collected again.
@@ -147,6 +161,9 @@ func (s *Service) now() time.Time {
 	}
 	return time.Now().UTC()
 }
+
+// NewReceiptID returns a new erasure receipt id.
+func NewReceiptID() string { return newID() }
 
 func newID() string {
 	var b [12]byte

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -155,9 +156,10 @@ const (
 
 type held struct {
 	lease
-	state  int
-	cancel context.CancelFunc
-	done   chan struct{}
+	state    int
+	renewing bool // a renewal is in flight
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 type server struct {
@@ -167,8 +169,9 @@ type server struct {
 	ttl    time.Duration
 	handle func(ctx context.Context, p int, events []*portrait.Event) error
 
-	mu   sync.Mutex
-	held map[int]*held
+	mu           sync.Mutex
+	held         map[int]*held
+	nodeRenewing atomic.Bool
 }
 
 // heldPartitions lists the partitions this node consumes now, not counting
@@ -186,12 +189,14 @@ func (s *server) heldPartitions() []int {
 }
 
 // renewLoop renews the node key and every held partition every ttl/3
-// until ctx ends.
+// until ctx ends, then waits for the renewals in flight.
 func (s *server) renewLoop(ctx context.Context) {
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
 	tick := time.NewTicker(s.ttl / 3)
 	defer tick.Stop()
 	for {
-		s.renewAll(ctx)
+		s.renewAll(ctx, &inflight)
 		select {
 		case <-ctx.Done():
 			return
@@ -200,49 +205,47 @@ func (s *server) renewLoop(ctx context.Context) {
 	}
 }
 
-// renewAll renews the node key and the partitions' leases, all at once:
-// one after the other, eight partitions of round trips on a loaded NATS
-// could outlast the lease.
-func (s *server) renewAll(ctx context.Context) {
+// renewAll starts a renewal of the node key and of each partition's lease
+// that has none in flight, all at once and without waiting for them: one
+// after the other, eight partitions of round trips on a loaded NATS could
+// outlast the lease, and a renewal that takes long (it may, up to its
+// lease's safe time) must not hold up the others' next one.
+func (s *server) renewAll(ctx context.Context, inflight *sync.WaitGroup) {
 	log := s.b.cfg.Log
-	type job struct {
-		p int
-		l lease
-	}
-	var jobs []job
-	s.mu.Lock()
-	for p, h := range s.held {
-		if h.state != lost {
-			jobs = append(jobs, job{p, h.lease})
-		}
-	}
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		cctx, cancel := context.WithTimeout(ctx, s.ttl/2)
-		defer cancel()
-		if _, err := s.kv.Put(cctx, "node."+s.node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
-			log.Warn("bus lease heartbeat failed", "node", s.node, "err", err)
-		}
-	}()
-	for _, j := range jobs {
-		wg.Add(1)
+	if s.nodeRenewing.CompareAndSwap(false, true) {
+		inflight.Add(1)
 		go func() {
-			defer wg.Done()
-			l := j.l
-			ok, err := renew(ctx, s.kv, partitionKey(j.p), s.node, s.ttl, &l)
+			defer inflight.Done()
+			defer s.nodeRenewing.Store(false)
+			cctx, cancel := context.WithTimeout(ctx, s.ttl/2)
+			defer cancel()
+			if _, err := s.kv.Put(cctx, "node."+s.node, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
+				log.Warn("bus lease heartbeat failed", "node", s.node, "err", err)
+			}
+		}()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, h := range s.held {
+		if h.state == lost || h.renewing {
+			continue
+		}
+		h.renewing = true
+		l := h.lease
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			ok, err := renew(ctx, s.kv, partitionKey(p), s.node, s.ttl, &l)
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			h := s.held[j.p]
-			if h == nil || h.state == lost {
+			h.renewing = false
+			if h.state == lost {
 				return
 			}
 			if ok {
 				h.lease = l
 				if err != nil && ctx.Err() == nil {
-					log.Info("bus partition lease not renewed yet: retrying", "node", s.node, "partition", j.p, "err", err)
+					log.Info("bus partition lease not renewed yet: retrying", "node", s.node, "partition", p, "err", err)
 				}
 				return
 			}
@@ -251,13 +254,12 @@ func (s *server) renewAll(ctx context.Context) {
 			}
 			// Lost (expired and taken, or unreachable for too long):
 			// its consumer stops at once; another node may hold it now.
-			log.Warn("bus partition lease lost", "node", s.node, "partition", j.p, "err", err)
+			log.Warn("bus partition lease lost", "node", s.node, "partition", p, "err", err)
 			s.b.lost.Add(1)
 			h.state = lost
 			h.cancel()
 		}()
 	}
-	wg.Wait()
 }
 
 // round gives back what is beyond this node's share and takes free
@@ -323,11 +325,27 @@ func (s *server) settle(ctx context.Context) {
 	}
 }
 
+// renewing says whether a partition's renewal is in flight.
+func (s *server) renewing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.held {
+		if h.renewing {
+			return true
+		}
+	}
+	return false
+}
+
 // taken says whether p is this node's in any state (a partition lost or
-// being given back is not taken again until its consumer has stopped).
+// being given back is not taken again until its consumer has stopped);
+// p -1: whether any is.
 func (s *server) taken(p int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p < 0 {
+		return len(s.held) > 0
+	}
 	return s.held[p] != nil
 }
 
@@ -364,12 +382,22 @@ func (s *server) release(p int) {
 func (s *server) giveBack(ctx context.Context, p int) {
 	s.mu.Lock()
 	h := s.held[p]
-	delete(s.held, p)
-	s.mu.Unlock()
-	if h == nil || h.state != releasing {
+	if h != nil && h.renewing {
+		// Its revision is about to change: the next round gives it back.
+		s.mu.Unlock()
 		return
 	}
-	if err := s.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(h.rev)); err != nil {
+	delete(s.held, p)
+	var state int
+	var rev uint64
+	if h != nil {
+		state, rev = h.state, h.rev
+	}
+	s.mu.Unlock()
+	if h == nil || state != releasing {
+		return
+	}
+	if err := s.kv.Delete(ctx, partitionKey(p), jetstream.LastRevision(rev)); err != nil {
 		s.b.cfg.Log.Warn("bus lease not given back: it expires", "node", s.node, "partition", p, "err", err)
 	}
 }
@@ -395,8 +423,15 @@ func (s *server) stopAll() {
 	for _, d := range dones {
 		<-d
 	}
-	for _, p := range ps {
-		s.giveBack(ctx, p)
+	// giveBack leaves a partition whose renewal is in flight (its
+	// revision is about to change) for another try.
+	for ctx.Err() == nil && s.taken(-1) {
+		for _, p := range ps {
+			s.giveBack(ctx, p)
+		}
+		if s.renewing() {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	if err := s.kv.Delete(ctx, "node."+s.node); err != nil {
 		s.b.cfg.Log.Warn("bus node key not removed: it expires", "node", s.node, "err", err)

@@ -577,3 +577,22 @@ func eraseStrings(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]stri
 	}
 	return out, nil
 }
+
+// ErasureReceipt returns the receipt with id (ENOTFOUND: no erasure with
+// it committed). The receipt commits in the erasure's transaction, so
+// finding it means the erasure was done.
+func (db *DB) ErasureReceipt(ctx context.Context, id string) (*portrait.ErasureReceipt, error) {
+	var b []byte
+	err := db.pool.QueryRow(ctx, `SELECT receipt FROM erasures WHERE id = $1`, id).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no erasure receipt %q", id)
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read erasures")
+	}
+	rc := new(portrait.ErasureReceipt)
+	if err := json.Unmarshal(b, rc); err != nil {
+		return nil, portrait.Wrap(err, "corrupt erasure receipt")
+	}
+	return rc, nil
+}

@@ -113,6 +113,10 @@ type App struct {
 	// is the erasure service behind applierErasure, for the applier.
 	rewrites  rewriteQueue
 	eraseHere porthttp.ErasureService
+	// rewritePerformed, for tests, is called after the applier performed
+	// a forwarded request and before it answers; false stops it there,
+	// as an applier dying between the two would.
+	rewritePerformed atomic.Pointer[func(id int64) bool]
 	// suppressor drops erased people's events at ingest (wireErasure).
 	suppressor *erasure.Suppressor
 	applying   atomic.Bool

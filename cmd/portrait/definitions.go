@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/delivery"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/tag"
@@ -36,9 +37,13 @@ const (
 	defSegments        = "segments"
 	defWebhooks        = "webhooks"
 	defClassifications = "classifications"
+	// Scheduled deliveries are read from the store at each check; a change
+	// wakes the node running them (the jobs lease), so a delivery created
+	// on another node runs at once, as on one node.
+	defDeliveries = "deliveries"
 )
 
-var defKinds = []string{defTraits, defTags, defSegments, defWebhooks, defClassifications}
+var defKinds = []string{defTraits, defTags, defSegments, defWebhooks, defClassifications, defDeliveries}
 
 // definitionsEvery is how often a node looks at the versions when no
 // notification woke it (a notification lost with a dropped connection).
@@ -161,6 +166,9 @@ func (a *App) wireDefinitionReloads() {
 			f.reload[defWebhooks] = func(ctx context.Context) (bool, error) { return true, s.Webhooks.Load(ctx) }
 		}
 	}
+	if d := a.HTTP.Deliveries; d != nil {
+		f.reload[defDeliveries] = func(context.Context) (bool, error) { d.Wake(); return true, nil }
+	}
 	if c := a.HTTP.Classifier; c != nil {
 		f.reload[defClassifications] = func(ctx context.Context) (bool, error) { return true, loadClassifications(ctx, a.DB, c) }
 	}
@@ -272,6 +280,27 @@ func (s notifyingSegments) DeleteWebhook(ctx context.Context, id string) error {
 		return err
 	}
 	s.a.bumpConfig(defWebhooks)
+	return nil
+}
+
+type notifyingDeliveries struct {
+	delivery.Store
+	a *App
+}
+
+func (s notifyingDeliveries) SaveDelivery(ctx context.Context, d *delivery.Delivery) error {
+	if err := s.Store.SaveDelivery(ctx, d); err != nil {
+		return err
+	}
+	s.a.bumpConfig(defDeliveries)
+	return nil
+}
+
+func (s notifyingDeliveries) DeleteDelivery(ctx context.Context, id string) error {
+	if err := s.Store.DeleteDelivery(ctx, id); err != nil {
+		return err
+	}
+	s.a.bumpConfig(defDeliveries)
 	return nil
 }
 

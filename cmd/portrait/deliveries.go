@@ -16,7 +16,7 @@ import (
 // activation export's (HTTP layer, one filter for every export), files go
 // to the drop directory, NATS subjects to --delivery-nats when given.
 func (a *App) wireDeliveries() error {
-	svc := delivery.NewService(a.DB, a.HTTP.ActivationRows)
+	svc := delivery.NewService(notifyingDeliveries{a.DB, a}, a.HTTP.ActivationRows)
 	svc.Log = a.Log
 	svc.Dir = a.Config.DeliveryDir
 	if svc.Dir == "" {

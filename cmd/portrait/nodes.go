@@ -14,6 +14,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
+	"github.com/portrait-cdp/portrait/erasure"
 	porthttp "github.com/portrait-cdp/portrait/http"
 	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/profile"
@@ -535,7 +536,7 @@ type applierErasure struct {
 func (e *applierErasure) Erase(ctx context.Context, id, by, reason string) (*portrait.ErasureReceipt, error) {
 	if err := e.a.mayRewrite(); err != nil {
 		var rc portrait.ErasureReceipt
-		if err := e.a.forward(ctx, rewriteErase, eraseRequest{ID: id, By: by, Reason: reason}, &rc); err != nil {
+		if err := e.a.forward(ctx, rewriteErase, eraseRequest{ReceiptID: erasure.NewReceiptID(), ID: id, By: by, Reason: reason}, &rc); err != nil {
 			return nil, err
 		}
 		return &rc, nil
@@ -546,7 +547,7 @@ func (e *applierErasure) Erase(ctx context.Context, id, by, reason string) (*por
 func (e *applierErasure) EraseByIdentifier(ctx context.Context, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error) {
 	if err := e.a.mayRewrite(); err != nil {
 		var rc portrait.ErasureReceipt
-		if err := e.a.forward(ctx, rewriteEraseIdentifier, eraseRequest{Identifier: &id, By: by, Reason: reason}, &rc); err != nil {
+		if err := e.a.forward(ctx, rewriteEraseIdentifier, eraseRequest{ReceiptID: erasure.NewReceiptID(), Identifier: &id, By: by, Reason: reason}, &rc); err != nil {
 			return nil, err
 		}
 		return &rc, nil

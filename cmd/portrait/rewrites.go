@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -15,6 +16,16 @@ import (
 // applier's answer, so its caller gets the real answer (the erasure
 // receipt, the error) rather than 503; the applier performs the queued
 // requests in order as part of its term (serveRewrites).
+//
+// Exactly once: an applier may die between performing a request and
+// writing its answer; the next applier then finds it unanswered. An
+// erasure names its receipt when it is queued, and the receipt commits in
+// the erasure's own transaction, so a performer that finds the receipt
+// stored answers with it instead of erasing again (which would answer
+// not_found: the person is gone). A re-scoring is idempotent: it sets each
+// listed customer's scores from the stored profile and the current
+// boundaries, so performing it again writes nothing (it then reports 0
+// rewritten, the one visible difference).
 
 // rewriteQueue is what forwarding needs of a shared store.
 type rewriteQueue interface {
@@ -43,6 +54,8 @@ type rewriteAnswer struct {
 }
 
 type eraseRequest struct {
+	// ReceiptID names the erasure's receipt, chosen by the asking node.
+	ReceiptID  string               `json:"receipt_id,omitempty"`
 	ID         string               `json:"id,omitempty"`
 	Identifier *portrait.Identifier `json:"identifier,omitempty"`
 	By         string               `json:"by"`
@@ -116,6 +129,9 @@ func (a *App) serveRewrites(ctx context.Context) {
 			if ctx.Err() != nil {
 				return ctx.Err() // the term ended: the next applier performs it
 			}
+			if hook := a.rewritePerformed.Load(); hook != nil && !(*hook)(id) {
+				return errRewriteHook
+			}
 			res, err := json.Marshal(ans)
 			if err != nil {
 				return portrait.Wrap(err, "cannot encode the answer")
@@ -144,13 +160,7 @@ func (a *App) performRewrite(ctx context.Context, kind string, body []byte) rewr
 		if err = json.Unmarshal(body, &r); err != nil {
 			break
 		}
-		if a.eraseHere == nil {
-			err = portrait.Errorf(portrait.EUNAVAILABLE, "erasure is not wired on node %s", a.Config.Node)
-		} else if r.Identifier != nil {
-			result, err = a.eraseHere.EraseByIdentifier(ctx, *r.Identifier, r.By, r.Reason)
-		} else {
-			result, err = a.eraseHere.Erase(ctx, r.ID, r.By, r.Reason)
-		}
+		result, err = a.performErasure(ctx, r)
 	case rewriteRescore:
 		var r rescoreRequest
 		if err = json.Unmarshal(body, &r); err != nil {
@@ -168,4 +178,46 @@ func (a *App) performRewrite(ctx context.Context, kind string, body []byte) rewr
 		return rewriteAnswer{Code: portrait.EINTERNAL, Message: "cannot encode the answer"}
 	}
 	return rewriteAnswer{Result: b}
+}
+
+// errRewriteHook stops serving rewrites where a test's hook said to.
+var errRewriteHook = errors.New("stopped by the test hook after performing a rewrite")
+
+// The store's and the erasure service's part in performing an erasure
+// exactly once: the receipt by its id, and an erasure with a given one.
+type (
+	erasureReceipts interface {
+		ErasureReceipt(ctx context.Context, id string) (*portrait.ErasureReceipt, error)
+	}
+	receiptEraser interface {
+		EraseAs(ctx context.Context, receiptID, id, by, reason string) (*portrait.ErasureReceipt, error)
+		EraseByIdentifierAs(ctx context.Context, receiptID string, id portrait.Identifier, by, reason string) (*portrait.ErasureReceipt, error)
+	}
+)
+
+// performErasure erases as r asks, unless its receipt is stored already:
+// then it was done (by an applier that died before answering) and the
+// receipt is the answer.
+func (a *App) performErasure(ctx context.Context, r eraseRequest) (*portrait.ErasureReceipt, error) {
+	if a.eraseHere == nil {
+		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "erasure is not wired on node %s", a.Config.Node)
+	}
+	er, named := a.eraseHere.(receiptEraser)
+	if rs, ok := a.DB.(erasureReceipts); ok && named && r.ReceiptID != "" {
+		rc, err := rs.ErasureReceipt(ctx, r.ReceiptID)
+		if err == nil {
+			return rc, nil
+		}
+		if portrait.ErrorCode(err) != portrait.ENOTFOUND {
+			return nil, err
+		}
+		if r.Identifier != nil {
+			return er.EraseByIdentifierAs(ctx, r.ReceiptID, *r.Identifier, r.By, r.Reason)
+		}
+		return er.EraseAs(ctx, r.ReceiptID, r.ID, r.By, r.Reason)
+	}
+	if r.Identifier != nil {
+		return a.eraseHere.EraseByIdentifier(ctx, *r.Identifier, r.By, r.Reason)
+	}
+	return a.eraseHere.Erase(ctx, r.ID, r.By, r.Reason)
 }
