@@ -124,6 +124,7 @@ func TestConsole(t *testing.T) {
 	if err := install.Run(); err != nil {
 		t.Fatalf("scripts/console-build --install (npm ci in console/) failed: %v\n%s", err, out.String())
 	}
+	cdp := startChromium(t, chromium) // boots while the demo loads
 	demo := startDemo(t, "300")
 	if demo.SignInLink == "" || demo.Profiles == 0 {
 		t.Fatalf("demo summary without a sign-in link or profiles: %+v", demo)
@@ -155,6 +156,7 @@ func TestConsole(t *testing.T) {
 		"PORTRAIT_SCREENSHOTS="+shots,
 		"PORTRAIT_WRITE_KEY="+writeKey,
 		"CHROMIUM="+chromium,
+		"PORTRAIT_CDP="+cdp,
 	)
 	var res bytes.Buffer
 	run.Stdout, run.Stderr = &res, &res

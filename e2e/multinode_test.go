@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/nats/natstest"
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
 )
 
@@ -43,9 +44,9 @@ func skipWithoutPostgresStore(t *testing.T) {
 // replaying the same log) finds the profiles identical.
 func TestMultiNode(t *testing.T) {
 	skipWithoutPostgresStore(t)
-	natsU := natsURL(t)
+	natsU := natstest.URL(t)
 	pg := pgtest.URL(t)
-	stream := busStream(t, natsU, 8)
+	stream := natstest.Stream(t, natsU, "portrait_e2e")
 	common := []string{"--store", pg, "--bus", natsU, "--bus-stream", stream, "--bus-partitions", "8",
 		"--lease-ttl", "2s", "--bus-ack-wait", "3s", "--analytics-every", "0"}
 	n1 := startServer(t, append([]string{"--role", "ingest,process", "--node", "n1"}, common...)...)

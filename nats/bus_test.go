@@ -2,67 +2,37 @@ package nats
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/nats/natstest"
 )
 
 // The tests run against the NATS server the machine provides (scripts/setup
-// starts it). Where none answers they skip, unless PORTRAIT_REQUIRE_SERVICES
-// is set (./scripts/test sets it), so CI cannot pass by skipping.
-func natsURL(t *testing.T) string {
-	t.Helper()
-	addr := "127.0.0.1:4222"
-	if v := os.Getenv("PORTRAIT_NATS_ADDR"); v != "" {
-		addr = v
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		if os.Getenv("PORTRAIT_REQUIRE_SERVICES") != "" {
-			t.Fatalf("NATS is not answering on %s: %v", addr, err)
-		}
-		t.Skipf("NATS is not answering on %s (start it, or set PORTRAIT_NATS_ADDR): %v", addr, err)
-	}
-	c.Close()
-	return "nats://" + addr
-}
+// starts it); natstest skips where none answers, unless
+// PORTRAIT_REQUIRE_SERVICES is set (./scripts/test sets it), so CI cannot
+// pass by skipping.
 
 // openBus opens a bus on a stream of its own, deleted when the test ends.
 func openBus(t *testing.T, cfg Config) *Bus {
 	t.Helper()
+	cfg.URL = natstest.URL(t)
 	if cfg.Stream == "" {
-		b := make([]byte, 6)
-		rand.Read(b)
-		cfg.Stream = "portrait_test_" + hex.EncodeToString(b)
+		cfg.Stream = natstest.Stream(t, cfg.URL, "portrait_test")
 	}
-	cfg.URL = natsURL(t)
-	ctx := context.Background()
-	b, err := Open(ctx, cfg)
+	b, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if b.nc.IsClosed() { // the test killed it
-			b2, err := Open(ctx, cfg)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			b = b2
+		if !b.nc.IsClosed() { // unless the test killed it
+			b.Close()
 		}
-		if err := b.Delete(ctx); err != nil {
-			t.Error(err)
-		}
-		b.Close()
 	})
 	return b
 }

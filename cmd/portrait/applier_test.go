@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,27 +11,11 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/identity"
 	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/nats/natstest"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
-
-func testNATS(t *testing.T) string {
-	t.Helper()
-	addr := "127.0.0.1:4222"
-	if v := os.Getenv("PORTRAIT_NATS_ADDR"); v != "" {
-		addr = v
-	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		if os.Getenv("PORTRAIT_REQUIRE_SERVICES") != "" {
-			t.Fatalf("NATS is not answering on %s: %v", addr, err)
-		}
-		t.Skipf("NATS is not answering on %s (start it, or set PORTRAIT_NATS_ADDR): %v", addr, err)
-	}
-	c.Close()
-	return "nats://" + addr
-}
 
 // applierNode is the applying part of a process node: its own processor
 // over the shared store and its own connection to the bus.
@@ -71,22 +51,9 @@ func (a *App) reconnect(t *testing.T, cfg natsbus.Config) {
 // applied exactly once, and the profiles equal those of one processor
 // applying the same log.
 func TestApplierFailsOver(t *testing.T) {
-	url := testNATS(t)
+	url := natstest.URL(t)
 	ctx := context.Background()
-	rb := make([]byte, 6)
-	rand.Read(rb)
-	cfg := natsbus.Config{URL: url, Stream: "portrait_applier_" + hex.EncodeToString(rb), Partitions: 1}
-	t.Cleanup(func() {
-		b, err := natsbus.Open(ctx, cfg)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer b.Close()
-		if err := b.Delete(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	cfg := natsbus.Config{URL: url, Stream: natstest.Stream(t, url, "portrait_applier"), Partitions: 1}
 	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
 		t.Fatal(err)

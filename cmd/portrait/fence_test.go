@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/nats/natstest"
 	"github.com/portrait-cdp/portrait/postgres"
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
 	"github.com/portrait-cdp/portrait/profile"
@@ -22,22 +21,9 @@ import (
 // commit: a's commit is refused, nothing of it is visible, and b applies
 // the same events from the store's checkpoint.
 func TestStaleApplierIsFenced(t *testing.T) {
-	url := testNATS(t)
+	url := natstest.URL(t)
 	ctx := context.Background()
-	rb := make([]byte, 6)
-	rand.Read(rb)
-	cfg := natsbus.Config{URL: url, Stream: "portrait_fence_" + hex.EncodeToString(rb), Partitions: 1}
-	t.Cleanup(func() {
-		b, err := natsbus.Open(ctx, cfg)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer b.Close()
-		if err := b.Delete(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	cfg := natsbus.Config{URL: url, Stream: natstest.Stream(t, url, "portrait_fence"), Partitions: 1}
 	pg := pgtest.URL(t)
 	open := func() *postgres.DB {
 		db, err := postgres.Open(ctx, pg)

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +12,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
-	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/nats/natstest"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
@@ -110,7 +108,7 @@ func (t *feedTx) Commit() error {
 // the change feed) holds exactly the stored profiles, and one processor
 // replaying the log gives the same profiles.
 func TestNodesOverASharedStore(t *testing.T) {
-	url := testNATS(t)
+	url := natstest.URL(t)
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
 	if err != nil {
@@ -121,20 +119,7 @@ func TestNodesOverASharedStore(t *testing.T) {
 	saved := openPostgres
 	openPostgres = func(context.Context, string, storeOptions) (Store, error) { return shared, nil }
 	defer func() { openPostgres = saved }()
-	rb := make([]byte, 6)
-	rand.Read(rb)
-	stream := "portrait_nodes_" + hex.EncodeToString(rb)
-	t.Cleanup(func() {
-		b, err := natsbus.Open(ctx, natsbus.Config{URL: url, Stream: stream, Partitions: 4})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer b.Close()
-		if err := b.Delete(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	stream := natstest.Stream(t, url, "portrait_nodes")
 	open := func(name, role string) *App {
 		t.Helper()
 		cfg := Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: "postgres://shared.test/portrait", Bus: url, LogLevel: "error"}

@@ -2,9 +2,9 @@
 // driven by playwright-core, sign-in (through the page or POST /v1/session),
 // the admin API beside the page, axe-core, a keyboard walk, screenshots and
 // the bytes a page load transfers. The Go test e2e/console_test.go starts
-// `portrait demo` and sets the environment (PORTRAIT_URL,
-// PORTRAIT_ADMIN_TOKEN, PORTRAIT_SCREENSHOTS, CHROMIUM); without it the
-// tests skip and say why.
+// `portrait demo` and one Chromium, and sets the environment (PORTRAIT_URL,
+// PORTRAIT_ADMIN_TOKEN, PORTRAIT_SCREENSHOTS, CHROMIUM, PORTRAIT_CDP);
+// without it the tests skip and say why.
 import { chromium } from 'playwright-core'
 import { readFileSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -19,16 +19,31 @@ export const token = process.env.PORTRAIT_ADMIN_TOKEN || ''
 export const shots = process.env.PORTRAIT_SCREENSHOTS || ''
 export const skip = !base || !token ? 'PORTRAIT_URL and PORTRAIT_ADMIN_TOKEN are not set (run through go test ./e2e/ -run TestConsole)' : false
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium'
+// The Go test starts one Chromium for every test file and names its
+// DevTools endpoint here: starting a browser per file cost more than most
+// files' own work.
+const shared = process.env.PORTRAIT_CDP || ''
 
-// launch starts a fresh headless Chromium (its own temporary profile), not
-// signed in. With lang, the console starts in that language (its switch
-// stores the choice in localStorage) and the browser's locale is the same.
-export async function launch({ lang } = {}) {
-  const browser = await chromium.launch({
+// browserFor connects to the shared browser, or launches one of its own
+// when a file runs alone. Either way the caller's browser.close() ends
+// what it made: a connected browser closes the contexts it created and
+// disconnects, leaving the shared one to the other files.
+function browserFor() {
+  if (shared) return chromium.connectOverCDP(shared)
+  return chromium.launch({
     executablePath,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   })
+}
+
+// launch opens a fresh browser context (a new incognito-like profile:
+// nothing cached, no cookies or storage from any other test, so first-load
+// measurements stay cold), not signed in. With lang, the console starts in
+// that language (its switch stores the choice in localStorage) and the
+// browser's locale is the same.
+export async function launch({ lang } = {}) {
+  const browser = await browserFor()
   const context = await browser.newContext({ baseURL: base, viewport: { width: 1440, height: 900 }, locale: lang || 'en-US', acceptDownloads: true })
   if (lang) await context.addInitScript((l) => localStorage.setItem('portrait.lang', l), lang)
   const page = await context.newPage()
