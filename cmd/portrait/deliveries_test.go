@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +12,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
-	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/nats/natstest"
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
 	"github.com/portrait-cdp/portrait/segment"
 )
@@ -26,17 +24,9 @@ import (
 // a delivery deleted through a no longer runs on b.
 func TestDeliveriesFollowedByTheJobsNode(t *testing.T) {
 	url := pgtest.URL(t)
-	busURL := testNATS(t)
+	busURL := natstest.URL(t)
 	ctx := context.Background()
-	tag := make([]byte, 6)
-	rand.Read(tag)
-	stream := "portrait_test_dlv_" + hex.EncodeToString(tag)
-	t.Cleanup(func() {
-		if b, err := natsbus.Open(ctx, natsbus.Config{URL: busURL, Stream: stream}); err == nil {
-			b.Delete(ctx)
-			b.Close()
-		}
-	})
+	stream := natstest.Stream(t, busURL, "portrait_test_dlv")
 	open := func(name string) *App {
 		cfg := Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: url, LogLevel: "error", Bus: busURL}
 		cfg.BusStream, cfg.LeaseTTL = stream, 3*time.Second
