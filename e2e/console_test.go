@@ -198,6 +198,12 @@ func runBudgets(b *testing.B, node, chromium string) {
 	if customers == "" {
 		customers = "3000"
 	}
+	// Run on its own (not after TestConsole), the console's npm packages
+	// may not be installed yet.
+	install := exec.Command("bash", filepath.Join(repoRoot, "scripts", "console-build"), "--install")
+	if out, err := install.CombinedOutput(); err != nil {
+		b.Fatalf("scripts/console-build --install (npm ci in console/) failed: %v\n%s", err, out)
+	}
 	demo := startDemo(b, customers)
 	run := exec.Command(node, filepath.Join("e2e", "budgets.mjs"))
 	run.Dir = filepath.Join(repoRoot, "console")

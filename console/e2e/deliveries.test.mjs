@@ -44,7 +44,7 @@ test('segments: a delivery shows its recorded clearance and masked runs', { skip
 
     await page.goto(`/segments/${seg.id}`)
     const card = page.locator(`[data-test=deliveries] [data-delivery="${d.body.id}"]`)
-    await card.waitFor()
+    await card.waitFor({ timeout: 90000 }) // after the segment list, its detail, then the deliveries and their runs
     assert.equal(await card.locator('[data-test=clearance]').getAttribute('data-level'), 'internal')
     assert.equal((await card.locator('[data-test=clearance]').textContent()).trim(), '内部')
     assert.equal((await card.locator('[data-test=created-by]').textContent()).trim(), 'e2e-delivery-marketing')
