@@ -36,7 +36,7 @@ export default {
   windowPh: '如 90d，留空为全部',
   filter: '过滤条件',
   classification: '密级',
-  classes: { public: '公开', internal: '内部', confidential: '机密', secret: '绝密' },
+  classes: { public: '公开', internal: '内部', confidential: '秘密', secret: '机密' },
   saveTrait: '保存计算特征',
   traitSaved: '已保存计算特征 {name}。',
   schema: '特征字典',
