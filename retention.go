@@ -28,9 +28,10 @@ type RetentionRun struct {
 	Deleted int64     `json:"deleted"`
 	Oldest  time.Time `json:"oldest,omitzero"`
 	Newest  time.Time `json:"newest,omitzero"`
-	// Profiles is how many profiles the expired events belonged to, and
-	// Carried how many carried-forward events (EventRetained) the log
-	// holds for them now.
+	// Profiles is how many live profiles have carried-forward events
+	// (EventRetained) now, and Carried how many such events the pass
+	// wrote (one per profile of the expired period: a live profile made
+	// of two that merged later has two).
 	Profiles int `json:"profiles,omitempty"`
 	Carried  int `json:"carried,omitempty"`
 }

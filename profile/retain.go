@@ -22,7 +22,7 @@ import (
 // canonical order, and the state that prefix alone makes is computed by a
 // processor of its own over those events only (Compact). Each profile of
 // that state is written to the log as one carried-forward event
-// (EventRetained) keyed just after its last expired event, and the expired
+// (EventRetained) at the time of its first expired event, and the expired
 // events become tombstones. Replaying the log then meets, in canonical
 // order, the prefix's state first (carry installs it as it was: document,
 // identifiers with their attaching keys, refusals, merged-away ids) and
@@ -81,8 +81,12 @@ type BaseIdentity struct {
 }
 
 // RetainedID is the message id of the event carrying profile pid forward
-// from a compaction at before. It sorts after any ordinary message id with
-// the same time ('~'), so the event follows the last expired one.
+// from a compaction at before. The event takes the time of the profile's
+// first event: a late event of the expired period then replays after it
+// when it is younger (and lands on the profile, as it did live, where its
+// identifiers were attached before it) and before it when it is older
+// (and the carried profile joins the one it made). '~' sorts it after
+// ordinary message ids of the same instant.
 func RetainedID(pid string, before time.Time) string {
 	h := sha256.Sum256([]byte(pid + "\n" + strconv.FormatInt(before.UnixMicro(), 10)))
 	return "~retained:" + hex.EncodeToString(h[:16])
@@ -324,7 +328,7 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			return nil, portrait.Wrap(err, "cannot encode a carried-forward profile")
 		}
 		e := &portrait.Event{MessageID: RetainedID(q.ID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
-			Properties: body, Timestamp: q.LastKey.Time, ReceivedAt: run.At}
+			Properties: body, Timestamp: q.FirstKey.Time, ReceivedAt: run.At}
 		c.Carried = append(c.Carried, e)
 		c.Owners[e.MessageID] = owner
 	}

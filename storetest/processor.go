@@ -36,6 +36,7 @@ type LogStore interface {
 	ProfileByIdentifier(ctx context.Context, id portrait.Identifier) (*portrait.Profile, error)
 	ProfileMerges(ctx context.Context, profileID string) ([]*portrait.MergeEntry, error)
 	ResetState(ctx context.Context) error
+	ReadLog(ctx context.Context, after int64, limit int) ([]*portrait.Event, error)
 }
 
 // Harness opens the stores the properties use.
@@ -59,6 +60,7 @@ func RunProcessor(t *testing.T, h Harness) {
 		{"LateEventBeforeTheMergeItWouldHaveMade", lateEventBeforeTheMerge},
 		{"RetractUndoesALinkMerge", retractUndoesALinkMerge},
 		{"RebuildFromLogIsIdentical", rebuildFromLogIsIdentical},
+		{"ExpiryKeepsProfilesAndRebuildIsExact", expiryKeepsProfilesAndRebuildIsExact},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
 	}
