@@ -31,6 +31,17 @@ func partitionKey(p int) string { return "p." + strconv.Itoa(p) }
 // consumers and gives its leases back. node names this process uniquely
 // among the stream's processors.
 func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle func(ctx context.Context, p int, events []*portrait.Event) error) error {
+	return b.ServeTaking(ctx, node, ttl, nil, handle)
+}
+
+// ServeTaking is Serve with take run each time this node takes a
+// partition, before the partition's consumer starts (retried until it
+// succeeds or the partition is given up): where a node taking a partition
+// over finishes what its predecessor left (partitioned application). The
+// contexts of take and of handle carry the partition lease's revision
+// (PartitionTerm), larger for every new holder: the term that fences a
+// holder that lost the partition.
+func (b *Bus) ServeTaking(ctx context.Context, node string, ttl time.Duration, take func(ctx context.Context, p int) error, handle func(ctx context.Context, p int, events []*portrait.Event) error) error {
 	if node == "" || strings.ContainsAny(node, ". *>") {
 		return portrait.Errorf(portrait.EINVALID, "node name %q: letters, digits, - and _ only", node)
 	}
@@ -41,7 +52,7 @@ func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle 
 	if err != nil {
 		return err
 	}
-	s := &server{b: b, kv: kv, node: node, handle: handle, held: map[int]*held{}}
+	s := &server{b: b, kv: kv, node: node, take: take, handle: handle, held: map[int]*held{}}
 	defer s.stopAll()
 	tick := time.NewTicker(ttl / 3)
 	defer tick.Stop()
@@ -82,6 +93,7 @@ type server struct {
 	b      *Bus
 	kv     jetstream.KeyValue
 	node   string
+	take   func(ctx context.Context, p int) error
 	handle func(ctx context.Context, p int, events []*portrait.Event) error
 
 	mu   sync.Mutex
@@ -168,8 +180,18 @@ func (s *server) holds(p int) bool {
 	return s.held[p] != nil
 }
 
+// termKey is the context key of PartitionTerm.
+type termKey struct{}
+
+// PartitionTerm is the revision of the lease under which the consumer
+// whose handler got ctx holds its partition (0: none), see ServeTaking.
+func PartitionTerm(ctx context.Context) uint64 {
+	v, _ := ctx.Value(termKey{}).(uint64)
+	return v
+}
+
 func (s *server) start(ctx context.Context, p int, rev uint64) {
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.WithValue(ctx, termKey{}, rev))
 	h := &held{rev: rev, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
 	s.held[p] = h
@@ -177,6 +199,17 @@ func (s *server) start(ctx context.Context, p int, rev uint64) {
 	s.b.cfg.Log.Info("bus partition taken", "node", s.node, "partition", p)
 	go func() {
 		defer close(h.done)
+		for backoff := 100 * time.Millisecond; s.take != nil; backoff = min(2*backoff, 5*time.Second) {
+			err := s.take(cctx, p)
+			if err == nil {
+				break
+			}
+			if cctx.Err() != nil {
+				return
+			}
+			s.b.cfg.Log.Warn("bus partition not ready; retrying", "node", s.node, "partition", p, "err", err)
+			sleep(cctx, backoff)
+		}
 		err := s.b.Consume(cctx, p, func(ctx context.Context, events []*portrait.Event) error {
 			return s.handle(ctx, p, events)
 		})

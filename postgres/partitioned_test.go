@@ -146,12 +146,15 @@ func TestPartitionedApplicationMatchesOneApplier(t *testing.T) {
 	var pe, merges, dupMerges int
 	db1.pool.QueryRow(ctx, `SELECT count(*) FROM profile_events`).Scan(&pe)
 	db1.pool.QueryRow(ctx, `SELECT count(*) FROM merges WHERE kind = 'merged'`).Scan(&merges)
-	db1.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT from_id FROM merges WHERE kind = 'merged' GROUP BY from_id HAVING count(*) > 1) x`).Scan(&dupMerges)
+	// A profile may be merged away again after a replay re-created it
+	// (journalled with the replay's reason); the same decision, by the
+	// same event, twice would be a batch applied twice.
+	db1.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM merges GROUP BY kind, into_id, from_id, message_id, reason HAVING count(*) > 1) x`).Scan(&dupMerges)
 	if int64(pe) != last {
 		t.Errorf("profile_events has %d rows for %d logged events: each must be applied once", pe, last)
 	}
 	if merges < 20 || dupMerges != 0 {
-		t.Errorf("%d merges journalled, %d profiles merged away twice; want at least one per person, none twice", merges, dupMerges)
+		t.Errorf("%d merges journalled, %d journalled twice; want at least one per person, none twice", merges, dupMerges)
 	}
 	var claims int
 	db1.pool.QueryRow(ctx, `SELECT count(*) FROM identities WHERE profile_id = ''`).Scan(&claims)
