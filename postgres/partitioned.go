@@ -64,11 +64,17 @@ func (db *DB) AppliedThrough(ctx context.Context, n int) (int64, error) {
 	for p := profile.Direct; p < n; p++ {
 		parts = append(parts, int32(p))
 	}
+	// Each partition's first unapplied event is one probe of the
+	// (partition, seq) index: partition = p, and IS NULL for Direct (IS
+	// NOT DISTINCT FROM would not use the index).
 	var seq int64
 	err := db.pool.QueryRow(ctx, `WITH base AS (SELECT coalesce((SELECT seq FROM checkpoints WHERE name = $2), 0) AS seq),
 		cps AS (SELECT p, coalesce((SELECT c.seq FROM checkpoints c WHERE c.name = CASE WHEN p < 0 THEN $2 || '/direct' ELSE $2 || '/p' || p END), (SELECT seq FROM base)) AS cp
 			FROM unnest($1::int4[]) AS u(p)),
-		firsts AS (SELECT (SELECT min(e.seq) FROM events e WHERE e.partition IS NOT DISTINCT FROM nullif(cps.p, -1)::int2 AND e.seq > cps.cp) AS s FROM cps)
+		firsts AS (
+			SELECT (SELECT e.seq FROM events e WHERE e.partition = cps.p::int2 AND e.seq > cps.cp ORDER BY e.seq LIMIT 1) AS s FROM cps WHERE cps.p >= 0
+			UNION ALL
+			SELECT (SELECT e.seq FROM events e WHERE e.partition IS NULL AND e.seq > cps.cp ORDER BY e.seq LIMIT 1) FROM cps WHERE cps.p < 0)
 		SELECT coalesce((SELECT min(s) - 1 FROM firsts), (SELECT coalesce(max(seq), 0) FROM events))`,
 		parts, profile.CheckpointName).Scan(&seq)
 	if err != nil {

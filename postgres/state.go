@@ -519,7 +519,7 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", portrait.Wrap(err, "cannot read identity")
+		return "", stateErr(err, "cannot read identity")
 	}
 	return pid, nil
 }
@@ -537,7 +537,7 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, portrait.Wrap(err, "cannot read profile")
+		return nil, stateErr(err, "cannot read profile")
 	}
 	p, err := profiledoc.Decode(doc)
 	if err != nil {
@@ -618,7 +618,7 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 	if len(n.stored) > 0 {
 		rows, err := t.querier().Query(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ANY($1)`, n.stored)
 		if err != nil {
-			return nil, portrait.Wrap(err, "cannot read profile events")
+			return nil, stateErr(err, "cannot read profile events")
 		}
 		var q int64
 		if _, err := pgx.ForEachRow(rows, []any{&q}, func() error {
@@ -628,7 +628,7 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 			}
 			return nil
 		}); err != nil {
-			return nil, portrait.Wrap(err, "cannot read profile events")
+			return nil, stateErr(err, "cannot read profile events")
 		}
 	}
 	for _, q := range n.added {

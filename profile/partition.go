@@ -137,8 +137,6 @@ func (p *Processor) ApplyPartition(ctx context.Context, term Term, part int) (in
 // applyPartitionBatch applies the next batch of part; full says that more
 // may follow.
 func (p *Processor) applyPartitionBatch(ctx context.Context, ps Partitioned, term Term, part int) (n int, full bool, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	size := max(p.BatchSize, 1)
 	backoff := 20 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -146,7 +144,6 @@ func (p *Processor) applyPartitionBatch(ctx context.Context, ps Partitioned, ter
 		if err == nil {
 			return n, n == size, nil
 		}
-		p.resetCaches()
 		if portrait.ErrorCode(err) != portrait.ECONFLICT || attempt >= maxAttempts || ctx.Err() != nil || strings.Contains(err.Error(), "applier term") {
 			return 0, false, err
 		}
@@ -162,9 +159,9 @@ func (p *Processor) applyPartitionBatch(ctx context.Context, ps Partitioned, ter
 }
 
 func (p *Processor) tryPartitionBatch(ctx context.Context, ps Partitioned, term Term, part, size int) (int, error) {
-	if err := p.loadShared(ctx); err != nil {
-		return 0, err
-	}
+	// Only the holder of part applies it, so its position and events are
+	// read before taking the processor, which this node's other
+	// partitions share.
 	cp, err := ps.PartitionCheckpoint(ctx, part)
 	if err != nil {
 		return 0, err
@@ -173,7 +170,13 @@ func (p *Processor) tryPartitionBatch(ctx context.Context, ps Partitioned, term 
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.loadShared(ctx); err != nil {
+		return 0, err
+	}
 	if err := p.applyTo(ctx, events, term, PartitionCheckpointName(part)); err != nil {
+		p.resetCaches()
 		return 0, err
 	}
 	last := events[len(events)-1]
@@ -209,6 +212,12 @@ func (p *Processor) RunPartition(ctx context.Context, term Term, part int) {
 		case <-ctx.Done():
 			return
 		case <-wake:
+			// Every commit of every node wakes it: let events gather.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(p.Linger):
+			}
 		case <-time.After(wait):
 		}
 	}
