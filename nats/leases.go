@@ -39,6 +39,17 @@ func partitionKey(p int) string { return "p." + strconv.Itoa(p) }
 // partition being given back stays held, and renewed, until its consumer
 // has stopped, so no other node consumes it meanwhile.
 func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle func(ctx context.Context, p int, events []*portrait.Event) error) error {
+	return b.ServeTaking(ctx, node, ttl, nil, handle)
+}
+
+// ServeTaking is Serve with take run each time this node takes a
+// partition, before the partition's consumer starts (retried until it
+// succeeds or the partition is given up): where a node taking a partition
+// over finishes what its predecessor left (partitioned application). The
+// contexts of take and of handle carry the partition lease's revision
+// (PartitionTerm), larger for every new holder: the term that fences a
+// holder that lost the partition.
+func (b *Bus) ServeTaking(ctx context.Context, node string, ttl time.Duration, take func(ctx context.Context, p int) error, handle func(ctx context.Context, p int, events []*portrait.Event) error) error {
 	if node == "" || strings.ContainsAny(node, ". *>") {
 		return portrait.Errorf(portrait.EINVALID, "node name %q: letters, digits, - and _ only", node)
 	}
@@ -49,7 +60,7 @@ func (b *Bus) Serve(ctx context.Context, node string, ttl time.Duration, handle 
 	if err != nil {
 		return err
 	}
-	s := &server{b: b, kv: kv, node: node, ttl: ttl, handle: handle, held: map[int]*held{}}
+	s := &server{b: b, kv: kv, node: node, ttl: ttl, take: take, handle: handle, held: map[int]*held{}}
 	// The renewals outlive ctx: stopAll waits for the consumers to finish
 	// while their partitions are still this node's.
 	rctx, rcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -167,6 +178,7 @@ type server struct {
 	kv     jetstream.KeyValue
 	node   string
 	ttl    time.Duration
+	take   func(ctx context.Context, p int) error
 	handle func(ctx context.Context, p int, events []*portrait.Event) error
 
 	mu           sync.Mutex
@@ -349,8 +361,20 @@ func (s *server) taken(p int) bool {
 	return s.held[p] != nil
 }
 
+// termKey is the context key of PartitionTerm.
+type termKey struct{}
+
+// PartitionTerm is the revision of the lease under which the consumer
+// whose handler got ctx holds its partition (0: none), see ServeTaking.
+// It is the revision at which the partition was taken: renewals move the
+// lease's revision but not the term.
+func PartitionTerm(ctx context.Context) uint64 {
+	v, _ := ctx.Value(termKey{}).(uint64)
+	return v
+}
+
 func (s *server) start(ctx context.Context, p int, l lease) {
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.WithValue(ctx, termKey{}, l.rev))
 	h := &held{lease: l, state: consuming, cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
 	s.held[p] = h
@@ -358,6 +382,17 @@ func (s *server) start(ctx context.Context, p int, l lease) {
 	s.b.cfg.Log.Info("bus partition taken", "node", s.node, "partition", p)
 	go func() {
 		defer close(h.done)
+		for backoff := 100 * time.Millisecond; s.take != nil; backoff = min(2*backoff, 5*time.Second) {
+			err := s.take(cctx, p)
+			if err == nil {
+				break
+			}
+			if cctx.Err() != nil {
+				return
+			}
+			s.b.cfg.Log.Warn("bus partition not ready; retrying", "node", s.node, "partition", p, "err", err)
+			sleep(cctx, backoff)
+		}
 		err := s.b.Consume(cctx, p, func(ctx context.Context, events []*portrait.Event) error {
 			return s.handle(ctx, p, events)
 		})

@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -275,5 +276,86 @@ func TestSlowRenewalKeepsTheNamedLease(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ServeTaking runs take for each partition taken, before its consumer
+// hands over any event, with the lease's revision in the context of both;
+// a node taking a partition over gets a larger revision than the holder
+// before it (the term that fences the old one).
+func TestServeTakingHandsTheTermToTakeAndHandle(t *testing.T) {
+	cfg := Config{Partitions: 2, Batch: 20}
+	b := openBus(t, cfg)
+	cfg.Stream, cfg.URL = b.cfg.Stream, b.cfg.URL
+	publish(t, b, events(20, 2), 20)
+	type seen struct {
+		mu      sync.Mutex
+		taken   map[int]uint64
+		handled map[int]uint64
+		bad     []string
+	}
+	serve := func(name string, s *seen) (context.CancelFunc, chan error) {
+		nb, err := Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nb.Close() })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- nb.ServeTaking(ctx, name, 1500*time.Millisecond, func(ctx context.Context, p int) error {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				s.taken[p] = PartitionTerm(ctx)
+				return nil
+			}, func(ctx context.Context, p int, _ []*portrait.Event) error {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if tk, ok := s.taken[p]; !ok || tk != PartitionTerm(ctx) {
+					s.bad = append(s.bad, fmt.Sprintf("partition %d handled under term %d, taken under %d (%v)", p, PartitionTerm(ctx), tk, ok))
+				}
+				s.handled[p] = PartitionTerm(ctx)
+				return nil
+			})
+		}()
+		return cancel, done
+	}
+	first := &seen{taken: map[int]uint64{}, handled: map[int]uint64{}}
+	stop, done := serve("first", first)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		first.mu.Lock()
+		n := len(first.handled)
+		first.mu.Unlock()
+		if n == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	<-done
+	second := &seen{taken: map[int]uint64{}, handled: map[int]uint64{}}
+	stop2, done2 := serve("second", second)
+	defer func() { stop2(); <-done2 }()
+	for {
+		second.mu.Lock()
+		n := len(second.taken)
+		second.mu.Unlock()
+		if n == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.mu.Lock()
+	second.mu.Lock()
+	defer first.mu.Unlock()
+	defer second.mu.Unlock()
+	if len(first.handled) != 2 || len(second.taken) != 2 || len(first.bad) > 0 {
+		t.Fatalf("first node handled %v (taken %v, %v); second took %v", first.handled, first.taken, first.bad, second.taken)
+	}
+	for p := range 2 {
+		if first.taken[p] == 0 || second.taken[p] <= first.taken[p] {
+			t.Errorf("partition %d: first term %d, the next holder's %d: want 0 < first < next", p, first.taken[p], second.taken[p])
+		}
 	}
 }

@@ -67,8 +67,15 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	if err != nil {
 		return nil, err
 	}
+	// Under partitioned application other nodes apply events meanwhile:
+	// the profile's identity rows and then its row are locked as a batch
+	// locks them (identities in key order first), so the erasure waits
+	// for a batch on this person and the next batch finds them gone.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM identities WHERE profile_id = $1 ORDER BY type, value FOR UPDATE`, pid); err != nil {
+		return nil, portrait.Wrap(err, "cannot lock identities")
+	}
 	var doc []byte
-	err = tx.QueryRow(ctx, `SELECT doc FROM profiles WHERE id = $1`, pid).Scan(&doc)
+	err = tx.QueryRow(ctx, `SELECT doc FROM profiles WHERE id = $1 FOR UPDATE`, pid).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile %q", req.ProfileID)
 	}

@@ -22,6 +22,7 @@ type appendReq struct {
 	events   []*portrait.Event
 	bodies   [][]byte // nil where the messageId came earlier in the call
 	rejected []*portrait.Rejected
+	part     int // the bus partition the events came from; -1: none
 	res      portrait.AppendResult
 	err      error
 	done     chan struct{} // closed when written (or failed)
@@ -53,12 +54,25 @@ const maxGroupEvents = 20_000
 // are dense, commit in order across processes, and a reader that sees
 // seq n has seen every seq below it.
 func (db *DB) Append(ctx context.Context, events []*portrait.Event, rejected []*portrait.Rejected) (portrait.AppendResult, error) {
+	return db.appendPart(ctx, -1, events, rejected)
+}
+
+// AppendPartition is Append for the events of bus partition p, recorded
+// with them (partitioned application reads a partition's events back).
+func (db *DB) AppendPartition(ctx context.Context, p int, events []*portrait.Event) (portrait.AppendResult, error) {
+	if p < 0 || p > 32767 {
+		return portrait.AppendResult{}, portrait.Errorf(portrait.EINVALID, "partition %d out of range", p)
+	}
+	return db.appendPart(ctx, p, events, nil)
+}
+
+func (db *DB) appendPart(ctx context.Context, part int, events []*portrait.Event, rejected []*portrait.Rejected) (portrait.AppendResult, error) {
 	if len(events) == 0 && len(rejected) == 0 {
 		return portrait.AppendResult{}, nil
 	}
 	// Encoding is the costly part and needs no lock: done here, on the
 	// caller's goroutine.
-	r := &appendReq{events: events, bodies: make([][]byte, len(events)), rejected: rejected, done: make(chan struct{}), lead: make(chan struct{})}
+	r := &appendReq{events: events, bodies: make([][]byte, len(events)), rejected: rejected, part: part, done: make(chan struct{}), lead: make(chan struct{})}
 	seen := make(map[string]bool, len(events))
 	for i, e := range events {
 		e.Seq = 0
@@ -134,6 +148,7 @@ func (db *DB) commitAppends(group []*appendReq) error {
 	ctx := context.Background()
 	var msgs, types, sources []string
 	var ts, recv []int64
+	var parts []int32
 	var bodies [][]byte
 	inGroup := map[string]bool{}
 	for _, r := range group {
@@ -144,6 +159,7 @@ func (db *DB) commitAppends(group []*appendReq) error {
 			inGroup[e.MessageID] = true
 			msgs, types, sources = append(msgs, e.MessageID), append(types, e.Type), append(sources, e.Source)
 			ts, recv, bodies = append(ts, micros(e.Timestamp)), append(recv, micros(e.ReceivedAt)), append(bodies, r.bodies[i])
+			parts = append(parts, int32(r.part))
 		}
 	}
 	seqs := map[string]int64{}
@@ -154,13 +170,13 @@ func (db *DB) commitAppends(group []*appendReq) error {
 			// Under the lock nobody else inserts: the ids already logged
 			// are left out before numbering, so the numbers stay dense.
 			// row_number runs after WHERE.
-			b.Queue(`INSERT INTO events (seq, message_id, type, source, ts, received_at, body)
-				SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY u.ord), u.m, u.t, u.s, u.ts, u.r, u.b
-				FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bytea[]) WITH ORDINALITY AS u(m, t, s, ts, r, b, ord)
+			b.Queue(`INSERT INTO events (seq, message_id, type, source, ts, received_at, body, partition)
+				SELECT (SELECT coalesce(max(seq), 0) FROM events) + row_number() OVER (ORDER BY u.ord), u.m, u.t, u.s, u.ts, u.r, u.b, nullif(u.p, -1)::int2
+				FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bytea[], $7::int4[]) WITH ORDINALITY AS u(m, t, s, ts, r, b, p, ord)
 				WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = u.m)
 				ORDER BY u.ord
 				ON CONFLICT (message_id) DO NOTHING RETURNING seq, message_id`,
-				msgs, types, sources, ts, recv, bodies).Query(func(rows pgx.Rows) error {
+				msgs, types, sources, ts, recv, bodies, parts).Query(func(rows pgx.Rows) error {
 				var seq int64
 				var m string
 				_, err := pgx.ForEachRow(rows, []any{&seq, &m}, func() error {

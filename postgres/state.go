@@ -324,7 +324,14 @@ type stateTx struct {
 	changes map[string]bool
 	deleted map[string]bool // profiles this transaction deleted
 
-	tx      pgx.Tx     // open from the first Flush
+	tx      pgx.Tx // open from the first Flush, or the first lock
+	flushed bool   // Flush was called: no more reads
+	// locked: the batch locked its rows (partitioned application), so its
+	// reads go through tx and lock what they read; claimed are the
+	// identities it claimed (rows inserted unowned), removed at commit
+	// where the batch gave them no owner.
+	locked  bool
+	claimed [2][]string
 	sending chan error // the send in flight, if any
 	sendErr error      // the first send that failed
 	pe      map[string]*peNode
@@ -479,10 +486,30 @@ func (t *stateTx) readable() error {
 	if t.done {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
-	if t.tx != nil {
+	if t.flushed || (t.tx != nil && !t.locked) {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction read after its writes were flushed")
 	}
 	return nil
+}
+
+// querier is what the transaction reads through: what is committed, or,
+// once it locked, its own PostgreSQL transaction.
+func (t *stateTx) querier() interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+} {
+	if t.locked {
+		return t.tx
+	}
+	return t.db.pool
+}
+
+// forUpdate is the locking clause of a locked transaction's reads.
+func (t *stateTx) forUpdate() string {
+	if t.locked {
+		return ` FOR UPDATE`
+	}
+	return ``
 }
 
 func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
@@ -490,12 +517,12 @@ func (t *stateTx) Identity(id portrait.Identifier) (string, error) {
 		return "", err
 	}
 	var pid string
-	err := t.db.pool.QueryRow(t.ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = ANY($2)`, id.Type, t.db.identifierForms(id)).Scan(&pid) // sealing
+	err := t.querier().QueryRow(t.ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = ANY($2) AND profile_id <> ''`+t.forUpdate(), id.Type, t.db.identifierForms(id)).Scan(&pid) // sealing
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
-		return "", portrait.Wrap(err, "cannot read identity")
+		return "", stateErr(err, "cannot read identity")
 	}
 	return pid, nil
 }
@@ -508,12 +535,12 @@ func (t *stateTx) Profile(id string) (*portrait.Profile, error) {
 		return nil, nil
 	}
 	var doc []byte
-	err := t.db.pool.QueryRow(t.ctx, `SELECT doc FROM profiles WHERE id = $1`, id).Scan(&doc)
+	err := t.querier().QueryRow(t.ctx, `SELECT doc FROM profiles WHERE id = $1`+t.forUpdate(), id).Scan(&doc)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, portrait.Wrap(err, "cannot read profile")
+		return nil, stateErr(err, "cannot read profile")
 	}
 	p, err := profiledoc.Decode(doc)
 	if err != nil {
@@ -592,9 +619,9 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 	seen := map[int64]bool{}
 	var out []int64
 	if len(n.stored) > 0 {
-		rows, err := t.db.pool.Query(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ANY($1)`, n.stored)
+		rows, err := t.querier().Query(t.ctx, `SELECT seq FROM profile_events WHERE profile_id = ANY($1)`, n.stored)
 		if err != nil {
-			return nil, portrait.Wrap(err, "cannot read profile events")
+			return nil, stateErr(err, "cannot read profile events")
 		}
 		var q int64
 		if _, err := pgx.ForEachRow(rows, []any{&q}, func() error {
@@ -604,7 +631,7 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 			}
 			return nil
 		}); err != nil {
-			return nil, portrait.Wrap(err, "cannot read profile events")
+			return nil, stateErr(err, "cannot read profile events")
 		}
 	}
 	for _, q := range n.added {
@@ -692,7 +719,7 @@ func (t *stateTx) PutProfile(p *portrait.Profile) error {
 	t.changes[p.ID] = false
 	r := &t.pendProfs
 	r.ids, r.docs, r.at = append(r.ids, p.ID), append(r.docs, doc), append(r.at, micros(p.UpdatedAt))
-	if t.tx != nil && len(r.ids) >= flushProfiles {
+	if t.flushed && len(r.ids) >= flushProfiles {
 		return t.handOver()
 	}
 	return nil
@@ -706,6 +733,7 @@ func (t *stateTx) Flush() error {
 	if t.done {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")
 	}
+	t.flushed = true
 	return t.handOver()
 }
 
@@ -781,7 +809,7 @@ func (t *stateTx) exec(ops []stmt) error {
 			}
 		}
 		if err := t.tx.SendBatch(t.ctx, b).Close(); err != nil {
-			return portrait.Wrap(err, "cannot write derived state")
+			return stateErr(err, "cannot write derived state")
 		}
 		ops = ops[n:]
 	}
@@ -925,7 +953,13 @@ func (t *stateTx) finish() error {
 	// The feed's rows go in the last batch with the last writes: its lock
 	// is held from there to the commit only.
 	feed, prune := t.db.changeStmts(changed, deleted)
-	ops := append(t.ops, feed...)
+	ops := t.ops
+	if c := t.claimed; len(c[0]) > 0 {
+		// Claims the batch gave no owner (an identifier a limit kept off)
+		// go: no row names no one.
+		ops = append(ops, stmt{sql: `DELETE FROM identities WHERE profile_id = '' AND (type, value) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, args: []any{c[0], c[1]}})
+	}
+	ops = append(ops, feed...)
 	t.ops = nil
 	if err := t.exec(ops); err != nil {
 		return err
@@ -934,7 +968,7 @@ func (t *stateTx) finish() error {
 		return err
 	}
 	if err := t.tx.Commit(t.ctx); err != nil {
-		return portrait.Wrap(err, "cannot commit derived state")
+		return stateErr(err, "cannot commit derived state")
 	}
 	return nil
 }

@@ -45,8 +45,15 @@ type touched struct {
 // in canonical order, the late ones put in their places by one replay,
 // the changed profiles finished by the enrichers and written; listeners
 // hear of it after the commit.
-func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err error) {
-	tx, err := p.Store.BeginState(ctx)
+func (p *Processor) apply(ctx context.Context, events []*portrait.Event) error {
+	return p.applyTo(ctx, events, Term{}, CheckpointName)
+}
+
+// applyTo is apply in a transaction of term, recording the position under
+// checkpoint. Under partitioned application the batch first locks what it
+// can touch (lock, partition.go).
+func (p *Processor) applyTo(ctx context.Context, events []*portrait.Event, term Term, checkpoint string) (err error) {
+	tx, err := p.beginState(ctx, term)
 	if err != nil {
 		return err
 	}
@@ -60,6 +67,11 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 	// the event: done on all cores before the sequential part.
 	pre := make([]prepared, len(events))
 	parallel.For(len(events), func(i int) { pre[i] = p.prepareIDs(events[i]) })
+	if p.Partitioned {
+		if err := b.lock(pre); err != nil {
+			return err
+		}
+	}
 	// The enrichers' decoded properties are needed only at the end of the
 	// batch: they are decoded on the side while the sequential part below
 	// leaves a core idle.
@@ -114,7 +126,7 @@ func (p *Processor) apply(ctx context.Context, events []*portrait.Event) (err er
 			return err
 		}
 	}
-	if err := tx.SetCheckpoint(CheckpointName, events[len(events)-1].Seq); err != nil {
+	if err := tx.SetCheckpoint(checkpoint, events[len(events)-1].Seq); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -151,6 +163,10 @@ func (b *batch) notify(dirty []*touched) {
 
 // trimCaches bounds the profile and identity caches after a batch.
 func (p *Processor) trimCaches(dirty map[string]*touched) {
+	if p.Partitioned {
+		p.resetCaches() // other nodes write between batches: nothing is kept
+		return
+	}
 	if len(p.profiles) > p.MaxProfiles {
 		// Evict a quarter, at random (map order), keeping this batch's
 		// profiles: dropping the whole cache would make the next batch

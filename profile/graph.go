@@ -21,6 +21,16 @@ type graph struct {
 	refused  map[portrait.Identifier]map[string]bool
 	// complete: owner holds every identifier, so a miss means unowned.
 	complete bool
+	// lazy: the graph is one batch's view, under partitioned application
+	// (other nodes write the store between batches): refusals are read
+	// per identifier, as locked (lock) or on first use (refusedOf), and
+	// what this batch moved (reassign) or dropped (forget) is applied to
+	// what is read later, since the transaction's reads do not see its own
+	// writes.
+	lazy        bool
+	refusedRead map[portrait.Identifier]bool
+	moved       map[string]string // gone → keep, merges of this batch
+	forgotten   map[string]bool
 }
 
 func newGraph() *graph {
@@ -29,6 +39,68 @@ func newGraph() *graph {
 		attached: make(map[portrait.Identifier]portrait.EventKey),
 		refused:  make(map[portrait.Identifier]map[string]bool),
 	}
+}
+
+// newLazyGraph returns an empty graph for one batch of partitioned
+// application.
+func newLazyGraph() *graph {
+	g := newGraph()
+	g.lazy = true
+	g.refusedRead = make(map[portrait.Identifier]bool)
+	g.moved = make(map[string]string)
+	g.forgotten = make(map[string]bool)
+	return g
+}
+
+// lock fills a lazy graph with the identity rows a batch locked.
+func (g *graph) lock(rows map[portrait.Identifier]LockedIdentity) {
+	for id, r := range rows {
+		g.owner[id] = r.ProfileID
+		if !r.Attached.Time.IsZero() || r.Attached.MessageID != "" {
+			g.attached[id] = r.Attached
+		}
+		g.readRefused(id, r.Refused)
+	}
+}
+
+// readRefused adds refusals read from storage for id to what this batch
+// holds, through the batch's merges and without the profiles it forgot.
+func (g *graph) readRefused(id portrait.Identifier, pids []string) {
+	if g.refusedRead[id] {
+		return
+	}
+	g.refusedRead[id] = true
+	for _, pid := range pids {
+		for range 64 {
+			next, ok := g.moved[pid]
+			if !ok {
+				break
+			}
+			pid = next
+		}
+		if g.forgotten[pid] || g.owner[id] == pid {
+			continue
+		}
+		g.cacheRefused(Ref{ID: id, ProfileID: pid})
+	}
+}
+
+// refusedOf returns the profiles id is kept apart from, reading them
+// from the transaction in a lazy graph. The map belongs to the graph:
+// read it, don't keep or change it.
+func (g *graph) refusedOf(tx GraphTx, id portrait.Identifier) (map[string]bool, error) {
+	if g.lazy && !g.refusedRead[id] {
+		lk, ok := tx.(Locker)
+		if !ok {
+			return nil, portrait.Errorf(portrait.EINTERNAL, "partitioned application needs a locking state transaction")
+		}
+		pids, err := lk.Refused(id)
+		if err != nil {
+			return nil, err
+		}
+		g.readRefused(id, pids)
+	}
+	return g.refused[id], nil
 }
 
 // load fills the graph from storage: the refusals, and the owners when
@@ -69,10 +141,6 @@ func (g *graph) attachedAt(id portrait.Identifier) (portrait.EventKey, bool) {
 	k, ok := g.attached[id]
 	return k, ok
 }
-
-// refusedBy returns the profiles id is kept apart from. The map belongs
-// to the graph: read it, don't keep or change it.
-func (g *graph) refusedBy(id portrait.Identifier) map[string]bool { return g.refused[id] }
 
 // attach gives id to profile pid; key is the attaching event's (zero:
 // unknown).
@@ -116,6 +184,9 @@ func (g *graph) reassign(tx GraphTx, gone, keep string, ids []portrait.Identifie
 			}
 		}
 	}
+	if g.lazy {
+		g.moved[gone] = keep
+	}
 	return tx.MoveRefused(gone, keep)
 }
 
@@ -135,6 +206,9 @@ func (g *graph) forget(tx GraphTx, pid string, ids []portrait.Identifier) error 
 		if len(m) == 0 {
 			delete(g.refused, id)
 		}
+	}
+	if g.lazy {
+		g.forgotten[pid] = true
 	}
 	return tx.DeleteRefused(pid)
 }

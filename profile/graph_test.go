@@ -188,10 +188,10 @@ func TestGraphWritesCacheAndTransactionTogether(t *testing.T) {
 	// p3 don't become refusals of p2; a's refusal of p2 stays.
 	must("refuse a from p3", g.refuse(tx, a, "p3"))
 	must("reassign p3 to p2", g.reassign(tx, "p3", "p2", nil))
-	if got := g.refusedBy(a); !reflect.DeepEqual(got, map[string]bool{"p2": true}) {
+	if got := g.refused[a]; !reflect.DeepEqual(got, map[string]bool{"p2": true}) {
 		t.Errorf("a's refusals after p3 merged into p2: %v", got)
 	}
-	if got := g.refusedBy(b); len(got) != 0 {
+	if got := g.refused[b]; len(got) != 0 {
 		t.Errorf("b is refused by its own profile after the merge: %v", got)
 	}
 
@@ -250,7 +250,7 @@ func TestGraphMissAsksTheTransaction(t *testing.T) {
 	if pid, _ := full.ownerOf(tx, id); pid != "" {
 		t.Errorf("a complete graph asked storage on a miss: %q", pid)
 	}
-	if !full.refusedBy(id)["p9"] {
+	if !full.refused[id]["p9"] {
 		t.Error("loaded refusal missing")
 	}
 }

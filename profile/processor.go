@@ -74,6 +74,11 @@ type Processor struct {
 	// MaxIdentities bounds the identity cache. While the whole graph fits,
 	// it is held in memory and lookups never read storage.
 	MaxIdentities int
+	// Partitioned: several processors (on several nodes) apply the log at
+	// once, each its partitions (ApplyPartition), over a Partitioned store.
+	// Nothing is cached across batches, and each batch locks the identity
+	// rows and profiles it can touch before reading them (partition.go).
+	Partitioned bool
 
 	mu sync.Mutex // serialises batches (Run and direct callers)
 	// applied is the last event applied; committed the last one whose
@@ -109,11 +114,17 @@ func (p *Processor) Checkpoint() int64 { return p.committed.Load() }
 
 func (p *Processor) resetCaches() {
 	p.graph = newGraph()
+	if p.Partitioned {
+		p.graph = newLazyGraph()
+	}
 	p.profiles = make(map[string]*portrait.Profile)
 	p.loaded = false
 }
 
 func (p *Processor) load(ctx context.Context) error {
+	if p.Partitioned {
+		return p.loadShared(ctx)
+	}
 	if p.loaded {
 		return nil
 	}
@@ -131,15 +142,7 @@ func (p *Processor) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rs, err := p.Store.LoadRetracted(ctx)
-	if err != nil {
-		return err
-	}
-	p.retracted = make(map[string]bool, len(rs))
-	for _, m := range rs {
-		p.retracted[m] = true
-	}
-	if err := p.loadSplits(ctx); err != nil {
+	if err := p.loadDecisions(ctx); err != nil {
 		return err
 	}
 	if err := p.loadCompacted(ctx); err != nil {
@@ -152,4 +155,18 @@ func (p *Processor) load(ctx context.Context) error {
 	p.graph.load(refs, ids, attached, complete)
 	p.loaded = true
 	return nil
+}
+
+// loadDecisions reads the retractions and splits (the undone events and
+// merges), which every batch consults.
+func (p *Processor) loadDecisions(ctx context.Context) error {
+	rs, err := p.Store.LoadRetracted(ctx)
+	if err != nil {
+		return err
+	}
+	p.retracted = make(map[string]bool, len(rs))
+	for _, m := range rs {
+		p.retracted[m] = true
+	}
+	return p.loadSplits(ctx)
 }

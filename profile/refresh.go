@@ -90,6 +90,16 @@ func (p *Processor) refresh(ctx context.Context, ids []string, skipGone bool) (i
 		return 0, err
 	}
 	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
+	if p.Partitioned {
+		// Other nodes apply events meanwhile: the profiles are locked and
+		// read as committed, and one merged away since it was listed is
+		// skipped.
+		if err := b.lockProfiles(ids); err != nil {
+			tx.Rollback()
+			return 0, err
+		}
+		skipGone = true
+	}
 	var changed []*portrait.Profile
 	for _, id := range ids {
 		if _, cached := p.profiles[id]; skipGone && !cached {
@@ -185,8 +195,16 @@ func (p *Processor) reapply(ctx context.Context, ids []string, fn func(*portrait
 		}
 	}()
 	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}
+	if p.Partitioned {
+		if err := b.lockProfiles(ids); err != nil {
+			return err
+		}
+	}
 	var changed []*portrait.Profile
 	for _, id := range ids {
+		if _, ok := p.profiles[id]; p.Partitioned && !ok {
+			continue // merged away since it was listed
+		}
 		pr, err := b.profile(id)
 		if err != nil {
 			return err

@@ -56,7 +56,11 @@ func (b *batch) mustReplay(e *portrait.Event, ids []portrait.Identifier) (bool, 
 			}
 			only = pid
 		}
-		for rp := range b.p.graph.refusedBy(id) {
+		rs, err := b.p.graph.refusedOf(b.tx, id)
+		if err != nil {
+			return false, err
+		}
+		for rp := range rs {
 			addInvolved(rp)
 			if rp != pid {
 				allOwnedByOne = false
@@ -180,7 +184,11 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 						queue = append(queue, owner)
 					}
 				}
-				for rp := range b.p.graph.refusedBy(id) {
+				rs, err := b.p.graph.refusedOf(b.tx, id)
+				if err != nil {
+					return err
+				}
+				for rp := range rs {
 					if _, ok := closure[rp]; !ok {
 						queue = append(queue, rp)
 					}
@@ -326,7 +334,11 @@ func (b *batch) involve(ids []portrait.Identifier, into map[string]bool) error {
 		if pid != "" {
 			into[pid] = true
 		}
-		for rp := range b.p.graph.refusedBy(id) {
+		rs, err := b.p.graph.refusedOf(b.tx, id)
+		if err != nil {
+			return err
+		}
+		for rp := range rs {
 			into[rp] = true
 		}
 	}

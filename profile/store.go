@@ -11,6 +11,7 @@ package profile
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -165,4 +166,58 @@ type Enricher interface {
 	// written: the place to evaluate what depends on the whole profile
 	// (tags, scores) as of now.
 	Finish(p *portrait.Profile, now time.Time)
+}
+
+// Direct is the "partition" of the events appended to the log without the
+// bus (system events, undo requests): under partitioned application the
+// node holding the applier lease applies them.
+const Direct = -1
+
+// PartitionCheckpointName is partition p's position in the log under
+// partitioned application (p = Direct: the events appended without the bus).
+func PartitionCheckpointName(p int) string {
+	if p == Direct {
+		return CheckpointName + "/direct"
+	}
+	return CheckpointName + "/p" + strconv.Itoa(p)
+}
+
+// Partitioned is a Store whose log records the bus partition of each event,
+// so that several processor nodes apply it at once, each the partitions it
+// holds (docs/scaling.md, "Partitioned application"). Its state
+// transactions are Lockers.
+type Partitioned interface {
+	// ReadPartition returns up to limit events of partition p (Direct:
+	// those appended without the bus) after seq, in log order.
+	ReadPartition(ctx context.Context, p int, after int64, limit int) ([]*portrait.Event, error)
+	// PartitionCheckpoint is p's position; before p's first batch, that of
+	// the one applier (CheckpointName), which applied everything before.
+	PartitionCheckpoint(ctx context.Context, p int) (int64, error)
+}
+
+// Locker is the state transaction of a Partitioned store: before it reads
+// anything, a batch locks the identity rows its events resolve through
+// and the profiles they name, so that two nodes never resolve or write one
+// profile at once. After a lock the transaction's reads (Identity,
+// Profile) lock what they read too. A batch that meets another in a
+// deadlock, a serialisation failure or a unique violation fails with
+// ECONFLICT, nothing written, and is applied again.
+type Locker interface {
+	// LockIdentities locks the rows of ids (in a fixed order, so two
+	// batches cannot deadlock on them), claiming the absent ones so that a
+	// second batch carrying one waits for this one's commit; it returns
+	// what each row holds ("" owner: unowned).
+	LockIdentities(ids []portrait.Identifier) (map[portrait.Identifier]LockedIdentity, error)
+	// LockProfiles locks and reads profiles in id order; absent ones are
+	// left out.
+	LockProfiles(ids []string) ([]*portrait.Profile, error)
+	// Refused reads the profiles id is kept apart from.
+	Refused(id portrait.Identifier) ([]string, error)
+}
+
+// LockedIdentity is what an identity row held when it was locked.
+type LockedIdentity struct {
+	ProfileID string
+	Attached  portrait.EventKey // zero: unknown
+	Refused   []string
 }

@@ -71,6 +71,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Role, "role", "all", "what this node does: all, or ingest, process, api, comma-separated (several need --store postgres://… and --bus)")
 	fs.StringVar(&c.Node, "node", "", "this node's name among the others (default: host name and process id)")
 	fs.DurationVar(&c.ChangeFeedRetention, "change-feed-retention", time.Hour, "how long a shared store's change feed keeps a change (pruned by the nodes that commit state): an api node away longer reloads every profile")
+	fs.StringVar(&c.Apply, "apply", applyLeased, "how process nodes apply events to profiles: leased (one node at a time, under the applier lease) or partitioned (each node the bus partitions it consumes; PostgreSQL and a bus; the same on every node)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "lease time of partitions and of the applier: a node that dies is replaced within about this long (the same on every node)")
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
 	fs.DurationVar(&c.AnalyticsEvery, "analytics-every", 24*time.Hour, "rerun every analysis (clv, fpgrowth, kmeans, churn) this often; 0 turns the schedule off")
@@ -106,6 +107,7 @@ type App struct {
 	reseal    *storeseal.Worker // seals the values of a level raised to secret (sealing.go)
 	shared    bool              // the store is shared with other nodes
 	bus       *natsbus.Bus      // nil: no bus, the tracking API appends to the store
+	terms     partitionTerms
 	procStore *applierStore
 	follow    *follower    // api on a shared store: indexes follow the change feed
 	defs      *defFollower // a shared store: definitions changed by other nodes (definitions.go)
@@ -281,6 +283,9 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if err := a.openBus(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.checkApply(); err != nil {
+		return nil, err
+	}
 	if err := a.checkRoles(); err != nil {
 		return nil, err
 	}
@@ -318,6 +323,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 
 	a.procStore = &applierStore{Store: a.DB}
 	a.Proc = profile.NewProcessor(a.procStore, rules)
+	a.Proc.Partitioned = a.partitioned()
 	a.Proc.Log = a.Log
 	if err := configureCleaning(a.Proc, cfg.CleanFile); err != nil {
 		return nil, err

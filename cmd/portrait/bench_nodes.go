@@ -62,6 +62,7 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	trace := fs.Bool("trace", false, "print, every second of each setup, the events waiting on the bus, the log's end, the applied checkpoint and the applier's batches (to stderr)")
 	withEmbedded := fs.Bool("embedded", true, "measure the embedded single node too (the baseline)")
 	logLevel := fs.String("log-level", "error", "the nodes' log level (debug, info, warn or error), to stderr")
+	applyList := fs.String("apply", applyLeased, "how the process nodes over --store apply: leased, partitioned, or both comma-separated (each node count is measured in each mode, alternating)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the last setup (from the first request until caught up) to this file")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -213,7 +214,27 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		results = append(results, r)
 	}
-	for i, k := range counts {
+	modes := strings.Split(*applyList, ",")
+	for _, m := range modes {
+		if m != applyLeased && m != applyPartitioned {
+			return portrait.Errorf(portrait.EINVALID, "--apply %q: leased, partitioned, or both comma-separated", *applyList)
+		}
+		if m == applyPartitioned && *store == "" {
+			return portrait.Errorf(portrait.EINVALID, "--apply partitioned needs --store postgres://…")
+		}
+	}
+	type setupRun struct {
+		k    int
+		mode string
+	}
+	var runs []setupRun
+	for _, k := range counts {
+		for _, m := range modes {
+			runs = append(runs, setupRun{k, m})
+		}
+	}
+	for i, sr := range runs {
+		k := sr.k
 		name, drop := stream(i + 1)
 		var cfgs []Config
 		setup := "SQLite + NATS"
@@ -224,8 +245,8 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if *store == "" {
 				c.DataDir = filepath.Join(dir, "bus-"+strconv.Itoa(i))
 			} else {
-				setup = "PostgreSQL + NATS"
-				c.Store, c.Role, c.DataDir = *store, "ingest,process", filepath.Join(dir, "node-"+strconv.Itoa(j))
+				setup = "PostgreSQL + NATS, " + sr.mode
+				c.Store, c.Role, c.DataDir, c.Apply = *store, "ingest,process", filepath.Join(dir, "node-"+strconv.Itoa(j)), sr.mode
 			}
 			cfgs = append(cfgs, c)
 		}

@@ -83,6 +83,9 @@ type nodeConfig struct {
 	LeaseTTL      time.Duration
 	// ChangeFeedRetention: how long the change feed keeps a change.
 	ChangeFeedRetention time.Duration
+	// Apply is how process nodes apply the log: "leased" (one applier at
+	// a time) or "partitioned" (each node its partitions, partitioned.go).
+	Apply string
 }
 
 // defaultNodeName is unique among the processes of a machine: a lease
@@ -233,7 +236,13 @@ const suppressionEvery = 5 * time.Second
 // startNodes starts what the roles run, beside the HTTP server.
 func (a *App) startNodes(ctx context.Context) {
 	r := a.roles
-	if r.process && a.bus != nil {
+	if r.process && a.bus != nil && a.partitioned() {
+		a.goRun(func() {
+			if err := a.bus.ServeTaking(ctx, a.Config.Node, a.Config.LeaseTTL, a.takePartition, a.handlePartition); err != nil {
+				a.Log.Error("bus consumers stopped", "err", err)
+			}
+		})
+	} else if r.process && a.bus != nil {
 		a.goRun(func() {
 			err := a.bus.Serve(ctx, a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ int, events []*portrait.Event) error {
 				// Acknowledged (by Serve) only after this commit; a batch
@@ -271,7 +280,9 @@ func (a *App) startNodes(ctx context.Context) {
 		a.goRun(func() { a.reseal.Run(ctx) })
 	}
 	if r.process {
-		if a.shared && a.bus != nil {
+		if a.partitioned() {
+			a.goRun(func() { a.holdRewriter(ctx) })
+		} else if a.shared && a.bus != nil {
 			a.goRun(func() { a.holdApplier(ctx) })
 		} else {
 			a.applying.Store(true)
@@ -431,6 +442,13 @@ func (a *App) goRun(f func()) {
 func (a *App) checkpoint(ctx context.Context) int64 {
 	if !a.shared {
 		return a.Proc.Checkpoint()
+	}
+	if a.partitioned() {
+		cp, err := a.DB.(partitionedStore).AppliedThrough(ctx, a.Config.BusPartitions)
+		if err != nil {
+			return 0
+		}
+		return cp
 	}
 	cp, err := a.DB.Checkpoint(ctx, profile.CheckpointName)
 	if err != nil {

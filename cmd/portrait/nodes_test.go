@@ -47,6 +47,10 @@ func TestServeRefusesWhatCannotWork(t *testing.T) {
 		{Config{Store: "postgres://portrait_nobody:secret@127.0.0.1:5432/p"}, "cannot connect to PostgreSQL"},
 		{Config{Store: "mysql://x"}, "use sqlite:DIR or postgres://"},
 		{Config{DataDir: dir, Bus: "kafka://x"}, "use nats://host:port"},
+		// Partitioned application locks rows: the embedded store has none
+		// to lock, and an unknown mode is named.
+		{Config{DataDir: dir, nodeConfig: nodeConfig{Apply: "partitioned"}}, "needs a store that locks rows"},
+		{Config{DataDir: dir, nodeConfig: nodeConfig{Apply: "sharded"}}, "use leased"},
 	} {
 		a, err := OpenApp(ctx, c.cfg, io.Discard)
 		if err == nil {

@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/postgres/pgtest"
+	"github.com/portrait-cdp/portrait/profile"
+)
+
+// crossPartitionEvents are people whose anonymous browsing is on one
+// partition and whose identified events and alias (anonymous id → user
+// id) are on another, in shuffled arrival order, plus others' events on
+// two more partitions: a merge across partitions for every person.
+func crossPartitionEvents(people, others int) map[int][]*portrait.Event {
+	rng := rand.New(rand.NewPCG(17, 4))
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	out := map[int][]*portrait.Event{}
+	n := 0
+	ev := func(part int, typ, user, anon, prev string, at time.Duration, traits string) {
+		n++
+		e := &portrait.Event{MessageID: fmt.Sprintf("m-%05d", n), Type: typ, Source: "web", UserID: user, AnonymousID: anon, PreviousID: prev,
+			Timestamp: t0.Add(at), ReceivedAt: t0.Add(at)}
+		if typ == portrait.EventTrack {
+			e.Name = "Viewed"
+		}
+		if traits != "" {
+			e.Traits = json.RawMessage(traits)
+		}
+		out[part] = append(out[part], e)
+	}
+	for k := range people {
+		anon, user := fmt.Sprintf("a-%d", k), fmt.Sprintf("u-%d", k)
+		for i := range 6 {
+			ev(0, portrait.EventTrack, "", anon, "", time.Duration(k*100+i*10)*time.Second, "")
+		}
+		// The alias lands in the middle of the browsing: some anonymous
+		// events are later, so their node finds the merged profile.
+		ev(1, portrait.EventAlias, user, anon, anon, time.Duration(k*100+25)*time.Second, "")
+		ev(1, portrait.EventIdentify, user, "", "", time.Duration(k*100+5)*time.Second, fmt.Sprintf(`{"email":"p%d@example.com","plan":"gold"}`, k))
+		ev(1, portrait.EventTrack, user, "", "", time.Duration(k*100+70)*time.Second, "")
+	}
+	for i := range others {
+		part := 2 + i%2
+		ev(part, portrait.EventTrack, fmt.Sprintf("o-%d", i%40), "", "", time.Duration(i)*time.Second, "")
+	}
+	for _, evs := range out {
+		rng.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	}
+	return out
+}
+
+// profilesOf is every profile of db without its write times.
+func profilesOf(t *testing.T, db *DB) map[string]*portrait.Profile {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]*portrait.Profile{}
+	after := ""
+	for {
+		ids, err := db.ProfileIDs(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 0 {
+			return out
+		}
+		for _, id := range ids {
+			pr, err := db.Profile(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr.UpdatedAt = time.Time{}
+			out[id] = pr
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// Two processors (two nodes: their own connections) apply four partitions
+// at once, two each, while the events arrive; the profiles equal those of
+// one processor applying the same log, every event is applied once, and
+// no merge is journalled twice.
+func TestPartitionedApplicationMatchesOneApplier(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	open := func(u string) *DB {
+		db, err := Open(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	db1, db2 := open(url), open(url)
+	byPart := crossPartitionEvents(20, 600)
+	procs := []*profile.Processor{profile.NewProcessor(db1, identity.DefaultRules()), profile.NewProcessor(db2, identity.DefaultRules())}
+	for _, p := range procs {
+		p.Partitioned, p.BatchSize = true, 7 // small batches: many meetings
+	}
+	fence := "test@1"
+	for part := range 4 {
+		if err := db1.ClaimTerm(ctx, profile.Term{Fence: fmt.Sprintf("%s/p.%d", fence, part), N: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each partition is appended in slices, and its node applies after
+	// each slice, as a consumer does.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for part := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, proc := []*DB{db1, db2}[part%2], procs[part%2]
+			term := profile.Term{Fence: fmt.Sprintf("%s/p.%d", fence, part), N: 1}
+			evs := byPart[part]
+			for i := 0; i < len(evs); i += 11 {
+				if _, err := db.AppendPartition(ctx, part, evs[i:min(i+11, len(evs))]); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := proc.ApplyPartition(ctx, term, part); err != nil {
+					errs <- fmt.Errorf("partition %d: %w", part, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	last, _ := db1.LastSeq(ctx)
+	if got, err := db1.AppliedThrough(ctx, 4); err != nil || got != last {
+		t.Fatalf("applied through %d (%v), want the log's end %d", got, err, last)
+	}
+	var pe, merges, dupMerges int
+	db1.pool.QueryRow(ctx, `SELECT count(*) FROM profile_events`).Scan(&pe)
+	db1.pool.QueryRow(ctx, `SELECT count(*) FROM merges WHERE kind = 'merged'`).Scan(&merges)
+	// A profile may be merged away again after a replay re-created it
+	// (journalled with the replay's reason); the same decision, by the
+	// same event, twice would be a batch applied twice.
+	db1.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM merges GROUP BY kind, into_id, from_id, message_id, reason HAVING count(*) > 1) x`).Scan(&dupMerges)
+	if int64(pe) != last {
+		t.Errorf("profile_events has %d rows for %d logged events: each must be applied once", pe, last)
+	}
+	if merges < 20 || dupMerges != 0 {
+		t.Errorf("%d merges journalled, %d journalled twice; want at least one per person, none twice", merges, dupMerges)
+	}
+	var claims int
+	db1.pool.QueryRow(ctx, `SELECT count(*) FROM identities WHERE profile_id = ''`).Scan(&claims)
+	if claims != 0 {
+		t.Errorf("%d identity claims left without an owner", claims)
+	}
+
+	// One processor over the same log, in log order.
+	ref := open(pgtest.URL(t))
+	var all []*portrait.Event
+	rows, err := db1.pool.Query(ctx, `SELECT seq FROM events ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for rows.Next() {
+		var s int64
+		rows.Scan(&s)
+		seqs = append(seqs, s)
+	}
+	if all, err = db1.EventsBySeq(ctx, seqs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.Append(ctx, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	one := profile.NewProcessor(ref, identity.DefaultRules())
+	if err := one.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	got, want := profilesOf(t, db1), profilesOf(t, ref)
+	if len(want) != 20+40 {
+		t.Errorf("one applier made %d profiles, want 60 (a test set-up fault)", len(want))
+	}
+	if len(got) != len(want) {
+		t.Errorf("partitioned: %d profiles, one applier: %d", len(got), len(want))
+	}
+	for id, w := range want {
+		g := got[id]
+		if !reflect.DeepEqual(g, w) {
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(w)
+			t.Errorf("profile %s differs:\npartitioned: %s\none applier: %s", id, gj, wj)
+		}
+	}
+}
