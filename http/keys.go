@@ -19,10 +19,10 @@ type ClassificationStore interface {
 }
 
 // SealingStatus is what a store that seals at rest says about a name
-// (sqlite.DB): whether a data key is configured, and how many of the
+// (both stores): whether a data key is configured, and how many of the
 // name's stored values are not sealed (written before it became secret,
-// or before the key): a raised level seals new values only, until
-// `portrait keys rotate-data-key`.
+// or before the key), which the background pass (Server.Reseal) or
+// `portrait keys rotate-data-key` seals.
 type SealingStatus interface {
 	SealsAtRest() bool
 	InClear(ctx context.Context, kind, name string) (map[string]int, error)

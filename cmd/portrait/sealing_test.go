@@ -104,8 +104,8 @@ func TestSealingThroughTheApp(t *testing.T) {
 	if code, b := call(a, "PUT", "/v1/classifications/trait/salary", admin, `{"level":"secret"}`); code != 200 {
 		t.Fatalf("classify salary: %d %s", code, b)
 	}
-	// A trait stored in clear, then raised to secret: the change says the
-	// values stored before stay in clear, and the status counts them.
+	// A trait stored in clear, then raised to secret (below): the values
+	// stored before are sealed in the background.
 	if code, b := call(a, "POST", "/v1/identify", write, `{"userId":"c-1","traits":{"bonus":`+bonus+`}}`); code != 200 {
 		t.Fatalf("identify: %d %s", code, b)
 	}
