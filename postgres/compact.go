@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -51,7 +52,10 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 		if err != nil {
 			return portrait.Wrap(err, "cannot encode a carried-forward event")
 		}
-		if bodies[i], err = db.sealer.SealEvent(b); err != nil { // sealing
+		if b, err = db.sealer.SealEvent(b); err != nil { // sealing
+			return err
+		}
+		if bodies[i], err = storeseal.SealRetained(db.sealer, b); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -85,6 +86,9 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 				return portrait.Wrap(err, "cannot encode a carried-forward event")
 			}
 			if b, err = db.sealer.SealEvent(b); err != nil { // sealing
+				return err
+			}
+			if b, err = storeseal.SealRetained(db.sealer, b); err != nil {
 				return err
 			}
 			var seq int64

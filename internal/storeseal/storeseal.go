@@ -124,6 +124,11 @@ func (r Resealer) Event(body []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// A carried-forward event's profile is a blob: sealed under the new
+	// key, also when it was written before a key was configured.
+	if sealed, err = SealRetained(r.S, sealed); err != nil {
+		return nil, false, err
+	}
 	return sealed, Changed(body, sealed), nil
 }
 
