@@ -119,6 +119,9 @@ type App struct {
 	// a forwarded request and before it answers; false stops it there,
 	// as an applier dying between the two would.
 	rewritePerformed atomic.Pointer[func(id int64) bool]
+	// scratchClosing, for tests, sees an event retention pass's scratch
+	// store's files after it closed and before they are removed.
+	scratchClosing func(dir string)
 	// suppressor drops erased people's events at ingest (wireErasure).
 	suppressor *erasure.Suppressor
 	applying   atomic.Bool

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
@@ -34,7 +35,16 @@ func (a *App) expireEvents(ctx context.Context, before time.Time) (*portrait.Ret
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		return &scratchStore{DB: db, dir: dir}, nil
+		// The expired events and the state they make are written to the
+		// scratch store's files: sealed as the live store seals them, or
+		// their secret values would sit in clear on disk for the pass
+		// (and in freed blocks after it: removal does not wipe).
+		if live, ok := a.DB.(sealedStore); ok {
+			if s := live.Sealer(); s != nil && s.Ring != nil {
+				db.SetSealer(&datakey.Sealer{Ring: s.Ring, Levels: s.Levels})
+			}
+		}
+		return &scratchStore{DB: db, dir: dir, closing: a.scratchClosing}, nil
 	}
 	return a.Proc.Compact(ctx, a.DB, before, newScratch)
 }
@@ -43,11 +53,15 @@ func (a *App) expireEvents(ctx context.Context, before time.Time) (*portrait.Ret
 // Close.
 type scratchStore struct {
 	*sqlite.DB
-	dir string
+	dir     string
+	closing func(dir string) // for tests: sees the files before removal
 }
 
 func (s *scratchStore) Close() error {
 	err := s.DB.Close()
+	if s.closing != nil {
+		s.closing(s.dir)
+	}
 	if rerr := os.RemoveAll(s.dir); err == nil {
 		err = rerr
 	}

@@ -208,6 +208,33 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	}
 
 	a := open()
+	// The pass's scratch store holds the expired events while it runs:
+	// sealed like the live store, so the secret value is in none of its
+	// files either (a kept-in-clear order id shows the scan reads them).
+	var scratchSeen, scratchClear int
+	var scratchLeaks []string
+	a.scratchClosing = func(dir string) {
+		scratchSeen++
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			if bytes.Contains(b, []byte("ORD-OLD-4417")) {
+				scratchClear++
+			}
+			for _, s := range sealedNeedles(retainedIDNumber) {
+				if bytes.Contains(b, []byte(s)) {
+					scratchLeaks = append(scratchLeaks, filepath.Base(path)+": "+s)
+				}
+			}
+			return nil
+		})
+	}
 	if _, err := a.DB.Append(ctx, evs, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +271,9 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	}
 	if cv := contentVersion(a); cv == cvBefore {
 		t.Error("the content version did not move")
+	}
+	if scratchSeen == 0 || scratchClear == 0 || len(scratchLeaks) > 0 {
+		t.Errorf("the scratch store: seen %d times, the expired order id found in %d files, the secret value in clear in %v", scratchSeen, scratchClear, scratchLeaks)
 	}
 	if runs, _ := a.DB.RetentionRuns(ctx, 10); len(runs) != 1 || runs[0].Deleted != 6 || runs[0].Kind != "events" || runs[0].ID == 0 {
 		t.Errorf("runs: %+v", runs)
