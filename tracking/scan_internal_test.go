@@ -122,3 +122,45 @@ func TestScannerTakesTheCommonRequest(t *testing.T) {
 		t.Fatalf("the event's objects share the request's bytes: %s %s", e.Properties, e.Context)
 	}
 }
+
+// BenchmarkParseBatch parses a batch of 100 events of the mix `portrait
+// bench ingest` sends, with the scanner and with the decoder alone, in the
+// same run.
+func BenchmarkParseBatch(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"batch":[`)
+	for i := range 100 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		switch {
+		case i%10 == 0:
+			fmt.Fprintf(&sb, `{"anonymousId":"anon-%06d","context":{"ip":"10.0.0.1","library":{"name":"analytics-node","version":"2.1.0"},"userAgent":"bench"},"messageId":"bench-%09d","timestamp":"2026-11-05T22:03:30.139309851Z","traits":{"city":"上海市","email":"user%06d@example.com","name":"王芳","plan":"pro"},"type":"identify","userId":"user-%06d"}`, i, i, i, i)
+		case i%10 < 7:
+			fmt.Fprintf(&sb, `{"anonymousId":"anon-%06d","context":{"ip":"10.0.0.1","library":{"name":"analytics-node","version":"2.1.0"},"userAgent":"bench"},"event":"Order Completed","messageId":"bench-%09d","properties":{"category":"数码 Electronics","currency":"CNY","revenue":312.28,"sku":"SKU-0966"},"timestamp":"2026-11-05T22:03:30.139309851Z","type":"track","userId":"user-%06d"}`, i, i, i)
+		default:
+			fmt.Fprintf(&sb, `{"anonymousId":"anon-%06d","context":{"ip":"10.0.0.1","library":{"name":"analytics-node","version":"2.1.0"},"userAgent":"bench"},"messageId":"bench-%09d","name":"Home","properties":{"path":"/","referrer":"https://www.baidu.com/"},"timestamp":"2026-11-05T22:03:30.139309851Z","type":"page"}`, i, i)
+		}
+	}
+	sb.WriteString(`],"sentAt":"2026-12-05T22:03:20.188195193Z"}`)
+	body := []byte(sb.String())
+	at := time.Date(2026, 12, 5, 22, 3, 21, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		fast bool
+	}{{"scanner", true}, {"decoder", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			fastScan = c.fast
+			defer func() { fastScan = true }()
+			p := New()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				res, err := p.ParseBatch(body, "bench", at)
+				if err != nil || len(res.Events) != 100 {
+					b.Fatal(len(res.Events), err)
+				}
+			}
+		})
+	}
+}
