@@ -102,9 +102,15 @@ func (p *Parser) ParseBatch(body []byte, source string, receivedAt time.Time) (*
 	if !utf8.Valid(body) {
 		return nil, portrait.Errorf(portrait.EINVALID, "request body is not valid UTF-8")
 	}
-	var b batchWire
-	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, portrait.Errorf(portrait.EINVALID, "request body is not a JSON batch object: %s", jsonReason(err))
+	b, ok := batchWire{}, false
+	if fastScan {
+		b, ok = scanBatch(body)
+	}
+	if !ok {
+		b = batchWire{}
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, portrait.Errorf(portrait.EINVALID, "request body is not a JSON batch object: %s", jsonReason(err))
+		}
 	}
 	if b.Batch == nil {
 		return nil, portrait.Errorf(portrait.EINVALID, `request body has no "batch" array`)
@@ -178,9 +184,15 @@ func (p *Parser) parseOne(raw []byte, typ, source string, receivedAt time.Time, 
 	if !isObject(raw) {
 		return nil, invalid("event must be a JSON object")
 	}
-	var w wire
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return nil, invalid("event is not valid JSON: %s", jsonReason(err))
+	w, ok := wire{}, false
+	if fastScan {
+		w, ok = scanWire(raw)
+	}
+	if !ok {
+		w = wire{}
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return nil, invalid("event is not valid JSON: %s", jsonReason(err))
+		}
 	}
 	ev := &portrait.Event{Source: source, ReceivedAt: receivedAt}
 	var err error
@@ -270,6 +282,12 @@ func (p *Parser) parseOne(raw []byte, typ, source string, receivedAt time.Time, 
 	}
 	if ev.Context, err = object(w.Context, "context"); err != nil {
 		return nil, err
+	}
+	if ok {
+		// Scanned values are the request's own bytes: the event keeps a
+		// copy of its objects (one allocation), not the whole request.
+		buf := make([]byte, 0, len(ev.Traits)+len(ev.Properties)+len(ev.Context))
+		ev.Traits, ev.Properties, ev.Context = keep(&buf, ev.Traits), keep(&buf, ev.Properties), keep(&buf, ev.Context)
 	}
 	if len(batchContext) > 0 && !isNull(batchContext) {
 		own := len(ev.Context)
@@ -386,6 +404,9 @@ func str(raw json.RawMessage, field string) (string, error) {
 	if len(raw) == 0 || isNull(raw) {
 		return "", nil
 	}
+	if s, ok := unquote(raw); ok {
+		return s, nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", invalid("%s must be a string, not %s", field, jsonType(raw))
@@ -430,6 +451,15 @@ func object(raw json.RawMessage, field string) (json.RawMessage, error) {
 	return raw, nil
 }
 
+func keep(buf *[]byte, b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	s := len(*buf)
+	*buf = append(*buf, b...)
+	return (*buf)[s:len(*buf):len(*buf)]
+}
+
 func optTime(raw json.RawMessage, field string) (time.Time, bool, error) {
 	if len(raw) == 0 || isNull(raw) {
 		return time.Time{}, false, nil
@@ -453,9 +483,11 @@ var timeLayouts = []string{
 }
 
 func parseTime(raw json.RawMessage) (time.Time, error) {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, fmt.Errorf("must be an ISO 8601 string, not %s", jsonType(raw))
+	s, ok := unquote(raw)
+	if !ok {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, fmt.Errorf("must be an ISO 8601 string, not %s", jsonType(raw))
+		}
 	}
 	s = strings.TrimSpace(s)
 	for _, l := range timeLayouts {
