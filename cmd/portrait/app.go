@@ -401,6 +401,12 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 // closeStores closes the bus and the store and lets the data directory go.
 func (a *App) closeStores() error {
 	var err error
+	if a.HTTP != nil && a.HTTP.Deliveries != nil {
+		if pub, ok := a.HTTP.Deliveries.NATS.(*natsbus.Publisher); ok {
+			pub.Close()
+			a.HTTP.Deliveries.NATS = nil
+		}
+	}
 	if a.bus != nil {
 		a.bus.Close()
 		a.bus = nil

@@ -39,12 +39,10 @@ func (a *App) wireDeliveries() error {
 	return nil
 }
 
-// runDeliveries checks for due deliveries every minute until ctx ends;
-// then the NATS connection closes.
+// runDeliveries checks for due deliveries every minute until ctx ends.
+// The NATS connection stays open: ctx is the jobs lease's term, and a node
+// that loses the lease may take it again, or run a delivery now through
+// the API meanwhile; the app closes it with the stores (closeStores).
 func (a *App) runDeliveries(ctx context.Context) {
-	svc := a.HTTP.Deliveries
-	svc.Run(ctx, time.Minute)
-	if pub, ok := svc.NATS.(*natsbus.Publisher); ok {
-		pub.Close()
-	}
+	a.HTTP.Deliveries.Run(ctx, time.Minute)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
+	natsbus "github.com/portrait-cdp/portrait/nats"
 	"github.com/portrait-cdp/portrait/nats/natstest"
 	"github.com/portrait-cdp/portrait/postgres/pgtest"
 	"github.com/portrait-cdp/portrait/segment"
@@ -103,5 +104,37 @@ func TestDeliveriesFollowedByTheJobsNode(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if n := len(runs(d.ID)); n != 2 {
 		t.Errorf("the deleted delivery ran on: %d runs, want 2", n)
+	}
+}
+
+// The jobs lease's term ending (runDeliveries returning) leaves the
+// delivery NATS connection open: the node may take the lease again, or
+// run a delivery through the API meanwhile. It used to close it there, so
+// every later NATS delivery of the node failed on a closed connection.
+// The app closes it with the stores.
+func TestDeliveryPublisherOutlivesTheJobsTerm(t *testing.T) {
+	url := natstest.URL(t)
+	ctx := context.Background()
+	a, err := OpenApp(ctx, Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), LogLevel: "error", DeliveryNATS: url}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, ok := a.HTTP.Deliveries.NATS.(*natsbus.Publisher)
+	if !ok {
+		t.Fatalf("deliveries publish through %T, want the NATS publisher", a.HTTP.Deliveries.NATS)
+	}
+	term, end := context.WithCancel(ctx)
+	end()
+	a.runDeliveries(term) // a term that has ended
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pub.Publish(pctx, "portrait_test_dlv_term.x", []byte("{}"), nil); err != nil {
+		t.Fatalf("publishing after the jobs term ended: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(pctx, "portrait_test_dlv_term.x", []byte("{}"), nil); err == nil {
+		t.Fatal("the publisher is still open after the app closed")
 	}
 }
