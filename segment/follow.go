@@ -4,7 +4,7 @@ package segment
 // profiles (stage counts from the stage histories) exact at every change of
 // the index, instead of recounting every profile on each question.
 // Change is called under the index's write lock with the value a profile
-// held and the value it holds now (nil: none), each time the index rewrites
+// held and the value it holds now (nil: none), each time the index changes
 // it: on upsert, on removal (merged away, erased) and, from Follow, for the
 // values already held. It must be quick and must not call the index.
 type Follower interface {
@@ -55,7 +55,10 @@ func (ix *Index) followedAfter(n uint32, old []any) {
 		if ix.live.Contains(n) {
 			now = ix.traits[fw.trait].valueAt(n)
 		}
-		if old[i] == nil && now == nil {
+		// Unchanged (nil both times included): most upserts leave the
+		// followed trait as it was, and a follower's Change may cost (the
+		// stage counts parse both histories).
+		if sameValue(old[i], now) {
 			continue
 		}
 		fw.f.Change(old[i], now)
