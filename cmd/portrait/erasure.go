@@ -61,6 +61,14 @@ func (a *App) wireErasure(ctx context.Context) error {
 	}
 	a.suppressor = sup // nodes: an ingest node reloads it from a shared store
 	hc := a.Config.Hardening
+	// A negative age would read as "kept" (0) to one reader and as
+	// "expire everything" to another: refused, so the operator says which.
+	if hc.EventRetention < 0 {
+		return portrait.Errorf(portrait.EINVALID, "--event-retention %s: give an age (e.g. 17520h), or 0 to keep events", hc.EventRetention)
+	}
+	if hc.QuarantineRetention < 0 {
+		return portrait.Errorf(portrait.EINVALID, "--quarantine-retention %s: give an age (e.g. 2160h), or 0 to keep quarantined records", hc.QuarantineRetention)
+	}
 	qcap := &erasure.QuarantineCap{EventLog: sup, Store: a.DB, MaxBytesPerSource: hc.QuarantinePerSourceMiB << 20, MaxRecordBytes: hc.QuarantineRecordKiB << 10}
 	if err := qcap.Load(ctx); err != nil {
 		return err

@@ -543,3 +543,25 @@ func contentVersion(a *App) string {
 	}
 	return cv
 }
+
+// A negative retention age is refused at start with the flag named, not
+// taken as "kept" or as "expire everything".
+func TestNegativeRetentionIsRefused(t *testing.T) {
+	for _, c := range []struct {
+		flag string
+		h    Hardening
+	}{
+		{"--event-retention", Hardening{EventRetention: -time.Hour}},
+		{"--quarantine-retention", Hardening{QuarantineRetention: -time.Hour}},
+	} {
+		cfg := Config{DataDir: t.TempDir(), LogLevel: "error", Hardening: c.h}
+		a, err := OpenApp(context.Background(), cfg, io.Discard)
+		if err == nil {
+			a.Close()
+			t.Fatalf("%s -1h: the server opened", c.flag)
+		}
+		if portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s -1h: %v, want an invalid-input error naming the flag", c.flag, err)
+		}
+	}
+}
