@@ -62,17 +62,27 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 		}
 		s.Suppressor.Add(pre)
 	}
-	rc, err := s.Proc.Erase(ctx, s.Store, profile.Erasure{ID: receiptID, ProfileID: pr.ID, By: by, Reason: reason, At: s.now()})
+	req := profile.Erasure{ID: receiptID, ProfileID: pr.ID, By: by, Reason: reason, At: s.now()}
+	if s.Audit != nil {
+		// The store writes the record with the receipt, in one
+		// transaction (profile.Erasure.Audit), to its own audit log: the
+		// one every wiring passes as Audit.
+		req.Audit = ErasureAudit
+	}
+	rc, err := s.Proc.Erase(ctx, s.Store, req)
 	if err != nil {
 		return nil, err
 	}
 	if s.Suppressor != nil {
 		s.Suppressor.Add(rc.Suppressed)
 	}
-	if err := s.audit(ctx, "profile.erase", by, rc.ProfileID, map[string]any{"erasure_id": rc.ID, "removed": rc.Removed, "hash": rc.Hash}); err != nil {
-		return rc, err
-	}
 	return rc, nil
+}
+
+// ErasureAudit is the audit record of an erasure, made from its receipt.
+func ErasureAudit(rc *portrait.ErasureReceipt) portrait.AuditRecord {
+	return portrait.AuditRecord{Actor: rc.By, Action: "profile.erase", Target: rc.ProfileID,
+		Detail: map[string]any{"erasure_id": rc.ID, "removed": rc.Removed, "hash": rc.Hash}}
 }
 
 // EraseByIdentifier erases the profile that owns id.

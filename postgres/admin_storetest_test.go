@@ -41,3 +41,9 @@ func TestEraseConformance(t *testing.T) {
 	}
 	storetest.Erase(t, s)
 }
+
+// TestErasureAuditedWithItsReceipt: the erasure's audit record commits
+// with its receipt (storetest.ErasureAuditedWithItsReceipt).
+func TestErasureAuditedWithItsReceipt(t *testing.T) {
+	storetest.ErasureAuditedWithItsReceipt(t, openTest(t))
+}

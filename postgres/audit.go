@@ -37,33 +37,46 @@ func (db *DB) Record(ctx context.Context, rec portrait.AuditRecord) error {
 // commitAudit appends a group of records in one transaction.
 func (db *DB) commitAudit(ctx context.Context, recs []portrait.AuditRecord) error {
 	return db.adminTx(ctx, "cannot write the audit log", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
-			return portrait.Wrap(err, "cannot lock the audit log")
-		}
-		var last int64
-		var prev string
-		err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return portrait.Wrap(err, "cannot write the audit log")
-		}
-		b := &pgx.Batch{}
-		for _, rec := range recs {
-			last++
-			rec.Seq = last
-			body, err := portrait.AuditBody(rec)
-			if err != nil {
-				return portrait.Wrap(err, "cannot encode the audit record")
-			}
-			hash := portrait.AuditHash(prev, body)
-			b.Queue(`INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash)
-			prev = hash
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return portrait.Wrap(err, "cannot write the audit log")
-		}
-		return nil
+		return db.appendAudit(ctx, tx, recs)
 	})
+}
+
+// appendAudit appends records to the chain within tx (Record's group, or
+// an erasure's own transaction, which commits its record with its
+// receipt). The advisory lock is held to tx's end: take it last.
+func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, recs []portrait.AuditRecord) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAudit); err != nil {
+		return portrait.Wrap(err, "cannot lock the audit log")
+	}
+	var last int64
+	var prev string
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	b := &pgx.Batch{}
+	for _, rec := range recs {
+		if rec.Actor == "" || rec.Action == "" {
+			return portrait.Errorf(portrait.EINVALID, "an audit record needs an actor and an action")
+		}
+		if rec.At.IsZero() {
+			rec.At = db.Now()
+		}
+		last++
+		rec.Seq = last
+		body, err := portrait.AuditBody(rec)
+		if err != nil {
+			return portrait.Wrap(err, "cannot encode the audit record")
+		}
+		hash := portrait.AuditHash(prev, body)
+		b.Queue(`INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash)
+		prev = hash
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	return nil
 }
 
 // ListAudit lists records oldest first (or newest first), filtered.

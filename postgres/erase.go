@@ -294,6 +294,13 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 	if err := db.recordChanges(ctx, tx, nil, pidList); err != nil {
 		return nil, err
 	}
+	// The audit record commits with the receipt (profile.Erasure.Audit);
+	// last, as the chain's lock is held to the commit.
+	if req.Audit != nil {
+		if err := db.appendAudit(ctx, tx, []portrait.AuditRecord{req.Audit(rc)}); err != nil {
+			return nil, err
+		}
+	}
 	return rc, nil
 }
 

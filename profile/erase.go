@@ -25,6 +25,13 @@ type Erasure struct {
 	// so that the store suppresses every identifier the person's events
 	// carried, in the form later events will carry it.
 	IdentifiersOf func(*portrait.Event) []portrait.Identifier
+	// Audit, when set, makes the erasure's audit record from its receipt,
+	// and the store appends it to its own audit chain in the transaction
+	// that commits the receipt: a receipt never stands without its record.
+	// (Written after the commit, a node dying between the two left the
+	// erasure done and unrecorded, and a forwarded erasure performed again
+	// answers with the stored receipt without erasing, so nothing wrote it.)
+	Audit func(*portrait.ErasureReceipt) portrait.AuditRecord
 }
 
 // EraseStore removes a profile from the log and the derived state: its

@@ -33,3 +33,14 @@ func TestEraseConformance(t *testing.T) {
 	defer db.Close()
 	storetest.Erase(t, db)
 }
+
+// TestErasureAuditedWithItsReceipt: the erasure's audit record commits
+// with its receipt (storetest.ErasureAuditedWithItsReceipt).
+func TestErasureAuditedWithItsReceipt(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.ErasureAuditedWithItsReceipt(t, db)
+}

@@ -36,9 +36,23 @@ func (db *DB) commitAudit(ctx context.Context, recs []portrait.AuditRecord) erro
 		return portrait.Wrap(err, "cannot write the audit log")
 	}
 	defer tx.Rollback()
+	if err := db.appendAudit(ctx, tx, recs); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return portrait.Wrap(err, "cannot write the audit log")
+	}
+	return nil
+}
+
+// appendAudit appends records to the chain within tx, a transaction on
+// the log's one writing connection (Record's group, or an erasure's log
+// transaction, which commits its record with its receipt): that
+// connection serialises the chain's appends.
+func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, recs []portrait.AuditRecord) error {
 	var last int64
 	var prev string
-	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return portrait.Wrap(err, "cannot write the audit log")
 	}
@@ -48,6 +62,12 @@ func (db *DB) commitAudit(ctx context.Context, recs []portrait.AuditRecord) erro
 	}
 	defer st.Close()
 	for _, rec := range recs {
+		if rec.Actor == "" || rec.Action == "" {
+			return portrait.Errorf(portrait.EINVALID, "an audit record needs an actor and an action")
+		}
+		if rec.At.IsZero() {
+			rec.At = db.Now()
+		}
 		last++
 		rec.Seq = last
 		body, err := portrait.AuditBody(rec)
@@ -59,9 +79,6 @@ func (db *DB) commitAudit(ctx context.Context, recs []portrait.AuditRecord) erro
 			return portrait.Wrap(err, "cannot write the audit log")
 		}
 		prev = hash
-	}
-	if err := tx.Commit(); err != nil {
-		return portrait.Wrap(err, "cannot write the audit log")
 	}
 	return nil
 }

@@ -202,6 +202,10 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO erasures (id, profile_id, at, receipt) VALUES (?, ?, ?, ?)`, rc.ID, pid, micros(rc.At), doc); err != nil {
 			return portrait.Wrap(err, "cannot keep the receipt")
 		}
+		// The audit record commits with the receipt (profile.Erasure.Audit).
+		if req.Audit != nil {
+			return db.appendAudit(ctx, tx, []portrait.AuditRecord{req.Audit(rc)})
+		}
 		return nil
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 )
@@ -167,5 +168,91 @@ func Erase(t *testing.T, s EraseStore) {
 	catchUp(newProc())
 	if rebuilt := all(); !reflect.DeepEqual(rebuilt, live) {
 		t.Errorf("rebuild differs from the live state:\n%v\n%v", rebuilt, live)
+	}
+}
+
+// AuditedEraseStore is an erasure's store that is also its audit log.
+type AuditedEraseStore interface {
+	EraseStore
+	portrait.AuditLog
+}
+
+// diesAfterErasing commits an erasure and then fails, as a node killed
+// right after the erasure's transaction would: what the caller meant to
+// do next (record it) never happens.
+type diesAfterErasing struct{ AuditedEraseStore }
+
+var errDied = portrait.Errorf(portrait.EUNAVAILABLE, "the node died after the erasure committed")
+
+func (d diesAfterErasing) EraseProfile(ctx context.Context, e profile.Erasure) (*portrait.ErasureReceipt, error) {
+	if _, err := d.AuditedEraseStore.EraseProfile(ctx, e); err != nil {
+		return nil, err
+	}
+	return nil, errDied
+}
+
+// ErasureAuditedWithItsReceipt checks that an erasure's audit record
+// commits with its receipt: the erasure service's node "dies" right after
+// the erasure's transaction, and the audit log still holds exactly one
+// record naming the receipt (the receipt and its hash), the chain sound;
+// an erasure that fails (no such profile) records nothing. A re-run that
+// answers with the stored receipt (cmd/portrait's forwarded erasures)
+// then has nothing left to write.
+func ErasureAuditedWithItsReceipt(t *testing.T, s AuditedEraseStore) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	var evs []*portrait.Event
+	for i, u := range []string{"u-audit-1", "u-audit-2"} {
+		evs = append(evs, &portrait.Event{MessageID: "m-audit-" + u, Type: portrait.EventIdentify, Source: "web", UserID: u,
+			Traits: json.RawMessage(`{"name":"Chen Audited"}`), Timestamp: t0.Add(time.Duration(i) * time.Minute), ReceivedAt: t0})
+	}
+	if _, err := s.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	rules := identity.DefaultRules()
+	rules.Normalize = clean.Identifier
+	proc := profile.NewProcessor(s, rules)
+	proc.Linger, proc.BusyLinger = 0, 0
+	last, err := s.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	victim, err := s.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-audit-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, portrait.AuditRecord{Actor: "admin@test", Action: "key.create", Target: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &erasure.Service{Proc: proc, Store: diesAfterErasing{s}, Audit: s, Now: func() time.Time { return t0.Add(time.Hour) }}
+	if _, err := svc.EraseAs(ctx, "er_audited", victim.ID, "admin@test", "art. 17"); err != errDied {
+		t.Fatalf("the erasure: %v, want the node's death after the commit", err)
+	}
+	if _, err := svc.EraseAs(ctx, "er_nobody", "p-nobody", "admin@test", "art. 17"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Fatalf("erasing no one: %v", err)
+	}
+	rcs, err := s.Erasures(ctx, 10)
+	if err != nil || len(rcs) != 1 || rcs[0].ID != "er_audited" {
+		t.Fatalf("receipts: %+v %v", rcs, err)
+	}
+	recs, err := s.ListAudit(ctx, portrait.AuditFilter{Action: "profile.erase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%d audit records of the erasure, want 1 (committed with its receipt)", len(recs))
+	}
+	if r := recs[0]; r.Actor != "admin@test" || r.Target != victim.ID || r.Detail["erasure_id"] != "er_audited" || r.Detail["hash"] != rcs[0].Hash || r.Seq != 2 {
+		t.Errorf("the erasure's audit record: %+v (receipt %+v)", r, rcs[0])
+	}
+	// The chain goes on after it, and verifies.
+	if err := s.Record(ctx, portrait.AuditRecord{Actor: "admin@test", Action: "key.revoke", Target: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.VerifyAudit(ctx); err != nil || n != 3 {
+		t.Errorf("VerifyAudit = %d, %v; want 3 records, sound", n, err)
 	}
 }

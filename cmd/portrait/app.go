@@ -115,10 +115,6 @@ type App struct {
 	// is the erasure service behind applierErasure, for the applier.
 	rewrites  rewriteQueue
 	eraseHere porthttp.ErasureService
-	// rewritePerformed, for tests, is called after the applier performed
-	// a forwarded request and before it answers; false stops it there,
-	// as an applier dying between the two would.
-	rewritePerformed atomic.Pointer[func(id int64) bool]
 	// scratchClosing, for tests, sees an event retention pass's scratch
 	// store's files after it closed and before they are removed.
 	scratchClosing func(dir string)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -129,9 +128,6 @@ func (a *App) serveRewrites(ctx context.Context) {
 			if ctx.Err() != nil {
 				return ctx.Err() // the term ended: the next applier performs it
 			}
-			if hook := a.rewritePerformed.Load(); hook != nil && !(*hook)(id) {
-				return errRewriteHook
-			}
 			res, err := json.Marshal(ans)
 			if err != nil {
 				return portrait.Wrap(err, "cannot encode the answer")
@@ -179,9 +175,6 @@ func (a *App) performRewrite(ctx context.Context, kind string, body []byte) rewr
 	}
 	return rewriteAnswer{Result: b}
 }
-
-// errRewriteHook stops serving rewrites where a test's hook said to.
-var errRewriteHook = errors.New("stopped by the test hook after performing a rewrite")
 
 // The store's and the erasure service's part in performing an erasure
 // exactly once: the receipt by its id, and an erasure with a given one.
