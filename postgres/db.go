@@ -17,6 +17,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
@@ -44,6 +45,8 @@ const (
 type DB struct {
 	URL string
 	Now portrait.Clock
+	// Log hears of leases taken and lost (HoldLease; nil: slog's default).
+	Log *slog.Logger
 	// KeyHashCost is the bcrypt cost of stored key secrets (0: bcrypt's
 	// default); tests lower it.
 	KeyHashCost int
