@@ -137,6 +137,11 @@ type Service struct {
 	// (datakey.Sealer): they hold the members' phones and emails, and a
 	// copy of the drop directory must not. File then opens them.
 	Sealer Sealer
+	// Fence, when set, is asked right before each scheduled run (Due); an
+	// error skips it. Over a shared store it says whether this node still
+	// holds the jobs lease in the store: a node paused past its lease,
+	// whose timers have not told it yet, delivers nothing.
+	Fence func(ctx context.Context) error
 
 	mu   sync.Mutex
 	last map[string]time.Time // delivery → last run
@@ -398,6 +403,11 @@ func (s *Service) Due(ctx context.Context) error {
 		}
 		if ok && now.Sub(last) < every {
 			continue
+		}
+		if s.Fence != nil {
+			if err := s.Fence(ctx); err != nil {
+				return err
+			}
 		}
 		s.Deliver(ctx, d)
 	}

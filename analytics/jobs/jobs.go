@@ -86,6 +86,10 @@ type Runner struct {
 	// properties holding its amount (first present wins).
 	Purchase    string
 	AmountProps []string
+	// Fence, when set, is asked right before each scheduled run; an error
+	// skips it. Over a shared store it says whether this node still holds
+	// the jobs lease in the store (a node paused past its lease runs none).
+	Fence func(ctx context.Context) error
 
 	wg sync.WaitGroup
 	mu sync.Mutex
@@ -331,6 +335,12 @@ func (r *Runner) Schedule(ctx context.Context, every map[string]time.Duration, t
 				r.mu.Unlock()
 				if wasSkipped && r.Now().Sub(skippedAt) < min(iv, time.Hour) {
 					continue // too little data an hour ago: data arrives, look again later
+				}
+				if r.Fence != nil {
+					if err := r.Fence(ctx); err != nil {
+						r.Logf.Warn("scheduled analysis not run: the jobs are not this node's", "kind", kind, "err", err)
+						continue
+					}
 				}
 				r.scheduled(ctx, kind)
 				if ctx.Err() != nil {

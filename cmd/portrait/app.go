@@ -121,6 +121,12 @@ type App struct {
 	// suppressor drops erased people's events at ingest (wireErasure).
 	suppressor *erasure.Suppressor
 	applying   atomic.Bool
+	// jobsTerm is this node's term of the jobs lease held in the store
+	// (0: not held; fenceJobs).
+	jobsTerm atomic.Uint64
+	// deliveryCheck, for tests, replaces the minute between two checks
+	// for due deliveries.
+	deliveryCheck time.Duration
 	// retention deletes expired quarantined records (privacy-erasure)
 	retention *erasure.Retention
 	// eventRetention expires events by age, on the applier (retention.go)
@@ -274,7 +280,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 		if openPostgres == nil {
 			return nil, noPostgres(where)
 		}
-		if a.DB, err = openPostgres(ctx, where, storeOptions{ChangesKept: cfg.ChangeFeedRetention}); err != nil {
+		if a.DB, err = openPostgres(ctx, where, storeOptions{ChangesKept: cfg.ChangeFeedRetention, Log: a.Log}); err != nil {
 			return nil, err
 		}
 		a.now, a.shared = time.Now, true
@@ -354,6 +360,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	s.ImportRuns, s.QualityStore = a.DB, a.DB
 	s.Linkage = &linkage.Service{Profiles: a.DB, Store: a.DB, Log: a.DB, Now: time.Now, Journal: a.DB}
 	a.Jobs = jobs.NewRunner(a.DB, a.DB, a.DB)
+	a.Jobs.Fence = a.fenceJobs // scheduled runs only; one asked through the API is not fenced
 	a.Jobs.Logf = a.Log
 	s.Analytics = a.Jobs
 	a.HTTP = s

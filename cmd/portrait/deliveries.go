@@ -18,6 +18,7 @@ import (
 func (a *App) wireDeliveries() error {
 	svc := delivery.NewService(notifyingDeliveries{a.DB, a}, a.HTTP.ActivationRows)
 	svc.Log = a.Log
+	svc.Fence = a.fenceJobs // scheduled runs: this node's jobs lease, when the store holds it
 	svc.Dir = a.Config.DeliveryDir
 	if svc.Dir == "" {
 		svc.Dir = filepath.Join(a.Config.DataDir, "deliveries")
@@ -39,10 +40,15 @@ func (a *App) wireDeliveries() error {
 	return nil
 }
 
-// runDeliveries checks for due deliveries every minute until ctx ends.
+// runDeliveries checks for due deliveries every minute (tests: deliveryCheck)
+// until ctx ends.
 // The NATS connection stays open: ctx is the jobs lease's term, and a node
 // that loses the lease may take it again, or run a delivery now through
 // the API meanwhile; the app closes it with the stores (closeStores).
 func (a *App) runDeliveries(ctx context.Context) {
-	a.HTTP.Deliveries.Run(ctx, time.Minute)
+	every := time.Minute
+	if a.deliveryCheck > 0 {
+		every = a.deliveryCheck
+	}
+	a.HTTP.Deliveries.Run(ctx, every)
 }

@@ -292,17 +292,31 @@ func (a *App) startNodes(ctx context.Context) {
 	if r.api {
 		a.startSegments(ctx)
 		a.startAccounts(ctx)
-		if !a.storeReadOnly() { // retention and jobs write: a node on the primary runs them
+		if !a.storeReadOnly() && !a.shared { // retention writes: over a shared store it is a job (runJobs)
 			a.startErasure(ctx) // privacy-erasure
 		}
 		if a.follow != nil {
 			a.goRun(func() { a.follow.Run(ctx) })
 		}
-		switch {
+		switch l, leased := a.DB.(storeLeases); {
 		case a.storeReadOnly():
 		case a.shared && a.bus != nil:
 			a.goRun(func() {
 				err := a.bus.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ uint64) {
+					a.runJobs(ctx)
+				})
+				if err != nil {
+					a.Log.Error("jobs lease stopped", "err", err)
+				}
+			})
+		case a.shared && leased:
+			// No bus: the api nodes elect the jobs owner in the store, and
+			// each scheduled run asks the store first (fenceJobs).
+			a.goRun(func() {
+				err := l.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, term uint64) {
+					a.jobsTerm.Store(term)
+					defer a.jobsTerm.Store(0)
+					a.Log.Info("running the scheduled jobs", "node", a.Config.Node, "term", term)
 					a.runJobs(ctx)
 				})
 				if err != nil {
@@ -396,10 +410,35 @@ func (a *App) runApplier(ctx context.Context) {
 	<-done
 }
 
+// storeLeases is a shared store that holds leases itself
+// (postgres/leases.go): the jobs owner's election when there is no bus.
+type storeLeases interface {
+	HoldLease(ctx context.Context, name, node string, ttl time.Duration, fn func(ctx context.Context, term uint64)) error
+	CheckLease(ctx context.Context, name, holder string, term uint64, margin time.Duration) error
+}
+
+// fenceJobs says whether this node may start a scheduled job now. Over a
+// shared store holding the jobs lease (no bus), it asks the store whether
+// this node's term still has a third of the lease time to run: a node
+// that was paused past its lease, and whose renewal has not failed yet,
+// starts nothing, as another node may hold the lease already.
+func (a *App) fenceJobs(ctx context.Context) error {
+	l, ok := a.DB.(storeLeases)
+	if !ok || !a.shared || a.bus != nil {
+		return nil
+	}
+	term := a.jobsTerm.Load()
+	if term == 0 {
+		return portrait.Errorf(portrait.ECONFLICT, "node %s does not hold the jobs lease", a.Config.Node)
+	}
+	return l.CheckLease(ctx, "jobs", a.Config.Node, term, a.Config.LeaseTTL/3)
+}
+
 // runJobs runs what must happen once however many api nodes there are:
-// scheduled analyses, segment webhooks and scheduled deliveries. On the
-// embedded store that is the one node; on a shared one the api node that
-// holds the "jobs" lease.
+// scheduled analyses, segment webhooks, scheduled deliveries and (over a
+// shared store) retention. On the embedded store that is the one node; on
+// a shared one the api node that holds the "jobs" lease, in the bus or,
+// without one, in the store.
 func (a *App) runJobs(ctx context.Context) {
 	if a.Config.AnalyticsEvery > 0 {
 		every := map[string]time.Duration{}
@@ -422,6 +461,9 @@ func (a *App) runJobs(ctx context.Context) {
 	}
 	if svc := a.HTTP.Deliveries; svc != nil {
 		run(func() { a.runDeliveries(ctx) })
+	}
+	if a.shared && a.retention != nil {
+		run(func() { a.retention.Run(ctx) }) // on one node, not on every api node
 	}
 	<-ctx.Done()
 	for _, ch := range done {
