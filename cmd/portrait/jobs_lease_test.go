@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -170,4 +171,52 @@ func TestPausedJobsOwnerRunsNothingAfterLosingTheLease(t *testing.T) {
 	if err := a.Jobs.Fence(ctx); err == nil {
 		t.Error("the scheduled analyses' fence lets a run")
 	}
+}
+
+// Two "all" nodes on one PostgreSQL database, no bus: one applies events
+// to profiles (the applier lease held in the store, its terms fencing the
+// state transactions as the bus's do), and when it stops the other takes
+// over and applies what comes next. Both applied at once before, two
+// writers behind each other's caches.
+func TestOneApplierOverASharedStoreWithoutABus(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	open := func(name string) *App {
+		cfg := Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Store: url, LogLevel: "error"}
+		cfg.Role, cfg.Node, cfg.AnalyticsEvery, cfg.LeaseTTL = "all", name, 0, 1500*time.Millisecond
+		a, err := OpenApp(ctx, cfg, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { a.Close() })
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	b := open("b")
+	within(t, 10*time.Second, "b applies", func() bool { return b.applying.Load() })
+	c := open("c")
+	send := func(from, n int) {
+		t.Helper()
+		var evs []*portrait.Event
+		at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+		for i := from; i < from+n; i++ {
+			evs = append(evs, &portrait.Event{Type: portrait.EventIdentify, MessageID: fmt.Sprintf("m-%d", i), Source: "web",
+				UserID: fmt.Sprintf("u-%d", i), Timestamp: at, ReceivedAt: at})
+		}
+		if _, err := c.DB.Append(ctx, evs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(0, 5)
+	within(t, 20*time.Second, "the events applied", func() bool { n, _ := c.DB.CountProfiles(ctx); return n == 5 })
+	time.Sleep(2 * time.Second) // two lease times
+	if !b.applying.Load() || c.applying.Load() {
+		t.Fatalf("applying: b %v, c %v; want b alone", b.applying.Load(), c.applying.Load())
+	}
+	b.Close()
+	within(t, 5*time.Second, "c applies once b stopped", func() bool { return c.applying.Load() })
+	send(5, 5)
+	within(t, 20*time.Second, "c applies the next events", func() bool { n, _ := c.DB.CountProfiles(ctx); return n == 10 })
 }

@@ -128,7 +128,8 @@ func (a *App) openBus(ctx context.Context) error {
 
 // checkRoles refuses what cannot work: on the embedded store there is one
 // node, so it has every role; an ingest or process node needs the bus to
-// reach the others (and the leases that keep one applier).
+// reach the others. Without a bus, "all" and "api" nodes over a shared
+// store hold their applier and jobs leases in the store (leases).
 func (a *App) checkRoles() error {
 	r := a.roles
 	if a.storeReadOnly() && (r.ingest || r.process) {
@@ -282,7 +283,7 @@ func (a *App) startNodes(ctx context.Context) {
 	if r.process {
 		if a.partitioned() {
 			a.goRun(func() { a.holdRewriter(ctx) })
-		} else if a.shared && a.bus != nil {
+		} else if a.shared && a.leases() != nil {
 			a.goRun(func() { a.holdApplier(ctx) })
 		} else {
 			a.applying.Store(true)
@@ -330,11 +331,11 @@ func (a *App) startNodes(ctx context.Context) {
 }
 
 // holdApplier applies events to profiles while this node holds the
-// "applier" lease, until ctx ends: one applier among the process nodes,
+// "applier" lease (in the bus, or without one in the store), until ctx ends: one applier among the process nodes,
 // because the processor caches the identity graph and must be the only
 // writer. Each term starts from what the store holds.
 func (a *App) holdApplier(ctx context.Context) {
-	err := a.bus.HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
+	err := a.leases().HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
 		a.Log.Info("applying events to profiles", "node", a.Config.Node, "term", rev)
 		if !a.claimTerm(ctx, rev) {
 			return
@@ -363,7 +364,7 @@ func (a *App) claimTerm(ctx context.Context, rev uint64) bool {
 	}
 	backoff := 100 * time.Millisecond
 	for {
-		fence, err := a.bus.LeaseFence(ctx)
+		fence, err := a.leaseFence(ctx)
 		if err == nil {
 			term := profile.Term{Fence: fence, N: rev}
 			a.procStore.term.Store(&term)
@@ -408,6 +409,36 @@ func (a *App) runApplier(ctx context.Context) {
 	<-done
 	<-done
 	<-done
+}
+
+// leaser holds named leases among the nodes: the bus's lease bucket
+// (nats.Bus.HoldLease) or, without a bus, the shared store's leases table.
+type leaser interface {
+	HoldLease(ctx context.Context, name, node string, ttl time.Duration, fn func(ctx context.Context, term uint64)) error
+}
+
+// leases is where this node's applier and jobs leases are held (nil: the
+// embedded store, one node, nothing to elect).
+func (a *App) leases() leaser {
+	if a.bus != nil {
+		return a.bus
+	}
+	if l, ok := a.DB.(storeLeases); ok && a.shared {
+		return l
+	}
+	return nil
+}
+
+// storeLeaseFence names the terms of leases held in the store: the
+// leases table never resets a term (a lease given back keeps its row).
+const storeLeaseFence = "store:leases"
+
+// leaseFence names what the applier lease's terms are counted in.
+func (a *App) leaseFence(ctx context.Context) (string, error) {
+	if a.bus != nil {
+		return a.bus.LeaseFence(ctx)
+	}
+	return storeLeaseFence, nil
 }
 
 // storeLeases is a shared store that holds leases itself
