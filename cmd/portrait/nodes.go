@@ -331,9 +331,10 @@ func (a *App) startNodes(ctx context.Context) {
 }
 
 // holdApplier applies events to profiles while this node holds the
-// "applier" lease (in the bus, or without one in the store), until ctx ends: one applier among the process nodes,
-// because the processor caches the identity graph and must be the only
-// writer. Each term starts from what the store holds.
+// "applier" lease (in the bus, or without one in the store), until ctx
+// ends: one applier among the process nodes, because the processor caches
+// the identity graph and must be the only writer. Each term starts from
+// what the store holds.
 func (a *App) holdApplier(ctx context.Context) {
 	err := a.leases().HoldLease(ctx, "applier", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, rev uint64) {
 		a.Log.Info("applying events to profiles", "node", a.Config.Node, "term", rev)
