@@ -178,7 +178,9 @@ func (r Resealer) Value(name, stored string) (string, bool, error) {
 	if datakey.IsSealed(stored) { // sealed stays sealed
 		now = r.S.Ring.Seal([]byte(plain), nil)
 	}
-	return now, Changed([]byte(stored), []byte(now)), nil
+	// Changed looks for a sealed JSON string ("$sealed:…"); a column
+	// value is bare.
+	return now, now != stored && (datakey.IsSealed(stored) || datakey.IsSealed(now)), nil
 }
 
 // SplitSide reseals one side of a split: a JSON array of identifiers.
