@@ -17,6 +17,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
@@ -50,6 +51,11 @@ type DB struct {
 	// ChangesKept is how long the change feed keeps a change (0:
 	// DefaultChangesKept); the nodes that commit state prune it.
 	ChangesKept time.Duration
+	// VacuumWait is how long a rotation waits for sessions holding the
+	// row versions it replaced (horizon.go; 0: DefaultVacuumWait).
+	VacuumWait time.Duration
+	// Log receives the store's warnings (nil: slog.Default()).
+	Log *slog.Logger
 
 	pool *pgxpool.Pool
 	// readOnly: the server accepts no writes (a standby, or read-only
