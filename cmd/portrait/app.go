@@ -278,7 +278,7 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 		if openPostgres == nil {
 			return nil, noPostgres(where)
 		}
-		if a.DB, err = openPostgres(ctx, where, storeOptions{ChangesKept: cfg.ChangeFeedRetention}); err != nil {
+		if a.DB, err = openPostgres(ctx, where, storeOptions{ChangesKept: cfg.ChangeFeedRetention, Log: a.Log}); err != nil {
 			return nil, err
 		}
 		a.now, a.shared = time.Now, true

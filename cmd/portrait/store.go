@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -102,6 +103,9 @@ type storeOptions struct {
 	// ChangesKept is how long the change feed keeps a change (0: the
 	// store's default); a follower away longer reloads every profile.
 	ChangesKept time.Duration
+	// Log receives the store's warnings (nil: slog's default, which a
+	// command writes to stderr).
+	Log *slog.Logger
 }
 
 // storeKind is what --store names.

@@ -20,7 +20,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		db.ChangesKept = o.ChangesKept
+		db.ChangesKept, db.Log = o.ChangesKept, o.Log
 		return db, nil
 	}
 }
