@@ -45,14 +45,18 @@ const (
 type DB struct {
 	URL string
 	Now portrait.Clock
-	// Log hears of leases taken and lost (HoldLease; nil: slog's default).
-	Log *slog.Logger
 	// KeyHashCost is the bcrypt cost of stored key secrets (0: bcrypt's
 	// default); tests lower it.
 	KeyHashCost int
 	// ChangesKept is how long the change feed keeps a change (0:
 	// DefaultChangesKept); the nodes that commit state prune it.
 	ChangesKept time.Duration
+	// VacuumWait is how long a rotation waits for sessions holding the
+	// row versions it replaced (horizon.go; 0: DefaultVacuumWait).
+	VacuumWait time.Duration
+	// Log hears of leases taken and lost (HoldLease) and receives the
+	// store's warnings (nil: slog.Default()).
+	Log *slog.Logger
 
 	pool *pgxpool.Pool
 	// readOnly: the server accepts no writes (a standby, or read-only

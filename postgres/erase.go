@@ -54,12 +54,16 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	return rc, nil
 }
 
-// vacuumErased vacuums the tables an erasure touches.
+// vacuumErased vacuums the tables an erasure touches. A session holding
+// the erased rows' versions (horizon.go) is logged, not waited for: the
+// erasure is a request someone waits on, and has committed.
 func (db *DB) vacuumErased(ctx context.Context) error {
-	if _, err := db.pool.Exec(ctx, "VACUUM "+strings.Join(erasedTables, ", ")); err != nil {
-		return portrait.Wrap(err, "cannot vacuum")
+	mark, err := db.horizonMark(ctx)
+	if err != nil {
+		return err
 	}
-	return nil
+	_, err = db.vacuumHeld(ctx, "an erasure", "VACUUM "+strings.Join(erasedTables, ", "), mark, 0)
+	return err
 }
 
 func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*portrait.ErasureReceipt, error) {

@@ -2,7 +2,7 @@ package postgres
 
 import (
 	"context"
-	"strconv"
+	"encoding/hex"
 
 	json "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5"
@@ -12,65 +12,19 @@ import (
 	"github.com/portrait-cdp/portrait/internal/storeseal"
 )
 
-// A level raised to secret, as on the embedded store (sqlite/inclear.go,
-// sqlite/raise.go): InClear counts the name's values still in clear, and
-// a background pass (internal/storeseal, raise.go) seals them, its jobs
-// and progress in reseal_jobs.
+// A level raised to secret, as on the embedded store (sqlite/raise.go):
+// InClear counts the name's values still in clear, and a background pass
+// seals them, its jobs and progress in reseal_jobs. The pass is
+// internal/storeseal's (Step, InClear); the store gives its rows
+// (RaiseRows, RaiseWrite).
 
-var _ storeseal.RaiseStore = (*DB)(nil)
+var (
+	_ storeseal.RaiseStore  = (*DB)(nil)
+	_ storeseal.RaiseTables = (*DB)(nil)
+)
 
 // SealsAtRest reports whether a data key is configured.
 func (db *DB) SealsAtRest() bool { return db.sealer.HasRing() }
-
-// notSealed is the condition of a value column in clear.
-var notSealed = `substring(value FROM 1 FOR ` + strconv.Itoa(len(datakey.Prefix)) + `) <> '` + datakey.Prefix + `' AND value <> ''`
-
-// InClear counts the stored values of a trait (kind "trait") or an
-// identifier type ("identifier") that are not sealed: in profile
-// documents, event bodies, the identities and refused tables, refused
-// trait values. It reads every row that mentions the name: a status
-// request, not a hot path.
-func (db *DB) InClear(ctx context.Context, kind, name string) (map[string]int, error) {
-	quoted, _ := json.Marshal(name)
-	out := map[string]int{"profiles": 0, "events": 0}
-	for _, c := range []struct {
-		what, q string
-		fn      func(kind, name string, b []byte) (bool, error)
-	}{
-		{"profiles", `SELECT doc FROM profiles WHERE position($1::bytea IN doc) > 0`, storeseal.ClearInProfile},
-		{"events", `SELECT body FROM events WHERE type <> '` + portrait.EventErased + `' AND position($1::bytea IN body) > 0`, storeseal.ClearInEvent},
-	} {
-		rows, err := db.pool.Query(ctx, c.q, quoted)
-		if err != nil {
-			return nil, portrait.Wrap(err, "cannot read "+c.what)
-		}
-		var b []byte
-		if _, err := pgx.ForEachRow(rows, []any{&b}, func() error {
-			clear, err := c.fn(kind, name, b)
-			if clear {
-				out[c.what]++
-			}
-			return err
-		}); err != nil {
-			return nil, portrait.Wrap(err, "cannot read "+c.what)
-		}
-	}
-	var n int
-	if kind == "identifier" {
-		for _, t := range []struct{ table, key string }{{"identities", "identities"}, {"refused", "refused_identifiers"}} {
-			if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM `+t.table+` WHERE type = $1 AND `+notSealed, name).Scan(&n); err != nil {
-				return nil, portrait.Wrap(err, "cannot read "+t.table)
-			}
-			out[t.key] = n
-		}
-	} else {
-		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM trait_issues WHERE trait = $1 AND `+notSealed, name).Scan(&n); err != nil {
-			return nil, portrait.Wrap(err, "cannot read trait issues")
-		}
-		out["refused_values"] = n
-	}
-	return out, nil
-}
 
 // ScheduleReseal records a job for the name, from the start.
 func (db *DB) ScheduleReseal(ctx context.Context, kind, name string) error {
@@ -99,60 +53,159 @@ func (db *DB) ResealJobs(ctx context.Context) ([]storeseal.Job, error) {
 }
 
 // ResealStep seals up to a batch of the job's rows in clear, each only if
-// it is still as read, and keeps the progress in the same transaction.
+// it is still as read, and keeps the progress in the same transaction
+// (storeseal.Step).
 func (db *DB) ResealStep(ctx context.Context, j storeseal.Job) (storeseal.Job, bool, error) {
-	if !db.sealer.Active() {
-		return j, false, portrait.Errorf(portrait.EUNAVAILABLE, "no data key is configured: nothing to seal with")
-	}
-	rs := storeseal.Resealer{S: db.sealer}
-	quoted, _ := json.Marshal(j.Name)
-	b := &pgx.Batch{}
-	read, last := 0, ""
-	page := func(q, up string, after any, fn func(key string, v []byte) ([]byte, bool, error)) error {
-		rows, err := db.pool.Query(ctx, q, after, quoted)
-		if err != nil {
-			return portrait.Wrap(err, "cannot read the store")
+	return storeseal.Step(ctx, db, db.sealer, j)
+}
+
+// InClear counts the stored values of a trait (kind "trait") or an
+// identifier type ("identifier") in clear (storeseal.InClear).
+func (db *DB) InClear(ctx context.Context, kind, name string) (map[string]int, error) {
+	return storeseal.InClear(ctx, db, kind, name)
+}
+
+// notSealed is the condition of a TEXT column in clear.
+func notSealed(col string) string {
+	return `left(` + col + `, ` + itoa(len(datakey.Prefix)) + `) <> '` + datakey.Prefix + `' AND ` + col + ` <> ''`
+}
+
+// raiseTable is where a phase's rows are and how they are read and
+// rewritten. sel takes (filter, after, limit) and returns the key as text
+// and the phase's columns; up takes the new columns, then the key (or the
+// name for a value-keyed table), then the old columns; pre, when set, is
+// run before up with the same arguments.
+type raiseTable struct {
+	sel, pre, up string
+}
+
+func raiseTableOf(phase string) (raiseTable, bool) {
+	blob := func(table, col, keyType string, text bool) raiseTable {
+		clear := `position('\x` + hex.EncodeToString([]byte(datakey.Prefix)) + `'::bytea IN ` + col + `) <> 1`
+		if text {
+			clear = `left(` + col + `, ` + itoa(len(datakey.Prefix)) + `) <> '` + datakey.Prefix + `'`
 		}
-		var k string
-		var v []byte
-		_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
-			read, last = read+1, k
-			out, ch, err := fn(k, v)
-			if err == nil && ch {
-				b.Queue(up, out, k, append([]byte(nil), v...)) // the row as read
-			}
-			return err
-		})
-		return err
+		order, from := "id", `coalesce(nullif($2::text, ''), '-9223372036854775808')::int8`
+		if keyType == "text" {
+			order, from = `id COLLATE "C"`, `$2::text`
+		}
+		// $1 (the name) is not needed: every blob in clear is sealed.
+		return raiseTable{
+			sel: `SELECT id::text, ` + col + ` FROM ` + table + ` WHERE $1::text IS NOT NULL AND ` + order + ` > ` + from + ` AND ` + clear +
+				` ORDER BY ` + order + ` LIMIT $3`,
+			up: `UPDATE ` + table + ` SET ` + col + ` = $1 WHERE id = $2::text::` + keyType + ` AND ` + col + ` = $3`}
 	}
-	switch j.Phase {
+	switch phase {
 	case storeseal.PhaseEvents:
-		after, _ := strconv.ParseInt(j.After, 10, 64)
-		err := page(`SELECT seq::text, body FROM events WHERE seq > $1 AND type <> '`+portrait.EventErased+`' AND position($2::bytea IN body) > 0 ORDER BY seq LIMIT `+itoa(storeseal.Batch),
-			`UPDATE events SET body = $1 WHERE seq = $2::int8 AND body = $3`, after,
-			func(_ string, v []byte) ([]byte, bool, error) { return rs.RaiseEvent(j.Kind, j.Name, v) })
-		if err != nil {
-			return j, false, err
-		}
+		return raiseTable{
+			sel: `SELECT seq::text, body FROM events WHERE position($1::bytea IN body) > 0 AND seq > ($2::text)::int8 AND type <> '` + portrait.EventErased + `' ORDER BY seq LIMIT $3`,
+			up:  `UPDATE events SET body = $1 WHERE seq = $2::text::int8 AND body = $3`}, true
 	case storeseal.PhaseProfiles:
-		err := page(`SELECT id, doc FROM profiles WHERE id > $1 AND position($2::bytea IN doc) > 0 ORDER BY id LIMIT `+itoa(storeseal.Batch),
-			`UPDATE profiles SET doc = $1 WHERE id = $2 AND doc = $3`, j.After,
-			func(id string, v []byte) ([]byte, bool, error) { return rs.RaiseProfile(j.Kind, j.Name, id, v) })
-		if err != nil {
-			return j, false, err
-		}
-	case storeseal.PhaseRows:
-		if err := db.raiseRows(ctx, rs, j, b); err != nil {
-			return j, false, err
-		}
-	default:
-		return j, false, portrait.Errorf(portrait.EINTERNAL, "reseal job %s/%s has an unknown phase %q", j.Kind, j.Name, j.Phase)
+		return raiseTable{
+			sel: `SELECT id, doc FROM profiles WHERE position($1::bytea IN doc) > 0 AND id COLLATE "C" > $2 ORDER BY id COLLATE "C" LIMIT $3`,
+			up:  `UPDATE profiles SET doc = $1 WHERE id = $2 AND doc = $3`}, true
+	case storeseal.PhaseCandidates:
+		return raiseTable{
+			sel: `SELECT id, doc FROM linkage_candidates WHERE position($1::bytea IN doc) > 0 AND id COLLATE "C" > $2 ORDER BY id COLLATE "C" LIMIT $3`,
+			up:  `UPDATE linkage_candidates SET doc = $1 WHERE id = $2 AND doc = $3`}, true
+	case storeseal.PhaseIdentities:
+		// Two forms of one identifier become one row, as in Reseal.
+		return raiseTable{
+			sel: `SELECT DISTINCT value COLLATE "C", value FROM identities WHERE type = $1 AND value COLLATE "C" > $2 AND ` + notSealed("value") + ` ORDER BY 1 LIMIT $3`,
+			pre: `DELETE FROM identities WHERE type = $2 AND value = $1 AND EXISTS (SELECT 1 FROM identities WHERE type = $2 AND value = $3)`,
+			up:  `UPDATE identities SET value = $1 WHERE type = $2 AND value = $3`}, true
+	case storeseal.PhaseRefused:
+		return raiseTable{
+			sel: `SELECT DISTINCT value COLLATE "C", value FROM refused WHERE type = $1 AND value COLLATE "C" > $2 AND ` + notSealed("value") + ` ORDER BY 1 LIMIT $3`,
+			pre: `DELETE FROM refused r WHERE type = $2 AND value = $1 AND EXISTS (SELECT 1 FROM refused o WHERE o.type = $2 AND o.value = $3 AND o.profile_id = r.profile_id)`,
+			up:  `UPDATE refused SET value = $1 WHERE type = $2 AND value = $3`}, true
+	case storeseal.PhaseValues:
+		return raiseTable{
+			sel: `SELECT DISTINCT value COLLATE "C", value FROM trait_issues WHERE trait = $1 AND value COLLATE "C" > $2 AND ` + notSealed("value") + ` ORDER BY 1 LIMIT $3`,
+			up:  `UPDATE trait_issues SET value = $1 WHERE trait = $2 AND value = $3`}, true
+	case storeseal.PhaseMerges:
+		return raiseTable{
+			sel: `SELECT id::text, id_value FROM merges WHERE id_type = $1 AND id > coalesce(nullif($2, ''), '0')::int8 AND ` + notSealed("id_value") + ` ORDER BY id LIMIT $3`,
+			up:  `UPDATE merges SET id_value = $1 WHERE id = $2::text::int8 AND id_value = $3`}, true
+	case storeseal.PhaseSplits:
+		return raiseTable{
+			sel: `SELECT message_id, via_type, via_value, side_a, side_b FROM splits
+				WHERE (via_type = $1 OR position(to_json($1::text)::text IN side_a) > 0 OR position(to_json($1::text)::text IN side_b) > 0)
+					AND message_id COLLATE "C" > $2 ORDER BY message_id COLLATE "C" LIMIT $3`,
+			up: `UPDATE splits SET via_type = $1, via_value = $2, side_a = $3, side_b = $4
+				WHERE message_id = $5 AND via_type = $6 AND via_value = $7 AND side_a = $8 AND side_b = $9`}, true
+	case storeseal.PhaseQuarantine:
+		return blob("quarantine", "raw", "int8", false), true
+	case storeseal.PhaseImports:
+		return blob("imports", "summary", "text", false), true
+	case storeseal.PhaseDeadLetters:
+		return blob("segment_dead_letters", "body", "int8", false), true
+	case storeseal.PhaseAccountEdits:
+		return blob("account_edits", "body", "int8", true), true
+	case storeseal.PhaseAccountState:
+		return blob("account_state", "body", "int4", false), true
 	}
-	next, done := j, false
-	if j.Phase != storeseal.PhaseRows && read == storeseal.Batch {
-		next.After = last
-	} else if next.Phase, next.After = storeseal.Next(j.Phase), ""; next.Phase == "" {
-		done = true
+	return raiseTable{}, false
+}
+
+// RaiseRows reads a page of a reseal phase's rows (storeseal.RaiseTables).
+func (db *DB) RaiseRows(ctx context.Context, phase, kind, name, after string, limit int) ([]storeseal.Row, error) {
+	t, ok := raiseTableOf(phase)
+	if !ok {
+		return nil, portrait.Errorf(portrait.EINTERNAL, "no reseal phase %q", phase)
+	}
+	var filter any = name
+	switch phase {
+	case storeseal.PhaseEvents, storeseal.PhaseProfiles, storeseal.PhaseCandidates:
+		quoted, _ := json.Marshal(name)
+		filter = quoted
+	}
+	if phase == storeseal.PhaseEvents && after == "" {
+		after = "0"
+	}
+	rows, err := db.pool.Query(ctx, t.sel, filter, after, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read "+phase)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storeseal.Row, error) {
+		raw := r.RawValues()
+		row := storeseal.Row{Key: string(raw[0]), Cols: make([][]byte, len(raw)-1)}
+		for i, v := range raw[1:] {
+			row.Cols[i] = append([]byte(nil), v...)
+		}
+		return row, nil
+	})
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read "+phase)
+	}
+	return out, nil
+}
+
+// RaiseWrite rewrites a reseal phase's rows where they are as read and
+// keeps the job's progress, in one transaction (storeseal.RaiseTables).
+func (db *DB) RaiseWrite(ctx context.Context, phase string, j storeseal.Job, rws []storeseal.Rewrite, next storeseal.Job, done bool) error {
+	t, ok := raiseTableOf(phase)
+	if !ok {
+		return portrait.Errorf(portrait.EINTERNAL, "no reseal phase %q", phase)
+	}
+	b := &pgx.Batch{}
+	for _, r := range rws {
+		args := make([]any, 0, 2*len(r.New)+1)
+		for _, c := range r.New {
+			args = append(args, c)
+		}
+		if storeseal.ValueKeyed(phase) {
+			args = append(args, j.Name)
+		} else {
+			args = append(args, r.Key)
+		}
+		for _, c := range r.Old {
+			args = append(args, c)
+		}
+		if t.pre != "" {
+			b.Queue(t.pre, args...)
+		}
+		b.Queue(t.up, args...)
 	}
 	// A job scheduled anew meanwhile starts over: only this pass's own
 	// progress is moved on (or removed).
@@ -163,57 +216,7 @@ func (db *DB) ResealStep(ctx context.Context, j storeseal.Job) (storeseal.Job, b
 			next.Phase, next.After, j.Kind, j.Name, j.Phase, j.After)
 	}
 	if err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
-		return j, false, portrait.Wrap(err, "cannot seal "+j.Name)
-	}
-	return next, done, nil
-}
-
-// raiseRows queues the sealing of the name's rows of the smaller tables:
-// the identities and refused identifiers of the type, or the refused
-// values of the trait, each update naming the value it read.
-func (db *DB) raiseRows(ctx context.Context, rs storeseal.Resealer, j storeseal.Job, b *pgx.Batch) error {
-	type step struct{ sel, pre, up string }
-	steps := []step{{`SELECT DISTINCT value FROM trait_issues WHERE trait = $1 AND ` + notSealed, "",
-		`UPDATE trait_issues SET value = $1 WHERE trait = $2 AND value = $3`}}
-	if j.Kind == "identifier" {
-		// Two forms of one identifier become one row, as in Reseal.
-		steps = []step{
-			{`SELECT DISTINCT value FROM identities WHERE type = $1 AND ` + notSealed,
-				`DELETE FROM identities WHERE type = $2 AND value = $1 AND EXISTS (SELECT 1 FROM identities WHERE type = $2 AND value = $3)`,
-				`UPDATE identities SET value = $1 WHERE type = $2 AND value = $3`},
-			{`SELECT DISTINCT value FROM refused WHERE type = $1 AND ` + notSealed,
-				`DELETE FROM refused r WHERE type = $2 AND value = $1 AND EXISTS (SELECT 1 FROM refused o WHERE o.type = $2 AND o.value = $3 AND o.profile_id = r.profile_id)`,
-				`UPDATE refused SET value = $1 WHERE type = $2 AND value = $3`},
-		}
-	}
-	for _, st := range steps {
-		rows, err := db.pool.Query(ctx, st.sel, j.Name)
-		if err != nil {
-			return portrait.Wrap(err, "cannot read the state")
-		}
-		olds, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return portrait.Wrap(err, "cannot read the state")
-		}
-		for _, old := range olds {
-			var next string
-			var ch bool
-			if j.Kind == "identifier" {
-				next, ch, err = rs.Identifier(j.Name, old)
-			} else {
-				next, ch, err = rs.Value(j.Name, old)
-			}
-			if err != nil {
-				return err
-			}
-			if !ch {
-				continue
-			}
-			if st.pre != "" {
-				b.Queue(st.pre, next, j.Name, old)
-			}
-			b.Queue(st.up, next, j.Name, old)
-		}
+		return portrait.Wrap(err, "cannot seal "+j.Name)
 	}
 	return nil
 }

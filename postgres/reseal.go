@@ -25,7 +25,9 @@ import (
 // Each batch is its own transaction; it can be interrupted and run again.
 // PostgreSQL keeps the replaced row versions until VACUUM: the store runs
 // VACUUM FULL on the rewritten tables at the end, so that the old
-// ciphertexts leave the table files (not the WAL archive or backups).
+// ciphertexts leave the table files (not the WAL archive or backups). A
+// session with a transaction open since before holds them: the pass waits
+// for it (VacuumWait), and reports it in OldVersions if it is still open.
 func (db *DB) Reseal(ctx context.Context) (*storeseal.Resealed, error) {
 	s := db.sealer
 	if !s.Active() {
@@ -99,8 +101,18 @@ func (db *DB) Reseal(ctx context.Context) (*storeseal.Resealed, error) {
 			return n, err
 		}
 	}
-	if _, err := db.pool.Exec(ctx, `VACUUM FULL events, profiles, linkage_candidates, identities, refused, merges, trait_issues, splits,
-		quarantine, imports, segment_dead_letters, account_edits, account_state`); err != nil {
+	// The replaced versions leave the files only when no session holds
+	// them (horizon.go): waited for, else reported.
+	mark, err := db.horizonMark(ctx)
+	if err != nil {
+		return n, err
+	}
+	wait := db.VacuumWait
+	if wait <= 0 {
+		wait = DefaultVacuumWait
+	}
+	if n.OldVersions, err = db.vacuumHeld(ctx, "the rotation", `VACUUM FULL events, profiles, linkage_candidates, identities, refused, merges, trait_issues, splits,
+		quarantine, imports, segment_dead_letters, account_edits, account_state`, mark, wait); err != nil {
 		return n, portrait.Wrap(err, "cannot vacuum the resealed tables")
 	}
 	return n, nil

@@ -3,6 +3,8 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/portrait-cdp/portrait"
@@ -113,7 +115,7 @@ func (b *batch) applyEvent(pr *portrait.Profile, e *portrait.Event, ps parsed) {
 			sv, err := b.p.Standardize(name, v)
 			if err != nil {
 				b.issues = append(b.issues, &portrait.TraitIssue{MessageID: e.MessageID, Trait: name, Source: e.Source, ProfileID: pr.ID,
-					Value: truncate(fmt.Sprint(v), 200), Reason: portrait.ErrorMessage(err), Time: e.Timestamp})
+					Value: truncate(fmt.Sprint(v), 200), Reason: issueReason(name, err), Time: e.Timestamp})
 				return
 			}
 			v = sv
@@ -236,4 +238,19 @@ func (b *batch) finish(dirty []*touched) error {
 		errs[i] = b.tx.PutProfile(pr)
 	})
 	return errors.Join(errs...)
+}
+
+// issueReason is a standardizer's reason for refusing a trait's value
+// without the value it quotes (`id_card "1101…": check character …`
+// becomes `id_card: check character …`): the issue keeps the value beside
+// it, sealed when the trait is secret and masked by shape, while the
+// reason is free text that neither sealing nor masking sees into.
+func issueReason(name string, err error) string {
+	r := portrait.ErrorMessage(err)
+	if rest, ok := strings.CutPrefix(r, name+" "); ok {
+		if q, err := strconv.QuotedPrefix(rest); err == nil && strings.HasPrefix(rest[len(q):], ": ") {
+			return name + rest[len(q):]
+		}
+	}
+	return r
 }

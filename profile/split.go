@@ -162,8 +162,11 @@ func (b *batch) splitConflict(pr *portrait.Profile, add []portrait.Identifier) s
 	return ""
 }
 
+// The journal's reasons name identifiers by type only: a reason is free
+// text, which neither sealing at rest nor masking can see into, and the
+// entry's Identifier (sealed, masked) names the value.
 func splitReason(s *Split) string {
-	return fmt.Sprintf(portrait.KeptApartReason+"%s (merge at event %s through %s %q undone%s)", s.MessageID, s.Bridge, s.Via.Type, s.Via.Value, decidedBy(s.By))
+	return fmt.Sprintf(portrait.KeptApartReason+"%s (merge at event %s through %s undone%s)", s.MessageID, s.Bridge, s.Via.Type, decidedBy(s.By))
 }
 
 func holdsAny(pr *portrait.Profile, ids []portrait.Identifier) bool {
@@ -211,7 +214,7 @@ func (b *batch) split(e *portrait.Event) error {
 		// The decision stays: should the bridge arrive or merge later, it
 		// is refused then.
 		m.Into, _ = b.identity(via)
-		m.Reason = fmt.Sprintf("merge at event %s through %s %q undone%s: the event does not merge them now; the decision is kept", props.Bridge, via.Type, via.Value, decidedBy(props.By))
+		m.Reason = fmt.Sprintf("merge at event %s through %s undone%s: the event does not merge them now; the decision is kept", props.Bridge, via.Type, decidedBy(props.By))
 		return b.journal(m)
 	}
 	if m.Into, err = b.owner(s.A); err != nil {
@@ -220,8 +223,8 @@ func (b *batch) split(e *portrait.Event) error {
 	if m.From, err = b.owner(s.B); err != nil {
 		return err
 	}
-	m.Reason = fmt.Sprintf("merge at event %s through %s %q undone%s: %s stays apart from %s; events carrying identifiers of both land on the side of their strongest identifier",
-		props.Bridge, via.Type, via.Value, decidedBy(props.By), idList(s.A), idList(s.B))
+	m.Reason = fmt.Sprintf("merge at event %s through %s undone%s: %s stays apart from %s; events carrying identifiers of both land on the side of their strongest identifier",
+		props.Bridge, via.Type, decidedBy(props.By), idList(s.A), idList(s.B))
 	return b.journal(m)
 }
 
@@ -266,12 +269,21 @@ func (b *batch) owner(ids []portrait.Identifier) (string, error) {
 	return "", nil
 }
 
+// idList names a side's identifiers by type, with how many of each.
 func idList(ids []portrait.Identifier) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = id.Type + " " + id.Value
+	var types []string
+	n := map[string]int{}
+	for _, id := range ids {
+		if n[id.Type]++; n[id.Type] == 1 {
+			types = append(types, id.Type)
+		}
 	}
-	return "[" + strings.Join(parts, ", ") + "]"
+	for i, t := range types {
+		if n[t] > 1 {
+			types[i] = fmt.Sprintf("%d %s", n[t], t)
+		}
+	}
+	return "[" + strings.Join(types, ", ") + "]"
 }
 
 // loadSplits reads the decisions kept with the derived state.

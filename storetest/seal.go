@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -486,11 +487,25 @@ type RaiseStore interface {
 func RaisedLevelIsResealed(t *testing.T, h SealHarness) {
 	ctx := context.Background()
 	const (
-		bonus = "55443322"
-		mail  = "raise.me@example.com"
+		bonus   = "55443322"
+		mail    = "raise.me@example.com"
+		mail2   = "split.me@example.com"
+		badMail = "bad@@raise.example"
 	)
 	levels := &access.Classifier{}
 	ring := Ring(t, KeyLines(t, "k1")...)
+	// Before any key: an import summary and a quarantined body with the
+	// address, kept in clear (documents sealed whole from the key on).
+	summary := []byte(`{"id":"imp-r","state":"done","issues":[{"column":"email","row":2,"examples":["` + mail + `"]}]}`)
+	early := []byte(`{"userId":"u-1","type":"bogus","traits":{"email":"` + mail + `"}}`)
+	e := openSealEnv(t, h, &datakey.Sealer{})
+	if err := e.db.SaveImport(ctx, "imp-r", "crm", "done", summary); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Append(ctx, nil, []*portrait.Rejected{{Source: "crm", Reason: "unknown type", Raw: early, ReceivedAt: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}}); err != nil {
+		t.Fatal(err)
+	}
+	e.close(t)
 	open := func() (*sealEnv, RaiseStore) {
 		e := openSealEnv(t, h, &datakey.Sealer{Ring: ring, Levels: levels})
 		rs, ok := e.db.(RaiseStore)
@@ -503,9 +518,43 @@ func RaisedLevelIsResealed(t *testing.T, h SealHarness) {
 	e.send(t,
 		SealEvent("r1", portrait.EventIdentify, "u-1", "", 0, `{"name":"Raise Person","bonus":`+bonus+`,"email":"`+mail+`"}`, ""),
 		SealEvent("r2", portrait.EventTrack, "u-1", "", 1, "", `{"revenue":3,"bonus":`+bonus+`}`),
-		SealEvent("r3", portrait.EventIdentify, "u-2", "", 2, `{"name":"Other Person","plan":"gold"}`, ""),
+		// An address the standardizer refuses: a refused value of the trait.
+		SealEvent("r3", portrait.EventIdentify, "u-2", "", 2, `{"name":"Other Person","plan":"gold","email":"`+badMail+`"}`, ""),
+		// A device with another address, merged into u-7 through it, and
+		// the merge split again: the merge journal, the split decision
+		// (its via and both sides) and the split event hold the address.
+		SealEvent("r5", portrait.EventIdentify, "", "anon-7", 5, `{"email":"`+mail2+`"}`, ""),
+		SealEvent("r6", portrait.EventIdentify, "u-7", "", 6, `{"name":"Split Person"}`, ""),
+		SealEvent("r7", portrait.EventIdentify, "u-7", "", 7, `{"email":"`+mail2+`"}`, ""),
 	)
 	e.catchUp(t)
+	u7, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merges, err := e.db.ProfileMerges(ctx, u7.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaMail *portrait.MergeEntry
+	for _, m := range merges {
+		if m.Kind == portrait.MergeMerged && m.Identifier == (portrait.Identifier{Type: "email", Value: mail2}) {
+			viaMail = m
+		}
+	}
+	if viaMail == nil {
+		b, _ := json.Marshal(merges)
+		t.Fatalf("no merge through the address: %s", b)
+	}
+	e.send(t, profile.SplitEvent("r-split", viaMail, "ops", portrait.EventKey{Time: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}))
+	e.catchUp(t)
+	// A record-linkage candidate comparing the addresses.
+	cand := &linkage.Candidate{ID: "c-r", A: portrait.Identifier{Type: "email", Value: mail2}, B: portrait.Identifier{Type: portrait.IDUserID, Value: "u-2"},
+		AProfile: u7.ID, BProfile: "p_b", Probability: 0.5, Status: "pending", FoundAt: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC),
+		Fields: []linkage.Comparison{{Field: "email", A: mail2, B: "other.raise@example.com", Level: 1}, {Field: "name", A: "Split Person", B: "Other Person", Level: -1}}}
+	if err := e.db.SaveCandidates(ctx, []*linkage.Candidate{cand}); err != nil {
+		t.Fatal(err)
+	}
 	jobs := []storeseal.Job{{Kind: access.KindTrait, Name: "bonus"}, {Kind: access.KindTrait, Name: "email"}, {Kind: access.KindIdentifier, Name: "email"}}
 	inClear := func(j storeseal.Job) int {
 		t.Helper()
@@ -594,7 +643,28 @@ func RaisedLevelIsResealed(t *testing.T, h SealHarness) {
 	if body, _ := json.Marshal(evs); len(evs) != 3 || bytes.Count(body, []byte(`"bonus":`+bonus)) != 2 || !bytes.Contains(body, []byte(mail)) {
 		t.Errorf("events after the sealing: %s", body)
 	}
+	// The other records of the address read back as written.
+	if got, err := e.db.Candidate(ctx, "c-r"); err != nil || !reflect.DeepEqual(got, cand) {
+		t.Errorf("candidate after the sealing: %+v %v", got, err)
+	}
+	if merges, err := e.db.ProfileMerges(ctx, u7.ID); err != nil || !slices.ContainsFunc(merges, func(m *portrait.MergeEntry) bool { return m.ID == viaMail.ID && m.Identifier == viaMail.Identifier }) {
+		b, _ := json.Marshal(merges)
+		t.Errorf("the merge journal after the sealing: %s %v", b, err)
+	}
+	if s, err := e.db.ImportSummary(ctx, "imp-r"); err != nil || !bytes.Equal(s, summary) {
+		t.Errorf("import summary after the sealing: %s %v", s, err)
+	}
+	if q, err := e.db.ListQuarantine(ctx, portrait.QuarantineFilter{}); err != nil || len(q) != 1 || !bytes.Equal(q[0].Raw, early) {
+		t.Errorf("quarantine after the sealing: %v", err)
+	}
 	e.close(t)
-	h.Scan(t, "raised and sealed", "Raise Person", bonus, mail)
+	h.Scan(t, "raised and sealed", "Raise Person", bonus, mail, mail2, badMail)
 	e, db = open()
+	// A processor started afresh reads the split decision back.
+	e.catchUp(t)
+	a, errA := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDAnonymousID, Value: "anon-7"})
+	b, errB := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-7"})
+	if errA != nil || errB != nil || a.ID == b.ID {
+		t.Errorf("the split profiles after the sealing: %v %v", errA, errB)
+	}
 }

@@ -287,6 +287,9 @@ func rotateDataKey(ctx context.Context, args []string, getenv func(string) strin
 	}
 	fmt.Fprintf(stdout, "re-sealed with data key %s (from %s): %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits, %d quarantined, %d import summaries, %d dead letters, %d account edits, %d accounts checkpoint, %d delivery files\n",
 		res.NewKey, where, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits, n.Quarantined, n.ImportSummaries, n.DeadLetters, n.AccountEdits, n.AccountState, files)
+	if o := n.OldVersions; o != nil {
+		fmt.Fprintf(stdout, "old row versions may remain: %s\n", o.Note)
+	}
 	if len(res.Removable) > 0 {
 		fmt.Fprintf(stdout, "nothing is sealed with %s any more: they can be removed (keep a copy while backups made before now exist)\n", strings.Join(res.Removable, ", "))
 	}

@@ -103,7 +103,8 @@ type storeOptions struct {
 	// ChangesKept is how long the change feed keeps a change (0: the
 	// store's default); a follower away longer reloads every profile.
 	ChangesKept time.Duration
-	// Log hears what the store does on its own (leases taken and lost).
+	// Log hears what the store does on its own: leases taken and lost,
+	// warnings (nil: slog's default, which a command writes to stderr).
 	Log *slog.Logger
 }
 

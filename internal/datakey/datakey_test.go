@@ -311,3 +311,32 @@ func TestLevelCacheExpires(t *testing.T) {
 		t.Fatal("salary not sealed once the cache expired")
 	}
 }
+
+// TestSealSplitEvent: a split event (profile.SplitEvent) names the
+// identifier it undoes as {"via_type": T, "via_value": V}: V is sealed when
+// T is secret, read back as sent, and counted in clear by ClearNames
+// before (a level raised to secret reseals it).
+func TestSealSplitEvent(t *testing.T) {
+	s := &datakey.Sealer{Ring: ring(t, "k1"), Levels: levels}
+	body := []byte(`{"messageId":"s1","type":"split","properties":{"bridge_message_id":"m3","via_type":"id_card","via_value":"110101199003071234","by":"ops"}}`)
+	other := []byte(`{"messageId":"s2","type":"split","properties":{"bridge_message_id":"m3","via_type":"anonymous_id","via_value":"dev-1","by":"ops"}}`)
+	if _, ids, err := datakey.ClearNames(body); err != nil || !ids["id_card"] {
+		t.Fatalf("ClearNames of a split in clear: %v %v", ids, err)
+	}
+	sealed, err := s.SealEvent(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("110101199003071234")) || !bytes.Contains(sealed, []byte(`"via_type":"id_card"`)) {
+		t.Errorf("sealed split: %s", sealed)
+	}
+	if _, ids, err := datakey.ClearNames(sealed); err != nil || ids["id_card"] {
+		t.Errorf("ClearNames of a sealed split: %v %v", ids, err)
+	}
+	if opened, err := s.OpenEvent(sealed); err != nil || !bytes.Equal(opened, body) {
+		t.Errorf("round trip: %s %v", opened, err)
+	}
+	if kept, err := s.SealEvent(other); err != nil || !bytes.Equal(kept, other) {
+		t.Errorf("a split through an identifier below secret: %s %v", kept, err)
+	}
+}

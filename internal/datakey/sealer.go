@@ -563,30 +563,38 @@ func (w *walker) object(i, depth int) {
 	}
 	end := len(w.stack)
 	defer func() { w.stack = w.stack[:start] }()
-	// An external id: {"type": "id_card", "id": "…"}.
-	typ, secretID := "", false
+	// An external id: {"type": "id_card", "id": "…"}; or a split's
+	// {"via_type": "id_card", "via_value": "…"} (profile.SplitEvent).
+	typ, secretID, via := "", false, false
 	for k := start; k < end; k++ {
 		m := w.stack[k]
-		if string(m.name) == "type" && w.b[m.vs] == '"' && (w.sealed != nil || w.clear != nil || (w.seal && w.s.Active())) {
+		if n := string(m.name); (n == "type" || n == "via_type") && w.b[m.vs] == '"' && (w.sealed != nil || w.clear != nil || (w.seal && w.s.Active())) {
 			json.Unmarshal(w.b[m.vs:m.ve], &typ)
+			via = n == "via_type"
 			secretID = w.seal && w.s.Active() && w.s.secretID(typ)
 		}
+	}
+	idField := func(name []byte) bool {
+		if via {
+			return string(name) == "via_value"
+		}
+		return isIDField(name)
 	}
 	for k := start; k < end; k++ {
 		m := w.stack[k] // a copy: value may grow the stack
 		secret := false
 		if w.seal && w.s.Active() {
-			secret = w.s.cached(m.name, false) || (secretID && isIDField(m.name))
+			secret = w.s.cached(m.name, false) || (secretID && idField(m.name))
 		}
 		if w.clear != nil && !bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) && w.b[m.vs] != 'n' {
-			if typ != "" && isIDField(m.name) {
+			if typ != "" && idField(m.name) {
 				w.clear.add(&w.clear.ids, typ)
 			} else {
 				w.clear.add(&w.clear.traits, string(m.name))
 			}
 		}
 		if w.sealed != nil && bytes.HasPrefix(w.b[m.vs:m.ve], quotedPrefix) {
-			if typ != "" && isIDField(m.name) {
+			if typ != "" && idField(m.name) {
 				w.sealed.add(&w.sealed.ids, typ)
 			} else {
 				w.sealed.add(&w.sealed.traits, string(m.name))

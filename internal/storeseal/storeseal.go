@@ -14,6 +14,8 @@ package storeseal
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
@@ -178,7 +180,9 @@ func (r Resealer) Value(name, stored string) (string, bool, error) {
 	if datakey.IsSealed(stored) { // sealed stays sealed
 		now = r.S.Ring.Seal([]byte(plain), nil)
 	}
-	return now, Changed([]byte(stored), []byte(now)), nil
+	// Changed looks for a sealed JSON string ("$sealed:…"); a column
+	// value is bare.
+	return now, now != stored && (datakey.IsSealed(stored) || datakey.IsSealed(now)), nil
 }
 
 // SplitSide reseals one side of a split: a JSON array of identifiers.
@@ -244,6 +248,33 @@ type Resealed struct {
 	DeadLetters     int `json:"dead_letters"`
 	AccountEdits    int `json:"account_edits"`
 	AccountState    int `json:"account_state"`
+	// OldVersions, when set, says that replaced row versions (old-key
+	// ciphertexts) may still be in the database's files, and why.
+	OldVersions *OldVersions `json:"old_versions_may_remain,omitempty"`
+}
+
+// OldVersions is why a store could not remove the row versions a pass
+// replaced: PostgreSQL's VACUUM keeps every version a snapshot may still
+// see, so a transaction open since before the rewrite (in any session of
+// the server) holds them until it ends.
+type OldVersions struct {
+	Holders []Holder `json:"holders"`
+	// Note says what to do.
+	Note string `json:"note"`
+}
+
+// Holder is a session whose snapshot or transaction predates a rewrite.
+type Holder struct {
+	PID         int       `json:"pid"`
+	Database    string    `json:"database"`
+	User        string    `json:"user"`
+	Application string    `json:"application,omitempty"`
+	State       string    `json:"state"`
+	Since       time.Time `json:"since"` // its transaction's start
+}
+
+func (h Holder) String() string {
+	return fmt.Sprintf("transaction pid %d (database %s, user %s, %s) open since %s", h.PID, h.Database, h.User, h.State, h.Since.UTC().Format(time.RFC3339))
 }
 
 // Batch is how many rows a store reseals in one transaction.
