@@ -167,6 +167,7 @@ func (db *DB) retentionStatePart(ctx context.Context, run int64, st *retentionSt
 				`DELETE FROM trait_issues WHERE message_id = ?`,
 				`DELETE FROM merges WHERE message_id = ?`,
 				`DELETE FROM compacted WHERE message_id = ?`,
+				`DELETE FROM retracted WHERE message_id = ?`,
 			} {
 				if _, err := tx.ExecContext(ctx, q, e.MessageID); err != nil {
 					return portrait.Wrap(err, "cannot delete what expired events made")
@@ -181,6 +182,9 @@ func (db *DB) retentionStatePart(ctx context.Context, run int64, st *retentionSt
 			}
 		}
 		for _, e := range st.Carried {
+			if e.Owner == "" {
+				continue // decisions: on no profile
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO profile_events (profile_id, ts, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 				e.Owner, e.TS, e.Seq); err != nil {
 				return portrait.Wrap(err, "cannot list carried-forward events")

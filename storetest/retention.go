@@ -128,3 +128,104 @@ func expiryKeepsProfilesAndRebuildIsExact(t *testing.T, h Harness) {
 		rebuilt("with later events")
 	})
 }
+
+// expiredDecisionsHold: identity decisions outlive the events they were
+// recorded by and the events they decided about. After a pass and a
+// rebuild from the compacted log, a split older than the limit still keeps
+// its sides apart against a kept event joining them, a kept split of an
+// expired merge still does, a retraction older than the limit still undoes
+// the kept event it names, and a kept retraction of an expired event still
+// leaves that event out.
+func expiredDecisionsHold(t *testing.T, h Harness) {
+	ctx := context.Background()
+	st := &stores{h: h, t: t}
+	a := newEnv(st.get(0))
+	min := func(n int) time.Duration { return time.Duration(n) * time.Minute }
+	a.send(t,
+		// Split 1, decided in the expired period, of a merge there.
+		ev("x1", "identify", "u1", "", min(1), `{"name":"Xu"}`),
+		ev("y1", "identify", "", "d1", min(2), `{"city":"Hangzhou"}`),
+		ev("bridge1", "track", "u1", "d1", min(3), ""),
+		// Split 2, decided in the kept period, of a merge in the expired one.
+		ev("x2", "identify", "u2", "", min(4), `{"name":"Yang"}`),
+		ev("y2", "identify", "", "d2", min(5), `{"city":"Suzhou"}`),
+		ev("bridge2", "track", "u2", "d2", min(6), ""),
+		// Retraction 1, in the expired period, of a kept event (its clock
+		// was ahead); retraction 2, kept, of an expired event.
+		retractEvent("undo1", min(7), "ahead"),
+		ev("old-name", "identify", "u3", "", min(8), `{"name":"Old"}`),
+		ev("u3-page", "page", "u3", "", min(9), ""),
+	)
+	a.catchUp(t)
+	split := func(msg, bridge string, at time.Duration) *portrait.Event {
+		t.Helper()
+		var m *portrait.MergeEntry
+		err := a.db.AllProfiles(ctx, func(q *portrait.Profile) error {
+			ms, err := a.db.ProfileMerges(ctx, q.ID)
+			for _, x := range ms {
+				if x.Kind == portrait.MergeMerged && x.MessageID == bridge {
+					m = x
+				}
+			}
+			return err
+		})
+		if err != nil || m == nil {
+			t.Fatalf("no merge journalled for %s: %v", bridge, err)
+		}
+		s := profile.SplitEvent(msg, m, "ops", portrait.EventKey{Time: t0.Add(at)})
+		return s
+	}
+	a.send(t, split("split1", "bridge1", min(10)))
+	a.catchUp(t)
+	a.send(t,
+		split("split2", "bridge2", min(100)),
+		retractEvent("undo2", min(101), "old-name"),
+		ev("ahead", "identify", "u4", "", min(102), `{"name":"Ahead"}`),
+		ev("join1", "track", "u1", "d1", min(103), ""),
+		ev("join2", "track", "u2", "d2", min(104), ""),
+	)
+	a.catchUp(t)
+	apart := func(when string) {
+		t.Helper()
+		for _, p := range [][2]string{{"u1", "d1"}, {"u2", "d2"}} {
+			x, err1 := a.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: p[0]})
+			y, err2 := a.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "anonymous_id", Value: p[1]})
+			if err1 != nil || err2 != nil || x == nil || y == nil {
+				t.Fatalf("%s: %s or %s has no profile: %v %v", when, p[0], p[1], err1, err2)
+			}
+			if x.ID == y.ID {
+				t.Errorf("%s: %s and %s are on one profile: the split does not hold", when, p[0], p[1])
+			}
+		}
+		for _, u := range []string{"u3", "u4"} {
+			x, err := a.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: "user_id", Value: u})
+			if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+				t.Fatal(err)
+			}
+			if x != nil && x.Traits["name"].Value != nil {
+				t.Errorf("%s: %s is named %v: a retracted event counts", when, u, x.Traits["name"].Value)
+			}
+		}
+	}
+	apart("live")
+	live := a.snapshot(t)
+	cs := a.db.(profile.CompactStore)
+	if _, err := a.proc.Compact(ctx, cs, t0.Add(min(50)), func(context.Context) (profile.ScratchStore, error) { return scratch{st.get(1)}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.snapshot(t); !reflect.DeepEqual(got, live) {
+		diff(t.Logf, got, live)
+		t.Fatal("the pass changed live profiles")
+	}
+	apart("after the pass")
+	if err := a.db.ResetState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.proc = newEnv(a.db).proc
+	a.catchUp(t)
+	apart("after a rebuild")
+	if got := a.snapshot(t); !reflect.DeepEqual(got, live) {
+		diff(t.Logf, got, live)
+		t.Error("the rebuild differs from the live profiles")
+	}
+}
