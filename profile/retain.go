@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -377,6 +379,7 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		}
 	}
 	isExpired := expiredIDs(expired)
+	rename := expiredNames(expired, before)
 	bases, decisions, err := p.prefixState(ctx, expired, isExpired, newScratch)
 	if err != nil {
 		return nil, err
@@ -413,6 +416,14 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			tx.Rollback()
 			return nil, err
 		}
+		if err := renameBase(bs, rename); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if err := p.renameAttached(tx, bs, rename); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
 		body, err := json.Marshal(bs.base)
 		if err != nil {
 			tx.Rollback()
@@ -430,15 +441,21 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			return nil, err
 		}
 		c.Carried = append(c.Carried, e)
-		if err := tx.Commit(); err != nil {
-			return nil, err
-		}
-		if err := p.Store.WaitState(ctx); err != nil {
-			p.loaded = false
-			return nil, err
-		}
-	} else {
+	}
+	if err := p.renameLive(tx, owned, rename); err != nil {
 		tx.Rollback()
+		return nil, err
+	}
+	// What the live state names differently now (splits, provenance) is
+	// written before the log's part: a replay of the compacted log names
+	// them so.
+	if err := tx.Commit(); err != nil {
+		p.loaded = false
+		return nil, err
+	}
+	if err := p.Store.WaitState(ctx); err != nil {
+		p.loaded = false
+		return nil, err
 	}
 	run.Profiles, run.Carried = len(owned), len(c.Carried)
 	c.Run = *run
@@ -487,6 +504,124 @@ func (p *Processor) carryDecisions(tx StateTx, d *Decisions, expired []*portrait
 	}
 	return &portrait.Event{MessageID: RetainedID("$decisions", before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
 		Properties: body, Timestamp: oldest, ReceivedAt: at}, nil
+}
+
+// expiredNames gives each expired event's message id the name that
+// replaces it wherever the state keeps it (trait provenance, the keys of a
+// profile's first, last, identity and merge events, the event that
+// attached an identifier), so that nothing names a message the log no
+// longer holds. The names keep the order of the ids they replace: a key
+// is (event time, message id), and the id breaks ties (which trait wins,
+// which profile survives a merge), so a replay of the compacted log
+// decides as the live state did. The limit in the name keeps passes apart.
+func expiredNames(expired []*portrait.Event, before time.Time) map[string]string {
+	ids := make([]string, 0, len(expired))
+	for _, e := range expired {
+		ids = append(ids, e.MessageID)
+	}
+	sort.Strings(ids)
+	ids = slices.Compact(ids)
+	out := make(map[string]string, len(ids))
+	prefix := "~expired:" + strconv.FormatInt(before.UnixMicro(), 10) + ":"
+	for i, id := range ids {
+		out[id] = fmt.Sprintf("%s%09d", prefix, i)
+	}
+	return out
+}
+
+// renameProfile renames the expired message ids q names (see
+// expiredNames), reporting whether it named any.
+func renameProfile(q *portrait.Profile, rename map[string]string) bool {
+	changed := false
+	for name, t := range q.Traits {
+		if n, ok := rename[t.MessageID]; ok {
+			t.MessageID = n
+			q.Traits[name] = t
+			changed = true
+		}
+	}
+	for _, k := range []*portrait.EventKey{&q.FirstKey, &q.LastKey, &q.IdentityKey, &q.MergeKey} {
+		if n, ok := rename[k.MessageID]; ok {
+			k.MessageID = n
+			changed = true
+		}
+	}
+	return changed
+}
+
+// renameBase renames the expired message ids a carried-forward profile
+// names.
+func renameBase(pp *prefixProfile, rename map[string]string) error {
+	for i, x := range pp.base.Identities {
+		if n, ok := rename[x.Msg]; ok {
+			pp.base.Identities[i].Msg = n
+		}
+	}
+	if !renameProfile(pp.q, rename) {
+		return nil
+	}
+	doc, err := profiledoc.Encode(pp.q)
+	if err != nil {
+		return err
+	}
+	pp.base.Profile = doc
+	return nil
+}
+
+// renameAttached renames, in the live graph, the expired events that
+// attached the identifiers of a carried-forward profile (bs, already
+// renamed): the live graph attached them by the same events, unless one
+// was attached again since by a kept event.
+func (p *Processor) renameAttached(tx StateTx, bs *prefixProfile, rename map[string]string) error {
+	old := make(map[string]string, len(rename))
+	for o, n := range rename {
+		old[n] = o
+	}
+	for _, x := range bs.base.Identities {
+		was, ok := old[x.Msg]
+		if !ok {
+			continue
+		}
+		id := portrait.Identifier{Type: x.Type, Value: x.Value}
+		owner, err := p.graph.ownerOf(tx, id)
+		if err != nil {
+			return err
+		}
+		if owner == "" {
+			continue
+		}
+		if k, known := p.graph.attachedAt(id); known && k.MessageID != was {
+			continue
+		}
+		if err := p.graph.attach(tx, id, owner, portrait.EventKey{Time: x.At, MessageID: x.Msg}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renameLive renames the expired message ids the live profiles that own
+// carried-forward events name, as their carried-forward profiles name
+// them.
+func (p *Processor) renameLive(tx StateTx, owners map[string]bool, rename map[string]string) error {
+	ids := make([]string, 0, len(owners))
+	for id := range owners {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		live, err := tx.Profile(id)
+		if err != nil {
+			return err
+		}
+		if live == nil || !renameProfile(live, rename) {
+			continue
+		}
+		if err := tx.PutProfile(live); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type prefixProfile struct {
