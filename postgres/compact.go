@@ -72,6 +72,7 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 			b.Queue(`DELETE FROM trait_issues WHERE message_id = $1`, e.MessageID)
 			b.Queue(`DELETE FROM merges WHERE message_id = $1`, e.MessageID)
 			b.Queue(`DELETE FROM compacted WHERE message_id = $1`, e.MessageID)
+			b.Queue(`DELETE FROM retracted WHERE message_id = $1`, e.MessageID)
 			b.Queue(`UPDATE checkpoints SET message_id = $1 WHERE message_id = $2`, tomb, e.MessageID)
 			b.Queue(`DELETE FROM profile_events WHERE seq = $1`, e.Seq)
 		}
@@ -95,6 +96,9 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 				continue
 			}
 			b.Queue(`INSERT INTO compacted (message_id) VALUES ($1) ON CONFLICT DO NOTHING`, e.MessageID)
+			if c.Owners[e.MessageID] == "" {
+				continue // decisions: on no profile
+			}
 			b.Queue(`INSERT INTO profile_events (profile_id, ts, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, c.Owners[e.MessageID], micros(e.Timestamp), e.Seq)
 		}
 		b.Queue(`SELECT pg_notify('portrait_log', '')`)
@@ -108,7 +112,7 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 	if err != nil {
 		return err
 	}
-	if _, err := db.pool.Exec(ctx, "VACUUM events, trait_issues, merges, compacted, profile_events"); err != nil {
+	if _, err := db.pool.Exec(ctx, "VACUUM events, trait_issues, merges, compacted, profile_events, retracted, splits"); err != nil {
 		return portrait.Wrap(err, "cannot vacuum")
 	}
 	return nil

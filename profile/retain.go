@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -65,11 +67,45 @@ type Compaction struct {
 }
 
 // Base is what a carried-forward event holds: one profile as the expired
-// events made it, and its place in the identity graph.
+// events made it, and its place in the identity graph; or, in the one
+// event of a pass that holds no profile, the identity decisions in force.
 type Base struct {
-	Profile    []byte                `json:"profile"` // profile/doc encoding
-	Identities []BaseIdentity        `json:"identities"`
+	Profile    []byte                `json:"profile,omitempty"` // profile/doc encoding
+	Identities []BaseIdentity        `json:"identities,omitempty"`
 	Refused    []portrait.Identifier `json:"refused,omitempty"`
+	Decisions  *Decisions            `json:"decisions,omitempty"`
+}
+
+// Decisions are the identity decisions a compaction carries forward: the
+// splits and retractions in force, whose events (or the events they
+// decided about) may have expired. Decisions apply to the whole history
+// (a split refuses its merge wherever a replay meets it, a retracted
+// event is skipped wherever it turns up), so the expired prefix is derived
+// under them and a replay installs them again.
+type Decisions struct {
+	Splits []BaseSplit `json:"splits,omitempty"`
+	// Retracted are the retracted events that have not expired (an
+	// expired one cannot turn up again).
+	Retracted []string `json:"retracted,omitempty"`
+}
+
+// BaseSplit is a split carried forward. An expired split event's id is
+// replaced by SplitID's, and an expired bridge by nothing: the sides the
+// split captured keep it.
+type BaseSplit struct {
+	ID     string                `json:"id"`
+	Bridge string                `json:"bridge,omitempty"`
+	Via    portrait.Identifier   `json:"via"`
+	By     string                `json:"by,omitempty"`
+	A      []portrait.Identifier `json:"a,omitempty"`
+	B      []portrait.Identifier `json:"b,omitempty"`
+}
+
+// SplitID names a split carried forward whose own event expired: the
+// decision outlives its event, but nothing names the expired message.
+func SplitID(msg string) string {
+	h := sha256.Sum256([]byte("split\n" + msg))
+	return "~split:" + hex.EncodeToString(h[:16])
 }
 
 // BaseIdentity is an identifier with the key of the event that attached it.
@@ -126,6 +162,9 @@ func (b *batch) retained(e *portrait.Event, ids []portrait.Identifier) error {
 		delete(b.p.compacted, e.MessageID)
 		return nil
 	}
+	if d := decisionsOf(e); d != nil {
+		return b.decide(e, d)
+	}
 	involved := map[string]bool{}
 	if err := b.involve(ids, involved); err != nil {
 		return err
@@ -137,11 +176,65 @@ func (b *batch) retained(e *portrait.Event, ids []portrait.Identifier) error {
 	return b.carry(e)
 }
 
+// decisionsOf returns the decisions a carried-forward event holds (nil:
+// it holds a profile).
+func decisionsOf(e *portrait.Event) *Decisions {
+	var bs struct {
+		Decisions *Decisions `json:"decisions"`
+	}
+	json.Unmarshal(e.Properties, &bs)
+	return bs.Decisions
+}
+
+// decide installs carried-forward decisions and replays the profiles they
+// concern under them (a rebuild meets them after the kept events, which
+// merged or applied what they forbid). The live state that wrote them
+// holds them already.
+func (b *batch) decide(e *portrait.Event, d *Decisions) error {
+	involved := map[string]bool{}
+	for _, id := range d.Retracted {
+		if b.p.retracted[id] {
+			continue
+		}
+		b.p.retracted[id] = true
+		if err := b.tx.PutRetracted(id); err != nil {
+			return err
+		}
+		x, err := b.p.Store.EventByMessageID(b.ctx, id)
+		if err != nil {
+			return err
+		}
+		if x != nil {
+			if err := b.involve(b.p.prepare(x).ids, involved); err != nil {
+				return err
+			}
+		}
+	}
+	for _, bs := range d.Splits {
+		s := &Split{MessageID: bs.ID, Bridge: bs.Bridge, Via: bs.Via, By: bs.By, A: bs.A, B: bs.B}
+		b.p.addSplitCache(s)
+		if err := b.tx.PutSplit(s); err != nil {
+			return err
+		}
+		if err := b.involve(append(append([]portrait.Identifier{s.Via}, s.A...), s.B...), involved); err != nil {
+			return err
+		}
+	}
+	if len(involved) == 0 {
+		return nil
+	}
+	b.replay = "replay under the decisions carried forward by " + e.MessageID
+	return b.rebuild(nil, nil, involved)
+}
+
 // carry installs the profile a carried-forward event holds, as the expired
 // events had made it. Its identifiers that another profile owns by now (an
 // event of the expired period that arrived after the compaction, replayed
 // before it) join that profile to it, as a merge.
 func (b *batch) carry(e *portrait.Event) error {
+	if d := decisionsOf(e); d != nil {
+		return b.decide(e, d)
+	}
 	bs, q, err := decodeBase(e)
 	if err != nil {
 		return err
@@ -285,7 +378,9 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			run.Newest = e.Timestamp.UTC()
 		}
 	}
-	bases, err := p.prefixState(ctx, expired, newScratch)
+	isExpired := expiredIDs(expired)
+	rename := expiredNames(expired, before)
+	bases, decisions, err := p.prefixState(ctx, expired, isExpired, newScratch)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +390,6 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		return nil, err
 	}
 	owned := map[string]bool{}
-	isExpired := expiredIDs(expired)
 	for i := range bases {
 		bs := &bases[i]
 		q := bs.q
@@ -322,6 +416,14 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			tx.Rollback()
 			return nil, err
 		}
+		if err := renameBase(bs, rename); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if err := p.renameAttached(tx, bs, rename); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
 		body, err := json.Marshal(bs.base)
 		if err != nil {
 			tx.Rollback()
@@ -332,7 +434,29 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		c.Carried = append(c.Carried, e)
 		c.Owners[e.MessageID] = owner
 	}
-	tx.Rollback()
+	if decisions != nil {
+		e, err := p.carryDecisions(tx, decisions, expired, before, run.At)
+		if err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		c.Carried = append(c.Carried, e)
+	}
+	if err := p.renameLive(tx, owned, rename); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	// What the live state names differently now (splits, provenance) is
+	// written before the log's part: a replay of the compacted log names
+	// them so.
+	if err := tx.Commit(); err != nil {
+		p.loaded = false
+		return nil, err
+	}
+	if err := p.Store.WaitState(ctx); err != nil {
+		p.loaded = false
+		return nil, err
+	}
 	run.Profiles, run.Carried = len(owned), len(c.Carried)
 	c.Run = *run
 	err = st.ExpireEvents(ctx, c)
@@ -345,6 +469,161 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 	return run, nil
 }
 
+// carryDecisions makes the event carrying decisions forward, and renames
+// in the live state the splits whose event (or bridge) expires, as a
+// replay of the compacted log names them. The event takes the time of the
+// oldest expired event, so that the next pass expires it with the rest
+// (and derives its decisions again).
+func (p *Processor) carryDecisions(tx StateTx, d *Decisions, expired []*portrait.Event, before, at time.Time) (*portrait.Event, error) {
+	for _, bs := range d.Splits {
+		old := p.splits[bs.ID]
+		for _, s := range p.splits {
+			if SplitID(s.MessageID) == bs.ID {
+				old = s
+			}
+		}
+		if old == nil || (old.MessageID == bs.ID && old.Bridge == bs.Bridge) {
+			continue
+		}
+		if err := tx.DeleteSplit(old.MessageID); err != nil {
+			return nil, err
+		}
+		if err := tx.PutSplit(&Split{MessageID: bs.ID, Bridge: bs.Bridge, Via: bs.Via, By: bs.By, A: bs.A, B: bs.B}); err != nil {
+			return nil, err
+		}
+	}
+	body, err := json.Marshal(Base{Decisions: d})
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot encode carried-forward decisions")
+	}
+	oldest := expired[0].Timestamp
+	for _, e := range expired {
+		if e.Timestamp.Before(oldest) {
+			oldest = e.Timestamp
+		}
+	}
+	return &portrait.Event{MessageID: RetainedID("$decisions", before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
+		Properties: body, Timestamp: oldest, ReceivedAt: at}, nil
+}
+
+// expiredNames gives each expired event's message id the name that
+// replaces it wherever the state keeps it (trait provenance, the keys of a
+// profile's first, last, identity and merge events, the event that
+// attached an identifier), so that nothing names a message the log no
+// longer holds. The names keep the order of the ids they replace: a key
+// is (event time, message id), and the id breaks ties (which trait wins,
+// which profile survives a merge), so a replay of the compacted log
+// decides as the live state did. The limit in the name keeps passes apart.
+func expiredNames(expired []*portrait.Event, before time.Time) map[string]string {
+	ids := make([]string, 0, len(expired))
+	for _, e := range expired {
+		ids = append(ids, e.MessageID)
+	}
+	sort.Strings(ids)
+	ids = slices.Compact(ids)
+	out := make(map[string]string, len(ids))
+	prefix := "~expired:" + strconv.FormatInt(before.UnixMicro(), 10) + ":"
+	for i, id := range ids {
+		out[id] = fmt.Sprintf("%s%09d", prefix, i)
+	}
+	return out
+}
+
+// renameProfile renames the expired message ids q names (see
+// expiredNames), reporting whether it named any.
+func renameProfile(q *portrait.Profile, rename map[string]string) bool {
+	changed := false
+	for name, t := range q.Traits {
+		if n, ok := rename[t.MessageID]; ok {
+			t.MessageID = n
+			q.Traits[name] = t
+			changed = true
+		}
+	}
+	for _, k := range []*portrait.EventKey{&q.FirstKey, &q.LastKey, &q.IdentityKey, &q.MergeKey} {
+		if n, ok := rename[k.MessageID]; ok {
+			k.MessageID = n
+			changed = true
+		}
+	}
+	return changed
+}
+
+// renameBase renames the expired message ids a carried-forward profile
+// names.
+func renameBase(pp *prefixProfile, rename map[string]string) error {
+	for i, x := range pp.base.Identities {
+		if n, ok := rename[x.Msg]; ok {
+			pp.base.Identities[i].Msg = n
+		}
+	}
+	if !renameProfile(pp.q, rename) {
+		return nil
+	}
+	doc, err := profiledoc.Encode(pp.q)
+	if err != nil {
+		return err
+	}
+	pp.base.Profile = doc
+	return nil
+}
+
+// renameAttached renames, in the live graph, the expired events that
+// attached the identifiers of a carried-forward profile (bs, already
+// renamed): the live graph attached them by the same events, unless one
+// was attached again since by a kept event.
+func (p *Processor) renameAttached(tx StateTx, bs *prefixProfile, rename map[string]string) error {
+	old := make(map[string]string, len(rename))
+	for o, n := range rename {
+		old[n] = o
+	}
+	for _, x := range bs.base.Identities {
+		was, ok := old[x.Msg]
+		if !ok {
+			continue
+		}
+		id := portrait.Identifier{Type: x.Type, Value: x.Value}
+		owner, err := p.graph.ownerOf(tx, id)
+		if err != nil {
+			return err
+		}
+		if owner == "" {
+			continue
+		}
+		if k, known := p.graph.attachedAt(id); known && k.MessageID != was {
+			continue
+		}
+		if err := p.graph.attach(tx, id, owner, portrait.EventKey{Time: x.At, MessageID: x.Msg}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renameLive renames the expired message ids the live profiles that own
+// carried-forward events name, as their carried-forward profiles name
+// them.
+func (p *Processor) renameLive(tx StateTx, owners map[string]bool, rename map[string]string) error {
+	ids := make([]string, 0, len(owners))
+	for id := range owners {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		live, err := tx.Profile(id)
+		if err != nil {
+			return err
+		}
+		if live == nil || !renameProfile(live, rename) {
+			continue
+		}
+		if err := tx.PutProfile(live); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type prefixProfile struct {
 	q    *portrait.Profile
 	base Base
@@ -352,12 +631,45 @@ type prefixProfile struct {
 
 // prefixState derives, in a scratch store, the profiles that events alone
 // make, with the same rules and enrichers as p.
-func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, newScratch func(ctx context.Context) (ScratchStore, error)) ([]prefixProfile, error) {
+//
+// The scratch store starts with the live decisions (the retractions and
+// the splits whose events have not expired: the expired ones are in
+// events): a decision made after the limit about an expired event applies
+// to the prefix as it applies to the whole history. The decisions in
+// force at the end are returned to be carried forward (nil: none).
+func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, isExpired func(string) bool, newScratch func(ctx context.Context) (ScratchStore, error)) ([]prefixProfile, *Decisions, error) {
 	sc, err := newScratch(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer sc.Close()
+	if len(p.retracted) > 0 || len(p.splits) > 0 {
+		tx, err := sc.BeginState(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		for id := range p.retracted {
+			if err := tx.PutRetracted(id); err != nil {
+				tx.Rollback()
+				return nil, nil, err
+			}
+		}
+		for _, s := range p.splits {
+			if isExpired(s.MessageID) {
+				continue
+			}
+			if err := tx.PutSplit(s); err != nil {
+				tx.Rollback()
+				return nil, nil, err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return nil, nil, err
+		}
+		if err := sc.WaitState(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
 	copies := make([]*portrait.Event, len(events))
 	for i, e := range events {
 		c := *e
@@ -367,28 +679,32 @@ func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, n
 	for len(copies) > 0 {
 		n := min(len(copies), 10_000)
 		if _, err := sc.Append(ctx, copies[:n], nil); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		copies = copies[n:]
 	}
 	last, err := sc.LastSeq(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp := NewProcessor(sc, p.Rules)
 	sp.Now, sp.Log = p.Now, p.Log
 	sp.Standardize, sp.Enrichers, sp.OnceTraits, sp.SourcePriority = p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority
 	sp.MaxProfiles, sp.MaxIdentities = p.MaxProfiles, p.MaxIdentities
 	if err := sp.CatchUp(ctx, last); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	decisions, err := scratchDecisions(ctx, sc, isExpired)
+	if err != nil {
+		return nil, nil, err
 	}
 	ids, attached, _, err := sc.LoadIdentities(ctx, 1<<62)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	refs, err := sc.LoadRefused(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	refused := map[string][]portrait.Identifier{}
 	for _, r := range refs {
@@ -415,7 +731,45 @@ func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, n
 		out = append(out, prefixProfile{q: q, base: Base{Profile: doc, Identities: bi, Refused: refused[q.ID]}})
 		return nil
 	})
-	return out, err
+	return out, decisions, err
+}
+
+// scratchDecisions are the decisions in force in the scratch store, as
+// they are carried forward (see BaseSplit).
+func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(string) bool) (*Decisions, error) {
+	ss, err := sc.LoadSplits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := sc.LoadRetracted(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d := &Decisions{}
+	for _, s := range ss {
+		bs := BaseSplit{ID: s.MessageID, Bridge: s.Bridge, Via: s.Via, By: s.By, A: s.A, B: s.B}
+		if isExpired(bs.ID) {
+			bs.ID = SplitID(bs.ID)
+		}
+		if isExpired(bs.Bridge) {
+			bs.Bridge = ""
+		}
+		if bs.Bridge == "" && len(bs.A) == 0 && len(bs.B) == 0 {
+			continue // a merge that never happened and never will
+		}
+		d.Splits = append(d.Splits, bs)
+	}
+	for _, id := range rs {
+		if !isExpired(id) {
+			d.Retracted = append(d.Retracted, id)
+		}
+	}
+	if len(d.Splits) == 0 && len(d.Retracted) == 0 {
+		return nil, nil
+	}
+	sort.Slice(d.Splits, func(i, j int) bool { return d.Splits[i].ID < d.Splits[j].ID })
+	sort.Strings(d.Retracted)
+	return d, nil
 }
 
 // ScratchDir makes the directory of a scratch store under dir (the data

@@ -189,6 +189,12 @@ func (b *batch) split(e *portrait.Event) error {
 			Reason: "split event without a merge to undo (bridge_message_id, via_type, via_value): ignored"})
 	}
 	s := &Split{MessageID: e.MessageID, Bridge: props.Bridge, Via: via, By: props.By}
+	if old := b.p.splits[e.MessageID]; old != nil && (len(old.A) > 0 || len(old.B) > 0) {
+		// Installed with its sides already: carried forward by event
+		// retention, whose bridge may have expired (the sides are then
+		// all that keeps the decision).
+		s = old
+	}
 	b.p.addSplitCache(s)
 	if err := b.tx.PutSplit(s); err != nil {
 		return err

@@ -40,11 +40,11 @@ func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
 // recorded as held before they are appended, so a processor never applies
 // them twice; the expired events become tombstones with secure_delete on,
 // and both write-ahead logs are truncated, as after an erasure. The log's
-// part is one transaction, so the log is always whole. Should the process
-// die before the state's part, the live profiles are still right, but
-// their event lists miss the carried-forward events: a late event would
-// replay such a profile without what expired. `portrait rebuild` repairs
-// it (not done at start: docs/erasure.md).
+// part is one transaction, so the log is always whole; it keeps the
+// state's part with the run (retention_runs.pending) until the state has
+// it, so a pass the process died in the middle of is finished by the next
+// start (finishRetention): the event lists get their carried-forward
+// events, and what the expired events alone made goes.
 func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 	if err := db.writer.wait(ctx); err != nil {
 		return err
@@ -68,11 +68,13 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 	// the free space of a page.)
 	seqs := make(map[int64]bool, len(c.Expired))
 	var appended []*portrait.Event
+	st := &retentionState{}
 	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
 		// Tombstones first: a carried-forward event of an earlier pass
 		// may have the message id this pass gives its successor.
 		for _, e := range c.Expired {
 			seqs[e.Seq] = true
+			st.Expired = append(st.Expired, retentionExpired{Seq: e.Seq, MessageID: e.MessageID})
 			tomb := profile.ExpiredID(e)
 			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
 			if _, err := tx.ExecContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`,
@@ -102,40 +104,89 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 			}
 			e.Seq = seq
 			appended = append(appended, e)
+			st.Carried = append(st.Carried, retentionCarried{Seq: seq, MessageID: e.MessageID, Owner: c.Owners[e.MessageID], TS: micros(e.Timestamp)})
 		}
 		id, err := insertRun(ctx, tx, &c.Run)
 		c.Run.ID = id
-		return err
+		if err != nil {
+			return err
+		}
+		pending, err := json.Marshal(st)
+		if err != nil {
+			return portrait.Wrap(err, "cannot encode the retention run")
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE retention_runs SET pending = ? WHERE id = ?`, pending, id); err != nil {
+			return portrait.Wrap(err, "cannot record the retention run")
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	db.tail.insert(appended)
 	db.tail.drop(seqs)
-	err = db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
-		for _, e := range c.Expired {
+	if db.afterRetentionLog != nil {
+		if err := db.afterRetentionLog(); err != nil {
+			return err
+		}
+	}
+	if err := db.retentionStatePart(ctx, c.Run.ID, st); err != nil {
+		return err
+	}
+	db.truncateWALs(ctx)
+	return nil
+}
+
+// retentionState is the state's part of a retention pass, as kept with
+// its run until done: the expired events (their lists, trait issues and
+// journal lines go) and the carried-forward events (listed on their
+// owners).
+type retentionState struct {
+	Expired []retentionExpired `json:"expired"`
+	Carried []retentionCarried `json:"carried"`
+}
+
+type retentionExpired struct {
+	Seq       int64  `json:"seq"`
+	MessageID string `json:"msg"`
+}
+
+type retentionCarried struct {
+	Seq       int64  `json:"seq"`
+	MessageID string `json:"msg"`
+	Owner     string `json:"owner"`
+	TS        int64  `json:"ts"`
+}
+
+// retentionStatePart does the state's part of run and then marks the run
+// done, in that order: done twice, it does the same.
+func (db *DB) retentionStatePart(ctx context.Context, run int64, st *retentionState) error {
+	err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+		for _, e := range st.Expired {
 			for _, q := range []string{
 				`DELETE FROM trait_issues WHERE message_id = ?`,
 				`DELETE FROM merges WHERE message_id = ?`,
 				`DELETE FROM compacted WHERE message_id = ?`,
+				`DELETE FROM retracted WHERE message_id = ?`,
 			} {
 				if _, err := tx.ExecContext(ctx, q, e.MessageID); err != nil {
 					return portrait.Wrap(err, "cannot delete what expired events made")
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`, profile.ExpiredID(e), e.MessageID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`,
+				profile.ExpiredID(&portrait.Event{Seq: e.Seq, MessageID: e.MessageID}), e.MessageID); err != nil {
 				return portrait.Wrap(err, "cannot delete what expired events made")
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM profile_events WHERE seq = ?`, e.Seq); err != nil {
 				return portrait.Wrap(err, "cannot delete what expired events made")
 			}
 		}
-		for _, e := range c.Carried {
-			if e.Seq == 0 {
-				continue // a duplicate: an earlier pass carried it already
+		for _, e := range st.Carried {
+			if e.Owner == "" {
+				continue // decisions: on no profile
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO profile_events (profile_id, ts, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-				c.Owners[e.MessageID], micros(e.Timestamp), e.Seq); err != nil {
+				e.Owner, e.TS, e.Seq); err != nil {
 				return portrait.Wrap(err, "cannot list carried-forward events")
 			}
 		}
@@ -144,7 +195,68 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 	if err != nil {
 		return err
 	}
-	db.truncateWALs(ctx)
+	return db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE retention_runs SET pending = NULL WHERE id = ?`, run); err != nil {
+			return portrait.Wrap(err, "cannot record the retention run")
+		}
+		return nil
+	})
+}
+
+// finishRetention finishes, at the start, the state's part of a retention
+// pass the process died in the middle of (see ExpireEvents). A state that
+// no longer holds the pass's first part (its carried-forward events
+// recorded as held: the state was set aside or reset since, and a rebuild
+// lists them itself) is left to the rebuild.
+func (db *DB) finishRetention(ctx context.Context) error {
+	rows, err := db.logW.QueryContext(ctx, `SELECT id, pending FROM retention_runs WHERE pending IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot read retention runs")
+	}
+	type run struct {
+		id int64
+		st retentionState
+	}
+	var runs []run
+	for rows.Next() {
+		var r run
+		var doc []byte
+		if err := rows.Scan(&r.id, &doc); err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "cannot read retention runs")
+		}
+		if err := json.Unmarshal(doc, &r.st); err != nil {
+			rows.Close()
+			return portrait.Wrap(err, "corrupt retention run")
+		}
+		runs = append(runs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return portrait.Wrap(err, "cannot read retention runs")
+	}
+	for _, r := range runs {
+		held := len(r.st.Carried) == 0
+		for _, e := range r.st.Carried {
+			var n int
+			if err := db.stateW.QueryRowContext(ctx, `SELECT count(*) FROM compacted WHERE message_id = ?`, e.MessageID).Scan(&n); err != nil {
+				return portrait.Wrap(err, "cannot read carried-forward events")
+			}
+			if n > 0 {
+				held = true
+				break
+			}
+		}
+		if !held {
+			r.st = retentionState{}
+		}
+		if err := db.retentionStatePart(ctx, r.id, &r.st); err != nil {
+			return err
+		}
+	}
+	if len(runs) > 0 {
+		db.truncateWALs(ctx)
+	}
 	return nil
 }
 

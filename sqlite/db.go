@@ -54,7 +54,10 @@ type DB struct {
 
 	recoveries []portrait.Recovery // what Open repaired
 	health     health
-	sealer     *datakey.Sealer // encryption at rest (seal.go)
+	// afterRetentionLog, when set (tests), runs between the log's and
+	// the state's part of a retention pass; an error stops the pass there.
+	afterRetentionLog func() error
+	sealer            *datakey.Sealer // encryption at rest (seal.go)
 }
 
 // Open opens (creating if needed) the store under dir.
@@ -84,6 +87,10 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	// checkpoint carry several processor batches that rewrite the same
 	// pages. A state that cannot be trusted is set aside (see openState).
 	if err := db.openState(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.finishRetention(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}

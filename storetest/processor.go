@@ -61,6 +61,7 @@ func RunProcessor(t *testing.T, h Harness) {
 		{"RetractUndoesALinkMerge", retractUndoesALinkMerge},
 		{"RebuildFromLogIsIdentical", rebuildFromLogIsIdentical},
 		{"ExpiryKeepsProfilesAndRebuildIsExact", expiryKeepsProfilesAndRebuildIsExact},
+		{"ExpiredDecisionsHold", expiredDecisionsHold},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
 	}

@@ -239,7 +239,37 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 		t.Fatal(err)
 	}
 	catchUp(a)
-	before := digest(a)
+	// What a pass must leave of the live profiles: all but the expired
+	// events' message ids in trait provenance, which it renames
+	// (storetest.ExpiredMessageIDsGone).
+	expiredMsg := map[string]bool{}
+	for _, e := range evs {
+		if e.Timestamp.Before(cutoff) {
+			expiredMsg[e.MessageID] = true
+		}
+	}
+	kept := func(a *App) string {
+		t.Helper()
+		var out []string
+		err := a.DB.AllProfiles(ctx, func(p *portrait.Profile) error {
+			for k, tr := range p.Traits {
+				if expiredMsg[tr.MessageID] || strings.HasPrefix(tr.MessageID, "~expired:") {
+					tr.MessageID = "~expired"
+					p.Traits[k] = tr
+				}
+			}
+			p.UpdatedAt = time.Time{}
+			b, err := json.Marshal(p)
+			out = append(out, string(b))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(out)
+		return strings.Join(out, "\n")
+	}
+	keptBefore := kept(a)
 	aBefore := byUser(a, "u-ret-A")
 	if aBefore.EventCount != 6 || aBefore.Traits["city"].Value != "Newtown" || aBefore.Traits["email"].Value != "a.ret@example.com" {
 		t.Fatalf("A before expiry: %+v", aBefore)
@@ -328,9 +358,19 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 
 	// The live profiles are what they were.
 	catchUp(a)
-	if d := digest(a); d != before {
-		t.Errorf("profiles changed by the expiry")
+	if k := kept(a); k != keptBefore {
+		t.Errorf("profiles changed by the expiry:\n%s\nwas\n%s", k, keptBefore)
 	}
+	// Trait provenance names no expired message. (The journey enricher's
+	// stage history, a trait value, still does: docs/erasure.md.)
+	a.DB.AllProfiles(ctx, func(p *portrait.Profile) error {
+		for k, tr := range p.Traits {
+			if expiredMsg[tr.MessageID] {
+				t.Errorf("profile %s: trait %s names the expired message %s", p.ID, k, tr.MessageID)
+			}
+		}
+		return nil
+	})
 	if b := byUser(a, "u-ret-B"); b.Traits["name"].Value != "Bob Expired" || b.Traits["id_card"].Value != retainedIDNumber || b.EventCount != 2 {
 		t.Errorf("B lost what its expired events made: %+v", b)
 	}
@@ -371,9 +411,11 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 		scan(t, gone...)
 	}
 
-	// A rebuild from the compacted log gives the same profiles.
+	// A rebuild from the compacted log gives the same profiles (the
+	// live ones, which are the profiles before the pass but for the
+	// renamed provenance, checked above).
 	rb := rebuild()
-	if !rb.Identical || rb.Before != before {
+	if !rb.Identical {
 		t.Fatalf("rebuild after expiry: %+v", rb)
 	}
 
@@ -436,14 +478,16 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	}
 	a = open()
 	catchUp(a)
+	expiredMsg[older.MessageID] = true
+	keptOlder := kept(a)
 	if run3, err := a.expireEvents(ctx, cutoff); err != nil || run3.Deleted != 1 {
 		t.Fatalf("third pass: %+v %v", run3, err)
 	}
-	if d := digest(a); d != withOlder {
+	if k := kept(a); k != keptOlder {
 		t.Error("profiles changed by the third pass")
 	}
 	a.Close()
-	if rb := rebuild(); !rb.Identical || rb.Before != withOlder {
+	if rb := rebuild(); !rb.Identical {
 		t.Fatalf("rebuild after the third pass: %+v", rb)
 	}
 	if scan != nil {
@@ -476,7 +520,7 @@ func testEventRetention(t *testing.T, cfg Config, storeArgs []string, scan func(
 	} else {
 		assertNoValueOnPostgres(t, cfg.Store, append(gone, "$sealed:k1:"), "ORD-NEW-1")
 	}
-	if rb := rebuild(); !rb.Identical || rb.Before != withOlder {
+	if rb := rebuild(); !rb.Identical {
 		t.Fatalf("rebuild after the rotation: %+v", rb)
 	}
 	a = open()

@@ -40,12 +40,20 @@ func SealRetained(s *datakey.Sealer, body []byte) ([]byte, error) {
 	if err := json.Unmarshal(ev["properties"], &props); err != nil {
 		return nil, portrait.Wrap(err, "cannot read a carried-forward event to seal")
 	}
-	doc := props["profile"]
-	if len(doc) == 0 || bytes.Equal(doc, []byte("null")) || bytes.HasPrefix(doc, []byte(`"`+datakey.Prefix)) {
+	changed := false
+	// The decisions (of the one event of a pass that holds no profile)
+	// name identifiers of split sides: sealed whole too.
+	for _, member := range []string{"profile", "decisions"} {
+		doc := props[member]
+		if len(doc) == 0 || bytes.Equal(doc, []byte("null")) || bytes.HasPrefix(doc, []byte(`"`+datakey.Prefix)) {
+			continue
+		}
+		props[member] = json.RawMessage(`"` + s.Ring.Seal(doc, nil) + `"`)
+		changed = true
+	}
+	if !changed {
 		return body, nil
 	}
-	sealed := s.Ring.Seal(doc, nil)
-	props["profile"] = json.RawMessage(`"` + sealed + `"`)
 	p, err := json.Marshal(props)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot seal a carried-forward event")

@@ -96,3 +96,23 @@ func TestRetainedProfileSealedWhole(t *testing.T) {
 		t.Fatalf("rotation of a clear one: %s %v %v", re, ch, err)
 	}
 }
+
+// TestRetainedDecisionsSealedWhole: the carried-forward decisions (split
+// sides name identifiers) are sealed whole like a profile document, and
+// opened by OpenEvent.
+func TestRetainedDecisionsSealedWhole(t *testing.T) {
+	props := []byte(`{"decisions":{"splits":[{"id":"s1","via":{"type":"phone","value":"+8613800000001"},"a":[{"type":"user_id","value":"u1"}]}]}}`)
+	body, _ := json.Marshal(&portrait.Event{MessageID: "~retained:d", Type: portrait.EventRetained, Source: portrait.SourceRetention, Properties: props})
+	s := &datakey.Sealer{Ring: ring(t, "k1")}
+	sealed, err := storeseal.SealRetained(s, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("+8613800000001")) || !bytes.Contains(sealed, []byte(`"decisions":"$sealed:k1:`)) {
+		t.Fatalf("not sealed: %s", sealed)
+	}
+	plain, err := s.OpenEvent(sealed)
+	if err != nil || !bytes.Contains(plain, []byte("+8613800000001")) {
+		t.Fatalf("opened: %s %v", plain, err)
+	}
+}
