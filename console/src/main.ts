@@ -4,6 +4,7 @@ import { router, toSignIn } from './router'
 import { i18n } from './i18n'
 import { installExpiry, restore } from './session'
 import { prefetch } from './api'
+import { warm } from './format'
 import 'element-plus/theme-chalk/base.css'
 import './style.css'
 
@@ -22,3 +23,7 @@ for (const m of first.matched) {
   if (typeof c === 'function') (c as () => Promise<unknown>)()
 }
 createApp(App).use(i18n).use(router).mount('#app')
+// While the page's data and chunks are on the way (a page with data to
+// prefetch: the 360), the number and date formatters are made, off the
+// first render's path.
+if (data) warm()
