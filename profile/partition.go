@@ -11,7 +11,8 @@ import (
 )
 
 // Partitioned application (docs/scaling.md): several processors, one per
-// node, apply the log at once, each the bus partitions it holds. The
+// partition a node holds (Fork), apply the log at once, each its bus
+// partition. The
 // store, not the processor, is then the one place the identity graph and
 // the profiles live: each batch locks, in its own transaction and before
 // reading, the identity rows its events resolve through and the profiles
@@ -160,8 +161,9 @@ func (p *Processor) applyPartitionBatch(ctx context.Context, ps Partitioned, ter
 
 func (p *Processor) tryPartitionBatch(ctx context.Context, ps Partitioned, term Term, part, size int) (int, error) {
 	// Only the holder of part applies it, so its position and events are
-	// read before taking the processor, which this node's other
-	// partitions share.
+	// read before taking the processor (a node runs one per partition,
+	// Fork; the one that applies the events without the bus also serves
+	// the rewrites).
 	cp, err := ps.PartitionCheckpoint(ctx, part)
 	if err != nil {
 		return 0, err

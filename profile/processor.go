@@ -97,6 +97,10 @@ type Processor struct {
 	// holds: written by a compaction, skipped when the log reaches them.
 	compacted map[string]bool
 	loaded    bool
+	// decisions is the store's version of the retractions and splits
+	// the processor holds (partitioned application, DecisionsVersioned);
+	// 0: none held, read them again.
+	decisions int64
 }
 
 // NewProcessor returns a processor with defaults.
@@ -105,6 +109,22 @@ func NewProcessor(store Store, rules *identity.Rules) *Processor {
 		Store: store, Rules: rules, Now: time.Now, Log: slog.Default(),
 		BatchSize: 50_000, MaxBatchSize: 200_000, Linger: 100 * time.Millisecond, BusyLinger: time.Second, OnceTraits: map[string]bool{}, MaxProfiles: 250_000, MaxIdentities: 2_000_000,
 		SourcePriority: func(string) int { return 0 },
+	}
+}
+
+// Fork returns a processor configured like p (store, rules, cleaning,
+// enrichers, hooks) with caches and a lock of its own, for partitioned
+// application: a node runs one per partition it holds, so that its
+// partitions are applied at once, each as if by a node of its own (the
+// store's locks keep them apart as they keep nodes apart). The hooks and
+// enrichers are then called from several goroutines at once.
+func (p *Processor) Fork() *Processor {
+	return &Processor{
+		Store: p.Store, Rules: p.Rules, Now: p.Now, Log: p.Log,
+		BatchSize: p.BatchSize, MaxBatchSize: p.MaxBatchSize, Linger: p.Linger, BusyLinger: p.BusyLinger,
+		OnceTraits: p.OnceTraits, SourcePriority: p.SourcePriority, Notify: p.Notify,
+		OnChange: p.OnChange, OnBatch: p.OnBatch, Standardize: p.Standardize, Enrichers: p.Enrichers,
+		MaxProfiles: p.MaxProfiles, MaxIdentities: p.MaxIdentities, Partitioned: p.Partitioned,
 	}
 }
 

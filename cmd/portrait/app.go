@@ -72,6 +72,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Node, "node", "", "this node's name among the others (default: host name and process id)")
 	fs.DurationVar(&c.ChangeFeedRetention, "change-feed-retention", time.Hour, "how long a shared store's change feed keeps a change (pruned by the nodes that commit state): an api node away longer reloads every profile")
 	fs.StringVar(&c.Apply, "apply", applyLeased, "how process nodes apply events to profiles: leased (one node at a time, under the applier lease) or partitioned (each node the bus partitions it consumes; PostgreSQL and a bus; the same on every node)")
+	fs.IntVar(&c.ApplyConcurrency, "apply-concurrency", 0, "under --apply partitioned, how many of its partitions a node applies at once (default: twice the CPUs, at least 4)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 10*time.Second, "lease time of partitions and of the applier: a node that dies is replaced within about this long (the same on every node)")
 	fs.StringVar(&c.RulesFile, "rules", "", "identity rules YAML (priority, limits, blocked, trait_identifiers)")
 	fs.DurationVar(&c.AnalyticsEvery, "analytics-every", 24*time.Hour, "rerun every analysis (clv, fpgrowth, kmeans, churn) this often; 0 turns the schedule off")

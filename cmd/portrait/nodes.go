@@ -86,6 +86,10 @@ type nodeConfig struct {
 	// Apply is how process nodes apply the log: "leased" (one applier at
 	// a time) or "partitioned" (each node its partitions, partitioned.go).
 	Apply string
+	// ApplyConcurrency bounds how many of its partitions a node applies
+	// at once under partitioned application (0: applyConcurrency's
+	// default for the machine).
+	ApplyConcurrency int
 }
 
 // defaultNodeName is unique among the processes of a machine: a lease
