@@ -229,3 +229,57 @@ func checkPartitioned(t *testing.T, dbs []*DB, procs []*profile.Processor) {
 		}
 	}
 }
+
+// The version of the retractions and splits moves with every write of
+// either, in the writer's transaction: committed, it moves; rolled back,
+// it does not; a reset of the derived state moves it too.
+func TestDecisionsVersionMovesWithTheirWrites(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, pgtest.URL(t))
+	version := func() int64 {
+		t.Helper()
+		v, err := db.DecisionsVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	write := func(commit bool, f func(tx profile.StateTx) error) {
+		t.Helper()
+		tx, err := db.BeginState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f(tx); err != nil {
+			t.Fatal(err)
+		}
+		if !commit {
+			tx.Rollback()
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v0 := version()
+	write(false, func(tx profile.StateTx) error { return tx.PutRetracted("m-1") })
+	if v := version(); v != v0 {
+		t.Fatalf("a rolled back retraction moved the version: %d → %d", v0, v)
+	}
+	write(true, func(tx profile.StateTx) error { return tx.PutRetracted("m-1") })
+	v1 := version()
+	if v1 == v0 {
+		t.Fatal("a committed retraction did not move the version")
+	}
+	write(true, func(tx profile.StateTx) error { return tx.DeleteSplit("m-2") })
+	v2 := version()
+	if v2 == v1 {
+		t.Fatal("a split's deletion did not move the version")
+	}
+	if err := db.ResetState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v == v2 {
+		t.Fatal("a reset of the derived state did not move the version")
+	}
+}

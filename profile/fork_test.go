@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"context"
 	"reflect"
 	"testing"
 )
@@ -41,7 +42,7 @@ func TestForkKeepsEverySetting(t *testing.T) {
 	}
 	p.resetCaches()
 	p.retracted = map[string]bool{"m": true}
-	p.decisions = 3
+	p.decisions, p.decisionsHeld = 3, true
 	fk := reflect.ValueOf(p.Fork()).Elem()
 	for i := range v.NumField() {
 		f, g, ft := v.Field(i), fk.Field(i), v.Type().Field(i)
@@ -60,7 +61,55 @@ func TestForkKeepsEverySetting(t *testing.T) {
 		}
 	}
 	f := p.Fork()
-	if f.graph != nil || f.profiles != nil || f.retracted != nil || f.decisions != 0 {
+	if f.graph != nil || f.profiles != nil || f.retracted != nil || f.decisionsHeld {
 		t.Errorf("the fork shares its parent's caches")
+	}
+}
+
+// versionedStore counts the reads of the retractions and splits of a
+// store whose version of them the test moves.
+type versionedStore struct {
+	Store
+	version     int64
+	reads       int
+	retractions []string
+}
+
+func (s *versionedStore) DecisionsVersion(context.Context) (int64, error) { return s.version, nil }
+func (s *versionedStore) LoadRetracted(context.Context) ([]string, error) {
+	s.reads++
+	return s.retractions, nil
+}
+func (s *versionedStore) LoadSplits(context.Context) ([]*Split, error) { return nil, nil }
+
+// A partitioned processor reads the retractions and splits again only
+// when their version moved (they were read in full before every batch),
+// and after a batch that failed, which may have changed the ones it held.
+func TestDecisionsReadAgainOnlyWhenTheirVersionMoved(t *testing.T) {
+	ctx := context.Background()
+	st := &versionedStore{version: 1, retractions: []string{"m1"}}
+	p := &Processor{Store: st, Partitioned: true}
+	for range 3 {
+		if err := p.loadShared(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.reads != 1 || !p.retracted["m1"] {
+		t.Fatalf("three batches at one version: %d reads, retracted %v; want 1 read", st.reads, p.retracted)
+	}
+	st.version, st.retractions = 2, []string{"m1", "m2"}
+	if err := p.loadShared(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.reads != 2 || !p.retracted["m2"] {
+		t.Fatalf("after the version moved: %d reads, retracted %v; want them read again", st.reads, p.retracted)
+	}
+	p.retracted["m3"] = true // a batch's retraction, then its transaction failed
+	p.forgetCaches()
+	if err := p.loadShared(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.reads != 3 || p.retracted["m3"] {
+		t.Fatalf("after a failed batch: %d reads, retracted %v; want them read again", st.reads, p.retracted)
 	}
 }

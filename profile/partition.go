@@ -26,10 +26,33 @@ import (
 const maxAttempts = 8
 
 // loadShared prepares a batch of partitioned application: empty caches,
-// and the retractions and splits as other nodes may have left them.
+// and the retractions and splits as other nodes may have left them, read
+// again only when their version moved (a store that numbers them), as of
+// before the batch's transaction, as reading them was.
 func (p *Processor) loadShared(ctx context.Context) error {
 	p.resetCaches()
-	return p.loadDecisions(ctx)
+	dv, ok := p.Store.(DecisionsVersioned)
+	if !ok {
+		return p.loadDecisions(ctx)
+	}
+	v, err := dv.DecisionsVersion(ctx)
+	if portrait.ErrorCode(err) == portrait.EINVALID {
+		// A wrapper (cmd/portrait's applierStore) over a store that
+		// does not number them.
+		return p.loadDecisions(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if p.decisionsHeld && v == p.decisions {
+		return nil
+	}
+	p.decisionsHeld = false
+	if err := p.loadDecisions(ctx); err != nil {
+		return err
+	}
+	p.decisions, p.decisionsHeld = v, true
+	return nil
 }
 
 // beginState starts a state transaction, fenced by term when it is set.
@@ -178,7 +201,7 @@ func (p *Processor) tryPartitionBatch(ctx context.Context, ps Partitioned, term 
 		return 0, err
 	}
 	if err := p.applyTo(ctx, events, term, PartitionCheckpointName(part)); err != nil {
-		p.resetCaches()
+		p.forgetCaches()
 		return 0, err
 	}
 	last := events[len(events)-1]

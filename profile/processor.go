@@ -98,9 +98,10 @@ type Processor struct {
 	compacted map[string]bool
 	loaded    bool
 	// decisions is the store's version of the retractions and splits
-	// the processor holds (partitioned application, DecisionsVersioned);
-	// 0: none held, read them again.
-	decisions int64
+	// the processor holds, when decisionsHeld (partitioned application
+	// over a DecisionsVersioned store, loadShared).
+	decisions     int64
+	decisionsHeld bool
 }
 
 // NewProcessor returns a processor with defaults.
@@ -131,6 +132,14 @@ func (p *Processor) Fork() *Processor {
 // Checkpoint is the sequence number of the last event whose effects are
 // committed: what readers of the store see.
 func (p *Processor) Checkpoint() int64 { return p.committed.Load() }
+
+// forgetCaches drops every cache after a transaction that failed: a
+// batch may have changed the retractions or splits held (replay.go,
+// split.go) and not committed them, so those are read again too.
+func (p *Processor) forgetCaches() {
+	p.resetCaches()
+	p.decisionsHeld = false
+}
 
 func (p *Processor) resetCaches() {
 	p.graph = newGraph()

@@ -261,3 +261,13 @@ func (s *applierStore) BeginStateTerm(ctx context.Context, term profile.Term) (p
 	}
 	return f.BeginStateTerm(ctx, term)
 }
+
+// DecisionsVersion passes the store's through (profile.DecisionsVersioned);
+// a store without one has its retractions and splits read every batch.
+func (s *applierStore) DecisionsVersion(ctx context.Context) (int64, error) {
+	dv, ok := s.Store.(profile.DecisionsVersioned)
+	if !ok {
+		return 0, portrait.Errorf(portrait.EINVALID, "this store does not number its retractions and splits")
+	}
+	return dv.DecisionsVersion(ctx)
+}
