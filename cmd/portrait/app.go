@@ -68,6 +68,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BusStream, "bus-stream", "portrait", "the bus's stream name (every node of a deployment uses the same)")
 	fs.IntVar(&c.BusPartitions, "bus-partitions", natsbus.DefaultPartitions, "partitions of the bus's stream; fixed when the stream is created")
 	fs.DurationVar(&c.BusAckWait, "bus-ack-wait", 30*time.Second, "how long a consumed batch may stay unacknowledged before the bus delivers it again")
+	fs.IntVar(&c.BusBatch, "bus-batch", 0, "the most events a partition's consumer takes at once: what is buffered, up to this, so batches grow under backlog and stay small when idle (default: 2000 under --apply partitioned, else 500)")
 	fs.StringVar(&c.Role, "role", "all", "what this node does: all, or ingest, process, api, comma-separated (several need --store postgres://… and --bus)")
 	fs.StringVar(&c.Node, "node", "", "this node's name among the others (default: host name and process id)")
 	fs.DurationVar(&c.ChangeFeedRetention, "change-feed-retention", time.Hour, "how long a shared store's change feed keeps a change (pruned by the nodes that commit state): an api node away longer reloads every profile")
