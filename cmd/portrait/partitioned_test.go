@@ -51,3 +51,22 @@ func TestPartitionsOfANodeAppliedAtOnce(t *testing.T) {
 		t.Errorf("default concurrency %d, want at least 4", n)
 	}
 }
+
+// Partitioned application takes larger batches from the bus than the
+// leased mode's consumers (what is buffered, up to the cap), unless
+// --bus-batch says otherwise.
+func TestPartitionedConsumersTakeLargerBatches(t *testing.T) {
+	cfg := Config{}
+	cfg.Apply = applyPartitioned
+	if got := busBatch(cfg); got != partitionedBusBatch {
+		t.Errorf("partitioned: batch %d, want %d", got, partitionedBusBatch)
+	}
+	cfg.Apply = applyLeased
+	if got := busBatch(cfg); got != 0 {
+		t.Errorf("leased: batch %d, want the bus's default (0)", got)
+	}
+	cfg.BusBatch = 300
+	if got := busBatch(cfg); got != 300 {
+		t.Errorf("--bus-batch 300: batch %d", got)
+	}
+}
