@@ -12,13 +12,14 @@ import (
 
 // Partitioned application (docs/scaling.md): several processors, one per
 // partition a node holds (Fork), apply the log at once, each its bus
-// partition. The
-// store, not the processor, is then the one place the identity graph and
-// the profiles live: each batch locks, in its own transaction and before
-// reading, the identity rows its events resolve through and the profiles
-// they name, so two nodes never resolve or write one profile at once; a
-// batch that meets another in a deadlock is rolled back and applied again.
-// Nothing is cached between batches (see Processor.Partitioned).
+// partition. The store, not the processor, is then the one place the
+// identity graph and the profiles live: each batch locks, in its own
+// transaction and before reading, the identity rows its events resolve
+// through and the profiles they name, so two processors never resolve or
+// write one profile at once; a batch that meets another in a deadlock is
+// rolled back and applied again. Nothing of the graph or the profiles is
+// cached between batches (see Processor.Partitioned); the retractions and
+// splits are, while their version stays (loadShared).
 
 // maxAttempts bounds how often ApplyPartition retries a batch that met
 // another (ECONFLICT) before it reports the failure to its caller, whose

@@ -74,10 +74,12 @@ type Processor struct {
 	// MaxIdentities bounds the identity cache. While the whole graph fits,
 	// it is held in memory and lookups never read storage.
 	MaxIdentities int
-	// Partitioned: several processors (on several nodes) apply the log at
-	// once, each its partitions (ApplyPartition), over a Partitioned store.
-	// Nothing is cached across batches, and each batch locks the identity
-	// rows and profiles it can touch before reading them (partition.go).
+	// Partitioned: several processors (on several nodes, one per partition
+	// a node holds: Fork) apply the log at once, each its partition
+	// (ApplyPartition), over a Partitioned store. Nothing of the graph or
+	// the profiles is cached across batches, and each batch locks the
+	// identity rows and profiles it can touch before reading them
+	// (partition.go).
 	Partitioned bool
 
 	mu sync.Mutex // serialises batches (Run and direct callers)
