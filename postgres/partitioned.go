@@ -19,8 +19,9 @@ import (
 // profiles of its batch before reading them (profile.Locker).
 
 var (
-	_ profile.Partitioned = (*DB)(nil)
-	_ profile.Locker      = (*stateTx)(nil)
+	_ profile.Partitioned        = (*DB)(nil)
+	_ profile.Locker             = (*stateTx)(nil)
+	_ profile.DecisionsVersioned = (*DB)(nil)
 )
 
 // partitionCond selects partition p's events (Direct: those without one).
@@ -53,6 +54,22 @@ func (db *DB) PartitionCheckpoint(ctx context.Context, p int) (int64, error) {
 		return 0, portrait.Wrap(err, "cannot read checkpoint")
 	}
 	return seq, nil
+}
+
+// bumpDecisions raises the version of the retractions and splits where
+// migration 041's triggers do not: after a truncation.
+const bumpDecisions = `INSERT INTO config_versions (kind, version) VALUES ('state:decisions', 1)
+	ON CONFLICT (kind) DO UPDATE SET version = config_versions.version + 1`
+
+// DecisionsVersion is the version of the retractions and splits
+// (profile.DecisionsVersioned): raised by a trigger on either table in the
+// transaction that writes it (migration 041), and by ResetState.
+func (db *DB) DecisionsVersion(ctx context.Context) (int64, error) {
+	var v int64
+	if err := db.pool.QueryRow(ctx, `SELECT coalesce((SELECT version FROM config_versions WHERE kind = 'state:decisions'), 0)`).Scan(&v); err != nil {
+		return 0, portrait.Wrap(err, "cannot read the version of the retractions and splits")
+	}
+	return v, nil
 }
 
 // AppliedThrough is how far the log is applied under partitioned

@@ -89,22 +89,50 @@ func profilesOf(t *testing.T, db *DB) map[string]*portrait.Profile {
 // one processor applying the same log, every event is applied once, and
 // no merge is journalled twice.
 func TestPartitionedApplicationMatchesOneApplier(t *testing.T) {
-	ctx := context.Background()
 	url := pgtest.URL(t)
-	open := func(u string) *DB {
-		db, err := Open(ctx, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	db1, db2 := open(url), open(url)
-	byPart := crossPartitionEvents(20, 600)
+	db1, db2 := openDB(t, url), openDB(t, url)
 	procs := []*profile.Processor{profile.NewProcessor(db1, identity.DefaultRules()), profile.NewProcessor(db2, identity.DefaultRules())}
 	for _, p := range procs {
 		p.Partitioned, p.BatchSize = true, 7 // small batches: many meetings
 	}
+	checkPartitioned(t, []*DB{db1, db2, db1, db2}, []*profile.Processor{procs[0], procs[1], procs[0], procs[1]})
+}
+
+// One node applies its four partitions at once, each with a processor of
+// its own forked from the node's (as serve --apply partitioned does) over
+// the node's one store: the partitions' batches meet in the store as two
+// nodes' do, and the profiles still equal one applier's, each event
+// applied once, each person's merge across partitions made once.
+func TestPartitionProcessorsOfOneNodeMatchOneApplier(t *testing.T) {
+	db := openDB(t, pgtest.URL(t))
+	node := profile.NewProcessor(db, identity.DefaultRules())
+	node.Partitioned, node.BatchSize = true, 7
+	procs := make([]*profile.Processor, 4)
+	for part := range procs {
+		procs[part] = node.Fork()
+	}
+	checkPartitioned(t, []*DB{db, db, db, db}, procs)
+}
+
+func openDB(t *testing.T, url string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// checkPartitioned applies crossPartitionEvents' four partitions at once,
+// partition p through dbs[p] with procs[p], while they arrive, and
+// compares the result with one processor applying the same log.
+func checkPartitioned(t *testing.T, dbs []*DB, procs []*profile.Processor) {
+	t.Helper()
+	ctx := context.Background()
+	db1 := dbs[0]
+	open := func(u string) *DB { return openDB(t, u) }
+	byPart := crossPartitionEvents(20, 600)
 	fence := "test@1"
 	for part := range 4 {
 		if err := db1.ClaimTerm(ctx, profile.Term{Fence: fmt.Sprintf("%s/p.%d", fence, part), N: 1}); err != nil {
@@ -119,7 +147,7 @@ func TestPartitionedApplicationMatchesOneApplier(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			db, proc := []*DB{db1, db2}[part%2], procs[part%2]
+			db, proc := dbs[part], procs[part]
 			term := profile.Term{Fence: fmt.Sprintf("%s/p.%d", fence, part), N: 1}
 			evs := byPart[part]
 			for i := 0; i < len(evs); i += 11 {
@@ -199,5 +227,59 @@ func TestPartitionedApplicationMatchesOneApplier(t *testing.T) {
 			wj, _ := json.Marshal(w)
 			t.Errorf("profile %s differs:\npartitioned: %s\none applier: %s", id, gj, wj)
 		}
+	}
+}
+
+// The version of the retractions and splits moves with every write of
+// either, in the writer's transaction: committed, it moves; rolled back,
+// it does not; a reset of the derived state moves it too.
+func TestDecisionsVersionMovesWithTheirWrites(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, pgtest.URL(t))
+	version := func() int64 {
+		t.Helper()
+		v, err := db.DecisionsVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	write := func(commit bool, f func(tx profile.StateTx) error) {
+		t.Helper()
+		tx, err := db.BeginState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f(tx); err != nil {
+			t.Fatal(err)
+		}
+		if !commit {
+			tx.Rollback()
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v0 := version()
+	write(false, func(tx profile.StateTx) error { return tx.PutRetracted("m-1") })
+	if v := version(); v != v0 {
+		t.Fatalf("a rolled back retraction moved the version: %d → %d", v0, v)
+	}
+	write(true, func(tx profile.StateTx) error { return tx.PutRetracted("m-1") })
+	v1 := version()
+	if v1 == v0 {
+		t.Fatal("a committed retraction did not move the version")
+	}
+	write(true, func(tx profile.StateTx) error { return tx.DeleteSplit("m-2") })
+	v2 := version()
+	if v2 == v1 {
+		t.Fatal("a split's deletion did not move the version")
+	}
+	if err := db.ResetState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v == v2 {
+		t.Fatal("a reset of the derived state did not move the version")
 	}
 }

@@ -174,6 +174,7 @@ func (db *DB) ResetState(ctx context.Context) error {
 		b.Queue(`INSERT INTO profile_changes (seq, profile_id, deleted, at)
 			SELECT $1 + row_number() OVER (ORDER BY id), id, true, $2 FROM profiles`, base, micros(db.Now()))
 		b.Queue(`TRUNCATE ` + stateTables)
+		b.Queue(bumpDecisions) // the retractions and splits are gone (migration 041)
 		b.Queue(`SELECT pg_notify('portrait_changes', '')`)
 		return tx.SendBatch(ctx, b).Close()
 	})

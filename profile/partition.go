@@ -11,13 +11,15 @@ import (
 )
 
 // Partitioned application (docs/scaling.md): several processors, one per
-// node, apply the log at once, each the bus partitions it holds. The
-// store, not the processor, is then the one place the identity graph and
-// the profiles live: each batch locks, in its own transaction and before
-// reading, the identity rows its events resolve through and the profiles
-// they name, so two nodes never resolve or write one profile at once; a
-// batch that meets another in a deadlock is rolled back and applied again.
-// Nothing is cached between batches (see Processor.Partitioned).
+// partition a node holds (Fork), apply the log at once, each its bus
+// partition. The store, not the processor, is then the one place the
+// identity graph and the profiles live: each batch locks, in its own
+// transaction and before reading, the identity rows its events resolve
+// through and the profiles they name, so two processors never resolve or
+// write one profile at once; a batch that meets another in a deadlock is
+// rolled back and applied again. Nothing of the graph or the profiles is
+// cached between batches (see Processor.Partitioned); the retractions and
+// splits are, while their version stays (loadShared).
 
 // maxAttempts bounds how often ApplyPartition retries a batch that met
 // another (ECONFLICT) before it reports the failure to its caller, whose
@@ -25,10 +27,33 @@ import (
 const maxAttempts = 8
 
 // loadShared prepares a batch of partitioned application: empty caches,
-// and the retractions and splits as other nodes may have left them.
+// and the retractions and splits as other nodes may have left them, read
+// again only when their version moved (a store that numbers them), as of
+// before the batch's transaction, as reading them was.
 func (p *Processor) loadShared(ctx context.Context) error {
 	p.resetCaches()
-	return p.loadDecisions(ctx)
+	dv, ok := p.Store.(DecisionsVersioned)
+	if !ok {
+		return p.loadDecisions(ctx)
+	}
+	v, err := dv.DecisionsVersion(ctx)
+	if portrait.ErrorCode(err) == portrait.EINVALID {
+		// A wrapper (cmd/portrait's applierStore) over a store that
+		// does not number them.
+		return p.loadDecisions(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if p.decisionsHeld && v == p.decisions {
+		return nil
+	}
+	p.decisionsHeld = false
+	if err := p.loadDecisions(ctx); err != nil {
+		return err
+	}
+	p.decisions, p.decisionsHeld = v, true
+	return nil
 }
 
 // beginState starts a state transaction, fenced by term when it is set.
@@ -160,8 +185,9 @@ func (p *Processor) applyPartitionBatch(ctx context.Context, ps Partitioned, ter
 
 func (p *Processor) tryPartitionBatch(ctx context.Context, ps Partitioned, term Term, part, size int) (int, error) {
 	// Only the holder of part applies it, so its position and events are
-	// read before taking the processor, which this node's other
-	// partitions share.
+	// read before taking the processor (a node runs one per partition,
+	// Fork; the one that applies the events without the bus also serves
+	// the rewrites).
 	cp, err := ps.PartitionCheckpoint(ctx, part)
 	if err != nil {
 		return 0, err
@@ -176,7 +202,7 @@ func (p *Processor) tryPartitionBatch(ctx context.Context, ps Partitioned, term 
 		return 0, err
 	}
 	if err := p.applyTo(ctx, events, term, PartitionCheckpointName(part)); err != nil {
-		p.resetCaches()
+		p.forgetCaches()
 		return 0, err
 	}
 	last := events[len(events)-1]

@@ -74,10 +74,12 @@ type Processor struct {
 	// MaxIdentities bounds the identity cache. While the whole graph fits,
 	// it is held in memory and lookups never read storage.
 	MaxIdentities int
-	// Partitioned: several processors (on several nodes) apply the log at
-	// once, each its partitions (ApplyPartition), over a Partitioned store.
-	// Nothing is cached across batches, and each batch locks the identity
-	// rows and profiles it can touch before reading them (partition.go).
+	// Partitioned: several processors (on several nodes, one per partition
+	// a node holds: Fork) apply the log at once, each its partition
+	// (ApplyPartition), over a Partitioned store. Nothing of the graph or
+	// the profiles is cached across batches, and each batch locks the
+	// identity rows and profiles it can touch before reading them
+	// (partition.go).
 	Partitioned bool
 
 	mu sync.Mutex // serialises batches (Run and direct callers)
@@ -97,6 +99,11 @@ type Processor struct {
 	// holds: written by a compaction, skipped when the log reaches them.
 	compacted map[string]bool
 	loaded    bool
+	// decisions is the store's version of the retractions and splits
+	// the processor holds, when decisionsHeld (partitioned application
+	// over a DecisionsVersioned store, loadShared).
+	decisions     int64
+	decisionsHeld bool
 }
 
 // NewProcessor returns a processor with defaults.
@@ -108,9 +115,33 @@ func NewProcessor(store Store, rules *identity.Rules) *Processor {
 	}
 }
 
+// Fork returns a processor configured like p (store, rules, cleaning,
+// enrichers, hooks) with caches and a lock of its own, for partitioned
+// application: a node runs one per partition it holds, so that its
+// partitions are applied at once, each as if by a node of its own (the
+// store's locks keep them apart as they keep nodes apart). The hooks and
+// enrichers are then called from several goroutines at once.
+func (p *Processor) Fork() *Processor {
+	return &Processor{
+		Store: p.Store, Rules: p.Rules, Now: p.Now, Log: p.Log,
+		BatchSize: p.BatchSize, MaxBatchSize: p.MaxBatchSize, Linger: p.Linger, BusyLinger: p.BusyLinger,
+		OnceTraits: p.OnceTraits, SourcePriority: p.SourcePriority, Notify: p.Notify,
+		OnChange: p.OnChange, OnBatch: p.OnBatch, Standardize: p.Standardize, Enrichers: p.Enrichers,
+		MaxProfiles: p.MaxProfiles, MaxIdentities: p.MaxIdentities, Partitioned: p.Partitioned,
+	}
+}
+
 // Checkpoint is the sequence number of the last event whose effects are
 // committed: what readers of the store see.
 func (p *Processor) Checkpoint() int64 { return p.committed.Load() }
+
+// forgetCaches drops every cache after a transaction that failed: a
+// batch may have changed the retractions or splits held (replay.go,
+// split.go) and not committed them, so those are read again too.
+func (p *Processor) forgetCaches() {
+	p.resetCaches()
+	p.decisionsHeld = false
+}
 
 func (p *Processor) resetCaches() {
 	p.graph = newGraph()

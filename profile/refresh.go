@@ -35,7 +35,7 @@ func (p *Processor) Refresh(ctx context.Context) (changed int, err error) {
 		}
 		if len(ids) == 0 {
 			if err := p.Store.WaitState(ctx); err != nil {
-				p.resetCaches()
+				p.forgetCaches()
 				return changed, err
 			}
 			return changed, nil
@@ -43,7 +43,7 @@ func (p *Processor) Refresh(ctx context.Context) (changed int, err error) {
 		after = ids[len(ids)-1]
 		n, err := p.refresh(ctx, ids, false)
 		if err != nil {
-			p.resetCaches()
+			p.forgetCaches()
 			return changed, err
 		}
 		changed += n
@@ -77,7 +77,7 @@ func (p *Processor) refreshChunk(ctx context.Context, ids []string) (int, error)
 	}
 	n, err := p.refresh(ctx, ids, true)
 	if err != nil {
-		p.resetCaches()
+		p.forgetCaches()
 	}
 	return n, err
 }
@@ -191,7 +191,7 @@ func (p *Processor) reapply(ctx context.Context, ids []string, fn func(*portrait
 	defer func() {
 		if err != nil {
 			tx.Rollback()
-			p.resetCaches()
+			p.forgetCaches()
 		}
 	}()
 	b := &batch{p: p, ctx: ctx, tx: tx, dirty: map[string]*touched{}, now: p.Now()}

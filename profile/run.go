@@ -110,7 +110,7 @@ func (p *Processor) step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if err := p.apply(ctx, events); err != nil {
-		p.resetCaches() // the transaction rolled back; caches may be ahead of it
+		p.forgetCaches() // the transaction rolled back; caches may be ahead of it
 		return 0, err
 	}
 	last := events[len(events)-1]

@@ -195,6 +195,14 @@ type Partitioned interface {
 	PartitionCheckpoint(ctx context.Context, p int) (int64, error)
 }
 
+// DecisionsVersioned is a Partitioned store that numbers the states of its
+// retractions and splits: the version moves in the transaction that writes
+// either, so a partitioned processor keeps them between batches and reads
+// them again only when it moved.
+type DecisionsVersioned interface {
+	DecisionsVersion(ctx context.Context) (int64, error)
+}
+
 // Locker is the state transaction of a Partitioned store: before it reads
 // anything, a batch locks the identity rows its events resolve through
 // and the profiles they name, so that two nodes never resolve or write one

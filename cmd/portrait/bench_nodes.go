@@ -54,6 +54,8 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bus := fs.String("bus", "nats://127.0.0.1:4222", "NATS URL")
 	nodeList := fs.String("nodes", "1,2", "process node counts to measure, comma-separated (more than 1 needs --store)")
 	partitions := fs.Int("bus-partitions", natsbus.DefaultPartitions, "partitions of each run's stream")
+	busBatch := fs.Int("bus-batch", 0, "the most events a partition's consumer takes at once (default: serve's)")
+	applyConc := fs.Int("apply-concurrency", 0, "partitions a partitioned node applies at once (default: serve's)")
 	n := fs.Int("events", 50_000, "events to send per setup")
 	batch := fs.Int("batch", 100, "events per HTTP request")
 	conc := fs.Int("concurrency", 8, "concurrent HTTP clients")
@@ -241,6 +243,7 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		for j := range k {
 			c := base
 			c.Bus, c.BusStream, c.BusPartitions, c.LeaseTTL = *bus, name, *partitions, 3*time.Second
+			c.BusBatch, c.ApplyConcurrency = *busBatch, *applyConc
 			c.Node = fmt.Sprintf("bench%d", j)
 			if *store == "" {
 				c.DataDir = filepath.Join(dir, "bus-"+strconv.Itoa(i))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -54,10 +55,63 @@ func (a *App) checkApply() error {
 
 func (a *App) partitioned() bool { return a.Config.Apply == applyPartitioned }
 
-// partitionTerms are the terms this node applies its partitions in.
+// partitionTerms are the terms this node applies its partitions in, and
+// the processors it applies them with.
 type partitionTerms struct {
 	mu sync.Mutex
 	m  map[int]profile.Term
+	// procs holds a processor per partition (Processor.Fork): one
+	// processor for them all applied the node's partitions one at a time,
+	// each batch waiting on PostgreSQL round trips while the others' sat
+	// on the bus (issue 17: 1 node 3,640 events/s against 10,074 leased).
+	// Each fork is to the others what another node's processor is: the
+	// store's locks keep their batches apart.
+	procs map[int]*profile.Processor
+	// slots bounds how many batches the node applies at once.
+	slots chan struct{}
+}
+
+// applyConcurrency is how many partitions a node applies at once: a
+// batch mostly waits on the store, so more than the CPUs, and at least a
+// few on a small machine whose store runs elsewhere.
+func applyConcurrency(configured int) int {
+	if configured > 0 {
+		return configured
+	}
+	return max(4, 2*runtime.GOMAXPROCS(0))
+}
+
+// partitionProc returns partition part's processor, forked from the
+// app's on first use (after the wiring has set its hooks and enrichers).
+func (a *App) partitionProc(part int) *profile.Processor {
+	a.terms.mu.Lock()
+	defer a.terms.mu.Unlock()
+	p := a.terms.procs[part]
+	if p == nil {
+		if a.terms.procs == nil {
+			a.terms.procs = map[int]*profile.Processor{}
+		}
+		p = a.Proc.Fork()
+		a.terms.procs[part] = p
+	}
+	return p
+}
+
+// applySlot waits for one of the node's slots to apply a batch in; done
+// gives it back.
+func (a *App) applySlot(ctx context.Context) (done func(), err error) {
+	a.terms.mu.Lock()
+	if a.terms.slots == nil {
+		a.terms.slots = make(chan struct{}, applyConcurrency(a.Config.ApplyConcurrency))
+	}
+	slots := a.terms.slots
+	a.terms.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // partitionTerm is partition p's term for a consumer holding it under
@@ -99,7 +153,12 @@ func (a *App) takePartition(ctx context.Context, part int) error {
 	}
 	a.terms.m[part] = term
 	a.terms.mu.Unlock()
-	n, err := a.Proc.ApplyPartition(ctx, term, part)
+	done, err := a.applySlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	n, err := a.partitionProc(part).ApplyPartition(ctx, term, part)
 	if n > 0 {
 		a.Log.Info("applied what the partition's previous holder left", "partition", part, "events", n)
 	}
@@ -112,6 +171,11 @@ func (a *App) takePartition(ctx context.Context, part int) error {
 // ids, and what it appended before is applied from the partition's
 // checkpoint whatever the batch holds.
 func (a *App) handlePartition(ctx context.Context, part int, events []*portrait.Event) error {
+	done, err := a.applySlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	st := a.DB.(partitionedStore)
 	if _, err := st.AppendPartition(ctx, part, events); err != nil {
 		return err
@@ -120,7 +184,7 @@ func (a *App) handlePartition(ctx context.Context, part int, events []*portrait.
 	if err != nil {
 		return err
 	}
-	_, err = a.Proc.ApplyPartition(ctx, term, part)
+	_, err = a.partitionProc(part).ApplyPartition(ctx, term, part)
 	return err
 }
 
@@ -196,4 +260,14 @@ func (s *applierStore) BeginStateTerm(ctx context.Context, term profile.Term) (p
 		return nil, portrait.Errorf(portrait.EINVALID, "this store does not fence appliers")
 	}
 	return f.BeginStateTerm(ctx, term)
+}
+
+// DecisionsVersion passes the store's through (profile.DecisionsVersioned);
+// a store without one has its retractions and splits read every batch.
+func (s *applierStore) DecisionsVersion(ctx context.Context) (int64, error) {
+	dv, ok := s.Store.(profile.DecisionsVersioned)
+	if !ok {
+		return 0, portrait.Errorf(portrait.EINVALID, "this store does not number its retractions and splits")
+	}
+	return dv.DecisionsVersion(ctx)
 }
