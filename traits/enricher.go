@@ -796,11 +796,16 @@ func (w *writer) history(name string, hist []Transition, at time.Time, msg strin
 	if old, same := w.keep(name, at, msg); same && sameHistory(old.Value, hist) {
 		return
 	}
+	w.set(name, portrait.Trait{Value: historyValue(hist), Source: SourceComputed, Time: at, MessageID: msg})
+}
+
+// historyValue is the trait value of a stage history: [{stage, at}].
+func historyValue(hist []Transition) []any {
 	list := make([]any, len(hist))
 	for i, h := range hist {
 		list[i] = map[string]any{"stage": stageValue(h.Stage), "at": stamp(h.At)}
 	}
-	w.set(name, portrait.Trait{Value: list, Source: SourceComputed, Time: at, MessageID: msg})
+	return list
 }
 
 // sameHistory reports whether v is the list history would put for hist.

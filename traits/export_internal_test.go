@@ -1,6 +1,10 @@
 package traits
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
 
 // BenchDefinitions are the 20 computed traits of the processor benchmark:
 // all ten aggregates of an order's revenue or category, over all time and
@@ -22,4 +26,24 @@ func BenchDefinitions() []Definition {
 		defs = append(defs, d)
 	}
 	return defs
+}
+
+// HistoryValue is the lifecycle_history value the enricher writes, as of
+// now, for a customer first seen at firstSeen who bought at the given
+// times (the default lifecycle): benchmarks build realistic stage
+// histories with the enricher's own rules.
+func HistoryValue(firstSeen time.Time, buys []time.Time, now time.Time) []any {
+	l := DefaultConfig().Lifecycle
+	var ps *purchases
+	if len(buys) > 0 {
+		ps = &purchases{}
+		for i, b := range buys {
+			ps.add(purchase{T: micros(b), M: "m" + strconv.Itoa(i), A: 1e8}, l)
+		}
+	}
+	hist := LifecycleHistory(l, ps, firstSeen, "first", now)
+	if len(hist) > maxHistory {
+		hist = hist[len(hist)-maxHistory:]
+	}
+	return historyValue(hist)
 }

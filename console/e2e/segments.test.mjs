@@ -1,6 +1,10 @@
 // Page 4, 客户细分: build a segment from the controls, the live count equals
 // what POST /v1/segments/preview answers for the same tree, save it, export
-// it (CSV and XLSX), see members, history and explain-why, and the overlap.
+// it (CSV and XLSX), see members, history and explain-why. The overlap,
+// every kind of control and a missing segment are in
+// segments-more.test.mjs: node --test gives each file one budget
+// (--test-timeout, e2e/console_test.go), and under load this test alone
+// took 80-140 s of it, so the tests after it were cut off at 180 s.
 import { test, after, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -21,12 +25,6 @@ async function selectOption(page, trigger, text, exact = false) {
   const items = page.locator('.el-select-dropdown:visible .el-select-dropdown__item')
   const opt = exact ? items.filter({ has: page.getByText(text, { exact: true }) }).first() : items.filter({ hasText: text }).first()
   await opt.click()
-}
-
-const previewSize = async (body) => {
-  const r = await api('POST', '/v1/segments/preview', { name: 'x', ...body })
-  assert.equal(r.status, 200, JSON.stringify(r.body))
-  return r.body.size
 }
 
 test('segment builder: live count equals the API, save, export, explain', { skip }, async () => {
@@ -113,86 +111,4 @@ test('segment builder: live count equals the API, save, export, explain', { skip
   await axe(page, 'segments')
   await keyboard(page, 'segments')
   assert.deepEqual(errors, [])
-})
-
-test('segment overlap: the matrix is the API\'s', { skip }, async () => {
-  const { page } = s
-  const a = await api('POST', '/v1/segments', { name: `e2e 上海 ${Date.now()}`, condition: { region: { province: '上海' } } })
-  const b = await api('POST', '/v1/segments', { name: `e2e 高消费 ${Date.now()}`, condition: { trait: 'revenue', op: '>=', value: 1000 } })
-  assert.equal(a.status, 201, JSON.stringify(a.body))
-  assert.equal(b.status, 201, JSON.stringify(b.body))
-  try {
-    await page.goto(`/segments/${a.body.id}`)
-    const ov = page.locator('[data-test=overlap]')
-    await ov.locator('canvas').first().waitFor({ timeout: 15000 })
-    const m = await api('GET', `/v1/segments/overlap?ids=${a.body.id},${b.body.id}`)
-    const text = await ov.locator('table').textContent()
-    assert.ok(text.includes(m.body.matrix[0][1].toLocaleString('zh-CN')), `overlap ${m.body.matrix[0][1]} shown`)
-  } finally {
-    await api('DELETE', `/v1/segments/${a.body.id}`)
-    await api('DELETE', `/v1/segments/${b.body.id}`)
-  }
-})
-
-test('every kind of control: the expression view and the JSON tree select the same customers', { skip }, async () => {
-  const { page } = s
-  await page.goto('/segments')
-  await page.locator('[data-test=new-segment]').click()
-  await page.locator('[data-add=tag]').first().click()
-  await selectOption(page, page.locator('.rule[data-kind=tag] .el-select').first(), 'high_value', true)
-  await page.locator('[data-add=identifier]').first().click()
-  await selectOption(page, page.locator('.rule[data-kind=identifier] .el-select').first(), 'email', true)
-  await page.locator('[data-add=event]').first().click()
-  const ev = page.locator('.rule[data-kind=event]').first()
-  await selectOption(page, ev.locator('.el-select').first(), 'Order Completed')
-  await ev.locator('input[aria-label="时间窗"]').fill('90d')
-  await selectOption(page, ev.locator('.el-select').nth(2), '金额 >', true)
-  await ev.locator('input[aria-label="金额"]').fill('100')
-  // A nested group, negated, any of: a list of cities, a region.
-  await page.locator('[data-add=group]').first().click()
-  const g = page.locator('.grp.nested').first()
-  await g.locator('legend').getByText('满足任一').click()
-  await g.locator('legend .el-switch').click()
-  await g.locator('[data-add=trait]').click()
-  const tr = g.locator('.rule[data-kind=trait]').first()
-  await selectOption(page, tr.locator('.el-select').first(), 'city (string)', true)
-  await selectOption(page, tr.locator('.el-select').nth(1), '属于', true)
-  // The value list is typed, the second value taken from the suggestions
-  // (the city's values in the index).
-  const value = tr.locator('input[aria-label="值"]')
-  await value.focus()
-  await value.fill('上海市，北京')
-  const list = tr.locator(`datalist#${await value.getAttribute('list')} option`)
-  await page.waitForFunction((id) => [...document.querySelectorAll(`datalist#${id} option`)].some((o) => o.value === '上海市, 北京市'), await value.getAttribute('list'))
-  assert.ok((await list.evaluateAll((os) => os.map((o) => o.value))).includes('上海市, 北京市'))
-  await value.fill('上海市, 北京市')
-  await g.locator('[data-add=region]').click()
-  await g.locator('.rule[data-kind=region] input[aria-label^="省份"]').fill('广东')
-  await g.locator('.rule[data-kind=region] input[aria-label^="城市"]').fill('深圳')
-
-  const expr = page.locator('[data-test=expression]')
-  await expr.filter({ hasText: 'in_region("广东", "深圳")' }).waitFor({ timeout: 10000 })
-  const expression = (await expr.textContent()).trim()
-  assert.equal(
-    expression,
-    '"high_value" in tags && "email" in identifiers && event_count("Order Completed", "90d", amount > 100) >= 1 && !(traits.city in ["上海市", "北京市"] || in_region("广东", "深圳"))',
-  )
-  await page.getByRole('radio', { name: 'JSON' }).check({ force: true })
-  const condition = JSON.parse(await expr.textContent())
-  assert.deepEqual(condition.all[3], { not: { any: [{ trait: 'city', op: 'in', value: ['上海市', '北京市'] }, { region: { province: '广东', city: '深圳' } }] } })
-  const a = await previewSize({ expression })
-  const b = await previewSize({ condition })
-  assert.equal(a, b, 'expression and condition select the same customers')
-  assert.ok(a > 0, 'the demo has such customers')
-  await page.waitForFunction((n) => document.querySelector('[data-test=live-count-value]')?.textContent?.replace(/,/g, '') === String(n), a, { timeout: 15000 })
-})
-
-test('a segment that does not exist: the API\'s message in place', { skip }, async () => {
-  const { page } = s
-  const r = await api('GET', '/v1/segments/seg_does_not_exist')
-  assert.equal(r.status, 404)
-  await page.goto('/segments/seg_does_not_exist')
-  await page.locator('.api-error', { hasText: r.body.error.message }).waitFor()
-  // The builder is still there to start a new one.
-  await page.locator('[data-add=trait]').first().waitFor()
 })

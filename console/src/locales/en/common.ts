@@ -42,6 +42,9 @@ export default {
     at_risk: 'At risk',
     churned: 'Churned',
   },
+  // Classification levels (issue 15), the same words on every page and as
+  // the API's level_zh: console/levels_test.go holds them to it.
+  levels: { public: 'Public', internal: 'Internal', confidential: 'Confidential', secret: 'Secret' },
   dim: {
     basic: 'Demographics',
     behaviour: 'Behaviour',

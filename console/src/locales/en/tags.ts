@@ -36,7 +36,7 @@ export default {
   windowPh: 'e.g. 90d; empty: all time',
   filter: 'Filter',
   classification: 'Classification',
-  classes: { public: 'public', internal: 'internal', confidential: 'confidential', secret: 'secret' },
+  classes: { public: 'Public', internal: 'Internal', confidential: 'Confidential', secret: 'Secret' },
   saveTrait: 'Save computed trait',
   traitSaved: 'Saved computed trait {name}.',
   schema: 'Trait schema',

@@ -42,6 +42,9 @@ export default {
     at_risk: '流失风险',
     churned: '已流失',
   },
+  // Classification levels (issue 15), the same words on every page and as
+  // the API's level_zh: console/levels_test.go holds them to it.
+  levels: { public: '公开', internal: '内部', confidential: '秘密', secret: '机密' },
   dim: {
     basic: '人口统计',
     behaviour: '消费习惯',
