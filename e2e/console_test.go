@@ -133,7 +133,10 @@ func TestConsole(t *testing.T) {
 	if os.Getenv("PORTRAIT_UPDATE_SCREENSHOTS") == "1" {
 		shots = filepath.Join(repoRoot, "docs", "screenshots")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// A guard against a hung browser, not a budget: the files take ~4 min
+	// on a quiet machine and over 10 at load 15–30 (each file has its own
+	// 180 s limit); the go test -timeout of scripts/test is 20 min.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	args := []string{"--test", "--test-concurrency=1", "--test-timeout=180000", "--test-reporter=spec"}
 	if only := os.Getenv("PORTRAIT_CONSOLE_TESTS"); only != "" {

@@ -42,7 +42,7 @@ test('privacy: a low-clearance analyst sees 138****8000 on the 360 page', { skip
     assert.ok(!text.includes(email.toLowerCase()), `the email ${email} is shown unmasked`)
     const body = await page.locator('main').innerText()
     assert.ok(!body.includes(digits) && !body.includes(email.toLowerCase()), 'a confidential value on the page')
-    assert.equal(await page.locator('[data-test=clearance]').innerText(), 'internal')
+    assert.equal(await page.locator('[data-test=clearance]').innerText(), 'Internal')
     // The analyst has no keys or audit page in the menu.
     assert.equal(await page.locator('[data-menu=keys]').count(), 0)
     assert.equal(await page.locator('[data-menu=audit]').count(), 0)
