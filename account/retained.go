@@ -43,7 +43,14 @@ func CarriedOf(e *portrait.Event) []byte {
 // previous pass's) first, then their account events in order, under the
 // merges undone so far (an undo refuses a merge over the whole history).
 // It returns nil when they make nothing the model keeps.
-func (m *Model) CarryForward(expired []*portrait.Event) ([]byte, error) {
+//
+// rename gives each expired message id its new name (see
+// profile.Compact): nothing the pass keeps may name a message the log no
+// longer holds, so the record and the live model alike name them so (a
+// merge's event, an opportunity known by its event). The live model is
+// renamed here, before the log's part of the pass, as the live profiles
+// are.
+func (m *Model) CarryForward(expired []*portrait.Event, rename map[string]string) ([]byte, error) {
 	sh := NewModel(m.Now)
 	m.mu.RLock()
 	sh.refused = make(map[[2]string]bool, len(m.refused))
@@ -73,9 +80,15 @@ func (m *Model) CarryForward(expired []*portrait.Event) ([]byte, error) {
 			found = true
 		}
 	}
+	m.mu.Lock()
+	if m.renameIDs(rename) {
+		m.version++
+	}
+	m.mu.Unlock()
 	if !found {
 		return nil, nil
 	}
+	sh.renameIDs(rename)
 	s := sh.state()
 	s.Refused = nil // the journal's unmerges decide on a replay
 	var buf bytes.Buffer
@@ -111,4 +124,31 @@ func (m *Model) startCarried() error {
 	defer m.mu.Unlock()
 	m.version++
 	return m.installCarried()
+}
+
+// renameIDs renames the expired message ids the model names, reporting
+// whether it named any; m.mu is held, or the model is private.
+func (m *Model) renameIDs(rename map[string]string) bool {
+	changed := false
+	for _, mg := range m.merges {
+		if n, ok := rename[mg.MessageID]; ok {
+			mg.MessageID, changed = n, true
+		}
+	}
+	for _, a := range m.accounts {
+		for id, op := range a.Opps {
+			n, ok := rename[id]
+			if !ok {
+				continue
+			}
+			// Merged accounts share the opportunity: renamed once.
+			if op.ID == id {
+				op.ID = n
+			}
+			delete(a.Opps, id)
+			a.Opps[n] = op
+			changed = true
+		}
+	}
+	return changed
 }

@@ -62,9 +62,10 @@ type CompactStore interface {
 // needs it: it reads the log in its own order and keeps its own state, so
 // the pass asks it for the accounts the expired events (in log order, with
 // the previous pass's record) alone make, an opaque record (nil: none) the
-// model installs before it reads the log again.
+// model installs before it reads the log again. rename is expiredNames':
+// the model renames the expired messages it names, live and in the record.
 type AccountCarrier interface {
-	CarryForward(expired []*portrait.Event) ([]byte, error)
+	CarryForward(expired []*portrait.Event, rename map[string]string) ([]byte, error)
 }
 
 // AccountsID is the name RetainedID gives the accounts record of a pass.
@@ -512,7 +513,7 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		c.Carried = append(c.Carried, e)
 	}
 	if p.Accounts != nil {
-		e, err := carryAccounts(p.Accounts, expired, before, run.At)
+		e, err := carryAccounts(p.Accounts, expired, rename, before, run.At)
 		if err != nil {
 			tx.Rollback()
 			return nil, err
@@ -593,8 +594,8 @@ func oldestOf(expired []*portrait.Event) time.Time {
 // expired events make none and carry no earlier record). Like the
 // decisions it takes the time of the oldest expired event, so that the
 // next pass expires it and derives its successor from it.
-func carryAccounts(ac AccountCarrier, expired []*portrait.Event, before, at time.Time) (*portrait.Event, error) {
-	rec, err := ac.CarryForward(expired)
+func carryAccounts(ac AccountCarrier, expired []*portrait.Event, rename map[string]string, before, at time.Time) (*portrait.Event, error) {
+	rec, err := ac.CarryForward(expired, rename)
 	if err != nil || rec == nil {
 		return nil, err
 	}
