@@ -114,8 +114,11 @@ type Model struct {
 	// seq is the last event seq applied. With replay set, events are not
 	// kept in inputs: an undo reads them back from the log, so memory
 	// holds only the edits.
-	seq     int64
-	replay  Replay
+	seq    int64
+	replay Replay
+	// carried returns the accounts a retention pass carried forward
+	// (installCarried): a replay starts from them.
+	carried func() ([]byte, error)
 	editID  int64 // the last journalled edit applied
 	version int   // bumped on every change (undo compares it)
 	// rebuilds counts the times the state was replaced whole (a rebuild,
@@ -207,6 +210,15 @@ func (m *Model) SetReplay(r Replay) {
 	m.replay = r
 }
 
+// SetCarried gives the model the accounts a retention pass carried
+// forward, which a replay of the log starts from (see CarryForward). Set
+// it before applying anything.
+func (m *Model) SetCarried(c func() ([]byte, error)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.carried = c
+}
+
 // ApplyEdit applies an edit; it must be valid (see Check).
 func (m *Model) ApplyEdit(ed *Edit) error {
 	m.mu.Lock()
@@ -246,7 +258,7 @@ func (m *Model) undo(ed *Edit) error {
 			return err
 		}
 		ver, gen, n, card := m.version, m.rebuilds, len(m.inputs), m.Scorecard()
-		sh := &Model{Now: m.Now, replay: m.replay, seq: m.seq, editID: max(m.editID, ed.ID)}
+		sh := &Model{Now: m.Now, replay: m.replay, carried: m.carried, seq: m.seq, editID: max(m.editID, ed.ID)}
 		sh.inputs = append(append(make([]input, 0, n+1), m.inputs...), input{edit: ed, after: m.seq})
 		m.mu.RUnlock()
 		sh.scores.card = card
@@ -345,6 +357,9 @@ func (m *Model) rebuild() error {
 			m.refused[pair(in.edit.Account, in.edit.Other)] = true
 			undone = append(undone, &Merge{Survivor: in.edit.Account, Merged: in.edit.Other, At: in.edit.At, Undone: true})
 		}
+	}
+	if err := m.installCarried(); err != nil {
+		return err
 	}
 	if m.replay == nil {
 		for _, in := range m.inputs {

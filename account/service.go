@@ -58,6 +58,9 @@ func NewService(log Log, store Store, now portrait.Clock) *Service {
 	s := &Service{Model: NewModel(now), Log: log, Store: store, Now: now, Logger: slog.Default(), TrainEvery: time.Hour, SaveEvery: time.Minute}
 	// An undo replays from the log: the model keeps no events in memory.
 	s.Model.SetReplay(s.replay)
+	if c, ok := log.(Carried); ok {
+		s.Model.SetCarried(func() ([]byte, error) { return c.CarriedAccounts(context.Background()) })
+	}
 	return s
 }
 
@@ -115,6 +118,12 @@ func (s *Service) Load(ctx context.Context) error {
 			s.Logger.Warn("accounts checkpoint unusable; reading the whole log", "err", err)
 		} else {
 			s.applied.Store(seq)
+		}
+	}
+	if s.applied.Load() == 0 {
+		// The whole log is read: from what retention carried forward.
+		if err := s.Model.startCarried(); err != nil {
+			return err
 		}
 	}
 	if _, err := s.Step(ctx); err != nil {

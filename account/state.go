@@ -60,7 +60,22 @@ func (m *Model) Snapshot() (seq int64, body []byte, err error) {
 	if m.replay == nil {
 		return 0, nil, portrait.Errorf(portrait.EINTERNAL, "account snapshot without a log to replay from")
 	}
-	s := snapshot{Seq: m.seq, EditID: m.editID, Merges: m.merges, ByDomain: map[string][]string{}, Card: m.Scorecard()}
+	s := m.state()
+	s.Seq, s.EditID, s.Card = m.seq, m.editID, m.Scorecard()
+	for _, in := range m.inputs {
+		s.Edits = append(s.Edits, snapEdit{Edit: in.edit, After: in.after})
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(s); err != nil {
+		return 0, nil, portrait.Wrap(err, "cannot encode the accounts")
+	}
+	return s.Seq, buf.Bytes(), nil
+}
+
+// state is the model's accounts, people and merges as a snapshot holds
+// them (without the seq, edits and scorecard).
+func (m *Model) state() *snapshot {
+	s := &snapshot{Merges: m.merges, ByDomain: map[string][]string{}}
 	for _, a := range m.accounts {
 		s.Accounts = append(s.Accounts, a)
 	}
@@ -83,25 +98,15 @@ func (m *Model) Snapshot() (seq int64, body []byte, err error) {
 	for p := range m.refused {
 		s.Refused = append(s.Refused, p)
 	}
-	for _, in := range m.inputs {
-		s.Edits = append(s.Edits, snapEdit{Edit: in.edit, After: in.after})
-	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&s); err != nil {
-		return 0, nil, portrait.Wrap(err, "cannot encode the accounts")
-	}
-	return s.Seq, buf.Bytes(), nil
+	return s
 }
 
 // Restore replaces the model's state with a snapshot's. The replay must
 // be set (SetReplay) first.
 func (m *Model) Restore(body []byte) error {
-	var s snapshot
-	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&s); err != nil {
+	s, err := decodeSnapshot(body)
+	if err != nil {
 		return portrait.Wrap(err, "the accounts checkpoint is damaged")
-	}
-	if len(s.Keys) != len(s.KeyOwner) {
-		return fmt.Errorf("the accounts checkpoint is damaged: %d keys, %d owners", len(s.Keys), len(s.KeyOwner))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -109,7 +114,39 @@ func (m *Model) Restore(body []byte) error {
 		return portrait.Errorf(portrait.EINTERNAL, "account restore without a log to replay from")
 	}
 	m.reset()
-	m.seq, m.editID, m.merges = s.Seq, s.EditID, s.Merges
+	m.seq, m.editID = s.Seq, s.EditID
+	m.install(s)
+	m.refused = map[[2]string]bool{}
+	for _, p := range s.Refused {
+		m.refused[p] = true
+	}
+	m.inputs = m.inputs[:0]
+	for _, e := range s.Edits {
+		m.inputs = append(m.inputs, input{edit: e.Edit, after: e.After})
+	}
+	if s.Card != nil {
+		m.scores.mu.Lock()
+		m.scores.card = s.Card
+		m.scores.mu.Unlock()
+	}
+	return nil
+}
+
+func decodeSnapshot(body []byte) (*snapshot, error) {
+	var s snapshot
+	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&s); err != nil {
+		return nil, err
+	}
+	if len(s.Keys) != len(s.KeyOwner) {
+		return nil, fmt.Errorf("%d keys, %d owners", len(s.Keys), len(s.KeyOwner))
+	}
+	return &s, nil
+}
+
+// install puts a snapshot's accounts, people and merges in the model,
+// which holds none yet (after reset); m.mu is held.
+func (m *Model) install(s *snapshot) {
+	m.merges = s.Merges
 	for _, a := range s.Accounts {
 		// gob leaves empty maps nil; the model writes into them.
 		if a.Opps == nil {
@@ -144,20 +181,6 @@ func (m *Model) Restore(body []byte) error {
 		}
 		m.byDomain[d] = set
 	}
-	m.refused = map[[2]string]bool{}
-	for _, p := range s.Refused {
-		m.refused[p] = true
-	}
-	m.inputs = m.inputs[:0]
-	for _, e := range s.Edits {
-		m.inputs = append(m.inputs, input{edit: e.Edit, after: e.After})
-	}
-	if s.Card != nil {
-		m.scores.mu.Lock()
-		m.scores.card = s.Card
-		m.scores.mu.Unlock()
-	}
-	return nil
 }
 
 // EditID is the id of the last journalled edit applied.

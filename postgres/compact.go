@@ -154,3 +154,9 @@ func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.Retentio
 	}
 	return out, rows.Err()
 }
+
+// CarriedAccounts returns the accounts record of the latest retention
+// pass (account.Carried).
+func (db *DB) CarriedAccounts(ctx context.Context) ([]byte, error) {
+	return profile.CarriedAccounts(ctx, db)
+}

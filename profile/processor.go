@@ -35,6 +35,10 @@ type Processor struct {
 	Rules *identity.Rules
 	Now   portrait.Clock
 	Log   *slog.Logger
+	// Accounts derives what expired events make of the accounts, which a
+	// retention pass carries forward beside the profiles (nil: no
+	// accounts are kept).
+	Accounts AccountCarrier
 	// BatchSize is how many events one transaction applies. While the
 	// processor is behind (a batch came back full), each next batch is
 	// twice as large, up to MaxBatchSize: catching up, fewer and larger

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -57,6 +58,19 @@ type CompactStore interface {
 	LoadCompacted(ctx context.Context) ([]string, error)
 }
 
+// AccountCarrier is the account model (account.Model) as a retention pass
+// needs it: it reads the log in its own order and keeps its own state, so
+// the pass asks it for the accounts the expired events (in log order, with
+// the previous pass's record) alone make, an opaque record (nil: none) the
+// model installs before it reads the log again. rename is expiredNames':
+// the model renames the expired messages it names, live and in the record.
+type AccountCarrier interface {
+	CarryForward(expired []*portrait.Event, rename map[string]string) ([]byte, error)
+}
+
+// AccountsID is the name RetainedID gives the accounts record of a pass.
+const AccountsID = "$accounts"
+
 // Compaction is one retention pass over the events.
 type Compaction struct {
 	Run     portrait.RetentionRun
@@ -74,6 +88,9 @@ type Base struct {
 	Identities []BaseIdentity        `json:"identities,omitempty"`
 	Refused    []portrait.Identifier `json:"refused,omitempty"`
 	Decisions  *Decisions            `json:"decisions,omitempty"`
+	// Accounts is the accounts record of a pass (AccountCarrier), in an
+	// event of its own: the profile processor skips it.
+	Accounts []byte `json:"accounts,omitempty"`
 }
 
 // Decisions are the identity decisions a compaction carries forward: the
@@ -162,6 +179,9 @@ func (b *batch) retained(e *portrait.Event, ids []portrait.Identifier) error {
 		delete(b.p.compacted, e.MessageID)
 		return nil
 	}
+	if holdsAccounts(e) {
+		return nil
+	}
 	if d := decisionsOf(e); d != nil {
 		return b.decide(e, d)
 	}
@@ -174,6 +194,53 @@ func (b *batch) retained(e *portrait.Event, ids []portrait.Identifier) error {
 		return nil
 	}
 	return b.carry(e)
+}
+
+// holdsAccounts reports whether a carried-forward event is a pass's
+// accounts record, which only the account model reads.
+func holdsAccounts(e *portrait.Event) bool {
+	if !bytes.Contains(e.Properties, []byte(`"accounts"`)) {
+		return false
+	}
+	var bs struct {
+		Accounts json.RawMessage `json:"accounts"`
+	}
+	json.Unmarshal(e.Properties, &bs)
+	return len(bs.Accounts) > 0 && string(bs.Accounts) != "null"
+}
+
+// CarriedLog is what finding the latest accounts record needs of a store.
+type CarriedLog interface {
+	portrait.RetentionLog
+	EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error)
+}
+
+// CarriedAccounts returns the accounts record of the latest retention
+// pass over the events (nil: none). Each pass that finds one among its
+// expired events writes its successor, so the latest pass's is the one in
+// force.
+func CarriedAccounts(ctx context.Context, log CarriedLog) ([]byte, error) {
+	runs, err := log.RetentionRuns(ctx, 1000)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.Kind != "events" {
+			continue
+		}
+		e, err := log.EventByMessageID(ctx, RetainedID(AccountsID, r.Before))
+		if err != nil || e == nil {
+			return nil, err
+		}
+		var bs struct {
+			Accounts []byte `json:"accounts"`
+		}
+		if err := json.Unmarshal(e.Properties, &bs); err != nil {
+			return nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward accounts %s cannot be read: %v", e.MessageID, err)
+		}
+		return bs.Accounts, nil
+	}
+	return nil, nil
 }
 
 // decisionsOf returns the decisions a carried-forward event holds (nil:
@@ -232,6 +299,9 @@ func (b *batch) decide(e *portrait.Event, d *Decisions) error {
 // event of the expired period that arrived after the compaction, replayed
 // before it) join that profile to it, as a merge.
 func (b *batch) carry(e *portrait.Event) error {
+	if holdsAccounts(e) {
+		return nil
+	}
 	if d := decisionsOf(e); d != nil {
 		return b.decide(e, d)
 	}
@@ -442,6 +512,16 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		}
 		c.Carried = append(c.Carried, e)
 	}
+	if p.Accounts != nil {
+		e, err := carryAccounts(p.Accounts, expired, rename, before, run.At)
+		if err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if e != nil {
+			c.Carried = append(c.Carried, e)
+		}
+	}
 	if err := p.renameLive(tx, owned, rename); err != nil {
 		tx.Rollback()
 		return nil, err
@@ -496,14 +576,35 @@ func (p *Processor) carryDecisions(tx StateTx, d *Decisions, expired []*portrait
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot encode carried-forward decisions")
 	}
+	return &portrait.Event{MessageID: RetainedID("$decisions", before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
+		Properties: body, Timestamp: oldestOf(expired), ReceivedAt: at}, nil
+}
+
+func oldestOf(expired []*portrait.Event) time.Time {
 	oldest := expired[0].Timestamp
 	for _, e := range expired {
 		if e.Timestamp.Before(oldest) {
 			oldest = e.Timestamp
 		}
 	}
-	return &portrait.Event{MessageID: RetainedID("$decisions", before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
-		Properties: body, Timestamp: oldest, ReceivedAt: at}, nil
+	return oldest
+}
+
+// carryAccounts makes the event carrying the accounts forward (nil: the
+// expired events make none and carry no earlier record). Like the
+// decisions it takes the time of the oldest expired event, so that the
+// next pass expires it and derives its successor from it.
+func carryAccounts(ac AccountCarrier, expired []*portrait.Event, rename map[string]string, before, at time.Time) (*portrait.Event, error) {
+	rec, err := ac.CarryForward(expired, rename)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	body, err := json.Marshal(Base{Accounts: rec})
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot encode carried-forward accounts")
+	}
+	return &portrait.Event{MessageID: RetainedID(AccountsID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
+		Properties: body, Timestamp: oldestOf(expired), ReceivedAt: at}, nil
 }
 
 // expiredNames gives each expired event's message id the name that

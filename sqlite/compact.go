@@ -313,3 +313,9 @@ func (t *tail) insert(evs []*portrait.Event) {
 		t.events = slices.Insert(t.events, i, e)
 	}
 }
+
+// CarriedAccounts returns the accounts record of the latest retention
+// pass (account.Carried).
+func (db *DB) CarriedAccounts(ctx context.Context) ([]byte, error) {
+	return profile.CarriedAccounts(ctx, db)
+}

@@ -18,7 +18,10 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/account"
+	"github.com/portrait-cdp/portrait/postgres"
+	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/segment"
+	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/tag"
 )
 
@@ -28,7 +31,17 @@ func (a *App) wireAccounts() {
 	svc := account.NewService(a.DB, a.DB, time.Now)
 	svc.Notify, svc.Logger = a.DB.Appended, a.Log
 	a.HTTP.Accounts = svc
+	if a.Proc != nil {
+		// Event retention carries the accounts forward too.
+		a.Proc.Accounts = svc.Model
+	}
 }
+
+var (
+	_ profile.AccountCarrier = (*account.Model)(nil)
+	_ account.Carried        = (*sqlite.DB)(nil)
+	_ account.Carried        = (*postgres.DB)(nil)
+)
 
 func (a *App) startAccounts(ctx context.Context) {
 	if a.HTTP.Accounts == nil {

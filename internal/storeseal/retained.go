@@ -42,8 +42,9 @@ func SealRetained(s *datakey.Sealer, body []byte) ([]byte, error) {
 	}
 	changed := false
 	// The decisions (of the one event of a pass that holds no profile)
-	// name identifiers of split sides: sealed whole too.
-	for _, member := range []string{"profile", "decisions"} {
+	// name identifiers of split sides, and the accounts record names
+	// companies and people: sealed whole too.
+	for _, member := range []string{"profile", "decisions", "accounts"} {
 		doc := props[member]
 		if len(doc) == 0 || bytes.Equal(doc, []byte("null")) || bytes.HasPrefix(doc, []byte(`"`+datakey.Prefix)) {
 			continue

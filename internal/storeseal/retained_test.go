@@ -2,6 +2,7 @@ package storeseal_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 
@@ -113,6 +114,27 @@ func TestRetainedDecisionsSealedWhole(t *testing.T) {
 	}
 	plain, err := s.OpenEvent(sealed)
 	if err != nil || !bytes.Contains(plain, []byte("+8613800000001")) {
+		t.Fatalf("opened: %s %v", plain, err)
+	}
+}
+
+// TestRetainedAccountsSealedWhole: a pass's accounts record (companies,
+// people's keys and e-mail domains, in an opaque encoding) is sealed whole
+// and opened by OpenEvent; fails with only the profile and decisions
+// members sealed.
+func TestRetainedAccountsSealedWhole(t *testing.T) {
+	rec := base64.StdEncoding.EncodeToString([]byte("user_id:u-acct-secret 旧公司"))
+	body, _ := json.Marshal(&portrait.Event{MessageID: "~retained:a", Type: portrait.EventRetained, Source: portrait.SourceRetention, Properties: []byte(`{"accounts":"` + rec + `"}`)})
+	s := &datakey.Sealer{Ring: ring(t, "k1")}
+	sealed, err := storeseal.SealRetained(s, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte(rec)) || !bytes.Contains(sealed, []byte(`"accounts":"$sealed:k1:`)) {
+		t.Fatalf("not sealed: %s", sealed)
+	}
+	plain, err := s.OpenEvent(sealed)
+	if err != nil || !bytes.Contains(plain, []byte(rec)) {
 		t.Fatalf("opened: %s %v", plain, err)
 	}
 }
