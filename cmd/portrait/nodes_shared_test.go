@@ -193,9 +193,14 @@ func TestNodesOverASharedStore(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
+			// lag reports 0 when it cannot read the store (a 2 s timeout,
+			// which a loaded machine reaches): the stored checkpoint must
+			// also have reached every event sent.
 			n, _ := api.lag()
 			if n == 0 {
-				if last, _ := db.LastSeq(ctx); last >= int64(sent) {
+				last, err1 := db.LastSeq(ctx)
+				cp, err2 := db.Checkpoint(ctx, profile.CheckpointName)
+				if err1 == nil && err2 == nil && last >= int64(sent) && cp >= last {
 					return
 				}
 			}
