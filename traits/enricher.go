@@ -114,6 +114,10 @@ type Enricher struct {
 	// signal (once per new buyer, not per event) that the population the
 	// RFM boundaries were computed over has grown.
 	buyers atomic.Int64
+	// watch, while RecomputeRFM runs, collects the buyers Finish scores:
+	// those it scored against the boundaries being replaced are re-scored
+	// (see WatchBuyers).
+	watch atomic.Pointer[buyerSet]
 
 	// vms holds *vm.VM for filters: a VM is not safe for concurrent use,
 	// and a pooled one keeps its stack between runs.
@@ -240,6 +244,41 @@ func (e *Enricher) SetBoundaries(b *Boundaries) { e.rfm.Store(b) }
 
 // Boundaries returns the RFM boundaries in use.
 func (e *Enricher) Boundaries() *Boundaries { return e.rfm.Load() }
+
+// WatchBuyers starts collecting the ids of the buyers Finish scores; the
+// function it returns stops and returns them. Finish adds a profile before
+// it reads the boundaries, so a profile scored against boundaries replaced
+// (SetBoundaries) while watching is in the set, once the Finish that
+// scored it has returned.
+func (e *Enricher) WatchBuyers() (stop func() []string) {
+	w := &buyerSet{ids: map[string]struct{}{}}
+	e.watch.Store(w)
+	return func() []string {
+		e.watch.CompareAndSwap(w, nil)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		ids := make([]string, 0, len(w.ids))
+		for id := range w.ids {
+			ids = append(ids, id)
+		}
+		w.ids = nil // a late Finish adds to nothing
+		return ids
+	}
+}
+
+// buyerSet is the set WatchBuyers collects; Finish runs concurrently.
+type buyerSet struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+func (w *buyerSet) add(id string) {
+	w.mu.Lock()
+	if w.ids != nil {
+		w.ids[id] = struct{}{}
+	}
+	w.mu.Unlock()
+}
 
 // NewBuyers counts the profiles Finish has seen become buyers (a profile
 // replayed or rebuilt counts again): it only says when to recompute.
@@ -725,6 +764,9 @@ func (e *Enricher) builtins(w *writer, st *pstate, now time.Time) {
 	}
 	if k, f := topFreq(st.Chans); f != nil {
 		w.str("preferred_channel", k, f.T, f.M)
+	}
+	if w := e.watch.Load(); w != nil && n > 0 {
+		w.add(p.ID) // before the boundaries are read: see WatchBuyers
 	}
 	if b := e.rfm.Load(); b != nil && n > 0 {
 		last := *st.Buys.Last

@@ -35,6 +35,11 @@ type Service struct {
 	// (Processor.RefreshProfiles). With it, new RFM boundaries rewrite only
 	// the customers whose scores they change; without it, every profile.
 	Rescore func(ctx context.Context, ids []string) (int, error)
+	// Settle, when set, returns once every profile write the processor
+	// began before the call is durable (Processor.Sync): RecomputeRFM
+	// reads the population while events are applied, and must know which
+	// profiles were scored against the boundaries it replaces.
+	Settle func(ctx context.Context) error
 	// Backlog, when set, is how many logged events the processor has not
 	// applied yet. The early RFM refresh (RefreshRFM) waits while it is
 	// large (see rfmBacklog).
@@ -285,8 +290,21 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 // a customer whose stored scores are those the new boundaries give is left
 // alone: when the cuts have not moved, nothing is rewritten, and a profile
 // that changes is scored against the boundaries in place by the enricher.
+//
+// Events are applied meanwhile: a profile written after the population was
+// read but scored against the boundaries replaced (or none, before the
+// first) would keep those scores until the next recomputation. So the
+// enricher watches the buyers it scores from before the read (once the
+// writes begun earlier have settled) until the new boundaries are in place
+// and the writes scored against the old ones have settled, and those are
+// re-scored too.
 func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 	s.buyersAt.Store(s.Enricher.NewBuyers()) // buyers arriving from here on count towards the next growth
+	stop := s.Enricher.WatchBuyers()
+	defer stop()
+	if err := s.settle(ctx); err != nil {
+		return nil, err
+	}
 	now := s.Now()
 	var pop []scored
 	err := s.Each(ctx, func(p *portrait.Profile) error {
@@ -310,11 +328,22 @@ func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 		return nil, err
 	}
 	s.Enricher.SetBoundaries(b)
+	if err := s.settle(ctx); err != nil {
+		return b, err
+	}
+	touched := stop()
 	if s.Rescore != nil {
 		var ids []string
+		seen := map[string]bool{}
 		for _, x := range pop {
 			if r, f, m := b.Score(x.in.Days, x.in.Count, x.in.Revenue); r != x.r || f != x.f || m != x.m {
 				ids = append(ids, x.id)
+				seen[x.id] = true
+			}
+		}
+		for _, id := range touched {
+			if !seen[id] {
+				ids = append(ids, id)
 			}
 		}
 		if len(ids) > 0 {
@@ -330,6 +359,14 @@ func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 		}
 	}
 	return b, nil
+}
+
+// settle waits for the profile writes under way (see Settle).
+func (s *Service) settle(ctx context.Context) error {
+	if s.Settle == nil {
+		return nil
+	}
+	return s.Settle(ctx)
 }
 
 // scored is a customer's RFM input and the scores its profile holds (0:

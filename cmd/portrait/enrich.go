@@ -49,6 +49,13 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 		}
 		return a.Proc.RefreshProfiles(ctx, ids)
 	}
+	// New boundaries are computed while events are applied: the applier's
+	// writes under way settle before the population is read and after the
+	// boundaries change (traits.Service.RecomputeRFM). A partitioned
+	// applier's processors are elsewhere: there is nothing here to wait on.
+	if !a.partitioned() {
+		ts.Settle = a.Proc.Sync
+	}
 	ts.Backlog = a.backlog
 	if err := ts.Load(ctx); err != nil {
 		return err

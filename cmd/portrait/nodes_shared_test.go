@@ -137,6 +137,19 @@ func TestNodesOverASharedStore(t *testing.T) {
 	if err := db.CreateKey(ctx, &portrait.Key{Kind: portrait.KeyWrite, Name: "web"}, wk); err != nil {
 		t.Fatal(err)
 	}
+	// Some traits depend on the instant they are evaluated at (days in a
+	// journey stage, days since the last purchase, rounded to hundredths
+	// of a day): the nodes and the replay below evaluate them as of one
+	// instant, as `portrait rebuild` does, or a write and the replay that
+	// straddle a rounding step differ.
+	asOf := time.Now().UTC()
+	clock := func() time.Time { return asOf }
+	for _, a := range []*App{n1, n2, api} {
+		a.Proc.Now = clock
+		if a.Enrich != nil {
+			a.Enrich.Traits.Now = clock
+		}
+	}
 	for _, a := range []*App{n1, n2, api} {
 		if err := a.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -180,9 +193,14 @@ func TestNodesOverASharedStore(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
+			// lag reports 0 when it cannot read the store (a 2 s timeout,
+			// which a loaded machine reaches): the stored checkpoint must
+			// also have reached every event sent.
 			n, _ := api.lag()
 			if n == 0 {
-				if last, _ := db.LastSeq(ctx); last >= int64(sent) {
+				last, err1 := db.LastSeq(ctx)
+				cp, err2 := db.Checkpoint(ctx, profile.CheckpointName)
+				if err1 == nil && err2 == nil && last >= int64(sent) && cp >= last {
 					return
 				}
 			}
@@ -304,6 +322,7 @@ func TestNodesOverASharedStore(t *testing.T) {
 	// Configured as the nodes' (cleaning, computed traits, tags...).
 	proc := profile.NewProcessor(ref, other.Rules)
 	proc.Standardize, proc.Enrichers, proc.OnceTraits, proc.SourcePriority = other.Proc.Standardize, other.Proc.Enrichers, other.Proc.OnceTraits, other.Proc.SourcePriority
+	proc.Now = clock
 	if err := proc.CatchUp(ctx, res.LastSeq); err != nil {
 		t.Fatal(err)
 	}
@@ -313,5 +332,73 @@ func TestNodesOverASharedStore(t *testing.T) {
 	}
 	if got != want || n != wantN {
 		t.Errorf("profiles over nodes: %d, digest %s; one processor: %d, digest %s", n, got, wantN, want)
+		diffProfiles(t, ctx, db, ref)
 	}
+}
+
+// diffProfiles logs the profiles two stores hold differently, as the
+// digest sees them, so that a digest mismatch says which traits differ and
+// their provenance (source, event time, message id).
+func diffProfiles(t *testing.T, ctx context.Context, a, b interface {
+	AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error
+}) {
+	t.Helper()
+	load := func(db interface {
+		AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error
+	}) map[string]*portrait.Profile {
+		m := map[string]*portrait.Profile{}
+		if err := db.AllProfiles(ctx, func(p *portrait.Profile) error { m[p.ID] = p; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	am, bm := load(a), load(b)
+	shown := 0
+	for id, pa := range am {
+		pb := bm[id]
+		if pb == nil {
+			t.Logf("profile %s: only over nodes", id)
+			continue
+		}
+		pa.UpdatedAt, pb.UpdatedAt = time.Time{}, time.Time{}
+		for i := range pa.Tags {
+			pa.Tags[i].Since = time.Time{}
+		}
+		for i := range pb.Tags {
+			pb.Tags[i].Since = time.Time{}
+		}
+		ja, _ := json.Marshal(pa)
+		jb, _ := json.Marshal(pb)
+		if bytes.Equal(ja, jb) {
+			continue
+		}
+		if shown++; shown > 5 {
+			continue
+		}
+		for k, ta := range pa.Traits {
+			if tb, ok := pb.Traits[k]; !ok {
+				t.Logf("profile %s trait %s: over nodes %+v, not in the replay", id, k, ta)
+			} else if x, y := fmt.Sprintf("%+v", ta), fmt.Sprintf("%+v", tb); x != y {
+				t.Logf("profile %s trait %s: over nodes %s; replay %s", id, k, x, y)
+			}
+		}
+		for k, tb := range pb.Traits {
+			if _, ok := pa.Traits[k]; !ok {
+				t.Logf("profile %s trait %s: only in the replay %+v", id, k, tb)
+			}
+		}
+		pa.Traits, pb.Traits = nil, nil
+		ja, _ = json.Marshal(pa)
+		jb, _ = json.Marshal(pb)
+		if !bytes.Equal(ja, jb) {
+			t.Logf("profile %s over nodes: %s", id, ja)
+			t.Logf("profile %s replay:     %s", id, jb)
+		}
+	}
+	for id := range bm {
+		if am[id] == nil {
+			t.Logf("profile %s: only in the replay", id)
+		}
+	}
+	t.Logf("%d profiles differ", shown)
 }
