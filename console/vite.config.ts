@@ -2,6 +2,7 @@ import { defineConfig } from 'vite'
 import vue from '@vitejs/plugin-vue'
 import Components from 'unplugin-vue-components/vite'
 import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
+import { preloadRoutes } from './preload-routes'
 
 // The build must be deterministic: scripts/test rebuilds and compares the
 // bytes with the committed dist/, so nothing here may depend on time or
@@ -15,6 +16,7 @@ export default defineConfig({
       resolvers: [ElementPlusResolver({ importStyle: 'css' })],
       dts: false,
     }),
+    preloadRoutes(),
   ],
   define: {
     __VUE_OPTIONS_API__: 'true',
