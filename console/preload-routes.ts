@@ -47,7 +47,10 @@ export function preloadRoutes(): Plugin {
         // the shell alone.
         .filter((p) => !p.path.includes('('))
         .map((p) => {
-          const page = chunks.find((c) => c.facadeModuleId?.endsWith('/src/' + p.page))
+          // The page's own chunk, or the chunk Rollup merged it into.
+          const page =
+            chunks.find((c) => c.facadeModuleId?.endsWith('/src/' + p.page)) ??
+            chunks.find((c) => c.moduleIds.some((id) => id.endsWith('/src/' + p.page)))
           if (!page) this.error(`preload-routes: no chunk for ${p.page}`)
           const files: string[] = []
           walk(page!.fileName, files)

@@ -44,6 +44,11 @@ export default defineConfig({
     chunkSizeWarningLimit: 900,
     rollupOptions: {
       output: {
+        // Tiny shared chunks (a 29-byte helper, 400-byte string tables)
+        // are merged into a chunk that imports them anyway: each was a
+        // request of its own on a cold load. Rollup merges only where no
+        // page then loads code it did not load before.
+        experimentalMinChunkSize: 2048,
         // Stable chunk names: the vendor code that every page shares is
         // cached once; ECharts stays out of it (loaded with the first chart).
         manualChunks(id) {
