@@ -2,6 +2,7 @@ import { defineConfig } from 'vite'
 import vue from '@vitejs/plugin-vue'
 import Components from 'unplugin-vue-components/vite'
 import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
+import { preloadRoutes } from './preload-routes'
 
 // The build must be deterministic: scripts/test rebuilds and compares the
 // bytes with the committed dist/, so nothing here may depend on time or
@@ -15,6 +16,7 @@ export default defineConfig({
       resolvers: [ElementPlusResolver({ importStyle: 'css' })],
       dts: false,
     }),
+    preloadRoutes(),
   ],
   define: {
     __VUE_OPTIONS_API__: 'true',
@@ -42,6 +44,11 @@ export default defineConfig({
     chunkSizeWarningLimit: 900,
     rollupOptions: {
       output: {
+        // Tiny shared chunks (a 29-byte helper, 400-byte string tables)
+        // are merged into a chunk that imports them anyway: each was a
+        // request of its own on a cold load. Rollup merges only where no
+        // page then loads code it did not load before.
+        experimentalMinChunkSize: 2048,
         // Stable chunk names: the vendor code that every page shares is
         // cached once; ECharts stays out of it (loaded with the first chart).
         manualChunks(id) {

@@ -3,9 +3,11 @@ package http
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -21,6 +23,138 @@ type consoleFiles struct {
 	// gz caches the gzip form of each compressible file: the assets never
 	// change while the binary runs, so each is compressed once.
 	gz sync.Map // name → []byte
+	// routes are the console router's routes with the files each page
+	// needs (dist/routes.json, written by the build); pages caches
+	// index.html with a route's preload links, made on first use.
+	routes []consoleRoute
+	pages  sync.Map // route index → []byte
+}
+
+// consoleRoute is one route of console/src/router.ts: its path pattern in
+// segments (":id" one segment, ":id?" one or none at the end) and the files
+// its page loads besides those index.html names.
+type consoleRoute struct {
+	pattern []string
+	files   []string
+}
+
+// loadRoutes reads dist/routes.json. A console built without it, or with a
+// file it does not understand, is served with the shell alone: preloading
+// only saves a network round, it never decides what the page shows.
+func loadRoutes(fsys fs.FS) []consoleRoute {
+	data, err := fs.ReadFile(fsys, "routes.json")
+	if err != nil {
+		return nil
+	}
+	var raw []struct {
+		Path  string   `json:"path"`
+		Files []string `json:"files"`
+	}
+	if json.Unmarshal(data, &raw) != nil {
+		return nil
+	}
+	var routes []consoleRoute
+	for _, r := range raw {
+		pattern := strings.Split(strings.Trim(r.Path, "/"), "/")
+		if r.Path == "/" {
+			pattern = nil
+		}
+		ok := strings.HasPrefix(r.Path, "/")
+		for i, seg := range pattern {
+			// Only the syntax the router uses: static segments and
+			// named parameters, optional at the end. Anything else (a
+			// regexp, a repeatable parameter) is not matched here.
+			if strings.ContainsAny(seg, "()*+") || seg == "" || (strings.HasSuffix(seg, "?") && i != len(pattern)-1) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		cr := consoleRoute{pattern: pattern}
+		for _, f := range r.Files {
+			// Only hashed assets that are in this build, and names that
+			// need no escaping in an attribute.
+			if !strings.HasPrefix(f, "assets/") || strings.ContainsAny(f, "\"'<>& ") {
+				continue
+			}
+			if _, err := fs.Stat(fsys, f); err != nil {
+				continue
+			}
+			cr.files = append(cr.files, f)
+		}
+		routes = append(routes, cr)
+	}
+	return routes
+}
+
+// match reports whether the path's segments are the route's. Like the
+// console's router (vue-router's defaults), static segments match without
+// regard to case.
+func (r consoleRoute) match(segs []string) bool {
+	n := len(r.pattern)
+	if n > 0 && strings.HasPrefix(r.pattern[n-1], ":") && strings.HasSuffix(r.pattern[n-1], "?") && len(segs) == n-1 {
+		return consoleRoute{pattern: r.pattern[:n-1]}.match(segs)
+	}
+	if len(segs) != n {
+		return false
+	}
+	for i, p := range r.pattern {
+		if strings.HasPrefix(p, ":") {
+			if segs[i] == "" {
+				return false
+			}
+		} else if !strings.EqualFold(p, segs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// route returns the index of the route that answers the URL path, -1 for
+// none (the router's not-found page: the shell alone).
+func (c *consoleFiles) route(urlPath string) int {
+	p := strings.Trim(path.Clean("/"+urlPath), "/")
+	var segs []string
+	if p != "" {
+		segs = strings.Split(p, "/")
+	}
+	for i, r := range c.routes {
+		if r.match(segs) {
+			return i
+		}
+	}
+	return -1
+}
+
+// page returns index.html with route i's files as preload links before
+// </head>: the browser then fetches the page's chunks in the same round
+// as the entry script instead of after the entry has run and the router
+// has imported them. index.html stays no-cache; the chunks it names are
+// immutable, so a later visit finds them in the HTTP cache.
+func (c *consoleFiles) page(i int, shell []byte) []byte {
+	if v, ok := c.pages.Load(i); ok {
+		return v.([]byte)
+	}
+	var links bytes.Buffer
+	for _, f := range c.routes[i].files {
+		if path.Ext(f) == ".css" {
+			links.WriteString(`    <link rel="stylesheet" crossorigin href="/` + f + "\">\n")
+		} else {
+			links.WriteString(`    <link rel="modulepreload" crossorigin href="/` + f + "\">\n")
+		}
+	}
+	at := bytes.Index(shell, []byte("</head>"))
+	if at < 0 || links.Len() == 0 {
+		c.pages.Store(i, shell)
+		return shell
+	}
+	out := make([]byte, 0, len(shell)+links.Len())
+	out = append(out, shell[:at]...)
+	out = append(out, links.Bytes()...)
+	out = append(out, shell[at:]...)
+	c.pages.Store(i, out)
+	return out
 }
 
 // consoleTypes are set explicitly: mime.TypeByExtension reads the system's
@@ -75,8 +209,12 @@ func (s *Server) notFound(files *consoleFiles) http.HandlerFunc {
 
 func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	// route is the console route whose page an index.html served for a
+	// path (not asked for by name) preloads.
+	route := -1
 	if name == "" {
 		name = "index.html"
+		route = c.route("/")
 	}
 	data, err := fs.ReadFile(c.fsys, name)
 	if err != nil {
@@ -91,6 +229,12 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 			Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "the console is not built into this binary"))
 			return
 		}
+		route = c.route(r.URL.Path)
+	}
+	gzName := name
+	if route >= 0 {
+		data = c.page(route, data)
+		gzName = name + "#" + strconv.Itoa(route)
 	}
 	h := w.Header()
 	ext := path.Ext(name)
@@ -117,7 +261,7 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	h.Add("Vary", "Accept-Encoding")
 	if compressible(ext) && len(data) > 1024 && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		h.Set("Content-Encoding", "gzip")
-		data = c.gzipped(name, data)
+		data = c.gzipped(gzName, data)
 	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusOK)
@@ -147,5 +291,5 @@ func (s *Server) mountConsole(mux *http.ServeMux) *consoleFiles {
 	if fsys == nil {
 		return nil
 	}
-	return &consoleFiles{fsys: fsys}
+	return &consoleFiles{fsys: fsys, routes: loadRoutes(fsys)}
 }

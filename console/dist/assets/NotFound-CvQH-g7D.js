@@ -1,1 +1,0 @@
-import{d as a,p as s,q as c,v as r,x as o,u as t,y as m,A as _,C as p,m as u,B as l}from"./vue-Djtn3VXW.js";const d={class:"pt-page"},h=a({__name:"NotFound",setup(i){const{t:e}=s();return(f,k)=>{const n=p("router-link");return u(),c("div",d,[r("h1",null,o(t(e)("common.notFound")),1),m(n,{to:"/"},{default:_(()=>[l(o(t(e)("common.backHome")),1)]),_:1})])}}});export{h as default};

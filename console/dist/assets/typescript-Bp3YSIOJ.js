@@ -1,1 +1,0 @@
-const a=t=>t;export{a as m};
