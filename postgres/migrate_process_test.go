@@ -64,6 +64,9 @@ func TestMigratedStoreProcessesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A failed step must not leave the import's transaction holding a
+	// connection: the deferred Close would wait for it for ever.
+	defer imp.Rollback(context.Background())
 	if err := a.ExportTables(ctx, func(tb sqlite.ExportTable, rows *sqlite.ExportRows) error {
 		_, err := imp.Table(ctx, tb.Name, tb.Columns, rows)
 		return err
