@@ -348,11 +348,18 @@ func TestRotationWaitsForHeldOldVersions(t *testing.T) {
 	c, pid = hold()
 	db, log = open(3)
 	db.VacuumWait = time.Minute
+	committed := make(chan struct{})
 	go func() {
+		defer close(committed)
 		time.Sleep(time.Second)
 		c.Exec(context.Background(), `COMMIT`)
 	}()
-	if n, err = db.Reseal(ctx); err != nil {
+	n, err = db.Reseal(ctx)
+	// The server may end the transaction (which the rotation waits for)
+	// before this client has read its answer: the connection is closed
+	// at cleanup only after the goroutine is done with it.
+	<-committed
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n.Events != 50 {

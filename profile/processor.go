@@ -132,6 +132,7 @@ func (p *Processor) Fork() *Processor {
 		OnceTraits: p.OnceTraits, SourcePriority: p.SourcePriority, Notify: p.Notify,
 		OnChange: p.OnChange, OnBatch: p.OnBatch, Standardize: p.Standardize, Enrichers: p.Enrichers,
 		MaxProfiles: p.MaxProfiles, MaxIdentities: p.MaxIdentities, Partitioned: p.Partitioned,
+		Accounts: p.Accounts,
 	}
 }
 
