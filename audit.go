@@ -89,6 +89,40 @@ func AuditHash(prev string, body []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// ChainAudit prepares records for appending after a chain whose last
+// record has sequence number last and hash prev: each is checked (actor
+// and action), stamped with now when it has no time, numbered, and
+// hashed onto the one before. Every store appends what it returns, so
+// the chain is built the same way whatever holds it.
+func ChainAudit(recs []AuditRecord, last int64, prev string, now Clock) ([]ChainedAudit, error) {
+	out := make([]ChainedAudit, 0, len(recs))
+	for _, rec := range recs {
+		if rec.Actor == "" || rec.Action == "" {
+			return nil, Errorf(EINVALID, "an audit record needs an actor and an action")
+		}
+		if rec.At.IsZero() {
+			rec.At = now()
+		}
+		last++
+		rec.Seq = last
+		body, err := AuditBody(rec)
+		if err != nil {
+			return nil, Wrap(err, "cannot encode the audit record")
+		}
+		hash := AuditHash(prev, body)
+		out = append(out, ChainedAudit{Rec: rec, Body: string(body), Prev: prev, Hash: hash})
+		prev = hash
+	}
+	return out, nil
+}
+
+// ChainedAudit is a record ready to append: numbered, with its canonical
+// body, the hash before it and its own.
+type ChainedAudit struct {
+	Rec              AuditRecord
+	Body, Prev, Hash string
+}
+
 // AuditChain checks an audit log's records one by one, in sequence order,
 // as every store's VerifyAudit reads them: each record's prev must be the
 // hash before it, its hash must be that of its body, and its body must

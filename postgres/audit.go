@@ -54,24 +54,14 @@ func (db *DB) appendAudit(ctx context.Context, tx pgx.Tx, recs []portrait.AuditR
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return portrait.Wrap(err, "cannot write the audit log")
 	}
+	chained, err := portrait.ChainAudit(recs, last, prev, db.Now)
+	if err != nil {
+		return err
+	}
 	b := &pgx.Batch{}
-	for _, rec := range recs {
-		if rec.Actor == "" || rec.Action == "" {
-			return portrait.Errorf(portrait.EINVALID, "an audit record needs an actor and an action")
-		}
-		if rec.At.IsZero() {
-			rec.At = db.Now()
-		}
-		last++
-		rec.Seq = last
-		body, err := portrait.AuditBody(rec)
-		if err != nil {
-			return portrait.Wrap(err, "cannot encode the audit record")
-		}
-		hash := portrait.AuditHash(prev, body)
+	for _, c := range chained {
 		b.Queue(`INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash)
-		prev = hash
+			c.Rec.Seq, micros(c.Rec.At), c.Rec.Actor, c.Rec.Action, c.Rec.Target, c.Body, c.Prev, c.Hash)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return portrait.Wrap(err, "cannot write the audit log")

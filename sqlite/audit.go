@@ -56,29 +56,19 @@ func (db *DB) appendAudit(ctx context.Context, tx *sql.Tx, recs []portrait.Audit
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return portrait.Wrap(err, "cannot write the audit log")
 	}
+	chained, err := portrait.ChainAudit(recs, last, prev, db.Now)
+	if err != nil {
+		return err
+	}
 	st, err := tx.PrepareContext(ctx, `INSERT INTO audit (seq, at, actor, action, target, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return portrait.Wrap(err, "cannot write the audit log")
 	}
 	defer st.Close()
-	for _, rec := range recs {
-		if rec.Actor == "" || rec.Action == "" {
-			return portrait.Errorf(portrait.EINVALID, "an audit record needs an actor and an action")
-		}
-		if rec.At.IsZero() {
-			rec.At = db.Now()
-		}
-		last++
-		rec.Seq = last
-		body, err := portrait.AuditBody(rec)
-		if err != nil {
-			return portrait.Wrap(err, "cannot encode the audit record")
-		}
-		hash := portrait.AuditHash(prev, body)
-		if _, err := st.ExecContext(ctx, rec.Seq, micros(rec.At), rec.Actor, rec.Action, rec.Target, string(body), prev, hash); err != nil {
+	for _, c := range chained {
+		if _, err := st.ExecContext(ctx, c.Rec.Seq, micros(c.Rec.At), c.Rec.Actor, c.Rec.Action, c.Rec.Target, c.Body, c.Prev, c.Hash); err != nil {
 			return portrait.Wrap(err, "cannot write the audit log")
 		}
-		prev = hash
 	}
 	return nil
 }
