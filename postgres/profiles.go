@@ -2,15 +2,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/storepage"
 	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
 
@@ -81,69 +79,15 @@ func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Pa
 	if n == 0 {
 		return nil, "", portrait.Errorf(portrait.ENOTFOUND, "no profile %q", profileID)
 	}
-	limit := p.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 50
+	refs := func(ctx context.Context, after bool, ts, seq int64, n int) ([]storepage.Ref, error) {
+		return db.profileEventRefs(ctx, rid, after, ts, seq, n)
 	}
-	var ts, seq int64
-	after := p.Cursor != ""
-	if after {
-		if ts, seq, err = decodeCursor(p.Cursor); err != nil {
-			return nil, "", err
-		}
-	}
-	// The filter is applied in Go (it is the embedded store's, on decoded
-	// events) to the events read in batches of the profile's index, newest
-	// first, until the page is full or the history ends.
-	batch := limit + 1
-	if !p.Filter.Empty() {
-		batch = max(batch, 500)
-	}
-	var out []*portrait.Event
-	var outRefs []eventRef
-	for {
-		refs, err := db.profileEventRefs(ctx, rid, after, ts, seq, batch)
-		if err != nil {
-			return nil, "", err
-		}
-		seqs := make([]int64, len(refs))
-		for i, r := range refs {
-			seqs[i] = r.seq
-		}
-		events, err := db.EventsBySeq(ctx, seqs)
-		if err != nil {
-			return nil, "", err
-		}
-		bySeq := make(map[int64]*portrait.Event, len(events))
-		for _, e := range events {
-			bySeq[e.Seq] = e
-		}
-		for _, r := range refs {
-			if e, ok := bySeq[r.seq]; ok && p.Filter.Match(e) {
-				out = append(out, e)
-				outRefs = append(outRefs, r)
-			}
-		}
-		if len(out) > limit || len(refs) < batch {
-			break
-		}
-		last := refs[len(refs)-1]
-		after, ts, seq = true, last.ts, last.seq
-	}
-	next := ""
-	if len(out) > limit {
-		last := outRefs[limit-1]
-		next = encodeCursor(last.ts, last.seq)
-		out = out[:limit]
-	}
-	return out, next, nil
+	return storepage.Events(ctx, p, refs, db.EventsBySeq)
 }
-
-type eventRef struct{ ts, seq int64 }
 
 // profileEventRefs reads a profile's event index newest first, from after
 // the (ts, seq) position when after is set.
-func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, seq int64, limit int) ([]eventRef, error) {
+func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, seq int64, limit int) ([]storepage.Ref, error) {
 	q := `SELECT ts, seq FROM profile_events WHERE profile_id = $1`
 	args := []any{rid}
 	if after {
@@ -157,35 +101,15 @@ func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, 
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile events")
 	}
-	var refs []eventRef
-	var r eventRef
-	if _, err := pgx.ForEachRow(rows, []any{&r.ts, &r.seq}, func() error {
+	var refs []storepage.Ref
+	var r storepage.Ref
+	if _, err := pgx.ForEachRow(rows, []any{&r.TS, &r.Seq}, func() error {
 		refs = append(refs, r)
 		return nil
 	}); err != nil {
 		return nil, portrait.Wrap(err, "cannot read profile events")
 	}
 	return refs, nil
-}
-
-// The cursor is the (event time, log position) of the last event listed,
-// encoded as the embedded store encodes it.
-func encodeCursor(ts, seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + ":" + strconv.FormatInt(seq, 10)))
-}
-
-func decodeCursor(c string) (int64, int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		if ts, seq, ok := strings.Cut(string(b), ":"); ok {
-			n, err1 := strconv.ParseInt(ts, 10, 64)
-			s, err2 := strconv.ParseInt(seq, 10, 64)
-			if err1 == nil && err2 == nil {
-				return n, s, nil
-			}
-		}
-	}
-	return 0, 0, portrait.Errorf(portrait.EINVALID, "invalid cursor %q", c)
 }
 
 const mergeColumns = `id, kind, into_id, from_id, id_type, id_value, message_id, event_seq, reason, at`

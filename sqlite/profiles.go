@@ -3,14 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/storepage"
 	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
 
@@ -82,69 +80,15 @@ func (db *DB) ProfileEvents(ctx context.Context, profileID string, p portrait.Pa
 	if n == 0 {
 		return nil, "", portrait.Errorf(portrait.ENOTFOUND, "no profile %q", profileID)
 	}
-	limit := p.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 50
+	refs := func(ctx context.Context, after bool, ts, seq int64, n int) ([]storepage.Ref, error) {
+		return db.profileEventRefs(ctx, rid, after, ts, seq, n)
 	}
-	var ts, seq int64
-	after := p.Cursor != ""
-	if after {
-		if ts, seq, err = decodeCursor(p.Cursor); err != nil {
-			return nil, "", err
-		}
-	}
-	// The event body lives in the log database, so a filter is applied to
-	// the events read in batches of the profile's index, newest first, until
-	// the page is full or the profile's history ends.
-	batch := limit + 1
-	if !p.Filter.Empty() {
-		batch = max(batch, 500)
-	}
-	var out []*portrait.Event
-	var outRefs []eventRef
-	for {
-		refs, err := db.profileEventRefs(ctx, rid, after, ts, seq, batch)
-		if err != nil {
-			return nil, "", err
-		}
-		seqs := make([]int64, len(refs))
-		for i, r := range refs {
-			seqs[i] = r.seq
-		}
-		events, err := db.EventsBySeq(ctx, seqs)
-		if err != nil {
-			return nil, "", err
-		}
-		bySeq := make(map[int64]*portrait.Event, len(events))
-		for _, e := range events {
-			bySeq[e.Seq] = e
-		}
-		for _, r := range refs {
-			if e, ok := bySeq[r.seq]; ok && p.Filter.Match(e) {
-				out = append(out, e)
-				outRefs = append(outRefs, r)
-			}
-		}
-		if len(out) > limit || len(refs) < batch {
-			break
-		}
-		last := refs[len(refs)-1]
-		after, ts, seq = true, last.ts, last.seq
-	}
-	next := ""
-	if len(out) > limit {
-		last := outRefs[limit-1]
-		next = encodeCursor(last.ts, last.seq)
-		out = out[:limit]
-	}
-	return out, next, nil
+	return storepage.Events(ctx, p, refs, db.EventsBySeq)
 }
-
-type eventRef struct{ ts, seq int64 }
 
 // profileEventRefs reads a profile's event index newest first, from after
 // the (ts, seq) position when after is set.
-func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, seq int64, limit int) ([]eventRef, error) {
+func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, seq int64, limit int) ([]storepage.Ref, error) {
 	q := `SELECT ts, seq FROM profile_events WHERE profile_id = ?`
 	args := []any{rid}
 	if after {
@@ -158,34 +102,15 @@ func (db *DB) profileEventRefs(ctx context.Context, rid string, after bool, ts, 
 		return nil, portrait.Wrap(err, "cannot read profile events")
 	}
 	defer rows.Close()
-	var refs []eventRef
+	var refs []storepage.Ref
 	for rows.Next() {
-		var r eventRef
-		if err := rows.Scan(&r.ts, &r.seq); err != nil {
+		var r storepage.Ref
+		if err := rows.Scan(&r.TS, &r.Seq); err != nil {
 			return nil, portrait.Wrap(err, "cannot read profile events")
 		}
 		refs = append(refs, r)
 	}
 	return refs, rows.Err()
-}
-
-// The cursor is the (event time, log position) of the last event listed.
-func encodeCursor(ts, seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + ":" + strconv.FormatInt(seq, 10)))
-}
-
-func decodeCursor(c string) (int64, int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		if ts, seq, ok := strings.Cut(string(b), ":"); ok {
-			n, err1 := strconv.ParseInt(ts, 10, 64)
-			s, err2 := strconv.ParseInt(seq, 10, 64)
-			if err1 == nil && err2 == nil {
-				return n, s, nil
-			}
-		}
-	}
-	return 0, 0, portrait.Errorf(portrait.EINVALID, "invalid cursor %q", c)
 }
 
 // ProfileMerges returns the merge journal of a profile and of every profile
