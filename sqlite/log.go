@@ -96,6 +96,19 @@ func (t *tail) drop(seqs map[int64]bool) {
 	t.events = kept
 }
 
+// dropIf removes the events drop reports (expired events, sqlite/compact.go).
+func (t *tail) dropIf(drop func(*portrait.Event) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.events[:0:0]
+	for _, e := range t.events {
+		if !drop(e) {
+			kept = append(kept, e)
+		}
+	}
+	t.events = kept
+}
+
 // read returns up to limit events after seq, and whether the tail could
 // answer at all.
 func (t *tail) read(after int64, limit int) ([]*portrait.Event, bool) {
