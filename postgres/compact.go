@@ -208,6 +208,25 @@ func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.Retentio
 	return out, rows.Err()
 }
 
+// LatestRetentionRun returns the latest run of kind (nil: none).
+func (db *DB) LatestRetentionRun(ctx context.Context, kind string) (*portrait.RetentionRun, error) {
+	var id int64
+	var doc []byte
+	err := db.pool.QueryRow(ctx, `SELECT id, doc FROM retention_runs WHERE kind = $1 ORDER BY id DESC LIMIT 1`, kind).Scan(&id, &doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retention runs")
+	}
+	var r portrait.RetentionRun
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, portrait.Wrap(err, "corrupt retention run")
+	}
+	r.ID = id
+	return &r, nil
+}
+
 // CarriedAccounts returns the accounts record of the latest retention
 // pass (account.Carried).
 func (db *DB) CarriedAccounts(ctx context.Context) ([]byte, error) {

@@ -235,36 +235,35 @@ func holdsAccounts(e *portrait.Event) bool {
 
 // CarriedLog is what finding the latest accounts record needs of a store.
 type CarriedLog interface {
-	portrait.RetentionLog
+	// LatestRetentionRun returns the latest run of kind (nil: none),
+	// however many runs of other kinds came after it.
+	LatestRetentionRun(ctx context.Context, kind string) (*portrait.RetentionRun, error)
 	EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error)
 }
 
 // CarriedAccounts returns the accounts record of the latest retention
-// pass over the events (nil: none). Each pass that finds one among its
-// expired events writes its successor, so the latest pass's is the one in
-// force.
+// pass over the events (nil: none). Each pass installs the record in
+// force before it applies its expired events and writes their successor
+// (account.Model.BeginCarry), so the latest pass's record supersedes every
+// earlier one: only the latest events run is needed. (Looking it up among
+// the latest 1,000 runs of any kind lost it behind the hourly quarantine
+// purges' runs.)
 func CarriedAccounts(ctx context.Context, log CarriedLog) ([]byte, error) {
-	runs, err := log.RetentionRuns(ctx, 1000)
-	if err != nil {
+	r, err := log.LatestRetentionRun(ctx, "events")
+	if err != nil || r == nil {
 		return nil, err
 	}
-	for _, r := range runs {
-		if r.Kind != "events" {
-			continue
-		}
-		e, err := log.EventByMessageID(ctx, RetainedID(AccountsID, r.Before))
-		if err != nil || e == nil {
-			return nil, err
-		}
-		var bs struct {
-			Accounts []byte `json:"accounts"`
-		}
-		if err := json.Unmarshal(e.Properties, &bs); err != nil {
-			return nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward accounts %s cannot be read: %v", e.MessageID, err)
-		}
-		return bs.Accounts, nil
+	e, err := log.EventByMessageID(ctx, RetainedID(AccountsID, r.Before))
+	if err != nil || e == nil {
+		return nil, err
 	}
-	return nil, nil
+	var bs struct {
+		Accounts []byte `json:"accounts"`
+	}
+	if err := json.Unmarshal(e.Properties, &bs); err != nil {
+		return nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward accounts %s cannot be read: %v", e.MessageID, err)
+	}
+	return bs.Accounts, nil
 }
 
 // decisionsOf returns the decisions a carried-forward event holds (nil:

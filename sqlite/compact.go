@@ -379,6 +379,25 @@ func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.Retentio
 	return out, rows.Err()
 }
 
+// LatestRetentionRun returns the latest run of kind (nil: none).
+func (db *DB) LatestRetentionRun(ctx context.Context, kind string) (*portrait.RetentionRun, error) {
+	var id int64
+	var doc []byte
+	err := db.logR.QueryRowContext(ctx, `SELECT id, doc FROM retention_runs WHERE kind = ? ORDER BY id DESC LIMIT 1`, kind).Scan(&id, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retention runs")
+	}
+	var r portrait.RetentionRun
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, portrait.Wrap(err, "corrupt retention run")
+	}
+	r.ID = id
+	return &r, nil
+}
+
 var _ profile.ScratchStore = (*DB)(nil)
 
 // insert adds events appended outside the group commit (a retention

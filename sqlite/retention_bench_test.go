@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,24 +19,25 @@ import (
 )
 
 // BenchmarkRetentionPass measures one event retention pass
-// (profile.Processor.Compact) over n expired events on the embedded store:
-// ten expired events per profile (an anonymous track, an identify that
-// merges it, tracks, a second identify that replaces a trait), one kept
-// event each. Besides -benchmem's allocations it reports the peak heap in
+// (profile.Processor.Compact) over n expired events on the embedded store,
+// of p profiles: each has n/p expired events (an anonymous track, an
+// identify that merges it, tracks, a last identify that replaces a trait)
+// and one kept event. Sizes with the same profiles and more events show
+// what grows with the events alone. Besides -benchmem's allocations it reports the peak heap in
 // use during the pass above the heap before it (sampled every 5 ms) and
 // the process's CPU time per expired event (rusage: the machine is
 // shared, wall time says little).
 func BenchmarkRetentionPass(b *testing.B) {
-	for _, n := range []int{20_000, 200_000} {
-		b.Run(fmt.Sprintf("expired=%d", n), func(b *testing.B) { benchRetentionPass(b, n) })
+	for _, c := range []struct{ n, p int }{{20_000, 2_000}, {50_000, 5_000}, {200_000, 2_000}, {200_000, 20_000}} {
+		b.Run(fmt.Sprintf("expired=%d/profiles=%d", c.n, c.p), func(b *testing.B) { benchRetentionPass(b, c.n, c.p) })
 	}
 }
 
-func benchRetentionPass(b *testing.B, n int) {
+func benchRetentionPass(b *testing.B, n, profiles int) {
 	ctx := context.Background()
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	profiles := n / 10
-	limit := t0.Add(time.Duration(10*profiles) * time.Second)
+	per := n / profiles
+	limit := t0.Add(time.Duration(per*profiles) * time.Second)
 	src := b.TempDir()
 	db, err := Open(ctx, src)
 	if err != nil {
@@ -48,14 +50,13 @@ func benchRetentionPass(b *testing.B, n int) {
 		}
 		page = page[:0]
 	}
-	for j := 0; j < 10; j++ {
+	for j := 0; j < per; j++ {
 		for k := 0; k < profiles; k++ {
 			at := t0.Add(time.Duration(j*profiles+k) * time.Second)
 			e := &portrait.Event{MessageID: fmt.Sprintf("m-%d-%d", k, j), Source: "web", AnonymousID: fmt.Sprintf("a%d", k),
 				Type: portrait.EventTrack, Name: "Viewed", Properties: []byte(fmt.Sprintf(`{"page":"/p/%d","n":%d}`, k%97, j)),
 				Timestamp: at, ReceivedAt: at}
-			switch j {
-			case 1, 9:
+			if j == 1 || j == per-1 {
 				e.Type, e.Name, e.Properties = portrait.EventIdentify, "", nil
 				e.UserID = fmt.Sprintf("u%d", k)
 				e.Traits = []byte(fmt.Sprintf(`{"email":"p%d@example.com","name":"Person %d v%d","plan":"p%d"}`, k, k, j, k%5))
@@ -124,6 +125,13 @@ func benchRetentionPass(b *testing.B, n int) {
 					var ms runtime.MemStats
 					runtime.ReadMemStats(&ms)
 					if ms.HeapInuse > max {
+						if prof := os.Getenv("RETENTION_BENCH_HEAPPROFILE"); prof != "" && ms.HeapInuse > max+max/10 {
+							// Where the peak is (the heap at the latest GC).
+							if f, err := os.Create(prof); err == nil {
+								pprof.WriteHeapProfile(f)
+								f.Close()
+							}
+						}
 						max = ms.HeapInuse
 					}
 				}
