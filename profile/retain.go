@@ -450,7 +450,20 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 	}
 	p.committed.Store(p.applied.Load())
 	upTo := p.applied.Load()
+	// An id expired if it names an event ExpiredEvents returns. Asked
+	// for the decisions only (few).
+	isExpired := func(id string) (bool, error) {
+		if id == "" {
+			return false, nil
+		}
+		e, err := p.Store.EventByMessageID(ctx, id)
+		if err != nil || e == nil {
+			return false, err
+		}
+		return e.Type != portrait.EventErased && e.Seq <= upTo && e.Timestamp.Before(before), nil
+	}
 	var sc ScratchStore
+	var sp *Processor
 	defer func() {
 		if sc != nil {
 			sc.Close()
@@ -469,6 +482,9 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		after = page[len(page)-1].Seq
 		if sc == nil {
 			if sc, err = newScratch(ctx); err != nil {
+				return nil, err
+			}
+			if sp, err = p.prefixProcessor(ctx, sc, isExpired); err != nil {
 				return nil, err
 			}
 			if p.Accounts != nil {
@@ -503,6 +519,13 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		if _, err := sc.Append(ctx, copies, nil); err != nil {
 			return nil, err
 		}
+		last, err := sc.LastSeq(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := sp.CatchUp(ctx, last); err != nil {
+			return nil, err
+		}
 	}
 	// A pass whose expired events are all carried-forward events of an
 	// earlier pass would only write them again.
@@ -513,7 +536,7 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		}
 		return run, nil
 	}
-	bases, decisions, err := p.prefixState(ctx, sc)
+	bases, decisions, err := prefixState(ctx, sc, isExpired)
 	if err != nil {
 		return nil, err
 	}
@@ -584,14 +607,14 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 	if err != nil {
 		return fail(err)
 	}
-	isExpired := func(id string) bool { _, ok := rename[id]; return ok }
+	expiredName := func(id string) bool { _, ok := rename[id]; return ok }
 	renamed := make(map[string]string, len(rename))
 	for o, n := range rename {
 		renamed[n] = o
 	}
 	for i := range bases {
 		bs := &bases[i]
-		if err := trimBase(bs, bs.live, isExpired); err != nil {
+		if err := trimBase(bs, bs.live, expiredName); err != nil {
 			return fail(err)
 		}
 		bs.live = nil
@@ -864,68 +887,61 @@ type prefixProfile struct {
 	live  *portrait.Profile
 }
 
-// prefixState derives, in the scratch store sc that holds the expired
-// events (copies, appended in log order), the profiles they alone make,
-// with the same rules and enrichers as p.
+// prefixProcessor makes the processor that derives, in the scratch store
+// sc, the profiles the expired events alone make, with the same rules and
+// enrichers as p. The pass appends the expired events to sc page by page
+// and has it catch up after each (so that the scratch store's in-memory
+// tail need only hold a page or so); prefixState then reads what it made.
 //
 // The scratch store starts with the live decisions (the retractions and
 // the splits whose events have not expired: the expired ones are in
 // events): a decision made after the limit about an expired event applies
-// to the prefix as it applies to the whole history. The decisions in
-// force at the end are returned to be carried forward (nil: none).
-func (p *Processor) prefixState(ctx context.Context, sc ScratchStore) ([]prefixProfile, *Decisions, error) {
-	// An id expired if the scratch log holds it: it holds the expired
-	// events and nothing else. Asked for decisions only (few).
-	isExpired := func(id string) (bool, error) {
-		if id == "" {
-			return false, nil
-		}
-		e, err := sc.EventByMessageID(ctx, id)
-		return e != nil, err
-	}
+// to the prefix as it applies to the whole history.
+func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) (*Processor, error) {
 	if len(p.retracted) > 0 || len(p.splits) > 0 {
 		tx, err := sc.BeginState(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for id := range p.retracted {
 			if err := tx.PutRetracted(id); err != nil {
 				tx.Rollback()
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		for _, s := range p.splits {
 			x, err := isExpired(s.MessageID)
 			if err != nil {
 				tx.Rollback()
-				return nil, nil, err
+				return nil, err
 			}
 			if x {
 				continue
 			}
 			if err := tx.PutSplit(s); err != nil {
 				tx.Rollback()
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		if err := tx.Commit(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if err := sc.WaitState(ctx); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-	}
-	last, err := sc.LastSeq(ctx)
-	if err != nil {
-		return nil, nil, err
 	}
 	sp := NewProcessor(sc, p.Rules)
 	sp.Now, sp.Log = p.Now, p.Log
 	sp.Standardize, sp.Enrichers, sp.OnceTraits, sp.SourcePriority = p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority
 	sp.MaxProfiles, sp.MaxIdentities = p.MaxProfiles, p.MaxIdentities
-	if err := sp.CatchUp(ctx, last); err != nil {
-		return nil, nil, err
-	}
+	return sp, nil
+}
+
+// prefixState reads the profiles the scratch store holds once its
+// processor has applied every expired event, as carried-forward profiles,
+// and the decisions in force at the end, to be carried forward (nil:
+// none).
+func prefixState(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) ([]prefixProfile, *Decisions, error) {
 	decisions, err := scratchDecisions(ctx, sc, isExpired)
 	if err != nil {
 		return nil, nil, err

@@ -104,7 +104,7 @@ func benchRetentionPass(b *testing.B, n, profiles int) {
 			b.Fatal(err)
 		}
 		p := newProc(db)
-		scratch := func(ctx context.Context) (profile.ScratchStore, error) { return Open(ctx, b.TempDir()) }
+		scratch := func(ctx context.Context) (profile.ScratchStore, error) { return openScratch(ctx, b.TempDir()) }
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
