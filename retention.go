@@ -29,11 +29,16 @@ type RetentionRun struct {
 	Oldest  time.Time `json:"oldest,omitzero"`
 	Newest  time.Time `json:"newest,omitzero"`
 	// Profiles is how many live profiles have carried-forward events
-	// (EventRetained) now, and Carried how many such events the pass
-	// wrote (one per profile of the expired period: a live profile made
-	// of two that merged later has two).
-	Profiles int `json:"profiles,omitempty"`
-	Carried  int `json:"carried,omitempty"`
+	// (EventRetained) now, and Carried how many carried-forward profiles
+	// the pass wrote (one per profile of the expired period: a live
+	// profile made of two that merged later has two). Decisions and
+	// Accounts say whether it also wrote the event carrying the identity
+	// decisions in force and the one carrying the accounts (one each at
+	// most).
+	Profiles  int  `json:"profiles,omitempty"`
+	Carried   int  `json:"carried,omitempty"`
+	Decisions bool `json:"decisions,omitempty"`
+	Accounts  bool `json:"accounts,omitempty"`
 }
 
 // RetentionLog keeps the retention runs, for the status API and so that a

@@ -125,6 +125,9 @@ type Model struct {
 	// an undo, a restore): undo's catch-up cannot bridge those.
 	rebuilds int
 	scores   scoreCache
+	// carry is the retention pass in progress (BeginCarry), under carryMu.
+	carryMu sync.Mutex
+	carry   *carryState
 }
 
 // NewModel returns an empty model.

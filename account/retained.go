@@ -38,19 +38,32 @@ func CarriedOf(e *portrait.Event) []byte {
 	return bs.Accounts
 }
 
-// CarryForward derives the accounts the expired events (in log order)
-// make, for a retention pass to carry forward: the record in force (the
-// previous pass's) first, then their account events in order, under the
-// merges undone so far (an undo refuses a merge over the whole history).
-// It returns nil when they make nothing the model keeps.
-//
-// rename gives each expired message id its new name (see
-// profile.Compact): nothing the pass keeps may name a message the log no
-// longer holds, so the record and the live model alike name them so (a
-// merge's event, an opportunity known by its event). The live model is
-// renamed here, before the log's part of the pass, as the live profiles
-// are.
-func (m *Model) CarryForward(expired []*portrait.Event, rename map[string]string) ([]byte, error) {
+// A retention pass reads its expired events page by page, so that its
+// memory does not grow with their number; the account model follows it
+// with BeginCarry, FeedCarry for each page (in log order), CarryNames and
+// FinishCarry. The passes are serialised by the profile processor's lock,
+// so the model keeps one pass's private model at a time.
+
+// carryState is the private model of a retention pass in progress.
+type carryState struct {
+	sh    *Model
+	found bool
+	// Without a store to ask (carried unset), the previous record is
+	// among the expired events (it takes the time of the oldest event of
+	// its pass) and must be installed before any of them is applied: the
+	// account events are kept until FinishCarry then. Every store sets
+	// carried (account.Service), so this is for models used alone.
+	buffered bool
+	last     []byte
+	pending  []*portrait.Event
+}
+
+// BeginCarry starts deriving the accounts the expired events of a
+// retention pass make, for the pass to carry forward: the record in force
+// (the previous pass's) first, then the account events FeedCarry is given,
+// in order, under the merges undone so far (an undo refuses a merge over
+// the whole history).
+func (m *Model) BeginCarry() error {
 	sh := NewModel(m.Now)
 	m.mu.RLock()
 	sh.refused = make(map[[2]string]bool, len(m.refused))
@@ -59,33 +72,119 @@ func (m *Model) CarryForward(expired []*portrait.Event, rename map[string]string
 	}
 	sh.carried = m.carried
 	m.mu.RUnlock()
-	if sh.carried == nil {
-		// No store to ask: the previous record is among the expired
-		// events (it takes the time of the oldest event of its pass).
-		var last []byte
-		for _, e := range expired {
+	c := &carryState{sh: sh, buffered: sh.carried == nil}
+	if !c.buffered {
+		if err := sh.installCarried(); err != nil {
+			return err
+		}
+		c.found = len(sh.accounts) > 0 || len(sh.persons) > 0 || len(sh.merges) > 0
+	}
+	m.carryMu.Lock()
+	m.carry = c
+	m.carryMu.Unlock()
+	return nil
+}
+
+// FeedCarry applies one page of a pass's expired events (in log order).
+func (m *Model) FeedCarry(page []*portrait.Event) {
+	m.carryMu.Lock()
+	c := m.carry
+	m.carryMu.Unlock()
+	if c == nil {
+		return
+	}
+	for _, e := range page {
+		if c.buffered {
 			if body := CarriedOf(e); body != nil {
-				last = body
+				c.last = body
+			}
+			if Relevant(e) {
+				c.pending = append(c.pending, e)
+			}
+			continue
+		}
+		if Relevant(e) {
+			c.sh.apply(e)
+			c.found = true
+		}
+	}
+}
+
+// CarryNames calls fn with every message id the live model and the pass's
+// private model name (a merge's event, an opportunity known by its
+// event): the pass renames those that expired (FinishCarry's rename).
+func (m *Model) CarryNames(fn func(id string)) {
+	names := func(x *Model) {
+		for _, mg := range x.merges {
+			fn(mg.MessageID)
+		}
+		for _, a := range x.accounts {
+			for id := range a.Opps {
+				fn(id)
 			}
 		}
-		sh.carried = func() ([]byte, error) { return last, nil }
 	}
-	if err := sh.installCarried(); err != nil {
+	m.mu.RLock()
+	names(m)
+	m.mu.RUnlock()
+	m.carryMu.Lock()
+	c := m.carry
+	m.carryMu.Unlock()
+	if c != nil {
+		if err := c.replay(); err != nil {
+			return // FinishCarry reports it
+		}
+		names(c.sh)
+	}
+}
+
+// replay applies, without a store to ask, the record found among the
+// expired events and then their account events.
+func (c *carryState) replay() error {
+	if !c.buffered {
+		return nil
+	}
+	last := c.last
+	c.sh.carried = func() ([]byte, error) { return last, nil }
+	if err := c.sh.installCarried(); err != nil {
+		return err
+	}
+	c.found = len(c.sh.accounts) > 0 || len(c.sh.persons) > 0 || len(c.sh.merges) > 0
+	for _, e := range c.pending {
+		c.sh.apply(e)
+		c.found = true
+	}
+	c.buffered, c.pending, c.last = false, nil, nil
+	return nil
+}
+
+// FinishCarry ends the pass BeginCarry started and returns the record to
+// carry forward (nil when the expired events make nothing the model keeps
+// and there is no earlier record).
+//
+// rename gives expired message ids their new names (see profile.Compact):
+// nothing the pass keeps may name a message the log no longer holds, so
+// the record and the live model alike name them so. The live model is
+// renamed here, before the log's part of the pass, as the live profiles
+// are.
+func (m *Model) FinishCarry(rename map[string]string) ([]byte, error) {
+	m.carryMu.Lock()
+	c := m.carry
+	m.carry = nil
+	m.carryMu.Unlock()
+	if c == nil {
+		return nil, portrait.Errorf(portrait.EINTERNAL, "no retention pass of the accounts was begun")
+	}
+	if err := c.replay(); err != nil {
 		return nil, err
 	}
-	found := len(sh.accounts) > 0 || len(sh.persons) > 0 || len(sh.merges) > 0
-	for _, e := range expired {
-		if Relevant(e) {
-			sh.apply(e)
-			found = true
-		}
-	}
+	sh := c.sh
 	m.mu.Lock()
 	if m.renameIDs(rename) {
 		m.version++
 	}
 	m.mu.Unlock()
-	if !found {
+	if !c.found {
 		return nil, nil
 	}
 	sh.renameIDs(rename)
@@ -96,6 +195,16 @@ func (m *Model) CarryForward(expired []*portrait.Event, rename map[string]string
 		return nil, portrait.Wrap(err, "cannot encode the carried-forward accounts")
 	}
 	return buf.Bytes(), nil
+}
+
+// CarryForward is BeginCarry, FeedCarry and FinishCarry over expired
+// events held in memory at once (a pass reads them page by page).
+func (m *Model) CarryForward(expired []*portrait.Event, rename map[string]string) ([]byte, error) {
+	if err := m.BeginCarry(); err != nil {
+		return nil, err
+	}
+	m.FeedCarry(expired)
+	return m.FinishCarry(rename)
 }
 
 // installCarried installs the latest retention pass's accounts in a model

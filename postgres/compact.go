@@ -17,14 +17,41 @@ import (
 
 var _ profile.CompactStore = (*DB)(nil)
 
-// ExpiredEvents returns the events with an event time before before and a
-// sequence number up to upTo, in log order.
-func (db *DB) ExpiredEvents(ctx context.Context, before time.Time, upTo int64) ([]*portrait.Event, error) {
-	rows, err := db.pool.Query(ctx, `SELECT seq, body FROM events WHERE ts < $1 AND seq <= $2 AND type <> $3 ORDER BY seq`, micros(before), upTo, portrait.EventErased)
+// ExpiredEvents returns up to limit events with an event time before
+// before and a sequence number after after and up to upTo, in log order.
+func (db *DB) ExpiredEvents(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]*portrait.Event, error) {
+	rows, err := db.pool.Query(ctx, `SELECT seq, body FROM events WHERE seq > $1 AND seq <= $2 AND ts < $3 AND type <> $4 ORDER BY seq LIMIT $5`,
+		after, upTo, micros(before), portrait.EventErased, limit)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read expired events")
 	}
 	return db.scanEvents(rows)
+}
+
+// ExpiredRefs is ExpiredEvents' sequence numbers and message ids.
+func (db *DB) ExpiredRefs(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]profile.ExpiredRef, error) {
+	return expiredRefs(ctx, db.pool, before, upTo, after, limit)
+}
+
+type pgQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func expiredRefs(ctx context.Context, q pgQuerier, before time.Time, upTo, after int64, limit int) ([]profile.ExpiredRef, error) {
+	rows, err := q.Query(ctx, `SELECT seq, message_id FROM events WHERE seq > $1 AND seq <= $2 AND ts < $3 AND type <> $4 ORDER BY seq LIMIT $5`,
+		after, upTo, micros(before), portrait.EventErased, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (profile.ExpiredRef, error) {
+		var x profile.ExpiredRef
+		err := r.Scan(&x.Seq, &x.MessageID)
+		return x, err
+	})
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	return out, nil
 }
 
 // LoadCompacted returns the carried-forward events the state holds.
@@ -60,22 +87,48 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 		}
 	}
 	err := db.adminTx(ctx, "cannot delete expired events", func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockAppend) // numbering the log
-		// Tombstones first: a carried-forward event of an earlier pass
-		// may have the message id this pass gives its successor.
-		for _, e := range c.Expired {
-			tomb := profile.ExpiredID(e)
-			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
-			b.Queue(`UPDATE events SET type = $1, source = $1, message_id = $2, ts = 0, received_at = 0, body = $3 WHERE seq = $4 AND type <> $1`,
-				portrait.EventErased, tomb, body, e.Seq)
-			b.Queue(`DELETE FROM trait_issues WHERE message_id = $1`, e.MessageID)
-			b.Queue(`DELETE FROM merges WHERE message_id = $1`, e.MessageID)
-			b.Queue(`DELETE FROM compacted WHERE message_id = $1`, e.MessageID)
-			b.Queue(`DELETE FROM retracted WHERE message_id = $1`, e.MessageID)
-			b.Queue(`UPDATE checkpoints SET message_id = $1 WHERE message_id = $2`, tomb, e.MessageID)
-			b.Queue(`DELETE FROM profile_events WHERE seq = $1`, e.Seq)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockAppend); err != nil { // numbering the log
+			return err
 		}
+		// The expired events, page by page, into a table of the
+		// transaction: what they alone made is then deleted set-wise (a
+		// statement per event scanned the merge journal and the event
+		// lists, which have no index on what expired, once per event),
+		// and nothing here holds them all.
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE retention_expired (seq bigint PRIMARY KEY, message_id text NOT NULL, tomb text NOT NULL) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		for after := int64(0); ; {
+			refs, err := expiredRefs(ctx, tx, c.Before, c.UpTo, after, profile.ExpiredPage)
+			if err != nil {
+				return err
+			}
+			if len(refs) == 0 {
+				break
+			}
+			after = refs[len(refs)-1].Seq
+			b := &pgx.Batch{}
+			// Tombstones first: a carried-forward event of an earlier
+			// pass may have the message id this pass gives its successor.
+			for _, r := range refs {
+				tomb := profile.ExpiredID(&portrait.Event{Seq: r.Seq, MessageID: r.MessageID})
+				body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
+				b.Queue(`UPDATE events SET type = $1, source = $1, message_id = $2, ts = 0, received_at = 0, body = $3 WHERE seq = $4 AND type <> $1`,
+					portrait.EventErased, tomb, body, r.Seq)
+				b.Queue(`INSERT INTO retention_expired (seq, message_id, tomb) VALUES ($1, $2, $3)`, r.Seq, r.MessageID, tomb)
+			}
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
+			}
+		}
+		b := &pgx.Batch{}
+		b.Queue(`ANALYZE retention_expired`)
+		b.Queue(`DELETE FROM trait_issues WHERE message_id IN (SELECT message_id FROM retention_expired)`)
+		b.Queue(`DELETE FROM merges WHERE message_id IN (SELECT message_id FROM retention_expired)`)
+		b.Queue(`DELETE FROM compacted WHERE message_id IN (SELECT message_id FROM retention_expired)`)
+		b.Queue(`DELETE FROM retracted WHERE message_id IN (SELECT message_id FROM retention_expired)`)
+		b.Queue(`UPDATE checkpoints c SET message_id = r.tomb FROM retention_expired r WHERE c.message_id = r.message_id`)
+		b.Queue(`DELETE FROM profile_events WHERE seq IN (SELECT seq FROM retention_expired)`)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
@@ -153,6 +206,25 @@ func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.Retentio
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// LatestRetentionRun returns the latest run of kind (nil: none).
+func (db *DB) LatestRetentionRun(ctx context.Context, kind string) (*portrait.RetentionRun, error) {
+	var id int64
+	var doc []byte
+	err := db.pool.QueryRow(ctx, `SELECT id, doc FROM retention_runs WHERE kind = $1 ORDER BY id DESC LIMIT 1`, kind).Scan(&id, &doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retention runs")
+	}
+	var r portrait.RetentionRun
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, portrait.Wrap(err, "corrupt retention run")
+	}
+	r.ID = id
+	return &r, nil
 }
 
 // CarriedAccounts returns the accounts record of the latest retention

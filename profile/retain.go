@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -43,29 +42,51 @@ type ScratchStore interface {
 
 // CompactStore is what event retention needs from the live store.
 type CompactStore interface {
-	// ExpiredEvents returns the events (tombstones left out) with an event
-	// time before before and a sequence number up to upTo, in log order.
-	ExpiredEvents(ctx context.Context, before time.Time, upTo int64) ([]*portrait.Event, error)
+	// ExpiredEvents returns up to limit events (tombstones left out) with
+	// an event time before before and a sequence number after after and
+	// up to upTo, in log order. A pass reads them page by page, so that
+	// its memory does not grow with their number.
+	ExpiredEvents(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]*portrait.Event, error)
+	// ExpiredRefs is ExpiredEvents' sequence numbers and message ids
+	// alone.
+	ExpiredRefs(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]ExpiredRef, error)
 	// ExpireEvents appends the carried-forward events (giving them their
 	// sequence numbers), lists each on the profile named in Owners,
 	// records them as already applied (the live state holds them),
-	// turns the expired events into tombstones and deletes what was
-	// derived from them alone (their event lists, trait issues, journal
-	// entries), and records the run.
+	// turns the expired events (those ExpiredEvents returns for Before
+	// and UpTo) into tombstones and deletes what was derived from them
+	// alone (their event lists, trait issues, journal entries), and
+	// records the run.
 	ExpireEvents(ctx context.Context, c *Compaction) error
 	// LoadCompacted returns the message ids of carried-forward events the
 	// live state already holds.
 	LoadCompacted(ctx context.Context) ([]string, error)
 }
 
+// ExpiredRef names an expired event.
+type ExpiredRef struct {
+	Seq       int64
+	MessageID string
+}
+
+// ExpiredPage is how many expired events a pass (and a store expiring
+// them) holds at a time.
+const ExpiredPage = 2000
+
 // AccountCarrier is the account model (account.Model) as a retention pass
 // needs it: it reads the log in its own order and keeps its own state, so
 // the pass asks it for the accounts the expired events (in log order, with
 // the previous pass's record) alone make, an opaque record (nil: none) the
-// model installs before it reads the log again. rename is expiredNames':
-// the model renames the expired messages it names, live and in the record.
+// model installs before it reads the log again. The pass begins, feeds it
+// each page of expired events in log order, asks which message ids it
+// names (CarryNames) and finishes with the new names of those that
+// expired: the model renames the expired messages it names, live and in
+// the record.
 type AccountCarrier interface {
-	CarryForward(expired []*portrait.Event, rename map[string]string) ([]byte, error)
+	BeginCarry() error
+	FeedCarry(page []*portrait.Event)
+	CarryNames(fn func(id string))
+	FinishCarry(rename map[string]string) ([]byte, error)
 }
 
 // AccountsID is the name RetainedID gives the accounts record of a pass.
@@ -73,8 +94,11 @@ const AccountsID = "$accounts"
 
 // Compaction is one retention pass over the events.
 type Compaction struct {
-	Run     portrait.RetentionRun
-	Expired []*portrait.Event // to become tombstones
+	Run portrait.RetentionRun
+	// Before and UpTo select the events to become tombstones: those
+	// CompactStore.ExpiredEvents returns for them.
+	Before  time.Time
+	UpTo    int64
 	Carried []*portrait.Event // to append
 	// Owners: a carried event's message id → the live profile it belongs to.
 	Owners map[string]string
@@ -211,36 +235,35 @@ func holdsAccounts(e *portrait.Event) bool {
 
 // CarriedLog is what finding the latest accounts record needs of a store.
 type CarriedLog interface {
-	portrait.RetentionLog
+	// LatestRetentionRun returns the latest run of kind (nil: none),
+	// however many runs of other kinds came after it.
+	LatestRetentionRun(ctx context.Context, kind string) (*portrait.RetentionRun, error)
 	EventByMessageID(ctx context.Context, messageID string) (*portrait.Event, error)
 }
 
 // CarriedAccounts returns the accounts record of the latest retention
-// pass over the events (nil: none). Each pass that finds one among its
-// expired events writes its successor, so the latest pass's is the one in
-// force.
+// pass over the events (nil: none). Each pass installs the record in
+// force before it applies its expired events and writes their successor
+// (account.Model.BeginCarry), so the latest pass's record supersedes every
+// earlier one: only the latest events run is needed. (Looking it up among
+// the latest 1,000 runs of any kind lost it behind the hourly quarantine
+// purges' runs.)
 func CarriedAccounts(ctx context.Context, log CarriedLog) ([]byte, error) {
-	runs, err := log.RetentionRuns(ctx, 1000)
-	if err != nil {
+	r, err := log.LatestRetentionRun(ctx, "events")
+	if err != nil || r == nil {
 		return nil, err
 	}
-	for _, r := range runs {
-		if r.Kind != "events" {
-			continue
-		}
-		e, err := log.EventByMessageID(ctx, RetainedID(AccountsID, r.Before))
-		if err != nil || e == nil {
-			return nil, err
-		}
-		var bs struct {
-			Accounts []byte `json:"accounts"`
-		}
-		if err := json.Unmarshal(e.Properties, &bs); err != nil {
-			return nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward accounts %s cannot be read: %v", e.MessageID, err)
-		}
-		return bs.Accounts, nil
+	e, err := log.EventByMessageID(ctx, RetainedID(AccountsID, r.Before))
+	if err != nil || e == nil {
+		return nil, err
 	}
-	return nil, nil
+	var bs struct {
+		Accounts []byte `json:"accounts"`
+	}
+	if err := json.Unmarshal(e.Properties, &bs); err != nil {
+		return nil, portrait.Errorf(portrait.EINTERNAL, "carried-forward accounts %s cannot be read: %v", e.MessageID, err)
+	}
+	return bs.Accounts, nil
 }
 
 // decisionsOf returns the decisions a carried-forward event holds (nil:
@@ -409,6 +432,11 @@ func (p *Processor) loadCompacted(ctx context.Context) error {
 // st (see CompactStore). It holds the processor's lock throughout, as an
 // erasure does, and considers only events already applied: one applied
 // later expires at the next pass.
+//
+// The expired events are read page by page (ExpiredPage at a time): each
+// page goes to the scratch store and to the account model, and the names
+// of expired messages are computed for the ids the kept state names only
+// (expiredNames), so that a pass holds per profile, not per expired event.
 func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Time, newScratch func(ctx context.Context) (ScratchStore, error)) (*portrait.RetentionRun, error) {
 	run := &portrait.RetentionRun{Kind: "events", Before: before.UTC(), At: p.Now().UTC()}
 	p.mu.Lock()
@@ -421,48 +449,129 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		return nil, err
 	}
 	p.committed.Store(p.applied.Load())
-	expired, err := st.ExpiredEvents(ctx, before, p.applied.Load())
-	if err != nil {
-		return nil, err
+	upTo := p.applied.Load()
+	// An id expired if it names an event ExpiredEvents returns. Asked
+	// for the decisions only (few).
+	isExpired := func(id string) (bool, error) {
+		if id == "" {
+			return false, nil
+		}
+		e, err := p.Store.EventByMessageID(ctx, id)
+		if err != nil || e == nil {
+			return false, err
+		}
+		return e.Type != portrait.EventErased && e.Seq <= upTo && e.Timestamp.Before(before), nil
+	}
+	var sc ScratchStore
+	var sp *Processor
+	defer func() {
+		if sc != nil {
+			sc.Close()
+		}
+	}()
+	var oldest time.Time // of every expired event, carried-forward ones included
+	fresh := 0
+	for after := int64(0); ; {
+		page, err := st.ExpiredEvents(ctx, before, upTo, after, ExpiredPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].Seq
+		if sc == nil {
+			if sc, err = newScratch(ctx); err != nil {
+				return nil, err
+			}
+			if sp, err = p.prefixProcessor(ctx, sc, isExpired); err != nil {
+				return nil, err
+			}
+			if p.Accounts != nil {
+				if err := p.Accounts.BeginCarry(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		copies := make([]*portrait.Event, len(page))
+		for i, e := range page {
+			if oldest.IsZero() || e.Timestamp.Before(oldest) {
+				oldest = e.Timestamp
+			}
+			c := *e
+			c.Seq = 0
+			copies[i] = &c
+			if e.Type == portrait.EventRetained {
+				continue
+			}
+			fresh++
+			run.Deleted++
+			if run.Oldest.IsZero() || e.Timestamp.Before(run.Oldest) {
+				run.Oldest = e.Timestamp.UTC()
+			}
+			if e.Timestamp.After(run.Newest) {
+				run.Newest = e.Timestamp.UTC()
+			}
+		}
+		if p.Accounts != nil {
+			p.Accounts.FeedCarry(page)
+		}
+		if _, err := sc.Append(ctx, copies, nil); err != nil {
+			return nil, err
+		}
+		last, err := sc.LastSeq(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := sp.CatchUp(ctx, last); err != nil {
+			return nil, err
+		}
 	}
 	// A pass whose expired events are all carried-forward events of an
 	// earlier pass would only write them again.
-	fresh := 0
-	for _, e := range expired {
-		if e.Type != portrait.EventRetained {
-			fresh++
-		}
-	}
 	if fresh == 0 {
+		run.Deleted = 0
+		if p.Accounts != nil && sc != nil {
+			p.Accounts.FinishCarry(nil) // renames nothing
+		}
 		return run, nil
 	}
-	for _, e := range expired {
-		if e.Type == portrait.EventRetained {
-			continue
-		}
-		run.Deleted++
-		if run.Oldest.IsZero() || e.Timestamp.Before(run.Oldest) {
-			run.Oldest = e.Timestamp.UTC()
-		}
-		if e.Timestamp.After(run.Newest) {
-			run.Newest = e.Timestamp.UTC()
-		}
-	}
-	isExpired := expiredIDs(expired)
-	rename := expiredNames(expired, before)
-	bases, decisions, err := p.prefixState(ctx, expired, isExpired, newScratch)
+	bases, decisions, err := prefixState(ctx, sc, isExpired)
 	if err != nil {
 		return nil, err
 	}
-	c := &Compaction{Expired: expired, Owners: map[string]string{}}
+	c := &Compaction{Before: before, UpTo: upTo, Owners: map[string]string{}}
 	tx, err := p.Store.BeginState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	fail := func(err error) (*portrait.RetentionRun, error) {
+		tx.Rollback()
+		if p.Accounts != nil {
+			p.Accounts.FinishCarry(nil)
+		}
+		return nil, err
+	}
+	// The message ids the kept state may name: only those that expired
+	// are renamed, and only these are looked up among the expired ones.
+	names := map[string]bool{}
+	name := func(id string) {
+		if id != "" {
+			names[id] = true
+		}
+	}
+	nameProfile := func(q *portrait.Profile) {
+		for _, t := range q.Traits {
+			name(t.MessageID)
+		}
+		for _, k := range []portrait.EventKey{q.FirstKey, q.LastKey, q.IdentityKey, q.MergeKey} {
+			name(k.MessageID)
+		}
+	}
 	owned := map[string]bool{}
+	kept := bases[:0]
 	for i := range bases {
 		bs := &bases[i]
-		q := bs.q
 		owner := ""
 		for _, x := range bs.base.Identities {
 			if owner, err = p.graph.ownerOf(tx, portrait.Identifier{Type: x.Type, Value: x.Value}); err != nil || owner != "" {
@@ -470,56 +579,79 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			}
 		}
 		if err != nil {
-			tx.Rollback()
-			return nil, err
+			return fail(err)
 		}
 		if owner == "" {
 			continue // erased since: nothing of it is carried
 		}
 		owned[owner] = true
-		live, err := tx.Profile(owner)
-		if err != nil {
-			tx.Rollback()
-			return nil, err
+		if bs.live, err = tx.Profile(owner); err != nil {
+			return fail(err)
 		}
-		if err := trimBase(bs, live, isExpired); err != nil {
-			tx.Rollback()
-			return nil, err
+		bs.owner = owner
+		nameProfile(bs.q)
+		if bs.live != nil {
+			nameProfile(bs.live)
 		}
+		for _, x := range bs.base.Identities {
+			name(x.Msg)
+		}
+		kept = append(kept, *bs)
+	}
+	bases = kept
+	if p.Accounts != nil {
+		p.Accounts.CarryNames(name)
+	}
+	rename, err := expiredNames(ctx, st, before, upTo, names)
+	names = nil
+	if err != nil {
+		return fail(err)
+	}
+	expiredName := func(id string) bool { _, ok := rename[id]; return ok }
+	renamed := make(map[string]string, len(rename))
+	for o, n := range rename {
+		renamed[n] = o
+	}
+	for i := range bases {
+		bs := &bases[i]
+		if err := trimBase(bs, bs.live, expiredName); err != nil {
+			return fail(err)
+		}
+		bs.live = nil
 		if err := renameBase(bs, rename); err != nil {
-			tx.Rollback()
-			return nil, err
+			return fail(err)
 		}
-		if err := p.renameAttached(tx, bs, rename); err != nil {
-			tx.Rollback()
-			return nil, err
+		if err := p.renameAttached(tx, bs, renamed); err != nil {
+			return fail(err)
 		}
 		body, err := json.Marshal(bs.base)
 		if err != nil {
-			tx.Rollback()
-			return nil, portrait.Wrap(err, "cannot encode a carried-forward profile")
+			return fail(portrait.Wrap(err, "cannot encode a carried-forward profile"))
 		}
-		e := &portrait.Event{MessageID: RetainedID(q.ID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
-			Properties: body, Timestamp: q.FirstKey.Time, ReceivedAt: run.At}
+		e := &portrait.Event{MessageID: RetainedID(bs.q.ID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
+			Properties: body, Timestamp: bs.q.FirstKey.Time, ReceivedAt: run.At}
 		c.Carried = append(c.Carried, e)
-		c.Owners[e.MessageID] = owner
+		c.Owners[e.MessageID] = bs.owner
+		bases[i] = prefixProfile{} // encoded: let it go
 	}
+	run.Carried = len(c.Carried)
 	if decisions != nil {
-		e, err := p.carryDecisions(tx, decisions, expired, before, run.At)
+		e, err := p.carryDecisions(tx, decisions, oldest, before, run.At)
 		if err != nil {
-			tx.Rollback()
-			return nil, err
+			return fail(err)
 		}
 		c.Carried = append(c.Carried, e)
+		run.Decisions = true
 	}
 	if p.Accounts != nil {
-		e, err := carryAccounts(p.Accounts, expired, rename, before, run.At)
+		e, err := carryAccounts(p.Accounts, rename, oldest, before, run.At)
 		if err != nil {
 			tx.Rollback()
 			return nil, err
 		}
 		if e != nil {
 			c.Carried = append(c.Carried, e)
+			run.Accounts = true
 		}
 	}
 	if err := p.renameLive(tx, owned, rename); err != nil {
@@ -537,7 +669,7 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		p.loaded = false
 		return nil, err
 	}
-	run.Profiles, run.Carried = len(owned), len(c.Carried)
+	run.Profiles = len(owned)
 	c.Run = *run
 	err = st.ExpireEvents(ctx, c)
 	// The caches may now disagree with storage (compacted ids, event lists).
@@ -554,13 +686,17 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 // replay of the compacted log names them. The event takes the time of the
 // oldest expired event, so that the next pass expires it with the rest
 // (and derives its decisions again).
-func (p *Processor) carryDecisions(tx StateTx, d *Decisions, expired []*portrait.Event, before, at time.Time) (*portrait.Event, error) {
+func (p *Processor) carryDecisions(tx StateTx, d *Decisions, oldest, before, at time.Time) (*portrait.Event, error) {
+	// The live splits by the name a carried split of theirs takes once
+	// its event expired (once, not per carried split).
+	bySplitID := make(map[string]*Split, len(p.splits))
+	for _, s := range p.splits {
+		bySplitID[SplitID(s.MessageID)] = s
+	}
 	for _, bs := range d.Splits {
 		old := p.splits[bs.ID]
-		for _, s := range p.splits {
-			if SplitID(s.MessageID) == bs.ID {
-				old = s
-			}
+		if s, ok := bySplitID[bs.ID]; ok {
+			old = s
 		}
 		if old == nil || (old.MessageID == bs.ID && old.Bridge == bs.Bridge) {
 			continue
@@ -577,25 +713,15 @@ func (p *Processor) carryDecisions(tx StateTx, d *Decisions, expired []*portrait
 		return nil, portrait.Wrap(err, "cannot encode carried-forward decisions")
 	}
 	return &portrait.Event{MessageID: RetainedID("$decisions", before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
-		Properties: body, Timestamp: oldestOf(expired), ReceivedAt: at}, nil
-}
-
-func oldestOf(expired []*portrait.Event) time.Time {
-	oldest := expired[0].Timestamp
-	for _, e := range expired {
-		if e.Timestamp.Before(oldest) {
-			oldest = e.Timestamp
-		}
-	}
-	return oldest
+		Properties: body, Timestamp: oldest, ReceivedAt: at}, nil
 }
 
 // carryAccounts makes the event carrying the accounts forward (nil: the
 // expired events make none and carry no earlier record). Like the
 // decisions it takes the time of the oldest expired event, so that the
 // next pass expires it and derives its successor from it.
-func carryAccounts(ac AccountCarrier, expired []*portrait.Event, rename map[string]string, before, at time.Time) (*portrait.Event, error) {
-	rec, err := ac.CarryForward(expired, rename)
+func carryAccounts(ac AccountCarrier, rename map[string]string, oldest, before, at time.Time) (*portrait.Event, error) {
+	rec, err := ac.FinishCarry(rename)
 	if err != nil || rec == nil {
 		return nil, err
 	}
@@ -604,7 +730,7 @@ func carryAccounts(ac AccountCarrier, expired []*portrait.Event, rename map[stri
 		return nil, portrait.Wrap(err, "cannot encode carried-forward accounts")
 	}
 	return &portrait.Event{MessageID: RetainedID(AccountsID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
-		Properties: body, Timestamp: oldestOf(expired), ReceivedAt: at}, nil
+		Properties: body, Timestamp: oldest, ReceivedAt: at}, nil
 }
 
 // expiredNames gives each expired event's message id the name that
@@ -615,19 +741,50 @@ func carryAccounts(ac AccountCarrier, expired []*portrait.Event, rename map[stri
 // is (event time, message id), and the id breaks ties (which trait wins,
 // which profile survives a merge), so a replay of the compacted log
 // decides as the live state did. The limit in the name keeps passes apart.
-func expiredNames(expired []*portrait.Event, before time.Time) map[string]string {
-	ids := make([]string, 0, len(expired))
-	for _, e := range expired {
-		ids = append(ids, e.MessageID)
+//
+// An expired id's name is its rank among all the expired ids. Only the
+// ids of names (those the kept state names) need one, so the map holds
+// those that expired, and the ranks are counted in one read of the
+// expired ids, page by page: an expired id x counts for every name after
+// it. The expired ids are distinct (the log's message ids are).
+func expiredNames(ctx context.Context, st CompactStore, before time.Time, upTo int64, names map[string]bool) (map[string]string, error) {
+	cand := make([]string, 0, len(names))
+	for id := range names {
+		cand = append(cand, id)
 	}
-	sort.Strings(ids)
-	ids = slices.Compact(ids)
-	out := make(map[string]string, len(ids))
+	sort.Strings(cand)
+	// below[j]: expired ids after cand[j-1] and before cand[j] (or equal
+	// to cand[j-1]); the rank of cand[i] is the sum of below[0..i].
+	below := make([]int64, len(cand)+1)
+	found := make([]bool, len(cand))
+	for after := int64(0); ; {
+		refs, err := st.ExpiredRefs(ctx, before, upTo, after, 4*ExpiredPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(refs) == 0 {
+			break
+		}
+		after = refs[len(refs)-1].Seq
+		for _, r := range refs {
+			j := sort.SearchStrings(cand, r.MessageID)
+			if j < len(cand) && cand[j] == r.MessageID {
+				found[j] = true
+				j++
+			}
+			below[j]++
+		}
+	}
+	out := map[string]string{}
 	prefix := "~expired:" + strconv.FormatInt(before.UnixMicro(), 10) + ":"
-	for i, id := range ids {
-		out[id] = fmt.Sprintf("%s%09d", prefix, i)
+	var rank int64
+	for i, id := range cand {
+		rank += below[i]
+		if found[i] {
+			out[id] = fmt.Sprintf("%s%09d", prefix, rank)
+		}
 	}
-	return out
+	return out, nil
 }
 
 // renameProfile renames the expired message ids q names (see
@@ -672,14 +829,11 @@ func renameBase(pp *prefixProfile, rename map[string]string) error {
 // renameAttached renames, in the live graph, the expired events that
 // attached the identifiers of a carried-forward profile (bs, already
 // renamed): the live graph attached them by the same events, unless one
-// was attached again since by a kept event.
-func (p *Processor) renameAttached(tx StateTx, bs *prefixProfile, rename map[string]string) error {
-	old := make(map[string]string, len(rename))
-	for o, n := range rename {
-		old[n] = o
-	}
+// was attached again since by a kept event. renamed maps each new name
+// back to the expired id it replaces (built once per pass).
+func (p *Processor) renameAttached(tx StateTx, bs *prefixProfile, renamed map[string]string) error {
 	for _, x := range bs.base.Identities {
-		was, ok := old[x.Msg]
+		was, ok := renamed[x.Msg]
 		if !ok {
 			continue
 		}
@@ -728,73 +882,66 @@ func (p *Processor) renameLive(tx StateTx, owners map[string]bool, rename map[st
 type prefixProfile struct {
 	q    *portrait.Profile
 	base Base
+	// owner and live: the live profile it belongs to (during the pass).
+	owner string
+	live  *portrait.Profile
 }
 
-// prefixState derives, in a scratch store, the profiles that events alone
-// make, with the same rules and enrichers as p.
+// prefixProcessor makes the processor that derives, in the scratch store
+// sc, the profiles the expired events alone make, with the same rules and
+// enrichers as p. The pass appends the expired events to sc page by page
+// and has it catch up after each (so that the scratch store's in-memory
+// tail need only hold a page or so); prefixState then reads what it made.
 //
 // The scratch store starts with the live decisions (the retractions and
 // the splits whose events have not expired: the expired ones are in
 // events): a decision made after the limit about an expired event applies
-// to the prefix as it applies to the whole history. The decisions in
-// force at the end are returned to be carried forward (nil: none).
-func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, isExpired func(string) bool, newScratch func(ctx context.Context) (ScratchStore, error)) ([]prefixProfile, *Decisions, error) {
-	sc, err := newScratch(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer sc.Close()
+// to the prefix as it applies to the whole history.
+func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) (*Processor, error) {
 	if len(p.retracted) > 0 || len(p.splits) > 0 {
 		tx, err := sc.BeginState(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for id := range p.retracted {
 			if err := tx.PutRetracted(id); err != nil {
 				tx.Rollback()
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		for _, s := range p.splits {
-			if isExpired(s.MessageID) {
+			x, err := isExpired(s.MessageID)
+			if err != nil {
+				tx.Rollback()
+				return nil, err
+			}
+			if x {
 				continue
 			}
 			if err := tx.PutSplit(s); err != nil {
 				tx.Rollback()
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		if err := tx.Commit(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if err := sc.WaitState(ctx); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-	}
-	copies := make([]*portrait.Event, len(events))
-	for i, e := range events {
-		c := *e
-		c.Seq = 0
-		copies[i] = &c
-	}
-	for len(copies) > 0 {
-		n := min(len(copies), 10_000)
-		if _, err := sc.Append(ctx, copies[:n], nil); err != nil {
-			return nil, nil, err
-		}
-		copies = copies[n:]
-	}
-	last, err := sc.LastSeq(ctx)
-	if err != nil {
-		return nil, nil, err
 	}
 	sp := NewProcessor(sc, p.Rules)
 	sp.Now, sp.Log = p.Now, p.Log
 	sp.Standardize, sp.Enrichers, sp.OnceTraits, sp.SourcePriority = p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority
 	sp.MaxProfiles, sp.MaxIdentities = p.MaxProfiles, p.MaxIdentities
-	if err := sp.CatchUp(ctx, last); err != nil {
-		return nil, nil, err
-	}
+	return sp, nil
+}
+
+// prefixState reads the profiles the scratch store holds once its
+// processor has applied every expired event, as carried-forward profiles,
+// and the decisions in force at the end, to be carried forward (nil:
+// none).
+func prefixState(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) ([]prefixProfile, *Decisions, error) {
 	decisions, err := scratchDecisions(ctx, sc, isExpired)
 	if err != nil {
 		return nil, nil, err
@@ -837,7 +984,7 @@ func (p *Processor) prefixState(ctx context.Context, events []*portrait.Event, i
 
 // scratchDecisions are the decisions in force in the scratch store, as
 // they are carried forward (see BaseSplit).
-func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(string) bool) (*Decisions, error) {
+func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) (*Decisions, error) {
 	ss, err := sc.LoadSplits(ctx)
 	if err != nil {
 		return nil, err
@@ -849,10 +996,16 @@ func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(strin
 	d := &Decisions{}
 	for _, s := range ss {
 		bs := BaseSplit{ID: s.MessageID, Bridge: s.Bridge, Via: s.Via, By: s.By, A: s.A, B: s.B}
-		if isExpired(bs.ID) {
+		x, err := isExpired(bs.ID)
+		if err != nil {
+			return nil, err
+		}
+		if x {
 			bs.ID = SplitID(bs.ID)
 		}
-		if isExpired(bs.Bridge) {
+		if x, err = isExpired(bs.Bridge); err != nil {
+			return nil, err
+		} else if x {
 			bs.Bridge = ""
 		}
 		if bs.Bridge == "" && len(bs.A) == 0 && len(bs.B) == 0 {
@@ -861,7 +1014,11 @@ func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(strin
 		d.Splits = append(d.Splits, bs)
 	}
 	for _, id := range rs {
-		if !isExpired(id) {
+		x, err := isExpired(id)
+		if err != nil {
+			return nil, err
+		}
+		if !x {
 			d.Retracted = append(d.Retracted, id)
 		}
 	}
@@ -878,19 +1035,6 @@ func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(strin
 // store's own files are, with their permissions).
 func ScratchDir(dir string) (string, error) {
 	return os.MkdirTemp(dir, "retention-")
-}
-
-func expiredIDs(expired []*portrait.Event) func(string) bool {
-	var m map[string]bool
-	return func(id string) bool {
-		if m == nil {
-			m = make(map[string]bool, len(expired))
-			for _, e := range expired {
-				m[e.MessageID] = true
-			}
-		}
-		return m[id]
-	}
 }
 
 // trimBase leaves out of a carried-forward profile the trait values an

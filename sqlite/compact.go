@@ -18,16 +18,44 @@ import (
 
 var _ profile.CompactStore = (*DB)(nil)
 
-// ExpiredEvents returns the events with an event time before before and a
-// sequence number up to upTo. The log has no index on event time (it would
-// cost every append); a retention pass reads the table once.
-func (db *DB) ExpiredEvents(ctx context.Context, before time.Time, upTo int64) ([]*portrait.Event, error) {
-	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE ts < ? AND seq <= ? AND type <> ? ORDER BY seq`, micros(before), upTo, portrait.EventErased)
+// ExpiredEvents returns up to limit events with an event time before
+// before and a sequence number after after and up to upTo. The log has no
+// index on event time (it would cost every append); a pass reads the
+// table once, page by page along the sequence numbers.
+func (db *DB) ExpiredEvents(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]*portrait.Event, error) {
+	rows, err := db.logR.QueryContext(ctx, `SELECT seq, body FROM events WHERE seq > ? AND seq <= ? AND ts < ? AND type <> ? ORDER BY seq LIMIT ?`,
+		after, upTo, micros(before), portrait.EventErased, limit)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read expired events")
 	}
 	defer rows.Close()
 	return db.scanEvents(rows, 0)
+}
+
+// ExpiredRefs is ExpiredEvents' sequence numbers and message ids.
+func (db *DB) ExpiredRefs(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]profile.ExpiredRef, error) {
+	return expiredRefs(ctx, db.logR, before, upTo, after, limit)
+}
+
+func expiredRefs(ctx context.Context, q querier, before time.Time, upTo, after int64, limit int) ([]profile.ExpiredRef, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, message_id FROM events WHERE seq > ? AND seq <= ? AND ts < ? AND type <> ? ORDER BY seq LIMIT ?`,
+		after, upTo, micros(before), portrait.EventErased, limit)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	defer rows.Close()
+	var out []profile.ExpiredRef
+	for rows.Next() {
+		var r profile.ExpiredRef
+		if err := rows.Scan(&r.Seq, &r.MessageID); err != nil {
+			return nil, portrait.Wrap(err, "cannot read expired events")
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	return out, nil
 }
 
 // LoadCompacted returns the carried-forward events the state holds.
@@ -41,21 +69,48 @@ func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
 // them twice; the expired events become tombstones with secure_delete on,
 // and both write-ahead logs are truncated, as after an erasure. The log's
 // part is one transaction, so the log is always whole; it keeps the
-// state's part with the run (retention_runs.pending) until the state has
-// it, so a pass the process died in the middle of is finished by the next
-// start (finishRetention): the event lists get their carried-forward
-// events, and what the expired events alone made goes.
+// state's part with the run (retention_runs.pending, and the expired
+// events in the state's retention_expired) until the state has it, so a
+// pass the process died in the middle of is finished by the next start
+// (finishRetention): the event lists get their carried-forward events,
+// and what the expired events alone made goes. The expired events are
+// read and tombstoned page by page: nothing here holds them all.
 func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 	if err := db.writer.wait(ctx); err != nil {
 		return err
 	}
+	// A pass that failed after its log's part (not a crash) left its
+	// state's part pending: finished first, for retention_expired is
+	// this pass's now.
+	if err := db.finishRetention(ctx); err != nil {
+		return err
+	}
 	err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM retention_expired`); err != nil {
+			return portrait.Wrap(err, "cannot record expired events")
+		}
 		for _, e := range c.Carried {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO compacted (message_id) VALUES (?) ON CONFLICT DO NOTHING`, e.MessageID); err != nil {
 				return portrait.Wrap(err, "cannot record carried-forward events")
 			}
 		}
-		return nil
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO retention_expired (seq, message_id, tomb) VALUES (?, ?, ?)`)
+		if err != nil {
+			return portrait.Wrap(err, "cannot record expired events")
+		}
+		defer ins.Close()
+		for after := int64(0); ; {
+			refs, err := expiredRefs(ctx, db.logR, c.Before, c.UpTo, after, 4*profile.ExpiredPage)
+			if err != nil || len(refs) == 0 {
+				return err
+			}
+			after = refs[len(refs)-1].Seq
+			for _, r := range refs {
+				if _, err := ins.ExecContext(ctx, r.Seq, r.MessageID, profile.ExpiredID(&portrait.Event{Seq: r.Seq, MessageID: r.MessageID})); err != nil {
+					return portrait.Wrap(err, "cannot record expired events")
+				}
+			}
+		}
 	})
 	if err != nil {
 		return err
@@ -66,20 +121,31 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 	// both nor neither. (Appended through the group commit instead, with
 	// secure_delete off, a page split left copies of the expired rows in
 	// the free space of a page.)
-	seqs := make(map[int64]bool, len(c.Expired))
 	var appended []*portrait.Event
 	st := &retentionState{}
 	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
 		// Tombstones first: a carried-forward event of an earlier pass
 		// may have the message id this pass gives its successor.
-		for _, e := range c.Expired {
-			seqs[e.Seq] = true
-			st.Expired = append(st.Expired, retentionExpired{Seq: e.Seq, MessageID: e.MessageID})
-			tomb := profile.ExpiredID(e)
-			body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
-			if _, err := tx.ExecContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`,
-				portrait.EventErased, portrait.EventErased, tomb, body, e.Seq, portrait.EventErased); err != nil {
-				return portrait.Wrap(err, "cannot delete expired events")
+		upd, err := tx.PrepareContext(ctx, `UPDATE events SET type = ?, source = ?, message_id = ?, ts = 0, received_at = 0, body = ? WHERE seq = ? AND type <> ?`)
+		if err != nil {
+			return portrait.Wrap(err, "cannot delete expired events")
+		}
+		defer upd.Close()
+		for after := int64(0); ; {
+			refs, err := expiredRefs(ctx, tx, c.Before, c.UpTo, after, profile.ExpiredPage)
+			if err != nil {
+				return err
+			}
+			if len(refs) == 0 {
+				break
+			}
+			after = refs[len(refs)-1].Seq
+			for _, r := range refs {
+				tomb := profile.ExpiredID(&portrait.Event{Seq: r.Seq, MessageID: r.MessageID})
+				body, _ := json.Marshal(map[string]any{"messageId": tomb, "type": portrait.EventErased, "source": portrait.EventErased, "timestamp": time.Unix(0, 0).UTC(), "receivedAt": time.Unix(0, 0).UTC()})
+				if _, err := upd.ExecContext(ctx, portrait.EventErased, portrait.EventErased, tomb, body, r.Seq, portrait.EventErased); err != nil {
+					return portrait.Wrap(err, "cannot delete expired events")
+				}
 			}
 		}
 		for _, e := range c.Carried {
@@ -124,7 +190,10 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 		return err
 	}
 	db.tail.insert(appended)
-	db.tail.drop(seqs)
+	before := c.Before
+	db.tail.dropIf(func(e *portrait.Event) bool {
+		return e.Seq <= c.UpTo && e.Type != portrait.EventErased && e.Timestamp.Before(before)
+	})
 	if db.afterRetentionLog != nil {
 		if err := db.afterRetentionLog(); err != nil {
 			return err
@@ -138,9 +207,10 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 }
 
 // retentionState is the state's part of a retention pass, as kept with
-// its run until done: the expired events (their lists, trait issues and
-// journal lines go) and the carried-forward events (listed on their
-// owners).
+// its run until done: the carried-forward events (listed on their
+// owners). The expired events (their lists, trait issues and journal
+// lines go) are in the state's retention_expired; Expired is what a run
+// pending from an earlier version holds instead.
 type retentionState struct {
 	Expired []retentionExpired `json:"expired"`
 	Carried []retentionCarried `json:"carried"`
@@ -159,25 +229,29 @@ type retentionCarried struct {
 }
 
 // retentionStatePart does the state's part of run and then marks the run
-// done, in that order: done twice, it does the same.
+// done, in that order: done twice, it does the same. What the expired
+// events alone made is deleted set-wise, through retention_expired: a
+// statement per event scanned the merge journal and the event lists
+// (neither has an index on what expired) once per event.
 func (db *DB) retentionStatePart(ctx context.Context, run int64, st *retentionState) error {
 	err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
 		for _, e := range st.Expired {
-			for _, q := range []string{
-				`DELETE FROM trait_issues WHERE message_id = ?`,
-				`DELETE FROM merges WHERE message_id = ?`,
-				`DELETE FROM compacted WHERE message_id = ?`,
-				`DELETE FROM retracted WHERE message_id = ?`,
-			} {
-				if _, err := tx.ExecContext(ctx, q, e.MessageID); err != nil {
-					return portrait.Wrap(err, "cannot delete what expired events made")
-				}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO retention_expired (seq, message_id, tomb) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+				e.Seq, e.MessageID, profile.ExpiredID(&portrait.Event{Seq: e.Seq, MessageID: e.MessageID})); err != nil {
+				return portrait.Wrap(err, "cannot record expired events")
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE checkpoints SET message_id = ? WHERE message_id = ?`,
-				profile.ExpiredID(&portrait.Event{Seq: e.Seq, MessageID: e.MessageID}), e.MessageID); err != nil {
-				return portrait.Wrap(err, "cannot delete what expired events made")
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM profile_events WHERE seq = ?`, e.Seq); err != nil {
+		}
+		for _, q := range []string{
+			`DELETE FROM trait_issues WHERE message_id IN (SELECT message_id FROM retention_expired)`,
+			`DELETE FROM merges WHERE message_id IN (SELECT message_id FROM retention_expired)`,
+			`DELETE FROM compacted WHERE message_id IN (SELECT message_id FROM retention_expired)`,
+			`DELETE FROM retracted WHERE message_id IN (SELECT message_id FROM retention_expired)`,
+			`UPDATE checkpoints SET message_id = (SELECT tomb FROM retention_expired r WHERE r.message_id = checkpoints.message_id)
+				WHERE message_id IN (SELECT message_id FROM retention_expired)`,
+			`DELETE FROM profile_events WHERE seq IN (SELECT seq FROM retention_expired)`,
+			`DELETE FROM retention_expired`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return portrait.Wrap(err, "cannot delete what expired events made")
 			}
 		}
@@ -249,10 +323,18 @@ func (db *DB) finishRetention(ctx context.Context) error {
 		}
 		if !held {
 			r.st = retentionState{}
+			if _, err := db.stateW.ExecContext(ctx, `DELETE FROM retention_expired`); err != nil {
+				return portrait.Wrap(err, "cannot read retention runs")
+			}
 		}
 		if err := db.retentionStatePart(ctx, r.id, &r.st); err != nil {
 			return err
 		}
+	}
+	// What a pass that died before its log's part recorded: its events
+	// did not expire.
+	if _, err := db.stateW.ExecContext(ctx, `DELETE FROM retention_expired`); err != nil {
+		return portrait.Wrap(err, "cannot read retention runs")
 	}
 	if len(runs) > 0 {
 		db.truncateWALs(ctx)
@@ -295,6 +377,25 @@ func (db *DB) RetentionRuns(ctx context.Context, limit int) ([]portrait.Retentio
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// LatestRetentionRun returns the latest run of kind (nil: none).
+func (db *DB) LatestRetentionRun(ctx context.Context, kind string) (*portrait.RetentionRun, error) {
+	var id int64
+	var doc []byte
+	err := db.logR.QueryRowContext(ctx, `SELECT id, doc FROM retention_runs WHERE kind = ? ORDER BY id DESC LIMIT 1`, kind).Scan(&id, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read retention runs")
+	}
+	var r portrait.RetentionRun
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, portrait.Wrap(err, "corrupt retention run")
+	}
+	r.ID = id
+	return &r, nil
 }
 
 var _ profile.ScratchStore = (*DB)(nil)

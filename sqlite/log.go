@@ -96,6 +96,35 @@ func (t *tail) drop(seqs map[int64]bool) {
 	t.events = kept
 }
 
+// LimitTail makes the store keep at most about n recent events in memory
+// (100,000 by default). A retention pass's scratch store appends every
+// expired event and its processor reads them back once: kept, they would
+// be the pass's largest memory, growing with the expired events up to the
+// default (cmd/portrait opens the scratch store so).
+func (db *DB) LimitTail(n int) {
+	t := &db.tail
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.max = max(n, 1)
+	if over := len(t.events) - t.max; over > 0 {
+		t.from = t.events[over-1].Seq
+		t.events = append([]*portrait.Event(nil), t.events[over:]...)
+	}
+}
+
+// dropIf removes the events drop reports (expired events, sqlite/compact.go).
+func (t *tail) dropIf(drop func(*portrait.Event) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.events[:0:0]
+	for _, e := range t.events {
+		if !drop(e) {
+			kept = append(kept, e)
+		}
+	}
+	t.events = kept
+}
+
 // read returns up to limit events after seq, and whether the tail could
 // answer at all.
 func (t *tail) read(after int64, limit int) ([]*portrait.Event, bool) {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -108,4 +109,52 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// The accounts record of the latest events pass is found however many
+// runs of other kinds were recorded after it: the hourly quarantine
+// purges record one each, and looking among the latest 1,000 runs lost
+// the accounts of a deployment whose events pass was six weeks old.
+func TestCarriedAccountsFoundBehindManyRuns(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	before := t0.Add(24 * time.Hour)
+	rec := []byte("the accounts record")
+	body, err := json.Marshal(profile.Base{Accounts: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Append(ctx, []*portrait.Event{{MessageID: profile.RetainedID(profile.AccountsID, before), Type: portrait.EventRetained,
+		Source: portrait.SourceRetention, Properties: body, Timestamp: t0, ReceivedAt: t0}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	record := func(run portrait.RetentionRun) {
+		tx, err := db.logW.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := insertRun(ctx, tx, &run); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(portrait.RetentionRun{Kind: "events", Before: before, At: before, Deleted: 1})
+	got, err := db.CarriedAccounts(ctx)
+	if err != nil || string(got) != string(rec) {
+		t.Fatalf("right after the pass: %q, %v", got, err)
+	}
+	for i := 0; i < 1200; i++ {
+		record(portrait.RetentionRun{Kind: "quarantine", Before: before, At: before.Add(time.Duration(i) * time.Hour), Deleted: 1})
+	}
+	got, err = db.CarriedAccounts(ctx)
+	if err != nil || string(got) != string(rec) {
+		t.Fatalf("after 1,200 quarantine runs: %q, %v; want the events pass's record", got, err)
+	}
 }

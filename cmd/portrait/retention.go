@@ -35,6 +35,9 @@ func (a *App) expireEvents(ctx context.Context, before time.Time) (*portrait.Ret
 			os.RemoveAll(dir)
 			return nil, err
 		}
+		// Its processor reads each page of expired events right after it
+		// is appended (profile.Compact): a tail of a few pages serves it.
+		db.LimitTail(4 * profile.ExpiredPage)
 		// The expired events and the state they make are written to the
 		// scratch store's files: sealed as the live store seals them, or
 		// their secret values would sit in clear on disk for the pass
