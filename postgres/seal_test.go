@@ -403,3 +403,9 @@ func TestRotationWaitsForHeldOldVersions(t *testing.T) {
 		t.Skip("no table file found")
 	}
 }
+
+// TestKeyedSuppression runs the keyed suppression suite
+// (storetest.KeyedSuppression) on one database.
+func TestKeyedSuppression(t *testing.T) {
+	storetest.KeyedSuppression(t, pgSealHarness(pgtest.URL(t)))
+}

@@ -47,6 +47,7 @@ type key struct {
 	id   string
 	aead cipher.AEAD
 	siv  []byte
+	sup  []byte // the suppression list's HMAC key (suppress.go)
 }
 
 // Ring is the set of data keys; the last one seals, every one opens. A nil
@@ -77,7 +78,7 @@ func newKey(id string, secret []byte) (*key, error) {
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot make the data key's cipher")
 	}
-	return &key{id: id, aead: aead, siv: derive(secret, "synthetic-nonce")}, nil
+	return &key{id: id, aead: aead, siv: derive(secret, "synthetic-nonce"), sup: suppressionKey(secret)}, nil
 }
 
 func validID(id string) bool {

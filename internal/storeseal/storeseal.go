@@ -248,6 +248,9 @@ type Resealed struct {
 	DeadLetters     int `json:"dead_letters"`
 	AccountEdits    int `json:"account_edits"`
 	AccountState    int `json:"account_state"`
+	// Suppressions re-keyed under the new key (or upgraded from the
+	// unkeyed hash: datakey/suppress.go).
+	Suppressions int `json:"suppressions"`
 	// OldVersions, when set, says that replaced row versions (old-key
 	// ciphertexts) may still be in the database's files, and why.
 	OldVersions *OldVersions `json:"old_versions_may_remain,omitempty"`
