@@ -536,3 +536,8 @@ func TestRotationReportsReplicationSlots(t *testing.T) {
 		t.Errorf("the slot is not reported as holding the catalogs only: %+v, %s", h, o.Note)
 	}
 }
+
+// TestRetainedIsResealed runs storetest.RetainedIsResealed on one database.
+func TestRetainedIsResealed(t *testing.T) {
+	storetest.RetainedIsResealed(t, pgSealHarness(pgtest.URL(t)))
+}

@@ -210,3 +210,9 @@ func TestRotationLeavesNoOldKeyBytes(t *testing.T) {
 func TestKeyedSuppression(t *testing.T) {
 	storetest.KeyedSuppression(t, sqliteSealHarness(t.TempDir()))
 }
+
+// TestRetainedIsResealed runs storetest.RetainedIsResealed on one data
+// directory.
+func TestRetainedIsResealed(t *testing.T) {
+	storetest.RetainedIsResealed(t, sqliteSealHarness(t.TempDir()))
+}
