@@ -7,7 +7,6 @@ package erasure
 
 import (
 	"context"
-	"encoding/hex"
 	"sync"
 	"sync/atomic"
 
@@ -108,10 +107,7 @@ func (s *Suppressor) hashesOf(keys Keys, id portrait.Identifier, keyIDs []string
 }
 
 // inner is the unkeyed hash of id, decoded: what the keyed hash is of.
-func inner(id portrait.Identifier) []byte {
-	b, _ := hex.DecodeString(portrait.SuppressionHash(id))
-	return b
-}
+func inner(id portrait.Identifier) []byte { return datakey.SuppressionInner(id) }
 
 // KeyID is the key id new suppressions are kept under.
 func (s *Suppressor) KeyID() string {

@@ -4,8 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/hkdf"
 
@@ -35,6 +37,11 @@ const suppressionLabel = "portrait suppression"
 // suppressionAAD binds a sealed inner hash to its use.
 var suppressionAAD = []byte("portrait suppression inner hash")
 
+// suppressionPool hands out HMACs under the suppression key sup.
+func suppressionPool(sup []byte) *sync.Pool {
+	return &sync.Pool{New: func() any { return hmac.New(sha256.New, sup) }}
+}
+
 func suppressionKey(secret []byte) []byte {
 	k := make([]byte, 32)
 	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, []byte(suppressionLabel)), k); err != nil {
@@ -43,11 +50,15 @@ func suppressionKey(secret []byte) []byte {
 	return k
 }
 
-// SuppressionInner is the unkeyed hash of an identifier, decoded: the
-// input of the keyed one, and the whole of it without a data key.
+// SuppressionInner is the unkeyed hash of an identifier, decoded
+// (portrait.SuppressionHash is its hex): the input of the keyed one, and
+// the whole of it without a data key.
 func SuppressionInner(id portrait.Identifier) []byte {
-	b, _ := hex.DecodeString(portrait.SuppressionHash(id))
-	return b
+	h := sha256.New()
+	h.Write([]byte(id.Type))
+	h.Write([]byte{0})
+	h.Write([]byte(id.Value))
+	return h.Sum(nil)
 }
 
 // SuppressionKeyID is the key id new suppressions are kept under: the
@@ -70,9 +81,16 @@ func (r *Ring) SuppressionHash(keyID string, inner []byte) (string, error) {
 	if k == nil {
 		return "", portrait.Errorf(portrait.EUNAVAILABLE, "suppressed identifiers are kept under data key %q, which is not among the configured data keys (%s)", keyID, strings.Join(r.IDs(), ", "))
 	}
-	m := hmac.New(sha256.New, k.sup)
+	// The ingest path asks this for every identifier of every event while
+	// the list is not empty: a pooled HMAC (its key schedule done once)
+	// and one buffer, rather than hmac.New and its allocations each time.
+	m := k.supPool.Get().(hash.Hash)
+	m.Reset()
 	m.Write(inner)
-	return hex.EncodeToString(m.Sum(nil)), nil
+	var sum [sha256.Size]byte
+	out := hex.EncodeToString(m.Sum(sum[:0]))
+	k.supPool.Put(m)
+	return out, nil
 }
 
 // SealSuppression seals an inner hash under the current key, for the
