@@ -40,11 +40,17 @@ type Suppression struct {
 	ErasureID string    `json:"erasure_id"`
 	At        time.Time `json:"at"`
 	Dropped   int64     `json:"dropped"` // events dropped since
+	// KeyID names the data key the hash is keyed with (HMAC-SHA-256 under
+	// a key derived from it, docs/erasure.md); empty: the unkeyed
+	// SuppressionHash of a store without a data key.
+	KeyID string `json:"key_id,omitempty"`
 }
 
-// SuppressionHash is how a suppressed identifier is kept: a SHA-256 of its
-// type and standardised value, so the suppression list matches later events
-// without holding the erased value itself.
+// SuppressionHash is the unkeyed hash of a suppressed identifier: a SHA-256
+// of its type and standardised value. It is what the suppression list keeps
+// without a data key, and the input of the keyed hash it keeps with one
+// (HMAC-SHA-256, internal/datakey/suppress.go): unkeyed, an 11-digit phone
+// number is confirmed from it by trying every number.
 func SuppressionHash(id Identifier) string {
 	h := sha256.New()
 	h.Write([]byte(id.Type))

@@ -155,8 +155,10 @@ var rules = map[string]Rule{
 	"GET /v1/keys":         r(FamKeys, "read", false),
 	"POST /v1/keys":        r(FamKeys, "write", false),
 	"DELETE /v1/keys/{id}": r(FamKeys, "write", false),
-	"GET /v1/audit":        r(FamAudit, "read", false),
-	"GET /v1/audit/verify": r(FamAudit, "read", false),
+	// rotation status: key ids and counts, no personal value
+	"GET /v1/keys/data-key": r(FamKeys, "read", false),
+	"GET /v1/audit":         r(FamAudit, "read", false),
+	"GET /v1/audit/verify":  r(FamAudit, "read", false),
 }
 
 // Lookup returns the rule of a ServeMux pattern ("GET /v1/profiles/{id}").

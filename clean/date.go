@@ -52,7 +52,7 @@ func Date(raw string, opt DateOptions) (string, error) {
 	}
 	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
 	if t.Year() != y || int(t.Month()) != m || t.Day() != d {
-		return "", invalid("date", raw, "%04d-%02d-%02d does not exist", y, m, d)
+		return "", invalid("date", raw, "no such day (the day or the month is out of range)")
 	}
 	return t.Format(time.DateOnly), nil
 }
@@ -104,7 +104,7 @@ func dateParts(raw, s string, opt DateOptions) (y, m, d int, err error) {
 		switch r {
 		case '-', '/', '.', ' ', '年', '月', '日', '号', ',':
 		default:
-			return 0, 0, 0, invalid("date", raw, "unexpected character %q", r)
+			return 0, 0, 0, invalid("date", raw, "unexpected character (not a digit or a separator)")
 		}
 	}
 	if cur.Len() > 0 {
@@ -122,7 +122,7 @@ func dateParts(raw, s string, opt DateOptions) (y, m, d int, err error) {
 		y = atoi(parts[2])
 		switch {
 		case a > 12 && b > 12:
-			return 0, 0, 0, invalid("date", raw, "neither %d nor %d can be a month", a, b)
+			return 0, 0, 0, invalid("date", raw, "neither of the first two numbers can be a month")
 		case a > 12:
 			return y, b, a, nil
 		case b > 12:

@@ -42,15 +42,15 @@ func Email(raw string) (string, error) {
 	}
 	dot := strings.Index(domain, ".")
 	if dot <= 0 || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
-		return "", invalid("email", raw, "domain %q is not a host name with a dot", domain)
+		return "", invalid("email", raw, "the domain is not a host name with a dot")
 	}
 	for _, label := range strings.Split(domain, ".") {
 		if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
-			return "", invalid("email", raw, "domain label %q starts or ends with a hyphen", label)
+			return "", invalid("email", raw, "a label of the domain starts or ends with a hyphen")
 		}
 		for _, r := range label {
 			if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-') {
-				return "", invalid("email", raw, "domain has character %q", r)
+				return "", invalid("email", raw, "the domain has a character host names do not allow")
 			}
 		}
 	}

@@ -72,18 +72,18 @@ func ParseIDCard(raw string) (IDCard, error) {
 			return IDCard{}, invalid("id_card", raw, "the check character must be a digit or X")
 		}
 		if want := idCheck(s[:17]); s[17] != want {
-			return IDCard{}, invalid("id_card", raw, "check character is %c, expected %c", s[17], want)
+			return IDCard{}, invalid("id_card", raw, "the check character (the 18th) does not match the first 17")
 		}
 	default:
 		return IDCard{}, invalid("id_card", raw, "must have 18 characters (or 15 digits), has %d", len([]rune(s)))
 	}
 	d, ok := ProvinceByCode(s[:2])
 	if !ok {
-		return IDCard{}, invalid("id_card", raw, "region code %s has no province %s", s[:6], s[:2])
+		return IDCard{}, invalid("id_card", raw, "the region code (characters 1-6) names no province")
 	}
 	birth, err := time.Parse("20060102", s[6:14])
 	if err != nil || birth.Year() < 1850 {
-		return IDCard{}, invalid("id_card", raw, "birth date %s is not a valid date", s[6:14])
+		return IDCard{}, invalid("id_card", raw, "the birth date (characters 7-14) is not a valid date")
 	}
 	c.Number = s
 	c.Region = s[:6]
@@ -131,14 +131,14 @@ func USCC(raw string) (string, error) {
 	for i := range 18 {
 		v := strings.IndexByte(usccAlphabet, s[i])
 		if v < 0 {
-			return "", invalid("uscc", raw, "character %d %q is not allowed (letters I, O, Z, S, V are never used)", i+1, s[i])
+			return "", invalid("uscc", raw, "character %d is not allowed (letters I, O, Z, S, V are never used)", i+1)
 		}
 		if i < 17 {
 			sum += v * usccWeights[i]
 		}
 	}
 	if !strings.ContainsRune("123456789ABCDEFGHNY", rune(s[0])) {
-		return "", invalid("uscc", raw, "registration authority %q is not assigned", s[0])
+		return "", invalid("uscc", raw, "the registration authority (character 1) is not assigned")
 	}
 	for i := 2; i < 8; i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -147,7 +147,7 @@ func USCC(raw string) (string, error) {
 	}
 	want := usccAlphabet[(31-sum%31)%31]
 	if s[17] != want {
-		return "", invalid("uscc", raw, "check character is %c, expected %c", s[17], want)
+		return "", invalid("uscc", raw, "the check character (the 18th) does not match the first 17")
 	}
 	return s, nil
 }

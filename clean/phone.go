@@ -94,5 +94,5 @@ func PhoneProvince(raw, region string) (string, error) {
 	if prov, ok := provinceByPrefix(loc); ok {
 		return prov.Name, nil
 	}
-	return "", invalid("phone", raw, "location %q names no province", loc)
+	return "", invalid("phone", raw, "its location names no province")
 }

@@ -85,11 +85,11 @@ func (s *TraitStandardizer) Standardize(name string, v any) (any, error) {
 	case float64:
 		// CRMs export phone numbers and ids as numbers.
 		if x != float64(int64(x)) {
-			return nil, portrait.Errorf(portrait.EINVALID, "%s must be text, not the number %v", name, x)
+			return nil, invalid(kind, strconv.FormatFloat(x, 'g', -1, 64), "must be text, not a number with a fraction")
 		}
 		str = strconv.FormatInt(int64(x), 10)
 	default:
-		return nil, portrait.Errorf(portrait.EINVALID, "%s must be text, not %T", name, v)
+		return nil, invalid(kind, fmt.Sprint(v), "must be text, not %s", jsonType(v))
 	}
 	switch kind {
 	case KindEmail:
@@ -230,4 +230,17 @@ func hasHan(s string) bool {
 		}
 	}
 	return false
+}
+
+// jsonType names the JSON type of a decoded value, for a reason.
+func jsonType(v any) string {
+	switch v.(type) {
+	case bool:
+		return "true or false"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	}
+	return "this type"
 }

@@ -58,9 +58,11 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 	if s.Suppressor != nil {
 		pre := make([]string, len(pr.Identifiers))
 		for i, x := range pr.Identifiers {
-			pre[i] = portrait.SuppressionHash(x)
+			if _, pre[i], err = s.Suppressor.Hash(x); err != nil {
+				return nil, err
+			}
 		}
-		s.Suppressor.Add(pre)
+		s.Suppressor.Add(s.Suppressor.KeyID(), pre)
 	}
 	req := profile.Erasure{ID: receiptID, ProfileID: pr.ID, By: by, Reason: reason, At: s.now()}
 	if s.Audit != nil {
@@ -74,7 +76,7 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 		return nil, err
 	}
 	if s.Suppressor != nil {
-		s.Suppressor.Add(rc.Suppressed)
+		s.Suppressor.Add(s.Suppressor.KeyID(), rc.Suppressed)
 	}
 	return rc, nil
 }
@@ -102,8 +104,7 @@ func (s *Service) EraseByIdentifierAs(ctx context.Context, receiptID string, id 
 
 // Unsuppress lets an erased identifier be collected again.
 func (s *Service) Unsuppress(ctx context.Context, id portrait.Identifier, by string) error {
-	h := portrait.SuppressionHash(id)
-	ok, err := s.Suppressor.Remove(ctx, h)
+	h, ok, err := s.Suppressor.Remove(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // SuppressionStore keeps the suppressed identifiers (by hash).
@@ -18,6 +19,15 @@ type SuppressionStore interface {
 	Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
 	Unsuppress(ctx context.Context, hash string) (bool, error)
 	CountSuppressed(ctx context.Context, dropped map[string]int64) error
+}
+
+// Keys makes the hashes the suppression list keeps: *datakey.Ring (a nil
+// ring: the unkeyed hash only). The hash of an identifier under a key id is
+// HMAC-SHA-256 of its SuppressionInner under a key derived from that data
+// key ("" the inner hash itself, without a data key).
+type Keys interface {
+	SuppressionKeyID() string
+	SuppressionHash(keyID string, inner []byte) (string, error)
 }
 
 // Suppressor wraps the event log: an event that carries a suppressed
@@ -29,10 +39,92 @@ type Suppressor struct {
 	Store SuppressionStore
 	// IdentifiersOf extracts an event's identifiers as the processor does.
 	IdentifiersOf func(*portrait.Event) []portrait.Identifier
+	// Keys keys the hashes; nil: the store's data keys when it seals
+	// (its Sealer), so the list is read with the keys the store wrote it
+	// with, else unkeyed, as without a data key.
+	Keys Keys
 
 	mu      sync.RWMutex
 	hashes  map[string]bool
+	keyIDs  []string // the key ids the list's hashes are kept under
 	dropped atomic.Int64
+}
+
+// sealingStore is a store that seals at rest (both stores): its ring keys
+// the suppression list it writes.
+type sealingStore interface {
+	Sealer() *datakey.Sealer
+}
+
+func (s *Suppressor) keys() Keys {
+	if s.Keys != nil {
+		return s.Keys
+	}
+	if st, ok := s.Store.(sealingStore); ok {
+		if sl := st.Sealer(); sl != nil && sl.Ring != nil {
+			return sl.Ring
+		}
+	}
+	return nil
+}
+
+// HashUnder is id's hash in the list under the key keyID.
+func (s *Suppressor) HashUnder(keyID string, id portrait.Identifier) (string, error) {
+	k := s.keys()
+	if k == nil {
+		if keyID != "" {
+			return "", portrait.Errorf(portrait.EUNAVAILABLE, "suppressed identifiers are kept under data key %q, but no data key is configured", keyID)
+		}
+		return portrait.SuppressionHash(id), nil
+	}
+	return k.SuppressionHash(keyID, inner(id))
+}
+
+// Hash is id's hash under the key new suppressions are kept under.
+func (s *Suppressor) Hash(id portrait.Identifier) (keyID, hash string, err error) {
+	keyID = s.KeyID()
+	hash, err = s.HashUnder(keyID, id)
+	return keyID, hash, err
+}
+
+// hashes of id under every key id in use: while a rotation or an upgrade
+// has not reached every row (or another node still writes under the older
+// key), the list holds hashes under more than one key, and a suppression
+// must hold under each.
+func (s *Suppressor) hashesOf(keys Keys, id portrait.Identifier, keyIDs []string, out []string) ([]string, error) {
+	if keys == nil {
+		return append(out, portrait.SuppressionHash(id)), nil
+	}
+	in := inner(id)
+	for _, k := range keyIDs {
+		h, err := keys.SuppressionHash(k, in)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// inner is the unkeyed hash of id, decoded: what the keyed hash is of.
+func inner(id portrait.Identifier) []byte { return datakey.SuppressionInner(id) }
+
+// KeyID is the key id new suppressions are kept under.
+func (s *Suppressor) KeyID() string {
+	k := s.keys()
+	if k == nil {
+		return ""
+	}
+	return k.SuppressionKeyID()
+}
+
+func addKeyID(ids []string, id string) []string {
+	for _, x := range ids {
+		if x == id {
+			return ids
+		}
+	}
+	return append(ids, id)
 }
 
 // Load reads the suppression list.
@@ -42,17 +134,32 @@ func (s *Suppressor) Load(ctx context.Context) error {
 		return err
 	}
 	m := make(map[string]bool, len(list))
+	var ids []string
 	for _, x := range list {
 		m[x.Hash] = true
+		ids = addKeyID(ids, x.KeyID)
+	}
+	// A hash under a key the ring lacks could not be checked: the
+	// suppression would silently stop holding. Refuse instead, naming it.
+	keys := s.keys()
+	for _, k := range ids {
+		if keys != nil {
+			if _, err := keys.SuppressionHash(k, make([]byte, 32)); err != nil {
+				return err
+			}
+		} else if k != "" {
+			return portrait.Errorf(portrait.EUNAVAILABLE, "suppressed identifiers are kept under data key %q, but no data key is configured", k)
+		}
 	}
 	s.mu.Lock()
 	s.hashes = m
+	s.keyIDs = ids
 	s.mu.Unlock()
 	return nil
 }
 
-// Add suppresses hashes (after an erasure).
-func (s *Suppressor) Add(hashes []string) {
+// Add suppresses hashes kept under keyID (after an erasure).
+func (s *Suppressor) Add(keyID string, hashes []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hashes == nil {
@@ -61,18 +168,38 @@ func (s *Suppressor) Add(hashes []string) {
 	for _, h := range hashes {
 		s.hashes[h] = true
 	}
+	if len(hashes) > 0 {
+		s.keyIDs = addKeyID(s.keyIDs, keyID)
+	}
 }
 
-// Remove lifts a suppression; false when hash was not suppressed.
-func (s *Suppressor) Remove(ctx context.Context, hash string) (bool, error) {
-	ok, err := s.Store.Unsuppress(ctx, hash)
-	if err != nil {
-		return false, err
+// Remove lifts the suppression of id, under whichever key it is kept;
+// false when it was not suppressed.
+func (s *Suppressor) Remove(ctx context.Context, id portrait.Identifier) (string, bool, error) {
+	s.mu.RLock()
+	keyIDs := append([]string(nil), s.keyIDs...)
+	s.mu.RUnlock()
+	if len(keyIDs) == 0 {
+		keyIDs = []string{s.KeyID()}
 	}
-	s.mu.Lock()
-	delete(s.hashes, hash)
-	s.mu.Unlock()
-	return ok, nil
+	hashes, err := s.hashesOf(s.keys(), id, keyIDs, nil)
+	if err != nil {
+		return "", false, err
+	}
+	found, any := hashes[0], false
+	for _, h := range hashes {
+		ok, err := s.Store.Unsuppress(ctx, h)
+		if err != nil {
+			return "", false, err
+		}
+		if ok && !any {
+			found, any = h, true
+		}
+		s.mu.Lock()
+		delete(s.hashes, h)
+		s.mu.Unlock()
+	}
+	return found, any, nil
 }
 
 // Dropped is how many events were dropped since start.
@@ -90,11 +217,23 @@ func (s *Suppressor) Append(ctx context.Context, events []*portrait.Event, rejec
 	kept := events[:0:0]
 	dropped := map[string]int64{}
 	s.mu.RLock()
+	keyIDs, keys := s.keyIDs, s.keys()
+	var hs []string
 	for _, e := range events {
 		hit := ""
 		for _, id := range s.IdentifiersOf(e) {
-			if h := portrait.SuppressionHash(id); s.hashes[h] {
-				hit = h
+			var err error
+			if hs, err = s.hashesOf(keys, id, keyIDs, hs[:0]); err != nil {
+				s.mu.RUnlock()
+				return portrait.AppendResult{}, err
+			}
+			for _, h := range hs {
+				if s.hashes[h] {
+					hit = h
+					break
+				}
+			}
+			if hit != "" {
 				break
 			}
 		}

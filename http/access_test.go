@@ -90,7 +90,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	s.ImportRuns = db
 	s.Linkage = &linkage.Service{Profiles: db, Store: db, Log: db, Now: e.proc.Now, Journal: db}
 	s.Analytics = jobs.NewRunner(db, db, db)
-	s.Audit, s.Classifications = db, db
+	s.Audit, s.Classifications, s.DataKeys = db, db, db
 	s.Classifier = &access.Classifier{}
 	// The map, insight's deliveries, accounts and erasure: every route the
 	// server can mount is in the matrix.

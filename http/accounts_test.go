@@ -153,7 +153,7 @@ func TestAccountsThroughTheAPI(t *testing.T) {
 
 	// The refused USCC is in the quality report like any invalid value.
 	r = freshQuality(t, s)
-	if !strings.Contains(r.raw, "check character is 7, expected 6") {
+	if !strings.Contains(r.raw, "the check character (the 18th) does not match the first 17") {
 		t.Fatalf("quality report lacks the USCC issue: %s", r.raw)
 	}
 

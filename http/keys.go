@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,9 +46,72 @@ func (s *Server) mountKeys(mux *http.ServeMux) {
 	mux.Handle("GET /v1/keys", s.instrument("/v1/keys", s.admin(s.handleListKeys)))
 	mux.Handle("POST /v1/keys", s.instrument("/v1/keys", s.admin(s.handleCreateKey)))
 	mux.Handle("DELETE /v1/keys/{id}", s.instrument("/v1/keys/{id}", s.admin(s.handleRevokeKey)))
+	mux.Handle("GET /v1/keys/data-key", s.instrument("/v1/keys/data-key", s.admin(s.handleDataKey)))
 	mux.Handle("GET /v1/classifications", s.instrument("/v1/classifications", s.admin(s.handleClassifications)))
 	mux.Handle("PUT /v1/classifications/{kind}/{name}", s.instrument("/v1/classifications/{kind}/{name}", s.admin(s.handleSetClassification)))
 	mux.Handle("GET /v1/classifications/{kind}/{name}", s.instrument("/v1/classifications/{kind}/{name}", s.admin(s.handleClassification)))
+}
+
+// DataKeyStatus is the store's view of the data keys (encryption at rest):
+// the configured ones and, where cheap, what is still sealed with each.
+type DataKeyStatus interface {
+	DataKeys() (current string, ids []string)
+	DataKeyUse(ctx context.Context) (map[string]map[string]int64, error)
+}
+
+// dataKeyNotCounted says what DataKeyUse leaves out, in the answer.
+const dataKeyNotCounted = "event bodies, profile documents and the documents kept whole (quarantine, import summaries, dead letters, accounts) hold sealed values inside them and are not counted here (that would read every one): a rotation reseals them all, and its counts are in last_rotation"
+
+// handleDataKey is the rotation status for auditors (keys:read: admin,
+// auditor): the current data key, the keys configured, the key ids still
+// referenced by stored values with their counts where counting is cheap,
+// and the last rotation from the audit log (when, by whom, what it
+// resealed, and old_versions_may_remain).
+func (s *Server) handleDataKey(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
+	out := map[string]any{"sealing": false, "current": nil, "keys": []string{}, "referenced": map[string]any{},
+		"not_configured": []string{}, "not_counted": dataKeyNotCounted, "last_rotation": nil}
+	if s.DataKeys != nil {
+		cur, ids := s.DataKeys.DataKeys()
+		if cur != "" {
+			out["sealing"], out["current"], out["keys"] = true, cur, ids
+		}
+		use, err := s.DataKeys.DataKeyUse(r.Context())
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		ref := map[string]any{}
+		missing := []string{}
+		for k, counts := range use {
+			if k == "" {
+				out["unkeyed_suppressions"] = counts["suppressions"]
+				continue
+			}
+			ref[k] = counts
+			if !slices.Contains(ids, k) {
+				missing = append(missing, k)
+			}
+		}
+		sort.Strings(missing)
+		out["referenced"], out["not_configured"] = ref, missing
+	}
+	if s.Audit != nil {
+		recs, err := s.Audit.ListAudit(r.Context(), portrait.AuditFilter{Action: "data_key.rotate", Newest: true, Limit: 1})
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		if len(recs) > 0 {
+			rec := recs[0]
+			last := map[string]any{"at": rec.At, "by": rec.Actor, "seq": rec.Seq, "new_key": rec.Target,
+				"keys": rec.Detail["keys"], "resealed": rec.Detail["resealed"], "old_versions_may_remain": nil}
+			if m, ok := rec.Detail["resealed"].(map[string]any); ok && m["old_versions_may_remain"] != nil {
+				last["old_versions_may_remain"] = m["old_versions_may_remain"]
+			}
+			out["last_rotation"] = last
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {

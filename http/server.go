@@ -138,6 +138,8 @@ type Server struct {
 	// Sealing, when set, reports sealing at rest per name (else
 	// Classifications is asked, when it is a SealingStatus).
 	Sealing SealingStatus
+	// DataKeys, when set, answers GET /v1/keys/data-key (the store).
+	DataKeys DataKeyStatus
 	// Reseal, when set, schedules the background sealing of a name's
 	// stored values after its level was raised to secret (else the
 	// rotation seals them).

@@ -122,7 +122,7 @@ func TestSummaryExamplesAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := sum.Invalid[`trait:age: "…" is not a number`]; n != 50 {
+	if n := sum.Invalid[`trait:age: number: not a number`]; n != 50 {
 		t.Errorf("invalid counts %v", sum.Invalid)
 	}
 	if len(sum.Examples) != 5 || sum.Examples[0].Row != 1 || sum.Examples[4].Row != 5 || sum.Examples[0].Value != "old" {

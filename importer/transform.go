@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -70,13 +71,13 @@ func (m *Mapping) cleanValue(kind, raw string) (any, error) {
 	case KindNumber:
 		f, err := parseNumber(raw)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, fmt.Errorf("%q is not a number", truncate(raw, 64))
+			return nil, clean.Invalid(KindNumber, raw, "not a number")
 		}
 		return f, nil
 	case KindInteger:
 		f, err := parseNumber(raw)
 		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-			return nil, fmt.Errorf("%q is not an integer", truncate(raw, 64))
+			return nil, clean.Invalid(KindInteger, raw, "not an integer")
 		}
 		return int64(f), nil
 	case KindBoolean:
@@ -87,7 +88,7 @@ func (m *Mapping) cleanValue(kind, raw string) (any, error) {
 		case "false", "f", "no", "n", "0", "否", "不":
 			return false, nil
 		}
-		return nil, fmt.Errorf("%q is not a yes/no value", truncate(raw, 64))
+		return nil, clean.Invalid(KindBoolean, raw, "not a yes/no value")
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)
 }
@@ -199,7 +200,7 @@ func (m *Mapping) convert(row *Row) *converted {
 		c.present = append(c.present, "identifier:"+id.Type)
 		v, err := m.cleanValue(id.Kind, raw)
 		if err != nil {
-			c.problems = append(c.problems, problem{Field: "identifier:" + id.Type, Column: id.Column, Reason: portrait.ErrorMessage(err), Value: truncate(raw, 64)})
+			c.problems = append(c.problems, problem{Field: "identifier:" + id.Type, Column: id.Column, Reason: clean.Reason("", err), Value: truncate(raw, 64)})
 			continue
 		}
 		c.externalID = append(c.externalID, map[string]string{"type": id.Type, "id": fmt.Sprint(v), "collection": "users"})
@@ -221,11 +222,11 @@ func (m *Mapping) convert(row *Row) *converted {
 		v, err := m.cleanValue(col.Kind, raw)
 		if err == nil {
 			if s, ok := v.(string); ok && s == "" {
-				err = fmt.Errorf("nothing left after cleaning %q", truncate(raw, 64))
+				err = clean.Invalid(cmp.Or(col.Kind, KindString), raw, "nothing left after cleaning")
 			}
 		}
 		if err != nil {
-			reason := errReason(err)
+			reason := clean.Reason("", err)
 			if col.Required {
 				c.reject = fmt.Sprintf("column %s (%s) is required: %s", col.Column, field, reason)
 				return c
@@ -246,7 +247,7 @@ func (m *Mapping) convert(row *Row) *converted {
 			f, err := parseNumber(row.Get(x))
 			if err != nil {
 				ok = false
-				c.problems = append(c.problems, problem{Field: "property:" + cp.Property, Column: x, Reason: fmt.Sprintf("%q is not a number", truncate(row.Get(x), 64)), Value: truncate(row.Get(x), 64)})
+				c.problems = append(c.problems, problem{Field: "property:" + cp.Property, Column: x, Reason: clean.Reason("", clean.Invalid(KindNumber, row.Get(x), "not a number")), Value: truncate(row.Get(x), 64)})
 				break
 			}
 			prod *= f
@@ -279,10 +280,10 @@ func (m *Mapping) convert(row *Row) *converted {
 		case err == nil:
 			c.ts = &t
 		case required:
-			c.reject = fmt.Sprintf("timestamp column %s: %v", m.Timestamp.Column, err)
+			c.reject = fmt.Sprintf("timestamp column %s: %s", m.Timestamp.Column, clean.Reason("", err))
 			return c
 		case raw != "":
-			c.problems = append(c.problems, problem{Field: "timestamp", Column: m.Timestamp.Column, Reason: err.Error(), Value: truncate(raw, 64)})
+			c.problems = append(c.problems, problem{Field: "timestamp", Column: m.Timestamp.Column, Reason: clean.Reason("", err), Value: truncate(raw, 64)})
 		}
 	}
 	c.byIdentifier = c.userID == "" && c.anonID == "" && c.hasIdentifier()
@@ -302,13 +303,6 @@ func (c *converted) hasIdentifier() bool {
 		}
 	}
 	return false
-}
-
-func errReason(err error) string {
-	if e, ok := err.(*portrait.Error); ok {
-		return e.Message
-	}
-	return err.Error()
 }
 
 func roundTo(f float64, digits int) float64 {
@@ -333,13 +327,13 @@ var isoLayouts = []string{
 // mapping's timezone.
 func (m *Mapping) parseTime(raw string) (time.Time, error) {
 	if raw == "" {
-		return time.Time{}, fmt.Errorf("empty")
+		return time.Time{}, clean.Invalid("timestamp", raw, "empty")
 	}
 	switch f := m.Timestamp.Format; f {
 	case "unix", "unix_ms":
 		n, err := strconv.ParseFloat(raw, 64)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%q is not a unix time", truncate(raw, 64))
+			return time.Time{}, clean.Invalid("timestamp", raw, "not a unix time")
 		}
 		if f == "unix_ms" {
 			return time.UnixMilli(int64(n)).UTC(), nil
@@ -349,7 +343,7 @@ func (m *Mapping) parseTime(raw string) (time.Time, error) {
 	case "excel":
 		n, err := strconv.ParseFloat(raw, 64)
 		if err != nil || n < 1 || n > 2958465 {
-			return time.Time{}, fmt.Errorf("%q is not an Excel serial date", truncate(raw, 64))
+			return time.Time{}, clean.Invalid("timestamp", raw, "not an Excel serial date")
 		}
 		// Excel's 1900 system counts from 1899-12-30 for every date after
 		// its fictitious 1900-02-29.
@@ -361,11 +355,11 @@ func (m *Mapping) parseTime(raw string) (time.Time, error) {
 				return t.UTC(), nil
 			}
 		}
-		return time.Time{}, fmt.Errorf("%q is not an ISO 8601 time", truncate(raw, 64))
+		return time.Time{}, clean.Invalid("timestamp", raw, "not an ISO 8601 time")
 	default:
 		t, err := time.ParseInLocation(f, raw, m.loc)
 		if err != nil {
-			return time.Time{}, fmt.Errorf("%q does not match the layout %q", truncate(raw, 64), f)
+			return time.Time{}, clean.Invalid("timestamp", raw, "does not match the layout "+strconv.Quote(f))
 		}
 		return t.UTC(), nil
 	}

@@ -39,6 +39,7 @@ var migrations embed.FS
 const (
 	lockMigrate = int64(0x706f7274_0001) // "port" 1: schema migrations
 	lockAppend  = int64(0x706f7274_0002) // "port" 2: log appends (seq order = commit order)
+	lockRekey   = int64(0x706f7274_0003) // "port" 3: re-keying the suppression list (nodes starting together)
 )
 
 // DB is the PostgreSQL store.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/profile"
 	profiledoc "github.com/portrait-cdp/portrait/profile/doc"
 )
@@ -242,10 +243,10 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 
 	b = &pgx.Batch{}
 	for _, id := range idList {
-		h := portrait.SuppressionHash(id)
-		rc.Suppressed = append(rc.Suppressed, h)
-		b.Queue(`INSERT INTO suppressed (hash, type, erasure_id, at) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING`,
-			h, id.Type, rc.ID, micros(rc.At))
+		sp := storeseal.Suppression(db.sealer, id) // keyed with a data key
+		rc.Suppressed = append(rc.Suppressed, sp.Hash)
+		b.Queue(`INSERT INTO suppressed (hash, type, erasure_id, at, key_id, sealed) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING`,
+			sp.Hash, id.Type, rc.ID, micros(rc.At), sp.KeyID, sp.Sealed)
 	}
 	if _, err := sendCounting(ctx, tx, b, "cannot suppress identifiers"); err != nil {
 		return nil, err
@@ -527,7 +528,7 @@ func (db *DB) Erasures(ctx context.Context, limit int) ([]*portrait.ErasureRecei
 
 // Suppressions lists the suppressed identifiers (by hash).
 func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error) {
-	rows, err := db.pool.Query(ctx, `SELECT hash, type, erasure_id, at, dropped FROM suppressed ORDER BY at, hash COLLATE "C"`)
+	rows, err := db.pool.Query(ctx, `SELECT hash, type, erasure_id, at, dropped, key_id FROM suppressed ORDER BY at, hash COLLATE "C"`)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read suppressions")
 	}
@@ -536,7 +537,7 @@ func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
 	for rows.Next() {
 		s := new(portrait.Suppression)
 		var at int64
-		if err := rows.Scan(&s.Hash, &s.Type, &s.ErasureID, &at, &s.Dropped); err != nil {
+		if err := rows.Scan(&s.Hash, &s.Type, &s.ErasureID, &at, &s.Dropped, &s.KeyID); err != nil {
 			return nil, portrait.Wrap(err, "cannot read suppressions")
 		}
 		s.At = fromMicros(at)
@@ -546,6 +547,63 @@ func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
 		return nil, portrait.Wrap(err, "cannot read suppressions")
 	}
 	return out, nil
+}
+
+// RekeySuppressions brings every suppression under the current data key,
+// as the embedded store's does (storeseal.RekeySuppressions): unkeyed rows
+// upgraded in place, rows under an older key re-keyed from their sealed
+// inner hash; the number rewritten (0 on a second run, and without a data
+// key). One transaction; each rewrite is conditional on the row as read, so
+// nodes starting together do it once.
+func (db *DB) RekeySuppressions(ctx context.Context) (int, error) {
+	if !db.sealer.HasRing() {
+		return 0, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT hash, key_id, sealed FROM suppressed`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read suppressions")
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (datakey.SuppressedRow, error) {
+		var x datakey.SuppressedRow
+		err := r.Scan(&x.Hash, &x.KeyID, &x.Sealed)
+		return x, err
+	})
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read suppressions")
+	}
+	ch, err := storeseal.RekeySuppressions(db.sealer, list)
+	if err != nil || len(ch) == 0 {
+		return 0, err
+	}
+	n := 0
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// Two nodes re-keying at once would both copy a row before either
+		// deleted it, counting its drops twice.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockRekey); err != nil {
+			return err
+		}
+		for _, c := range ch {
+			tag, err := tx.Exec(ctx, `INSERT INTO suppressed (hash, type, erasure_id, at, dropped, key_id, sealed)
+				SELECT $1, type, erasure_id, at, dropped, $2, $3 FROM suppressed WHERE hash = $4 AND key_id = $5
+				ON CONFLICT (hash) DO UPDATE SET dropped = suppressed.dropped + excluded.dropped`,
+				c.New.Hash, c.New.KeyID, c.New.Sealed, c.Old.Hash, c.Old.KeyID)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM suppressed WHERE hash = $1 AND key_id = $2`, c.Old.Hash, c.Old.KeyID); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot re-key suppressions")
+	}
+	return n, nil
 }
 
 // Unsuppress lifts a suppression; false when there was none.

@@ -98,7 +98,7 @@ func raiseTableOf(phase string) (raiseTable, bool) {
 	switch phase {
 	case storeseal.PhaseEvents:
 		return raiseTable{
-			sel: `SELECT seq::text, body FROM events WHERE position($1::bytea IN body) > 0 AND seq > ($2::text)::int8 AND type <> '` + portrait.EventErased + `' ORDER BY seq LIMIT $3`,
+			sel: `SELECT seq::text, body FROM events WHERE (position($1::bytea IN body) > 0 OR type = '` + portrait.EventRetained + `') AND seq > ($2::text)::int8 AND type <> '` + portrait.EventErased + `' ORDER BY seq LIMIT $3`,
 			up:  `UPDATE events SET body = $1 WHERE seq = $2::text::int8 AND body = $3`}, true
 	case storeseal.PhaseProfiles:
 		return raiseTable{

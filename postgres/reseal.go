@@ -101,6 +101,12 @@ func (db *DB) Reseal(ctx context.Context) (*storeseal.Resealed, error) {
 			return n, err
 		}
 	}
+	// The suppression list re-keyed under the new key, so that the old
+	// one can be retired without losing a suppression.
+	var err error
+	if n.Suppressions, err = db.RekeySuppressions(ctx); err != nil {
+		return n, err
+	}
 	// The replaced versions leave the files only when no session holds
 	// them (horizon.go): waited for, else reported.
 	mark, err := db.horizonMark(ctx)
@@ -112,7 +118,7 @@ func (db *DB) Reseal(ctx context.Context) (*storeseal.Resealed, error) {
 		wait = DefaultVacuumWait
 	}
 	if n.OldVersions, err = db.vacuumHeld(ctx, "the rotation", `VACUUM FULL events, profiles, linkage_candidates, identities, refused, merges, trait_issues, splits,
-		quarantine, imports, segment_dead_letters, account_edits, account_state`, mark, wait); err != nil {
+		quarantine, imports, segment_dead_letters, account_edits, account_state, suppressed`, mark, wait); err != nil {
 		return n, portrait.Wrap(err, "cannot vacuum the resealed tables")
 	}
 	return n, nil

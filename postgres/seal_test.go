@@ -403,3 +403,141 @@ func TestRotationWaitsForHeldOldVersions(t *testing.T) {
 		t.Skip("no table file found")
 	}
 }
+
+// TestKeyedSuppression runs the keyed suppression suite
+// (storetest.KeyedSuppression) on one database.
+func TestKeyedSuppression(t *testing.T) {
+	storetest.KeyedSuppression(t, pgSealHarness(pgtest.URL(t)))
+}
+
+// rotationHolders appends 20 sealed events under k1 and returns a function
+// that rotates to k2 (a short wait) and returns what it reports.
+func rotationHolders(t *testing.T, url string) func() *storeseal.OldVersions {
+	t.Helper()
+	ctx := context.Background()
+	lines := storetest.KeyLines(t, "k1", "k2")
+	db, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetSealer(&datakey.Sealer{Ring: storetest.Ring(t, lines[0]), Levels: storetest.AllSecret{}})
+	var evs []*portrait.Event
+	for i := range 20 {
+		evs = append(evs, storetest.SealEvent(fmt.Sprintf("p%d", i), portrait.EventIdentify, fmt.Sprintf("u-%d", i), "", i, `{"id_card":"`+storetest.SealIDNumber+`"}`, ""))
+	}
+	if _, err := db.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	return func() *storeseal.OldVersions {
+		t.Helper()
+		db.SetSealer(&datakey.Sealer{Ring: storetest.Ring(t, lines...), Levels: storetest.AllSecret{}})
+		db.VacuumWait = 200 * time.Millisecond
+		n, err := db.Reseal(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Events != 20 {
+			t.Errorf("resealed %+v", n)
+		}
+		return n.OldVersions
+	}
+}
+
+// TestRotationReportsPreparedTransactions: a prepared transaction (two-phase
+// commit left pending) holds the row versions a rotation replaced like an
+// open transaction that has written, but no session shows it in
+// pg_stat_activity: the rotation reports it by its gid in
+// old_versions_may_remain. Needs max_prepared_transactions > 0.
+func TestRotationReportsPreparedTransactions(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed last, after the cleanups below that use it.
+	t.Cleanup(func() { c.Close(context.Background()) })
+	var max int
+	if err := c.QueryRow(ctx, `SELECT current_setting('max_prepared_transactions')::int`).Scan(&max); err != nil {
+		t.Fatal(err)
+	}
+	if max == 0 {
+		t.Skip("max_prepared_transactions is 0 on this server: no transaction can be prepared (set it > 0 and restart the server, or point PORTRAIT_TEST_POSTGRES at one that allows it)")
+	}
+	rotate := rotationHolders(t, url)
+	gid := fmt.Sprintf("portrait-test-%d", time.Now().UnixNano())
+	// An xid taken is what holds (a prepared transaction need not write).
+	for _, q := range []string{`BEGIN`, `SELECT pg_current_xact_id()`, `PREPARE TRANSACTION '` + gid + `'`} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if _, err := c.Exec(context.Background(), `ROLLBACK PREPARED '`+gid+`'`); err != nil {
+			t.Errorf("cannot roll back the prepared transaction %s: %v", gid, err)
+		}
+	})
+	o := rotate()
+	if o == nil || !slices.ContainsFunc(o.Holders, func(h storeseal.Holder) bool { return h.Kind == storeseal.HolderPrepared && h.Name == gid }) {
+		t.Fatalf("the rotation does not report the prepared transaction %s: %+v", gid, o)
+	}
+	if !strings.Contains(o.Note, `prepared transaction "`+gid+`"`) || !strings.Contains(o.Note, "ROLLBACK PREPARED") {
+		t.Errorf("the note does not name it or what to do: %s", o.Note)
+	}
+}
+
+// TestRotationReportsReplicationSlots: a logical replication slot created
+// before a rotation holds the system catalogs' row versions (its
+// catalog_xmin) and is reported as such, marked catalog_only: it does not
+// hold the store's tables' rows (a slot's xmin, set by a physical standby
+// with hot_standby_feedback, would). Needs wal_level=logical.
+func TestRotationReportsReplicationSlots(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closed last, after the cleanup below that uses it.
+	t.Cleanup(func() { c.Close(context.Background()) })
+	var level string
+	if err := c.QueryRow(ctx, `SHOW wal_level`).Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if level != "logical" {
+		t.Skipf("wal_level is %s on this server: pg_create_logical_replication_slot needs logical (set it and restart the server, or point PORTRAIT_TEST_POSTGRES at one that has it)", level)
+	}
+	rotate := rotationHolders(t, url)
+	slot := fmt.Sprintf("portrait_test_%d", time.Now().UnixNano())
+	// Creating a logical slot waits for every transaction of the server
+	// that has written to end: bounded, since on a shared server one may
+	// stay open.
+	if _, err := c.Exec(ctx, `SET statement_timeout = '30s'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, slot); err != nil {
+		t.Skipf("cannot create a logical replication slot here (%v)", err)
+	}
+	t.Cleanup(func() {
+		if _, err := c.Exec(context.Background(), `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+			t.Errorf("cannot drop the replication slot %s: %v", slot, err)
+		}
+	})
+	o := rotate()
+	i := -1
+	if o != nil {
+		i = slices.IndexFunc(o.Holders, func(h storeseal.Holder) bool { return h.Kind == storeseal.HolderSlot && h.Name == slot })
+	}
+	if i < 0 {
+		t.Fatalf("the rotation does not report the replication slot %s: %+v", slot, o)
+	}
+	if h := o.Holders[i]; !h.CatalogOnly || !strings.Contains(o.Note, `replication slot "`+slot+`"`) {
+		t.Errorf("the slot is not reported as holding the catalogs only: %+v, %s", h, o.Note)
+	}
+}
+
+// TestRetainedIsResealed runs storetest.RetainedIsResealed on one database.
+func TestRetainedIsResealed(t *testing.T) {
+	storetest.RetainedIsResealed(t, pgSealHarness(pgtest.URL(t)))
+}

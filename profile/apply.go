@@ -3,11 +3,10 @@ package profile
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/clean"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/internal/parallel"
 )
@@ -241,16 +240,9 @@ func (b *batch) finish(dirty []*touched) error {
 }
 
 // issueReason is a standardizer's reason for refusing a trait's value
-// without the value it quotes (`id_card "1101…": check character …`
-// becomes `id_card: check character …`): the issue keeps the value beside
-// it, sealed when the trait is secret and masked by shape, while the
-// reason is free text that neither sealing nor masking sees into.
-func issueReason(name string, err error) string {
-	r := portrait.ErrorMessage(err)
-	if rest, ok := strings.CutPrefix(r, name+" "); ok {
-		if q, err := strconv.QuotedPrefix(rest); err == nil && strings.HasPrefix(rest[len(q):], ": ") {
-			return name + rest[len(q):]
-		}
-	}
-	return r
-}
+// without the value (clean.Reason: the trait, the kind and the rule, as
+// `id_number (id_card): the check character (the 18th) does not match the
+// first 17`): the issue keeps the value beside it, sealed when the trait is
+// secret and masked by shape, while the reason is free text that neither
+// sealing nor masking sees into.
+func issueReason(name string, err error) string { return clean.Reason(name, err) }

@@ -2,6 +2,7 @@ package profile_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,34 @@ func TestUnreadableValueCostsOnlyItsTrait(t *testing.T) {
 	issues, _ := e.db.TraitIssues(ctx, "", 10)
 	if len(issues) != 1 || issues[0].Trait != "n" || issues[0].Value != "1e309" {
 		t.Errorf("issues %+v", issues)
+	}
+}
+
+// A refused value of a secret or confidential trait is kept beside its
+// issue (sealed, masked), never in the issue's reason, which is free text:
+// the reason names the trait, its kind and the rule, whatever the trait is
+// called (id_number is of kind id_card: the reason used to keep the value
+// when the two names differed).
+func TestIssueReasonsNameNoValue(t *testing.T) {
+	e := open(t, t.TempDir())
+	e.proc.Standardize = clean.DefaultTraitStandardizer().Standardize
+	e.send(t, ev("m1", "identify", "u1", "", 0, `{"id_number":"110101199002301236","mobile":"1380013","birthday":"1990-02-30","email":"zhang.wei@qqxyzzy"}`))
+	e.catchUp(t)
+	issues, err := e.db.TraitIssues(context.Background(), "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(issues) != 4 {
+		t.Fatalf("issues %+v", issues)
+	}
+	for _, i := range issues {
+		if !strings.HasPrefix(i.Reason, i.Trait+" (") && !strings.HasPrefix(i.Reason, i.Trait+": ") {
+			t.Errorf("the reason %q does not name the trait %s", i.Reason, i.Trait)
+		}
+		for _, part := range []string{"1990", "0230", "1101", "1380", "0013", "qqxyzzy", "zhang"} {
+			if strings.Contains(i.Reason, part) {
+				t.Errorf("%s: the reason %q holds %q of the value", i.Trait, i.Reason, part)
+			}
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/internal/storeseal"
 	"github.com/portrait-cdp/portrait/profile"
 )
 
@@ -185,10 +186,10 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		}
 		rc.Removed["dead_letters"] += k
 		for _, id := range idList {
-			h := portrait.SuppressionHash(id)
-			rc.Suppressed = append(rc.Suppressed, h)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO suppressed (hash, type, erasure_id, at) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
-				h, id.Type, rc.ID, micros(rc.At)); err != nil {
+			sp := storeseal.Suppression(db.sealer, id) // keyed with a data key
+			rc.Suppressed = append(rc.Suppressed, sp.Hash)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO suppressed (hash, type, erasure_id, at, key_id, sealed) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
+				sp.Hash, id.Type, rc.ID, micros(rc.At), sp.KeyID, sp.Sealed); err != nil {
 				return portrait.Wrap(err, "cannot suppress identifiers")
 			}
 		}
@@ -350,7 +351,7 @@ func (db *DB) Erasures(ctx context.Context, limit int) ([]*portrait.ErasureRecei
 
 // Suppressions lists the suppressed identifiers (by hash).
 func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error) {
-	rows, err := db.logR.QueryContext(ctx, `SELECT hash, type, erasure_id, at, dropped FROM suppressed ORDER BY at, hash`)
+	rows, err := db.logR.QueryContext(ctx, `SELECT hash, type, erasure_id, at, dropped, key_id FROM suppressed ORDER BY at, hash`)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read suppressions")
 	}
@@ -359,13 +360,74 @@ func (db *DB) Suppressions(ctx context.Context) ([]*portrait.Suppression, error)
 	for rows.Next() {
 		s := new(portrait.Suppression)
 		var at int64
-		if err := rows.Scan(&s.Hash, &s.Type, &s.ErasureID, &at, &s.Dropped); err != nil {
+		if err := rows.Scan(&s.Hash, &s.Type, &s.ErasureID, &at, &s.Dropped, &s.KeyID); err != nil {
 			return nil, portrait.Wrap(err, "cannot read suppressions")
 		}
 		s.At = fromMicros(at)
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// RekeySuppressions brings every suppression under the current data key
+// (storeseal.RekeySuppressions): unkeyed rows written before a key was
+// configured are upgraded in place, rows under an older key re-keyed from
+// their sealed inner hash. It returns how many rows it rewrote; a second
+// run rewrites none. Nothing without a data key. The list is bounded by
+// the erased identifiers, so it is read whole and rewritten in one
+// transaction with secure_delete (the unkeyed hashes are what it removes).
+func (db *DB) RekeySuppressions(ctx context.Context) (int, error) {
+	if !db.sealer.HasRing() {
+		return 0, nil
+	}
+	rows, err := db.logW.QueryContext(ctx, `SELECT hash, key_id, sealed FROM suppressed`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read suppressions")
+	}
+	var list []datakey.SuppressedRow
+	for rows.Next() {
+		var r datakey.SuppressedRow
+		if err := rows.Scan(&r.Hash, &r.KeyID, &r.Sealed); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot read suppressions")
+		}
+		list = append(list, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, portrait.Wrap(err, "cannot read suppressions")
+	}
+	ch, err := storeseal.RekeySuppressions(db.sealer, list)
+	if err != nil || len(ch) == 0 {
+		return 0, err
+	}
+	n := 0
+	err = db.secureTx(ctx, db.logW, func(tx *sql.Tx) error {
+		for _, c := range ch {
+			// Conditional on the row as read (another process may have
+			// re-keyed it); the same identifier kept twice merges its
+			// counters.
+			res, err := tx.ExecContext(ctx, `INSERT INTO suppressed (hash, type, erasure_id, at, dropped, key_id, sealed)
+				SELECT ?, type, erasure_id, at, dropped, ?, ? FROM suppressed WHERE hash = ? AND key_id = ?
+				ON CONFLICT (hash) DO UPDATE SET dropped = suppressed.dropped + excluded.dropped`,
+				c.New.Hash, c.New.KeyID, c.New.Sealed, c.Old.Hash, c.Old.KeyID)
+			if err != nil {
+				return portrait.Wrap(err, "cannot re-key suppressions")
+			}
+			if k, _ := res.RowsAffected(); k == 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM suppressed WHERE hash = ? AND key_id = ?`, c.Old.Hash, c.Old.KeyID); err != nil {
+				return portrait.Wrap(err, "cannot re-key suppressions")
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Unsuppress lifts a suppression; false when there was none.

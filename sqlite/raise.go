@@ -90,7 +90,7 @@ func raiseTableOf(phase string) (raiseTable, bool) {
 	switch phase {
 	case storeseal.PhaseEvents:
 		return raiseTable{true, true, false,
-			`SELECT seq, body FROM events WHERE instr(body, ?1) > 0 AND seq > ?2 AND type <> '` + portrait.EventErased + `' ORDER BY seq LIMIT ?3`,
+			`SELECT seq, body FROM events WHERE (instr(body, ?1) > 0 OR type = '` + portrait.EventRetained + `') AND seq > ?2 AND type <> '` + portrait.EventErased + `' ORDER BY seq LIMIT ?3`,
 			`UPDATE events SET body = ? WHERE seq = ? AND CAST(body AS BLOB) = CAST(? AS BLOB)`}, true
 	case storeseal.PhaseProfiles:
 		return raiseTable{false, false, false,

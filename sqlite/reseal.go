@@ -63,6 +63,12 @@ func (db *DB) Reseal(ctx context.Context) (*Resealed, error) {
 			return n, err
 		}
 	}
+	// The suppression list re-keyed under the new key, so that the old
+	// one can be retired without losing a suppression.
+	var err error
+	if n.Suppressions, err = db.RekeySuppressions(ctx); err != nil {
+		return n, err
+	}
 	// The live rows are now under the new key, but not every old byte
 	// is gone: secure_delete zeroes what this pass replaces, not what the
 	// processor and rebuilds replaced before without it (the hot path

@@ -204,3 +204,15 @@ func TestRotationLeavesNoOldKeyBytes(t *testing.T) {
 	// sealed, with a reason) are in no file in clear either.
 	scanFiles(t, dir, "rebuilt and rotated", "$sealed:k2:", "$sealed:k1:", "1101011990030100", "1101011990030101", "1101011990030102")
 }
+
+// TestKeyedSuppression runs the keyed suppression suite
+// (storetest.KeyedSuppression) on one data directory.
+func TestKeyedSuppression(t *testing.T) {
+	storetest.KeyedSuppression(t, sqliteSealHarness(t.TempDir()))
+}
+
+// TestRetainedIsResealed runs storetest.RetainedIsResealed on one data
+// directory.
+func TestRetainedIsResealed(t *testing.T) {
+	storetest.RetainedIsResealed(t, sqliteSealHarness(t.TempDir()))
+}

@@ -373,6 +373,9 @@ func OpenApp(ctx context.Context, cfg Config, logOut io.Writer) (_ *App, err err
 	if st, ok := s.Classifications.(porthttp.SealingStatus); ok {
 		s.Sealing = st // the wrapper below hides it
 	}
+	if dk, ok := a.DB.(porthttp.DataKeyStatus); ok {
+		s.DataKeys = dk // GET /v1/keys/data-key
+	}
 	s.Classifications = notifyingClassifications{s.Classifications, a}
 	if err := a.wireEnrichment(ctx); err != nil {
 		return nil, err

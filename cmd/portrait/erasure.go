@@ -56,6 +56,9 @@ func (h *Hardening) flags(fs *flag.FlagSet) {
 // so an erased person's identifiers are dropped before they reach the log.
 func (a *App) wireErasure(ctx context.Context) error {
 	sup := &erasure.Suppressor{EventLog: a.ingestLog(), Store: a.DB, IdentifiersOf: a.Proc.Identifiers}
+	if err := a.keySuppressions(ctx, sup); err != nil {
+		return err
+	}
 	if err := sup.Load(ctx); err != nil {
 		return err
 	}
@@ -128,6 +131,40 @@ func (a *App) wireErasure(ctx context.Context) error {
 		a.HTTP.Erasure = &applierErasure{ErasureService: a.HTTP.Erasure, a: a}
 	}
 	return nil
+}
+
+// suppressionRekeyer is a store whose suppression list can be brought
+// under the current data key (both stores).
+type suppressionRekeyer interface {
+	RekeySuppressions(ctx context.Context) (int, error)
+}
+
+// keySuppressions keys the suppression list with the data key: the
+// Suppressor hashes under the ring's keys, and rows still unkeyed (written
+// before a key was configured) or under an older key are re-keyed in place
+// now, before ingest starts, and the upgrade is recorded in the audit log.
+// Without a key nothing changes: the list stays unkeyed (docs/erasure.md).
+func (a *App) keySuppressions(ctx context.Context, sup *erasure.Suppressor) error {
+	db, ok := a.DB.(sealedStore)
+	if !ok || db.Sealer() == nil || db.Sealer().Ring == nil {
+		return nil
+	}
+	ring := db.Sealer().Ring
+	sup.Keys = ring
+	rk, ok := a.DB.(suppressionRekeyer)
+	if !ok || a.storeReadOnly() {
+		return nil
+	}
+	n, err := rk.RekeySuppressions(ctx)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	a.Log.Info("suppressed identifiers keyed with the data key", "rows", n, "data_key", ring.Current())
+	return a.DB.Record(ctx, portrait.AuditRecord{Actor: "system", Action: "suppression.rekey", Target: ring.Current(),
+		Detail: map[string]any{"rows": n, "data_key": ring.Current()}})
 }
 
 // startErasure runs the retention schedule until the app stops.

@@ -285,8 +285,8 @@ func rotateDataKey(ctx context.Context, args []string, getenv func(string) strin
 	if where == "" {
 		where = datakey.NewEnvVar
 	}
-	fmt.Fprintf(stdout, "re-sealed with data key %s (from %s): %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits, %d quarantined, %d import summaries, %d dead letters, %d account edits, %d accounts checkpoint, %d delivery files\n",
-		res.NewKey, where, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits, n.Quarantined, n.ImportSummaries, n.DeadLetters, n.AccountEdits, n.AccountState, files)
+	fmt.Fprintf(stdout, "re-sealed with data key %s (from %s): %d events, %d profiles, %d identifiers, %d refused identifiers, %d merge entries, %d refused values, %d splits, %d quarantined, %d import summaries, %d dead letters, %d account edits, %d accounts checkpoint, %d suppressions, %d delivery files\n",
+		res.NewKey, where, n.Events, n.Profiles, n.Identifiers, n.Refused, n.Merges, n.TraitIssues, n.Splits, n.Quarantined, n.ImportSummaries, n.DeadLetters, n.AccountEdits, n.AccountState, n.Suppressions, files)
 	if o := n.OldVersions; o != nil {
 		fmt.Fprintf(stdout, "old row versions may remain: %s\n", o.Note)
 	}

@@ -25,6 +25,7 @@ import (
 	"encoding/base64"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -47,6 +48,9 @@ type key struct {
 	id   string
 	aead cipher.AEAD
 	siv  []byte
+	sup  []byte // the suppression list's HMAC key (suppress.go)
+	// supPool holds HMACs under sup, for the ingest path.
+	supPool *sync.Pool
 }
 
 // Ring is the set of data keys; the last one seals, every one opens. A nil
@@ -77,7 +81,8 @@ func newKey(id string, secret []byte) (*key, error) {
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot make the data key's cipher")
 	}
-	return &key{id: id, aead: aead, siv: derive(secret, "synthetic-nonce")}, nil
+	sup := suppressionKey(secret)
+	return &key{id: id, aead: aead, siv: derive(secret, "synthetic-nonce"), sup: sup, supPool: suppressionPool(sup)}, nil
 }
 
 func validID(id string) bool {

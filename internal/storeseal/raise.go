@@ -333,8 +333,14 @@ func InClear(ctx context.Context, t RaiseTables, kind, name string) (map[string]
 
 // ClearInEvent reports whether an event body holds a value of the name
 // (a member of traits, properties or context, or an external id of the
-// identifier type) in clear.
+// identifier type) in clear, or is a carried-forward event whose profile
+// is in clear (RetainedInClear: it may hold any name). The stores' events
+// phase selects the bodies that mention the name and every carried-forward
+// event.
 func ClearInEvent(kind, name string, body []byte) (bool, error) {
+	if held, err := RetainedInClear(body); err != nil || held {
+		return held, err
+	}
 	traits, ids, err := datakey.ClearNames(body)
 	if err != nil {
 		return false, err

@@ -66,3 +66,31 @@ func SealRetained(s *datakey.Sealer, body []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// RetainedInClear reports whether an event body is a carried-forward event
+// with a document member in clear (written before a data key was
+// configured). What it holds cannot be told from the bytes, so a level
+// raised to secret, whatever the name, counts it in clear and seals it
+// (ClearInEvent), as the documents kept whole.
+func RetainedInClear(body []byte) (bool, error) {
+	if !bytes.Contains(body, retainedType) {
+		return false, nil
+	}
+	var ev struct {
+		Type       string                     `json:"type"`
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return false, portrait.Wrap(err, "cannot read a carried-forward event")
+	}
+	if ev.Type != portrait.EventRetained {
+		return false, nil
+	}
+	for _, member := range []string{"profile", "decisions", "accounts"} {
+		doc := ev.Properties[member]
+		if len(doc) > 0 && !bytes.Equal(doc, []byte("null")) && !bytes.HasPrefix(doc, []byte(`"`+datakey.Prefix)) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

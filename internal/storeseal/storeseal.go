@@ -248,6 +248,9 @@ type Resealed struct {
 	DeadLetters     int `json:"dead_letters"`
 	AccountEdits    int `json:"account_edits"`
 	AccountState    int `json:"account_state"`
+	// Suppressions re-keyed under the new key (or upgraded from the
+	// unkeyed hash: datakey/suppress.go).
+	Suppressions int `json:"suppressions"`
 	// OldVersions, when set, says that replaced row versions (old-key
 	// ciphertexts) may still be in the database's files, and why.
 	OldVersions *OldVersions `json:"old_versions_may_remain,omitempty"`
@@ -263,17 +266,58 @@ type OldVersions struct {
 	Note string `json:"note"`
 }
 
-// Holder is a session whose snapshot or transaction predates a rewrite.
+// Holder is what keeps row versions replaced by a rewrite: a session whose
+// snapshot or transaction predates it, a prepared transaction, or a
+// replication slot.
 type Holder struct {
-	PID         int       `json:"pid"`
+	// Kind is HolderSession, HolderPrepared or HolderSlot.
+	Kind        string    `json:"kind"`
+	PID         int       `json:"pid,omitempty"`  // a session's
+	Name        string    `json:"name,omitempty"` // a prepared transaction's gid, a slot's name
 	Database    string    `json:"database"`
-	User        string    `json:"user"`
+	User        string    `json:"user,omitempty"`
 	Application string    `json:"application,omitempty"`
 	State       string    `json:"state"`
-	Since       time.Time `json:"since"` // its transaction's start
+	Since       time.Time `json:"since,omitzero"` // its transaction's start, or when it was prepared
+	// CatalogOnly: a slot holding only the system catalogs' row versions
+	// (a logical slot's catalog_xmin), not the store's tables'.
+	CatalogOnly bool `json:"catalog_only,omitempty"`
+}
+
+// Kinds of Holder.
+const (
+	HolderSession  = "session"
+	HolderPrepared = "prepared transaction"
+	HolderSlot     = "replication slot"
+)
+
+// Sessions counts the holders that are sessions (those that end by
+// themselves, and are waited for).
+func Sessions(hs []Holder) int {
+	n := 0
+	for _, h := range hs {
+		if h.Kind == HolderSession || h.Kind == "" {
+			n++
+		}
+	}
+	return n
 }
 
 func (h Holder) String() string {
+	switch h.Kind {
+	case HolderPrepared:
+		return fmt.Sprintf("prepared transaction %q (database %s, owner %s) prepared at %s", h.Name, h.Database, h.User, h.Since.UTC().Format(time.RFC3339))
+	case HolderSlot:
+		what := "its xmin"
+		if h.CatalogOnly {
+			what = "its catalog_xmin: system catalog rows only"
+		}
+		db := h.Database
+		if db == "" {
+			db = "all databases"
+		}
+		return fmt.Sprintf("replication slot %q (%s, %s, by %s)", h.Name, h.State, db, what)
+	}
 	return fmt.Sprintf("transaction pid %d (database %s, user %s, %s) open since %s", h.PID, h.Database, h.User, h.State, h.Since.UTC().Format(time.RFC3339))
 }
 
