@@ -8,7 +8,11 @@
 //     request (the server keeps sessions in memory now) and sign-in brings
 //     the user back to the page;
 //   - an undo shows its result without a reload: the server answers once
-//     the processor applied it, and the page reloads the journal then.
+//     the processor applied it, and the page reloads the journal then;
+//   - the first trait row reports when it was painted (Element Timing,
+//     elementtiming="360-first-trait"): the budget's figure in budgets.mjs
+//     is that paint, and without the attribute it would be measured
+//     through the harness's fallback only.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { launch, open, signIn, noBlank, api, base, token, skip } from './lib.mjs'
@@ -40,6 +44,31 @@ test('360 first load: the view is asked for once, with the session check, and th
     // the first two API calls of the page.
     assert.deepEqual(new Set(calls.slice(0, 2)), new Set(['/v1/session', `/v1/profiles/${p.id}/view`]), `first calls: ${calls.join(' ')}`)
     await noBlank(page, errors, 'profile-first-load')
+  } finally {
+    await browser.close()
+  }
+})
+
+test('360 first load: the first trait row reports its paint (Element Timing)', { skip }, async () => {
+  const p = await sample()
+  const { browser, page, errors } = await open('en')
+  try {
+    await page.addInitScript(() => {
+      window.__painted = []
+      new PerformanceObserver((l) => {
+        for (const e of l.getEntries()) window.__painted.push({ id: e.identifier, tag: e.element?.tagName, at: e.renderTime || e.loadTime })
+      }).observe({ type: 'element', buffered: true })
+    })
+    await page.goto(base + '/profiles/' + p.id)
+    const first = page.locator('[data-test=traits] [data-trait]').first()
+    await first.waitFor()
+    // The page's own attribute, on the first row's cells (text is
+    // reported for the cell that holds it, not for the row).
+    assert.deepEqual(await first.locator('[elementtiming]').evaluateAll((es) => es.map((e) => e.tagName + ':' + e.getAttribute('elementtiming'))), ['TH:360-first-trait', 'TD:360-first-trait'])
+    await page.waitForFunction(() => window.__painted.some((e) => e.id === '360-first-trait'), null, { timeout: 10000 })
+    const mine = await page.evaluate(() => window.__painted.filter((e) => e.id === '360-first-trait'))
+    assert.ok(mine.every((e) => e.at > 0), `paint times: ${JSON.stringify(mine)}`)
+    await noBlank(page, errors, 'profile-first-paint')
   } finally {
     await browser.close()
   }
