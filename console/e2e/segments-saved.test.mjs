@@ -44,6 +44,9 @@ test('saved segment: members, CSV/XLSX export, explain-why, history', { skip }, 
   const first = page.locator('[data-test=members] .el-table__row').first()
   await first.waitFor()
   assert.equal((await first.locator('a').textContent()).trim(), members.body.members[0].id)
+  // Its columns are named in words (common.traits), not by the traits' names.
+  const heads = (await page.locator('[data-test=members] thead th').allTextContents()).map((h) => h.trim())
+  for (const w of ['姓名', '城市', '生命周期', '消费金额', 'RFM 分群']) assert.ok(heads.includes(w), `members table headers ${JSON.stringify(heads)} lack ${w}`)
 
   // Export CSV: every member, one row each.
   const [dl] = await Promise.all([page.waitForEvent('download'), page.locator('[data-test=export-csv]').click()])
