@@ -46,7 +46,7 @@ export default {
   // the API's level_zh: console/levels_test.go holds them to it.
   levels: { public: 'Public', internal: 'Internal', confidential: 'Confidential', secret: 'Secret' },
   // Access roles (access.Roles and custom), shown through roleWord
-  // (src/roles.ts) on every page: console/levels_test.go checks the table.
+  // (src/roles.ts) on every page: console/roles_test.go checks the table.
   roles: { admin: 'Administrator', analyst: 'Analyst', marketing: 'Marketing', sales: 'Sales', service: 'Customer service', auditor: 'Auditor', custom: 'Custom' },
   traits: {
     name: 'Name',

@@ -46,7 +46,7 @@ export default {
   // the API's level_zh: console/levels_test.go holds them to it.
   levels: { public: '公开', internal: '内部', confidential: '秘密', secret: '机密' },
   // Access roles (access.Roles and custom), shown through roleWord
-  // (src/roles.ts) on every page: console/levels_test.go checks the table.
+  // (src/roles.ts) on every page: console/roles_test.go checks the table.
   roles: { admin: '管理员', analyst: '分析师', marketing: '市场', sales: '销售', service: '客服', auditor: '审计员', custom: '自定义' },
   // Traits a list shows as a column (the customer list, a segment's
   // members), through wordFor('common.traits', name); others by name.
