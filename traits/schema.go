@@ -1,6 +1,7 @@
 package traits
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -66,6 +67,7 @@ const (
 	OriginBuiltin  = "builtin"
 	OriginComputed = "computed"
 	OriginObserved = "observed" // typed on first sight in incoming data
+	OriginDeclared = "declared" // named by what writes it (an analysis) before any profile has it
 )
 
 // Field describes one trait.
@@ -175,13 +177,40 @@ type Schema struct {
 	mu        sync.RWMutex
 	computed  map[string]Field
 	observed  map[string]Field
+	declared  map[string]Field // see Declare
 	conflicts map[string]*Conflict
 	unsaved   []Field
 }
 
 // NewSchema returns a schema holding the built-ins.
 func NewSchema() *Schema {
-	return &Schema{computed: map[string]Field{}, observed: map[string]Field{}, conflicts: map[string]*Conflict{}}
+	return &Schema{computed: map[string]Field{}, observed: map[string]Field{}, declared: map[string]Field{}, conflicts: map[string]*Conflict{}}
+}
+
+// Declare names traits that something other than incoming data writes
+// (the analyses' outputs: analytics/jobs.Outputs), with their types, so
+// that rules can name them before any profile has them: a tag on
+// churn_probability is accepted on a store that no churn run has scored
+// yet. A declared field only fills a gap: the built-ins, computed
+// definitions and fields typed on first sight (stored, annotated by a
+// person) come first, and the first value written is still typed and
+// stored as before (Observe). Dimension and classification default as for
+// a field seen first (defaultAnnotation); declared fields are not stored.
+func (s *Schema) Declare(fields ...Field) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fl := range fields {
+		if fl.Name == "" || fl.Type == "" {
+			continue
+		}
+		if fl.Dimension == "" || fl.Classification == "" {
+			dim, class := defaultAnnotation(fl.Name)
+			fl.Dimension = cmp.Or(fl.Dimension, dim)
+			fl.Classification = cmp.Or(fl.Classification, class)
+		}
+		fl.Origin = OriginDeclared
+		s.declared[fl.Name] = fl
+	}
 }
 
 // Lookup returns the field for name.
@@ -194,7 +223,10 @@ func (s *Schema) Lookup(name string) (Field, bool) {
 	if f, ok := s.computed[name]; ok {
 		return f, true
 	}
-	f, ok := s.observed[name]
+	if f, ok := s.observed[name]; ok {
+		return f, true
+	}
+	f, ok := s.declared[name]
 	return f, ok
 }
 
@@ -210,7 +242,7 @@ func (s *Schema) Types() map[string]string {
 // Fields lists every known trait by name.
 func (s *Schema) Fields() []Field {
 	s.mu.RLock()
-	out := make([]Field, 0, len(builtinFields)+len(s.computed)+len(s.observed))
+	out := make([]Field, 0, len(builtinFields)+len(s.computed)+len(s.observed)+len(s.declared))
 	for _, x := range builtinFields {
 		out = append(out, x)
 	}
@@ -219,6 +251,13 @@ func (s *Schema) Fields() []Field {
 	}
 	for n, x := range s.observed {
 		if _, ok := s.computed[n]; !ok {
+			out = append(out, x)
+		}
+	}
+	for n, x := range s.declared {
+		_, computed := s.computed[n]
+		_, observed := s.observed[n]
+		if _, builtin := builtinFields[n]; !computed && !observed && !builtin {
 			out = append(out, x)
 		}
 	}

@@ -45,3 +45,42 @@ func TestObservedTraitsDefaultAnnotation(t *testing.T) {
 		t.Errorf("an ordinary trait is %s, want internal", f.Classification)
 	}
 }
+
+// A declared trait (an analysis' output) is known with its type before any
+// profile has it, under the default annotation of its name; the first
+// value written is typed and stored as before and takes its place; a
+// declaration never shadows a built-in.
+func TestDeclaredTraitsAreKnownBeforeAnyValue(t *testing.T) {
+	s := traits.NewSchema()
+	s.Declare(traits.Field{Name: "churn_probability", Type: traits.TypeNumber, Description: "written by churn"},
+		traits.Field{Name: "revenue", Type: traits.TypeString})
+	if typ := s.Types()["churn_probability"]; typ != traits.TypeNumber {
+		t.Fatalf("declared churn_probability has type %q in Types()", typ)
+	}
+	f, ok := s.Lookup("churn_probability")
+	if !ok || f.Origin != traits.OriginDeclared || f.Dimension != traits.DimRisk || f.Description != "written by churn" {
+		t.Errorf("declared churn_probability: %+v %v", f, ok)
+	}
+	if len(s.Unsaved()) != 0 {
+		t.Errorf("a declaration is stored: %+v", s.Unsaved())
+	}
+	if typ := s.Types()["revenue"]; typ != traits.TypeNumber {
+		t.Errorf("a declaration shadowed the built-in revenue: %q", typ)
+	}
+	s.Observe("churn_probability", 0.4, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	if f, _ := s.Lookup("churn_probability"); f.Origin != traits.OriginObserved {
+		t.Errorf("after a value, churn_probability is %+v, want the observed field", f)
+	}
+	if u := s.Unsaved(); len(u) != 1 || u[0].Name != "churn_probability" {
+		t.Errorf("the first value is not stored as before: %+v", u)
+	}
+	n := 0
+	for _, f := range s.Fields() {
+		if f.Name == "churn_probability" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("churn_probability listed %d times", n)
+	}
+}

@@ -106,7 +106,37 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 	}
 	catchUp(t, db, proc)
 	var withCLV, withRecs int
+	// Every trait a run writes is declared in jobs.Outputs, under its
+	// analysis and with its type: the schema knows those names before a
+	// run has written them (a tag naming churn_probability is accepted on
+	// a store no churn run has scored).
+	declared := map[string]jobs.Output{}
+	for _, o := range jobs.Outputs {
+		declared[o.Name] = o
+	}
+	written := map[string]bool{}
 	err := db.AllProfiles(ctx, func(p *portrait.Profile) error {
+		for n, tr := range p.Traits {
+			kind, ok := strings.CutPrefix(tr.Source, "analytics/")
+			if !ok {
+				continue
+			}
+			written[n] = true
+			o, ok := declared[n]
+			var typ string
+			switch tr.Value.(type) {
+			case float64:
+				typ = "number"
+			case string:
+				typ = "string"
+			case []any:
+				typ = "list"
+			}
+			if (!ok || o.Kind != kind || o.Type != typ) && !written[n+" "+typ] {
+				written[n+" "+typ] = true // said once, not for every profile
+				t.Errorf("%s writes %s (%s), declared as %+v (found %v) in jobs.Outputs", kind, n, typ, o, ok)
+			}
+		}
 		if b := before[p.ID]; b.n != p.EventCount || !b.last.Equal(p.LastSeen) {
 			t.Errorf("profile %s: writing results back changed its activity (%d events, last seen %s → %d, %s)", p.ID, b.n, b.last, p.EventCount, p.LastSeen)
 		}
@@ -156,6 +186,11 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range jobs.Outputs {
+		if !written[o.Name] {
+			t.Errorf("jobs.Outputs declares %s, which no run wrote", o.Name)
+		}
 	}
 	if withCLV == 0 || withRecs == 0 {
 		t.Errorf("%d profiles with CLV, %d with recommendations", withCLV, withRecs)

@@ -133,3 +133,33 @@ func TestDemoKeysDoNotStoreTheEnvironmentsToken(t *testing.T) {
 		t.Errorf("demo keys file: %s", b)
 	}
 }
+
+// The demo's tags on the analyses' outputs (churn_risk on
+// churn_probability, high_value on clv_percentile) are defined on a store
+// no analysis has scored: a churn model no better than chance writes no
+// profile, and the demo logged "tag churn_risk not defined: unknown name
+// churn_probability" and ran without the tag.
+func TestDemoTagsNameAnalysisOutputsBeforeAnyRun(t *testing.T) {
+	ctx := context.Background()
+	a, err := OpenApp(ctx, Config{DataDir: t.TempDir(), LogLevel: "error"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var progress bytes.Buffer
+	if err := demoPortraits(ctx, a, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(progress.String(), "not defined") {
+		t.Errorf("demo tags refused on a store without analysis results:\n%s", progress.String())
+	}
+	defined := map[string]bool{}
+	for _, d := range a.Enrich.Tags.List() {
+		defined[d.Name] = true
+	}
+	for _, name := range []string{"churn_risk", "high_value"} {
+		if !defined[name] {
+			t.Errorf("tag %s not defined (defined: %v)", name, defined)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
 	"github.com/portrait-cdp/portrait/tag"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -23,6 +24,11 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The analyses' outputs are known before a run writes them: tags and
+	// segments can name churn_probability on a store no churn run has
+	// scored (the demo's churn_risk, when the model was no better than
+	// chance and wrote nothing).
+	ten.Schema.Declare(analysisOutputs()...)
 	ts := traits.NewService(notifyingTraits{a.DB, a}, ten)
 	// Rewrites of profiles go through the applier (nodes.go: guarded).
 	refresh := func(ctx context.Context) (int, error) {
@@ -102,4 +108,14 @@ func (a *App) backlog() int64 {
 		return 0
 	}
 	return max(0, last-a.checkpoint(ctx))
+}
+
+// analysisOutputs are the traits the analyses write (jobs.Outputs) as
+// schema fields.
+func analysisOutputs() []traits.Field {
+	out := make([]traits.Field, len(jobs.Outputs))
+	for i, o := range jobs.Outputs {
+		out[i] = traits.Field{Name: o.Name, Type: o.Type, Description: o.Description + " (written by the " + o.Kind + " analysis)"}
+	}
+	return out
 }

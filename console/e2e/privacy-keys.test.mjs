@@ -27,6 +27,7 @@ test('privacy: the Keys page creates and revokes tokens', { skip }, async () => 
   try {
     await signInWith(page, admin.secret, '/keys')
     await page.locator('[data-page=keys]').waitFor()
+    await page.locator('.who').getByText('e2e-admin (Administrator)').waitFor()
     await page.locator('[data-test=key-name] input').fill('e2e-sales')
     await page.locator('[data-test=key-role] .el-select').click()
     await page.locator('.el-select-dropdown:visible .el-select-dropdown__item', { hasText: 'Sales' }).click()
@@ -37,6 +38,7 @@ test('privacy: the Keys page creates and revokes tokens', { skip }, async () => 
     const made = keys.find((k) => k.name === 'e2e-sales')
     assert.equal(made?.role, 'sales')
     assert.equal(made?.clearance, 'confidential')
+    await page.locator('[data-test=keys-table] .el-table__row', { hasText: 'e2e-sales' }).getByText('Sales', { exact: true }).waitFor()
     // The new token works, then the page revokes it.
     assert.equal((await fetch(base + '/v1/segments', { headers: { Authorization: 'Bearer ' + secret } })).status, 200)
     page.once('dialog', (d) => d.accept())
@@ -67,7 +69,12 @@ test("privacy: the auditor's Audit page lists reads and key changes and checks t
     // The auditor sees only the audit and keys pages.
     assert.equal(await s2.page.locator('[data-menu=search]').count(), 0)
     await s2.page.locator('[data-test=audit-table]').getByText('key.revoke').first().waitFor()
+    // The action in words (audit.actions), the API's name beside it for the filter.
+    await s2.page.locator('[data-test=audit-table] .el-table__row', { hasText: 'key.revoke' }).getByText('吊销密钥').first().waitFor()
     await s2.page.locator('[data-test=audit-table]').getByText('e2e-reader').first().waitFor()
+    // Roles in words (common.roles), in the shell and the trail, not the API's names.
+    await s2.page.locator('.who').getByText('当前用户：e2e-auditor（审计员）').waitFor()
+    await s2.page.locator('[data-test=audit-table] .el-table__row', { hasText: 'e2e-reader' }).getByText('(分析师)').first().waitFor()
     await s2.page.locator('[data-test=audit-verify]').click()
     await s2.page.locator('[data-test=audit-verdict]').getByText('哈希链完整').waitFor()
     await shot(s2.page, 'privacy-audit')

@@ -12,5 +12,17 @@ export default {
   verify: 'Verify chain',
   intact: 'The chain is intact: {n} records verified.',
   broken: 'The chain is broken: {reason}',
+  actions: {
+    read: 'Read',
+    export: 'Export',
+    post: 'Create',
+    put: 'Change',
+    patch: 'Change',
+    delete: 'Delete',
+    key: { create: 'Key created', revoke: 'Key revoked' },
+    classification: { change: 'Level changed' },
+    data_key: { rotate: 'Data key rotated' },
+    profile: { read: 'Customer read', erase: 'Personal data erased' },
+  },
   more: 'More',
 }

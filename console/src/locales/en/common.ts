@@ -45,6 +45,35 @@ export default {
   // Classification levels (issue 15), the same words on every page and as
   // the API's level_zh: console/levels_test.go holds them to it.
   levels: { public: 'Public', internal: 'Internal', confidential: 'Confidential', secret: 'Secret' },
+  // Access roles (access.Roles and custom), shown through roleWord
+  // (src/roles.ts) on every page: console/roles_test.go checks the table.
+  roles: { admin: 'Administrator', analyst: 'Analyst', marketing: 'Marketing', sales: 'Sales', service: 'Customer service', auditor: 'Auditor', custom: 'Custom' },
+  traits: {
+    name: 'Name',
+    city: 'City',
+    lifecycle_stage: 'Lifecycle stage',
+    revenue: 'Revenue',
+    rfm_segment: 'RFM segment',
+    rfm_score: 'RFM score',
+    clv_12m: 'CLV (12 months)',
+    churn_probability: 'Churn probability',
+    purchase_count: 'Purchases',
+    p_alive: 'P(alive)',
+    days_since_last_purchase: 'Days since last purchase',
+    last_seen: 'Last seen',
+  },
+  rfm: {
+    champions: 'Champions',
+    loyal: 'Loyal',
+    potential_loyalist: 'Potential loyalist',
+    new_customer: 'New customer',
+    promising: 'Promising',
+    need_attention: 'Need attention',
+    about_to_sleep: 'About to sleep',
+    cant_lose: "Can't lose",
+    at_risk: 'At risk',
+    hibernating: 'Hibernating',
+  },
   dim: {
     basic: 'Demographics',
     behaviour: 'Behaviour',

@@ -17,6 +17,5 @@ export default {
   never: 'never',
   revoke: 'Revoke',
   confirmRevoke: 'Revoke the key "{name}"? It stops working at once and its console sessions end.',
-  roles: { admin: 'Admin', analyst: 'Analyst', marketing: 'Marketing', sales: 'Sales', service: 'Service', auditor: 'Auditor', custom: 'Custom' },
   levels: { public: 'Public', internal: 'Internal', confidential: 'Confidential', secret: 'Secret' },
 }

@@ -13,4 +13,18 @@ export default {
   intact: '哈希链完整：已校验 {n} 条记录。',
   broken: '哈希链已损坏：{reason}',
   more: '更多',
+  // The API's actions (http/access.go, http/keys.go, cmd/portrait): the
+  // word, with the action itself beside it for the filter above.
+  actions: {
+    read: '读取',
+    export: '导出',
+    post: '新建',
+    put: '修改',
+    patch: '修改',
+    delete: '删除',
+    key: { create: '创建密钥', revoke: '吊销密钥' },
+    classification: { change: '更改密级' },
+    data_key: { rotate: '轮换数据密钥' },
+    profile: { read: '读取客户', erase: '删除个人数据' },
+  },
 }

@@ -45,6 +45,38 @@ export default {
   // Classification levels (issue 15), the same words on every page and as
   // the API's level_zh: console/levels_test.go holds them to it.
   levels: { public: '公开', internal: '内部', confidential: '秘密', secret: '机密' },
+  // Access roles (access.Roles and custom), shown through roleWord
+  // (src/roles.ts) on every page: console/roles_test.go checks the table.
+  roles: { admin: '管理员', analyst: '分析师', marketing: '市场', sales: '销售', service: '客服', auditor: '审计员', custom: '自定义' },
+  // Traits a list shows as a column (the customer list, a segment's
+  // members), through wordFor('common.traits', name); others by name.
+  traits: {
+    name: '姓名',
+    city: '城市',
+    lifecycle_stage: '生命周期',
+    revenue: '消费金额',
+    rfm_segment: 'RFM 分群',
+    rfm_score: 'RFM 评分',
+    clv_12m: '12 个月 CLV',
+    churn_probability: '流失概率',
+    purchase_count: '购买次数',
+    p_alive: '存活概率',
+    days_since_last_purchase: '距上次购买天数',
+    last_seen: '最近活跃',
+  },
+  // RFM segments (traits.rfm_segment), as the RFM literature names them.
+  rfm: {
+    champions: '重要价值客户',
+    loyal: '忠诚客户',
+    potential_loyalist: '潜在忠诚客户',
+    new_customer: '新客户',
+    promising: '有潜力客户',
+    need_attention: '需要关注',
+    about_to_sleep: '即将沉睡',
+    cant_lose: '不能流失',
+    at_risk: '流失风险',
+    hibernating: '沉睡客户',
+  },
   dim: {
     basic: '人口统计',
     behaviour: '消费习惯',

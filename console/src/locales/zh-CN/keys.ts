@@ -17,6 +17,5 @@ export default {
   never: '永不',
   revoke: '吊销',
   confirmRevoke: '吊销密钥“{name}”？它将立即失效，其控制台会话也会结束。',
-  roles: { admin: '管理员', analyst: '分析师', marketing: '市场', sales: '销售', service: '客服', auditor: '审计员', custom: '自定义' },
   levels: { public: '公开', internal: '内部', confidential: '秘密', secret: '机密' },
 }
