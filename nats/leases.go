@@ -612,6 +612,33 @@ func (b *Bus) LeaseHolder(ctx context.Context, name string) (string, error) {
 	return string(e.Value()), nil
 }
 
+// CheckLease is the fence of a named lease held in the bucket: nil while
+// the key names node at a revision no older than term (the revision at
+// which node took it: renewals only raise it), ECONFLICT once it names
+// another node or is gone (expired, given back). A job asks it right
+// before its point of no return, so a holder paused past its lease, whose
+// own timers have not fired yet, does nothing. Unlike the store's
+// CheckLease it cannot ask for time left: the key's expiry is the
+// server's, counted from a write whose time only the server knows.
+func (b *Bus) CheckLease(ctx context.Context, name, node string, term uint64) error {
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot check the lease: %v", err)
+	}
+	var e jetstream.KeyValueEntry
+	if err == nil {
+		e, err = kv.Get(ctx, name)
+	}
+	switch {
+	case err == nil && string(e.Value()) == node && e.Revision() >= term:
+		return nil
+	case err == nil, errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return portrait.Errorf(portrait.ECONFLICT, "lease %q term %d of node %s is over: another node holds it, or will", name, term, node)
+	default:
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot check the lease: %v", err)
+	}
+}
+
 // LeaseFence names what lease revisions are counted in: the lease bucket,
 // as created (its name and creation time). A bucket deleted and created
 // again counts revisions from 1 anew, so a store fencing appliers by

@@ -303,7 +303,9 @@ func (a *App) startNodes(ctx context.Context) {
 	if a.defs != nil {
 		a.goRun(func() { a.defs.Run(ctx) })
 	}
-	if r.process && a.reseal != nil {
+	if r.process && a.reseal != nil && !a.shared {
+		// One node: it seals beside its processor. Over a shared store the
+		// pass is a job of the jobs owner (runJobs), fenced like the others.
 		a.goRun(func() { a.reseal.Run(ctx) })
 	}
 	if r.process {
@@ -329,7 +331,10 @@ func (a *App) startNodes(ctx context.Context) {
 		case a.storeReadOnly():
 		case a.shared && a.bus != nil:
 			a.goRun(func() {
-				err := a.bus.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ uint64) {
+				err := a.bus.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, term uint64) {
+					a.jobsTerm.Store(term)
+					defer a.jobsTerm.Store(0)
+					a.Log.Info("running the scheduled jobs", "node", a.Config.Node, "term", term)
 					a.runJobs(ctx)
 				})
 				if err != nil {
@@ -475,19 +480,27 @@ type storeLeases interface {
 	CheckLease(ctx context.Context, name, holder string, term uint64, margin time.Duration) error
 }
 
-// fenceJobs says whether this node may start a scheduled job now. Over a
-// shared store holding the jobs lease (no bus), it asks the store whether
-// this node's term still has a third of the lease time to run: a node
-// that was paused past its lease, and whose renewal has not failed yet,
-// starts nothing, as another node may hold the lease already.
+// fenceJobs says whether this node may run a scheduled job now: every job
+// asks it right before its point of no return (a delivery's send, a
+// segment webhook's POST, a reseal step's write, a retention sweep, a
+// scheduled analysis). On one node it always may. Over a shared store it
+// asks where the jobs lease is held — the store (no bus) or the bus's
+// bucket — whether this node's term still holds: a node that was paused
+// past its lease, and whose renewal has not failed yet, starts nothing,
+// as another node may hold the lease already. The store also asks for a
+// third of the lease time left (the bus cannot: its expiry is not
+// readable, see nats.Bus.CheckLease).
 func (a *App) fenceJobs(ctx context.Context) error {
-	l, ok := a.DB.(storeLeases)
-	if !ok || !a.shared || a.bus != nil {
+	l, leased := a.DB.(storeLeases)
+	if !a.shared || a.bus == nil && !leased {
 		return nil
 	}
 	term := a.jobsTerm.Load()
 	if term == 0 {
 		return portrait.Errorf(portrait.ECONFLICT, "node %s does not hold the jobs lease", a.Config.Node)
+	}
+	if a.bus != nil {
+		return a.bus.CheckLease(ctx, "jobs", a.Config.Node, term)
 	}
 	return l.CheckLease(ctx, "jobs", a.Config.Node, term, a.Config.LeaseTTL/3)
 }
@@ -522,6 +535,9 @@ func (a *App) runJobs(ctx context.Context) {
 	}
 	if a.shared && a.retention != nil {
 		run(func() { a.retention.Run(ctx) }) // on one node, not on every api node
+	}
+	if a.shared && a.reseal != nil {
+		run(func() { a.reseal.Run(ctx) }) // likewise: one pass, on the jobs owner
 	}
 	<-ctx.Done()
 	for _, ch := range done {
