@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 	"github.com/portrait-cdp/portrait/internal/storeseal"
@@ -289,4 +290,112 @@ func TestPausedJobsOwnerSendsNoWebhookAndSealsNothing(t *testing.T) {
 	if dl, err := a.DB.DeadLetters(ctx, wh.ID, 10); err != nil || len(dl) != 1 {
 		t.Errorf("dead letters after the refused POST: %d %v, want the batch kept there", len(dl), err)
 	}
+}
+
+// A scheduled delivery to a webhook over two nodes on one PostgreSQL
+// database: node a, the jobs owner, pauses on the send path of its first
+// slot (a hook: after claiming it, or after moving it to sending), its
+// lease expires meanwhile and b takes the jobs over and runs the schedule
+// on; then a resumes. Every slot reaches the receiver once, with its
+// Idempotency-Key: paused after its claim, a's slot is proven abandoned
+// and b sends it, and a, resuming, may not; paused past the point of no
+// return, b leaves the slot to a. Without the claims (svc.Term unset, as
+// before), the slot a was sending went out twice.
+func TestPausedSenderDeliversASlotAtMostOnce(t *testing.T) {
+	for _, point := range []string{"claimed", "sending"} {
+		t.Run(point, func(t *testing.T) { pausedSender(t, point) })
+	}
+}
+
+func pausedSender(t *testing.T, point string) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	keys := map[string]int{}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		keys[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	received := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int{}
+		for k, v := range keys {
+			out[k] = v
+		}
+		return out
+	}
+	clock := fastClock()
+	ttl := 1500 * time.Millisecond
+	a := jobsNode(t, url, "a", ttl, clock)
+	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a.HTTP.Deliveries.Pause = func(at string, d *delivery.Delivery, slot int64) {
+		if at == point && slot == 1 {
+			once.Do(func() { close(paused); <-resume })
+		}
+	}
+	b := jobsNode(t, url, "b", ttl, clock)
+	st, err := a.HTTP.Segments.Create(ctx, &segment.Definition{Name: "everyone", Expression: `true`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 20*time.Second, "b knows the segment", func() bool { _, err := b.HTTP.Segments.Get(st.ID); return err == nil })
+	d, err := a.HTTP.Deliveries.Create(ctx, &delivery.Delivery{Segment: st.ID, Identifiers: []string{portrait.IDEmail},
+		Target: delivery.Target{Kind: delivery.Webhook, URL: recv.URL + "/drop"}, EveryText: "1m", CreatedBy: "admin", Role: "admin", Clearance: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-paused:
+	case <-time.After(20 * time.Second):
+		runs, err := a.DB.DeliveryRuns(ctx, d.ID, -1)
+		c, cerr := a.DB.(delivery.Claims).LastDeliveryClaim(ctx, d.ID)
+		h, f, n := a.jobsTermNow()
+		t.Fatalf("a never reached its first slot: runs %d %v, last claim %+v %v; a's term %s %s %d", len(runs), err, c, cerr, h, f, n)
+	}
+	// a is paused: its lease runs out and b takes the jobs over.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE leases SET expires = clock_timestamp() - interval '1 second' WHERE name = 'jobs'`); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "b takes the jobs lease", func() bool { return jobsHolder(t, b) == "b" })
+	slot := func(n int) string { return fmt.Sprintf("%s:%d", d.ID, n) }
+	within(t, 20*time.Second, "b sends slots 2 and 3", func() bool { r := received(); return r[slot(2)] > 0 && r[slot(3)] > 0 })
+	close(resume)
+	time.Sleep(time.Second) // a sends what it may
+	r := received()
+	for k, n := range r {
+		if n != 1 {
+			t.Errorf("%s received %d times, want once", k, n)
+		}
+	}
+	if r[slot(1)] != 1 {
+		t.Errorf("slot 1 received %d times, want once (%v)", r[slot(1)], r)
+	}
+	runs, err := b.DB.DeliveryRuns(ctx, d.ID, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySlot := map[int64]int{}
+	for _, run := range runs {
+		bySlot[run.Slot]++
+		if run.Slot == 0 || run.Key != fmt.Sprintf("%s:%d", d.ID, run.Slot) {
+			t.Errorf("run %d: slot %d key %q", run.ID, run.Slot, run.Key)
+		}
+	}
+	for s, n := range bySlot {
+		if n != 1 {
+			t.Errorf("slot %d recorded %d runs", s, n)
+		}
+	}
+	t.Logf("paused %s: %d slots received, %d runs recorded", point, len(r), len(runs))
 }
