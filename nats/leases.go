@@ -605,7 +605,10 @@ func (b *Bus) LeaseHolder(ctx context.Context, name string) (string, error) {
 // CheckLease is the fence of a named lease held in the bucket: nil while
 // the key names node at a revision no older than term (the revision at
 // which node took it: renewals only raise it), ECONFLICT once it names
-// another node or is gone (expired, given back). A job asks it right
+// another node or is gone (expired, given back). A node that lost the
+// lease and took it again passes with its older term too: harmless, as
+// HoldLease waits for the older term's fn to return before the new one's
+// starts. A job asks it right
 // before its point of no return, so a holder paused past its lease, whose
 // own timers have not fired yet, does nothing. Unlike the store's
 // CheckLease it cannot ask for time left: the key's expiry is the

@@ -470,3 +470,65 @@ func TestHoldLeaseHandsOverWhenTheHolderDies(t *testing.T) {
 		t.Errorf("two holders ran at once %d times", overlap.Load())
 	}
 }
+
+// CheckLease, the jobs' fence with a bus: it lets the holder through with
+// its term, and refuses it once the key names another node or is gone
+// (expired, given back), and a term it never held.
+func TestCheckLeaseFencesAStaleHolder(t *testing.T) {
+	b := openBus(t, Config{Partitions: 1})
+	ctx := context.Background()
+	ttl := 3 * time.Second
+	hctx, stop := context.WithCancel(ctx)
+	defer stop()
+	terms := make(chan uint64, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		b.HoldLease(hctx, "jobs", "a", ttl, func(ctx context.Context, term uint64) {
+			select {
+			case terms <- term:
+			default:
+			}
+			<-ctx.Done()
+		})
+	}()
+	var term uint64
+	select {
+	case term = <-terms:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a never held the lease")
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term); err != nil {
+		t.Errorf("a's fence while it holds the lease: %v", err)
+	}
+	time.Sleep(ttl / 2) // renewed at least once: a later revision, the same term
+	if err := b.CheckLease(ctx, "jobs", "a", term); err != nil {
+		t.Errorf("a's fence after a renewal: %v", err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "b", term); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("b's fence on a's lease: %v, want conflict", err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term+1000); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("a's fence for a term not begun: %v, want conflict", err)
+	}
+	// b's term begins behind a's back (a paused past its lease).
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "jobs", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("a's fence once b holds the lease: %v, want conflict", err)
+	}
+	// a stops (before b's key expires and a could take the lease again).
+	stop()
+	<-held
+	if err := kv.Delete(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("a's fence once the lease is gone: %v, want conflict", err)
+	}
+}
