@@ -399,3 +399,47 @@ func pausedSender(t *testing.T, point string) {
 	}
 	t.Logf("paused %s: %d slots received, %d runs recorded", point, len(r), len(runs))
 }
+
+// A segment created through the node that does not hold the jobs lease:
+// its entries reach the webhook once, sent by the jobs owner when it reads
+// the new definition. The creating node records them and, not sending,
+// drops its copy (before, it queued them: sent only if it took the lease
+// over one day, or dead-lettered once its queue was full).
+func TestSegmentCreatedOnAnotherNodeReachesTheWebhookOnce(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	ttl := 1500 * time.Millisecond
+	recv := newHookReceiver(t)
+	a := allNode(t, url, "a", ttl, nil)
+	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
+	b := allNode(t, url, "b", ttl, nil)
+	var evs []*portrait.Event
+	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 10; i++ {
+		evs = append(evs, &portrait.Event{Type: portrait.EventIdentify, MessageID: fmt.Sprintf("m-%d", i), Source: "web",
+			UserID: fmt.Sprintf("u-%d", i), Timestamp: at, ReceivedAt: at})
+	}
+	if _, err := a.DB.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 20*time.Second, "both nodes index the 10 profiles", func() bool {
+		return a.HTTP.Segments.Index.Len() == 10 && b.HTTP.Segments.Index.Len() == 10
+	})
+	if _, err := a.HTTP.Segments.Webhooks.Create(ctx, &segment.Webhook{URL: recv.URL + "/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 20*time.Second, "b knows the webhook", func() bool { return len(b.HTTP.Segments.Webhooks.List()) == 1 })
+	if _, err := b.HTTP.Segments.Create(ctx, &segment.Definition{Name: "everyone", Expression: `true`}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 20*time.Second, "10 entries received", func() bool { return len(recv.counts()) >= 10 })
+	time.Sleep(2 * time.Second)
+	for k, n := range recv.counts() {
+		if n != 1 {
+			t.Errorf("%s received %d times, want once", k, n)
+		}
+	}
+	if n := len(recv.counts()); n != 10 {
+		t.Errorf("%d entries received, want 10", n)
+	}
+}
