@@ -122,7 +122,9 @@ const (
 //   - ClaimDeliverySlot writes a claim only while the claim's term is its
 //     fence's latest term begun, checked in the same statement; it takes
 //     a slot already claimed over only when that claim is proven
-//     abandoned: still ClaimClaimed, by an earlier term of the same fence;
+//     abandoned: still ClaimClaimed, by an earlier term of the same fence
+//     (or by the same holder in the same term: its own, left before its
+//     send, which the holder's one schedule goroutine retries);
 //   - StartDeliverySend moves a claim to ClaimSending only while its term
 //     is still the latest, in one statement: so once a later term has
 //     begun, an older ClaimClaimed claim can never reach ClaimSending, and
@@ -316,9 +318,10 @@ func (s *Service) deliverSlot(ctx context.Context, d *Delivery, c *Claim, slot i
 	run := &Run{Delivery: d.ID, At: now, Status: "ok", Slot: slot, Key: IdempotencyKey(d.ID, slot, now)}
 	sent, err := s.deliver(ctx, d, run, now, c)
 	if !sent && c != nil {
-		// The term ended before the point of no return: nothing was
-		// sent, and the claim, abandoned, is the next owner's to take.
-		s.Log.Warn("scheduled delivery not sent: this node's jobs term is over", "delivery", d.ID, "slot", slot, "err", err)
+		// Stopped before the point of no return (the term over, or the
+		// store failed): nothing was sent, and the claim, abandoned, is
+		// the next owner's to take, or this node's at its next check.
+		s.Log.Warn("scheduled delivery not sent: its slot could not be moved to sending", "delivery", d.ID, "slot", slot, "err", err)
 		return nil
 	}
 	if err != nil {
@@ -560,8 +563,12 @@ func (s *Service) Due(ctx context.Context) error {
 					last, ok = lc.At, true
 				}
 				// Proven abandoned: never moved to sending, by an
-				// earlier term, which can no longer move it (Claims).
-				abandoned = lc.Status == ClaimClaimed && lc.Fence == fence && lc.Term < term
+				// earlier term, which can no longer move it (Claims);
+				// or this node's own, left before its send (a store
+				// error), nothing of it in flight: Due runs one slot
+				// at a time.
+				abandoned = lc.Status == ClaimClaimed && lc.Fence == fence &&
+					(lc.Term < term || lc.Term == term && lc.Holder == holder)
 			}
 		} else if slot, err = s.lastSlot(ctx, d.ID); err != nil {
 			return err

@@ -110,13 +110,16 @@ func (db *DB) LastDeliveryClaim(ctx context.Context, deliveryID string) (*delive
 // ClaimDeliverySlot claims c's slot in one statement: only while c's term
 // is its fence's latest begun (applier_terms, raised by ClaimTerm when the
 // jobs lease was taken), as a new slot or over a claim proven abandoned
-// (still claimed, by an earlier term of the fence).
+// (still claimed, by an earlier term of the fence), or again by the node
+// that claimed it in this term and stopped before its send (its schedule
+// runs one slot at a time, so nothing of it is in flight).
 func (db *DB) ClaimDeliverySlot(ctx context.Context, c *delivery.Claim) (bool, error) {
 	tag, err := db.pool.Exec(ctx, `INSERT INTO delivery_claims (delivery_id, slot, holder, fence, term, status, at)
 		SELECT $1, $2, $3, $4, $5, 'claimed', $6
 		WHERE EXISTS (SELECT 1 FROM applier_terms WHERE fence = $4 AND term = $5)
 		ON CONFLICT (delivery_id, slot) DO UPDATE SET holder = excluded.holder, term = excluded.term, status = 'claimed', at = excluded.at
-		WHERE delivery_claims.status = 'claimed' AND delivery_claims.fence = excluded.fence AND delivery_claims.term < excluded.term`,
+		WHERE delivery_claims.status = 'claimed' AND delivery_claims.fence = excluded.fence
+		AND (delivery_claims.term < excluded.term OR delivery_claims.term = excluded.term AND delivery_claims.holder = excluded.holder)`,
 		c.Delivery, c.Slot, c.Holder, c.Fence, int64(c.Term), micros(c.At))
 	if err != nil {
 		return false, portrait.Wrap(err, "cannot claim the delivery's slot")

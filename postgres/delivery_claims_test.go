@@ -40,7 +40,9 @@ func TestDeliveryClaimsSendASlotAtMostOnce(t *testing.T) {
 	ok, err := db.ClaimDeliverySlot(ctx, a1)
 	must(ok, err, true, "a claims slot 1 in term 1")
 	ok, err = db.ClaimDeliverySlot(ctx, claim("b", 1, 1))
-	must(ok, err, false, "slot 1 claimed again in the same term")
+	must(ok, err, false, "slot 1 claimed again in the same term by another node")
+	ok, err = db.ClaimDeliverySlot(ctx, claim("a", 1, 1))
+	must(ok, err, true, "a claims its own unsent slot 1 again in its term")
 	ok, err = db.ClaimDeliverySlot(ctx, claim("b", 2, 2))
 	must(ok, err, false, "a claim in a term not begun")
 
