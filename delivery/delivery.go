@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,12 @@ type Run struct {
 	Masked []string `json:"masked,omitempty"`
 	Error  string   `json:"error,omitempty"`
 	Where  string   `json:"where,omitempty"` // the file written, the URL, the subject
+	// Slot numbers a scheduled run among its delivery's (1, 2, …; 0: a
+	// run asked for now). With the delivery's id it is the run's
+	// idempotency key (IdempotencyKey).
+	Slot int64 `json:"slot,omitempty"`
+	// Key is the idempotency key the target was given.
+	Key string `json:"key,omitempty"`
 }
 
 // Store keeps deliveries and their runs.
@@ -85,6 +92,68 @@ type Store interface {
 	Deliveries(ctx context.Context) ([]*Delivery, error)
 	AppendDeliveryRun(ctx context.Context, r *Run) error
 	DeliveryRuns(ctx context.Context, deliveryID string, limit int) ([]*Run, error)
+}
+
+// Claim is a scheduled run's hold on its slot, kept in a store shared by
+// several nodes (Claims): at most one node sends a (delivery, slot).
+type Claim struct {
+	Delivery string
+	Slot     int64
+	Holder   string // the node
+	// Fence and Term are the jobs lease's term the claim was made in
+	// (the store keeps each fence's latest term begun: profile.Fenced).
+	Fence  string
+	Term   uint64
+	Status string    // ClaimClaimed, ClaimSending, ClaimDone, ClaimFailed
+	At     time.Time // when it was claimed, on the claiming node's clock
+}
+
+// Claim statuses.
+const (
+	ClaimClaimed = "claimed" // held; nothing sent
+	ClaimSending = "sending" // past the point of no return: maybe sent
+	ClaimDone    = "done"
+	ClaimFailed  = "failed"
+)
+
+// Claims is a store that records scheduled runs' claims, for several
+// nodes sharing it (the PostgreSQL store). Its rules make a slot sent at
+// most once:
+//   - ClaimDeliverySlot writes a claim only while the claim's term is its
+//     fence's latest term begun, checked in the same statement; it takes
+//     a slot already claimed over only when that claim is proven
+//     abandoned: still ClaimClaimed, by an earlier term of the same fence
+//     (or by the same holder in the same term: its own, left before its
+//     send, which the holder's one schedule goroutine retries);
+//   - StartDeliverySend moves a claim to ClaimSending only while its term
+//     is still the latest, in one statement: so once a later term has
+//     begun, an older ClaimClaimed claim can never reach ClaimSending, and
+//     taking it over cannot lead to a second send. A claim in
+//     ClaimSending is never taken over: its node may have sent.
+type Claims interface {
+	// LastDeliveryClaim is the delivery's claim with the highest slot
+	// (nil: none).
+	LastDeliveryClaim(ctx context.Context, deliveryID string) (*Claim, error)
+	// ClaimDeliverySlot records c as ClaimClaimed (see Claims); false
+	// when the slot is another's or c's term is not the latest.
+	ClaimDeliverySlot(ctx context.Context, c *Claim) (bool, error)
+	// StartDeliverySend moves c from ClaimClaimed to ClaimSending while
+	// its term is the latest; false otherwise.
+	StartDeliverySend(ctx context.Context, c *Claim) (bool, error)
+	// FinishDeliverySlot records how c's send ended (ClaimDone,
+	// ClaimFailed).
+	FinishDeliverySlot(ctx context.Context, c *Claim, status string) error
+}
+
+// IdempotencyKey is the Idempotency-Key header of a delivery's webhook
+// POST and NATS message: "<delivery>:<slot>" for a scheduled run, the same
+// whichever node sends it, so a receiver can drop a second copy;
+// "<delivery>:now-<time>" for a run asked for now (a deliberate resend).
+func IdempotencyKey(deliveryID string, slot int64, at time.Time) string {
+	if slot > 0 {
+		return deliveryID + ":" + strconv.FormatInt(slot, 10)
+	}
+	return deliveryID + ":now-" + strconv.FormatInt(at.UnixNano(), 10)
 }
 
 // Rows produces a segment's activation rows (header, rows, members
@@ -142,6 +211,17 @@ type Service struct {
 	// holds the jobs lease in the store: a node paused past its lease,
 	// whose timers have not told it yet, delivers nothing.
 	Fence func(ctx context.Context) error
+	// Claims, with Term, makes each scheduled slot go out at most once
+	// among several nodes sharing a store (nil: one node, no claims).
+	Claims Claims
+	// Term names the jobs term this node runs scheduled deliveries in
+	// (node, fence, term), for Claims.
+	Term func() (holder, fence string, term uint64)
+	// Pause, when set, is called on the send path of a scheduled run
+	// after its slot is claimed ("claimed") and after the claim is moved
+	// to sending, right before the send ("sending"): tests stop a sender
+	// there as a paused process would be.
+	Pause func(point string, d *Delivery, slot int64)
 
 	mu   sync.Mutex
 	last map[string]time.Time // delivery → last run
@@ -225,15 +305,38 @@ func (s *Service) Create(ctx context.Context, d *Delivery) (*Delivery, error) {
 	return d, nil
 }
 
-// Deliver runs one delivery now and records it.
+// Deliver runs one delivery now and records it (a run asked for, not a
+// slot of the schedule).
 func (s *Service) Deliver(ctx context.Context, d *Delivery) *Run {
+	return s.deliverSlot(ctx, d, nil, 0)
+}
+
+// deliverSlot runs d and records the run: slot 0 a run asked for now,
+// else a slot of the schedule, claimed in the store when c is set.
+func (s *Service) deliverSlot(ctx context.Context, d *Delivery, c *Claim, slot int64) *Run {
 	now := s.Now().UTC()
-	run := &Run{Delivery: d.ID, At: now, Status: "ok"}
-	err := s.deliver(ctx, d, run, now)
+	run := &Run{Delivery: d.ID, At: now, Status: "ok", Slot: slot, Key: IdempotencyKey(d.ID, slot, now)}
+	sent, err := s.deliver(ctx, d, run, now, c)
+	if !sent && c != nil {
+		// Stopped before the point of no return (the term over, or the
+		// store failed): nothing was sent, and the claim, abandoned, is
+		// the next owner's to take, or this node's at its next check.
+		s.Log.Warn("scheduled delivery not sent: its slot could not be moved to sending", "delivery", d.ID, "slot", slot, "err", err)
+		return nil
+	}
 	if err != nil {
 		run.Status, run.Error = "failed", err.Error()
 	}
-	if err := s.Store.AppendDeliveryRun(ctx, run); err != nil {
+	if c != nil {
+		st := ClaimDone
+		if err != nil {
+			st = ClaimFailed
+		}
+		if err := s.Claims.FinishDeliverySlot(context.WithoutCancel(ctx), c, st); err != nil {
+			s.Log.Error("cannot record how a delivery's slot ended", "delivery", d.ID, "slot", slot, "err", err)
+		}
+	}
+	if err := s.Store.AppendDeliveryRun(context.WithoutCancel(ctx), run); err != nil {
 		s.Log.Error("cannot record a delivery", "delivery", d.ID, "err", err)
 	}
 	s.mu.Lock()
@@ -242,19 +345,44 @@ func (s *Service) Deliver(ctx context.Context, d *Delivery) *Run {
 	return run
 }
 
-func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.Time) error {
+// deliver builds the file and sends it; sent says whether it got past
+// the point of no return (a claimed slot moved to sending), whatever the
+// send's outcome.
+func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.Time, c *Claim) (sent bool, err error) {
 	if err := s.ValidateTarget(d.Target); err != nil {
-		return err
+		return true, err
 	}
 	f, err := s.Rows(ctx, d)
 	if err != nil {
-		return err
+		return true, err
 	}
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write(f.Header)
 	w.WriteAll(f.Rows)
 	run.Rows, run.Skipped, run.Bytes, run.Masked = len(f.Rows), f.Skipped, buf.Len(), f.Masked
+	if c != nil {
+		// The point of no return: past it the file may be out, so the
+		// slot is never sent again; before it, a later term may take
+		// the slot over (Claims).
+		ok, err := s.Claims.StartDeliverySend(ctx, c)
+		if err != nil || !ok {
+			return false, err
+		}
+		// No other node will send this slot now: a lease lost from here
+		// on must not cancel the send, which would only lose the slot.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+		defer cancel()
+	}
+	if s.Pause != nil && run.Slot > 0 {
+		s.Pause("sending", d, run.Slot)
+	}
+	return true, s.send(ctx, d, run, now, buf)
+}
+
+// send writes the file to the target.
+func (s *Service) send(ctx context.Context, d *Delivery, run *Run, now time.Time, buf bytes.Buffer) error {
 	switch d.Target.Kind {
 	case File:
 		name := fmt.Sprintf("%s-%s.csv", d.Target.Name, now.Format("20060102T150405Z"))
@@ -282,6 +410,7 @@ func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.T
 		req.Header.Set("Content-Type", "text/csv; charset=utf-8")
 		req.Header.Set("X-Portrait-Segment", d.Segment)
 		req.Header.Set("X-Portrait-Delivery", d.ID)
+		req.Header.Set("Idempotency-Key", run.Key)
 		resp, err := s.Client.Do(req)
 		if err != nil {
 			return err
@@ -292,7 +421,9 @@ func (s *Service) deliver(ctx context.Context, d *Delivery, run *Run, now time.T
 		}
 		run.Where = d.Target.URL
 	case NATS:
-		headers := map[string]string{"Portrait-Segment": d.Segment, "Portrait-Delivery": d.ID}
+		// Nats-Msg-Id too: a JetStream stream on the subject drops a
+		// second copy within its duplicate window by itself.
+		headers := map[string]string{"Portrait-Segment": d.Segment, "Portrait-Delivery": d.ID, "Idempotency-Key": run.Key, "Nats-Msg-Id": run.Key}
 		if err := s.NATS.Publish(ctx, d.Target.Subject, buf.Bytes(), headers); err != nil {
 			return err
 		}
@@ -374,16 +505,34 @@ func ResealDir(dir string, s Sealer, current string) (int, error) {
 	return n, nil
 }
 
+// sendTimeout bounds a claimed slot's send, which no lease loss cancels.
+const sendTimeout = time.Minute
+
 // Due runs the deliveries whose schedule has come (never run counts as
-// due). The last run is the later of this service's own and the store's:
-// over a shared store a delivery may have run on another node (run now,
-// or scheduled there before this node took the jobs over).
+// due). The last run is the latest of this service's own, the store's
+// and, in a store keeping claims, the last claim: over a shared store a
+// delivery may have run on another node (run now, or scheduled there
+// before this node took the jobs over), or be being sent there.
+//
+// Each scheduled run is a slot, numbered from 1, and claimed before it is
+// sent when the store keeps claims (Claims): two nodes that both believe
+// they run the jobs (one paused past its lease) claim the same slot, and
+// one of them gets it. A claim left before its point of no return by a
+// node whose term is over is taken over at once (it was due).
 func (s *Service) Due(ctx context.Context) error {
 	ds, err := s.Store.Deliveries(ctx)
 	if err != nil {
 		return err
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i].ID < ds[j].ID })
+	claims := s.Claims
+	var holder, fence string
+	var term uint64
+	if claims != nil && s.Term != nil {
+		holder, fence, term = s.Term()
+	} else {
+		claims = nil
+	}
 	now := s.Now()
 	for _, d := range ds {
 		s.mu.Lock()
@@ -401,17 +550,78 @@ func (s *Service) Due(ctx context.Context) error {
 			s.Log.Warn("a stored delivery has no valid schedule; skipped", "delivery", d.ID, "every", d.EveryText)
 			continue
 		}
-		if ok && now.Sub(last) < every {
+		var slot int64
+		abandoned := false
+		if claims != nil {
+			lc, err := claims.LastDeliveryClaim(ctx, d.ID)
+			if err != nil {
+				return err
+			}
+			if lc != nil {
+				slot = lc.Slot
+				if !ok || lc.At.After(last) {
+					last, ok = lc.At, true
+				}
+				// Proven abandoned: never moved to sending, by an
+				// earlier term, which can no longer move it (Claims);
+				// or this node's own, left before its send (a store
+				// error), nothing of it in flight: Due runs one slot
+				// at a time.
+				abandoned = lc.Status == ClaimClaimed && lc.Fence == fence &&
+					(lc.Term < term || lc.Term == term && lc.Holder == holder)
+			}
+		} else if slot, err = s.lastSlot(ctx, d.ID); err != nil {
+			return err
+		}
+		if !abandoned && ok && now.Sub(last) < every {
 			continue
+		}
+		if !abandoned {
+			slot++
 		}
 		if s.Fence != nil {
 			if err := s.Fence(ctx); err != nil {
 				return err
 			}
 		}
-		s.Deliver(ctx, d)
+		var c *Claim
+		if claims != nil {
+			c = &Claim{Delivery: d.ID, Slot: slot, Holder: holder, Fence: fence, Term: term, Status: ClaimClaimed, At: now.UTC()}
+			got, err := claims.ClaimDeliverySlot(ctx, c)
+			if err != nil {
+				return err
+			}
+			if !got {
+				continue // another node's, or this node's term is over
+			}
+		}
+		if s.Pause != nil {
+			s.Pause("claimed", d, slot)
+		}
+		s.deliverSlot(ctx, d, c, slot)
 	}
 	return nil
+}
+
+// lastSlot is the last slot a delivery's recorded runs name, where the
+// store keeps no claims (one node): the newest run with a slot among the
+// latest hundred, else the number of runs (each slot recorded a run, so
+// no slot was above it).
+func (s *Service) lastSlot(ctx context.Context, id string) (int64, error) {
+	runs, err := s.Store.DeliveryRuns(ctx, id, 100)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range runs {
+		if r.Slot > 0 {
+			return r.Slot, nil
+		}
+	}
+	if len(runs) < 100 {
+		return int64(len(runs)), nil
+	}
+	all, err := s.Store.DeliveryRuns(ctx, id, -1)
+	return int64(len(all)), err
 }
 
 // Run checks for due deliveries every interval, and when woken (Wake),

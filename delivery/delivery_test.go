@@ -197,3 +197,54 @@ func TestSealedDrop(t *testing.T) {
 		t.Errorf("a run naming /etc/passwd: %v", err)
 	}
 }
+
+// Every send carries an Idempotency-Key: "<delivery>:<slot>" for the
+// schedule's runs, numbered 1, 2, … on the embedded store (from the runs
+// recorded: a restarted service goes on from the last), and a key of its
+// own for a run asked for now, which a receiver must not drop.
+func TestEachSendCarriesAnIdempotencyKey(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, sqlitetest.Dir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mu sync.Mutex
+	var keys []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	now := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	open := func() *delivery.Service {
+		s := delivery.NewService(db, rows)
+		s.Now = func() time.Time { return now }
+		return s
+	}
+	s := open()
+	d, err := s.Create(ctx, &delivery.Delivery{Segment: "seg_a", Identifiers: []string{"email"}, Target: delivery.Target{Kind: delivery.Webhook, URL: hook.URL}, EveryText: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Due(ctx); err != nil { // slot 1
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute)
+	manual := s.Deliver(ctx, d) // asked for now
+	now = now.Add(time.Hour)
+	if err := open().Due(ctx); err != nil { // slot 2, by a service started anew
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{d.ID + ":1", manual.Key, d.ID + ":2"}
+	if len(keys) != 3 || keys[0] != want[0] || keys[1] != want[1] || keys[2] != want[2] || !strings.HasPrefix(manual.Key, d.ID+":now-") {
+		t.Errorf("keys %q, want %q", keys, want)
+	}
+	runs, err := db.DeliveryRuns(ctx, d.ID, -1)
+	if err != nil || len(runs) != 3 || runs[0].Slot != 2 || runs[1].Slot != 0 || runs[2].Slot != 1 {
+		t.Errorf("runs recorded: %d %v", len(runs), err)
+	}
+}

@@ -88,6 +88,10 @@ type Retention struct {
 	Runs          portrait.RetentionLog
 	Now           portrait.Clock
 	Log           *slog.Logger
+	// Fence, when set, is asked right before each scheduled sweep (Run):
+	// over a shared store, whether this node still holds the jobs lease.
+	// Refused, the sweep waits for the next tick.
+	Fence func(ctx context.Context) error
 }
 
 // Sweep deletes what is due now and returns how many records went.
@@ -126,7 +130,14 @@ func (r *Retention) Run(ctx context.Context) {
 	t := time.NewTicker(r.Every)
 	defer t.Stop()
 	for {
-		n, err := r.Sweep(ctx)
+		var n int64
+		var err error
+		if r.Fence != nil {
+			err = r.Fence(ctx)
+		}
+		if err == nil {
+			n, err = r.Sweep(ctx)
+		}
 		if err != nil && ctx.Err() == nil {
 			r.Log.Error("retention sweep failed", "err", err)
 		} else if n > 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/portrait-cdp/portrait"
+	leasing "github.com/portrait-cdp/portrait/internal/lease"
 )
 
 // Partitions are shared out among processor nodes with leases in a
@@ -118,7 +119,7 @@ type lease struct {
 // than sent+ttl (the server stamps it on arrival); a sixth of the TTL is
 // kept in hand for the holder to stop.
 func safeUntil(sent time.Time, ttl time.Duration) time.Time {
-	return sent.Add(ttl - ttl/6)
+	return leasing.SafeUntil(sent, ttl)
 }
 
 // renew tries once to extend l, whose key holds node's name. It says
@@ -134,26 +135,38 @@ func renew(ctx context.Context, kv jetstream.KeyValue, key, node string, ttl tim
 	cctx, cancel := context.WithDeadline(ctx, l.safe)
 	defer cancel()
 	sent := time.Now()
-	rev, err := kv.Update(cctx, key, []byte(node), l.rev)
+	rev, held, fresh, err := update(cctx, kv, key, node, l.rev)
+	if held {
+		l.rev = rev
+	}
+	if fresh {
+		l.safe = safeUntil(sent, ttl)
+	}
+	if err != nil && !time.Now().Before(l.safe) {
+		return false, err
+	}
+	return held, err
+}
+
+// update writes node's name to key again, compared against revision rev:
+// the new revision and whether the key is still node's (held) and by this
+// write (fresh). A write whose answer was lost (its caller gave up) may
+// have been stored all the same: the key then names this node at a
+// revision only this node wrote, held but not fresh (the safe time is not
+// moved; the next renewal, with the right revision, moves it). Any other
+// failure (NATS slow or unreachable) is held with an error: unknown.
+func update(ctx context.Context, kv jetstream.KeyValue, key, node string, rev uint64) (uint64, bool, bool, error) {
+	r, err := kv.Update(ctx, key, []byte(node), rev)
 	if err == nil {
-		l.rev, l.safe = rev, safeUntil(sent, ttl)
-		return true, nil
+		return r, true, true, nil
 	}
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		// A renewal whose answer was lost (its caller gave up) may have
-		// been stored all the same: the key then names this node at a
-		// revision only this node wrote. Its safe time is not moved;
-		// the next renewal, with the right revision, moves it.
-		if e, gerr := kv.Get(cctx, key); gerr == nil && e.Operation() == jetstream.KeyValuePut && string(e.Value()) == node && e.Revision() > l.rev {
-			l.rev = e.Revision()
-			return true, nil
+		if e, gerr := kv.Get(ctx, key); gerr == nil && e.Operation() == jetstream.KeyValuePut && string(e.Value()) == node && e.Revision() > rev {
+			return e.Revision(), true, false, nil
 		}
-		return false, err
+		return rev, false, false, err
 	}
-	if !time.Now().Before(l.safe) {
-		return false, err
-	}
-	return true, err
+	return rev, true, false, err
 }
 
 var errLapsed = errors.New("not renewed within the lease time")
@@ -499,14 +512,20 @@ func (b *Bus) Owners(ctx context.Context) (map[int]string, error) {
 
 // HoldLease runs fn while this node holds the named lease (key name in the
 // lease bucket: "applier", "jobs"), so that across all nodes at most one
-// runs it at a time. It tries to take the lease every ttl/3 while another
-// node holds it; once taken it renews it every ttl/3 with compare-and-set
-// on the key's revision. A renewal that fails (the lease expired and was
-// taken, or NATS did not answer within ttl/3) cancels fn's context at once,
-// before the key can have expired; fn then gets a fresh call, with a fresh
-// context, the next time this node takes the lease. When ctx ends, fn is
-// cancelled and waited for and the lease given back, so another node takes
-// it without waiting for the TTL.
+// runs it at a time; the loop is the store's too (lease.Holder.Hold). It
+// tries to take the lease every ttl/3 while another node holds it; once
+// taken it renews it every ttl/3 with compare-and-set on the key's
+// revision. A renewal may take until the lease's safe time (5/6 of the TTL
+// after the last renewal that succeeded was sent: the key cannot expire
+// sooner), so a holder that cannot reach NATS stops before its lease can
+// have expired elsewhere, and one slow round trip does not end a term; a
+// renewal refused (another node's key) or none done by the safe time
+// cancels fn's context at once — a timer wakes the loop at the safe time,
+// so a connection failing fast does not leave fn running until the next
+// tick. fn then gets a fresh call, with a fresh context, the next time
+// this node takes the lease. When ctx ends, fn is cancelled and waited for
+// and the lease given back, so another node takes it without waiting for
+// the TTL.
 //
 // fn is told the lease's revision when it was taken: a number that grows
 // with every holder, for a store that wants to refuse a stale holder's
@@ -525,72 +544,43 @@ func (b *Bus) HoldLease(ctx context.Context, name, node string, ttl time.Duratio
 	if err != nil {
 		return err
 	}
-	log := b.cfg.Log
-	var (
-		l      lease // l.rev 0: not held
-		cancel context.CancelFunc
-		done   chan struct{}
-	)
-	stop := func() {
-		if cancel != nil {
-			cancel()
-			<-done
-			cancel, done = nil, nil
-		}
+	h := &leasing.Holder{Lease: &keyLease{kv: kv, key: name, node: node}, Name: name, Node: node, TTL: ttl, Log: b.cfg.Log,
+		Lost: func() { b.lost.Add(1) }}
+	return h.Hold(ctx, fn)
+}
+
+// keyLease is one named lease of the bucket, for leasing.Holder: a term is
+// the revision at which the key was created; rev is the revision of this
+// node's last write, which the next renewal compares against.
+type keyLease struct {
+	kv   jetstream.KeyValue
+	key  string
+	node string
+	rev  uint64
+}
+
+func (l *keyLease) Acquire(ctx context.Context) (uint64, error) {
+	r, err := l.kv.Create(ctx, l.key, []byte(l.node))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, nil
 	}
-	defer func() {
-		stop()
-		if l.rev != 0 {
-			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer dcancel()
-			if err := kv.Delete(dctx, name, jetstream.LastRevision(l.rev)); err != nil {
-				log.Warn("lease not given back: it expires", "lease", name, "node", node, "err", err)
-			}
-		}
-	}()
-	tick := time.NewTicker(ttl / 3)
-	defer tick.Stop()
-	for {
-		if l.rev != 0 {
-			// A renewal may take until the lease's safe time, so a
-			// holder that cannot reach NATS stops before its lease can
-			// have expired elsewhere, and one slow round trip does not
-			// end a term.
-			ok, err := renew(ctx, kv, name, node, ttl, &l)
-			switch {
-			case ctx.Err() != nil:
-			case !ok:
-				log.Warn("lease lost", "lease", name, "node", node, "err", err)
-				b.lost.Add(1)
-				l = lease{}
-				stop()
-			case err != nil:
-				log.Info("lease not renewed yet: retrying", "lease", name, "node", node, "err", err)
-			}
-		} else {
-			cctx, ccancel := context.WithTimeout(ctx, ttl/3)
-			sent := time.Now()
-			r, err := kv.Create(cctx, name, []byte(node))
-			ccancel()
-			if err == nil {
-				l = lease{rev: r, safe: safeUntil(sent, ttl)}
-				log.Info("lease taken", "lease", name, "node", node, "revision", r)
-				fctx, fcancel := context.WithCancel(ctx)
-				cancel, done = fcancel, make(chan struct{})
-				go func(done chan struct{}, r uint64) {
-					defer close(done)
-					fn(fctx, r)
-				}(done, r)
-			} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-				log.Warn("lease not taken", "lease", name, "node", node, "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	if err != nil {
+		return 0, err
 	}
+	l.rev = r
+	return r, nil
+}
+
+func (l *keyLease) Renew(ctx context.Context, _ uint64) (bool, bool, error) {
+	rev, held, fresh, err := update(ctx, l.kv, l.key, l.node, l.rev)
+	if held {
+		l.rev = rev
+	}
+	return held, fresh, err
+}
+
+func (l *keyLease) Release(ctx context.Context, _ uint64) error {
+	return l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 }
 
 // LeaseHolder names the node holding the named lease ("" when free).
@@ -610,6 +600,36 @@ func (b *Bus) LeaseHolder(ctx context.Context, name string) (string, error) {
 		return "", portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the leases: %v", err)
 	}
 	return string(e.Value()), nil
+}
+
+// CheckLease is the fence of a named lease held in the bucket: nil while
+// the key names node at a revision no older than term (the revision at
+// which node took it: renewals only raise it), ECONFLICT once it names
+// another node or is gone (expired, given back). A node that lost the
+// lease and took it again passes with its older term too: harmless, as
+// HoldLease waits for the older term's fn to return before the new one's
+// starts. A job asks it right
+// before its point of no return, so a holder paused past its lease, whose
+// own timers have not fired yet, does nothing. Unlike the store's
+// CheckLease it cannot ask for time left: the key's expiry is the
+// server's, counted from a write whose time only the server knows.
+func (b *Bus) CheckLease(ctx context.Context, name, node string, term uint64) error {
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot check the lease: %v", err)
+	}
+	var e jetstream.KeyValueEntry
+	if err == nil {
+		e, err = kv.Get(ctx, name)
+	}
+	switch {
+	case err == nil && string(e.Value()) == node && e.Revision() >= term:
+		return nil
+	case err == nil, errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return portrait.Errorf(portrait.ECONFLICT, "lease %q term %d of node %s is over: another node holds it, or will", name, term, node)
+	default:
+		return portrait.Errorf(portrait.EUNAVAILABLE, "cannot check the lease: %v", err)
+	}
 }
 
 // LeaseFence names what lease revisions are counted in: the lease bucket,

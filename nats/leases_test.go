@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/portrait-cdp/portrait"
 )
 
@@ -357,5 +359,176 @@ func TestServeTakingHandsTheTermToTakeAndHandle(t *testing.T) {
 		if first.taken[p] == 0 || second.taken[p] <= first.taken[p] {
 			t.Errorf("partition %d: first term %d, the next holder's %d: want 0 < first < next", p, first.taken[p], second.taken[p])
 		}
+	}
+}
+
+// The twin of postgres' TestHoldLeaseHandsOverWhenTheHolderDies: two
+// nodes, each with its own connection; a holds the lease, b waits. a's
+// connection closes right after one of its renewals: a stops within its
+// safe time (5/6 of the lease time after that renewal was sent), not at its
+// next tick after it (a whole lease time: the bucket may have expired the
+// key and b taken it by then); b takes over with a larger term; never two
+// at once. Before the holder loop was shared with the store's, the bus's
+// had no timer at the safe time and a ran until its next tick.
+func TestHoldLeaseHandsOverWhenTheHolderDies(t *testing.T) {
+	b := openBus(t, Config{Partitions: 1})
+	cfg := b.cfg
+	ttl := 6 * time.Second
+	ctx := context.Background()
+	var (
+		mu      sync.Mutex
+		running = map[string]uint64{}
+		overlap atomic.Int32
+		ended   = map[string]time.Time{}
+	)
+	hold := func(nb *Bus, node string) (stop func()) {
+		hctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			nb.HoldLease(hctx, "jobs", node, ttl, func(ctx context.Context, term uint64) {
+				mu.Lock()
+				running[node] = term
+				if len(running) > 1 {
+					overlap.Add(1)
+				}
+				mu.Unlock()
+				<-ctx.Done()
+				mu.Lock()
+				delete(running, node)
+				ended[node] = time.Now()
+				mu.Unlock()
+			})
+		}()
+		return func() { cancel(); <-done }
+	}
+	holder := func() (string, uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		for n, term := range running {
+			return n, term
+		}
+		return "", 0
+	}
+	open := func() *Bus {
+		nb, err := Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nb.Close() })
+		return nb
+	}
+	a, nb := open(), open()
+	stopA := hold(a, "a")
+	waitFor(t, "a holds the lease", 10*time.Second, func() bool { n, _ := holder(); return n == "a" })
+	stopB := hold(nb, "b")
+	defer stopB()
+	_, termA := holder()
+
+	// Watch the key: cut a off right after a renewal of its own.
+	kv, err := b.js.KeyValue(ctx, leaseBucket(cfg.Stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, "jobs", jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// cut is when the server stored the renewal (the same machine's
+	// clock): a's safe time runs from before it, when a sent it.
+	var cut time.Time
+	for e := range w.Updates() {
+		if e != nil && string(e.Value()) == "a" && e.Revision() > termA {
+			// Once a has its answer: cut as the answer travels, the
+			// renewal would not count and a's safe time would end
+			// earlier.
+			time.Sleep(200 * time.Millisecond)
+			a.nc.Close()
+			cut = e.Created()
+			break
+		}
+	}
+	waitFor(t, "a stops", 2*ttl, func() bool { mu.Lock(); defer mu.Unlock(); return !ended["a"].IsZero() })
+	mu.Lock()
+	stoppedAfter := ended["a"].Sub(cut)
+	mu.Unlock()
+	t.Logf("a stopped %s after its last renewal was stored, then cut off (lease time %s)", stoppedAfter.Round(time.Millisecond), ttl)
+	if safe := ttl - ttl/6; stoppedAfter > safe+500*time.Millisecond {
+		t.Errorf("a stopped %s after its last renewal: past its safe time %s", stoppedAfter, safe)
+	}
+	waitFor(t, "b takes over", 3*ttl, func() bool { n, _ := holder(); return n == "b" })
+	took := time.Since(cut)
+	stopA()
+	if n, termB := holder(); n != "b" || termB <= termA {
+		t.Errorf("holder %q term %d after a's term %d", n, termB, termA)
+	}
+	if took > ttl+ttl/3+2*time.Second {
+		t.Errorf("b took over %s after a was cut off, lease time %s", took, ttl)
+	}
+	if overlap.Load() != 0 {
+		t.Errorf("two holders ran at once %d times", overlap.Load())
+	}
+}
+
+// CheckLease, the jobs' fence with a bus: it lets the holder through with
+// its term, and refuses it once the key names another node or is gone
+// (expired, given back), and a term it never held.
+func TestCheckLeaseFencesAStaleHolder(t *testing.T) {
+	b := openBus(t, Config{Partitions: 1})
+	ctx := context.Background()
+	ttl := 3 * time.Second
+	hctx, stop := context.WithCancel(ctx)
+	defer stop()
+	terms := make(chan uint64, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		b.HoldLease(hctx, "jobs", "a", ttl, func(ctx context.Context, term uint64) {
+			select {
+			case terms <- term:
+			default:
+			}
+			<-ctx.Done()
+		})
+	}()
+	var term uint64
+	select {
+	case term = <-terms:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a never held the lease")
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term); err != nil {
+		t.Errorf("a's fence while it holds the lease: %v", err)
+	}
+	time.Sleep(ttl / 2) // renewed at least once: a later revision, the same term
+	if err := b.CheckLease(ctx, "jobs", "a", term); err != nil {
+		t.Errorf("a's fence after a renewal: %v", err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "b", term); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("b's fence on a's lease: %v, want conflict", err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term+1000); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("a's fence for a term not begun: %v, want conflict", err)
+	}
+	// b's term begins behind a's back (a paused past its lease).
+	kv, err := b.js.KeyValue(ctx, leaseBucket(b.cfg.Stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "jobs", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("a's fence once b holds the lease: %v, want conflict", err)
+	}
+	// a stops (before b's key expires and a could take the lease again).
+	stop()
+	<-held
+	if err := kv.Delete(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckLease(ctx, "jobs", "a", term); portrait.ErrorCode(err) != portrait.ECONFLICT {
+		t.Errorf("a's fence once the lease is gone: %v, want conflict", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/lease"
 )
 
 // Leases in the database (migration 050): over a shared store without a
@@ -91,14 +92,15 @@ func (db *DB) LeaseHolder(ctx context.Context, name string) (string, error) {
 	return holder, nil
 }
 
-// HoldLease runs fn while node holds the named lease, as
-// nats.Bus.HoldLease does in the bus: it tries to take the lease every
-// ttl/3 while another node holds it; once taken it renews it every ttl/3.
-// A renewal may take until the term's safe time (5/6 of the TTL after the
-// last renewal that succeeded was sent: the row cannot expire sooner); a
-// renewal refused (the term over) or not done by then cancels fn's context
-// at once, at the safe time at the latest. When ctx ends, fn is cancelled and waited for and the lease
-// given back. fn is told its term, the fencing token for CheckLease.
+// HoldLease runs fn while node holds the named lease, with the contract of
+// nats.Bus.HoldLease (one loop for both: lease.Holder.Hold): it tries to
+// take the lease every ttl/3 while another node holds it; once taken it
+// renews it every ttl/3. A renewal may take until the term's safe time
+// (5/6 of the TTL after the last renewal that succeeded was sent: the row
+// cannot expire sooner); a renewal refused (the term over) or not done by
+// then cancels fn's context at once, at the safe time at the latest. When
+// ctx ends, fn is cancelled and waited for and the lease given back. fn is
+// told its term, the fencing token for CheckLease.
 func (db *DB) HoldLease(ctx context.Context, name, node string, ttl time.Duration, fn func(ctx context.Context, term uint64)) error {
 	if name == "" || node == "" {
 		return portrait.Errorf(portrait.EINVALID, "a lease needs a name and a node")
@@ -110,91 +112,28 @@ func (db *DB) HoldLease(ctx context.Context, name, node string, ttl time.Duratio
 	if log == nil {
 		log = slog.Default()
 	}
-	var (
-		term   uint64 // 0: not held
-		safe   time.Time
-		cancel context.CancelFunc
-		done   chan struct{}
-	)
-	stop := func() {
-		if cancel != nil {
-			cancel()
-			<-done
-			cancel, done = nil, nil
-		}
-	}
-	defer func() {
-		stop()
-		if term != 0 {
-			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer rcancel()
-			if err := db.ReleaseLease(rctx, name, node, term); err != nil {
-				log.Warn("lease not given back: it expires", "lease", name, "node", node, "err", err)
-			}
-		}
-	}()
-	tick := time.NewTicker(ttl / 3)
-	defer tick.Stop()
-	for {
-		if term != 0 {
-			ok, err := func() (bool, error) {
-				if !time.Now().Before(safe) {
-					return false, errLeaseLapsed
-				}
-				rctx, rcancel := context.WithDeadline(ctx, safe)
-				defer rcancel()
-				sent := time.Now()
-				ok, err := db.RenewLease(rctx, name, node, term, ttl)
-				if err == nil && ok {
-					safe = sent.Add(ttl - ttl/6)
-				}
-				if err != nil && !time.Now().Before(safe) {
-					return false, err
-				}
-				return ok, err
-			}()
-			switch {
-			case ctx.Err() != nil:
-			case !ok:
-				log.Warn("lease lost", "lease", name, "node", node, "term", term, "err", err)
-				term = 0
-				stop()
-			case err != nil:
-				log.Info("lease not renewed yet: retrying", "lease", name, "node", node, "err", err)
-			}
-		} else {
-			tctx, tcancel := context.WithTimeout(ctx, ttl/3)
-			sent := time.Now()
-			t, err := db.TakeLease(tctx, name, node, ttl)
-			tcancel()
-			switch {
-			case err != nil && ctx.Err() == nil:
-				log.Warn("lease not taken", "lease", name, "node", node, "err", err)
-			case t != 0:
-				term, safe = t, sent.Add(ttl-ttl/6)
-				log.Info("lease taken", "lease", name, "node", node, "term", t)
-				fctx, fcancel := context.WithCancel(ctx)
-				cancel, done = fcancel, make(chan struct{})
-				go func(done chan struct{}, t uint64) {
-					defer close(done)
-					fn(fctx, t)
-				}(done, t)
-			}
-		}
-		// While held, wake at the safe time too: a renewal failing fast
-		// (the database unreachable) must not leave fn running until the
-		// next tick, after the row may have expired.
-		var lapse <-chan time.Time
-		if term != 0 {
-			lapse = time.After(time.Until(safe))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		case <-lapse:
-		}
-	}
+	h := &lease.Holder{Lease: rowLease{db: db, name: name, node: node, ttl: ttl}, Name: name, Node: node, TTL: ttl, Log: log}
+	return h.Hold(ctx, fn)
 }
 
-var errLeaseLapsed = errors.New("not renewed within the lease time")
+// rowLease is one lease of the leases table, for lease.Holder.
+type rowLease struct {
+	db         *DB
+	name, node string
+	ttl        time.Duration
+}
+
+func (l rowLease) Acquire(ctx context.Context) (uint64, error) {
+	return l.db.TakeLease(ctx, l.name, l.node, l.ttl)
+}
+
+// Renew: a renewal is one UPDATE, so when it succeeds its own write is
+// what is stored (fresh); when it fails the outcome is unknown.
+func (l rowLease) Renew(ctx context.Context, term uint64) (bool, bool, error) {
+	ok, err := l.db.RenewLease(ctx, l.name, l.node, term, l.ttl)
+	return ok, ok && err == nil, err
+}
+
+func (l rowLease) Release(ctx context.Context, term uint64) error {
+	return l.db.ReleaseLease(ctx, l.name, l.node, term)
+}

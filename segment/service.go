@@ -242,7 +242,11 @@ func (s *Service) Load(ctx context.Context) error {
 // UpdatedAt differs) is compiled and evaluated, one no longer stored is
 // dropped, and set operations built on a changed one follow it. The node
 // that made the change recorded the entries and exits, so nothing is
-// emitted here. It reports whether anything changed.
+// recorded here; but they are handed to the webhooks, because the node
+// that made the change may not be the one that sends (over a shared store
+// only the jobs owner's dispatcher runs: Dispatcher.OnlyWhileRunning drops
+// them elsewhere, and the node that made the change dropped its own). It
+// reports whether anything changed.
 func (s *Service) Sync(ctx context.Context) (bool, error) {
 	defs, err := s.Store.Segments(ctx)
 	if err != nil {
@@ -265,6 +269,12 @@ func (s *Service) Sync(ctx context.Context) (bool, error) {
 	}
 	s.mu.RUnlock()
 	changed := len(pending) > 0 || len(gone) > 0
+	var send []*Event
+	defer func() {
+		if len(send) > 0 {
+			s.Webhooks.Enqueue(send) // deferred first, so run after s.mu is released
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range gone {
@@ -298,7 +308,10 @@ func (s *Service) Sync(ctx context.Context) (bool, error) {
 				l.members = old.members
 			}
 			s.segs[d.ID] = l
-			s.evaluate(l)
+			before := s.evaluate(l)
+			if s.Webhooks != nil {
+				send = append(send, diff(d.ID, before, l.members, s.Index, s.Now().UTC())...)
+			}
 			s.recompileDependents(d.ID) // their entries and exits were recorded where the change was made
 		}
 		if len(later) == len(pending) {

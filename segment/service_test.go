@@ -238,10 +238,14 @@ func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
 	var calls atomic.Int32
 	var mu sync.Mutex
 	var bodies [][]byte
+	var keys []string // Idempotency-Key of every attempt
 	failFirst := int32(2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		n := calls.Add(1)
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
 		if segment.Signature("s3cret-s3cret-s3cret", r.Header.Get("X-Portrait-Timestamp"), body) != r.Header.Get("X-Portrait-Signature") {
 			t.Errorf("bad signature")
 		}
@@ -281,6 +285,11 @@ func TestWebhookSignedRetriedAndDeadLettered(t *testing.T) {
 	}
 	if err := json.Unmarshal(bodies[0], &got); err != nil || len(got.Events) != 1 || got.Events[0].Profile != "a" {
 		t.Fatalf("%s %v", bodies[0], err)
+	}
+	// every attempt of the batch carries one key, so a receiver that
+	// answered too late can drop the retry
+	if want := segment.IdempotencyKey(wh.ID, bodies[0]); len(keys) != 3 || keys[0] != want || keys[1] != want || keys[2] != want {
+		t.Errorf("idempotency keys %q, want %q on each attempt", keys, want)
 	}
 	// an endpoint that never recovers: dead letter after MaxAttempts
 	calls.Store(0)

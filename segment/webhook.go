@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -67,6 +68,17 @@ func Signature(secret, timestamp string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// IdempotencyKey is the Idempotency-Key header of a webhook POST: the
+// webhook and a digest of the body, the same on every attempt of one batch,
+// so a receiver that answered too late for us (we retry) can drop the
+// second copy. A batch is one node's: another node evaluating the same
+// change numbers its events differently, which is why only the jobs owner
+// sends (Fence, OnlyWhileRunning).
+func IdempotencyKey(webhookID string, body []byte) string {
+	sum := sha256.Sum256(body)
+	return webhookID + ":" + hex.EncodeToString(sum[:16])
+}
+
 // Dispatcher delivers events to webhooks: one POST per webhook and batch,
 // retried with exponential backoff, dead-lettered after MaxAttempts.
 type Dispatcher struct {
@@ -84,10 +96,24 @@ type Dispatcher struct {
 	// Consent reports whether a profile consented to a purpose (nil:
 	// webhooks' purposes are not checked).
 	Consent func(purpose, profileID string) bool
+	// Fence, when set, is asked right before each POST (the point of no
+	// return): over a shared store it says whether this node still holds
+	// the jobs lease. A batch it refuses is dead-lettered, not sent, so a
+	// node that lost the lease (paused past it, or stopping after it was
+	// taken) sends nothing the new owner may send too.
+	Fence func(ctx context.Context) error
+	// OnlyWhileRunning drops the events handed over while Run is not
+	// running, instead of queueing them. Over a shared store every api
+	// node evaluates every change and so emits the same events, but only
+	// the jobs owner runs the dispatcher: a node queueing them meanwhile
+	// would send its backlog again when it took the lease over (or
+	// dead-letter it once the queue is full).
+	OnlyWhileRunning bool
 
-	mu    sync.RWMutex
-	hooks []*Webhook
-	queue chan []*Event
+	running atomic.Bool
+	mu      sync.RWMutex
+	hooks   []*Webhook
+	queue   chan []*Event
 }
 
 // NewDispatcher returns a dispatcher with 5 attempts and backoff doubling
@@ -178,6 +204,9 @@ func (d *Dispatcher) List() []*Webhook {
 // listed and replayed: delivering it here would stall segments, and with
 // them profile processing, behind one slow endpoint.
 func (d *Dispatcher) Enqueue(evs []*Event) {
+	if d.OnlyWhileRunning && !d.running.Load() {
+		return // another node sends them (see OnlyWhileRunning)
+	}
 	select {
 	case d.queue <- evs:
 	default:
@@ -188,6 +217,8 @@ func (d *Dispatcher) Enqueue(evs []*Event) {
 // Run delivers queued events until ctx ends, then drains the queue for a
 // few seconds; what is left is dead-lettered, not lost.
 func (d *Dispatcher) Run(ctx context.Context) {
+	d.running.Store(true)
+	defer d.running.Store(false)
 	for {
 		select {
 		case evs := <-d.queue:
@@ -282,6 +313,13 @@ func (d *Dispatcher) deliver(ctx context.Context, h *Webhook, evs []*Event) {
 	var lastErr error
 	attempt := 1
 	for ; attempt <= d.MaxAttempts; attempt++ {
+		if d.Fence != nil {
+			if err := d.Fence(ctx); err != nil {
+				lastErr = fmt.Errorf("not sent: %s", portrait.ErrorMessage(err))
+				attempt-- // this attempt was not made
+				goto dead
+			}
+		}
 		if lastErr = d.post(ctx, h, body); lastErr == nil {
 			return
 		}
@@ -314,6 +352,7 @@ func (d *Dispatcher) post(ctx context.Context, h *Webhook, body []byte) error {
 	req.Header.Set("User-Agent", "portrait-webhooks/"+portrait.Version)
 	req.Header.Set("X-Portrait-Timestamp", ts)
 	req.Header.Set("X-Portrait-Signature", Signature(h.Secret, ts, body))
+	req.Header.Set("Idempotency-Key", IdempotencyKey(h.ID, body))
 	resp, err := d.Client.Do(req)
 	if err != nil {
 		// The cause is logged here only: what is kept in the dead

@@ -126,6 +126,8 @@ type App struct {
 	// jobsTerm is this node's term of the jobs lease held in the store
 	// (0: not held; fenceJobs).
 	jobsTerm atomic.Uint64
+	// jobsFence names what jobsTerm is counted in (claimJobsTerm).
+	jobsFence atomic.Pointer[string]
 	// deliveryCheck, for tests, replaces the minute between two checks
 	// for due deliveries.
 	deliveryCheck time.Duration

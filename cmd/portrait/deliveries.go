@@ -19,6 +19,10 @@ func (a *App) wireDeliveries() error {
 	svc := delivery.NewService(notifyingDeliveries{a.DB, a}, a.HTTP.ActivationRows)
 	svc.Log = a.Log
 	svc.Fence = a.fenceJobs // scheduled runs: this node's jobs lease, when the store holds it
+	if c, ok := a.DB.(delivery.Claims); ok && a.shared {
+		// Slots claimed in the store, each sent at most once among the nodes.
+		svc.Claims, svc.Term = c, a.jobsTermNow
+	}
 	svc.Dir = a.Config.DeliveryDir
 	if svc.Dir == "" {
 		svc.Dir = filepath.Join(a.Config.DataDir, "deliveries")

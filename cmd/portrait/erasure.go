@@ -77,7 +77,7 @@ func (a *App) wireErasure(ctx context.Context) error {
 		return err
 	}
 	a.HTTP.Events = qcap
-	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.now, Log: a.Log, Audit: a.DB, Runs: a.DB}
+	a.retention = &erasure.Retention{Store: a.DB, Cap: qcap, QuarantineAge: hc.QuarantineRetention, Every: time.Hour, Now: a.now, Log: a.Log, Audit: a.DB, Runs: a.DB, Fence: a.fenceJobs}
 	a.HTTP.Retention = &porthttp.Retention{Runs: a.DB, EventAge: hc.EventRetention, QuarantineAge: hc.QuarantineRetention}
 	a.eventRetention = &erasure.EventRetention{Age: hc.EventRetention, Every: time.Hour, Expire: a.expireEvents, Audit: a.DB, Now: a.now, Log: a.Log}
 	a.HTTP.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

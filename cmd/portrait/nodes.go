@@ -303,7 +303,9 @@ func (a *App) startNodes(ctx context.Context) {
 	if a.defs != nil {
 		a.goRun(func() { a.defs.Run(ctx) })
 	}
-	if r.process && a.reseal != nil {
+	if r.process && a.reseal != nil && !a.shared {
+		// One node: it seals beside its processor. Over a shared store the
+		// pass is a job of the jobs owner (runJobs), fenced like the others.
 		a.goRun(func() { a.reseal.Run(ctx) })
 	}
 	if r.process {
@@ -325,35 +327,82 @@ func (a *App) startNodes(ctx context.Context) {
 		if a.follow != nil {
 			a.goRun(func() { a.follow.Run(ctx) })
 		}
-		switch l, leased := a.DB.(storeLeases); {
+		switch _, leased := a.DB.(storeLeases); {
 		case a.storeReadOnly():
-		case a.shared && a.bus != nil:
-			a.goRun(func() {
-				err := a.bus.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, _ uint64) {
-					a.runJobs(ctx)
-				})
-				if err != nil {
-					a.Log.Error("jobs lease stopped", "err", err)
-				}
-			})
-		case a.shared && leased:
-			// No bus: the api nodes elect the jobs owner in the store, and
-			// each scheduled run asks the store first (fenceJobs).
-			a.goRun(func() {
-				err := l.HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, term uint64) {
-					a.jobsTerm.Store(term)
-					defer a.jobsTerm.Store(0)
-					a.Log.Info("running the scheduled jobs", "node", a.Config.Node, "term", term)
-					a.runJobs(ctx)
-				})
-				if err != nil {
-					a.Log.Error("jobs lease stopped", "err", err)
-				}
-			})
+		case a.shared && (a.bus != nil || leased):
+			// The api nodes elect the jobs owner in the bus or, without
+			// one, in the store; each scheduled job asks its term right
+			// before its point of no return (fenceJobs).
+			a.goRun(func() { a.holdJobs(ctx) })
 		default:
 			a.goRun(func() { a.runJobs(ctx) })
 		}
 	}
+}
+
+// holdJobs runs the scheduled jobs while this node holds the "jobs"
+// lease. Each term is begun in the store first (claimJobsTerm), so that
+// the store itself refuses a delivery slot claimed or sent by an earlier
+// term (delivery.Claims).
+func (a *App) holdJobs(ctx context.Context) {
+	err := a.leases().HoldLease(ctx, "jobs", a.Config.Node, a.Config.LeaseTTL, func(ctx context.Context, term uint64) {
+		if !a.claimJobsTerm(ctx, term) {
+			return
+		}
+		a.jobsTerm.Store(term)
+		defer a.jobsTerm.Store(0)
+		a.Log.Info("running the scheduled jobs", "node", a.Config.Node, "term", term)
+		a.runJobs(ctx)
+	})
+	if err != nil {
+		a.Log.Error("jobs lease stopped", "err", err)
+	}
+}
+
+// jobsFencePrefix sets the jobs lease's terms apart from the applier's in
+// the store's table of terms (applier_terms): the same lease bucket or
+// leases table counts both.
+const jobsFencePrefix = "jobs:"
+
+// claimJobsTerm begins jobs term term in a store that fences terms
+// (profile.Fenced), retrying until ctx ends (false), as claimTerm does for
+// the applier: from then on no claim of an earlier jobs term can reach
+// its send.
+func (a *App) claimJobsTerm(ctx context.Context, term uint64) bool {
+	f, ok := a.DB.(profile.Fenced)
+	if !ok {
+		return true
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		fence, err := a.leaseFence(ctx)
+		if err == nil {
+			fence = jobsFencePrefix + fence
+			a.jobsFence.Store(&fence)
+			if err = f.ClaimTerm(ctx, profile.Term{Fence: fence, N: term}); err == nil {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		a.Log.Warn("jobs term not begun; retrying", "node", a.Config.Node, "term", term, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, a.Config.LeaseTTL/3)
+	}
+}
+
+// jobsTermNow names this node's jobs term for delivery claims
+// (delivery.Service.Term): term 0 while it holds none.
+func (a *App) jobsTermNow() (holder, fence string, term uint64) {
+	if f := a.jobsFence.Load(); f != nil {
+		fence = *f
+	}
+	return a.Config.Node, fence, a.jobsTerm.Load()
 }
 
 // holdApplier applies events to profiles while this node holds the
@@ -475,19 +524,27 @@ type storeLeases interface {
 	CheckLease(ctx context.Context, name, holder string, term uint64, margin time.Duration) error
 }
 
-// fenceJobs says whether this node may start a scheduled job now. Over a
-// shared store holding the jobs lease (no bus), it asks the store whether
-// this node's term still has a third of the lease time to run: a node
-// that was paused past its lease, and whose renewal has not failed yet,
-// starts nothing, as another node may hold the lease already.
+// fenceJobs says whether this node may run a scheduled job now: every job
+// asks it right before its point of no return (a delivery's send, a
+// segment webhook's POST, a reseal step's write, a retention sweep, a
+// scheduled analysis). On one node it always may. Over a shared store it
+// asks where the jobs lease is held — the store (no bus) or the bus's
+// bucket — whether this node's term still holds: a node that was paused
+// past its lease, and whose renewal has not failed yet, starts nothing,
+// as another node may hold the lease already. The store also asks for a
+// third of the lease time left (the bus cannot: its expiry is not
+// readable, see nats.Bus.CheckLease).
 func (a *App) fenceJobs(ctx context.Context) error {
-	l, ok := a.DB.(storeLeases)
-	if !ok || !a.shared || a.bus != nil {
+	l, leased := a.DB.(storeLeases)
+	if !a.shared || a.bus == nil && !leased {
 		return nil
 	}
 	term := a.jobsTerm.Load()
 	if term == 0 {
 		return portrait.Errorf(portrait.ECONFLICT, "node %s does not hold the jobs lease", a.Config.Node)
+	}
+	if a.bus != nil {
+		return a.bus.CheckLease(ctx, "jobs", a.Config.Node, term)
 	}
 	return l.CheckLease(ctx, "jobs", a.Config.Node, term, a.Config.LeaseTTL/3)
 }
@@ -522,6 +579,9 @@ func (a *App) runJobs(ctx context.Context) {
 	}
 	if a.shared && a.retention != nil {
 		run(func() { a.retention.Run(ctx) }) // on one node, not on every api node
+	}
+	if a.shared && a.reseal != nil {
+		run(func() { a.reseal.Run(ctx) }) // likewise: one pass, on the jobs owner
 	}
 	<-ctx.Done()
 	for _, ch := range done {

@@ -80,6 +80,7 @@ func (a *App) wireSealingLevels() {
 					a.reseal = storeseal.NewWorker(rs)
 					a.reseal.Log = a.Log
 					a.reseal.Wait = s.CacheFor + time.Second
+					a.reseal.Fence = a.fenceJobs // over a shared store: a job of the jobs owner (runJobs)
 					a.HTTP.Reseal = a.reseal.Schedule
 				}
 			}

@@ -42,6 +42,10 @@ func (a *App) wireSegments(ctx context.Context) error {
 	svc.Log, svc.Behaviour = a.Log, a.DB.SegmentBehaviour
 	svc.Webhooks = segment.NewDispatcher(notifyingSegments{a.DB, a})
 	svc.Webhooks.Log = a.Log
+	// Every POST asks first whether this node still runs the jobs; over a
+	// shared store every api node emits the same events, and only the
+	// jobs owner's dispatcher takes them (runJobs).
+	svc.Webhooks.Fence, svc.Webhooks.OnlyWhileRunning = a.fenceJobs, a.shared
 	if e := a.Enrich; e != nil && e.Traits != nil && e.Tags != nil {
 		// "did you mean" knows the schema's traits and the defined tags,
 		// not only those profiles already hold.

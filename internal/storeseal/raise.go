@@ -461,6 +461,12 @@ type Worker struct {
 	// Retry is the pause after a failed step.
 	Retry time.Duration
 	Log   *slog.Logger
+	// Fence, when set, is asked right before each step (its write is the
+	// point of no return): over a shared store, whether this node still
+	// holds the jobs lease. Refused, the pass stops until the next wake
+	// or poll. Two nodes stepping one job would be safe (each rewrite is
+	// conditional), but wasteful, and a paused node must not write.
+	Fence func(ctx context.Context) error
 
 	wake chan struct{}
 }
@@ -530,6 +536,12 @@ func (w *Worker) pass(ctx context.Context) bool {
 		failed = 0
 		for _, j := range jobs {
 			for {
+				if w.Fence != nil {
+					if err := w.Fence(ctx); err != nil {
+						w.logf("reseal paused: this node may not run it now", err)
+						return ctx.Err() == nil
+					}
+				}
 				next, done, err := w.Store.ResealStep(ctx, j)
 				if ctx.Err() != nil {
 					return false
