@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -256,4 +257,50 @@ func (t *stateTx) Refused(id portrait.Identifier) ([]string, error) {
 		return nil, stateErr(err, "cannot read refused identifiers")
 	}
 	return out, nil
+}
+
+// WaitWriters returns once every transaction of this database that held a
+// transaction id when it was called (one that has written or locked a
+// row: every batch of partitioned application, once it holds its locks)
+// has ended, on whichever node it runs. It is the processor's Sync for
+// partitioned application, where the batches in flight are other
+// processes' (traits.Service.Settle): a profile written by a batch that
+// began before the call is committed, or rolled back, when it returns.
+// Transactions of other databases of the server are not waited for.
+func (db *DB) WaitWriters(ctx context.Context) error {
+	rows, err := db.pool.Query(ctx, `SELECT pid, backend_xid::text FROM pg_stat_activity
+		WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot list the transactions in flight")
+	}
+	var pids []int32
+	var xids []string
+	var pid int32
+	var xid string
+	if _, err := pgx.ForEachRow(rows, []any{&pid, &xid}, func() error {
+		pids, xids = append(pids, pid), append(xids, xid)
+		return nil
+	}); err != nil {
+		return portrait.Wrap(err, "cannot list the transactions in flight")
+	}
+	// A backend runs one transaction at a time: the same pid with the
+	// same xid is the same transaction, still running.
+	wait := time.Millisecond
+	for len(pids) > 0 {
+		var left int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity a
+			JOIN unnest($1::int4[], $2::text[]) AS w(pid, xid) ON a.pid = w.pid AND a.backend_xid::text = w.xid`, pids, xids).Scan(&left); err != nil {
+			return portrait.Wrap(err, "cannot follow the transactions in flight")
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+	return nil
 }

@@ -283,3 +283,45 @@ func TestDecisionsVersionMovesWithTheirWrites(t *testing.T) {
 		t.Fatal("a reset of the derived state did not move the version")
 	}
 }
+
+// WaitWriters (the settle of partitioned application) waits for a state
+// transaction in flight on another connection, here one holding its
+// locks, and returns once it has committed; one begun after the call is
+// not waited for.
+func TestWaitWritersWaitsForTransactionsInFlight(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	db, other := openDB(t, url), openDB(t, url)
+	tx, err := other.BeginState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.(profile.Locker).LockIdentities([]portrait.Identifier{{Type: "user_id", Value: "w1"}}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := db.WaitWriters(short); err == nil {
+		t.Fatal("WaitWriters returned while a transaction holding locks was in flight")
+	}
+	done := make(chan error, 1)
+	go func() { done <- db.WaitWriters(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the commit: %v", err)
+	default:
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting 5 s after the commit")
+	}
+}

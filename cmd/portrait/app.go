@@ -105,11 +105,18 @@ type App struct {
 	lock *os.File
 
 	// Several nodes (nodes.go).
-	roles     roles
-	reseal    *storeseal.Worker // seals the values of a level raised to secret (sealing.go)
-	shared    bool              // the store is shared with other nodes
-	bus       *natsbus.Bus      // nil: no bus, the tracking API appends to the store
-	terms     partitionTerms
+	roles  roles
+	reseal *storeseal.Worker // seals the values of a level raised to secret (sealing.go)
+	shared bool              // the store is shared with other nodes
+	bus    *natsbus.Bus      // nil: no bus, the tracking API appends to the store
+	terms  partitionTerms
+	// boundaries is the version of the computed traits (and RFM
+	// boundaries) the partition processors last read (followBoundaries).
+	boundaries struct {
+		mu      sync.Mutex
+		version int64
+		seen    bool
+	}
 	procStore *applierStore
 	follow    *follower    // api on a shared store: indexes follow the change feed
 	defs      *defFollower // a shared store: definitions changed by other nodes (definitions.go)
