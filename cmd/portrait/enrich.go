@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -98,14 +99,20 @@ func (a *App) runEnrichment(ctx context.Context) {
 }
 
 // backlog is how many logged events the processor has not applied yet.
+// When that cannot be read it is taken as large: the early RFM refresh
+// waits (up to its limit) rather than scan a store too loaded to answer.
 func (a *App) backlog() int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	last, err := a.DB.LastSeq(ctx)
 	if err != nil {
-		return 0
+		return math.MaxInt64
 	}
-	return max(0, last-a.checkpoint(ctx))
+	cp, err := a.checkpoint(ctx)
+	if err != nil {
+		return math.MaxInt64
+	}
+	return max(0, last-cp)
 }
 
 // wirePartitionedRFM closes, under partitioned application, the window in
