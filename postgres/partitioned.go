@@ -22,6 +22,7 @@ import (
 var (
 	_ profile.Partitioned        = (*DB)(nil)
 	_ profile.Locker             = (*stateTx)(nil)
+	_ profile.SeqsOfMany         = (*stateTx)(nil)
 	_ profile.DecisionsVersioned = (*DB)(nil)
 )
 

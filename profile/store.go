@@ -229,3 +229,11 @@ type LockedIdentity struct {
 	Attached  portrait.EventKey // zero: unknown
 	Refused   []string
 }
+
+// SeqsOfMany is a state transaction that reads several profiles' event
+// sequence numbers in one round trip (PostgreSQL): what ProfileEventSeqs
+// returns for each. A replay reads its closure's histories with it, a
+// round of the closure at a time.
+type SeqsOfMany interface {
+	ProfileEventSeqsOf(profileIDs []string) (map[string][]int64, error)
+}
