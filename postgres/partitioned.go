@@ -23,6 +23,7 @@ var (
 	_ profile.Partitioned        = (*DB)(nil)
 	_ profile.Locker             = (*stateTx)(nil)
 	_ profile.SeqsOfMany         = (*stateTx)(nil)
+	_ profile.ManyIdentities     = (*stateTx)(nil)
 	_ profile.DecisionsVersioned = (*DB)(nil)
 )
 
@@ -304,4 +305,63 @@ func (db *DB) WaitWriters(ctx context.Context) error {
 		wait = min(2*wait, 50*time.Millisecond)
 	}
 	return nil
+}
+
+// IdentitiesOf is Identity and Refused for several identifiers in one
+// round trip (profile.ManyIdentities): a replay's closure reaches the
+// identifiers of the histories it reads, which the batch did not lock at
+// its start, and read one by one they cost two round trips each while the
+// batch holds its locks. Owned rows are locked in key order, as Identity
+// locks them.
+func (t *stateTx) IdentitiesOf(ids []portrait.Identifier) (owners map[portrait.Identifier]string, refused map[portrait.Identifier][]string, err error) {
+	if err := t.readable(); err != nil {
+		return nil, nil, err
+	}
+	type key struct{ typ, value string }
+	of := map[key]portrait.Identifier{}
+	var ts, vs []string
+	for _, id := range ids {
+		for _, f := range t.db.identifierForms(id) { // sealing
+			of[key{id.Type, f}] = id
+			ts, vs = append(ts, id.Type), append(vs, f)
+		}
+	}
+	owners = make(map[portrait.Identifier]string, len(ids))
+	refused = map[portrait.Identifier][]string{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT type, value, profile_id FROM identities
+		WHERE (type, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND profile_id <> '' ORDER BY type, value`+t.forUpdate(), ts, vs).Query(func(rows pgx.Rows) error {
+		var k key
+		var pid string
+		_, err := pgx.ForEachRow(rows, []any{&k.typ, &k.value, &pid}, func() error {
+			if id, ok := of[k]; ok {
+				if _, seen := owners[id]; !seen {
+					owners[id] = pid
+				}
+			}
+			return nil
+		})
+		return err
+	})
+	b.Queue(`SELECT type, value, profile_id FROM refused WHERE (type, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY 1, 2, 3`, ts, vs).Query(func(rows pgx.Rows) error {
+		var k key
+		var pid string
+		_, err := pgx.ForEachRow(rows, []any{&k.typ, &k.value, &pid}, func() error {
+			if id, ok := of[k]; ok {
+				refused[id] = append(refused[id], pid)
+			}
+			return nil
+		})
+		return err
+	})
+	var br pgx.BatchResults
+	if t.locked {
+		br = t.tx.SendBatch(t.ctx, b)
+	} else {
+		br = t.db.pool.SendBatch(t.ctx, b)
+	}
+	if err := br.Close(); err != nil {
+		return nil, nil, stateErr(err, "cannot read identities")
+	}
+	return owners, refused, nil
 }

@@ -205,6 +205,15 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 		}
 		pre := make([]prepared, len(evs))
 		parallel.For(len(evs), func(i int) { pre[i] = b.p.prepare(evs[i]) })
+		if mi, ok := b.tx.(ManyIdentities); ok && many != nil {
+			var ids []portrait.Identifier
+			for i := range pre {
+				ids = append(ids, pre[i].ids...)
+			}
+			if err := b.p.graph.prefetch(mi, ids); err != nil {
+				return err
+			}
+		}
 		events = append(events, evs...)
 		for i, ev := range evs {
 			pres[ev] = pre[i]

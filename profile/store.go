@@ -237,3 +237,11 @@ type LockedIdentity struct {
 type SeqsOfMany interface {
 	ProfileEventSeqsOf(profileIDs []string) (map[string][]int64, error)
 }
+
+// ManyIdentities is a state transaction that reads several identifiers'
+// owners and refusals in one round trip (PostgreSQL): for each, what
+// GraphTx.Identity and Locker.Refused return. A replay under partitioned
+// application reads its closure's identifiers with it, a round at a time.
+type ManyIdentities interface {
+	IdentitiesOf(ids []portrait.Identifier) (owners map[portrait.Identifier]string, refused map[portrait.Identifier][]string, err error)
+}
