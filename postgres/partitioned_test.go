@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -323,5 +324,97 @@ func TestWaitWritersWaitsForTransactionsInFlight(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("still waiting 5 s after the commit")
+	}
+}
+
+// The reads of a replay's closure a round at a time (ProfileEventSeqsOf,
+// IdentitiesOf) answer what the one-by-one reads answer, also inside a
+// transaction that has merged profiles (its own writes, which its reads
+// do not see, carried by the transaction).
+func TestManyAtOnceReadsAnswerAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, pgtest.URL(t))
+	var all []*portrait.Event
+	for _, evs := range crossPartitionEvents(5, 20) {
+		all = append(all, evs...)
+	}
+	if _, err := db.Append(ctx, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := db.LastSeq(ctx)
+	if err := profile.NewProcessor(db, identity.DefaultRules()).CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for id := range profilesOf(t, db) {
+		pids = append(pids, id)
+	}
+	sort.Strings(pids)
+	pids = append(pids, "p_none")
+	var ids []portrait.Identifier
+	for k := range 5 {
+		ids = append(ids, portrait.Identifier{Type: "anonymous_id", Value: fmt.Sprintf("a-%d", k)},
+			portrait.Identifier{Type: "user_id", Value: fmt.Sprintf("u-%d", k)}, portrait.Identifier{Type: "email", Value: fmt.Sprintf("p%d@example.com", k)})
+	}
+	ids = append(ids, portrait.Identifier{Type: "user_id", Value: "nobody"})
+	tx0, err := db.BeginState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx0.PutRefused(profile.Ref{ID: ids[1], ProfileID: pids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx0.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	st := tx.(*stateTx)
+	if _, err := st.LockIdentities(ids[:1]); err != nil { // a locked batch, as partitioned application's
+		t.Fatal(err)
+	}
+	// The transaction's own merge: pids[1]'s rows now pids[2]'s.
+	if err := st.MoveProfileEvents(pids[1], pids[2]); err != nil {
+		t.Fatal(err)
+	}
+	compare := func() {
+		t.Helper()
+		many, err := st.ProfileEventSeqsOf(pids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pid := range pids {
+			one, err := st.ProfileEventSeqs(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(many[pid], one) && (len(one) > 0 || len(many[pid]) > 0) {
+				t.Errorf("seqs of %s: at once %v, one by one %v", pid, many[pid], one)
+			}
+		}
+		owners, refused, err := st.IdentitiesOf(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			o, err := st.Identity(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := st.Refused(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if owners[id] != o || !reflect.DeepEqual(refused[id], r) && (len(r) > 0 || len(refused[id]) > 0) {
+				t.Errorf("%v: at once owner %q refused %v, one by one %q %v", id, owners[id], refused[id], o, r)
+			}
+		}
+	}
+	compare()
+	if len(st.pe[pids[2]].stored) < 2 {
+		t.Fatalf("the transaction's merge is not carried: %+v", st.pe[pids[2]])
 	}
 }
