@@ -3,6 +3,7 @@ package portrait
 import (
 	"context"
 	"hash/fnv"
+	"sync"
 )
 
 // Bus carries acknowledged events from the nodes that ingest them to the
@@ -55,4 +56,92 @@ func Partition(e *Event, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(PartitionKey(e)))
 	return int(h.Sum32() % uint32(n))
+}
+
+// Router partitions events as Partition does, except that an event with
+// only an anonymous id goes to the partition of the user id that anonymous
+// id was last seen with (an event carrying both, or an alias naming it as
+// previous id), when the router has seen one. Partition sends a person's
+// anonymous browsing to one partition and their identified events to
+// another: under partitioned application two consumers then write the same
+// profile, and each batch waits on the other's row locks of the person's
+// anonymous id (docs/scaling.md, "Routing a person to one partition").
+// Routing is only a hint: application is correct whatever the partition,
+// so the router is per ingest node, learns from the events that node
+// publishes, and forgets the oldest half when full.
+type Router struct {
+	mu       sync.Mutex
+	cur, old map[string]string // anonymous id -> user id
+	max      int
+}
+
+// DefaultRouterSize is how many anonymous ids a Router holds in each of
+// its two generations: about 10 MB each with ids of 20-40 bytes.
+const DefaultRouterSize = 1 << 17
+
+// NewRouter returns a router holding up to 2×size anonymous ids (size <= 0:
+// DefaultRouterSize).
+func NewRouter(size int) *Router {
+	if size <= 0 {
+		size = DefaultRouterSize
+	}
+	return &Router{cur: map[string]string{}, max: size}
+}
+
+// Key is the key e is partitioned by: PartitionKey's, except for an
+// anonymous-only event whose anonymous id the router has seen with a user
+// id. It learns from e first.
+func (r *Router) Key(e *Event) string {
+	switch {
+	case e.UserID != "":
+		if e.AnonymousID != "" {
+			r.learn(e.AnonymousID, e.UserID)
+		}
+		if e.Type == EventAlias && e.PreviousID != "" {
+			r.learn(e.PreviousID, e.UserID)
+		}
+	case e.AnonymousID != "":
+		if u := r.lookup(e.AnonymousID); u != "" {
+			return "u:" + u
+		}
+	}
+	return PartitionKey(e)
+}
+
+// Partition maps e to one of n partitions by Key.
+func (r *Router) Partition(e *Event, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(r.Key(e)))
+	return int(h.Sum32() % uint32(n))
+}
+
+func (r *Router) learn(anon, user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u, ok := r.cur[anon]; ok && u == user {
+		return
+	}
+	if len(r.cur) >= r.max {
+		r.old, r.cur = r.cur, make(map[string]string, r.max)
+	}
+	r.cur[anon] = user
+}
+
+func (r *Router) lookup(anon string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u, ok := r.cur[anon]; ok {
+		return u
+	}
+	u, ok := r.old[anon]
+	if ok { // still in use: keep it through the next turnover
+		if len(r.cur) >= r.max {
+			r.old, r.cur = r.cur, make(map[string]string, r.max)
+		}
+		r.cur[anon] = u
+	}
+	return u
 }

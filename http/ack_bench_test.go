@@ -43,7 +43,7 @@ func BenchmarkAckPath(b *testing.B) {
 	s.Addr = "127.0.0.1:0"
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Parser.Blocked = identity.DefaultRules().IsBlocked
-	s.Lag = func() (int64, float64) { return 0, 0 }
+	s.Lag = func() (int64, float64, error) { return 0, 0, nil }
 	s.Limits.WriteRate = 0
 	if err := s.Open(); err != nil {
 		b.Fatal(err)

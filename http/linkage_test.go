@@ -52,7 +52,7 @@ func linkServer(t *testing.T, traits []string) *server {
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Parser.Blocked = rules.IsBlocked
 	s.NormalizeID = rules.Normalize
-	s.Lag = func() (int64, float64) { return 0, 0 }
+	s.Lag = func() (int64, float64, error) { return 0, 0, nil }
 	// As cmd/portrait wires it: an event is applied once the processor's
 	// committed position passed it.
 	s.Applied = func(ctx context.Context, id string) (bool, error) {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -32,10 +33,23 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	reg.MustRegister(m.accepted, m.rejected, m.deduplicated, m.rejectedReq, m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.Lag != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portrait_processing_lag_events", Help: "Events in the log not yet applied to profiles."},
-			func() float64 { n, _ := s.Lag(); return float64(n) }))
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portrait_processing_lag_seconds", Help: "Age of the oldest event not yet applied to profiles (0 when caught up)."},
-			func() float64 { _, secs := s.Lag(); return secs }))
+		// NaN when the lag cannot be read: a 0 would say caught up.
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portrait_processing_lag_events", Help: "Events in the log not yet applied to profiles (NaN: could not be read)."},
+			func() float64 {
+				n, _, err := s.Lag()
+				if err != nil {
+					return math.NaN()
+				}
+				return float64(n)
+			}))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portrait_processing_lag_seconds", Help: "Age of the oldest event not yet applied to profiles (0 when caught up, NaN: could not be read)."},
+			func() float64 {
+				_, secs, err := s.Lag()
+				if err != nil {
+					return math.NaN()
+				}
+				return secs
+			}))
 	}
 	return m
 }

@@ -51,8 +51,11 @@ type Server struct {
 	Log        *slog.Logger
 	// Ready reports whether the server can serve (store reachable).
 	Ready func(ctx context.Context) error
-	// Lag reports how far profile processing is behind the log.
-	Lag func() (events int64, seconds float64)
+	// Lag reports how far profile processing is behind the log; err when
+	// that could not be read (a store too loaded to answer): readiness
+	// then says so, and the metrics are NaN, rather than a lag of 0 that
+	// looks caught up.
+	Lag func() (events int64, seconds float64, err error)
 	// Applied reports whether the logged event with this message id is
 	// applied to the profiles that reads see (nil: an undo answers without
 	// waiting for its event; profile360.go).
@@ -377,8 +380,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string]any{"status": "ready"}
 	if s.Lag != nil {
-		n, secs := s.Lag()
-		out["processing_lag_events"], out["processing_lag_seconds"] = n, secs
+		if n, secs, err := s.Lag(); err != nil {
+			out["processing_lag_error"] = portrait.ErrorMessage(err)
+		} else {
+			out["processing_lag_events"], out["processing_lag_seconds"] = n, secs
+		}
 	}
 	if s.Recoveries != nil {
 		if rs := s.Recoveries(); len(rs) > 0 {

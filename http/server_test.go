@@ -74,7 +74,7 @@ func startProc(t *testing.T, cfg func(*profile.Processor), wire ...func(*porthtt
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Parser.Blocked = rules.IsBlocked
 	s.NormalizeID = identity.DefaultNormalize
-	s.Lag = func() (int64, float64) { return 0, 0 }
+	s.Lag = func() (int64, float64, error) { return 0, 0, nil }
 	for _, w := range wire {
 		w(s, db)
 	}
@@ -432,5 +432,22 @@ func TestWrongMethodIs405(t *testing.T) {
 	}
 	if r := s.do(t, http.MethodPost, "/v1/no-such-route", nil, nil); r.status != 404 {
 		t.Errorf("unknown path: %d %s", r.status, r.raw)
+	}
+}
+
+// A lag the server cannot read is reported as an error by readiness, and
+// as NaN by the metrics, not as 0 (caught up).
+func TestReadinessReportsALagItCannotRead(t *testing.T) {
+	s := start(t, func(s *porthttp.Server, _ *sqlite.DB) {
+		s.Lag = func() (int64, float64, error) {
+			return 0, 0, portrait.Errorf(portrait.EUNAVAILABLE, "cannot read the applier's checkpoint: timeout")
+		}
+	})
+	r := s.do(t, "GET", "/readyz", nil, nil)
+	if r.status != 200 || !strings.Contains(r.raw, `"processing_lag_error":"cannot read the applier's checkpoint: timeout"`) || strings.Contains(r.raw, "processing_lag_events") {
+		t.Errorf("readiness: %d %s", r.status, r.raw)
+	}
+	if m := s.do(t, "GET", "/metrics", nil, nil); !strings.Contains(m.raw, "portrait_processing_lag_events NaN") || !strings.Contains(m.raw, "portrait_processing_lag_seconds NaN") {
+		t.Error("metrics: the lag is not NaN")
 	}
 }

@@ -79,6 +79,10 @@ type Bus struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	lost   atomic.Int64 // leases lost (LeasesLost)
+	// router sends an anonymous-only event to the partition of the user
+	// id its anonymous id was seen with (portrait.Router), so that one
+	// person's events meet in one partition.
+	router *portrait.Router
 }
 
 var _ portrait.Bus = (*Bus)(nil)
@@ -99,7 +103,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		nc.Close()
 		return nil, portrait.Wrap(err, "cannot use JetStream")
 	}
-	b := &Bus{cfg: cfg, nc: nc, js: js}
+	b := &Bus{cfg: cfg, nc: nc, js: js, router: portrait.NewRouter(0)}
 	// The stream lists one subject per partition, so its configuration
 	// says how many partitions it has (stream metadata needs NATS 2.10).
 	subjects := make([]string, cfg.Partitions)
@@ -172,7 +176,7 @@ func (b *Bus) PublishCounted(ctx context.Context, events []*portrait.Event) (dup
 		if err != nil {
 			return 0, portrait.Wrap(err, "cannot encode event "+e.MessageID)
 		}
-		m := natsgo.NewMsg(b.subject(portrait.Partition(e, b.cfg.Partitions)))
+		m := natsgo.NewMsg(b.subject(b.router.Partition(e, b.cfg.Partitions)))
 		m.Data = data
 		f, err := b.js.PublishMsgAsync(m, jetstream.WithMsgID(e.MessageID))
 		if err != nil {

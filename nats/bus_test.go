@@ -442,3 +442,55 @@ func TestBatchCommittedWhileReleasedIsAcknowledged(t *testing.T) {
 		t.Errorf("%d delivered and unacknowledged (%v), want 0", unacked, err)
 	}
 }
+
+// An anonymous-only event whose anonymous id the node has published with
+// a user id (an identify, a track after sign-in, an alias) goes to the
+// user's partition: one person's events meet in one partition, instead of
+// two partitions' batches writing the same profile (docs/scaling.md,
+// "Routing a person to one partition"). One not seen with a user id stays
+// where Partition puts it.
+func TestAnonymousEventsFollowTheirUserToItsPartition(t *testing.T) {
+	b := openBus(t, Config{Partitions: 8})
+	ctx := context.Background()
+	// A person whose two ids fall on different partitions, and one who
+	// never signs in.
+	var anon, user string
+	for k := 0; ; k++ {
+		anon, user = fmt.Sprintf("anon-%d", k), fmt.Sprintf("user-%d", k)
+		if portrait.Partition(&portrait.Event{AnonymousID: anon}, 8) != portrait.Partition(&portrait.Event{UserID: user}, 8) {
+			break
+		}
+	}
+	at := time.Unix(1_700_000_000, 0).UTC()
+	ev := func(msg, typ, anon, user, prev string) *portrait.Event {
+		return &portrait.Event{MessageID: msg, Type: typ, Source: "web", AnonymousID: anon, UserID: user, PreviousID: prev, Timestamp: at}
+	}
+	evs := []*portrait.Event{
+		ev("m1", portrait.EventPage, anon, "", ""),       // not known yet: the anonymous id's partition
+		ev("m2", portrait.EventIdentify, anon, user, ""), // the user's
+		ev("m3", portrait.EventPage, anon, "", ""),       // now the user's
+		ev("m4", portrait.EventAlias, "", "user-x", "anon-y"),
+		ev("m5", portrait.EventPage, "anon-y", "", ""), // aliased to user-x
+		ev("m6", portrait.EventPage, "anon-never", "", ""),
+	}
+	if err := b.Publish(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{
+		portrait.Partition(&portrait.Event{AnonymousID: anon}, 8),
+		portrait.Partition(&portrait.Event{UserID: user}, 8),
+		portrait.Partition(&portrait.Event{UserID: user}, 8),
+		portrait.Partition(&portrait.Event{UserID: "user-x"}, 8),
+		portrait.Partition(&portrait.Event{UserID: "user-x"}, 8),
+		portrait.Partition(&portrait.Event{AnonymousID: "anon-never"}, 8),
+	}
+	for i, w := range want {
+		m, err := b.stream.GetMsg(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != b.subject(w) {
+			t.Errorf("%s went to %s, want %s", evs[i].MessageID, m.Subject, b.subject(w))
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,6 +22,8 @@ import (
 var (
 	_ profile.Partitioned        = (*DB)(nil)
 	_ profile.Locker             = (*stateTx)(nil)
+	_ profile.SeqsOfMany         = (*stateTx)(nil)
+	_ profile.ManyIdentities     = (*stateTx)(nil)
 	_ profile.DecisionsVersioned = (*DB)(nil)
 )
 
@@ -256,4 +259,109 @@ func (t *stateTx) Refused(id portrait.Identifier) ([]string, error) {
 		return nil, stateErr(err, "cannot read refused identifiers")
 	}
 	return out, nil
+}
+
+// WaitWriters returns once every transaction of this database that held a
+// transaction id when it was called (one that has written or locked a
+// row: every batch of partitioned application, once it holds its locks)
+// has ended, on whichever node it runs. It is the processor's Sync for
+// partitioned application, where the batches in flight are other
+// processes' (traits.Service.Settle): a profile written by a batch that
+// began before the call is committed, or rolled back, when it returns.
+// Transactions of other databases of the server are not waited for.
+func (db *DB) WaitWriters(ctx context.Context) error {
+	rows, err := db.pool.Query(ctx, `SELECT pid, backend_xid::text FROM pg_stat_activity
+		WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return portrait.Wrap(err, "cannot list the transactions in flight")
+	}
+	var pids []int32
+	var xids []string
+	var pid int32
+	var xid string
+	if _, err := pgx.ForEachRow(rows, []any{&pid, &xid}, func() error {
+		pids, xids = append(pids, pid), append(xids, xid)
+		return nil
+	}); err != nil {
+		return portrait.Wrap(err, "cannot list the transactions in flight")
+	}
+	// A backend runs one transaction at a time: the same pid with the
+	// same xid is the same transaction, still running.
+	wait := time.Millisecond
+	for len(pids) > 0 {
+		var left int
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity a
+			JOIN unnest($1::int4[], $2::text[]) AS w(pid, xid) ON a.pid = w.pid AND a.backend_xid::text = w.xid`, pids, xids).Scan(&left); err != nil {
+			return portrait.Wrap(err, "cannot follow the transactions in flight")
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+	return nil
+}
+
+// IdentitiesOf is Identity and Refused for several identifiers in one
+// round trip (profile.ManyIdentities): a replay's closure reaches the
+// identifiers of the histories it reads, which the batch did not lock at
+// its start, and read one by one they cost two round trips each while the
+// batch holds its locks. Owned rows are locked in key order, as Identity
+// locks them.
+func (t *stateTx) IdentitiesOf(ids []portrait.Identifier) (owners map[portrait.Identifier]string, refused map[portrait.Identifier][]string, err error) {
+	if err := t.readable(); err != nil {
+		return nil, nil, err
+	}
+	type key struct{ typ, value string }
+	of := map[key]portrait.Identifier{}
+	var ts, vs []string
+	for _, id := range ids {
+		for _, f := range t.db.identifierForms(id) { // sealing
+			of[key{id.Type, f}] = id
+			ts, vs = append(ts, id.Type), append(vs, f)
+		}
+	}
+	owners = make(map[portrait.Identifier]string, len(ids))
+	refused = map[portrait.Identifier][]string{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT type, value, profile_id FROM identities
+		WHERE (type, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND profile_id <> '' ORDER BY type, value`+t.forUpdate(), ts, vs).Query(func(rows pgx.Rows) error {
+		var k key
+		var pid string
+		_, err := pgx.ForEachRow(rows, []any{&k.typ, &k.value, &pid}, func() error {
+			if id, ok := of[k]; ok {
+				if _, seen := owners[id]; !seen {
+					owners[id] = pid
+				}
+			}
+			return nil
+		})
+		return err
+	})
+	b.Queue(`SELECT type, value, profile_id FROM refused WHERE (type, value) IN (SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY 1, 2, 3`, ts, vs).Query(func(rows pgx.Rows) error {
+		var k key
+		var pid string
+		_, err := pgx.ForEachRow(rows, []any{&k.typ, &k.value, &pid}, func() error {
+			if id, ok := of[k]; ok {
+				refused[id] = append(refused[id], pid)
+			}
+			return nil
+		})
+		return err
+	})
+	var br pgx.BatchResults
+	if t.locked {
+		br = t.tx.SendBatch(t.ctx, b)
+	} else {
+		br = t.db.pool.SendBatch(t.ctx, b)
+	}
+	if err := br.Close(); err != nil {
+		return nil, nil, stateErr(err, "cannot read identities")
+	}
+	return owners, refused, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -281,5 +282,139 @@ func TestDecisionsVersionMovesWithTheirWrites(t *testing.T) {
 	}
 	if v := version(); v == v2 {
 		t.Fatal("a reset of the derived state did not move the version")
+	}
+}
+
+// WaitWriters (the settle of partitioned application) waits for a state
+// transaction in flight on another connection, here one holding its
+// locks, and returns once it has committed; one begun after the call is
+// not waited for.
+func TestWaitWritersWaitsForTransactionsInFlight(t *testing.T) {
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	db, other := openDB(t, url), openDB(t, url)
+	tx, err := other.BeginState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.(profile.Locker).LockIdentities([]portrait.Identifier{{Type: "user_id", Value: "w1"}}); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := db.WaitWriters(short); err == nil {
+		t.Fatal("WaitWriters returned while a transaction holding locks was in flight")
+	}
+	done := make(chan error, 1)
+	go func() { done <- db.WaitWriters(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the commit: %v", err)
+	default:
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still waiting 5 s after the commit")
+	}
+}
+
+// The reads of a replay's closure a round at a time (ProfileEventSeqsOf,
+// IdentitiesOf) answer what the one-by-one reads answer, also inside a
+// transaction that has merged profiles (its own writes, which its reads
+// do not see, carried by the transaction).
+func TestManyAtOnceReadsAnswerAsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, pgtest.URL(t))
+	var all []*portrait.Event
+	for _, evs := range crossPartitionEvents(5, 20) {
+		all = append(all, evs...)
+	}
+	if _, err := db.Append(ctx, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := db.LastSeq(ctx)
+	if err := profile.NewProcessor(db, identity.DefaultRules()).CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for id := range profilesOf(t, db) {
+		pids = append(pids, id)
+	}
+	sort.Strings(pids)
+	pids = append(pids, "p_none")
+	var ids []portrait.Identifier
+	for k := range 5 {
+		ids = append(ids, portrait.Identifier{Type: "anonymous_id", Value: fmt.Sprintf("a-%d", k)},
+			portrait.Identifier{Type: "user_id", Value: fmt.Sprintf("u-%d", k)}, portrait.Identifier{Type: "email", Value: fmt.Sprintf("p%d@example.com", k)})
+	}
+	ids = append(ids, portrait.Identifier{Type: "user_id", Value: "nobody"})
+	tx0, err := db.BeginState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx0.PutRefused(profile.Ref{ID: ids[1], ProfileID: pids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx0.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	st := tx.(*stateTx)
+	if _, err := st.LockIdentities(ids[:1]); err != nil { // a locked batch, as partitioned application's
+		t.Fatal(err)
+	}
+	// The transaction's own merge: pids[1]'s rows now pids[2]'s.
+	if err := st.MoveProfileEvents(pids[1], pids[2]); err != nil {
+		t.Fatal(err)
+	}
+	compare := func() {
+		t.Helper()
+		many, err := st.ProfileEventSeqsOf(pids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pid := range pids {
+			one, err := st.ProfileEventSeqs(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(many[pid], one) && (len(one) > 0 || len(many[pid]) > 0) {
+				t.Errorf("seqs of %s: at once %v, one by one %v", pid, many[pid], one)
+			}
+		}
+		owners, refused, err := st.IdentitiesOf(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			o, err := st.Identity(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := st.Refused(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if owners[id] != o || !reflect.DeepEqual(refused[id], r) && (len(r) > 0 || len(refused[id]) > 0) {
+				t.Errorf("%v: at once owner %q refused %v, one by one %q %v", id, owners[id], refused[id], o, r)
+			}
+		}
+	}
+	compare()
+	if len(st.pe[pids[2]].stored) < 2 {
+		t.Fatalf("the transaction's merge is not carried: %+v", st.pe[pids[2]])
 	}
 }

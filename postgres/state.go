@@ -644,6 +644,77 @@ func (t *stateTx) ProfileEventSeqs(profileID string) ([]int64, error) {
 	return out, nil
 }
 
+// ProfileEventSeqsOf is ProfileEventSeqs for several profiles in one
+// round trip (profile.SeqsOfMany): a batch's replay reads the histories
+// of its late events' profiles together, not two round trips each while
+// it holds its locks.
+func (t *stateTx) ProfileEventSeqsOf(profileIDs []string) (map[string][]int64, error) {
+	if err := t.readable(); err != nil {
+		return nil, err
+	}
+	if !t.peUsed {
+		t.peUsed = true
+		for _, c := range t.peLog {
+			t.applyPE(c)
+		}
+		t.peLog = nil
+	}
+	nodes := make(map[string]*peNode, len(profileIDs))
+	holders := map[string][]string{} // stored profile -> the asked profiles holding its rows
+	var stored []string
+	for _, pid := range profileIDs {
+		if _, ok := nodes[pid]; ok {
+			continue
+		}
+		n := t.pe[pid]
+		if n == nil {
+			n = &peNode{stored: []string{pid}}
+		}
+		nodes[pid] = n
+		for _, sp := range n.stored {
+			if holders[sp] == nil {
+				stored = append(stored, sp)
+			}
+			holders[sp] = append(holders[sp], pid)
+		}
+	}
+	out := make(map[string][]int64, len(nodes))
+	seen := make(map[string]map[int64]bool, len(nodes))
+	add := func(pid string, q int64) {
+		s := seen[pid]
+		if s == nil {
+			s = map[int64]bool{}
+			seen[pid] = s
+		}
+		if !s[q] {
+			s[q] = true
+			out[pid] = append(out[pid], q)
+		}
+	}
+	if len(stored) > 0 {
+		rows, err := t.querier().Query(t.ctx, `SELECT profile_id, seq FROM profile_events WHERE profile_id = ANY($1)`, stored)
+		if err != nil {
+			return nil, stateErr(err, "cannot read profile events")
+		}
+		var sp string
+		var q int64
+		if _, err := pgx.ForEachRow(rows, []any{&sp, &q}, func() error {
+			for _, pid := range holders[sp] {
+				add(pid, q)
+			}
+			return nil
+		}); err != nil {
+			return nil, stateErr(err, "cannot read profile events")
+		}
+	}
+	for pid, n := range nodes {
+		for _, q := range n.added {
+			add(pid, q)
+		}
+	}
+	return out, nil
+}
+
 func (t *stateTx) PutIdentity(id portrait.Identifier, profileID string, attached portrait.EventKey) error {
 	if t.done {
 		return portrait.Errorf(portrait.EINTERNAL, "state transaction already ended")

@@ -71,6 +71,11 @@ func (p *Processor) applyTo(ctx context.Context, events []*portrait.Event, term 
 		if err := b.lock(pre); err != nil {
 			return err
 		}
+		if p.Locked != nil {
+			if err := p.Locked(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	// The enrichers' decoded properties are needed only at the end of the
 	// batch: they are decoded on the side while the sequential part below

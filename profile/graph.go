@@ -123,6 +123,38 @@ func (g *graph) cacheRefused(r Ref) {
 	m[r.ProfileID] = true
 }
 
+// prefetch reads, in one round trip, the owners and refusals of the ids a
+// lazy graph does not hold yet, as ownerOf and refusedOf would read them
+// one by one (a replay's closure, partitioned application).
+func (g *graph) prefetch(m ManyIdentities, ids []portrait.Identifier) error {
+	if !g.lazy {
+		return nil
+	}
+	var want []portrait.Identifier
+	asked := map[portrait.Identifier]bool{}
+	for _, id := range ids {
+		if _, ok := g.owner[id]; (ok || g.complete) && g.refusedRead[id] || asked[id] {
+			continue
+		}
+		asked[id] = true
+		want = append(want, id)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	owners, refused, err := m.IdentitiesOf(want)
+	if err != nil {
+		return err
+	}
+	for _, id := range want {
+		if _, ok := g.owner[id]; !ok && !g.complete {
+			g.owner[id] = owners[id]
+		}
+		g.readRefused(id, refused[id])
+	}
+	return nil
+}
+
 // ownerOf returns the profile that owns id ("" when unowned).
 func (g *graph) ownerOf(tx GraphTx, id portrait.Identifier) (string, error) {
 	if pid, ok := g.owner[id]; ok || g.complete {

@@ -85,6 +85,14 @@ type Processor struct {
 	// identity rows and profiles it can touch before reading them
 	// (partition.go).
 	Partitioned bool
+	// Locked, when set, is called by a batch of partitioned application
+	// once it holds its locks (its transaction is then in progress in the
+	// store), before it applies anything: a node reads there what another
+	// node may have changed that its enrichers score against (the RFM
+	// boundaries, cmd/portrait). Being inside the transaction is what lets
+	// a node that changed them wait for every batch that may have read the
+	// old ones (traits.Service.Settle over WaitWriters).
+	Locked func(ctx context.Context) error
 
 	mu sync.Mutex // serialises batches (Run and direct callers)
 	// applied is the last event applied; committed the last one whose
@@ -132,7 +140,7 @@ func (p *Processor) Fork() *Processor {
 		OnceTraits: p.OnceTraits, SourcePriority: p.SourcePriority, Notify: p.Notify,
 		OnChange: p.OnChange, OnBatch: p.OnBatch, Standardize: p.Standardize, Enrichers: p.Enrichers,
 		MaxProfiles: p.MaxProfiles, MaxIdentities: p.MaxIdentities, Partitioned: p.Partitioned,
-		Accounts: p.Accounts,
+		Accounts: p.Accounts, Locked: p.Locked,
 	}
 }
 

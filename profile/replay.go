@@ -150,27 +150,70 @@ func (b *batch) rebuild(extra []*portrait.Event, extraPre map[*portrait.Event]pr
 	for e, pre := range extraPre {
 		pres[e] = pre
 	}
+	many, _ := b.tx.(SeqsOfMany)
 	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
-		if _, ok := closure[pid]; ok {
-			continue
-		}
-		pr, err := b.profile(pid)
-		if err != nil {
-			return err
-		}
-		closure[pid] = pr
-		s, err := b.tx.ProfileEventSeqs(pid)
-		if err != nil {
-			return err
-		}
-		evs, err := b.p.Store.EventsBySeq(b.ctx, s)
-		if err != nil {
-			return err
+		var evs []*portrait.Event
+		if many != nil {
+			// The whole frontier at once: two round trips per round of
+			// the closure, not two per profile, while the batch holds
+			// its locks.
+			var round []string
+			for _, pid := range queue {
+				if _, ok := closure[pid]; ok {
+					continue
+				}
+				pr, err := b.profile(pid)
+				if err != nil {
+					return err
+				}
+				closure[pid] = pr
+				round = append(round, pid)
+			}
+			queue = queue[:0:0]
+			if len(round) == 0 {
+				break
+			}
+			bySeqs, err := many.ProfileEventSeqsOf(round)
+			if err != nil {
+				return err
+			}
+			var s []int64
+			for _, pid := range round {
+				s = append(s, bySeqs[pid]...)
+			}
+			if evs, err = b.p.Store.EventsBySeq(b.ctx, s); err != nil {
+				return err
+			}
+		} else {
+			pid := queue[0]
+			queue = queue[1:]
+			if _, ok := closure[pid]; ok {
+				continue
+			}
+			pr, err := b.profile(pid)
+			if err != nil {
+				return err
+			}
+			closure[pid] = pr
+			s, err := b.tx.ProfileEventSeqs(pid)
+			if err != nil {
+				return err
+			}
+			if evs, err = b.p.Store.EventsBySeq(b.ctx, s); err != nil {
+				return err
+			}
 		}
 		pre := make([]prepared, len(evs))
 		parallel.For(len(evs), func(i int) { pre[i] = b.p.prepare(evs[i]) })
+		if mi, ok := b.tx.(ManyIdentities); ok && many != nil {
+			var ids []portrait.Identifier
+			for i := range pre {
+				ids = append(ids, pre[i].ids...)
+			}
+			if err := b.p.graph.prefetch(mi, ids); err != nil {
+				return err
+			}
+		}
 		events = append(events, evs...)
 		for i, ev := range evs {
 			pres[ev] = pre[i]

@@ -229,3 +229,19 @@ type LockedIdentity struct {
 	Attached  portrait.EventKey // zero: unknown
 	Refused   []string
 }
+
+// SeqsOfMany is a state transaction that reads several profiles' event
+// sequence numbers in one round trip (PostgreSQL): what ProfileEventSeqs
+// returns for each. A replay reads its closure's histories with it, a
+// round of the closure at a time.
+type SeqsOfMany interface {
+	ProfileEventSeqsOf(profileIDs []string) (map[string][]int64, error)
+}
+
+// ManyIdentities is a state transaction that reads several identifiers'
+// owners and refusals in one round trip (PostgreSQL): for each, what
+// GraphTx.Identity and Locker.Refused return. A replay under partitioned
+// application reads its closure's identifiers with it, a round at a time.
+type ManyIdentities interface {
+	IdentitiesOf(ids []portrait.Identifier) (owners map[portrait.Identifier]string, refused map[portrait.Identifier][]string, err error)
+}

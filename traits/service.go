@@ -40,6 +40,13 @@ type Service struct {
 	// reads the population while events are applied, and must know which
 	// profiles were scored against the boundaries it replaces.
 	Settle func(ctx context.Context) error
+	// Written, when set, starts collecting the profiles written by any
+	// processor from the call on, on any node (the store's change feed);
+	// the function it returns stops and returns them. The enricher's watch
+	// (WatchBuyers) sees only the processors that share it: under
+	// partitioned application other nodes write profiles too, scored
+	// against their copy of the boundaries (cmd/portrait/enrich.go).
+	Written func(ctx context.Context) (stop func(ctx context.Context) ([]string, error), err error)
 	// Backlog, when set, is how many logged events the processor has not
 	// applied yet. The early RFM refresh (RefreshRFM) waits while it is
 	// large (see rfmBacklog).
@@ -305,6 +312,14 @@ func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 	if err := s.settle(ctx); err != nil {
 		return nil, err
 	}
+	var written func(ctx context.Context) ([]string, error)
+	if s.Written != nil {
+		w, err := s.Written(ctx)
+		if err != nil {
+			return nil, err
+		}
+		written = w
+	}
 	now := s.Now()
 	var pop []scored
 	err := s.Each(ctx, func(p *portrait.Profile) error {
@@ -332,6 +347,13 @@ func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 		return b, err
 	}
 	touched := stop()
+	if written != nil {
+		ids, err := written(ctx)
+		if err != nil {
+			return b, err
+		}
+		touched = append(touched, ids...)
+	}
 	if s.Rescore != nil {
 		var ids []string
 		seen := map[string]bool{}
@@ -344,6 +366,7 @@ func (s *Service) RecomputeRFM(ctx context.Context) (*Boundaries, error) {
 		for _, id := range touched {
 			if !seen[id] {
 				ids = append(ids, id)
+				seen[id] = true
 			}
 		}
 		if len(ids) > 0 {

@@ -105,11 +105,18 @@ type App struct {
 	lock *os.File
 
 	// Several nodes (nodes.go).
-	roles     roles
-	reseal    *storeseal.Worker // seals the values of a level raised to secret (sealing.go)
-	shared    bool              // the store is shared with other nodes
-	bus       *natsbus.Bus      // nil: no bus, the tracking API appends to the store
-	terms     partitionTerms
+	roles  roles
+	reseal *storeseal.Worker // seals the values of a level raised to secret (sealing.go)
+	shared bool              // the store is shared with other nodes
+	bus    *natsbus.Bus      // nil: no bus, the tracking API appends to the store
+	terms  partitionTerms
+	// boundaries is the version of the computed traits (and RFM
+	// boundaries) the partition processors last read (followBoundaries).
+	boundaries struct {
+		mu      sync.Mutex
+		version int64
+		seen    bool
+	}
 	procStore *applierStore
 	follow    *follower    // api on a shared store: indexes follow the change feed
 	defs      *defFollower // a shared store: definitions changed by other nodes (definitions.go)
@@ -452,28 +459,43 @@ func (a *App) applied(ctx context.Context, messageID string) (bool, error) {
 	if err != nil || ev == nil {
 		return false, err // not in the log yet (on the bus)
 	}
-	return a.checkpoint(ctx) >= ev.Seq, nil
+	cp, err := a.checkpoint(ctx)
+	if err != nil {
+		return false, err
+	}
+	return cp >= ev.Seq, nil
 }
 
-func (a *App) lag() (int64, float64) {
+// A position that cannot be read is an error, not a lag of 0: a store too
+// loaded to answer within the 2 s must not look caught up.
+func (a *App) lag() (int64, float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	last, err := a.DB.LastSeq(ctx)
 	if err != nil {
-		return 0, 0
+		return 0, 0, portrait.Wrap(err, "cannot read the log's end")
 	}
-	cp := a.checkpoint(ctx)
+	cp, err := a.checkpoint(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
 	// Events the bus holds and no store has yet count too: acknowledged,
 	// not yet in any profile.
-	pending := a.busPending(ctx)
+	pending, err := a.busPending(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
 	if last <= cp {
-		return pending, 0
+		return pending, 0, nil
 	}
 	at, err := a.DB.ReceivedAt(ctx, cp+1)
-	if err != nil || at.IsZero() {
-		return last - cp + pending, 0
+	if err != nil {
+		return 0, 0, portrait.Wrap(err, "cannot read when the oldest unapplied event was received")
 	}
-	return last - cp + pending, time.Since(at).Seconds()
+	if at.IsZero() { // erased, or pruned: the count stands
+		return last - cp + pending, 0, nil
+	}
+	return last - cp + pending, time.Since(at).Seconds(), nil
 }
 
 // Bootstrap creates the credentials: from PORTRAIT_ADMIN_TOKEN and

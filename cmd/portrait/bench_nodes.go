@@ -155,8 +155,10 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if b := apps[0].bus; b != nil {
 				unacked, again, _ = b.ConsumerStats(ctx)
 			}
+			pending, _ := apps[0].busPending(ctx)
+			applied, _ := apps[0].checkpoint(ctx)
 			fmt.Fprintf(stderr, "%s %5.1fs: bus pending %d (delivered, unacknowledged %d; redelivered %d), log end %d, applied %d, applier batches %d (%d events), CPU %.1fs\n",
-				setup, time.Since(start).Seconds(), apps[0].busPending(ctx), unacked, again, last, apps[0].checkpoint(ctx), batches.Load(), batchEvents.Load(), cpuSeconds()-cpu0)
+				setup, time.Since(start).Seconds(), pending, unacked, again, last, applied, batches.Load(), batchEvents.Load(), cpuSeconds()-cpu0)
 		}
 		if err := sendRoundRobin(ctx, urls, key, bodies, []byte(`"messageId":"bench-`), prefix, *conc); err != nil {
 			return res, err
@@ -165,7 +167,8 @@ func runBenchNodes(ctx context.Context, args []string, stdout, stderr io.Writer)
 		// Caught up: nothing on the bus, the log applied (lag counts both).
 		deadline := time.Now().Add(30 * time.Minute)
 		for {
-			if lag, _ := apps[0].lag(); lag == 0 {
+			// A lag that could not be read is not caught up.
+			if lag, _, err := apps[0].lag(); err == nil && lag == 0 {
 				break
 			}
 			if *trace && time.Since(lastTrace) >= time.Second {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
@@ -57,9 +58,13 @@ func (a *App) wireEnrichment(ctx context.Context) error {
 	}
 	// New boundaries are computed while events are applied: the applier's
 	// writes under way settle before the population is read and after the
-	// boundaries change (traits.Service.RecomputeRFM). A partitioned
-	// applier's processors are elsewhere: there is nothing here to wait on.
-	if !a.partitioned() {
+	// boundaries change (traits.Service.RecomputeRFM). Under partitioned
+	// application the writers are every node's partition processors.
+	if a.partitioned() {
+		if err := a.wirePartitionedRFM(ts); err != nil {
+			return err
+		}
+	} else {
 		ts.Settle = a.Proc.Sync
 	}
 	ts.Backlog = a.backlog
@@ -100,14 +105,93 @@ func (a *App) runEnrichment(ctx context.Context) {
 }
 
 // backlog is how many logged events the processor has not applied yet.
+// When that cannot be read it is taken as large: the early RFM refresh
+// waits (up to its limit) rather than scan a store too loaded to answer.
 func (a *App) backlog() int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	last, err := a.DB.LastSeq(ctx)
 	if err != nil {
-		return 0
+		return math.MaxInt64
 	}
-	return max(0, last-a.checkpoint(ctx))
+	cp, err := a.checkpoint(ctx)
+	if err != nil {
+		return math.MaxInt64
+	}
+	return max(0, last-cp)
+}
+
+// wirePartitionedRFM closes, under partitioned application, the window in
+// which a customer written while new RFM boundaries are computed keeps
+// scores from the boundaries they replace. The node recomputing them (the
+// applier-lease holder) does not apply the partitions of other nodes, and
+// those score against their own copy of the boundaries, so:
+//   - Settle waits for every state transaction in flight in the store, on
+//     any node (postgres.DB.WaitWriters), not for this node's processor;
+//   - Written collects, from the store's change feed, every profile
+//     written by any node between the population's read and the end of
+//     the second settle, and those are re-scored too (the enricher's own
+//     watch sees only this node's processors);
+//   - every batch of every node, once it holds its locks, reads the
+//     boundaries again if their version moved (Processor.Locked): a batch
+//     that began before the new ones were saved is still in flight when
+//     the second settle starts, and is waited for and re-scored; one
+//     that began after scores against the new ones.
+func (a *App) wirePartitionedRFM(ts *traits.Service) error {
+	ww, ok := a.DB.(interface{ WaitWriters(context.Context) error })
+	if !ok {
+		return portrait.Errorf(portrait.EINVALID, "--apply partitioned needs a store that can wait for its writers (PostgreSQL)")
+	}
+	feed, ok := a.DB.(changeFeed)
+	if !ok {
+		return portrait.Errorf(portrait.EINVALID, "--apply partitioned needs a store with a change feed (PostgreSQL)")
+	}
+	ts.Settle = ww.WaitWriters
+	ts.Written = func(ctx context.Context) (func(context.Context) ([]string, error), error) {
+		_, _, from, err := feed.ProfileChanges(ctx, -1, 0)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) ([]string, error) {
+			var ids []string
+			for pos := from; ; {
+				changed, _, next, err := feed.ProfileChanges(ctx, pos, 10_000)
+				if err != nil {
+					return nil, err
+				}
+				ids = append(ids, changed...)
+				if next == pos {
+					return ids, nil
+				}
+				pos = next
+			}
+		}, nil
+	}
+	a.Proc.Locked = func(ctx context.Context) error { return a.followBoundaries(ctx, ts) }
+	return nil
+}
+
+// followBoundaries reads the computed-trait definitions and boundaries
+// again when their version in the store moved since this node last did
+// (see wirePartitionedRFM): one small query per batch.
+func (a *App) followBoundaries(ctx context.Context, ts *traits.Service) error {
+	if a.defs == nil {
+		return nil
+	}
+	v, err := a.defs.Feed.ConfigVersions(ctx)
+	if err != nil {
+		return err
+	}
+	a.boundaries.mu.Lock()
+	defer a.boundaries.mu.Unlock()
+	if a.boundaries.seen && v[defTraits] == a.boundaries.version {
+		return nil
+	}
+	if _, err := ts.Reload(ctx); err != nil {
+		return err
+	}
+	a.boundaries.version, a.boundaries.seen = v[defTraits], true
+	return nil
 }
 
 // analysisOutputs are the traits the analyses write (jobs.Outputs) as

@@ -23,8 +23,8 @@ func (a *App) incapable(ctx context.Context) []portrait.Incapacity {
 	out := a.DB.Incapacities()
 	// The checkpoint first: read after the log's end, it could count
 	// events appended and applied in between.
-	cp := a.checkpoint(ctx)
-	if last, err := a.DB.LastSeq(ctx); err == nil {
+	cp, cpErr := a.checkpoint(ctx)
+	if last, err := a.DB.LastSeq(ctx); err == nil && cpErr == nil {
 		if cp > last {
 			out = append(out, portrait.Incapacity{Cannot: "update profiles",
 				Reason: fmt.Sprintf("the profiles were built from events up to %d, but the log ends at %d: restart to rebuild them from the log", cp, last)})

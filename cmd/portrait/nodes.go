@@ -599,34 +599,40 @@ func (a *App) goRun(f func()) {
 
 // checkpoint is how far profiles are applied: the processor's own position
 // where it runs here alone, the store's where appliers take turns.
-func (a *App) checkpoint(ctx context.Context) int64 {
+//
+// A failed read is returned, not taken for 0: a 0 reads as "nothing
+// applied" to some callers and, through a failed log read beside it, as
+// "caught up" to others.
+func (a *App) checkpoint(ctx context.Context) (int64, error) {
 	if !a.shared {
-		return a.Proc.Checkpoint()
+		return a.Proc.Checkpoint(), nil
 	}
 	if a.partitioned() {
 		cp, err := a.DB.(partitionedStore).AppliedThrough(ctx, a.Config.BusPartitions)
 		if err != nil {
-			return 0
+			return 0, portrait.Wrap(err, "cannot read how far the partitions are applied")
 		}
-		return cp
+		return cp, nil
 	}
 	cp, err := a.DB.Checkpoint(ctx, profile.CheckpointName)
 	if err != nil {
-		return 0
+		return 0, portrait.Wrap(err, "cannot read the applier's checkpoint")
 	}
-	return cp
+	return cp, nil
 }
 
 // busPending counts the events the bus holds that no store has committed.
-func (a *App) busPending(ctx context.Context) int64 {
+// A bus that does not answer is an error, for the same reason as in
+// checkpoint.
+func (a *App) busPending(ctx context.Context) (int64, error) {
 	if a.bus == nil {
-		return 0
+		return 0, nil
 	}
 	n, err := a.bus.Pending(ctx)
 	if err != nil {
-		return 0
+		return 0, portrait.Wrap(err, "cannot read the events waiting on the bus")
 	}
-	return int64(n)
+	return int64(n), nil
 }
 
 // roleFilter answers only the routes of this node's roles: an ingest-only
