@@ -70,6 +70,12 @@ var exportFiles = []string{"state.db", "events.db"}
 // applies a pass in one transaction and has no such column.
 var localColumns = map[string]map[string]bool{"retention_runs": {"pending": true}}
 
+// localTables are tables only this store has, left out of an export:
+// retention_expired is a retention pass's working list of expired events
+// (filled and emptied by the pass, kept on disk so that a pass that dies
+// can be finished); PostgreSQL uses a temporary table for the same list.
+var localTables = map[string]bool{"retention_expired": true}
+
 // ExportTables calls fn with every table of the store and its rows, for a
 // move to another store with the same tables and column names (portrait
 // migrate). Each file is read in one read transaction, so each is one
@@ -116,6 +122,9 @@ func exportFile(ctx context.Context, conn *sql.DB, file string, fn func(t Export
 		return portrait.Wrap(err, "cannot list the tables of "+file)
 	}
 	for _, name := range names {
+		if localTables[name] {
+			continue
+		}
 		t := ExportTable{File: file, Name: name}
 		cols, err := tx.QueryContext(ctx, `SELECT name FROM pragma_table_info(?) ORDER BY cid`, name)
 		if err != nil {
