@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -101,6 +103,69 @@ func TestReasonsCarryNoPersonalValue(t *testing.T) {
 		for _, v := range values {
 			if strings.Contains(s, v) {
 				t.Errorf("%q shows %q", s, v)
+			}
+		}
+	}
+}
+
+// TestImportSummaryMasksRefusedValues (issue 15): an import summary quotes
+// examples of refused values; an analyst with internal clearance reading
+// it sees them masked, an admin with secret clearance as sent.
+func TestImportSummaryMasksRefusedValues(t *testing.T) {
+	a := newAccessEnv(t)
+	const badID, badPhone, badEmail = "110105194912312000", "1391234567890", "zhang.san@@example.com"
+	csv := "crm_id,id_number,phone,email\nc1," + badID + "," + badPhone + "," + badEmail + "\n"
+	mapping := "identity: {user_id: crm_id}\ncolumns:\n  - {column: id_number, trait: id_number, kind: id_card}\n  - {column: phone, trait: phone, kind: phone}\n  - {column: email, trait: email, kind: email}\n"
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	mw.WriteField("source", "crm")
+	mw.WriteField("format", "csv")
+	mw.WriteField("mapping", mapping)
+	fw, _ := mw.CreateFormFile("file", "people.csv")
+	fw.Write([]byte(csv))
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, a.srv.URL+"/v1/imports", &b)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+a.tokens["admin/secret"])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up map[string]any
+	json.NewDecoder(res.Body).Decode(&up)
+	res.Body.Close()
+	id, _ := up["id"].(string)
+	if res.StatusCode != http.StatusAccepted || id == "" {
+		t.Fatalf("upload: %d %v", res.StatusCode, up)
+	}
+	var admin []byte
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, out := a.call(t, a.tokens["admin/secret"], http.MethodGet, "/v1/imports/"+id, "")
+		if status != http.StatusOK {
+			t.Fatalf("status: %d %s", status, out)
+		}
+		if strings.Contains(string(out), `"state":"done"`) {
+			admin = out
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("import not done: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, v := range []string{badID, badPhone, badEmail} {
+		if !strings.Contains(string(admin), v) {
+			t.Errorf("a secret clearance does not see the refused value %q: %s", v, admin)
+		}
+	}
+	for _, path := range []string{"/v1/imports/" + id, "/v1/imports"} {
+		status, out := a.call(t, a.tokens["analyst/internal"], http.MethodGet, path, "")
+		if status != http.StatusOK || !strings.Contains(string(out), `"examples"`) {
+			t.Fatalf("%s: %d %s", path, status, out)
+		}
+		for _, v := range []string{badID, badPhone, badEmail} {
+			if strings.Contains(string(out), v) {
+				t.Errorf("%s shows %q to an internal clearance: %s", path, v, out)
 			}
 		}
 	}
