@@ -404,11 +404,11 @@ func NormalizeDomain(raw string) (string, error) {
 	}
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "www."), ".")
 	if s == "" || !strings.Contains(s, ".") || strings.ContainsAny(s, " _") {
-		return "", fmt.Errorf("domain %q is not a web domain", raw)
+		return "", fmt.Errorf("domain is not a web domain: send the company's site, e.g. example.com")
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r > 127) {
-			return "", fmt.Errorf("domain %q has the character %q", raw, r)
+			return "", fmt.Errorf("domain has the character %q, which a web domain cannot have: send the company's site, e.g. example.com", r)
 		}
 	}
 	if freeMail[s] {

@@ -520,7 +520,9 @@ func (m *Model) accountKeys(e *portrait.Event, traits map[string]any) ([]Key, ma
 func validUSCC(s string) (string, error) {
 	code, err := clean.USCC(s)
 	if err != nil {
-		return "", fmt.Errorf("%s", portrait.ErrorMessage(err))
+		// The reason names the rule, never the code: an issue's reason is
+		// shown where the value itself may not be (issue 15).
+		return "", errors.New(clean.Reason("", err))
 	}
 	return code, nil
 }
@@ -957,7 +959,7 @@ func (m *Model) check(ed *Edit) error {
 			case KeyUSCC:
 				c, err := validUSCC(k.Value)
 				if err != nil {
-					return portrait.Errorf(portrait.EINVALID, "uscc: %v", err)
+					return portrait.Errorf(portrait.EINVALID, "%v", err)
 				}
 				ed.Keys[i].Value = c
 			case KeyDomain:
@@ -990,7 +992,7 @@ func (m *Model) check(ed *Edit) error {
 		}
 		if v, ok := ed.Traits["uscc"]; ok {
 			if _, err := validUSCC(str(v)); err != nil {
-				return portrait.Errorf(portrait.EINVALID, "uscc: %v", err)
+				return portrait.Errorf(portrait.EINVALID, "%v", err)
 			}
 		}
 	case EditVerify:

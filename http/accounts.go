@@ -202,7 +202,7 @@ func (s *Server) handleAccountLookup(w http.ResponseWriter, r *http.Request, _ *
 	}
 	id, ok := s.Accounts.Model.Lookup(typ, value)
 	if !ok {
-		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no account with %s %q", typ, value))
+		Error(w, r, portrait.Errorf(portrait.ENOTFOUND, "no account with that %s", typ))
 		return
 	}
 	s.writeAccount(w, r, id)

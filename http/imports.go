@@ -1,6 +1,8 @@
 package http
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 )
@@ -169,7 +172,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 	s.importJobs.mu.Unlock()
 	if running {
 		os.Remove(tmp)
-		writeJSON(w, http.StatusAccepted, job.get())
+		writeJSON(w, http.StatusAccepted, maskImport(r, job.get()))
 		return
 	}
 	opt := importer.Options{ID: id, Source: source, Format: format, Mapping: m}
@@ -220,7 +223,7 @@ func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *p
 			Error(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, doc)
+		writeJSON(w, http.StatusOK, maskImport(r, doc))
 		return
 	}
 	if s.ImportRuns == nil {
@@ -241,7 +244,7 @@ func (s *Server) handleImportStatus(w http.ResponseWriter, r *http.Request, _ *p
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, doc)
+	writeJSON(w, http.StatusOK, maskImport(r, doc))
 }
 
 // handleImportList pages the recorded imports, most recently updated first;
@@ -277,7 +280,7 @@ func (s *Server) handleImportList(w http.ResponseWriter, r *http.Request, _ *por
 		}
 		out = append(out, doc)
 	}
-	body := map[string]any{"imports": out}
+	body := map[string]any{"imports": maskImport(r, out)}
 	if next != "" {
 		body["next"] = next
 	}
@@ -383,4 +386,80 @@ func formatFromName(name string) string {
 		return importer.FormatJSONL
 	}
 	return importer.FormatCSV
+}
+
+// maskImport masks the personal values an import summary quotes — the
+// examples of refused values and the identifiers probable duplicates
+// share — by the caller's clearance. The import routes are not personal
+// routes (their own fields would be mistaken for traits), so the summary's
+// values are masked here, where their fields are known (issue 15).
+func maskImport(r *http.Request, v any) any {
+	ac := accessOf(r.Context())
+	if ac == nil || ac.m == nil {
+		return v
+	}
+	// A JSON round trip gives a private copy (a running job's map is
+	// shared with its goroutine) in one shape, live or stored.
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var doc any
+	if dec.Decode(&doc) != nil {
+		return v
+	}
+	maskImportValues(ac.m, doc)
+	return doc
+}
+
+func maskImportValues(m *access.Masker, v any) {
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			maskImportValues(m, e)
+		}
+	case map[string]any:
+		for k, e := range x {
+			switch k {
+			case "examples":
+				items, _ := e.([]any)
+				for _, it := range items {
+					ex, ok := it.(map[string]any)
+					if !ok || ex["value"] == nil {
+						continue
+					}
+					// "trait:phone", "identifier:id_card", "property:x": the
+					// field's level is its name's. A field of unknown level
+					// is masked as secret: an example is a refused value,
+					// whatever it was meant to be.
+					field, _ := ex["field"].(string)
+					_, name, _ := strings.Cut(field, ":")
+					name = cmp.Or(name, field)
+					if !known(m, name) {
+						if !m.P.Sees(access.Secret) {
+							ex["value"] = access.MaskValue(name, ex["value"])
+						}
+						continue
+					}
+					pair := map[string]any{"field": name, "value": ex["value"]}
+					m.Walk(pair)
+					ex["value"] = pair["value"]
+				}
+			case "probable_duplicates":
+				m.Walk(e) // {type, value} pairs, masked by the identifier's level
+			default:
+				maskImportValues(m, e)
+			}
+		}
+	}
+}
+
+func known(m *access.Masker, name string) bool {
+	if _, ok := m.C.Trait(name); ok {
+		return true
+	}
+	_, ok := m.C.Identifier(name)
+	return ok
 }

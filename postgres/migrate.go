@@ -209,7 +209,9 @@ func (c *converting) Values() ([]any, error) {
 	for i, v := range in {
 		out, ok := importValue(v, c.kinds[i])
 		if !ok {
-			c.err = portrait.Errorf(portrait.EINVALID, "%s row %d: column %s holds %T %v, which a %s column cannot take", c.table, c.row, c.columns[i], v, clipValue(v), c.kinds[i])
+			// The Go type, never the value: a row of the store may hold any
+			// identifier or trait, and this error is printed and logged.
+			c.err = portrait.Errorf(portrait.EINVALID, "%s row %d: column %s holds a %T, which a %s column cannot take", c.table, c.row, c.columns[i], v, c.kinds[i])
 			return nil, c.err
 		}
 		c.vals[i] = out
@@ -263,16 +265,4 @@ func importValue(v any, kind string) (any, bool) {
 		return v, true // a type not of the shared schema: as it is
 	}
 	return nil, false
-}
-
-// clipValue shortens a value for a message.
-func clipValue(v any) string {
-	s := fmt.Sprint(v)
-	if b, ok := v.([]byte); ok {
-		s = string(b)
-	}
-	if len(s) > 60 {
-		s = s[:60] + "…"
-	}
-	return fmt.Sprintf("%q", s)
 }

@@ -58,7 +58,9 @@ func (db *DB) ProfileByIdentifier(ctx context.Context, id portrait.Identifier) (
 	var pid string
 	err := db.pool.QueryRow(ctx, `SELECT profile_id FROM identities WHERE type = $1 AND value = ANY($2)`, id.Type, db.identifierForms(id)).Scan(&pid) // sealing
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has %s %q", id.Type, id.Value)
+		// The type, never the value: this error reaches logs and other
+		// callers than the one who knows the value (issue 15).
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has that %s", id.Type)
 	}
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read identity")

@@ -10,8 +10,11 @@ import (
 // Explanation says why a profile is or is not in a segment: every clause,
 // whether it held, and the value it saw.
 type Explanation struct {
-	Clause   string         `json:"clause"`
-	Matched  bool           `json:"matched"`
+	Clause  string `json:"clause"`
+	Matched bool   `json:"matched"`
+	// Trait names the trait a leaf read, so that the API's masker, which
+	// masks {trait, value} pairs, masks Value by the caller's clearance.
+	Trait    string         `json:"trait,omitempty"`
 	Value    any            `json:"value,omitempty"`
 	Reason   string         `json:"reason,omitempty"`
 	Children []*Explanation `json:"children,omitempty"`
@@ -70,7 +73,7 @@ func (e *evaluator) explain(n Node, num uint32) *Explanation {
 		}
 	case *traitLeaf:
 		val := e.ix.traits[v.name].valueAt(num)
-		x.Value = val
+		x.Trait, x.Value = v.name, val
 		if !x.Matched {
 			want := expectedKind(v.p)
 			switch {
@@ -79,7 +82,9 @@ func (e *evaluator) explain(n Node, num uint32) *Explanation {
 			case want != "" && kindOf(val) != want:
 				x.Reason = fmt.Sprintf("the trait holds a %s, the condition needs a %s", kindOf(val), want)
 			default:
-				x.Reason = fmt.Sprintf("%v does not satisfy %s", literal(val), v.p.String())
+				// The rule, not the value: a reason is plain text no
+				// masker can see into, and the value may be secret.
+				x.Reason = fmt.Sprintf("the value of %s does not satisfy %s", v.name, v.p.String())
 			}
 		}
 	case *behLeaf:

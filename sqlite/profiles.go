@@ -59,7 +59,9 @@ func (db *DB) ProfileByIdentifier(ctx context.Context, id portrait.Identifier) (
 	in, args := db.identifierForms(id) // sealing
 	err := db.stateR.QueryRowContext(ctx, `SELECT profile_id FROM identities WHERE type = ? AND value IN `+in, args...).Scan(&pid)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has %s %q", id.Type, id.Value)
+		// The type, never the value: this error reaches logs and other
+		// callers than the one who knows the value (issue 15).
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no profile has that %s", id.Type)
 	}
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read identity")

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -208,12 +209,12 @@ func (p *Parser) parseOne(raw []byte, typ, source string, receivedAt time.Time, 
 	case typ == "":
 		typ = bodyType
 	case bodyType != "" && bodyType != typ:
-		return nil, invalid("event type %q does not match the %s endpoint", bodyType, typ)
+		return nil, invalid("type does not match the %s endpoint: leave it out or send %q", typ, typ)
 	}
 	switch typ {
 	case portrait.EventIdentify, portrait.EventTrack, portrait.EventPage, portrait.EventScreen, portrait.EventGroup, portrait.EventAlias:
 	default:
-		return nil, invalid("unknown event type %q", typ)
+		return nil, invalid("unknown event type: type must be one of identify, track, page, screen, group, alias")
 	}
 	ev.Type = typ
 
@@ -226,10 +227,10 @@ func (p *Parser) parseOne(raw []byte, typ, source string, receivedAt time.Time, 
 	if p.Blocked != nil {
 		// A blocked id is as good as none: it must not create a profile.
 		if ev.UserID != "" && p.Blocked(ev.UserID) && (ev.AnonymousID == "" || p.Blocked(ev.AnonymousID)) {
-			return nil, invalid("userId %q is a blocked value and there is no usable anonymousId", ev.UserID)
+			return nil, invalid("userId is a blocked value (a placeholder such as null or 0) and there is no usable anonymousId: send the real user id or an anonymousId")
 		}
 		if ev.UserID == "" && ev.AnonymousID != "" && p.Blocked(ev.AnonymousID) {
-			return nil, invalid("anonymousId %q is a blocked value and there is no userId", ev.AnonymousID)
+			return nil, invalid("anonymousId is a blocked value (a placeholder such as null or 0) and there is no userId: send a real anonymousId or a userId")
 		}
 	}
 	if ev.UserID == "" && ev.AnonymousID == "" {
@@ -364,10 +365,10 @@ func (p *Parser) eventTime(ev *portrait.Event, w *wire, receivedAt time.Time, ba
 	}
 	ev.Timestamp = ev.Timestamp.UTC()
 	if p.MaxFuture > 0 && ev.Timestamp.After(receivedAt.Add(p.MaxFuture)) {
-		return invalid("timestamp %s is in the future", ev.Timestamp.Format(time.RFC3339))
+		return invalid("timestamp is in the future: more than %s after the time received (check the sender's clock or send sentAt)", p.MaxFuture)
 	}
 	if ev.Timestamp.Year() < 1900 {
-		return invalid("timestamp %s is before 1900", ev.Timestamp.Format(time.RFC3339))
+		return invalid("timestamp is before 1900: send the event time as ISO 8601, e.g. 2024-05-01T10:00:00Z")
 	}
 	return nil
 }
@@ -436,7 +437,7 @@ func id(raw json.RawMessage, field string) (string, error) {
 		if _, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 			return string(raw), nil
 		}
-		return "", invalid("%s must be a string or an integer, not %s", field, string(raw))
+		return "", invalid("%s must be a string or an integer, not a number with a fraction, an exponent or over 64 bits: send it as a string", field)
 	}
 	return "", invalid("%s must be a string, not %s", field, jsonType(raw))
 }
@@ -495,17 +496,7 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not an ISO 8601 time", truncate(s, 64))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return time.Time{}, errors.New("not an ISO 8601 time: send e.g. 2024-05-01T10:00:00Z")
 }
 
 // mergeContext gives each event the batch's context keys it does not set
@@ -540,7 +531,10 @@ func jsonReason(err error) string {
 	case *json.SyntaxError:
 		return fmt.Sprintf("syntax error at byte %d: %v", e.Offset, e)
 	case *json.UnmarshalTypeError:
-		return fmt.Sprintf("%s must be %s, not %s", e.Field, e.Type, e.Value)
+		// Value can be "number 13800138000": keep only the kind, never the
+		// literal, which may be a personal value.
+		kind, _, _ := strings.Cut(e.Value, " ")
+		return fmt.Sprintf("%s must be %s, not %s", e.Field, e.Type, kind)
 	}
 	return err.Error()
 }
