@@ -28,6 +28,10 @@ type consoleFiles struct {
 	// index.html with a route's preload links, made on first use.
 	routes []consoleRoute
 	pages  sync.Map // route index → []byte
+	// session answers for a request what GET /v1/session would: the
+	// session's JSON, "null" when the request has none, nil when it cannot
+	// tell. The page carries it (see withSession).
+	session func(r *http.Request) []byte
 }
 
 // consoleRoute is one route of console/src/router.ts: its path pattern in
@@ -236,6 +240,13 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 		data = c.page(route, data)
 		gzName = name + "#" + strconv.Itoa(route)
 	}
+	var sess []byte
+	if name == "index.html" && c.session != nil {
+		if sess = c.session(r); sess != nil {
+			data = withSession(data, sess)
+			gzName = "" // this request's own page: not cached
+		}
+	}
 	h := w.Header()
 	ext := path.Ext(name)
 	if t, ok := consoleTypes[ext]; ok {
@@ -247,6 +258,9 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(name, "assets/") {
 		// Vite puts a content hash in every asset's name.
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else if sess != nil && string(sess) != "null" {
+		// The page carries the session's CSRF token: no cache may keep it.
+		h.Set("Cache-Control", "private, no-store")
 	} else {
 		// index.html names the current assets: always revalidate it.
 		h.Set("Cache-Control", "no-cache")
@@ -259,6 +273,9 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 	}
 	h.Add("Vary", "Accept-Encoding")
+	if sess != nil {
+		h.Add("Vary", "Cookie")
+	}
 	if compressible(ext) && len(data) > 1024 && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		h.Set("Content-Encoding", "gzip")
 		data = c.gzipped(gzName, data)
@@ -270,7 +287,16 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+// gzipped compresses data once per name; an empty name is compressed for
+// this answer alone.
 func (c *consoleFiles) gzipped(name string, data []byte) []byte {
+	if name == "" {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+		zw.Write(data)
+		zw.Close()
+		return b.Bytes()
+	}
 	if v, ok := c.gz.Load(name); ok {
 		return v.([]byte)
 	}
@@ -282,6 +308,27 @@ func (c *consoleFiles) gzipped(name string, data []byte) []byte {
 	return b.Bytes()
 }
 
+// withSession puts the request's session (what GET /v1/session answers,
+// or null) into the page as a JSON data block before </head>. The console
+// reads it instead of asking: a cold load of any page but sign-in waited
+// for that round trip, after its scripts had run, before its first render.
+// A data block is not a script: the Content-Security-Policy (script-src
+// 'self') does not apply, and json.Marshal escapes < > & so the JSON cannot
+// close the element.
+func withSession(page, sess []byte) []byte {
+	at := bytes.Index(page, []byte("</head>"))
+	if at < 0 {
+		return page
+	}
+	const open, end = `    <script type="application/json" id="portrait-session">`, "</script>\n"
+	out := make([]byte, 0, len(page)+len(open)+len(sess)+len(end))
+	out = append(out, page[:at]...)
+	out = append(out, open...)
+	out = append(out, sess...)
+	out = append(out, end...)
+	return append(out, page[at:]...)
+}
+
 // mountConsole adds the console's own routes (sign-in by one-time link,
 // sessions) and returns the file server for the catch-all, nil when the
 // binary has no console.
@@ -291,5 +338,5 @@ func (s *Server) mountConsole(mux *http.ServeMux) *consoleFiles {
 	if fsys == nil {
 		return nil
 	}
-	return &consoleFiles{fsys: fsys, routes: loadRoutes(fsys)}
+	return &consoleFiles{fsys: fsys, routes: loadRoutes(fsys), session: s.pageSession}
 }

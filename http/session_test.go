@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -64,7 +66,7 @@ func consoleStart(t *testing.T, tls bool) *consoleServer {
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Now = c.Now
 	s.Console = fstest.MapFS{
-		"index.html":             {Data: []byte(`<!doctype html><title>Portrait</title><script type="module" src="/assets/index-abc123.js"></script>`)},
+		"index.html":             {Data: []byte(`<!doctype html><head><title>Portrait</title><script type="module" src="/assets/index-abc123.js"></script></head>`)},
 		"assets/index-abc123.js": {Data: []byte("console.log('portrait');" + strings.Repeat(" ", 4096))},
 		"favicon.svg":            {Data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)},
 	}
@@ -385,3 +387,41 @@ func TestConsoleFiles(t *testing.T) {
 }
 
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } // httptest's own certificate
+
+// TestConsolePageCarriesSession: the console's page carries what GET
+// /v1/session answers (so a first load renders without that round trip):
+// the session with its CSRF token for a signed-in browser, never kept by a
+// cache, and null for one that is not signed in or whose session ended.
+func TestConsolePageCarriesSession(t *testing.T) {
+	cs := consoleStart(t, false)
+	re := regexp.MustCompile(`<script type="application/json" id="portrait-session">(.*?)</script>\n</head>`)
+	page := func(cookie string) (answer, string) {
+		t.Helper()
+		a := cs.call(t, "GET", "/profiles/p_1", "", cookie, nil)
+		m := re.FindStringSubmatch(a.raw)
+		if a.status != 200 || m == nil {
+			t.Fatalf("page without the session block: %d %q", a.status, a.raw)
+		}
+		return a, m[1]
+	}
+	if a, s := page(""); s != "null" || a.header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("not signed in: session %s, Cache-Control %q", s, a.header.Get("Cache-Control"))
+	}
+	cookie, csrf := cs.signIn(t)
+	a, s := page(cookie)
+	api := cs.call(t, "GET", "/v1/session", "", cookie, nil)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(s), &got); err != nil {
+		t.Fatalf("session block %q: %v", s, err)
+	}
+	if got["csrf_token"] != csrf || !reflect.DeepEqual(got, api.body) {
+		t.Errorf("the page's session %v, GET /v1/session %v (csrf %s)", got, api.body, csrf)
+	}
+	if a.header.Get("Cache-Control") != "private, no-store" || !strings.Contains(strings.Join(a.header.Values("Vary"), ","), "Cookie") {
+		t.Errorf("a page with a session may be cached: %v", a.header)
+	}
+	cs.call(t, "DELETE", "/v1/session", "", cookie, map[string]string{"X-CSRF-Token": csrf})
+	if _, s := page(cookie); s != "null" {
+		t.Errorf("after sign-out the page says %s", s)
+	}
+}
