@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"html"
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,9 @@ type consoleFiles struct {
 type consoleRoute struct {
 	pattern []string
 	files   []string
+	// fetch is the page's first API call, its parameters named as in the
+	// pattern ("/v1/profiles/:id/view?events=50"), or "".
+	fetch string
 }
 
 // loadRoutes reads dist/routes.json. A console built without it, or with a
@@ -53,6 +58,7 @@ func loadRoutes(fsys fs.FS) []consoleRoute {
 	var raw []struct {
 		Path  string   `json:"path"`
 		Files []string `json:"files"`
+		Fetch string   `json:"fetch"`
 	}
 	if json.Unmarshal(data, &raw) != nil {
 		return nil
@@ -76,6 +82,9 @@ func loadRoutes(fsys fs.FS) []consoleRoute {
 			continue
 		}
 		cr := consoleRoute{pattern: pattern}
+		if strings.HasPrefix(r.Fetch, "/v1/") {
+			cr.fetch = r.Fetch
+		}
 		for _, f := range r.Files {
 			// Only hashed assets that are in this build, and names that
 			// need no escaping in an attribute.
@@ -243,7 +252,13 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	var sess []byte
 	if name == "index.html" && c.session != nil {
 		if sess = c.session(r); sess != nil {
-			data = withSession(data, sess)
+			// The page's data is asked for with the page itself, by a
+			// signed-in browser only (for anyone else it would be a 401).
+			var data1 string
+			if route >= 0 && string(sess) != "null" {
+				data1 = c.routes[route].dataURL(r.URL.Path)
+			}
+			data = withSession(data, sess, data1)
 			gzName = "" // this request's own page: not cached
 		}
 	}
@@ -315,19 +330,63 @@ func (c *consoleFiles) gzipped(name string, data []byte) []byte {
 // A data block is not a script: the Content-Security-Policy (script-src
 // 'self') does not apply, and json.Marshal escapes < > & so the JSON cannot
 // close the element.
-func withSession(page, sess []byte) []byte {
+//
+// dataURL, when not empty, is the page's first API call, preloaded as a
+// fetch from the start of the page instead of after its scripts have run
+// (main.ts asks for the same URL without headers of its own, which is what
+// lets Chromium hand it the preloaded answer).
+func withSession(page, sess []byte, dataURL string) []byte {
 	at := bytes.Index(page, []byte("</head>"))
 	if at < 0 {
 		return page
 	}
-	const open, end = `    <script type="application/json" id="portrait-session">`, "</script>\n"
-	out := make([]byte, 0, len(page)+len(open)+len(sess)+len(end))
+	var add bytes.Buffer
+	add.WriteString(`    <script type="application/json" id="portrait-session">`)
+	add.Write(sess)
+	add.WriteString("</script>\n")
+	if dataURL != "" {
+		add.WriteString(`    <link rel="preload" as="fetch" crossorigin href="` + html.EscapeString(dataURL) + "\">\n")
+	}
+	out := make([]byte, 0, len(page)+add.Len())
 	out = append(out, page[:at]...)
-	out = append(out, open...)
-	out = append(out, sess...)
-	out = append(out, end...)
+	out = append(out, add.Bytes()...)
 	return append(out, page[at:]...)
 }
+
+// plainParam is what a path parameter may be to go into a preloaded URL
+// as it is: characters encodeURIComponent leaves alone, so that the URL
+// is the one the console builds.
+var plainParam = regexp.MustCompile(`^[A-Za-z0-9_.~-]+$`)
+
+// dataURL is the route's fetch with the parameters of urlPath (which the
+// route matches), or "" when it has none or a parameter is not plain.
+func (r consoleRoute) dataURL(urlPath string) string {
+	if r.fetch == "" {
+		return ""
+	}
+	p := strings.Trim(path.Clean("/"+urlPath), "/")
+	segs := strings.Split(p, "/")
+	params := map[string]string{}
+	for i, pat := range r.pattern {
+		if strings.HasPrefix(pat, ":") && i < len(segs) {
+			params[strings.TrimSuffix(pat[1:], "?")] = segs[i]
+		}
+	}
+	ok := true
+	out := paramRe.ReplaceAllStringFunc(r.fetch, func(m string) string {
+		v, found := params[m[1:]]
+		if !found || !plainParam.MatchString(v) {
+			ok = false
+		}
+		return v
+	})
+	if !ok {
+		return ""
+	}
+	return out
+}
+
+var paramRe = regexp.MustCompile(`:[A-Za-z_]\w*`)
 
 // mountConsole adds the console's own routes (sign-in by one-time link,
 // sessions) and returns the file server for the catch-all, nil when the

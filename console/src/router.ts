@@ -9,9 +9,11 @@ const routes: RouteRecordRaw[] = [
   { path: '/', name: 'overview', component: () => import('./pages/Overview.vue'), meta: { menu: 'overview' } },
   { path: '/search', name: 'search', component: () => import('./pages/Search.vue'), meta: { menu: 'search' } },
   { path: '/profiles', name: 'profiles', component: () => import('./pages/Search.vue'), meta: { menu: 'search', list: true } },
-  // prefetch: the call the page makes first, asked for by main.ts on a
-  // first load in parallel with the session check (Profile.vue takes it).
-  { path: '/profiles/:id', name: 'profile', component: () => import('./pages/Profile.vue'), meta: { menu: 'search', prefetch: (p: Record<string, unknown>) => [`/v1/profiles/${p.id}/view`, { events: 50 }] } },
+  // fetch: the call the page makes first (Profile.vue takes it with
+  // early()), its parameters named as in the path. The server preloads it
+  // with a signed-in browser's page (routes.json, written from this line)
+  // and main.ts asks for it on a first load, beside the page's chunks.
+  { path: '/profiles/:id', name: 'profile', component: () => import('./pages/Profile.vue'), meta: { menu: 'search', fetch: '/v1/profiles/:id/view?events=50' } },
   { path: '/segments/:id?', name: 'segments', component: () => import('./pages/Segments.vue'), meta: { menu: 'segments' } },
   { path: '/tags', name: 'tags', component: () => import('./pages/Tags.vue'), meta: { menu: 'tags' } },
   { path: '/analytics', name: 'analytics', component: () => import('./pages/Analytics.vue'), meta: { menu: 'analytics' } },
