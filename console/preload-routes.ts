@@ -22,7 +22,9 @@ export function preloadRoutes(): Plugin {
     generateBundle(_opts, bundle) {
       const src = readFileSync(resolve(__dirname, 'src/router.ts'), 'utf8')
       const re = /path:\s*'([^']+)'[^\n]*?import\('\.\/(pages\/[^']+)'\)/g
-      const pairs = [...src.matchAll(re)].map((m) => ({ path: m[1], page: m[2] }))
+      // fetch: the page's first API call (meta.fetch on the same line),
+      // which the server preloads with a signed-in browser's page.
+      const pairs = [...src.matchAll(re)].map((m) => ({ path: m[1], page: m[2], fetch: /fetch:\s*'([^']+)'/.exec(m[0] + src.slice(m.index! + m[0].length).split('\n')[0])?.[1] }))
       const lazy = (src.match(/import\('\.\//g) || []).length
       if (pairs.length !== lazy) {
         this.error(`preload-routes: ${pairs.length} routes matched in src/router.ts, ${lazy} lazy imports`)
@@ -54,7 +56,7 @@ export function preloadRoutes(): Plugin {
           if (!page) this.error(`preload-routes: no chunk for ${p.page}`)
           const files: string[] = []
           walk(page!.fileName, files)
-          return { path: p.path, files }
+          return p.fetch ? { path: p.path, files, fetch: p.fetch } : { path: p.path, files }
         })
       this.emitFile({ type: 'asset', fileName: 'routes.json', source: JSON.stringify(routes, null, 1) + '\n' })
     },

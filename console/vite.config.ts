@@ -3,6 +3,7 @@ import vue from '@vitejs/plugin-vue'
 import Components from 'unplugin-vue-components/vite'
 import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
 import { preloadRoutes } from './preload-routes'
+import { pageMessages } from './page-messages'
 
 // The build must be deterministic: scripts/test rebuilds and compares the
 // bytes with the committed dist/, so nothing here may depend on time or
@@ -16,6 +17,8 @@ export default defineConfig({
       resolvers: [ElementPlusResolver({ importStyle: 'css' })],
       dts: false,
     }),
+    // Each page's messages in the page's chunk, not all of them in the entry.
+    pageMessages(),
     preloadRoutes(),
   ],
   define: {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"html"
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,10 @@ type consoleFiles struct {
 	// index.html with a route's preload links, made on first use.
 	routes []consoleRoute
 	pages  sync.Map // route index → []byte
+	// session answers for a request what GET /v1/session would: the
+	// session's JSON, "null" when the request has none, nil when it cannot
+	// tell. The page carries it (see withSession).
+	session func(r *http.Request) []byte
 }
 
 // consoleRoute is one route of console/src/router.ts: its path pattern in
@@ -36,6 +42,9 @@ type consoleFiles struct {
 type consoleRoute struct {
 	pattern []string
 	files   []string
+	// fetch is the page's first API call, its parameters named as in the
+	// pattern ("/v1/profiles/:id/view?events=50"), or "".
+	fetch string
 }
 
 // loadRoutes reads dist/routes.json. A console built without it, or with a
@@ -49,6 +58,7 @@ func loadRoutes(fsys fs.FS) []consoleRoute {
 	var raw []struct {
 		Path  string   `json:"path"`
 		Files []string `json:"files"`
+		Fetch string   `json:"fetch"`
 	}
 	if json.Unmarshal(data, &raw) != nil {
 		return nil
@@ -72,6 +82,9 @@ func loadRoutes(fsys fs.FS) []consoleRoute {
 			continue
 		}
 		cr := consoleRoute{pattern: pattern}
+		if strings.HasPrefix(r.Fetch, "/v1/") {
+			cr.fetch = r.Fetch
+		}
 		for _, f := range r.Files {
 			// Only hashed assets that are in this build, and names that
 			// need no escaping in an attribute.
@@ -236,6 +249,19 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 		data = c.page(route, data)
 		gzName = name + "#" + strconv.Itoa(route)
 	}
+	var sess []byte
+	if name == "index.html" && c.session != nil {
+		if sess = c.session(r); sess != nil {
+			// The page's data is asked for with the page itself, by a
+			// signed-in browser only (for anyone else it would be a 401).
+			var data1 string
+			if route >= 0 && string(sess) != "null" {
+				data1 = c.routes[route].dataURL(r.URL.Path)
+			}
+			data = withSession(data, sess, data1)
+			gzName = "" // this request's own page: not cached
+		}
+	}
 	h := w.Header()
 	ext := path.Ext(name)
 	if t, ok := consoleTypes[ext]; ok {
@@ -247,6 +273,9 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(name, "assets/") {
 		// Vite puts a content hash in every asset's name.
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else if sess != nil && string(sess) != "null" {
+		// The page carries the session's CSRF token: no cache may keep it.
+		h.Set("Cache-Control", "private, no-store")
 	} else {
 		// index.html names the current assets: always revalidate it.
 		h.Set("Cache-Control", "no-cache")
@@ -259,6 +288,9 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 	}
 	h.Add("Vary", "Accept-Encoding")
+	if sess != nil {
+		h.Add("Vary", "Cookie")
+	}
 	if compressible(ext) && len(data) > 1024 && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		h.Set("Content-Encoding", "gzip")
 		data = c.gzipped(gzName, data)
@@ -270,7 +302,16 @@ func (c *consoleFiles) serve(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+// gzipped compresses data once per name; an empty name is compressed for
+// this answer alone.
 func (c *consoleFiles) gzipped(name string, data []byte) []byte {
+	if name == "" {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
+		zw.Write(data)
+		zw.Close()
+		return b.Bytes()
+	}
 	if v, ok := c.gz.Load(name); ok {
 		return v.([]byte)
 	}
@@ -282,6 +323,71 @@ func (c *consoleFiles) gzipped(name string, data []byte) []byte {
 	return b.Bytes()
 }
 
+// withSession puts the request's session (what GET /v1/session answers,
+// or null) into the page as a JSON data block before </head>. The console
+// reads it instead of asking: a cold load of any page but sign-in waited
+// for that round trip, after its scripts had run, before its first render.
+// A data block is not a script: the Content-Security-Policy (script-src
+// 'self') does not apply, and json.Marshal escapes < > & so the JSON cannot
+// close the element.
+//
+// dataURL, when not empty, is the page's first API call, preloaded as a
+// fetch from the start of the page instead of after its scripts have run
+// (main.ts asks for the same URL without headers of its own, which is what
+// lets Chromium hand it the preloaded answer).
+func withSession(page, sess []byte, dataURL string) []byte {
+	at := bytes.Index(page, []byte("</head>"))
+	if at < 0 {
+		return page
+	}
+	var add bytes.Buffer
+	add.WriteString(`    <script type="application/json" id="portrait-session">`)
+	add.Write(sess)
+	add.WriteString("</script>\n")
+	if dataURL != "" {
+		add.WriteString(`    <link rel="preload" as="fetch" crossorigin href="` + html.EscapeString(dataURL) + "\">\n")
+	}
+	out := make([]byte, 0, len(page)+add.Len())
+	out = append(out, page[:at]...)
+	out = append(out, add.Bytes()...)
+	return append(out, page[at:]...)
+}
+
+// plainParam is what a path parameter may be to go into a preloaded URL
+// as it is: characters encodeURIComponent leaves alone, so that the URL
+// is the one the console builds.
+var plainParam = regexp.MustCompile(`^[A-Za-z0-9_.~-]+$`)
+
+// dataURL is the route's fetch with the parameters of urlPath (which the
+// route matches), or "" when it has none or a parameter is not plain.
+func (r consoleRoute) dataURL(urlPath string) string {
+	if r.fetch == "" {
+		return ""
+	}
+	p := strings.Trim(path.Clean("/"+urlPath), "/")
+	segs := strings.Split(p, "/")
+	params := map[string]string{}
+	for i, pat := range r.pattern {
+		if strings.HasPrefix(pat, ":") && i < len(segs) {
+			params[strings.TrimSuffix(pat[1:], "?")] = segs[i]
+		}
+	}
+	ok := true
+	out := paramRe.ReplaceAllStringFunc(r.fetch, func(m string) string {
+		v, found := params[m[1:]]
+		if !found || !plainParam.MatchString(v) {
+			ok = false
+		}
+		return v
+	})
+	if !ok {
+		return ""
+	}
+	return out
+}
+
+var paramRe = regexp.MustCompile(`:[A-Za-z_]\w*`)
+
 // mountConsole adds the console's own routes (sign-in by one-time link,
 // sessions) and returns the file server for the catch-all, nil when the
 // binary has no console.
@@ -291,5 +397,5 @@ func (s *Server) mountConsole(mux *http.ServeMux) *consoleFiles {
 	if fsys == nil {
 		return nil
 	}
-	return &consoleFiles{fsys: fsys, routes: loadRoutes(fsys)}
+	return &consoleFiles{fsys: fsys, routes: loadRoutes(fsys), session: s.pageSession}
 }

@@ -496,11 +496,33 @@ func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, id str
 
 func (s *Server) writeSession(w http.ResponseWriter, status int, se *session) {
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, status, map[string]any{
+	writeJSON(w, status, sessionAnswer(se))
+}
+
+func sessionAnswer(se *session) map[string]any {
+	return map[string]any{
 		"principal":  principalOf(se.key),
 		"csrf_token": se.csrf,
 		"expires_at": se.expires.UTC().Format(time.RFC3339),
-	})
+	}
+}
+
+// pageSession is GET /v1/session's answer for the console's page (see
+// withSession): the session's JSON, null without a live session, nil when
+// the store cannot tell (the page then asks the API itself).
+func (s *Server) pageSession(r *http.Request) []byte {
+	_, se, err := s.sessionOf(r)
+	if err != nil {
+		if portrait.ErrorCode(err) == portrait.EUNAUTHORIZED {
+			return []byte("null")
+		}
+		return nil
+	}
+	b, err := json.Marshal(sessionAnswer(se))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // refuseThrottled answers a client that failed too often; it reports

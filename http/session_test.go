@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -64,9 +66,10 @@ func consoleStart(t *testing.T, tls bool) *consoleServer {
 	s.Events, s.Quarantine, s.Keys, s.Profiles = db, db, db, db
 	s.Now = c.Now
 	s.Console = fstest.MapFS{
-		"index.html":             {Data: []byte(`<!doctype html><title>Portrait</title><script type="module" src="/assets/index-abc123.js"></script>`)},
+		"index.html":             {Data: []byte(`<!doctype html><head><title>Portrait</title><script type="module" src="/assets/index-abc123.js"></script></head>`)},
 		"assets/index-abc123.js": {Data: []byte("console.log('portrait');" + strings.Repeat(" ", 4096))},
 		"favicon.svg":            {Data: []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)},
+		"routes.json":            {Data: []byte(`[{"path": "/profiles/:id", "files": [], "fetch": "/v1/profiles/:id/view?events=50&x=1"}]`)},
 	}
 	var ts *httptest.Server
 	if tls {
@@ -385,3 +388,65 @@ func TestConsoleFiles(t *testing.T) {
 }
 
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } // httptest's own certificate
+
+// TestConsolePageCarriesSession: the console's page carries what GET
+// /v1/session answers (so a first load renders without that round trip):
+// the session with its CSRF token for a signed-in browser, never kept by a
+// cache, and null for one that is not signed in or whose session ended;
+// and a signed-in browser's page preloads the page's first API call.
+func TestConsolePageCarriesSession(t *testing.T) {
+	cs := consoleStart(t, false)
+	re := regexp.MustCompile(`<script type="application/json" id="portrait-session">(.*?)</script>\n(?:    <link[^>]*>\n)?</head>`)
+	page := func(cookie string) (answer, string) {
+		t.Helper()
+		a := cs.call(t, "GET", "/profiles/p_1", "", cookie, nil)
+		m := re.FindStringSubmatch(a.raw)
+		if a.status != 200 || m == nil {
+			t.Fatalf("page without the session block: %d %q", a.status, a.raw)
+		}
+		return a, m[1]
+	}
+	if a, s := page(""); s != "null" || a.header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("not signed in: session %s, Cache-Control %q", s, a.header.Get("Cache-Control"))
+	}
+	cookie, csrf := cs.signIn(t)
+	a, s := page(cookie)
+	api := cs.call(t, "GET", "/v1/session", "", cookie, nil)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(s), &got); err != nil {
+		t.Fatalf("session block %q: %v", s, err)
+	}
+	if got["csrf_token"] != csrf || !reflect.DeepEqual(got, api.body) {
+		t.Errorf("the page's session %v, GET /v1/session %v (csrf %s)", got, api.body, csrf)
+	}
+	if a.header.Get("Cache-Control") != "private, no-store" || !strings.Contains(strings.Join(a.header.Values("Vary"), ","), "Cookie") {
+		t.Errorf("a page with a session may be cached: %v", a.header)
+	}
+	// The page's first API call is preloaded with a signed-in browser's page
+	// (parameters as the console writes them), with nobody else's.
+	preload := func(path, cookie string) string {
+		m := regexp.MustCompile(`<link rel="preload" as="fetch" crossorigin href="([^"]*)">`).FindStringSubmatch(cs.call(t, "GET", path, "", cookie, nil).raw)
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	if got := preload("/profiles/p_1", cookie); got != "/v1/profiles/p_1/view?events=50&amp;x=1" {
+		t.Errorf("signed in: preload %q", got)
+	}
+	for _, p := range []string{"/profiles/a%20b", "/profiles/%3Cx%3E", "/signin"} {
+		if got := preload(p, cookie); got != "" {
+			t.Errorf("%s: preload %q", p, got)
+		}
+	}
+	if got := preload("/profiles/p_1", ""); got != "" {
+		t.Errorf("not signed in: preload %q", got)
+	}
+	cs.call(t, "DELETE", "/v1/session", "", cookie, map[string]string{"X-CSRF-Token": csrf})
+	if _, s := page(cookie); s != "null" {
+		t.Errorf("after sign-out the page says %s", s)
+	}
+	if got := preload("/profiles/p_1", cookie); got != "" {
+		t.Errorf("signed out: preload %q", got)
+	}
+}

@@ -82,18 +82,24 @@ export interface RequestOptions {
   signal?: AbortSignal
   // quiet401: a 401 is an answer, not a lost session (GET /v1/session).
   quiet401?: boolean
+  // plain: no headers of the console's own, so that Chromium hands the
+  // request a <link rel=preload as=fetch> of the same URL (it reuses a
+  // preload only when the request headers are the same).
+  plain?: boolean
 }
 
 export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-  const headers: Record<string, string> = {
-    Accept: 'application/json',
-    // Tells the server not to send WWW-Authenticate: Basic, which would
-    // open the browser's own sign-in dialog.
-    'X-Requested-With': 'portrait-console',
-  }
+  const headers: Record<string, string> = opts.plain
+    ? {}
+    : {
+        Accept: 'application/json',
+        // Tells the server not to send WWW-Authenticate: Basic, which would
+        // open the browser's own sign-in dialog.
+        'X-Requested-With': 'portrait-console',
+      }
   // Labels the server localises (tag names in breakdowns) follow the
   // console's language, which may differ from the browser's.
-  if (document.documentElement.lang) headers['Accept-Language'] = document.documentElement.lang
+  if (document.documentElement.lang && !opts.plain) headers['Accept-Language'] = document.documentElement.lang
   let body: BodyInit | undefined
   if (opts.body !== undefined) {
     if (opts.body instanceof FormData || opts.body instanceof Blob) {
@@ -128,8 +134,10 @@ export const get = <T>(path: string, query?: Query, signal?: AbortSignal) => req
 // beside the session check and the page's chunk) rather than after both:
 // prefetch starts the GET, early takes its answer once, or asks now.
 const prefetched = new Map<string, Promise<unknown>>()
-export function prefetch(path: string, query?: Query) {
-  const p = request('GET', path, { query, quiet401: true })
+// plain: see RequestOptions (only for a signed-in page: a 401 without
+// X-Requested-With would bring the browser's Basic dialog).
+export function prefetch(path: string, query?: Query, plain = false) {
+  const p = request('GET', path, { query, quiet401: true, plain })
   p.catch(() => {}) // taken by the page, or dropped (a redirect to sign-in)
   prefetched.set(buildURL(path, query), p)
 }

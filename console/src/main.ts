@@ -2,7 +2,7 @@ import { createApp } from 'vue'
 import App from './App.vue'
 import { router, toSignIn } from './router'
 import { i18n } from './i18n'
-import { installExpiry, restore } from './session'
+import { installExpiry, restore, session } from './session'
 import { prefetch } from './api'
 import { warm } from './format'
 import 'element-plus/theme-chalk/base.css'
@@ -16,8 +16,13 @@ const first = router.resolve(location.pathname + location.search)
 // ...and the page's own data (a page names it in its route's meta), asked
 // for before the chunks: a browser opens six connections to a server, and
 // the data queued behind ten chunk requests came a second later under load.
-const data = first.meta.prefetch as ((params: Record<string, unknown>) => [string, Record<string, string | number>?]) | undefined
-if (data) prefetch(...data(first.params))
+// The server has usually preloaded it with the page already (<link
+// rel=preload as=fetch>): prefetch then takes that answer.
+const data = first.meta.fetch as string | undefined
+// Not when the page said nobody is signed in (the router goes to sign-in).
+if (data && !(session.checked && !session.principal)) {
+  prefetch(data.replace(/:(\w+)/g, (_, k: string) => encodeURIComponent(String(first.params[k] ?? ''))), undefined, !!session.principal)
+}
 for (const m of first.matched) {
   const c = m.components?.default
   if (typeof c === 'function') (c as () => Promise<unknown>)()

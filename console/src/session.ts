@@ -56,8 +56,37 @@ export function forget() {
 // router's guard awaits it).
 let pending: Promise<boolean> | null = null
 export function restore(): Promise<boolean> {
+  if (fromPage !== undefined) return Promise.resolve(fromPage)
   if (!pending) pending = ask().finally(() => (pending = null))
   return pending
+}
+
+// The server puts what GET /v1/session would answer into the page it
+// serves (a JSON data block, null when not signed in): the first load then
+// renders without that round trip. It answers restore() until the first
+// navigation has ended (pageSessionDone, called by the router); a page
+// served without it (an older server, `npm run dev`) asks as before.
+let fromPage: boolean | undefined
+{
+  const el = document.getElementById('portrait-session')
+  if (el) {
+    try {
+      const s = JSON.parse(el.textContent || '') as SessionAnswer | null
+      if (s && s.principal && s.csrf_token) {
+        accept(s)
+        fromPage = true
+      } else if (s === null) {
+        forget()
+        fromPage = false
+      }
+    } catch {
+      fromPage = undefined
+    }
+    el.remove()
+  }
+}
+export function pageSessionDone() {
+  fromPage = undefined
 }
 async function ask(): Promise<boolean> {
   try {

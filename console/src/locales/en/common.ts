@@ -12,6 +12,7 @@ export default {
     map: 'Business map', // customer business map (issue 14)
     // privacy-access
     keys: 'Keys',
+    insight: 'Audience insight', // the insight page's title (issue 14 §4)
     audit: 'Audit log',
   },
   language: 'Language',

@@ -12,6 +12,7 @@ export default {
     map: '经营地图', // customer business map (issue 14)
     // privacy-access
     keys: '密钥与角色',
+    insight: '人群洞察', // the insight page's title (issue 14 §4)
     audit: '审计日志',
   },
   language: '语言',
