@@ -252,12 +252,12 @@ func (s *Service) Load(ctx context.Context) error {
 // (several nodes over a shared store): a segment new or changed (its
 // UpdatedAt differs) is compiled and evaluated, one no longer stored is
 // dropped, and set operations built on a changed one follow it. The node
-// that made the change recorded the entries and exits, so nothing is
-// recorded here; but they are handed to the webhooks, because the node
-// that made the change may not be the one that sends (over a shared store
-// only the jobs owner's dispatcher runs: Dispatcher.OnlyWhileRunning drops
-// them elsewhere, and the node that made the change dropped its own). It
-// reports whether anything changed.
+// that made the change recorded the entries and exits (its own and those
+// of the set operations built on it), so nothing is recorded here, and the
+// webhooks' Outbox sends them from that record. Without an Outbox they
+// are handed to the dispatcher here, because the node that made the
+// change may not be the one that sends (OnlyWhileRunning); the set
+// operations' are not. It reports whether anything changed.
 func (s *Service) Sync(ctx context.Context) (bool, error) {
 	defs, err := s.Store.Segments(ctx)
 	if err != nil {

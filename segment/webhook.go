@@ -71,9 +71,10 @@ func Signature(secret, timestamp string, body []byte) string {
 // IdempotencyKey is the Idempotency-Key header of a webhook POST: the
 // webhook and a digest of the body, the same on every attempt of one batch,
 // so a receiver that answered too late for us (we retry) can drop the
-// second copy. A batch is one node's: another node evaluating the same
-// change numbers its events differently, which is why only the jobs owner
-// sends (Fence, OnlyWhileRunning).
+// second copy. With an Outbox the events are the recorded history's rows
+// (their ids and times as recorded), so a batch read again from the same
+// cursor with the same rows after it (a new jobs owner resending what the
+// last one may have sent) has the same key.
 func IdempotencyKey(webhookID string, body []byte) string {
 	sum := sha256.Sum256(body)
 	return webhookID + ":" + hex.EncodeToString(sum[:16])
@@ -122,12 +123,11 @@ type Dispatcher struct {
 	// node that lost the lease (paused past it, or stopping after it was
 	// taken) sends nothing the new owner may send too.
 	Fence func(ctx context.Context) error
-	// OnlyWhileRunning drops the events handed over while Run is not
-	// running, instead of queueing them. Over a shared store every api
-	// node evaluates every change and so emits the same events, but only
-	// the jobs owner runs the dispatcher: a node queueing them meanwhile
-	// would send its backlog again when it took the lease over (or
-	// dead-letter it once the queue is full).
+	// OnlyWhileRunning drops the events handed to Enqueue while Run is
+	// not running, instead of queueing them: only the jobs owner runs the
+	// dispatcher, and a node queueing them meanwhile would send its
+	// backlog when it took the lease over. (With an Outbox the service
+	// enqueues nothing: the owner reads what any node recorded.)
 	OnlyWhileRunning bool
 	// Outbox, when set, is where Run reads the events to send: the
 	// recorded history from its cursor (see Outbox), polled every Poll
