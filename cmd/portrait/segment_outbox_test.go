@@ -189,13 +189,13 @@ func TestChangeDuringAHandOverIsSentAfterIt(t *testing.T) {
 	identify(t, a, 0, 10, nil)
 	within(t, 20*time.Second, "10 entries received", func() bool { return recv.kinds("enter") >= 10 })
 
-	// No node may send for 4 s: the lease names a node that is gone.
+	// No node may send for 8 s: the lease names a node that is gone.
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `UPDATE leases SET holder = 'gone', term = term + 1, expires = clock_timestamp() + interval '4 seconds' WHERE name = 'jobs'`); err != nil {
+	if _, err := conn.Exec(ctx, `UPDATE leases SET holder = 'gone', term = term + 1, expires = clock_timestamp() + interval '8 seconds' WHERE name = 'jobs'`); err != nil {
 		t.Fatal(err)
 	}
 	identify(t, a, 10, 10, nil)
