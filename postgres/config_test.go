@@ -153,7 +153,7 @@ func TestAppendSegmentEventsConcurrent(t *testing.T) {
 	errs := make(chan error, len(batches))
 	for w := range batches {
 		for i := 0; i < 200; i++ {
-			batches[w] = append(batches[w], &segment.Event{Segment: "s", Profile: "p", Kind: "enter", At: time.Unix(int64(1_700_000_000+w*1000+i), 0)})
+			batches[w] = append(batches[w], &segment.Event{Segment: "s", Profile: fmt.Sprintf("p-%d-%d", w, i), Kind: "enter", At: time.Unix(int64(1_700_000_000+w*1000+i), 0)})
 		}
 		wg.Add(1)
 		go func(evs []*segment.Event) {

@@ -95,7 +95,7 @@ func eraseFixture(t *testing.T, db *DB) {
 	quarantineRow(t, db, "web", "bad timestamp", []byte(`{"userId":"u-keep-1","timestamp":"yesterday"}`), eraseT0, "web:keep")
 	exec(`INSERT INTO imports (id, source, state, summary, updated_at) VALUES ('imp-1', 'crm', 'done', $1, 1)`,
 		[]byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate"},{"row":4,"value":"li.kept@example.com","reason":"duplicate"}]}`))
-	exec(`INSERT INTO segment_events (segment_id, profile_id, kind, at) VALUES ('vip', 'p-a', 'enter', 1), ('vip', 'p-a-old', 'exit', 1), ('vip', 'p-b', 'enter', 1)`)
+	exec(`INSERT INTO segment_events (segment_id, profile_id, kind, at, version) VALUES ('vip', 'p-a', 'enter', 1, 1), ('vip', 'p-a-old', 'exit', 1, 1), ('vip', 'p-b', 'enter', 1, 1)`)
 	exec(`INSERT INTO linkage_candidates (id, doc, prob, found_at) VALUES ('c1', '{"a":"p-a","b":"p-x"}', 0.9, 1), ('c2', '{"a":"p-b","b":"p-y"}', 0.9, 1)`)
 	exec(`INSERT INTO linkage_decisions (id, status, decided_by, decided_at) VALUES ('c1', 'accepted', 'ops', 1), ('c2', 'rejected', 'ops', 1)`)
 	exec(`INSERT INTO segment_dead_letters (webhook_id, body, error, attempts, at) VALUES

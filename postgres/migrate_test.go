@@ -41,9 +41,9 @@ func TestImportConvertsAndSetsSequences(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := imp.Table(ctx, "segment_events", []string{"id", "segment_id", "profile_id", "kind", "at"}, &sliceRows{rows: [][]any{
-		{int64(7), "s", "p", "enter", int64(1)},
-		{int64(41), "s", "p", "exit", int64(2)},
+	if _, err := imp.Table(ctx, "segment_events", []string{"id", "segment_id", "profile_id", "kind", "at", "version"}, &sliceRows{rows: [][]any{
+		{int64(7), "s", "p", "enter", int64(1), int64(1)},
+		{int64(41), "s", "p", "exit", int64(2), int64(2)},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestImportConvertsAndSetsSequences(t *testing.T) {
 		t.Errorf("candidate doc read back as %+v", c)
 	}
 	var id int64
-	if err := db.pool.QueryRow(ctx, `INSERT INTO segment_events (segment_id, profile_id, kind, at) VALUES ('s', 'p', 'enter', 3) RETURNING id`).Scan(&id); err != nil || id != 42 {
+	if err := db.pool.QueryRow(ctx, `INSERT INTO segment_events (segment_id, profile_id, kind, at, version) VALUES ('s', 'p', 'enter', 3, 3) RETURNING id`).Scan(&id); err != nil || id != 42 {
 		t.Errorf("the next segment event got id %d %v, want 42", id, err)
 	}
 	if err := db.pool.QueryRow(ctx, `INSERT INTO segment_dead_letters (webhook_id, body, error, attempts, at) VALUES ('w', '', '', 1, 1) RETURNING id`).Scan(&id); err != nil || id != 1 {

@@ -12,7 +12,10 @@ import (
 	"github.com/portrait-cdp/portrait/segment"
 )
 
-var _ segment.Store = (*DB)(nil)
+var (
+	_ segment.Store  = (*DB)(nil)
+	_ segment.Outbox = (*DB)(nil)
+)
 
 // lockSegmentEvents is held by AppendSegmentEvents to commit: SegmentEvents
 // pages by id, so ids must become visible in order, or a reader that has
@@ -47,20 +50,73 @@ func (db *DB) Segments(ctx context.Context) ([]*segment.Definition, error) {
 		`SELECT body FROM segments ORDER BY id COLLATE "C"`)
 }
 
-// AppendSegmentEvents records enter/exit events in one transaction and sets
-// their ids. A first evaluation enters every member at once, so the rows
-// go in with COPY, under ids taken from the sequence beforehand.
+// AppendSegmentEvents records the events that change the recorded
+// membership, in one transaction, and sets their ids (segment.Store): each
+// is numbered from the last version recorded for its (segment, profile)
+// and written once (ON CONFLICT DO NOTHING on the unique version); one of
+// the kind last recorded is skipped, its id left 0. Every writer holds
+// lockSegmentEvents, so the last versions read here are those the insert
+// follows. A first evaluation enters every member at once: the last
+// versions are read with one statement and the rows written with another,
+// from arrays.
 func (db *DB) AppendSegmentEvents(ctx context.Context, evs []*segment.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	type pair struct{ seg, profile string }
+	type last struct {
+		version int64
+		kind    string
+	}
+	var keep []*segment.Event
+	var versions []int64
 	ids := make([]int64, 0, len(evs))
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		ids = ids[:0]
+		keep, versions, ids = keep[:0], versions[:0], ids[:0]
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockSegmentEvents); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('segment_events', 'id')) FROM generate_series(1, $1)`, len(evs))
+		segs, profiles := make([]string, 0, len(evs)), make([]string, 0, len(evs))
+		seen := make(map[pair]bool, len(evs))
+		for _, e := range evs {
+			if k := (pair{e.Segment, e.Profile}); !seen[k] {
+				seen[k] = true
+				segs, profiles = append(segs, e.Segment), append(profiles, e.Profile)
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT u.s, u.p, l.version, l.kind FROM unnest($1::text[], $2::text[]) AS u(s, p)
+			CROSS JOIN LATERAL (SELECT version, kind FROM segment_events e
+				WHERE e.segment_id = u.s AND e.profile_id = u.p ORDER BY version DESC LIMIT 1) l`, segs, profiles)
+		if err != nil {
+			return err
+		}
+		lasts := make(map[pair]last, len(evs))
+		for rows.Next() {
+			var k pair
+			var l last
+			if err := rows.Scan(&k.seg, &k.profile, &l.version, &l.kind); err != nil {
+				rows.Close()
+				return err
+			}
+			lasts[k] = l
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range evs {
+			k := pair{e.Segment, e.Profile}
+			l := lasts[k]
+			if l.kind == e.Kind {
+				continue // recorded already (by this node or another): no change
+			}
+			l = last{l.version + 1, e.Kind}
+			lasts[k] = l
+			keep, versions = append(keep, e), append(versions, l.version)
+		}
+		if len(keep) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('segment_events', 'id')) FROM generate_series(1, $1)`, len(keep))
 		if err != nil {
 			return err
 		}
@@ -76,20 +132,78 @@ func (db *DB) AppendSegmentEvents(ctx context.Context, evs []*segment.Event) err
 			return err
 		}
 		slices.Sort(ids)
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"segment_events"}, []string{"id", "segment_id", "profile_id", "kind", "at"},
-			pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
-				e := evs[i]
-				return []any{ids[i], e.Segment, e.Profile, e.Kind, micros(e.At)}, nil
-			}))
-		return err
+		n := len(keep)
+		cs, cp, ck := make([]string, n), make([]string, n), make([]string, n)
+		cat := make([]int64, n)
+		for i, e := range keep {
+			cs[i], cp[i], ck[i], cat[i] = e.Segment, e.Profile, e.Kind, micros(e.At)
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO segment_events (id, segment_id, profile_id, kind, at, version)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+			ON CONFLICT (segment_id, profile_id, version) DO NOTHING`, ids, cs, cp, ck, cat, versions)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != int64(n) {
+			// Only a writer not holding the lock (an older binary) can
+			// have written these versions meanwhile: ids cannot be told
+			// apart from the ones skipped, so none is set.
+			ids = nil
+		}
+		return nil
 	})
 	if err != nil {
 		return portrait.Wrap(err, "cannot record segment events")
 	}
-	for i, e := range evs {
-		e.ID = ids[i]
+	if len(ids) == len(keep) {
+		for i, e := range keep {
+			e.ID = ids[i]
+		}
 	}
 	return nil
+}
+
+// SegmentEventsAfter pages every segment's history after an event id,
+// oldest first (segment.Outbox). Ids become visible in order
+// (lockSegmentEvents), so a reader that has seen id n misses no smaller one.
+func (db *DB) SegmentEventsAfter(ctx context.Context, after int64, limit int) ([]*segment.Event, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 500
+	}
+	return db.segmentEvents(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
+		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+}
+
+// WebhookCursor returns the webhooks' position in the history, storing the
+// history's end the first time (segment.Outbox).
+func (db *DB) WebhookCursor(ctx context.Context) (int64, error) {
+	var pos int64
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// Under the writers' lock, so no id below the end read here is
+		// still to commit.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockSegmentEvents); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO segment_outbox (name, position)
+			SELECT 'webhooks', coalesce(max(id), 0) FROM segment_events ON CONFLICT (name) DO NOTHING`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT position FROM segment_outbox WHERE name = 'webhooks'`).Scan(&pos)
+	})
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read the webhooks' cursor")
+	}
+	return pos, nil
+}
+
+// MoveWebhookCursor moves the webhooks' cursor from one id to a later one,
+// only if it is still at from (segment.Outbox).
+func (db *DB) MoveWebhookCursor(ctx context.Context, from, to int64) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE segment_outbox SET position = $2 WHERE name = 'webhooks' AND position = $1 AND $2 > $1`, from, to)
+	if err != nil {
+		return false, portrait.Wrap(err, "cannot move the webhooks' cursor")
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // SegmentEvents pages a segment's history, oldest first, after an event id.
@@ -97,8 +211,12 @@ func (db *DB) SegmentEvents(ctx context.Context, segmentID string, after int64, 
 	if limit <= 0 || limit > 10000 {
 		limit = 100
 	}
-	rows, err := db.pool.Query(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
+	return db.segmentEvents(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
 		WHERE segment_id = $1 AND id > $2 ORDER BY id LIMIT $3`, segmentID, after, limit)
+}
+
+func (db *DB) segmentEvents(ctx context.Context, query string, args ...any) ([]*segment.Event, error) {
+	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read segment events")
 	}

@@ -98,7 +98,16 @@ type Store interface {
 	SaveSegment(ctx context.Context, d *Definition) error
 	DeleteSegment(ctx context.Context, id string) error
 	Segments(ctx context.Context) ([]*Definition, error)
-	// AppendSegmentEvents stores events and sets their ids.
+	// AppendSegmentEvents records the events that change the recorded
+	// membership and sets their ids; the others (the same change already
+	// recorded, by another node evaluating it too) are skipped, their id
+	// left 0. Each recorded change of a (segment, profile) is numbered
+	// from the last one recorded (its version) and unique by (segment,
+	// profile, version): an event whose kind is the last recorded one's
+	// changes nothing, and two nodes recording the same change from the
+	// same version write it once (ON CONFLICT DO NOTHING / INSERT OR
+	// IGNORE). So the history lists each change once however many api
+	// nodes evaluate it.
 	AppendSegmentEvents(ctx context.Context, evs []*Event) error
 	SegmentEvents(ctx context.Context, segmentID string, after int64, limit int) ([]*Event, error)
 	// RecordedMembers are the profiles whose last recorded event in the
@@ -153,7 +162,9 @@ type Service struct {
 	// Consent reports whether a profile consented to a purpose. Nil:
 	// everyone consents (until the privacy work provides consent).
 	Consent func(purpose, profileID string) bool
-	// Webhooks delivers events to subscribed URLs (nil: none).
+	// Webhooks delivers events to subscribed URLs (nil: none). With an
+	// Outbox it reads them from the recorded history, which emit only
+	// wakes; without, emit hands it what was evaluated.
 	Webhooks *Dispatcher
 	// KnownTraits and KnownTags list the names the schema and the tag
 	// taxonomy define, beyond those the index has seen on profiles: a
@@ -241,12 +252,12 @@ func (s *Service) Load(ctx context.Context) error {
 // (several nodes over a shared store): a segment new or changed (its
 // UpdatedAt differs) is compiled and evaluated, one no longer stored is
 // dropped, and set operations built on a changed one follow it. The node
-// that made the change recorded the entries and exits, so nothing is
-// recorded here; but they are handed to the webhooks, because the node
-// that made the change may not be the one that sends (over a shared store
-// only the jobs owner's dispatcher runs: Dispatcher.OnlyWhileRunning drops
-// them elsewhere, and the node that made the change dropped its own). It
-// reports whether anything changed.
+// that made the change recorded the entries and exits (its own and those
+// of the set operations built on it), so nothing is recorded here, and the
+// webhooks' Outbox sends them from that record. Without an Outbox they
+// are handed to the dispatcher here, because the node that made the
+// change may not be the one that sends (OnlyWhileRunning); the set
+// operations' are not. It reports whether anything changed.
 func (s *Service) Sync(ctx context.Context) (bool, error) {
 	defs, err := s.Store.Segments(ctx)
 	if err != nil {
@@ -309,7 +320,7 @@ func (s *Service) Sync(ctx context.Context) (bool, error) {
 			}
 			s.segs[d.ID] = l
 			before := s.evaluate(l)
-			if s.Webhooks != nil {
+			if s.Webhooks != nil && s.Webhooks.Outbox == nil {
 				send = append(send, diff(d.ID, before, l.members, s.Index, s.Now().UTC())...)
 			}
 			s.recompileDependents(d.ID) // their entries and exits were recorded where the change was made
@@ -894,7 +905,13 @@ subscribers:
 		}
 	}
 	s.subMu.Unlock()
-	if s.Webhooks != nil {
+	switch {
+	case s.Webhooks == nil:
+	case s.Webhooks.Outbox != nil:
+		// The dispatcher sends what the history holds, whichever node
+		// recorded it: wake it (on this node, if it runs here).
+		s.Webhooks.Wake()
+	default:
 		s.Webhooks.Enqueue(evs)
 	}
 }

@@ -71,12 +71,33 @@ func Signature(secret, timestamp string, body []byte) string {
 // IdempotencyKey is the Idempotency-Key header of a webhook POST: the
 // webhook and a digest of the body, the same on every attempt of one batch,
 // so a receiver that answered too late for us (we retry) can drop the
-// second copy. A batch is one node's: another node evaluating the same
-// change numbers its events differently, which is why only the jobs owner
-// sends (Fence, OnlyWhileRunning).
+// second copy. With an Outbox the events are the recorded history's rows
+// (their ids and times as recorded), so a batch read again from the same
+// cursor with the same rows after it (a new jobs owner resending what the
+// last one may have sent) has the same key.
 func IdempotencyKey(webhookID string, body []byte) string {
 	sum := sha256.Sum256(body)
 	return webhookID + ":" + hex.EncodeToString(sum[:16])
+}
+
+// Outbox is the recorded history read as the webhooks' queue: the events
+// of every segment in the order they were recorded (ids committed in
+// order), and a stored cursor, the id up to which they were sent. The
+// jobs owner's dispatcher reads after the cursor and moves it after each
+// batch, so any node's recorded change reaches the webhooks, and a new
+// owner resumes where the last one stopped.
+type Outbox interface {
+	// SegmentEventsAfter pages every segment's history after an id,
+	// oldest first.
+	SegmentEventsAfter(ctx context.Context, after int64, limit int) ([]*Event, error)
+	// WebhookCursor returns the id up to which the history was sent; the
+	// first call stores the history's current end (what was recorded
+	// before webhooks read the history is not sent).
+	WebhookCursor(ctx context.Context) (int64, error)
+	// MoveWebhookCursor moves the cursor from one id to a later one; it
+	// reports false, moving nothing, when the cursor is no longer at from
+	// (another node moved it).
+	MoveWebhookCursor(ctx context.Context, from, to int64) (bool, error)
 }
 
 // Dispatcher delivers events to webhooks: one POST per webhook and batch,
@@ -102,15 +123,24 @@ type Dispatcher struct {
 	// node that lost the lease (paused past it, or stopping after it was
 	// taken) sends nothing the new owner may send too.
 	Fence func(ctx context.Context) error
-	// OnlyWhileRunning drops the events handed over while Run is not
-	// running, instead of queueing them. Over a shared store every api
-	// node evaluates every change and so emits the same events, but only
-	// the jobs owner runs the dispatcher: a node queueing them meanwhile
-	// would send its backlog again when it took the lease over (or
-	// dead-letter it once the queue is full).
+	// OnlyWhileRunning drops the events handed to Enqueue while Run is
+	// not running, instead of queueing them: only the jobs owner runs the
+	// dispatcher, and a node queueing them meanwhile would send its
+	// backlog when it took the lease over. (With an Outbox the service
+	// enqueues nothing: the owner reads what any node recorded.)
 	OnlyWhileRunning bool
+	// Outbox, when set, is where Run reads the events to send: the
+	// recorded history from its cursor (see Outbox), polled every Poll
+	// and when woken (Wake). A batch the Fence refuses is then neither
+	// sent nor dead-lettered, and the cursor stays: the node that holds
+	// the jobs now sends it. Enqueue still queues (events not recorded).
+	Outbox Outbox
+	Poll   time.Duration
+	// Batch is how many recorded events one outbox batch holds at most.
+	Batch int
 
 	running atomic.Bool
+	wake    chan struct{}
 	mu      sync.RWMutex
 	hooks   []*Webhook
 	queue   chan []*Event
@@ -121,7 +151,17 @@ type Dispatcher struct {
 func NewDispatcher(store WebhookStore) *Dispatcher {
 	g := &egress.Guard{}
 	return &Dispatcher{Store: store, Guard: g, Client: g.Client(10 * time.Second), Now: time.Now, Log: slog.Default(),
-		MaxAttempts: 5, Backoff: func(n int) time.Duration { return time.Second << min(n-1, 8) }, queue: make(chan []*Event, 1024)}
+		MaxAttempts: 5, Backoff: func(n int) time.Duration { return time.Second << min(n-1, 8) }, queue: make(chan []*Event, 1024),
+		Poll: 500 * time.Millisecond, Batch: 500, wake: make(chan struct{}, 1)}
+}
+
+// Wake tells Run that the history has new events (Outbox); it never
+// blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Load reads the stored webhooks.
@@ -219,6 +259,14 @@ func (d *Dispatcher) Enqueue(evs []*Event) {
 func (d *Dispatcher) Run(ctx context.Context) {
 	d.running.Store(true)
 	defer d.running.Store(false)
+	if d.Outbox != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			d.runOutbox(ctx)
+		}()
+		defer func() { <-done }()
+	}
 	for {
 		select {
 		case evs := <-d.queue:
@@ -234,6 +282,94 @@ func (d *Dispatcher) Run(ctx context.Context) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// runOutbox sends the recorded history from the stored cursor until ctx
+// ends: a batch, then the cursor moved past it. A batch under way when
+// ctx ends is finished within a few seconds (what cannot be is
+// dead-lettered, as Run's drain does) and the cursor moved; a batch the
+// Fence refused (this node no longer holds the jobs) leaves the cursor
+// where it is, for the new owner.
+func (d *Dispatcher) runOutbox(ctx context.Context) {
+	poll := d.Poll
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	limit := d.Batch
+	if limit <= 0 {
+		limit = 500
+	}
+	wait := func() bool {
+		t := time.NewTimer(poll)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-d.wake:
+		case <-t.C:
+		}
+		return true
+	}
+	pos, known := int64(0), false
+	for ctx.Err() == nil {
+		if !known {
+			p, err := d.Outbox.WebhookCursor(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.Log.Warn("webhook cursor not read; retrying", "err", err)
+				}
+				if !wait() {
+					return
+				}
+				continue
+			}
+			pos, known = p, true
+		}
+		evs, err := d.Outbox.SegmentEventsAfter(ctx, pos, limit)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.Log.Warn("segment history not read for the webhooks; retrying", "err", err)
+			}
+			if !wait() {
+				return
+			}
+			continue
+		}
+		if len(evs) == 0 {
+			if !wait() {
+				return
+			}
+			continue
+		}
+		// The batch is finished even if ctx ends meanwhile (a hand-over
+		// or a shutdown), within 5 s: retries cut short are dead-lettered.
+		sending, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stop := context.AfterFunc(ctx, func() { time.AfterFunc(5*time.Second, cancel) })
+		refused := d.deliverAll(sending, evs)
+		stop()
+		cancel()
+		if refused {
+			// Not the jobs owner any more (or its store did not answer
+			// the fence): the owner sends this batch. Read the cursor
+			// again before trying anything else.
+			known = false
+			if !wait() {
+				return
+			}
+			continue
+		}
+		last := evs[len(evs)-1].ID
+		moved, err := d.Outbox.MoveWebhookCursor(context.WithoutCancel(ctx), pos, last)
+		switch {
+		case err != nil:
+			d.Log.Error("webhook cursor not moved; the batch may be sent again", "err", err)
+			known = false
+		case !moved:
+			known = false // another node moved it: start from there
+		default:
+			pos = last
 		}
 	}
 }
@@ -264,6 +400,17 @@ func (d *Dispatcher) deadAll(evs []*Event, reason string, attempts int) {
 
 // Deliver sends events to every webhook that wants them.
 func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
+	d.deliver1(ctx, evs, false)
+}
+
+// deliverAll is Deliver for an outbox batch: a POST the Fence refuses is
+// not dead-lettered, and it reports whether any was refused.
+func (d *Dispatcher) deliverAll(ctx context.Context, evs []*Event) (refused bool) {
+	return d.deliver1(ctx, evs, true)
+}
+
+func (d *Dispatcher) deliver1(ctx context.Context, evs []*Event, outbox bool) bool {
+	var refused atomic.Bool
 	d.mu.RLock()
 	hooks := append([]*Webhook(nil), d.hooks...)
 	d.mu.RUnlock()
@@ -281,10 +428,13 @@ func (d *Dispatcher) Deliver(ctx context.Context, evs []*Event) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.deliver(ctx, h, mine)
+			if d.deliver(ctx, h, mine, outbox) {
+				refused.Store(true)
+			}
 		}()
 	}
 	wg.Wait()
+	return refused.Load()
 }
 
 // consented: a webhook with a purpose is told of a profile entering only
@@ -308,20 +458,27 @@ func wants(h *Webhook, seg string) bool {
 	return false
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, h *Webhook, evs []*Event) {
+// deliver sends one webhook its events; it reports whether the Fence
+// refused the send, which, with keep (an outbox batch, which the node now
+// holding the jobs sends), is not dead-lettered.
+func (d *Dispatcher) deliver(ctx context.Context, h *Webhook, evs []*Event, keep bool) (refused bool) {
 	body, _ := json.Marshal(map[string]any{"webhook_id": h.ID, "events": evs})
 	var lastErr error
 	attempt := 1
 	for ; attempt <= d.MaxAttempts; attempt++ {
 		if d.Fence != nil {
 			if err := d.Fence(ctx); err != nil {
+				if keep {
+					d.Log.Info("webhook batch left to the jobs owner", "webhook", h.ID, "events", len(evs), "err", err)
+					return true
+				}
 				lastErr = fmt.Errorf("not sent: %s", portrait.ErrorMessage(err))
 				attempt-- // this attempt was not made
 				goto dead
 			}
 		}
 		if lastErr = d.post(ctx, h, body); lastErr == nil {
-			return
+			return false
 		}
 		if attempt == d.MaxAttempts {
 			break
@@ -340,6 +497,7 @@ dead:
 	if err := d.Store.SaveDeadLetter(context.Background(), dl); err != nil {
 		d.Log.Error("cannot save a dead letter", "webhook", h.ID, "err", err)
 	}
+	return false
 }
 
 func (d *Dispatcher) post(ctx context.Context, h *Webhook, body []byte) error {

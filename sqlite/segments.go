@@ -9,7 +9,10 @@ import (
 	"github.com/portrait-cdp/portrait/segment"
 )
 
-var _ segment.Store = (*DB)(nil)
+var (
+	_ segment.Store  = (*DB)(nil)
+	_ segment.Outbox = (*DB)(nil)
+)
 
 // SaveSegment inserts or replaces a segment definition.
 func (db *DB) SaveSegment(ctx context.Context, d *segment.Definition) error {
@@ -55,29 +58,78 @@ func (db *DB) Segments(ctx context.Context) ([]*segment.Definition, error) {
 	return out, rows.Err()
 }
 
-// AppendSegmentEvents records enter/exit events in one transaction.
+// AppendSegmentEvents records the events that change the recorded
+// membership, in one transaction, and sets their ids (segment.Store): each
+// takes the next version of its (segment, profile) when its kind differs
+// from the last one recorded, written with INSERT OR IGNORE on the unique
+// version; the others are skipped, their id left 0.
 func (db *DB) AppendSegmentEvents(ctx context.Context, evs []*segment.Event) error {
 	tx, err := db.logW.BeginTx(ctx, nil)
 	if err != nil {
 		return portrait.Wrap(err, "cannot record segment events")
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO segment_events (segment_id, profile_id, kind, at) VALUES (?, ?, ?, ?)`)
+	st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO segment_events (segment_id, profile_id, kind, at, version)
+		SELECT ?1, ?2, ?3, ?4, coalesce(l.version, 0) + 1
+		  FROM (SELECT 1) LEFT JOIN (SELECT version, kind FROM segment_events
+		        WHERE segment_id = ?1 AND profile_id = ?2 ORDER BY version DESC LIMIT 1) l
+		 WHERE l.kind IS NULL OR l.kind <> ?3`)
 	if err != nil {
 		return portrait.Wrap(err, "cannot record segment events")
 	}
 	defer st.Close()
-	for _, e := range evs {
+	ids := make([]int64, len(evs))
+	for i, e := range evs {
 		res, err := st.ExecContext(ctx, e.Segment, e.Profile, e.Kind, micros(e.At))
 		if err != nil {
 			return portrait.Wrap(err, "cannot record segment events")
 		}
-		e.ID, _ = res.LastInsertId()
+		if n, _ := res.RowsAffected(); n == 1 {
+			ids[i], _ = res.LastInsertId()
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return portrait.Wrap(err, "cannot record segment events")
 	}
+	for i, e := range evs {
+		e.ID = ids[i]
+	}
 	return nil
+}
+
+// SegmentEventsAfter pages every segment's history after an event id,
+// oldest first (segment.Outbox).
+func (db *DB) SegmentEventsAfter(ctx context.Context, after int64, limit int) ([]*segment.Event, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 500
+	}
+	return db.segmentEvents(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
+		WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+}
+
+// WebhookCursor returns the webhooks' position in the history, storing the
+// history's end the first time (segment.Outbox).
+func (db *DB) WebhookCursor(ctx context.Context) (int64, error) {
+	if _, err := db.logW.ExecContext(ctx, `INSERT INTO segment_outbox (name, position)
+		SELECT 'webhooks', coalesce(max(id), 0) FROM segment_events WHERE true ON CONFLICT (name) DO NOTHING`); err != nil {
+		return 0, portrait.Wrap(err, "cannot read the webhooks' cursor")
+	}
+	var pos int64
+	if err := db.logW.QueryRowContext(ctx, `SELECT position FROM segment_outbox WHERE name = 'webhooks'`).Scan(&pos); err != nil {
+		return 0, portrait.Wrap(err, "cannot read the webhooks' cursor")
+	}
+	return pos, nil
+}
+
+// MoveWebhookCursor moves the webhooks' cursor from one id to a later one,
+// only if it is still at from (segment.Outbox).
+func (db *DB) MoveWebhookCursor(ctx context.Context, from, to int64) (bool, error) {
+	res, err := db.logW.ExecContext(ctx, `UPDATE segment_outbox SET position = ? WHERE name = 'webhooks' AND position = ? AND ? > ?`, to, from, to, from)
+	if err != nil {
+		return false, portrait.Wrap(err, "cannot move the webhooks' cursor")
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // SegmentEvents pages a segment's history, oldest first, after an event id.
@@ -85,8 +137,12 @@ func (db *DB) SegmentEvents(ctx context.Context, segmentID string, after int64, 
 	if limit <= 0 || limit > 10000 {
 		limit = 100
 	}
-	rows, err := db.logR.QueryContext(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
+	return db.segmentEvents(ctx, `SELECT id, segment_id, profile_id, kind, at FROM segment_events
 		WHERE segment_id = ? AND id > ? ORDER BY id LIMIT ?`, segmentID, after, limit)
+}
+
+func (db *DB) segmentEvents(ctx context.Context, query string, args ...any) ([]*segment.Event, error) {
+	rows, err := db.logR.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, portrait.Wrap(err, "cannot read segment events")
 	}

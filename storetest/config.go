@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ func RunConfig(t *testing.T, open func(t *testing.T) ConfigStore) {
 		{"SchemaAndBoundaries", schemaAndBoundaries},
 		{"TagVersions", tagVersions},
 		{"SegmentsAndHistory", segmentsAndHistory},
+		{"HistoryOnceAndOutbox", historyOnceAndOutbox},
 		{"WebhooksAndDeadLetters", webhooksAndDeadLetters},
 		{"Deliveries", deliveries},
 		{"AccountEdits", accountEdits},
@@ -384,6 +386,106 @@ func segmentsAndHistory(t *testing.T, s ConfigStore) {
 	}
 	if m, err := s.RecordedMembers(ctx, "none"); err != nil || len(m) != 0 {
 		t.Errorf("members of a segment without history: %v %v", m, err)
+	}
+}
+
+// historyOnceAndOutbox: the history records each change of a (segment,
+// profile) once however many writers (api nodes) record it, and the
+// webhooks read every segment's history in order from a stored cursor.
+func historyOnceAndOutbox(t *testing.T, s ConfigStore) {
+	ctx := context.Background()
+	ob, ok := s.(segment.Outbox)
+	if !ok {
+		t.Fatal("the store is not a segment.Outbox")
+	}
+	cfgMust(t, s.AppendSegmentEvents(ctx, []*segment.Event{{Segment: "seg_a", Profile: "old", Kind: "enter", At: t0}}))
+	// The first cursor is the history's end: what came before is not sent.
+	pos, err := ob.WebhookCursor(ctx)
+	cfgMust(t, err)
+	if evs, err := ob.SegmentEventsAfter(ctx, pos, 10); err != nil || len(evs) != 0 {
+		t.Fatalf("after the first cursor %d: %d events %v, want none", pos, len(evs), err)
+	}
+	// Four writers record the same 50 entries at once, and one of them
+	// again: 50 rows.
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for w := 0; w < 5; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var evs []*segment.Event
+			for i := 0; i < 50; i++ {
+				evs = append(evs, &segment.Event{Segment: "seg_a", Profile: fmt.Sprintf("p%02d", i), Kind: "enter", At: t0.Add(time.Duration(w) * time.Second)})
+			}
+			errs <- s.AppendSegmentEvents(ctx, evs)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		cfgMust(t, err)
+	}
+	// A repeated kind changes nothing, an alternation is recorded whole,
+	// within one batch too; the events not recorded keep id 0.
+	again := []*segment.Event{
+		{Segment: "seg_a", Profile: "p00", Kind: "enter", At: t0},
+		{Segment: "seg_a", Profile: "p01", Kind: "exit", At: t0},
+		{Segment: "seg_a", Profile: "p01", Kind: "exit", At: t0},
+		{Segment: "seg_a", Profile: "p02", Kind: "exit", At: t0},
+		{Segment: "seg_a", Profile: "p02", Kind: "enter", At: t0},
+		{Segment: "seg_b", Profile: "p00", Kind: "enter", At: t0},
+	}
+	cfgMust(t, s.AppendSegmentEvents(ctx, again))
+	var ids []int64
+	for _, e := range again {
+		ids = append(ids, e.ID)
+	}
+	if ids[0] != 0 || ids[1] == 0 || ids[2] != 0 || ids[3] == 0 || ids[4] <= ids[3] || ids[5] <= ids[4] {
+		t.Errorf("ids of the second batch %v: want 0 for the events recorded already, increasing for the others", ids)
+	}
+	hist, err := s.SegmentEvents(ctx, "seg_a", 0, 1000)
+	cfgMust(t, err)
+	seen := map[string]int{}
+	for _, e := range hist {
+		seen[e.Profile+":"+e.Kind]++
+	}
+	if len(hist) != 1+50+3 || seen["p00:enter"] != 1 || seen["p01:exit"] != 1 || seen["p02:enter"] != 2 {
+		t.Errorf("seg_a's history: %d rows %v, want 54", len(hist), seen)
+	}
+	members, err := s.RecordedMembers(ctx, "seg_a")
+	cfgMust(t, err)
+	if len(members) != 50 { // old and p00…p49 but p01
+		t.Errorf("%d recorded members, want 50", len(members))
+	}
+	// The outbox reads every segment's history after the cursor, in id
+	// order, and moves the cursor only from where it is.
+	var all []*segment.Event
+	for after := pos; ; {
+		page, err := ob.SegmentEventsAfter(ctx, after, 20)
+		cfgMust(t, err)
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].ID
+	}
+	if len(all) != 50+3+1 || all[len(all)-1].Segment != "seg_b" {
+		t.Fatalf("outbox: %d events, want 54 ending with seg_b's", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].ID <= all[i-1].ID {
+			t.Fatalf("outbox ids not increasing: %d then %d", all[i-1].ID, all[i].ID)
+		}
+	}
+	end := all[len(all)-1].ID
+	if moved, err := ob.MoveWebhookCursor(ctx, pos, all[19].ID); err != nil || !moved {
+		t.Fatalf("cursor not moved: %v %v", moved, err)
+	}
+	if moved, err := ob.MoveWebhookCursor(ctx, pos, end); err != nil || moved {
+		t.Errorf("a cursor moved from where it no longer is: %v %v", moved, err)
+	}
+	if p, err := ob.WebhookCursor(ctx); err != nil || p != all[19].ID {
+		t.Errorf("cursor %d %v, want %d", p, err, all[19].ID)
 	}
 }
 

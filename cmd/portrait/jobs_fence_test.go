@@ -147,6 +147,11 @@ func TestSegmentWebhookCalledOnceOverASharedStoreWithoutABus(t *testing.T) {
 	if got := entered(); got != 40 {
 		t.Errorf("%d profiles entered, want 40", got)
 	}
+	// Both nodes evaluated the 40 entries; the history lists each once
+	// (it held 60 rows before it was written once per change).
+	if n := historyOnce(t, b, st.ID); n != 40 {
+		t.Errorf("history holds %d rows for 40 entries", n)
+	}
 	t.Logf("%d POSTs for 40 entries", recv.posts.Load())
 }
 

@@ -46,6 +46,12 @@ func (a *App) wireSegments(ctx context.Context) error {
 	// shared store every api node emits the same events, and only the
 	// jobs owner's dispatcher takes them (runJobs).
 	svc.Webhooks.Fence, svc.Webhooks.OnlyWhileRunning = a.fenceJobs, a.shared
+	// The dispatcher sends the recorded history from its stored cursor
+	// (an outbox): a change any node recorded reaches the webhooks once,
+	// from the jobs owner, and a new owner resumes where the last stopped.
+	if ob, ok := a.DB.(segment.Outbox); ok {
+		svc.Webhooks.Outbox = ob
+	}
 	if e := a.Enrich; e != nil && e.Traits != nil && e.Tags != nil {
 		// "did you mean" knows the schema's traits and the defined tags,
 		// not only those profiles already hold.
