@@ -436,6 +436,7 @@ type Row struct {
 	People     int      `json:"people"`
 	Engagement float64  `json:"engagement"`
 	Gaps       []string `json:"gaps,omitempty"`
+	GapCodes   []Gap    `json:"gap_codes,omitempty"` // Gaps as codes (Coverage.GapCodes)
 	Score
 }
 
@@ -529,7 +530,8 @@ func (m *Model) List(f Filter, sortBy string, offset, limit int) ([]Row, int, er
 		if v := a.Number("revenue"); !math.IsNaN(v) {
 			r.Revenue = &v
 		}
-		r.Gaps = m.coverage(a).Gaps
+		cov := m.coverage(a)
+		r.Gaps, r.GapCodes = cov.Gaps, cov.GapCodes
 		rows = append(rows, r)
 	}
 	return rows, total, nil

@@ -63,4 +63,9 @@ export default {
     score: 'Likeness',
     evalNote: 'Evaluation: seeds held out of training, ranked among every other account (AUC 0.5 is chance; precision at k against what random picks would reach). Small seed sets give rough figures.',
   },
+  gapCodes: {
+    no_role: 'no {role} identified',
+    role_presumed: '{role} presumed, not verified',
+    no_level_contact: 'no contact at {level}',
+  },
 }

@@ -69,4 +69,8 @@ export default {
   eventNameFilter: 'Event name',
   // console speed: the history's bound (GET /v1/profiles/{id}/view)
   historyKept: 'The latest {n} stage changes are kept; older ones are not shown',
+  nbShort: '{product} ({confidence} confidence)',
+  confidence: 'confidence',
+  lift: 'lift',
+  because: 'because of: {items}',
 }

@@ -65,4 +65,10 @@ export default {
     score: '相似度',
     evalNote: '评估：部分种子不参与训练，在其余所有客户中排名（AUC 0.5 为随机水平；前 k 精确率与随机选取相比）。种子较少时数字仅供参考。',
   },
+  // issue 13: coverage gap_codes
+  gapCodes: {
+    no_role: '尚未识别{role}',
+    role_presumed: '{role}为推定，尚未核实',
+    no_level_contact: '{level}没有联系人',
+  },
 }

@@ -62,6 +62,28 @@ export default {
     purchase_count: '购买次数',
     p_alive: '存活概率',
     days_since_last_purchase: '距上次购买天数',
+    gender: '性别',
+    birth_year: '出生年份',
+    province: '省份',
+    email: '邮箱',
+    phone: '手机号',
+    member_level: '会员等级',
+    preferred_channel: '偏好渠道',
+    signup_channel: '注册渠道',
+    signup_date: '注册日期',
+    first_name: '名',
+    last_name: '姓',
+    rfm_r: 'RFM 最近购买 R',
+    rfm_f: 'RFM 购买频次 F',
+    rfm_m: 'RFM 消费金额 M',
+    expected_spend: '预期消费',
+    purchase_probability_90d: '90 天购买概率',
+    next_best_products: '推荐商品',
+    journey_history: '旅程阶段记录',
+    journey_stage: '旅程阶段',
+    avg_order_value: '客单价',
+    orders: '订单数',
+    sessions: '访问次数',
     last_seen: '最近活跃',
   },
   // RFM segments (traits.rfm_segment), as the RFM literature names them.
@@ -77,6 +99,17 @@ export default {
     at_risk: '流失风险',
     hibernating: '沉睡客户',
   },
+  // Values of enum-like traits (traitValueWord in src/roles.ts): the table
+  // is picked by the trait (valueTables there); a value not named here is
+  // shown as it is.
+  values: {
+    gender: { female: '女', male: '男', unknown: '未知' },
+    channel: { web: '网站', app: 'App', store: '门店', online: '线上', server: '服务端', wechat_mini_program: '微信小程序', wechat: '微信', email: '邮件', sms: '短信' },
+  },
+  // Segment-spec event types (the timeline and its filter).
+  eventTypes: { identify: '身份识别', track: '行为事件', page: '页面浏览', screen: '屏幕浏览', group: '群组', alias: '别名' },
+  // Identifier types (the identity card, merges).
+  idTypes: { user_id: '用户 ID', anonymous_id: '匿名 ID', email: '邮箱', phone: '手机号', device_id: '设备 ID', wechat_openid: '微信 OpenID', wechat_unionid: '微信 UnionID' },
   dim: {
     basic: '人口统计',
     behaviour: '消费习惯',

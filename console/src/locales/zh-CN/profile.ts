@@ -69,4 +69,9 @@ export default {
   eventNameFilter: '事件名称',
   // console speed: the history's bound (GET /v1/profiles/{id}/view)
   historyKept: '仅保留最近 {n} 次阶段变化，更早的未显示',
+  // issue 13 words: the recommendations as a list
+  nbShort: '{product}（置信度 {confidence}）',
+  confidence: '置信度',
+  lift: '提升度',
+  because: '因为购买过：{items}',
 }
