@@ -73,3 +73,14 @@ export function gapWord(text: string, gap: Gap | null | undefined): string {
   if (p.level) p.level = wordFor('accounts.levels', p.level)
   return codeWord('accounts.gapCodes', gap.code, p, text)
 }
+
+// IcpReason is one of an account's icp_reasons (account.Reason).
+export interface IcpReason { factor: string; points: number; text: string; code?: string; params?: Record<string, unknown> }
+
+// icpReasonWord is an ICP reason in words (accounts.reasonCodes; the
+// committee's gaps said by gapWord), else the API's sentence.
+export function icpReasonWord(r: IcpReason): string {
+  const p: Record<string, unknown> = { ...(r.params || {}) }
+  if (Array.isArray(p.gaps)) p.gaps = (p.gaps as Gap[]).map((g) => gapWord(g.code, g)).join('；')
+  return codeWord('accounts.reasonCodes', r.code, p, r.text)
+}

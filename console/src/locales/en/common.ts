@@ -82,6 +82,11 @@ export default {
     avg_order_value: 'Average order value',
     orders: 'Orders',
     sessions: 'Sessions',
+    days_since_last_order: 'Days since last order',
+    tenure_days: 'Tenure (days)',
+    cluster: 'Cluster',
+    cluster_description: 'Cluster description',
+    cluster_terms: 'Cluster terms',
     last_seen: 'Last seen',
   },
   rfm: {

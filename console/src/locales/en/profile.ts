@@ -73,4 +73,12 @@ export default {
   confidence: 'confidence',
   lift: 'lift',
   because: 'because of: {items}',
+  clusterWords: {
+    very_high: 'very high {f} ({z}σ)',
+    high: 'high {f} ({z}σ)',
+    low: 'low {f} ({z}σ)',
+    very_low: 'very low {f} ({z}σ)',
+    sep: ', ',
+    average: 'close to the average on every feature',
+  },
 }

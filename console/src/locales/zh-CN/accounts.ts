@@ -71,4 +71,20 @@ export default {
     role_presumed: '{role}为推定，尚未核实',
     no_level_contact: '{level}没有联系人',
   },
+  // issue 13: ICP reasons (icp_reasons code, params) and their factors
+  factors: { industry: '行业', size: '规模', region: '地区', engagement: '互动', coverage: '决策链覆盖', learned: '赢单模型' },
+  reasonCodes: {
+    industry_unknown: '行业未知',
+    industry_target: '目标行业 {code} {name}',
+    industry_not_target: '行业 {code} {name} 不在目标范围',
+    headcount_unknown: '员工人数未知（按一半计分）',
+    headcount: '{employees} 名员工（理想 {min}–{max}）',
+    region_unknown: '地区未知',
+    region_target: '{province}属于目标地区',
+    region_not_target: '{province}不在目标地区',
+    engagement: '互动 {value} / {full}（拜访、电话、会议、方案，90 天衰减一半）',
+    committee_full: '决策链已全部覆盖',
+    committee_partial: '决策链覆盖 {pct}%：{gaps}',
+    learned: '赢单历史模型：赢单概率 {p}%；相对平均客户的对数几率：{contributions}',
+  },
 }

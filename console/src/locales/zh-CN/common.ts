@@ -84,6 +84,11 @@ export default {
     avg_order_value: '客单价',
     orders: '订单数',
     sessions: '访问次数',
+    days_since_last_order: '距上次购买天数',
+    tenure_days: '客户年龄（天）',
+    cluster: '客户聚类',
+    cluster_description: '聚类描述',
+    cluster_terms: '聚类特征',
     last_seen: '最近活跃',
   },
   // RFM segments (traits.rfm_segment), as the RFM literature names them.

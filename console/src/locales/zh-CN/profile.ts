@@ -74,4 +74,13 @@ export default {
   confidence: '置信度',
   lift: '提升度',
   because: '因为购买过：{items}',
+  // cluster_terms (k-means) in words, as the analytics page says them
+  clusterWords: {
+    very_high: '{f}很高（{z}σ）',
+    high: '{f}偏高（{z}σ）',
+    low: '{f}偏低（{z}σ）',
+    very_low: '{f}很低（{z}σ）',
+    sep: '，',
+    average: '各项指标接近平均水平',
+  },
 }
