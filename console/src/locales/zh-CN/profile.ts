@@ -83,4 +83,6 @@ export default {
     sep: '，',
     average: '各项指标接近平均水平',
   },
+  // merge journal kinds (portrait.Merge*)
+  mergeKinds: { merged: '合并', refused: '拒绝合并', rebuilt: '重建', retracted: '撤回', split: '拆分' },
 }
