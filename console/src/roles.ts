@@ -39,7 +39,7 @@ const valueTables: Record<string, string> = {
 // enum-like and the value is a string the table names; otherwise null (the
 // caller formats the value as usual).
 export function traitValueWord(trait: string, value: unknown): string | null {
-  const table = valueTables[trait]
+  const table = valueTables[trait] ?? (trait.startsWith('journey_channel_') ? 'common.values.channel' : undefined)
   if (!table || typeof value !== 'string') return null
   return wordFor(table, value)
 }
@@ -48,7 +48,15 @@ export function traitValueWord(trait: string, value: unknown): string | null {
 // words used in sentences and chips ("按 RFM 评分 统计"), never hiding a
 // trait the table lacks.
 export function traitWord(trait: string | null | undefined): string {
-  return wordFor('common.traits', trait)
+  const w = wordFor('common.traits', trait)
+  if (w !== trait || !trait) return w
+  // journey_days_in_<stage>, journey_channel_<stage>: named by the stage.
+  for (const prefix of ['journey_days_in_', 'journey_channel_']) {
+    if (trait.startsWith(prefix) && words.te('common.traitPatterns.' + prefix)) {
+      return words.t('common.traitPatterns.' + prefix, { x: wordFor('common.stage', trait.slice(prefix.length)) })
+    }
+  }
+  return trait
 }
 
 // codeWord says a sentence the API wrote in English from its code and

@@ -87,6 +87,13 @@ export default {
     cluster: 'Cluster',
     cluster_description: 'Cluster description',
     cluster_terms: 'Cluster terms',
+    buying_role: 'Buying role',
+    hierarchy_level: 'Level',
+    title: 'Title',
+    company_id: 'Company ID',
+    journey_reached: 'Journey stages reached',
+    journey_stage_since: 'In the journey stage since',
+    next_best_products_reason: 'Why no recommendation',
     last_seen: 'Last seen',
   },
   rfm: {
@@ -106,6 +113,7 @@ export default {
     channel: { web: 'Web', app: 'App', store: 'Store', online: 'Online', server: 'Server', wechat_mini_program: 'WeChat mini program', wechat: 'WeChat', email: 'Email', sms: 'SMS' },
   },
   idTypes: { user_id: 'User ID', anonymous_id: 'Anonymous ID', email: 'Email', phone: 'Phone', device_id: 'Device ID', wechat_openid: 'WeChat OpenID', wechat_unionid: 'WeChat UnionID' },
+  traitPatterns: { journey_days_in_: 'Days in stage {x}', journey_channel_: 'Channel into stage {x}' },
   dim: {
     basic: 'Demographics',
     behaviour: 'Behaviour',

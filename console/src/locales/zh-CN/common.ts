@@ -89,6 +89,13 @@ export default {
     cluster: '客户聚类',
     cluster_description: '聚类描述',
     cluster_terms: '聚类特征',
+    buying_role: '采购角色',
+    hierarchy_level: '层级',
+    title: '职务',
+    company_id: '公司 ID',
+    journey_reached: '已到达的旅程阶段',
+    journey_stage_since: '进入当前旅程阶段的时间',
+    next_best_products_reason: '无推荐的原因',
     last_seen: '最近活跃',
   },
   // RFM segments (traits.rfm_segment), as the RFM literature names them.
@@ -115,6 +122,8 @@ export default {
   eventTypes: { identify: '身份识别', track: '行为事件', page: '页面浏览', screen: '屏幕浏览', group: '群组', alias: '别名' },
   // Identifier types (the identity card, merges).
   idTypes: { user_id: '用户 ID', anonymous_id: '匿名 ID', email: '邮箱', phone: '手机号', device_id: '设备 ID', wechat_openid: '微信 OpenID', wechat_unionid: '微信 UnionID' },
+  // Traits named by a pattern (journey.DaysIn, journey.ChannelOf).
+  traitPatterns: { journey_days_in_: '{x} 阶段停留天数', journey_channel_: '到达 {x} 阶段的渠道' },
   dim: {
     basic: '人口统计',
     behaviour: '消费习惯',
