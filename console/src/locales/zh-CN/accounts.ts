@@ -82,7 +82,7 @@ export default {
     region_unknown: '地区未知',
     region_target: '{province}属于目标地区',
     region_not_target: '{province}不在目标地区',
-    engagement: '互动 {value} / {full}（拜访、电话、会议、方案，90 天衰减一半）',
+    engagement: '得分 {value} / {full}（拜访、电话、会议、方案，90 天衰减一半）',
     committee_full: '决策链已全部覆盖',
     committee_partial: '决策链覆盖 {pct}%：{gaps}',
     learned: '赢单历史模型：赢单概率 {p}%；相对平均客户的对数几率：{contributions}',
