@@ -106,6 +106,16 @@ type Reason struct {
 // Flag marks a low-value or high-risk account (垃圾客户) and says why.
 type Flag struct {
 	Reasons []string `json:"reasons"`
+	// Codes says each of Reasons (same order) as a code and parameters
+	// for the console's words: low_fit {icp, min}, bad_payment {days,
+	// limit}, service_cost {tickets, revenue}.
+	Codes []FlagCode `json:"codes"`
+}
+
+// FlagCode is one flag reason as a code and its parameters.
+type FlagCode struct {
+	Code   string         `json:"code"`
+	Params map[string]any `json:"params"`
 }
 
 // Score is an account's ICP score with its explanation.
@@ -410,11 +420,14 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 	}
 	s.Fit = math.Round(s.Fit*10) / 10
 	var flag []string
+	var codes []FlagCode
 	if s.ICP < card.LowFit {
 		flag = append(flag, fmt.Sprintf("low fit: ICP %.0f < %.0f", s.ICP, card.LowFit))
+		codes = append(codes, FlagCode{"low_fit", map[string]any{"icp": math.Round(s.ICP), "min": card.LowFit}})
 	}
 	if card.MaxOverdueDays > 0 && a.OverdueDays > card.MaxOverdueDays {
 		flag = append(flag, fmt.Sprintf("bad payment history: %d days overdue (limit %d)", a.OverdueDays, card.MaxOverdueDays))
+		codes = append(codes, FlagCode{"bad_payment", map[string]any{"days": a.OverdueDays, "limit": card.MaxOverdueDays}})
 	}
 	if rev := a.Number("revenue"); card.MaxTicketsPerMillion > 0 && a.Tickets > 0 {
 		per := math.Inf(1)
@@ -426,10 +439,15 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 		}
 		if per > card.MaxTicketsPerMillion {
 			flag = append(flag, fmt.Sprintf("excessive service cost: %d tickets on revenue %s", a.Tickets, money(rev)))
+			var revenue any // unknown revenue (NaN) is null: JSON has no NaN
+			if !math.IsNaN(rev) {
+				revenue = rev
+			}
+			codes = append(codes, FlagCode{"service_cost", map[string]any{"tickets": a.Tickets, "revenue": revenue}})
 		}
 	}
 	if len(flag) > 0 {
-		s.Flag = &Flag{Reasons: flag}
+		s.Flag = &Flag{Reasons: flag, Codes: codes}
 	}
 	return s
 }

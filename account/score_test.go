@@ -98,6 +98,10 @@ func TestScoreExplanations(t *testing.T) {
 	if poor.Flag == nil || len(poor.Flag.Reasons) != 3 || !strings.Contains(poor.Flag.Reasons[1], "150 days overdue") || !strings.Contains(poor.Flag.Reasons[2], "5 tickets") {
 		t.Fatalf("flag %+v", poor.Flag)
 	}
+	// The flag's reasons as codes, in their order (the console's words).
+	if c := poor.Flag.Codes; len(c) != 3 || c[0].Code != "low_fit" || c[1].Code != "bad_payment" || c[1].Params["days"] != 150 || c[2].Code != "service_cost" || c[2].Params["tickets"] != 5 {
+		t.Fatalf("flag codes %+v", poor.Flag.Codes)
+	}
 	flagged := true
 	if _, n, _ := m.List(account.Filter{Flagged: &flagged}, account.SortICP, 0, 10); n != 1 {
 		t.Fatalf("flag filter %d", n)

@@ -28,7 +28,7 @@ test('words: the overview says a merge reason in Chinese', { skip }, async () =>
   assert.ok(!text.includes(m.reason), `not the API's English: ${text}`)
 })
 
-test('words: ICP reasons and coverage gaps in Chinese', { skip }, async () => {
+test('words: ICP reasons, coverage gaps and flags in Chinese', { skip }, async () => {
   const { page } = s
   const list = await api('GET', '/v1/accounts?sort=icp_score&limit=100')
   const withGap = list.body.accounts.find((a) => a.gap_codes?.length)
@@ -54,6 +54,16 @@ test('words: ICP reasons and coverage gaps in Chinese', { skip }, async () => {
   const g = await gap.innerText()
   assert.match(g, han, `gap in Chinese: ${g}`)
   assert.ok(!/identified|presumed|no contact/.test(g), `gap not in English: ${g}`)
+
+  // A flagged account (垃圾客户): its flag's reasons.
+  const flagged = list.body.accounts.find((a) => a.flag?.codes?.length)
+  assert.ok(flagged, 'the demo has a flagged account')
+  await page.goto('/accounts/' + flagged.id)
+  const fl = page.locator('li[data-flag-code]').first()
+  await fl.waitFor()
+  const f = await fl.innerText()
+  assert.match(f, han, `flag reason in Chinese: ${f}`)
+  assert.ok(!f.includes(flagged.flag.reasons[0]), `flag reason not the API's English: ${f}`)
 })
 
 test('words: the 360 page shows enum values, trait names and events in Chinese, no JSON', { skip }, async () => {

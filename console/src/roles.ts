@@ -1,4 +1,5 @@
 import { i18n } from './i18n'
+import { money } from './format'
 
 // The global composer is typed by its messages; a key made at run time
 // needs it as a plain lookup (else TypeScript's instantiation runs away).
@@ -91,4 +92,17 @@ export function icpReasonWord(r: IcpReason): string {
   const p: Record<string, unknown> = { ...(r.params || {}) }
   if (Array.isArray(p.gaps)) p.gaps = (p.gaps as Gap[]).map((g) => gapWord(g.code, g)).join('；')
   return codeWord('accounts.reasonCodes', r.code, p, r.text)
+}
+
+// FlagCode is one of an account flag's codes (account.FlagCode).
+export interface FlagCode { code: string; params?: Record<string, unknown> }
+
+// flagWord is a flag reason in words (accounts.flagCodes; revenue as
+// money), else the API's sentence.
+export function flagWord(text: string, c: FlagCode | null | undefined): string {
+  if (!c) return text
+  const p: Record<string, unknown> = { ...(c.params || {}) }
+  if (typeof p.revenue === 'number') p.revenue = money(p.revenue)
+  else if (p.revenue === null || p.revenue === undefined) p.revenue = '—'
+  return codeWord('accounts.flagCodes', c.code, p, text)
 }

@@ -83,4 +83,9 @@ export default {
     committee_partial: 'committee {pct}% covered: {gaps}',
     learned: 'won/lost history: P(win) {p}%; log-odds vs the average account: {contributions}',
   },
+  flagCodes: {
+    low_fit: 'low fit: ICP {icp} < {min}',
+    bad_payment: 'bad payment history: {days} days overdue (limit {limit})',
+    service_cost: 'excessive service cost: {tickets} tickets on revenue {revenue}',
+  },
 }

@@ -87,4 +87,9 @@ export default {
     committee_partial: '决策链覆盖 {pct}%：{gaps}',
     learned: '赢单历史模型：赢单概率 {p}%；相对平均客户的对数几率：{contributions}',
   },
+  flagCodes: {
+    low_fit: '匹配度低：ICP {icp} < {min}',
+    bad_payment: '回款记录差：逾期 {days} 天（上限 {limit} 天）',
+    service_cost: '服务成本过高：收入 {revenue} 对应 {tickets} 张工单',
+  },
 }
