@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -258,6 +259,32 @@ func TestCoverageGaps(t *testing.T) {
 	}
 	if has(v.Coverage.Gaps, "no contact at 高层") || math.Abs(v.Coverage.Score-1.5/4) > 1e-9 {
 		t.Fatalf("coverage %+v", v.Coverage)
+	}
+}
+
+// Each gap comes with its code and parameters, in the order of the
+// sentences, so that the console can say it in Chinese.
+func TestCoverageGapCodes(t *testing.T) {
+	var s seq
+	m := newModel()
+	m.Apply(s.ev("identify", "a", "", "", t0, map[string]any{"buying_role": "UB", "hierarchy_level": "中层"}, nil))
+	m.Apply(s.ev("identify", "b", "", "", t0, map[string]any{"buying_role": "TB", "level": "senior", "buying_role_status": "presumed", "buying_role_reasoning": "负责IT"}, nil))
+	m.Apply(s.ev("group", "a", "x", "", t0, nil, nil))
+	m.Apply(s.ev("group", "b", "x", "", t0, nil, nil))
+	id, _ := m.Lookup(account.KeyGroup, "x")
+	v, _ := m.Get(id)
+	want := []account.Gap{
+		{Code: "no_role", Params: map[string]string{"role": "EB"}},
+		{Code: "role_presumed", Params: map[string]string{"role": "TB"}},
+		{Code: "no_role", Params: map[string]string{"role": "Coach"}},
+		{Code: "no_level_contact", Params: map[string]string{"level": "decision"}},
+	}
+	if !reflect.DeepEqual(v.Coverage.GapCodes, want) || len(v.Coverage.Gaps) != len(want) {
+		t.Fatalf("gaps %v codes %v, want %v", v.Coverage.Gaps, v.Coverage.GapCodes, want)
+	}
+	rows, _, err := m.List(account.Filter{}, "", 0, 10)
+	if err != nil || len(rows) != 1 || !reflect.DeepEqual(rows[0].GapCodes, want) {
+		t.Fatalf("list rows %+v %v", rows, err)
 	}
 }
 

@@ -92,11 +92,30 @@ type Reason struct {
 	Factor string  `json:"factor"`
 	Points float64 `json:"points"`
 	Text   string  `json:"text"`
+	// Code and Params say Text for a reader in another language (the
+	// console's words): industry_unknown, industry_target and
+	// industry_not_target {code, name}, headcount_unknown, headcount
+	// {employees, min, max}, region_unknown, region_target and
+	// region_not_target {province}, engagement {value, full},
+	// committee_full, committee_partial {pct, gaps: coverage gap codes},
+	// learned {p, contributions}.
+	Code   string         `json:"code,omitempty"`
+	Params map[string]any `json:"params,omitempty"`
 }
 
 // Flag marks a low-value or high-risk account (垃圾客户) and says why.
 type Flag struct {
 	Reasons []string `json:"reasons"`
+	// Codes says each of Reasons (same order) as a code and parameters
+	// for the console's words: low_fit {icp, min}, bad_payment {days,
+	// limit}, service_cost {tickets, revenue}.
+	Codes []FlagCode `json:"codes"`
+}
+
+// FlagCode is one flag reason as a code and its parameters.
+type FlagCode struct {
+	Code   string         `json:"code"`
+	Params map[string]any `json:"params"`
 }
 
 // Score is an account's ICP score with its explanation.
@@ -317,36 +336,47 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 		code, in, prov := a.String("industry"), d.ind, d.prov
 		cov := m.coverage(a)
 		texts := [5]string{}
+		codes := [5]string{}
+		params := [5]map[string]any{}
 		switch {
 		case code == "" || !d.indOK:
-			texts[0] = "industry unknown"
+			texts[0], codes[0] = "industry unknown", "industry_unknown"
 		case v[0] == 1:
-			texts[0] = fmt.Sprintf("target industry %s %s", in.Code, in.Name)
+			texts[0], codes[0] = fmt.Sprintf("target industry %s %s", in.Code, in.Name), "industry_target"
 		default:
-			texts[0] = fmt.Sprintf("industry %s %s is not a target", in.Code, in.Name)
+			texts[0], codes[0] = fmt.Sprintf("industry %s %s is not a target", in.Code, in.Name), "industry_not_target"
+		}
+		if codes[0] != "industry_unknown" {
+			params[0] = map[string]any{"code": in.Code, "name": in.Name}
 		}
 		if math.IsNaN(emp) {
-			texts[1] = "headcount unknown (counted half)"
+			texts[1], codes[1] = "headcount unknown (counted half)", "headcount_unknown"
 		} else {
-			texts[1] = fmt.Sprintf("%.0f employees (ideal %.0f–%.0f)", emp, card.Employees[0], card.Employees[1])
+			texts[1], codes[1] = fmt.Sprintf("%.0f employees (ideal %.0f–%.0f)", emp, card.Employees[0], card.Employees[1]), "headcount"
+			params[1] = map[string]any{"employees": math.Round(emp), "min": card.Employees[0], "max": card.Employees[1]}
 		}
 		switch {
 		case prov == "":
-			texts[2] = "region unknown"
+			texts[2], codes[2] = "region unknown", "region_unknown"
 		case v[2] == 1:
-			texts[2] = prov + " is a target region"
+			texts[2], codes[2] = prov+" is a target region", "region_target"
 		default:
-			texts[2] = prov + " is outside the target regions"
+			texts[2], codes[2] = prov+" is outside the target regions", "region_not_target"
+		}
+		if prov != "" {
+			params[2] = map[string]any{"province": prov}
 		}
 		texts[3] = fmt.Sprintf("engagement %.1f of %.0f (visits, calls, meetings, proposals, fading by half in 90 days)", eng, card.EngagementFull)
+		codes[3], params[3] = "engagement", map[string]any{"value": math.Round(eng*10) / 10, "full": card.EngagementFull}
 		if len(cov.Gaps) == 0 {
-			texts[4] = "buying committee fully covered"
+			texts[4], codes[4] = "buying committee fully covered", "committee_full"
 		} else {
 			texts[4] = fmt.Sprintf("committee %.0f%% covered: %s", cov.Score*100, strings.Join(cov.Gaps, "; "))
+			codes[4], params[4] = "committee_partial", map[string]any{"pct": math.Round(cov.Score * 100), "gaps": cov.GapCodes}
 		}
 		for i, f := range Factors {
 			if card.Weights[f] > 0 {
-				s.Reasons = append(s.Reasons, Reason{Factor: f, Points: pts[i], Text: texts[i]})
+				s.Reasons = append(s.Reasons, Reason{Factor: f, Points: pts[i], Text: texts[i], Code: codes[i], Params: params[i]})
 			}
 		}
 	}
@@ -381,7 +411,8 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 				parts = append(parts, fmt.Sprintf("%s %+.2f", c.name, c.v))
 			}
 			s.Reasons = append(s.Reasons, Reason{Factor: "learned", Points: card.LearnedWeight * 100 * p,
-				Text: fmt.Sprintf("won/lost history: P(win) %.0f%%; log-odds vs the average account: %s", 100*p, strings.Join(parts, ", "))})
+				Text: fmt.Sprintf("won/lost history: P(win) %.0f%%; log-odds vs the average account: %s", 100*p, strings.Join(parts, ", ")),
+				Code: "learned", Params: map[string]any{"p": math.Round(100 * p), "contributions": strings.Join(parts, ", ")}})
 		}
 	}
 	if s.Learned == nil {
@@ -389,11 +420,14 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 	}
 	s.Fit = math.Round(s.Fit*10) / 10
 	var flag []string
+	var codes []FlagCode
 	if s.ICP < card.LowFit {
 		flag = append(flag, fmt.Sprintf("low fit: ICP %.0f < %.0f", s.ICP, card.LowFit))
+		codes = append(codes, FlagCode{"low_fit", map[string]any{"icp": math.Round(s.ICP), "min": card.LowFit}})
 	}
 	if card.MaxOverdueDays > 0 && a.OverdueDays > card.MaxOverdueDays {
 		flag = append(flag, fmt.Sprintf("bad payment history: %d days overdue (limit %d)", a.OverdueDays, card.MaxOverdueDays))
+		codes = append(codes, FlagCode{"bad_payment", map[string]any{"days": a.OverdueDays, "limit": card.MaxOverdueDays}})
 	}
 	if rev := a.Number("revenue"); card.MaxTicketsPerMillion > 0 && a.Tickets > 0 {
 		per := math.Inf(1)
@@ -405,10 +439,15 @@ func (m *Model) scoreWith(a *Account, now time.Time, card *Scorecard, l *learned
 		}
 		if per > card.MaxTicketsPerMillion {
 			flag = append(flag, fmt.Sprintf("excessive service cost: %d tickets on revenue %s", a.Tickets, money(rev)))
+			var revenue any // unknown revenue (NaN) is null: JSON has no NaN
+			if !math.IsNaN(rev) {
+				revenue = rev
+			}
+			codes = append(codes, FlagCode{"service_cost", map[string]any{"tickets": a.Tickets, "revenue": revenue}})
 		}
 	}
 	if len(flag) > 0 {
-		s.Flag = &Flag{Reasons: flag}
+		s.Flag = &Flag{Reasons: flag, Codes: codes}
 	}
 	return s
 }
@@ -436,6 +475,7 @@ type Row struct {
 	People     int      `json:"people"`
 	Engagement float64  `json:"engagement"`
 	Gaps       []string `json:"gaps,omitempty"`
+	GapCodes   []Gap    `json:"gap_codes,omitempty"` // Gaps as codes (Coverage.GapCodes)
 	Score
 }
 
@@ -529,7 +569,8 @@ func (m *Model) List(f Filter, sortBy string, offset, limit int) ([]Row, int, er
 		if v := a.Number("revenue"); !math.IsNaN(v) {
 			r.Revenue = &v
 		}
-		r.Gaps = m.coverage(a).Gaps
+		cov := m.coverage(a)
+		r.Gaps, r.GapCodes = cov.Gaps, cov.GapCodes
 		rows = append(rows, r)
 	}
 	return rows, total, nil

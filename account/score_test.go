@@ -3,6 +3,7 @@ package account_test
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -77,9 +78,29 @@ func TestScoreExplanations(t *testing.T) {
 	if math.Abs(good.ICP-70) > 0.1 || !strings.Contains(byFactor["industry"].Text, "651 软件开发") || !strings.Contains(byFactor["coverage"].Text, "no UB identified") {
 		t.Fatalf("good %v %+v", good.ICP, good.Reasons)
 	}
+	// Each reason comes with its code and parameters (the console says it
+	// in Chinese from them).
+	codes := map[string]string{}
+	for f, r := range byFactor {
+		codes[f] = r.Code
+	}
+	if want := map[string]string{"industry": "industry_target", "size": "headcount", "region": "region_target", "engagement": "engagement", "coverage": "committee_partial"}; !reflect.DeepEqual(codes, want) {
+		t.Fatalf("codes %v, want %v", codes, want)
+	}
+	if p := byFactor["industry"].Params; p["name"] != "软件开发" || byFactor["region"].Params["province"] != "上海市" || byFactor["size"].Params["employees"] != 800.0 {
+		t.Fatalf("params %+v", good.Reasons)
+	}
+	gaps, _ := byFactor["coverage"].Params["gaps"].([]account.Gap)
+	if len(gaps) == 0 || gaps[0].Code != "no_role" || gaps[0].Params["role"] != "UB" {
+		t.Fatalf("coverage params %+v", byFactor["coverage"].Params)
+	}
 	poor := rows[1]
 	if poor.Flag == nil || len(poor.Flag.Reasons) != 3 || !strings.Contains(poor.Flag.Reasons[1], "150 days overdue") || !strings.Contains(poor.Flag.Reasons[2], "5 tickets") {
 		t.Fatalf("flag %+v", poor.Flag)
+	}
+	// The flag's reasons as codes, in their order (the console's words).
+	if c := poor.Flag.Codes; len(c) != 3 || c[0].Code != "low_fit" || c[1].Code != "bad_payment" || c[1].Params["days"] != 150 || c[2].Code != "service_cost" || c[2].Params["tickets"] != 5 {
+		t.Fatalf("flag codes %+v", poor.Flag.Codes)
 	}
 	flagged := true
 	if _, n, _ := m.List(account.Filter{Flagged: &flagged}, account.SortICP, 0, 10); n != 1 {

@@ -21,6 +21,16 @@ type Coverage struct {
 	// a missing one 0.
 	Score float64  `json:"score"`
 	Gaps  []string `json:"gaps"`
+	// GapCodes says each gap of Gaps (same order) as a code and its
+	// parameters, for a reader in another language: no_role {role},
+	// role_presumed {role}, no_level_contact {level}.
+	GapCodes []Gap `json:"gap_codes"`
+}
+
+// Gap is one coverage gap as a code and its parameters.
+type Gap struct {
+	Code   string            `json:"code"`
+	Params map[string]string `json:"params"`
 }
 
 // Rollup sums an account and everything below it in the hierarchy.
@@ -258,7 +268,7 @@ func (m *Model) rollup(a *Account, children map[string][]string, now time.Time, 
 var statusRank = map[string]int{"missing": 0, StatusPresumed: 1, StatusReported: 2, StatusVerified: 3}
 
 func (m *Model) coverage(a *Account) Coverage {
-	c := Coverage{Roles: map[string]string{}, Levels: map[string]int{}, Gaps: []string{}}
+	c := Coverage{Roles: map[string]string{}, Levels: map[string]int{}, Gaps: []string{}, GapCodes: []Gap{}}
 	for _, r := range Roles {
 		c.Roles[r] = "missing"
 	}
@@ -281,9 +291,11 @@ func (m *Model) coverage(a *Account) Coverage {
 		switch c.Roles[r] {
 		case "missing":
 			c.Gaps = append(c.Gaps, fmt.Sprintf("no %s identified", r))
+			c.GapCodes = append(c.GapCodes, Gap{"no_role", map[string]string{"role": r}})
 		case StatusPresumed:
 			c.Score += 0.5
 			c.Gaps = append(c.Gaps, fmt.Sprintf("%s presumed, not verified", r))
+			c.GapCodes = append(c.GapCodes, Gap{"role_presumed", map[string]string{"role": r}})
 		default:
 			c.Score++
 		}
@@ -292,6 +304,7 @@ func (m *Model) coverage(a *Account) Coverage {
 	for _, l := range []string{LevelDecision, LevelSenior} {
 		if c.Levels[l] == 0 {
 			c.Gaps = append(c.Gaps, "no contact at "+LevelNames[l])
+			c.GapCodes = append(c.GapCodes, Gap{"no_level_contact", map[string]string{"level": l}})
 		}
 	}
 	return c

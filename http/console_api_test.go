@@ -647,6 +647,11 @@ func TestOverviewOverHTTP(t *testing.T) {
 	if len(merges) != 1 || merges[0].(map[string]any)["profile_id"] == "" || merges[0].(map[string]any)["at"] == nil {
 		t.Errorf("merges %v", merges)
 	}
+	// The reason as a code the console says in its language, beside the
+	// English sentence (issue 13).
+	if m := merges[0].(map[string]any); m["reason_code"] != "shared_identifier" || m["reason_params"].(map[string]any)["type"] == "" || m["reason"] == "" {
+		t.Errorf("merge reason code %v", m)
+	}
 	var stages float64
 	for i, st := range out["lifecycle"].([]any) {
 		st := st.(map[string]any)

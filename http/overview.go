@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/traits"
 )
@@ -151,8 +152,15 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, _ *portr
 		if reason == "" && m.Identifier.Type != "" {
 			reason = "shared " + m.Identifier.Type
 		}
-		recent = append(recent, map[string]any{"profile_id": m.Into, "merged_from": m.From, "at": m.At.UTC(), "reason": reason,
-			"identifier": m.Identifier})
+		// reason stays the English sentence; reason_code and its
+		// parameters let the console say it in the reader's language.
+		code, params := profile.ReasonCode(m.Reason, m.Identifier.Type)
+		row := map[string]any{"profile_id": m.Into, "merged_from": m.From, "at": m.At.UTC(), "reason": reason,
+			"identifier": m.Identifier}
+		if code != "" {
+			row["reason_code"], row["reason_params"] = code, params
+		}
+		recent = append(recent, row)
 	}
 	out["recent_merges"] = recent
 

@@ -333,9 +333,18 @@ func (r *Runner) kmeans(ctx context.Context, run *Run, load loader) error {
 	}
 	run.Metrics["k"], run.Metrics["wcss"], run.Metrics["sizes"], run.Metrics["clusters"] = m.K, m.WCSS, m.Sizes, desc
 	traits := map[string]map[string]any{}
+	// cluster_terms says cluster_description as terms (feature, level, z),
+	// so that the console says it in the reader's language.
+	terms := make([][]any, len(desc))
+	for j, dsc := range desc {
+		terms[j] = make([]any, len(dsc.Terms))
+		for i, tm := range dsc.Terms {
+			terms[j][i] = map[string]any{"feature": tm.Feature, "level": tm.Level, "z": tm.Z}
+		}
+	}
 	for i, pid := range rows {
 		l := m.Labels[i]
-		traits[pid] = map[string]any{"cluster": l, "cluster_description": desc[l].Text}
+		traits[pid] = map[string]any{"cluster": l, "cluster_description": desc[l].Text, "cluster_terms": terms[l]}
 	}
 	return r.writeBack(ctx, run, c, traits)
 }

@@ -77,7 +77,7 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 	want := map[string][]string{
 		jobs.CLV:      {"p_alive", "expected_purchases_90d", "clv_12m"},
 		jobs.FPGrowth: {"next_best_products"},
-		jobs.KMeans:   {"cluster", "cluster_description"},
+		jobs.KMeans:   {"cluster", "cluster_description", "cluster_terms"},
 		jobs.Churn:    {"churn_probability", "purchase_probability_90d"},
 	}
 	type activity struct {

@@ -26,6 +26,7 @@ var Outputs = []Output{
 	{FPGrowth, "next_best_products_reason", "string", "why next_best_products is empty, or empty"},
 	{KMeans, "cluster", "number", "k-means cluster of the customer's purchase behaviour"},
 	{KMeans, "cluster_description", "string", "the cluster in plain words"},
+	{KMeans, "cluster_terms", "list", "cluster_description as terms: [{feature, level (high, low, very_high, very_low), z}]"},
 	{Churn, "purchase_probability_90d", "number", "probability of a purchase in the next horizon (90 days by default; logistic regression)"},
 	{Churn, "churn_probability", "number", "1 - purchase_probability_90d: the chance of no purchase in the next horizon"},
 }

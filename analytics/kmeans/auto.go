@@ -201,8 +201,20 @@ type Description struct {
 	Size    int     `json:"size"`
 	Share   float64 `json:"share"`
 	Text    string  `json:"text"`
+	// Code and Terms say Text for a reader in another language: "average"
+	// (no term), or "differs" with each term of the text in its order.
+	Code  string `json:"code"`
+	Terms []Term `json:"terms"`
 	// Z holds, per feature, (cluster mean − population mean) / population SD.
 	Z []float64 `json:"z"`
+}
+
+// Term is one feature a cluster differs on: Level is high, low,
+// very_high or very_low; Z the difference in σ, rounded to 0.1.
+type Term struct {
+	Feature string  `json:"feature"`
+	Level   string  `json:"level"`
+	Z       float64 `json:"z"`
 }
 
 // Describe names the (at most three) features on which each cluster differs
@@ -232,7 +244,7 @@ func Describe(data []float64, n, d int, m *Model, names []string) ([]Description
 	out := make([]Description, m.K)
 	for j := range out {
 		size := m.Sizes[j]
-		desc := Description{Cluster: j, Size: size, Share: float64(size) / float64(n), Z: make([]float64, d)}
+		desc := Description{Cluster: j, Size: size, Share: float64(size) / float64(n), Z: make([]float64, d), Terms: []Term{}}
 		order := make([]int, d)
 		for f := 0; f < d; f++ {
 			order[f] = f
@@ -255,11 +267,12 @@ func Describe(data []float64, n, d int, m *Model, names []string) ([]Description
 				word = "very " + word
 			}
 			parts = append(parts, fmt.Sprintf("%s %s (%+.1fσ)", word, names[f], z))
+			desc.Terms = append(desc.Terms, Term{Feature: names[f], Level: strings.ReplaceAll(word, " ", "_"), Z: math.Round(z*10) / 10})
 		}
 		if len(parts) == 0 {
-			desc.Text = "close to the average on every feature"
+			desc.Text, desc.Code = "close to the average on every feature", "average"
 		} else {
-			desc.Text = strings.Join(parts, ", ")
+			desc.Text, desc.Code = strings.Join(parts, ", "), "differs"
 		}
 		out[j] = desc
 	}

@@ -191,3 +191,45 @@ func TestDegenerate(t *testing.T) {
 		t.Errorf("auto on 2 points: %v", err)
 	}
 }
+
+// Each description comes with its code and terms, in the order of its text,
+// so that the console can say it in Chinese.
+func TestDescribeCodes(t *testing.T) {
+	// Two groups: one high on both features, one low on both; a third
+	// feature the same everywhere.
+	var data []float64
+	for i := range 20 {
+		v := 1.0
+		if i >= 10 {
+			v = 10
+		}
+		data = append(data, v+float64(i%3)*0.1, v, 5)
+	}
+	m, err := kmeans.Fit(data, 20, 3, kmeans.Options{K: 2, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := kmeans.Describe(data, 20, 3, m, []string{"orders", "revenue", "flat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range desc {
+		if d.Code != "differs" || len(d.Terms) != 2 {
+			t.Fatalf("description %+v: want code differs and two terms", d)
+		}
+		for i, tm := range d.Terms {
+			word := strings.ReplaceAll(tm.Level, "_", " ")
+			if !strings.Contains(strings.Split(d.Text, ", ")[i], word+" "+tm.Feature) || (tm.Z > 0) != strings.HasSuffix(tm.Level, "high") {
+				t.Fatalf("term %d %+v does not say %q", i, tm, d.Text)
+			}
+		}
+	}
+	flat := []float64{1, 1, 1, 1}
+	m1, err := kmeans.Fit(flat, 4, 1, kmeans.Options{K: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := kmeans.Describe(flat, 4, 1, m1, []string{"x"}); err != nil || d[0].Code != "average" || len(d[0].Terms) != 0 {
+		t.Fatalf("flat data %+v %v: want code average", d, err)
+	}
+}

@@ -41,7 +41,7 @@ test('analytics: each chart has its canvas and a non-empty table of figures', { 
     await card.getByRole('heading', { name: title }).waitFor()
     await card.scrollIntoViewIfNeeded()
     if (name === 'churn' && churnSilent) {
-      await card.getByText('churn_probability').first().waitFor({ timeout: 20000 })
+      await card.getByText('流失概率').first().waitFor({ timeout: 20000 }) // the trait by its label (common.traits)
       assert.equal(await card.locator('canvas').count(), 0, 'churn: no chart of scores an uninformative model did not write')
       continue
     }

@@ -1,8 +1,9 @@
 import { i18n } from './i18n'
+import { money } from './format'
 
 // The global composer is typed by its messages; a key made at run time
 // needs it as a plain lookup (else TypeScript's instantiation runs away).
-const words = i18n.global as unknown as { t: (key: string) => string; te: (key: string) => boolean }
+const words = i18n.global as unknown as { t: (key: string, named?: Record<string, unknown>) => string; te: (key: string) => boolean }
 
 // wordFor is the word a table of the locale files (common.roles,
 // analytics.kinds ...) has for an API value in the console's language, or
@@ -21,4 +22,87 @@ export function wordFor(table: string, value: string | null | undefined): string
 // TestRoleWordsAgree holds the table to the roles the API knows).
 export function roleWord(role: string | null | undefined): string {
   return wordFor('common.roles', role)
+}
+
+// valueTables picks the locale table of words for an enum-like trait's
+// values: lifecycle stages, RFM segments, gender and the channel traits.
+const valueTables: Record<string, string> = {
+  lifecycle_stage: 'common.stage',
+  journey_stage: 'common.stage',
+  rfm_segment: 'common.rfm',
+  gender: 'common.values.gender',
+  preferred_channel: 'common.values.channel',
+  signup_channel: 'common.values.channel',
+  channel: 'common.values.channel',
+}
+
+// traitValueWord is the word for a trait's value when the trait is
+// enum-like and the value is a string the table names; otherwise null (the
+// caller formats the value as usual).
+export function traitValueWord(trait: string, value: unknown): string | null {
+  const table = valueTables[trait] ?? (trait.startsWith('journey_channel_') ? 'common.values.channel' : undefined)
+  if (!table || typeof value !== 'string') return null
+  return wordFor(table, value)
+}
+
+// traitWord is the label of a trait (common.traits) or its name: the
+// words used in sentences and chips ("按 RFM 评分 统计"), never hiding a
+// trait the table lacks.
+export function traitWord(trait: string | null | undefined): string {
+  const w = wordFor('common.traits', trait)
+  if (w !== trait || !trait) return w
+  // journey_days_in_<stage>, journey_channel_<stage>: named by the stage.
+  for (const prefix of ['journey_days_in_', 'journey_channel_']) {
+    if (trait.startsWith(prefix) && words.te('common.traitPatterns.' + prefix)) {
+      return words.t('common.traitPatterns.' + prefix, { x: wordFor('common.stage', trait.slice(prefix.length)) })
+    }
+  }
+  return trait
+}
+
+// codeWord says a sentence the API wrote in English from its code and
+// parameters (a merge's reason_code, an account's gap_codes) with the
+// locale table's words, or returns the API's own text when the code is
+// absent or the table does not know it (a code added later).
+export function codeWord(table: string, code: string | null | undefined, params: Record<string, unknown> | null | undefined, text: string): string {
+  if (!code) return text
+  const key = table + '.' + code
+  return words.te(key) ? words.t(key, params ?? {}) : text
+}
+
+// Gap is one of an account's coverage gap_codes (account.Gap).
+export interface Gap { code: string; params?: Record<string, string> }
+
+// gapWord is an account's coverage gap in words (accounts.gapCodes, the
+// role and level named as the pages name them), else the API's sentence.
+export function gapWord(text: string, gap: Gap | null | undefined): string {
+  if (!gap) return text
+  const p: Record<string, string> = { ...(gap.params || {}) }
+  if (p.role) p.role = wordFor('accounts.buyingRoles', p.role)
+  if (p.level) p.level = wordFor('accounts.levels', p.level)
+  return codeWord('accounts.gapCodes', gap.code, p, text)
+}
+
+// IcpReason is one of an account's icp_reasons (account.Reason).
+export interface IcpReason { factor: string; points: number; text: string; code?: string; params?: Record<string, unknown> }
+
+// icpReasonWord is an ICP reason in words (accounts.reasonCodes; the
+// committee's gaps said by gapWord), else the API's sentence.
+export function icpReasonWord(r: IcpReason): string {
+  const p: Record<string, unknown> = { ...(r.params || {}) }
+  if (Array.isArray(p.gaps)) p.gaps = (p.gaps as Gap[]).map((g) => gapWord(g.code, g)).join('；')
+  return codeWord('accounts.reasonCodes', r.code, p, r.text)
+}
+
+// FlagCode is one of an account flag's codes (account.FlagCode).
+export interface FlagCode { code: string; params?: Record<string, unknown> }
+
+// flagWord is a flag reason in words (accounts.flagCodes; revenue as
+// money), else the API's sentence.
+export function flagWord(text: string, c: FlagCode | null | undefined): string {
+  if (!c) return text
+  const p: Record<string, unknown> = { ...(c.params || {}) }
+  if (typeof p.revenue === 'number') p.revenue = money(p.revenue)
+  else if (p.revenue === null || p.revenue === undefined) p.revenue = '—'
+  return codeWord('accounts.flagCodes', c.code, p, text)
 }

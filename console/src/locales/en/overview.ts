@@ -27,4 +27,13 @@ export default {
   status: 'Status',
   duration: 'Took',
   profilesWritten: 'Profiles written',
+  mergeReasons: {
+    shared_identifier: 'shared {type}',
+    replay_late: 'made in the replay for {n} late event(s) from {from} on',
+    replay_profiles: 'made in the replay of {n} profile(s)',
+    replay_without_event: 'made in the replay without event {message_id}',
+    replay_carried_forward: 'made in the replay under the decisions carried forward by {message_id}',
+    replay_split: 'made in the replay under split {message_id}',
+    replay_split_undone: 'made in the replay after split {message_id} was undone',
+  },
 }

@@ -69,4 +69,16 @@ export default {
   eventNameFilter: 'Event name',
   // console speed: the history's bound (GET /v1/profiles/{id}/view)
   historyKept: 'The latest {n} stage changes are kept; older ones are not shown',
+  nbShort: '{product} ({confidence} confidence)',
+  confidence: 'confidence',
+  lift: 'lift',
+  because: 'because of: {items}',
+  clusterWords: {
+    very_high: 'very high {f} ({z}σ)',
+    high: 'high {f} ({z}σ)',
+    low: 'low {f} ({z}σ)',
+    very_low: 'very low {f} ({z}σ)',
+    sep: ', ',
+    average: 'close to the average on every feature',
+  },
 }

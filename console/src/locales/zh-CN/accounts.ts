@@ -65,4 +65,31 @@ export default {
     score: '相似度',
     evalNote: '评估：部分种子不参与训练，在其余所有客户中排名（AUC 0.5 为随机水平；前 k 精确率与随机选取相比）。种子较少时数字仅供参考。',
   },
+  // issue 13: coverage gap_codes
+  gapCodes: {
+    no_role: '尚未识别{role}',
+    role_presumed: '{role}为推定，尚未核实',
+    no_level_contact: '{level}没有联系人',
+  },
+  // issue 13: ICP reasons (icp_reasons code, params) and their factors
+  factors: { industry: '行业', size: '规模', region: '地区', engagement: '互动', coverage: '决策链覆盖', learned: '赢单模型' },
+  reasonCodes: {
+    industry_unknown: '行业未知',
+    industry_target: '目标行业 {code} {name}',
+    industry_not_target: '行业 {code} {name} 不在目标范围',
+    headcount_unknown: '员工人数未知（按一半计分）',
+    headcount: '{employees} 名员工（理想 {min}–{max}）',
+    region_unknown: '地区未知',
+    region_target: '{province}属于目标地区',
+    region_not_target: '{province}不在目标地区',
+    engagement: '得分 {value} / {full}（拜访、电话、会议、方案，90 天衰减一半）',
+    committee_full: '决策链已全部覆盖',
+    committee_partial: '决策链覆盖 {pct}%：{gaps}',
+    learned: '赢单历史模型：赢单概率 {p}%；相对平均客户的对数几率：{contributions}',
+  },
+  flagCodes: {
+    low_fit: '匹配度低：ICP {icp} < {min}',
+    bad_payment: '回款记录差：逾期 {days} 天（上限 {limit} 天）',
+    service_cost: '服务成本过高：收入 {revenue} 对应 {tickets} 张工单',
+  },
 }

@@ -27,4 +27,14 @@ export default {
   status: '状态',
   duration: '耗时',
   profilesWritten: '写回档案数',
+  // issue 13: a merge's reason_code (GET /v1/overview recent_merges)
+  mergeReasons: {
+    shared_identifier: '共享{type}',
+    replay_late: '重放 {n} 条迟到事件（自 {from} 起）时合并',
+    replay_profiles: '重放 {n} 个档案时合并',
+    replay_without_event: '撤回事件 {message_id} 后重放时合并',
+    replay_carried_forward: '按 {message_id} 沿用的决定重放时合并',
+    replay_split: '按拆分 {message_id} 重放时合并',
+    replay_split_undone: '撤销拆分 {message_id} 后重放时合并',
+  },
 }

@@ -69,4 +69,20 @@ export default {
   eventNameFilter: '事件名称',
   // console speed: the history's bound (GET /v1/profiles/{id}/view)
   historyKept: '仅保留最近 {n} 次阶段变化，更早的未显示',
+  // issue 13 words: the recommendations as a list
+  nbShort: '{product}（置信度 {confidence}）',
+  confidence: '置信度',
+  lift: '提升度',
+  because: '因为购买过：{items}',
+  // cluster_terms (k-means) in words, as the analytics page says them
+  clusterWords: {
+    very_high: '{f}很高（{z}σ）',
+    high: '{f}偏高（{z}σ）',
+    low: '{f}偏低（{z}σ）',
+    very_low: '{f}很低（{z}σ）',
+    sep: '，',
+    average: '各项指标接近平均水平',
+  },
+  // merge journal kinds (portrait.Merge*)
+  mergeKinds: { merged: '合并', refused: '拒绝合并', rebuilt: '重建', retracted: '撤回', split: '拆分' },
 }
