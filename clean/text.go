@@ -20,7 +20,16 @@ func Text(raw string) (string, error) {
 	if !utf8.ValidString(raw) {
 		return "", invalid("text", strings.ToValidUTF8(raw, "\uFFFD"), "not valid UTF-8")
 	}
-	s := width.Fold.String(norm.NFKC.String(raw))
+	// Invisible characters go before normalising, not only after: between
+	// a letter and a combining mark (A, U+0080, U+0323) they keep the two
+	// apart, and removing them afterwards left a sequence that the next
+	// normalisation composes, so Text(Text(x)) differed from Text(x).
+	s := width.Fold.String(norm.NFKC.String(strings.Map(func(r rune) rune {
+		if invisible(r) {
+			return -1
+		}
+		return r
+	}, raw)))
 	var b strings.Builder
 	b.Grow(len(s))
 	pendingSpace := false
@@ -28,8 +37,7 @@ func Text(raw string) (string, error) {
 		switch {
 		case unicode.IsSpace(r):
 			pendingSpace = b.Len() > 0
-		case unicode.IsControl(r) || r == '\u200b' || r == '\ufeff' || r == '\u200d':
-			// Invisible characters pasted from web pages and Excel.
+		case invisible(r):
 		default:
 			if pendingSpace {
 				b.WriteByte(' ')
@@ -39,6 +47,13 @@ func Text(raw string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// invisible reports characters pasted from web pages and Excel that show
+// nothing: controls, zero-width space and joiner, byte-order mark. Spaces
+// are not among them (they are collapsed, not removed).
+func invisible(r rune) bool {
+	return !unicode.IsSpace(r) && (unicode.IsControl(r) || r == '\u200b' || r == '\ufeff' || r == '\u200d')
 }
 
 // Name normalises a person's name with Text and checks that it has at least
