@@ -28,7 +28,11 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 	}
 	h("POST /v1/segments", s.createSegment)
 	h("GET /v1/segments", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-		writeJSON(w, http.StatusOK, map[string]any{"segments": s.Segments.List()})
+		list := s.Segments.List()
+		for i := range list {
+			list[i] = s.maskedStatus(r, list[i])
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"segments": list})
 	})
 	h("GET /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 		st, err := s.Segments.Get(r.PathValue("id"))
@@ -36,7 +40,7 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		writeJSON(w, http.StatusOK, s.maskedStatus(r, st))
 	})
 	h("PUT /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 		d, err := readDefinition(r)
@@ -49,7 +53,7 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
+		writeJSON(w, http.StatusOK, s.maskedStatus(r, st))
 	})
 	h("DELETE /v1/segments/{id}", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 		if err := s.Segments.Delete(r.Context(), r.PathValue("id")); err != nil {
@@ -120,6 +124,7 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
+		maskExplanation(ex, hiddenLiterals(r, s.Segments.PlanLiterals(r.PathValue("id"))))
 		writeJSON(w, http.StatusOK, map[string]any{"segment_id": r.PathValue("id"), "profile_id": r.PathValue("profileId"), "member": in, "explanation": ex})
 	})
 	h("GET /v1/segments/{id}/events", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -204,6 +209,9 @@ func readDefinition(r *http.Request) (*segment.Definition, error) {
 	if err := dec.Decode(&d); err != nil {
 		return nil, portrait.Errorf(portrait.EINVALID, "body must be a JSON segment {\"name\", \"expression\" or \"condition\", \"purpose\"}: %v", err)
 	}
+	if err := refuseMaskedLiterals(r, d); err != nil {
+		return nil, err
+	}
 	if err := segmentFieldsVisible(r, d); err != nil {
 		return nil, err
 	}
@@ -221,7 +229,7 @@ func (s *Server) createSegment(w http.ResponseWriter, r *http.Request, _ *portra
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, st)
+	writeJSON(w, http.StatusCreated, s.maskedStatus(r, st))
 }
 
 // DefaultMemberTraits are the columns of member lists, previews and exports
