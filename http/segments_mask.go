@@ -41,8 +41,30 @@ func maskLiteralText(s string, hidden map[string]string) string {
 		s = strings.ReplaceAll(s, strconv.Quote(lit), strconv.Quote(m))
 		s = strings.ReplaceAll(s, `"`+lit+`"`, strconv.Quote(m))
 		s = strings.ReplaceAll(s, `'`+lit+`'`, `'`+m+`'`)
+		s = strings.ReplaceAll(s, "`"+lit+"`", "`"+m+"`")
 	}
 	return s
+}
+
+// maskExpression masks an expression's hidden literals as written. A
+// literal written in a form the text replacement does not catch (escapes
+// such as "\u0031…") is still in the compiled result: the expression is
+// then shown as its masked plan, the same condition in canonical form.
+func maskExpression(expr, maskedPlan string, hidden map[string]string) string {
+	if expr == "" || len(hidden) == 0 {
+		return expr
+	}
+	out := maskLiteralText(expr, hidden)
+	plan, err := segment.CompileExpr(out)
+	if err != nil {
+		return maskedPlan
+	}
+	for _, l := range segment.Literals(plan) {
+		if _, still := hidden[l.Value]; still {
+			return maskedPlan
+		}
+	}
+	return out
 }
 
 // maskCondition returns a copy of a condition tree whose trait values the
@@ -93,10 +115,10 @@ func (s *Server) maskedStatus(r *http.Request, st *segment.Status) *segment.Stat
 	}
 	hidden := hiddenLiterals(r, s.Segments.PlanLiterals(st.ID))
 	cp, d := *st, *st.Definition
-	d.Expression = maskLiteralText(d.Expression, hidden)
+	cp.Plan = maskLiteralText(cp.Plan, hidden)
+	d.Expression = maskExpression(d.Expression, cp.Plan, hidden)
 	d.Condition = maskCondition(r, d.Condition)
 	cp.Definition = &d
-	cp.Plan = maskLiteralText(cp.Plan, hidden)
 	return &cp
 }
 
