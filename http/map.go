@@ -61,7 +61,33 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request, _ *portrait.K
 		Error(w, r, err)
 		return
 	}
+	s.maskMapLiterals(r, m)
 	writeJSON(w, http.StatusOK, m)
+}
+
+// maskMapLiterals masks the literals of the rows' expressions and the
+// cells' segment expressions (built from them) that the caller may not
+// see, as GET /v1/segments/{id} does (segments_mask.go). The map is built
+// for this response, so it is changed in place.
+func (s *Server) maskMapLiterals(r *http.Request, m *bizmap.Map) {
+	for i := range m.Rows {
+		row := &m.Rows[i]
+		hidden := hiddenLiterals(r, s.Segments.PlanLiterals(row.Segment))
+		if len(hidden) == 0 {
+			continue
+		}
+		plan := ""
+		if st, err := s.Segments.Get(row.Segment); err == nil {
+			plan = maskLiteralText(st.Plan, hidden)
+		}
+		row.Expression = maskExpression(row.Expression, plan, hidden)
+		for j := range row.Cells {
+			// No canonical form to fall back to: an expression that cannot
+			// be masked as written is left out (the cell is still opened as
+			// a segment by POST /v1/map/segments, from the real definition).
+			row.Cells[j].SegmentExpression = maskExpression(row.Cells[j].SegmentExpression, "", hidden)
+		}
+	}
 }
 
 func (s *Server) handleMapExport(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -166,5 +192,5 @@ func (s *Server) handleMapSegment(w http.ResponseWriter, r *http.Request, _ *por
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, st)
+	writeJSON(w, http.StatusCreated, s.maskedStatus(r, st))
 }

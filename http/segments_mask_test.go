@@ -45,7 +45,7 @@ func TestSegmentLiteralsMasked(t *testing.T) {
 		}
 		return string(out)
 	}
-	for _, path := range []string{"/v1/segments", "/v1/segments/" + exprID, "/v1/segments/" + condID, "/v1/segments/" + escID,
+	for _, path := range []string{"/v1/segments", "/v1/segments/" + exprID, "/v1/segments/" + condID, "/v1/segments/" + escID, "/v1/map?segments=" + exprID,
 		"/v1/segments/" + exprID + "/explain/" + a.profile, "/v1/segments/" + condID + "/explain/" + a.profile} {
 		hasPhone := path == "/v1/segments" || strings.Contains(path, condID)
 		got := read(an, path)
