@@ -256,14 +256,20 @@ func TestRecommendWhy(t *testing.T) {
 		history []string
 		item    string
 		reason  string
+		code    string
 	}{
-		{[]string{"phone"}, "earbuds", ""},
-		{nil, "", "no purchased products"},
-		{[]string{"phone", "earbuds"}, "", "already bought what the one matching rule suggests"},
-		{[]string{"book"}, "", "no better than chance"},
-		{[]string{"yoga mat"}, "", "no rule starts from what was bought (yoga mat)"},
+		{[]string{"phone"}, "earbuds", "", ""},
+		{nil, "", "no purchased products", fpgrowth.ReasonNoHistory},
+		{[]string{"phone", "earbuds"}, "", "already bought what the one matching rule suggests", fpgrowth.ReasonOwnedOne},
+		{[]string{"book"}, "", "no better than chance", fpgrowth.ReasonWeakOne},
+		{[]string{"yoga mat"}, "", "no rule starts from what was bought (yoga mat)", fpgrowth.ReasonNoRule},
+		{[]string{"a", "b", "c", "d", "e", "f", "g"}, "", "(a, b, c, d, e, and 2 more)", fpgrowth.ReasonNoRule},
 	} {
 		recs, why := fpgrowth.RecommendWhy(rules, c.history, 3)
+		// The same reason as a code, for the console's words (issue 13).
+		if _, r := fpgrowth.RecommendReason(rules, c.history, 3); r.Code != c.code || r.Text != why {
+			t.Errorf("%v: reason %+v, want code %q and text %q", c.history, r, c.code, why)
+		}
 		switch {
 		case c.item != "" && (len(recs) != 1 || recs[0].Item != c.item || recs[0].Because.Support != 0.1 || why != ""):
 			t.Errorf("%v: %+v %q", c.history, recs, why)

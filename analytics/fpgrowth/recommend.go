@@ -28,8 +28,34 @@ func Recommend(rules []Rule, history []string, k int) []Recommendation {
 // no history, no rule whose antecedent the history holds, only rules no
 // better than chance, or every suggested item already owned.
 func RecommendWhy(rules []Rule, history []string, k int) ([]Recommendation, string) {
+	recs, why := RecommendReason(rules, history, k)
+	return recs, why.Text
+}
+
+// Reason is why nothing is recommended: a code and its parameters (so the
+// console can say it in its own language, issue 13) and the English
+// sentence. The zero Reason means there are recommendations.
+type Reason struct {
+	Code   string         // ReasonNoHistory ... ReasonNoRule
+	Params map[string]any // n (a rule count), items and more (ReasonNoRule)
+	Text   string
+}
+
+// The codes of a Reason.
+const (
+	ReasonNoHistory = "no_history" // no purchased products to start from
+	ReasonOwnedOne  = "owned_one"  // the one matching rule's item is owned
+	ReasonOwnedMany = "owned_many" // every item of the n matching rules is owned
+	ReasonWeakOne   = "weak_one"   // the one matching rule has lift ≤ 1
+	ReasonWeakMany  = "weak_many"  // the n matching rules have lift ≤ 1
+	ReasonNoRule    = "no_rule"    // no rule starts from the items bought
+)
+
+// RecommendReason is RecommendWhy with the reason as a code and its
+// parameters beside the English sentence.
+func RecommendReason(rules []Rule, history []string, k int) ([]Recommendation, Reason) {
 	if len(history) == 0 {
-		return nil, "no purchased products to start from"
+		return nil, Reason{ReasonNoHistory, map[string]any{}, "no purchased products to start from"}
 	}
 	var fired, weak, owned int
 	have := make(map[string]bool, len(history))
@@ -86,28 +112,34 @@ func RecommendWhy(rules []Rule, history []string, k int) ([]Recommendation, stri
 	}
 	switch {
 	case len(out) > 0:
-		return out, ""
+		return out, Reason{}
 	case fired > 0:
 		if fired == 1 {
-			return nil, "already bought what the one matching rule suggests"
+			return nil, Reason{ReasonOwnedOne, map[string]any{}, "already bought what the one matching rule suggests"}
 		}
-		return nil, fmt.Sprintf("already bought every product the %d matching rules suggest", fired)
+		return nil, Reason{ReasonOwnedMany, map[string]any{"n": fired}, fmt.Sprintf("already bought every product the %d matching rules suggest", fired)}
 	case weak == 1:
-		return nil, "the one matching rule predicts no better than chance (lift ≤ 1)"
+		return nil, Reason{ReasonWeakOne, map[string]any{}, "the one matching rule predicts no better than chance (lift ≤ 1)"}
 	case weak > 1:
-		return nil, fmt.Sprintf("the %d matching rules predict no better than chance (lift ≤ 1)", weak)
+		return nil, Reason{ReasonWeakMany, map[string]any{"n": weak}, fmt.Sprintf("the %d matching rules predict no better than chance (lift ≤ 1)", weak)}
 	}
-	return nil, "no rule starts from what was bought (" + summarise(have) + ")"
+	items, more := summarise(have)
+	text := strings.Join(items, ", ")
+	if more > 0 {
+		text += fmt.Sprintf(", and %d more", more)
+	}
+	return nil, Reason{ReasonNoRule, map[string]any{"items": items, "more": more}, "no rule starts from what was bought (" + text + ")"}
 }
 
-func summarise(have map[string]bool) string {
+// summarise is the first five items bought, in order, and how many more.
+func summarise(have map[string]bool) ([]string, int) {
 	items := make([]string, 0, len(have))
 	for it := range have {
 		items = append(items, it)
 	}
 	sort.Strings(items)
 	if len(items) > 5 {
-		items = append(items[:5], fmt.Sprintf("and %d more", len(items)-5))
+		return items[:5], len(items) - 5
 	}
-	return strings.Join(items, ", ")
+	return items, 0
 }

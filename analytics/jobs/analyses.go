@@ -233,21 +233,27 @@ func (r *Runner) fpgrowth(ctx context.Context, run *Run, load loader) error {
 		for _, pu := range c.purchases[pid] {
 			hist = append(hist, pu.items...)
 		}
-		recs, why := fpgrowth.RecommendWhy(res.Rules, hist, int(k))
+		recs, why := fpgrowth.RecommendReason(res.Rules, hist, int(k))
 		traits[pid] = recommendations(recs, why)
 	}
 	// Customers who have not bought yet are told so rather than left blank.
 	for pid := range c.anchor {
 		if !bought[pid] {
-			traits[pid] = recommendations(nil, "no purchases yet")
+			traits[pid] = recommendations(nil, fpgrowth.Reason{Code: ReasonNoPurchases, Params: map[string]any{}, Text: "no purchases yet"})
 		}
 	}
 	return r.writeBack(ctx, run, c, traits)
 }
 
+// ReasonNoPurchases is the next_best_products_reason_code of a customer
+// with no purchase at all (the others are fpgrowth's Reason codes).
+const ReasonNoPurchases = "no_purchases"
+
 // recommendations is the next_best_products trait: each product with the
-// rule behind it, or an empty list and the reason there is none.
-func recommendations(recs []fpgrowth.Recommendation, why string) map[string]any {
+// rule behind it, or an empty list and the reason there is none, in
+// English (next_best_products_reason, kept for the API's readers) and as
+// a code with its parameters, which the console says in its language.
+func recommendations(recs []fpgrowth.Recommendation, why fpgrowth.Reason) map[string]any {
 	items := make([]map[string]any, len(recs))
 	for i, rc := range recs {
 		items[i] = map[string]any{"product": rc.Item, "antecedent": rc.Because.Antecedent,
@@ -255,7 +261,13 @@ func recommendations(recs []fpgrowth.Recommendation, why string) map[string]any 
 	}
 	t := map[string]any{"next_best_products": items}
 	// An empty reason clears an older run's: the trait is set either way.
-	t["next_best_products_reason"] = why
+	t["next_best_products_reason"] = why.Text
+	t["next_best_products_reason_code"] = why.Code
+	params := why.Params
+	if params == nil {
+		params = map[string]any{}
+	}
+	t["next_best_products_reason_params"] = params
 	return t
 }
 

@@ -131,6 +131,8 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 				typ = "string"
 			case []any:
 				typ = "list"
+			case map[string]any:
+				typ = "object"
 			}
 			if (!ok || o.Kind != kind || o.Type != typ) && !written[n+" "+typ] {
 				written[n+" "+typ] = true // said once, not for every profile
@@ -171,6 +173,10 @@ func TestRunsWriteBackOntoProfiles(t *testing.T) {
 		why, _ := p.Traits["next_best_products_reason"].Value.(string)
 		if len(recs) == 0 && why == "" {
 			t.Errorf("profile %s has no recommendation and no reason", p.ID)
+		}
+		// The reason's code beside the English, for the console's words.
+		if code, _ := p.Traits["next_best_products_reason_code"].Value.(string); (code == "") != (why == "") {
+			t.Errorf("profile %s: reason %q with code %q", p.ID, why, code)
 		}
 		for _, rc := range recs {
 			m, _ := rc.(map[string]any)

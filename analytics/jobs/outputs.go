@@ -5,7 +5,7 @@ package jobs
 type Output struct {
 	Kind        string // the analysis: CLV, FPGrowth, KMeans or Churn
 	Name        string
-	Type        string // a trait type of traits/: number, string, list
+	Type        string // a trait type of traits/: number, string, list, object
 	Description string
 }
 
@@ -24,6 +24,8 @@ var Outputs = []Output{
 	{CLV, "clv_percentile", "number", "share of buyers with a lower clv_12m, 0-100"},
 	{FPGrowth, "next_best_products", "list", "products to offer next, each with the association rule behind it"},
 	{FPGrowth, "next_best_products_reason", "string", "why next_best_products is empty, or empty"},
+	{FPGrowth, "next_best_products_reason_code", "string", "next_best_products_reason as a code (no_purchases, no_history, owned_one, owned_many, weak_one, weak_many, no_rule), or empty"},
+	{FPGrowth, "next_best_products_reason_params", "object", "the reason's parameters: n (matching rules), items and more (no_rule)"},
 	{KMeans, "cluster", "number", "k-means cluster of the customer's purchase behaviour"},
 	{KMeans, "cluster_description", "string", "the cluster in plain words"},
 	{KMeans, "cluster_terms", "list", "cluster_description as terms: [{feature, level (high, low, very_high, very_low), z}]"},

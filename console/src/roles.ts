@@ -34,6 +34,8 @@ const valueTables: Record<string, string> = {
   preferred_channel: 'common.values.channel',
   signup_channel: 'common.values.channel',
   channel: 'common.values.channel',
+  buying_role: 'common.values.buyingRole',
+  hierarchy_level: 'common.values.orgLevel',
 }
 
 // traitValueWord is the word for a trait's value when the trait is
@@ -70,6 +72,30 @@ export function codeWord(table: string, code: string | null | undefined, params:
   return words.te(key) ? words.t(key, params ?? {}) : text
 }
 
+// sourceWord is where a value came from in words (common.sources; an
+// analysis run's analytics/<kind> by the kind), or the source's own name
+// when the table does not know it (a source a customer's system named).
+export function sourceWord(source: string | null | undefined): string {
+  const w = wordFor('common.sources', source)
+  if (w !== source || !source) return w
+  const kind = source.startsWith('analytics/') ? source.slice('analytics/'.length) : ''
+  if (kind && words.te('common.sourcePatterns.analytics/')) return words.t('common.sourcePatterns.analytics/', { x: wordFor('common.analysisKinds', kind) })
+  return source
+}
+
+// nbReasonWord says why a customer has no recommendation from the trait
+// next_best_products_reason_code and its params (analytics/fpgrowth
+// Reason), else the API's English next_best_products_reason.
+export function nbReasonWord(code: unknown, params: unknown, text: string): string {
+  const p: Record<string, unknown> = { ...(params && typeof params === 'object' && !Array.isArray(params) ? (params as Record<string, unknown>) : {}) }
+  if (Array.isArray(p.items)) {
+    const items = (p.items as unknown[]).map(String).join('、')
+    const more = typeof p.more === 'number' && p.more > 0 ? p.more : 0
+    p.items = more && words.te('profile.nbMore') ? words.t('profile.nbMore', { items, n: more + (p.items as unknown[]).length }) : items
+  }
+  return codeWord('profile.nbReasons', typeof code === 'string' ? code : null, p, text)
+}
+
 // Gap is one of an account's coverage gap_codes (account.Gap).
 export interface Gap { code: string; params?: Record<string, string> }
 
@@ -78,8 +104,8 @@ export interface Gap { code: string; params?: Record<string, string> }
 export function gapWord(text: string, gap: Gap | null | undefined): string {
   if (!gap) return text
   const p: Record<string, string> = { ...(gap.params || {}) }
-  if (p.role) p.role = wordFor('accounts.buyingRoles', p.role)
-  if (p.level) p.level = wordFor('accounts.levels', p.level)
+  if (p.role) p.role = wordFor('common.values.buyingRole', p.role)
+  if (p.level) p.level = wordFor('common.values.orgLevel', p.level)
   return codeWord('accounts.gapCodes', gap.code, p, text)
 }
 

@@ -95,6 +95,8 @@ export default {
     journey_reached: 'Journey stages reached',
     journey_stage_since: 'In the journey stage since',
     next_best_products_reason: 'Why no recommendation',
+    next_best_products_reason_code: 'Why no recommendation (code)',
+    next_best_products_reason_params: 'Why no recommendation (parameters)',
     last_seen: 'Last seen',
   },
   rfm: {
@@ -112,6 +114,8 @@ export default {
   values: {
     gender: { female: 'Female', male: 'Male', unknown: 'Unknown' },
     channel: { web: 'Web', app: 'App', store: 'Store', online: 'Online', server: 'Server', wechat_mini_program: 'WeChat mini program', wechat: 'WeChat', email: 'Email', sms: 'SMS' },
+    buyingRole: { EB: 'Economic buyer (EB)', UB: 'User buyer (UB)', TB: 'Technical buyer (TB)', Coach: 'Coach' },
+    orgLevel: { decision: 'Decision', senior: 'Senior', middle: 'Middle', frontline: 'Frontline' },
   },
   idTypes: { user_id: 'User ID', anonymous_id: 'Anonymous ID', email: 'Email', phone: 'Phone', device_id: 'Device ID', wechat_openid: 'WeChat OpenID', wechat_unionid: 'WeChat UnionID' },
   traitPatterns: { journey_days_in_: 'Days in stage {x}', journey_channel_: 'Channel into stage {x}' },

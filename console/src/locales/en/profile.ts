@@ -35,6 +35,7 @@ export default {
   auc: 'AUC',
   nextBest: 'Next best products',
   noNextBest: 'No recommendation (purchases match no association rule)',
+  noNextBestWhy: 'No recommendation: {why}',
   segments: 'Segments',
   notInSegments: 'In no saved segment',
   why: 'Why is this customer here?',

@@ -28,10 +28,8 @@ export default {
   committee: '采购决策链（组织架构）',
   // Buying roles (account.Roles, Miller Heiman), the abbreviation kept
   // beside the word, as sellers use it.
-  buyingRoles: { EB: '经济决策者（EB）', UB: '使用者（UB）', TB: '技术把关者（TB）', Coach: '内线（Coach）' },
   opp: { id: '编号', stage: '阶段', amount: '金额', at: '时间' },
   oppStages: { open: '进行中', won: '赢单', lost: '输单' },
-  levels: { decision: '决策层', senior: '高层', middle: '中层', frontline: '基层' },
   noOne: '此层级还没有联系人',
   verify: '核实',
   verified: '已核实 {name} 的角色',

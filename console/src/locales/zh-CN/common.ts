@@ -97,6 +97,8 @@ export default {
     journey_reached: '已到达的旅程阶段',
     journey_stage_since: '进入当前旅程阶段的时间',
     next_best_products_reason: '无推荐的原因',
+    next_best_products_reason_code: '无推荐的原因（代码）',
+    next_best_products_reason_params: '无推荐的原因（参数）',
     last_seen: '最近活跃',
   },
   // RFM segments (traits.rfm_segment), as the RFM literature names them.
@@ -118,7 +120,21 @@ export default {
   values: {
     gender: { female: '女', male: '男', unknown: '未知' },
     channel: { web: '网站', app: 'App', store: '门店', online: '线上', server: '服务端', wechat_mini_program: '微信小程序', wechat: '微信', email: '邮件', sms: '短信' },
+    // Buying roles and organisation levels (account.Roles, account.Levels):
+    // the accounts pages and a contact's traits on the 360 page.
+    buyingRole: { EB: '经济决策者（EB）', UB: '使用者（UB）', TB: '技术把关者（TB）', Coach: '内线（Coach）' },
+    orgLevel: { decision: '决策层', senior: '高层', middle: '中层', frontline: '基层' },
   },
+  // Where a trait's value came from (an event's source, the server's own
+  // writers); a source not named here (one a customer's system chose) is
+  // shown as it is. analytics/<kind> is named by sourcePatterns.
+  sources: {
+    web: '网站', app: '移动应用（App）', pos: '门店收银（POS）', crm: '客户关系管理（CRM）', survey: '问卷', tracking: '埋点采集', import: '文件导入',
+    analysis: '分析', declared: '客户自述', computed: '系统计算', journey: '客户旅程', needs: '需求分析', linkage: '身份合并',
+    'consent-api': '授权接口', $retention: '数据保留', bench: '压测',
+  },
+  sourcePatterns: { 'analytics/': '分析：{x}' },
+  analysisKinds: { kmeans: 'k-means 聚类', fpgrowth: 'FP-Growth 关联', clv: 'CLV（BG/NBD）', churn: '流失预测' },
   // Segment-spec event types (the timeline and its filter).
   eventTypes: { identify: '身份识别', track: '行为事件', page: '页面浏览', screen: '屏幕浏览', group: '群组', alias: '别名' },
   // Identifier types (the identity card, merges).

@@ -35,6 +35,7 @@ export default {
   auc: 'AUC',
   nextBest: '推荐商品（下一个最佳购买）',
   noNextBest: '暂无推荐（购买记录不足以匹配关联规则）',
+  noNextBestWhy: '暂无推荐：{why}',
   segments: '所属细分',
   notInSegments: '不在任何已保存的细分中',
   why: '为什么在这里？',
@@ -71,6 +72,17 @@ export default {
   historyKept: '仅保留最近 {n} 次阶段变化，更早的未显示',
   // issue 13 words: the recommendations as a list
   nbShort: '{product}（置信度 {confidence}）',
+  // next_best_products_reason_code (analytics/fpgrowth Reason, analytics/jobs).
+  nbReasons: {
+    no_purchases: '还没有购买记录',
+    no_history: '没有可作为推荐起点的已购商品',
+    owned_one: '唯一匹配的关联规则推荐的商品已经买过',
+    owned_many: '{n} 条匹配的关联规则推荐的商品都已买过',
+    weak_one: '唯一匹配的关联规则不比随机更准（提升度 ≤ 1）',
+    weak_many: '{n} 条匹配的关联规则都不比随机更准（提升度 ≤ 1）',
+    no_rule: '没有从已购商品（{items}）出发的关联规则',
+  },
+  nbMore: '{items} 等 {n} 件',
   confidence: '置信度',
   lift: '提升度',
   because: '因为购买过：{items}',
