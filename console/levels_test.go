@@ -21,9 +21,10 @@ var (
 	entryRe = regexp.MustCompile(`(?m)\b([a-z_]+)\s*:\s*'([^']*)'`)
 )
 
-// levelMaps finds the maps of classification level words in a language's
-// locale files: each object literal with a level name among its keys.
-func levelMaps(t *testing.T, lang string) map[string]map[string]string {
+// localeMaps finds the maps of words in a language's locale files that
+// hold words for the keys want names: each object literal with at least
+// one of them among its keys, by file and line.
+func localeMaps(t *testing.T, lang string, want ...string) map[string]map[string]string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("src", "locales", lang, "*.ts"))
 	if err != nil || len(files) == 0 {
@@ -40,7 +41,7 @@ func levelMaps(t *testing.T, lang string) map[string]map[string]string {
 			for _, m := range entryRe.FindAllStringSubmatch(string(src[at[0]:at[1]]), -1) {
 				words[m[1]] = m[2]
 			}
-			if words["confidential"] == "" && words["secret"] == "" {
+			if !slices.ContainsFunc(want, func(k string) bool { return words[k] != "" }) {
 				continue
 			}
 			line := 1 + strings.Count(string(src[:at[0]]), "\n")
@@ -48,6 +49,11 @@ func levelMaps(t *testing.T, lang string) map[string]map[string]string {
 		}
 	}
 	return out
+}
+
+// levelMaps finds the maps of classification level words.
+func levelMaps(t *testing.T, lang string) map[string]map[string]string {
+	return localeMaps(t, lang, "confidential", "secret")
 }
 
 // Every page of the console names the classification levels (issue 15)

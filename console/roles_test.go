@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,30 +15,7 @@ import (
 // roleMaps finds the maps of access role words in a language's locale
 // files: each object literal with analyst or auditor among its keys.
 func roleMaps(t *testing.T, lang string) map[string]map[string]string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("src", "locales", lang, "*.ts"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no locale files for %s: %v", lang, err)
-	}
-	out := map[string]map[string]string{}
-	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, at := range objectRe.FindAllStringIndex(string(src), -1) {
-			words := map[string]string{}
-			for _, m := range entryRe.FindAllStringSubmatch(string(src[at[0]:at[1]]), -1) {
-				words[m[1]] = m[2]
-			}
-			if words[access.RoleAnalyst] == "" && words[access.RoleAuditor] == "" {
-				continue
-			}
-			line := 1 + strings.Count(string(src[:at[0]]), "\n")
-			out[fmt.Sprintf("%s:%d", filepath.Base(f), line)] = words
-		}
-	}
-	return out
+	return localeMaps(t, lang, access.RoleAnalyst, access.RoleAuditor)
 }
 
 // rawRoleRe finds a template or message argument that shows a role as the
