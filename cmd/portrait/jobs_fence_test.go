@@ -90,35 +90,10 @@ func allNode(t *testing.T, url, name string, ttl time.Duration, before func(*App
 // the lease over, sent its whole backlog again.
 func TestSegmentWebhookCalledOnceOverASharedStoreWithoutABus(t *testing.T) {
 	url := pgtest.URL(t)
-	ctx := context.Background()
 	ttl := 1500 * time.Millisecond
 	recv := newHookReceiver(t)
-	a := allNode(t, url, "a", ttl, nil)
-	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
-	b := allNode(t, url, "b", ttl, nil)
-	st, err := a.HTTP.Segments.Create(ctx, &segment.Definition{Name: "everyone", Expression: `true`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.HTTP.Segments.Webhooks.Create(ctx, &segment.Webhook{URL: recv.URL + "/hook"}); err != nil {
-		t.Fatal(err)
-	}
-	within(t, 20*time.Second, "b knows the segment and the webhook", func() bool {
-		_, err := b.HTTP.Segments.Get(st.ID)
-		return err == nil && len(b.HTTP.Segments.Webhooks.List()) == 1
-	})
-	send := func(via *App, from, n int) {
-		t.Helper()
-		var evs []*portrait.Event
-		at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-		for i := from; i < from+n; i++ {
-			evs = append(evs, &portrait.Event{Type: portrait.EventIdentify, MessageID: fmt.Sprintf("m-%d", i), Source: "web",
-				UserID: fmt.Sprintf("u-%d", i), Timestamp: at, ReceivedAt: at})
-		}
-		if _, err := via.DB.Append(ctx, evs, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := twoNodes(t, url, ttl)
+	st, _ := everyoneHooked(t, a, b, recv)
 	entered := func() int {
 		n := 0
 		for k := range recv.counts() {
@@ -128,7 +103,7 @@ func TestSegmentWebhookCalledOnceOverASharedStoreWithoutABus(t *testing.T) {
 		}
 		return n
 	}
-	send(a, 0, 20)
+	identify(t, a, 0, 20, nil)
 	within(t, 20*time.Second, "20 entries received", func() bool { return entered() >= 20 })
 	// b has followed the same changes by now (the follower reads the feed
 	// every few hundred milliseconds).
@@ -136,7 +111,7 @@ func TestSegmentWebhookCalledOnceOverASharedStoreWithoutABus(t *testing.T) {
 
 	a.Close()
 	within(t, 10*time.Second, "b takes the jobs lease", func() bool { return jobsHolder(t, b) == "b" })
-	send(b, 20, 20)
+	identify(t, b, 20, 20, nil)
 	within(t, 20*time.Second, "40 entries received", func() bool { return entered() >= 40 })
 	time.Sleep(2 * time.Second) // anything more would be a second copy
 	for k, n := range recv.counts() {
@@ -415,9 +390,7 @@ func TestSegmentCreatedOnAnotherNodeReachesTheWebhookOnce(t *testing.T) {
 	ctx := context.Background()
 	ttl := 1500 * time.Millisecond
 	recv := newHookReceiver(t)
-	a := allNode(t, url, "a", ttl, nil)
-	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
-	b := allNode(t, url, "b", ttl, nil)
+	a, b := twoNodes(t, url, ttl)
 	var evs []*portrait.Event
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < 10; i++ {

@@ -34,6 +34,35 @@ func identify(t *testing.T, via *App, from, n int, traits map[string]any) {
 	}
 }
 
+// twoNodes starts two nodes over one PostgreSQL database, a first so
+// that it holds the jobs lease.
+func twoNodes(t *testing.T, url string, ttl time.Duration) (a, b *App) {
+	t.Helper()
+	a = allNode(t, url, "a", ttl, nil)
+	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
+	return a, allNode(t, url, "b", ttl, nil)
+}
+
+// everyoneHooked makes a segment of everyone and a webhook for every
+// segment through a, and waits for b to know both.
+func everyoneHooked(t *testing.T, a, b *App, recv *hookReceiver) (*segment.Status, *segment.Webhook) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := a.HTTP.Segments.Create(ctx, &segment.Definition{Name: "everyone", Expression: `true`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := a.HTTP.Segments.Webhooks.Create(ctx, &segment.Webhook{URL: recv.URL + "/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	within(t, 20*time.Second, "b knows the segment and the webhook", func() bool {
+		_, err := b.HTTP.Segments.Get(st.ID)
+		return err == nil && len(b.HTTP.Segments.Webhooks.List()) == 1
+	})
+	return st, wh
+}
+
 // kinds counts the received events of one kind ("enter" or "exit").
 func (r *hookReceiver) kinds(kind string) int {
 	n := 0
@@ -80,23 +109,10 @@ func historyOnce(t *testing.T, a *App, seg string) int {
 // 20 entries) and the webhook receives each once.
 func TestSegmentHistoryOnceOverASharedStore(t *testing.T) {
 	url := pgtest.URL(t)
-	ctx := context.Background()
 	ttl := 1500 * time.Millisecond
 	recv := newHookReceiver(t)
-	a := allNode(t, url, "a", ttl, nil)
-	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
-	b := allNode(t, url, "b", ttl, nil)
-	st, err := a.HTTP.Segments.Create(ctx, &segment.Definition{Name: "everyone", Expression: `true`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.HTTP.Segments.Webhooks.Create(ctx, &segment.Webhook{URL: recv.URL + "/hook"}); err != nil {
-		t.Fatal(err)
-	}
-	within(t, 20*time.Second, "b knows the segment and the webhook", func() bool {
-		_, err := b.HTTP.Segments.Get(st.ID)
-		return err == nil && len(b.HTTP.Segments.Webhooks.List()) == 1
-	})
+	a, b := twoNodes(t, url, ttl)
+	st, _ := everyoneHooked(t, a, b, recv)
 	identify(t, a, 0, 20, nil)
 	within(t, 20*time.Second, "both nodes hold the 20 members", func() bool {
 		sa, _ := a.HTTP.Segments.Get(st.ID)
@@ -121,9 +137,7 @@ func TestSetOperationChangeReachesTheWebhook(t *testing.T) {
 	ctx := context.Background()
 	ttl := 1500 * time.Millisecond
 	recv := newHookReceiver(t)
-	a := allNode(t, url, "a", ttl, nil)
-	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
-	b := allNode(t, url, "b", ttl, nil)
+	a, b := twoNodes(t, url, ttl)
 	identify(t, a, 0, 10, map[string]any{"plan": "gold"})
 	within(t, 20*time.Second, "both nodes index the 10 profiles", func() bool {
 		return a.HTTP.Segments.Index.Len() == 10 && b.HTTP.Segments.Index.Len() == 10
@@ -171,21 +185,8 @@ func TestChangeDuringAHandOverIsSentAfterIt(t *testing.T) {
 	ctx := context.Background()
 	ttl := 1500 * time.Millisecond
 	recv := newHookReceiver(t)
-	a := allNode(t, url, "a", ttl, nil)
-	within(t, 10*time.Second, "a holds the jobs lease", func() bool { return jobsHolder(t, a) == "a" })
-	b := allNode(t, url, "b", ttl, nil)
-	st, err := a.HTTP.Segments.Create(ctx, &segment.Definition{Name: "everyone", Expression: `true`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh, err := a.HTTP.Segments.Webhooks.Create(ctx, &segment.Webhook{URL: recv.URL + "/hook"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	within(t, 20*time.Second, "b knows the segment and the webhook", func() bool {
-		_, err := b.HTTP.Segments.Get(st.ID)
-		return err == nil && len(b.HTTP.Segments.Webhooks.List()) == 1
-	})
+	a, b := twoNodes(t, url, ttl)
+	st, wh := everyoneHooked(t, a, b, recv)
 	identify(t, a, 0, 10, nil)
 	within(t, 20*time.Second, "10 entries received", func() bool { return recv.kinds("enter") >= 10 })
 
