@@ -34,6 +34,9 @@ type ErrorDetail struct {
 	Field  string `json:"field,omitempty"`
 	Row    int    `json:"row,omitempty"`
 	Column string `json:"column,omitempty"`
+	// Code is a stable word for the reason (masked_value), for clients
+	// that say it in their own language; Reason is the English.
+	Code   string `json:"code,omitempty"`
 	Reason string `json:"reason"`
 }
 

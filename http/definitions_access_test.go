@@ -35,6 +35,9 @@ func TestDefinitionsCheckedAgainstClearance(t *testing.T) {
 	refused(an, "/v1/tags", `{"name":"has_id","dimension":"value","expression":"id_number != \"\""}`, "id_number")
 	refused(an, "/v1/tags", `{"name":"mobile_138","dimension":"value","expression":"purchase_count >= 1 && traits.phone startsWith \"+86138\""}`, "phone")
 	refused(an, "/v1/tags", `{"name":"mail","dimension":"value","expression":"traits[\"email\"] endsWith \"example.com\""}`, "email")
+	// … nor through the environment's own map, which the compiler does
+	// not resolve to a trait.
+	refused(an, "/v1/tags", `{"name":"env_id","dimension":"value","expression":"$env[\"id_number\"] startsWith \"1101\""}`, "id_number")
 	accepted(an, "/v1/tags", `{"name":"buyer","dimension":"value","expression":"purchase_count >= 1"}`)
 	accepted(admin, "/v1/tags", `{"name":"has_id","dimension":"value","expression":"id_number != \"\""}`)
 
@@ -52,6 +55,8 @@ func TestDefinitionsCheckedAgainstClearance(t *testing.T) {
 	refused(author, "/v1/traits", `{"name":"last_id","aggregate":"last","property":"id_number"}`, "id_number")
 	refused(author, "/v1/traits", `{"name":"orders_by_phone","aggregate":"count","event":"Order Completed","filter":"properties.phone != \"\""}`, "phone")
 	refused(author, "/v1/traits", `{"name":"orders_by_mail","aggregate":"count","filter":"properties[\"email\"] == \"x\""}`, "email")
+	// A nested property is its own field: contact.phone is a phone.
+	refused(author, "/v1/traits", `{"name":"orders_by_contact","aggregate":"count","filter":"properties.contact.phone startsWith \"+86138\""}`, "phone")
 	accepted(author, "/v1/traits", `{"name":"orders_n","aggregate":"count","event":"Order Completed","filter":"properties.quantity > 1"}`)
 	accepted(admin, "/v1/traits", `{"name":"last_id","aggregate":"last","property":"id_number"}`)
 }

@@ -187,6 +187,12 @@ func (s *Server) handleMapSegment(w http.ResponseWriter, r *http.Request, _ *por
 		Error(w, r, err)
 		return
 	}
+	// The cell's segment tests the row's fields: one the caller may not
+	// see is refused (403 naming it), as POST /v1/segments refuses it.
+	if err := segmentFieldsVisible(r, *d); err != nil {
+		Error(w, r, err)
+		return
+	}
 	st, err := s.Segments.Create(r.Context(), d)
 	if err != nil {
 		Error(w, r, err)

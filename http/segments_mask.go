@@ -2,31 +2,54 @@ package http
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/internal/exprlit"
 	"github.com/portrait-cdp/portrait/segment"
 )
 
-// Segment definitions are not personal routes (the masker would take their
+// Definitions are not personal routes (the masker would take their
 // own fields, "name" and the like, for traits), but a condition's literal
 // is a value: id_number == "110101…" shows the ID number to anyone who may
 // read segments. So the literals of conditions on a field above the
 // caller's clearance are masked here, with the masker's formats, in the
 // condition tree, the expression, the plan and the explanation's clauses.
 
+// literalMask is the mask of a literal compared with a field the caller
+// may not see (hidden false: the caller sees the field).
+func literalMask(r *http.Request, l exprlit.Literal) (mask string, hidden bool) {
+	if canSee(r, access.KindTrait, l.Field) {
+		return "", false
+	}
+	m, _ := access.MaskValue(l.Field, l.Value).(string)
+	return m, true
+}
+
 // hiddenLiterals maps each literal the caller may not see to its mask.
 func hiddenLiterals(r *http.Request, lits []segment.Literal) map[string]string {
 	out := map[string]string{}
 	for _, l := range lits {
-		if !canSee(r, access.KindTrait, l.Trait) {
-			m, _ := access.MaskValue(l.Trait, l.Value).(string)
+		if m, hidden := literalMask(r, l); hidden {
 			out[l.Value] = m
 		}
 	}
+	return out
+}
+
+// maskRule masks the literals of a tag rule or a computed-trait filter
+// (expr-lang text) that the caller may not see, in place in the text
+// (exprlit.Mask). Stored rules always parse; one that did not would have
+// no literal to find and is shown as it is.
+func maskRule(r *http.Request, src string) string {
+	if src == "" || accessOf(r.Context()) == nil {
+		return src
+	}
+	out, _ := exprlit.Mask(src, func(l exprlit.Literal) (string, bool) { return literalMask(r, l) })
 	return out
 }
 
@@ -136,28 +159,51 @@ func maskExplanation(ex *segment.Explanation, hidden map[string]string) {
 	}
 }
 
-// refuseMaskedLiterals refuses (400) a definition that compares a
-// classified field with a masked value (138****8000, 1101**********1234,
-// "[secret]"): it is what a caller below the field's clearance reads, and
-// saving it back would replace the real value with the mask.
+// refuseMaskedLiterals refuses (400) a segment definition that compares a
+// classified field with a masked value (refuseMasked).
 func refuseMaskedLiterals(r *http.Request, d segment.Definition) error {
-	ac := accessOf(r.Context())
-	if ac == nil {
-		return nil
-	}
 	plan, err := d.Compile()
 	if err != nil {
 		return nil // the service reports it
 	}
-	for _, l := range segment.Literals(plan) {
-		lvl, ok := ac.m.C.Trait(l.Trait)
+	return refuseMasked(r, "the condition on %q compares with", segment.Literals(plan))
+}
+
+// refuseMaskedRule refuses (400) a tag rule or a computed-trait filter that
+// compares a classified field with a masked value (refuseMasked).
+func refuseMaskedRule(r *http.Request, src string) error {
+	lits, err := exprlit.Find(src)
+	if err != nil {
+		return nil // the service reports it
+	}
+	return refuseMasked(r, "the expression compares %q with", lits)
+}
+
+// CodeMaskedValue is the code of the detail that says a definition holds a
+// masked value, which a client words in its own language.
+const CodeMaskedValue = "masked_value"
+
+// refuseMasked refuses (400) literals that compare a classified field with
+// a masked value (138****8000, 1101**********1234, "[secret]"), whoever
+// the caller is (what says where, with a %q for the field): it is what a caller below the field's clearance reads,
+// and saving it back would replace the real value with the mask. The
+// detail names the field and carries CodeMaskedValue.
+func refuseMasked(r *http.Request, what string, lits []exprlit.Literal) error {
+	ac := accessOf(r.Context())
+	if ac == nil {
+		return nil
+	}
+	for _, l := range lits {
+		lvl, ok := ac.m.C.Trait(l.Field)
 		if !ok || lvl <= access.Public {
 			continue
 		}
 		// MaskValue is idempotent: a value that masks to itself is a mask.
-		if m, _ := access.MaskValue(l.Trait, l.Value).(string); m == l.Value {
-			return portrait.Errorf(portrait.EINVALID, "the condition on %q compares with %q, a masked value (the field is %s): saving it would replace the real value with the mask; write the real value or leave the condition out",
-				l.Trait, l.Value, lvl)
+		if m, _ := access.MaskValue(l.Field, l.Value).(string); m == l.Value {
+			e := portrait.Errorf(portrait.EINVALID, "%s %q, a masked value (the field is %s): saving it would replace the real value with the mask; write the real value or leave the comparison out",
+				fmt.Sprintf(what, l.Field), l.Value, lvl)
+			e.Details = []portrait.ErrorDetail{{Field: l.Field, Code: CodeMaskedValue, Reason: "masked value " + strconv.Quote(l.Value)}}
+			return e
 		}
 	}
 	return nil

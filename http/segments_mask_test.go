@@ -37,14 +37,7 @@ func TestSegmentLiteralsMasked(t *testing.T) {
 	escID := create(`{"name":"escaped id","expression":"id_number == \"\\u0031\\x31` + id[2:] + `\" || id_number == ` + "`" + id + "`" + ` || city == \"北京市\""}`)
 	condID := create(`{"name":"one phone","condition":{"any":[{"trait":"phone","op":"in","value":["` + phone + `"]},{"trait":"city","op":"==","value":"北京市"}]}}`)
 
-	read := func(token, path string) string {
-		t.Helper()
-		status, out := a.call(t, token, http.MethodGet, path, "")
-		if status != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", path, status, out)
-		}
-		return string(out)
-	}
+	read := func(token, path string) string { return a.read(t, token, path) }
 	for _, path := range []string{"/v1/segments", "/v1/segments/" + exprID, "/v1/segments/" + condID, "/v1/segments/" + escID, "/v1/map?segments=" + exprID,
 		"/v1/segments/" + exprID + "/explain/" + a.profile, "/v1/segments/" + condID + "/explain/" + a.profile} {
 		hasPhone := path == "/v1/segments" || strings.Contains(path, condID)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/internal/exprlit"
 	"github.com/portrait-cdp/portrait/tag"
 )
 
@@ -40,11 +41,27 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 func (s *Server) handleTags(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-	tags := s.Tags.List()
-	if tags == nil {
-		tags = []tag.Definition{}
+	tags := maskTags(r, s.Tags.List())
+	tax := s.Tags.Taxonomy()
+	for i := range tax {
+		for j := range tax[i].Categories {
+			tax[i].Categories[j].Tags = maskTags(r, tax[i].Categories[j].Tags)
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tags": tags, "taxonomy": s.Tags.Taxonomy(), "backfill": s.Tags.Progress()})
+	writeJSON(w, http.StatusOK, map[string]any{"tags": tags, "taxonomy": tax, "backfill": s.Tags.Progress()})
+}
+
+// maskTags masks the literals of the rules (never nil): a rule such as
+// id_number == "1101…" would otherwise show the value to whoever may read
+// tags (segments_mask.go). The slice is the caller's own copy.
+func maskTags(r *http.Request, tags []tag.Definition) []tag.Definition {
+	if tags == nil {
+		return []tag.Definition{}
+	}
+	for i := range tags {
+		tags[i].Expression = maskRule(r, tags[i].Expression)
+	}
+	return tags
 }
 
 func (s *Server) handleDefineTag(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -54,10 +71,18 @@ func (s *Server) handleDefineTag(w http.ResponseWriter, r *http.Request, _ *port
 		return
 	}
 	d.Version, d.Deleted = 0, false
+	// A masked literal saved back would replace the real value: 400.
+	if err := refuseMaskedRule(r, d.Expression); err != nil {
+		Error(w, r, err)
+		return
+	}
 	// A rule over a field the caller may not see would reveal it through
-	// its members (as a segment would): 403 naming the field.
+	// its members (as a segment would): 403 naming the field. The names
+	// the rule reads in any spelling ($env["id_number"] too), not only
+	// those the compiler resolves.
 	if c, err := tag.Compile(d, s.Tags.Schema.Types()); err == nil {
-		if err := requireVisible(r, access.KindTrait, c.References()...); err != nil {
+		fields, _ := exprlit.Fields(d.Expression)
+		if err := requireVisible(r, access.KindTrait, append(c.References(), fields...)...); err != nil {
 			Error(w, r, err)
 			return
 		}
@@ -67,6 +92,7 @@ func (s *Server) handleDefineTag(w http.ResponseWriter, r *http.Request, _ *port
 		Error(w, r, err)
 		return
 	}
+	out.Expression = maskRule(r, out.Expression)
 	writeJSON(w, http.StatusCreated, map[string]any{"tag": out, "backfill": s.Tags.Progress()})
 }
 
@@ -76,7 +102,7 @@ func (s *Server) handleTagVersions(w http.ResponseWriter, r *http.Request, _ *po
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("name"), "versions": vs})
+	writeJSON(w, http.StatusOK, map[string]any{"name": r.PathValue("name"), "versions": maskTags(r, vs)})
 }
 
 func (s *Server) handleDeleteTag(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {

@@ -2,15 +2,20 @@ package http
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
+	"github.com/portrait-cdp/portrait/internal/exprlit"
 	"github.com/portrait-cdp/portrait/traits"
 )
 
 func (s *Server) handleTraitSchema(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 	en := s.Traits.Enricher
 	defs := en.Definitions()
+	for i := range defs {
+		defs[i].Filter = maskRule(r, defs[i].Filter)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"traits": en.Schema.Fields(), "definitions": defs, "conflicts": en.Schema.Conflicts(),
 		"dimensions": traits.Dimensions, "classifications": traits.Classifications, "config": en.Config(),
@@ -24,9 +29,20 @@ func (s *Server) handleDefineTrait(w http.ResponseWriter, r *http.Request, _ *po
 		Error(w, r, err)
 		return
 	}
+	// A masked literal saved back would replace the real value: 400.
+	if err := refuseMaskedRule(r, d.Filter); err != nil {
+		Error(w, r, err)
+		return
+	}
 	// A computed trait over a property the caller may not see would copy
-	// or reveal it: 403 naming the field.
-	if err := requireVisible(r, access.KindTrait, d.Reads()...); err != nil {
+	// or reveal it: 403 naming the field (the filter's names in any
+	// spelling, properties.contact.phone's phone too).
+	reads := d.Reads()
+	if strings.TrimSpace(d.Filter) != "" {
+		fields, _ := exprlit.Fields(d.Filter)
+		reads = append(reads, fields...)
+	}
+	if err := requireVisible(r, access.KindTrait, reads...); err != nil {
 		Error(w, r, err)
 		return
 	}
@@ -35,6 +51,7 @@ func (s *Server) handleDefineTrait(w http.ResponseWriter, r *http.Request, _ *po
 		Error(w, r, err)
 		return
 	}
+	out.Filter = maskRule(r, out.Filter)
 	writeJSON(w, http.StatusCreated, map[string]any{"trait": out,
 		"note": "the trait accumulates from events processed from now on; run `portrait rebuild` to compute it over the history"})
 }

@@ -1,10 +1,14 @@
 package segment
 
-// Literal is a string a plan's trait condition compares with. The API masks
-// it for a caller who may not see the trait's values (issue 15): a
-// definition such as id_number == "1101…" would otherwise show the value
-// itself to anyone who may read segments.
-type Literal struct{ Trait, Value string }
+import "github.com/portrait-cdp/portrait/internal/exprlit"
+
+// Literal is a string a plan's trait condition compares with (Field is the
+// trait). The API masks it for a caller who may not see the trait's values
+// (issue 15): a definition such as id_number == "1101…" would otherwise
+// show the value itself to anyone who may read segments. It is the type
+// tag rules and computed-trait filters find theirs as (exprlit), so that
+// one masker serves all three.
+type Literal = exprlit.Literal
 
 // Literals lists the string literals of a plan's trait conditions,
 // including those of the saved segments a set operation is built on.
@@ -28,7 +32,7 @@ func Literals(n Node) []Literal {
 		case *traitLeaf:
 			add := func(x any) {
 				if s, ok := x.(string); ok {
-					out = append(out, Literal{Trait: v.name, Value: s})
+					out = append(out, Literal{Field: v.name, Value: s})
 				}
 			}
 			add(v.p.lit)
