@@ -232,8 +232,8 @@ func (a *accessEnv) fill(pattern string) (method, path string) {
 // TestAuthorisationMatrix walks every registered route × every role ×
 // every clearance level and asserts allowed or denied by the route's rule,
 // and, for what is allowed, that no value above the caller's clearance
-// leaves the server unmasked while the profile shows it unmasked to those
-// cleared for it.
+// leaves the server unmasked while the profile and a tag's definition show
+// it unmasked to those cleared for it.
 func TestAuthorisationMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the matrix makes about 2000 requests")
@@ -261,6 +261,19 @@ func TestAuthorisationMatrix(t *testing.T) {
 		confVals = append(confVals, strings.ToLower(c.email))
 	}
 	confVals = append(confVals, phone, phone[3:]) // also without +86
+	// Definitions that compare fields with those values: the tag the
+	// matrix reads by name, a computed trait and a segment. Every route
+	// that shows them must mask the literals above the caller's clearance.
+	admin := a.tokens["admin/secret"]
+	for _, d := range []struct{ path, body string }{
+		{"/v1/tags", `{"name":"big_spender","dimension":"value","expression":"revenue >= 1000 || id_number == \"` + idn + `\" || phone in [\"` + phone + `\"]"}`},
+		{"/v1/traits", `{"name":"orders_of_one","aggregate":"count","filter":"properties.id_number == \"` + idn + `\" || properties.phone == \"` + phone + `\""}`},
+		{"/v1/segments", `{"name":"one person","expression":"id_number == \"` + idn + `\" || traits.phone == \"` + phone + `\""}`},
+	} {
+		if status, out := a.call(t, admin, http.MethodPost, d.path, d.body); status != http.StatusCreated {
+			t.Fatalf("POST %s %s: %d %s", d.path, d.body, status, out)
+		}
+	}
 
 	routes := routesInSource(t)
 	counts := map[string]int{}
@@ -309,7 +322,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 				}
 				check(access.Secret, secretVals)
 				check(access.Confidential, confVals)
-				if pattern == "GET /v1/profiles/{id}" {
+				if pattern == "GET /v1/profiles/{id}" || pattern == "GET /v1/tags/{name}" {
 					masked := strings.Contains(string(out), "1101**********2009")
 					if clear < access.Secret != masked {
 						t.Errorf("%s: ID number masked %v, want %v: %.300s", label, masked, clear < access.Secret, out)
