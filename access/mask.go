@@ -158,6 +158,12 @@ func (c *Classifier) Identifier(typ string) (Level, bool) {
 	return 0, false
 }
 
+// Identifying reports whether field is named as a personal identifier
+// whose every value identifies someone (an ID number, a phone, an email,
+// an address), so that even a number compared with it is one of its
+// values, not a threshold.
+func Identifying(field string) bool { return shapeOf(field) != "" }
+
 // MaskValue masks one value of field: phone 138****8000, email
 // z***@example.com, ID 1101**********1234, anything else "[secret]".
 // It is idempotent: masking a masked value gives the same mask.

@@ -29,8 +29,8 @@ func TestTagAndTraitLiteralsMasked(t *testing.T) {
 	}
 	for _, c := range []struct{ path, body string }{
 		{"/v1/tags", `{"name":"id_holder","dimension":"risk","expression":"traits.id_number == \"` + id + `\" || city == \"北京市\""}`},
-		{"/v1/tags", `{"name":"mobile_138","dimension":"value","expression":"traits.phone startsWith \"+86138\" || phone in [\"` + phone + `\", '` + phone2 + `'] || hasPrefix(phone, \"` + phone2 + `\") || city == \"北京市\""}`},
-		{"/v1/traits", `{"name":"orders_by_one","aggregate":"count","event":"Order Completed","filter":"properties.phone == \"` + phone + `\" || properties[\"id_number\"] == \"` + id + `\" || properties.city == \"北京市\""}`},
+		{"/v1/tags", `{"name":"mobile_138","dimension":"value","expression":"traits.phone startsWith \"+86138\" || phone in [\"` + phone + `\", '` + phone2 + `'] || hasPrefix(phone, \"` + phone2 + `\") || city == \"北京市\" && revenue >= 1234567"}`},
+		{"/v1/traits", `{"name":"orders_by_one","aggregate":"count","event":"Order Completed","filter":"properties.phone == \"` + phone + `\" || properties.phone == 13700137000 || properties[\"id_number\"] == \"` + id + `\" || properties.city == \"北京市\""}`},
 	} {
 		if status, out := post(admin, c.path, c.body); status != http.StatusCreated {
 			t.Fatalf("POST %s %s: %d %s", c.path, c.body, status, out)
@@ -67,6 +67,16 @@ func TestTagAndTraitLiteralsMasked(t *testing.T) {
 					strings.Contains(got, `+86138`) != seesPhone || strings.Contains(got, `[secret]`) == seesPhone {
 					t.Errorf("%s GET %s: want every phone literal (in a list, a call, a prefix) shown %v: %s", who, path, seesPhone, got)
 				}
+				// A threshold on a measure (revenue, confidential) is not a
+				// person's value: shown, as segments show it.
+				if !strings.Contains(got, `revenue >= 1234567`) {
+					t.Errorf("%s GET %s: the revenue threshold is not shown as written: %s", who, path, got)
+				}
+			}
+			// A filter's property is untyped: a phone written as a number
+			// is a phone.
+			if path == "/v1/traits" && (strings.Contains(got, `13700137000`) != seesPhone || strings.Contains(got, `137****7000`) == seesPhone) {
+				t.Errorf("%s GET %s: want the phone written as a number shown %v: %s", who, path, seesPhone, got)
 			}
 		}
 	}

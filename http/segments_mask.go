@@ -21,9 +21,11 @@ import (
 // condition tree, the expression, the plan and the explanation's clauses.
 
 // literalMask is the mask of a literal compared with a field the caller
-// may not see (hidden false: the caller sees the field).
+// may not see (hidden false: the caller sees the field). A number is a
+// value only of an identifier (phone == 13800138000); compared with a
+// measure (revenue >= 1000) it is a threshold, shown as segments show it.
 func literalMask(r *http.Request, l exprlit.Literal) (mask string, hidden bool) {
-	if canSee(r, access.KindTrait, l.Field) {
+	if canSee(r, access.KindTrait, l.Field) || (l.Number && !access.Identifying(l.Field)) {
 		return "", false
 	}
 	m, _ := access.MaskValue(l.Field, l.Value).(string)

@@ -53,3 +53,48 @@ test('privacy: a low-clearance analyst sees 138****8000 on the 360 page', { skip
     await api('DELETE', '/v1/keys/' + analyst.key.id)
   }
 })
+
+// A tag rule that compares the phone with a number: an analyst (internal)
+// reads it masked on the Tags page; opening it in the editor and saving it
+// back is refused by the API (400, masked_value), and the page says so in
+// the console's language, not with the API's English.
+test('privacy: a masked tag rule saved back is refused in words', { skip }, async () => {
+  const name = `e2e_masked_${Date.now()}`
+  const made = await api('POST', '/v1/tags', { name, dimension: 'value', category: 'e2e', expression: 'traits.phone == "13800138000" || revenue >= 1e9' })
+  assert.equal(made.status, 201, JSON.stringify(made.body))
+  const analyst = await newToken('e2e-tag-analyst', 'analyst', 'internal')
+  try {
+    for (const [lang, words] of [
+      ['zh-CN', '未保存：定义中 手机号 (phone) 与脱敏后的值'],
+      ['en', 'Not saved: the definition compares Phone (phone) with a masked value'],
+    ]) {
+      const { browser, page, errors } = await launch({ lang })
+      try {
+        await signInWith(page, analyst.secret, '/tags')
+        await page.locator(`[data-tag="${name}"]`).click()
+        const detail = page.locator('[data-test=tag-detail]')
+        await detail.getByText('traits.phone == "138****8000" || revenue >= 1e9', { exact: true }).first().waitFor()
+        assert.ok(!(await page.locator('main').innerText()).includes('13800138000'), 'the phone literal is shown unmasked')
+        await detail.getByRole('button', { name: /修改定义|Edit definition/ }).click()
+        const form = page.locator('[data-test=tag-form]')
+        assert.equal(await form.locator(':is(input,textarea)[data-test=tag-expression]').inputValue(), 'traits.phone == "138****8000" || revenue >= 1e9')
+        await form.locator('[data-test=save-tag]').click()
+        const err = form.locator('[data-test=tag-error]')
+        await err.waitFor()
+        const text = (await err.textContent()).trim()
+        assert.ok(text.startsWith(words), `${lang}: the refusal reads ${text}`)
+        assert.ok(!text.includes('saving it would replace'), `${lang}: the API's English is shown: ${text}`)
+        await noBlank(page, errors, 'tags-masked-' + lang)
+        if (lang === 'zh-CN') await shot(page, 'privacy-tag-masked-analyst')
+      } finally {
+        await browser.close()
+      }
+    }
+    const kept = await api('GET', `/v1/tags/${name}`)
+    assert.equal(kept.body.versions.length, 1, 'the refused save made a version')
+    assert.equal(kept.body.versions[0].expression, 'traits.phone == "13800138000" || revenue >= 1e9')
+  } finally {
+    await api('DELETE', '/v1/keys/' + analyst.key.id)
+    await api('DELETE', `/v1/tags/${name}`)
+  }
+})

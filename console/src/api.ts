@@ -7,6 +7,9 @@ export interface ErrorDetail {
   field?: string
   row?: number
   column?: string
+  // code: a stable word for the reason (masked_value), which the console
+  // says in its language (roles.ts apiErrorWords); reason is the English.
+  code?: string
   reason: string
 }
 

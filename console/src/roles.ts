@@ -72,6 +72,20 @@ export function codeWord(table: string, code: string | null | undefined, params:
   return words.te(key) ? words.t(key, params ?? {}) : text
 }
 
+// apiErrorWords says an API refusal the console words itself, from its
+// detail's code, in the console's language: masked_value (a tag rule, a
+// computed trait's filter or a segment compares a classified field with a
+// masked value such as 138****8000, which is what a caller below the
+// field's clearance reads; saving it back is refused). null for any other
+// error, which is shown as the server wrote it.
+export function apiErrorWords(e: unknown): string | null {
+  const details = (e as { details?: { code?: string; field?: string }[] } | null)?.details
+  const d = Array.isArray(details) ? details.find((x) => x.code && words.te('common.apiErrors.' + x.code)) : undefined
+  if (!d?.code) return null
+  const field = d.field ? traitWord(d.field) : ''
+  return words.t('common.apiErrors.' + d.code, { field: field && field !== d.field ? `${field} (${d.field})` : d.field || '' })
+}
+
 // sourceWord is where a value came from in words (common.sources; an
 // analysis run's analytics/<kind> by the kind), or the source's own name
 // when the table does not know it (a source a customer's system named).

@@ -20,9 +20,10 @@ import (
 // Literal is a value an expression compares a field with: a string, or a
 // number compared with the field itself (`phone == 13800138000`).
 type Literal struct {
-	Field string // a trait or property name
-	Value string // a string's value; a number as written
-	loc   file.Location
+	Field  string // a trait or property name
+	Value  string // a string's value; a number's
+	Number bool   // a number (a threshold, unless the field is an identifier)
+	loc    file.Location
 }
 
 // roots name containers whose members are fields: traits.x, properties.x,
@@ -289,7 +290,7 @@ func (f *finder) find() []Literal {
 				k := [2]any{fd, l.loc}
 				if !seen[k] {
 					seen[k] = true
-					out = append(out, Literal{Field: fd, Value: l.Value, loc: l.loc})
+					out = append(out, Literal{Field: fd, Value: l.Value, Number: l.Number, loc: l.loc})
 				}
 			}
 		}
@@ -361,14 +362,14 @@ func (f *finder) literals(n ast.Node, numbers bool) []Literal {
 			out = append(out, Literal{Value: v.Value, loc: v.Location()})
 		case *ast.IntegerNode, *ast.FloatNode:
 			if numbers {
-				out = append(out, Literal{Value: number(v), loc: v.Location()})
+				out = append(out, Literal{Value: number(v), Number: true, loc: v.Location()})
 			}
 		case *ast.UnaryNode:
 			if (v.Operator == "-" || v.Operator == "+") && numbers {
 				switch v.Node.(type) {
 				case *ast.IntegerNode, *ast.FloatNode:
 					loc := file.Location{From: v.Location().From, To: v.Node.Location().To}
-					out = append(out, Literal{Value: v.Operator + number(v.Node), loc: loc})
+					out = append(out, Literal{Value: v.Operator + number(v.Node), Number: true, loc: loc})
 					return
 				}
 			}

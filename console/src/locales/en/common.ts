@@ -24,6 +24,11 @@ export default {
   empty: 'No data',
   total: '{n} in all',
   missingEndpoint: 'This server does not offer {path} yet, so this part is unavailable.',
+  // API refusals the console words itself (an error detail's code)
+  apiErrors: {
+    masked_value:
+      'Not saved: the definition compares {field} with a masked value (such as 138****8000), which is how the value is shown to a clearance below the field’s level. Saving it would replace the real value with the mask. Write the real value, or leave that comparison out.',
+  },
   errorTitle: 'The request failed',
   notFound: 'No such page',
   backHome: 'Back to the overview',

@@ -24,6 +24,10 @@ export default {
   empty: '暂无数据',
   total: '共 {n} 条',
   missingEndpoint: '此服务器尚未提供 {path} 接口，该模块暂不可用。',
+  // 控制台自行表述的 API 拒绝（错误详情的 code）
+  apiErrors: {
+    masked_value: '未保存：定义中 {field} 与脱敏后的值（如 138****8000）比较，这是密级不足者看到的样子。保存会用掩码替换真实值。请填写真实值，或删去这个比较。',
+  },
   errorTitle: '请求失败',
   notFound: '页面不存在',
   backHome: '返回概览',
