@@ -139,14 +139,7 @@ func requireVisible(r *http.Request, kind string, names ...string) error {
 		if n == "" {
 			continue
 		}
-		var l access.Level
-		var ok bool
-		if kind == access.KindIdentifier {
-			l, ok = ac.m.C.Identifier(n)
-		} else {
-			l, ok = ac.m.C.Trait(n)
-		}
-		if ok && !ac.p.Sees(l) {
+		if l, ok := ac.level(kind, n); ok && !ac.p.Sees(l) {
 			return portrait.Errorf(portrait.EFORBIDDEN, "field %q is %s (%s) and your clearance is %s: it cannot be used to filter, group, sort or segment",
 				n, l, access.LevelNamesZh[l.String()], ac.p.Clearance)
 		}
@@ -164,7 +157,20 @@ func maskRow(r *http.Request, header, row []string) {
 
 // canSee reports whether the caller sees a field of this kind unmasked.
 func canSee(r *http.Request, kind, name string) bool {
-	return requireVisible(r, kind, name) == nil
+	ac := accessOf(r.Context())
+	if ac == nil || name == "" {
+		return true
+	}
+	l, ok := ac.level(kind, name)
+	return !ok || ac.p.Sees(l)
+}
+
+// level is a field's level; ok is false for a field that is not classified.
+func (ac *accessCtx) level(kind, name string) (access.Level, bool) {
+	if kind == access.KindIdentifier {
+		return ac.m.C.Identifier(name)
+	}
+	return ac.m.C.Trait(name)
 }
 
 const (

@@ -25,7 +25,15 @@ import (
 // value only of an identifier (phone == 13800138000); compared with a
 // measure (revenue >= 1000) it is a threshold, shown as segments show it.
 func literalMask(r *http.Request, l exprlit.Literal) (mask string, hidden bool) {
-	if canSee(r, access.KindTrait, l.Field) || (l.Number && !access.Identifying(l.Field)) {
+	if canSee(r, access.KindTrait, l.Field) {
+		return "", false
+	}
+	return maskOf(l)
+}
+
+// maskOf is the mask of a literal of a field the caller may not see.
+func maskOf(l exprlit.Literal) (mask string, hidden bool) {
+	if l.Number && !access.Identifying(l.Field) {
 		return "", false
 	}
 	m, _ := access.MaskValue(l.Field, l.Value).(string)
@@ -43,17 +51,43 @@ func hiddenLiterals(r *http.Request, lits []segment.Literal) map[string]string {
 	return out
 }
 
-// maskRule masks the literals of a tag rule or a computed-trait filter
+// ruleMasker masks the literals of tag rules and computed-trait filters
 // (expr-lang text) that the caller may not see, in place in the text
-// (exprlit.Mask). Stored rules always parse; one that did not would have
-// no literal to find and is shown as it is.
-func maskRule(r *http.Request, src string) string {
-	if src == "" || accessOf(r.Context()) == nil {
+// (exprlit), for one response: it asks the classifier once a field, and
+// the texts masked for a set of hidden fields are remembered across
+// responses (ruleMasks). Stored rules always parse; one that did not would
+// have no literal to find and is shown as it is.
+type ruleMasker struct {
+	r    *http.Request
+	none bool            // no access control, or a clearance that sees every level
+	sees map[string]bool // field → the caller sees it
+}
+
+// ruleMasks masks with the masker's formats (maskOf).
+var ruleMasks = exprlit.NewMasker(maskOf)
+
+func newRuleMasker(r *http.Request) *ruleMasker {
+	ac := accessOf(r.Context())
+	return &ruleMasker{r: r, none: ac == nil || ac.p.Sees(access.Secret), sees: map[string]bool{}}
+}
+
+func (m *ruleMasker) mask(src string) string {
+	if src == "" || m.none {
 		return src
 	}
-	out, _ := exprlit.Mask(src, func(l exprlit.Literal) (string, bool) { return literalMask(r, l) })
+	out, _ := ruleMasks.Mask(src, func(field string) bool {
+		sees, ok := m.sees[field]
+		if !ok {
+			sees = canSee(m.r, access.KindTrait, field)
+			m.sees[field] = sees
+		}
+		return !sees
+	})
 	return out
 }
+
+// maskRule masks one rule's literals (ruleMasker).
+func maskRule(r *http.Request, src string) string { return newRuleMasker(r).mask(src) }
 
 // maskLiteralText replaces the quoted literals in an expression or a
 // clause. Only quoted forms are replaced: a bare substring could be part

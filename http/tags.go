@@ -58,8 +58,9 @@ func maskTags(r *http.Request, tags []tag.Definition) []tag.Definition {
 	if tags == nil {
 		return []tag.Definition{}
 	}
+	m := newRuleMasker(r)
 	for i := range tags {
-		tags[i].Expression = maskRule(r, tags[i].Expression)
+		tags[i].Expression = m.mask(tags[i].Expression)
 	}
 	return tags
 }

@@ -13,8 +13,9 @@ import (
 func (s *Server) handleTraitSchema(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 	en := s.Traits.Enricher
 	defs := en.Definitions()
+	m := newRuleMasker(r)
 	for i := range defs {
-		defs[i].Filter = maskRule(r, defs[i].Filter)
+		defs[i].Filter = m.mask(defs[i].Filter)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"traits": en.Schema.Fields(), "definitions": defs, "conflicts": en.Schema.Conflicts(),

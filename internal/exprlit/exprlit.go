@@ -9,8 +9,11 @@
 package exprlit
 
 import (
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
@@ -48,11 +51,52 @@ func Fields(src string) ([]string, error) {
 // order they are written (a literal compared with two fields is listed
 // once for each).
 func Find(src string) ([]Literal, error) {
-	tree, err := parser.Parse(src)
-	if err != nil {
-		return nil, err
+	lits, err := found(src)
+	return slices.Clone(lits), err
+}
+
+// cache keeps what found found in the texts it was asked about: the same
+// stored rules are shown on every GET /v1/tags, and parsing them again
+// each time cost ten times the rest of the answer (docs/privacy.md). A
+// text's literals depend on the text alone, so an entry is never stale;
+// the cache is emptied when it holds maxCached texts, and a text longer
+// than maxCachedLen is not kept (at most about 4 MiB of texts, whatever
+// is defined).
+var cache struct {
+	sync.Mutex
+	m map[string]cached
+}
+
+type cached struct {
+	lits []Literal
+	err  error
+}
+
+const maxCached, maxCachedLen = 1024, 4096
+
+// found is Find without the copy: callers do not change the slice.
+func found(src string) ([]Literal, error) {
+	cache.Lock()
+	c, ok := cache.m[src]
+	cache.Unlock()
+	if ok {
+		return c.lits, c.err
 	}
-	return newFinder(tree.Node).find(), nil
+	tree, err := parser.Parse(src)
+	if err == nil {
+		c = cached{lits: newFinder(tree.Node).find()}
+	} else {
+		c = cached{err: err}
+	}
+	if len(src) <= maxCachedLen {
+		cache.Lock()
+		if cache.m == nil || len(cache.m) >= maxCached {
+			cache.m = map[string]cached{}
+		}
+		cache.m[src] = c
+		cache.Unlock()
+	}
+	return c.lits, c.err
 }
 
 // Mask returns src with each literal that hide masks replaced by the mask,
@@ -61,11 +105,10 @@ func Find(src string) ([]Literal, error) {
 // order, until one hides it). An expression that does not parse is
 // returned as it is, with ok false: there are no literals to find in it.
 func Mask(src string, hide func(Literal) (mask string, hidden bool)) (out string, ok bool) {
-	tree, err := parser.Parse(src)
+	lits, err := found(src)
 	if err != nil {
 		return src, false
 	}
-	lits := newFinder(tree.Node).find()
 	masks := map[file.Location]string{}
 	for _, l := range lits {
 		if _, done := masks[l.loc]; done {
@@ -87,7 +130,7 @@ func Mask(src string, hide func(Literal) (mask string, hidden bool)) (out string
 	rs := []rune(src)
 	for i, loc := range locs {
 		if loc.From < 0 || loc.To > len(rs) || loc.From >= loc.To || (i > 0 && loc.To > locs[i-1].From) {
-			return printed(tree, masks), true
+			return printed(src, masks), true
 		}
 		q := []rune(strconv.Quote(masks[loc]))
 		rs = append(rs[:loc.From], append(q, rs[loc.To:]...)...)
@@ -96,8 +139,69 @@ func Mask(src string, hide func(Literal) (mask string, hidden bool)) (out string
 	// The text must still say the same thing with the masks in place: a
 	// literal found at another offset than expected is caught here, and
 	// the expression is then shown as printed from its tree.
-	if again, err := Find(out); err != nil || leaks(again, hide) {
-		return printed(tree, masks), true
+	if again, err := found(out); err != nil || leaks(again, hide) {
+		return printed(src, masks), true
+	}
+	return out, true
+}
+
+// Masker masks literals with one mask function and remembers the texts
+// it made: the same stored rules are shown on every GET /v1/tags, to
+// callers whose clearances hide the same few sets of fields. What it made
+// depends on the text and the set of hidden fields alone (mask must
+// depend on the literal alone), so a result is never stale; the memory is
+// bounded as found's cache is.
+type Masker struct {
+	mask func(Literal) (string, bool)
+	mu   sync.Mutex
+	made map[string]string
+}
+
+// NewMasker returns a masker that masks a hidden field's literal l as
+// mask(l) (false: l is left as written, a threshold say).
+func NewMasker(mask func(Literal) (string, bool)) *Masker {
+	return &Masker{mask: mask, made: map[string]string{}}
+}
+
+// Mask is Mask for the literals of the fields hidden says the caller may
+// not see (asked once a field and text).
+func (m *Masker) Mask(src string, hidden func(field string) bool) (string, bool) {
+	lits, err := found(src)
+	if err != nil {
+		return src, false
+	}
+	var key strings.Builder
+	for i, l := range lits {
+		if slices.ContainsFunc(lits[:i], func(x Literal) bool { return x.Field == l.Field }) || !hidden(l.Field) {
+			continue
+		}
+		key.WriteString(l.Field)
+		key.WriteByte(0)
+	}
+	if key.Len() == 0 {
+		return src, true
+	}
+	key.WriteByte(0)
+	key.WriteString(src)
+	m.mu.Lock()
+	out, ok := m.made[key.String()]
+	m.mu.Unlock()
+	if ok {
+		return out, true
+	}
+	out, _ = Mask(src, func(l Literal) (string, bool) {
+		if !hidden(l.Field) {
+			return "", false
+		}
+		return m.mask(l)
+	})
+	if len(src) <= maxCachedLen {
+		m.mu.Lock()
+		if len(m.made) >= maxCached {
+			m.made = map[string]string{}
+		}
+		m.made[key.String()] = out
+		m.mu.Unlock()
 	}
 	return out, true
 }
@@ -114,7 +218,11 @@ func leaks(lits []Literal, hide func(Literal) (string, bool)) bool {
 
 // printed is the expression printed from its tree with the masked literals
 // replaced (expr's printer: the meaning is kept, the layout is not).
-func printed(tree *parser.Tree, masks map[file.Location]string) string {
+func printed(src string, masks map[file.Location]string) string {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return src // found parsed it: not reached
+	}
 	p := &patcher{masks: masks}
 	ast.Walk(&tree.Node, p)
 	return tree.Node.String()

@@ -3,6 +3,7 @@ package exprlit_test
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,4 +101,34 @@ func ExampleMask() {
 	out, _ := exprlit.Mask(`traits.id_number == "110101199003071234" && traits.age > 30`, hide)
 	fmt.Println(out)
 	// Output: traits.id_number == "1101**********1234" && traits.age > 30
+}
+
+// TestMaskerPerHiddenSet: a Masker's remembered texts are per set of
+// hidden fields: the same rule read with the phone hidden, the ID hidden,
+// both and neither gives four answers, the same again when asked twice;
+// a number is masked or left by the mask function (a threshold is left).
+func TestMaskerPerHiddenSet(t *testing.T) {
+	m := exprlit.NewMasker(func(l exprlit.Literal) (string, bool) {
+		if l.Number && l.Field == "revenue" {
+			return "", false
+		}
+		return hide(l)
+	})
+	const src = `phone == "13800138000" && id_number == "110101199003071234" && revenue > 1000`
+	for round := 0; round < 2; round++ {
+		for _, c := range []struct {
+			hidden []string
+			want   string
+		}{
+			{[]string{"phone"}, `phone == "138****8000" && id_number == "110101199003071234" && revenue > 1000`},
+			{[]string{"id_number"}, `phone == "13800138000" && id_number == "1101**********1234" && revenue > 1000`},
+			{[]string{"phone", "id_number", "revenue"}, `phone == "138****8000" && id_number == "1101**********1234" && revenue > 1000`},
+			{nil, src},
+		} {
+			got, ok := m.Mask(src, func(f string) bool { return slices.Contains(c.hidden, f) })
+			if !ok || got != c.want {
+				t.Errorf("round %d, hidden %v:\n got %s\nwant %s", round, c.hidden, got, c.want)
+			}
+		}
+	}
 }
