@@ -456,16 +456,24 @@ func (f *finder) args(args []ast.Node, add func([]string, []Literal)) {
 
 // literals lists the literals n stands for: a string, a list of them
 // (`in ["…", "…"]`), either branch of a condition, the arguments of a call
-// (trim("…")), a concatenation; numbers only when compared with the field
-// itself. A comparison or a member's name inside n is not one of them.
+// (trim("…")), a concatenation, a let variable's value; numbers only when
+// compared with the field itself. A comparison or a member's name inside n is not one of them.
 func (f *finder) literals(n ast.Node, numbers bool) []Literal {
 	var out []Literal
+	depth := 0
 	var walk func(ast.Node)
 	walk = func(n ast.Node) {
 		if n == nil || f.props[n] {
 			return
 		}
 		switch v := n.(type) {
+		case *ast.IdentifierNode:
+			// let x = "…"; phone == x: the literal is where x is declared.
+			if val, ok := f.lets[v.Value]; ok && depth < 16 {
+				depth++
+				walk(val)
+				depth--
+			}
 		case *ast.StringNode:
 			out = append(out, Literal{Value: v.Value, loc: v.Location()})
 		case *ast.IntegerNode, *ast.FloatNode:

@@ -37,6 +37,7 @@ func TestFind(t *testing.T) {
 		{`any(traits.phones, {# startsWith "138"})`, []string{"phones=138"}},
 		{`any(contacts, {#.phone == "13800138000"})`, []string{"contacts=13800138000", "phone=13800138000"}},
 		{`let p = traits.phone; p == "1380"`, []string{"phone=1380"}},
+		{`let x = "13800138000"; let y = x; phone == y`, []string{"phone=13800138000"}},
 		{`$env["id_number"] == "1101"`, []string{"id_number=1101"}},
 		{`properties.contact.phone contains "138"`, []string{"contact=138", "phone=138"}},
 		{`phone == 13800138000 || credit == -5.5`, []string{"phone=13800138000", "credit=-5.5"}},
@@ -83,6 +84,7 @@ func TestMask(t *testing.T) {
 		{`province == "北京" && phone == "\u0031\u0033800138000"`, `province == "北京" && phone == "138****8000"`},
 		{`phone in ['13800138000', "13900139000"] && phone == -1`, `phone in ["138****8000", "138****8000"] && phone == "138****8000"`},
 		{`revenue > 100`, `revenue > 100`},
+		{`let x = "13800138000"; phone == x`, `let x = "138****8000"; phone == x`},
 	} {
 		got, ok := exprlit.Mask(c.src, hide)
 		if !ok || got != c.want {
