@@ -268,7 +268,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 	for _, d := range []struct{ path, body string }{
 		{"/v1/tags", `{"name":"big_spender","dimension":"value","expression":"revenue >= 1000 || id_number == \"` + idn + `\" || phone in [\"` + phone + `\"]"}`},
 		{"/v1/traits", `{"name":"orders_of_one","aggregate":"count","filter":"properties.id_number == \"` + idn + `\" || properties.phone == \"` + phone + `\""}`},
-		{"/v1/segments", `{"name":"one person","expression":"id_number == \"` + idn + `\" || traits.phone == \"` + phone + `\""}`},
+		{"/v1/segments", `{"name":"one person","expression":"id_number == \"` + idn + `\" || traits.phone == \"` + phone + `\" || phone == ` + phone[3:] + `"}`},
 	} {
 		if status, out := a.call(t, admin, http.MethodPost, d.path, d.body); status != http.StatusCreated {
 			t.Fatalf("POST %s %s: %d %s", d.path, d.body, status, out)

@@ -70,22 +70,23 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request, _ *portrait.K
 // see, as GET /v1/segments/{id} does (segments_mask.go). The map is built
 // for this response, so it is changed in place.
 func (s *Server) maskMapLiterals(r *http.Request, m *bizmap.Map) {
+	k := newRuleMasker(r)
+	if k.none {
+		return
+	}
 	for i := range m.Rows {
 		row := &m.Rows[i]
-		hidden := hiddenLiterals(r, s.Segments.PlanLiterals(row.Segment))
-		if len(hidden) == 0 {
-			continue
-		}
+		lits := s.Segments.PlanLiterals(row.Segment)
 		plan := ""
-		if st, err := s.Segments.Get(row.Segment); err == nil {
-			plan = maskLiteralText(st.Plan, hidden)
+		if st, err := s.Segments.Get(row.Segment); err == nil && row.Expression != "" {
+			plan = k.mask(st.Plan)
 		}
-		row.Expression = maskExpression(row.Expression, plan, hidden)
+		row.Expression = k.expression(row.Expression, lits, plan)
 		for j := range row.Cells {
 			// No canonical form to fall back to: an expression that cannot
 			// be masked as written is left out (the cell is still opened as
 			// a segment by POST /v1/map/segments, from the real definition).
-			row.Cells[j].SegmentExpression = maskExpression(row.Cells[j].SegmentExpression, "", hidden)
+			row.Cells[j].SegmentExpression = k.expression(row.Cells[j].SegmentExpression, lits, "")
 		}
 	}
 }

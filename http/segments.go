@@ -29,8 +29,9 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 	h("POST /v1/segments", s.createSegment)
 	h("GET /v1/segments", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 		list := s.Segments.List()
+		m := newRuleMasker(r)
 		for i := range list {
-			list[i] = s.maskedStatus(r, list[i])
+			list[i] = s.maskStatus(m, list[i])
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"segments": list})
 	})
@@ -124,7 +125,7 @@ func (s *Server) mountSegments(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
-		maskExplanation(ex, hiddenLiterals(r, s.Segments.PlanLiterals(r.PathValue("id"))))
+		maskExplanation(newRuleMasker(r), ex)
 		writeJSON(w, http.StatusOK, map[string]any{"segment_id": r.PathValue("id"), "profile_id": r.PathValue("profileId"), "member": in, "explanation": ex})
 	})
 	h("GET /v1/segments/{id}/events", func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {

@@ -1,11 +1,12 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
@@ -15,23 +16,20 @@ import (
 
 // Definitions are not personal routes (the masker would take their
 // own fields, "name" and the like, for traits), but a condition's literal
-// is a value: id_number == "110101…" shows the ID number to anyone who may
-// read segments. So the literals of conditions on a field above the
-// caller's clearance are masked here, with the masker's formats, in the
-// condition tree, the expression, the plan and the explanation's clauses.
+// is a value: id_number == "110101…" or phone == 13800138000 shows the
+// value to anyone who may read segments, tags or traits. So the literals
+// compared with a field above the caller's clearance are masked here, with
+// the masker's formats: in the expressions of segments, tag rules and
+// computed-trait filters, in a segment's plan and its explanation's
+// clauses (printed from the plan in the same syntax), by source offset of
+// the literals the expression's parser found (internal/exprlit, one
+// function for all of them), and in a segment's condition tree by its
+// values.
 
-// literalMask is the mask of a literal compared with a field the caller
-// may not see (hidden false: the caller sees the field). A number is a
-// value only of an identifier (phone == 13800138000); compared with a
-// measure (revenue >= 1000) it is a threshold, shown as segments show it.
-func literalMask(r *http.Request, l exprlit.Literal) (mask string, hidden bool) {
-	if canSee(r, access.KindTrait, l.Field) {
-		return "", false
-	}
-	return maskOf(l)
-}
-
-// maskOf is the mask of a literal of a field the caller may not see.
+// maskOf is the mask of a literal of a field the caller may not see
+// (hidden false: the literal is shown). A number is a value only of an
+// identifier (phone == 13800138000); compared with a measure (revenue >=
+// 1000) it is a threshold, shown as written.
 func maskOf(l exprlit.Literal) (mask string, hidden bool) {
 	if l.Number && !access.Identifying(l.Field) {
 		return "", false
@@ -40,22 +38,10 @@ func maskOf(l exprlit.Literal) (mask string, hidden bool) {
 	return m, true
 }
 
-// hiddenLiterals maps each literal the caller may not see to its mask.
-func hiddenLiterals(r *http.Request, lits []segment.Literal) map[string]string {
-	out := map[string]string{}
-	for _, l := range lits {
-		if m, hidden := literalMask(r, l); hidden {
-			out[l.Value] = m
-		}
-	}
-	return out
-}
-
-// ruleMasker masks the literals of tag rules and computed-trait filters
-// (expr-lang text) that the caller may not see, in place in the text
-// (exprlit), for one response: it asks the classifier once a field, and
-// the texts masked for a set of hidden fields are remembered across
-// responses (ruleMasks). Stored rules always parse; one that did not would
+// ruleMasker masks the literals the caller may not see in the expressions
+// of one response (exprlit): it asks the classifier once a field, and the
+// texts masked for a set of hidden fields are remembered across responses
+// (ruleMasks). Stored expressions always parse; one that did not would
 // have no literal to find and is shown as it is.
 type ruleMasker struct {
 	r    *http.Request
@@ -71,64 +57,68 @@ func newRuleMasker(r *http.Request) *ruleMasker {
 	return &ruleMasker{r: r, none: ac == nil || ac.p.Sees(access.Secret), sees: map[string]bool{}}
 }
 
+// hidden reports whether the caller may not see a field's values.
+func (m *ruleMasker) hidden(field string) bool {
+	if m.none {
+		return false
+	}
+	sees, ok := m.sees[field]
+	if !ok {
+		sees = canSee(m.r, access.KindTrait, field)
+		m.sees[field] = sees
+	}
+	return !sees
+}
+
+// masks returns l's mask when the caller may not see it.
+func (m *ruleMasker) masks(l exprlit.Literal) (string, bool) {
+	if !m.hidden(l.Field) {
+		return "", false
+	}
+	return maskOf(l)
+}
+
 func (m *ruleMasker) mask(src string) string {
 	if src == "" || m.none {
 		return src
 	}
-	out, _ := ruleMasks.Mask(src, func(field string) bool {
-		sees, ok := m.sees[field]
-		if !ok {
-			sees = canSee(m.r, access.KindTrait, field)
-			m.sees[field] = sees
-		}
-		return !sees
-	})
+	out, _ := ruleMasks.Mask(src, m.hidden)
 	return out
 }
 
 // maskRule masks one rule's literals (ruleMasker).
 func maskRule(r *http.Request, src string) string { return newRuleMasker(r).mask(src) }
 
-// maskLiteralText replaces the quoted literals in an expression or a
-// clause. Only quoted forms are replaced: a bare substring could be part
-// of a name or a number elsewhere in the text.
-func maskLiteralText(s string, hidden map[string]string) string {
-	if s == "" || len(hidden) == 0 {
-		return s
-	}
-	for lit, m := range hidden {
-		s = strings.ReplaceAll(s, strconv.Quote(lit), strconv.Quote(m))
-		s = strings.ReplaceAll(s, `"`+lit+`"`, strconv.Quote(m))
-		s = strings.ReplaceAll(s, `'`+lit+`'`, `'`+m+`'`)
-		s = strings.ReplaceAll(s, "`"+lit+"`", "`"+m+"`")
-	}
-	return s
-}
-
-// maskExpression masks an expression's hidden literals as written. A
-// literal written in a form the text replacement does not catch (escapes
-// such as "\u0031…") is still in the compiled result: the expression is
-// then shown as its masked plan, the same condition in canonical form.
-func maskExpression(expr, maskedPlan string, hidden map[string]string) string {
-	if expr == "" || len(hidden) == 0 {
+// expression masks a segment's expression as written (mask). The
+// segment's compiler judges what the expression compares: each literal of
+// its plan that the caller may not see must be one exprlit found in the
+// text, and so masked. One it did not find (in_region("广东")'s province
+// is a value of the province trait; an ID number written as a number
+// beyond a float's precision prints otherwise in the plan) has the
+// expression shown as its masked plan instead (maskedPlan, the same
+// condition in canonical form; "" where there is none).
+func (m *ruleMasker) expression(expr string, plan []segment.Literal, maskedPlan string) string {
+	if expr == "" || m.none {
 		return expr
 	}
-	out := maskLiteralText(expr, hidden)
-	plan, err := segment.CompileExpr(out)
+	found, err := exprlit.Find(expr)
 	if err != nil {
-		return maskedPlan
+		return maskedPlan // stored expressions parse: not reached
 	}
-	for _, l := range segment.Literals(plan) {
-		if _, still := hidden[l.Value]; still {
+	for _, l := range plan {
+		if _, hidden := m.masks(l); hidden && !slices.ContainsFunc(found, func(f exprlit.Literal) bool {
+			return f.Field == l.Field && f.Value == l.Value
+		}) {
 			return maskedPlan
 		}
 	}
-	return out
+	return m.mask(expr)
 }
 
-// maskCondition returns a copy of a condition tree whose trait values the
-// caller may not see are masked (nil when c is nil).
-func maskCondition(r *http.Request, c *segment.Condition) *segment.Condition {
+// condition returns a copy of a condition tree whose trait values the
+// caller may not see are masked (nil when c is nil): strings, numbers of
+// an identifier (maskOf), a region's province and city.
+func (m *ruleMasker) condition(c *segment.Condition) *segment.Condition {
 	if c == nil {
 		return nil
 	}
@@ -139,24 +129,54 @@ func maskCondition(r *http.Request, c *segment.Condition) *segment.Condition {
 		}
 		cp := make([]segment.Condition, len(list))
 		for i := range list {
-			cp[i] = *maskCondition(r, &list[i])
+			cp[i] = *m.condition(&list[i])
 		}
 		return cp
 	}
 	out.All, out.Any = kids(c.All), kids(c.Any)
-	out.Not, out.Where = maskCondition(r, c.Not), maskCondition(r, c.Where)
-	if c.Trait != "" && len(c.Value) > 0 && !canSee(r, access.KindTrait, c.Trait) {
+	out.Not, out.Where = m.condition(c.Not), m.condition(c.Where)
+	if c.Region != nil {
+		reg := *c.Region
+		for _, p := range []struct {
+			field string
+			v     *string
+		}{{"province", &reg.Province}, {"city", &reg.City}} {
+			if mask, hidden := m.masks(exprlit.Literal{Field: p.field, Value: *p.v}); hidden && *p.v != "" {
+				*p.v = mask
+			}
+		}
+		out.Region = &reg
+	}
+	if c.Trait != "" && len(c.Value) > 0 && m.hidden(c.Trait) {
+		dec := json.NewDecoder(bytes.NewReader(c.Value))
+		dec.UseNumber()
 		var v any
-		if json.Unmarshal(c.Value, &v) == nil {
-			switch x := v.(type) {
-			case string:
-				v = access.MaskValue(c.Trait, x)
-			case []any:
-				for i := range x {
-					if s, ok := x[i].(string); ok {
-						x[i] = access.MaskValue(c.Trait, s)
+		if dec.Decode(&v) == nil {
+			one := func(x any) any {
+				l := exprlit.Literal{Field: c.Trait}
+				switch x := x.(type) {
+				case string:
+					l.Value = x
+				case json.Number:
+					f, err := x.Float64()
+					if err != nil {
+						return x
 					}
+					l.Value, l.Number = strconv.FormatFloat(f, 'f', -1, 64), true
+				default:
+					return x
 				}
+				if mask, hidden := maskOf(l); hidden {
+					return mask
+				}
+				return x
+			}
+			if list, ok := v.([]any); ok {
+				for i := range list {
+					list[i] = one(list[i])
+				}
+			} else {
+				v = one(v)
 			}
 			if b, err := json.Marshal(v); err == nil {
 				out.Value = b
@@ -169,29 +189,35 @@ func maskCondition(r *http.Request, c *segment.Condition) *segment.Condition {
 // maskedStatus returns a copy of a segment's status masked to the caller
 // (the service's own status and definition are left as they are).
 func (s *Server) maskedStatus(r *http.Request, st *segment.Status) *segment.Status {
-	if st == nil || st.Definition == nil || accessOf(r.Context()) == nil {
+	return s.maskStatus(newRuleMasker(r), st)
+}
+
+// maskStatus is maskedStatus with the response's masker (a list asks the
+// classifier once a field).
+func (s *Server) maskStatus(m *ruleMasker, st *segment.Status) *segment.Status {
+	if st == nil || st.Definition == nil || m.none {
 		return st
 	}
-	hidden := hiddenLiterals(r, s.Segments.PlanLiterals(st.ID))
 	cp, d := *st, *st.Definition
-	cp.Plan = maskLiteralText(cp.Plan, hidden)
-	d.Expression = maskExpression(d.Expression, cp.Plan, hidden)
-	d.Condition = maskCondition(r, d.Condition)
+	cp.Plan = m.mask(cp.Plan)
+	if d.Expression != "" {
+		d.Expression = m.expression(d.Expression, s.Segments.PlanLiterals(st.ID), cp.Plan)
+	}
+	d.Condition = m.condition(d.Condition)
 	cp.Definition = &d
 	return &cp
 }
 
-// maskExplanation masks the literals in an explanation's clauses and
-// reasons, in place
-// (the explanation is built for this response).
-func maskExplanation(ex *segment.Explanation, hidden map[string]string) {
-	if ex == nil || len(hidden) == 0 {
+// maskExplanation masks the literals in an explanation's clauses, in place
+// (the explanation is built for this response). A clause is printed from
+// the plan in the expression syntax; reasons carry no literal.
+func maskExplanation(m *ruleMasker, ex *segment.Explanation) {
+	if ex == nil || m.none {
 		return
 	}
-	ex.Clause = maskLiteralText(ex.Clause, hidden)
-	ex.Reason = maskLiteralText(ex.Reason, hidden) // "… does not satisfy == \"…\""
+	ex.Clause = m.mask(ex.Clause)
 	for _, k := range ex.Children {
-		maskExplanation(k, hidden)
+		maskExplanation(m, k)
 	}
 }
 

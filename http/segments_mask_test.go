@@ -20,17 +20,7 @@ func TestSegmentLiteralsMasked(t *testing.T) {
 	const id, phone = "110105194912312009", "13800138000"
 	const idMask, phoneMask = "1101**********2009", "138****8000"
 
-	create := func(body string) string {
-		t.Helper()
-		status, out := a.call(t, admin, http.MethodPost, "/v1/segments", body)
-		var st struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(out, &st); status != http.StatusCreated || st.ID == "" {
-			t.Fatalf("create %s: %d %s", body, status, out)
-		}
-		return st.ID
-	}
+	create := func(body string) string { t.Helper(); return a.createSegment(t, admin, body) }
 	exprID := create(`{"name":"one id","expression":"id_number == \"` + id + `\" || city == \"北京市\""}`)
 	// The same ID written with escapes and as a raw string: not found by
 	// replacing the quoted text, shown as the masked plan instead.
@@ -85,4 +75,99 @@ func TestSegmentLiteralsMasked(t *testing.T) {
 	if got := read(admin, "/v1/segments/"+exprID); !strings.Contains(got, id) {
 		t.Errorf("the refused PUT changed the definition: %s", got)
 	}
+}
+
+// TestSegmentNumberLiteralsMasked: a phone written as a number in a
+// segment (traits.phone == 13800138000, phone in [13900139000], a
+// condition's value 13700137000) is a value, as in tag rules: an analyst
+// (internal) reads it masked in the expression, the condition tree, the
+// plan (which prints numbers as 1.3800138e+10), the explanation and the
+// business map, in any spelling; a threshold on a measure (revenue) stays
+// readable; an admin reads the numbers. The definition an analyst reads,
+// saved back as it is read, is refused with 400 code masked_value.
+func TestSegmentNumberLiteralsMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	an := a.tokens["analyst/internal"]
+	admin := a.tokens["admin/secret"]
+	phones := []string{"13800138000", "13900139000", "13700137000", "13600136000"}
+	masks := []string{"138****8000", "139****9000", "137****7000", "136****6000"}
+
+	create := func(body string) string { t.Helper(); return a.createSegment(t, admin, body) }
+	exprID := create(`{"name":"mobile numbers","expression":"traits.phone == ` + phones[0] + ` || phone in [` + phones[1] + `, -1] || city == \"北京市\" || revenue >= 1234567"}`)
+	// A province made confidential: in_region's argument is a value of
+	// it that exprlit does not see as one (no field in the call), so the
+	// expression is shown as its masked plan.
+	if status, out := a.call(t, admin, http.MethodPut, "/v1/classifications/trait/province", `{"level":"秘密"}`); status != http.StatusOK {
+		t.Fatalf("classify province: %d %s", status, out)
+	}
+	regionID := create(`{"name":"region","expression":"in_region(\"广东省\") || traits.phone == ` + phones[0] + `"}`)
+	if got := a.read(t, an, "/v1/segments/"+regionID); strings.Contains(got, "广东省") || strings.Contains(got, phones[0][2:8]) ||
+		!strings.Contains(got, `"expression":"(traits.province startsWith \"[secret]\") || (traits.phone == \"`+masks[0]+`\")"`) {
+		t.Errorf("analyst GET a region segment: want the expression shown as its masked plan: %s", got)
+	}
+	condID := create(`{"name":"mobile numbers tree","condition":{"any":[{"trait":"phone","op":"==","value":` + phones[2] + `},{"trait":"phone","op":"in","value":[` + phones[3] + `]},{"trait":"city","op":"==","value":"北京市"}]}}`)
+
+	paths := []string{"/v1/segments", "/v1/segments/" + exprID, "/v1/segments/" + condID, "/v1/map?segments=" + exprID,
+		"/v1/segments/" + exprID + "/explain/" + a.profile, "/v1/segments/" + condID + "/explain/" + a.profile}
+	for _, path := range paths {
+		inExpr := path == "/v1/segments" || strings.Contains(path, exprID)
+		inCond := path == "/v1/segments" || strings.Contains(path, condID)
+		got := a.read(t, an, path)
+		adminGot := a.read(t, admin, path)
+		for i, p := range phones {
+			if (i < 2 && !inExpr) || (i >= 2 && !inCond) {
+				continue
+			}
+			// The middle digits, in any spelling that keeps them
+			// (13800138000, 1.3800138e+10).
+			if strings.Contains(got, p[2:8]) || !strings.Contains(got, masks[i]) {
+				t.Errorf("analyst GET %s: want the phone %s masked as %s: %s", path, p, masks[i], got)
+			}
+			if !strings.Contains(adminGot, p[2:8]) || strings.Contains(adminGot, masks[i]) {
+				t.Errorf("admin GET %s: want the phone %s as written: %s", path, p, adminGot)
+			}
+		}
+		if !strings.Contains(got, "北京市") {
+			t.Errorf("analyst GET %s: the public city literal is not shown: %s", path, got)
+		}
+		if inExpr && !strings.Contains(path, "explain") && !strings.Contains(got, "revenue >= 1") {
+			t.Errorf("analyst GET %s: the revenue threshold is not shown: %s", path, got)
+		}
+	}
+
+	// What the analyst reads, saved back as read: refused, not stored.
+	for _, id := range []string{exprID, condID} {
+		var st struct {
+			Name       string          `json:"name"`
+			Expression string          `json:"expression"`
+			Condition  json.RawMessage `json:"condition"`
+		}
+		json.Unmarshal([]byte(a.read(t, an, "/v1/segments/"+id)), &st)
+		body, _ := json.Marshal(map[string]any{"name": st.Name, "expression": st.Expression, "condition": st.Condition})
+		if st.Expression == "" {
+			body, _ = json.Marshal(map[string]any{"name": st.Name, "condition": st.Condition})
+		} else {
+			body, _ = json.Marshal(map[string]any{"name": st.Name, "expression": st.Expression})
+		}
+		status, out := a.call(t, admin, http.MethodPut, "/v1/segments/"+id, string(body))
+		if status != http.StatusBadRequest || !strings.Contains(string(out), `"masked_value"`) {
+			t.Errorf("PUT %s as read by the analyst: want 400 with code masked_value, got %d %s", body, status, out)
+		}
+	}
+	if got := a.read(t, admin, "/v1/segments/"+exprID); !strings.Contains(got, phones[0]) {
+		t.Errorf("the refused PUT changed the definition: %s", got)
+	}
+}
+
+// createSegment saves a segment and returns its id.
+func (a *accessEnv) createSegment(t *testing.T, token, body string) string {
+	t.Helper()
+	status, out := a.call(t, token, http.MethodPost, "/v1/segments", body)
+	var st struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(out, &st); status != http.StatusCreated || st.ID == "" {
+		t.Fatalf("create %s: %d %s", body, status, out)
+	}
+	return st.ID
 }

@@ -82,9 +82,10 @@ func (e *evaluator) explain(n Node, num uint32) *Explanation {
 			case want != "" && kindOf(val) != want:
 				x.Reason = fmt.Sprintf("the trait holds a %s, the condition needs a %s", kindOf(val), want)
 			default:
-				// The rule, not the value: a reason is plain text no
-				// masker can see into, and the value may be secret.
-				x.Reason = fmt.Sprintf("the value of %s does not satisfy %s", v.name, v.p.String())
+				// Neither the value nor the literal: a reason is plain
+				// text no masker parses, and either may be secret (the
+				// literal is in the clause, where the API masks it).
+				x.Reason = "the value of " + v.name + " does not satisfy the clause"
 			}
 		}
 	case *behLeaf:

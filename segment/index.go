@@ -698,7 +698,14 @@ func (ix *Index) Warnings(n Node) []string {
 			}
 			sort.Strings(others)
 			if len(others) > 0 {
-				out = append(out, x.String()+" expects a "+want+"; profiles holding another type never match ("+strings.Join(others, ", ")+")")
+				// The operator, not the literal: a warning is plain text
+				// no masker parses, and the literal may be a value the
+				// reader may not see (phone == 13800138000).
+				w := "the condition " + x.p.op + " on " + traitRef(x.name) + " expects a " + want + "; profiles holding another type never match (" + strings.Join(others, ", ") + ")"
+				if !seen[w] { // two conditions alike say it once
+					seen[w] = true
+					out = append(out, w)
+				}
 			}
 		}
 	}

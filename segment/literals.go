@@ -1,17 +1,25 @@
 package segment
 
-import "github.com/portrait-cdp/portrait/internal/exprlit"
+import (
+	"strconv"
 
-// Literal is a string a plan's trait condition compares with (Field is the
-// trait). The API masks it for a caller who may not see the trait's values
-// (issue 15): a definition such as id_number == "1101…" would otherwise
-// show the value itself to anyone who may read segments. It is the type
-// tag rules and computed-trait filters find theirs as (exprlit), so that
-// one masker serves all three.
+	"github.com/portrait-cdp/portrait/internal/exprlit"
+)
+
+// Literal is a value a plan's trait condition compares with (Field is the
+// trait): a string, or a number (Number; its Value as exprlit writes it,
+// so that the two agree on 13800138000). The API masks it for a caller
+// who may not see the trait's values (issue 15): a definition such as
+// id_number == "1101…" or phone == 13800138000 would otherwise show the
+// value itself to anyone who may read segments. It is the type tag rules
+// and computed-trait filters find theirs as (exprlit), so that one masker
+// serves all three.
 type Literal = exprlit.Literal
 
-// Literals lists the string literals of a plan's trait conditions,
-// including those of the saved segments a set operation is built on.
+// Literals lists the literals of a plan's trait conditions, strings and
+// numbers, including those of the saved segments a set operation is built
+// on. A range's bounds (age in 20..30) and event-function thresholds are
+// not listed: they are not values of a trait.
 func Literals(n Node) []Literal {
 	var out []Literal
 	var walk func(Node)
@@ -31,8 +39,11 @@ func Literals(n Node) []Literal {
 			walk(v.kid)
 		case *traitLeaf:
 			add := func(x any) {
-				if s, ok := x.(string); ok {
-					out = append(out, Literal{Field: v.name, Value: s})
+				switch x := x.(type) {
+				case string:
+					out = append(out, Literal{Field: v.name, Value: x})
+				case float64:
+					out = append(out, Literal{Field: v.name, Value: strconv.FormatFloat(x, 'f', -1, 64), Number: true})
 				}
 			}
 			add(v.p.lit)
