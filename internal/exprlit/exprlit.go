@@ -82,12 +82,7 @@ func found(src string) ([]Literal, error) {
 	if ok {
 		return c.lits, c.err
 	}
-	tree, err := parser.Parse(src)
-	if err == nil {
-		c = cached{lits: newFinder(tree.Node).find()}
-	} else {
-		c = cached{err: err}
-	}
+	c.lits, c.err = parse(src)
 	if len(src) <= maxCachedLen {
 		cache.Lock()
 		if cache.m == nil || len(cache.m) >= maxCached {
@@ -97,6 +92,15 @@ func found(src string) ([]Literal, error) {
 		cache.Unlock()
 	}
 	return c.lits, c.err
+}
+
+// parse is found without the cache.
+func parse(src string) ([]Literal, error) {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	return newFinder(tree.Node).find(), nil
 }
 
 // Mask returns src with each literal that hide masks replaced by the mask,
@@ -138,8 +142,11 @@ func Mask(src string, hide func(Literal) (mask string, hidden bool)) (out string
 	out = string(rs)
 	// The text must still say the same thing with the masks in place: a
 	// literal found at another offset than expected is caught here, and
-	// the expression is then shown as printed from its tree.
-	if again, err := found(out); err != nil || leaks(again, hide) {
+	// the expression is then shown as printed from its tree. The masked
+	// text is not kept in found's cache: it is not asked about again (a
+	// Masker keeps the result), and it would take the place of a stored
+	// text (a segment's plan and expression, masked, were four entries).
+	if again, err := parse(out); err != nil || leaks(again, hide) {
 		return printed(src, masks), true
 	}
 	return out, true
