@@ -223,12 +223,19 @@ func maskExplanation(m *ruleMasker, ex *segment.Explanation) {
 
 // refuseMaskedLiterals refuses (400) a segment definition that compares a
 // classified field with a masked value (refuseMasked).
+// An expression's literals are also read as a tag rule's are (exprlit):
+// a masked number reads "138****8000", and put back where a number must be
+// (a range's bound) the definition does not compile, yet it is the mask
+// that is wrong.
 func refuseMaskedLiterals(r *http.Request, d segment.Definition) error {
-	plan, err := d.Compile()
-	if err != nil {
-		return nil // the service reports it
+	var lits []exprlit.Literal
+	if d.Expression != "" {
+		lits, _ = exprlit.Find(d.Expression)
 	}
-	return refuseMasked(r, "the condition on %q compares with", segment.Literals(plan))
+	if plan, err := d.Compile(); err == nil {
+		lits = append(lits, segment.Literals(plan)...)
+	}
+	return refuseMasked(r, "the condition on %q compares with", lits)
 }
 
 // refuseMaskedRule refuses (400) a tag rule or a computed-trait filter that

@@ -17,9 +17,10 @@ import (
 type Literal = exprlit.Literal
 
 // Literals lists the literals of a plan's trait conditions, strings and
-// numbers, including those of the saved segments a set operation is built
-// on. A range's bounds (age in 20..30) and event-function thresholds are
-// not listed: they are not values of a trait.
+// numbers (a range's bounds too: phone in 13800000000..13899999999 says
+// the prefix), including those of the saved segments a set operation is
+// built on. Event-function thresholds are not listed: they are not values
+// of a trait.
 func Literals(n Node) []Literal {
 	var out []Literal
 	var walk func(Node)
@@ -49,6 +50,10 @@ func Literals(n Node) []Literal {
 			add(v.p.lit)
 			for _, x := range v.p.set {
 				add(x)
+			}
+			if v.p.isRange {
+				add(v.p.lo)
+				add(v.p.hi)
 			}
 		}
 	}

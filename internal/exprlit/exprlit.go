@@ -462,7 +462,7 @@ func (f *finder) args(args []ast.Node, add func([]string, []Literal)) {
 }
 
 // literals lists the literals n stands for: a string, a list of them
-// (`in ["…", "…"]`), either branch of a condition, the arguments of a call
+// (`in ["…", "…"]`), a range's bounds, either branch of a condition, the arguments of a call
 // (trim("…")), a concatenation, a let variable's value; numbers only when
 // compared with the field itself. A comparison or a member's name inside n is not one of them.
 func (f *finder) literals(n ast.Node, numbers bool) []Literal {
@@ -505,7 +505,9 @@ func (f *finder) literals(n ast.Node, numbers bool) []Literal {
 			walk(v.Exp1)
 			walk(v.Exp2)
 		case *ast.BinaryNode:
-			if v.Operator == "+" || v.Operator == "??" {
+			// A range's bounds are numbers of the field too: phone in
+			// 13800000000..13899999999 says its prefix.
+			if v.Operator == "+" || v.Operator == "??" || v.Operator == ".." {
 				walk(v.Left)
 				walk(v.Right)
 			}

@@ -42,6 +42,7 @@ func TestFind(t *testing.T) {
 		{`properties.contact.phone contains "138"`, []string{"contact=138", "phone=138"}},
 		{`phone == 13800138000 || credit == -5.5`, []string{"phone=13800138000", "credit=-5.5"}},
 		{`phone == (vip ? "1" : "2")`, []string{"phone=1", "phone=2"}},
+		{`phone in 13800000000..13899999999 || age in 20..30`, []string{"phone=13800000000", "phone=13899999999", "age=20", "age=30"}},
 		// no literal compared with a field
 		{`len(phone) == 11 && revenue > 1000.5`, []string{"revenue=1000.5"}},
 		{`event_count("Order Completed", "30d") >= 2`, []string{}},
