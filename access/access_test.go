@@ -145,3 +145,67 @@ func TestMaskerShapes(t *testing.T) {
 		t.Errorf("secret clearance masked: %s", got)
 	}
 }
+
+// Personal fields are recognised whatever language and case their names
+// are written in: a CRM export's 手机号 or 身份证号码, a form's phoneNumber.
+// Found by the issue 15 probe: a trait 身份证号 holding an ID number was
+// shown in clear to an internal clearance, and so was 手机号, 邮箱, 家庭住址.
+func TestChineseAndCamelCaseNames(t *testing.T) {
+	c := &access.Classifier{}
+	for name, want := range map[string]access.Level{
+		"身份证号": access.Secret, "身份证号码": access.Secret, "证件号码": access.Secret, "护照号": access.Secret,
+		"idCard": access.Secret, "IDNumber": access.Secret, "passportNo": access.Secret,
+		"手机号": access.Confidential, "手机": access.Confidential, "联系电话": access.Confidential, "收货人电话": access.Confidential,
+		"邮箱": access.Confidential, "电子邮件": access.Confidential, "邮箱地址": access.Confidential,
+		"家庭住址": access.Confidential, "收货地址": access.Confidential,
+		"phoneNumber": access.Confidential, "mobilePhone": access.Confidential, "Email-Address": access.Confidential,
+		"homeAddress": access.Confidential,
+	} {
+		if l, ok := c.Trait(name); !ok || l != want {
+			t.Errorf("trait %s: %v %v, want %v", name, l, ok, want)
+		}
+	}
+	for _, name := range []string{"城市", "会员等级", "hotelName", "customerName", "备注"} {
+		if l, ok := c.Trait(name); ok && l > access.Internal {
+			t.Errorf("%s classified %v", name, l)
+		}
+	}
+	m := &access.Masker{C: c, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	out := string(m.MaskJSON([]byte(`{"traits":{"手机号":"13987654321","身份证号":"110101199003074514","邮箱":"zs2@qq.com","家庭住址":"上海市浦东新区世纪大道1号","城市":"上海市"}}`)))
+	for _, leak := range []string{"13987654321", "110101199003074514", "zs2@qq.com", "世纪大道"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%s leaks: %s", leak, out)
+		}
+	}
+	for _, want := range []string{`"139****4321"`, `"1101**********4514"`, `"z***@qq.com"`, `"上海市"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+}
+
+// A value shows what it is whatever its field is called: the trait schema
+// types a field on first sight with it.
+func TestLevelOfValue(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want access.Level
+		ok   bool
+	}{
+		{"110101199003074514", access.Secret, true},
+		{"11010119900307451X", 0, false}, // wrong check character
+		{"110101199003074515", 0, false},
+		{"123456789012345678", 0, false}, // an order number
+		{"13600002222", access.Confidential, true},
+		{"+86 136-0000-2222", access.Confidential, true},
+		{"12600002222", 0, false},
+		{"zs2@qq.com", access.Confidential, true},
+		{"a@b", 0, false},
+		{"上海市", 0, false},
+		{13600002222.0, 0, false},
+	} {
+		if l, ok := access.LevelOfValue(c.v); ok != c.ok || l != c.want {
+			t.Errorf("LevelOfValue(%v) = %v %v, want %v %v", c.v, l, ok, c.want, c.ok)
+		}
+	}
+}

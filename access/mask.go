@@ -84,9 +84,12 @@ const (
 	shapeID    = "id"
 )
 
-// shapeOf names what kind of personal value a field holds, from its name.
+// shapeOf names what kind of personal value a field holds, from its name:
+// English words in snake_case, camelCase, kebab-case or spaced
+// (id_number, phoneNumber, home-address), and the Chinese names a CRM
+// export or a form uses (手机号, 身份证号码, 邮箱, 家庭住址, 收货人电话).
 func shapeOf(name string) string {
-	n := strings.ToLower(name)
+	n := wordsOf(name)
 	has := func(words ...string) bool {
 		for _, w := range words {
 			if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) || strings.Contains(n, "_"+w+"_") {
@@ -95,17 +98,50 @@ func shapeOf(name string) string {
 		}
 		return false
 	}
+	// Chinese names are compounds without separators: a word anywhere in
+	// the name says what it holds (收货人电话 is a phone).
+	zh := func(words ...string) bool {
+		for _, w := range words {
+			if strings.Contains(name, w) {
+				return true
+			}
+		}
+		return false
+	}
 	switch {
-	case has("id_number", "id_card", "idcard", "id_no", "passport", "national_id", "identity_card", "sfz"):
+	case has("id_number", "idnumber", "id_card", "idcard", "id_no", "idno", "passport", "passport_no", "national_id", "identity_card", "sfz"),
+		zh("身份证", "证件号", "身份号", "护照"):
 		return shapeID
-	case has("phone", "mobile", "tel", "cellphone"):
+	case has("phone", "mobile", "tel", "cellphone", "telephone", "phonenumber", "mobilephone"), zh("手机", "电话", "座机", "联系方式"):
 		return shapePhone
-	case has("email", "mail"):
+	case has("email", "mail", "emailaddress"), zh("邮箱", "邮件", "电邮"):
 		return shapeEmail
-	case has("address", "street"):
+	case has("address", "street"), zh("地址", "住址"):
 		return "address"
 	}
 	return ""
+}
+
+// wordsOf lower-cases a field name with its words joined by "_":
+// phoneNumber, Phone-Number and "phone number" all read phone_number.
+func wordsOf(name string) string {
+	var b strings.Builder
+	lowerBefore := false // the previous character was a lower-case letter or a digit
+	for _, r := range name {
+		lower := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		switch {
+		case r == '-' || r == ' ' || r == '.':
+			r = '_'
+		case r >= 'A' && r <= 'Z':
+			if lowerBefore {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+		lowerBefore = lower
+	}
+	return b.String()
 }
 
 // defaultLevel is the level of a name with no explicit setting and no
@@ -122,6 +158,74 @@ func defaultLevel(name string) (Level, bool) {
 		return Internal, true
 	}
 	return 0, false
+}
+
+// DefaultLevel is the level a name gets by default, from what it says it
+// holds (an ID number secret; phone, email, address confidential), in
+// English or Chinese; ok is false when the name says nothing personal.
+// The trait schema types a trait on first sight with it.
+func DefaultLevel(name string) (Level, bool) { return defaultLevel(name) }
+
+// LevelOfValue is the level a value shows it needs whatever its field is
+// called: a mainland resident ID number (18 characters, the check
+// character right) is secret, a mainland mobile number or an email
+// address confidential. A trait named "contact" or "备注1" holding
+// 13800138000 is typed by it on first sight.
+func LevelOfValue(v any) (Level, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, false
+	}
+	s = strings.TrimSpace(s)
+	switch {
+	case residentID(s):
+		return Secret, true
+	case mobileNumber(s), emailAddress(s):
+		return Confidential, true
+	}
+	return 0, false
+}
+
+// residentID: 17 digits and a check character (GB 11643-1999, ISO 7064
+// MOD 11-2), so that an order number of 18 digits is not taken for one
+// ten times out of eleven.
+func residentID(s string) bool {
+	if len(s) != 18 {
+		return false
+	}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		sum += int(s[i]-'0') * ((1 << (17 - i)) % 11)
+	}
+	check := "10X98765432"[sum%11]
+	return s[17] == check || check == 'X' && s[17] == 'x'
+}
+
+// mobileNumber: a mainland mobile number, 11 digits from 13 to 19, with
+// or without +86 and separators.
+func mobileNumber(s string) bool {
+	if len(s) > 24 || strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r == '+' || r == ' ' || r == '-')
+	}) {
+		return false
+	}
+	d := phoneDigits(s)
+	return len(d) == 11 && d[0] == '1' && d[1] >= '3' && d[1] <= '9'
+}
+
+// emailAddress: one @ with something before it and a dotted domain after
+// it, no spaces.
+func emailAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at < 1 || at != strings.LastIndexByte(s, '@') || len(s) > 254 || strings.ContainsAny(s, " \t\n<>,;") {
+		return false
+	}
+	dom := s[at+1:]
+	dot := strings.LastIndexByte(dom, '.')
+	return dot > 0 && dot < len(dom)-2
 }
 
 // Trait returns a trait's level and whether the name is classified at all

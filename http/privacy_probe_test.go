@@ -1,0 +1,59 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Found by the issue 15 probe: personal traits named in Chinese (a CRM
+// import's 身份证号, 手机号, 邮箱, 家庭住址) or whose name says nothing
+// (contact) were classified internal and reached an analyst in clear, in
+// the profile, the timeline, member lists and exports, and could group a
+// breakdown. Through the same server, they are now masked and refused.
+func TestChineseNamedTraitsMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	ctx := context.Background()
+	tr := `{"身份证号":"110101199003074514","手机号":"13987654321","邮箱":"zs2@qq.com","家庭住址":"上海市浦东新区世纪大道1号","contact":"13600002222"}`
+	ev := &portrait.Event{Type: portrait.EventIdentify, UserID: "u01", Traits: json.RawMessage(tr), MessageID: "zh-u01",
+		Timestamp: a.now.Add(-time.Minute), ReceivedAt: a.now.Add(-time.Minute), Source: "crm"}
+	if _, err := a.db.Append(ctx, []*portrait.Event{ev}, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(ctx)
+	if err := a.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	leaks := []string{"110101199003074514", "13987654321", "zs2@qq.com", "世纪大道", "13600002222"}
+	an := a.tokens["analyst/internal"]
+	for _, path := range []string{
+		"/v1/profiles/" + a.profile,
+		"/v1/profiles/" + a.profile + "/events",
+		"/v1/profiles/" + a.profile + "/view",
+		"/v1/segments/" + a.segID + "/members?traits=身份证号,手机号,邮箱,家庭住址,contact&limit=100",
+		"/v1/segments/" + a.segID + "/export?format=csv&traits=身份证号,手机号,邮箱,家庭住址,contact",
+	} {
+		status, out := a.call(t, an, http.MethodGet, path, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, out)
+		}
+		for _, leak := range leaks {
+			if strings.Contains(string(out), leak) {
+				t.Errorf("GET %s: %s reaches an internal clearance", path, leak)
+			}
+		}
+	}
+	if status, out := a.call(t, an, http.MethodGet, "/v1/breakdown?by=trait:手机号", ""); status != http.StatusForbidden {
+		t.Errorf("breakdown by 手机号 as an analyst: %d %s", status, out)
+	}
+	// Sales (confidential) reads the phone, not the ID number.
+	_, out := a.call(t, a.tokens["sales/confidential"], http.MethodGet, "/v1/profiles/"+a.profile, "")
+	if !strings.Contains(string(out), "13987654321") || strings.Contains(string(out), "110101199003074514") {
+		t.Errorf("profile as sales: %s", out)
+	}
+}
