@@ -209,3 +209,24 @@ func TestLevelOfValue(t *testing.T) {
 		}
 	}
 }
+
+// A linkage candidate shows its pair's fields side by side ({field, a,
+// b}): both sides are masked like the field. Found by the issue 15 probe:
+// an analyst (internal) read both phones and addresses of every pair.
+func TestMaskerLinkageComparisons(t *testing.T) {
+	m := &access.Masker{C: &access.Classifier{}, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	doc := `{"candidates":[{"a":{"type":"user_id","value":"ww2"},"b":{"type":"user_id","value":"ww1"},"fields":[
+	{"field":"name","a":"王五","b":"王五","level":0},{"field":"address","a":"上海市徐汇区漕溪北路100号","b":"上海市徐汇区漕溪北路100号","level":0},
+	{"field":"phone","a":"+8613600001112","b":"+8613600001111","level":1},{"field":"id_card","a":"310104198001011235","b":"","level":0}]}]}`
+	out := string(m.MaskJSON([]byte(doc)))
+	for _, leak := range []string{"13600001112", "13600001111", "漕溪北路", "310104198001011235"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%s leaks: %s", leak, out)
+		}
+	}
+	for _, want := range []string{`"a":"136****1112"`, `"b":"136****1111"`, `"a":"王五"`, `"value":"ww2"`, `"level":1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+}

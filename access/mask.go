@@ -431,7 +431,7 @@ func (m *Masker) walk(v any, inTraits bool) any {
 // shapes masks the API's typed pairs: identifiers {type, value},
 // external ids {type, id}, search matches {field, value}, trait issues
 // {trait, value}, traits listed with their provenance {name, value} (the
-// 360 view).
+// 360 view), linkage comparisons {field, a, b}.
 func (m *Masker) shapes(x map[string]any) {
 	if typ, ok := x["type"].(string); ok {
 		if l, ok := m.C.Identifier(typ); ok {
@@ -449,8 +449,12 @@ func (m *Masker) shapes(x map[string]any) {
 				l, known = m.C.Identifier(name)
 			}
 			if known {
-				if v, ok := x["value"]; ok {
-					x["value"] = m.value(name, l, v)
+				// "a" and "b": a linkage candidate's field compared side
+				// by side ({field, a, b, level}).
+				for _, vk := range []string{"value", "a", "b"} {
+					if v, ok := x[vk]; ok {
+						x[vk] = m.value(name, l, v)
+					}
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -55,5 +56,45 @@ func TestChineseNamedTraitsMasked(t *testing.T) {
 	_, out := a.call(t, a.tokens["sales/confidential"], http.MethodGet, "/v1/profiles/"+a.profile, "")
 	if !strings.Contains(string(out), "13987654321") || strings.Contains(string(out), "110101199003074514") {
 		t.Errorf("profile as sales: %s", out)
+	}
+}
+
+// Found by the issue 15 probe: a linkage candidate compares the pair's
+// fields side by side ({field, a, b}), and an analyst (internal) read both
+// phones and addresses of every pair in clear.
+func TestLinkageCandidatesMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	ctx := context.Background()
+	var evs []*portrait.Event
+	for i, u := range []string{"ww1", "ww2"} {
+		tr := fmt.Sprintf(`{"name":"王五","birthday":"1980-01-01","city":"上海市","province":"上海市","gender":"male","phone":"1360000111%d","address":"上海市徐汇区漕溪北路100号"}`, i)
+		evs = append(evs, &portrait.Event{Type: portrait.EventIdentify, UserID: u, Traits: json.RawMessage(tr), MessageID: "link-" + u,
+			Timestamp: a.now.Add(-time.Minute), ReceivedAt: a.now.Add(-time.Minute), Source: "crm"})
+	}
+	if _, err := a.db.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(ctx)
+	if err := a.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := a.call(t, a.tokens["admin/secret"], http.MethodPost, "/v1/linkage/runs", `{}`); status != http.StatusOK {
+		t.Fatalf("linkage run: %d %s", status, out)
+	}
+	status, out := a.call(t, a.tokens["admin/secret"], http.MethodGet, "/v1/linkage/candidates?limit=100", "")
+	if status != http.StatusOK || !strings.Contains(string(out), "13600001110") {
+		t.Fatalf("the pair is not a candidate (the fixture no longer makes one): %d %.600s", status, out)
+	}
+	status, out = a.call(t, a.tokens["analyst/internal"], http.MethodGet, "/v1/linkage/candidates?limit=100", "")
+	if status != http.StatusOK {
+		t.Fatalf("candidates as an analyst: %d %s", status, out)
+	}
+	for _, leak := range []string{"13600001110", "13600001111", "漕溪北路"} {
+		if strings.Contains(string(out), leak) {
+			t.Errorf("%s reaches an internal clearance in the linkage candidates", leak)
+		}
+	}
+	if !strings.Contains(string(out), "136****1110") || !strings.Contains(string(out), "王五") {
+		t.Errorf("candidates not masked as expected: %.800s", out)
 	}
 }
