@@ -98,3 +98,32 @@ func TestLinkageCandidatesMasked(t *testing.T) {
 		t.Errorf("candidates not masked as expected: %.800s", out)
 	}
 }
+
+// Found by the issue 15 probe. A preview needs no name, and without one
+// the check of the fields a definition tests was skipped (it compiled the
+// definition, which failed for want of a name): an analyst of internal
+// clearance previewed `id_number startsWith "1101"` and read the count and
+// the sample, an oracle on a secret field, digit by digit.
+func TestPreviewWithoutANameIsChecked(t *testing.T) {
+	a := newAccessEnv(t)
+	an := a.tokens["analyst/internal"]
+	for _, body := range []string{
+		`{"expression":"id_number startsWith \"1101\""}`,
+		`{"expression":"traits.phone == \"+8613900130001\""}`,
+		`{"condition":{"trait":"id_number","op":"startsWith","value":"1101"}}`,
+	} {
+		status, out := a.call(t, an, http.MethodPost, "/v1/segments/preview", body)
+		if status != http.StatusForbidden || !strings.Contains(string(out), "cannot be used to filter") {
+			t.Errorf("preview %s as an analyst: %d %s", body, status, out)
+		}
+	}
+	// Those cleared for the field preview it, named or not.
+	status, out := a.call(t, a.tokens["admin/secret"], http.MethodPost, "/v1/segments/preview", `{"expression":"id_number startsWith \"1101\""}`)
+	if status != http.StatusOK || !strings.Contains(string(out), `"size":3`) {
+		t.Errorf("preview as admin: %d %s", status, out)
+	}
+	// A visible field previews without a name, as before.
+	if status, out := a.call(t, an, http.MethodPost, "/v1/segments/preview", `{"expression":"purchase_count >= 1"}`); status != http.StatusOK {
+		t.Errorf("preview of a visible field: %d %s", status, out)
+	}
+}
