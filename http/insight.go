@@ -263,7 +263,7 @@ func (s *Server) mountDeliveries(h func(string, func(http.ResponseWriter, *http.
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
-			Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"segment_id\", \"identifiers\", \"hash\", \"target\": {\"kind\": \"file|webhook|nats\", ...}, \"every\"}: %v", err))
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"segment_id\", \"identifiers\", \"hash\", \"purpose\", \"target\": {\"kind\": \"file|webhook|nats\", ...}, \"every\"}: %v", err))
 			return
 		}
 		if _, err := s.Segments.Get(in.Segment); err != nil {

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/delivery"
+	"github.com/portrait-cdp/portrait/erasure"
 )
 
 // Found by the issue 15 probe: personal traits named in Chinese (a CRM
@@ -125,5 +128,100 @@ func TestPreviewWithoutANameIsChecked(t *testing.T) {
 	// A visible field previews without a name, as before.
 	if status, out := a.call(t, an, http.MethodPost, "/v1/segments/preview", `{"expression":"purchase_count >= 1"}`); status != http.StatusOK {
 		t.Errorf("preview of a visible field: %d %s", status, out)
+	}
+}
+
+// consentFixture gives u01 marketing consent, u02 marketing consent with
+// automated decisions refused (PIPL art. 24) and u03 nothing, through
+// context.consent on their events, and wires a consent book as the app
+// does. All three are buyers (the access env's segment).
+func consentFixture(t *testing.T, a *accessEnv) {
+	t.Helper()
+	ctx := context.Background()
+	a.proc.Enrichers = append(a.proc.Enrichers, erasure.ConsentEnricher{})
+	var evs []*portrait.Event
+	for u, prefs := range map[string]string{"u01": `{"Advertising":true}`, "u02": `{"Advertising":true,"automated_decision":false}`} {
+		evs = append(evs, &portrait.Event{Type: portrait.EventTrack, Name: "Page Viewed", UserID: u, MessageID: "consent-" + u,
+			Context:   json.RawMessage(`{"consent":{"categoryPreferences":` + prefs + `}}`),
+			Timestamp: a.now.Add(-time.Minute), ReceivedAt: a.now.Add(-time.Minute), Source: "web"})
+	}
+	if _, err := a.db.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(ctx)
+	if err := a.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	book := &erasure.ConsentBook{}
+	if err := book.Load(ctx, a.db.AllProfiles); err != nil {
+		t.Fatal(err)
+	}
+	a.segs.Consent = book.Allows
+}
+
+// Found by the issue 15 probe: an activation export (identifiers=phone)
+// with ?purpose=marketing ignored the purpose and listed the phone of a
+// member who had refused marketing; a delivery could not declare a
+// purpose at all ("unknown field"). Both now leave out whoever has not
+// granted it, and for marketing whoever opted out of automated decisions.
+func TestActivationExportAndDeliveryHonourPurpose(t *testing.T) {
+	a := newAccessEnv(t)
+	consentFixture(t, a)
+	admin := a.tokens["admin/secret"]
+	granted, optedOut, silent := "13900130001", "13700130002", "15000130003"
+	check := func(label, text string) {
+		t.Helper()
+		if !strings.Contains(text, granted) {
+			t.Errorf("%s: the consenting member is missing:\n%s", label, text)
+		}
+		for _, v := range []string{optedOut, silent} {
+			if strings.Contains(text, v) {
+				t.Errorf("%s: %s, who did not consent to marketing, is in it:\n%s", label, v, text)
+			}
+		}
+	}
+	for _, q := range []string{"identifiers=phone&purpose=marketing", "identifiers=phone,email&purpose=Advertising"} {
+		status, out := a.call(t, admin, http.MethodGet, "/v1/segments/"+a.segID+"/export?format=csv&"+q, "")
+		if status != http.StatusOK {
+			t.Fatalf("export %s: %d %s", q, status, out)
+		}
+		check("export "+q, string(out))
+	}
+	// Without a purpose the export is the segment's members, all three.
+	_, out := a.call(t, admin, http.MethodGet, "/v1/segments/"+a.segID+"/export?format=csv&identifiers=phone", "")
+	if !strings.Contains(string(out), silent) {
+		t.Errorf("an export without a purpose left out a member: %s", out)
+	}
+
+	body := fmt.Sprintf(`{"segment_id":%q,"identifiers":["phone"],"purpose":"marketing","target":{"kind":"file","name":"ads"},"every":"24h"}`, a.segID)
+	status, raw := a.call(t, admin, http.MethodPost, "/v1/segment-deliveries", body)
+	if status != http.StatusCreated {
+		t.Fatalf("create a delivery with a purpose: %d %s", status, raw)
+	}
+	var d delivery.Delivery
+	json.Unmarshal(raw, &d)
+	if d.Purpose != "marketing" {
+		t.Fatalf("delivery purpose %q: %s", d.Purpose, raw)
+	}
+	ds, err := a.deliveries.Store.Deliveries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ds {
+		if x.ID != d.ID {
+			continue
+		}
+		run := a.deliveries.Deliver(context.Background(), x) // the scheduler's run: no caller
+		if run.Status != "ok" {
+			t.Fatalf("run: %+v", run)
+		}
+		b, err := os.ReadFile(run.Where)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("delivery", string(b))
+		if run.Skipped < 2 {
+			t.Errorf("the members left out are not counted: %+v", run)
+		}
 	}
 }

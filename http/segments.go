@@ -365,7 +365,9 @@ func (s *Server) exportSegment(w http.ResponseWriter, r *http.Request, _ *portra
 		if ac := accessOf(r.Context()); ac != nil {
 			m = ac.m // the caller's clearance, as in every response
 		}
-		if header, all, skipped, masked, err = s.activationRows(r.Context(), st, types, hash, m); err != nil {
+		// ?purpose=marketing leaves out the members who did not consent
+		// to it, as in the plain export below.
+		if header, all, skipped, masked, err = s.activationRows(r.Context(), st, types, hash, m, []string{r.URL.Query().Get("purpose")}); err != nil {
 			Error(w, r, err)
 			return
 		}
