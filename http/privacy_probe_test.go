@@ -225,3 +225,26 @@ func TestActivationExportAndDeliveryHonourPurpose(t *testing.T) {
 		}
 	}
 }
+
+// Found by the issue 15 probe: NPS grouped by a trait named each group
+// by its value, and by=trait:phone listed every respondent's phone in
+// clear to an analyst (internal). A trait the caller may not see cannot
+// group NPS, as it cannot group a breakdown.
+func TestNPSByAHiddenTraitRefused(t *testing.T) {
+	a := newAccessEnv(t)
+	an := a.tokens["analyst/internal"]
+	for _, by := range []string{"trait:phone", "trait:email", "trait:id_number"} {
+		status, out := a.call(t, an, http.MethodGet, "/v1/analytics/nps?interval=all&by="+by, "")
+		if status != http.StatusForbidden || !strings.Contains(string(out), "cannot be used to filter") {
+			t.Errorf("NPS by %s as an analyst: %d %.300s", by, status, out)
+		}
+	}
+	if status, out := a.call(t, an, http.MethodGet, "/v1/analytics/nps?interval=all&by=trait:city", ""); status != http.StatusOK {
+		t.Errorf("NPS by city as an analyst: %d %s", status, out)
+	}
+	status, out := a.call(t, a.tokens["admin/secret"], http.MethodGet, "/v1/analytics/nps?interval=all&by=trait:phone", "")
+	if status != http.StatusOK || !strings.Contains(string(out), "+86") {
+		t.Errorf("NPS by phone as admin: %d %.300s", status, out)
+	}
+}
+
