@@ -248,3 +248,59 @@ func TestNPSByAHiddenTraitRefused(t *testing.T) {
 	}
 }
 
+// Found by the issue 15 probe: a breakdown's metric is summed and averaged
+// per group, and grouped by name (visible) with metric=revenue
+// (confidential) each customer's revenue reached an analyst (internal),
+// to whom the profile shows it as "[secret]". For a caller who may not see
+// the metric the counts stay and the sums and means are left out, saying
+// why; those cleared for it get them as before.
+func TestBreakdownMetricAboveClearanceMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	path := "/v1/breakdown?by=trait:name&metric=revenue&top=50"
+	type result struct {
+		Groups []struct {
+			Key   string   `json:"key"`
+			Count int      `json:"count"`
+			Sum   *float64 `json:"sum"`
+			Mean  *float64 `json:"mean"`
+		} `json:"groups"`
+		Other *struct {
+			Sum *float64 `json:"sum"`
+		} `json:"other"`
+		Masked string `json:"metric_masked"`
+	}
+	read := func(token string) result {
+		t.Helper()
+		status, out := a.call(t, token, http.MethodGet, path, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, out)
+		}
+		var r result
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	an := read(a.tokens["analyst/internal"])
+	if len(an.Groups) == 0 || !strings.Contains(an.Masked, "revenue") {
+		t.Fatalf("analyst: %+v", an)
+	}
+	for _, g := range an.Groups {
+		if g.Sum != nil || g.Mean != nil || g.Count == 0 {
+			t.Errorf("analyst: group %s has sum %v mean %v count %d", g.Key, g.Sum, g.Mean, g.Count)
+		}
+	}
+	if an.Other != nil && an.Other.Sum != nil {
+		t.Errorf("analyst: other's sum %v", *an.Other.Sum)
+	}
+	full := read(a.tokens["analyst/confidential"])
+	sums := 0
+	for _, g := range full.Groups {
+		if g.Sum != nil {
+			sums++
+		}
+	}
+	if full.Masked != "" || sums == 0 {
+		t.Errorf("a confidential clearance gets no sums: %+v", full)
+	}
+}
