@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
+	porthttp "github.com/portrait-cdp/portrait/http"
 )
 
 // Found by the issue 15 probe: personal traits named in Chinese (a CRM
@@ -302,5 +305,45 @@ func TestBreakdownMetricAboveClearanceMasked(t *testing.T) {
 	}
 	if full.Masked != "" || sums == 0 {
 		t.Errorf("a confidential clearance gets no sums: %+v", full)
+	}
+}
+
+// Found by the issue 15 probe: the authorisation matrix reads the routes
+// from the source (mux.Handle("METHOD /path", …)), and s.admin refuses a
+// route without an access rule, but a route mounted through a variable
+// and without s.admin served everyone, and no test failed. The router now
+// refuses any route without a rule before its handler runs.
+func TestRouteWithoutARuleRefusedByTheRouter(t *testing.T) {
+	s := porthttp.NewServer()
+	s.Extra = func(mux *http.ServeMux, _ *porthttp.Server) {
+		pattern := "GET /v1/unruled/{id}"
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(`{"phone":"13900130001"}`))
+		}))
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, _ := http.NewRequest(method, srv.URL+"/v1/unruled/1", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden || strings.Contains(string(body), "13900130001") {
+			t.Errorf("%s of a route without a rule: %d %s", method, res.StatusCode, body)
+		}
+	}
+	// Routes with a rule, and the catch-all, answer as before.
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/v1/profiles/p1": http.StatusUnauthorized, "/v1/no-such-thing": http.StatusNotFound} {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
+		}
 	}
 }
