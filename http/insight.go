@@ -235,7 +235,10 @@ func (s *Server) lookalikeSegment(w http.ResponseWriter, r *http.Request, _ *por
 		return
 	}
 	id := r.PathValue("id")
-	l, err := s.Segments.Lookalike(id, segment.LookalikeOptions{Exclude: in.Exclude, HoldOut: in.HoldOut, Seed: in.Seed})
+	// The model never reads a trait the caller may not see: it would
+	// select by it, and a categorical trait's values name its features.
+	hidden := func(name string) bool { return !canSee(r, access.KindTrait, name) }
+	l, err := s.Segments.Lookalike(id, segment.LookalikeOptions{Exclude: in.Exclude, Hidden: hidden, HoldOut: in.HoldOut, Seed: in.Seed})
 	if err != nil {
 		Error(w, r, err)
 		return

@@ -347,3 +347,46 @@ func TestRouteWithoutARuleRefusedByTheRouter(t *testing.T) {
 		}
 	}
 }
+
+// Found by the issue 15 probe: a lookalike model learns from every trait
+// but the seed's own, those above the caller's clearance included, so an
+// analyst (internal) expanded a segment by revenue (confidential) and read
+// it among the top features, and a categorical trait's features carry its
+// values in their names (traits.phone=…). The model reads only what the
+// caller may see.
+func TestLookalikeReadsOnlyVisibleTraits(t *testing.T) {
+	a := newAccessEnv(t)
+	hidden := []string{"traits.revenue", "traits.avg_order_value", "traits.phone", "traits.email", "traits.id_number", "traits.clv"}
+	type model struct {
+		Model struct {
+			Features    int `json:"features"`
+			TopFeatures []struct {
+				Feature string `json:"feature"`
+			} `json:"top_features"`
+		} `json:"model"`
+	}
+	run := func(token string) (model, string) {
+		t.Helper()
+		status, out := a.call(t, token, http.MethodPost, "/v1/segments/"+a.segID+"/lookalike", `{"seed":1}`)
+		if status != http.StatusOK {
+			t.Fatalf("lookalike: %d %s", status, out)
+		}
+		var m model
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m, string(out)
+	}
+	an, out := run(a.tokens["analyst/internal"])
+	for _, f := range an.Model.TopFeatures {
+		for _, h := range hidden {
+			if strings.HasPrefix(f.Feature, h) {
+				t.Errorf("an internal clearance's model reads %s: %.400s", f.Feature, out)
+			}
+		}
+	}
+	full, out := run(a.tokens["analyst/secret"])
+	if full.Model.Features <= an.Model.Features {
+		t.Errorf("a secret clearance's model has %d features, an internal one's %d: %.400s", full.Model.Features, an.Model.Features, out)
+	}
+}
