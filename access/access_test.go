@@ -230,3 +230,50 @@ func TestMaskerLinkageComparisons(t *testing.T) {
 		}
 	}
 }
+
+// A free text quoting a phone, an ID number or an email (a note, an
+// address line, a field typed internal) is masked where it quotes them,
+// above the principal's clearance; numbers inside words and other digits
+// are left alone. Found by the issue 15 probe: an order's note
+// "请联系13533334444" reached an analyst (internal) in the timeline.
+func TestMaskerScrubsFreeText(t *testing.T) {
+	c := &access.Classifier{Schema: func(name string) (string, bool) {
+		if name == "remark" {
+			return "internal", true
+		}
+		return "", false
+	}}
+	doc := `{"events":[{"properties":{"note":"请联系13533334444，或发邮件到 li.si@example.cn。","order":"A13912345678B","ref":"+8613700001111",
+	"sku":"2026120612345678901","remark":"身份证110101199003074514已核验"}}],"traits":{"remark":"tel:13811112222"}}`
+	an := &access.Masker{C: c, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	out := string(an.MaskJSON([]byte(doc)))
+	for _, leak := range []string{"13533334444", "li.si@example.cn", "13700001111", "110101199003074514", "13811112222"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%s leaks to an internal clearance: %s", leak, out)
+		}
+	}
+	for _, want := range []string{"请联系135****4444，或发邮件到 l***@example.cn。", `"A13912345678B"`, `"+137****1111"`, `"2026120612345678901"`, "身份证1101**********4514已核验", `"tel:138****2222"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+	noted := false
+	for _, f := range an.Seen() {
+		noted = noted || f.Name == "free_text" && f.Masked && f.Level == access.Secret
+	}
+	if !noted {
+		t.Errorf("the audit does not note the masked free text: %+v", an.Seen())
+	}
+	// Confidential sees the phone and the email, not the ID number.
+	sales := &access.Masker{C: c, P: access.Principal{Role: access.RoleSales, Clearance: access.Confidential}}
+	out = string(sales.MaskJSON([]byte(doc)))
+	if !strings.Contains(out, "13533334444") || !strings.Contains(out, "li.si@example.cn") || strings.Contains(out, "110101199003074514") {
+		t.Errorf("confidential clearance: %s", out)
+	}
+	// Export rows: the same.
+	row := []string{"p1", "请联系13533334444"}
+	an.MaskRow([]string{"id", "备注"}, row)
+	if row[1] != "请联系135****4444" {
+		t.Errorf("export row: %q", row[1])
+	}
+}

@@ -92,7 +92,7 @@ func shapeOf(name string) string {
 	n := wordsOf(name)
 	has := func(words ...string) bool {
 		for _, w := range words {
-			if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) || strings.Contains(n, "_"+w+"_") {
+			if hasWord(n, w) {
 				return true
 			}
 		}
@@ -100,7 +100,11 @@ func shapeOf(name string) string {
 	}
 	// Chinese names are compounds without separators: a word anywhere in
 	// the name says what it holds (收货人电话 is a phone).
+	ascii := isASCII(name)
 	zh := func(words ...string) bool {
+		if ascii {
+			return false
+		}
 		for _, w := range words {
 			if strings.Contains(name, w) {
 				return true
@@ -122,9 +126,31 @@ func shapeOf(name string) string {
 	return ""
 }
 
+// hasWord reports whether w is one of n's words (n == w, or w between
+// underscores or the ends), without building strings: every key of every
+// masked response asks.
+func hasWord(n, w string) bool {
+	for i := 0; i+len(w) <= len(n); {
+		j := strings.Index(n[i:], w)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(w)
+		if (j == 0 || n[j-1] == '_') && (end == len(n) || n[end] == '_') {
+			return true
+		}
+		i = j + 1
+	}
+	return false
+}
+
 // wordsOf lower-cases a field name with its words joined by "_":
 // phoneNumber, Phone-Number and "phone number" all read phone_number.
 func wordsOf(name string) string {
+	if strings.IndexFunc(name, func(r rune) bool { return r >= 'A' && r <= 'Z' || r == '-' || r == ' ' || r == '.' }) < 0 {
+		return name // already lower-case snake_case (most names): no copy
+	}
 	var b strings.Builder
 	lowerBefore := false // the previous character was a lower-case letter or a digit
 	for _, r := range name {
@@ -367,9 +393,127 @@ func (m *Masker) value(name string, l Level, v any) any {
 		m.seen[name] = f
 	}
 	if v == nil || m.P.Sees(l) {
+		if s, ok := v.(string); ok {
+			return m.scrub(s) // a visible note may quote a hidden phone
+		}
 		return v
 	}
 	return MaskValue(name, v)
+}
+
+// scrub masks the personal values a free text quotes, above the
+// principal's clearance: a mainland mobile number (11 digits from 13 to
+// 19, alone or after 86), a resident ID number (its check character
+// right) and an email address, found in a note, a comment, an address
+// line or any field whose name says nothing ("请联系13533334444"). The
+// shapes are the ones LevelOfValue knows; numbers written with
+// separators (139-1234-5678) are not found.
+func (m *Masker) scrub(s string) string {
+	if m.P.Sees(Secret) || !quotesPersonal(s) {
+		return s
+	}
+	var b strings.Builder
+	masked := false
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case isDigit(c):
+			j := i
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			if j == i+17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+				j++
+			}
+			run := s[i:j]
+			var lvl Level
+			var shape string
+			// A run inside a word (an id such as ab13912345678cd) is not
+			// a number someone wrote.
+			inWord := i > 0 && alnum(s[i-1]) || j < len(s) && alnum(s[j])
+			switch d := strings.TrimPrefix(run, "86"); {
+			case inWord:
+			case residentID(run):
+				lvl, shape = Secret, "id_number"
+			case len(run) == 11 && mobileNumber(run), len(run) == 13 && len(d) == 11 && mobileNumber(d):
+				lvl, shape = Confidential, "phone"
+			}
+			if shape != "" && !m.P.Sees(lvl) {
+				b.WriteString(MaskValue(shape, run).(string))
+				m.note("free_text", lvl)
+				masked = true
+			} else {
+				b.WriteString(run)
+			}
+			i = j
+		case c == '@':
+			// the local part was copied already: take it back
+			out := b.String()
+			k := len(out)
+			for k > 0 && emailLocal(out[k-1]) {
+				k--
+			}
+			j := i + 1
+			for j < len(s) && (isDigit(s[j]) || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] == '.' || s[j] == '-') {
+				j++
+			}
+			addr := out[k:] + s[i:j]
+			if k < len(out) && emailAddress(strings.TrimRight(addr, ".")) && !m.P.Sees(Confidential) {
+				b.Reset()
+				b.WriteString(out[:k])
+				b.WriteString(MaskValue("email", addr).(string))
+				m.note("free_text", Confidential)
+				masked = true
+			} else {
+				b.WriteString(s[i:j])
+			}
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	if !masked {
+		return s
+	}
+	return b.String()
+}
+
+// quotesPersonal is scrub's cheap test: an @ or eleven digits.
+func quotesPersonal(s string) bool {
+	if strings.IndexByte(s, '@') >= 0 {
+		return true
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			if n++; n >= 11 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func alnum(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func emailLocal(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte("._%+-", c) >= 0
+}
+
+// note records a classified value seen in a response, for the audit.
+func (m *Masker) note(name string, l Level) {
+	if m.seen == nil {
+		m.seen = map[string]seenField{}
+	}
+	f := m.seen[name]
+	if l > f.level {
+		f.level = l
+	}
+	f.masked = true
+	m.seen[name] = f
 }
 
 // structural keys are the API's own field names, never trait names, when
@@ -394,6 +538,8 @@ func (m *Masker) walk(v any, inTraits bool) any {
 			x[i] = m.walk(x[i], inTraits)
 		}
 		return x
+	case string:
+		return m.scrub(x)
 	case map[string]any:
 		m.shapes(x)
 		for k, val := range x {
@@ -492,6 +638,8 @@ func (m *Masker) MaskRow(header, row []string) {
 		}
 		if ok {
 			row[i], _ = m.value(name, l, row[i]).(string)
+		} else {
+			row[i] = m.scrub(row[i])
 		}
 	}
 }
