@@ -390,3 +390,80 @@ func TestLookalikeReadsOnlyVisibleTraits(t *testing.T) {
 		t.Errorf("a secret clearance's model has %d features, an internal one's %d: %.400s", full.Model.Features, an.Model.Features, out)
 	}
 }
+
+// Found by the issue 15 probe: a lookalike audience saved from a seed
+// with a purpose (marketing) had none, so it listed, and exported for
+// advertising, people who had refused marketing. It inherits the seed's
+// purpose (or the one given) and leaves them out.
+func TestLookalikeInheritsTheSeedsPurpose(t *testing.T) {
+	a := newAccessEnv(t)
+	ctx := context.Background()
+	a.proc.Enrichers = append(a.proc.Enrichers, erasure.ConsentEnricher{})
+	// Every other customer grants marketing; the rest refuse it.
+	granted := map[string]bool{}
+	var evs []*portrait.Event
+	for i, c := range a.customers {
+		ok := i%2 == 0
+		evs = append(evs, &portrait.Event{Type: portrait.EventTrack, Name: "Page Viewed", UserID: c.user, MessageID: "consent-" + c.user,
+			Context:   json.RawMessage(fmt.Sprintf(`{"consent":{"categoryPreferences":{"Advertising":%v}}}`, ok)),
+			Timestamp: a.now.Add(-time.Minute), ReceivedAt: a.now.Add(-time.Minute), Source: "web"})
+		granted[c.user] = ok
+	}
+	if _, err := a.db.Append(ctx, evs, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(ctx)
+	if err := a.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	book := &erasure.ConsentBook{}
+	if err := book.Load(ctx, a.db.AllProfiles); err != nil {
+		t.Fatal(err)
+	}
+	a.segs.Consent = book.Allows
+	admin := a.tokens["admin/secret"]
+	status, out := a.call(t, admin, http.MethodPost, "/v1/segments", `{"name":"seed","expression":"purchase_count >= 1","purpose":"marketing"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("seed: %d %s", status, out)
+	}
+	var seed struct {
+		ID   string `json:"id"`
+		Size int    `json:"size"`
+	}
+	json.Unmarshal(out, &seed)
+	status, out = a.call(t, admin, http.MethodPost, "/v1/segments/"+seed.ID+"/lookalike", `{"size":40,"name":"grown","seed":1}`)
+	if status != http.StatusCreated {
+		t.Fatalf("lookalike of %d: %d %s", seed.Size, status, out)
+	}
+	var grown struct {
+		Segment struct {
+			ID       string   `json:"id"`
+			Purposes []string `json:"purposes"`
+		} `json:"segment"`
+	}
+	json.Unmarshal(out, &grown)
+	if len(grown.Segment.Purposes) != 1 || grown.Segment.Purposes[0] != "marketing" {
+		t.Errorf("the saved lookalike's purposes: %v", grown.Segment.Purposes)
+	}
+	_, out = a.call(t, admin, http.MethodGet, "/v1/segments/"+grown.Segment.ID+"/members?traits=name&limit=1000", "")
+	var members struct {
+		Members []struct {
+			ID string `json:"id"`
+		} `json:"members"`
+	}
+	json.Unmarshal(out, &members)
+	if len(members.Members) == 0 {
+		t.Fatalf("the lookalike audience is empty: %s", out)
+	}
+	for _, m := range members.Members {
+		p, err := a.db.Profile(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range p.Identifiers {
+			if id.Type == portrait.IDUserID && !granted[id.Value] {
+				t.Errorf("%s, who refused marketing, is in the lookalike audience", id.Value)
+			}
+		}
+	}
+}
