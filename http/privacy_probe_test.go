@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
 	porthttp "github.com/portrait-cdp/portrait/http"
@@ -465,5 +466,29 @@ func TestLookalikeInheritsTheSeedsPurpose(t *testing.T) {
 				t.Errorf("%s, who refused marketing, is in the lookalike audience", id.Value)
 			}
 		}
+	}
+}
+
+// Found by the issue 15 probe: the service role is the one that takes a
+// customer's call to withdraw consent, but recording it needed
+// privacy:write, which only the admin role holds (it also erases): a
+// service desk had to be given an admin token. Consent has a family of
+// its own; service records it and still erases nothing.
+func TestServiceRecordsConsent(t *testing.T) {
+	a := newAccessEnv(t)
+	body := `{"purpose":"marketing","state":"withdrawn"}`
+	if status, out := a.call(t, a.tokens["service/confidential"], http.MethodPut, "/v1/profiles/"+a.profile+"/consent", body); status != http.StatusAccepted {
+		t.Errorf("service records a withdrawal: %d %s", status, out)
+	}
+	for _, role := range []string{"marketing/internal", "analyst/secret", "sales/confidential", "auditor/public"} {
+		if status, _ := a.call(t, a.tokens[role], http.MethodPut, "/v1/profiles/"+a.profile+"/consent", body); status != http.StatusForbidden {
+			t.Errorf("%s records consent: %d", role, status)
+		}
+	}
+	if status, _ := a.call(t, a.tokens["service/secret"], http.MethodDelete, "/v1/profiles/"+a.profile, ""); status != http.StatusForbidden {
+		t.Errorf("service erases: %d", status)
+	}
+	if _, err := access.CheckRole(access.RoleCustom, []string{"consent:write"}); err != nil {
+		t.Errorf("a custom role cannot hold consent:write: %v", err)
 	}
 }
