@@ -145,3 +145,135 @@ func TestMaskerShapes(t *testing.T) {
 		t.Errorf("secret clearance masked: %s", got)
 	}
 }
+
+// Personal fields are recognised whatever language and case their names
+// are written in: a CRM export's 手机号 or 身份证号码, a form's phoneNumber.
+// Found by the issue 15 probe: a trait 身份证号 holding an ID number was
+// shown in clear to an internal clearance, and so was 手机号, 邮箱, 家庭住址.
+func TestChineseAndCamelCaseNames(t *testing.T) {
+	c := &access.Classifier{}
+	for name, want := range map[string]access.Level{
+		"身份证号": access.Secret, "身份证号码": access.Secret, "证件号码": access.Secret, "护照号": access.Secret,
+		"idCard": access.Secret, "IDNumber": access.Secret, "passportNo": access.Secret,
+		"手机号": access.Confidential, "手机": access.Confidential, "联系电话": access.Confidential, "收货人电话": access.Confidential,
+		"邮箱": access.Confidential, "电子邮件": access.Confidential, "邮箱地址": access.Confidential,
+		"家庭住址": access.Confidential, "收货地址": access.Confidential,
+		"phoneNumber": access.Confidential, "mobilePhone": access.Confidential, "Email-Address": access.Confidential,
+		"homeAddress": access.Confidential,
+	} {
+		if l, ok := c.Trait(name); !ok || l != want {
+			t.Errorf("trait %s: %v %v, want %v", name, l, ok, want)
+		}
+	}
+	for _, name := range []string{"城市", "会员等级", "hotelName", "customerName", "备注"} {
+		if l, ok := c.Trait(name); ok && l > access.Internal {
+			t.Errorf("%s classified %v", name, l)
+		}
+	}
+	m := &access.Masker{C: c, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	out := string(m.MaskJSON([]byte(`{"traits":{"手机号":"13987654321","身份证号":"110101199003074514","邮箱":"zs2@qq.com","家庭住址":"上海市浦东新区世纪大道1号","城市":"上海市"}}`)))
+	for _, leak := range []string{"13987654321", "110101199003074514", "zs2@qq.com", "世纪大道"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%s leaks: %s", leak, out)
+		}
+	}
+	for _, want := range []string{`"139****4321"`, `"1101**********4514"`, `"z***@qq.com"`, `"上海市"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+}
+
+// A value shows what it is whatever its field is called: the trait schema
+// types a field on first sight with it.
+func TestLevelOfValue(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want access.Level
+		ok   bool
+	}{
+		{"110101199003074514", access.Secret, true},
+		{"11010119900307451X", 0, false}, // wrong check character
+		{"110101199003074515", 0, false},
+		{"123456789012345678", 0, false}, // an order number
+		{"13600002222", access.Confidential, true},
+		{"+86 136-0000-2222", access.Confidential, true},
+		{"12600002222", 0, false},
+		{"zs2@qq.com", access.Confidential, true},
+		{"a@b", 0, false},
+		{"上海市", 0, false},
+		{13600002222.0, 0, false},
+	} {
+		if l, ok := access.LevelOfValue(c.v); ok != c.ok || l != c.want {
+			t.Errorf("LevelOfValue(%v) = %v %v, want %v %v", c.v, l, ok, c.want, c.ok)
+		}
+	}
+}
+
+// A linkage candidate shows its pair's fields side by side ({field, a,
+// b}): both sides are masked like the field. Found by the issue 15 probe:
+// an analyst (internal) read both phones and addresses of every pair.
+func TestMaskerLinkageComparisons(t *testing.T) {
+	m := &access.Masker{C: &access.Classifier{}, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	doc := `{"candidates":[{"a":{"type":"user_id","value":"ww2"},"b":{"type":"user_id","value":"ww1"},"fields":[
+	{"field":"name","a":"王五","b":"王五","level":0},{"field":"address","a":"上海市徐汇区漕溪北路100号","b":"上海市徐汇区漕溪北路100号","level":0},
+	{"field":"phone","a":"+8613600001112","b":"+8613600001111","level":1},{"field":"id_card","a":"310104198001011235","b":"","level":0}]}]}`
+	out := string(m.MaskJSON([]byte(doc)))
+	for _, leak := range []string{"13600001112", "13600001111", "漕溪北路", "310104198001011235"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%s leaks: %s", leak, out)
+		}
+	}
+	for _, want := range []string{`"a":"136****1112"`, `"b":"136****1111"`, `"a":"王五"`, `"value":"ww2"`, `"level":1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+}
+
+// A free text quoting a phone, an ID number or an email (a note, an
+// address line, a field typed internal) is masked where it quotes them,
+// above the principal's clearance; numbers inside words and other digits
+// are left alone. Found by the issue 15 probe: an order's note
+// "请联系13533334444" reached an analyst (internal) in the timeline.
+func TestMaskerScrubsFreeText(t *testing.T) {
+	c := &access.Classifier{Schema: func(name string) (string, bool) {
+		if name == "remark" {
+			return "internal", true
+		}
+		return "", false
+	}}
+	doc := `{"events":[{"properties":{"note":"请联系13533334444，或发邮件到 li.si@example.cn。","order":"A13912345678B","ref":"+8613700001111",
+	"sku":"2026120612345678901","remark":"身份证110101199003074514已核验"}}],"traits":{"remark":"tel:13811112222"}}`
+	an := &access.Masker{C: c, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	out := string(an.MaskJSON([]byte(doc)))
+	for _, leak := range []string{"13533334444", "li.si@example.cn", "13700001111", "110101199003074514", "13811112222"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("%s leaks to an internal clearance: %s", leak, out)
+		}
+	}
+	for _, want := range []string{"请联系135****4444，或发邮件到 l***@example.cn。", `"A13912345678B"`, `"+137****1111"`, `"2026120612345678901"`, "身份证1101**********4514已核验", `"tel:138****2222"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s in %s", want, out)
+		}
+	}
+	noted := false
+	for _, f := range an.Seen() {
+		noted = noted || f.Name == "free_text" && f.Masked && f.Level == access.Secret
+	}
+	if !noted {
+		t.Errorf("the audit does not note the masked free text: %+v", an.Seen())
+	}
+	// Confidential sees the phone and the email, not the ID number.
+	sales := &access.Masker{C: c, P: access.Principal{Role: access.RoleSales, Clearance: access.Confidential}}
+	out = string(sales.MaskJSON([]byte(doc)))
+	if !strings.Contains(out, "13533334444") || !strings.Contains(out, "li.si@example.cn") || strings.Contains(out, "110101199003074514") {
+		t.Errorf("confidential clearance: %s", out)
+	}
+	// Export rows: the same.
+	row := []string{"p1", "请联系13533334444"}
+	an.MaskRow([]string{"id", "备注"}, row)
+	if row[1] != "请联系135****4444" {
+		t.Errorf("export row: %q", row[1])
+	}
+}

@@ -84,28 +84,90 @@ const (
 	shapeID    = "id"
 )
 
-// shapeOf names what kind of personal value a field holds, from its name.
+// shapeOf names what kind of personal value a field holds, from its name:
+// English words in snake_case, camelCase, kebab-case or spaced
+// (id_number, phoneNumber, home-address), and the Chinese names a CRM
+// export or a form uses (手机号, 身份证号码, 邮箱, 家庭住址, 收货人电话).
 func shapeOf(name string) string {
-	n := strings.ToLower(name)
+	n := wordsOf(name)
 	has := func(words ...string) bool {
 		for _, w := range words {
-			if n == w || strings.HasPrefix(n, w+"_") || strings.HasSuffix(n, "_"+w) || strings.Contains(n, "_"+w+"_") {
+			if hasWord(n, w) {
+				return true
+			}
+		}
+		return false
+	}
+	// Chinese names are compounds without separators: a word anywhere in
+	// the name says what it holds (收货人电话 is a phone).
+	ascii := isASCII(name)
+	zh := func(words ...string) bool {
+		if ascii {
+			return false
+		}
+		for _, w := range words {
+			if strings.Contains(name, w) {
 				return true
 			}
 		}
 		return false
 	}
 	switch {
-	case has("id_number", "id_card", "idcard", "id_no", "passport", "national_id", "identity_card", "sfz"):
+	case has("id_number", "idnumber", "id_card", "idcard", "id_no", "idno", "passport", "passport_no", "national_id", "identity_card", "sfz"),
+		zh("身份证", "证件号", "身份号", "护照"):
 		return shapeID
-	case has("phone", "mobile", "tel", "cellphone"):
+	case has("phone", "mobile", "tel", "cellphone", "telephone", "phonenumber", "mobilephone"), zh("手机", "电话", "座机", "联系方式"):
 		return shapePhone
-	case has("email", "mail"):
+	case has("email", "mail", "emailaddress"), zh("邮箱", "邮件", "电邮"):
 		return shapeEmail
-	case has("address", "street"):
+	case has("address", "street"), zh("地址", "住址"):
 		return "address"
 	}
 	return ""
+}
+
+// hasWord reports whether w is one of n's words (n == w, or w between
+// underscores or the ends), without building strings: every key of every
+// masked response asks.
+func hasWord(n, w string) bool {
+	for i := 0; i+len(w) <= len(n); {
+		j := strings.Index(n[i:], w)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(w)
+		if (j == 0 || n[j-1] == '_') && (end == len(n) || n[end] == '_') {
+			return true
+		}
+		i = j + 1
+	}
+	return false
+}
+
+// wordsOf lower-cases a field name with its words joined by "_":
+// phoneNumber, Phone-Number and "phone number" all read phone_number.
+func wordsOf(name string) string {
+	if strings.IndexFunc(name, func(r rune) bool { return r >= 'A' && r <= 'Z' || r == '-' || r == ' ' || r == '.' }) < 0 {
+		return name // already lower-case snake_case (most names): no copy
+	}
+	var b strings.Builder
+	lowerBefore := false // the previous character was a lower-case letter or a digit
+	for _, r := range name {
+		lower := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		switch {
+		case r == '-' || r == ' ' || r == '.':
+			r = '_'
+		case r >= 'A' && r <= 'Z':
+			if lowerBefore {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+		lowerBefore = lower
+	}
+	return b.String()
 }
 
 // defaultLevel is the level of a name with no explicit setting and no
@@ -122,6 +184,74 @@ func defaultLevel(name string) (Level, bool) {
 		return Internal, true
 	}
 	return 0, false
+}
+
+// DefaultLevel is the level a name gets by default, from what it says it
+// holds (an ID number secret; phone, email, address confidential), in
+// English or Chinese; ok is false when the name says nothing personal.
+// The trait schema types a trait on first sight with it.
+func DefaultLevel(name string) (Level, bool) { return defaultLevel(name) }
+
+// LevelOfValue is the level a value shows it needs whatever its field is
+// called: a mainland resident ID number (18 characters, the check
+// character right) is secret, a mainland mobile number or an email
+// address confidential. A trait named "contact" or "备注1" holding
+// 13800138000 is typed by it on first sight.
+func LevelOfValue(v any) (Level, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, false
+	}
+	s = strings.TrimSpace(s)
+	switch {
+	case residentID(s):
+		return Secret, true
+	case mobileNumber(s), emailAddress(s):
+		return Confidential, true
+	}
+	return 0, false
+}
+
+// residentID: 17 digits and a check character (GB 11643-1999, ISO 7064
+// MOD 11-2), so that an order number of 18 digits is not taken for one
+// ten times out of eleven.
+func residentID(s string) bool {
+	if len(s) != 18 {
+		return false
+	}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		sum += int(s[i]-'0') * ((1 << (17 - i)) % 11)
+	}
+	check := "10X98765432"[sum%11]
+	return s[17] == check || check == 'X' && s[17] == 'x'
+}
+
+// mobileNumber: a mainland mobile number, 11 digits from 13 to 19, with
+// or without +86 and separators.
+func mobileNumber(s string) bool {
+	if len(s) > 24 || strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r == '+' || r == ' ' || r == '-')
+	}) {
+		return false
+	}
+	d := phoneDigits(s)
+	return len(d) == 11 && d[0] == '1' && d[1] >= '3' && d[1] <= '9'
+}
+
+// emailAddress: one @ with something before it and a dotted domain after
+// it, no spaces.
+func emailAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at < 1 || at != strings.LastIndexByte(s, '@') || len(s) > 254 || strings.ContainsAny(s, " \t\n<>,;") {
+		return false
+	}
+	dom := s[at+1:]
+	dot := strings.LastIndexByte(dom, '.')
+	return dot > 0 && dot < len(dom)-2
 }
 
 // Trait returns a trait's level and whether the name is classified at all
@@ -269,9 +399,127 @@ func (m *Masker) value(name string, l Level, v any) any {
 		m.seen[name] = f
 	}
 	if v == nil || m.P.Sees(l) {
+		if s, ok := v.(string); ok {
+			return m.scrub(s) // a visible note may quote a hidden phone
+		}
 		return v
 	}
 	return MaskValue(name, v)
+}
+
+// scrub masks the personal values a free text quotes, above the
+// principal's clearance: a mainland mobile number (11 digits from 13 to
+// 19, alone or after 86), a resident ID number (its check character
+// right) and an email address, found in a note, a comment, an address
+// line or any field whose name says nothing ("请联系13533334444"). The
+// shapes are the ones LevelOfValue knows; numbers written with
+// separators (139-1234-5678) are not found.
+func (m *Masker) scrub(s string) string {
+	if m.P.Sees(Secret) || !quotesPersonal(s) {
+		return s
+	}
+	var b strings.Builder
+	masked := false
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case isDigit(c):
+			j := i
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			if j == i+17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+				j++
+			}
+			run := s[i:j]
+			var lvl Level
+			var shape string
+			// A run inside a word (an id such as ab13912345678cd) is not
+			// a number someone wrote.
+			inWord := i > 0 && alnum(s[i-1]) || j < len(s) && alnum(s[j])
+			switch d := strings.TrimPrefix(run, "86"); {
+			case inWord:
+			case residentID(run):
+				lvl, shape = Secret, "id_number"
+			case len(run) == 11 && mobileNumber(run), len(run) == 13 && len(d) == 11 && mobileNumber(d):
+				lvl, shape = Confidential, "phone"
+			}
+			if shape != "" && !m.P.Sees(lvl) {
+				b.WriteString(MaskValue(shape, run).(string))
+				m.note("free_text", lvl)
+				masked = true
+			} else {
+				b.WriteString(run)
+			}
+			i = j
+		case c == '@':
+			// the local part was copied already: take it back
+			out := b.String()
+			k := len(out)
+			for k > 0 && emailLocal(out[k-1]) {
+				k--
+			}
+			j := i + 1
+			for j < len(s) && (isDigit(s[j]) || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] == '.' || s[j] == '-') {
+				j++
+			}
+			addr := out[k:] + s[i:j]
+			if k < len(out) && emailAddress(strings.TrimRight(addr, ".")) && !m.P.Sees(Confidential) {
+				b.Reset()
+				b.WriteString(out[:k])
+				b.WriteString(MaskValue("email", addr).(string))
+				m.note("free_text", Confidential)
+				masked = true
+			} else {
+				b.WriteString(s[i:j])
+			}
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	if !masked {
+		return s
+	}
+	return b.String()
+}
+
+// quotesPersonal is scrub's cheap test: an @ or eleven digits.
+func quotesPersonal(s string) bool {
+	if strings.IndexByte(s, '@') >= 0 {
+		return true
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			if n++; n >= 11 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func alnum(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func emailLocal(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte("._%+-", c) >= 0
+}
+
+// note records a classified value seen in a response, for the audit.
+func (m *Masker) note(name string, l Level) {
+	if m.seen == nil {
+		m.seen = map[string]seenField{}
+	}
+	f := m.seen[name]
+	if l > f.level {
+		f.level = l
+	}
+	f.masked = true
+	m.seen[name] = f
 }
 
 // structural keys are the API's own field names, never trait names, when
@@ -296,6 +544,8 @@ func (m *Masker) walk(v any, inTraits bool) any {
 			x[i] = m.walk(x[i], inTraits)
 		}
 		return x
+	case string:
+		return m.scrub(x)
 	case map[string]any:
 		m.shapes(x)
 		for k, val := range x {
@@ -333,7 +583,7 @@ func (m *Masker) walk(v any, inTraits bool) any {
 // shapes masks the API's typed pairs: identifiers {type, value},
 // external ids {type, id}, search matches {field, value}, trait issues
 // {trait, value}, traits listed with their provenance {name, value} (the
-// 360 view).
+// 360 view), linkage comparisons {field, a, b}.
 func (m *Masker) shapes(x map[string]any) {
 	if typ, ok := x["type"].(string); ok {
 		if l, ok := m.C.Identifier(typ); ok {
@@ -351,8 +601,12 @@ func (m *Masker) shapes(x map[string]any) {
 				l, known = m.C.Identifier(name)
 			}
 			if known {
-				if v, ok := x["value"]; ok {
-					x["value"] = m.value(name, l, v)
+				// "a" and "b": a linkage candidate's field compared side
+				// by side ({field, a, b, level}).
+				for _, vk := range []string{"value", "a", "b"} {
+					if v, ok := x[vk]; ok {
+						x[vk] = m.value(name, l, v)
+					}
 				}
 			}
 		}
@@ -390,6 +644,8 @@ func (m *Masker) MaskRow(header, row []string) {
 		}
 		if ok {
 			row[i], _ = m.value(name, l, row[i]).(string)
+		} else {
+			row[i] = m.scrub(row[i])
 		}
 	}
 }

@@ -23,11 +23,12 @@ const (
 	FamKeys      = "keys"      // API tokens and write keys
 	FamAudit     = "audit"     // the audit log
 	FamAccounts  = "accounts"  // corporate accounts, buying committees, ICP (issue 16)
-	FamPrivacy   = "privacy"   // erasure, suppressions, consent decisions, a person's export (issue 15)
+	FamPrivacy   = "privacy"   // erasure, suppressions, a person's export (issue 15)
+	FamConsent   = "consent"   // recording a person's consent decisions (issue 15)
 )
 
 // Families lists every endpoint family.
-var Families = []string{FamProfiles, FamSegments, FamTags, FamTraits, FamAnalytics, FamImports, FamLinkage, FamKeys, FamAudit, FamAccounts, FamPrivacy}
+var Families = []string{FamProfiles, FamSegments, FamTags, FamTraits, FamAnalytics, FamImports, FamLinkage, FamKeys, FamAudit, FamAccounts, FamPrivacy, FamConsent}
 
 // Roles.
 const (
@@ -64,6 +65,8 @@ func ro(fams ...string) []string {
 // marketing works with segments and their deliveries; sales and service
 // look customers up, sales also works its accounts (verifying committee
 // roles, recording needs); service records a customer's consent decisions
+// (consent:write, a family of its own: privacy:write also erases, and a
+// service desk taking a withdrawal by phone needed an admin token for it)
 // and answers their requests for their data; the auditor reads the audit
 // log and the key list and nothing personal. Erasure is the admin's.
 var roleScopes = map[string][]string{
@@ -71,7 +74,7 @@ var roleScopes = map[string][]string{
 	RoleAnalyst:   append(rw(FamSegments, FamTags, FamAnalytics), ro(FamProfiles, FamTraits, FamImports, FamLinkage, FamAccounts)...),
 	RoleMarketing: append(rw(FamSegments), ro(FamProfiles, FamTags, FamTraits, FamAnalytics, FamAccounts)...),
 	RoleSales:     append(rw(FamAccounts), ro(FamProfiles, FamSegments, FamTags)...),
-	RoleService:   append(ro(FamProfiles, FamTags, FamAccounts), FamPrivacy+":read"),
+	RoleService:   append(ro(FamProfiles, FamTags, FamAccounts), FamPrivacy+":read", FamConsent+":write"),
 	RoleAuditor:   ro(FamAudit, FamKeys),
 }
 

@@ -146,7 +146,7 @@ var rules = map[string]Rule{
 	"DELETE /v1/profiles/lookup":    r(FamPrivacy, "write", true),
 	"GET /v1/profiles/{id}/export":  r(FamPrivacy, "read", true),
 	"GET /v1/profiles/{id}/consent": r(FamProfiles, "read", false),
-	"PUT /v1/profiles/{id}/consent": r(FamPrivacy, "write", false),
+	"PUT /v1/profiles/{id}/consent": r(FamConsent, "write", false),
 	"GET /v1/suppressions":          r(FamPrivacy, "read", false),
 	"POST /v1/suppressions/lift":    r(FamPrivacy, "write", false),
 	"GET /v1/erasures":              r(FamAudit, "read", false),

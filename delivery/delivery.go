@@ -45,13 +45,18 @@ type Target struct {
 
 // Delivery is a scheduled export of one segment.
 type Delivery struct {
-	ID          string    `json:"id"`
-	Segment     string    `json:"segment_id"`
-	Identifiers []string  `json:"identifiers"` // phone, email
-	Hash        bool      `json:"hash"`        // SHA-256 as ad platforms expect
-	Target      Target    `json:"target"`
-	EveryText   string    `json:"every"` // e.g. "24h"; the schedule
-	CreatedAt   time.Time `json:"created_at"`
+	ID          string   `json:"id"`
+	Segment     string   `json:"segment_id"`
+	Identifiers []string `json:"identifiers"` // phone, email
+	Hash        bool     `json:"hash"`        // SHA-256 as ad platforms expect
+	// Purpose, when set (marketing, third_party...), leaves out the
+	// members that have not consented to it (and, for marketing, those who
+	// opted out of automated decisions, PIPL art. 24), whatever the
+	// segment's own purpose.
+	Purpose   string    `json:"purpose,omitempty"`
+	Target    Target    `json:"target"`
+	EveryText string    `json:"every"` // e.g. "24h"; the schedule
+	CreatedAt time.Time `json:"created_at"`
 	// CreatedBy, Role and Clearance are the key that created the delivery,
 	// recorded when it is created (the API sets them from the caller,
 	// whatever the body said). A scheduled run has no caller: every run is
@@ -288,6 +293,9 @@ func (s *Service) Create(ctx context.Context, d *Delivery) (*Delivery, error) {
 		if t != portrait.IDPhone && t != portrait.IDEmail {
 			return nil, portrait.Errorf(portrait.EINVALID, "identifiers are phone and email, not %q", t)
 		}
+	}
+	if len(d.Purpose) > 64 {
+		return nil, portrait.Errorf(portrait.EINVALID, "purpose is longer than 64 characters")
 	}
 	if every, err := time.ParseDuration(d.EveryText); err != nil || every < time.Minute {
 		return nil, portrait.Errorf(portrait.EINVALID, "every must be a duration of at least 1m (e.g. 24h), not %q", d.EveryText)

@@ -222,7 +222,7 @@ func (a *accessEnv) fill(pattern string) (method, path string) {
 	case "/v1/breakdown":
 		path += "?by=trait:city"
 	case "/v1/segments/{id}/members", "/v1/segments/" + a.segID + "/members", "/v1/segments/" + a.segID + "/export":
-		path += "?traits=name,phone,email,id_number,revenue"
+		path += "?traits=name,phone,email,id_number,revenue," + url.QueryEscape("身份证号,手机号,邮箱,家庭住址") + ",contact"
 	case "/v1/profiles":
 		path += "?limit=50"
 	}
@@ -274,6 +274,37 @@ func TestAuthorisationMatrix(t *testing.T) {
 			t.Fatalf("POST %s %s: %d %s", d.path, d.body, status, out)
 		}
 	}
+	// What the issue 15 probe found leaking, in the fixture too: traits
+	// named in Chinese, a trait named for nothing holding a phone, a note
+	// quoting one, and a linkage candidate comparing two phones and
+	// addresses side by side.
+	zh := []*portrait.Event{{Type: portrait.EventIdentify, UserID: "u01", MessageID: "zh-u01", Source: "crm",
+		Traits: json.RawMessage(`{"身份证号":"110101199003074514","手机号":"13987654321","邮箱":"zs2@qq.com","家庭住址":"上海市浦东新区世纪大道1号","contact":"13600002222"}`)},
+		{Type: portrait.EventTrack, Name: "Order Completed", UserID: "u01", MessageID: "zh-u01-order", Source: "web",
+			Properties: json.RawMessage(`{"revenue":88,"note":"请联系13533334444"}`)}}
+	for i, u := range []string{"ww1", "ww2"} {
+		zh = append(zh, &portrait.Event{Type: portrait.EventIdentify, UserID: u, MessageID: "link-" + u, Source: "crm",
+			Traits: json.RawMessage(fmt.Sprintf(`{"name":"王五","birthday":"1980-01-01","city":"上海市","province":"上海市","gender":"male","phone":"1360000111%d","address":"上海市徐汇区漕溪北路100号"}`, i))})
+	}
+	for _, e := range zh {
+		e.Timestamp, e.ReceivedAt = a.now.Add(-time.Minute), a.now.Add(-time.Minute)
+	}
+	ctx := context.Background()
+	if _, err := a.db.Append(ctx, zh, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(ctx)
+	if err := a.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if status, out := a.call(t, a.tokens["admin/secret"], http.MethodPost, "/v1/linkage/runs", `{}`); status != http.StatusOK {
+		t.Fatalf("linkage run: %d %s", status, out)
+	}
+	if _, out := a.call(t, a.tokens["admin/secret"], http.MethodGet, "/v1/linkage/candidates?limit=100", ""); !strings.Contains(string(out), "13600001110") {
+		t.Fatalf("the fixture's linkage candidate is missing: %.300s", out)
+	}
+	secretVals = append(secretVals, "110101199003074514")
+	confVals = append(confVals, "13987654321", "zs2@qq.com", "世纪大道", "13600002222", "13533334444", "13600001110", "13600001111", "漕溪北路")
 
 	routes := routesInSource(t)
 	counts := map[string]int{}

@@ -90,9 +90,24 @@ func (s *Server) handleBreakdown(w http.ResponseWriter, r *http.Request, _ *port
 	if dim.Kind == segment.DimTag && s.Tags != nil {
 		s.labelTags(bd.Groups, requestLang(r))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"by": by, "segment": segID, "metric": metric, "total": bd.Total,
+	out := map[string]any{"by": by, "segment": segID, "metric": metric, "total": bd.Total,
 		"groups": bd.Groups, "other": bd.Other, "missing": map[string]any{"count": bd.Missing.Count, "share": bd.Missing.Share},
-		"took_ms": ms(time.Since(start))})
+		"took_ms": ms(time.Since(start))}
+	if metric != nil && !canSee(r, access.KindTrait, *metric) {
+		// A sum or mean of a field the caller may not see is that field's
+		// value for a group of one (by=trait:name&metric=revenue gave each
+		// customer's revenue), and a difference of two groups' sums is one
+		// too: the counts stay, the sums and means are left out, and the
+		// answer says why.
+		for i := range bd.Groups {
+			bd.Groups[i].Sum, bd.Groups[i].Mean = nil, nil
+		}
+		if bd.Other != nil {
+			bd.Other.Sum, bd.Other.Mean = nil, nil
+		}
+		out["metric_masked"] = requireVisible(r, access.KindTrait, *metric).Error()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // labelTags gives tag groups their definition's name in lang (name_zh or

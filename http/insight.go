@@ -213,6 +213,9 @@ type lookalikeRequest struct {
 	Exclude []string `json:"exclude"`
 	HoldOut float64  `json:"hold_out"`
 	Seed    uint64   `json:"seed"`
+	// Purpose of the saved segment (default: the seed's own, so that an
+	// audience grown from a marketing seed is a marketing audience).
+	Purpose *string `json:"purpose"`
 }
 
 // lookalikeSegment fits a lookalike model on a seed segment and answers
@@ -223,7 +226,7 @@ func (s *Server) lookalikeSegment(w http.ResponseWriter, r *http.Request, _ *por
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil && !errors.Is(err, io.EOF) {
-		Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"size\", \"name\", \"exclude\", \"hold_out\", \"seed\"}: %v", err))
+		Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"size\", \"name\", \"exclude\", \"hold_out\", \"seed\", \"purpose\"}: %v", err))
 		return
 	}
 	if in.Size < 0 || in.Size > segment.MaxListProfiles {
@@ -235,14 +238,35 @@ func (s *Server) lookalikeSegment(w http.ResponseWriter, r *http.Request, _ *por
 		return
 	}
 	id := r.PathValue("id")
-	l, err := s.Segments.Lookalike(id, segment.LookalikeOptions{Exclude: in.Exclude, HoldOut: in.HoldOut, Seed: in.Seed})
+	// The model never reads a trait the caller may not see: it would
+	// select by it, and a categorical trait's values name its features.
+	hidden := func(name string) bool { return !canSee(r, access.KindTrait, name) }
+	l, err := s.Segments.Lookalike(id, segment.LookalikeOptions{Exclude: in.Exclude, Hidden: hidden, HoldOut: in.HoldOut, Seed: in.Seed})
 	if err != nil {
 		Error(w, r, err)
 		return
 	}
 	out := map[string]any{"model": l}
 	if in.Size > 0 {
-		st, err := s.Segments.ListSegment(r.Context(), in.Name, "lookalike of "+id, l.Top(in.Size))
+		// The expansion inherits the seed's purpose: grown from a
+		// marketing seed, it is a marketing audience, and those who did
+		// not consent (or opted out of automated decisions) are left out.
+		// Found by the issue 15 probe: the saved segment had no purpose.
+		purpose := ""
+		if in.Purpose != nil {
+			purpose = *in.Purpose
+		} else if seed, err := s.Segments.Get(id); err == nil && seed.Definition != nil {
+			purpose = seed.Definition.Purpose
+			if purpose == "" && len(seed.Purposes) == 1 { // a set operation's operand's
+				purpose = seed.Purposes[0]
+			}
+		}
+		top := l.Top(in.Size)
+		if len(top) == 0 {
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "the list matched no profile: nothing to save"))
+			return
+		}
+		st, err := s.Segments.Create(r.Context(), &segment.Definition{Name: in.Name, Description: "lookalike of " + id, Profiles: top, Purpose: purpose})
 		if err != nil {
 			Error(w, r, err)
 			return
@@ -263,7 +287,7 @@ func (s *Server) mountDeliveries(h func(string, func(http.ResponseWriter, *http.
 		dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
-			Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"segment_id\", \"identifiers\", \"hash\", \"target\": {\"kind\": \"file|webhook|nats\", ...}, \"every\"}: %v", err))
+			Error(w, r, portrait.Errorf(portrait.EINVALID, "body must be JSON {\"segment_id\", \"identifiers\", \"hash\", \"purpose\", \"target\": {\"kind\": \"file|webhook|nats\", ...}, \"every\"}: %v", err))
 			return
 		}
 		if _, err := s.Segments.Get(in.Segment); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/traits"
 )
 
@@ -18,6 +19,16 @@ import (
 func (s *Server) handleNPS(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
 	q := r.URL.Query()
 	nq := traits.NPSQuery{By: q.Get("by"), Interval: q.Get("interval")}
+	// Grouped by a trait, each row names a value of it: one the caller may
+	// not see cannot group (the rows were phone numbers in clear).
+	for _, by := range q["by"] {
+		if name, ok := strings.CutPrefix(by, "trait:"); ok {
+			if err := requireVisible(r, access.KindTrait, name); err != nil {
+				Error(w, r, err)
+				return
+			}
+		}
+	}
 	for _, x := range []struct {
 		name string
 		t    *time.Time

@@ -43,18 +43,21 @@ func activationColumns(r *http.Request) (types []string, hash bool, err error) {
 }
 
 // exportable is the one place where a profile is filtered before it
-// leaves the platform in an export or a delivery: a segment with a purpose
-// exports only the profiles that consented to it. (Purpose and consent
-// rules beyond the segment's own belong here too.)
-func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.Profile) bool {
+// leaves the platform in an activation export or a delivery: a segment
+// with a purpose exports only the profiles that consented to it, and so
+// does an export or a delivery that declares its own purposes
+// (?purpose=marketing, a delivery's purpose).
+func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.Profile, purposes []string) bool {
 	if s.Segments.Consent == nil {
 		return true
 	}
 	// Purposes holds the segment's own and those of the segments a set
 	// operation is built on.
-	for _, pu := range st.Purposes {
-		if !s.Segments.Consent(pu, p.ID) {
-			return false
+	for _, pus := range [][]string{st.Purposes, purposes} {
+		for _, pu := range pus {
+			if pu != "" && !s.Segments.Consent(pu, p.ID) {
+				return false
+			}
 		}
 	}
 	return true
@@ -71,7 +74,7 @@ func (s *Server) exportable(_ context.Context, st *segment.Status, p *portrait.P
 // as in any export (138****8000), and left empty when hashed (the hash of
 // a phone number is the phone number to anyone who tries them all). masked
 // lists those types. A nil m masks nothing (a caller without a principal).
-func (s *Server) activationRows(ctx context.Context, st *segment.Status, types []string, hash bool, m *access.Masker) (header []string, rows [][]string, skipped int, masked []string, err error) {
+func (s *Server) activationRows(ctx context.Context, st *segment.Status, types []string, hash bool, m *access.Masker, purposes []string) (header []string, rows [][]string, skipped int, masked []string, err error) {
 	hidden := make([]bool, len(types))
 	for i, t := range types {
 		if m != nil {
@@ -101,7 +104,7 @@ func (s *Server) activationRows(ctx context.Context, st *segment.Status, types [
 			if err != nil {
 				return nil, nil, 0, nil, err
 			}
-			if !s.exportable(ctx, st, p) {
+			if !s.exportable(ctx, st, p, purposes) {
 				skipped++
 				continue
 			}
@@ -158,7 +161,7 @@ func (s *Server) ActivationRows(ctx context.Context, d *delivery.Delivery) (*del
 		return nil, portrait.Errorf(portrait.EUNAVAILABLE, "profile reads are not enabled on this server")
 	}
 	m := &access.Masker{C: s.classifier(), P: deliveryPrincipal(d)}
-	header, rows, skipped, masked, err := s.activationRows(ctx, st, d.Identifiers, d.Hash, m)
+	header, rows, skipped, masked, err := s.activationRows(ctx, st, d.Identifiers, d.Hash, m, []string{d.Purpose})
 	if err != nil {
 		return nil, err
 	}

@@ -177,7 +177,7 @@ func NewServer() *Server {
 // Handler builds the routes; Open calls it, tests may use it directly.
 func (s *Server) Handler() http.Handler {
 	if s.mux != nil {
-		return s.recoverer(secure(s.mux))
+		return s.recoverer(secure(s.routed(s.mux)))
 	}
 	if s.Registry == nil {
 		s.Registry = prometheus.NewRegistry()
@@ -237,7 +237,28 @@ func (s *Server) Handler() http.Handler {
 		notFound(w, r)
 	})
 	s.mux = mux
-	return s.recoverer(secure(mux))
+	return s.recoverer(secure(s.routed(mux)))
+}
+
+// routed refuses a request whose route has no access rule
+// (access/rules.go) before any handler runs. s.admin refuses such a route
+// too, but a route mounted without s.admin (as the public and ingest ones
+// are), or through a pattern the route list of the authorisation matrix
+// does not read (a variable, s.Extra), would otherwise serve without any
+// check: found by the issue 15 probe, a route mounted as
+// mux.Handle(pattern, h) answered everyone. "/" (the console's files and
+// the not-found answer) is the one route without a rule.
+func (s *Server) routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" && pattern != "/" {
+			if _, ok := access.Lookup(pattern); !ok {
+				s.Log.Error("route has no access rule: refused", "route", pattern)
+				Error(w, r, portrait.Errorf(portrait.EFORBIDDEN, "route %s has no access rule", pattern))
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // allowed lists the methods that have a route for r's path. The catch-all

@@ -20,6 +20,11 @@ type LookalikeOptions struct {
 	// country trait would only find Germans again; the caller passes the
 	// seed segment's own dependencies (Deps of its plan) by default.
 	Exclude []string
+	// Hidden, when set, names the traits the model must never read,
+	// whatever Exclude says: those above the caller's clearance, which
+	// would otherwise select (and appear among the top features, a value
+	// of a categorical trait in the feature's name).
+	Hidden func(trait string) bool
 	// HoldOut is the share of the seed kept out of training to measure
 	// precision and recall (default 0.2).
 	HoldOut float64
@@ -92,7 +97,7 @@ func (f *feature) value(n uint32) float64 {
 // features lists the model inputs: every numeric trait, the 20 most held
 // values of each categorical trait and list, and every tag, except what
 // exclude names.
-func (ix *Index) features(exclude map[string]bool, maxValues int) []*feature {
+func (ix *Index) features(exclude map[string]bool, hidden func(string) bool, maxValues int) []*feature {
 	var out []*feature
 	names := make([]string, 0, len(ix.traits))
 	for name := range ix.traits {
@@ -122,7 +127,7 @@ func (ix *Index) features(exclude map[string]bool, maxValues int) []*feature {
 		}
 	}
 	for _, name := range names {
-		if exclude["trait:"+name] {
+		if exclude["trait:"+name] || hidden != nil && hidden(name) {
 			continue
 		}
 		c := ix.traits[name]
@@ -189,7 +194,7 @@ func (ix *Index) Lookalike(seed *roaring.Bitmap, opt LookalikeOptions) (*Lookali
 	for _, k := range opt.Exclude {
 		exclude[k] = true
 	}
-	feats := ix.features(exclude, opt.MaxValues)
+	feats := ix.features(exclude, opt.Hidden, opt.MaxValues)
 	if len(feats) == 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "no profile feature is left to learn from once %v are excluded", opt.Exclude)
 	}

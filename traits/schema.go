@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portrait-cdp/portrait/access"
 )
 
 // Trait value types.
@@ -87,6 +89,10 @@ type Field struct {
 
 // firstSight is the description of a field typed on first sight.
 const firstSight = "typed on first sight"
+
+// firstSightByValue is the description of a field whose first value
+// raised its classification (raiseByValue).
+const firstSightByValue = "typed on first sight; classified by its first value (an ID number, a mobile number or an email)"
 
 // Conflict is an incoming value whose type differs from the trait's schema.
 // It is reported, and the value kept as sent; rules that compare the trait
@@ -347,8 +353,14 @@ func (s *Schema) Observe(name string, v any, at time.Time) {
 		return // beyond the bound, a name is not remembered (see maxObserved)
 	}
 	dim, class := defaultAnnotation(name)
+	desc := firstSight
+	if c, raised := raiseByValue(class, v); raised {
+		// Not the first-sight description: Load, which re-applies the
+		// defaults by name to fields typed on first sight, keeps it.
+		class, desc = c, firstSightByValue
+	}
 	fl = Field{Name: name, Type: got, Dimension: dim, Classification: class, Origin: OriginObserved, FirstSeen: at,
-		Description: firstSight}
+		Description: desc}
 	s.observed[name] = fl
 	s.unsaved = append(s.unsaved, fl)
 }
@@ -379,12 +391,29 @@ func defaultAnnotation(name string) (dim, class string) {
 		return DimNeeds, ClassInternal
 	case needsTraits[n] != "":
 		return DimNeeds, needsTraits[n]
-	case has("id_card", "idcard", "id_number", "passport"):
-		return DimBasic, ClassSecret
-	case has("phone", "mobile", "email", "address", "street"):
-		return DimBasic, ClassConfidential
+	}
+	// Personal names, in English or Chinese (手机号, 身份证号码): the
+	// levels masking applies by default (access.DefaultLevel), so the
+	// schema says what the masker does.
+	if l, ok := access.DefaultLevel(name); ok && l > access.Internal {
+		return DimBasic, l.String()
 	}
 	return DimBasic, ClassInternal
+}
+
+// raiseByValue raises a first-sight classification to what the value
+// shows it holds (access.LevelOfValue: an ID number secret, a mobile
+// number or an email confidential), whatever the trait is called: a
+// trait "contact" first seen holding 13800138000 is confidential.
+func raiseByValue(class string, v any) (string, bool) {
+	l, ok := access.LevelOfValue(v)
+	if !ok {
+		return class, false
+	}
+	if cur, err := access.ParseLevel(class); err == nil && cur >= l {
+		return class, false
+	}
+	return l.String(), true
 }
 
 // needsTraits are the traits the needs enricher (needs/) writes, with their

@@ -84,3 +84,36 @@ func TestDeclaredTraitsAreKnownBeforeAnyValue(t *testing.T) {
 		t.Errorf("churn_probability listed %d times", n)
 	}
 }
+
+// Personal traits named in Chinese are classified as their English names
+// are, and a trait whose name says nothing (contact, 备注) is classified
+// by its first value when that is an ID number, a mobile number or an
+// email; a restart (Load) keeps what the value decided. Found by the
+// issue 15 probe: 身份证号, 手机号 and contact were internal and shown in
+// clear to analysts.
+func TestObservedPersonalTraitsInAnyNameOrByValue(t *testing.T) {
+	s := traits.NewSchema()
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for name, v := range map[string]any{"身份证号": "x", "手机号": "x", "邮箱": "x", "家庭住址": "x", "phoneNumber": "x",
+		"contact": "13600002222", "备注": "110101199003074514", "partner": "li.si@example.cn", "city": "上海市", "order_no": "123456789012345678"} {
+		s.Observe(name, v, at)
+	}
+	want := map[string]string{"身份证号": traits.ClassSecret, "手机号": traits.ClassConfidential, "邮箱": traits.ClassConfidential,
+		"家庭住址": traits.ClassConfidential, "phoneNumber": traits.ClassConfidential, "contact": traits.ClassConfidential,
+		"备注": traits.ClassSecret, "partner": traits.ClassConfidential, "city": traits.ClassInternal, "order_no": traits.ClassInternal}
+	var fields []traits.Field
+	for name, class := range want {
+		f, ok := s.Lookup(name)
+		if !ok || f.Classification != class {
+			t.Errorf("%s: %q, want %q", name, f.Classification, class)
+		}
+		fields = append(fields, f)
+	}
+	again := traits.NewSchema()
+	again.Load(fields)
+	for name, class := range want {
+		if f, _ := again.Lookup(name); f.Classification != class {
+			t.Errorf("after Load, %s: %q, want %q", name, f.Classification, class)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/term"
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
@@ -500,7 +501,8 @@ func (a *App) lag() (int64, float64, error) {
 
 // Bootstrap creates the credentials: from PORTRAIT_ADMIN_TOKEN and
 // PORTRAIT_WRITE_KEY when set, otherwise, on first start, generated and
-// printed once. It returns the secrets it knows (env or generated).
+// printed once when out is a terminal (never into a log). It returns the
+// secrets it knows (env or generated).
 func (a *App) Bootstrap(ctx context.Context, getenv func(string) string, out io.Writer) (admin, write string, err error) {
 	keys, err := a.DB.ListKeys(ctx)
 	if err != nil {
@@ -532,9 +534,22 @@ func (a *App) Bootstrap(ctx context.Context, getenv func(string) string, out io.
 			return "", "", err
 		}
 		*c.secret = v
+		if !isTerminal(out) {
+			// A service manager's log or a redirected file keeps what is
+			// printed, readable by whoever reads the logs: the secret is
+			// shown only on an interactive terminal (issue 15).
+			fmt.Fprintf(out, "created %s key %q; its secret is not printed because the output is not a terminal: set %s to choose your own, or make another with \"portrait keys create --kind %s\" on a terminal\n", c.kind, c.name, c.env, c.kind)
+			continue
+		}
 		fmt.Fprintf(out, "created %s key %q: %s\n  (shown once; set %s to choose your own)\n", c.kind, c.name, v, c.env)
 	}
 	return admin, write, nil
+}
+
+// isTerminal reports whether w is an interactive terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func newSecret(prefix string) string {

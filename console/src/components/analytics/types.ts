@@ -13,6 +13,9 @@ export interface Breakdown {
   by: string
   segment: string | null
   metric?: string
+  // present when the metric is above the caller's clearance: sums and
+  // means are left out (issue 15)
+  metric_masked?: string
   total: number
   groups: Group[]
   other: { count: number; share: number; sum?: number | null; mean?: number | null } | null
