@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,5 +263,69 @@ func TestDataFilesArePrivate(t *testing.T) {
 	}
 	if st, _ := os.Stat(e.dir); st.Mode().Perm()&0o077 != 0 {
 		t.Logf("the test's own temp dir is %v (sqlite.Open does not create it)", st.Mode().Perm())
+	}
+}
+
+// TestEraseLeavesNoEarlierVersions: a profile written many times (one
+// commit per event, as a live server writes it) leaves its earlier
+// versions in the file's free space, which the erasure's own
+// secure_delete does not reach (it zeroes only what it frees itself).
+// After the erasure, and before any VACUUM, no byte of any file may hold
+// the person.
+func TestEraseLeavesNoEarlierVersions(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	e.send(t, []*portrait.Event{event("m-b1", portrait.EventIdentify, "u-keep-1", "", 0, `{"email":"li.kept@example.com","name":"Li Kept"}`)}, nil)
+	e.catchUp(t)
+	traits := `{"email":"Zhang.Erasable@Example.com","phone":"138 0013 8000","name":"Zhang Erasable","address":"Hangzhou Xihu Erasable Road 9"}`
+	// A long free text spills into overflow pages, which a page's own
+	// zeroing does not cover.
+	long, _ := json.Marshal(map[string]any{"bio": strings.Repeat("Zhang Erasable likes tea. ", 300), "name": "Zhang Erasable"})
+	for i := 0; i < 120; i++ {
+		var ev *portrait.Event
+		switch {
+		case i%10 == 5:
+			ev = event(fmt.Sprintf("m-a%d", i), portrait.EventIdentify, "u-erase-7781", "", time.Duration(i)*time.Minute, string(long))
+		case i%3 == 0:
+			ev = event(fmt.Sprintf("m-a%d", i), portrait.EventIdentify, "u-erase-7781", "anon-erase-4410", time.Duration(i)*time.Minute, traits)
+		default:
+			ev = event(fmt.Sprintf("m-a%d", i), portrait.EventTrack, "u-erase-7781", "", time.Duration(i)*time.Minute, "")
+		}
+		if i%7 == 0 { // the other person too, so pages hold both
+			e.send(t, []*portrait.Event{event(fmt.Sprintf("m-b%d", i+2), portrait.EventTrack, "u-keep-1", "", time.Duration(i)*time.Minute, "")}, nil)
+		}
+		e.send(t, []*portrait.Event{ev}, nil)
+		e.catchUp(t) // one state commit per event: the document is rewritten each time
+		if err := e.proc.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	sort.Strings(files)
+	sawKept := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sawKept = sawKept || bytes.Contains(b, []byte("Li Kept"))
+		for _, s := range secrets {
+			if n := bytes.Count(b, []byte(s)); n > 0 {
+				t.Errorf("after erasure, before any VACUUM: %s still holds %q (%d times)", filepath.Base(f), s, n)
+			}
+		}
+	}
+	if !sawKept {
+		t.Fatal("the scan cannot see the other person: it proves nothing")
 	}
 }

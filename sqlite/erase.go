@@ -205,9 +205,12 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		}
 		// The audit record commits with the receipt (profile.Erasure.Audit).
 		if req.Audit != nil {
-			return db.appendAudit(ctx, tx, []portrait.AuditRecord{req.Audit(rc)})
+			if err := db.appendAudit(ctx, tx, []portrait.AuditRecord{req.Audit(rc)}); err != nil {
+				return err
+			}
 		}
-		return nil
+		_, err = wipeFreePages(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -258,13 +261,61 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 				return portrait.Wrap(err, "cannot erase the derived state")
 			}
 		}
-		return nil
+		_, err := wipeFreePages(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	db.truncateWALs(ctx)
 	return rc, nil
+}
+
+// secureDeleteMode is every connection's secure_delete. FAST zeroes what
+// a write frees within the pages it writes anyway (a profile document
+// replaced by its next version, the cells a page split moves away), at no
+// extra I/O; pages it frees whole (overflow pages of a long document) keep
+// their bytes on the free list, which an erasure overwrites
+// (wipeFreePages). With it off, every earlier version of an erased
+// person's document stayed in the files until a VACUUM
+// (TestEraseLeavesNoEarlierVersions).
+const secureDeleteMode = "FAST"
+
+// wipeFreePages overwrites every page on the file's free list with zeros,
+// within tx (which must run with secure_delete on): a table of zero blobs
+// takes the free pages (SQLite reuses them before it grows the file) and
+// is dropped again, its pages zeroed as they are freed. The free list
+// holds what earlier writes freed whole without zeroing it; the cost is
+// one write per free page, not per page of the file as a VACUUM is.
+func wipeFreePages(ctx context.Context, tx *sql.Tx) (int, error) {
+	var free, size int
+	if err := tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
+		return 0, portrait.Wrap(err, "cannot count free pages")
+	}
+	if free == 0 {
+		return 0, nil
+	}
+	if err := tx.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+		return 0, portrait.Wrap(err, "cannot read the page size")
+	}
+	// Rows of 256 overflow pages each (an overflow page holds size-4
+	// bytes), so no blob larger than about a megabyte is built.
+	const perRow = 256
+	rows := (free + perRow - 1) / perRow
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DROP TABLE IF EXISTS portrait_wipe`, nil},
+		{`CREATE TABLE portrait_wipe (b BLOB)`, nil},
+		{`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) INSERT INTO portrait_wipe SELECT zeroblob(?) FROM n`, []any{rows, perRow * (size - 4)}},
+		{`DROP TABLE portrait_wipe`, nil},
+	} {
+		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+			return 0, portrait.Wrap(err, "cannot wipe free pages")
+		}
+	}
+	return free, nil
 }
 
 // secureTx runs fn in a transaction on d's one writing connection with
@@ -280,7 +331,7 @@ func (db *DB) secureTx(ctx context.Context, d *sql.DB, fn func(*sql.Tx) error) e
 	}
 	// Off again for the connection's other users (the hot paths): zeroing
 	// every page freed by ordinary updates costs writes.
-	defer conn.ExecContext(context.Background(), `PRAGMA secure_delete = OFF`)
+	defer conn.ExecContext(context.Background(), `PRAGMA secure_delete = `+secureDeleteMode)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return portrait.Wrap(err, "cannot begin")
