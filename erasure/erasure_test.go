@@ -15,10 +15,12 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/identity"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/search"
+	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
 )
 
@@ -327,5 +329,66 @@ func TestEraseLeavesNoEarlierVersions(t *testing.T) {
 	}
 	if !sawKept {
 		t.Fatal("the scan cannot see the other person: it proves nothing")
+	}
+}
+
+// An erasure takes the person out of the files scheduled deliveries left
+// in the drop, and its receipt counts the rows (they were left there,
+// phones and emails in clear, while the docs said nothing is on disk).
+func TestEraseReachesTheDeliveryDrop(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	e.send(t, []*portrait.Event{
+		event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@example.com","phone":"138 0013 8000"}`),
+		event("m-b1", portrait.EventIdentify, "u-keep-1", "", time.Minute, `{"email":"li.kept@example.com","phone":"13700000001"}`),
+	}, nil)
+	e.catchUp(t)
+	members := func(ctx context.Context, d *delivery.Delivery) (*delivery.Content, error) {
+		c := &delivery.Content{Header: []string{"phone", "email"}}
+		err := e.db.AllProfiles(ctx, func(p *portrait.Profile) error {
+			row := make([]string, 2)
+			for _, id := range p.Identifiers {
+				switch id.Type {
+				case "phone":
+					row[0] = segment.ActivationForm("phone", id.Value)
+				case "email":
+					row[1] = segment.ActivationForm("email", id.Value)
+				}
+			}
+			c.Rows = append(c.Rows, row)
+			return nil
+		})
+		return c, err
+	}
+	drop := delivery.NewService(e.db, members)
+	drop.Dir = filepath.Join(e.dir, "deliveries")
+	d, err := drop.Create(ctx, &delivery.Delivery{Segment: "seg_all", Identifiers: []string{"phone", "email"}, Target: delivery.Target{Kind: delivery.File, Name: "all"}, EveryText: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := drop.Deliver(ctx, d)
+	if b, _ := os.ReadFile(run.Where); run.Status != "ok" || !bytes.Contains(b, []byte("+8613800138000")) {
+		t.Fatalf("the delivery did not write the person: %+v %q", run, b)
+	}
+	e.svc.Drops = drop
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Removed["delivered_rows"] != 1 || profile.ReceiptHash(rc) != rc.Hash {
+		t.Errorf("receipt: removed %v, hash %s (want %s)", rc.Removed, rc.Hash, profile.ReceiptHash(rc))
+	}
+	b, _ := os.ReadFile(run.Where)
+	for _, s := range []string{"13800138000", "zhang.erasable"} {
+		if bytes.Contains(b, []byte(s)) {
+			t.Errorf("the delivered file still holds %q: %q", s, b)
+		}
+	}
+	if !bytes.Contains(b, []byte("li.kept@example.com")) {
+		t.Errorf("the other member left the file: %q", b)
 	}
 }

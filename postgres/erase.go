@@ -148,6 +148,9 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 
 	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
+	for k, n := range req.Removed { // erased outside the store (profile.Erasure.Removed)
+		rc.Removed[k] = n
+	}
 	pidList := make([]string, 0, len(pids))
 	for id := range pids {
 		pidList = append(pidList, id)

@@ -32,6 +32,10 @@ type Erasure struct {
 	// erasure done and unrecorded, and a forwarded erasure performed again
 	// answers with the stored receipt without erasing, so nothing wrote it.)
 	Audit func(*portrait.ErasureReceipt) portrait.AuditRecord
+	// Removed are counts of what was erased outside the store before it
+	// (the rows of the delivery drop's files): the store adds them to the
+	// receipt, whose hash covers them.
+	Removed map[string]int
 }
 
 // EraseStore removes a profile from the log and the derived state: its

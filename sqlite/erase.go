@@ -94,6 +94,9 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 
 	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
+	for k, n := range req.Removed { // erased outside the store (profile.Erasure.Removed)
+		rc.Removed[k] = n
+	}
 	for id := range pids {
 		if id != pid {
 			rc.MergedIDs = append(rc.MergedIDs, id)
