@@ -96,6 +96,19 @@ func (s *Service) Save(ctx context.Context) error {
 	return s.Store.SaveAccountState(ctx, seq, body)
 }
 
+// Forget re-derives the accounts from the log and saves the checkpoint: an
+// erasure made the person's events tombstones, which the model skips, but
+// the accounts it built from them (the person as a member with a role, an
+// email domain, per-person engagement, an account only their group call
+// made) stay in memory and in the checkpoint until the model is rebuilt.
+// It reads the whole log once (as an unmerge does).
+func (s *Service) Forget(ctx context.Context) error {
+	if err := s.Model.Rebuild(); err != nil {
+		return err
+	}
+	return s.Save(ctx)
+}
+
 // Loaded reports whether the log and the edits have been read once.
 func (s *Service) Loaded() bool { return s.loaded.Load() }
 

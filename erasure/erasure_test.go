@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/clean"
 	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
@@ -390,5 +391,75 @@ func TestEraseReachesTheDeliveryDrop(t *testing.T) {
 	}
 	if !bytes.Contains(b, []byte("li.kept@example.com")) {
 		t.Errorf("the other member left the file: %q", b)
+	}
+}
+
+// The accounts (issue 16) are derived from the log beside the profiles:
+// the person as a member of an account, with a buying role and a title,
+// their email domain, their engagement. Probed on a live server, the
+// accounts' checkpoint in state.db still named the erased person after
+// the erasure. With the accounts as a Derived model, the erasure rebuilds
+// them from the tombstoned log: the model, its checkpoint and the files no
+// longer hold the person; the other member stays.
+func TestEraseReachesTheAccounts(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	grp := func(msg, user string, at time.Duration) *portrait.Event {
+		ev := event(msg, portrait.EventGroup, user, "", at, `{"name":"Acme Trading","domain":"acme.example.cn"}`)
+		ev.GroupID = "acme-1"
+		return ev
+	}
+	e.send(t, []*portrait.Event{
+		event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@acme.example.cn","buying_role":"decision_maker","title":"Erasable Procurement Head"}`),
+		grp("m-a2", "u-erase-7781", time.Minute),
+		event("m-b1", portrait.EventIdentify, "u-keep-1", "", 2*time.Minute, `{"email":"li.kept@acme.example.cn","buying_role":"user"}`),
+		grp("m-b2", "u-keep-1", 3*time.Minute),
+	}, nil)
+	e.catchUp(t)
+	acc := account.NewService(e.db, e.db, func() time.Time { return t0.Add(72 * time.Hour) })
+	if err := acc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() string {
+		_, body, err := e.db.AccountState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	if s := snapshot(); !strings.Contains(s, "u-erase-7781") || !strings.Contains(s, "u-keep-1") {
+		t.Fatalf("the accounts' checkpoint does not hold both members before the erasure: %.200q", s)
+	}
+	e.svc.Derived = []erasure.Forgetter{acc}
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request"); err != nil {
+		t.Fatal(err)
+	}
+	_, live, err := acc.Model.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, b := range map[string]string{"the model": string(live), "the checkpoint": snapshot()} {
+		if strings.Contains(b, "u-erase-7781") || strings.Contains(b, "Erasable Procurement") {
+			t.Errorf("%s still holds the erased person", what)
+		}
+		if !strings.Contains(b, "u-keep-1") {
+			t.Errorf("%s lost the other member", what)
+		}
+	}
+	if err := e.proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range []string{"u-erase-7781", "Erasable Procurement", "zhang.erasable"} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s still holds %q", filepath.Base(f), s)
+			}
+		}
 	}
 }

@@ -40,6 +40,21 @@ type Service struct {
 	// Drops, when set, removes the person's rows from the files scheduled
 	// deliveries left in the drop directory (delivery.Service.EraseRows).
 	Drops DropEraser
+	// Derived are models kept beside the store that hold what the erased
+	// events made (the accounts: account.Service.Forget): each re-derives
+	// itself from the log once the events are tombstones.
+	Derived []Forgetter
+}
+
+// Forgetter re-derives a model from the log after an erasure.
+type Forgetter interface {
+	Forget(ctx context.Context) error
+}
+
+// freePageWiper is a store that can overwrite its free space (SQLite:
+// what the Derived models' rewritten checkpoints freed).
+type freePageWiper interface {
+	WipeFreePages(ctx context.Context) error
 }
 
 // DropEraser removes an erased person's rows from delivered files.
@@ -94,6 +109,16 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 	}
 	if s.Suppressor != nil {
 		s.Suppressor.Add(s.Suppressor.KeyID(), rc.Suppressed)
+	}
+	for _, d := range s.Derived {
+		if err := d.Forget(ctx); err != nil {
+			return nil, portrait.Wrap(err, "the profile is erased, but a model derived from its events could not forget it")
+		}
+	}
+	if w, ok := s.Store.(freePageWiper); ok && len(s.Derived) > 0 {
+		if err := w.WipeFreePages(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if s.Drops != nil {
 		// A scheduled delivery may have written the person between the

@@ -284,6 +284,22 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 // (TestEraseLeavesNoEarlierVersions).
 const secureDeleteMode = "FAST"
 
+// WipeFreePages overwrites the free pages of both files with zeros
+// (wipeFreePages): after an erasure, what a rewritten checkpoint of a
+// model derived from the erased events (the accounts) freed.
+func (db *DB) WipeFreePages(ctx context.Context) error {
+	for _, d := range []*sql.DB{db.logW, db.stateW} {
+		if err := db.secureTx(ctx, d, func(tx *sql.Tx) error {
+			_, err := wipeFreePages(ctx, tx)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	db.truncateWALs(ctx)
+	return nil
+}
+
 // wipeFreePages overwrites every page on the file's free list with zeros,
 // within tx (which must run with secure_delete on): a table of zero blobs
 // takes the free pages (SQLite reuses them before it grows the file) and

@@ -129,7 +129,7 @@ func (a *App) wireErasure(ctx context.Context) error {
 	if a.HTTP.Deliveries != nil { // the files in this node's drop directory
 		svc.Drops = a.HTTP.Deliveries
 	}
-	a.HTTP.Erasure = svc
+	a.HTTP.Erasure, a.erasure = svc, svc
 	if a.shared { // nodes: an erasure rewrites profiles, on the applier only
 		a.eraseHere = a.HTTP.Erasure
 		a.HTTP.Erasure = &applierErasure{ErasureService: a.HTTP.Erasure, a: a}
