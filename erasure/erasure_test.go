@@ -118,7 +118,7 @@ func profiles(t *testing.T, db *sqlite.DB) map[string]string {
 // The person to erase, in every form the test looks for afterwards.
 var secrets = []string{
 	"u-erase-7781", "anon-erase-4410", "zhang.erasable@example.com", "Zhang.Erasable@Example.com",
-	"13800138000", "Zhang Erasable", "Hangzhou Xihu Erasable Road 9",
+	"13800138000", "Zhang Erasable", "Hangzhou Xihu Erasable Road 9", "Erasablecity Qq",
 }
 
 // TestEraseLeavesNoTrace erases one person of two and then reads every
@@ -143,7 +143,10 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	}
 	e.send(t, evs, rej)
 	// An import summary shows a refused value of the person as an example.
-	if err := e.db.SaveImport(ctx, "imp-1", "crm", "done", []byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate","key":"dup"},{"row":4,"value":"li.kept@example.com","reason":"duplicate","key":"dup"}]}`)); err != nil {
+	// A refused value that is no identifier (a city) is found by its row's
+	// event (importer.Example.MessageID).
+	if err := e.db.SaveImport(ctx, "imp-1", "crm", "done", []byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate","key":"dup"},{"row":4,"value":"li.kept@example.com","reason":"duplicate","key":"dup"},`+
+		`{"row":5,"field":"trait:city","value":"Erasablecity Qq","reason":"city: not a known city","key":"city","message_id":"m-a3"},{"row":6,"field":"trait:city","value":"Keptcity Qq","reason":"city: not a known city","key":"city","message_id":"m-b1"}]}`)); err != nil {
 		t.Fatal(err)
 	}
 	e.catchUp(t)
@@ -171,7 +174,8 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	if err != nil || kept.Traits["name"].Value != "Li Kept" || kept.EventCount != 2 {
 		t.Fatalf("the other person was harmed: %+v %v", kept, err)
 	}
-	if sum, _ := e.db.ImportSummary(ctx, "imp-1"); !json.Valid(sum) || !bytes.Contains(sum, []byte("li.kept@example.com")) || !bytes.Contains(sum, []byte(`"[erased]"`)) {
+	if sum, _ := e.db.ImportSummary(ctx, "imp-1"); !json.Valid(sum) || !bytes.Contains(sum, []byte("li.kept@example.com")) || !bytes.Contains(sum, []byte(`"[erased]"`)) ||
+		bytes.Contains(sum, []byte("Erasablecity")) || !bytes.Contains(sum, []byte("Keptcity Qq")) || rc.Removed["import_examples"] != 1 {
 		t.Errorf("import summary after erasure: %s", sum)
 	}
 	receipts, err := e.svc.Receipts(ctx, 10)

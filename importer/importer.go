@@ -142,6 +142,9 @@ type Example struct {
 	Reason      string `json:"reason"`
 	// Key is the reason as counted in Reasons or Invalid.
 	Key string `json:"key"`
+	// MessageID is the row's event: an erasure of its person finds the
+	// example by it, since the value is no identifier of theirs.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // Bounds of Summary.Examples: a file of a million bad rows gives a summary
@@ -555,7 +558,7 @@ func (im *Importer) convertRow(row *Row, m *Mapping, opt Options, chk *checked, 
 		fieldStats(sum, p.Field).Invalid++
 		key := p.Field + ": " + reasonKey(p.Reason)
 		sum.Invalid[key]++
-		sum.example(Example{Row: row.Num, Field: p.Field, Column: p.Column, Value: p.Value, Reason: p.Reason, Key: key})
+		sum.example(Example{Row: row.Num, Field: p.Field, Column: p.Column, Value: p.Value, Reason: p.Reason, Key: key, MessageID: msgID})
 	}
 	if c.reject != "" {
 		return nil, im.quarantine(row, opt, sum.File, msgID, c.reject, nil, receivedAt), nil

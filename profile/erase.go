@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -183,4 +184,44 @@ func SortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
 		return out[i].Value < out[j].Value
 	})
 	return out
+}
+
+// EraseRowExamples takes an erased person's values out of an import
+// summary's examples (importer.Example): each example that names, by
+// message_id, the event of one of ids (the person's events, by their
+// message ids before the erasure) gets "[erased]" for its value and loses
+// the id. A value that is none of the person's identifiers (a refused city,
+// a birthday that was no date) cannot be found by value, only by the row
+// it came from. It returns the summary unchanged and 0 when nothing
+// matched (or it is not a summary).
+func EraseRowExamples(summary []byte, ids map[string]bool) ([]byte, int) {
+	if len(ids) == 0 || !bytes.Contains(summary, []byte(`"message_id"`)) {
+		return summary, 0
+	}
+	var doc map[string]any
+	if json.Unmarshal(summary, &doc) != nil {
+		return summary, 0
+	}
+	exs, _ := doc["examples"].([]any)
+	n := 0
+	for _, x := range exs {
+		ex, _ := x.(map[string]any)
+		id, _ := ex["message_id"].(string)
+		if id == "" || !ids[id] {
+			continue
+		}
+		delete(ex, "message_id")
+		if _, ok := ex["value"]; ok {
+			ex["value"] = "[erased]"
+		}
+		n++
+	}
+	if n == 0 {
+		return summary, 0
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return summary, 0
+	}
+	return out, n
 }

@@ -160,6 +160,14 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			return err
 		}
 		rc.Removed["import_summaries"] += k
+		// Examples of the person's rows whose value is not an identifier
+		// (a refused city): found by the row's event.
+		if k, err = db.eraseRowExamples(ctx, tx, events); err != nil {
+			return err
+		}
+		if k > 0 {
+			rc.Removed["import_examples"] = k
+		}
 		for _, step := range []struct{ what, query string }{
 			{"segment_history", `DELETE FROM segment_events WHERE profile_id = ?`},
 			{"linkage_decisions", `DELETE FROM linkage_decisions WHERE id IN (SELECT id FROM linkage_candidates WHERE instr(CAST(doc AS TEXT), ?) > 0)`},
@@ -272,6 +280,59 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	}
 	db.truncateWALs(ctx)
 	return rc, nil
+}
+
+// eraseRowExamples replaces the values of import examples that name one of
+// events by its message id (profile.EraseRowExamples), in every summary,
+// sealed or not; it returns the examples erased. The imports table holds a
+// row per import, so it is read whole.
+func (db *DB) eraseRowExamples(ctx context.Context, tx *sql.Tx, events []*portrait.Event) (int, error) {
+	ids := make(map[string]bool, len(events))
+	for _, e := range events {
+		ids[e.MessageID] = true
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT rowid, summary FROM imports`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	type upd struct {
+		rowid int64
+		doc   []byte
+	}
+	var ups []upd
+	total := 0
+	for rows.Next() {
+		var rowid int64
+		var stored []byte
+		if err := rows.Scan(&rowid, &stored); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+		doc, err := db.sealer.OpenBlob(stored, datakey.BlobImport)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if out, n := profile.EraseRowExamples(doc, ids); n > 0 {
+			if !bytes.Equal(doc, stored) { // it was sealed: so it stays
+				out = db.sealer.SealBlob(out, datakey.BlobImport)
+			}
+			ups = append(ups, upd{rowid, out})
+			total += n
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	for _, u := range ups {
+		if _, err := tx.ExecContext(ctx, `UPDATE imports SET summary = ? WHERE rowid = ?`, u.doc, u.rowid); err != nil {
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+	}
+	return total, nil
 }
 
 // secureDeleteMode is every connection's secure_delete. FAST zeroes what
