@@ -418,8 +418,16 @@ func TestEraseReachesTheAccounts(t *testing.T) {
 		grp("m-a2", "u-erase-7781", time.Minute),
 		event("m-b1", portrait.EventIdentify, "u-keep-1", "", 2*time.Minute, `{"email":"li.kept@acme.example.cn","buying_role":"user"}`),
 		grp("m-b2", "u-keep-1", 3*time.Minute),
+		// The log ends with the person's events: after the erasure its
+		// tail is tombstones, which a reader of the log does not see.
+		event("m-a3", portrait.EventTrack, "u-erase-7781", "", 4*time.Minute, ""),
+		event("m-a4", portrait.EventIdentify, "u-erase-7781", "", 5*time.Minute, `{"title":"Erasable Procurement Head"}`),
 	}, nil)
 	e.catchUp(t)
+	for i := 0; i < 3; i++ { // later commits of its own that the accounts read
+		e.send(t, []*portrait.Event{event(fmt.Sprintf("m-a%d", 5+i), portrait.EventIdentify, "u-erase-7781", "", time.Duration(6+i)*time.Minute, `{"buying_role":"economic_buyer"}`)}, nil)
+		e.catchUp(t)
+	}
 	acc := account.NewService(e.db, e.db, func() time.Time { return t0.Add(72 * time.Hour) })
 	if err := acc.Load(ctx); err != nil {
 		t.Fatal(err)
