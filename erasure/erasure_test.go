@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,10 +20,12 @@ import (
 	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/search"
 	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/tracking"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -473,5 +476,44 @@ func TestEraseReachesTheAccounts(t *testing.T) {
 				t.Errorf("%s still holds %q", filepath.Base(f), s)
 			}
 		}
+	}
+}
+
+// An import of rows naming an erased person drops them as the tracking API
+// does, and its summary counts them as suppressed. Probed, the summary
+// counted them as duplicates (the log leaves a duplicate's Seq 0, and a
+// dropped event's too), which tells the operator nothing happened to rows
+// that were in fact refused.
+func TestImportCountsSuppressedRows(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	e.send(t, []*portrait.Event{event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@example.com"}`)}, nil)
+	e.catchUp(t)
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request"); err != nil {
+		t.Fatal(err)
+	}
+	file := []byte("user_id,email\nu-new-1,zhang.erasable@example.com\nu-erase-7781,\nu-new-2,new.person@example.com\n")
+	m, err := importer.ParseMapping([]byte("identity: {user_id: user_id}\ncolumns:\n  - {column: email, trait: email, kind: email}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := &importer.Importer{Log: e.sup, Runs: e.db, Parser: tracking.New()}
+	sum, err := im.Import(ctx, importer.Input{Name: "crm.csv", Size: int64(len(file)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(file)), nil }},
+		importer.Options{Source: "crm", Format: "csv", Mapping: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Suppressed != 2 || sum.Accepted != 1 || sum.Duplicates != 0 || sum.Rows != sum.Accepted+sum.Duplicates+sum.Quarantined+sum.Suppressed {
+		t.Errorf("summary: %d rows, %d accepted, %d duplicates, %d quarantined, %d suppressed; want 2 suppressed, 1 accepted", sum.Rows, sum.Accepted, sum.Duplicates, sum.Quarantined, sum.Suppressed)
+	}
+	// Imported again: the new row is a duplicate now, the others still suppressed.
+	sum, err = im.Import(ctx, importer.Input{Name: "crm.csv", Size: int64(len(file)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(file)), nil }},
+		importer.Options{Source: "crm", Format: "csv", Mapping: m, ID: "again"})
+	if err != nil || sum.Suppressed != 2 || sum.Duplicates != 1 {
+		t.Errorf("again: %d duplicates, %d suppressed, %v", sum.Duplicates, sum.Suppressed, err)
 	}
 }
