@@ -474,6 +474,20 @@ func checkWorksheetRows(data []byte, lim Limits) error {
 	budget := lim.XLSXUnzipBytes
 	for _, f := range zr.File {
 		name := strings.ToLower(f.Name)
+		if name == "xl/sharedstrings.xml" && lim.XLSXSharedStringsBytes > 0 {
+			// Read whole by excelize at open: measured, not trusted
+			// from the directory.
+			rc, err := f.Open()
+			if err != nil {
+				return nil
+			}
+			n, _ := io.Copy(io.Discard, io.LimitReader(rc, lim.XLSXSharedStringsBytes+1))
+			rc.Close()
+			if n > lim.XLSXSharedStringsBytes {
+				return fileErr("the workbook's text (its shared strings) is over %d MiB: save it as CSV, or split it", lim.XLSXSharedStringsBytes>>20)
+			}
+			continue
+		}
 		if !strings.HasPrefix(name, "xl/worksheets/") || !strings.HasSuffix(name, ".xml") {
 			continue
 		}
