@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -151,4 +153,64 @@ func (c *AuditChain) Next(seq int64, body, prev, hash string) error {
 	c.last = hash
 	c.Verified++
 	return nil
+}
+
+// AuditHead names a record of the chain by its sequence number and hash:
+// the last one when VerifyAuditFrom reports it. Kept outside the store (a
+// ticket, a log shipped elsewhere, an auditor's notes) it is an anchor: a
+// chain can only be checked against what it claims of itself, so someone
+// with the database can cut records off its end, or edit a record and
+// re-hash every record after it, and the chain still verifies; neither
+// keeps a record whose hash an anchor holds.
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// ParseAuditHead reads an anchor written as "SEQ:HASH".
+func ParseAuditHead(s string) (AuditHead, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n <= 0 || len(hash) != 64 {
+		return AuditHead{}, Errorf(EINVALID, "an audit anchor is SEQ:HASH (a record's sequence number and its 64-digit hash, as verify reports the head), not %q", s)
+	}
+	return AuditHead{Seq: n, Hash: strings.ToLower(hash)}, nil
+}
+
+// String writes the head as ParseAuditHead reads it.
+func (h AuditHead) String() string { return strconv.FormatInt(h.Seq, 10) + ":" + h.Hash }
+
+// VerifyAuditAnchored recomputes the chain (VerifyAudit) and returns its
+// head, the last record; with anchors, each must still be in the chain
+// with the hash it had: a log that now ends before an anchor lost records
+// from its end, a record whose hash differs was rewritten.
+func VerifyAuditAnchored(ctx context.Context, log AuditLog, anchors ...AuditHead) (AuditHead, int64, error) {
+	n, err := log.VerifyAudit(ctx)
+	if err != nil {
+		return AuditHead{}, n, err
+	}
+	var head AuditHead
+	if n > 0 {
+		last, err := log.ListAudit(ctx, AuditFilter{After: n - 1, Limit: 1})
+		if err != nil {
+			return AuditHead{}, n, err
+		}
+		if len(last) != 1 || last[0].Seq != n {
+			return AuditHead{}, n, Errorf(ECONFLICT, "audit record %d, the last one verified, cannot be read back", n)
+		}
+		head = AuditHead{Seq: n, Hash: last[0].Hash}
+	}
+	for _, a := range anchors {
+		if a.Seq > n {
+			return head, n, Errorf(ECONFLICT, "the audit log ends at record %d, before the anchor's record %d: records were removed from its end", n, a.Seq)
+		}
+		got, err := log.ListAudit(ctx, AuditFilter{After: a.Seq - 1, Limit: 1})
+		if err != nil {
+			return head, n, err
+		}
+		if len(got) != 1 || got[0].Seq != a.Seq || got[0].Hash != a.Hash {
+			return head, n, Errorf(ECONFLICT, "audit record %d does not have the anchor's hash: the chain was rewritten from there or before", a.Seq)
+		}
+	}
+	return head, n, nil
 }

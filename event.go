@@ -115,9 +115,14 @@ type AppendResult struct {
 	Duplicates int
 	LastSeq    int64
 	// Suppressed counts events dropped before the log because they carry
-	// an erased person's identifier (erasure.Suppressor).
+	// an erased person's identifier (erasure.Suppressor); each such event's
+	// Seq is set to SeqSuppressed, so that a caller counting per event (an
+	// import) tells them from duplicates, whose Seq stays 0.
 	Suppressed int
 }
+
+// SeqSuppressed marks an event the suppression list dropped before the log.
+const SeqSuppressed = -1
 
 // EventLog is the durable, messageId-idempotent log of accepted events.
 // Append returns only once the events are committed to stable storage.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/segment"
 )
 
 // Target kinds.
@@ -400,13 +401,7 @@ func (s *Service) send(ctx context.Context, d *Delivery, run *Run, now time.Time
 			data = s.Sealer.SealBlob(data, datakey.BlobDelivery)
 		}
 		path := filepath.Join(s.Dir, name)
-		tmp := path + ".part"
-		// written under another name, then renamed: a reader of the drop
-		// never sees half a file
-		if err := os.WriteFile(tmp, data, 0o640); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := writeDropFile(s.Dir, path, data); err != nil {
 			return err
 		}
 		run.Where = path
@@ -502,15 +497,120 @@ func ResealDir(dir string, s Sealer, current string) (int, error) {
 		if err != nil {
 			return n, portrait.Errorf(portrait.ErrorCode(err), "%s: %s", filepath.Base(f), portrait.ErrorMessage(err))
 		}
-		if err := os.WriteFile(f+".part", s.SealBlob(plain, datakey.BlobDelivery), 0o640); err != nil {
-			return n, err
-		}
-		if err := os.Rename(f+".part", f); err != nil {
+		if err := writeDropFile(dir, f, s.SealBlob(plain, datakey.BlobDelivery)); err != nil {
 			return n, err
 		}
 		n++
 	}
 	return n, nil
+}
+
+// writeDropFile writes a file of the drop under another name, then renames
+// it: a reader of the drop never sees half a file. The files hold members'
+// phones and emails: owner-only (0600, the directory 0700 when this creates
+// it), like every data file.
+func writeDropFile(dir, path string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".part"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	// WriteFile keeps the mode of a file left by an earlier attempt.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// EraseRows removes from every file of the drop the rows that name one of
+// an erased person's identifiers, in any form a delivery writes it (as
+// stored, in the activation form, or hashed: segment.ActivationForm,
+// segment.HashIdentifier), and rewrites those files whole (sealed again
+// when they were). It returns the files rewritten and the rows removed.
+// The drop is where another system picks files up; what it copied before
+// the erasure is beyond Portrait's reach.
+func (s *Service) EraseRows(ctx context.Context, ids []portrait.Identifier) (files, rows int, err error) {
+	if s.Dir == "" || len(ids) == 0 {
+		return 0, 0, nil
+	}
+	needles := map[string]bool{}
+	for _, id := range ids {
+		if id.Value == "" {
+			continue
+		}
+		needles[id.Value] = true
+		needles[segment.ActivationForm(id.Type, id.Value)] = true
+		needles[segment.HashIdentifier(id.Type, id.Value)] = true
+	}
+	names, err := filepath.Glob(filepath.Join(s.Dir, "*.csv*"))
+	if err != nil {
+		return 0, 0, err
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		if err := ctx.Err(); err != nil {
+			return files, rows, err
+		}
+		sealed := strings.HasSuffix(f, ".csv"+SealedSuffix)
+		if !sealed && !strings.HasSuffix(f, ".csv") {
+			continue // a .part being written, or not ours
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return files, rows, err
+		}
+		if sealed {
+			if s.Sealer == nil {
+				return files, rows, portrait.Errorf(portrait.EUNAVAILABLE, "%s is sealed and no data key is configured: the erasure cannot read it", filepath.Base(f))
+			}
+			if data, err = s.Sealer.OpenBlob(data, datakey.BlobDelivery); err != nil {
+				return files, rows, err
+			}
+		}
+		r := csv.NewReader(bytes.NewReader(data))
+		r.FieldsPerRecord = -1
+		recs, err := r.ReadAll()
+		if err != nil {
+			return files, rows, portrait.Errorf(portrait.EINTERNAL, "%s cannot be read as CSV: %v", filepath.Base(f), err)
+		}
+		kept := recs[:0]
+		removed := 0
+		for i, rec := range recs {
+			hit := false
+			for _, c := range rec {
+				if i > 0 && needles[c] {
+					hit = true
+					break
+				}
+			}
+			if hit {
+				removed++
+				continue
+			}
+			kept = append(kept, rec)
+		}
+		if removed == 0 {
+			continue
+		}
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		w.WriteAll(kept)
+		out := buf.Bytes()
+		if sealed {
+			out = s.Sealer.SealBlob(out, datakey.BlobDelivery)
+		}
+		if err := writeDropFile(s.Dir, f, out); err != nil {
+			return files, rows, err
+		}
+		files++
+		rows += removed
+	}
+	return files, rows, nil
 }
 
 // sendTimeout bounds a claimed slot's send, which no lease loss cancels.

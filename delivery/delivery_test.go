@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 	natsbus "github.com/portrait-cdp/portrait/nats"
+	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 )
@@ -246,5 +247,84 @@ func TestEachSendCarriesAnIdempotencyKey(t *testing.T) {
 	runs, err := db.DeliveryRuns(ctx, d.ID, -1)
 	if err != nil || len(runs) != 3 || runs[0].Slot != 2 || runs[1].Slot != 0 || runs[2].Slot != 1 {
 		t.Errorf("runs recorded: %d %v", len(runs), err)
+	}
+}
+
+// An erased person's rows leave the drop: the files a file delivery wrote
+// (in clear, hashed, sealed) are rewritten without the rows naming any of
+// the person's identifiers, the other members kept; the files are
+// owner-only, and so is a drop directory the service creates.
+func TestErasedPersonLeavesTheDrop(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	people := func(_ context.Context, d *delivery.Delivery) (*delivery.Content, error) {
+		row := func(phone, email string) []string {
+			if d.Hash {
+				return []string{segment.HashIdentifier("phone", phone), segment.HashIdentifier("email", email)}
+			}
+			return []string{segment.ActivationForm("phone", phone), segment.ActivationForm("email", email)}
+		}
+		return &delivery.Content{Header: []string{"phone", "email"}, Rows: [][]string{
+			row("+8613912345678", "erase.me@example.com"), row("+8613700000001", "keep.me@example.com"),
+		}}, nil
+	}
+	line, _ := datakey.NewKeyLine("k1")
+	ring, _ := datakey.Parse([]byte(line))
+	var wrote []string
+	for _, c := range []struct {
+		name   string
+		hash   bool
+		sealer delivery.Sealer
+	}{{"plain", false, nil}, {"hashed", true, nil}, {"sealed", false, &datakey.Sealer{Ring: ring}}} {
+		s := delivery.NewService(db, people)
+		s.Dir, s.Sealer = filepath.Join(t.TempDir(), "drop"), c.sealer
+		d, err := s.Create(ctx, &delivery.Delivery{Segment: "seg_a", Identifiers: []string{"phone", "email"}, Hash: c.hash, Target: delivery.Target{Kind: delivery.File, Name: c.name}, EveryText: "24h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := s.Deliver(ctx, d)
+		if run.Status != "ok" {
+			t.Fatalf("%s: run %+v", c.name, run)
+		}
+		wrote = append(wrote, run.Where)
+		for _, p := range []string{s.Dir, run.Where} {
+			if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s: %s is not owner-only: %v %v", c.name, p, st.Mode().Perm(), err)
+			}
+		}
+		files, rows, err := s.EraseRows(ctx, []portrait.Identifier{{Type: "phone", Value: "+8613912345678"}, {Type: "email", Value: "erase.me@example.com"}})
+		if err != nil || files != 1 || rows != 1 {
+			t.Errorf("%s: EraseRows gave %d files, %d rows, %v; want 1, 1", c.name, files, rows, err)
+		}
+		_, got, err := s.File(ctx, d.ID, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := os.ReadFile(run.Where)
+		for _, gone := range []string{"13912345678", "erase.me", segment.HashIdentifier("phone", "+8613912345678"), segment.HashIdentifier("email", "erase.me@example.com")} {
+			if strings.Contains(string(got), gone) || strings.Contains(string(raw), gone) {
+				t.Errorf("%s: the drop still holds %q: %q", c.name, gone, got)
+			}
+		}
+		keep := "keep.me@example.com"
+		if c.hash {
+			keep = segment.HashIdentifier("email", keep)
+		}
+		if !strings.HasPrefix(string(got), "phone,email\n") || !strings.Contains(string(got), keep) {
+			t.Errorf("%s: the other member or the header is gone: %q", c.name, got)
+		}
+		if st, err := os.Stat(run.Where); err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: the rewritten file is not owner-only: %v", c.name, err)
+		}
+		if files, rows, err := s.EraseRows(ctx, []portrait.Identifier{{Type: "phone", Value: "+8613912345678"}}); files != 0 || rows != 0 || err != nil {
+			t.Errorf("%s: a second pass rewrote %d files, %d rows, %v", c.name, files, rows, err)
+		}
+	}
+	if len(wrote) != 3 || !strings.HasSuffix(wrote[2], delivery.SealedSuffix) {
+		t.Errorf("files written: %v", wrote)
 	}
 }

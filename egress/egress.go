@@ -71,7 +71,21 @@ var special = []struct {
 	{netip.MustParsePrefix("192.0.0.0/24"), "a protocol-assignment address"},
 	{netip.MustParsePrefix("198.18.0.0/15"), "a benchmarking address"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "a NAT64 address"},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "a NAT64 address"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved or broadcast address"},
+	{netip.MustParsePrefix("192.88.99.0/24"), "a 6to4 relay address"},
+	// Teredo tunnels to an IPv4 address written into the IPv6 one
+	// (obfuscated); no receiver of a webhook needs it.
+	{netip.MustParsePrefix("2001::/32"), "a Teredo tunnel address"},
 }
+
+// sixToFour holds IPv6 addresses that carry an IPv4 address a host may
+// route to (6to4 at bits 16–47, IPv4-compatible in the low 32 bits): the
+// IPv4 address inside is judged as itself.
+var (
+	sixToFour  = netip.MustParsePrefix("2002::/16")
+	compatible = netip.MustParsePrefix("::/96")
+)
 
 // Refusal says why ip may not be reached ("" when it may).
 func (g *Guard) Refusal(ip netip.Addr) string {
@@ -101,6 +115,17 @@ func (g *Guard) Refusal(ip netip.Addr) string {
 	for _, s := range special {
 		if s.p.Contains(ip) {
 			return s.reason
+		}
+	}
+	if ip.Is6() && (sixToFour.Contains(ip) || compatible.Contains(ip)) {
+		b := ip.As16()
+		v4 := netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+		kind := "an IPv4-compatible address"
+		if sixToFour.Contains(ip) {
+			v4, kind = netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), "a 6to4 address"
+		}
+		if why := g.Refusal(v4); why != "" {
+			return kind + " holding " + v4.String() + ", " + why
 		}
 	}
 	return ""

@@ -4,20 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/clean"
+	"github.com/portrait-cdp/portrait/delivery"
 	"github.com/portrait-cdp/portrait/erasure"
 	"github.com/portrait-cdp/portrait/identity"
+	"github.com/portrait-cdp/portrait/importer"
 	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/search"
+	"github.com/portrait-cdp/portrait/segment"
 	"github.com/portrait-cdp/portrait/sqlite"
+	"github.com/portrait-cdp/portrait/tracking"
 )
 
 var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
@@ -113,7 +121,7 @@ func profiles(t *testing.T, db *sqlite.DB) map[string]string {
 // The person to erase, in every form the test looks for afterwards.
 var secrets = []string{
 	"u-erase-7781", "anon-erase-4410", "zhang.erasable@example.com", "Zhang.Erasable@Example.com",
-	"13800138000", "Zhang Erasable", "Hangzhou Xihu Erasable Road 9",
+	"13800138000", "Zhang Erasable", "Hangzhou Xihu Erasable Road 9", "Erasablecity Qq",
 }
 
 // TestEraseLeavesNoTrace erases one person of two and then reads every
@@ -138,7 +146,10 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	}
 	e.send(t, evs, rej)
 	// An import summary shows a refused value of the person as an example.
-	if err := e.db.SaveImport(ctx, "imp-1", "crm", "done", []byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate","key":"dup"},{"row":4,"value":"li.kept@example.com","reason":"duplicate","key":"dup"}]}`)); err != nil {
+	// A refused value that is no identifier (a city) is found by its row's
+	// event (importer.Example.MessageID).
+	if err := e.db.SaveImport(ctx, "imp-1", "crm", "done", []byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate","key":"dup"},{"row":4,"value":"li.kept@example.com","reason":"duplicate","key":"dup"},`+
+		`{"row":5,"field":"trait:city","value":"Erasablecity Qq","reason":"city: not a known city","key":"city","message_id":"m-a3"},{"row":6,"field":"trait:city","value":"Keptcity Qq","reason":"city: not a known city","key":"city","message_id":"m-b1"}]}`)); err != nil {
 		t.Fatal(err)
 	}
 	e.catchUp(t)
@@ -166,7 +177,8 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 	if err != nil || kept.Traits["name"].Value != "Li Kept" || kept.EventCount != 2 {
 		t.Fatalf("the other person was harmed: %+v %v", kept, err)
 	}
-	if sum, _ := e.db.ImportSummary(ctx, "imp-1"); !json.Valid(sum) || !bytes.Contains(sum, []byte("li.kept@example.com")) || !bytes.Contains(sum, []byte(`"[erased]"`)) {
+	if sum, _ := e.db.ImportSummary(ctx, "imp-1"); !json.Valid(sum) || !bytes.Contains(sum, []byte("li.kept@example.com")) || !bytes.Contains(sum, []byte(`"[erased]"`)) ||
+		bytes.Contains(sum, []byte("Erasablecity")) || !bytes.Contains(sum, []byte("Keptcity Qq")) || rc.Removed["import_examples"] != 1 {
 		t.Errorf("import summary after erasure: %s", sum)
 	}
 	receipts, err := e.svc.Receipts(ctx, 10)
@@ -261,5 +273,247 @@ func TestDataFilesArePrivate(t *testing.T) {
 	}
 	if st, _ := os.Stat(e.dir); st.Mode().Perm()&0o077 != 0 {
 		t.Logf("the test's own temp dir is %v (sqlite.Open does not create it)", st.Mode().Perm())
+	}
+}
+
+// TestEraseLeavesNoEarlierVersions: a profile written many times (one
+// commit per event, as a live server writes it) leaves its earlier
+// versions in the file's free space, which the erasure's own
+// secure_delete does not reach (it zeroes only what it frees itself).
+// After the erasure, and before any VACUUM, no byte of any file may hold
+// the person.
+func TestEraseLeavesNoEarlierVersions(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	e.send(t, []*portrait.Event{event("m-b1", portrait.EventIdentify, "u-keep-1", "", 0, `{"email":"li.kept@example.com","name":"Li Kept"}`)}, nil)
+	e.catchUp(t)
+	traits := `{"email":"Zhang.Erasable@Example.com","phone":"138 0013 8000","name":"Zhang Erasable","address":"Hangzhou Xihu Erasable Road 9"}`
+	// A long free text spills into overflow pages, which a page's own
+	// zeroing does not cover.
+	long, _ := json.Marshal(map[string]any{"bio": strings.Repeat("Zhang Erasable likes tea. ", 300), "name": "Zhang Erasable"})
+	for i := 0; i < 120; i++ {
+		var ev *portrait.Event
+		switch {
+		case i%10 == 5:
+			ev = event(fmt.Sprintf("m-a%d", i), portrait.EventIdentify, "u-erase-7781", "", time.Duration(i)*time.Minute, string(long))
+		case i%3 == 0:
+			ev = event(fmt.Sprintf("m-a%d", i), portrait.EventIdentify, "u-erase-7781", "anon-erase-4410", time.Duration(i)*time.Minute, traits)
+		default:
+			ev = event(fmt.Sprintf("m-a%d", i), portrait.EventTrack, "u-erase-7781", "", time.Duration(i)*time.Minute, "")
+		}
+		if i%7 == 0 { // the other person too, so pages hold both
+			e.send(t, []*portrait.Event{event(fmt.Sprintf("m-b%d", i+2), portrait.EventTrack, "u-keep-1", "", time.Duration(i)*time.Minute, "")}, nil)
+		}
+		e.send(t, []*portrait.Event{ev}, nil)
+		e.catchUp(t) // one state commit per event: the document is rewritten each time
+		if err := e.proc.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	sort.Strings(files)
+	sawKept := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sawKept = sawKept || bytes.Contains(b, []byte("Li Kept"))
+		for _, s := range secrets {
+			if n := bytes.Count(b, []byte(s)); n > 0 {
+				t.Errorf("after erasure, before any VACUUM: %s still holds %q (%d times)", filepath.Base(f), s, n)
+			}
+		}
+	}
+	if !sawKept {
+		t.Fatal("the scan cannot see the other person: it proves nothing")
+	}
+}
+
+// An erasure takes the person out of the files scheduled deliveries left
+// in the drop, and its receipt counts the rows (they were left there,
+// phones and emails in clear, while the docs said nothing is on disk).
+func TestEraseReachesTheDeliveryDrop(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	e.send(t, []*portrait.Event{
+		event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@example.com","phone":"138 0013 8000"}`),
+		event("m-b1", portrait.EventIdentify, "u-keep-1", "", time.Minute, `{"email":"li.kept@example.com","phone":"13700000001"}`),
+	}, nil)
+	e.catchUp(t)
+	members := func(ctx context.Context, d *delivery.Delivery) (*delivery.Content, error) {
+		c := &delivery.Content{Header: []string{"phone", "email"}}
+		err := e.db.AllProfiles(ctx, func(p *portrait.Profile) error {
+			row := make([]string, 2)
+			for _, id := range p.Identifiers {
+				switch id.Type {
+				case "phone":
+					row[0] = segment.ActivationForm("phone", id.Value)
+				case "email":
+					row[1] = segment.ActivationForm("email", id.Value)
+				}
+			}
+			c.Rows = append(c.Rows, row)
+			return nil
+		})
+		return c, err
+	}
+	drop := delivery.NewService(e.db, members)
+	drop.Dir = filepath.Join(e.dir, "deliveries")
+	d, err := drop.Create(ctx, &delivery.Delivery{Segment: "seg_all", Identifiers: []string{"phone", "email"}, Target: delivery.Target{Kind: delivery.File, Name: "all"}, EveryText: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := drop.Deliver(ctx, d)
+	if b, _ := os.ReadFile(run.Where); run.Status != "ok" || !bytes.Contains(b, []byte("+8613800138000")) {
+		t.Fatalf("the delivery did not write the person: %+v %q", run, b)
+	}
+	e.svc.Drops = drop
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Removed["delivered_rows"] != 1 || profile.ReceiptHash(rc) != rc.Hash {
+		t.Errorf("receipt: removed %v, hash %s (want %s)", rc.Removed, rc.Hash, profile.ReceiptHash(rc))
+	}
+	b, _ := os.ReadFile(run.Where)
+	for _, s := range []string{"13800138000", "zhang.erasable"} {
+		if bytes.Contains(b, []byte(s)) {
+			t.Errorf("the delivered file still holds %q: %q", s, b)
+		}
+	}
+	if !bytes.Contains(b, []byte("li.kept@example.com")) {
+		t.Errorf("the other member left the file: %q", b)
+	}
+}
+
+// The accounts (issue 16) are derived from the log beside the profiles:
+// the person as a member of an account, with a buying role and a title,
+// their email domain, their engagement. Probed on a live server, the
+// accounts' checkpoint in state.db still named the erased person after
+// the erasure. With the accounts as a Derived model, the erasure rebuilds
+// them from the tombstoned log: the model, its checkpoint and the files no
+// longer hold the person; the other member stays.
+func TestEraseReachesTheAccounts(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	grp := func(msg, user string, at time.Duration) *portrait.Event {
+		ev := event(msg, portrait.EventGroup, user, "", at, `{"name":"Acme Trading","domain":"acme.example.cn"}`)
+		ev.GroupID = "acme-1"
+		return ev
+	}
+	e.send(t, []*portrait.Event{
+		event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@acme.example.cn","buying_role":"decision_maker","title":"Erasable Procurement Head"}`),
+		grp("m-a2", "u-erase-7781", time.Minute),
+		event("m-b1", portrait.EventIdentify, "u-keep-1", "", 2*time.Minute, `{"email":"li.kept@acme.example.cn","buying_role":"user"}`),
+		grp("m-b2", "u-keep-1", 3*time.Minute),
+		// The log ends with the person's events: after the erasure its
+		// tail is tombstones, which a reader of the log does not see.
+		event("m-a3", portrait.EventTrack, "u-erase-7781", "", 4*time.Minute, ""),
+		event("m-a4", portrait.EventIdentify, "u-erase-7781", "", 5*time.Minute, `{"title":"Erasable Procurement Head"}`),
+	}, nil)
+	e.catchUp(t)
+	for i := 0; i < 3; i++ { // later commits of its own that the accounts read
+		e.send(t, []*portrait.Event{event(fmt.Sprintf("m-a%d", 5+i), portrait.EventIdentify, "u-erase-7781", "", time.Duration(6+i)*time.Minute, `{"buying_role":"economic_buyer"}`)}, nil)
+		e.catchUp(t)
+	}
+	acc := account.NewService(e.db, e.db, func() time.Time { return t0.Add(72 * time.Hour) })
+	if err := acc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() string {
+		_, body, err := e.db.AccountState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	if s := snapshot(); !strings.Contains(s, "u-erase-7781") || !strings.Contains(s, "u-keep-1") {
+		t.Fatalf("the accounts' checkpoint does not hold both members before the erasure: %.200q", s)
+	}
+	e.svc.Derived = []erasure.Forgetter{acc}
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request"); err != nil {
+		t.Fatal(err)
+	}
+	_, live, err := acc.Model.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, b := range map[string]string{"the model": string(live), "the checkpoint": snapshot()} {
+		if strings.Contains(b, "u-erase-7781") || strings.Contains(b, "Erasable Procurement") {
+			t.Errorf("%s still holds the erased person", what)
+		}
+		if !strings.Contains(b, "u-keep-1") {
+			t.Errorf("%s lost the other member", what)
+		}
+	}
+	if err := e.proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range []string{"u-erase-7781", "Erasable Procurement", "zhang.erasable"} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s still holds %q", filepath.Base(f), s)
+			}
+		}
+	}
+}
+
+// An import of rows naming an erased person drops them as the tracking API
+// does, and its summary counts them as suppressed. Probed, the summary
+// counted them as duplicates (the log leaves a duplicate's Seq 0, and a
+// dropped event's too), which tells the operator nothing happened to rows
+// that were in fact refused.
+func TestImportCountsSuppressedRows(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	e.send(t, []*portrait.Event{event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@example.com"}`)}, nil)
+	e.catchUp(t)
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request"); err != nil {
+		t.Fatal(err)
+	}
+	file := []byte("user_id,email\nu-new-1,zhang.erasable@example.com\nu-erase-7781,\nu-new-2,new.person@example.com\n")
+	m, err := importer.ParseMapping([]byte("identity: {user_id: user_id}\ncolumns:\n  - {column: email, trait: email, kind: email}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := &importer.Importer{Log: e.sup, Runs: e.db, Parser: tracking.New()}
+	sum, err := im.Import(ctx, importer.Input{Name: "crm.csv", Size: int64(len(file)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(file)), nil }},
+		importer.Options{Source: "crm", Format: "csv", Mapping: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Suppressed != 2 || sum.Accepted != 1 || sum.Duplicates != 0 || sum.Rows != sum.Accepted+sum.Duplicates+sum.Quarantined+sum.Suppressed {
+		t.Errorf("summary: %d rows, %d accepted, %d duplicates, %d quarantined, %d suppressed; want 2 suppressed, 1 accepted", sum.Rows, sum.Accepted, sum.Duplicates, sum.Quarantined, sum.Suppressed)
+	}
+	// Imported again: the new row is a duplicate now, the others still suppressed.
+	sum, err = im.Import(ctx, importer.Input{Name: "crm.csv", Size: int64(len(file)), Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(file)), nil }},
+		importer.Options{Source: "crm", Format: "csv", Mapping: m, ID: "again"})
+	if err != nil || sum.Suppressed != 2 || sum.Duplicates != 1 {
+		t.Errorf("again: %d duplicates, %d suppressed, %v", sum.Duplicates, sum.Suppressed, err)
 	}
 }

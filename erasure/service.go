@@ -37,6 +37,29 @@ type Service struct {
 	Log   portrait.EventLog
 	Audit portrait.Auditor
 	Now   portrait.Clock
+	// Drops, when set, removes the person's rows from the files scheduled
+	// deliveries left in the drop directory (delivery.Service.EraseRows).
+	Drops DropEraser
+	// Derived are models kept beside the store that hold what the erased
+	// events made (the accounts: account.Service.Forget): each re-derives
+	// itself from the log once the events are tombstones.
+	Derived []Forgetter
+}
+
+// Forgetter re-derives a model from the log after an erasure.
+type Forgetter interface {
+	Forget(ctx context.Context) error
+}
+
+// freePageWiper is a store that can overwrite its free space (SQLite:
+// what the Derived models' rewritten checkpoints freed).
+type freePageWiper interface {
+	WipeFreePages(ctx context.Context) error
+}
+
+// DropEraser removes an erased person's rows from delivered files.
+type DropEraser interface {
+	EraseRows(ctx context.Context, ids []portrait.Identifier) (files, rows int, err error)
 }
 
 // Erase removes the profile id (or the one it was merged into).
@@ -65,6 +88,15 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 		s.Suppressor.Add(s.Suppressor.KeyID(), pre)
 	}
 	req := profile.Erasure{ID: receiptID, ProfileID: pr.ID, By: by, Reason: reason, At: s.now()}
+	if s.Drops != nil {
+		// Before the store: the receipt counts the rows. A delivery
+		// writing meanwhile is caught by the pass after it.
+		_, rows, err := s.Drops.EraseRows(ctx, pr.Identifiers)
+		if err != nil {
+			return nil, portrait.Wrap(err, "cannot erase the person from the delivery drop")
+		}
+		req.Removed = map[string]int{"delivered_rows": rows}
+	}
 	if s.Audit != nil {
 		// The store writes the record with the receipt, in one
 		// transaction (profile.Erasure.Audit), to its own audit log: the
@@ -77,6 +109,24 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 	}
 	if s.Suppressor != nil {
 		s.Suppressor.Add(s.Suppressor.KeyID(), rc.Suppressed)
+	}
+	for _, d := range s.Derived {
+		if err := d.Forget(ctx); err != nil {
+			return nil, portrait.Wrap(err, "the profile is erased, but a model derived from its events could not forget it")
+		}
+	}
+	if w, ok := s.Store.(freePageWiper); ok && len(s.Derived) > 0 {
+		if err := w.WipeFreePages(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if s.Drops != nil {
+		// A scheduled delivery may have written the person between the
+		// first pass and the erasure of the segment index; this pass's
+		// rows are not in the receipt, which is already sealed by its hash.
+		if _, _, err := s.Drops.EraseRows(ctx, pr.Identifiers); err != nil {
+			return nil, portrait.Wrap(err, "cannot erase the person from the delivery drop")
+		}
 	}
 	return rc, nil
 }

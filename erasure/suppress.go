@@ -239,6 +239,7 @@ func (s *Suppressor) Append(ctx context.Context, events []*portrait.Event, rejec
 		}
 		if hit != "" {
 			dropped[hit]++
+			e.Seq = portrait.SeqSuppressed
 			continue
 		}
 		kept = append(kept, e)

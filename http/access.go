@@ -81,7 +81,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, k *portrait.K
 	if rule.Personal || write {
 		action := "read"
 		switch {
-		case strings.HasSuffix(r.Pattern, "/export"):
+		case strings.HasSuffix(r.Pattern, "/export"), strings.HasSuffix(r.Pattern, "/runs/{run}/file"):
+			// A delivered file's download is an export too.
 			action = "export"
 		case write:
 			action = strings.ToLower(r.Method)

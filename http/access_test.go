@@ -495,8 +495,31 @@ func TestMaskingEveryOutputPath(t *testing.T) {
 	if !strings.Contains(string(out), "/export") {
 		t.Errorf("exports are not audited: %s", out)
 	}
-	if status, out := a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify", ""); status != http.StatusOK || !strings.Contains(string(out), `"ok":true`) {
-		t.Errorf("verify: %d %s", status, out)
+	status, out = a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify", "")
+	var verified struct {
+		OK   bool               `json:"ok"`
+		Head portrait.AuditHead `json:"head"`
+	}
+	json.Unmarshal(out, &verified)
+	if status != http.StatusOK || !verified.OK || verified.Head.Seq < 5 || len(verified.Head.Hash) != 64 {
+		t.Fatalf("verify: %d %s", status, out)
+	}
+	// The head, kept by the auditor, is an anchor for the next verify: the
+	// chain still holds it; an anchor past the end (records cut off) or
+	// with another hash (a re-hashed chain) is a conflict naming it.
+	if status, out := a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify?anchor="+verified.Head.String(), ""); status != http.StatusOK || !strings.Contains(string(out), `"anchors":1`) {
+		t.Errorf("verify against its own head: %d %s", status, out)
+	}
+	past := portrait.AuditHead{Seq: verified.Head.Seq + 1000, Hash: verified.Head.Hash}
+	if status, out := a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify?anchor="+past.String(), ""); status != http.StatusConflict || !strings.Contains(string(out), "removed from its end") {
+		t.Errorf("verify against an anchor past the end: %d %s", status, out)
+	}
+	other := portrait.AuditHead{Seq: verified.Head.Seq, Hash: strings.Repeat("0", 64)}
+	if status, out := a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify?anchor="+other.String(), ""); status != http.StatusConflict || !strings.Contains(string(out), "rewritten") {
+		t.Errorf("verify against another hash: %d %s", status, out)
+	}
+	if status, _ := a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit/verify?anchor=12", ""); status != http.StatusBadRequest {
+		t.Errorf("a malformed anchor: %d", status)
 	}
 }
 

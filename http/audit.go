@@ -62,11 +62,28 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request, _ *portrait
 	writeJSON(w, http.StatusOK, out)
 }
 
+// handleAuditVerify recomputes the chain and answers its head (seq and
+// hash), which an auditor keeps elsewhere and passes back as ?anchor=SEQ:HASH
+// (repeatable): a chain checked only against itself cannot show records
+// cut off its end, nor a record edited with every later hash recomputed.
 func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-	n, err := s.Audit.VerifyAudit(r.Context())
+	var anchors []portrait.AuditHead
+	for _, a := range r.URL.Query()["anchor"] {
+		h, err := portrait.ParseAuditHead(a)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		anchors = append(anchors, h)
+	}
+	head, n, err := portrait.VerifyAuditAnchored(r.Context(), s.Audit, anchors...)
 	if err != nil {
 		writeJSON(w, http.StatusConflict, map[string]any{"ok": false, "checked": n, "error": portrait.ErrorMessage(err)})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "checked": n})
+	out := map[string]any{"ok": true, "checked": n, "anchors": len(anchors)}
+	if head.Seq > 0 {
+		out["head"] = head
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -3,7 +3,9 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -98,6 +100,18 @@ func TestDeliveryMaskedToItsCreatorsClearance(t *testing.T) {
 	json.Unmarshal(out, &r)
 	if status != http.StatusOK || strings.Contains(file(&r), "13900130001") || !slices.Equal(r.Masked, []string{"phone", "email"}) {
 		t.Errorf("run now by a public caller: %d %s", status, out)
+	}
+
+	// Downloading a delivered file is an export of personal data, and the
+	// audit log says so (it recorded a "read": an auditor listing the
+	// exports missed it).
+	path := fmt.Sprintf("/v1/segment-deliveries/%s/runs/%d/file", high.ID, r.ID)
+	if status, out := a.call(t, a.tokens["marketing/public"], http.MethodGet, path, ""); status != http.StatusOK {
+		t.Fatalf("download: %d %.200s", status, out)
+	}
+	_, out = a.call(t, a.tokens["auditor/public"], http.MethodGet, "/v1/audit?action=export&target="+url.QueryEscape(path), "")
+	if !strings.Contains(string(out), path) {
+		t.Errorf("the download is not audited as an export: %.300s", out)
 	}
 
 	// The activation export over HTTP, to its caller's clearance.

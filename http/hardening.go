@@ -3,7 +3,9 @@ package http
 import (
 	"crypto/subtle"
 	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,10 +117,22 @@ func secure(next http.Handler) http.Handler {
 	})
 }
 
-// metricsHandler guards /metrics with a token when one is configured.
+// metricsHandler guards /metrics with a token when one is configured, and
+// without one serves it only to clients on the host itself (a scraper
+// beside the server, or a proxy there that guards it): probed, a server
+// listening on a public address gave its metrics (routes, sources, key
+// kinds, request counts) to anyone.
 func (s *Server) metricsHandler(h http.Handler) http.Handler {
 	if s.MetricsToken == "" {
-		return h
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			ip, perr := netip.ParseAddr(host)
+			if err != nil || perr != nil || !ip.Unmap().IsLoopback() {
+				Error(w, r, portrait.Errorf(portrait.EUNAUTHORIZED, "metrics are served to other hosts only with a metrics token: start the server with --metrics-token (or PORTRAIT_METRICS_TOKEN) and send Authorization: Bearer <token>"))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := headerSecret(r)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,5 +175,30 @@ func TestUploadLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a 3 MB upload over a 1 MB limit: %d", resp.StatusCode)
+	}
+}
+
+// Without a metrics token, /metrics answers clients on the host itself
+// only: a server listening on a public address must not give them to
+// anyone (it did, when probed).
+func TestMetricsWithoutTokenOnlyOnTheHost(t *testing.T) {
+	var srv *porthttp.Server
+	s := start(t, func(x *porthttp.Server, _ *sqlite.DB) { srv = x })
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("metrics from the host itself: %d", resp.StatusCode)
+	}
+	for _, remote := range []string{"203.0.113.7:5555", "10.0.0.8:80", "[2001:db8::1]:443"} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "metrics-token") {
+			t.Errorf("metrics to %s without a token: %d %.100s", remote, rec.Code, rec.Body.String())
+		}
 	}
 }

@@ -178,7 +178,7 @@ func (s *Server) handleImportUpload(w http.ResponseWriter, r *http.Request, _ *p
 	opt := importer.Options{ID: id, Source: source, Format: format, Mapping: m}
 	opt.Progress = func(p importer.Progress) {
 		job.set(map[string]any{"id": id, "source": source, "file": fileName, "state": importer.StateRunning, "phase": p.Phase,
-			"total_rows": p.TotalRows, "rows": p.Rows, "accepted": p.Accepted, "duplicates": p.Duplicates,
+			"total_rows": p.TotalRows, "rows": p.Rows, "accepted": p.Accepted, "duplicates": p.Duplicates, "suppressed": p.Suppressed,
 			"quarantined": p.Quarantined, "reasons": p.Reasons, "mapping": view})
 	}
 	// The import outlives the request; it is owned by the server, which

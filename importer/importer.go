@@ -71,7 +71,9 @@ type Progress struct {
 	TotalSize int64
 	// Outcome so far (importing phase).
 	Accepted, Duplicates, Quarantined int64
-	Reasons                           map[string]int64 // a copy
+	// Suppressed rows carried an erased person's identifier: dropped.
+	Suppressed int64
+	Reasons    map[string]int64 // a copy
 }
 
 // Counts of what happened to a set of events.
@@ -80,6 +82,7 @@ type Counts struct {
 	Accepted    int64            `json:"accepted"`
 	Duplicates  int64            `json:"duplicates"`
 	Quarantined int64            `json:"quarantined"`
+	Suppressed  int64            `json:"suppressed,omitempty"`
 	Reasons     map[string]int64 `json:"reasons,omitempty"`
 }
 
@@ -92,29 +95,32 @@ type FieldStats struct {
 }
 
 // Summary is the result of an import; Rows = Accepted + Duplicates +
-// Quarantined always holds for a finished import.
+// Quarantined + Suppressed always holds for a finished import.
 type Summary struct {
-	ID          string                 `json:"id"`
-	Source      string                 `json:"source"`
-	Format      string                 `json:"format"`
-	Mode        string                 `json:"mode"`
-	File        string                 `json:"file"`
-	FileSHA256  string                 `json:"file_sha256"`
-	State       string                 `json:"state"` // running, done, failed
-	Error       string                 `json:"error,omitempty"`
-	TotalRows   int64                  `json:"total_rows"`
-	Rows        int64                  `json:"rows"`
-	Accepted    int64                  `json:"accepted"`
-	Duplicates  int64                  `json:"duplicates"`
-	Quarantined int64                  `json:"quarantined"`
-	Reasons     map[string]int64       `json:"reasons"`
-	Invalid     map[string]int64       `json:"invalid_reasons,omitempty"`
-	Fields      map[string]*FieldStats `json:"fields,omitempty"`
-	Derived     *Counts                `json:"derived,omitempty"`
-	StartedAt   time.Time              `json:"started_at"`
-	FinishedAt  *time.Time             `json:"finished_at,omitempty"`
-	Seconds     float64                `json:"seconds"`
-	RowsPerSec  float64                `json:"rows_per_second"`
+	ID          string `json:"id"`
+	Source      string `json:"source"`
+	Format      string `json:"format"`
+	Mode        string `json:"mode"`
+	File        string `json:"file"`
+	FileSHA256  string `json:"file_sha256"`
+	State       string `json:"state"` // running, done, failed
+	Error       string `json:"error,omitempty"`
+	TotalRows   int64  `json:"total_rows"`
+	Rows        int64  `json:"rows"`
+	Accepted    int64  `json:"accepted"`
+	Duplicates  int64  `json:"duplicates"`
+	Quarantined int64  `json:"quarantined"`
+	// Suppressed rows carried an erased person's identifier (docs/erasure.md):
+	// dropped before the log, as the tracking API drops them.
+	Suppressed int64                  `json:"suppressed,omitempty"`
+	Reasons    map[string]int64       `json:"reasons"`
+	Invalid    map[string]int64       `json:"invalid_reasons,omitempty"`
+	Fields     map[string]*FieldStats `json:"fields,omitempty"`
+	Derived    *Counts                `json:"derived,omitempty"`
+	StartedAt  time.Time              `json:"started_at"`
+	FinishedAt *time.Time             `json:"finished_at,omitempty"`
+	Seconds    float64                `json:"seconds"`
+	RowsPerSec float64                `json:"rows_per_second"`
 	// Profiles in the store once the import's events were applied (the
 	// command line fills it; the API answers before processing).
 	Profiles int `json:"profiles,omitempty"`
@@ -142,6 +148,9 @@ type Example struct {
 	Reason      string `json:"reason"`
 	// Key is the reason as counted in Reasons or Invalid.
 	Key string `json:"key"`
+	// MessageID is the row's event: an erasure of its person finds the
+	// example by it, since the value is no identifier of theirs.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // Bounds of Summary.Examples: a file of a million bad rows gives a summary
@@ -379,7 +388,7 @@ func (im *Importer) run(ctx context.Context, in Input, opt Options, chk *checked
 					reasons[k] = v
 				}
 				opt.Progress(Progress{Phase: "importing", Rows: sum.Rows, TotalRows: chk.rows, Bytes: p.bytes, TotalSize: in.Size,
-					Accepted: sum.Accepted, Duplicates: sum.Duplicates, Quarantined: sum.Quarantined, Reasons: reasons})
+					Accepted: sum.Accepted, Duplicates: sum.Duplicates, Quarantined: sum.Quarantined, Suppressed: sum.Suppressed, Reasons: reasons})
 			}
 		}
 		appendErr <- firstErr
@@ -487,14 +496,19 @@ func (im *Importer) appendBatch(ctx context.Context, p *pending, sum *Summary) e
 	for i, e := range p.events {
 		c := &sum.Accepted
 		d := &sum.Duplicates
+		sp := &sum.Suppressed
 		if p.derived[i] {
-			c, d = &sum.Derived.Accepted, &sum.Derived.Duplicates
+			c, d, sp = &sum.Derived.Accepted, &sum.Derived.Duplicates, &sum.Derived.Suppressed
 			sum.Derived.Events++
 		}
-		// The log sets Seq for a new event and leaves it 0 for a duplicate.
-		if e.Seq > 0 {
+		// The log sets Seq for a new event and leaves it 0 for a
+		// duplicate; the suppression list marks what it dropped.
+		switch {
+		case e.Seq > 0:
 			*c++
-		} else {
+		case e.Seq == portrait.SeqSuppressed:
+			*sp++
+		default:
 			*d++
 		}
 	}
@@ -555,7 +569,7 @@ func (im *Importer) convertRow(row *Row, m *Mapping, opt Options, chk *checked, 
 		fieldStats(sum, p.Field).Invalid++
 		key := p.Field + ": " + reasonKey(p.Reason)
 		sum.Invalid[key]++
-		sum.example(Example{Row: row.Num, Field: p.Field, Column: p.Column, Value: p.Value, Reason: p.Reason, Key: key})
+		sum.example(Example{Row: row.Num, Field: p.Field, Column: p.Column, Value: p.Value, Reason: p.Reason, Key: key, MessageID: msgID})
 	}
 	if c.reject != "" {
 		return nil, im.quarantine(row, opt, sum.File, msgID, c.reject, nil, receivedAt), nil

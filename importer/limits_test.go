@@ -204,3 +204,105 @@ func TestCSVLimits(t *testing.T) {
 		t.Errorf("row limit: %v", err)
 	}
 }
+
+// One row of millions of cells (a 1 MB upload unzipping to hundreds of MB
+// of "<c><v>1</v></c>") is refused before excelize builds the row in
+// memory: probed on a live server, such a file took it past 1.6 GB before
+// the column limit could refuse it. Here a row of 40 MB of XML must be
+// refused within a small fraction of that in allocations; a row of many
+// narrow cells and a row of one huge cell alike.
+func TestXLSXHugeRowRefusedBeforeReading(t *testing.T) {
+	for _, c := range []struct {
+		name, cell, want string
+		n                int
+	}{
+		{"many cells", `<c><v>1</v></c>`, "over the limit of 2000 columns", 2_700_000},
+		{"one huge cell", ``, "MiB of XML", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			zw := zip.NewWriter(&out)
+			for name, body := range map[string]string{
+				"[Content_Types].xml":        `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>`,
+				"_rels/.rels":                `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+				"xl/workbook.xml":            `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>`,
+				"xl/_rels/workbook.xml.rels": `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>`,
+			} {
+				w, _ := zw.Create(name)
+				w.Write([]byte(body))
+			}
+			w, _ := zw.Create("xl/worksheets/sheet1.xml")
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>email</t></is></c></row><row r="2">`)
+			if c.n > 0 {
+				chunk := strings.Repeat(c.cell, 10_000)
+				for i := 0; i < c.n/10_000; i++ {
+					io.WriteString(w, chunk)
+				}
+			} else {
+				io.WriteString(w, `<c r="A2" t="inlineStr"><is><t>`)
+				chunk := strings.Repeat("a", 1<<20)
+				for i := 0; i < 40; i++ {
+					io.WriteString(w, chunk)
+				}
+				io.WriteString(w, `</t></is></c>`)
+			}
+			io.WriteString(w, `</row></sheetData></worksheet>`)
+			zw.Close()
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			rd, err := importer.NewReader(importer.FormatXLSX, bytes.NewReader(out.Bytes()), "")
+			if err == nil {
+				err = drain(rd)
+			}
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("a %d-byte upload with a 40 MB row: %v", out.Len(), err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24<<20 {
+				t.Errorf("refusing it allocated %d MiB (a %d KiB upload)", alloc>>20, out.Len()>>10)
+			}
+		})
+	}
+}
+
+// Shared strings are read whole by excelize when it opens a workbook, each
+// string a structure of its own: 4 million of them (a 10 MB upload; as
+// one repeated string, far less) took 3.2 GB of allocations and 70 s of
+// CPU when probed. A shared strings part over the limit is refused before.
+func TestXLSXSharedStringsBombRefused(t *testing.T) {
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for name, body := range map[string]string{
+		"[Content_Types].xml":        `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>`,
+		"_rels/.rels":                `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+		"xl/workbook.xml":            `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>`,
+		"xl/_rels/workbook.xml.rels": `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>`,
+		"xl/worksheets/sheet1.xml":   `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>1</v></c></row></sheetData></worksheet>`,
+	} {
+		w, _ := zw.Create(name)
+		w.Write([]byte(body))
+	}
+	w, _ := zw.Create("xl/sharedStrings.xml")
+	io.WriteString(w, `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>email</t></si>`)
+	chunk := strings.Repeat("<si><t>x</t></si>", 10_000)
+	for i := 0; i < 420; i++ { // 71 MB
+		io.WriteString(w, chunk)
+	}
+	io.WriteString(w, `</sst>`)
+	zw.Close()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rd, err := importer.NewReader(importer.FormatXLSX, bytes.NewReader(out.Bytes()), "")
+	if err == nil {
+		err = drain(rd)
+	}
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "shared strings") {
+		t.Errorf("a %d KiB upload with 71 MB of shared strings: %v", out.Len()>>10, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 24<<20 {
+		t.Errorf("refusing it allocated %d MiB (a %d KiB upload)", alloc>>20, out.Len()>>10)
+	}
+}

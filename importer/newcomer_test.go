@@ -126,7 +126,22 @@ func TestSummaryExamplesAreBounded(t *testing.T) {
 		t.Errorf("invalid counts %v", sum.Invalid)
 	}
 	if len(sum.Examples) != 5 || sum.Examples[0].Row != 1 || sum.Examples[4].Row != 5 || sum.Examples[0].Value != "old" {
-		t.Errorf("examples %+v", sum.Examples)
+		t.Fatalf("examples %+v", sum.Examples)
+	}
+	// Each example names its row's event, by which an erasure of that
+	// row's person finds it (profile.EraseRowExamples).
+	evs, err := db.ReadLog(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMsg := map[string]string{}
+	for _, e := range evs {
+		byMsg[e.MessageID] = e.UserID
+	}
+	for i, ex := range sum.Examples {
+		if want := "c" + string(rune('a'+i)) + "a"; ex.MessageID == "" || byMsg[ex.MessageID] != want {
+			t.Errorf("example of row %d names event %q (of %q), want the event of %s", ex.Row, ex.MessageID, byMsg[ex.MessageID], want)
+		}
 	}
 }
 

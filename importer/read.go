@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -377,7 +378,16 @@ func newXLSXReader(r io.Reader, sheet string, lim Limits) (rd *xlsxReader, err e
 	}()
 	// The unzip limits are checked against the archive's directory before
 	// anything is unzipped: a bomb is refused at the door.
-	f, err := excelize.OpenReader(r, excelize.Options{UnzipSizeLimit: lim.XLSXUnzipBytes, UnzipXMLSizeLimit: lim.XLSXXMLBytes})
+	// excelize reads the archive into memory anyway (OpenReader); read
+	// here, the worksheets can be checked row by row first.
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fileErr("cannot read the workbook: %v", err)
+	}
+	if err := checkWorksheetRows(data, lim); err != nil {
+		return nil, err
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(data), excelize.Options{UnzipSizeLimit: lim.XLSXUnzipBytes, UnzipXMLSizeLimit: lim.XLSXXMLBytes})
 	// excelize has no sentinel for it, only this message.
 	if err != nil && strings.Contains(err.Error(), "unzip size exceeds") {
 		return nil, fileErr("the workbook unzips to more than %d MiB: split it, or raise the import limit", lim.XLSXUnzipBytes>>20)
@@ -437,6 +447,141 @@ func newXLSXReader(r io.Reader, sheet string, lim Limits) (rd *xlsxReader, err e
 		x.width = len(names)
 		return x, nil
 	}
+}
+
+// checkWorksheetRows streams every worksheet of a workbook (the XML,
+// unzipped a buffer at a time) and refuses one whose row is longer than
+// lim.MaxLineBytes of XML or has more than lim.MaxColumns cells, before
+// excelize reads it: excelize builds a whole row in memory before a caller
+// can count its cells, and a row of millions of cells (a 1 MB upload
+// unzipping to 500 MB of "<c><v>1</v></c>") took the server past 1.6 GB
+// before the column limit could refuse it. A workbook whose directory
+// claims more than the unzip limit is left to excelize, which refuses it
+// before unzipping; what is unzipped here is stopped at that limit too,
+// whatever the directory claims.
+func checkWorksheetRows(data []byte, lim Limits) error {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil // not a zip: excelize says why
+	}
+	var claimed uint64
+	for _, f := range zr.File {
+		claimed += f.UncompressedSize64
+	}
+	if claimed > uint64(lim.XLSXUnzipBytes) {
+		return nil
+	}
+	budget := lim.XLSXUnzipBytes
+	for _, f := range zr.File {
+		name := strings.ToLower(f.Name)
+		if name == "xl/sharedstrings.xml" && lim.XLSXSharedStringsBytes > 0 {
+			// Read whole by excelize at open: measured, not trusted
+			// from the directory.
+			rc, err := f.Open()
+			if err != nil {
+				return nil
+			}
+			n, _ := io.Copy(io.Discard, io.LimitReader(rc, lim.XLSXSharedStringsBytes+1))
+			rc.Close()
+			if n > lim.XLSXSharedStringsBytes {
+				return fileErr("the workbook's text (its shared strings) is over %d MiB: save it as CSV, or split it", lim.XLSXSharedStringsBytes>>20)
+			}
+			continue
+		}
+		if !strings.HasPrefix(name, "xl/worksheets/") || !strings.HasSuffix(name, ".xml") {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil // excelize says why
+		}
+		n, err := scanRows(io.LimitReader(rc, budget+1), f.Name, lim)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		if budget -= n; budget < 0 {
+			return fileErr("the workbook unzips to more than %d MiB: split it, or raise the import limit", lim.XLSXUnzipBytes>>20)
+		}
+	}
+	return nil
+}
+
+// scanRows checks the rows of one worksheet's XML (rowBounds) and returns
+// the bytes it read. Tags are matched by local name, so "<x:row>" counts.
+func scanRows(r io.Reader, part string, lim Limits) (int64, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var read int64
+	row, inRow := 0, false
+	var rowBytes int64
+	cells := 0
+	var name []byte
+	for {
+		b, err := br.ReadByte()
+		if err == io.EOF {
+			return read, nil
+		}
+		if err != nil {
+			return read, nil // a broken stream: excelize says why
+		}
+		read++
+		if inRow {
+			rowBytes++
+			if lim.MaxLineBytes > 0 && rowBytes > int64(lim.MaxLineBytes) {
+				return read, fileErr("sheet row %d of %s is over %d MiB of XML: split it, or check the file", row, part, lim.MaxLineBytes>>20)
+			}
+		}
+		if b != '<' {
+			continue
+		}
+		// The tag's name, up to a space, '>' or '/' (after a leading '/').
+		name = name[:0]
+		closing := false
+		for {
+			c, err := br.ReadByte()
+			if err != nil {
+				return read, nil
+			}
+			read++
+			if inRow {
+				rowBytes++
+			}
+			if c == '/' && len(name) == 0 && !closing {
+				closing = true
+				continue
+			}
+			if c == ' ' || c == '>' || c == '/' || c == '\t' || c == '\n' || c == '\r' || len(name) > 32 {
+				if c == '/' && !closing && bytes.Equal(localName(name), []byte("row")) {
+					// <row .../>: an empty row
+					inRow = false
+					row++
+					name = name[:0]
+				}
+				break
+			}
+			name = append(name, c)
+		}
+		switch local := localName(name); {
+		case bytes.Equal(local, []byte("row")) && !closing:
+			inRow, rowBytes, cells = true, 0, 0
+			row++
+		case bytes.Equal(local, []byte("row")) && closing:
+			inRow = false
+		case bytes.Equal(local, []byte("c")) && !closing && inRow:
+			cells++
+			if lim.MaxColumns > 0 && cells > lim.MaxColumns {
+				return read, fileErr("sheet row %d of %s has more than %d cells, over the limit of %d columns", row, part, lim.MaxColumns, lim.MaxColumns)
+			}
+		}
+	}
+}
+
+// localName is a tag's name without its namespace prefix.
+func localName(n []byte) []byte {
+	if i := bytes.LastIndexByte(n, ':'); i >= 0 {
+		return n[i+1:]
+	}
+	return n
 }
 
 func (x *xlsxReader) nextCells() (cells []string, err error) {

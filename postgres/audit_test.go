@@ -44,3 +44,12 @@ func TestAuditChainWithTwoNodes(t *testing.T) {
 func BenchmarkAuditedReads(b *testing.B) {
 	storetest.BenchmarkAuditedReads(b, openTest(b))
 }
+
+// Records cut off the end, or a re-hashed chain, are found against an
+// anchor (the head an earlier verify reported).
+func TestAuditChainAnchored(t *testing.T) {
+	storetest.AuditAnchor(t, func(t *testing.T) (portrait.AuditLog, storetest.Raw) {
+		db := openTest(t)
+		return db, db.raw()
+	})
+}

@@ -148,6 +148,9 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 
 	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
+	for k, n := range req.Removed { // erased outside the store (profile.Erasure.Removed)
+		rc.Removed[k] = n
+	}
 	pidList := make([]string, 0, len(pids))
 	for id := range pids {
 		pidList = append(pidList, id)
@@ -206,6 +209,14 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		return nil, err
 	}
 	rc.Removed["import_summaries"] += k
+	// Examples of the person's rows whose value is not an identifier (a
+	// refused city): found by the row's event.
+	if k, err = db.eraseRowExamples(ctx, tx, events); err != nil {
+		return nil, err
+	}
+	if k > 0 {
+		rc.Removed["import_examples"] = k
+	}
 
 	for _, step := range []struct{ what, query string }{
 		{"segment_history", `DELETE FROM segment_events WHERE profile_id = $1`},
@@ -379,6 +390,60 @@ func (db *DB) eraseEvents(ctx context.Context, tx pgx.Tx, pid string) ([]*portra
 // eraseImportExamples replaces each quoted needle in the import summaries
 // with "[erased]", counting (as the embedded store does) one per needle
 // and summary that held it.
+// eraseRowExamples replaces the values of import examples that name one of
+// events by its message id (profile.EraseRowExamples), in every summary,
+// sealed or not; it returns the examples erased. The imports table holds a
+// row per import, so it is read whole.
+func (db *DB) eraseRowExamples(ctx context.Context, tx pgx.Tx, events []*portrait.Event) (int, error) {
+	ids := make(map[string]bool, len(events))
+	for _, e := range events {
+		ids[e.MessageID] = true
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, summary FROM imports`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	type upd struct {
+		id  string
+		doc []byte
+	}
+	var ups []upd
+	total := 0
+	for rows.Next() {
+		var id string
+		var stored []byte
+		if err := rows.Scan(&id, &stored); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+		doc, err := db.sealer.OpenBlob(stored, datakey.BlobImport)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if out, n := profile.EraseRowExamples(doc, ids); n > 0 {
+			if !bytes.Equal(doc, stored) { // it was sealed: so it stays
+				out = db.sealer.SealBlob(out, datakey.BlobImport)
+			}
+			ups = append(ups, upd{id, out})
+			total += n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	for _, u := range ups {
+		if _, err := tx.Exec(ctx, `UPDATE imports SET summary = $1 WHERE id = $2`, u.doc, u.id); err != nil {
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+	}
+	return total, nil
+}
+
 func eraseImportExamples(ctx context.Context, tx pgx.Tx, quoted [][]byte) (int64, error) {
 	if len(quoted) == 0 {
 		return 0, nil

@@ -21,6 +21,7 @@ var erasedValues = []string{
 	"u-erase-7781", "anon-erase-4410", "zhang.erasable@example.com", "Zhang.Erasable@Example.com",
 	"13800138000", "138 0013 8000", "Zhang Erasable", "Hangzhou Xihu Erasable Road 9", "Zhang.Erasable@Example",
 	"m-a1", "m-a2", "m-a3",
+	"Erasablecity Qq", // an import example of the person's row: no identifier, found by the row's event
 }
 
 // eraseFixture writes, as the processor and the other services would, two
@@ -94,7 +95,8 @@ func eraseFixture(t *testing.T, db *DB) {
 	quarantineRow(t, db, "web", "bad timestamp", []byte(`{"userId":"u-erase-7781","timestamp":"yesterday"}`), eraseT0, "web:erase")
 	quarantineRow(t, db, "web", "bad timestamp", []byte(`{"userId":"u-keep-1","timestamp":"yesterday"}`), eraseT0, "web:keep")
 	exec(`INSERT INTO imports (id, source, state, summary, updated_at) VALUES ('imp-1', 'crm', 'done', $1, 1)`,
-		[]byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate"},{"row":4,"value":"li.kept@example.com","reason":"duplicate"}]}`))
+		[]byte(`{"examples":[{"row":3,"field":"email","value":"zhang.erasable@example.com","reason":"duplicate"},{"row":4,"value":"li.kept@example.com","reason":"duplicate"},`+
+			`{"row":5,"field":"trait:city","value":"Erasablecity Qq","reason":"city: not a known city","message_id":"m-a3"},{"row":6,"field":"trait:city","value":"Keptcity Qq","reason":"city: not a known city","message_id":"m-b1"}]}`))
 	exec(`INSERT INTO segment_events (segment_id, profile_id, kind, at, version) VALUES ('vip', 'p-a', 'enter', 1, 1), ('vip', 'p-a-old', 'exit', 1, 1), ('vip', 'p-b', 'enter', 1, 1)`)
 	exec(`INSERT INTO linkage_candidates (id, doc, prob, found_at) VALUES ('c1', '{"a":"p-a","b":"p-x"}', 0.9, 1), ('c2', '{"a":"p-b","b":"p-y"}', 0.9, 1)`)
 	exec(`INSERT INTO linkage_decisions (id, status, decided_by, decided_at) VALUES ('c1', 'accepted', 'ops', 1), ('c2', 'rejected', 'ops', 1)`)
@@ -179,7 +181,7 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int{"events": 3, "quarantined": 1, "import_summaries": 1, "segment_history": 2, "linkage_candidates": 1,
-		"linkage_decisions": 1, "dead_letters": 1, "profiles": 2, "identifiers": 5}
+		"linkage_decisions": 1, "dead_letters": 1, "profiles": 2, "identifiers": 5, "import_examples": 1}
 	for k, n := range want {
 		if rc.Removed[k] != n {
 			t.Errorf("receipt: removed %s = %d, want %d (%v)", k, rc.Removed[k], n, rc.Removed)
@@ -193,7 +195,7 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 		t.Errorf("after erasure the person is still in: %v", hits)
 	}
 	// The other person is all there.
-	kept := []string{"u-keep-1", "li.kept@example.com", "Li Kept", "m-b1", "m-b2", "p-b-old"}
+	kept := []string{"u-keep-1", "li.kept@example.com", "Li Kept", "m-b1", "m-b2", "p-b-old", "Keptcity Qq"}
 	found := map[string]bool{}
 	for _, h := range scanSchema(t, db, kept) {
 		found[h[strings.Index(h, ": ")+2:]] = true

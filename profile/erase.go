@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -32,6 +33,10 @@ type Erasure struct {
 	// erasure done and unrecorded, and a forwarded erasure performed again
 	// answers with the stored receipt without erasing, so nothing wrote it.)
 	Audit func(*portrait.ErasureReceipt) portrait.AuditRecord
+	// Removed are counts of what was erased outside the store before it
+	// (the rows of the delivery drop's files): the store adds them to the
+	// receipt, whose hash covers them.
+	Removed map[string]int
 }
 
 // EraseStore removes a profile from the log and the derived state: its
@@ -179,4 +184,44 @@ func SortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
 		return out[i].Value < out[j].Value
 	})
 	return out
+}
+
+// EraseRowExamples takes an erased person's values out of an import
+// summary's examples (importer.Example): each example that names, by
+// message_id, the event of one of ids (the person's events, by their
+// message ids before the erasure) gets "[erased]" for its value and loses
+// the id. A value that is none of the person's identifiers (a refused city,
+// a birthday that was no date) cannot be found by value, only by the row
+// it came from. It returns the summary unchanged and 0 when nothing
+// matched (or it is not a summary).
+func EraseRowExamples(summary []byte, ids map[string]bool) ([]byte, int) {
+	if len(ids) == 0 || !bytes.Contains(summary, []byte(`"message_id"`)) {
+		return summary, 0
+	}
+	var doc map[string]any
+	if json.Unmarshal(summary, &doc) != nil {
+		return summary, 0
+	}
+	exs, _ := doc["examples"].([]any)
+	n := 0
+	for _, x := range exs {
+		ex, _ := x.(map[string]any)
+		id, _ := ex["message_id"].(string)
+		if id == "" || !ids[id] {
+			continue
+		}
+		delete(ex, "message_id")
+		if _, ok := ex["value"]; ok {
+			ex["value"] = "[erased]"
+		}
+		n++
+	}
+	if n == 0 {
+		return summary, 0
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return summary, 0
+	}
+	return out, n
 }

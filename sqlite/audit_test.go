@@ -24,3 +24,12 @@ func TestAuditChainConcurrentWriters(t *testing.T) {
 func BenchmarkAuditedReads(b *testing.B) {
 	storetest.BenchmarkAuditedReads(b, openStore(b))
 }
+
+// Records cut off the end, or a re-hashed chain, are found against an
+// anchor (the head an earlier verify reported).
+func TestAuditChainAnchored(t *testing.T) {
+	storetest.AuditAnchor(t, func(t *testing.T) (portrait.AuditLog, storetest.Raw) {
+		db := openStore(t)
+		return db, sqlite.RawForTest(db)
+	})
+}

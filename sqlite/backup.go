@@ -242,7 +242,8 @@ func tarFile(tw *tar.Writer, path string, f BackupFile, mod time.Time) error {
 // any is put in place; the store opens normally afterwards and applies the
 // events the state had not yet applied.
 func Restore(ctx context.Context, r io.Reader, dir string) (*BackupManifest, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// The store's files hold personal data: owner-only, as Open makes it.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, portrait.Wrap(err, "cannot create the data directory")
 	}
 	entries, err := os.ReadDir(dir)

@@ -177,7 +177,7 @@ func openPair(path, sync string, checkpointEvery time.Duration, writerCache int,
 			i--
 		}
 	}
-	pragmas := append(first, "journal_mode(WAL)", "synchronous("+sync+")", "foreign_keys(1)", "busy_timeout(10000)", "temp_store(MEMORY)")
+	pragmas := append(first, "journal_mode(WAL)", "synchronous("+sync+")", "foreign_keys(1)", "busy_timeout(10000)", "temp_store(MEMORY)", "secure_delete("+secureDeleteMode+")")
 	if checkpointEvery > 0 {
 		// No automatic checkpoints: a checkpointer does them beside the
 		// writer (see checkpointer); the WAL file is cut back to 64 MB.

@@ -94,6 +94,9 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 
 	idList := profile.SortedIdentifiers(ids)
 	rc := &portrait.ErasureReceipt{ID: req.ID, ProfileID: pid, At: req.At.UTC(), By: req.By, Reason: req.Reason, Removed: map[string]int{}}
+	for k, n := range req.Removed { // erased outside the store (profile.Erasure.Removed)
+		rc.Removed[k] = n
+	}
 	for id := range pids {
 		if id != pid {
 			rc.MergedIDs = append(rc.MergedIDs, id)
@@ -157,6 +160,14 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			return err
 		}
 		rc.Removed["import_summaries"] += k
+		// Examples of the person's rows whose value is not an identifier
+		// (a refused city): found by the row's event.
+		if k, err = db.eraseRowExamples(ctx, tx, events); err != nil {
+			return err
+		}
+		if k > 0 {
+			rc.Removed["import_examples"] = k
+		}
 		for _, step := range []struct{ what, query string }{
 			{"segment_history", `DELETE FROM segment_events WHERE profile_id = ?`},
 			{"linkage_decisions", `DELETE FROM linkage_decisions WHERE id IN (SELECT id FROM linkage_candidates WHERE instr(CAST(doc AS TEXT), ?) > 0)`},
@@ -205,9 +216,12 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 		}
 		// The audit record commits with the receipt (profile.Erasure.Audit).
 		if req.Audit != nil {
-			return db.appendAudit(ctx, tx, []portrait.AuditRecord{req.Audit(rc)})
+			if err := db.appendAudit(ctx, tx, []portrait.AuditRecord{req.Audit(rc)}); err != nil {
+				return err
+			}
 		}
-		return nil
+		_, err = wipeFreePages(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -258,13 +272,130 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 				return portrait.Wrap(err, "cannot erase the derived state")
 			}
 		}
-		return nil
+		_, err := wipeFreePages(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	db.truncateWALs(ctx)
 	return rc, nil
+}
+
+// eraseRowExamples replaces the values of import examples that name one of
+// events by its message id (profile.EraseRowExamples), in every summary,
+// sealed or not; it returns the examples erased. The imports table holds a
+// row per import, so it is read whole.
+func (db *DB) eraseRowExamples(ctx context.Context, tx *sql.Tx, events []*portrait.Event) (int, error) {
+	ids := make(map[string]bool, len(events))
+	for _, e := range events {
+		ids[e.MessageID] = true
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT rowid, summary FROM imports`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	type upd struct {
+		rowid int64
+		doc   []byte
+	}
+	var ups []upd
+	total := 0
+	for rows.Next() {
+		var rowid int64
+		var stored []byte
+		if err := rows.Scan(&rowid, &stored); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+		doc, err := db.sealer.OpenBlob(stored, datakey.BlobImport)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if out, n := profile.EraseRowExamples(doc, ids); n > 0 {
+			if !bytes.Equal(doc, stored) { // it was sealed: so it stays
+				out = db.sealer.SealBlob(out, datakey.BlobImport)
+			}
+			ups = append(ups, upd{rowid, out})
+			total += n
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, portrait.Wrap(err, "cannot erase import examples")
+	}
+	for _, u := range ups {
+		if _, err := tx.ExecContext(ctx, `UPDATE imports SET summary = ? WHERE rowid = ?`, u.doc, u.rowid); err != nil {
+			return 0, portrait.Wrap(err, "cannot erase import examples")
+		}
+	}
+	return total, nil
+}
+
+// secureDeleteMode is every connection's secure_delete. FAST zeroes what
+// a write frees within the pages it writes anyway (a profile document
+// replaced by its next version, the cells a page split moves away), at no
+// extra I/O; pages it frees whole (overflow pages of a long document) keep
+// their bytes on the free list, which an erasure overwrites
+// (wipeFreePages). With it off, every earlier version of an erased
+// person's document stayed in the files until a VACUUM
+// (TestEraseLeavesNoEarlierVersions).
+const secureDeleteMode = "FAST"
+
+// WipeFreePages overwrites the free pages of both files with zeros
+// (wipeFreePages): after an erasure, what a rewritten checkpoint of a
+// model derived from the erased events (the accounts) freed.
+func (db *DB) WipeFreePages(ctx context.Context) error {
+	for _, d := range []*sql.DB{db.logW, db.stateW} {
+		if err := db.secureTx(ctx, d, func(tx *sql.Tx) error {
+			_, err := wipeFreePages(ctx, tx)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	db.truncateWALs(ctx)
+	return nil
+}
+
+// wipeFreePages overwrites every page on the file's free list with zeros,
+// within tx (which must run with secure_delete on): a table of zero blobs
+// takes the free pages (SQLite reuses them before it grows the file) and
+// is dropped again, its pages zeroed as they are freed. The free list
+// holds what earlier writes freed whole without zeroing it; the cost is
+// one write per free page, not per page of the file as a VACUUM is.
+func wipeFreePages(ctx context.Context, tx *sql.Tx) (int, error) {
+	var free, size int
+	if err := tx.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
+		return 0, portrait.Wrap(err, "cannot count free pages")
+	}
+	if free == 0 {
+		return 0, nil
+	}
+	if err := tx.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+		return 0, portrait.Wrap(err, "cannot read the page size")
+	}
+	// Rows of 256 overflow pages each (an overflow page holds size-4
+	// bytes), so no blob larger than about a megabyte is built.
+	const perRow = 256
+	rows := (free + perRow - 1) / perRow
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`DROP TABLE IF EXISTS portrait_wipe`, nil},
+		{`CREATE TABLE portrait_wipe (b BLOB)`, nil},
+		{`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) INSERT INTO portrait_wipe SELECT zeroblob(?) FROM n`, []any{rows, perRow * (size - 4)}},
+		{`DROP TABLE portrait_wipe`, nil},
+	} {
+		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+			return 0, portrait.Wrap(err, "cannot wipe free pages")
+		}
+	}
+	return free, nil
 }
 
 // secureTx runs fn in a transaction on d's one writing connection with
@@ -280,7 +411,7 @@ func (db *DB) secureTx(ctx context.Context, d *sql.DB, fn func(*sql.Tx) error) e
 	}
 	// Off again for the connection's other users (the hot paths): zeroing
 	// every page freed by ordinary updates costs writes.
-	defer conn.ExecContext(context.Background(), `PRAGMA secure_delete = OFF`)
+	defer conn.ExecContext(context.Background(), `PRAGMA secure_delete = `+secureDeleteMode)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return portrait.Wrap(err, "cannot begin")

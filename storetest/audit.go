@@ -74,6 +74,72 @@ func AuditTampering(t *testing.T, open func(t *testing.T) (portrait.AuditLog, Ra
 	}
 }
 
+// AuditAnchor: a hash chain checked only against itself misses two
+// tamperings by someone with the database: records cut off its end, and a
+// record edited with every hash after it recomputed. VerifyAudit accepts
+// both (shown here, so the test fails if that changes unnoticed); checked
+// against an anchor (the head an earlier verify reported, kept elsewhere)
+// both are found. open returns a new empty store and its raw SQL.
+func AuditAnchor(t *testing.T, open func(t *testing.T) (portrait.AuditLog, Raw)) {
+	ctx := context.Background()
+	for _, tamper := range []struct{ name, want string }{
+		{"truncate", "ends at record 3, before the anchor's record 4"},
+		{"rewrite", "record 4 does not have the anchor's hash"},
+	} {
+		t.Run(tamper.name, func(t *testing.T) {
+			s, raw := open(t)
+			for _, actor := range []string{"alice", "bob", "carol", "dave"} {
+				if err := s.Record(ctx, portrait.AuditRecord{Actor: actor, Action: "read", Target: "/v1/profiles/p1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			head, n, err := portrait.VerifyAuditAnchored(ctx, s)
+			if err != nil || n != 4 || head.Seq != 4 || len(head.Hash) != 64 {
+				t.Fatalf("intact chain: head %+v, %d records, %v", head, n, err)
+			}
+			anchor, err := portrait.ParseAuditHead(head.String())
+			if err != nil || anchor != head {
+				t.Fatalf("the head does not read back: %q %v", head.String(), err)
+			}
+			if _, _, err := portrait.VerifyAuditAnchored(ctx, s, anchor); err != nil {
+				t.Fatalf("the intact chain fails its own anchor: %v", err)
+			}
+			if err := raw.Exec(ctx, raw.DropAuditGuards); err != nil {
+				t.Fatal(err)
+			}
+			switch tamper.name {
+			case "truncate":
+				if err := raw.Exec(ctx, `DELETE FROM audit WHERE seq = 4`); err != nil {
+					t.Fatal(err)
+				}
+			case "rewrite": // bob's read becomes eve's, and the chain is re-hashed after it
+				recs, err := s.ListAudit(ctx, portrait.AuditFilter{})
+				if err != nil || len(recs) != 4 {
+					t.Fatal(recs, err)
+				}
+				prev := recs[0].Hash
+				for _, r := range recs[1:] {
+					if r.Actor == "bob" {
+						r.Actor = "eve"
+					}
+					body, _ := portrait.AuditBody(*r)
+					hash := portrait.AuditHash(prev, body)
+					if err := raw.Exec(ctx, `UPDATE audit SET actor = $1, body = $2, prev = $3, hash = $4 WHERE seq = $5`, r.Actor, string(body), prev, hash, r.Seq); err != nil {
+						t.Fatal(err)
+					}
+					prev = hash
+				}
+			}
+			if n, err := s.VerifyAudit(ctx); err != nil {
+				t.Errorf("the %s is now found without an anchor (%d, %v): update this test", tamper.name, n, err)
+			}
+			if _, _, err := portrait.VerifyAuditAnchored(ctx, s, anchor); err == nil || !strings.Contains(err.Error(), tamper.want) {
+				t.Errorf("%s not found against the anchor: %v", tamper.name, err)
+			}
+		})
+	}
+}
+
 // AuditConcurrentWriters: writers recording at once on each of logs (one
 // store, or several handles on one database as several nodes have) still
 // make one chain: every record follows the one committed before it, none

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/portrait-cdp/portrait"
 	"github.com/portrait-cdp/portrait/access"
 	porthttp "github.com/portrait-cdp/portrait/http"
 )
@@ -41,19 +43,38 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./portrait-data", "data directory")
 	store := fs.String("store", "", "store URL (postgres://…; default: the embedded store under --data)")
+	anchor := fs.String("anchor", "", "SEQ:HASH heads an earlier verify printed, comma-separated: the chain must still hold them (finds records cut off its end and a re-hashed chain)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
+	}
+	var anchors []portrait.AuditHead
+	for _, a := range strings.Split(*anchor, ",") {
+		if strings.TrimSpace(a) == "" {
+			continue
+		}
+		h, err := portrait.ParseAuditHead(a)
+		if err != nil {
+			return err
+		}
+		anchors = append(anchors, h)
 	}
 	db, err := openStore(ctx, *store, *data)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	n, err := db.VerifyAudit(ctx)
+	head, n, err := portrait.VerifyAuditAnchored(ctx, db, anchors...)
 	if err != nil {
 		fmt.Fprintf(stdout, "audit log damaged after %d intact records: %v\n", n, err)
 		return err
 	}
-	fmt.Fprintf(stdout, "audit log intact: %d records, hash chain verified\n", n)
+	fmt.Fprintf(stdout, "audit log intact: %d records, hash chain verified", n)
+	if len(anchors) > 0 {
+		fmt.Fprintf(stdout, ", %d anchors held", len(anchors))
+	}
+	fmt.Fprintln(stdout)
+	if head.Seq > 0 {
+		fmt.Fprintf(stdout, "head: %s (keep it elsewhere; pass it as --anchor next time)\n", head)
+	}
 	return nil
 }

@@ -55,4 +55,19 @@ func TestKeysWithRolesAndAuditVerify(t *testing.T) {
 	if err := run(ctx, []string{"audit", "verify", "--data", data}, &out, &errb); err != nil || !strings.Contains(out.String(), "intact: 3 records") {
 		t.Errorf("verify: %v %s", err, out.String())
 	}
+	// The head it prints is the anchor of the next verify; an anchor the
+	// chain no longer reaches (records cut off its end) fails it.
+	_, head, ok := strings.Cut(out.String(), "head: ")
+	head, _, _ = strings.Cut(head, " ")
+	if !ok || !strings.HasPrefix(head, "3:") {
+		t.Fatalf("no head printed: %s", out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify", "--data", data, "--anchor", head}, &out, &errb); err != nil || !strings.Contains(out.String(), "1 anchors held") {
+		t.Errorf("verify against its head: %v %s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify", "--data", data, "--anchor", "4" + strings.TrimPrefix(head, "3")}, &out, &errb); err == nil || !strings.Contains(out.String(), "removed from its end") {
+		t.Errorf("verify against an anchor past the end: %v %s", err, out.String())
+	}
 }

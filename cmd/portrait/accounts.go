@@ -35,6 +35,10 @@ func (a *App) wireAccounts() {
 		// Event retention carries the accounts forward too.
 		a.Proc.Accounts = svc.Model
 	}
+	if a.erasure != nil {
+		// An erasure rebuilds the accounts from the tombstoned log.
+		a.erasure.Derived = append(a.erasure.Derived, svc)
+	}
 }
 
 var (

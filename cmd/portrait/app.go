@@ -125,6 +125,9 @@ type App struct {
 	// is the erasure service behind applierErasure, for the applier.
 	rewrites  rewriteQueue
 	eraseHere porthttp.ErasureService
+	// erasure is the erasure service itself, for the parts wired after it
+	// (the accounts, a model derived from the log it must rebuild).
+	erasure *erasure.Service
 	// scratchClosing, for tests, sees an event retention pass's scratch
 	// store's files after it closed and before they are removed.
 	scratchClosing func(dir string)

@@ -30,7 +30,7 @@ func (a *App) wireDeliveries() error {
 	if db, ok := a.DB.(*sqlite.DB); ok && db.Sealer() != nil {
 		svc.Sealer = db.Sealer() // files in the drop are sealed with the data key, when there is one
 	}
-	if err := os.MkdirAll(svc.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(svc.Dir, 0o700); err != nil {
 		return portrait.Wrap(err, "cannot create the delivery drop directory")
 	}
 	if a.Config.DeliveryNATS != "" {

@@ -125,7 +125,11 @@ func (a *App) wireErasure(ctx context.Context) error {
 		}
 	}
 	// Erasures, lifted suppressions and consent changes go to the audit log.
-	a.HTTP.Erasure = &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.now, Audit: a.DB}
+	svc := &erasure.Service{Proc: a.Proc, Store: a.DB, Suppressor: sup, Log: sup, Now: a.now, Audit: a.DB}
+	if a.HTTP.Deliveries != nil { // the files in this node's drop directory
+		svc.Drops = a.HTTP.Deliveries
+	}
+	a.HTTP.Erasure, a.erasure = svc, svc
 	if a.shared { // nodes: an erasure rewrites profiles, on the applier only
 		a.eraseHere = a.HTTP.Erasure
 		a.HTTP.Erasure = &applierErasure{ErasureService: a.HTTP.Erasure, a: a}

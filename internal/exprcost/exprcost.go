@@ -58,6 +58,17 @@ func Cost(n ast.Node) float64 {
 		for i, a := range n.Arguments {
 			if p, ok := a.(*ast.PredicateNode); ok && i > 0 {
 				c = add(c, mul(size(coll), Cost(p.Node)))
+				if n.Name == "reduce" {
+					// The accumulator is the value built so far: a body
+					// that holds it g > 1 times (#acc + #acc) makes the
+					// value g times larger at each element, and
+					// building it costs as much. reduce(1..34, #acc +
+					// #acc, "x") is a 16 GB string, found in a handful
+					// of steps; counted as g^n, it is refused.
+					if g := accGrowth(p.Node); g > 1 {
+						c = add(c, math.Pow(g, math.Min(size(coll), 1e4)))
+					}
+				}
 				continue
 			}
 			if i == 0 {
@@ -72,6 +83,37 @@ func Cost(n ast.Node) float64 {
 		c = add(c, Cost(ch))
 	}
 	return c
+}
+
+// accGrowth is how many times a reduce body holds its accumulator (#acc)
+// in what it returns, at most: each mention counts once, one inside
+// repeat(x, k) k times (the unknown count of a computed k as huge).
+func accGrowth(n ast.Node) float64 {
+	switch n := n.(type) {
+	case nil:
+		return 0
+	case *ast.PointerNode:
+		if n.Name == "acc" {
+			return 1
+		}
+		return 0
+	case *ast.BuiltinNode:
+		g := 0.0
+		for _, a := range n.Arguments {
+			g = add(g, accGrowth(a))
+		}
+		if n.Name == "repeat" && len(n.Arguments) == 2 {
+			g = mul(accGrowth(n.Arguments[0]), literalInt(n.Arguments[1], unknownRange)) + accGrowth(n.Arguments[1])
+		}
+		return g
+	case *ast.BinaryNode:
+		return add(accGrowth(n.Left), accGrowth(n.Right))
+	}
+	g := 0.0
+	for _, ch := range children(n) {
+		g = add(g, accGrowth(ch))
+	}
+	return g
 }
 
 // size estimates how many elements the collection n has.

@@ -26,6 +26,18 @@ func TestCostBound(t *testing.T) {
 		{`repeat("x", 1000000000) != ""`, false},
 		{`count(1..x, {true}) > 0`, false}, // a computed bound counts as huge
 		{`map(filter(1..999, {true}), {all(1..999, {true})}) != nil`, false},
+		// Memory rather than steps: an accumulator that doubles at each
+		// element (probed: accepted as a tag, one profile's evaluation
+		// built a 64 MB string at 1..26; 1..34 is 16 GB).
+		{`len(reduce(1..34, #acc + #acc, "x")) > 0`, false},
+		{`len(reduce(1..26, #acc + #acc, "x")) > 0`, false},
+		{`len(reduce(1..40, repeat(#acc, 2), "x")) > 0`, false},
+		{`len(reduce(1..30, concat(#acc, #acc), [1])) > 0`, false},
+		{`len(reduce(1..x, #acc + #acc, "x")) > 0`, false},
+		// An accumulator that grows by a step, or doubles a few times, is fine.
+		{`reduce(1..999, #acc + #, 0) > 10`, true},
+		{`len(reduce(1..100, #acc + "x", "")) > 10`, true},
+		{`len(reduce(1..10, #acc + #acc, "x")) > 10`, true},
 	} {
 		err := exprcost.Check(c.src, exprcost.Max)
 		if (err == nil) != c.ok {
