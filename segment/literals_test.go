@@ -13,7 +13,8 @@ import (
 // masker, which finds literals in expr-lang text; the segment's compiler
 // lists them from the plan (Literals). Every literal of a plan must be one
 // exprlit finds in the plan as printed (the same field, the same value:
-// 13800138000 printed as 1.3800138e+10 is still 13800138000), or a
+// 13800138000 is printed as written, 1e+19 with an exponent, and both
+// read back as the value Literals lists), or a
 // caller below the field's clearance would read it; in the expression as
 // written too, but for in_region's arguments, which no field in the call
 // names (the API then shows the masked plan, and this test says which).
@@ -28,6 +29,7 @@ func TestPlanLiteralsFoundInText(t *testing.T) {
 		{`13800138000 == phone || "vip" in tags || "email" in identifiers`, nil},
 		{`in_region("广东省", "深圳市") || city == "北京市"`, []string{"province=广东省", "city=深圳市"}},
 		{`event_count("Order Completed", "30d", amount > 500) >= 2 && revenue > 1e6 && phone == 1.38e10`, nil},
+		{`phone == 1e19 || phone in [0.5, 1e-7] || phone >= -9e18`, nil},
 	} {
 		plan, err := segment.CompileExpr(c.expr)
 		if err != nil {

@@ -132,7 +132,21 @@ func literal(v any) string {
 	return fmt.Sprint(v)
 }
 
-func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+// fmtNum prints a number as a person writes it, in plans, explanation
+// clauses and messages a marketer reads: a whole number in digits
+// (13800138000, not 1.3800138e+10), a fraction in its shortest decimal
+// form (0.25, -5.5), each the same float64 read back. The exponent form
+// is kept where digits would not serve: from 2^63 on, where expr-lang
+// reads a number without a point or exponent as an int64 and refuses the
+// overflow (the plan must parse: the API masks its literals by parsing
+// it, internal/exprlit), and below 1e-6 (0.0000001 is read less easily
+// than 1e-07); NaN and infinities as strconv writes them.
+func fmtNum(f float64) string {
+	if a := math.Abs(f); a < 1<<63 && (a >= 1e-6 || a == 0) {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
 
 // normalize turns a decoded JSON value into the kinds predicates know:
 // all numbers become float64.
