@@ -1045,17 +1045,23 @@ func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, expire
 	sp := NewProcessor(sc, p.Rules)
 	sp.Now, sp.Log = p.Now, p.Log
 	sp.Standardize, sp.Enrichers, sp.OnceTraits, sp.SourcePriority = p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority
-	sp.MaxIdentities = p.MaxIdentities
-	// A page at a time, and a profile cache of a few pages' profiles:
-	// the scratch processor's default cache (250,000 profiles) was most
-	// of a pass's heap.
+	// A page at a time, and bounded caches: the scratch processor's
+	// default profile cache (250,000 profiles) was most of a pass's heap,
+	// and its identity graph, held whole up to 2,000,000 identifiers, the
+	// rest. Past them it reads the scratch store, as the live processor
+	// does past its own.
 	sp.BatchSize, sp.MaxBatchSize = ExpiredPage, ExpiredPage
-	sp.MaxProfiles = min(p.MaxProfiles, scratchProfiles)
+	sp.MaxProfiles = min(p.MaxProfiles, ScratchProfiles)
+	sp.MaxIdentities = min(p.MaxIdentities, ScratchIdentities)
 	return sp, nil
 }
 
-// scratchProfiles bounds the scratch processor's profile cache.
-const scratchProfiles = 4 * ExpiredPage
+// ScratchProfiles and ScratchIdentities bound the scratch processor's
+// profile cache and identity graph (see prefixProcessor).
+var (
+	ScratchProfiles   = 8000
+	ScratchIdentities = 250_000
+)
 
 // scratchDecisions are the decisions in force in the scratch store, as
 // they are carried forward (see BaseSplit). Whether their events expired

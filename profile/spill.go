@@ -2,14 +2,14 @@ package profile
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"os"
-
-	json "github.com/goccy/go-json"
+	"time"
 
 	"github.com/portrait-cdp/portrait"
 )
@@ -33,11 +33,6 @@ type spill struct {
 // time.
 const spillPage = 500
 
-type spilled struct {
-	Event *portrait.Event `json:"e"`
-	Owner string          `json:"o,omitempty"`
-}
-
 func newSpill() (*spill, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -60,13 +55,10 @@ func newSpill() (*spill, error) {
 
 // write adds a carried-forward event and its owner.
 func (s *spill) write(e *portrait.Event, owner string) error {
-	b, err := json.Marshal(spilled{Event: e, Owner: owner})
-	if err != nil {
-		return portrait.Wrap(err, "cannot encode a carried-forward event")
-	}
+	b := encodeSpilled(e, owner)
 	nonce := make([]byte, s.aead.NonceSize())
 	binary.BigEndian.PutUint64(nonce, uint64(s.n)) // a record's number: never reused under the key
-	sealed := s.aead.Seal(nil, nonce, b, nil)
+	sealed := s.aead.Seal(b[:0], nonce, b, nil)
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(sealed)))
 	if _, err := s.w.Write(hdr[:]); err != nil {
@@ -77,6 +69,49 @@ func (s *spill) write(e *portrait.Event, owner string) error {
 	}
 	s.n++
 	return nil
+}
+
+// encodeSpilled encodes what a carried-forward event holds (its
+// properties as they are: JSON would escape the whole document again),
+// with room for the seal's tag.
+func encodeSpilled(e *portrait.Event, owner string) []byte {
+	b := make([]byte, 0, 64+len(e.MessageID)+len(e.Type)+len(e.Source)+len(owner)+len(e.Properties)+16)
+	for _, f := range []string{e.MessageID, e.Type, e.Source, owner, string(e.Properties)} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	for _, t := range []time.Time{e.Timestamp, e.ReceivedAt} {
+		b = binary.AppendVarint(b, t.Unix())
+		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	}
+	return b
+}
+
+func decodeSpilled(b []byte) (*portrait.Event, string, error) {
+	var f [5][]byte
+	for i := range f {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, "", portrait.Errorf(portrait.EINTERNAL, "the retention pass's spill file is damaged")
+		}
+		f[i], b = b[k:k+int(n)], b[k+int(n):]
+	}
+	var at [2]time.Time
+	for i := range at {
+		sec, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, "", portrait.Errorf(portrait.EINTERNAL, "the retention pass's spill file is damaged")
+		}
+		ns, k2 := binary.Uvarint(b[k:])
+		if k2 <= 0 {
+			return nil, "", portrait.Errorf(portrait.EINTERNAL, "the retention pass's spill file is damaged")
+		}
+		b = b[k+k2:]
+		at[i] = time.Unix(sec, int64(ns)).UTC()
+	}
+	e := &portrait.Event{MessageID: string(f[0]), Type: string(f[1]), Source: string(f[2]), Properties: bytes.Clone(f[4]),
+		Timestamp: at[0], ReceivedAt: at[1]}
+	return e, string(f[3]), nil
 }
 
 // done ends the writing.
@@ -110,15 +145,15 @@ func (s *spill) read(fn func(page []Carried) error) error {
 			return portrait.Wrap(err, "cannot read the retention pass's spill file")
 		}
 		binary.BigEndian.PutUint64(nonce, uint64(i))
-		b, err := s.aead.Open(nil, nonce, buf, nil)
+		b, err := s.aead.Open(buf[:0], nonce, buf, nil)
 		if err != nil {
 			return portrait.Wrap(err, "the retention pass's spill file was altered")
 		}
-		var x spilled
-		if err := json.Unmarshal(b, &x); err != nil {
-			return portrait.Wrap(err, "cannot read the retention pass's spill file")
+		e, owner, err := decodeSpilled(b)
+		if err != nil {
+			return err
 		}
-		page = append(page, Carried{Event: x.Event, Owner: x.Owner})
+		page = append(page, Carried{Event: e, Owner: owner})
 		if len(page) == spillPage {
 			if err := fn(page); err != nil {
 				return err
