@@ -54,6 +54,28 @@ func expiredRefs(ctx context.Context, q pgQuerier, before time.Time, upTo, after
 	return out, nil
 }
 
+// ExpiredAmong returns those of ids that name an expired event (see
+// ExpiredEvents), one query (by the message id index).
+func (db *DB) ExpiredAmong(ctx context.Context, before time.Time, upTo int64, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT message_id FROM events WHERE message_id = ANY($1) AND seq <= $2 AND ts < $3 AND type <> $4`,
+		ids, upTo, micros(before), portrait.EventErased)
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, portrait.Wrap(err, "cannot read expired events")
+	}
+	for _, id := range got {
+		out[id] = true
+	}
+	return out, nil
+}
+
 // LoadCompacted returns the carried-forward events the state holds.
 func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
 	rows, err := db.pool.Query(ctx, `SELECT message_id FROM compacted`)

@@ -61,6 +61,9 @@ type CompactStore interface {
 	// ExpiredRefs is ExpiredEvents' sequence numbers and message ids
 	// alone.
 	ExpiredRefs(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]ExpiredRef, error)
+	// ExpiredAmong returns those of ids that name an event ExpiredEvents
+	// returns for before and upTo, a set-wise query per page of ids.
+	ExpiredAmong(ctx context.Context, before time.Time, upTo int64, ids []string) (map[string]bool, error)
 	// ExpireEvents appends the carried-forward events (giving them their
 	// sequence numbers), lists each on its owner, records them as
 	// already applied (the live state holds them), turns the expired
@@ -122,7 +125,7 @@ type Compaction struct {
 	// Carried calls fn with the carried-forward events to append, a page
 	// at a time, in the order they are to be appended; each call reads
 	// them anew (from the pass's spill file, so that nothing holds them
-	// all). A store gives each its sequence number (Event.Seq) in place.
+	// all).
 	Carried func(fn func(page []Carried) error) error
 }
 
@@ -488,10 +491,7 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			sc.Close()
 		}
 	}()
-	// The expired events go to the scratch log first, all of them, and
-	// its processor applies them after: whether a live split's event
-	// expired is then one set-wise question of the scratch log
-	// (MessageRanks) for all the splits, asked before it applies any.
+	var sp *Processor
 	var oldest time.Time // of every expired event, carried-forward ones included
 	fresh := 0
 	began := false
@@ -506,6 +506,12 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		after = page[len(page)-1].Seq
 		if sc == nil {
 			if sc, err = newScratch(ctx); err != nil {
+				return nil, err
+			}
+			// Whether the live splits' events expired: asked once, for
+			// all of them.
+			live := func(ids []string) (map[string]bool, error) { return st.ExpiredAmong(ctx, before, upTo, ids) }
+			if sp, err = p.prefixProcessor(ctx, sc, live); err != nil {
 				return nil, err
 			}
 			if p.Accounts != nil {
@@ -538,10 +544,20 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		if p.Accounts != nil {
 			p.Accounts.FeedCarry(page)
 		}
+		// Each page is applied right after it is appended, while the
+		// scratch store's tail still holds it.
 		if _, err := sc.Append(ctx, copies, nil); err != nil {
 			return nil, err
 		}
+		last, err := sc.LastSeq(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := sp.CatchUp(ctx, last); err != nil {
+			return nil, err
+		}
 	}
+	sp = nil // its caches go before the profiles are carried
 	finishAccounts := func() {
 		if began {
 			p.Accounts.FinishCarry(nil) // renames nothing
@@ -558,19 +574,9 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		finishAccounts()
 		return nil, err
 	}
+	// The scratch log holds the expired events and nothing else: it
+	// answers which ids expired, and their names' ranks.
 	expired := func(ids []string) (map[string]int64, error) { return sc.MessageRanks(ctx, ids) }
-	sp, err := p.prefixProcessor(ctx, sc, expired)
-	if err == nil {
-		var last int64
-		if last, err = sc.LastSeq(ctx); err == nil {
-			err = sp.CatchUp(ctx, last)
-		}
-	}
-	sp = nil // its caches go before the profiles are carried
-	if err != nil {
-		finishAccounts()
-		return nil, err
-	}
 	spill, err := newSpill()
 	if err != nil {
 		finishAccounts()
@@ -997,16 +1003,16 @@ type prefixProfile struct {
 
 // prefixProcessor makes the processor that derives, in the scratch store
 // sc, the profiles the expired events alone make, with the same rules and
-// enrichers as p. The scratch log holds every expired event by now; its
-// processor applies them a page at a time with bounded caches (a pass
-// holds a page of events and at most a few thousand profiles).
+// enrichers as p. The pass appends the expired events to sc page by page
+// and has it catch up after each (so that the scratch store's in-memory
+// tail need only hold a page or so), with bounded caches.
 //
 // The scratch store starts with the live decisions (the retractions and
 // the splits whose events have not expired: the expired ones are in
 // events): a decision made after the limit about an expired event applies
 // to the prefix as it applies to the whole history. Whether the splits'
 // events expired is asked once for all of them.
-func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, expired func([]string) (map[string]int64, error)) (*Processor, error) {
+func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, expired func([]string) (map[string]bool, error)) (*Processor, error) {
 	if len(p.retracted) > 0 || len(p.splits) > 0 {
 		ids := make([]string, 0, len(p.splits))
 		for _, s := range p.splits {
@@ -1027,7 +1033,7 @@ func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, expire
 			}
 		}
 		for _, s := range p.splits {
-			if _, x := gone[s.MessageID]; x {
+			if gone[s.MessageID] {
 				continue
 			}
 			if err := tx.PutSplit(s); err != nil {

@@ -58,6 +58,29 @@ func expiredRefs(ctx context.Context, q querier, before time.Time, upTo, after i
 	return out, nil
 }
 
+// ExpiredAmong returns those of ids that name an expired event (see
+// ExpiredEvents), a query per page of ids (by the message id index).
+func (db *DB) ExpiredAmong(ctx context.Context, before time.Time, upTo int64, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(ids) > 0 {
+		n := min(len(ids), rankPage)
+		args := make([]any, 0, n+3)
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		ids = ids[n:]
+		args = append(args, upTo, micros(before), portrait.EventErased)
+		got, err := queryStrings(ctx, db.logR, `SELECT message_id FROM events WHERE message_id IN (`+placeholders(n)+`) AND seq <= ? AND ts < ? AND type <> ?`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range got {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
 // LoadCompacted returns the carried-forward events the state holds.
 func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
 	return queryStrings(ctx, db.stateR, `SELECT message_id FROM compacted`)
@@ -68,7 +91,8 @@ func (db *DB) LoadCompacted(ctx context.Context) ([]string, error) {
 // write-ahead logs truncated afterwards, as after an erasure:
 //
 //  1. the state records the carried-forward events as held (so no
-//     processor applies them) and the expired events (retention_expired);
+//     processor applies them) and the expired events (retention_expired,
+//     a batch a transaction);
 //  2. one transaction of the log appends the carried-forward events (with
 //     their owners, retention_carried) and the run, marked pending;
 //  3. the expired events become tombstones, TombstoneBatch a transaction;
@@ -113,26 +137,41 @@ func (db *DB) ExpireEvents(ctx context.Context, c *profile.Compaction) error {
 		}); err != nil {
 			return err
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO retention_expired (seq, message_id, tomb) VALUES (?, ?, ?)`)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The expired events, a batch a state transaction (a pass stopped
+	// here has not begun its log's part: the next start drops them).
+	n := db.tombBatch
+	if n <= 0 {
+		n = profile.TombstoneBatch
+	}
+	for after := int64(0); ; {
+		refs, err := expiredRefs(ctx, db.logR, c.Before, c.UpTo, after, n)
 		if err != nil {
-			return portrait.Wrap(err, "cannot record expired events")
+			return err
 		}
-		defer ins.Close()
-		for after := int64(0); ; {
-			refs, err := expiredRefs(ctx, db.logR, c.Before, c.UpTo, after, 4*profile.ExpiredPage)
-			if err != nil || len(refs) == 0 {
-				return err
+		if len(refs) == 0 {
+			break
+		}
+		after = refs[len(refs)-1].Seq
+		if err := db.secureTx(ctx, db.stateW, func(tx *sql.Tx) error {
+			ins, err := tx.PrepareContext(ctx, `INSERT INTO retention_expired (seq, message_id, tomb) VALUES (?, ?, ?)`)
+			if err != nil {
+				return portrait.Wrap(err, "cannot record expired events")
 			}
-			after = refs[len(refs)-1].Seq
+			defer ins.Close()
 			for _, r := range refs {
 				if _, err := ins.ExecContext(ctx, r.Seq, r.MessageID, profile.ExpiredID(&portrait.Event{Seq: r.Seq, MessageID: r.MessageID})); err != nil {
 					return portrait.Wrap(err, "cannot record expired events")
 				}
 			}
+			return nil
+		}); err != nil {
+			return err
 		}
-	})
-	if err != nil {
-		return err
 	}
 	// One transaction on the log's one writing connection, with
 	// secure_delete on: the carried-forward events and the run, pending.
