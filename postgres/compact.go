@@ -293,8 +293,17 @@ func (db *DB) finishRetention(ctx context.Context) error {
 			return err
 		}
 	}
+	if len(runs) > 0 {
+		if _, err := db.pool.Exec(ctx, "VACUUM events, trait_issues, merges, compacted, profile_events, retracted, splits"); err != nil {
+			return portrait.Wrap(err, "cannot vacuum")
+		}
+	}
 	return nil
 }
+
+// FinishExpiry finishes a retention pass stopped between its batches
+// (profile.CompactStore).
+func (db *DB) FinishExpiry(ctx context.Context) error { return db.finishRetention(ctx) }
 
 // RankMessages ranks the message ids of a retention pass's scratch log
 // (profile.ScratchStore) in byte order (the "C" collation), written once,

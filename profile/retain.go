@@ -79,6 +79,11 @@ type CompactStore interface {
 	// LoadCompacted returns the message ids of carried-forward events the
 	// live state already holds.
 	LoadCompacted(ctx context.Context) ([]string, error)
+	// FinishExpiry finishes a pass whose ExpireEvents stopped between
+	// its batches (a failed statement, a full disk), as the next start
+	// would: a pass begins with it, for until then the log holds both
+	// that pass's carried-forward events and some of its expired events.
+	FinishExpiry(ctx context.Context) error
 }
 
 // ExpiredRef names an expired event.
@@ -485,6 +490,9 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 	}
 	p.committed.Store(p.applied.Load())
 	upTo := p.applied.Load()
+	if err := st.FinishExpiry(ctx); err != nil {
+		return nil, err
+	}
 	var sc ScratchStore
 	defer func() {
 		if sc != nil {

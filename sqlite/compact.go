@@ -475,6 +475,15 @@ func (db *DB) finishRetentionRun(ctx context.Context, run int64, st *retentionSt
 	})
 }
 
+// FinishExpiry finishes a retention pass stopped after its log's first
+// transaction (profile.CompactStore).
+func (db *DB) FinishExpiry(ctx context.Context) error {
+	if err := db.writer.wait(ctx); err != nil {
+		return err
+	}
+	return db.finishRetention(ctx)
+}
+
 // finishRetention finishes, at the start (and before a pass), a retention
 // pass stopped after its log's first transaction (see ExpireEvents). A
 // state that no longer holds the pass's first part (its carried-forward
