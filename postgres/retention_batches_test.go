@@ -92,30 +92,50 @@ func TestRetentionPassResumedBetweenBatches(t *testing.T) {
 	}
 	want := pgSnapshot(t, a)
 
-	url := pgtest.URL(t)
-	b := open(url)
-	load(b)
-	if _, err := b.pool.Exec(ctx, `CREATE FUNCTION stop_pass() RETURNS trigger LANGUAGE plpgsql AS $f$
-		BEGIN IF OLD.seq = 2500 AND NEW.type = '$erased' THEN RAISE EXCEPTION 'stopped in the third batch'; END IF; RETURN NEW; END $f$`); err != nil {
-		t.Fatal(err)
+	stop := func() (string, *DB) {
+		url := pgtest.URL(t)
+		b := open(url)
+		load(b)
+		if _, err := b.pool.Exec(ctx, `CREATE FUNCTION stop_pass() RETURNS trigger LANGUAGE plpgsql AS $f$
+			BEGIN IF OLD.seq = 2500 AND NEW.type = '$erased' THEN RAISE EXCEPTION 'stopped in the third batch'; END IF; RETURN NEW; END $f$`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(ctx, `CREATE TRIGGER stop_pass BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION stop_pass()`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newProc(b).Compact(ctx, b, limit, scratch); err == nil || !strings.Contains(err.Error(), "stopped in the third batch") {
+			t.Fatalf("pass: %v, want the injected failure", err)
+		}
+		tombs := count(b, `SELECT count(*) FROM events WHERE type = $1`, portrait.EventErased)
+		carried := count(b, `SELECT count(*) FROM events WHERE type = $1`, portrait.EventRetained)
+		pending := count(b, `SELECT count(*) FROM retention_runs WHERE pending IS NOT NULL`)
+		t.Logf("stopped: %d tombstones, %d carried-forward events, %d runs pending", tombs, carried, pending)
+		if tombs != 2000 || carried != people || pending != 1 {
+			t.Fatalf("stopped in the third batch: %d tombstones, %d carried-forward events, %d runs pending; want the first two batches (2000), %d, 1",
+				tombs, carried, pending, people)
+		}
+		if _, err := b.pool.Exec(ctx, `DROP TRIGGER stop_pass ON events`); err != nil {
+			t.Fatal(err)
+		}
+		return url, b
 	}
-	if _, err := b.pool.Exec(ctx, `CREATE TRIGGER stop_pass BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION stop_pass()`); err != nil {
-		t.Fatal(err)
+
+	// Without a restart, the next pass finishes it first.
+	_, c := stop()
+	defer c.Close()
+	if run, err := newProc(c).Compact(ctx, c, limit, scratch); err != nil || run.Deleted != 0 {
+		t.Fatalf("the next pass: %+v, %v; want it to finish the stopped one and find nothing more", run, err)
 	}
-	if _, err := newProc(b).Compact(ctx, b, limit, scratch); err == nil || !strings.Contains(err.Error(), "stopped in the third batch") {
-		t.Fatalf("pass: %v, want the injected failure", err)
+	if got := pgSnapshot(t, c); !reflect.DeepEqual(got, want) {
+		for k := range want {
+			if !reflect.DeepEqual(got[k], want[k]) {
+				t.Errorf("%s after the next pass:\n%v\nafter the whole pass:\n%v", k, got[k], want[k])
+			}
+		}
+		t.FailNow()
 	}
-	tombs := count(b, `SELECT count(*) FROM events WHERE type = $1`, portrait.EventErased)
-	carried := count(b, `SELECT count(*) FROM events WHERE type = $1`, portrait.EventRetained)
-	pending := count(b, `SELECT count(*) FROM retention_runs WHERE pending IS NOT NULL`)
-	t.Logf("stopped: %d tombstones, %d carried-forward events, %d runs pending", tombs, carried, pending)
-	if tombs != 2000 || carried != people || pending != 1 {
-		t.Fatalf("stopped in the third batch: %d tombstones, %d carried-forward events, %d runs pending; want the first two batches (2000), %d, 1",
-			tombs, carried, pending, people)
-	}
-	if _, err := b.pool.Exec(ctx, `DROP TRIGGER stop_pass ON events`); err != nil {
-		t.Fatal(err)
-	}
+
+	url, b := stop()
 	b.Close()
 
 	b = open(url) // the start finishes the pass
