@@ -556,9 +556,16 @@ func (db *DB) finishRetention(ctx context.Context) error {
 		}
 	}
 	// What a pass that died before its log's part recorded: its events
-	// did not expire.
-	if _, err := db.stateW.ExecContext(ctx, `DELETE FROM retention_expired`); err != nil {
+	// did not expire. (Asked first: a write with nothing to do would
+	// still move the content version.)
+	var left bool
+	if err := db.stateW.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM retention_expired)`).Scan(&left); err != nil {
 		return portrait.Wrap(err, "cannot read retention runs")
+	}
+	if left {
+		if _, err := db.stateW.ExecContext(ctx, `DELETE FROM retention_expired`); err != nil {
+			return portrait.Wrap(err, "cannot read retention runs")
+		}
 	}
 	if len(runs) > 0 {
 		db.truncateWALs(ctx)
