@@ -63,7 +63,10 @@ type DB struct {
 	// readOnly: the server accepts no writes (a standby, or read-only
 	// transactions by default); see Open.
 	readOnly bool
-	sealer   *datakey.Sealer // encryption at rest (seal.go)
+	// tombBatch, when set (tests), is how many expired events a retention
+	// pass tombstones per transaction (profile.TombstoneBatch otherwise).
+	tombBatch int
+	sealer    *datakey.Sealer // encryption at rest (seal.go)
 	// auditGroup commits audit records handed in together (audit.go).
 	auditGroup groupcommit.Group[portrait.AuditRecord]
 }
@@ -97,8 +100,10 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	if db.readOnly {
 		err = db.checkSchema(ctx)
-	} else {
-		err = db.migrate(ctx)
+	} else if err = db.migrate(ctx); err == nil {
+		// A retention pass stopped between its batches is finished
+		// before anything reads the log (postgres/compact.go).
+		err = db.finishRetention(ctx)
 	}
 	if err != nil {
 		pool.Close()

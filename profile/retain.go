@@ -37,6 +37,17 @@ type ScratchStore interface {
 	portrait.EventLog
 	AllProfiles(ctx context.Context, fn func(*portrait.Profile) error) error
 	LastSeq(ctx context.Context) (int64, error)
+	// RankMessages ranks the message ids of the scratch log, which holds
+	// the expired events and nothing else, in byte order (once all are
+	// appended); MessageRanks then returns, for each of ids the log
+	// holds, the number of its message ids that sort before it (ids it
+	// does not hold are left out: they did not expire), a set-wise query
+	// per page of ids.
+	RankMessages(ctx context.Context) error
+	MessageRanks(ctx context.Context, ids []string) (map[string]int64, error)
+	// IdentitiesOfProfiles returns the identifiers each of pids owns,
+	// with the key of the event that attached each.
+	IdentitiesOfProfiles(ctx context.Context, pids []string) (map[string][]BaseIdentity, error)
 	Close() error
 }
 
@@ -50,17 +61,29 @@ type CompactStore interface {
 	// ExpiredRefs is ExpiredEvents' sequence numbers and message ids
 	// alone.
 	ExpiredRefs(ctx context.Context, before time.Time, upTo, after int64, limit int) ([]ExpiredRef, error)
+	// ExpiredAmong returns those of ids that name an event ExpiredEvents
+	// returns for before and upTo, a set-wise query per page of ids.
+	ExpiredAmong(ctx context.Context, before time.Time, upTo int64, ids []string) (map[string]bool, error)
 	// ExpireEvents appends the carried-forward events (giving them their
-	// sequence numbers), lists each on the profile named in Owners,
-	// records them as already applied (the live state holds them),
-	// turns the expired events (those ExpiredEvents returns for Before
-	// and UpTo) into tombstones and deletes what was derived from them
-	// alone (their event lists, trait issues, journal entries), and
-	// records the run.
+	// sequence numbers), lists each on its owner, records them as
+	// already applied (the live state holds them), turns the expired
+	// events (those ExpiredEvents returns for Before and UpTo) into
+	// tombstones and deletes what was derived from them alone (their
+	// event lists, trait issues, journal entries), and records the run.
+	// The carried-forward events and the run commit together, before
+	// any tombstone; the tombstones then commit in batches of
+	// TombstoneBatch, the run recording that they are under way, so a
+	// pass stopped between batches is finished (and not done twice) by
+	// the next start or pass.
 	ExpireEvents(ctx context.Context, c *Compaction) error
 	// LoadCompacted returns the message ids of carried-forward events the
 	// live state already holds.
 	LoadCompacted(ctx context.Context) ([]string, error)
+	// FinishExpiry finishes a pass whose ExpireEvents stopped between
+	// its batches (a failed statement, a full disk), as the next start
+	// would: a pass begins with it, for until then the log holds both
+	// that pass's carried-forward events and some of its expired events.
+	FinishExpiry(ctx context.Context) error
 }
 
 // ExpiredRef names an expired event.
@@ -72,6 +95,11 @@ type ExpiredRef struct {
 // ExpiredPage is how many expired events a pass (and a store expiring
 // them) holds at a time.
 const ExpiredPage = 2000
+
+// TombstoneBatch is how many expired events a store turns into
+// tombstones in one transaction: the write-ahead log of each is bounded,
+// whatever a pass expires.
+const TombstoneBatch = 10 * ExpiredPage
 
 // AccountCarrier is the account model (account.Model) as a retention pass
 // needs it: it reads the log in its own order and keeps its own state, so
@@ -97,11 +125,20 @@ type Compaction struct {
 	Run portrait.RetentionRun
 	// Before and UpTo select the events to become tombstones: those
 	// CompactStore.ExpiredEvents returns for them.
-	Before  time.Time
-	UpTo    int64
-	Carried []*portrait.Event // to append
-	// Owners: a carried event's message id → the live profile it belongs to.
-	Owners map[string]string
+	Before time.Time
+	UpTo   int64
+	// Carried calls fn with the carried-forward events to append, a page
+	// at a time, in the order they are to be appended; each call reads
+	// them anew (from the pass's spill file, so that nothing holds them
+	// all).
+	Carried func(fn func(page []Carried) error) error
+}
+
+// Carried is a carried-forward event to append and the live profile it
+// belongs to ("" for the decisions and accounts events: none).
+type Carried struct {
+	Event *portrait.Event
+	Owner string
 }
 
 // Base is what a carried-forward event holds: one profile as the expired
@@ -433,10 +470,13 @@ func (p *Processor) loadCompacted(ctx context.Context) error {
 // erasure does, and considers only events already applied: one applied
 // later expires at the next pass.
 //
-// The expired events are read page by page (ExpiredPage at a time): each
-// page goes to the scratch store and to the account model, and the names
-// of expired messages are computed for the ids the kept state names only
-// (expiredNames), so that a pass holds per profile, not per expired event.
+// Nothing the pass holds grows with the expired events, and next to
+// nothing with the expired period's profiles: the expired events are read
+// page by page (ExpiredPage at a time) into the scratch store, whose
+// processor keeps bounded caches; the scratch profiles are then carried
+// forward a chunk at a time (CarryChunk: owners, live profiles, names of
+// expired messages, each chunk's renames committed), into a spill file
+// that the store reads back page by page (Compaction.Carried).
 func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Time, newScratch func(ctx context.Context) (ScratchStore, error)) (*portrait.RetentionRun, error) {
 	run := &portrait.RetentionRun{Kind: "events", Before: before.UTC(), At: p.Now().UTC()}
 	p.mu.Lock()
@@ -450,27 +490,19 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 	}
 	p.committed.Store(p.applied.Load())
 	upTo := p.applied.Load()
-	// An id expired if it names an event ExpiredEvents returns. Asked
-	// for the decisions only (few).
-	isExpired := func(id string) (bool, error) {
-		if id == "" {
-			return false, nil
-		}
-		e, err := p.Store.EventByMessageID(ctx, id)
-		if err != nil || e == nil {
-			return false, err
-		}
-		return e.Type != portrait.EventErased && e.Seq <= upTo && e.Timestamp.Before(before), nil
+	if err := st.FinishExpiry(ctx); err != nil {
+		return nil, err
 	}
 	var sc ScratchStore
-	var sp *Processor
 	defer func() {
 		if sc != nil {
 			sc.Close()
 		}
 	}()
+	var sp *Processor
 	var oldest time.Time // of every expired event, carried-forward ones included
 	fresh := 0
+	began := false
 	for after := int64(0); ; {
 		page, err := st.ExpiredEvents(ctx, before, upTo, after, ExpiredPage)
 		if err != nil {
@@ -484,13 +516,17 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			if sc, err = newScratch(ctx); err != nil {
 				return nil, err
 			}
-			if sp, err = p.prefixProcessor(ctx, sc, isExpired); err != nil {
+			// Whether the live splits' events expired: asked once, for
+			// all of them.
+			live := func(ids []string) (map[string]bool, error) { return st.ExpiredAmong(ctx, before, upTo, ids) }
+			if sp, err = p.prefixProcessor(ctx, sc, live); err != nil {
 				return nil, err
 			}
 			if p.Accounts != nil {
 				if err := p.Accounts.BeginCarry(); err != nil {
 					return nil, err
 				}
+				began = true
 			}
 		}
 		copies := make([]*portrait.Event, len(page))
@@ -516,6 +552,8 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		if p.Accounts != nil {
 			p.Accounts.FeedCarry(page)
 		}
+		// Each page is applied right after it is appended, while the
+		// scratch store's tail still holds it.
 		if _, err := sc.Append(ctx, copies, nil); err != nil {
 			return nil, err
 		}
@@ -527,136 +565,86 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 			return nil, err
 		}
 	}
+	sp = nil // its caches go before the profiles are carried
+	finishAccounts := func() {
+		if began {
+			p.Accounts.FinishCarry(nil) // renames nothing
+		}
+	}
 	// A pass whose expired events are all carried-forward events of an
 	// earlier pass would only write them again.
 	if fresh == 0 {
 		run.Deleted = 0
-		if p.Accounts != nil && sc != nil {
-			p.Accounts.FinishCarry(nil) // renames nothing
-		}
+		finishAccounts()
 		return run, nil
 	}
-	bases, decisions, err := prefixState(ctx, sc, isExpired)
-	if err != nil {
+	if err := sc.RankMessages(ctx); err != nil {
+		finishAccounts()
 		return nil, err
 	}
-	c := &Compaction{Before: before, UpTo: upTo, Owners: map[string]string{}}
+	// The scratch log holds the expired events and nothing else: it
+	// answers which ids expired, and their names' ranks.
+	expired := func(ids []string) (map[string]int64, error) { return sc.MessageRanks(ctx, ids) }
+	spill, err := newSpill()
+	if err != nil {
+		finishAccounts()
+		return nil, err
+	}
+	defer spill.remove()
+	c := &Compaction{Before: before, UpTo: upTo, Carried: spill.read}
+	if err := p.carryProfiles(ctx, sc, spill, run, before, expired); err != nil {
+		finishAccounts()
+		p.loaded = false
+		return nil, err
+	}
+	decisions, err := scratchDecisions(ctx, sc, expired)
+	if err != nil {
+		finishAccounts()
+		p.loaded = false
+		return nil, err
+	}
 	tx, err := p.Store.BeginState(ctx)
 	if err != nil {
+		finishAccounts()
 		return nil, err
 	}
-	fail := func(err error) (*portrait.RetentionRun, error) {
-		tx.Rollback()
-		if p.Accounts != nil {
-			p.Accounts.FinishCarry(nil)
-		}
-		return nil, err
-	}
-	// The message ids the kept state may name: only those that expired
-	// are renamed, and only these are looked up among the expired ones.
-	names := map[string]bool{}
-	name := func(id string) {
-		if id != "" {
-			names[id] = true
-		}
-	}
-	nameProfile := func(q *portrait.Profile) {
-		for _, t := range q.Traits {
-			name(t.MessageID)
-		}
-		for _, k := range []portrait.EventKey{q.FirstKey, q.LastKey, q.IdentityKey, q.MergeKey} {
-			name(k.MessageID)
-		}
-	}
-	owned := map[string]bool{}
-	kept := bases[:0]
-	for i := range bases {
-		bs := &bases[i]
-		owner := ""
-		for _, x := range bs.base.Identities {
-			if owner, err = p.graph.ownerOf(tx, portrait.Identifier{Type: x.Type, Value: x.Value}); err != nil || owner != "" {
-				break
-			}
-		}
-		if err != nil {
-			return fail(err)
-		}
-		if owner == "" {
-			continue // erased since: nothing of it is carried
-		}
-		owned[owner] = true
-		if bs.live, err = tx.Profile(owner); err != nil {
-			return fail(err)
-		}
-		bs.owner = owner
-		nameProfile(bs.q)
-		if bs.live != nil {
-			nameProfile(bs.live)
-		}
-		for _, x := range bs.base.Identities {
-			name(x.Msg)
-		}
-		kept = append(kept, *bs)
-	}
-	bases = kept
-	if p.Accounts != nil {
-		p.Accounts.CarryNames(name)
-	}
-	rename, err := expiredNames(ctx, st, before, upTo, names)
-	names = nil
-	if err != nil {
-		return fail(err)
-	}
-	expiredName := func(id string) bool { _, ok := rename[id]; return ok }
-	renamed := make(map[string]string, len(rename))
-	for o, n := range rename {
-		renamed[n] = o
-	}
-	for i := range bases {
-		bs := &bases[i]
-		if err := trimBase(bs, bs.live, expiredName); err != nil {
-			return fail(err)
-		}
-		bs.live = nil
-		if err := renameBase(bs, rename); err != nil {
-			return fail(err)
-		}
-		if err := p.renameAttached(tx, bs, renamed); err != nil {
-			return fail(err)
-		}
-		body, err := json.Marshal(bs.base)
-		if err != nil {
-			return fail(portrait.Wrap(err, "cannot encode a carried-forward profile"))
-		}
-		e := &portrait.Event{MessageID: RetainedID(bs.q.ID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
-			Properties: body, Timestamp: bs.q.FirstKey.Time, ReceivedAt: run.At}
-		c.Carried = append(c.Carried, e)
-		c.Owners[e.MessageID] = bs.owner
-		bases[i] = prefixProfile{} // encoded: let it go
-	}
-	run.Carried = len(c.Carried)
 	if decisions != nil {
 		e, err := p.carryDecisions(tx, decisions, oldest, before, run.At)
-		if err != nil {
-			return fail(err)
+		if err == nil {
+			err = spill.write(e, "")
 		}
-		c.Carried = append(c.Carried, e)
+		if err != nil {
+			tx.Rollback()
+			finishAccounts()
+			return nil, err
+		}
 		run.Decisions = true
 	}
-	if p.Accounts != nil {
+	if began {
+		// The accounts' names are per account: asked of the scratch log
+		// in one set-wise question.
+		var names []string
+		p.Accounts.CarryNames(func(id string) {
+			if id != "" {
+				names = append(names, id)
+			}
+		})
+		rename, err := expiredNames(expired, before, names)
+		if err != nil {
+			tx.Rollback()
+			finishAccounts()
+			return nil, err
+		}
+		began = false
 		e, err := carryAccounts(p.Accounts, rename, oldest, before, run.At)
+		if err == nil && e != nil {
+			err = spill.write(e, "")
+			run.Accounts = true
+		}
 		if err != nil {
 			tx.Rollback()
 			return nil, err
 		}
-		if e != nil {
-			c.Carried = append(c.Carried, e)
-			run.Accounts = true
-		}
-	}
-	if err := p.renameLive(tx, owned, rename); err != nil {
-		tx.Rollback()
-		return nil, err
 	}
 	// What the live state names differently now (splits, provenance) is
 	// written before the log's part: a replay of the compacted log names
@@ -669,7 +657,10 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 		p.loaded = false
 		return nil, err
 	}
-	run.Profiles = len(owned)
+	if err := spill.done(); err != nil {
+		p.loaded = false
+		return nil, err
+	}
 	c.Run = *run
 	err = st.ExpireEvents(ctx, c)
 	// The caches may now disagree with storage (compacted ids, event lists).
@@ -679,6 +670,164 @@ func (p *Processor) Compact(ctx context.Context, st CompactStore, before time.Ti
 	}
 	*run = c.Run
 	return run, nil
+}
+
+// CarryChunk is how many scratch profiles a pass carries forward at a
+// time: it holds them, their live owners and the names of the expired
+// messages they name, and commits their renames, a chunk at a time.
+const CarryChunk = 1000
+
+// carryProfiles carries each profile of the scratch state forward into
+// spill, a chunk at a time (see CarryChunk), and renames the expired
+// messages the live state names (each chunk's renames committed), adding
+// to run the live profiles with carried-forward events (Profiles) and the
+// carried-forward profiles (Carried).
+func (p *Processor) carryProfiles(ctx context.Context, sc ScratchStore, spill *spill, run *portrait.RetentionRun, before time.Time, expired func([]string) (map[string]int64, error)) error {
+	refs, err := sc.LoadRefused(ctx)
+	if err != nil {
+		return err
+	}
+	refused := map[string][]portrait.Identifier{}
+	for _, r := range refs {
+		refused[r.ProfileID] = append(refused[r.ProfileID], r.ID)
+	}
+	// The live profiles with carried-forward events, counted once each (a
+	// live profile may own profiles of several chunks).
+	owners := map[string]struct{}{}
+	var chunk []*prefixProfile
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		defer func() { chunk = chunk[:0] }()
+		pids := make([]string, len(chunk))
+		for i, pp := range chunk {
+			pids[i] = pp.q.ID
+		}
+		idsOf, err := sc.IdentitiesOfProfiles(ctx, pids)
+		if err != nil {
+			return err
+		}
+		tx, err := p.Store.BeginState(ctx)
+		if err != nil {
+			return err
+		}
+		fail := func(err error) error { tx.Rollback(); return err }
+		// The message ids the kept state may name: only those that
+		// expired are renamed, and only these are asked for.
+		names := map[string]bool{}
+		name := func(id string) {
+			if id != "" {
+				names[id] = true
+			}
+		}
+		nameProfile := func(q *portrait.Profile) {
+			for _, t := range q.Traits {
+				name(t.MessageID)
+			}
+			for _, k := range []portrait.EventKey{q.FirstKey, q.LastKey, q.IdentityKey, q.MergeKey} {
+				name(k.MessageID)
+			}
+		}
+		owned := map[string]bool{}
+		kept := chunk[:0]
+		for _, bs := range chunk {
+			bi := idsOf[bs.q.ID]
+			sort.Slice(bi, func(i, j int) bool {
+				if bi[i].Type != bi[j].Type {
+					return bi[i].Type < bi[j].Type
+				}
+				return bi[i].Value < bi[j].Value
+			})
+			bs.base.Identities, bs.base.Refused = bi, refused[bs.q.ID]
+			owner := ""
+			for _, x := range bi {
+				if owner, err = p.graph.ownerOf(tx, portrait.Identifier{Type: x.Type, Value: x.Value}); err != nil || owner != "" {
+					break
+				}
+			}
+			if err != nil {
+				return fail(err)
+			}
+			if owner == "" {
+				continue // erased since: nothing of it is carried
+			}
+			owned[owner] = true
+			if bs.live, err = tx.Profile(owner); err != nil {
+				return fail(err)
+			}
+			bs.owner = owner
+			nameProfile(bs.q)
+			if bs.live != nil {
+				nameProfile(bs.live)
+			}
+			for _, x := range bi {
+				name(x.Msg)
+			}
+			kept = append(kept, bs)
+		}
+		list := make([]string, 0, len(names))
+		for id := range names {
+			list = append(list, id)
+		}
+		rename, err := expiredNames(expired, before, list)
+		if err != nil {
+			return fail(err)
+		}
+		renamed := make(map[string]string, len(rename))
+		for o, n := range rename {
+			renamed[n] = o
+		}
+		for _, bs := range kept {
+			if err := trimBase(bs, bs.live, rename); err != nil {
+				return fail(err)
+			}
+			bs.live = nil
+			if err := renameBase(bs, rename); err != nil {
+				return fail(err)
+			}
+			if err := p.renameAttached(tx, bs, renamed); err != nil {
+				return fail(err)
+			}
+			if bs.base.Profile == nil {
+				if bs.base.Profile, err = profiledoc.Encode(bs.q); err != nil {
+					return fail(err)
+				}
+			}
+			body, err := json.Marshal(bs.base)
+			if err != nil {
+				return fail(portrait.Wrap(err, "cannot encode a carried-forward profile"))
+			}
+			e := &portrait.Event{MessageID: RetainedID(bs.q.ID, before), Type: portrait.EventRetained, Source: portrait.SourceRetention,
+				Properties: body, Timestamp: bs.q.FirstKey.Time, ReceivedAt: run.At}
+			if err := spill.write(e, bs.owner); err != nil {
+				return fail(err)
+			}
+			run.Carried++
+		}
+		if err := p.renameLive(tx, owned, rename); err != nil {
+			return fail(err)
+		}
+		for o := range owned {
+			owners[o] = struct{}{}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		return p.Store.WaitState(ctx)
+	}
+	err = sc.AllProfiles(ctx, func(q *portrait.Profile) error {
+		chunk = append(chunk, &prefixProfile{q: q})
+		if len(chunk) < CarryChunk {
+			return nil
+		}
+		return flush()
+	})
+	if err == nil {
+		err = flush()
+	}
+	run.Profiles = len(owners)
+	return err
 }
 
 // carryDecisions makes the event carrying decisions forward, and renames
@@ -733,56 +882,29 @@ func carryAccounts(ac AccountCarrier, rename map[string]string, oldest, before, 
 		Properties: body, Timestamp: oldest, ReceivedAt: at}, nil
 }
 
-// expiredNames gives each expired event's message id the name that
-// replaces it wherever the state keeps it (trait provenance, the keys of a
-// profile's first, last, identity and merge events, the event that
-// attached an identifier), so that nothing names a message the log no
-// longer holds. The names keep the order of the ids they replace: a key
-// is (event time, message id), and the id breaks ties (which trait wins,
-// which profile survives a merge), so a replay of the compacted log
-// decides as the live state did. The limit in the name keeps passes apart.
+// expiredNames gives each of ids that expired the name that replaces it
+// wherever the state keeps it (trait provenance, the keys of a profile's
+// first, last, identity and merge events, the event that attached an
+// identifier), so that nothing names a message the log no longer holds.
+// The names keep the order of the ids they replace: a key is (event time,
+// message id), and the id breaks ties (which trait wins, which profile
+// survives a merge), so a replay of the compacted log decides as the live
+// state did. The limit in the name keeps passes apart.
 //
-// An expired id's name is its rank among all the expired ids. Only the
-// ids of names (those the kept state names) need one, so the map holds
-// those that expired, and the ranks are counted in one read of the
-// expired ids, page by page: an expired id x counts for every name after
-// it. The expired ids are distinct (the log's message ids are).
-func expiredNames(ctx context.Context, st CompactStore, before time.Time, upTo int64, names map[string]bool) (map[string]string, error) {
-	cand := make([]string, 0, len(names))
-	for id := range names {
-		cand = append(cand, id)
+// An expired id's name is its rank among all the expired ids (in byte
+// order), which the scratch log, holding the expired events and nothing
+// else, answers set-wise (ScratchStore.MessageRanks): a pass asks for the
+// ids a chunk of profiles names, so nothing here grows with the expired
+// events or the profiles.
+func expiredNames(expired func([]string) (map[string]int64, error), before time.Time, ids []string) (map[string]string, error) {
+	ranks, err := expired(ids)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(cand)
-	// below[j]: expired ids after cand[j-1] and before cand[j] (or equal
-	// to cand[j-1]); the rank of cand[i] is the sum of below[0..i].
-	below := make([]int64, len(cand)+1)
-	found := make([]bool, len(cand))
-	for after := int64(0); ; {
-		refs, err := st.ExpiredRefs(ctx, before, upTo, after, 4*ExpiredPage)
-		if err != nil {
-			return nil, err
-		}
-		if len(refs) == 0 {
-			break
-		}
-		after = refs[len(refs)-1].Seq
-		for _, r := range refs {
-			j := sort.SearchStrings(cand, r.MessageID)
-			if j < len(cand) && cand[j] == r.MessageID {
-				found[j] = true
-				j++
-			}
-			below[j]++
-		}
-	}
-	out := map[string]string{}
+	out := make(map[string]string, len(ranks))
 	prefix := "~expired:" + strconv.FormatInt(before.UnixMicro(), 10) + ":"
-	var rank int64
-	for i, id := range cand {
-		rank += below[i]
-		if found[i] {
-			out[id] = fmt.Sprintf("%s%09d", prefix, rank)
-		}
+	for id, rank := range ranks {
+		out[id] = fmt.Sprintf("%s%09d", prefix, rank)
 	}
 	return out, nil
 }
@@ -891,14 +1013,23 @@ type prefixProfile struct {
 // sc, the profiles the expired events alone make, with the same rules and
 // enrichers as p. The pass appends the expired events to sc page by page
 // and has it catch up after each (so that the scratch store's in-memory
-// tail need only hold a page or so); prefixState then reads what it made.
+// tail need only hold a page or so), with bounded caches.
 //
 // The scratch store starts with the live decisions (the retractions and
 // the splits whose events have not expired: the expired ones are in
 // events): a decision made after the limit about an expired event applies
-// to the prefix as it applies to the whole history.
-func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) (*Processor, error) {
+// to the prefix as it applies to the whole history. Whether the splits'
+// events expired is asked once for all of them.
+func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, expired func([]string) (map[string]bool, error)) (*Processor, error) {
 	if len(p.retracted) > 0 || len(p.splits) > 0 {
+		ids := make([]string, 0, len(p.splits))
+		for _, s := range p.splits {
+			ids = append(ids, s.MessageID)
+		}
+		gone, err := expired(ids)
+		if err != nil {
+			return nil, err
+		}
 		tx, err := sc.BeginState(ctx)
 		if err != nil {
 			return nil, err
@@ -910,12 +1041,7 @@ func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, isExpi
 			}
 		}
 		for _, s := range p.splits {
-			x, err := isExpired(s.MessageID)
-			if err != nil {
-				tx.Rollback()
-				return nil, err
-			}
-			if x {
+			if gone[s.MessageID] {
 				continue
 			}
 			if err := tx.PutSplit(s); err != nil {
@@ -933,58 +1059,28 @@ func (p *Processor) prefixProcessor(ctx context.Context, sc ScratchStore, isExpi
 	sp := NewProcessor(sc, p.Rules)
 	sp.Now, sp.Log = p.Now, p.Log
 	sp.Standardize, sp.Enrichers, sp.OnceTraits, sp.SourcePriority = p.Standardize, p.Enrichers, p.OnceTraits, p.SourcePriority
-	sp.MaxProfiles, sp.MaxIdentities = p.MaxProfiles, p.MaxIdentities
+	// A page at a time, and bounded caches: the scratch processor's
+	// default profile cache (250,000 profiles) was most of a pass's heap,
+	// and its identity graph, held whole up to 2,000,000 identifiers, the
+	// rest. Past them it reads the scratch store, as the live processor
+	// does past its own.
+	sp.BatchSize, sp.MaxBatchSize = ExpiredPage, ExpiredPage
+	sp.MaxProfiles = min(p.MaxProfiles, ScratchProfiles)
+	sp.MaxIdentities = min(p.MaxIdentities, ScratchIdentities)
 	return sp, nil
 }
 
-// prefixState reads the profiles the scratch store holds once its
-// processor has applied every expired event, as carried-forward profiles,
-// and the decisions in force at the end, to be carried forward (nil:
-// none).
-func prefixState(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) ([]prefixProfile, *Decisions, error) {
-	decisions, err := scratchDecisions(ctx, sc, isExpired)
-	if err != nil {
-		return nil, nil, err
-	}
-	ids, attached, _, err := sc.LoadIdentities(ctx, 1<<62)
-	if err != nil {
-		return nil, nil, err
-	}
-	refs, err := sc.LoadRefused(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	refused := map[string][]portrait.Identifier{}
-	for _, r := range refs {
-		refused[r.ProfileID] = append(refused[r.ProfileID], r.ID)
-	}
-	byOwner := map[string][]BaseIdentity{}
-	for id, pid := range ids {
-		k := attached[id]
-		byOwner[pid] = append(byOwner[pid], BaseIdentity{Type: id.Type, Value: id.Value, At: k.Time, Msg: k.MessageID})
-	}
-	var out []prefixProfile
-	err = sc.AllProfiles(ctx, func(q *portrait.Profile) error {
-		doc, err := profiledoc.Encode(q)
-		if err != nil {
-			return err
-		}
-		bi := byOwner[q.ID]
-		sort.Slice(bi, func(i, j int) bool {
-			if bi[i].Type != bi[j].Type {
-				return bi[i].Type < bi[j].Type
-			}
-			return bi[i].Value < bi[j].Value
-		})
-		out = append(out, prefixProfile{q: q, base: Base{Profile: doc, Identities: bi, Refused: refused[q.ID]}})
-		return nil
-	})
-	return out, decisions, err
-}
+// ScratchProfiles and ScratchIdentities bound the scratch processor's
+// profile cache and identity graph (see prefixProcessor).
+var (
+	ScratchProfiles   = 8000
+	ScratchIdentities = 250_000
+)
 
 // scratchDecisions are the decisions in force in the scratch store, as
-// they are carried forward (see BaseSplit).
-func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(string) (bool, error)) (*Decisions, error) {
+// they are carried forward (see BaseSplit). Whether their events expired
+// is asked once for all of them.
+func scratchDecisions(ctx context.Context, sc ScratchStore, expired func([]string) (map[string]int64, error)) (*Decisions, error) {
 	ss, err := sc.LoadSplits(ctx)
 	if err != nil {
 		return nil, err
@@ -993,19 +1089,26 @@ func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(strin
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]string, 0, 2*len(ss)+len(rs))
+	for _, s := range ss {
+		ids = append(ids, s.MessageID, s.Bridge)
+	}
+	ids = append(ids, rs...)
+	gone, err := expired(ids)
+	if err != nil {
+		return nil, err
+	}
+	isExpired := func(id string) bool {
+		_, x := gone[id]
+		return id != "" && x
+	}
 	d := &Decisions{}
 	for _, s := range ss {
 		bs := BaseSplit{ID: s.MessageID, Bridge: s.Bridge, Via: s.Via, By: s.By, A: s.A, B: s.B}
-		x, err := isExpired(bs.ID)
-		if err != nil {
-			return nil, err
-		}
-		if x {
+		if isExpired(bs.ID) {
 			bs.ID = SplitID(bs.ID)
 		}
-		if x, err = isExpired(bs.Bridge); err != nil {
-			return nil, err
-		} else if x {
+		if isExpired(bs.Bridge) {
 			bs.Bridge = ""
 		}
 		if bs.Bridge == "" && len(bs.A) == 0 && len(bs.B) == 0 {
@@ -1014,11 +1117,7 @@ func scratchDecisions(ctx context.Context, sc ScratchStore, isExpired func(strin
 		d.Splits = append(d.Splits, bs)
 	}
 	for _, id := range rs {
-		x, err := isExpired(id)
-		if err != nil {
-			return nil, err
-		}
-		if !x {
+		if !isExpired(id) {
 			d.Retracted = append(d.Retracted, id)
 		}
 	}
@@ -1042,17 +1141,20 @@ func ScratchDir(dir string) (string, error) {
 // replaced them): a replay meets the replacing event after the carried
 // profile, so the result is the same, and a value nobody sees is not kept
 // past its retention. Values the enrichers derived are kept (they
-// recompute them from their state).
-func trimBase(pp *prefixProfile, live *portrait.Profile, expired func(string) bool) error {
+// recompute them from their state). rename holds the expired ids the
+// chunk names (and their new names: a live profile that owns profiles of
+// an earlier chunk names them so already).
+func trimBase(pp *prefixProfile, live *portrait.Profile, rename map[string]string) error {
 	if live == nil {
 		return nil
 	}
 	trimmed := false
 	for name, t := range pp.q.Traits {
-		if t.MessageID == "" || !expired(t.MessageID) {
+		n, expired := rename[t.MessageID]
+		if t.MessageID == "" || !expired {
 			continue
 		}
-		if cur, ok := live.Traits[name]; ok && cur.MessageID != t.MessageID {
+		if cur, ok := live.Traits[name]; ok && cur.MessageID != t.MessageID && cur.MessageID != n {
 			delete(pp.q.Traits, name)
 			trimmed = true
 		}

@@ -57,7 +57,10 @@ type DB struct {
 	// afterRetentionLog, when set (tests), runs between the log's and
 	// the state's part of a retention pass; an error stops the pass there.
 	afterRetentionLog func() error
-	sealer            *datakey.Sealer // encryption at rest (seal.go)
+	// tombBatch, when set (tests), is how many expired events a retention
+	// pass tombstones per transaction (profile.TombstoneBatch otherwise).
+	tombBatch int
+	sealer    *datakey.Sealer // encryption at rest (seal.go)
 }
 
 // Open opens (creating if needed) the store under dir.

@@ -73,6 +73,12 @@ type tail struct {
 func (t *tail) add(evs []*portrait.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A group committed before a retention pass's own transaction may be
+	// published after the pass moved the tail past it (skipTo): the log
+	// serves those.
+	for len(evs) > 0 && evs[0].Seq <= t.from {
+		evs = evs[1:]
+	}
 	t.events = append(t.events, evs...)
 	// Trimmed to max once it holds half as many again: trimming at every
 	// commit group copied max pointers each time, which at a steady
@@ -277,7 +283,7 @@ func (c *committer) syncLoop() {
 		// message ids make that harmless.
 		c.db.tail.add(committed)
 		if len(committed) > 0 {
-			c.durable.Store(committed[len(committed)-1].Seq)
+			storeMax(&c.durable, committed[len(committed)-1].Seq)
 		}
 		for _, g := range groups {
 			for _, r := range g {

@@ -21,6 +21,26 @@ type scratch struct{ LogStore }
 
 func (scratch) Close() error { return nil }
 
+// The scratch store's own questions (profile.ScratchStore), which both
+// stores answer.
+type scratchQuestions interface {
+	RankMessages(ctx context.Context) error
+	MessageRanks(ctx context.Context, ids []string) (map[string]int64, error)
+	IdentitiesOfProfiles(ctx context.Context, pids []string) (map[string][]profile.BaseIdentity, error)
+}
+
+func (s scratch) RankMessages(ctx context.Context) error {
+	return s.LogStore.(scratchQuestions).RankMessages(ctx)
+}
+
+func (s scratch) MessageRanks(ctx context.Context, ids []string) (map[string]int64, error) {
+	return s.LogStore.(scratchQuestions).MessageRanks(ctx, ids)
+}
+
+func (s scratch) IdentitiesOfProfiles(ctx context.Context, pids []string) (map[string][]profile.BaseIdentity, error) {
+	return s.LogStore.(scratchQuestions).IdentitiesOfProfiles(ctx, pids)
+}
+
 // expiryKeepsProfilesAndRebuildIsExact: for any history, arrival order and
 // limit, expiring the events before the limit changes no live profile, the
 // log keeps no event before it, a rebuild from the compacted log gives the
