@@ -96,6 +96,9 @@ test('privacy: a masked tag rule saved back is refused in words', { skip }, asyn
   } finally {
     await api('DELETE', '/v1/keys/' + analyst.key.id)
     await api('DELETE', `/v1/tags/${name}`)
+  }
+})
+
 // Found by the issue 15 probe: traits named in Chinese (a CRM export's
 // 身份证号, 手机号, 邮箱, 家庭住址), a trait whose name says nothing
 // (contact) and an order's note quoting a phone reached an analyst of
