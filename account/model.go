@@ -354,11 +354,24 @@ func (m *Model) Check(ed *Edit) error {
 	return m.check(ed)
 }
 
-// Rebuild replays every input from scratch.
+// Rebuild replays every input from scratch. When the replay fails (the
+// log cannot be read) the model keeps the state it had: a half-replayed
+// model would be served, and saved as the checkpoint.
 func (m *Model) Rebuild() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.rebuild()
+	accounts, keys, persons, byDomain, deep, footprints := m.accounts, m.keys, m.persons, m.byDomain, m.deep, m.footprints
+	merges, refused, issues, card := m.merges, m.refused, m.issues, m.Scorecard()
+	err := m.rebuild()
+	if err != nil {
+		m.accounts, m.keys, m.persons, m.byDomain, m.deep, m.footprints = accounts, keys, persons, byDomain, deep, footprints
+		m.merges, m.refused, m.issues = merges, refused, issues
+		m.scores.mu.Lock()
+		m.scores.card = card
+		m.scores.mu.Unlock()
+		m.version++
+	}
+	return err
 }
 
 func (m *Model) rebuild() error {
