@@ -73,7 +73,9 @@ func TestForgetCost(t *testing.T) {
 		if err := svc.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		id := func(u string) []portrait.Identifier { return []portrait.Identifier{{Type: portrait.IDUserID, Value: u}} }
+		id := func(u string) []portrait.Identifier {
+			return []portrait.Identifier{{Type: portrait.IDUserID, Value: u}}
+		}
 		const rounds = 3
 		var base, unknown, contact, member time.Duration
 		for r := 0; r < rounds; r++ {

@@ -64,6 +64,11 @@ type Service struct {
 	forgetMu sync.Mutex
 	pending  []string
 	scanned  atomic.Int64
+	// kept are erased people a forget left in the model: an edit
+	// journalled by hand names them (a role set through the API), which a
+	// rebuild applies again. Later looks pass over them instead of
+	// rebuilding for them at every erasure made elsewhere.
+	kept map[string]bool
 }
 
 // Erased names the erased people among the model's.
@@ -227,7 +232,13 @@ func (s *Service) forgetDue(ctx context.Context) error {
 	if gen == s.scanned.Load() {
 		return nil
 	}
-	gone, err := s.Erased.Erased(s.Model.Persons())
+	var pks []string
+	for _, pk := range s.Model.Persons() {
+		if !s.kept[pk] {
+			pks = append(pks, pk)
+		}
+	}
+	gone, err := s.Erased.Erased(pks)
 	if err != nil {
 		return err
 	}
@@ -235,6 +246,14 @@ func (s *Service) forgetDue(ctx context.Context) error {
 		s.Logger.Info("accounts forget people erased elsewhere", "people", len(gone))
 		if err := s.forgetLocked(ctx, gone, false); err != nil {
 			return err
+		}
+		for _, pk := range gone {
+			if s.Model.holdsAny([]string{pk}) {
+				if s.kept == nil {
+					s.kept = map[string]bool{}
+				}
+				s.kept[pk] = true
+			}
 		}
 	}
 	s.scanned.Store(gen)
