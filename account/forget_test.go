@@ -192,7 +192,14 @@ func TestForgetEqualsRebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !ok {
+			// The fallback the service runs: the rebuild aside.
 			fallback++
+			if err := live.RebuildAside(); err != nil {
+				t.Fatal(err)
+			}
+			if g, w := canonical(live), canonical(want); !reflect.DeepEqual(g, w) {
+				t.Fatalf("round %d: the rebuild aside after erasing %s differs from the rebuild", round, victim)
+			}
 			continue
 		}
 		if !held {

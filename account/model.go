@@ -262,16 +262,40 @@ func (m *Model) ApplyEdit(ed *Edit) error {
 // the lock, and the check is made again: each round reads only what the
 // previous one let in. Another rebuild meanwhile (a second undo, a
 // checkpoint restored) starts it over.
-func (m *Model) undo(ed *Edit) error {
+func (m *Model) undo(ed *Edit) error { return m.rebuildAside(ed) }
+
+// RebuildAside replays every input from scratch as an undo does, without
+// holding the model's lock while it reads the log (an erasure's forget,
+// Service.Forget): the follower and the readers go on meanwhile. Without
+// a Replay it is Rebuild. On a failure the model is left as it was.
+func (m *Model) RebuildAside() error {
+	m.mu.RLock()
+	aside := m.replay != nil
+	m.mu.RUnlock()
+	if !aside {
+		return m.Rebuild()
+	}
+	return m.rebuildAside(nil)
+}
+
+// rebuildAside is undo's replay, with the unmerge ed put in after the
+// inputs (nil: none).
+func (m *Model) rebuildAside(ed *Edit) error {
 	for {
 		m.mu.RLock()
-		if err := m.check(ed); err != nil {
-			m.mu.RUnlock()
-			return err
+		if ed != nil {
+			if err := m.check(ed); err != nil {
+				m.mu.RUnlock()
+				return err
+			}
 		}
 		ver, gen, n, card := m.version, m.rebuilds, len(m.inputs), m.Scorecard()
-		sh := &Model{Now: m.Now, replay: m.replay, carried: m.carried, seq: m.seq, editID: max(m.editID, ed.ID)}
-		sh.inputs = append(append(make([]input, 0, n+1), m.inputs...), input{edit: ed, after: m.seq})
+		sh := &Model{Now: m.Now, replay: m.replay, carried: m.carried, seq: m.seq, editID: m.editID}
+		sh.inputs = append(make([]input, 0, n+1), m.inputs...)
+		if ed != nil {
+			sh.editID = max(m.editID, ed.ID)
+			sh.inputs = append(sh.inputs, input{edit: ed, after: m.seq})
+		}
 		m.mu.RUnlock()
 		sh.scores.card = card
 		if err := sh.rebuild(); err != nil {

@@ -196,7 +196,9 @@ func (s *Service) forgetLocked(ctx context.Context, pks []string, save bool) err
 		return err
 	}
 	if !done {
-		if err := s.Model.Rebuild(); err != nil {
+		// Aside: the whole log is read, and the accounts stay readable
+		// (and the follower follows) meanwhile.
+		if err := s.Model.RebuildAside(); err != nil {
 			return err
 		}
 	}
