@@ -217,7 +217,11 @@ func (s *Service) forgetLocked(ctx context.Context, pks []string, save bool) err
 // elsewhere since the last look (Erased); on a failure the next Step
 // tries again.
 func (s *Service) forgetDue(ctx context.Context) error {
-	s.forgetMu.Lock()
+	// A forget in progress (an erasure's rebuild reads the whole log)
+	// must not stop the follower: this step leaves it, the next looks.
+	if !s.forgetMu.TryLock() {
+		return nil
+	}
 	defer s.forgetMu.Unlock()
 	if len(s.pending) > 0 {
 		// Saved even when the model no longer holds them: the failure
