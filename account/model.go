@@ -107,10 +107,17 @@ type Model struct {
 	keys     map[Key]string
 	persons  map[string]*person
 	byDomain map[string]map[string]bool // email domain → persons
-	merges   []*Merge
-	refused  map[[2]string]bool
-	inputs   []input
-	issues   []Issue
+	// deep are the people whose events did more than an identify does
+	// (a group call, an activity, an opportunity, a ticket): an erasure
+	// of one of them cannot be undone by removing the person alone
+	// (Forget). footprints is false while the model holds state from a
+	// checkpoint written before deep was kept: nobody is known shallow.
+	deep       map[string]bool
+	footprints bool
+	merges     []*Merge
+	refused    map[[2]string]bool
+	inputs     []input
+	issues     []Issue
 	// seq is the last event seq applied. With replay set, events are not
 	// kept in inputs: an undo reads them back from the log, so memory
 	// holds only the edits.
@@ -146,6 +153,8 @@ func (m *Model) reset() {
 	m.keys = map[Key]string{}
 	m.persons = map[string]*person{}
 	m.byDomain = map[string]map[string]bool{}
+	m.deep = map[string]bool{}
+	m.footprints = true
 	m.merges = nil
 	m.issues = nil
 	m.version++
@@ -253,16 +262,40 @@ func (m *Model) ApplyEdit(ed *Edit) error {
 // the lock, and the check is made again: each round reads only what the
 // previous one let in. Another rebuild meanwhile (a second undo, a
 // checkpoint restored) starts it over.
-func (m *Model) undo(ed *Edit) error {
+func (m *Model) undo(ed *Edit) error { return m.rebuildAside(ed) }
+
+// RebuildAside replays every input from scratch as an undo does, without
+// holding the model's lock while it reads the log (an erasure's forget,
+// Service.Forget): the follower and the readers go on meanwhile. Without
+// a Replay it is Rebuild. On a failure the model is left as it was.
+func (m *Model) RebuildAside() error {
+	m.mu.RLock()
+	aside := m.replay != nil
+	m.mu.RUnlock()
+	if !aside {
+		return m.Rebuild()
+	}
+	return m.rebuildAside(nil)
+}
+
+// rebuildAside is undo's replay, with the unmerge ed put in after the
+// inputs (nil: none).
+func (m *Model) rebuildAside(ed *Edit) error {
 	for {
 		m.mu.RLock()
-		if err := m.check(ed); err != nil {
-			m.mu.RUnlock()
-			return err
+		if ed != nil {
+			if err := m.check(ed); err != nil {
+				m.mu.RUnlock()
+				return err
+			}
 		}
 		ver, gen, n, card := m.version, m.rebuilds, len(m.inputs), m.Scorecard()
-		sh := &Model{Now: m.Now, replay: m.replay, carried: m.carried, seq: m.seq, editID: max(m.editID, ed.ID)}
-		sh.inputs = append(append(make([]input, 0, n+1), m.inputs...), input{edit: ed, after: m.seq})
+		sh := &Model{Now: m.Now, replay: m.replay, carried: m.carried, seq: m.seq, editID: m.editID}
+		sh.inputs = append(make([]input, 0, n+1), m.inputs...)
+		if ed != nil {
+			sh.editID = max(m.editID, ed.ID)
+			sh.inputs = append(sh.inputs, input{edit: ed, after: m.seq})
+		}
 		m.mu.RUnlock()
 		sh.scores.card = card
 		if err := sh.rebuild(); err != nil {
@@ -326,6 +359,7 @@ func (m *Model) catchUp(seq int64) error {
 // unless the replayed edits changed it.
 func (m *Model) adopt(sh *Model, card *Scorecard) {
 	m.accounts, m.keys, m.persons, m.byDomain = sh.accounts, sh.keys, sh.persons, sh.byDomain
+	m.deep, m.footprints = sh.deep, sh.footprints
 	m.merges, m.refused, m.inputs, m.issues = sh.merges, sh.refused, sh.inputs, nil
 	m.seq, m.editID = sh.seq, sh.editID
 	m.version++
@@ -344,11 +378,24 @@ func (m *Model) Check(ed *Edit) error {
 	return m.check(ed)
 }
 
-// Rebuild replays every input from scratch.
+// Rebuild replays every input from scratch. When the replay fails (the
+// log cannot be read) the model keeps the state it had: a half-replayed
+// model would be served, and saved as the checkpoint.
 func (m *Model) Rebuild() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.rebuild()
+	accounts, keys, persons, byDomain, deep, footprints := m.accounts, m.keys, m.persons, m.byDomain, m.deep, m.footprints
+	merges, refused, issues, card := m.merges, m.refused, m.issues, m.Scorecard()
+	err := m.rebuild()
+	if err != nil {
+		m.accounts, m.keys, m.persons, m.byDomain, m.deep, m.footprints = accounts, keys, persons, byDomain, deep, footprints
+		m.merges, m.refused, m.issues = merges, refused, issues
+		m.scores.mu.Lock()
+		m.scores.card = card
+		m.scores.mu.Unlock()
+		m.version++
+	}
+	return err
 }
 
 func (m *Model) rebuild() error {
@@ -561,6 +608,7 @@ func (m *Model) group(e *portrait.Event) {
 		m.setParent(a, pa.ID)
 	}
 	if pk := personKey(e); pk != "" {
+		m.deep[pk] = true
 		m.link(a, pk, "group", e.Timestamp)
 	}
 	m.matchDomains(a)
@@ -867,6 +915,9 @@ func (m *Model) targets(e *portrait.Event, props map[string]any, pk string) []*A
 
 func (m *Model) track(e *portrait.Event) {
 	pk := personKey(e)
+	if pk != "" {
+		m.deep[pk] = true
+	}
 	props := decode(e.Properties)
 	accts := m.targets(e, props, pk)
 	if kind, ok := activityKind(e.Name); ok {
@@ -1273,6 +1324,125 @@ func (m *Model) Merges() []Merge {
 	out := make([]Merge, 0, len(m.merges))
 	for _, mg := range m.merges {
 		out = append(out, *mg)
+	}
+	return out
+}
+
+// Forget removes erased people (person keys, "user_id:…") from the model
+// when removing them alone gives exactly what a rebuild from the
+// tombstoned log would: when each one's events were identify calls only
+// (a buying role, a level, a title, an email domain), which leave the
+// person, their domains and their memberships by domain and nothing else.
+// It answers false, having changed nothing, when it cannot decide so (a
+// person whose group calls, activities, opportunities or tickets shaped
+// accounts; an edit naming the person; a checkpoint older than the
+// footprints; accounts carried forward by retention, which a rebuild
+// starts from): the caller then rebuilds (Rebuild). People the model
+// does not know need nothing.
+func (m *Model) Forget(pks []string) (bool, error) {
+	if m.carried != nil {
+		// A rebuild starts from what retention carried forward, which
+		// may hold the person: only the rebuild gives what it gives.
+		body, err := m.carried()
+		if err != nil {
+			return false, err
+		}
+		if len(body) > 0 {
+			return false, nil
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.footprints {
+		return false, nil
+	}
+	gone := map[string]bool{}
+	for _, pk := range pks {
+		if pk == "" {
+			continue
+		}
+		if m.deep[pk] {
+			return false, nil
+		}
+		gone[pk] = true
+		if p := m.persons[pk]; p != nil {
+			for id := range p.accounts {
+				a := m.accounts[id]
+				if a == nil {
+					continue
+				}
+				if mem := a.Members[pk]; mem != nil && (mem.Via != "domain" || mem.Role != nil || len(mem.Opportunities) > 0) {
+					return false, nil
+				}
+				if a.People[pk] != nil {
+					return false, nil
+				}
+			}
+		}
+	}
+	for _, in := range m.inputs {
+		if in.edit != nil && gone[in.edit.Person] {
+			return false, nil // a role set by hand: the rebuild applies it again
+		}
+	}
+	for pk := range gone {
+		p := m.persons[pk]
+		if p == nil {
+			continue
+		}
+		for id := range p.accounts {
+			if a := m.accounts[id]; a != nil && a.Members[pk] != nil {
+				delete(a.Members, pk)
+				a.version++
+			}
+		}
+		delete(m.persons, pk)
+		// Every domain the person had (a changed email leaves the
+		// earlier one's entry), and no empty entry: a rebuild makes one
+		// only for a person it keeps.
+		for d, set := range m.byDomain {
+			if set[pk] {
+				delete(set, pk)
+				if len(set) == 0 {
+					delete(m.byDomain, d)
+				}
+			}
+		}
+		m.version++
+	}
+	return true, nil
+}
+
+// holdsAny reports whether the model holds anything of one of pks, or may
+// (a checkpoint older than the footprints: a person's ticket counted on an
+// account leaves no other trace there).
+func (m *Model) holdsAny(pks []string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if !m.footprints && len(pks) > 0 {
+		return true
+	}
+	for _, pk := range pks {
+		if m.persons[pk] != nil || m.deep[pk] {
+			return true
+		}
+	}
+	return false
+}
+
+// Persons lists the person keys the model holds something of (members,
+// roles, domains, the people whose events touched an account).
+func (m *Model) Persons() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.persons)+len(m.deep))
+	for pk := range m.persons {
+		out = append(out, pk)
+	}
+	for pk := range m.deep {
+		if m.persons[pk] == nil {
+			out = append(out, pk)
+		}
 	}
 	return out
 }

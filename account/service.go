@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,9 +46,63 @@ type Service struct {
 	// Read counts the log events read (a restart from a checkpoint reads
 	// only the events after it).
 	Read atomic.Int64
+	// Erased, when set, tells which people were erased, wherever the
+	// erasure ran (the suppression list): the follower forgets them at
+	// load and whenever its generation moves (an erasure through another
+	// node). Nil: only Forget makes the model forget.
+	Erased Erased
+	// Forgotten counts the people forgotten directly, Rebuilt the
+	// forgets that fell back to a rebuild from the whole log.
+	Forgotten, Rebuilt atomic.Int64
 
 	applied atomic.Int64
 	loaded  atomic.Bool
+	// forgetMu orders forgets; pending are the people a failed forget
+	// left in the model or its checkpoint, which the next Step forgets
+	// again; scanned is the Erased generation last looked through (-1:
+	// none yet, so the load looks).
+	forgetMu sync.Mutex
+	pending  []string
+	scanned  atomic.Int64
+	// kept are erased people a forget left in the model: an edit
+	// journalled by hand names them (a role set through the API), which a
+	// rebuild applies again. Later looks pass over them instead of
+	// rebuilding for them at every erasure made elsewhere.
+	kept map[string]bool
+}
+
+// Erased names the erased people among the model's.
+type Erased interface {
+	// ErasedGeneration moves when people may have been erased elsewhere.
+	ErasedGeneration() int64
+	// Erased returns the person keys ("user_id:…") of pks whose
+	// identifiers are erased.
+	Erased(pks []string) ([]string, error)
+}
+
+// PersonKeys are the person keys the model may hold for a profile's
+// identifiers: its user ids and anonymous ids.
+func PersonKeys(ids []portrait.Identifier) []string {
+	var out []string
+	for _, id := range ids {
+		switch id.Type {
+		case portrait.IDUserID, portrait.IDAnonymousID:
+			out = append(out, id.Type+":"+id.Value)
+		}
+	}
+	return out
+}
+
+// PersonEvent is an event carrying only the identifier of a person key,
+// for a check of its identifiers (Erased).
+func PersonEvent(pk string) *portrait.Event {
+	switch {
+	case strings.HasPrefix(pk, portrait.IDUserID+":"):
+		return &portrait.Event{UserID: strings.TrimPrefix(pk, portrait.IDUserID+":")}
+	case strings.HasPrefix(pk, portrait.IDAnonymousID+":"):
+		return &portrait.Event{AnonymousID: strings.TrimPrefix(pk, portrait.IDAnonymousID+":")}
+	}
+	return nil
 }
 
 // NewService returns a service over a new model.
@@ -56,6 +111,7 @@ func NewService(log Log, store Store, now portrait.Clock) *Service {
 		now = time.Now
 	}
 	s := &Service{Model: NewModel(now), Log: log, Store: store, Now: now, Logger: slog.Default(), TrainEvery: time.Hour, SaveEvery: time.Minute}
+	s.scanned.Store(-1)
 	// An undo replays from the log: the model keeps no events in memory.
 	s.Model.SetReplay(s.replay)
 	if c, ok := log.(Carried); ok {
@@ -105,17 +161,109 @@ func (s *Service) Save(ctx context.Context) error {
 	return s.Store.SaveAccountState(ctx, seq, body)
 }
 
-// Forget re-derives the accounts from the log and saves the checkpoint: an
-// erasure made the person's events tombstones, which the model skips, but
-// the accounts it built from them (the person as a member with a role, an
-// email domain, per-person engagement, an account only their group call
-// made) stay in memory and in the checkpoint until the model is rebuilt.
-// It reads the whole log once (as an unmerge does).
-func (s *Service) Forget(ctx context.Context) error {
-	if err := s.Model.Rebuild(); err != nil {
+// Forget makes the accounts forget an erased person (the profile's
+// identifiers), whose events the erasure made tombstones, in memory and in
+// the checkpoint: directly when the person only identified themselves
+// (Model.Forget), else by a rebuild from the whole log, which the model
+// skips the tombstones of. A failure is retried by the next Step, so the
+// model converges without an operator.
+func (s *Service) Forget(ctx context.Context, ids []portrait.Identifier) error {
+	pks := PersonKeys(ids)
+	if err := s.forget(ctx, pks); err != nil {
+		s.forgetMu.Lock()
+		s.pending = append(s.pending, pks...)
+		s.forgetMu.Unlock()
 		return err
 	}
-	return s.Save(ctx)
+	return nil
+}
+
+// forget removes pks from the model and saves the checkpoint; nothing is
+// done for people the model does not hold (their erasure costs nothing
+// here).
+func (s *Service) forget(ctx context.Context, pks []string) error {
+	s.forgetMu.Lock()
+	defer s.forgetMu.Unlock()
+	return s.forgetLocked(ctx, pks, false)
+}
+
+func (s *Service) forgetLocked(ctx context.Context, pks []string, save bool) error {
+	if !s.Model.holdsAny(pks) && !save {
+		return nil
+	}
+	done, err := s.Model.Forget(pks)
+	if err != nil {
+		return err
+	}
+	if !done {
+		// Aside: the whole log is read, and the accounts stay readable
+		// (and the follower follows) meanwhile.
+		if err := s.Model.RebuildAside(); err != nil {
+			return err
+		}
+	}
+	if err := s.Save(ctx); err != nil {
+		return err
+	}
+	if done {
+		s.Forgotten.Add(1)
+	} else {
+		s.Rebuilt.Add(1)
+	}
+	return nil
+}
+
+// forgetDue forgets what a failed Forget left, and the people erased
+// elsewhere since the last look (Erased); on a failure the next Step
+// tries again.
+func (s *Service) forgetDue(ctx context.Context) error {
+	// A forget in progress (an erasure's rebuild reads the whole log)
+	// must not stop the follower: this step leaves it, the next looks.
+	if !s.forgetMu.TryLock() {
+		return nil
+	}
+	defer s.forgetMu.Unlock()
+	if len(s.pending) > 0 {
+		// Saved even when the model no longer holds them: the failure
+		// may have come after the model forgot, before the checkpoint.
+		if err := s.forgetLocked(ctx, s.pending, true); err != nil {
+			return err
+		}
+		s.pending = nil
+	}
+	if s.Erased == nil {
+		return nil
+	}
+	gen := s.Erased.ErasedGeneration()
+	if gen == s.scanned.Load() {
+		return nil
+	}
+	var pks []string
+	for _, pk := range s.Model.Persons() {
+		if !s.kept[pk] {
+			pks = append(pks, pk)
+		}
+	}
+	gone, err := s.Erased.Erased(pks)
+	if err != nil {
+		return err
+	}
+	if len(gone) > 0 {
+		s.Logger.Info("accounts forget people erased elsewhere", "people", len(gone))
+		if err := s.forgetLocked(ctx, gone, false); err != nil {
+			return err
+		}
+		for _, pk := range gone {
+			if s.Model.holdsAny([]string{pk}) {
+				if s.kept == nil {
+					s.kept = map[string]bool{}
+				}
+				s.kept[pk] = true
+			}
+		}
+	}
+	s.scanned.Store(gen)
+	return nil
 }
 
 // Loaded reports whether the log and the edits have been read once.
@@ -203,6 +351,9 @@ func (s *Service) Step(ctx context.Context) (int, error) {
 		n += len(evs)
 		s.Read.Add(int64(len(evs)))
 		s.applied.Store(evs[len(evs)-1].Seq)
+	}
+	if err := s.forgetDue(ctx); err != nil {
+		return n, portrait.Wrap(err, "the accounts cannot forget an erased person yet")
 	}
 	if is := s.Model.TakeIssues(); len(is) > 0 {
 		out := make([]*portrait.TraitIssue, len(is))

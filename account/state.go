@@ -50,6 +50,10 @@ type snapshot struct {
 	Refused  [][2]string
 	Edits    []snapEdit
 	Card     *Scorecard
+	// Deep and Footprints: see Model.deep. A checkpoint written before
+	// they were kept decodes with Footprints false.
+	Deep       []string
+	Footprints bool
 }
 
 // Snapshot encodes the model's state. It needs a Replay (SetReplay): a
@@ -98,6 +102,10 @@ func (m *Model) state() *snapshot {
 	for p := range m.refused {
 		s.Refused = append(s.Refused, p)
 	}
+	for pk := range m.deep {
+		s.Deep = append(s.Deep, pk)
+	}
+	s.Footprints = m.footprints
 	return s
 }
 
@@ -181,6 +189,10 @@ func (m *Model) install(s *snapshot) {
 		}
 		m.byDomain[d] = set
 	}
+	for _, pk := range s.Deep {
+		m.deep[pk] = true
+	}
+	m.footprints = m.footprints && s.Footprints
 }
 
 // EditID is the id of the last journalled edit applied.

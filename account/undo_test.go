@@ -145,3 +145,52 @@ func TestUndoDoesNotHoldTheLockDuringTheLogRead(t *testing.T) {
 		t.Fatalf("undo with concurrent changes differs from the same history in order\nundo %s\nwant %s", a, b)
 	}
 }
+
+// An erasure's forget that falls back to a rebuild (Service.Forget) reads
+// the whole log; it does so aside, as an undo does: while its replay is
+// held, the follower applies an event and readers answer (the rebuild held
+// the model's lock for the whole read before: seconds on a log of a
+// million events, every reader of the accounts waiting).
+func TestForgetRebuildDoesNotHoldTheLock(t *testing.T) {
+	var s seq
+	log := &memLog{entered: make(chan struct{}), gate: make(chan struct{})}
+	m := newModel()
+	m.SetReplay(log.replay)
+	for _, e := range []*portrait.Event{
+		s.ev("group", "u1", "g-a", "", t0, map[string]any{"name": "恒达医药"}, nil),
+		s.ev("group", "u2", "g-b", "", t0.Add(time.Hour), map[string]any{"name": "华信科技"}, nil),
+	} {
+		log.add(e)
+		m.Apply(e)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.RebuildAside() }()
+	select {
+	case <-log.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rebuild never read the log")
+	}
+	concurrent := make(chan struct{})
+	go func() {
+		defer close(concurrent)
+		e := s.ev("group", "u3", "g-c", "", t0.Add(2*time.Hour), map[string]any{"name": "恒信"}, nil)
+		log.add(e)
+		m.Apply(e)
+		if _, _, err := m.List(account.Filter{}, "icp_score", 0, 10); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-concurrent:
+	case <-time.After(5 * time.Second):
+		close(log.gate)
+		t.Fatal("an event and a read waited for the rebuild's log read: the lock is held during it")
+	}
+	close(log.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != 3 {
+		t.Errorf("%d accounts after the rebuild, want 3 (the one applied during it kept)", m.Len())
+	}
+}

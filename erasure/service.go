@@ -46,9 +46,10 @@ type Service struct {
 	Derived []Forgetter
 }
 
-// Forgetter re-derives a model from the log after an erasure.
+// Forgetter makes a model derived from the log forget an erased person
+// (the profile's identifiers) once the events are tombstones.
 type Forgetter interface {
-	Forget(ctx context.Context) error
+	Forget(ctx context.Context, ids []portrait.Identifier) error
 }
 
 // freePageWiper is a store that can overwrite its free space (SQLite:
@@ -111,7 +112,7 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 		s.Suppressor.Add(s.Suppressor.KeyID(), rc.Suppressed)
 	}
 	for _, d := range s.Derived {
-		if err := d.Forget(ctx); err != nil {
+		if err := d.Forget(ctx, pr.Identifiers); err != nil {
 			return nil, portrait.Wrap(err, "the profile is erased, but a model derived from its events could not forget it")
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/account"
 	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
@@ -48,6 +49,9 @@ type Suppressor struct {
 	hashes  map[string]bool
 	keyIDs  []string // the key ids the list's hashes are kept under
 	dropped atomic.Int64
+	// gen counts the loads that brought hashes this node did not hold
+	// (an erasure made through another node): see Generation.
+	gen atomic.Int64
 }
 
 // sealingStore is a store that seals at rest (both stores): its ring keys
@@ -152,10 +156,74 @@ func (s *Suppressor) Load(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
+	grew := false
+	for h := range m {
+		if !s.hashes[h] {
+			grew = true
+			break
+		}
+	}
 	s.hashes = m
 	s.keyIDs = ids
 	s.mu.Unlock()
+	if grew {
+		s.gen.Add(1)
+	}
 	return nil
+}
+
+// ErasedGeneration changes when a load of the list brought identifiers this node
+// did not hold: another node erased someone. A model that follows the log
+// on its own (the accounts) then looks for people to forget (Holds). The
+// node's own erasures do not move it: its erasure service tells its models
+// directly (Service.Derived).
+func (s *Suppressor) ErasedGeneration() int64 { return s.gen.Load() }
+
+// Erased returns the person keys of the accounts ("user_id:…",
+// account.PersonKeys) whose identifier is suppressed: the Suppressor is
+// the accounts' account.Erased.
+func (s *Suppressor) Erased(pks []string) ([]string, error) {
+	var out []string
+	for _, pk := range pks {
+		ev := account.PersonEvent(pk)
+		if ev == nil {
+			continue
+		}
+		held, err := s.Holds(ev)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			out = append(out, pk)
+		}
+	}
+	return out, nil
+}
+
+var _ account.Erased = (*Suppressor)(nil)
+
+// Holds reports whether e carries a suppressed identifier (the
+// identifiers the processor finds in it, hashed under every key in use),
+// as Append checks before logging it.
+func (s *Suppressor) Holds(e *portrait.Event) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.hashes) == 0 {
+		return false, nil
+	}
+	var hs []string
+	for _, id := range s.IdentifiersOf(e) {
+		var err error
+		if hs, err = s.hashesOf(s.keys(), id, s.keyIDs, hs[:0]); err != nil {
+			return false, err
+		}
+		for _, h := range hs {
+			if s.hashes[h] {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Add suppresses hashes kept under keyID (after an erasure).

@@ -36,8 +36,14 @@ func (a *App) wireAccounts() {
 		a.Proc.Accounts = svc.Model
 	}
 	if a.erasure != nil {
-		// An erasure rebuilds the accounts from the tombstoned log.
+		// An erasure made here makes the accounts forget the person.
 		a.erasure.Derived = append(a.erasure.Derived, svc)
+	}
+	if a.suppressor != nil {
+		// One made through another node, or one whose forget failed
+		// before a restart: the follower finds the person in the
+		// suppression list (reloaded from the shared store on nodes).
+		svc.Erased = a.suppressor
 	}
 }
 

@@ -282,9 +282,10 @@ func (a *App) startNodes(ctx context.Context) {
 			}
 		})
 	}
-	if r.ingest && a.shared && a.suppressor != nil {
+	if (r.ingest || r.api) && a.shared && a.suppressor != nil {
 		// An erasure made through another node reaches this node's
-		// suppression list within suppressionEvery.
+		// suppression list within suppressionEvery: ingest drops the
+		// person's events, the accounts (api) forget the person.
 		a.goRun(func() {
 			t := time.NewTicker(suppressionEvery)
 			defer t.Stop()
