@@ -1,0 +1,123 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/portrait-cdp/portrait"
+)
+
+// Found by the issue 15 probe: the business map's cells carry revenue,
+// CLV and churn figures (confidential) summed and averaged over the cell's
+// members, and a cell of one customer (GET /v1/map/members names them)
+// gave an analyst of internal clearance that customer's figures, which
+// the profile shows them as "[secret]". For such a caller the figures are
+// left out (null, not 0) with masked_figures saying why, counts kept, and
+// the actions whose rules read them go too; in the JSON and the XLSX.
+func TestMapFiguresAboveClearanceMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	ctx := context.Background()
+	// One customer reached the purchase stage: the "all" row's purchase
+	// cell is u01 alone.
+	ev := &portrait.Event{Type: portrait.EventIdentify, UserID: "u01", MessageID: "map-u01", Source: "crm",
+		Traits:    json.RawMessage(`{"journey_reached":["consult","purchase"],"clv_12m":4321.5,"churn_probability":0.8125}`),
+		Timestamp: a.now.Add(-time.Minute), ReceivedAt: a.now.Add(-time.Minute)}
+	if _, err := a.db.Append(ctx, []*portrait.Event{ev}, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(ctx)
+	if err := a.proc.CatchUp(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	type cell struct {
+		Stage     string                  `json:"stage"`
+		Customers int                     `json:"customers"`
+		Revenue   *float64                `json:"revenue"`
+		CLV       *float64                `json:"clv"`
+		Churn     *float64                `json:"churn_probability"`
+		Actions   []struct{ Rule string } `json:"actions"`
+	}
+	type result struct {
+		Rows []struct {
+			Cells []cell `json:"cells"`
+		} `json:"rows"`
+		Masked []struct{ Figure, Trait, Reason string } `json:"masked_figures"`
+	}
+	const path = "/v1/map?segments=all&stages=purchase"
+	read := func(token string) (cell, result) {
+		t.Helper()
+		status, out := a.call(t, token, http.MethodGet, path, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, out)
+		}
+		var r result
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Rows) != 1 || len(r.Rows[0].Cells) != 1 || r.Rows[0].Cells[0].Customers != 1 {
+			t.Fatalf("want one cell of one customer: %s", out)
+		}
+		if strings.Contains(string(out), "4321.5") != (r.Rows[0].Cells[0].CLV != nil) {
+			t.Errorf("the CLV is in the answer elsewhere: %s", out)
+		}
+		return r.Rows[0].Cells[0], r
+	}
+	full, fr := read(a.tokens["admin/secret"])
+	if full.Revenue == nil || *full.Revenue <= 0 || full.CLV == nil || *full.CLV != 4321.5 || full.Churn == nil || len(fr.Masked) != 0 {
+		t.Fatalf("admin: %+v %+v", full, fr.Masked)
+	}
+	winBack := false
+	for _, act := range full.Actions {
+		winBack = winBack || act.Rule == "win_back"
+	}
+	if !winBack {
+		t.Fatalf("admin: no win_back action on a churn of 0.81: %+v", full.Actions)
+	}
+	an, ar := read(a.tokens["analyst/internal"])
+	if an.Revenue != nil || an.CLV != nil || an.Churn != nil {
+		t.Errorf("analyst: revenue %v clv %v churn %v of one customer", an.Revenue, an.CLV, an.Churn)
+	}
+	for _, act := range an.Actions {
+		if act.Rule == "win_back" {
+			t.Errorf("analyst: the win_back action says the churn crossed 0.6")
+		}
+	}
+	got := map[string]bool{}
+	for _, m := range ar.Masked {
+		got[m.Figure] = strings.Contains(m.Reason, m.Trait) && strings.Contains(m.Reason, "internal")
+	}
+	for _, f := range []string{"revenue", "clv", "churn_probability"} {
+		if !got[f] {
+			t.Errorf("analyst: masked_figures has no %s with its reason: %+v", f, ar.Masked)
+		}
+	}
+
+	// The XLSX: the revenue and CLV columns are empty for the analyst.
+	status, body := a.call(t, a.tokens["analyst/internal"], http.MethodGet, "/v1/map/export?segments=all&stages=purchase", "")
+	if status != http.StatusOK {
+		t.Fatalf("export: %d %s", status, body)
+	}
+	f, err := excelize.OpenReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := f.GetRows(f.GetSheetName(0))
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("export rows %v %v", rows, err)
+	}
+	for i, h := range rows[0] {
+		if (h == "Revenue" || h == "CLV" || h == "Churn probability") && i < len(rows[1]) && rows[1][i] != "" {
+			t.Errorf("export: %s is %q for the analyst", h, rows[1][i])
+		}
+	}
+	if strings.Contains(strings.Join(rows[1], " "), "4321.5") {
+		t.Errorf("export: the CLV is in the row %v", rows[1])
+	}
+}
