@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/analytics/jobs"
 )
 
@@ -45,6 +46,9 @@ func (s *Server) mountAnalytics(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
+		for _, run := range runs {
+			maskRunMetrics(r, run)
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 	})))
 	mux.Handle("GET /v1/analytics/runs/{id}", s.instrument("/v1/analytics/runs/{id}", s.admin(func(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -53,6 +57,27 @@ func (s *Server) mountAnalytics(mux *http.ServeMux) {
 			Error(w, r, err)
 			return
 		}
+		maskRunMetrics(r, run)
 		writeJSON(w, http.StatusOK, run)
 	})))
+}
+
+// runMetricTraits are the metrics of an analysis run that aggregate a
+// trait's values: a CLV run's total and quantiles of clv_12m (its "max" is
+// one customer's CLV, and each quantile is some customer's).
+var runMetricTraits = map[string]string{"total_clv": "clv_12m", "clv_quantiles": "clv_12m"}
+
+// maskRunMetrics leaves out of a run the metrics of a trait the caller may
+// not see, as a breakdown leaves out a hidden metric, with metrics_masked
+// saying why. The run is read for this response, so it is changed in place.
+func maskRunMetrics(r *http.Request, run *jobs.Run) {
+	for m, trait := range runMetricTraits {
+		if _, ok := run.Metrics[m]; !ok {
+			continue
+		}
+		if err := requireVisible(r, access.KindTrait, trait); err != nil {
+			delete(run.Metrics, m)
+			run.Metrics["metrics_masked"] = err.Error()
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/analytics/jobs"
 )
 
 // Found by the issue 15 probe: the business map's cells carry revenue,
@@ -119,5 +120,42 @@ func TestMapFiguresAboveClearanceMasked(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(rows[1], " "), "4321.5") {
 		t.Errorf("export: the CLV is in the row %v", rows[1])
+	}
+}
+
+// Found with the map: a CLV run's metrics hold the total and quantiles of
+// clv_12m (confidential), whose "max" is one customer's CLV; an analyst of
+// internal clearance read them in GET /v1/analytics/runs. They are left
+// out for such a caller, with metrics_masked saying why.
+func TestAnalyticsRunCLVMetricsMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	// The run wrote clv_12m back: the schema knows the trait (confidential).
+	ev := &portrait.Event{Type: portrait.EventIdentify, UserID: "u01", MessageID: "clv-u01", Source: "crm",
+		Traits: json.RawMessage(`{"clv_12m":4321.5}`), Timestamp: a.now.Add(-time.Minute), ReceivedAt: a.now.Add(-time.Minute)}
+	if _, err := a.db.Append(context.Background(), []*portrait.Event{ev}, nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := a.db.LastSeq(context.Background())
+	if err := a.proc.CatchUp(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	run := &jobs.Run{ID: "run-clv-mask", Kind: "clv", Status: jobs.Succeeded, Params: map[string]any{}, StartedAt: a.now,
+		Metrics: map[string]any{"customers": 3, "total_clv": 9876.5, "clv_quantiles": map[string]float64{"p50": 12.5, "max": 4321.5}}}
+	if err := a.db.SaveRun(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/analytics/runs/" + run.ID, "/v1/analytics/runs?kind=clv"} {
+		status, out := a.call(t, a.tokens["analyst/internal"], http.MethodGet, path, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, status, out)
+		}
+		if strings.Contains(string(out), "4321.5") || strings.Contains(string(out), "9876.5") ||
+			!strings.Contains(string(out), "metrics_masked") || !strings.Contains(string(out), `"customers":3`) {
+			t.Errorf("analyst: %s: %s", path, out)
+		}
+		status, out = a.call(t, a.tokens["admin/secret"], http.MethodGet, path, "")
+		if status != http.StatusOK || !strings.Contains(string(out), "4321.5") || strings.Contains(string(out), "metrics_masked") {
+			t.Errorf("admin: %s: %d %s", path, status, out)
+		}
 	}
 }
