@@ -159,3 +159,39 @@ func TestAnalyticsRunCLVMetricsMasked(t *testing.T) {
 		}
 	}
 }
+
+// Found with the map: RFM's M boundaries are quintiles of revenue, each a
+// customer's revenue (confidential), and GET /v1/analytics/rfm/boundaries
+// gave them to an analyst of internal clearance. They are left out for
+// such a caller (R and F stay), with metric_masked saying why.
+func TestRFMRevenueBoundariesMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	const path = "/v1/analytics/rfm/boundaries"
+	if status, out := a.call(t, a.tokens["admin/secret"], http.MethodPost, path, ""); status != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", path, status, out)
+	}
+	type result struct {
+		Boundaries *struct {
+			Customers int         `json:"customers"`
+			F         *[4]float64 `json:"f"`
+			M         *[4]float64 `json:"m"`
+		} `json:"boundaries"`
+		Masked string `json:"metric_masked"`
+	}
+	read := func(token string) result {
+		t.Helper()
+		status, out := a.call(t, token, http.MethodGet, path, "")
+		var res result
+		if status != http.StatusOK || json.Unmarshal(out, &res) != nil || res.Boundaries == nil || res.Boundaries.Customers == 0 {
+			t.Fatalf("GET %s: %d %s", path, status, out)
+		}
+		return res
+	}
+	if full := read(a.tokens["admin/secret"]); full.Boundaries.M == nil || full.Boundaries.M[3] <= 0 || full.Masked != "" {
+		t.Errorf("admin: %+v", full)
+	}
+	an := read(a.tokens["analyst/internal"])
+	if an.Boundaries.M != nil || an.Boundaries.F == nil || !strings.Contains(an.Masked, "revenue") {
+		t.Errorf("analyst: m %v f %v masked %q", an.Boundaries.M, an.Boundaries.F, an.Masked)
+	}
+}
