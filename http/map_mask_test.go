@@ -195,3 +195,58 @@ func TestRFMRevenueBoundariesMasked(t *testing.T) {
 		t.Errorf("analyst: m %v f %v masked %q", an.Boundaries.M, an.Boundaries.F, an.Masked)
 	}
 }
+
+// Found with the map: a k-means run's clusters give each cluster's mean
+// revenue and average order value (confidential) in standard deviations,
+// in z, terms and text, and a cluster of one is its member's place; an
+// analyst of internal clearance read them. Those features are left out of
+// features, z, terms and text for such a caller, the others kept in order.
+func TestAnalyticsRunClusterFeaturesMasked(t *testing.T) {
+	a := newAccessEnv(t)
+	run := &jobs.Run{ID: "run-kmeans-mask", Kind: "kmeans", Status: jobs.Succeeded, Params: map[string]any{}, StartedAt: a.now,
+		Metrics: map[string]any{"customers": 3, "k": 2, "features": []string{"orders", "revenue", "avg_order_value", "days_since_last_order", "tenure_days"},
+			"clusters": []map[string]any{
+				{"cluster": 0, "size": 1, "share": 0.33, "code": "differs", "text": "very high revenue (+2.7σ), high orders (+1.1σ)",
+					"terms": []map[string]any{{"feature": "revenue", "level": "very_high", "z": 2.7}, {"feature": "orders", "level": "high", "z": 1.1}},
+					"z":     []float64{1.1, 2.7, 1.9, -0.2, 0.1}},
+				{"cluster": 1, "size": 2, "share": 0.67, "code": "average", "text": "close to the average on every feature",
+					"terms": []map[string]any{}, "z": []float64{-0.1, -0.2, -0.1, 0.1, 0}}}}}
+	if err := a.db.SaveRun(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		Metrics struct {
+			Features []string `json:"features"`
+			Clusters []struct {
+				Text  string                     `json:"text"`
+				Terms []struct{ Feature string } `json:"terms"`
+				Z     []float64                  `json:"z"`
+			} `json:"clusters"`
+			Masked string `json:"metrics_masked"`
+		} `json:"metrics"`
+	}
+	read := func(token string) result {
+		t.Helper()
+		status, out := a.call(t, token, http.MethodGet, "/v1/analytics/runs/"+run.ID, "")
+		var res result
+		if status != http.StatusOK || json.Unmarshal(out, &res) != nil || len(res.Metrics.Clusters) != 2 {
+			t.Fatalf("GET run: %d %s", status, out)
+		}
+		return res
+	}
+	full := read(a.tokens["admin/secret"])
+	if len(full.Metrics.Features) != 5 || len(full.Metrics.Clusters[0].Z) != 5 || full.Metrics.Masked != "" {
+		t.Errorf("admin: %+v", full.Metrics)
+	}
+	an := read(a.tokens["analyst/internal"]).Metrics
+	if strings.Join(an.Features, ",") != "orders,days_since_last_order,tenure_days" || !strings.Contains(an.Masked, "revenue") {
+		t.Errorf("analyst: features %v masked %q", an.Features, an.Masked)
+	}
+	c := an.Clusters[0]
+	if len(c.Z) != 3 || c.Z[0] != 1.1 || c.Z[1] != -0.2 || len(c.Terms) != 1 || c.Terms[0].Feature != "orders" || strings.Contains(c.Text, "revenue") || c.Text != "high orders (+1.1σ)" {
+		t.Errorf("analyst: cluster 0 %+v", c)
+	}
+	if an.Clusters[1].Text != "close to the average on every feature" || len(an.Clusters[1].Z) != 3 {
+		t.Errorf("analyst: cluster 1 %+v", an.Clusters[1])
+	}
+}
