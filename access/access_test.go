@@ -277,3 +277,63 @@ func TestMaskerScrubsFreeText(t *testing.T) {
 		t.Errorf("export row: %q", row[1])
 	}
 }
+
+// Phones written with separators in a free text (139-1234-5678, +86 139
+// 1234 5678, a landline (010) 6552-1234) were not found by the free-text
+// masker: they reached an internal clearance in clear. Dates, amounts,
+// order numbers and runs of groups are not phones and stay as written.
+func TestMaskerScrubsSeparatedPhones(t *testing.T) {
+	an := &access.Masker{C: &access.Classifier{}, P: access.Principal{Role: access.RoleAnalyst, Clearance: access.Internal}}
+	for in, want := range map[string]string{
+		"请联系139-1234-5678":           "请联系139****5678",
+		"call 139 1234 5678 today":   "call 139****5678 today",
+		"+86 139 1234 5678":          "139****5678",
+		"电话：+86-139-1234-5678。":      "电话：139****5678。",
+		"(+86) 139 1234 5678":        "139****5678",
+		"0086 139-1234-5678":         "139****5678",
+		"86-139-1234-5678":           "139****5678",
+		"手机139-12345678":             "手机139****5678",
+		"座机(010) 6552-1234转8":        "座机010****1234转8",
+		"座机 010-65521234":            "座机 010****1234",
+		"tel 0755 8888 8888, ask Li": "tel 075****8888, ask Li",
+		"(0571)8765432":              "057****5432",
+	} {
+		doc, _ := json.Marshal(map[string]any{"properties": map[string]any{"note": in}})
+		var got struct {
+			Properties struct{ Note string } `json:"properties"`
+		}
+		if err := json.Unmarshal(an.MaskJSON(doc), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Properties.Note != want {
+			t.Errorf("%q: masked to %q, want %q", in, got.Properties.Note, want)
+		}
+	}
+	// Not phones, whatever the clearance.
+	for _, in := range []string{
+		"交付 2026-12-06，金额 1,234,567.00 元，订单 SO-2026-1206-0001",
+		"order A-139-1234-5678 and 2026-12-06 13:45-14:30",
+		"合同 139-1234-5678-9 号；批次 12 139 1234 5678",
+		"amount 13,912,345,678.00; ISBN 978-7-111-12345-6; 1391234 5678",
+		"ref 0101-2345-6789; 2026-01-06 010-1234567; version 1.139.1234.5678",
+		"+86 021 6552 1234 and 139 1234 56789 and 139.1234.5678",
+	} {
+		doc, _ := json.Marshal(map[string]any{"properties": map[string]any{"note": in}})
+		out := an.MaskJSON(doc)
+		var got struct {
+			Properties struct{ Note string } `json:"properties"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Properties.Note != in {
+			t.Errorf("not a phone, masked: %q became %q", in, got.Properties.Note)
+		}
+	}
+	// A confidential clearance reads them as written.
+	sales := &access.Masker{C: &access.Classifier{}, P: access.Principal{Role: access.RoleSales, Clearance: access.Confidential}}
+	doc := []byte(`{"properties":{"note":"请联系139-1234-5678"}}`)
+	if out := string(sales.MaskJSON(doc)); !strings.Contains(out, "139-1234-5678") {
+		t.Errorf("confidential clearance: %s", out)
+	}
+}

@@ -412,8 +412,9 @@ func (m *Masker) value(name string, l Level, v any) any {
 // 19, alone or after 86), a resident ID number (its check character
 // right) and an email address, found in a note, a comment, an address
 // line or any field whose name says nothing ("请联系13533334444"). The
-// shapes are the ones LevelOfValue knows; numbers written with
-// separators (139-1234-5678) are not found.
+// shapes are the ones LevelOfValue knows, and phones written with
+// separators (139-1234-5678, +86 139 1234 5678, (010) 6552-1234: see
+// separatedPhone).
 func (m *Masker) scrub(s string) string {
 	if m.P.Sees(Secret) || !quotesPersonal(s) {
 		return s
@@ -422,6 +423,23 @@ func (m *Masker) scrub(s string) string {
 	masked := false
 	for i := 0; i < len(s); {
 		c := s[i]
+		// (only where one can start: a mobile's 1, a landline's 0, 86 or
+		// 0086, + and (; other digit runs are not asked)
+		if c == '+' || c == '(' || c == '0' || c == '1' || c == '8' {
+			// a phone written with separators: 139-1234-5678, +86 139
+			// 1234 5678, (010) 6552-1234
+			if end, digits := separatedPhone(s, i); end > 0 {
+				if !m.P.Sees(Confidential) {
+					b.WriteString(MaskValue("phone", digits).(string))
+					m.note("free_text", Confidential)
+					masked = true
+				} else {
+					b.WriteString(s[i:end])
+				}
+				i = end
+				continue
+			}
+		}
 		switch {
 		case isDigit(c):
 			j := i
@@ -483,6 +501,143 @@ func (m *Masker) scrub(s string) string {
 		return s
 	}
 	return b.String()
+}
+
+// separatedPhone reads a phone number written with separators (one space
+// or one hyphen, the same between every group) at s[i:]: a mainland
+// mobile in groups of 3-4-4 or 3-8, after +86, 0086, 86 or (+86) and a
+// separator or not (139-1234-5678, 139 1234 5678, +86 139 1234 5678), or
+// a landline whose area code is set apart (010-6552-1234, (010)
+// 6552-1234, 0755 8888 8888: 010 and 02x with 8 digits, other 0xxx with
+// 7 or 8, the first not 0 or 1). It gives the end of the number and its
+// digits (without the country code), or 0. A number that goes on (a
+// digit, a letter, a separator and a digit after it) or that follows a
+// letter or a digit and a separator (an order id A-139-1234-5678, a run of
+// groups) is not one: dates (2026-12-06), amounts (1,234,567.00) and
+// order numbers do not have these shapes. Numbers written whole are
+// scrub's digit runs.
+func separatedPhone(s string, i int) (int, string) {
+	if i > 0 && alnum(s[i-1]) {
+		return 0, ""
+	}
+	if i > 1 && (s[i-1] == '-' || s[i-1] == '_' || s[i-1] == '/' || s[i-1] == '.' || s[i-1] == ' ' && isDigit(s[i-2])) && alnum(s[i-2]) {
+		return 0, ""
+	}
+	var buf [16]byte
+	d := buf[:0]
+	j := i
+	// group reads n digits at j.
+	group := func(n int) bool {
+		if j+n > len(s) {
+			return false
+		}
+		for k := j; k < j+n; k++ {
+			if !isDigit(s[k]) {
+				return false
+			}
+		}
+		d = append(d, s[j:j+n]...)
+		j += n
+		return true
+	}
+	isSep := func(k int) bool { return k < len(s) && (s[k] == ' ' || s[k] == '-') }
+	// ends: the number stops at k (not 139-1234-5678-9, 139 1234 56789,
+	// 139-1234-5678.5 or 139 1234 5678,001)
+	ends := func(k int) bool {
+		if k == len(s) {
+			return true
+		}
+		if alnum(s[k]) {
+			return false
+		}
+		return !(strings.IndexByte(" -.,", s[k]) >= 0 && k+1 < len(s) && isDigit(s[k+1]))
+	}
+	// country code
+	cc := false
+	for _, p := range []string{"(+86)", "+86", "0086"} {
+		if strings.HasPrefix(s[j:], p) {
+			j += len(p)
+			cc = true
+			break
+		}
+	}
+	if cc {
+		if j < len(s) && s[j] == ' ' || isSep(j) {
+			j++
+		}
+	} else if strings.HasPrefix(s[j:], "86") && isSep(j+2) {
+		j += 3
+		cc = true
+	}
+	if j >= len(s) {
+		return 0, ""
+	}
+	// a mobile: 1[3-9]x then a separator and 4-4 or 8 digits
+	if s[j] == '1' && group(3) && d[1] >= '3' && d[1] <= '9' && isSep(j) {
+		sep := s[j]
+		j++
+		if group(4) {
+			if j < len(s) && s[j] == sep {
+				j++
+				if group(4) && ends(j) {
+					return j, string(d)
+				}
+			} else if group(4) && ends(j) {
+				return j, string(d) // 139-12345678
+			}
+		}
+		return 0, ""
+	}
+	if cc {
+		return 0, "" // a landline after +86 is written without its 0
+	}
+	// a landline: (0xx) or 0xx and a separator, then 7-8 digits
+	d, j = d[:0], i
+	paren := s[j] == '('
+	if paren {
+		j++
+	}
+	if j+3 > len(s) || s[j] != '0' || s[j+1] < '1' {
+		return 0, ""
+	}
+	area := 4
+	if s[j+1] == '1' && s[j+2] == '0' || s[j+1] == '2' {
+		area = 3
+	}
+	if !group(area) {
+		return 0, ""
+	}
+	if paren {
+		if j >= len(s) || s[j] != ')' {
+			return 0, ""
+		}
+		j++
+		if j < len(s) && s[j] == ' ' {
+			j++
+		}
+	} else if isSep(j) {
+		j++
+	} else {
+		return 0, ""
+	}
+	if j >= len(s) || s[j] < '2' || s[j] > '9' {
+		return 0, ""
+	}
+	start := len(d)
+	for j < len(s) && isDigit(s[j]) && len(d)-start < 8 {
+		d = append(d, s[j])
+		j++
+	}
+	if n := len(d) - start; (n == 3 || n == 4) && isSep(j) && j+1 < len(s) && isDigit(s[j+1]) {
+		j++
+		if !group(4) {
+			return 0, ""
+		}
+	}
+	if n := len(d) - start; (n == 8 || n == 7 && area == 4) && ends(j) {
+		return j, string(d)
+	}
+	return 0, ""
 }
 
 // quotesPersonal is scrub's cheap test: an @ or eleven digits.

@@ -110,6 +110,9 @@ type Map struct {
 	TookMS      float64     `json:"took_ms"`
 	AsOf        time.Time   `json:"as_of"`
 	Legend      []FigureDoc `json:"legend,omitempty"`
+	// MaskedFigures are the figures left out of every cell for this
+	// caller (see Service.Mask); absent when none is.
+	MaskedFigures []MaskedFigure `json:"masked_figures,omitempty"`
 }
 
 // FigureDoc explains a figure (for the console's legend).
@@ -142,8 +145,8 @@ type Cell struct {
 	Customers            int      `json:"customers"` // reached the stage
 	Share                float64  `json:"share"`     // of the segment
 	Current              int      `json:"current"`   // in the stage now
-	Revenue              float64  `json:"revenue"`
-	CLV                  *float64 `json:"clv"` // mean 12-month CLV of those with one
+	Revenue              *float64 `json:"revenue"`   // null only when masked
+	CLV                  *float64 `json:"clv"`       // mean 12-month CLV of those with one
 	NPS                  *float64 `json:"nps"`
 	NPSResponses         int      `json:"nps_responses"`
 	CSAT                 *float64 `json:"csat"`
@@ -331,7 +334,7 @@ func (s *Service) cell(r rowScope, stage string, reached, current map[string]*ro
 		}
 		return ptr(round(st[k].Sum/float64(st[k].N), digits))
 	}
-	c.Revenue = round(st[0].Sum, 2)
+	c.Revenue = ptr(round(st[0].Sum, 2))
 	c.CLV = mean(1, 2)
 	c.ChurnProbability = mean(2, 4)
 	c.ExpectedPurchases90d = mean(3, 4)
@@ -390,7 +393,7 @@ func (s *Service) cell(r rowScope, stage string, reached, current map[string]*ro
 			}
 		}
 	}
-	env := map[string]any{"customers": c.Customers, "share": c.Share, "current": c.Current, "revenue": c.Revenue,
+	env := map[string]any{"customers": c.Customers, "share": c.Share, "current": c.Current, "revenue": *c.Revenue,
 		"segment_size": size, "clv": deref(c.CLV), "nps": deref(c.NPS), "csat": deref(c.CSAT), "conversion": deref(c.Conversion),
 		"drop_off": deref(c.DropOff), "median_days_to_next": deref(c.MedianDaysToNext), "churn_probability": deref(c.ChurnProbability),
 		"expected_purchases_90d": deref(c.ExpectedPurchases90d), "top_need": nil, "top_need_share": 0.0, "top_pain": nil,

@@ -210,7 +210,7 @@ func plainCell(t *testing.T, members []*portrait.Profile, stage, next string, go
 	if got.Current != cur {
 		t.Errorf("%s: current %d, plain %d", stage, got.Current, cur)
 	}
-	if round(rev, 2) != got.Revenue {
+	if got.Revenue == nil || round(rev, 2) != *got.Revenue {
 		t.Errorf("%s: revenue %v, plain %v", stage, got.Revenue, rev)
 	}
 	for name, c := range map[string]struct {

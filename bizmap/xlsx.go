@@ -128,7 +128,7 @@ func WriteXLSX(m *Map, lang string, w io.Writer) error {
 			for _, a := range c.Actions {
 				acts = append(acts, a.Label)
 			}
-			row := []any{text(r.Name), stage, c.Customers, c.Share, c.Current, c.Revenue, num(c.CLV), num(c.NPS), num(c.CSAT),
+			row := []any{text(r.Name), stage, c.Customers, c.Share, c.Current, num(c.Revenue), num(c.CLV), num(c.NPS), num(c.CSAT),
 				num(c.Conversion), num(c.DropOff), num(c.MedianDaysToNext), num(c.ChurnProbability), num(c.ExpectedPurchases90d),
 				joinCounts(c.Needs), joinCounts(c.PainPoints), joinCounts(c.Channels), text(strings.Join(acts, "; "))}
 			for j, v := range row {

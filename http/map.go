@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/access"
 	"github.com/portrait-cdp/portrait/bizmap"
 )
 
@@ -61,8 +62,27 @@ func (s *Server) handleMap(w http.ResponseWriter, r *http.Request, _ *portrait.K
 		Error(w, r, err)
 		return
 	}
+	s.maskMapFigures(r, m)
 	s.maskMapLiterals(r, m)
 	writeJSON(w, http.StatusOK, m)
+}
+
+// maskMapFigures leaves out the cells' figures computed from a trait the
+// caller may not see (revenue, CLV, churn probability for an analyst of
+// internal clearance), as the breakdown leaves out a hidden metric: a
+// cell of one customer would give that customer's value. The counts stay,
+// and masked_figures says which figures went and why.
+func (s *Server) maskMapFigures(r *http.Request, m *bizmap.Map) {
+	if accessOf(r.Context()) == nil {
+		return
+	}
+	s.Map.Mask(m, func(trait string) bool { return !canSee(r, access.KindTrait, trait) },
+		func(trait string) string {
+			if err := requireVisible(r, access.KindTrait, trait); err != nil {
+				return err.Error()
+			}
+			return ""
+		})
 }
 
 // maskMapLiterals masks the literals of the rows' expressions and the
@@ -106,6 +126,7 @@ func (s *Server) handleMapExport(w http.ResponseWriter, r *http.Request, _ *port
 		Error(w, r, err)
 		return
 	}
+	s.maskMapFigures(r, m)
 	var buf bytes.Buffer
 	if err := bizmap.WriteXLSX(m, q.Lang, &buf); err != nil {
 		Error(w, r, err)

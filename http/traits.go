@@ -66,7 +66,20 @@ func (s *Server) handleDeleteTrait(w http.ResponseWriter, r *http.Request, _ *po
 }
 
 func (s *Server) handleRFMBoundaries(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
-	writeJSON(w, http.StatusOK, map[string]any{"boundaries": s.Traits.Enricher.Boundaries()})
+	writeJSON(w, http.StatusOK, rfmBoundaries(r, s.Traits.Enricher.Boundaries()))
+}
+
+// rfmBoundaries is the answer with RFM boundaries. M's are quintiles of
+// revenue, each the revenue of one customer (of five customers, each
+// boundary is someone's): for a caller who may not see revenue they are
+// left out, with metric_masked saying why, as a breakdown's hidden metric.
+func rfmBoundaries(r *http.Request, b *traits.Boundaries) map[string]any {
+	err := requireVisible(r, access.KindTrait, "revenue")
+	if b == nil || err == nil {
+		return map[string]any{"boundaries": b}
+	}
+	return map[string]any{"boundaries": map[string]any{"as_of": b.AsOf, "customers": b.Customers, "r": b.R, "f": b.F},
+		"metric_masked": err.Error()}
 }
 
 func (s *Server) handleRecomputeRFM(w http.ResponseWriter, r *http.Request, _ *portrait.Key) {
@@ -75,5 +88,5 @@ func (s *Server) handleRecomputeRFM(w http.ResponseWriter, r *http.Request, _ *p
 		Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"boundaries": b})
+	writeJSON(w, http.StatusOK, rfmBoundaries(r, b))
 }

@@ -157,3 +157,33 @@ test('privacy: the RFM grid shows no revenue to an internal clearance', { skip }
     await api('DELETE', '/v1/keys/' + analyst.key.id)
   }
 })
+
+// Found by the issue 15 probe: the business map's cells sum and average
+// revenue, CLV and churn (confidential) over their members, and a cell of
+// one customer gave an analyst of internal clearance that customer's
+// figures. The server leaves them out (masked_figures); the drawer says
+// hidden rather than ¥0 or —, churn is not offered for colouring, and a
+// note names what is not shown, in both languages.
+test('privacy: the business map shows counts, not revenue, CLV or churn, to an internal clearance', { skip }, async () => {
+  const analyst = await newToken('e2e-analyst-map', 'analyst', 'internal')
+  for (const [lang, hiddenWord, note] of [['en', 'Hidden', 'Not shown'], ['zh-CN', '已隐藏', '未显示']]) {
+    const { browser, page, errors } = await launch({ lang })
+    try {
+      await signInWith(page, analyst.secret, '/map')
+      await page.locator('[data-test=masked-figures]').waitFor({ timeout: 20000 })
+      assert.ok((await page.locator('[data-test=masked-figures]').innerText()).includes(note))
+      const metric = await page.locator('[data-test=metric]').innerText()
+      assert.ok(!/Churn|流失概率/.test(metric), `churn can colour the map: ${metric}`)
+      await page.locator('[data-cell]').first().click()
+      for (const fig of ['revenue', 'clv', 'churn_probability']) {
+        const dd = page.locator(`[data-test=drawer] [data-fig=${fig}]`)
+        const text = await dd.innerText()
+        assert.ok(text.includes(hiddenWord) && !/¥|%/.test(text), `${fig} shows ${text}`)
+      }
+      await noBlank(page, errors, 'privacy-map-' + lang)
+    } finally {
+      await browser.close()
+    }
+  }
+  await api('DELETE', '/v1/keys/' + analyst.key.id)
+})

@@ -23,6 +23,9 @@ export default {
   members: 'Members',
   saveSegment: 'Save as a segment',
   saved: 'Saved: {n} members in',
+  hidden: 'Hidden (above your clearance)',
+  maskedNote: 'Not shown: {figures}. They come from fields above your clearance, and a cell of one customer would show that customer’s value, so the map gives counts in their place (not 0). Recommendations that read them are not shown either.',
+  listSep: ', ',
   fig: {
     customers: 'Customers',
     share: 'Share',

@@ -23,6 +23,9 @@ export default {
   members: '成员',
   saveSegment: '保存为客群',
   saved: '已保存：{n} 位成员，见',
+  hidden: '已隐藏（超出您的密级）',
+  maskedNote: '未显示：{figures}。这些指标来自超出您密级的字段，单人格子会暴露该客户的数值，因此不予显示（并非为 0）；依据它们的建议行动也一并隐藏。',
+  listSep: '、',
   fig: {
     customers: '客户数',
     share: '占比',
