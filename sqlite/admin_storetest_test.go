@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/storetest"
@@ -32,6 +33,17 @@ func TestEraseConformance(t *testing.T) {
 	}
 	defer db.Close()
 	storetest.Erase(t, db)
+}
+
+// TestEraseCarriedConformance: an erasure after a retention pass rewrites
+// the carried-forward accounts without the person (storetest.EraseCarried).
+func TestEraseCarriedConformance(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.EraseCarried(t, db, func(ctx context.Context) (profile.ScratchStore, error) { return sqlite.Open(ctx, t.TempDir()) })
 }
 
 // TestErasureAuditedWithItsReceipt: the erasure's audit record commits
