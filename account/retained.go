@@ -261,3 +261,107 @@ func (m *Model) renameIDs(rename map[string]string) bool {
 	}
 	return changed
 }
+
+// ForgetCarried rewrites a carried-forward accounts record without the
+// people ids name (profile.Erasure.Carried): an erasure makes their events
+// tombstones, but the record the expired ones made stays in the log, and
+// every rebuild (the erasure's own included) installs it before reading
+// the log. The events behind the record are gone, so the person is taken
+// out of the record itself: their entry, their domains, their memberships
+// (with the roles on opportunities), their engagement per person, the
+// needs they voiced and their footprint. What they added to the account
+// as a whole (its engagement total, a ticket count, the traits of a group
+// call) stays: it names no one. changed is false when the record holds
+// none of them.
+func ForgetCarried(record []byte, ids []portrait.Identifier) ([]byte, bool, error) {
+	pks := PersonKeys(ids)
+	if len(record) == 0 || len(pks) == 0 {
+		return record, false, nil
+	}
+	// gob writes strings as they are: a record without a person's key
+	// does not hold them, and is not decoded (most erasures).
+	held := false
+	for _, pk := range pks {
+		held = held || bytes.Contains(record, []byte(pk))
+	}
+	if !held {
+		return record, false, nil
+	}
+	s, err := decodeSnapshot(record)
+	if err != nil {
+		return nil, false, portrait.Errorf(portrait.EINTERNAL, "the carried-forward accounts cannot be read: %v", err)
+	}
+	gone := make(map[string]bool, len(pks))
+	for _, pk := range pks {
+		gone[pk] = true
+	}
+	changed := false
+	persons := s.Persons[:0]
+	for _, sp := range s.Persons {
+		if gone[sp.Key] {
+			changed = true
+			continue
+		}
+		persons = append(persons, sp)
+	}
+	s.Persons = persons
+	for d, list := range s.ByDomain {
+		kept := list[:0]
+		for _, pk := range list {
+			if gone[pk] {
+				changed = true
+				continue
+			}
+			kept = append(kept, pk)
+		}
+		if len(kept) == 0 {
+			delete(s.ByDomain, d)
+		} else {
+			s.ByDomain[d] = kept
+		}
+	}
+	deep := s.Deep[:0]
+	for _, pk := range s.Deep {
+		if gone[pk] {
+			changed = true
+			continue
+		}
+		deep = append(deep, pk)
+	}
+	s.Deep = deep
+	for _, a := range s.Accounts {
+		for pk := range gone {
+			if a.Members[pk] != nil {
+				delete(a.Members, pk)
+				changed = true
+			}
+			if a.People[pk] != nil {
+				delete(a.People, pk)
+				changed = true
+			}
+		}
+		needs := a.Needs[:0]
+		for _, n := range a.Needs {
+			if n.Person != "" && gone[n.Person] {
+				changed = true
+				continue
+			}
+			needs = append(needs, n)
+		}
+		a.Needs = needs
+	}
+	if !changed {
+		return record, false, nil
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(s); err != nil {
+		return nil, false, portrait.Wrap(err, "cannot encode the carried-forward accounts")
+	}
+	return buf.Bytes(), true, nil
+}
+
+// ForgetCarried is the package's ForgetCarried (erasure.Service hands it
+// to the store when the accounts are among its Derived models).
+func (s *Service) ForgetCarried(record []byte, ids []portrait.Identifier) ([]byte, bool, error) {
+	return ForgetCarried(record, ids)
+}

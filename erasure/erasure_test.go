@@ -3,6 +3,7 @@ package erasure_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -223,22 +224,7 @@ func TestEraseLeavesNoTrace(t *testing.T) {
 
 	scan := func(when string) {
 		t.Helper()
-		files, _ := filepath.Glob(filepath.Join(e.dir, "*"))
-		sort.Strings(files)
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, s := range secrets {
-				if bytes.Contains(b, []byte(s)) {
-					t.Errorf("%s: %s still holds %q", when, filepath.Base(f), s)
-				}
-			}
-			if !bytes.Contains(b, []byte("Li Kept")) && filepath.Ext(f) == ".db" && filepath.Base(f) == "state.db" && when == "after VACUUM" {
-				t.Errorf("the scan cannot see the other person in %s: it proves nothing", f)
-			}
-		}
+		scanFiles(t, e.dir, when, "Li Kept", secrets)
 	}
 	// Erasure itself zeroes freed space and truncates the WALs: no trace
 	// even before a VACUUM.
@@ -641,4 +627,135 @@ func TestAccountsForgetAfterAFailure(t *testing.T) {
 			t.Errorf("%s lost the other member", what)
 		}
 	}
+}
+
+// scanFiles reads every file of dir as raw bytes and reports each one that
+// holds one of needles; proof, in state.db after a VACUUM, shows that the
+// scan sees the data that is kept (a scan seeing nothing proves nothing).
+func scanFiles(t *testing.T, dir, when, proof string, needles []string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	sort.Strings(files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range needles {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s: %s still holds %q", when, filepath.Base(f), s)
+			}
+		}
+		if proof != "" && !bytes.Contains(b, []byte(proof)) && filepath.Base(f) == "state.db" && when == "after VACUUM" {
+			t.Errorf("the scan cannot see %q in %s: it proves nothing", proof, f)
+		}
+	}
+}
+
+// base64Forms are the substrings that s takes inside a base64 encoding at
+// each of the three alignments: the characters that depend on s alone.
+func base64Forms(s string) []string {
+	var out []string
+	for a := 0; a < 3; a++ {
+		enc := base64.StdEncoding.EncodeToString(append(make([]byte, a), s...))
+		from, to := (8*a+5)/6, 8*(a+len(s))/6
+		out = append(out, enc[from:to])
+	}
+	return out
+}
+
+// A retention pass carries the accounts its expired events made forward
+// as one "$accounts" event in the log (profile.AccountsID). Probed: after
+// such a pass, erasing a member of a carried account made the person's
+// events tombstones, but the carried record in the log still held them
+// (their person key, email domain entry, membership, title), and every
+// rebuild of the accounts (the erasure's own) installed them again. The
+// erasure now rewrites the record without the person in its log
+// transaction: no file holds the person, the live model does not, and a
+// rebuild from the log gives the live model.
+func TestEraseReachesTheCarriedAccounts(t *testing.T) {
+	ctx := context.Background()
+	e := open(t)
+	grp := func(msg, user string, at time.Duration) *portrait.Event {
+		ev := event(msg, portrait.EventGroup, user, "", at, `{"name":"Acme Trading","domain":"acme.example.cn"}`)
+		ev.GroupID = "acme-1"
+		return ev
+	}
+	e.send(t, []*portrait.Event{
+		event("m-a1", portrait.EventIdentify, "u-erase-7781", "", 0, `{"email":"zhang.erasable@acme.example.cn","buying_role":"decision_maker","title":"Erasable Procurement Head","company":{"name":"Acme Trading","domain":"acme.example.cn"}}`),
+		grp("m-a2", "u-erase-7781", time.Minute),
+		event("m-b1", portrait.EventIdentify, "u-keep-1", "", 2*time.Minute, `{"email":"li.kept@acme.example.cn","buying_role":"user","title":"Kept Engineer"}`),
+		grp("m-b2", "u-keep-1", 3*time.Minute),
+		// After the cut-off: kept by the pass.
+		event("m-b3", portrait.EventIdentify, "u-keep-1", "", 30*time.Hour, `{"buying_role":"champion"}`),
+	}, nil)
+	e.catchUp(t)
+	now := func() time.Time { return t0.Add(72 * time.Hour) }
+	acc := account.NewService(e.db, e.db, now)
+	if err := acc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.proc.Accounts = acc.Model
+	scratch := func(ctx context.Context) (profile.ScratchStore, error) { return sqlite.Open(ctx, t.TempDir()) }
+	if _, err := e.proc.Compact(ctx, e.db, t0.Add(24*time.Hour), scratch); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := e.db.CarriedAccounts(ctx); err != nil || !bytes.Contains(rec, []byte("u-erase-7781")) || !bytes.Contains(rec, []byte("u-keep-1")) {
+		t.Fatalf("the pass did not carry both members forward: %v", err)
+	}
+	e.svc.Derived = []erasure.Forgetter{acc}
+	victim, err := e.db.ProfileByIdentifier(ctx, portrait.Identifier{Type: portrait.IDUserID, Value: "u-erase-7781"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e.svc.Erase(ctx, victim.ID, "test-admin", "art. 17 request")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Removed["carried_accounts"] != 1 {
+		t.Errorf("receipt: %+v, want one carried accounts record rewritten", rc.Removed)
+	}
+	persons := acc.Model.Persons()
+	sort.Strings(persons)
+	if strings.Contains(strings.Join(persons, " "), "u-erase-7781") || !strings.Contains(strings.Join(persons, " "), "u-keep-1") {
+		t.Errorf("the live model's people after the erasure: %v", persons)
+	}
+	if rec, err := e.db.CarriedAccounts(ctx); err != nil || bytes.Contains(rec, []byte("u-erase-7781")) || !bytes.Contains(rec, []byte("u-keep-1")) {
+		t.Errorf("the carried record after the erasure: holds the person %v, the other member %v (%v)",
+			bytes.Contains(rec, []byte("u-erase-7781")), bytes.Contains(rec, []byte("u-keep-1")), err)
+	}
+	// A rebuild from the log (the carried record, then the kept events)
+	// gives the live model that forgot the person.
+	fresh := account.NewService(e.db, e.db, now)
+	if err := fresh.Model.Rebuild(); err != nil {
+		t.Fatal(err)
+	}
+	live, err := acc.Model.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := fresh.Model.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live != rebuilt {
+		t.Errorf("a rebuild differs from the live accounts after the erasure")
+	}
+	if got := fresh.Model.Persons(); len(got) != len(persons) {
+		t.Errorf("rebuilt people %v, live %v", got, persons)
+	}
+	// The record is gob inside a JSON string (base64): the needles are
+	// looked for in that form too.
+	needles := []string{"u-erase-7781", "zhang.erasable", "Erasable Procurement"}
+	for _, s := range needles[:len(needles):len(needles)] {
+		needles = append(needles, base64Forms(s)...)
+	}
+	if err := e.proc.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scanFiles(t, e.dir, "after erasure", "", needles)
+	if err := e.db.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scanFiles(t, e.dir, "after VACUUM", "u-keep-1", needles)
 }

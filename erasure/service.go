@@ -52,6 +52,14 @@ type Forgetter interface {
 	Forget(ctx context.Context, ids []portrait.Identifier) error
 }
 
+// carriedForgetter is a Derived model that retention carries forward in
+// the log (the accounts: account.Service.ForgetCarried): the store
+// rewrites its records without the person as it erases the events
+// (profile.Erasure.Carried).
+type carriedForgetter interface {
+	ForgetCarried(record []byte, ids []portrait.Identifier) ([]byte, bool, error)
+}
+
 // freePageWiper is a store that can overwrite its free space (SQLite:
 // what the Derived models' rewritten checkpoints freed).
 type freePageWiper interface {
@@ -103,6 +111,11 @@ func (s *Service) EraseAs(ctx context.Context, receiptID, id, by, reason string)
 		// transaction (profile.Erasure.Audit), to its own audit log: the
 		// one every wiring passes as Audit.
 		req.Audit = ErasureAudit
+	}
+	for _, d := range s.Derived {
+		if c, ok := d.(carriedForgetter); ok {
+			req.Carried = c.ForgetCarried
+		}
 	}
 	rc, err := s.Proc.Erase(ctx, s.Store, req)
 	if err != nil {

@@ -1,11 +1,14 @@
 package postgres
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/portrait-cdp/portrait/erasure"
 	porthttp "github.com/portrait-cdp/portrait/http"
+	"github.com/portrait-cdp/portrait/postgres/pgtest"
+	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/storetest"
 )
 
@@ -40,6 +43,12 @@ func TestEraseConformance(t *testing.T) {
 		t.Skip("the PostgreSQL store has no event log and state transaction yet (the core's methods): nothing to erase through")
 	}
 	storetest.Erase(t, s)
+}
+
+// TestEraseCarriedConformance: an erasure after a retention pass rewrites
+// the carried-forward accounts without the person (storetest.EraseCarried).
+func TestEraseCarriedConformance(t *testing.T) {
+	storetest.EraseCarried(t, openTest(t), func(ctx context.Context) (profile.ScratchStore, error) { return Open(ctx, pgtest.URL(t)) })
 }
 
 // TestErasureAuditedWithItsReceipt: the erasure's audit record commits

@@ -55,6 +55,62 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 	return rc, nil
 }
 
+// eraseCarried rewrites the accounts records retention carried forward
+// without the person (profile.Erasure.Carried), in the erasure's
+// transaction, as the embedded store does (sqlite eraseCarried): every
+// events pass's record the log still holds, found by its message id.
+func (db *DB) eraseCarried(ctx context.Context, tx pgx.Tx, req profile.Erasure, ids []portrait.Identifier) (int, error) {
+	if req.Carried == nil {
+		return 0, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT DISTINCT before FROM retention_runs WHERE kind = 'events'`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read retention runs")
+	}
+	var befores []time.Time
+	var us int64
+	if _, err := pgx.ForEachRow(rows, []any{&us}, func() error {
+		befores = append(befores, fromMicros(us))
+		return nil
+	}); err != nil {
+		return 0, portrait.Wrap(err, "cannot read retention runs")
+	}
+	n := 0
+	for _, id := range profile.CarriedAccountIDs(befores) {
+		rows, err := tx.Query(ctx, `SELECT seq, body FROM events WHERE message_id = $1`, id)
+		if err != nil {
+			return 0, portrait.Wrap(err, "cannot read the event log")
+		}
+		evs, err := db.scanEvents(rows)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range evs {
+			changed, err := profile.ForgetCarried(e, ids, req.Carried)
+			if err != nil {
+				return 0, err
+			}
+			if !changed {
+				continue
+			}
+			seq := e.Seq
+			e.Seq = 0
+			b, err := json.Marshal(e)
+			if err != nil {
+				return 0, portrait.Wrap(err, "cannot encode carried-forward accounts")
+			}
+			if b, err = db.sealer.SealEvent(b); err != nil { // sealing
+				return 0, err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE events SET body = $1 WHERE seq = $2`, b, seq); err != nil {
+				return 0, portrait.Wrap(err, "cannot rewrite carried-forward accounts")
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // vacuumErased vacuums the tables an erasure touches. A session holding
 // the erased rows' versions (horizon.go) is logged, not waited for: the
 // erasure is a request someone waits on, and has committed.
@@ -177,6 +233,11 @@ func (db *DB) eraseIn(ctx context.Context, tx pgx.Tx, req profile.Erasure) (*por
 		return nil, err
 	}
 	rc.Removed["events"] = int(n)
+	if k, err := db.eraseCarried(ctx, tx, req, idList); err != nil {
+		return nil, err
+	} else if k > 0 {
+		rc.Removed["carried_accounts"] = k
+	}
 
 	b = &pgx.Batch{}
 	for _, q := range quoted {

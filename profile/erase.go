@@ -37,6 +37,56 @@ type Erasure struct {
 	// (the rows of the delivery drop's files): the store adds them to the
 	// receipt, whose hash covers them.
 	Removed map[string]int
+	// Carried, when set, rewrites an accounts record a retention pass
+	// carried forward (Base.Accounts, in the event RetainedID(AccountsID,
+	// before) names) without the person whose identifiers are ids
+	// (account.ForgetCarried; changed false: the record does not hold
+	// them). The expired events that made the record are tombstones
+	// already, so without it the record keeps the person in the log, and
+	// every rebuild of the accounts installs them again. The store applies
+	// it to every such record in the transaction that erases the events.
+	Carried func(record []byte, ids []portrait.Identifier) (out []byte, changed bool, err error)
+}
+
+// ForgetCarried rewrites the properties of a carried-forward accounts
+// event (e) without the person (Erasure.Carried), reporting whether they
+// changed; the store writes e back. Anything else (nil, a tombstone, a
+// carried profile) is left as it is.
+func ForgetCarried(e *portrait.Event, ids []portrait.Identifier, fn func([]byte, []portrait.Identifier) ([]byte, bool, error)) (bool, error) {
+	if fn == nil || e == nil || e.Type != portrait.EventRetained || !holdsAccounts(e) {
+		return false, nil
+	}
+	var bs Base
+	if err := json.Unmarshal(e.Properties, &bs); err != nil {
+		return false, portrait.Errorf(portrait.EINTERNAL, "carried-forward accounts %s cannot be read: %v", e.MessageID, err)
+	}
+	out, changed, err := fn(bs.Accounts, ids)
+	if err != nil || !changed {
+		return false, err
+	}
+	bs.Accounts = out
+	props, err := json.Marshal(bs)
+	if err != nil {
+		return false, portrait.Wrap(err, "cannot encode carried-forward accounts")
+	}
+	e.Properties = props
+	return true, nil
+}
+
+// CarriedAccountIDs are the message ids of the accounts records the
+// events passes (their cut-offs, befores) may have written: an erasure
+// rewrites each one the log holds.
+func CarriedAccountIDs(befores []time.Time) []string {
+	seen := map[string]bool{}
+	out := make([]string, 0, len(befores))
+	for _, b := range befores {
+		id := RetainedID(AccountsID, b)
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // EraseStore removes a profile from the log and the derived state: its

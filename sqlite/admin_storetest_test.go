@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portrait-cdp/portrait/internal/datakey"
+	"github.com/portrait-cdp/portrait/profile"
 	"github.com/portrait-cdp/portrait/sqlite"
 	"github.com/portrait-cdp/portrait/sqlite/sqlitetest"
 	"github.com/portrait-cdp/portrait/storetest"
@@ -32,6 +34,25 @@ func TestEraseConformance(t *testing.T) {
 	}
 	defer db.Close()
 	storetest.Erase(t, db)
+}
+
+// TestEraseCarriedConformance: an erasure after a retention pass rewrites
+// the carried-forward accounts without the person (storetest.EraseCarried).
+// Sealed too: the record is opened and sealed again.
+func TestEraseCarriedConformance(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "clear", true: "sealed"}[sealed], func(t *testing.T) {
+			db, err := sqlite.Open(context.Background(), sqlitetest.Dir(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if sealed {
+				db.SetSealer(&datakey.Sealer{Ring: storetest.Ring(t, storetest.KeyLines(t, "k1")...), Levels: storetest.AllSecret{}})
+			}
+			storetest.EraseCarried(t, db, func(ctx context.Context) (profile.ScratchStore, error) { return sqlite.Open(ctx, t.TempDir()) })
+		})
+	}
 }
 
 // TestErasureAuditedWithItsReceipt: the erasure's audit record commits

@@ -126,6 +126,11 @@ func (db *DB) EraseProfile(ctx context.Context, req profile.Erasure) (*portrait.
 			n += int(k)
 		}
 		rc.Removed["events"] = n
+		if k, err := db.eraseCarried(ctx, tx, req, idList); err != nil {
+			return err
+		} else if k > 0 {
+			rc.Removed["carried_accounts"] = k
+		}
 		q := 0
 		for _, quoted := range needles {
 			res, err := tx.ExecContext(ctx, `DELETE FROM quarantine WHERE instr(CAST(raw AS TEXT), ?) > 0`, string(quoted))
@@ -453,6 +458,71 @@ func (db *DB) Compact(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// eraseCarried rewrites the accounts records retention carried forward
+// without the person (profile.Erasure.Carried), in the erasure's log
+// transaction: the expired events that made them are tombstones, so the
+// records are the only place the log still holds the person's part in
+// the accounts, and a rebuild installs them. Every events pass's record
+// still in the log is rewritten (a later pass supersedes it, but a
+// shorter cut-off may leave it unexpired), found by its message id.
+func (db *DB) eraseCarried(ctx context.Context, tx *sql.Tx, req profile.Erasure, ids []portrait.Identifier) (int, error) {
+	if req.Carried == nil {
+		return 0, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT before FROM retention_runs WHERE kind = 'events'`)
+	if err != nil {
+		return 0, portrait.Wrap(err, "cannot read retention runs")
+	}
+	var befores []time.Time
+	for rows.Next() {
+		var us int64
+		if err := rows.Scan(&us); err != nil {
+			rows.Close()
+			return 0, portrait.Wrap(err, "cannot read retention runs")
+		}
+		befores = append(befores, fromMicros(us))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, portrait.Wrap(err, "cannot read retention runs")
+	}
+	n := 0
+	for _, id := range profile.CarriedAccountIDs(befores) {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, body FROM events WHERE message_id = ?`, id)
+		if err != nil {
+			return 0, portrait.Wrap(err, "cannot read the event log")
+		}
+		evs, err := db.scanEvents(rows, 1)
+		rows.Close()
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range evs {
+			changed, err := profile.ForgetCarried(e, ids, req.Carried)
+			if err != nil {
+				return 0, err
+			}
+			if !changed {
+				continue
+			}
+			seq := e.Seq
+			e.Seq = 0
+			b, err := json.Marshal(e)
+			if err != nil {
+				return 0, portrait.Wrap(err, "cannot encode carried-forward accounts")
+			}
+			if b, err = db.sealer.SealEvent(b); err != nil { // sealing
+				return 0, err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET body = ? WHERE seq = ?`, b, seq); err != nil {
+				return 0, portrait.Wrap(err, "cannot rewrite carried-forward accounts")
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Erasures lists the receipts, newest first.
