@@ -74,7 +74,11 @@ var localColumns = map[string]map[string]bool{"retention_runs": {"pending": true
 // retention_expired is a retention pass's working list of expired events
 // (filled and emptied by the pass, kept on disk so that a pass that dies
 // can be finished); PostgreSQL uses a temporary table for the same list.
-var localTables = map[string]bool{"retention_expired": true}
+// retention_carried is a pass's list of the carried-forward events it
+// appended, kept until the state has listed them (log migration 037);
+// PostgreSQL applies that part in the pass's own transaction. Open
+// finishes a stopped pass, so both are empty when a store is exported.
+var localTables = map[string]bool{"retention_expired": true, "retention_carried": true}
 
 // ExportTables calls fn with every table of the store and its rows, for a
 // move to another store with the same tables and column names (portrait
