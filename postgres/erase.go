@@ -480,15 +480,12 @@ func (db *DB) eraseRowExamples(ctx context.Context, tx pgx.Tx, events []*portrai
 			rows.Close()
 			return 0, portrait.Wrap(err, "cannot erase import examples")
 		}
-		doc, err := db.sealer.OpenBlob(stored, datakey.BlobImport)
+		out, n, err := profile.EraseStoredRowExamples(db.sealer, stored, ids)
 		if err != nil {
 			rows.Close()
 			return 0, err
 		}
-		if out, n := profile.EraseRowExamples(doc, ids); n > 0 {
-			if !bytes.Equal(doc, stored) { // it was sealed: so it stays
-				out = db.sealer.SealBlob(out, datakey.BlobImport)
-			}
+		if n > 0 {
 			ups = append(ups, upd{id, out})
 			total += n
 		}

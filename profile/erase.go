@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portrait-cdp/portrait"
+	"github.com/portrait-cdp/portrait/internal/datakey"
 )
 
 // Erasure asks a store to remove one profile and everything derived from it.
@@ -234,6 +235,22 @@ func SortedIdentifiers(m map[portrait.Identifier]bool) []portrait.Identifier {
 		return out[i].Value < out[j].Value
 	})
 	return out
+}
+
+// EraseStoredRowExamples is EraseRowExamples on a summary as a store keeps
+// it: opened with the store's sealer and sealed again when it was sealed,
+// so both stores rewrite it alike. It returns the summary to write back
+// and the examples erased; nothing to write when that is 0.
+func EraseStoredRowExamples(s *datakey.Sealer, stored []byte, ids map[string]bool) ([]byte, int, error) {
+	doc, err := s.OpenBlob(stored, datakey.BlobImport)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, n := EraseRowExamples(doc, ids)
+	if n > 0 && !bytes.Equal(doc, stored) { // it was sealed: so it stays
+		out = s.SealBlob(out, datakey.BlobImport)
+	}
+	return out, n, nil
 }
 
 // EraseRowExamples takes an erased person's values out of an import
